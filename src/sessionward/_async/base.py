@@ -1,0 +1,66 @@
+"""The store interface: a handful of operations, each with its edge cases stated.
+
+Every store keeps :class:`~sessionward.core.record.SessionRecord` values by their public id and
+must pass ``tests/contract`` unmodified. Stores never see a raw token, never read a clock
+(callers pass ``now``), and translate their driver's exceptions into
+:mod:`sessionward.errors` (``StoreUnavailable``, ``StoreCorrupt``) at this boundary.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Protocol
+
+from sessionward.core.record import SessionRecord
+
+__all__ = ["AsyncStore", "UserCap"]
+
+
+class UserCap(NamedTuple):
+    """A concurrent-session cap to enforce atomically with an ``add``.
+
+    Only records of the same user with ``expires_at > now`` count. When ``limit`` of them
+    exist: with ``evict_oldest`` the oldest by ``created_at`` are deleted to make room,
+    otherwise :class:`~sessionward.errors.SessionLimitReached` is raised and nothing is written.
+    """
+
+    limit: int
+    evict_oldest: bool
+    now: float
+
+
+class AsyncStore(Protocol):
+    """Storage for session records. All methods are safe to call concurrently."""
+
+    async def get(self, session_id: str) -> SessionRecord | None:
+        """The record with this id, or ``None``. May return a record past ``expires_at``
+        (stores with native TTLs drop those themselves); the manager checks deadlines."""
+
+    async def add(self, record: SessionRecord, *, cap: UserCap | None = None) -> list[str]:
+        """Create-only insert. Raises ``AlreadyExists`` when the id is taken (the caller draws
+        a new id). With ``cap``, enforces it atomically and returns the ids it evicted."""
+
+    async def replace(self, record: SessionRecord, *, expected_version: int) -> None:
+        """Update-only write of a whole record, if the stored version is ``expected_version``.
+        Raises ``NotFound`` when the record is gone, ``VersionConflict`` when another writer
+        got there first. The caller sets ``record.version`` (normally expected + 1)."""
+
+    async def touch(self, session_id: str, *, last_seen: float, expires_at: float) -> None:
+        """Record activity without changing the version: sets ``last_seen`` and ``expires_at``
+        if the stored ``last_seen`` is older. A missing record is ignored."""
+
+    async def delete(self, session_id: str) -> bool:
+        """Idempotent delete; ``True`` if a record was removed."""
+
+    async def list_user(self, user_id: str) -> list[SessionRecord]:
+        """Every stored record of a user, oldest ``created_at`` first (expired ones included
+        until purged)."""
+
+    async def delete_user(self, user_id: str, *, keep: str | None = None) -> list[str]:
+        """Delete every record of a user except ``keep``; returns the deleted ids."""
+
+    async def purge_expired(self, now: float) -> int:
+        """Delete records with ``expires_at <= now`` without blocking readers for long;
+        returns how many were deleted."""
+
+    async def close(self) -> None:
+        """Release connections. Idempotent."""

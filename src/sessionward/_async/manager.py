@@ -1,0 +1,474 @@
+"""The session manager: the one entry point adapters and applications use.
+
+It composes the pure core (token format, policy, events) with a store and a clock. This file
+is the source of truth; ``sessionward._sync.manager.SessionManager`` is generated from it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from sessionward._async.base import AsyncStore, UserCap
+from sessionward.clock import Clock, SystemClock
+from sessionward.core import token as tokens
+from sessionward.core.context import RequestContext
+from sessionward.core.events import (
+    EventBus,
+    RevokeReason,
+    SessionCreated,
+    SessionElevated,
+    SessionRevoked,
+    SessionRotated,
+    SessionValidatedWithRotation,
+    TheftSuspected,
+    TokenRejected,
+)
+from sessionward.core.events import SessionExpired as ExpiredEvent
+from sessionward.core.policy import Policy
+from sessionward.core.record import Session, SessionRecord, encode_data, encode_scopes
+from sessionward.errors import (
+    AlreadyExists,
+    InvalidArgument,
+    InvalidToken,
+    NotFound,
+    SessionExpired,
+    StepUpRequired,
+    StoreCorrupt,
+    UpdateConflict,
+    VersionConflict,
+)
+
+__all__ = ["AsyncSessionManager"]
+
+_ID_ATTEMPTS = 4
+DataUpdate = Callable[[dict[str, Any]], Mapping[str, Any] | None]
+
+
+def _check_user_id(user_id: object) -> str:
+    if not isinstance(user_id, str) or not user_id or len(user_id) > 256:
+        raise InvalidArgument("user_id must be a non-empty string of at most 256 characters")
+    return user_id
+
+
+def _session_id_of(session: Session | str) -> str:
+    session_id = session.id if isinstance(session, Session) else session
+    if not tokens.is_session_id(session_id):
+        raise InvalidArgument("not a session id")
+    return session_id
+
+
+class AsyncSessionManager:
+    """Issues, validates, rotates and revokes sessions kept in ``store``.
+
+    ``policy`` sets lifetimes and renewal, ``clock`` supplies the time (inject a fake one in
+    tests), ``events`` receives lifecycle events (default: structured logging).
+    """
+
+    def __init__(
+        self,
+        store: AsyncStore,
+        *,
+        policy: Policy | None = None,
+        clock: Clock | None = None,
+        events: EventBus | None = None,
+    ) -> None:
+        self.store = store
+        self.policy = policy or Policy()
+        self.clock: Clock = clock or SystemClock()
+        self.events = events or EventBus()
+        self._touch_interval = self.policy.effective_touch_interval
+
+    # -- creating ---------------------------------------------------------------------------
+
+    async def issue(
+        self,
+        user_id: str | None = None,
+        *,
+        auth_level: int = 1,
+        auth_time: float | None = None,
+        scopes: Iterable[str] = (),
+        data: Mapping[str, Any] | None = None,
+        context: RequestContext | None = None,
+        previous: Session | None = None,
+    ) -> Session:
+        """Start a session: a login when ``user_id`` is given, an anonymous session otherwise.
+
+        ``previous`` is the session the client held before (for example the anonymous one with
+        the cart): its data is carried over when it was anonymous or the same user's (``data``
+        keys win), and its token is killed, so a
+        fixed or leaked pre-login token is worthless afterwards. The new session always gets a
+        new id and secret. ``session.token`` of the result must be sent to the client.
+        """
+        now = self.clock.now()
+        if user_id is not None:
+            _check_user_id(user_id)
+        if isinstance(auth_level, bool) or not isinstance(auth_level, int) or auth_level < 0:
+            raise InvalidArgument("auth_level must be a non-negative integer")
+        merged = await self._carried_data(previous, user_id)
+        if data is not None:
+            merged.update(data)
+        encoded = encode_data(merged, self.policy.max_data_bytes)
+        scope_text = encode_scopes(scopes)
+        history = self._history("", context, now)
+        cap = self._cap(user_id, now)
+        for _ in range(_ID_ATTEMPTS):
+            raw, parsed = tokens.mint()
+            record = SessionRecord(
+                id=parsed.session_id,
+                secret_hash=tokens.hash_secret(parsed.secret),
+                prev_secret_hash=None,
+                grace_until=0.0,
+                generation=0,
+                user_id=user_id,
+                auth_level=0 if user_id is None else auth_level,
+                auth_time=None if user_id is None else (now if auth_time is None else auth_time),
+                scopes=scope_text,
+                data=encoded,
+                created_at=now,
+                rotated_at=now,
+                last_seen=now,
+                expires_at=min(now + self.policy.idle_timeout, now + self.policy.absolute_timeout),
+                absolute_expires_at=now + self.policy.absolute_timeout,
+                version=1,
+                context=history,
+            )
+            try:
+                evicted = await self.store.add(record, cap=cap)
+            except AlreadyExists:
+                continue
+            break
+        else:  # pragma: no cover - 96 random bits colliding four times in a row
+            raise StoreCorrupt("could not allocate a unique session id")
+        for session_id in evicted:
+            self._emit_revoked(session_id, user_id, now, RevokeReason.SESSION_LIMIT)
+        upgraded = None
+        if previous is not None and await self.store.delete(previous.id):
+            upgraded = previous.id
+            self._emit_revoked(previous.id, previous.user_id, now, RevokeReason.LOGIN_UPGRADE)
+        self.events.emit(
+            SessionCreated(
+                record.id, user_id, now, anonymous=user_id is None, upgraded_from=upgraded
+            )
+        )
+        return Session(record, raw)
+
+    async def _carried_data(self, previous: Session | None, user_id: str | None) -> dict[str, Any]:
+        # Data follows an anonymous session into a login, or the same user's re-login; never
+        # one user's data into another user's session.
+        if previous is None or not (previous.is_anonymous or previous.user_id == user_id):
+            return {}
+        # Re-read: the cart may have changed since ``previous`` was validated.
+        current = await self.store.get(previous.id)
+        return dict(Session(current).data) if current is not None else {}
+
+    def _cap(self, user_id: str | None, now: float) -> UserCap | None:
+        limit = self.policy.max_sessions_per_user
+        if user_id is None or limit is None:
+            return None
+        return UserCap(limit, self.policy.on_session_limit == "evict_oldest", now)
+
+    def _history(self, stored: str, context: RequestContext | None, now: float) -> str:
+        """The context history with ``context`` appended, or ``stored`` if nothing changed."""
+        if context is None or self.policy.context_history == 0:
+            return stored or "[]"
+        entries: list[dict[str, Any]] = json.loads(stored) if stored else []
+        current = context.to_json()
+        if entries and {k: v for k, v in entries[-1].items() if k != "since"} == current:
+            return stored
+        entries.append({**current, "since": now})
+        return json.dumps(entries[-self.policy.context_history :], separators=(",", ":"))
+
+    # -- validating -------------------------------------------------------------------------
+
+    async def validate(self, token: object, *, context: RequestContext | None = None) -> Session:
+        """Return the session ``token`` authenticates, or raise ``InvalidToken``.
+
+        Malformed tokens are rejected before any store access. Idle and absolute deadlines are
+        enforced (``SessionExpired``). A secret rotated out within the grace window still
+        works; after it, its presentation revokes the session as stolen. When the policy's
+        ``rotate_after`` is due, the returned session carries a new ``token``.
+        """
+        now = self.clock.now()
+        try:
+            parsed = tokens.parse(token)
+        except InvalidToken as exc:
+            self.events.emit(TokenRejected(None, None, now, reason=exc.reason))
+            raise
+        record = await self.store.get(parsed.session_id)
+        if record is None:
+            raise self._rejected("unknown", parsed.session_id, None, now)
+        digest = hashlib.sha256(parsed.secret).digest()
+        in_grace = False
+        if not hmac.compare_digest(digest, record.secret_hash):
+            previous = record.prev_secret_hash
+            if previous is None or not hmac.compare_digest(digest, previous):
+                raise self._rejected("mismatch", record.id, record.user_id, now)
+            if now >= record.grace_until:
+                await self._theft(record, now)
+                raise InvalidToken("reused", record.id)
+            in_grace = True
+        if now >= record.expires_at:
+            await self._expire(record, now)
+        if not in_grace and self._renewal_due(record, now):
+            renewed = await self._rotate_record(record, now, grace=True, context=context)
+            if renewed is not None:
+                self.events.emit(
+                    SessionValidatedWithRotation(
+                        record.id, record.user_id, now, generation=renewed.generation
+                    )
+                )
+                return renewed
+        return await self._note_activity(record, now, context)
+
+    def _rejected(
+        self, reason: str, session_id: str, user_id: str | None, now: float
+    ) -> InvalidToken:
+        self.events.emit(TokenRejected(session_id, user_id, now, reason=reason))
+        return InvalidToken(reason, session_id)
+
+    def _renewal_due(self, record: SessionRecord, now: float) -> bool:
+        every = self.policy.rotate_after
+        return every is not None and now - record.rotated_at >= every
+
+    async def _theft(self, record: SessionRecord, now: float) -> None:
+        self.events.emit(
+            TheftSuspected(record.id, record.user_id, now, generation=record.generation)
+        )
+        if await self.store.delete(record.id):
+            self._emit_revoked(record.id, record.user_id, now, RevokeReason.THEFT)
+
+    async def _expire(self, record: SessionRecord, now: float) -> None:
+        deadline = "absolute" if now >= record.absolute_expires_at else "idle"
+        if await self.store.delete(record.id):
+            self.events.emit(ExpiredEvent(record.id, record.user_id, now, deadline=deadline))
+        raise SessionExpired(f"expired-{deadline}", record.id)
+
+    async def _note_activity(
+        self, record: SessionRecord, now: float, context: RequestContext | None
+    ) -> Session:
+        history = self._history(record.context, context, now)
+        expires_at = min(now + self.policy.idle_timeout, record.absolute_expires_at)
+        if history is not record.context:
+            updated = record._replace(
+                last_seen=now, expires_at=expires_at, context=history, version=record.version + 1
+            )
+            try:
+                await self.store.replace(updated, expected_version=record.version)
+            except VersionConflict:
+                return Session(record)  # another request wrote first; its write counts
+            except NotFound:
+                raise InvalidToken("unknown", record.id) from None
+            return Session(updated)
+        if now - record.last_seen >= self._touch_interval:
+            await self.store.touch(record.id, last_seen=now, expires_at=expires_at)
+            return Session(record._replace(last_seen=now, expires_at=expires_at))
+        return Session(record)
+
+    # -- rotating and stepping up -----------------------------------------------------------
+
+    async def rotate(self, session: Session, *, context: RequestContext | None = None) -> Session:
+        """Give the session a new secret (same public id). The previous secret keeps working
+        for ``policy.rotation_grace`` seconds; presented later, it revokes the session.
+
+        If another request rotated it first, returns the current session without a token.
+        """
+        now = self.clock.now()
+        record = session.record
+        for _ in range(_ID_ATTEMPTS):
+            rotated = await self._rotate_record(record, now, grace=True, context=context)
+            if rotated is not None:
+                self.events.emit(
+                    SessionRotated(record.id, record.user_id, now, generation=rotated.generation)
+                )
+                return rotated
+            fresh = await self._live(record.id, now)
+            if fresh.generation != record.generation:
+                return Session(fresh)
+            record = fresh
+        raise UpdateConflict("rotation kept losing races")
+
+    async def _rotate_record(
+        self,
+        record: SessionRecord,
+        now: float,
+        *,
+        grace: bool,
+        context: RequestContext | None = None,
+        **changes: Any,
+    ) -> Session | None:
+        """Write ``record`` with a new secret; ``None`` when another writer got there first."""
+        raw, parsed = tokens.mint(record.id)
+        updated = record._replace(
+            secret_hash=tokens.hash_secret(parsed.secret),
+            prev_secret_hash=record.secret_hash if grace else None,
+            grace_until=now + self.policy.rotation_grace if grace else 0.0,
+            generation=record.generation + 1,
+            rotated_at=now,
+            last_seen=now,
+            expires_at=min(now + self.policy.idle_timeout, record.absolute_expires_at),
+            context=self._history(record.context, context, now),
+            version=record.version + 1,
+            **changes,
+        )
+        try:
+            await self.store.replace(updated, expected_version=record.version)
+        except VersionConflict:
+            return None
+        except NotFound:
+            raise InvalidToken("unknown", record.id) from None
+        return Session(updated, raw)
+
+    async def _live(self, session_id: str, now: float) -> SessionRecord:
+        record = await self.store.get(session_id)
+        if record is None:
+            raise InvalidToken("unknown", session_id)
+        if now >= record.expires_at:
+            await self._expire(record, now)
+        return record
+
+    async def elevate(
+        self,
+        session: Session,
+        *,
+        auth_level: int | None = None,
+        scopes: Iterable[str] | None = None,
+    ) -> Session:
+        """Record a fresh (re-)authentication: ``auth_time`` becomes now, the level and scopes
+        may change, and the secret is rotated with no grace window (a privilege change).
+
+        Call it after the user proved a factor again (step-up). The result carries the new
+        token; the old one is dead at once.
+        """
+        now = self.clock.now()
+        if session.is_anonymous:
+            raise InvalidArgument("an anonymous session cannot be elevated; issue one instead")
+        changes: dict[str, Any] = {"auth_time": now}
+        if auth_level is not None:
+            if isinstance(auth_level, bool) or not isinstance(auth_level, int) or auth_level < 0:
+                raise InvalidArgument("auth_level must be a non-negative integer")
+            changes["auth_level"] = auth_level
+        if scopes is not None:
+            changes["scopes"] = encode_scopes(scopes)
+        record = await self._live(session.id, now)
+        for _ in range(_ID_ATTEMPTS):
+            if record.generation != session.generation:
+                raise InvalidToken("stale", record.id)
+            elevated = await self._rotate_record(record, now, grace=False, **changes)
+            if elevated is not None:
+                self.events.emit(
+                    SessionElevated(
+                        record.id, record.user_id, now, auth_level=elevated.auth_level
+                    )
+                )
+                return elevated
+            record = await self._live(session.id, now)
+        raise UpdateConflict("elevation kept losing races")
+
+    def require_recent_auth(
+        self, session: Session, *, max_age: float | None = None, min_level: int = 1
+    ) -> None:
+        """Raise ``StepUpRequired`` unless the session authenticated at ``min_level`` or higher
+        within the last ``max_age`` seconds (``None``: any age)."""
+        now = self.clock.now()
+        auth_time = session.auth_time
+        too_old = max_age is not None and (auth_time is None or now - auth_time > max_age)
+        if session.is_anonymous or session.auth_level < min_level or too_old:
+            raise StepUpRequired(max_age=max_age, min_level=min_level)
+
+    # -- ending -----------------------------------------------------------------------------
+
+    async def revoke(
+        self, session: Session | str, *, reason: str = RevokeReason.LOGOUT
+    ) -> bool:
+        """End one session (logout). ``True`` if it existed. Idempotent."""
+        session_id = _session_id_of(session)
+        user_id = session.user_id if isinstance(session, Session) else None
+        if not await self.store.delete(session_id):
+            return False
+        self._emit_revoked(session_id, user_id, self.clock.now(), reason)
+        return True
+
+    async def revoke_user(
+        self,
+        user_id: str,
+        *,
+        keep: Session | str | None = None,
+        reason: str = RevokeReason.LOGOUT_EVERYWHERE,
+    ) -> int:
+        """End every session of ``user_id`` (logout everywhere, account disabled, password
+        change), optionally keeping the current one. Returns how many ended."""
+        _check_user_id(user_id)
+        keep_id = None if keep is None else _session_id_of(keep)
+        deleted = await self.store.delete_user(user_id, keep=keep_id)
+        now = self.clock.now()
+        for session_id in deleted:
+            self._emit_revoked(session_id, user_id, now, reason)
+        return len(deleted)
+
+    def _emit_revoked(self, session_id: str, user_id: str | None, now: float, reason: str) -> None:
+        self.events.emit(SessionRevoked(session_id, user_id, now, reason=str(reason)))
+
+    async def purge_expired(self) -> int:
+        """Delete every expired session from the store; returns how many."""
+        return await self.store.purge_expired(self.clock.now())
+
+    # -- reading and changing ---------------------------------------------------------------
+
+    async def list_user(self, user_id: str) -> list[Session]:
+        """The user's live sessions, oldest first (for a "your devices" page)."""
+        _check_user_id(user_id)
+        now = self.clock.now()
+        return [Session(r) for r in await self.store.list_user(user_id) if r.expires_at > now]
+
+    async def get(self, session_id: str) -> Session | None:
+        """A live session by public id (for admin tools), or ``None``. Not an authentication:
+        never use it with an id a client supplied."""
+        record = await self.store.get(_session_id_of(session_id))
+        if record is None or self.clock.now() >= record.expires_at:
+            return None
+        return Session(record)
+
+    async def update_data(
+        self, session: Session | str, change: DataUpdate, *, retries: int = 8
+    ) -> Session:
+        """Change the session's data without losing concurrent updates.
+
+        ``change`` receives a copy of the current data and mutates it (or returns a new
+        mapping). On a concurrent write it is called again on the fresh data, so it must
+        depend only on its argument. Raises ``UpdateConflict`` after ``retries`` lost races,
+        ``DataTooLarge`` over the size limit, ``InvalidToken`` if the session is gone.
+        """
+        session_id = _session_id_of(session)
+        now = self.clock.now()
+        record = session.record if isinstance(session, Session) else None
+        for _ in range(max(1, retries)):
+            if record is None:
+                record = await self._live(session_id, now)
+            data = dict(Session(record).data)
+            result = change(data)
+            encoded = encode_data(data if result is None else result, self.policy.max_data_bytes)
+            updated = record._replace(data=encoded, version=record.version + 1)
+            try:
+                await self.store.replace(updated, expected_version=record.version)
+            except VersionConflict:
+                record = None
+                continue
+            except NotFound:
+                raise InvalidToken("unknown", session_id) from None
+            return Session(updated)
+        raise UpdateConflict(f"data update lost {retries} races")
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        await self.store.close()
+
+    async def __aenter__(self) -> AsyncSessionManager:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()

@@ -1,0 +1,315 @@
+"""The embedded default store: one SQLite file, safe across threads and processes.
+
+* WAL journal with ``synchronous=NORMAL``: readers never block the writer, a commit costs no
+  fsync, and a crashed process (even ``kill -9``) loses no committed transaction. Only a power
+  loss can drop the last few commits; the database stays consistent either way.
+* ``STRICT`` tables: SQLite itself rejects a value of the wrong type, so every row we read has
+  the types ``SessionRecord`` declares.
+* One connection per thread (and per process after a fork); statements are cached by the
+  driver. Multi-statement writes run in ``BEGIN IMMEDIATE`` transactions.
+* A schema-version table and an ordered list of migrations: opening a file upgrades it in one
+  transaction; a file from a newer sessionward is refused rather than misread.
+
+The async flavour calls SQLite directly on the event loop: a primary-key lookup costs a few
+microseconds, less than a thread hop. A writer waiting on another process's lock blocks the
+loop for up to ``busy_timeout`` seconds; use the Redis or PostgreSQL stores for write-heavy
+multi-process deployments.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+from sessionward._async.base import UserCap
+from sessionward.core.record import FIELDS, SessionRecord
+from sessionward.errors import (
+    AlreadyExists,
+    InvalidArgument,
+    NotFound,
+    SessionLimitReached,
+    StoreCorrupt,
+    StoreError,
+    StoreUnavailable,
+    VersionConflict,
+)
+
+__all__ = ["AsyncSQLiteStore"]
+
+SCHEMA_VERSION = 1
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        """CREATE TABLE sessions (
+            id TEXT PRIMARY KEY NOT NULL,
+            secret_hash BLOB NOT NULL,
+            prev_secret_hash BLOB,
+            grace_until REAL NOT NULL,
+            generation INTEGER NOT NULL,
+            user_id TEXT,
+            auth_level INTEGER NOT NULL,
+            auth_time REAL,
+            scopes TEXT NOT NULL,
+            data TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            rotated_at REAL NOT NULL,
+            last_seen REAL NOT NULL,
+            expires_at REAL NOT NULL,
+            absolute_expires_at REAL NOT NULL,
+            version INTEGER NOT NULL,
+            context TEXT NOT NULL
+        ) STRICT, WITHOUT ROWID""",
+        "CREATE INDEX sessions_by_user ON sessions (user_id, created_at)"
+        " WHERE user_id IS NOT NULL",
+        "CREATE INDEX sessions_by_expiry ON sessions (expires_at)",
+    ),
+}
+
+_COLUMNS = ", ".join(FIELDS)
+_SELECT = f"SELECT {_COLUMNS} FROM sessions WHERE id = ?"  # noqa: S608 - fixed column list
+_INSERT = f"INSERT INTO sessions ({_COLUMNS}) VALUES ({', '.join('?' * len(FIELDS))})"  # noqa: S608
+_UPDATE = (
+    "UPDATE sessions SET "  # noqa: S608 - fixed column list
+    + ", ".join(f"{name} = ?" for name in FIELDS[1:])
+    + " WHERE id = ? AND version = ?"
+)
+_BY_USER = f"SELECT {_COLUMNS} FROM sessions WHERE user_id = ? ORDER BY created_at, id"  # noqa: S608
+_PURGE_BATCH = 500
+
+
+class _Translated:
+    """``with _TRANSLATED:`` maps sqlite3 exceptions onto ours; nothing of sqlite3 escapes
+    this module. A class rather than a generator context manager: it sits on the hot path."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
+        if isinstance(exc, sqlite3.Error):
+            raise _translate(exc) from exc
+
+
+def _translate(exc: sqlite3.Error) -> StoreError:
+    if isinstance(exc, sqlite3.IntegrityError):
+        return AlreadyExists(str(exc))
+    message = str(exc)
+    if isinstance(exc, sqlite3.OperationalError):
+        if "no such table" in message or "no such column" in message:
+            return StoreCorrupt(f"not a sessionward database ({message})")
+        return StoreUnavailable(f"sqlite: {message}")
+    if isinstance(exc, sqlite3.DatabaseError):
+        return StoreCorrupt(f"database file is unreadable: {message}")
+    return StoreUnavailable(f"sqlite: {message}")
+
+
+_TRANSLATED = _Translated()
+_fork_generation = 0
+
+
+def _after_fork() -> None:
+    global _fork_generation
+    _fork_generation += 1
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
+class AsyncSQLiteStore:
+    """Sessions in a SQLite file (or ``":memory:"`` for one connection's lifetime).
+
+    ``create=False`` refuses to create a missing file (the CLI uses it so a typo in a path
+    is an error, not a new empty database).
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], *, busy_timeout: float = 5.0, create: bool = True
+    ) -> None:
+        self.path = os.fspath(path)
+        self._memory = self.path == ":memory:"
+        if not self._memory and not create and not Path(self.path).is_file():
+            raise StoreUnavailable(f"no database file at {self.path}")
+        if busy_timeout < 0:
+            raise InvalidArgument("busy_timeout must not be negative")
+        self._busy_timeout = busy_timeout
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._closed = False
+        with _TRANSLATED:
+            self._migrate(self._connection())
+
+    # -- connections ------------------------------------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        local = self._local
+        conn: sqlite3.Connection | None = getattr(local, "conn", None)
+        if conn is not None and local.fork_generation == _fork_generation:
+            return conn
+        return self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        if self._closed:
+            raise StoreUnavailable("store is closed")
+        if self._memory and self._all:
+            conn = self._all[0]  # one shared in-memory database; sqlite serialises access
+        else:
+            conn = sqlite3.connect(
+                self.path,
+                timeout=self._busy_timeout,
+                isolation_level=None,
+                check_same_thread=False,  # one per thread, by our own bookkeeping
+                cached_statements=64,
+            )
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout * 1000)}")
+            if not self._memory:
+                conn.execute("PRAGMA journal_mode=WAL")
+            with self._lock:
+                self._all.append(conn)
+        self._local.conn = conn
+        self._local.fork_generation = _fork_generation
+        return conn
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            listed = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            tables = {r[0] for r in listed}
+            if "sessionward_schema" not in tables:
+                if tables:
+                    raise StoreCorrupt("the database holds tables that are not sessionward's")
+                conn.execute("CREATE TABLE sessionward_schema (version INTEGER NOT NULL) STRICT")
+                conn.execute("INSERT INTO sessionward_schema VALUES (0)")
+            row = conn.execute("SELECT version FROM sessionward_schema").fetchone()
+            if row is None or not isinstance(row[0], int):
+                raise StoreCorrupt("schema version table is damaged")
+            version = row[0]
+            if version > SCHEMA_VERSION:
+                raise StoreCorrupt(
+                    f"database schema {version} is newer than this sessionward ({SCHEMA_VERSION})"
+                )
+            for step in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS[step]:
+                    conn.execute(statement)
+                conn.execute("UPDATE sessionward_schema SET version = ?", (step,))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        conn = self._connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    # -- the store interface ----------------------------------------------------------------
+
+    async def get(self, session_id: str) -> SessionRecord | None:
+        with _TRANSLATED:
+            row = self._connection().execute(_SELECT, (session_id,)).fetchone()
+        return None if row is None else SessionRecord._make(row)
+
+    async def add(self, record: SessionRecord, *, cap: UserCap | None = None) -> list[str]:
+        with _TRANSLATED:
+            if cap is None or record.user_id is None:
+                self._connection().execute(_INSERT, record)
+                return []
+            with self._transaction() as conn:
+                evicted = self._make_room(conn, record.user_id, cap)
+                conn.execute(_INSERT, record)
+                return evicted
+
+    @staticmethod
+    def _make_room(conn: sqlite3.Connection, user_id: str, cap: UserCap) -> list[str]:
+        live = [
+            r[0]
+            for r in conn.execute(
+                "SELECT id FROM sessions WHERE user_id = ? AND expires_at > ?"
+                " ORDER BY created_at, id",
+                (user_id, cap.now),
+            )
+        ]
+        excess = len(live) - cap.limit + 1
+        if excess <= 0:
+            return []
+        if not cap.evict_oldest:
+            raise SessionLimitReached(f"user already has {len(live)} sessions")
+        evicted = live[:excess]
+        conn.executemany("DELETE FROM sessions WHERE id = ?", [(i,) for i in evicted])
+        return evicted
+
+    async def replace(self, record: SessionRecord, *, expected_version: int) -> None:
+        with _TRANSLATED:
+            conn = self._connection()
+            cursor = conn.execute(_UPDATE, (*record[1:], record.id, expected_version))
+            if cursor.rowcount == 1:
+                return
+            exists = conn.execute("SELECT 1 FROM sessions WHERE id = ?", (record.id,)).fetchone()
+        raise VersionConflict(record.id) if exists else NotFound(record.id)
+
+    async def touch(self, session_id: str, *, last_seen: float, expires_at: float) -> None:
+        with _TRANSLATED:
+            self._connection().execute(
+                "UPDATE sessions SET last_seen = ?, expires_at = ? WHERE id = ? AND last_seen < ?",
+                (last_seen, expires_at, session_id, last_seen),
+            )
+
+    async def delete(self, session_id: str) -> bool:
+        with _TRANSLATED:
+            cursor = self._connection().execute("DELETE FROM sessions WHERE id = ?", (session_id,))
+        return cursor.rowcount > 0
+
+    async def list_user(self, user_id: str) -> list[SessionRecord]:
+        with _TRANSLATED:
+            rows = self._connection().execute(_BY_USER, (user_id,)).fetchall()
+        return [SessionRecord._make(r) for r in rows]
+
+    async def delete_user(self, user_id: str, *, keep: str | None = None) -> list[str]:
+        with _TRANSLATED, self._transaction() as conn:
+            ids = [
+                r[0]
+                for r in conn.execute("SELECT id FROM sessions WHERE user_id = ?", (user_id,))
+                if r[0] != keep
+            ]
+            conn.executemany("DELETE FROM sessions WHERE id = ?", [(i,) for i in ids])
+        return ids
+
+    async def purge_expired(self, now: float) -> int:
+        """Deletes in short batches, each its own transaction, so readers and other writers
+        are never locked out for long."""
+        total = 0
+        with _TRANSLATED:
+            conn = self._connection()
+            while True:
+                cursor = conn.execute(
+                    "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions"
+                    " WHERE expires_at <= ? LIMIT ?)",
+                    (now, _PURGE_BATCH),
+                )
+                total += cursor.rowcount
+                if cursor.rowcount < _PURGE_BATCH:
+                    return total
+
+    async def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            connections, self._all = self._all, []
+        for conn in connections:
+            with suppress(sqlite3.Error):
+                conn.close()
+        self._local = threading.local()
+
+    async def count(self) -> int:
+        """Number of stored records (expired ones included until purged)."""
+        with _TRANSLATED:
+            row = self._connection().execute("SELECT count(*) FROM sessions").fetchone()
+        return int(row[0])

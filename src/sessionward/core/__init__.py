@@ -1,0 +1,1 @@
+"""Pure logic: token format, records, policy, events. No I/O and no clock reads here."""

@@ -1,0 +1,158 @@
+"""Lifecycle events as typed data, and the bus that delivers them.
+
+Events carry the public session id, never a token or secret. Subscribers are plain callables;
+one that raises is logged and skipped, so an events sink can never break authentication.
+The default subscriber writes one structured log line per event to the
+``sessionward.events`` logger (theft at WARNING, rejections at DEBUG, the rest at INFO).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
+
+__all__ = [
+    "Event",
+    "EventBus",
+    "RevokeReason",
+    "SessionCreated",
+    "SessionElevated",
+    "SessionExpired",
+    "SessionRevoked",
+    "SessionRotated",
+    "SessionValidatedWithRotation",
+    "TheftSuspected",
+    "TokenRejected",
+    "log_event",
+]
+
+_log = logging.getLogger("sessionward.events")
+
+
+class RevokeReason(enum.StrEnum):
+    """Why a session ended (stable codes for logs, metrics and the admin page)."""
+
+    LOGOUT = "logout"
+    LOGOUT_EVERYWHERE = "logout-everywhere"
+    LOGIN_UPGRADE = "login-upgrade"
+    ADMIN = "admin"
+    THEFT = "theft"
+    SESSION_LIMIT = "session-limit"
+    PASSWORD_CHANGE = "password-change"  # noqa: S105 - a reason code, not a password
+    ACCOUNT_DISABLED = "account-disabled"
+    EXPIRED = "expired"
+    RISK = "risk"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Base of every event: what happened to which session, when."""
+
+    kind: ClassVar[str] = "event"
+    session_id: str | None
+    user_id: str | None
+    at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["kind"] = self.kind
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class SessionCreated(Event):
+    kind: ClassVar[str] = "created"
+    anonymous: bool = False
+    upgraded_from: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionValidatedWithRotation(Event):
+    kind: ClassVar[str] = "validated-with-rotation"
+    generation: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRotated(Event):
+    kind: ClassVar[str] = "rotated"
+    generation: int = 0
+    cause: str = "explicit"
+
+
+@dataclass(frozen=True, slots=True)
+class SessionElevated(Event):
+    kind: ClassVar[str] = "elevated"
+    auth_level: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRevoked(Event):
+    kind: ClassVar[str] = "revoked"
+    reason: str = RevokeReason.LOGOUT
+
+
+@dataclass(frozen=True, slots=True)
+class SessionExpired(Event):
+    kind: ClassVar[str] = "expired"
+    deadline: str = "idle"
+
+
+@dataclass(frozen=True, slots=True)
+class TheftSuspected(Event):
+    kind: ClassVar[str] = "theft-suspected"
+    generation: int = 0
+    detail: str = "rotated-secret-reused"
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRejected(Event):
+    kind: ClassVar[str] = "rejected"
+    reason: str = "invalid"
+
+
+Subscriber = Callable[[Event], object]
+
+
+def log_event(event: Event) -> None:
+    """The default subscriber: one structured line on the ``sessionward.events`` logger."""
+    if isinstance(event, TheftSuspected):
+        level = logging.WARNING
+    elif isinstance(event, TokenRejected):
+        level = logging.DEBUG
+    else:
+        level = logging.INFO
+    if _log.isEnabledFor(level):
+        fields = event.to_dict()
+        text = " ".join(f"{k}={v}" for k, v in fields.items() if v is not None)
+        _log.log(level, "session %s", text, extra={"sessionward_event": fields})
+
+
+class EventBus:
+    """Delivers each event to every subscriber, in subscription order."""
+
+    __slots__ = ("_subscribers",)
+
+    def __init__(self, subscribers: list[Subscriber] | None = None) -> None:
+        self._subscribers: list[Subscriber] = (
+            [log_event] if subscribers is None else list(subscribers)
+        )
+
+    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
+        """Add a subscriber; returns a function that removes it again."""
+        self._subscribers.append(subscriber)
+
+        def unsubscribe() -> None:
+            if subscriber in self._subscribers:
+                self._subscribers.remove(subscriber)
+
+        return unsubscribe
+
+    def emit(self, event: Event) -> None:
+        for subscriber in self._subscribers:
+            try:
+                subscriber(event)
+            except Exception:
+                _log.exception("event subscriber %r failed on %s", subscriber, event.kind)

@@ -1,0 +1,164 @@
+"""The stored session record and the read-only view handed to applications.
+
+``SessionRecord`` is what a store keeps: an immutable tuple whose field order is the SQL
+column order, so a row becomes a record with one C call. It holds hashes only, never a raw
+token or secret. ``Session`` is the application-facing view: parsed data, scopes as a set, and
+the freshly minted token when (and only when) this call created or rotated one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+from sessionward.errors import DataTooLarge, InvalidArgument
+
+__all__ = ["Session", "SessionRecord", "encode_data", "encode_scopes"]
+
+
+class SessionRecord(NamedTuple):
+    """One session as stored. Times are seconds since the epoch; hashes are sha256 digests."""
+
+    id: str
+    secret_hash: bytes
+    prev_secret_hash: bytes | None
+    grace_until: float
+    generation: int
+    user_id: str | None
+    auth_level: int
+    auth_time: float | None
+    scopes: str
+    data: str
+    created_at: float
+    rotated_at: float
+    last_seen: float
+    expires_at: float
+    absolute_expires_at: float
+    version: int
+    context: str
+
+    def __repr__(self) -> str:
+        # Hashes are not secrets, but they are noise; keep reprs short and obviously safe.
+        return (
+            f"SessionRecord(id={self.id!r}, user_id={self.user_id!r}, "
+            f"generation={self.generation}, version={self.version})"
+        )
+
+
+FIELDS = SessionRecord._fields
+
+
+def encode_data(data: Mapping[str, Any], limit: int) -> str:
+    """JSON-encode session data, enforcing the byte limit and JSON-compatibility."""
+    if not isinstance(data, Mapping):
+        raise InvalidArgument("session data must be a mapping")
+    try:
+        text = json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgument(f"session data is not JSON-serialisable: {exc}") from None
+    if len(text.encode("utf-8")) > limit:
+        raise DataTooLarge(f"session data exceeds {limit} bytes")
+    return text
+
+
+def encode_scopes(scopes: object) -> str:
+    """Scopes are stored as one space-separated, sorted string."""
+    if isinstance(scopes, str):
+        raise InvalidArgument("scopes must be a collection of strings, not one string")
+    if not hasattr(scopes, "__iter__"):
+        raise InvalidArgument("scopes must be a collection of strings")
+    items = set()
+    for scope in scopes:
+        if not isinstance(scope, str) or not scope or not scope.isprintable() or " " in scope:
+            raise InvalidArgument("each scope must be a non-empty printable string without spaces")
+        items.add(scope)
+    return " ".join(sorted(items))
+
+
+class Session:
+    """A validated (or freshly issued) session, as the application sees it.
+
+    ``token`` is the raw token only when this call minted one (issue, rotation, renewal); the
+    adapter must then send it to the client. It is never shown by ``repr``.
+    ``data`` is a private copy: change stored data with ``SessionManager.update_data``.
+    """
+
+    __slots__ = ("_data", "record", "token")
+
+    def __init__(self, record: SessionRecord, token: str | None = None) -> None:
+        self.record = record
+        self.token = token
+        self._data: dict[str, Any] | None = None
+
+    @property
+    def id(self) -> str:
+        return self.record.id
+
+    @property
+    def user_id(self) -> str | None:
+        return self.record.user_id
+
+    @property
+    def is_anonymous(self) -> bool:
+        return self.record.user_id is None
+
+    @property
+    def auth_level(self) -> int:
+        return self.record.auth_level
+
+    @property
+    def auth_time(self) -> float | None:
+        return self.record.auth_time
+
+    @property
+    def scopes(self) -> frozenset[str]:
+        return frozenset(self.record.scopes.split()) if self.record.scopes else frozenset()
+
+    @property
+    def data(self) -> dict[str, Any]:
+        if self._data is None:
+            loaded = json.loads(self.record.data)
+            self._data = loaded if isinstance(loaded, dict) else {}
+        return self._data
+
+    @property
+    def created_at(self) -> float:
+        return self.record.created_at
+
+    @property
+    def last_seen(self) -> float:
+        return self.record.last_seen
+
+    @property
+    def expires_at(self) -> float:
+        return self.record.expires_at
+
+    @property
+    def absolute_expires_at(self) -> float:
+        return self.record.absolute_expires_at
+
+    @property
+    def generation(self) -> int:
+        return self.record.generation
+
+    @property
+    def version(self) -> int:
+        return self.record.version
+
+    @property
+    def rotated(self) -> bool:
+        """True when this call minted a new token that must reach the client."""
+        return self.token is not None
+
+    @property
+    def context_history(self) -> list[dict[str, Any]]:
+        loaded = json.loads(self.record.context) if self.record.context else []
+        return loaded if isinstance(loaded, list) else []
+
+    def has_scope(self, scope: str) -> bool:
+        return scope in self.scopes
+
+    def __repr__(self) -> str:
+        token = "<new token>" if self.token is not None else None
+        return f"Session(id={self.id!r}, user_id={self.user_id!r}, token={token})"

@@ -1,0 +1,120 @@
+"""Every exception sessionward raises.
+
+One root, so callers can catch everything of ours in one clause; drivers' and the standard
+library's exceptions never cross our public API (stores translate them at their boundary).
+
+    SessionwardError
+    ├── InvalidToken            the presented token does not authenticate (opaque to callers)
+    │   └── SessionExpired      ... because the session's idle or absolute deadline passed
+    ├── StepUpRequired          the session is valid but its authentication is too old or too weak
+    ├── SessionLimitReached     the user's concurrent-session cap is full and the policy rejects
+    ├── DataTooLarge            session data over the configured byte limit
+    ├── UpdateConflict          optimistic-concurrency retries exhausted
+    ├── InvalidArgument         a caller passed something we cannot accept (also a ValueError)
+    ├── ConfigError             a policy or configuration that is unsafe or inconsistent
+    └── StoreError              a storage problem, translated from the driver
+        ├── StoreUnavailable    the store cannot be reached; fail closed
+        ├── StoreCorrupt        the store answered with data we cannot trust (or no database)
+        ├── AlreadyExists       create-only write hit an existing id
+        ├── NotFound            update-only write found no record
+        └── VersionConflict     update-only write lost an optimistic-concurrency race
+
+``InvalidToken`` carries a machine-readable ``reason`` for operators and events; its message
+never says why, so an attacker learns nothing from it. No exception message ever contains a
+raw token or secret.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AlreadyExists",
+    "ConfigError",
+    "DataTooLarge",
+    "InvalidArgument",
+    "InvalidToken",
+    "NotFound",
+    "SessionExpired",
+    "SessionLimitReached",
+    "SessionwardError",
+    "StepUpRequired",
+    "StoreCorrupt",
+    "StoreError",
+    "StoreUnavailable",
+    "UpdateConflict",
+    "VersionConflict",
+]
+
+
+class SessionwardError(Exception):
+    """Root of every exception raised by sessionward."""
+
+
+class InvalidToken(SessionwardError):
+    """The token does not authenticate. ``str()`` is always the same opaque text.
+
+    ``reason`` is a short code for logs and metrics (``malformed``, ``checksum``, ``unknown``,
+    ``mismatch``, ``expired-idle``, ``expired-absolute``, ``reused``); never show it to the
+    client that presented the token.
+    """
+
+    def __init__(self, reason: str = "invalid", session_id: str | None = None) -> None:
+        super().__init__("invalid session token")
+        self.reason = reason
+        self.session_id = session_id
+
+
+class SessionExpired(InvalidToken):
+    """The session passed its idle or absolute deadline."""
+
+
+class StepUpRequired(SessionwardError):
+    """The session must re-authenticate (recent auth or a higher auth level is needed)."""
+
+    def __init__(self, *, max_age: float | None, min_level: int) -> None:
+        super().__init__("re-authentication required")
+        self.max_age = max_age
+        self.min_level = min_level
+
+
+class SessionLimitReached(SessionwardError):
+    """The user already holds the maximum number of sessions and the policy is ``reject``."""
+
+
+class DataTooLarge(SessionwardError):
+    """Session data serialised to more bytes than the policy allows."""
+
+
+class UpdateConflict(SessionwardError):
+    """A data update kept losing optimistic-concurrency races and gave up."""
+
+
+class InvalidArgument(SessionwardError, ValueError):
+    """A caller passed a value sessionward cannot accept."""
+
+
+class ConfigError(SessionwardError, ValueError):
+    """A configuration value is unsafe or inconsistent."""
+
+
+class StoreError(SessionwardError):
+    """Base of storage errors; the driver's own exception is chained as ``__cause__``."""
+
+
+class StoreUnavailable(StoreError):
+    """The store could not be reached or timed out. Nothing is authenticated on this error."""
+
+
+class StoreCorrupt(StoreError):
+    """The store holds something that is not a sessionward database, or a record we reject."""
+
+
+class AlreadyExists(StoreError):
+    """A create-only ``add`` found a record with the same id."""
+
+
+class NotFound(StoreError):
+    """An update-only ``replace`` found no record with that id."""
+
+
+class VersionConflict(StoreError):
+    """An update-only ``replace`` expected a version the stored record no longer has."""
