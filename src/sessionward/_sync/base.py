@@ -9,24 +9,12 @@ must pass ``tests/contract`` unmodified. Stores never see a raw token, never rea
 
 from __future__ import annotations
 
-from typing import NamedTuple, Protocol
+from typing import Protocol
 
+from sessionward.core.cap import UserCap
 from sessionward.core.record import SessionRecord
 
 __all__ = ["Store", "UserCap"]
-
-
-class UserCap(NamedTuple):
-    """A concurrent-session cap to enforce atomically with an ``add``.
-
-    Only records of the same user with ``expires_at > now`` count. When ``limit`` of them
-    exist: with ``evict_oldest`` the oldest by ``created_at`` are deleted to make room,
-    otherwise :class:`~sessionward.errors.SessionLimitReached` is raised and nothing is written.
-    """
-
-    limit: int
-    evict_oldest: bool
-    now: float
 
 
 class Store(Protocol):
