@@ -45,6 +45,8 @@ from sessionward.errors import (
 __all__ = ["AsyncSessionManager"]
 
 _ID_ATTEMPTS = 4
+_sha256 = hashlib.sha256
+_compare = hmac.compare_digest
 DataUpdate = Callable[[dict[str, Any]], Mapping[str, Any] | None]
 
 
@@ -194,18 +196,18 @@ class AsyncSessionManager:
         """
         now = self.clock.now()
         try:
-            parsed = tokens.parse(token)
+            session_id, secret = tokens.parse(token)
         except InvalidToken as exc:
             self.events.emit(TokenRejected(None, None, now, reason=exc.reason))
             raise
-        record = await self.store.get(parsed.session_id)
+        record = await self.store.get(session_id)
         if record is None:
-            raise self._rejected("unknown", parsed.session_id, None, now)
-        digest = hashlib.sha256(parsed.secret).digest()
+            raise self._rejected("unknown", session_id, None, now)
+        digest = _sha256(secret).digest()
         in_grace = False
-        if not hmac.compare_digest(digest, record.secret_hash):
+        if not _compare(digest, record.secret_hash):
             previous = record.prev_secret_hash
-            if previous is None or not hmac.compare_digest(digest, previous):
+            if previous is None or not _compare(digest, previous):
                 raise self._rejected("mismatch", record.id, record.user_id, now)
             if now >= record.grace_until:
                 await self._theft(record, now)
@@ -213,7 +215,8 @@ class AsyncSessionManager:
             in_grace = True
         if now >= record.expires_at:
             await self._expire(record, now)
-        if not in_grace and self._renewal_due(record, now):
+        rotate_after = self.policy.rotate_after
+        if rotate_after is not None and not in_grace and now - record.rotated_at >= rotate_after:
             renewed = await self._rotate_record(record, now, grace=True, context=context)
             if renewed is not None:
                 self.events.emit(
@@ -222,6 +225,8 @@ class AsyncSessionManager:
                     )
                 )
                 return renewed
+        if context is None and now - record.last_seen < self._touch_interval:
+            return Session(record)  # the hot path: nothing to write
         return await self._note_activity(record, now, context)
 
     def _rejected(
@@ -229,10 +234,6 @@ class AsyncSessionManager:
     ) -> InvalidToken:
         self.events.emit(TokenRejected(session_id, user_id, now, reason=reason))
         return InvalidToken(reason, session_id)
-
-    def _renewal_due(self, record: SessionRecord, now: float) -> bool:
-        every = self.policy.rotate_after
-        return every is not None and now - record.rotated_at >= every
 
     async def _theft(self, record: SessionRecord, now: float) -> None:
         self.events.emit(

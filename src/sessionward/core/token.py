@@ -11,7 +11,7 @@ Format (version 1), always 68 characters::
   ``add`` catches the rest.
 * ``secret`` is 256 bits from :mod:`secrets`. Only ``sha256(secret)`` is ever stored, and the
   comparison is constant-time.
-* ``crc32`` over the prefix and the first 44 bytes rejects typos and garbage before any store
+* ``crc32`` (little-endian) over the prefix and the first 44 bytes rejects typos and garbage before any store
   round trip. It is not a security check (the secret is); it is why a malformed token is cheap.
 
 48 bytes encode to exactly 64 base64url characters without padding, so every valid token has
@@ -21,6 +21,7 @@ one spelling only (no malleable trailing bits) and uses cookie- and header-safe 
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import re
@@ -49,9 +50,15 @@ _PAYLOAD_BYTES: Final = ID_BYTES + SECRET_BYTES + _CRC_BYTES
 TOKEN_LENGTH: Final = len(PREFIX) + _PAYLOAD_BYTES * 4 // 3
 SESSION_ID_LENGTH: Final = ID_BYTES * 4 // 3
 
-_BODY = re.compile(f"[A-Za-z0-9_-]{{{TOKEN_LENGTH - len(PREFIX)}}}")
 _SESSION_ID = re.compile(f"[A-Za-z0-9_-]{{{SESSION_ID_LENGTH}}}")
 _PREFIX_BYTES: Final = PREFIX.encode("ascii")
+_PREFIX_LEN: Final = len(PREFIX)
+_PREFIX_CRC: Final = zlib.crc32(_PREFIX_BYTES)
+_CRC_AT: Final = ID_BYTES + SECRET_BYTES
+_ID_END: Final = _PREFIX_LEN + SESSION_ID_LENGTH
+_TO_STANDARD: Final = bytes.maketrans(b"-_+/=", b"+/!!!")
+_CRC_RESIDUE: Final = 0x2144DF1C
+_new_parsed = tuple.__new__
 
 
 class ParsedToken(NamedTuple):
@@ -66,7 +73,7 @@ def _encode_id(raw: bytes) -> str:
 
 
 def _crc(body: bytes) -> bytes:
-    return zlib.crc32(_PREFIX_BYTES + body).to_bytes(_CRC_BYTES, "big")
+    return zlib.crc32(body, _PREFIX_CRC).to_bytes(_CRC_BYTES, "little")
 
 
 def new_session_id() -> str:
@@ -105,19 +112,26 @@ def parse(token: object) -> ParsedToken:
 
     Raises :class:`~sessionward.errors.InvalidToken` (reason ``malformed`` or ``checksum``)
     for any input that is not a well-formed version-1 token, including non-strings.
+    This is the hot path of every request, hence the hand-rolled checks: the alphabet is
+    enforced by ``a2b_base64(strict_mode=True)`` after one byte translation that maps ``-_``
+    to ``+/`` and ``+/=`` to ``!`` (which the strict decoder refuses), several times cheaper
+    than a regular expression plus ``urlsafe_b64decode``.
     """
-    if (
-        not isinstance(token, str)
-        or len(token) != TOKEN_LENGTH
-        or not token.startswith(PREFIX)
-        or not _BODY.fullmatch(token, len(PREFIX))
-    ):
+    if type(token) is not str or len(token) != TOKEN_LENGTH or not token.startswith(PREFIX):
         raise InvalidToken("malformed")
-    raw = base64.urlsafe_b64decode(token[len(PREFIX) :])
-    body = raw[: ID_BYTES + SECRET_BYTES]
-    if not hmac.compare_digest(raw[ID_BYTES + SECRET_BYTES :], _crc(body)):
+    try:
+        body = token.encode("ascii")
+    except UnicodeEncodeError:
+        raise InvalidToken("malformed") from None
+    try:
+        raw = binascii.a2b_base64(body[_PREFIX_LEN:].translate(_TO_STANDARD), strict_mode=True)
+    except binascii.Error:
+        raise InvalidToken("malformed") from None
+    # The CRC-32 of a message followed by its own little-endian CRC-32 is a fixed residue.
+    if zlib.crc32(raw, _PREFIX_CRC) != _CRC_RESIDUE:
         raise InvalidToken("checksum")
-    return ParsedToken(_encode_id(body[:ID_BYTES]), body[ID_BYTES:])
+    # 12 id bytes are exactly 16 base64 characters, so the id is a slice of the token.
+    return _new_parsed(ParsedToken, (token[_PREFIX_LEN:_ID_END], raw[ID_BYTES:_CRC_AT]))
 
 
 def hash_secret(secret: bytes) -> bytes:

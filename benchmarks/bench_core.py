@@ -1,0 +1,264 @@
+"""Core benchmark: sessionward validate/issue against the peers and the floor, in one run.
+
+Run by hand (not in CI):
+
+    .venv/bin/pip install -e '.[bench]'
+    .venv/bin/python benchmarks/bench_core.py [--rounds 11] [--sessions 100000]
+
+Method (as in shared/PEERS.md): every benchmark is a calibrated loop (~40 ms a batch, GC off);
+each round runs one batch of every benchmark, interleaved, so machine noise hits all rows
+alike. Prints the median and min-max over the rounds, and ratios to the floor measured in the
+same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import gc
+import hashlib
+import json
+import os
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sessionward import MemoryStore, SessionManager, SQLiteStore
+from sessionward.core.events import EventBus
+
+Bench = Callable[[], object]
+
+
+def calibrate(fn: Bench, target: float = 0.04) -> int:
+    n = 1
+    while True:
+        start = time.perf_counter()
+        for _ in range(n):
+            fn()
+        if time.perf_counter() - start >= target / 4:
+            return max(1, int(n * target / (time.perf_counter() - start)))
+        n *= 2
+
+
+def run(benches: dict[str, Bench], rounds: int) -> dict[str, list[float]]:
+    loops = {name: calibrate(fn) for name, fn in benches.items()}
+    results: dict[str, list[float]] = {name: [] for name in benches}
+    gc.disable()
+    try:
+        for _ in range(rounds):
+            for name, fn in benches.items():
+                n = loops[name]
+                start = time.perf_counter()
+                for _ in range(n):
+                    fn()
+                results[name].append((time.perf_counter() - start) / n * 1e6)
+    finally:
+        gc.enable()
+    return results
+
+
+# -- sessionward --------------------------------------------------------------------------
+
+
+def sessionward_benches(workdir: Path, sessions: int) -> dict[str, Bench]:
+    quiet = EventBus([])
+    sqlite_manager = SessionManager(SQLiteStore(workdir / "sessionward.db"), events=quiet)
+    memory_manager = SessionManager(MemoryStore(), events=quiet)
+    tokens_sqlite = [sqlite_manager.issue(f"user{i}").token for i in range(sessions)]
+    tokens_memory = [memory_manager.issue(f"user{i}").token for i in range(min(sessions, 10_000))]
+    hot_sqlite = tokens_sqlite[sessions // 2]
+    hot_memory = tokens_memory[len(tokens_memory) // 2]
+    assert hot_sqlite is not None and hot_memory is not None
+    sqlite_manager.validate(hot_sqlite)
+    return {
+        "sessionward validate, SQLite file (WAL)": lambda: sqlite_manager.validate(hot_sqlite),
+        "sessionward validate, memory": lambda: memory_manager.validate(hot_memory),
+        "sessionward issue, SQLite file (WAL)": lambda: sqlite_manager.issue("newcomer"),
+        "sessionward issue, memory": lambda: memory_manager.issue("newcomer"),
+    }
+
+
+# -- floors --------------------------------------------------------------------------------
+
+
+def floor_benches(workdir: Path, sessions: int) -> dict[str, Bench]:
+    """The least any store-backed check can do: hash the secret, look the row up by primary
+    key in a WAL file with as many rows, compare the expiry."""
+    conn = sqlite3.connect(workdir / "floor.db", isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute(
+        "CREATE TABLE s (id BLOB PRIMARY KEY, uid TEXT, exp REAL, data TEXT) WITHOUT ROWID"
+    )
+    secrets = [os.urandom(32) for _ in range(sessions)]
+    conn.execute("BEGIN")
+    conn.executemany(
+        "INSERT INTO s VALUES (?, ?, ?, ?)",
+        ((hashlib.sha256(s).digest(), f"user{i}", 4e9, "{}") for i, s in enumerate(secrets)),
+    )
+    conn.execute("COMMIT")
+    hot = secrets[sessions // 2]
+    now = time.time
+
+    def floor() -> object:
+        row = conn.execute(
+            "SELECT uid, exp, data FROM s WHERE id = ?", (hashlib.sha256(hot).digest(),)
+        ).fetchone()
+        return row[0] if row[1] > now() else None
+
+    counter = iter(range(10**12))
+
+    def insert() -> object:
+        conn.execute(
+            "INSERT INTO s VALUES (?, ?, ?, ?)", (os.urandom(32), f"n{next(counter)}", 4e9, "{}")
+        )
+        return None
+
+    return {
+        "floor: sha256 + SQLite PK SELECT (WAL file) + expiry": floor,
+        "floor: plain WAL INSERT + commit (synchronous=NORMAL)": insert,
+    }
+
+
+# -- peers ----------------------------------------------------------------------------------
+
+
+def django_benches(workdir: Path, sessions: int) -> dict[str, Bench]:
+    import django
+    from django.conf import settings
+
+    settings.configure(
+        SECRET_KEY="bench-" + "x" * 50,
+        INSTALLED_APPS=["django.contrib.sessions"],
+        DATABASES={
+            "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": workdir / "django.db"}
+        },
+        CACHES={"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+                            "OPTIONS": {"MAX_ENTRIES": sessions + 10}}},
+        USE_TZ=True,
+    )
+    django.setup()
+    from django.contrib.sessions.backends.cache import SessionStore as CacheStore
+    from django.contrib.sessions.backends.db import SessionStore as DbStore
+    from django.contrib.sessions.models import Session as DjangoSession
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    call_command("migrate", verbosity=0)
+    payload = {"_auth_user_id": "1", "_auth_user_backend": "django.contrib.auth.backends."
+               "ModelBackend", "_auth_user_hash": "ab" * 32}
+    encoded = DbStore().encode(payload)
+    expire = timezone.now() + timezone.timedelta(days=1)
+    keys = [f"{i:032x}" for i in range(sessions)]
+    DjangoSession.objects.bulk_create(
+        (DjangoSession(session_key=k, session_data=encoded, expire_date=expire) for k in keys),
+        batch_size=5000,
+    )
+    hot_db = keys[sessions // 2]
+    cache_keys = []
+    for _ in range(min(sessions, 10_000)):
+        store = CacheStore()
+        store.update(payload)
+        store.save()
+        cache_keys.append(store.session_key)
+    hot_cache = cache_keys[len(cache_keys) // 2]
+    assert DbStore(hot_db).load() == payload and CacheStore(hot_cache).load() == payload
+    return {
+        "Django db backend load() (SQLite file)": lambda: DbStore(hot_db).load(),
+        "Django cache backend load() (locmem)": lambda: CacheStore(hot_cache).load(),
+    }
+
+
+def starlette_benches() -> dict[str, Bench]:
+    """What starlette.middleware.sessions.SessionMiddleware does to read its cookie."""
+    import itsdangerous
+
+    signer = itsdangerous.TimestampSigner("bench-secret-key-" + "y" * 32)
+    body = {"user_id": 124156, "username": "alice", "csrf": "z" * 43}
+    cookie = signer.sign(base64.b64encode(json.dumps(body).encode("utf-8")))
+
+    def decode() -> Any:
+        data = signer.unsign(cookie, max_age=14 * 24 * 3600)
+        return json.loads(base64.b64decode(data))
+
+    assert decode() == body
+    return {"Starlette signed-cookie decode (itsdangerous)": decode}
+
+
+def pyjwt_benches() -> dict[str, Bench]:
+    import jwt
+
+    key = "k" * 32
+    now = int(time.time())
+    token = jwt.encode({"sub": "alice", "iat": now, "exp": now + 3600}, key, algorithm="HS256")
+    return {"PyJWT HS256 decode": lambda: jwt.decode(token, key, algorithms=["HS256"])}
+
+
+# -- report -------------------------------------------------------------------------------
+
+FLOOR = "floor: sha256 + SQLite PK SELECT (WAL file) + expiry"
+INSERT_FLOOR = "floor: plain WAL INSERT + commit (synchronous=NORMAL)"
+TARGETS = [
+    ("sessionward validate, SQLite file (WAL)", FLOOR, "<=", 2.0),
+    ("Django db backend load() (SQLite file)", "sessionward validate, SQLite file (WAL)", ">=", 50),
+    (
+        "Starlette signed-cookie decode (itsdangerous)",
+        "sessionward validate, SQLite file (WAL)",
+        ">=",
+        2.0,
+    ),
+    ("sessionward issue, SQLite file (WAL)", INSERT_FLOOR, "<=", 2.0),
+]
+
+
+def report(results: dict[str, list[float]]) -> str:
+    floor = statistics.median(results[FLOOR])
+    lines = [
+        f"{'operation':<58} {'median µs':>10} {'min–max µs':>17} {'× floor':>8}",
+        "-" * 96,
+    ]
+    for name, values in results.items():
+        med = statistics.median(values)
+        lines.append(
+            f"{name:<58} {med:>10.2f} {min(values):>8.2f}–{max(values):<8.2f} {med / floor:>8.2f}"
+        )
+    lines.append("")
+    lines.append("targets (issue 2), ratio of medians in this run:")
+    for a, b, op, bound in TARGETS:
+        ratio = statistics.median(results[a]) / statistics.median(results[b])
+        ok = ratio <= bound if op == "<=" else ratio >= bound
+        lines.append(f"  {a} / {b} = {ratio:.2f} (want {op} {bound}) {'OK' if ok else 'MISSED'}")
+    memory = statistics.median(results["sessionward validate, memory"])
+    lines.append(
+        f"  sessionward validate, memory = {memory:.2f} µs (want <= 3 µs) "
+        f"{'OK' if memory <= 3 else 'MISSED'}"
+    )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=11)
+    parser.add_argument("--sessions", type=int, default=100_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        benches: dict[str, Bench] = {}
+        benches.update(floor_benches(workdir, args.sessions))
+        benches.update(sessionward_benches(workdir, args.sessions))
+        benches.update(django_benches(workdir, args.sessions))
+        benches.update(starlette_benches())
+        benches.update(pyjwt_benches())
+        print(f"python {sys.version.split()[0]}, sqlite {sqlite3.sqlite_version}, "
+              f"{args.sessions} sessions per SQLite file, {args.rounds} interleaved rounds\n")
+        print(report(run(benches, args.rounds)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
