@@ -112,6 +112,8 @@ class AsyncSessionManager:
             raise InvalidArgument("auth_level must be a non-negative integer")
         merged = await self._carried_data(previous, user_id)
         if data is not None:
+            if not isinstance(data, Mapping):
+                raise InvalidArgument("session data must be a mapping")
             merged.update(data)
         encoded = encode_data(merged, self.policy.max_data_bytes)
         scope_text = encode_scopes(scopes)

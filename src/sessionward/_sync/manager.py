@@ -113,6 +113,8 @@ class SessionManager:
             raise InvalidArgument("auth_level must be a non-negative integer")
         merged = self._carried_data(previous, user_id)
         if data is not None:
+            if not isinstance(data, Mapping):
+                raise InvalidArgument("session data must be a mapping")
             merged.update(data)
         encoded = encode_data(merged, self.policy.max_data_bytes)
         scope_text = encode_scopes(scopes)
