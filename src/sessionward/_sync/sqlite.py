@@ -27,6 +27,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from sessionward._sync.base import UserCap
+from sessionward._walindex import WalIndexWatch
 from sessionward.core.record import FIELDS, SessionRecord
 from sessionward.errors import (
     AlreadyExists,
@@ -65,7 +66,6 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         ) STRICT, WITHOUT ROWID""",
         "CREATE INDEX sessions_by_user ON sessions (user_id, created_at)"
         " WHERE user_id IS NOT NULL",
-        "CREATE INDEX sessions_by_expiry ON sessions (expires_at)",
     ),
 }
 
@@ -79,6 +79,7 @@ _UPDATE = (
 )
 _BY_USER = f"SELECT {_COLUMNS} FROM sessions WHERE user_id = ? ORDER BY created_at, id"  # noqa: S608
 _PURGE_BATCH = 500
+_CHUNK = "SELECT id FROM sessions WHERE id > ? ORDER BY id LIMIT ?"
 
 
 class _Translated:
@@ -123,10 +124,20 @@ class SQLiteStore:
 
     ``create=False`` refuses to create a missing file (the CLI uses it so a typo in a path
     is an error, not a new empty database).
+
+    ``read_cache`` (entries; 0 disables) serves repeat reads from process memory for as long
+    as no connection of any process has committed to the file since the entry was read
+    (see ``sessionward._walindex``). A write anywhere invalidates every entry at once, so a
+    revocation by another process is seen by the very next read.
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], *, busy_timeout: float = 5.0, create: bool = True
+        self,
+        path: str | os.PathLike[str],
+        *,
+        busy_timeout: float = 5.0,
+        create: bool = True,
+        read_cache: int = 10_000,
     ) -> None:
         self.path = os.fspath(path)
         self._memory = self.path == ":memory:"
@@ -139,8 +150,13 @@ class SQLiteStore:
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._closed = False
+        if read_cache < 0:
+            raise InvalidArgument("read_cache must not be negative")
+        self._cache: dict[str, tuple[bytes, SessionRecord]] = {}
+        self._cache_size = read_cache
         with _TRANSLATED:
             self._migrate(self._connection())
+        self._watch = None if self._memory or not read_cache else WalIndexWatch.open(self.path)
 
     # -- connections ------------------------------------------------------------------------
 
@@ -215,9 +231,24 @@ class SQLiteStore:
     # -- the store interface ----------------------------------------------------------------
 
     def get(self, session_id: str) -> SessionRecord | None:
+        watch = self._watch
+        if watch is None:
+            with _TRANSLATED:
+                row = self._connection().execute(_SELECT, (session_id,)).fetchone()
+            return None if row is None else SessionRecord._make(row)
+        stamp = watch.stamp()  # taken before the SELECT: the row is at least this fresh
+        hit = self._cache.get(session_id)
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
         with _TRANSLATED:
             row = self._connection().execute(_SELECT, (session_id,)).fetchone()
-        return None if row is None else SessionRecord._make(row)
+        if row is None:
+            return None
+        record = SessionRecord._make(row)
+        if len(self._cache) >= self._cache_size:
+            self._cache.clear()
+        self._cache[session_id] = (stamp, record)
+        return record
 
     def add(self, record: SessionRecord, *, cap: UserCap | None = None) -> list[str]:
         with _TRANSLATED:
@@ -285,25 +316,34 @@ class SQLiteStore:
         return ids
 
     def purge_expired(self, now: float) -> int:
-        """Deletes in short batches, each its own transaction, so readers and other writers
-        are never locked out for long."""
+        """Walks the primary key in chunks, each its own short transaction, so readers and
+        other writers are never locked out for long. There is deliberately no index on
+        ``expires_at``: it would cost a page write on every issue and every touch, to speed
+        up a background job (see docs/design.md)."""
         total = 0
+        after = ""
         with _TRANSLATED:
             conn = self._connection()
             while True:
+                ids = [r[0] for r in conn.execute(_CHUNK, (after, _PURGE_BATCH))]
+                if not ids:
+                    return total
+                after = ids[-1]
+                placeholders = ", ".join("?" * len(ids))
                 cursor = conn.execute(
-                    "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions"
-                    " WHERE expires_at <= ? LIMIT ?)",
-                    (now, _PURGE_BATCH),
+                    f"DELETE FROM sessions WHERE expires_at <= ? AND id IN ({placeholders})",  # noqa: S608
+                    (now, *ids),
                 )
                 total += cursor.rowcount
-                if cursor.rowcount < _PURGE_BATCH:
-                    return total
 
     def close(self) -> None:
         with self._lock:
             self._closed = True
             connections, self._all = self._all, []
+            watch, self._watch = self._watch, None
+        self._cache.clear()
+        if watch is not None:
+            watch.close()  # before the connections: the map is valid only while they are open
         for conn in connections:
             with suppress(sqlite3.Error):
                 conn.close()

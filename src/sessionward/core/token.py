@@ -11,8 +11,9 @@ Format (version 1), always 68 characters::
   ``add`` catches the rest.
 * ``secret`` is 256 bits from :mod:`secrets`. Only ``sha256(secret)`` is ever stored, and the
   comparison is constant-time.
-* ``crc32`` (little-endian) over the prefix and the first 44 bytes rejects typos and garbage before any store
-  round trip. It is not a security check (the secret is); it is why a malformed token is cheap.
+* ``crc32`` (little-endian) over the prefix and the first 44 bytes rejects typos and garbage
+  before any store round trip. It is not a security check (the secret is); it is why a
+  malformed token is cheap.
 
 48 bytes encode to exactly 64 base64url characters without padding, so every valid token has
 one spelling only (no malleable trailing bits) and uses cookie- and header-safe characters.
