@@ -53,10 +53,18 @@ class CsrfPolicy:
       ``["https://shop.example"]``. Required: there is no guessing from ``Host``.
     * ``keys``: server keys for the form token, newest first, each at least 32 bytes.
     * ``allow_same_site``: also accept ``Sec-Fetch-Site: same-site`` (sibling subdomains).
-    * ``field_name`` / ``header_name``: where the form token is looked for.
+    * ``require_token``: the middleware also demands the form token on unsafe methods, from
+      ``header_name`` or, in an urlencoded body, ``field_name`` (default on).
     """
 
-    __slots__ = ("_keys", "allow_same_site", "allowed_origins", "field_name", "header_name")
+    __slots__ = (
+        "_keys",
+        "allow_same_site",
+        "allowed_origins",
+        "field_name",
+        "header_name",
+        "require_token",
+    )
 
     def __init__(
         self,
@@ -66,6 +74,7 @@ class CsrfPolicy:
         allow_same_site: bool = False,
         field_name: str = "csrf_token",
         header_name: str = "x-csrf-token",
+        require_token: bool = True,
     ) -> None:
         if isinstance(allowed_origins, str):
             raise ConfigError("allowed_origins must be a list of origins")
@@ -86,6 +95,7 @@ class CsrfPolicy:
         self.allow_same_site = allow_same_site
         self.field_name = field_name
         self.header_name = header_name.lower()
+        self.require_token = require_token
 
     def __repr__(self) -> str:
         return f"CsrfPolicy(allowed_origins={sorted(self.allowed_origins)!r}, keys=<hidden>)"

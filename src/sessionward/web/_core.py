@@ -1,0 +1,191 @@
+"""The sans-I/O part every adapter shares: configuration, per-request outcome, response headers.
+
+Adapters (ASGI, WSGI) only move bytes between their protocol and these functions; none of
+them decides anything about sessions. The session decisions are the manager's.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import parse_qsl
+
+from sessionward.core.record import Session
+from sessionward.errors import ConfigError
+from sessionward.web._http import SAFE_METHODS, bearer_token
+from sessionward.web.context import ContextCapture
+from sessionward.web.cookies import CookiePolicy
+from sessionward.web.csrf import CsrfPolicy
+
+__all__ = ["REMEMBER_KEY", "AdapterConfig", "DataChange", "Outcome", "Transport"]
+
+_log = logging.getLogger("sessionward.web")
+
+Transport = Literal["cookie", "bearer"]
+DataChange = Callable[[dict[str, Any]], Mapping[str, Any] | None]
+#: Session-data key marking a "remember me" session, so renewals keep the persistent cookie.
+REMEMBER_KEY = "sessionward.remember"
+CLEAR_SITE_DATA = '"cache", "cookies", "storage"'
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What happened to the session during one request; turned into headers at the end."""
+
+    accessed: bool = False
+    rejected: bool = False
+    ended: bool = False
+    token: str | None = None
+    max_age: int | None = None
+
+    def minted(self, session: Session, now: float) -> None:
+        """Remember a newly minted token (issue, rotation, renewal) for the response."""
+        if session.token is None:
+            return
+        self.token, self.ended = session.token, False
+        remember = session.data.get(REMEMBER_KEY) is True
+        self.max_age = max(1, int(session.absolute_expires_at - now)) if remember else None
+
+    def end(self) -> None:
+        self.token, self.max_age, self.ended = None, None, True
+
+
+@dataclass(frozen=True, slots=True)
+class AdapterConfig:
+    """Transport and web-layer settings shared by the ASGI and WSGI middleware.
+
+    * ``transport``: ``"cookie"`` (browsers) or ``"bearer"`` (``Authorization: Bearer``; SPAs
+      and API clients). The token is read from that transport only.
+    * ``csrf``: required with cookie transport (pass ``False`` to opt out explicitly, e.g. when
+      another layer does it); ignored for bearer.
+    * ``unavailable_status``: answer when the store is down: 503 (default) or 401.
+    * ``token_header``: bearer transport only; the response header carrying a new token.
+    """
+
+    transport: Transport = "cookie"
+    cookie: CookiePolicy = field(default_factory=CookiePolicy)
+    csrf: CsrfPolicy | Literal[False] | None = None
+    context: ContextCapture = field(default_factory=ContextCapture)
+    unavailable_status: int = 503
+    realm: str = "sessionward"
+    token_header: str = "session-token"  # noqa: S105 - a header name
+    max_form_bytes: int = 1024 * 1024
+
+    def __post_init__(self) -> None:
+        if self.transport not in ("cookie", "bearer"):
+            raise ConfigError("transport must be 'cookie' or 'bearer'")
+        if self.transport == "cookie" and self.csrf is None:
+            raise ConfigError("cookie transport needs csrf=CsrfPolicy(...) (or csrf=False)")
+        if self.unavailable_status not in (401, 503):
+            raise ConfigError("unavailable_status must be 503 or 401")
+        if not self.realm.isprintable() or '"' in self.realm or "\\" in self.realm:
+            raise ConfigError("realm must be printable and free of quotes")
+        if not self.token_header.isascii() or not self.token_header.replace("-", "").isalnum():
+            raise ConfigError("token_header must be a plain header name")
+
+    @property
+    def cookie_mode(self) -> bool:
+        return self.transport == "cookie"
+
+    @property
+    def csrf_policy(self) -> CsrfPolicy | None:
+        return self.csrf if self.cookie_mode and isinstance(self.csrf, CsrfPolicy) else None
+
+    def token_from(self, headers: dict[str, str]) -> str | None:
+        """The presented token, from the configured transport and nowhere else."""
+        if self.cookie_mode:
+            return self.cookie.read(headers.get("cookie"))
+        return bearer_token(headers)
+
+    def csrf_refusal(
+        self, method: str, headers: dict[str, str], session_id: str | None, form: bytes | None
+    ) -> str | None:
+        """Why an unsafe cookie-mode request is refused, or ``None``. ``form`` is the
+        urlencoded body, when the adapter read one because the header token was absent."""
+        policy = self.csrf_policy
+        if policy is None:
+            return None
+        reason = policy.refusal(method, headers)
+        if reason is not None or not policy.require_token or method.upper() in SAFE_METHODS:
+            return reason
+        presented = headers.get(policy.header_name)
+        if presented is None and form is not None:
+            fields = parse_qsl(form.decode("utf-8", "replace"), max_num_fields=1000)
+            presented = next((v for k, v in fields if k == policy.field_name), None)
+        return None if policy.token_valid(session_id, presented) else "token"
+
+    def wants_form(self, method: str, headers: dict[str, str]) -> bool:
+        """Whether the adapter must read the body to find the form token."""
+        policy = self.csrf_policy
+        return (
+            policy is not None
+            and policy.require_token
+            and method.upper() not in SAFE_METHODS
+            and policy.header_name not in headers
+            and headers.get("content-type", "").split(";")[0].strip().lower()
+            == "application/x-www-form-urlencoded"
+        )
+
+    def response_headers(self, outcome: Outcome) -> list[tuple[str, str]]:
+        """Headers the response needs for this outcome (empty for an untouched session)."""
+        out: list[tuple[str, str]] = []
+        if outcome.token is not None:
+            if self.cookie_mode:
+                out.append(
+                    ("set-cookie", self.cookie.header(outcome.token, max_age=outcome.max_age))
+                )
+            else:
+                out.append((self.token_header, outcome.token))
+            out.append(("cache-control", "no-store"))
+        elif outcome.ended:
+            if self.cookie_mode:
+                out.append(("set-cookie", self.cookie.expire()))
+            out.append(("clear-site-data", CLEAR_SITE_DATA))
+            out.append(("cache-control", "no-store"))
+        elif outcome.rejected and self.cookie_mode:
+            out.append(("set-cookie", self.cookie.expire()))
+        if out or outcome.accessed:
+            out.append(("vary", "Cookie" if self.cookie_mode else "Authorization"))
+        return out
+
+    def challenge(self, error: str | None = None, **params: str) -> dict[str, str]:
+        """``WWW-Authenticate`` for a 401/403 in bearer mode (RFC 6750, RFC 9470)."""
+        if self.cookie_mode:
+            return {}
+        parts = [f'realm="{self.realm}"']
+        if error is not None:
+            parts.append(f'error="{error}"')
+        parts.extend(f'{k}="{v}"' if k != "max_age" else f"{k}={v}" for k, v in params.items())
+        return {"www-authenticate": "Bearer " + ", ".join(parts)}
+
+
+def merge_headers(
+    existing: list[tuple[str, str]], extra: list[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """Add ``extra`` to a response's headers: ``cache-control`` replaces, ``vary`` merges."""
+    if not extra:
+        return existing
+    names = {name for name, _ in extra}
+    merged: list[tuple[str, str]] = []
+    vary: list[str] = []
+    for name, value in existing:
+        lower = name.lower()
+        if lower == "vary":
+            vary.extend(v.strip() for v in value.split(",") if v.strip())
+        elif not (lower == "cache-control" and "cache-control" in names):
+            merged.append((name, value))
+    for name, value in extra:
+        if name == "vary":
+            if value.lower() not in (v.lower() for v in vary):
+                vary.append(value)
+        else:
+            merged.append((name, value))
+    if vary:
+        merged.append(("vary", ", ".join(vary)))
+    return merged
+
+
+def log_refusal(kind: str, reason: str) -> None:
+    _log.info("sessionward refused request: %s (%s)", kind, reason)

@@ -1,0 +1,174 @@
+"""Pure ASGI middleware: works under Starlette, FastAPI and any ASGI 3 framework.
+
+    app.add_middleware(SessionMiddleware, manager=manager, csrf=CsrfPolicy([...], keys=[...]))
+
+    handle = request.state.sessionward        # or scope["sessionward"]
+    handle.session               # Session or None
+    await handle.login("alice")  # new token; the anonymous session's data carries over
+    await handle.logout()        # server-side revoke, cookie expired, site data cleared
+
+Per request: refuse a cross-site unsafe request (cookie transport), validate the presented
+token (``None`` when absent or invalid), run the app, then add ``Set-Cookie`` only if a token
+was minted or must be cleared. A store outage answers 503 (or 401); it never lets the request
+through as if authenticated. WebSocket and lifespan scopes pass through untouched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any, Literal
+
+from sessionward._async.manager import AsyncSessionManager
+from sessionward.errors import InvalidToken, StoreError
+from sessionward.web._async_handle import AsyncSessionHandle
+from sessionward.web._core import AdapterConfig, Outcome, Transport, log_refusal, merge_headers
+from sessionward.web._http import asgi_headers
+from sessionward.web.context import ContextCapture
+from sessionward.web.cookies import CookiePolicy
+from sessionward.web.csrf import CsrfPolicy
+
+__all__ = ["AsyncSessionHandle", "SessionMiddleware"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class SessionMiddleware:
+    """See the module docstring; the keyword arguments are those of ``AdapterConfig``."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        manager: AsyncSessionManager,
+        *,
+        transport: Transport = "cookie",
+        cookie: CookiePolicy | None = None,
+        csrf: CsrfPolicy | Literal[False] | None = None,
+        trusted_proxies: tuple[str, ...] | list[str] = (),
+        unavailable_status: int = 503,
+        realm: str = "sessionward",
+        token_header: str = "session-token",  # noqa: S107 - a header name
+    ) -> None:
+        self.app = app
+        self.manager = manager
+        self.config = AdapterConfig(
+            transport=transport,
+            cookie=cookie or CookiePolicy(),
+            csrf=csrf,
+            context=ContextCapture(trusted_proxies),
+            unavailable_status=unavailable_status,
+            realm=realm,
+            token_header=token_header,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        config, headers, method = self.config, asgi_headers(scope["headers"]), scope["method"]
+        token = config.token_from(headers)
+        client = scope.get("client")
+        context = config.context.capture(client[0] if client else None, headers)
+        outcome = Outcome()
+        session = None
+        if token is not None:
+            try:
+                session = await self.manager.validate(token, context=context)
+                outcome.minted(session, self.manager.clock.now())
+            except InvalidToken:
+                outcome.rejected = True
+            except StoreError:
+                await self._plain(send, config.unavailable_status, "session store unavailable")
+                return
+        form = None
+        if config.wants_form(method, headers):
+            form = await _read_body(receive, config.max_form_bytes)
+            if form is None:
+                await self._plain(send, 413, "form too large")
+                return
+            receive = _replay(form, receive)
+        reason = config.csrf_refusal(method, headers, session.id if session else None, form)
+        if reason is not None:
+            log_refusal("csrf", reason)
+            await self._plain(send, 403, "cross-site request refused", outcome)
+            return
+        handle = AsyncSessionHandle(
+            self.manager, config, session, context, outcome, presented=token is not None
+        )
+        scope["sessionward"] = handle
+        scope.setdefault("state", {})["sessionward"] = handle
+        await self._run(scope, receive, send, outcome)
+
+    async def _run(self, scope: Scope, receive: Receive, send: Send, outcome: Outcome) -> None:
+        started = False
+
+        async def send_with_session(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                extra = self.config.response_headers(outcome)
+                if extra:
+                    current = [
+                        (k.decode("latin-1"), v.decode("latin-1"))
+                        for k, v in message.get("headers", [])
+                    ]
+                    merged = merge_headers(current, extra)
+                    message = {
+                        **message,
+                        "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in merged],
+                    }
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_session)
+        except StoreError:
+            if started:
+                raise
+            await self._plain(send, self.config.unavailable_status, "session store unavailable")
+
+    async def _plain(
+        self, send: Send, status: int, text: str, outcome: Outcome | None = None
+    ) -> None:
+        headers = [("content-type", "text/plain; charset=utf-8"), ("cache-control", "no-store")]
+        if status == 401:
+            headers += list(self.config.challenge().items())
+        if outcome is not None:
+            headers = merge_headers(headers, self.config.response_headers(outcome))
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers],
+            }
+        )
+        await send({"type": "http.response.body", "body": text.encode()})
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """The whole request body, or ``None`` when it exceeds ``limit`` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    pending = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def replay() -> Message:
+        return pending.pop() if pending else await receive()
+
+    return replay
