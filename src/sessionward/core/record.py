@@ -53,6 +53,8 @@ def encode_data(data: Mapping[str, Any], limit: int) -> str:
     """JSON-encode session data, enforcing the byte limit and JSON-compatibility."""
     if not isinstance(data, Mapping):
         raise InvalidArgument("session data must be a mapping")
+    if not data:
+        return "{}"
     try:
         text = json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as exc:

@@ -87,9 +87,13 @@ def mint(session_id: str | None = None) -> tuple[str, ParsedToken]:
 
     Passing ``session_id`` keeps the public id across a secret rotation.
     """
-    raw_id = secrets.token_bytes(ID_BYTES) if session_id is None else _decode_id(session_id)
-    secret = secrets.token_bytes(SECRET_BYTES)
-    return _assemble(raw_id, secret), ParsedToken(_encode_id(raw_id), secret)
+    if session_id is None:
+        fresh = secrets.token_bytes(ID_BYTES + SECRET_BYTES)  # one read of the OS CSPRNG
+        raw_id, secret = fresh[:ID_BYTES], fresh[ID_BYTES:]
+    else:
+        raw_id, secret = _decode_id(session_id), secrets.token_bytes(SECRET_BYTES)
+    token = _assemble(raw_id, secret)
+    return token, _new_parsed(ParsedToken, (token[_PREFIX_LEN:_ID_END], secret))
 
 
 def _assemble(raw_id: bytes, secret: bytes) -> str:
