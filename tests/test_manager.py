@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import pytest
-
 from conftest import Harness, MakeHarness
+
 from sessionward import Policy, RequestContext, RevokeReason, Session
 from sessionward.core import token as tokens
 from sessionward.core.events import (
@@ -22,12 +22,14 @@ from sessionward.core.events import (
     EventBus,
     SessionCreated,
     SessionElevated,
-    SessionExpired as ExpiredEvent,
     SessionRevoked,
     SessionRotated,
     SessionValidatedWithRotation,
     TheftSuspected,
     TokenRejected,
+)
+from sessionward.core.events import (
+    SessionExpired as ExpiredEvent,
 )
 from sessionward.errors import (
     DataTooLarge,
@@ -224,8 +226,9 @@ def test_login_with_a_previous_session_that_is_already_gone(h: Harness) -> None:
 
 
 def _garbage() -> list[object]:
-    values: list[object] = [v["input"]["value"] for v in VECTORS["invalid"]
-                            if v["input"]["type"] == "str"]
+    values: list[object] = [
+        v["input"]["value"] for v in VECTORS["invalid"] if v["input"]["type"] == "str"
+    ]
     return [*values, None, b"sw1_", 42, ["sw1_"], object()]
 
 
@@ -668,7 +671,8 @@ def test_purge_expired(make_harness: MakeHarness) -> None:
     c = h.m.issue("carol")
     h.clock.set(t0 + 150)
     assert h.m.purge_expired() == 2
-    assert h.stored(a.id) is None and h.stored(b.id) is None
+    assert h.stored(a.id) is None
+    assert h.stored(b.id) is None
     assert h.stored(c.id) is not None
     assert h.m.purge_expired() == 0
     assert h.m.validate(c.token).id == c.id
@@ -718,7 +722,8 @@ def test_update_conflict_when_retries_are_exhausted(h: Harness) -> None:
         h.m.update_data(s, lambda d: attempts.append(1), retries=3)
     assert len(attempts) == 3
     stored = h.stored(s.id)
-    assert stored is not None and json.loads(stored.data) == {"n": 0}
+    assert stored is not None
+    assert json.loads(stored.data) == {"n": 0}
 
 
 def test_update_data_after_revoke(h: Harness) -> None:

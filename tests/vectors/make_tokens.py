@@ -69,9 +69,11 @@ def valid_vectors() -> list[dict[str, Any]]:
             }
         )
     for v in vectors:
-        assert len(v["token"]) == 68 and len(v["session_id"]) == 16, v
-    joined = "".join(v["token"] for v in vectors)
-    assert "-" in joined and "_" in joined[4:], "vectors must exercise both url-safe characters"
+        if len(v["token"]) != 68 or len(v["session_id"]) != 16:
+            raise SystemExit(f"bad vector {v['name']}")
+    joined = "".join(v["token"][4:] for v in vectors)
+    if "-" not in joined or "_" not in joined:
+        raise SystemExit("vectors must exercise both url-safe characters")
     return vectors
 
 
@@ -87,6 +89,7 @@ def flip(text: str, index: int) -> str:
 def invalid_vectors(base: str, raw_id: bytes, secret: bytes) -> list[dict[str, Any]]:
     body = base[len(PREFIX) :]
     std_body = base64.b64encode(base64.urlsafe_b64decode(body)).decode("ascii")
+
     def text(name: str, value: str, reason: str) -> dict[str, Any]:
         return {"name": name, "input": {"type": "str", "value": value}, "reason": reason}
 
@@ -143,13 +146,24 @@ def invalid_vectors(base: str, raw_id: bytes, secret: bytes) -> list[dict[str, A
         text("secret character changed", flip(base, 40), c),
         text("checksum character changed", flip(base, 66), c),
         text("last character changed", flip(base, 67), c),
-        text("checksum without the prefix", PREFIX + b64url(raw_id + secret + zlib.crc32(
-            raw_id + secret).to_bytes(4, "little")), c),
+        text(
+            "checksum without the prefix",
+            PREFIX + b64url(raw_id + secret + zlib.crc32(raw_id + secret).to_bytes(4, "little")),
+            c,
+        ),
         text("checksum big-endian", PREFIX + b64url(raw_id + secret + crc_be), c),
         text("checksum zero", PREFIX + b64url(raw_id + secret + bytes(4)), c),
-        text("id and secret swapped halves", token(raw_id, secret)[:4] + b64url(
-            secret[:12] + raw_id + secret[12:] + zlib.crc32(
-                PREFIX.encode() + raw_id + secret).to_bytes(4, "little")), c),
+        text(
+            "id and secret swapped halves",
+            token(raw_id, secret)[:4]
+            + b64url(
+                secret[:12]
+                + raw_id
+                + secret[12:]
+                + zlib.crc32(PREFIX.encode() + raw_id + secret).to_bytes(4, "little")
+            ),
+            c,
+        ),
         # not strings at all
         other("None", {"type": "none"}),
         other("bytes of a valid token", {"type": "bytes", "hex": base.encode("ascii").hex()}),
@@ -164,7 +178,8 @@ def invalid_vectors(base: str, raw_id: bytes, secret: bytes) -> list[dict[str, A
         other("object", {"type": "object"}),
     ]
     names = [v["name"] for v in out]
-    assert len(names) == len(set(names))
+    if len(names) != len(set(names)):
+        raise SystemExit("duplicate vector names")
     return out
 
 
@@ -179,16 +194,31 @@ def build() -> dict[str, Any]:
         "valid": valid,
         "invalid": invalid_vectors(base, first[1], first[2]),
         "invalid_parts": [
-            {"name": "secret one byte short", "session_id": valid[0]["session_id"],
-             "secret_hex": "00" * 31},
-            {"name": "secret one byte long", "session_id": valid[0]["session_id"],
-             "secret_hex": "00" * 33},
-            {"name": "id too short", "session_id": valid[0]["session_id"][:-1],
-             "secret_hex": "00" * 32},
-            {"name": "id with padding", "session_id": valid[0]["session_id"][:-1] + "=",
-             "secret_hex": "00" * 32},
-            {"name": "id with plus", "session_id": "+" + valid[0]["session_id"][1:],
-             "secret_hex": "00" * 32},
+            {
+                "name": "secret one byte short",
+                "session_id": valid[0]["session_id"],
+                "secret_hex": "00" * 31,
+            },
+            {
+                "name": "secret one byte long",
+                "session_id": valid[0]["session_id"],
+                "secret_hex": "00" * 33,
+            },
+            {
+                "name": "id too short",
+                "session_id": valid[0]["session_id"][:-1],
+                "secret_hex": "00" * 32,
+            },
+            {
+                "name": "id with padding",
+                "session_id": valid[0]["session_id"][:-1] + "=",
+                "secret_hex": "00" * 32,
+            },
+            {
+                "name": "id with plus",
+                "session_id": "+" + valid[0]["session_id"][1:],
+                "secret_hex": "00" * 32,
+            },
         ],
     }
 
