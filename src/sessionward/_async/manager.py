@@ -46,6 +46,8 @@ __all__ = ["AsyncSessionManager"]
 
 _ID_ATTEMPTS = 4
 _sha256 = hashlib.sha256
+_UNSEEN = object()
+_MEMO_SIZE = 4096
 _compare = hmac.compare_digest
 DataUpdate = Callable[[dict[str, Any]], Mapping[str, Any] | None]
 
@@ -83,6 +85,7 @@ class AsyncSessionManager:
         self.clock: Clock = clock or SystemClock()
         self.events = events or EventBus()
         self._touch_interval = self.policy.effective_touch_interval
+        self._last_context: dict[str, object] = {}
 
     # -- creating ---------------------------------------------------------------------------
 
@@ -176,14 +179,24 @@ class AsyncSessionManager:
         return UserCap(limit, self.policy.on_session_limit == "evict_oldest", now)
 
     def _history(self, stored: str, context: RequestContext | None, now: float) -> str:
-        """The context history with ``context`` appended, or ``stored`` if nothing changed."""
+        """The context history with ``context`` appended, or ``stored`` itself (the same
+        object) if nothing changed. The unchanged case is the hot one, so the last entry of
+        each stored history is remembered by a small memo instead of parsed per request."""
         if context is None or self.policy.context_history == 0:
             return stored or "[]"
-        entries: list[dict[str, Any]] = json.loads(stored) if stored else []
-        current = context.to_json()
-        if entries and {k: v for k, v in entries[-1].items() if k != "since"} == current:
+        key = context.key()
+        memo = self._last_context
+        last = memo.get(stored, _UNSEEN)
+        if last is _UNSEEN:
+            entries = json.loads(stored) if stored else []
+            last = RequestContext.key_of(entries[-1]) if entries else None
+            if len(memo) >= _MEMO_SIZE:
+                memo.clear()
+            memo[stored] = last
+        if last == key:
             return stored
-        entries.append({**current, "since": now})
+        entries = json.loads(stored) if stored else []
+        entries.append({**context.to_json(), "since": now})
         return json.dumps(entries[-self.policy.context_history :], separators=(",", ":"))
 
     # -- validating -------------------------------------------------------------------------
