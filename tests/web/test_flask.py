@@ -128,7 +128,7 @@ def served(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> Iterator[Served]
         for r in caplog.get_records(phase)
         if not r.name.startswith(("httpx", "httpcore"))
     )
-    assert "HTTP/1.1\" 200" in server_logs  # the access log was captured
+    assert 'HTTP/1.1" 200' in server_logs  # the access log was captured
     for client in served.clients:
         for response in client.responses:
             assert not any(t in response.text or t in str(response.url) for t in minted)
