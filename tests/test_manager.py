@@ -822,3 +822,27 @@ def test_a_raising_subscriber_breaks_nothing(
     assert h.kinds() == ["created", "rotated", "rejected", "revoked"]
     failures = [rec for rec in caplog.records if "subscriber" in rec.getMessage()]
     assert len(failures) == 4
+
+
+def test_update_data_with_a_stale_session_does_not_roll_back_activity(
+    make_harness: MakeHarness,
+) -> None:
+    h = make_harness(Policy(idle_timeout=100, absolute_timeout=1000, touch_interval=10))
+    t0 = h.clock.now()
+    s = h.m.issue("alice", data={"n": 0})
+    h.clock.set(t0 + 50)
+    h.m.validate(s.token)  # activity: the idle deadline moves to t0 + 150
+    h.m.update_data(s, lambda d: d.update(n=1))  # ``s`` still says t0 + 100
+    h.clock.set(t0 + 120)
+    v = h.m.validate(s.token)
+    assert v.data == {"n": 1}
+
+
+def test_update_data_on_an_expired_session_fails(make_harness: MakeHarness) -> None:
+    h = make_harness(Policy(idle_timeout=100, absolute_timeout=1000, touch_interval=10))
+    s = h.m.issue("alice", data={"n": 0})
+    h.clock.advance(100)
+    with pytest.raises(InvalidToken):
+        h.m.update_data(s, lambda d: d.update(n=1))
+    with pytest.raises(InvalidToken):
+        h.m.update_data(s.id, lambda d: d.update(n=1))

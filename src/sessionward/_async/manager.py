@@ -462,12 +462,19 @@ class AsyncSessionManager:
         now = self.clock.now()
         record = session.record if isinstance(session, Session) else None
         for _ in range(max(1, retries)):
-            if record is None:
+            if record is None or now >= record.expires_at:
                 record = await self._live(session_id, now)
             data = dict(Session(record).data)
             result = change(data)
             encoded = encode_data(data if result is None else result, self.policy.max_data_bytes)
-            updated = record._replace(data=encoded, version=record.version + 1)
+            # A change is activity. ``record`` may predate a touch (which keeps the version):
+            # writing its deadline back would shorten the session.
+            updated = record._replace(
+                data=encoded,
+                version=record.version + 1,
+                last_seen=now,
+                expires_at=min(now + self.policy.idle_timeout, record.absolute_expires_at),
+            )
             try:
                 await self.store.replace(updated, expected_version=record.version)
             except VersionConflict:
