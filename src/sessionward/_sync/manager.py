@@ -123,6 +123,11 @@ class SessionManager:
         scope_text = encode_scopes(scopes)
         history = self._history("", context, now)
         cap = self._cap(user_id, now)
+        replaced_first = False
+        if previous is not None and cap is not None and previous.user_id == user_id:
+            # A re-login replaces the user's own session: free its slot before the cap counts
+            # it, or the cap would reject the login or evict another device.
+            replaced_first = self.store.delete(previous.id)
         for _ in range(_ID_ATTEMPTS):
             raw, parsed = tokens.mint()
             record = SessionRecord(
@@ -154,7 +159,7 @@ class SessionManager:
         for session_id in evicted:
             self._emit_revoked(session_id, user_id, now, RevokeReason.SESSION_LIMIT)
         upgraded = None
-        if previous is not None and self.store.delete(previous.id):
+        if previous is not None and (replaced_first or self.store.delete(previous.id)):
             upgraded = previous.id
             self._emit_revoked(previous.id, previous.user_id, now, RevokeReason.LOGIN_UPGRADE)
         self.events.emit(
