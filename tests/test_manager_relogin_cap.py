@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from conftest import MakeHarness
 
 from sessionward import InvalidToken, Policy
-
-from conftest import MakeHarness
 
 
 @pytest.mark.parametrize("action", ["evict_oldest", "reject"])
