@@ -17,7 +17,7 @@ import pytest
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from sessionward import AsyncSessionManager, AsyncSQLiteStore, EventBus, Policy
@@ -30,7 +30,8 @@ from sessionward.web.starlette import (
     require_scope,
     require_user,
 )
-from web._servers import Browserish, uvicorn_server
+
+from ._servers import Browserish, uvicorn_server
 
 POLICY = Policy(idle_timeout=600, absolute_timeout=3600, rotate_after=None)
 
@@ -85,7 +86,15 @@ def build_app(manager: AsyncSessionManager, **middleware: Any) -> Starlette:
         await get_handle(request).rotate()
         return JSONResponse({"ok": True})
 
+    async def form_page(request: Request) -> Response:
+        token = await get_handle(request).csrf_token()
+        return HTMLResponse(
+            '<form id="f" method="post" action="/cart"><input name="item" value="book">'
+            f'<input name="csrf_token" value="{token}"><button>add</button></form>'
+        )
+
     routes = [
+        Route("/form", form_page),
         Route("/public", public),
         Route("/peek", peek),
         Route("/csrf", csrf),

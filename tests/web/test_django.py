@@ -13,7 +13,8 @@ from django.conf import settings
 
 from sessionward import Policy, Session, SessionManager, SQLiteStore
 from sessionward.testing import FakeClock
-from web._servers import Browserish, wsgi_server
+
+from ._servers import Browserish, wsgi_server
 
 POLICY = Policy(idle_timeout=600, absolute_timeout=3600)
 CLOCK = FakeClock()
@@ -27,7 +28,7 @@ if not settings.configured:
         SECRET_KEY="django-e2e-" + "k" * 40,
         DEBUG=False,
         ALLOWED_HOSTS=["testserver", "127.0.0.1"],
-        ROOT_URLCONF="web.django_site",
+        ROOT_URLCONF=f"{__package__}.django_site",
         INSTALLED_APPS=[
             "django.contrib.contenttypes",
             "django.contrib.auth",
@@ -41,7 +42,7 @@ if not settings.configured:
         ],
         DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": str(_DIR / "db")}},
         SESSION_ENGINE="sessionward.django",
-        SESSIONWARD_MANAGER="web.test_django.MANAGER",
+        SESSIONWARD_MANAGER=f"{__name__}.MANAGER",
         SESSIONWARD_ALLOWED_ORIGINS=[ORIGIN],
         SESSION_COOKIE_NAME=COOKIE,
         SESSION_COOKIE_SECURE=True,

@@ -20,7 +20,8 @@ from sessionward.web.starlette import (
     require_session,
     require_user,
 )
-from web._servers import uvicorn_server
+
+from ._servers import uvicorn_server
 
 POLICY = Policy(idle_timeout=600, absolute_timeout=3600, rotate_after=120)
 

@@ -24,7 +24,8 @@ from sessionward.web.flask import (
     require_scope,
     require_user,
 )
-from web._servers import Browserish, wsgi_server
+
+from ._servers import Browserish, wsgi_server
 
 POLICY = Policy(idle_timeout=600, absolute_timeout=3600)
 
