@@ -28,6 +28,8 @@ RULES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"__aenter__"), "__enter__"),
     (re.compile(r"__aexit__"), "__exit__"),
     (re.compile(r"\basync_"), "sync_"),
+    (re.compile(r"\bredis\.asyncio\b"), "redis"),
+    (re.compile(r"\baclose\b"), "close"),
 ]
 
 

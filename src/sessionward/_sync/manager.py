@@ -128,8 +128,10 @@ class SessionManager:
             # A re-login replaces the user's own session: free its slot before the cap counts
             # it, or the cap would reject the login or evict another device.
             replaced_first = self.store.delete(previous.id)
+        # Stores that place records by id (Redis Cluster) pick ids that lead to the user's slot.
+        routed = getattr(self.store, "new_session_id", None)
         for _ in range(_ID_ATTEMPTS):
-            raw, parsed = tokens.mint()
+            raw, parsed = tokens.mint(None if routed is None else routed(user_id))
             record = SessionRecord(
                 id=parsed.session_id,
                 secret_hash=tokens.hash_secret(parsed.secret),

@@ -1,0 +1,951 @@
+"""Sessions in Redis, standalone or Cluster: one round trip per ``get``, TTLs, Lua for the rest.
+
+Key layout (``P`` is the optional key prefix)::
+
+    P + <12 raw id bytes>                  the record: one compact binary string, PEXPIREAT
+    P + "{" t1 t2 "}" + 0x00 + <user id>   the user's index: a sorted set of raw ids
+
+* ``get`` is a single ``GET``: the key is the session id itself (12 bytes, the smallest key
+  Redis stores without growing its allocation), the value a packed record (see ``_encode``).
+* Every write that sets a record's TTL runs in a Lua script (``EVALSHA``) that also keeps the
+  user's index: create-only ``add`` with the concurrent-session cap, ``replace`` with its
+  version check, ``touch``, ``delete``. No lost update, no double grant.
+* The index cannot leak: its TTL is raised to the latest TTL of any session written into it,
+  members whose record is gone (expired, deleted) or belongs to another user are pruned when
+  the index is read or capped, and an empty index disappears.
+* TTLs follow ``expires_at`` (``PEXPIREAT``), plus an optional ``expire_grace``.
+
+Redis Cluster. ``t1 t2`` is a hash tag derived from the user id (``sha1(salt + user)``), so a
+user's index lives in one slot. Sessions are looked up by id alone, so the id must lead to that
+slot: :meth:`AsyncRedisStore.new_session_id` (which the session manager calls when a store has
+it) mints ids whose first four bytes are the user's ``{t1t2}`` tag. Such a session shares the
+slot of its user's index, and every operation on it is one atomic script in one slot. Records
+whose id does not carry the user's tag (imported, built by hand) still work, through a slower
+path of single-slot steps ordered so that a crash between them leaves at worst a stale index
+member (pruned on read), never an unindexed session. No command ever spans two slots.
+Standalone servers use the same layout (so data can move to a cluster) and need no routing.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import math
+import secrets
+import struct
+from collections.abc import Sequence
+from typing import Any, Final, cast
+from urllib.parse import unquote, urlsplit
+
+from redis.asyncio import Redis, RedisCluster, cluster, retry
+from redis.backoff import NoBackoff
+from redis.exceptions import (
+    AuthenticationError,
+    ConnectionError,
+    RedisClusterException,
+    RedisError,
+    ResponseError,
+    TimeoutError,
+)
+
+from sessionward.core import token as tokens
+from sessionward.core.cap import UserCap
+from sessionward.core.record import SessionRecord
+from sessionward.errors import (
+    AlreadyExists,
+    ConfigError,
+    InvalidArgument,
+    NotFound,
+    SessionLimitReached,
+    StoreCorrupt,
+    StoreError,
+    StoreUnavailable,
+    VersionConflict,
+)
+
+__all__ = ["AsyncRedisStore"]
+
+# -- record encoding ---------------------------------------------------------------------------
+#
+#   0x01 | created_at <d | last_seen T(created) | expires_at T(last_seen) | flags varint
+#   | version zz | [user len+utf8] | generation zz | auth_level zz | [rotated_at T(created)]
+#   | [auth_time T(created)] | absolute_expires_at T(created) | [grace_until T(rotated_at)]
+#   | secret_hash (32 B, or len+bytes) | [prev len+bytes] | [scopes] | [data] | [context]
+#
+# A time T(base) is a varint code: 0 = base, 1 = None, 2 = 0.0, 3 = an 8-byte double follows,
+# 4 + 4n + k = base + n s (k=0), base - n s (k=1), base + n ms (k=2), base - n ms (k=3); the
+# encoder only uses a delta when decoding it gives back exactly the same float. Fields that are
+# equal to their default (rotated_at = created_at, auth_time = created_at, grace_until = 0.0,
+# data "{}", context "[]", empty scopes) cost one flag bit. The Lua scripts read the header up
+# to the user id, so the layout up to there is shared with ``_LUA_PRELUDE``.
+
+_FORMAT: Final = 1
+_USER, _ROTATED, _AUTH_TIME, _GRACE, _PREV, _HASH_LEN, _SCOPES, _DATA, _CONTEXT = (
+    1 << bit for bit in range(9)
+)
+_DOUBLE = struct.Struct("<d")
+_ID_BYTES: Final = 12
+_MAX_DELTA: Final = 1 << 40
+_MAX_PXAT: Final = (1 << 53) - 1
+
+
+def _varint(out: bytearray, n: int) -> None:
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+
+
+def _zigzag(n: int) -> int:
+    return n << 1 if n >= 0 else ((-n) << 1) - 1
+
+
+def _put_bytes(out: bytearray, data: bytes) -> None:
+    _varint(out, len(data))
+    out += data
+
+
+def _put_time(out: bytearray, value: float | None, base: float) -> None:
+    if value is None:
+        out.append(1)
+    elif value == base:
+        out.append(0)
+    elif value == 0.0:
+        out.append(2)
+    else:
+        delta = value - base
+        if math.isfinite(delta) and abs(delta) < _MAX_DELTA:
+            n = abs(int(delta))
+            if delta == int(delta) and (base + n if delta > 0 else base - n) == value:
+                _varint(out, 4 + 4 * n + (0 if delta > 0 else 1))
+                return
+            ms = abs(round(delta * 1000))
+            if (base + ms / 1000 if delta > 0 else base - ms / 1000) == value:
+                _varint(out, 4 + 4 * ms + (2 if delta > 0 else 3))
+                return
+        out.append(3)
+        out += _DOUBLE.pack(value)
+
+
+def _utf8(text: str) -> bytes:
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidArgument("text fields must be valid Unicode") from None
+
+
+def _encode(r: SessionRecord) -> bytes:
+    flags = 0
+    if r.user_id is not None:
+        flags |= _USER
+    if r.rotated_at != r.created_at:
+        flags |= _ROTATED
+    if r.auth_time is None or r.auth_time != r.created_at:
+        flags |= _AUTH_TIME
+    if r.grace_until != 0.0:
+        flags |= _GRACE
+    if r.prev_secret_hash is not None:
+        flags |= _PREV
+    if len(r.secret_hash) != 32:
+        flags |= _HASH_LEN
+    if r.scopes:
+        flags |= _SCOPES
+    if r.data != "{}":
+        flags |= _DATA
+    if r.context != "[]":
+        flags |= _CONTEXT
+    out = bytearray((_FORMAT,))
+    out += _DOUBLE.pack(r.created_at)
+    _put_time(out, r.last_seen, r.created_at)
+    _put_time(out, r.expires_at, r.last_seen)
+    _varint(out, flags)
+    _varint(out, _zigzag(r.version))
+    if r.user_id is not None:
+        _put_bytes(out, _utf8(r.user_id))
+    _varint(out, _zigzag(r.generation))
+    _varint(out, _zigzag(r.auth_level))
+    if flags & _ROTATED:
+        _put_time(out, r.rotated_at, r.created_at)
+    if flags & _AUTH_TIME:
+        _put_time(out, r.auth_time, r.created_at)
+    _put_time(out, r.absolute_expires_at, r.created_at)
+    if flags & _GRACE:
+        _put_time(out, r.grace_until, r.rotated_at)
+    if flags & _HASH_LEN:
+        _put_bytes(out, r.secret_hash)
+    else:
+        out += r.secret_hash
+    if r.prev_secret_hash is not None:
+        _put_bytes(out, r.prev_secret_hash)
+    if flags & _SCOPES:
+        _put_bytes(out, _utf8(r.scopes))
+    if flags & _DATA:
+        _put_bytes(out, _utf8(r.data))
+    if flags & _CONTEXT:
+        _put_bytes(out, _utf8(r.context))
+    return bytes(out)
+
+
+class _Reader:
+    """Sequential decoder over one stored value; any overrun raises IndexError."""
+
+    __slots__ = ("at", "buf")
+
+    def __init__(self, buf: bytes, at: int) -> None:
+        self.buf = buf
+        self.at = at
+
+    def varint(self) -> int:
+        buf, at = self.buf, self.at
+        byte = buf[at]
+        if byte < 0x80:
+            self.at = at + 1
+            return byte
+        n, shift = 0, 0
+        while True:
+            byte = buf[at]
+            at += 1
+            n |= (byte & 0x7F) << shift
+            if byte < 0x80:
+                self.at = at
+                return n
+            shift += 7
+
+    def signed(self) -> int:
+        n = self.varint()
+        return n >> 1 if not n & 1 else -((n + 1) >> 1)
+
+    def time(self, base: float) -> float | None:
+        code = self.varint()
+        if code == 0:
+            return base
+        if code == 1:
+            return None
+        if code == 2:
+            return 0.0
+        if code == 3:
+            at = self.at
+            self.at = at + 8
+            if self.at > len(self.buf):
+                raise IndexError("truncated double")
+            return float(_DOUBLE.unpack_from(self.buf, at)[0])
+        n, kind = divmod(code - 4, 4)
+        if kind == 0:
+            return base + n
+        if kind == 1:
+            return base - n
+        return base + n / 1000 if kind == 2 else base - n / 1000
+
+    def when(self, base: float) -> float:
+        value = self.time(base)
+        if value is None:
+            raise ValueError("missing time")
+        return value
+
+    def raw(self, size: int) -> bytes:
+        at = self.at
+        self.at = at + size
+        if self.at > len(self.buf):
+            raise IndexError("truncated field")
+        return self.buf[at : self.at]
+
+    def text(self) -> str:
+        return self.raw(self.varint()).decode("utf-8")
+
+
+def _decode(session_id: str, value: bytes) -> SessionRecord:
+    try:
+        if value[0] != _FORMAT:
+            raise ValueError("unknown record format")
+        created_at = float(_DOUBLE.unpack_from(value, 1)[0])
+        read = _Reader(value, 9)
+        last_seen = read.when(created_at)
+        expires_at = read.when(last_seen)
+        flags = read.varint()
+        version = read.signed()
+        user_id = read.text() if flags & _USER else None
+        generation = read.signed()
+        auth_level = read.signed()
+        rotated_at = read.when(created_at) if flags & _ROTATED else created_at
+        auth_time = read.time(created_at) if flags & _AUTH_TIME else created_at
+        absolute = read.when(created_at)
+        grace_until = read.when(rotated_at) if flags & _GRACE else 0.0
+        secret_hash = read.raw(read.varint() if flags & _HASH_LEN else 32)
+        prev = read.raw(read.varint()) if flags & _PREV else None
+        scopes = read.text() if flags & _SCOPES else ""
+        data = read.text() if flags & _DATA else "{}"
+        context = read.text() if flags & _CONTEXT else "[]"
+        if read.at != len(value):
+            raise ValueError("trailing bytes")
+    except (IndexError, ValueError, struct.error) as exc:
+        raise StoreCorrupt(f"undecodable session record ({exc})") from None
+    return SessionRecord(
+        session_id, secret_hash, prev, grace_until, generation, user_id, auth_level, auth_time,
+        scopes, data, created_at, rotated_at, last_seen, expires_at, absolute, version, context,
+    )  # fmt: skip
+
+
+def _version_bytes(version: int) -> bytes:
+    out = bytearray()
+    _varint(out, _zigzag(version))
+    return bytes(out)
+
+
+# -- Lua ---------------------------------------------------------------------------------------
+#
+# ARGV[1..3] of every script: key prefix, tag salt, "1" in cluster mode. Scripts read records
+# only far enough to learn last_seen / expires_at / user / version bytes, compute the user's
+# index key exactly as ``AsyncRedisStore._index_key`` does, and touch an index only when it
+# shares the record's slot (``colocated``); otherwise they hand the user back to Python.
+
+_LUA_PRELUDE = r"""
+local P, SALT, CLUSTER = ARGV[1], ARGV[2], ARGV[3] == '1'
+local function vdec(s, i)
+  local n, mul = 0, 1
+  while true do
+    local b = string.byte(s, i)
+    if not b then error('sessionward: truncated record') end
+    i = i + 1
+    n = n + (b % 128) * mul
+    if b < 128 then return n, i end
+    mul = mul * 128
+  end
+end
+local function venc(n)
+  local out = {}
+  while n >= 128 do
+    local b = n % 128
+    out[#out + 1] = string.char(b + 128)
+    n = (n - b) / 128
+  end
+  out[#out + 1] = string.char(n)
+  return table.concat(out)
+end
+local function tdec(s, i, base)
+  local c
+  c, i = vdec(s, i)
+  if c == 0 then return base, i end
+  if c == 1 then return false, i end
+  if c == 2 then return 0.0, i end
+  if c == 3 then return (struct.unpack('<d', s, i)), i + 8 end
+  local w = c - 4
+  local k = w % 4
+  local n = (w - k) / 4
+  if k == 0 then return base + n, i end
+  if k == 1 then return base - n, i end
+  if k == 2 then return base + n / 1000, i end
+  return base - n / 1000, i
+end
+local function tenc(t, base)
+  if t == base then return '\0' end
+  local d = t - base
+  if d == d and math.abs(d) < 1099511627776 and d == math.floor(d) then
+    local n = math.abs(d)
+    if d > 0 and base + n == t then return venc(4 + 4 * n) end
+    if d < 0 and base - n == t then return venc(5 + 4 * n) end
+  end
+  return '\3' .. struct.pack('<d', t)
+end
+-- created, last_seen, expires_at, user (or false), version bytes, index after last_seen
+local function head(s)
+  if string.byte(s, 1) ~= 1 then error('sessionward: unknown record format') end
+  local created = struct.unpack('<d', s, 2)
+  local ls, i = tdec(s, 10, created)
+  local after_ls = i
+  local exp
+  exp, i = tdec(s, i, ls)
+  local flags
+  flags, i = vdec(s, i)
+  local vstart = i
+  local _
+  _, i = vdec(s, i)
+  local version = string.sub(s, vstart, i - 1)
+  local user = false
+  if flags % 2 == 1 then
+    local n
+    n, i = vdec(s, i)
+    user = string.sub(s, i, i + n - 1)
+  end
+  return created, ls, exp, user, version, after_ls
+end
+local function tag(user)
+  local h = redis.sha1hex(SALT .. user)
+  local a, b = tonumber(string.sub(h, 1, 2), 16), tonumber(string.sub(h, 3, 4), 16)
+  if a == 125 then a = 124 end
+  if b == 125 then b = 124 end
+  return '{' .. string.char(a, b) .. '}'
+end
+local function index_key(user)
+  local k = P .. tag(user) .. '\0' .. user
+  if #k == #P + 12 then k = k .. '\0' end
+  return k
+end
+local function colocated(user, key)
+  return (not CLUSTER) or string.sub(key, #P + 1, #P + 4) == tag(user)
+end
+local function extend(ikey, pxat)
+  if redis.call('PEXPIRETIME', ikey) < pxat then redis.call('PEXPIREAT', ikey, pxat) end
+end
+local B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
+local function b64(s)
+  local out = {}
+  for i = 1, #s, 3 do
+    local a, b, c = string.byte(s, i, i + 2)
+    local n = a * 65536 + (b or 0) * 256 + (c or 0)
+    for j = 18, 0, -6 do
+      out[#out + 1] = string.byte(B64, math.floor(n / 2 ^ j) % 64 + 1)
+    end
+  end
+  return out
+end
+-- the order of the ids' base64url text, as Python sorts them (never the locale's collation)
+local function id_before(x, y)
+  local a, b = b64(x), b64(y)
+  for i = 1, #a do
+    if a[i] ~= b[i] then return a[i] < b[i] end
+  end
+  return false
+end
+local function unindex(user, key, member)
+  if colocated(user, key) then
+    redis.call('ZREM', index_key(user), member)
+    return false
+  end
+  return user
+end
+"""
+
+# KEYS: record [, index]. ARGV 4..: value, pxat, member, score, limit, evict, now.
+# Returns {'E'} exists, {'L'} limit reached, {'F'} index holds foreign members (cluster, caller
+# falls back), or {'OK', evicted member...}.
+_LUA_ADD = r"""
+local key, ikey = KEYS[1], KEYS[2]
+if redis.call('EXISTS', key) == 1 then return {'E'} end
+local value, pxat, member = ARGV[4], tonumber(ARGV[5]), ARGV[6]
+local limit = tonumber(ARGV[8])
+local evicted = {}
+if ikey and limit > 0 then
+  local now = tonumber(ARGV[10])
+  local user = ARGV[11]
+  local live = {}
+  local members = redis.call('ZRANGE', ikey, 0, -1)
+  for _, m in ipairs(members) do
+    local mkey = P .. m
+    if CLUSTER and string.sub(m, 1, 4) ~= string.sub(key, #P + 1, #P + 4) then return {'F'} end
+    local v = redis.call('GET', mkey)
+    if not v then
+      redis.call('ZREM', ikey, m)
+    else
+      local created, ls, exp, owner = head(v)
+      if owner ~= user then
+        redis.call('ZREM', ikey, m)
+      elseif exp > now then
+        live[#live + 1] = {created, m}
+      end
+    end
+  end
+  local excess = #live - limit + 1
+  if excess > 0 then
+    if ARGV[9] ~= '1' then return {'L'} end
+    table.sort(live, function(x, y)
+      if x[1] ~= y[1] then return x[1] < y[1] end
+      return id_before(x[2], y[2])
+    end)
+    for n = 1, excess do
+      local m = live[n][2]
+      redis.call('DEL', P .. m)
+      redis.call('ZREM', ikey, m)
+      evicted[#evicted + 1] = m
+    end
+  end
+end
+redis.call('SET', key, value, 'PXAT', pxat)
+if ikey then
+  redis.call('ZADD', ikey, ARGV[7], member)
+  extend(ikey, pxat)
+end
+return {'OK', unpack(evicted)}
+"""
+
+# KEYS: record [, new user's index when it shares the slot]. ARGV 4..: expected version bytes,
+# value, pxat, member, score, has user, user. Returns {'N'}, {'C'} or {'OK' [, old user]}.
+_LUA_REPLACE = r"""
+local key, ikey = KEYS[1], KEYS[2]
+local v = redis.call('GET', key)
+if not v then return {'N'} end
+local value, pxat, member = ARGV[5], tonumber(ARGV[6]), ARGV[7]
+local _, _, _, old, version = head(v)
+if version ~= ARGV[4] then
+  if v == value then return {'OK'} end
+  return {'C'}
+end
+local new = false
+if ARGV[9] == '1' then new = ARGV[10] end
+redis.call('SET', key, value, 'PXAT', pxat)
+local out = {'OK'}
+if old and old ~= new then out[2] = unindex(old, key, member) end
+if ikey then
+  redis.call('ZADD', ikey, ARGV[8], member)
+  extend(ikey, pxat)
+end
+return out
+"""
+
+# KEYS: record. ARGV 4..: last_seen <d, expires_at <d, pxat.
+# Returns 0 (no change), 1, or the user whose index (in another slot) needs its TTL raised.
+_LUA_TOUCH = r"""
+local key = KEYS[1]
+local v = redis.call('GET', key)
+if not v then return 0 end
+local created, ls, _, user, _, after_ls = head(v)
+local new_ls, new_exp = struct.unpack('<d', ARGV[4]), struct.unpack('<d', ARGV[5])
+if not (ls < new_ls) then return 0 end
+local _, rest = tdec(v, after_ls, ls)
+local pxat = tonumber(ARGV[6])
+local stamp = string.sub(v, 1, 9) .. tenc(new_ls, created) .. tenc(new_exp, new_ls)
+redis.call('SET', key, stamp .. string.sub(v, rest), 'PXAT', pxat)
+if user then
+  if colocated(user, key) then extend(index_key(user), pxat) else return user end
+end
+return 1
+"""
+
+# KEYS: record. ARGV 4..: member, expected value ('' = any), required owner flag, owner.
+# Returns 0, 1, or the user whose index (in another slot) still lists the member.
+_LUA_DELETE = r"""
+local key = KEYS[1]
+local v = redis.call('GET', key)
+if not v then return 0 end
+if ARGV[5] ~= '' and v ~= ARGV[5] then return 0 end
+local _, _, _, user = head(v)
+if ARGV[6] == '1' and user ~= ARGV[7] then return 0 end
+redis.call('DEL', key)
+if user then
+  local elsewhere = unindex(user, key, ARGV[4])
+  if elsewhere then return elsewhere end
+end
+return 1
+"""
+
+# KEYS: index. ARGV 4..: user, mode ('list' | 'delete'), keep member.
+# Returns {values or deleted members, foreign members left for the caller}.
+_LUA_USER = r"""
+local ikey = KEYS[1]
+local user, mode, keep = ARGV[4], ARGV[5], ARGV[6]
+local mytag = string.sub(ikey, #P + 1, #P + 4)
+local out, foreign = {}, {}
+for _, m in ipairs(redis.call('ZRANGE', ikey, 0, -1)) do
+  if CLUSTER and string.sub(m, 1, 4) ~= mytag then
+    if m ~= keep then foreign[#foreign + 1] = m end
+  else
+    local mkey = P .. m
+    local v = redis.call('GET', mkey)
+    local owner = false
+    if v then owner = select(4, head(v)) end
+    if owner ~= user then
+      redis.call('ZREM', ikey, m)
+    elseif mode == 'list' then
+      out[#out + 1] = m
+      out[#out + 1] = v
+    elseif m ~= keep then
+      redis.call('DEL', mkey)
+      redis.call('ZREM', ikey, m)
+      out[#out + 1] = m
+    end
+  end
+end
+return {out, foreign}
+"""
+
+# KEYS: index. ARGV 4..: member ('' = only extend), score, pxat.
+_LUA_INDEX = r"""
+local ikey = KEYS[1]
+if ARGV[4] ~= '' then redis.call('ZADD', ikey, ARGV[5], ARGV[4]) end
+if redis.call('EXISTS', ikey) == 1 then extend(ikey, tonumber(ARGV[6])) end
+return 1
+"""
+
+
+# -- errors ------------------------------------------------------------------------------------
+
+
+class _Translated:
+    """``with _TRANSLATED:`` maps redis-py exceptions onto ours at the store boundary."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
+        if isinstance(exc, RedisError | OSError) and not isinstance(exc, StoreError):
+            raise _translate(exc) from exc
+
+
+def _translate(exc: BaseException) -> StoreError:
+    name = type(exc).__name__
+    if isinstance(exc, AuthenticationError):
+        return StoreUnavailable(f"redis: authentication failed ({name})")
+    if isinstance(exc, ConnectionError | TimeoutError | RedisClusterException | OSError):
+        return StoreUnavailable(f"redis: {name}: {exc}")
+    if isinstance(exc, ResponseError):
+        message = str(exc)
+        if "sessionward:" in message or "WRONGTYPE" in message:
+            return StoreCorrupt(f"redis: {message}")
+        if message.startswith(("READONLY", "LOADING", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN")):
+            return StoreUnavailable(f"redis: {message}")
+        return StoreCorrupt(f"redis: {message}")
+    return StoreUnavailable(f"redis: {name}: {exc}")
+
+
+_TRANSLATED = _Translated()
+
+
+_node: Any = cluster.ClusterNode  # the sync flavour's constructor is untyped
+
+
+def _connect(url: str, options: dict[str, Any]) -> tuple[Redis | RedisCluster, bool]:
+    """A client for ``url``: ``redis://``, ``rediss://``, ``unix://`` (standalone) or
+    ``redis+cluster://host:port[,host:port...]`` / ``rediss+cluster://`` (Cluster)."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme in ("redis", "rediss", "unix"):
+        return Redis.from_url(url, **options), False
+    if scheme not in ("redis+cluster", "rediss+cluster"):
+        raise ConfigError(
+            "redis URL must start with redis://, rediss://, unix:// or redis+cluster://"
+        )
+    nodes = []
+    for host_port in parts.netloc.rpartition("@")[2].split(","):
+        host, _, port = host_port.rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigError("cluster URL needs host:port[,host:port...]")
+        nodes.append(_node(host.strip("[]"), int(port)))
+    if parts.username:
+        options.setdefault("username", unquote(parts.username))
+    if parts.password:
+        options.setdefault("password", unquote(parts.password))
+    if scheme == "rediss+cluster":
+        options.setdefault("ssl", True)
+    options.pop("retry_on_timeout", None)
+    return RedisCluster(startup_nodes=nodes, **options), True
+
+
+class AsyncRedisStore:
+    """Sessions in Redis. ``url`` chooses the mode: ``redis://host:port/db``,
+    ``rediss://...`` (TLS), ``unix:///path``, or ``redis+cluster://host:port[,host:port]``.
+
+    * ``prefix``: bytes put in front of every key (use one when the database is shared; each
+      byte costs memory per session). Must not contain ``{`` or ``}``.
+    * ``tag_salt``: mixed into the user hash tags; set the same value on every node. A secret
+      salt keeps outsiders from testing a guessed user id against a session id's tag.
+    * ``expire_grace``: seconds Redis keeps a record after its ``expires_at`` (default 0). The
+      manager refuses expired records either way; a grace lets it report them as expired.
+    * ``clock_offset``: seconds added to record times to turn them into wall-clock expiry
+      times. Only for tests that run the manager on a fake clock far from the real one.
+    * ``socket_timeout`` / ``connect_timeout``: seconds before a stalled server counts as
+      unavailable. Other keyword arguments go to the redis-py client.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: bytes = b"",
+        tag_salt: bytes = b"",
+        expire_grace: float = 0.0,
+        clock_offset: float = 0.0,
+        socket_timeout: float = 2.0,
+        connect_timeout: float = 2.0,
+        **client_options: Any,
+    ) -> None:
+        if b"{" in prefix or b"}" in prefix:
+            raise ConfigError("the key prefix must not contain '{' or '}'")
+        if not math.isfinite(expire_grace) or expire_grace < 0:
+            raise ConfigError("expire_grace must be a non-negative number of seconds")
+        if not math.isfinite(clock_offset):
+            raise ConfigError("clock_offset must be finite")
+        options: dict[str, Any] = {
+            "socket_timeout": socket_timeout,
+            "socket_connect_timeout": connect_timeout,
+            # One quick retry heals a pooled connection the server dropped (restart, idle
+            # timeout); anything longer would stall requests during a real outage.
+            "retry": retry.Retry(NoBackoff(), 1),
+            **client_options,
+        }
+        self._client, self.cluster = _connect(url, options)
+        self._prefix = prefix
+        self._salt = tag_salt
+        self._shift = expire_grace + clock_offset
+        self._head = (prefix, tag_salt, b"1" if self.cluster else b"0")
+        register = self._client.register_script
+        self._add = register(_LUA_PRELUDE + _LUA_ADD)
+        self._replace = register(_LUA_PRELUDE + _LUA_REPLACE)
+        self._touch = register(_LUA_PRELUDE + _LUA_TOUCH)
+        self._delete = register(_LUA_PRELUDE + _LUA_DELETE)
+        self._user = register(_LUA_PRELUDE + _LUA_USER)
+        self._index = register(_LUA_PRELUDE + _LUA_INDEX)
+        self._closed = False
+
+    # -- keys and routing -------------------------------------------------------------------
+
+    def _raw(self, session_id: str) -> bytes | None:
+        if len(session_id) != 16 or not tokens.is_session_id(session_id):
+            return None
+        try:
+            return base64.urlsafe_b64decode(session_id)
+        except (binascii.Error, ValueError):  # pragma: no cover - is_session_id checked
+            return None
+
+    def _raw_or_raise(self, session_id: str) -> bytes:
+        raw = self._raw(session_id)
+        if raw is None:
+            raise InvalidArgument("not a session id")
+        return raw
+
+    def _tag(self, user: bytes) -> bytes:
+        digest = hashlib.sha1(self._salt + user, usedforsecurity=False).digest()
+        a, b = (124 if x == 125 else x for x in digest[:2])
+        return bytes((0x7B, a, b, 0x7D))
+
+    def _index_key(self, user: bytes) -> bytes:
+        key = self._prefix + self._tag(user) + b"\x00" + user
+        return key + b"\x00" if len(key) == len(self._prefix) + _ID_BYTES else key
+
+    def _colocated(self, raw: bytes, user: bytes) -> bool:
+        return not self.cluster or raw[:4] == self._tag(user)
+
+    def _pxat(self, expires_at: float) -> int:
+        when = (expires_at + self._shift) * 1000
+        if not when > 1:  # also NaN
+            return 1
+        return _MAX_PXAT if when >= _MAX_PXAT else math.ceil(when)
+
+    def new_session_id(self, user_id: str | None) -> str:
+        """A fresh random session id that leads to ``user_id``'s slot (its first 4 bytes are the
+        user's ``{tag}``; 64 random bits follow). The session manager uses it when issuing."""
+        if user_id is None:
+            return tokens.new_session_id()
+        raw = self._tag(_utf8(user_id)) + secrets.token_bytes(_ID_BYTES - 4)
+        return base64.urlsafe_b64encode(raw).decode("ascii")
+
+    def _id(self, member: bytes) -> str:
+        return base64.urlsafe_b64encode(member).decode("ascii")
+
+    async def _eval(self, script: Any, keys: Sequence[bytes], *args: bytes | int | float) -> Any:
+        with _TRANSLATED:
+            return await script(keys=keys, args=(*self._head, *args))
+
+    # -- the store interface ----------------------------------------------------------------
+
+    async def get(self, session_id: str) -> SessionRecord | None:
+        raw = self._raw(session_id)
+        if raw is None:
+            return None
+        with _TRANSLATED:
+            value = await self._client.get(self._prefix + raw)
+        return None if value is None else _decode(session_id, cast(bytes, value))
+
+    async def add(self, record: SessionRecord, *, cap: UserCap | None = None) -> list[str]:
+        raw = self._raw_or_raise(record.id)
+        key = self._prefix + raw
+        value = _encode(record)
+        pxat = self._pxat(record.expires_at)
+        if record.user_id is None:
+            result = await self._eval(self._add, [key], value, pxat, raw, 0, 0, 0, 0)
+            if result[0] == b"E":
+                raise AlreadyExists(record.id)
+            return []
+        user = _utf8(record.user_id)
+        ikey = self._index_key(user)
+        if self._colocated(raw, user):
+            limit, evict, now = (cap.limit, int(cap.evict_oldest), cap.now) if cap else (0, 0, 0)
+            result = await self._eval(
+                self._add, [key, ikey], value, pxat, raw, record.created_at, limit, evict, now,
+                user,
+            )  # fmt: skip
+            status = result[0]
+            if status == b"OK":
+                return [self._id(m) for m in result[1:]]
+            if status == b"E":
+                raise AlreadyExists(record.id)
+            if status == b"L":
+                raise SessionLimitReached("the user's session limit is reached")
+        return await self._add_across_slots(record, raw, key, value, pxat, user, ikey, cap)
+
+    async def _add_across_slots(
+        self,
+        record: SessionRecord,
+        raw: bytes,
+        key: bytes,
+        value: bytes,
+        pxat: int,
+        user: bytes,
+        ikey: bytes,
+        cap: UserCap | None,
+    ) -> list[str]:
+        """Cluster, id not routed to the user's slot: single-slot steps, index first."""
+        victims: list[SessionRecord] = []
+        if cap is not None:
+            live = [r for r in await self._members(user, ikey) if r.expires_at > cap.now]
+            live.sort(key=lambda r: (r.created_at, r.id))
+            excess = len(live) - cap.limit + 1
+            if excess > 0 and not cap.evict_oldest:
+                raise SessionLimitReached("the user's session limit is reached")
+            victims = live[: max(0, excess)]
+        with _TRANSLATED:
+            if await self._client.exists(key):
+                raise AlreadyExists(record.id)
+        await self._eval(self._index, [ikey], raw, record.created_at, pxat)
+        result = await self._eval(self._add, [key], value, pxat, raw, 0, 0, 0, 0)
+        if result[0] == b"E":
+            raise AlreadyExists(record.id)
+        evicted = []
+        for victim in victims:
+            if await self._delete_one(self._raw_or_raise(victim.id), owner=user):
+                evicted.append(victim.id)
+        return evicted
+
+    async def _members(self, user: bytes, ikey: bytes) -> list[SessionRecord]:
+        """Every record the user's index lists (pruning what is gone or not the user's)."""
+        out, foreign = await self._eval(self._user, [ikey], user, b"list", b"")
+        records = [_decode(self._id(out[i]), out[i + 1]) for i in range(0, len(out), 2)]
+        name = user.decode("utf-8")
+        for member in foreign:
+            with _TRANSLATED:
+                value = await self._client.get(self._prefix + member)
+            record = None if value is None else _decode(self._id(member), cast(bytes, value))
+            if record is None or record.user_id != name:
+                with _TRANSLATED:
+                    await self._client.zrem(ikey, member)
+            else:
+                records.append(record)
+        return records
+
+    async def replace(self, record: SessionRecord, *, expected_version: int) -> None:
+        raw = self._raw(record.id)
+        if raw is None:
+            raise NotFound(record.id)
+        key = self._prefix + raw
+        value = _encode(record)
+        pxat = self._pxat(record.expires_at)
+        keys = [key]
+        user = b""
+        if record.user_id is not None:
+            user = _utf8(record.user_id)
+            ikey = self._index_key(user)
+            if self._colocated(raw, user):
+                keys.append(ikey)
+            else:  # index first: a stale member is pruned on read, a missing one would hide it
+                await self._eval(self._index, [ikey], raw, record.created_at, pxat)
+        result = await self._eval(
+            self._replace, keys, _version_bytes(expected_version), value, pxat, raw,
+            record.created_at, int(record.user_id is not None), user,
+        )  # fmt: skip
+        status = result[0]
+        if status == b"N":
+            raise NotFound(record.id)
+        if status == b"C":
+            raise VersionConflict(record.id)
+        if len(result) > 1 and result[1]:
+            await self._unindex(result[1], raw)
+
+    async def _unindex(self, user: bytes, raw: bytes) -> None:
+        with _TRANSLATED:
+            await self._client.zrem(self._index_key(user), raw)
+
+    async def touch(self, session_id: str, *, last_seen: float, expires_at: float) -> None:
+        raw = self._raw(session_id)
+        if raw is None:
+            return
+        pxat = self._pxat(expires_at)
+        result = await self._eval(
+            self._touch, [self._prefix + raw], _DOUBLE.pack(last_seen), _DOUBLE.pack(expires_at),
+            pxat,
+        )  # fmt: skip
+        if isinstance(result, bytes):
+            await self._eval(self._index, [self._index_key(result)], b"", 0, pxat)
+
+    async def delete(self, session_id: str) -> bool:
+        raw = self._raw(session_id)
+        return False if raw is None else await self._delete_one(raw)
+
+    async def _delete_one(
+        self, raw: bytes, *, expected: bytes = b"", owner: bytes | None = None
+    ) -> bool:
+        result = await self._eval(
+            self._delete, [self._prefix + raw], raw, expected, int(owner is not None), owner or b""
+        )
+        if isinstance(result, bytes):
+            await self._unindex(result, raw)
+            return True
+        return bool(result)
+
+    async def list_user(self, user_id: str) -> list[SessionRecord]:
+        user = _utf8(user_id)
+        records = await self._members(user, self._index_key(user))
+        records.sort(key=lambda r: (r.created_at, r.id))
+        return records
+
+    async def delete_user(self, user_id: str, *, keep: str | None = None) -> list[str]:
+        user = _utf8(user_id)
+        ikey = self._index_key(user)
+        kept = (self._raw(keep) or b"") if keep is not None else b""
+        deleted, foreign = await self._eval(self._user, [ikey], user, b"delete", kept)
+        ids = [self._id(m) for m in deleted]
+        for member in foreign:
+            if await self._delete_one(member, owner=user):
+                ids.append(self._id(member))
+            else:
+                with _TRANSLATED:
+                    await self._client.zrem(ikey, member)
+        return ids
+
+    async def purge_expired(self, now: float) -> int:
+        """Walks the keyspace (``SCAN``, every master) and deletes records whose
+        ``expires_at <= now``, each only if unchanged since it was read. Redis already drops
+        records at their TTL, so production deployments rarely need this."""
+        size = len(self._prefix) + _ID_BYTES
+        batch: list[bytes] = []
+        total = 0
+        with _TRANSLATED:
+            async for key in self._client.scan_iter(count=1000, _type="string"):
+                if len(key) == size and key.startswith(self._prefix):
+                    batch.append(key)
+                    if len(batch) >= 500:
+                        total += await self._purge_batch(batch, now)
+                        batch = []
+        if batch:
+            total += await self._purge_batch(batch, now)
+        return total
+
+    async def _purge_batch(self, keys: list[bytes], now: float) -> int:
+        with _TRANSLATED:
+            pipe = self._client.pipeline(transaction=False)
+            for key in keys:
+                pipe.get(key)
+            values = await pipe.execute()
+        total = 0
+        start = len(self._prefix)
+        for key, value in zip(keys, values, strict=True):
+            if not value:
+                continue
+            raw = key[start:]
+            try:
+                record = _decode(self._id(raw), value)
+            except StoreCorrupt:
+                continue
+            if record.expires_at <= now and await self._delete_one(raw, expected=value):
+                total += 1
+        return total
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with _TRANSLATED:
+            await self._client.aclose()
+
+    async def ping(self) -> bool:
+        """True when the server answers (for health checks)."""
+        with _TRANSLATED:
+            return bool(await self._client.ping())
