@@ -71,12 +71,13 @@ RUNS_INTERVALS: Final[dict[str, tuple[tuple[int, int], ...]]] = {
     "fips-text": ((2343, 2657), (1135, 1365), (542, 708), (251, 373), (111, 201), (111, 201)),
 }
 #: Probability that one stream from a perfect generator fails at least one of the four tests,
-#: per interval set: an upper 99.9 % confidence bound from 10^6 os.urandom streams, rounded up
-#: (benchmarks/randomness_false_alarm.py; the measurement and the analytic cross-check are in
-#: docs/randomness.md). The verdict's tolerance for failing positions is derived from it.
+#: per interval set: the upper 99.9 % confidence bound measured on 2 x 10^6 os.urandom streams
+#: (8.05e-4 and 4.24e-3 observed; 7.8e-4 and 4.2e-3 computed), rounded up. See
+#: docs/randomness.md and benchmarks/randomness_false_alarm.py. The verdict's tolerance for
+#: failing positions is derived from it.
 STREAM_FALSE_ALARM: Final[dict[str, float]] = {
-    "netbsd": 1e-3,
-    "fips-text": 1e-2,
+    "netbsd": 9e-4,
+    "fips-text": 4.5e-3,
 }
 _GROSS_STATISTICS: Final = 4  # monobit, poker, transitions, long run
 _POKER_DF: Final = 15
