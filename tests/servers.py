@@ -315,6 +315,15 @@ class PostgresServer:
         self.stop(mode)
         self.start()
 
+    def empty(self, schema: str = "sessionward") -> None:
+        """Delete every session row (the schema, once created, stays)."""
+        import psycopg
+
+        with psycopg.connect(self.conninfo, autocommit=True) as conn:
+            exists = conn.execute("SELECT to_regclass(%s)", (f"{schema}.sessions",)).fetchone()
+            if exists and exists[0] is not None:
+                conn.execute(f"TRUNCATE {schema}.sessions")
+
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
@@ -388,5 +397,13 @@ def redis_cluster_pair(request: pytest.FixtureRequest) -> Iterator[tuple[Any, An
 
 
 def postgres_pair(request: pytest.FixtureRequest) -> Iterator[tuple[Any, Any]]:
-    unavailable("PostgreSQL store not written yet")
-    yield None, None  # pragma: no cover
+    from sessionward.stores.postgres import AsyncPostgresStore, PostgresStore
+
+    server = request.getfixturevalue("postgres_server")
+    server.empty()
+    sync_store = PostgresStore(server.conninfo, max_size=4)
+    async_store = AsyncPostgresStore(server.conninfo, max_size=4)
+    try:
+        yield sync_store, async_store
+    finally:
+        _close_pair(sync_store, async_store)

@@ -1,0 +1,405 @@
+"""Sessions in PostgreSQL: psycopg 3, a connection pool, prepared statements.
+
+* One table, ``<schema>.sessions``, its columns in ``SessionRecord`` order, so a row becomes a
+  record with one call. Ids and user ids use the ``"C"`` collation: byte order, the same order
+  Python sorts strings in, whatever the database's locale.
+* A schema-version table and ordered migrations, applied under an advisory lock by whichever
+  process opens the store first; a schema newer than this code is refused, not misread.
+* Every statement on the hot path runs prepared, in autocommit: ``get`` is one round trip.
+* ``replace`` is a single ``UPDATE ... WHERE id = $1 AND version = $2``: PostgreSQL re-checks
+  the version on the locked row, so two concurrent writers cannot both win (no lost update).
+* ``add`` with a cap takes a per-user transaction-scoped advisory lock, then counts, evicts and
+  inserts in one transaction: two logins of one user are serialised, no double grant.
+  Readers never wait on it (MVCC).
+* ``purge_expired`` walks the primary key in chunks of 1,000, one short autocommit statement
+  per chunk, so it never holds locks for long. There is no index on ``expires_at``: ``touch``
+  then changes no indexed column and stays a cheap HOT update (``fillfactor`` leaves room).
+* A lost connection (server restart, failover) raises ``StoreUnavailable`` for the request that
+  met it and makes the store start a fresh pool, so service resumes as soon as the server
+  accepts connections again; reads retry once on a fresh connection first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+import time
+from typing import Any, Final
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
+
+from sessionward.core.cap import UserCap
+from sessionward.core.record import FIELDS, SessionRecord
+from sessionward.errors import (
+    AlreadyExists,
+    ConfigError,
+    InvalidArgument,
+    NotFound,
+    SessionLimitReached,
+    StoreCorrupt,
+    StoreError,
+    StoreUnavailable,
+    VersionConflict,
+)
+
+__all__ = ["AsyncPostgresStore"]
+
+SCHEMA_VERSION: Final = 1
+_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+_PURGE_CHUNK: Final = 1000
+_RESET_INTERVAL: Final = 0.25
+
+
+def _spell(template: str, schema: str) -> str:
+    """Fill ``{s}`` (the schema, a validated plain identifier), ``{columns}`` and ``{values}``
+    into a statement template. No value ever goes into SQL text: values are parameters."""
+    return (
+        template.replace("{s}", schema)
+        .replace("{columns}", ", ".join(FIELDS))
+        .replace("{values}", ", ".join(["%s"] * len(FIELDS)))
+        .replace("{assignments}", ", ".join(f"{name} = %s" for name in FIELDS[1:]))
+    )
+
+
+MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
+    1: (
+        """CREATE TABLE {s}.sessions (
+            id text COLLATE "C" PRIMARY KEY,
+            secret_hash bytea NOT NULL,
+            prev_secret_hash bytea,
+            grace_until double precision NOT NULL,
+            generation bigint NOT NULL,
+            user_id text COLLATE "C",
+            auth_level bigint NOT NULL,
+            auth_time double precision,
+            scopes text NOT NULL,
+            data text NOT NULL,
+            created_at double precision NOT NULL,
+            rotated_at double precision NOT NULL,
+            last_seen double precision NOT NULL,
+            expires_at double precision NOT NULL,
+            absolute_expires_at double precision NOT NULL,
+            version bigint NOT NULL,
+            context text NOT NULL
+        ) WITH (fillfactor = 85)""",
+        "CREATE INDEX sessions_by_user ON {s}.sessions (user_id, created_at, id)"
+        " WHERE user_id IS NOT NULL",
+    ),
+}
+
+
+class _Queries:
+    """Every statement, spelled once per schema."""
+
+    def __init__(self, schema: str) -> None:
+        def spell(template: str) -> str:
+            return _spell(template, schema)
+
+        self.get = spell("SELECT {columns} FROM {s}.sessions WHERE id = %s")
+        self.insert = spell("INSERT INTO {s}.sessions ({columns}) VALUES ({values})")
+        self.update = spell("UPDATE {s}.sessions SET {assignments} WHERE id = %s AND version = %s")
+        self.exists = spell("SELECT 1 FROM {s}.sessions WHERE id = %s")
+        self.touch = spell(
+            "UPDATE {s}.sessions SET last_seen = %s, expires_at = %s"
+            " WHERE id = %s AND last_seen < %s"
+        )
+        self.delete = spell("DELETE FROM {s}.sessions WHERE id = %s")
+        self.by_user = spell(
+            "SELECT {columns} FROM {s}.sessions WHERE user_id = %s ORDER BY created_at, id"
+        )
+        self.live_ids = spell(
+            "SELECT id FROM {s}.sessions WHERE user_id = %s AND expires_at > %s"
+            " ORDER BY created_at, id"
+        )
+        self.evict = spell("DELETE FROM {s}.sessions WHERE id = ANY(%s)")
+        self.delete_user = spell(
+            "DELETE FROM {s}.sessions WHERE user_id = %s AND id <> %s RETURNING id"
+        )
+        self.lock = "SELECT pg_advisory_xact_lock(%s)"
+        self.purge = spell(
+            "WITH chunk AS (SELECT id FROM {s}.sessions WHERE id > %s ORDER BY id LIMIT %s),"
+            " doomed AS (DELETE FROM {s}.sessions t USING chunk WHERE t.id = chunk.id"
+            " AND t.expires_at <= %s RETURNING 1)"
+            " SELECT (SELECT max(id) FROM chunk), (SELECT count(*) FROM doomed)"
+        )
+        self.count = spell("SELECT count(*) FROM {s}.sessions")
+        self.create_schema = spell("CREATE SCHEMA IF NOT EXISTS {s}")
+        self.create_version = spell(
+            "CREATE TABLE IF NOT EXISTS {s}.schema_version (version integer NOT NULL)"
+        )
+        self.read_version = spell("SELECT version FROM {s}.schema_version")
+        self.init_version = spell("INSERT INTO {s}.schema_version VALUES (0)")
+        self.set_version = spell("UPDATE {s}.schema_version SET version = %s")
+        self.migrations = {
+            step: tuple(spell(statement) for statement in statements)
+            for step, statements in MIGRATIONS.items()
+        }
+
+
+def _connection_lost(exc: BaseException) -> bool:
+    """True when ``exc`` means the connection (not the statement) failed."""
+    if isinstance(exc, PoolTimeout | PoolClosed | psycopg.InterfaceError):
+        return True
+    if not isinstance(exc, psycopg.OperationalError):
+        return False
+    state = exc.sqlstate
+    return state is None or state.startswith("08") or state in ("57P01", "57P02", "57P03")
+
+
+def _translate(exc: psycopg.Error) -> StoreError | InvalidArgument:
+    name = type(exc).__name__
+    if isinstance(exc, pg_errors.UniqueViolation):
+        return AlreadyExists("a session with this id exists")
+    if isinstance(exc, PoolClosed):
+        return StoreUnavailable("postgres: the store is closed")
+    if _connection_lost(exc) or isinstance(exc, psycopg.OperationalError):
+        return StoreUnavailable(f"postgres: {name}: {exc}")
+    if isinstance(
+        exc, pg_errors.UndefinedTable | pg_errors.UndefinedColumn | pg_errors.InvalidSchemaName
+    ):
+        return StoreCorrupt(f"postgres: not a sessionward schema ({exc})")
+    if isinstance(exc, psycopg.DataError):
+        return InvalidArgument(f"postgres cannot store this value ({name})")
+    if isinstance(exc, psycopg.ProgrammingError | psycopg.IntegrityError):
+        return StoreCorrupt(f"postgres: {name}: {exc}")
+    return StoreUnavailable(f"postgres: {name}: {exc}")
+
+
+class AsyncPostgresStore:
+    """Sessions in a PostgreSQL table, through a psycopg connection pool.
+
+    ``conninfo`` is a libpq connection string or URL (``postgresql://user@host:5432/db``).
+    ``schema`` names the PostgreSQL schema holding the tables (created if missing).
+    ``min_size`` / ``max_size`` bound the pool; ``timeout`` is how long a request waits for a
+    connection before ``StoreUnavailable``. Connections open lazily on first use (or on
+    :meth:`open`).
+    """
+
+    def __init__(
+        self,
+        conninfo: str,
+        *,
+        schema: str = "sessionward",
+        min_size: int = 1,
+        max_size: int = 10,
+        timeout: float = 2.0,
+        connect_timeout: int = 2,
+    ) -> None:
+        if not _IDENTIFIER.fullmatch(schema):
+            raise ConfigError("schema must be a lower-case SQL identifier")
+        if not 0 <= min_size <= max_size or max_size < 1:
+            raise ConfigError("need 0 <= min_size <= max_size and max_size >= 1")
+        if not timeout > 0:
+            raise ConfigError("timeout must be positive")
+        self.schema = schema
+        self._conninfo = conninfo
+        self._sizes = (min_size, max_size)
+        self._timeout = timeout
+        self._connect_timeout = max(2, int(connect_timeout))
+        self._q = _Queries(schema)
+        self._lock = threading.Lock()
+        self._pool = self._new_pool()
+        self._opened = False
+        self._migrated = False
+        self._closed = False
+        self._last_reset = 0.0
+
+    def _new_pool(self) -> AsyncConnectionPool:
+        return AsyncConnectionPool(
+            self._conninfo,
+            min_size=self._sizes[0],
+            max_size=self._sizes[1],
+            timeout=self._timeout,
+            open=False,
+            name=f"sessionward-{self.schema}",
+            kwargs={"autocommit": True, "connect_timeout": self._connect_timeout},
+        )
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Open the pool and bring the schema up to date (done on first use otherwise)."""
+        if self._closed:
+            raise StoreUnavailable("postgres: the store is closed")
+        if not self._opened:
+            self._opened = True
+            await self._pool.open(wait=False)
+        if not self._migrated:
+            try:
+                await self._migrate()
+            except psycopg.Error as exc:
+                await self._failed(exc)
+                raise _translate(exc) from exc
+            self._migrated = True
+
+    async def _migrate(self) -> None:
+        q = self._q
+        async with self._pool.connection() as conn, conn.transaction():
+            lock = hashlib.sha256(f"sessionward:{self.schema}".encode()).digest()[:8]
+            await conn.execute(q.lock, (int.from_bytes(lock) - (1 << 63),))
+            await conn.execute(q.create_schema)
+            await conn.execute(q.create_version)
+            cursor = await conn.execute(q.read_version)
+            rows = await cursor.fetchall()
+            if not rows:
+                await conn.execute(q.init_version)
+                version = 0
+            elif len(rows) != 1 or not isinstance(rows[0][0], int):
+                raise StoreCorrupt("the schema version table is damaged")
+            else:
+                version = rows[0][0]
+            if version > SCHEMA_VERSION:
+                raise StoreCorrupt(
+                    f"database schema {version} is newer than this sessionward ({SCHEMA_VERSION})"
+                )
+            for step in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in q.migrations[step]:
+                    await conn.execute(statement)
+                await conn.execute(q.set_version, (step,))
+
+    async def _ready(self) -> None:
+        if not self._migrated:
+            await self.open()
+
+    async def _failed(self, exc: BaseException) -> None:
+        """After a lost connection, replace the pool (at most every 0.25 s): a fresh pool
+        connects at once, where the old one would back off for seconds before retrying."""
+        if self._closed or not _connection_lost(exc) or isinstance(exc, PoolClosed):
+            return
+        now = time.monotonic()
+        with self._lock:
+            if now - self._last_reset < _RESET_INTERVAL:
+                return
+            self._last_reset = now
+            old, self._pool = self._pool, self._new_pool()
+        await self._pool.open(wait=False)
+        await old.close(timeout=0)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._opened:
+            await self._pool.close(timeout=5)
+
+    # -- the store interface ----------------------------------------------------------------
+
+    async def _one(self, query: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        """A read of at most one row, retried once on a fresh connection if the first one
+        turns out to be dead (a pooled connection that outlived a server restart)."""
+        await self._ready()
+        for attempt in range(2):
+            try:
+                async with self._pool.connection() as conn:
+                    cursor = await conn.execute(query, params, prepare=True)
+                    return await cursor.fetchone()
+            except psycopg.Error as exc:
+                await self._failed(exc)
+                if attempt or isinstance(exc, PoolTimeout) or not _connection_lost(exc):
+                    raise _translate(exc) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def get(self, session_id: str) -> SessionRecord | None:
+        row = await self._one(self._q.get, (session_id,))
+        return None if row is None else SessionRecord._make(row)
+
+    async def add(self, record: SessionRecord, *, cap: UserCap | None = None) -> list[str]:
+        await self._ready()
+        try:
+            async with self._pool.connection() as conn:
+                if cap is None or record.user_id is None:
+                    await conn.execute(self._q.insert, record, prepare=True)
+                    return []
+                async with conn.transaction():
+                    await conn.execute(self._q.lock, (self._user_lock(record.user_id),))
+                    cursor = await conn.execute(
+                        self._q.live_ids, (record.user_id, cap.now), prepare=True
+                    )
+                    live = [row[0] for row in await cursor.fetchall()]
+                    excess = len(live) - cap.limit + 1
+                    evicted: list[str] = []
+                    if excess > 0:
+                        if not cap.evict_oldest:
+                            raise SessionLimitReached(f"user already has {len(live)} sessions")
+                        evicted = live[:excess]
+                        await conn.execute(self._q.evict, (evicted,))
+                    await conn.execute(self._q.insert, record, prepare=True)
+                return evicted
+        except psycopg.Error as exc:
+            await self._failed(exc)
+            raise _translate(exc) from exc
+
+    def _user_lock(self, user_id: str) -> int:
+        digest = hashlib.sha256(f"{self.schema}\0{user_id}".encode("utf-8", "surrogatepass"))
+        return int.from_bytes(digest.digest()[:8]) - (1 << 63)
+
+    async def replace(self, record: SessionRecord, *, expected_version: int) -> None:
+        await self._ready()
+        try:
+            async with self._pool.connection() as conn:
+                cursor = await conn.execute(
+                    self._q.update, (*record[1:], record.id, expected_version), prepare=True
+                )
+                if cursor.rowcount == 1:
+                    return
+                cursor = await conn.execute(self._q.exists, (record.id,), prepare=True)
+                exists = await cursor.fetchone()
+        except psycopg.Error as exc:
+            await self._failed(exc)
+            raise _translate(exc) from exc
+        raise VersionConflict(record.id) if exists else NotFound(record.id)
+
+    async def touch(self, session_id: str, *, last_seen: float, expires_at: float) -> None:
+        await self._write(self._q.touch, (last_seen, expires_at, session_id, last_seen))
+
+    async def _write(self, query: str, params: tuple[Any, ...]) -> int:
+        await self._ready()
+        try:
+            async with self._pool.connection() as conn:
+                cursor = await conn.execute(query, params, prepare=True)
+                return cursor.rowcount
+        except psycopg.Error as exc:
+            await self._failed(exc)
+            raise _translate(exc) from exc
+
+    async def delete(self, session_id: str) -> bool:
+        return await self._write(self._q.delete, (session_id,)) > 0
+
+    async def _rows(self, query: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        await self._ready()
+        try:
+            async with self._pool.connection() as conn:
+                cursor = await conn.execute(query, params, prepare=True)
+                return await cursor.fetchall()
+        except psycopg.Error as exc:
+            await self._failed(exc)
+            raise _translate(exc) from exc
+
+    async def list_user(self, user_id: str) -> list[SessionRecord]:
+        rows = await self._rows(self._q.by_user, (user_id,))
+        return [SessionRecord._make(row) for row in rows]
+
+    async def delete_user(self, user_id: str, *, keep: str | None = None) -> list[str]:
+        rows = await self._rows(self._q.delete_user, (user_id, "" if keep is None else keep))
+        return [row[0] for row in rows]
+
+    async def purge_expired(self, now: float) -> int:
+        """Walks the table by primary key, 1,000 ids per statement, each statement its own
+        short transaction: readers are never blocked, writers at most for one chunk."""
+        total = 0
+        after = ""
+        while True:
+            rows = await self._rows(self._q.purge, (after, _PURGE_CHUNK, now))
+            last, deleted = rows[0]
+            total += int(deleted)
+            if last is None:
+                return total
+            after = last
+
+    async def count(self) -> int:
+        """Number of stored records (expired ones included until purged)."""
+        rows = await self._rows(self._q.count, ())
+        return int(rows[0][0])
