@@ -116,6 +116,8 @@ def served(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> Iterator[Served]
     with wsgi_server(make_app) as base:
         served = Served(base, clock, manager)
         yield served
+        for client in served.clients:
+            client.close()
     minted = {
         value.partition("=")[2].split(";")[0]
         for client in served.clients
