@@ -1,0 +1,256 @@
+"""Issuing and verifying: claims, lifetimes, skew edges, the cache, the revocation lists."""
+
+# ruff: noqa: F811 - the fixtures imported from jwt_fixtures are redefined as parameters
+
+from __future__ import annotations
+
+import base64
+import string
+import time
+from collections.abc import Callable
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from jwt_fixtures import alg, clock, issuer, keyset, make_verifier, verifier  # noqa: F401
+from jwt_forge import AUD, ISS, b64, claims, header, token
+from jwt_reference import joserfc_accepts, policy_violations, pyjwt_accepts
+
+from sessionward.errors import ConfigError, InvalidArgument, InvalidToken
+from sessionward.jwt import AccessTokenIssuer, AccessTokenVerifier, KeySet, Revocations
+from sessionward.jwt.keys import P256_ORDER
+from sessionward.testing import FakeClock
+
+SID = claims(0)["sid"]
+MakeVerifier = Callable[..., AccessTokenVerifier]
+
+
+def test_issued_claims(issuer: AccessTokenIssuer, verifier: AccessTokenVerifier) -> None:
+    now = int(issuer.clock.now())
+    issued = issuer.issue(
+        subject="alice",
+        session_id=SID,
+        scopes=["write", "read", "read"],
+        auth_level=2,
+        auth_time=now - 10.5,
+        extra={"tenant": "t1"},
+    )
+    got = verifier.verify(issued.token)
+    assert got == issued.claims
+    assert (got.iss, got.aud, got.sub, got.sid, got.typ) == (ISS, AUD, "alice", SID, "at+jwt")
+    assert (got.iat, got.nbf, got.exp) == (now, now, now + 300)
+    assert got.scopes == {"read", "write"}
+    assert got.has_scope("write")
+    assert not got.has_scope("x")
+    assert (got.auth_level, got.auth_time) == (2, now - 11)
+    assert got.claims["tenant"] == "t1"
+    assert len(got.jti) == 22
+    assert "token" not in repr(issued) or issued.token not in repr(issued)
+    with pytest.raises(TypeError):
+        got.claims["sub"] = "mallory"  # type: ignore[index]
+
+
+def test_lifetime_default_cap_and_session_end(keyset: KeySet, clock: FakeClock) -> None:
+    with pytest.raises(ConfigError):
+        AccessTokenIssuer(keyset, issuer=ISS, audience=AUD, lifetime=901)
+    with pytest.raises(ConfigError):
+        AccessTokenIssuer(keyset, issuer=ISS, audience=AUD, max_lifetime=3600)
+    issuer = AccessTokenIssuer(keyset, issuer=ISS, audience=AUD, clock=clock)
+    now = int(clock.now())
+    assert issuer.issue(subject="a", session_id=SID).claims.exp == now + 300
+    assert issuer.issue(subject="a", session_id=SID, lifetime=900).claims.exp == now + 900
+    with pytest.raises(InvalidArgument):
+        issuer.issue(subject="a", session_id=SID, lifetime=901)
+    capped = issuer.issue(subject="a", session_id=SID, not_after=now + 42.9)
+    assert capped.claims.exp == now + 42
+    with pytest.raises(InvalidArgument):
+        issuer.issue(subject="a", session_id=SID, not_after=now + 0.5)
+    later = issuer.issue(subject="a", session_id=SID, not_before=now + 0.25)
+    assert later.claims.iat == now + 1  # never born before a user's cut-off
+
+
+def test_issue_arguments_are_checked(issuer: AccessTokenIssuer) -> None:
+    for kwargs in (
+        {"subject": "", "session_id": SID},
+        {"subject": "a", "session_id": "not a session id"},
+        {"subject": "a", "session_id": SID, "auth_level": -1},
+        {"subject": "a", "session_id": SID, "auth_level": True},
+        {"subject": "a", "session_id": SID, "extra": {"exp": 1}},
+        {"subject": "a", "session_id": SID, "extra": {"blob": "x" * 9000}},
+    ):
+        with pytest.raises(InvalidArgument):
+            issuer.issue(**kwargs)
+
+
+@pytest.mark.parametrize("skew", [0, 30, 60])
+def test_time_edges_with_skew(skew: int, make_verifier: MakeVerifier, keyset: KeySet) -> None:
+    clock = FakeClock(1_800_000_000)
+    verifier = make_verifier(skew=skew, cache_size=0)
+    verifier.clock = clock
+    key = keyset.signing_key
+    now = 1_800_000_000
+    exp_token = token(header(key), claims(now - 300, exp=now), key)
+    clock.set(now + skew - 0.001)
+    assert verifier.verify(exp_token)
+    clock.set(now + skew)
+    with pytest.raises(InvalidToken) as info:
+        verifier.verify(exp_token)
+    assert info.value.reason == "expired"
+    nbf_token = token(header(key), claims(now - 10, nbf=now + 100, exp=now + 200), key)
+    clock.set(now + 100 - skew)
+    assert verifier.verify(nbf_token)
+    clock.set(now + 100 - skew - 0.001)
+    with pytest.raises(InvalidToken):
+        verifier.verify(nbf_token)
+    with pytest.raises(ConfigError):
+        make_verifier(skew=61)
+
+
+def test_non_strings_and_garbage_are_rejected(verifier: AccessTokenVerifier) -> None:
+    for value in (None, b"a.b.c", 3, ["a.b.c"], "", ".", "..", "a.b.c", "é.é.é", "a" * 10_000):
+        with pytest.raises(InvalidToken):
+            verifier.verify(value)
+
+
+def test_cache_returns_the_same_claims_and_honours_exp(
+    issuer: AccessTokenIssuer, verifier: AccessTokenVerifier, clock: FakeClock
+) -> None:
+    issued = issuer.issue(subject="alice", session_id=SID, lifetime=60)
+    first = verifier.verify(issued.token)
+    assert verifier.verify(issued.token) is first  # served from the cache
+    assert len(verifier) == 1
+    clock.advance(60 + 60)
+    with pytest.raises(InvalidToken) as info:
+        verifier.verify(issued.token)
+    assert info.value.reason == "expired"
+    assert len(verifier) == 0
+
+
+def test_cache_is_bounded_lru(
+    keyset: KeySet, clock: FakeClock, make_verifier: MakeVerifier
+) -> None:
+    issuer = AccessTokenIssuer(keyset, issuer=ISS, audience=AUD, clock=clock)
+    verifier = make_verifier(cache_size=3)
+    tokens = [issuer.issue(subject=f"u{i}", session_id=SID).token for i in range(5)]
+    for t in tokens[:3]:
+        verifier.verify(t)
+    verifier.verify(tokens[0])  # refresh the oldest
+    verifier.verify(tokens[3])  # evicts tokens[1], the least recently used
+    assert len(verifier) == 3
+    kept = set(verifier._cache)
+    assert kept == {tokens[0], tokens[2], tokens[3]}
+    verifier.forget(tokens[0])
+    assert len(verifier) == 2
+    verifier.clear_cache()
+    assert len(verifier) == 0
+
+
+def test_revocations_apply_to_cached_tokens(
+    keyset: KeySet, clock: FakeClock, make_verifier: MakeVerifier
+) -> None:
+    revocations = Revocations()
+    verifier = make_verifier(revocations=revocations)
+    issuer = AccessTokenIssuer(keyset, issuer=ISS, audience=AUD, clock=clock)
+    a = issuer.issue(subject="alice", session_id=SID)
+    b = issuer.issue(subject="alice", session_id=claims(0)["sid"])
+    c = issuer.issue(subject="bob", session_id=claims(0)["sid"])
+    for t in (a, b, c):
+        verifier.verify(t.token)
+    revocations.deny(ISS, a.claims.jti, exp=a.claims.exp, now=clock.now())
+    with pytest.raises(InvalidToken) as info:
+        verifier.verify(a.token)
+    assert info.value.reason == "revoked"
+    revocations.revoke_session(b.claims.sid, now=clock.now())
+    with pytest.raises(InvalidToken) as info:
+        verifier.verify(b.token)
+    assert info.value.reason == "session-revoked"
+    assert verifier.verify(c.token).sub == "bob"
+    clock.advance(1)
+    revocations.cut_off_user("bob", now=clock.now())
+    with pytest.raises(InvalidToken) as info:
+        verifier.verify(c.token)
+    assert info.value.reason == "user-cutoff"
+    # A token issued after the cut-off is fine, even within the same second.
+    fresh = issuer.issue(subject="bob", session_id=SID, not_before=revocations.cutoff_for("bob"))
+    assert verifier.verify(fresh.token).sub == "bob"
+
+
+def test_denylist_is_keyed_by_iss_and_jti_not_by_token_bytes(clock: FakeClock) -> None:
+    """An ECDSA signature re-encoded as (r, n - s) is a different token string with the same
+    (iss, jti): the denylist still catches it."""
+    keyset = KeySet.generate("ES256", now=clock.now())
+    revocations = Revocations()
+    verifier = AccessTokenVerifier(
+        keyset, issuer=ISS, audience=AUD, clock=clock, revocations=revocations
+    )
+    issuer = AccessTokenIssuer(keyset, issuer=ISS, audience=AUD, clock=clock)
+    issued = issuer.issue(subject="alice", session_id=SID)
+    h, p, s = issued.token.split(".")
+    raw = base64.urlsafe_b64decode(s + "==")
+    high_s = (P256_ORDER - int.from_bytes(raw[32:], "big")).to_bytes(32, "big")
+    twin = f"{h}.{p}.{b64(raw[:32] + high_s)}"
+    assert twin != issued.token
+    assert verifier.verify(twin).jti == issued.claims.jti  # a valid malleated twin
+    revocations.deny(ISS, issued.claims.jti, exp=issued.claims.exp, now=clock.now())
+    for jws in (issued.token, twin):
+        with pytest.raises(InvalidToken):
+            verifier.verify(jws)
+
+
+def test_revocation_entries_are_forgotten_after_they_can_match_nothing(clock: FakeClock) -> None:
+    revocations = Revocations(retention=960)
+    now = clock.now()
+    revocations.deny(ISS, "j1", exp=now + 300, now=now)
+    revocations.revoke_session(SID, now=now)
+    revocations.cut_off_user("alice", now=now)
+    assert len(revocations) == 3
+    assert revocations.purge(now + 359) == 0
+    assert revocations.purge(now + 360) == 1  # exp + skew passed
+    assert revocations.purge(now + 960) == 2
+    assert len(revocations) == 0
+    assert "alice" not in repr(revocations)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    position=st.integers(min_value=0),
+    char=st.sampled_from(string.ascii_letters + "0123456789-_.=+/ "),
+)
+def test_any_one_character_change_is_rejected_and_libraries_agree(position: int, char: str) -> None:
+    now = int(time.time())
+    clock = FakeClock(now)
+    keyset = _FUZZ_KEYSET
+    jws = _FUZZ_TOKEN
+    i = position % len(jws)
+    mutated = jws[:i] + char + jws[i + 1 :]
+    verifier = AccessTokenVerifier(keyset, issuer=ISS, audience=AUD, clock=clock, cache_size=0)
+    try:
+        verifier.verify(mutated)
+        ours = True
+    except InvalidToken:
+        ours = False
+    assert ours is (mutated == jws)
+    reference = pyjwt_accepts(mutated, keyset, issuer=ISS, audience=AUD) and not policy_violations(
+        mutated
+    )
+    assert reference is ours
+    jose = joserfc_accepts(mutated, keyset, now=now, issuer=ISS, audience=AUD)
+    assert (jose and not policy_violations(mutated)) is ours
+
+
+_FUZZ_KEYSET = KeySet.generate("ES256", now=time.time())
+_FUZZ_TOKEN = (
+    AccessTokenIssuer(_FUZZ_KEYSET, issuer=ISS, audience=AUD, lifetime=900)
+    .issue(subject="alice", session_id=SID)
+    .token
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(max_size=400), st.binary(max_size=400).map(lambda b: b64(b))))
+def test_random_input_only_ever_raises_invalid_token(value: str) -> None:
+    keyset = _FUZZ_KEYSET
+    verifier = AccessTokenVerifier(keyset, issuer=ISS, audience=AUD, cache_size=0)
+    for candidate in (value, f"{value}.{value}.{value}", f"eyJ{value}.eyJ{value}.{value}"):
+        with pytest.raises(InvalidToken):
+            verifier.verify(candidate)
