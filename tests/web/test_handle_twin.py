@@ -19,7 +19,7 @@ HEADER = "# GENERATED from sessionward/web/_async_handle.py by tests/web/test_ha
 def generated() -> str:
     sys.path.insert(0, str(ROOT / "scripts"))
     try:
-        from unasync import transform  # type: ignore[import-not-found]
+        from unasync import transform  # type: ignore[import-not-found,unused-ignore]
     finally:
         sys.path.pop(0)
     text: str = transform(SOURCE.read_text("utf-8"))
