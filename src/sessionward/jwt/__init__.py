@@ -11,6 +11,13 @@ from sessionward.jwt.access import (
 )
 from sessionward.jwt.keys import EcKey, HmacKey, Key, OkpKey, generate_key, key_from_jwk, load_key
 from sessionward.jwt.keyset import KeyEntry, KeySet, KeyState
+from sessionward.jwt.loading import (
+    keyset_from_env,
+    keyset_from_text,
+    load_key_file,
+    load_keyset_file,
+    save_keyset_file,
+)
 from sessionward.jwt.revocation import Revocations
 
 __all__ = [
@@ -28,5 +35,10 @@ __all__ = [
     "Revocations",
     "generate_key",
     "key_from_jwk",
+    "keyset_from_env",
+    "keyset_from_text",
     "load_key",
+    "load_key_file",
+    "load_keyset_file",
+    "save_keyset_file",
 ]
