@@ -1,0 +1,1 @@
+"""The token service, async source (``sessionward.jwt._sync`` is generated from it)."""

@@ -1,0 +1,312 @@
+"""The token service: logins, refreshes, verification and revocation in stateless mode.
+
+Short-lived signed access tokens (JWT) are verified without a store round trip; the refresh
+token is an opaque sessionward token of a *backing session* in the session manager's store.
+Every refresh rotates that session's secret (with the manager's grace window), so:
+
+* a refresh token works once; the previous one keeps working for ``policy.rotation_grace``
+  seconds and then yields exactly the same new pair (several tabs, a retried request);
+* presenting a rotated refresh token after its grace window is theft: the whole session is
+  revoked, a ``TheftSuspected`` event is emitted, and the access tokens naming the session
+  are rejected by this process at once (and everywhere with ``check_session=True``).
+
+This file is the async source; ``sessionward.jwt._sync.service`` is generated from it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from sessionward._async.manager import AsyncSessionManager
+from sessionward.core import token as tokens
+from sessionward.core.context import RequestContext
+from sessionward.core.events import (
+    Event,
+    RevokeReason,
+    SessionExpired,
+    SessionRevoked,
+    SessionRotated,
+    TheftSuspected,
+)
+from sessionward.core.record import Session, SessionRecord, encode_data
+from sessionward.errors import ConfigError, InvalidToken, NotFound, UpdateConflict, VersionConflict
+from sessionward.jwt import refresh
+from sessionward.jwt.access import (
+    DEFAULT_LIFETIME,
+    DEFAULT_TYP,
+    AccessClaims,
+    AccessTokenIssuer,
+    AccessTokenVerifier,
+)
+from sessionward.jwt.keyset import KeySet
+from sessionward.jwt.refresh import FAMILY_KEY, TokenPair
+from sessionward.jwt.revocation import Revocations
+
+__all__ = ["AsyncTokenService"]
+
+_ATTEMPTS = 4
+
+
+class AsyncTokenService:
+    """Issues token pairs backed by sessions of ``manager`` and verifies access tokens.
+
+    ``issuer`` and ``audience`` go into (and are required from) every access token;
+    ``lifetime`` is the access-token lifetime (default 5 min, at most the key set's
+    ``max_token_lifetime``, itself at most 15 min). The refresh token's idle and absolute
+    lifetimes and its grace window are the manager's policy (``idle_timeout``,
+    ``absolute_timeout``, ``rotation_grace``); give refresh sessions a manager of their own.
+    The manager's clock is the clock of the tokens too.
+    """
+
+    def __init__(
+        self,
+        manager: AsyncSessionManager,
+        keyset: KeySet,
+        *,
+        issuer: str,
+        audience: str,
+        typ: str = DEFAULT_TYP,
+        lifetime: float = DEFAULT_LIFETIME,
+        revocations: Revocations | None = None,
+        cache_size: int = 4096,
+    ) -> None:
+        if manager.policy.rotate_after is not None:
+            raise ConfigError("refresh sessions rotate on use; set the policy's rotate_after=None")
+        self.manager = manager
+        self.clock = manager.clock
+        self.revocations = revocations or Revocations(
+            retention=keyset.max_token_lifetime + keyset.skew, skew=keyset.skew
+        )
+        self.issuer = AccessTokenIssuer(
+            keyset, issuer=issuer, audience=audience, typ=typ, lifetime=lifetime, clock=self.clock
+        )
+        self.verifier = AccessTokenVerifier(
+            keyset,
+            issuer=issuer,
+            audience=audience,
+            typ=typ,
+            skew=keyset.skew,
+            revocations=self.revocations,
+            cache_size=cache_size,
+            clock=self.clock,
+        )
+        self._unsubscribe = manager.events.subscribe(self._on_event)
+
+    def _on_event(self, event: Event) -> None:
+        # However a backing session ends (logout, theft, expiry, admin, a cap eviction), the
+        # access tokens naming it die in this process at once.
+        if isinstance(event, SessionRevoked | SessionExpired) and event.session_id is not None:
+            self.revocations.revoke_session(event.session_id, now=event.at)
+
+    # -- issuing ----------------------------------------------------------------------------
+
+    async def login(
+        self,
+        user_id: str,
+        *,
+        scopes: Iterable[str] = (),
+        auth_level: int = 1,
+        auth_time: float | None = None,
+        data: Mapping[str, Any] | None = None,
+        context: RequestContext | None = None,
+    ) -> TokenPair:
+        """Start a refresh family for an authenticated user; returns the first pair."""
+        merged = {**(data or {}), FAMILY_KEY: refresh.new_family()}
+        session = await self.manager.issue(
+            user_id,
+            auth_level=auth_level,
+            auth_time=auth_time,
+            scopes=scopes,
+            data=merged,
+            context=context,
+        )
+        if session.token is None:  # pragma: no cover - issue always mints
+            raise InvalidToken("unknown", session.id)
+        return self._pair(session.record, session.token)
+
+    def _pair(self, record: SessionRecord, refresh_token: str) -> TokenPair:
+        user_id = record.user_id
+        if user_id is None:
+            raise InvalidToken("anonymous", record.id)
+        issued = self.issuer.issue(
+            subject=user_id,
+            session_id=record.id,
+            scopes=record.scopes.split(),
+            auth_level=record.auth_level,
+            auth_time=record.auth_time,
+            not_after=record.absolute_expires_at,
+            not_before=self.revocations.cutoff_for(user_id),
+        )
+        return TokenPair(
+            issued.token, refresh_token, issued.claims.exp, record.expires_at, record.id
+        )
+
+    async def refresh(
+        self, refresh_token: object, *, context: RequestContext | None = None
+    ) -> TokenPair:
+        """Trade a refresh token for a new pair; the presented token is rotated out.
+
+        Raises ``InvalidToken`` (``reused`` when the token had already been rotated out before
+        the grace window: the session is then revoked as stolen).
+        """
+        now = self.clock.now()
+        parsed = tokens.parse(refresh_token)  # malformed: InvalidToken before any store access
+        try:
+            session = await self.manager.validate(refresh_token, context=context)
+        except InvalidToken as exc:
+            if exc.reason == "mismatch":
+                await self._older_secret(parsed, now)
+            raise
+        digest = hashlib.sha256(parsed.secret).digest()
+        record = session.record
+        for _ in range(_ATTEMPTS):
+            family = refresh.family_of(json.loads(record.data))
+            if family is None:
+                raise InvalidToken("not-refresh", record.id)
+            if hmac.compare_digest(digest, record.secret_hash):
+                pair = await self._rotate(record, family, parsed.secret, now)
+                if pair is not None:
+                    return pair
+            else:
+                handed = refresh.open_handoff(record, parsed.secret, now)
+                if handed is None:
+                    raise InvalidToken("stale", record.id)
+                return handed
+            # Another request rotated the family first: read its result.
+            fresh = await self.manager.store.get(record.id)
+            if fresh is None or now >= fresh.expires_at:
+                raise InvalidToken("unknown", record.id)
+            record = fresh
+        raise UpdateConflict("refresh kept losing races")
+
+    async def _older_secret(self, parsed: tokens.ParsedToken, now: float) -> None:
+        """A secret that is neither current nor previous: reuse of an older refresh token of
+        the family is theft (the manager itself catches the previous one)."""
+        record = await self.manager.store.get(parsed.session_id)
+        family = None if record is None else refresh.family_of(json.loads(record.data))
+        if record is None or family is None:
+            return
+        verdict = refresh.rotated_out(family, parsed.secret, now)
+        if verdict == "stale":
+            raise InvalidToken("stale", record.id)
+        if verdict == "theft":
+            self.manager.events.emit(
+                TheftSuspected(
+                    record.id,
+                    record.user_id,
+                    now,
+                    generation=record.generation,
+                    detail="rotated-refresh-token-reused",
+                )
+            )
+            await self.manager.revoke(record.id, reason=RevokeReason.THEFT)
+            raise InvalidToken("reused", record.id)
+
+    async def _rotate(
+        self, record: SessionRecord, family: dict[str, Any], old_secret: bytes, now: float
+    ) -> TokenPair | None:
+        """Rotate in one conditional write that also stores the handoff; ``None`` when another
+        writer got there first."""
+        policy = self.manager.policy
+        raw, minted = tokens.mint(record.id)
+        generation = record.generation + 1
+        grace_end = now + policy.rotation_grace
+        rotated = record._replace(
+            expires_at=min(now + policy.idle_timeout, record.absolute_expires_at)
+        )
+        pair = self._pair(rotated, raw)
+        family = refresh.family_after_rotation(
+            family,
+            old_secret,
+            generation=generation,
+            grace_end=grace_end,
+            pair=pair,
+            session_id=record.id,
+        )
+        data = json.loads(record.data)
+        data[FAMILY_KEY] = family
+        updated = rotated._replace(
+            secret_hash=tokens.hash_secret(minted.secret),
+            prev_secret_hash=record.secret_hash,
+            grace_until=grace_end,
+            generation=generation,
+            rotated_at=now,
+            last_seen=now,
+            data=encode_data(data, policy.max_data_bytes),
+            version=record.version + 1,
+        )
+        try:
+            await self.manager.store.replace(updated, expected_version=record.version)
+        except VersionConflict:
+            return None
+        except NotFound:
+            raise InvalidToken("unknown", record.id) from None
+        self.manager.events.emit(
+            SessionRotated(record.id, record.user_id, now, generation=generation, cause="refresh")
+        )
+        return pair
+
+    # -- verifying --------------------------------------------------------------------------
+
+    async def authenticate(
+        self, access_token: object, *, check_session: bool = False
+    ) -> AccessClaims:
+        """The claims of a valid access token, or ``InvalidToken``.
+
+        Without a store access by default (revocations seen by this process apply at once;
+        others within the token's lifetime). ``check_session=True`` also reads the backing
+        session and rejects the token when it has ended: revocation without lag, for one
+        store read per request.
+        """
+        claims = self.verifier.verify(access_token)
+        if check_session:
+            session = await self.manager.get(claims.sid)
+            if session is None or session.user_id != claims.sub:
+                raise InvalidToken("session-revoked", claims.sid)
+        return claims
+
+    # -- ending -----------------------------------------------------------------------------
+
+    async def logout(
+        self,
+        *,
+        refresh_token: object = None,
+        access: AccessClaims | None = None,
+    ) -> bool:
+        """End the family of ``refresh_token`` (validated first) or of the verified ``access``
+        claims; the presented access token's ``jti`` is denied until it expires. ``True`` if
+        a session ended."""
+        now = self.clock.now()
+        session_id: str | None = None
+        if access is not None:
+            self.revocations.deny(access.iss, access.jti, exp=access.exp, now=now)
+            session_id = access.sid
+        if refresh_token is not None:
+            session: Session = await self.manager.validate(refresh_token)
+            session_id = session.id
+        if session_id is None:
+            return False
+        ended = await self.manager.revoke(session_id, reason=RevokeReason.LOGOUT)
+        self.revocations.revoke_session(session_id, now=now)
+        return ended
+
+    async def logout_everywhere(
+        self,
+        user_id: str,
+        *,
+        keep: str | None = None,
+        reason: str = RevokeReason.LOGOUT_EVERYWHERE,
+    ) -> int:
+        """End every refresh family of the user (optionally keeping the session ``keep``) and
+        cut off every access token issued to the user until now (the kept session's client
+        gets a fresh access token on its next refresh)."""
+        self.revocations.cut_off_user(user_id, now=self.clock.now())
+        return await self.manager.revoke_user(user_id, keep=keep, reason=reason)
+
+    def close(self) -> None:
+        """Stop listening to the manager's events."""
+        self._unsubscribe()
