@@ -85,10 +85,7 @@ GROUPS: list[CommandGroup] = [
     CommandGroup("sessions", "sessionward.cli:register_sessions", "list and revoke sessions"),
     CommandGroup("gc", "sessionward.cli:register_gc", "delete expired sessions"),
     CommandGroup("tour", "sessionward.cli:register_tour", "walk through the main job"),
-    # Hook for the JWT signing keys (issue 5): a module ``sessionward.jwt.cli`` with
-    #     def register(subparsers) -> None:  (adds "keys" and its subcommands)
-    # then uncomment:
-    # CommandGroup("keys", "sessionward.jwt.cli:register", "manage JWT signing keys", "jwt"),
+    CommandGroup("keys", "sessionward.jwt.cli:register", "manage JWT signing keys", "jwt"),
 ]
 
 
