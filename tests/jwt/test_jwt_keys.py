@@ -8,11 +8,15 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from joserfc.jwk import ECKey, OctKey, OKPKey
 
 from sessionward.errors import ConfigError
 from sessionward.jwt import EcKey, HmacKey, OkpKey, generate_key, key_from_jwk, load_key
 from sessionward.jwt._codec import b64decode, b64encode
+from sessionward.jwt.keys import P256_ORDER, _der_signature
 
 JOSERFC: dict[str, Any] = {"EC": ECKey, "OKP": OKPKey, "oct": OctKey}
 
@@ -168,3 +172,15 @@ def test_strict_base64url() -> None:
     for bad in ("AR", "A", "AQ==", "A+", "A/", "AQ\n", "A Q"):
         with pytest.raises(ValueError, match="base64url"):
             b64decode(bad)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.integers(min_value=1, max_value=P256_ORDER - 1),
+    st.integers(min_value=1, max_value=P256_ORDER - 1),
+    st.integers(min_value=0, max_value=255),
+)
+def test_der_signature_matches_the_library_encoding(r: int, s: int, shift: int) -> None:
+    r = max(1, r >> shift)  # also short integers (leading zero bytes)
+    raw_r, raw_s = r.to_bytes(32, "big"), s.to_bytes(32, "big")
+    assert _der_signature(raw_r, raw_s) == encode_dss_signature(r, s)

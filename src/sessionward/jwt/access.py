@@ -99,6 +99,10 @@ class AccessClaims(NamedTuple):
         )
 
 
+_new_claims = tuple.__new__
+_SESSION_ID = re.compile(r"[A-Za-z0-9_-]{16}")
+
+
 class IssuedToken(NamedTuple):
     """A freshly issued access token and its claims. ``repr`` hides the token."""
 
@@ -391,11 +395,12 @@ class AccessTokenVerifier:
         return key
 
     def _claims(self, c: dict[str, Any], kid: str, now: float) -> AccessClaims:
-        if c.get("iss") != self.issuer:
+        get = c.get
+        if get("iss") != self.issuer:
             raise _reject("issuer")
-        if c.get("aud") != self.audience:
+        if get("aud") != self.audience:
             raise _reject("audience")
-        exp, iat, nbf = c.get("exp"), c.get("iat"), c.get("nbf")
+        exp, iat, nbf = get("exp"), get("iat"), get("nbf")
         if type(exp) is not int or type(iat) is not int or not (nbf is None or type(nbf) is int):
             raise _reject("claims")
         skew = self.skew
@@ -405,31 +410,35 @@ class AccessTokenVerifier:
             raise _reject("not-yet-valid")
         if not iat < exp or exp - iat > self.max_lifetime:
             raise _reject("lifetime")
-        sub, sid, jti = c.get("sub"), c.get("sid"), c.get("jti")
+        sub, sid, jti = get("sub"), get("sid"), get("jti")
         if type(sub) is not str or not sub or type(jti) is not str or not 0 < len(jti) <= 128:
             raise _reject("claims")
-        if not is_session_id(sid):
+        if type(sid) is not str or _SESSION_ID.fullmatch(sid) is None:
             raise _reject("claims")
-        scope, level, auth_time = c.get("scope", ""), c.get("lvl", 0), c.get("auth_time")
+        scope, level, auth_time = get("scope", ""), get("lvl", 0), get("auth_time")
         if type(scope) is not str or type(level) is not int or level < 0:
             raise _reject("claims")
         if auth_time is not None and type(auth_time) is not int:
             raise _reject("claims")
-        return AccessClaims(
-            self.issuer,
-            self.audience,
-            sub,
-            sid,  # type: ignore[arg-type]  # is_session_id proved it is a str
-            iat,
-            nbf,
-            exp,
-            jti,
-            scope,
-            level,
-            auth_time,
-            self.typ,
-            kid,
-            MappingProxyType(c),
+        # tuple.__new__ directly: the NamedTuple's Python-level __new__ costs a call per token.
+        return _new_claims(
+            AccessClaims,
+            (
+                self.issuer,
+                self.audience,
+                sub,
+                sid,
+                iat,
+                nbf,
+                exp,
+                jti,
+                scope,
+                level,
+                auth_time,
+                self.typ,
+                kid,
+                MappingProxyType(c),
+            ),
         )
 
     # -- maintenance ------------------------------------------------------------------------

@@ -54,7 +54,12 @@ MIN_HMAC_BYTES: Final = 32
 
 
 def _der_integer(value: bytes) -> bytes:
-    value = value.lstrip(b"\x00")
+    first = value[0]
+    if first & 0x80:  # half of all values: a sign byte keeps the integer positive
+        return b"\x02\x21\x00" + value
+    if first:
+        return b"\x02\x20" + value
+    value = value.lstrip(b"\x00")  # minimal encoding: no leading zero bytes
     if value[0] & 0x80:
         value = b"\x00" + value
     return b"\x02" + bytes((len(value),)) + value
