@@ -86,10 +86,18 @@ def _stop(process: subprocess.Popen[bytes] | None, *, hard: bool = False) -> Non
 class RedisServer:
     """One private ``redis-server`` (standalone, or a cluster node with ``cluster=True``)."""
 
-    def __init__(self, binary: str, directory: Path, *, cluster: bool = False) -> None:
+    def __init__(
+        self,
+        binary: str,
+        directory: Path,
+        *,
+        cluster: bool = False,
+        extra: tuple[str, ...] = (),
+    ) -> None:
         self.binary = binary
         self.directory = directory
         self.cluster = cluster
+        self.extra = extra
         self.port = free_port(with_bus=cluster)
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -109,6 +117,7 @@ class RedisServer:
             "--loglevel", "warning",
             "--logfile", str(self.directory / f"redis-{self.port}.log"),
         ]  # fmt: skip
+        args += self.extra
         if self.cluster:
             args += [
                 "--cluster-enabled", "yes",
@@ -193,6 +202,20 @@ class RedisClusterServers:
             node.stop()
 
 
+@contextlib.contextmanager
+def private_redis(*extra: str) -> Iterator[RedisServer]:
+    """A standalone redis-server of one's own (e.g. with persistence, to stop and restart)."""
+    binary = _redis_binary()
+    directory = Path(tempfile.mkdtemp(prefix="sw-redis-"))
+    server = RedisServer(binary, directory, extra=extra)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 def _redis_binary() -> str:
     binary = shutil.which("redis-server")
     if binary is None or shutil.which("redis-cli") is None:
@@ -203,15 +226,8 @@ def _redis_binary() -> str:
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
-    binary = _redis_binary()
-    directory = Path(tempfile.mkdtemp(prefix="sw-redis-"))
-    server = RedisServer(binary, directory)
-    try:
-        server.start()
+    with private_redis() as server:
         yield server
-    finally:
-        server.stop()
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -51,6 +51,7 @@ SCHEMA_VERSION: Final = 1
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _PURGE_CHUNK: Final = 1000
 _RESET_INTERVAL: Final = 0.25
+_DOWN_WAIT: Final = 0.25
 
 
 def _spell(template: str, schema: str) -> str:
@@ -206,6 +207,9 @@ class AsyncPostgresStore:
         self._migrated = False
         self._closed = False
         self._last_reset = 0.0
+        # How long a request waits for a connection: the pool's timeout normally, a short
+        # one while the server is known to be down, so an outage answers fast.
+        self._wait: float | None = None
 
     def _new_pool(self) -> AsyncConnectionPool:
         return AsyncConnectionPool(
@@ -237,7 +241,7 @@ class AsyncPostgresStore:
 
     async def _migrate(self) -> None:
         q = self._q
-        async with self._pool.connection() as conn, conn.transaction():
+        async with self._pool.connection(timeout=self._wait) as conn, conn.transaction():
             lock = hashlib.sha256(f"sessionward:{self.schema}".encode()).digest()[:8]
             await conn.execute(q.lock, (int.from_bytes(lock) - (1 << 63),))
             await conn.execute(q.create_schema)
@@ -266,9 +270,11 @@ class AsyncPostgresStore:
 
     async def _failed(self, exc: BaseException) -> None:
         """After a lost connection, replace the pool (at most every 0.25 s): a fresh pool
-        connects at once, where the old one would back off for seconds before retrying."""
+        connects at once, where the old one would back off for seconds before retrying.
+        Until an operation succeeds again, requests wait at most 0.25 s for a connection."""
         if self._closed or not _connection_lost(exc) or isinstance(exc, PoolClosed):
             return
+        self._wait = _DOWN_WAIT
         now = time.monotonic()
         with self._lock:
             if now - self._last_reset < _RESET_INTERVAL:
@@ -293,9 +299,11 @@ class AsyncPostgresStore:
         await self._ready()
         for attempt in range(2):
             try:
-                async with self._pool.connection() as conn:
+                async with self._pool.connection(timeout=self._wait) as conn:
                     cursor = await conn.execute(query, params, prepare=True)
-                    return await cursor.fetchone()
+                    row = await cursor.fetchone()
+                self._wait = None
+                return row
             except psycopg.Error as exc:
                 await self._failed(exc)
                 if attempt or isinstance(exc, PoolTimeout) or not _connection_lost(exc):
@@ -309,9 +317,10 @@ class AsyncPostgresStore:
     async def add(self, record: SessionRecord, *, cap: UserCap | None = None) -> list[str]:
         await self._ready()
         try:
-            async with self._pool.connection() as conn:
+            async with self._pool.connection(timeout=self._wait) as conn:
                 if cap is None or record.user_id is None:
                     await conn.execute(self._q.insert, record, prepare=True)
+                    self._wait = None
                     return []
                 async with conn.transaction():
                     await conn.execute(self._q.lock, (self._user_lock(record.user_id),))
@@ -327,6 +336,7 @@ class AsyncPostgresStore:
                         evicted = live[:excess]
                         await conn.execute(self._q.evict, (evicted,))
                     await conn.execute(self._q.insert, record, prepare=True)
+                self._wait = None
                 return evicted
         except psycopg.Error as exc:
             await self._failed(exc)
@@ -339,10 +349,11 @@ class AsyncPostgresStore:
     async def replace(self, record: SessionRecord, *, expected_version: int) -> None:
         await self._ready()
         try:
-            async with self._pool.connection() as conn:
+            async with self._pool.connection(timeout=self._wait) as conn:
                 cursor = await conn.execute(
                     self._q.update, (*record[1:], record.id, expected_version), prepare=True
                 )
+                self._wait = None
                 if cursor.rowcount == 1:
                     return
                 cursor = await conn.execute(self._q.exists, (record.id,), prepare=True)
@@ -358,9 +369,11 @@ class AsyncPostgresStore:
     async def _write(self, query: str, params: tuple[Any, ...]) -> int:
         await self._ready()
         try:
-            async with self._pool.connection() as conn:
+            async with self._pool.connection(timeout=self._wait) as conn:
                 cursor = await conn.execute(query, params, prepare=True)
-                return cursor.rowcount
+                count = cursor.rowcount
+            self._wait = None
+            return count
         except psycopg.Error as exc:
             await self._failed(exc)
             raise _translate(exc) from exc
@@ -371,9 +384,11 @@ class AsyncPostgresStore:
     async def _rows(self, query: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         await self._ready()
         try:
-            async with self._pool.connection() as conn:
+            async with self._pool.connection(timeout=self._wait) as conn:
                 cursor = await conn.execute(query, params, prepare=True)
-                return await cursor.fetchall()
+                rows = await cursor.fetchall()
+            self._wait = None
+            return rows
         except psycopg.Error as exc:
             await self._failed(exc)
             raise _translate(exc) from exc

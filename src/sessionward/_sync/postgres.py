@@ -52,6 +52,7 @@ SCHEMA_VERSION: Final = 1
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _PURGE_CHUNK: Final = 1000
 _RESET_INTERVAL: Final = 0.25
+_DOWN_WAIT: Final = 0.25
 
 
 def _spell(template: str, schema: str) -> str:
@@ -207,6 +208,9 @@ class PostgresStore:
         self._migrated = False
         self._closed = False
         self._last_reset = 0.0
+        # How long a request waits for a connection: the pool's timeout normally, a short
+        # one while the server is known to be down, so an outage answers fast.
+        self._wait: float | None = None
 
     def _new_pool(self) -> ConnectionPool:
         return ConnectionPool(
@@ -238,7 +242,7 @@ class PostgresStore:
 
     def _migrate(self) -> None:
         q = self._q
-        with self._pool.connection() as conn, conn.transaction():
+        with self._pool.connection(timeout=self._wait) as conn, conn.transaction():
             lock = hashlib.sha256(f"sessionward:{self.schema}".encode()).digest()[:8]
             conn.execute(q.lock, (int.from_bytes(lock) - (1 << 63),))
             conn.execute(q.create_schema)
@@ -267,9 +271,11 @@ class PostgresStore:
 
     def _failed(self, exc: BaseException) -> None:
         """After a lost connection, replace the pool (at most every 0.25 s): a fresh pool
-        connects at once, where the old one would back off for seconds before retrying."""
+        connects at once, where the old one would back off for seconds before retrying.
+        Until an operation succeeds again, requests wait at most 0.25 s for a connection."""
         if self._closed or not _connection_lost(exc) or isinstance(exc, PoolClosed):
             return
+        self._wait = _DOWN_WAIT
         now = time.monotonic()
         with self._lock:
             if now - self._last_reset < _RESET_INTERVAL:
@@ -294,9 +300,11 @@ class PostgresStore:
         self._ready()
         for attempt in range(2):
             try:
-                with self._pool.connection() as conn:
+                with self._pool.connection(timeout=self._wait) as conn:
                     cursor = conn.execute(query, params, prepare=True)
-                    return cursor.fetchone()
+                    row = cursor.fetchone()
+                self._wait = None
+                return row
             except psycopg.Error as exc:
                 self._failed(exc)
                 if attempt or isinstance(exc, PoolTimeout) or not _connection_lost(exc):
@@ -310,9 +318,10 @@ class PostgresStore:
     def add(self, record: SessionRecord, *, cap: UserCap | None = None) -> list[str]:
         self._ready()
         try:
-            with self._pool.connection() as conn:
+            with self._pool.connection(timeout=self._wait) as conn:
                 if cap is None or record.user_id is None:
                     conn.execute(self._q.insert, record, prepare=True)
+                    self._wait = None
                     return []
                 with conn.transaction():
                     conn.execute(self._q.lock, (self._user_lock(record.user_id),))
@@ -328,6 +337,7 @@ class PostgresStore:
                         evicted = live[:excess]
                         conn.execute(self._q.evict, (evicted,))
                     conn.execute(self._q.insert, record, prepare=True)
+                self._wait = None
                 return evicted
         except psycopg.Error as exc:
             self._failed(exc)
@@ -340,10 +350,11 @@ class PostgresStore:
     def replace(self, record: SessionRecord, *, expected_version: int) -> None:
         self._ready()
         try:
-            with self._pool.connection() as conn:
+            with self._pool.connection(timeout=self._wait) as conn:
                 cursor = conn.execute(
                     self._q.update, (*record[1:], record.id, expected_version), prepare=True
                 )
+                self._wait = None
                 if cursor.rowcount == 1:
                     return
                 cursor = conn.execute(self._q.exists, (record.id,), prepare=True)
@@ -359,9 +370,11 @@ class PostgresStore:
     def _write(self, query: str, params: tuple[Any, ...]) -> int:
         self._ready()
         try:
-            with self._pool.connection() as conn:
+            with self._pool.connection(timeout=self._wait) as conn:
                 cursor = conn.execute(query, params, prepare=True)
-                return cursor.rowcount
+                count = cursor.rowcount
+            self._wait = None
+            return count
         except psycopg.Error as exc:
             self._failed(exc)
             raise _translate(exc) from exc
@@ -372,9 +385,11 @@ class PostgresStore:
     def _rows(self, query: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         self._ready()
         try:
-            with self._pool.connection() as conn:
+            with self._pool.connection(timeout=self._wait) as conn:
                 cursor = conn.execute(query, params, prepare=True)
-                return cursor.fetchall()
+                rows = cursor.fetchall()
+            self._wait = None
+            return rows
         except psycopg.Error as exc:
             self._failed(exc)
             raise _translate(exc) from exc

@@ -477,10 +477,7 @@ local v = redis.call('GET', key)
 if not v then return {'N'} end
 local value, pxat, member = ARGV[5], tonumber(ARGV[6]), ARGV[7]
 local _, _, _, old, version = head(v)
-if version ~= ARGV[4] then
-  if v == value then return {'OK'} end
-  return {'C'}
-end
+if version ~= ARGV[4] then return {'C'} end
 local new = false
 if ARGV[9] == '1' then new = ARGV[10] end
 redis.call('SET', key, value, 'PXAT', pxat)
@@ -668,9 +665,10 @@ class RedisStore:
         options: dict[str, Any] = {
             "socket_timeout": socket_timeout,
             "socket_connect_timeout": connect_timeout,
-            # One quick retry heals a pooled connection the server dropped (restart, idle
-            # timeout); anything longer would stall requests during a real outage.
-            "retry": retry.Retry(NoBackoff(), 1),
+            # One immediate retry heals a pooled connection the server dropped (restart, idle
+            # timeout); anything longer would stall requests during a real outage. Timeouts are
+            # not retried: the command may have run, and a write must not run twice.
+            "retry": retry.Retry(NoBackoff(), 1, supported_errors=(ConnectionError,)),
             **client_options,
         }
         self._client, self.cluster = _connect(url, options)

@@ -1,0 +1,212 @@
+"""Outages: the store server is killed and restarted under a stream of validations.
+
+What must hold, for Redis and PostgreSQL, sync and async:
+* no validation succeeds while the server is down: every request in the outage ends in
+  ``StoreUnavailable`` (fail closed; adapters answer 503), never in anything else;
+* the clients reconnect by themselves: requests succeed again within 2 s of the server
+  accepting connections;
+* nothing committed is lost: every session whose ``issue`` returned before the crash
+  validates after it (Redis with AOF ``appendfsync always``; PostgreSQL crash recovery).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import pytest
+from servers import PostgresServer, RedisServer, private_redis
+from servers import postgres_server as postgres_server  # a fixture
+
+from sessionward import AsyncSessionManager, Policy, Session, SessionManager
+from sessionward.errors import InvalidToken, StoreUnavailable
+
+POLICY = Policy(idle_timeout=3600, absolute_timeout=7200, touch_interval=600)
+RECOVERY = 2.0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    start: float
+    end: float
+    kind: str  # "ok", "unavailable", "rejected" or "error:<type>"
+
+
+def _classify(exc: BaseException | None) -> str:
+    if exc is None:
+        return "ok"
+    if isinstance(exc, StoreUnavailable):
+        return "unavailable"
+    if isinstance(exc, InvalidToken):
+        return "rejected"
+    return f"error:{type(exc).__name__}"
+
+
+class Stream:
+    """Calls ``validate(token)`` back to back on a thread until stopped; keeps every outcome."""
+
+    def __init__(self) -> None:
+        self.outcomes: list[Outcome] = []
+        self.stop = threading.Event()
+        self.threads: list[threading.Thread] = []
+
+    def run_sync(self, manager: SessionManager, token: str) -> None:
+        def loop() -> None:
+            while not self.stop.is_set():
+                start = time.monotonic()
+                error: BaseException | None = None
+                try:
+                    manager.validate(token)
+                except Exception as exc:  # classified below
+                    error = exc
+                self.outcomes.append(Outcome(start, time.monotonic(), _classify(error)))
+                time.sleep(0.005)
+
+        self._start(loop)
+
+    def run_async(self, make: Callable[[], AsyncSessionManager], token: str) -> None:
+        async def main() -> None:
+            manager = make()
+            while not self.stop.is_set():
+                start = time.monotonic()
+                error: BaseException | None = None
+                try:
+                    await manager.validate(token)
+                except Exception as exc:  # classified below
+                    error = exc
+                self.outcomes.append(Outcome(start, time.monotonic(), _classify(error)))
+                await asyncio.sleep(0.005)
+            await manager.close()
+
+        self._start(lambda: asyncio.run(main()))
+
+    def _start(self, target: Callable[[], None]) -> None:
+        thread = threading.Thread(target=target, daemon=True)
+        thread.start()
+        self.threads.append(thread)
+
+    def finish(self) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=15)
+        assert not any(t.is_alive() for t in self.threads)
+
+
+@dataclass(frozen=True)
+class Outage:
+    down: float  # the server process is gone
+    spawned: float  # a new server process was started
+    up: float  # ... and accepts connections
+
+
+def _outage(stop: Callable[[], None], start: Callable[[], None], *, down_for: float) -> Outage:
+    stop()
+    down = time.monotonic()
+    time.sleep(down_for)
+    spawned = time.monotonic()
+    start()
+    return Outage(down, spawned, time.monotonic())
+
+
+def _check(outcomes: list[Outcome], outage: Outage) -> None:
+    kinds = {o.kind for o in outcomes}
+    assert kinds <= {"ok", "unavailable"}, kinds  # nothing but success or a clean 503
+    during = [o for o in outcomes if outage.down < o.end < outage.spawned]
+    assert during, "no request ran during the outage"
+    assert all(o.kind == "unavailable" for o in during)  # 0 authenticated while down
+    assert any(o.kind == "unavailable" for o in outcomes)
+    back = [o for o in outcomes if o.kind == "ok" and o.start > outage.spawned]
+    assert back, "service never came back"
+    assert back[0].end - outage.up < RECOVERY
+    settled = [o for o in outcomes if o.start > outage.up + RECOVERY]
+    assert settled
+    assert all(o.kind == "ok" for o in settled)
+
+
+# -- Redis -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def persistent_redis() -> Iterator[RedisServer]:
+    with private_redis("--appendonly", "yes", "--appendfsync", "always") as server:
+        yield server
+
+
+def test_redis_outage(persistent_redis: RedisServer) -> None:
+    from sessionward.stores.redis import AsyncRedisStore, RedisStore
+
+    url = persistent_redis.url
+    manager = SessionManager(RedisStore(url), policy=POLICY)
+    session = manager.issue("alice")
+    assert session.token is not None
+    committed = [manager.issue(f"user-{i}") for i in range(50)]
+    stream = Stream()
+    stream.run_sync(manager, session.token)
+    stream.run_async(
+        lambda: AsyncSessionManager(AsyncRedisStore(url), policy=POLICY), session.token
+    )
+    time.sleep(0.4)
+    outage = _outage(persistent_redis.stop, persistent_redis.start, down_for=1.0)
+    time.sleep(RECOVERY + 1.0)
+    stream.finish()
+    _check(stream.outcomes, outage)
+    _all_validate(manager, committed)
+    manager.close()
+
+
+def _all_validate(manager: SessionManager, sessions: list[Session]) -> None:
+    for session in sessions:
+        assert session.token is not None
+        assert manager.validate(session.token).id == session.id
+
+
+# -- PostgreSQL --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def pg(request: pytest.FixtureRequest) -> PostgresServer:
+    found = request.getfixturevalue("postgres_server")
+    assert isinstance(found, PostgresServer)
+    found.empty()
+    return found
+
+
+def test_postgres_crash_and_restart(pg: PostgresServer) -> None:
+    from sessionward.stores.postgres import AsyncPostgresStore, PostgresStore
+
+    manager = SessionManager(PostgresStore(pg.conninfo), policy=POLICY)
+    session = manager.issue("alice")
+    assert session.token is not None
+    committed: list[Session] = []
+    writing = threading.Event()
+    writing.set()
+
+    def writer() -> None:  # logins right up to the crash: each one that returned is committed
+        issuer = SessionManager(PostgresStore(pg.conninfo), policy=POLICY)
+        while writing.is_set():
+            try:
+                committed.append(issuer.issue(f"user-{len(committed)}"))
+            except StoreUnavailable:
+                time.sleep(0.01)
+        issuer.close()
+
+    stream = Stream()
+    stream.run_sync(manager, session.token)
+    stream.run_async(
+        lambda: AsyncSessionManager(AsyncPostgresStore(pg.conninfo), policy=POLICY), session.token
+    )
+    issuing = threading.Thread(target=writer, daemon=True)
+    issuing.start()
+    time.sleep(0.4)
+    outage = _outage(lambda: pg.stop("immediate"), pg.start, down_for=1.0)
+    time.sleep(RECOVERY + 1.0)
+    writing.clear()
+    issuing.join(timeout=15)
+    stream.finish()
+    _check(stream.outcomes, outage)
+    assert len(committed) > 10
+    _all_validate(manager, committed)  # crash recovery kept every committed login
+    manager.close()

@@ -1,0 +1,480 @@
+"""Redis store specifics: round trips, TTLs, the user index, memory, Cluster slots, races.
+
+The contract suite (tests/contract) proves the store's behaviour; these tests prove what is
+particular to Redis: that ``validate`` costs one ``GET``, that TTLs follow the deadlines, that
+the per-user index cannot leak, that a user's keys share one Cluster slot, and that the cap
+holds when many logins race.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import redis
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from redis.crc import key_slot
+from servers import (
+    RedisClusterServers,
+    RedisServer,
+    redis_cluster,  # noqa: F401 - fixture
+    redis_server,  # noqa: F401 - fixture
+)
+
+from sessionward import Policy, SessionManager
+from sessionward._sync.redis import _decode, _encode
+from sessionward.core.record import SessionRecord
+from sessionward.core.token import mint
+from sessionward.errors import (
+    ConfigError,
+    InvalidToken,
+    SessionLimitReached,
+    StoreCorrupt,
+    StoreUnavailable,
+)
+from sessionward.stores.redis import RedisStore
+from sessionward.testing import FakeClock
+
+NEVER_TOUCH = Policy(idle_timeout=3600, absolute_timeout=7200, touch_interval=3000)
+
+
+@pytest.fixture
+def server(request: pytest.FixtureRequest) -> RedisServer:
+    found = request.getfixturevalue("redis_server")
+    assert isinstance(found, RedisServer)
+    found.call("FLUSHALL")
+    return found
+
+
+@pytest.fixture
+def cluster(request: pytest.FixtureRequest) -> RedisClusterServers:
+    found = request.getfixturevalue("redis_cluster")
+    assert isinstance(found, RedisClusterServers)
+    found.flush()
+    return found
+
+
+@pytest.fixture
+def raw(server: RedisServer) -> Iterator[redis.Redis]:
+    client = redis.Redis(host="127.0.0.1", port=server.port)
+    yield client
+    client.close()
+
+
+def store_on(url: str, clock: FakeClock, **options: Any) -> RedisStore:
+    """A store whose TTLs run in real time from the fake clock's present."""
+    return RedisStore(url, clock_offset=time.time() - clock.now(), **options)
+
+
+def manager_on(store: RedisStore, clock: FakeClock, policy: Policy = NEVER_TOUCH) -> SessionManager:
+    return SessionManager(store, policy=policy, clock=clock)
+
+
+def _expiry(client: redis.Redis, key: bytes) -> int:
+    return int(client.execute_command("PEXPIRETIME", key))  # type: ignore[no-untyped-call]
+
+
+def session_key(session_id: str) -> bytes:
+    return base64.urlsafe_b64decode(session_id)
+
+
+class Commands:
+    """What clients sent the server (MONITOR), not counting commands run inside scripts."""
+
+    SENTINEL = "sessionward-test-sentinel"
+
+    def __init__(self, port: int) -> None:
+        self._client = redis.Redis(host="127.0.0.1", port=port, decode_responses=True)
+        self._monitor = self._client.monitor()  # type: ignore[no-untyped-call]
+        self._monitor.__enter__()
+
+    def take(self) -> list[str]:
+        """Every command name sent since the last call, in order."""
+        self._client.echo(self.SENTINEL)
+        seen: list[str] = []
+        for _ in range(10_000):
+            event = self._monitor.next_command()
+            command = str(event["command"])
+            if command == f"ECHO {self.SENTINEL}":
+                return seen
+            if event["client_type"] != "lua":
+                seen.append(command.split(" ", 1)[0].upper())
+        raise AssertionError("sentinel not seen")
+
+    def close(self) -> None:
+        self._monitor.__exit__()
+        self._client.close()
+
+
+@pytest.fixture
+def commands(server: RedisServer) -> Iterator[Commands]:
+    monitor = Commands(server.port)
+    yield monitor
+    monitor.close()
+
+
+# -- round trips -------------------------------------------------------------------------------
+
+
+def test_validate_costs_one_get(server: RedisServer, commands: Commands) -> None:
+    clock = FakeClock()
+    manager = manager_on(store_on(server.url, clock), clock)
+    session = manager.issue("alice", data={"cart": [1, 2, 3]})
+    assert session.token is not None
+    manager.validate(session.token)  # connection warm
+    commands.take()
+    for _ in range(50):
+        manager.validate(session.token)
+    assert commands.take() == ["GET"] * 50
+    manager.close()
+
+
+def test_each_write_is_one_script_call(server: RedisServer, commands: Commands) -> None:
+    clock = FakeClock()
+    policy = Policy(idle_timeout=3600, absolute_timeout=7200, touch_interval=10)
+    manager = manager_on(store_on(server.url, clock), clock, policy)
+
+    def writes() -> list[list[str]]:
+        session = manager.issue("alice")
+        assert session.token is not None
+        seen = [commands.take()]
+        clock.advance(60)
+        manager.validate(session.token)
+        seen.append(commands.take())
+        manager.update_data(session.id, lambda d: d.update(n=1))
+        seen.append(commands.take())
+        manager.revoke(session.id)
+        seen.append(commands.take())
+        return seen
+
+    writes()  # the first call of each script also loads it (EVALSHA, SCRIPT LOAD, EVALSHA)
+    assert writes() == [
+        ["EVALSHA"],  # add, with the user's index
+        ["GET", "EVALSHA"],  # validate: read, then touch
+        ["GET", "EVALSHA"],  # update_data by id: read, then replace
+        ["EVALSHA"],  # revoke: delete, with the user's index
+    ]
+    manager.close()
+
+
+# -- TTLs and the index ------------------------------------------------------------------------
+
+
+def test_ttls_follow_the_idle_deadline(server: RedisServer, raw: redis.Redis) -> None:
+    clock = FakeClock()
+    offset = time.time() - clock.now()
+    store = RedisStore(server.url, clock_offset=offset)
+    policy = Policy(idle_timeout=600, absolute_timeout=7200, touch_interval=30)
+    manager = manager_on(store, clock, policy)
+    first = manager.issue("alice")
+    index = store._index_key(b"alice")
+
+    def expiry_of(session_id: str) -> int:
+        return int(_expiry(raw, session_key(session_id)))
+
+    assert expiry_of(first.id) == math.ceil((first.expires_at + offset) * 1000)
+    assert _expiry(raw, index) == expiry_of(first.id)
+    clock.advance(100)
+    second = manager.issue("alice")
+    assert _expiry(raw, index) == expiry_of(second.id) > expiry_of(first.id)
+    clock.advance(100)
+    assert first.token is not None
+    touched = manager.validate(first.token)  # a touch: first now outlives second
+    assert touched.expires_at == clock.now() + 600
+    assert expiry_of(first.id) == math.ceil((touched.expires_at + offset) * 1000)
+    assert _expiry(raw, index) == expiry_of(first.id) > expiry_of(second.id)
+    manager.close()
+
+
+def test_nothing_is_left_after_every_session_expired(server: RedisServer, raw: redis.Redis) -> None:
+    clock = FakeClock()
+    manager = manager_on(
+        store_on(server.url, clock), clock, Policy(idle_timeout=0.5, absolute_timeout=60)
+    )
+    for i in range(20):
+        manager.issue(f"user-{i % 4}")
+        manager.issue(None)
+    assert raw.dbsize() == 40 + 4  # records + one index per user
+    deadline = time.monotonic() + 5
+    while raw.dbsize() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert raw.dbsize() == 0  # the indexes expired with their last session
+    manager.close()
+
+
+def test_dead_index_members_are_pruned_on_read(server: RedisServer, raw: redis.Redis) -> None:
+    clock = FakeClock()
+    store = store_on(server.url, clock)
+    short = manager_on(store, clock, Policy(idle_timeout=0.3, absolute_timeout=60))
+    long = manager_on(store, clock)
+    doomed = short.issue("alice")
+    kept = long.issue("alice")
+    index = store._index_key(b"alice")
+    time.sleep(0.5)
+    assert raw.get(session_key(doomed.id)) is None
+    assert raw.zcard(index) == 2  # the member outlives its record until the index is read
+    assert [s.id for s in long.list_user("alice")] == [kept.id]
+    assert raw.zcard(index) == 1
+    store.close()
+
+
+def test_index_skips_records_of_another_user(server: RedisServer, raw: redis.Redis) -> None:
+    clock = FakeClock()
+    store = store_on(server.url, clock)
+    manager = manager_on(store, clock)
+    session = manager.issue("alice")
+    # A stale member (say, a crash between two steps) names a record that is not alice's.
+    raw.set(session_key(session.id), _encode(session.record._replace(user_id="mallory")))
+    assert manager.list_user("alice") == []
+    assert manager.revoke_user("alice") == 0
+    assert raw.exists(session_key(session.id)) == 1
+    assert raw.zcard(store._index_key(b"alice")) == 0
+    manager.close()
+
+
+# -- encoding and memory -----------------------------------------------------------------------
+
+times = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False, min_value=-1e15, max_value=1e15),
+    st.sampled_from([0.0, 1_800_000_000.0, 1_800_000_000.123, 1_795_871_859.123456]),
+)
+text = st.text(max_size=40)
+
+
+@st.composite
+def records(draw: st.DrawFn) -> SessionRecord:
+    created = draw(times)
+    last_seen = draw(
+        st.one_of(st.just(created), times, st.integers(0, 10**6).map(lambda n: created + n))
+    )
+    return SessionRecord(
+        id="AAAAAAAAAAAAAAAA",
+        secret_hash=draw(st.binary(min_size=32, max_size=32) | st.binary(max_size=40)),
+        prev_secret_hash=draw(st.none() | st.binary(max_size=40)),
+        grace_until=draw(st.just(0.0) | times),
+        generation=draw(st.integers(-(2**70), 2**70)),
+        user_id=draw(st.none() | text),
+        auth_level=draw(st.integers(-5, 2**40)),
+        auth_time=draw(st.none() | st.just(created) | times),
+        scopes=draw(text),
+        data=draw(st.just("{}") | text),
+        created_at=created,
+        rotated_at=draw(st.just(created) | times),
+        last_seen=last_seen,
+        expires_at=draw(times | st.integers(0, 10**6).map(lambda n: last_seen + n)),
+        absolute_expires_at=draw(times | st.integers(0, 10**6).map(lambda n: created + n)),
+        version=draw(st.integers(-(2**70), 2**70)),
+        context=draw(st.just("[]") | text),
+    )
+
+
+@settings(max_examples=400, deadline=None)
+@given(records())
+def test_encoding_round_trips_exactly(record: SessionRecord) -> None:
+    decoded = _decode(record.id, _encode(record))
+    assert tuple(decoded) == tuple(record)
+    assert [type(v) for v in decoded] == [type(v) for v in record]
+
+
+def test_a_fresh_login_packs_into_sixty_bytes() -> None:
+    clock = FakeClock(1_795_871_859.123456)
+    manager, _ = _memory_manager(clock)
+    session = manager.issue("124156")
+    assert len(_encode(session.record)) <= 60
+
+
+def _memory_manager(clock: FakeClock) -> tuple[SessionManager, Any]:
+    from sessionward.stores import MemoryStore
+
+    store = MemoryStore()
+    return SessionManager(store, clock=clock), store
+
+
+def bytes_per_session(client: redis.Redis, issue: Callable[[int], object], count: int) -> float:
+    """Growth of Redis ``used_memory`` per issued session (keys, values, TTLs, indexes)."""
+    client.flushall()
+    before = int(client.info("memory")["used_memory"])
+    for i in range(count):
+        issue(i)
+    after = int(client.info("memory")["used_memory"])
+    return (after - before) / count
+
+
+def test_memory_per_session(server: RedisServer, raw: redis.Redis) -> None:
+    clock = FakeClock(1_795_871_859.123456)
+    manager = manager_on(store_on(server.url, clock), clock)
+    anonymous = bytes_per_session(raw, lambda i: manager.issue(None), 4000)
+    users = bytes_per_session(raw, lambda i: manager.issue(str(100_000 + i // 3)), 4000)
+    # At 4,000 keys the hash tables cost a little more per key than at 1M (benchmarks/).
+    assert anonymous <= 190
+    assert users <= 300  # three devices per user share one index
+    manager.close()
+
+
+def test_undecodable_values_are_store_corrupt(server: RedisServer, raw: redis.Redis) -> None:
+    clock = FakeClock()
+    manager = manager_on(store_on(server.url, clock), clock)
+    session = manager.issue("alice")
+    assert session.token is not None
+    raw.set(session_key(session.id), b"\x01garbage")
+    with pytest.raises(StoreCorrupt):
+        manager.validate(session.token)
+    raw.delete(session_key(session.id))
+    raw.zadd(session_key(session.id), {"x": 1})
+    with pytest.raises(StoreCorrupt):
+        manager.validate(session.token)
+    manager.close()
+
+
+# -- configuration -----------------------------------------------------------------------------
+
+
+def test_url_chooses_the_mode(server: RedisServer, cluster: RedisClusterServers) -> None:
+    assert RedisStore(server.url).cluster is False
+    ports = ",".join(f"127.0.0.1:{n.port}" for n in cluster.nodes[:2])
+    clustered = RedisStore(f"redis+cluster://{ports}")
+    assert clustered.cluster is True
+    assert clustered.ping()
+    clustered.close()
+    with pytest.raises(ConfigError):
+        RedisStore("http://127.0.0.1:1")
+    with pytest.raises(ConfigError):
+        RedisStore("redis+cluster://no-port")
+    with pytest.raises(ConfigError):
+        RedisStore(server.url, prefix=b"{bad}")
+
+
+def test_unreachable_server_is_store_unavailable() -> None:
+    from servers import free_port
+
+    clock = FakeClock()
+    manager = manager_on(store_on(f"redis://127.0.0.1:{free_port()}/0", clock), clock)
+    started = time.monotonic()
+    token, _ = mint()
+    with pytest.raises(StoreUnavailable):
+        manager.validate(token)
+    with pytest.raises(StoreUnavailable):
+        manager.issue("alice")
+    assert time.monotonic() - started < 3
+    manager.close()
+
+
+# -- Cluster -----------------------------------------------------------------------------------
+
+
+def test_a_users_sessions_share_the_slot_of_its_index(cluster: RedisClusterServers) -> None:
+    clock = FakeClock()
+    store = store_on(cluster.url, clock)
+    manager = manager_on(store, clock)
+    slots = set()
+    for i in range(30):
+        user = f"user-{i}"
+        index_slot = key_slot(store._index_key(user.encode()))
+        for _ in range(2):
+            session = manager.issue(user)
+            assert key_slot(session_key(session.id)) == index_slot
+        slots.add(index_slot)
+        assert len(manager.list_user(user)) == 2
+    owners = {_owner(cluster, slot) for slot in slots}
+    assert len(owners) == 3  # users spread over every master
+    anonymous = [manager.issue(None) for _ in range(30)]
+    assert len({_owner(cluster, key_slot(session_key(s.id))) for s in anonymous}) == 3
+    manager.close()
+
+
+def _owner(cluster: RedisClusterServers, slot: int) -> int:
+    for start, end, *nodes in _slots(cluster):
+        if start <= slot <= end:
+            return int(nodes[0][1])
+    raise AssertionError(slot)
+
+
+def _slots(cluster: RedisClusterServers) -> list[Any]:
+    client = redis.Redis(host="127.0.0.1", port=cluster.nodes[0].port)
+    try:
+        return list(client.execute_command("CLUSTER", "SLOTS"))  # type: ignore[no-untyped-call]
+    finally:
+        client.close()
+
+
+def test_cluster_validate_after_revoke_everywhere(cluster: RedisClusterServers) -> None:
+    clock = FakeClock()
+    manager = manager_on(store_on(cluster.url, clock), clock)
+    sessions = [manager.issue("bob") for _ in range(3)]
+    assert manager.revoke_user("bob", keep=sessions[0]) == 2
+    for session in sessions[1:]:
+        assert session.token is not None
+        with pytest.raises(InvalidToken):
+            manager.validate(session.token)
+    assert sessions[0].token is not None
+    assert manager.validate(sessions[0].token).id == sessions[0].id
+    manager.close()
+
+
+# -- races -------------------------------------------------------------------------------------
+
+
+def _race(count: int, work: Callable[[int], object]) -> list[object]:
+    """Run ``work(i)`` for i in range(count) on as many threads, released together."""
+    barrier = threading.Barrier(count)
+    results: list[object] = [None] * count
+
+    def run(i: int) -> None:
+        barrier.wait(timeout=10)
+        try:
+            results[i] = work(i)
+        except Exception as exc:  # the outcome is what we check
+            results[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return results
+
+
+@pytest.mark.parametrize("mode", ["standalone", "cluster"])
+def test_cap_holds_under_racing_logins(mode: str, request: pytest.FixtureRequest) -> None:
+    url = (
+        request.getfixturevalue("server").url
+        if mode == "standalone"
+        else request.getfixturevalue("cluster").url
+    )
+    clock = FakeClock()
+    store = store_on(url, clock)
+    reject = Policy(max_sessions_per_user=3, on_session_limit="reject")
+    manager = manager_on(store, clock, reject)
+    results = _race(12, lambda i: manager.issue("carol"))
+    granted = [r for r in results if not isinstance(r, Exception)]
+    assert len(granted) == 3
+    assert all(isinstance(r, SessionLimitReached) for r in results if isinstance(r, Exception))
+    assert len(manager.list_user("carol")) == 3
+    evict = manager_on(store, clock, Policy(max_sessions_per_user=3))
+    results = _race(12, lambda i: evict.issue("dave"))
+    assert not [r for r in results if isinstance(r, Exception)]
+    assert len(evict.list_user("dave")) == 3
+    store.close()
+
+
+def test_no_lost_update_under_racing_writers(server: RedisServer) -> None:
+    clock = FakeClock()
+    manager = manager_on(store_on(server.url, clock), clock)
+    session = manager.issue("erin", data={"n": 0})
+
+    def bump(i: int) -> None:
+        for _ in range(20):
+            manager.update_data(session.id, lambda d: d.update(n=d["n"] + 1), retries=200)
+
+    results = _race(8, bump)
+    assert results == [None] * 8
+    final = manager.get(session.id)
+    assert final is not None
+    assert final.data["n"] == 160
+    manager.close()
