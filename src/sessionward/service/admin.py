@@ -1,0 +1,445 @@
+"""The admin page (``/admin``): watch and control sessions.
+
+Protected by its own sessionward session: the ASGI middleware with a ``__Host-admin`` cookie
+and CSRF (Fetch Metadata plus a session-bound form token). An admin session belongs to the
+user ``sessionward:admin:<name>`` with the scope ``sessionward:admin``; the API refuses to issue
+sessions in that namespace, and every page re-checks that the account still exists.
+
+Pages: dashboard (live counts, a chart of sessions and decisions, the live event feed over
+server-sent events, a search by user), a user's sessions (revoke one, revoke all) and a
+session's detail (context history, risk decisions and events). The first admin account is
+created with the one-time setup code printed by ``sessionward serve``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import parse_qsl, quote
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from sessionward.core import token as tokens
+from sessionward.core.events import RevokeReason
+from sessionward.core.record import Session
+from sessionward.errors import AlreadyExists
+from sessionward.service.html import Page, attr, chart_svg, esc, fmt_time, hidden_csrf
+from sessionward.service.passwords import hash_password_async, verify_password_async
+from sessionward.service.runtime import ADMIN_SCOPE, ADMIN_USER_PREFIX, Runtime
+from sessionward.service.setup import consume_setup_code
+from sessionward.service.state import UserRow
+from sessionward.web import CookiePolicy, CsrfPolicy
+from sessionward.web.asgi import SessionMiddleware
+from sessionward.web.starlette import get_handle
+
+__all__ = ["admin_app"]
+
+ROOT = "/admin"
+_NAME = re.compile(r"[a-z0-9_.-]{3,32}")
+STREAM_SECONDS = 300.0
+_CHART = [
+    ("event:created", "Sessions created", "#0b5cad"),
+    ("decision:allow", "Validations allowed", "#1e6b2f"),
+    ("decision:deny", "Validations denied", "#a4161a"),
+    ("event:revoked", "Sessions ended", "#6b3fa0"),
+]
+
+
+async def form_fields(request: Request) -> dict[str, str]:
+    """The urlencoded form (the middleware has already bounded its size)."""
+    body = (await request.body()).decode("utf-8", "replace")
+    return dict(parse_qsl(body, max_num_fields=100))
+
+
+def redirect(path: str) -> Response:
+    return RedirectResponse(path, status_code=303)
+
+
+class Admin:
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.manager = rt.manager
+
+    # -- who is asking -----------------------------------------------------------------------
+
+    def admin_name(self, request: Request) -> str | None:
+        session = get_handle(request).session
+        if session is None or session.user_id is None:
+            return None
+        if not session.user_id.startswith(ADMIN_USER_PREFIX) or ADMIN_SCOPE not in session.scopes:
+            return None
+        name = session.user_id[len(ADMIN_USER_PREFIX) :]
+        return name if self.rt.state.get_user("admin", name) is not None else None
+
+    def page(self, title: str, name: str | None) -> Page:
+        nav = [f'<a href="{ROOT}/">Dashboard</a>', '<a href="/demo/">Demo shop</a>']
+        if name is not None:
+            nav.append(f"<span>Signed in as {esc(name)}</span>")
+        return Page(title, "sessionward admin", f"{ROOT}/", nav)
+
+    async def logout_form(self, request: Request) -> str:
+        csrf = await get_handle(request).csrf_token()
+        return (
+            f'<form method="post" action="{ROOT}/logout" class="inline">{hidden_csrf(csrf)}'
+            '<button class="secondary" type="submit">Sign out</button></form>'
+        )
+
+    # -- setup and login ---------------------------------------------------------------------
+
+    async def setup(self, request: Request) -> Response:
+        handle = get_handle(request)
+        if self.rt.state.count_users("admin") > 0:
+            return redirect(f"{ROOT}/login")
+        error = ""
+        if request.method == "POST":
+            fields = await form_fields(request)
+            name = fields.get("username", "").strip().lower()
+            password = fields.get("password", "")
+            if not _NAME.fullmatch(name):
+                error = "Choose a user name of 3 to 32 letters, digits, '.', '_' or '-'."
+            elif len(password) < 12:
+                error = "Choose a password of at least 12 characters."
+            elif not consume_setup_code(self.rt.state, fields.get("code", "").strip()):
+                error = "That setup code is not valid (it works once; restart to get a new one)."
+            else:
+                hashed = await hash_password_async(password)
+                try:
+                    self.rt.state.add_user(UserRow("admin", name, hashed, None, time.time()))
+                except AlreadyExists:
+                    return redirect(f"{ROOT}/login")
+                await handle.login(ADMIN_USER_PREFIX + name, scopes=[ADMIN_SCOPE])
+                return redirect(f"{ROOT}/")
+        csrf = await handle.csrf_token()
+        body = (
+            (f'<p class="msg error" role="alert">{esc(error)}</p>' if error else "")
+            + "<p>Create the first admin account with the one-time setup code that "
+            "<code>sessionward serve</code> printed.</p>"
+            f'<form method="post" action="{ROOT}/setup" class="panel">{hidden_csrf(csrf)}'
+            '<label for="code">Setup code</label>'
+            '<input type="password" id="code" name="code" autocomplete="off" required>'
+            '<label for="username">Admin user name</label>'
+            '<input type="text" id="username" name="username" autocomplete="username" required>'
+            '<label for="password">Password (12 characters or more)</label>'
+            '<input type="password" id="password" name="password" autocomplete="new-password"'
+            ' minlength="12" required>'
+            '<p><button type="submit">Create admin account</button></p></form>'
+        )
+        # The code arrives in the URL fragment, which is never sent to the server; copy it
+        # into the form and drop it from the address bar and history.
+        script = (
+            "var m=location.hash.match(/code=([A-Za-z0-9_-]+)/);"
+            "if(m){document.getElementById('code').value=m[1];"
+            "history.replaceState(null,'',location.pathname);}"
+        )
+        return self.page("Set up the admin account", None).response(
+            body, status=400 if error else 200, scripts=[script]
+        )
+
+    async def login(self, request: Request) -> Response:
+        handle = get_handle(request)
+        if self.rt.state.count_users("admin") == 0:
+            return redirect(f"{ROOT}/setup")
+        error = ""
+        if request.method == "POST":
+            fields = await form_fields(request)
+            name = fields.get("username", "").strip().lower()
+            user = self.rt.state.get_user("admin", name) if _NAME.fullmatch(name) else None
+            stored = None if user is None else user.password_hash
+            if await verify_password_async(stored, fields.get("password", "")):
+                await handle.login(ADMIN_USER_PREFIX + name, scopes=[ADMIN_SCOPE])
+                return redirect(f"{ROOT}/")
+            error = "Wrong user name or password."
+        csrf = await handle.csrf_token()
+        body = (
+            (f'<p class="msg error" role="alert">{esc(error)}</p>' if error else "")
+            + f'<form method="post" action="{ROOT}/login" class="panel">{hidden_csrf(csrf)}'
+            '<label for="username">User name</label>'
+            '<input type="text" id="username" name="username" autocomplete="username" required>'
+            '<label for="password">Password</label>'
+            '<input type="password" id="password" name="password"'
+            ' autocomplete="current-password" required>'
+            '<p><button type="submit">Sign in</button></p></form>'
+        )
+        return self.page("Admin sign-in", None).response(body, status=401 if error else 200)
+
+    async def logout(self, request: Request) -> Response:
+        await get_handle(request).logout()
+        return redirect(f"{ROOT}/login")
+
+    # -- dashboard ---------------------------------------------------------------------------
+
+    async def counts(self) -> dict[str, Any]:
+        activity = self.rt.activity
+        return {
+            "sessions": await self.rt.session_count(),
+            "created": activity.events_total["created"],
+            "allowed": activity.decisions_total["allow"] + activity.decisions_total["rotate"],
+            "denied": activity.decisions_total["deny"],
+            "rejected": activity.events_total["rejected"],
+            "ended": activity.events_total["revoked"] + activity.events_total["expired"],
+        }
+
+    async def dashboard(self, request: Request) -> Response:
+        name = self.admin_name(request)
+        if name is None:
+            return redirect(f"{ROOT}/login")
+        counts = await self.counts()
+        labels = {
+            "sessions": "Stored sessions",
+            "created": "Created",
+            "allowed": "Validations allowed",
+            "denied": "Validations denied",
+            "rejected": "Tokens rejected",
+            "ended": "Ended or expired",
+        }
+        stats = "".join(
+            f'<div class="stat"><span class="n" id="count-{key}">'
+            f"{'—' if counts[key] is None else counts[key]}</span>{esc(label)}</div>"
+            for key, label in labels.items()
+        )
+        series = self.rt.activity.series([key for key, _, _ in _CHART], minutes=30)
+        feed = "".join(_feed_item(e) for e in self.rt.activity.latest(30))
+        body = (
+            f"<p>{await self.logout_form(request)}</p>"
+            f'<section aria-labelledby="counts-h"><h2 id="counts-h">Live counts</h2>'
+            f'<div class="grid" aria-live="polite">{stats}</div></section>'
+            f'<section aria-labelledby="chart-h"><h2 id="chart-h">Sessions and decisions</h2>'
+            f"{chart_svg('Sessions and decisions per minute', series, _CHART)}</section>"
+            f'<section aria-labelledby="search-h"><h2 id="search-h">Find sessions</h2>'
+            f'<form method="get" action="{ROOT}/users" role="search" class="panel">'
+            '<label for="user">User id</label>'
+            '<input type="search" id="user" name="user" required>'
+            ' <button type="submit">Search</button></form></section>'
+            f'<section aria-labelledby="feed-h"><h2 id="feed-h">Events</h2>'
+            '<p class="muted" id="feed-status">Live updates connect automatically.</p>'
+            f'<ol class="feed" id="feed" reversed>{feed}</ol></section>'
+        )
+        script = (
+            f"var es=new EventSource('{ROOT}/stream');var feed=document.getElementById('feed');"
+            "var st=document.getElementById('feed-status');"
+            "es.onopen=function(){st.textContent='Live: new events appear at the top.';};"
+            "es.onerror=function(){st.textContent='Reconnecting to the live feed…';};"
+            "es.addEventListener('session',function(m){var e=JSON.parse(m.data);"
+            "var li=document.createElement('li');li.textContent=e.text;"
+            "if(e.href){li.textContent='';var a=document.createElement('a');a.href=e.href;"
+            "a.textContent=e.text;li.appendChild(a);}"
+            "feed.insertBefore(li,feed.firstChild);"
+            "while(feed.children.length>100){feed.removeChild(feed.lastChild);}});"
+            "es.addEventListener('counts',function(m){var c=JSON.parse(m.data);"
+            "for(var k in c){var el=document.getElementById('count-'+k);"
+            "if(el&&c[k]!==null){el.textContent=c[k];}}});"
+        )
+        return self.page("Sessions", name).response(body, scripts=[script])
+
+    async def stream(self, request: Request) -> Response:
+        if self.admin_name(request) is None:
+            return Response("sign in first", status_code=401, media_type="text/plain")
+        queue = self.rt.activity.listen()
+
+        async def events() -> AsyncIterator[str]:
+            deadline = time.monotonic() + STREAM_SECONDS
+            try:
+                yield "retry: 3000\n\n"
+                yield f"event: counts\ndata: {json.dumps(await self.counts())}\n\n"
+                while time.monotonic() < deadline:
+                    try:
+                        entry = await asyncio.wait_for(queue.get(), timeout=5)
+                    except TimeoutError:
+                        yield f"event: counts\ndata: {json.dumps(await self.counts())}\n\n"
+                        continue
+                    data = {"text": _describe(entry), "href": _detail_href(entry)}
+                    yield f"event: session\ndata: {json.dumps(data)}\n\n"
+            finally:
+                self.rt.activity.unlisten(queue)
+
+        return StreamingResponse(
+            events(),
+            media_type="text/event-stream",
+            headers={"cache-control": "no-store", "x-accel-buffering": "no"},
+        )
+
+    # -- users and sessions ------------------------------------------------------------------
+
+    async def user_sessions(self, request: Request) -> Response:
+        name = self.admin_name(request)
+        if name is None:
+            return redirect(f"{ROOT}/login")
+        user = request.query_params.get("user", "").strip()[:256]
+        handle = get_handle(request)
+        csrf = await handle.csrf_token()
+        sessions = await self.manager.list_user(user) if user else []
+        rows = "".join(_session_row(s, csrf, user, handle.session) for s in sessions)
+        table = (
+            '<table><caption class="sr-only">Live sessions</caption><thead><tr>'
+            '<th scope="col">Session</th><th scope="col">Device</th><th scope="col">Place</th>'
+            '<th scope="col">Created</th><th scope="col">Last activity</th>'
+            '<th scope="col"><span class="sr-only">Actions</span></th></tr></thead>'
+            f"<tbody>{rows}</tbody></table>"
+            if sessions
+            else f"<p>No live sessions for <strong>{esc(user)}</strong>.</p>"
+        )
+        revoke_all = (
+            f'<form method="post" action="{ROOT}/users/revoke" class="panel">'
+            f'{hidden_csrf(csrf)}<input type="hidden" name="user" value={attr(user)}>'
+            f'<button class="danger" type="submit">Revoke all {len(sessions)} sessions of '
+            f"{esc(user)}</button></form>"
+            if sessions
+            else ""
+        )
+        body = (
+            f'<form method="get" action="{ROOT}/users" role="search" class="panel">'
+            '<label for="user">User id</label>'
+            f'<input type="search" id="user" name="user" value={attr(user)} required>'
+            ' <button type="submit">Search</button></form>'
+            f"<h2>Sessions of {esc(user)}</h2>{table}{revoke_all}"
+        )
+        return self.page(f"User {user}", name).response(body)
+
+    async def session_detail(self, request: Request) -> Response:
+        name = self.admin_name(request)
+        if name is None:
+            return redirect(f"{ROOT}/login")
+        session_id = str(request.path_params["session_id"])
+        session = await self.manager.get(session_id) if tokens.is_session_id(session_id) else None
+        events = self.rt.activity.for_session(session_id)
+        risk = [e for e in events if e["kind"] in ("theft-suspected", "rejected", "expired")]
+        history = "".join(
+            f"<tr><td>{fmt_time(h.get('since'))}</td><td>{esc(h.get('ip'))}</td>"
+            f"<td>{esc(h.get('user_agent'))}</td><td>{esc(h.get('accept_language'))}</td></tr>"
+            for h in (session.context_history if session else [])
+        )
+        csrf = await get_handle(request).csrf_token()
+        if session is None:
+            summary = "<p>This session has ended (or never existed).</p>"
+        else:
+            summary = (
+                '<dl class="panel">'
+                f"<dt>User</dt><dd>{esc(session.user_id or '(anonymous)')}</dd>"
+                f"<dt>Created</dt><dd>{fmt_time(session.created_at)}</dd>"
+                f"<dt>Last activity</dt><dd>{fmt_time(session.last_seen)}</dd>"
+                f"<dt>Idle expiry</dt><dd>{fmt_time(session.expires_at)}</dd>"
+                f"<dt>Absolute expiry</dt><dd>{fmt_time(session.absolute_expires_at)}</dd>"
+                f"<dt>Authentication</dt><dd>level {session.auth_level}, "
+                f"{fmt_time(session.auth_time)}</dd>"
+                f"<dt>Generation</dt><dd>{session.generation}</dd></dl>"
+                f'<form method="post" action="{ROOT}/sessions/{esc(session.id)}/revoke">'
+                f"{hidden_csrf(csrf)}"
+                '<button class="danger" type="submit">Revoke this session</button></form>'
+            )
+        risk_list = "".join(f"<li>{esc(_describe(e))}</li>" for e in risk) or (
+            "<li>No risk decisions recorded for this session.</li>"
+        )
+        event_list = "".join(f"<li>{esc(_describe(e))}</li>" for e in events) or (
+            "<li>No events seen by this process.</li>"
+        )
+        body = (
+            summary
+            + "<h2>Context history</h2>"
+            + (
+                '<table><thead><tr><th scope="col">Since</th><th scope="col">IP</th>'
+                '<th scope="col">User agent</th><th scope="col">Languages</th></tr></thead>'
+                f"<tbody>{history}</tbody></table>"
+                if history
+                else "<p>No request context recorded.</p>"
+            )
+            + "<h2>Risk decisions</h2>"
+            + '<p class="muted">Rejections, suspected theft and expiry, with their reasons. '
+            "Hijack scoring will add its decisions here.</p>"
+            + f"<ul>{risk_list}</ul><h2>Events</h2><ul>{event_list}</ul>"
+        )
+        return self.page(f"Session {session_id}", name).response(body)
+
+    async def revoke_session(self, request: Request) -> Response:
+        if self.admin_name(request) is None:
+            return redirect(f"{ROOT}/login")
+        session_id = str(request.path_params["session_id"])
+        user = None
+        if tokens.is_session_id(session_id):
+            session = await self.manager.get(session_id)
+            user = session.user_id if session else None
+            await self.manager.revoke(session_id, reason=RevokeReason.ADMIN)
+        return redirect(f"{ROOT}/users?user={quote(user or '')}" if user else f"{ROOT}/")
+
+    async def revoke_user(self, request: Request) -> Response:
+        if self.admin_name(request) is None:
+            return redirect(f"{ROOT}/login")
+        user = (await form_fields(request)).get("user", "").strip()
+        if user:
+            current = get_handle(request).session
+            await self.manager.revoke_user(user, keep=current, reason=RevokeReason.ADMIN)
+        return redirect(f"{ROOT}/users?user={quote(user)}")
+
+
+def _detail_href(entry: dict[str, Any]) -> str | None:
+    session_id = entry.get("session_id")
+    return f"{ROOT}/sessions/{session_id}" if session_id else None
+
+
+def _describe(entry: dict[str, Any]) -> str:
+    when = time.strftime("%H:%M:%S", time.gmtime(entry.get("at", 0)))
+    who = entry.get("user_id") or "anonymous"
+    text = f"{when} {entry.get('kind')} · {who}"
+    if entry.get("session_id"):
+        text += f" · session {entry['session_id']}"
+    for key in ("reason", "deadline", "detail"):
+        if entry.get(key):
+            text += f" · {key} {entry[key]}"
+    return text
+
+
+def _feed_item(entry: dict[str, Any]) -> str:
+    href = _detail_href(entry)
+    text = esc(_describe(entry))
+    return f"<li><a href={attr(href)}>{text}</a></li>" if href else f"<li>{text}</li>"
+
+
+def _session_row(session: Session, csrf: str, user: str, current: Session | None) -> str:
+    latest = session.context_history[-1] if session.context_history else {}
+    this = (
+        ' <span class="tag">this admin session</span>'
+        if current and current.id == session.id
+        else ""
+    )
+    return (
+        f'<tr><td><a href="{ROOT}/sessions/{esc(session.id)}">{esc(session.id)}</a>{this}</td>'
+        f"<td>{esc(latest.get('user_agent') or '—')}</td><td>{esc(latest.get('ip') or '—')}</td>"
+        f"<td>{fmt_time(session.created_at)}</td><td>{fmt_time(session.last_seen)}</td>"
+        f'<td><form method="post" action="{ROOT}/sessions/{esc(session.id)}/revoke" '
+        f'class="inline">{hidden_csrf(csrf)}'
+        f'<button class="danger" type="submit" aria-label="Revoke session {esc(session.id)}">'
+        "Revoke</button></form></td></tr>"
+    )
+
+
+def admin_app(rt: Runtime) -> Any:
+    admin = Admin(rt)
+    routes = [
+        Route("/", admin.dashboard, methods=["GET"]),
+        Route("/setup", admin.setup, methods=["GET", "POST"]),
+        Route("/login", admin.login, methods=["GET", "POST"]),
+        Route("/logout", admin.logout, methods=["POST"]),
+        Route("/stream", admin.stream, methods=["GET"]),
+        Route("/users", admin.user_sessions, methods=["GET"]),
+        Route("/users/revoke", admin.revoke_user, methods=["POST"]),
+        Route("/sessions/{session_id}", admin.session_detail, methods=["GET"]),
+        Route("/sessions/{session_id}/revoke", admin.revoke_session, methods=["POST"]),
+    ]
+    csrf = CsrfPolicy(rt.config.origins, keys=[rt.state.secret("admin-csrf")])
+    middleware = [
+        Middleware(
+            SessionMiddleware,
+            manager=rt.manager,
+            cookie=CookiePolicy(name="admin", same_site="Strict"),
+            csrf=csrf,
+            trusted_proxies=list(rt.config.trusted_proxies),
+        )
+    ]
+    return Starlette(routes=routes, middleware=middleware)

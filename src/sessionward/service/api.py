@@ -1,0 +1,490 @@
+"""The JSON HTTP API: sessions for backends in any language.
+
+Every ``/v1`` request carries an API key (``Authorization: Bearer swk_...``) whose scope
+allows the operation (see ``sessionward.service.keys``). Tokens travel in JSON bodies only,
+never in a URL. Errors are ``{"error": {"code": ..., "message": ...}}`` with stable codes:
+
+=====================  ======  ==========================================================
+code                   status  meaning
+=====================  ======  ==========================================================
+invalid_request        400     body or parameter not acceptable (message says which)
+unauthenticated        401     missing, malformed, unknown or revoked API key
+invalid_token          401     the session token does not authenticate (never why)
+forbidden              403     the key's scope does not allow this operation
+step_up_required       403     the session must re-authenticate first
+not_found              404     no such route or session
+method_not_allowed     405
+session_limit          409     the user's session cap is full and the policy rejects
+conflict               409     concurrent updates kept winning; retry
+request_too_large      413     body over 64 KiB
+data_too_large         413     session data over the policy's limit
+unsupported_media      415     body is not application/json
+store_unavailable      503     the session store cannot answer; nothing was decided
+internal               500     a bug; the details are in the service log
+=====================  ======  ==========================================================
+
+The validate endpoint answers 200 with a ``decision`` (``allow``, ``rotate``, ``step-up`` or
+``deny``); a denied token gets ``"reason": "invalid"`` and nothing more, while the real reason
+(unknown, mismatch, expired, reused...) goes to the event log.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from sessionward.core import token as tokens
+from sessionward.core.context import RequestContext
+from sessionward.core.events import RevokeReason
+from sessionward.core.record import Session
+from sessionward.errors import (
+    DataTooLarge,
+    InvalidArgument,
+    InvalidToken,
+    SessionLimitReached,
+    StepUpRequired,
+    StoreError,
+    UpdateConflict,
+)
+from sessionward.service.keys import ApiKey
+from sessionward.service.metrics import CONTENT_TYPE
+from sessionward.service.runtime import RESERVED_PREFIX, Runtime
+
+__all__ = ["ApiError", "api_routes", "error_response", "session_json"]
+
+_log = logging.getLogger("sessionward.service")
+MAX_BODY = 64 * 1024
+_NO_STORE = {"cache-control": "no-store"}
+_STRING_MAX = 512
+_REVOKE_REASONS = {r.value for r in RevokeReason}
+_SCOPE = re.compile("[!-~]{1,128}")  # printable ASCII, no space: the scope separator
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def error_response(
+    status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"code": code, "message": message}},
+        status_code=status,
+        headers={**_NO_STORE, **(headers or {})},
+    )
+
+
+def _answer(body: dict[str, Any], status: int = 200) -> JSONResponse:
+    return JSONResponse(body, status_code=status, headers=_NO_STORE)
+
+
+def session_json(session: Session, *, detail: bool = False) -> dict[str, Any]:
+    """The public view of a session: no token, no hashes."""
+    out: dict[str, Any] = {
+        "id": session.id,
+        "user_id": session.user_id,
+        "anonymous": session.is_anonymous,
+        "auth_level": session.auth_level,
+        "auth_time": session.auth_time,
+        "scopes": sorted(session.scopes),
+        "data": session.data,
+        "created_at": session.created_at,
+        "last_seen": session.last_seen,
+        "expires_at": session.expires_at,
+        "absolute_expires_at": session.absolute_expires_at,
+        "generation": session.generation,
+    }
+    if detail:
+        out["context_history"] = session.context_history
+    return out
+
+
+# -- request parsing ------------------------------------------------------------------------
+
+
+async def _json_body(request: Request, *, optional: bool = False) -> dict[str, Any]:
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_BODY:
+            raise ApiError(413, "request_too_large", f"body exceeds {MAX_BODY} bytes")
+    if not raw.strip() and optional:
+        return {}
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media != "application/json":
+        raise ApiError(415, "unsupported_media", "send application/json")
+    try:
+        body = json.loads(raw, parse_constant=_no_constant)
+    except (ValueError, RecursionError):
+        raise ApiError(400, "invalid_request", "body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_request", "body must be a JSON object")
+    try:  # "\ud800" escapes decode to lone surrogates, which no store can encode
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ApiError(400, "invalid_request", "body has invalid Unicode escapes") from None
+    return body
+
+
+def _or(value: int | None, default: int) -> int:
+    return default if value is None else value
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(name)
+
+
+class Fields:
+    """Typed access to a JSON object, refusing unknown keys (so clients learn of typos)."""
+
+    def __init__(self, body: dict[str, Any], allowed: set[str], where: str = "body") -> None:
+        unknown = sorted(set(body) - allowed)
+        if unknown:
+            raise ApiError(400, "invalid_request", f"unknown field in {where}: {unknown[0]!r}")
+        self.body = body
+
+    def _get(self, name: str, required: bool = False) -> Any:
+        # Absent means "not given"; an explicit null is a type error, as the schema says.
+        if name not in self.body:
+            if required:
+                raise ApiError(400, "invalid_request", f"{name} is required")
+            return None
+        if self.body[name] is None:
+            raise ApiError(400, "invalid_request", f"{name} must not be null")
+        return self.body[name]
+
+    def string(self, name: str, *, required: bool = False, limit: int = _STRING_MAX) -> str | None:
+        value = self._get(name, required)
+        if value is None:
+            return None
+        if not isinstance(value, str) or len(value) > limit:
+            raise ApiError(400, "invalid_request", f"{name} must be a string of <= {limit} chars")
+        return value
+
+    def integer(self, name: str, *, minimum: int = 0, maximum: int = 2**31) -> int | None:
+        value = self._get(name)
+        if value is None:
+            return None
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)  # JSON has one number type: 2.0 is the integer 2
+        if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+            raise ApiError(
+                400, "invalid_request", f"{name} must be an integer from {minimum} to {maximum}"
+            )
+        return value
+
+    def number(self, name: str) -> float | None:
+        value = self._get(name)
+        if value is None:
+            return None
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not (math.isfinite(value) and 0 <= value <= 10**10)
+        ):
+            raise ApiError(400, "invalid_request", f"{name} must be a non-negative number")
+        return float(value)
+
+    def strings(self, name: str, *, limit: int = 64, ascii_only: bool = False) -> list[str] | None:
+        value = self._get(name)
+        if value is None:
+            return None
+        if (
+            not isinstance(value, list)
+            or len(value) > limit
+            or not all(isinstance(v, str) and 0 < len(v) <= 128 for v in value)
+            or (ascii_only and not all(_SCOPE.fullmatch(v) for v in value))
+        ):
+            raise ApiError(400, "invalid_request", f"{name} must be a list of short strings")
+        return value
+
+    def mapping(self, name: str) -> dict[str, Any] | None:
+        value = self._get(name)
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            raise ApiError(400, "invalid_request", f"{name} must be an object")
+        return value
+
+
+def _context(fields: Fields, request: Request) -> RequestContext | None:
+    raw = fields.mapping("context")
+    if raw is None:
+        return None
+    ctx = Fields(raw, {"ip", "user_agent", "accept_language", "client_hints"}, "context")
+    hints = ctx.mapping("client_hints") or {}
+    if len(hints) > 16 or not all(
+        isinstance(v, str) and len(k) <= 64 and len(v) <= _STRING_MAX for k, v in hints.items()
+    ):
+        raise ApiError(400, "invalid_request", "client_hints must map short names to strings")
+    return RequestContext(
+        ip=ctx.string("ip", limit=64),
+        user_agent=ctx.string("user_agent"),
+        accept_language=ctx.string("accept_language"),
+        client_hints=dict(hints),
+    )
+
+
+def _path_user(request: Request, key: ApiKey) -> str:
+    return str(_user_id(str(request.path_params["user_id"]), key))
+
+
+def _user_id(value: str | None, key: ApiKey) -> str | None:
+    if value is None:
+        return None
+    if not value or len(value) > 256:
+        raise ApiError(400, "invalid_request", "user_id must be 1 to 256 characters")
+    if value.startswith(RESERVED_PREFIX) and not key.allows("admin"):
+        raise ApiError(403, "forbidden", f"user ids starting {RESERVED_PREFIX!r} are reserved")
+    return value
+
+
+# -- endpoints ------------------------------------------------------------------------------
+
+Handler = Callable[[Request, ApiKey], Awaitable[Response]]
+
+
+class Api:
+    def __init__(self, runtime: Runtime) -> None:
+        self.rt = runtime
+        self.manager = runtime.manager
+
+    async def _token_session(self, fields: Fields, context: RequestContext | None) -> Session:
+        token = fields.string("token", required=True, limit=256)
+        return await self.manager.validate(token, context=context)
+
+    async def issue(self, request: Request, key: ApiKey) -> Response:
+        fields = Fields(
+            await _json_body(request, optional=True),
+            {"user_id", "auth_level", "scopes", "data", "context", "previous_token"},
+        )
+        user_id = fields.string("user_id", limit=256)
+        if user_id is not None and user_id.startswith(RESERVED_PREFIX):
+            raise ApiError(403, "forbidden", f"user ids starting {RESERVED_PREFIX!r} are reserved")
+        user_id = _user_id(user_id, key)
+        context = _context(fields, request)
+        previous = None
+        previous_token = fields.string("previous_token", limit=256)
+        if previous_token is not None:
+            try:
+                previous = await self.manager.validate(previous_token, context=context)
+            except InvalidToken:
+                previous = None  # an invalid pre-login token is simply not carried over
+        session = await self.manager.issue(
+            user_id,
+            auth_level=_or(fields.integer("auth_level", maximum=100), 1),
+            scopes=fields.strings("scopes", ascii_only=True) or (),
+            data=fields.mapping("data"),
+            context=context,
+            previous=previous,
+        )
+        return _answer({"session": session_json(session), "token": session.token}, 201)
+
+    async def validate(self, request: Request, key: ApiKey) -> Response:
+        fields = Fields(
+            await _json_body(request), {"token", "context", "max_auth_age", "min_level"}
+        )
+        context = _context(fields, request)
+        max_age = fields.number("max_auth_age")
+        min_level = fields.integer("min_level", maximum=100)
+        token = fields.string("token", required=True, limit=256)
+        try:
+            session = await self.manager.validate(token, context=context)
+        except InvalidToken:
+            self.rt.activity.decision("deny")
+            return _answer({"decision": "deny", "reason": "invalid"})
+        decision = "rotate" if session.token is not None else "allow"
+        if max_age is not None or min_level is not None:
+            try:
+                self.manager.require_recent_auth(
+                    session, max_age=max_age, min_level=1 if min_level is None else min_level
+                )
+            except StepUpRequired:
+                decision = "step-up"
+        self.rt.activity.decision(decision)
+        body: dict[str, Any] = {"decision": decision, "session": session_json(session)}
+        if session.token is not None:
+            body["token"] = session.token
+        return _answer(body)
+
+    async def rotate(self, request: Request, key: ApiKey) -> Response:
+        fields = Fields(await _json_body(request), {"token", "context"})
+        context = _context(fields, request)
+        session = await self._token_session(fields, context)
+        if session.token is None:
+            session = await self.manager.rotate(session, context=context)
+        return _answer({"session": session_json(session), "token": session.token})
+
+    async def elevate(self, request: Request, key: ApiKey) -> Response:
+        fields = Fields(await _json_body(request), {"token", "auth_level", "scopes"})
+        session = await self._token_session(fields, None)
+        elevated = await self.manager.elevate(
+            session,
+            auth_level=fields.integer("auth_level", maximum=100),
+            scopes=fields.strings("scopes", ascii_only=True),
+        )
+        return _answer({"session": session_json(elevated), "token": elevated.token})
+
+    async def update_data(self, request: Request, key: ApiKey) -> Response:
+        fields = Fields(await _json_body(request), {"token", "set", "unset"})
+        changes = fields.mapping("set") or {}
+        removals = fields.strings("unset") or []
+        session = await self._token_session(fields, None)
+
+        def change(data: dict[str, Any]) -> None:
+            data.update(changes)
+            for name in removals:
+                data.pop(name, None)
+
+        updated = await self.manager.update_data(session, change)
+        body: dict[str, Any] = {"session": session_json(updated)}
+        if session.token is not None:  # validate renewed it on the way: deliver the new token
+            body["token"] = session.token
+        return _answer(body)
+
+    async def revoke(self, request: Request, key: ApiKey) -> Response:
+        fields = Fields(await _json_body(request), {"token"})
+        try:
+            session = await self._token_session(fields, None)
+        except InvalidToken:
+            return _answer({"revoked": False})
+        return _answer({"revoked": await self.manager.revoke(session)})
+
+    async def list_user(self, request: Request, key: ApiKey) -> Response:
+        user_id = _path_user(request, key)
+        sessions = await self.manager.list_user(user_id)
+        return _answer({"sessions": [session_json(s) for s in sessions]})
+
+    async def revoke_user(self, request: Request, key: ApiKey) -> Response:
+        user_id = _path_user(request, key)
+        fields = Fields(await _json_body(request, optional=True), {"keep_session_id", "reason"})
+        keep = fields.string("keep_session_id", limit=64)
+        if keep is not None and not tokens.is_session_id(keep):
+            raise ApiError(400, "invalid_request", "keep_session_id is not a session id")
+        reason = fields.string("reason", limit=64) or RevokeReason.LOGOUT_EVERYWHERE.value
+        if reason not in _REVOKE_REASONS:
+            raise ApiError(400, "invalid_request", "reason is not a known revoke reason")
+        count = await self.manager.revoke_user(user_id, keep=keep, reason=reason)
+        return _answer({"revoked": count})
+
+    def _session_id(self, request: Request) -> str:
+        session_id = request.path_params["session_id"]
+        if not tokens.is_session_id(session_id):
+            raise ApiError(404, "not_found", "no such session")
+        return str(session_id)
+
+    async def get_session(self, request: Request, key: ApiKey) -> Response:
+        session = await self.manager.get(self._session_id(request))
+        if session is None:
+            raise ApiError(404, "not_found", "no such session")
+        events = self.rt.activity.for_session(session.id)
+        return _answer({"session": session_json(session, detail=True), "events": events})
+
+    async def delete_session(self, request: Request, key: ApiKey) -> Response:
+        found = await self.manager.revoke(self._session_id(request), reason=RevokeReason.ADMIN)
+        return _answer({"revoked": found})
+
+    async def metrics(self, request: Request, key: ApiKey) -> Response:
+        up = await self.rt.store_ready()
+        count = await self.rt.session_count() if up else None
+        text = self.rt.metrics.render(self.rt.activity, sessions=count, store_up=up)
+        return Response(text, media_type=CONTENT_TYPE, headers=_NO_STORE)
+
+
+def _mapped(exc: Exception) -> ApiError:
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, InvalidToken):
+        return ApiError(401, "invalid_token", "invalid")
+    if isinstance(exc, StepUpRequired):
+        return ApiError(403, "step_up_required", "re-authentication required")
+    if isinstance(exc, SessionLimitReached):
+        return ApiError(409, "session_limit", "the user's session limit is reached")
+    if isinstance(exc, UpdateConflict):
+        return ApiError(409, "conflict", "concurrent updates; retry")
+    if isinstance(exc, DataTooLarge):
+        return ApiError(413, "data_too_large", "session data exceeds the size limit")
+    if isinstance(exc, InvalidArgument):
+        return ApiError(400, "invalid_request", str(exc))
+    if isinstance(exc, StoreError):
+        _log.error("session store unavailable: %s", type(exc).__name__)
+        return ApiError(503, "store_unavailable", "the session store is unavailable")
+    _log.exception("unexpected error in the API")
+    return ApiError(500, "internal", "internal error")
+
+
+CHALLENGE = {"www-authenticate": 'Bearer realm="sessionward-api"'}
+
+
+def _authenticate(runtime: Runtime, request: Request) -> ApiKey:
+    scheme, _, credentials = request.headers.get("authorization", "").strip().partition(" ")
+    if scheme.lower() != "bearer":
+        raise ApiError(401, "unauthenticated", "send Authorization: Bearer <API key>")
+    key = runtime.keys.authenticate(credentials.strip())
+    if key is None:
+        raise ApiError(401, "unauthenticated", "unknown or revoked API key")
+    return key
+
+
+def endpoint(runtime: Runtime, name: str, scope: str, handler: Handler) -> Callable[..., Any]:
+    """Wrap ``handler``: API-key check, error mapping, metrics."""
+    metrics = runtime.metrics
+
+    async def run(request: Request) -> Response:
+        started = time.perf_counter()
+        try:
+            key = _authenticate(runtime, request)
+            if not key.allows(scope):
+                raise ApiError(403, "forbidden", f"this operation needs a key of scope {scope!r}")
+            response = await handler(request, key)
+        except Exception as exc:
+            error = _mapped(exc)
+            headers = CHALLENGE if error.code == "unauthenticated" else None
+            response = error_response(error.status, error.code, error.message, headers)
+        metrics.observe(name, response.status_code, time.perf_counter() - started)
+        return response
+
+    return run
+
+
+def _dispatch(methods: dict[str, Callable[..., Any]]) -> Callable[..., Any]:
+    async def run(request: Request) -> Response:
+        response: Response = await methods[request.method](request)
+        return response
+
+    return run
+
+
+def api_routes(runtime: Runtime) -> list[Route]:
+    """One route per path (so ``405`` answers list every method of the path)."""
+    api = Api(runtime)
+    table: list[tuple[str, str, str, str, Handler]] = [
+        ("/v1/sessions", "POST", "issue", "issue", api.issue),
+        ("/v1/sessions/validate", "POST", "validate", "validate", api.validate),
+        ("/v1/sessions/rotate", "POST", "rotate", "issue", api.rotate),
+        ("/v1/sessions/elevate", "POST", "elevate", "issue", api.elevate),
+        ("/v1/sessions/data", "POST", "update_data", "issue", api.update_data),
+        ("/v1/sessions/revoke", "POST", "revoke", "issue", api.revoke),
+        ("/v1/users/{user_id:path}/sessions", "GET", "list_user", "issue", api.list_user),
+        ("/v1/users/{user_id:path}/revoke", "POST", "revoke_user", "issue", api.revoke_user),
+        ("/v1/sessions/{session_id}", "GET", "get_session", "admin", api.get_session),
+        ("/v1/sessions/{session_id}", "DELETE", "delete_session", "admin", api.delete_session),
+        ("/metrics", "GET", "metrics", "validate", api.metrics),
+    ]
+    by_path: dict[str, dict[str, Callable[..., Any]]] = {}
+    for path, method, name, scope, handler in table:
+        by_path.setdefault(path, {})[method] = endpoint(runtime, name, scope, handler)
+    return [
+        Route(path, _dispatch(methods), methods=list(methods)) for path, methods in by_path.items()
+    ]

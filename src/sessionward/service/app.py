@@ -1,0 +1,115 @@
+"""``create_app``: the service as one Starlette application.
+
+    /v1/...          the JSON API (API keys)            /healthz, /readyz, /metrics
+    /openapi.json    its OpenAPI 3.1 document           /admin   the admin page
+    /demo            the demo shop                      /        a short index page
+
+Composition only: the session decisions are the manager's; the web adapters
+(``sessionward.web``) carry the admin's and the shop's browser sessions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+
+from sessionward._async.base import AsyncStore
+from sessionward.clock import Clock
+from sessionward.service.api import api_routes, error_response
+from sessionward.service.config import ServiceConfig
+from sessionward.service.openapi import openapi_document
+from sessionward.service.runtime import Runtime, open_runtime
+
+__all__ = ["create_app"]
+
+
+def create_app(
+    config: ServiceConfig | None = None,
+    *,
+    clock: Clock | None = None,
+    store: AsyncStore | None = None,
+    runtime: Runtime | None = None,
+) -> Starlette:
+    """Build the service. ``clock`` and ``store`` are for tests (a fake clock, a given store);
+    the runtime (manager, state, keys, activity) is on ``app.state.runtime``."""
+    config = config or ServiceConfig()
+    rt = runtime or open_runtime(config, clock=clock, store=store)
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"}, headers={"cache-control": "no-store"})
+
+    async def readyz(request: Request) -> Response:
+        if await rt.store_ready():
+            return JSONResponse({"status": "ready"}, headers={"cache-control": "no-store"})
+        return error_response(503, "store_unavailable", "the session store is unavailable")
+
+    document = openapi_document()
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(document)
+
+    async def index(request: Request) -> Response:
+        return HTMLResponse(_INDEX)
+
+    routes: list[BaseRoute] = [
+        *api_routes(rt),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+        Route("/", index, methods=["GET"]),
+    ]
+    if config.admin:
+        from sessionward.service.admin import admin_app
+
+        routes.append(Route("/admin", _slash("/admin/"), methods=["GET"]))
+        routes.append(Mount("/admin", app=admin_app(rt)))
+    if config.demo:
+        from sessionward.service.demo import demo_app
+
+        routes.append(Route("/demo", _slash("/demo/"), methods=["GET"]))
+        routes.append(Mount("/demo", app=demo_app(rt)))
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            if runtime is None:
+                await rt.close()
+
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: _http_error},  # type: ignore[dict-item]
+    )
+    app.state.runtime = rt
+    return app
+
+
+def _slash(target: str) -> Any:
+    async def redirect(request: Request) -> Response:
+        return RedirectResponse(target, status_code=307)
+
+    return redirect
+
+
+async def _http_error(request: Request, exc: HTTPException) -> Response:
+    codes = {404: "not_found", 405: "method_not_allowed"}
+    code = codes.get(exc.status_code, "invalid_request")
+    return error_response(exc.status_code, code, str(exc.detail), exc.headers)
+
+
+_INDEX = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>sessionward</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"></head>
+<body><main><h1>sessionward service</h1><ul>
+<li><a href="/admin/">Admin</a></li><li><a href="/demo/">Demo shop</a></li>
+<li><a href="/openapi.json">API (OpenAPI 3.1)</a></li></ul></main></body></html>
+"""

@@ -1,0 +1,183 @@
+"""Service configuration: one frozen object, filled from flags, ``SESSIONWARD_*`` and TOML.
+
+Precedence, highest first: command-line flags, environment variables, the TOML file
+(``--config`` or ``SESSIONWARD_CONFIG``), defaults. The TOML file holds the same names as the
+flags, at top level or under a ``[service]`` table, plus an optional ``[policy]`` table::
+
+    host = "127.0.0.1"
+    port = 8000
+    store = "sessionward.db"          # or "redis://..." or "postgresql://..."
+    public_url = "https://sessions.example"
+    trusted_proxies = ["10.0.0.0/8"]
+
+    [policy]
+    idle_timeout = 1800
+    absolute_timeout = 28800
+    rotate_after = 900
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from sessionward.core.policy import Policy
+from sessionward.errors import ConfigError
+
+__all__ = ["ENV_PREFIX", "ServiceConfig", "load_config"]
+
+ENV_PREFIX = "SESSIONWARD_"
+_POLICY_FIELDS = {f.name for f in fields(Policy)}
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceConfig:
+    """Everything ``create_app`` needs.
+
+    * ``store``: a SQLite path, or a ``redis://``/``rediss://`` or ``postgresql://`` URL.
+    * ``state``: SQLite file for API keys, accounts and secrets (default: the session file
+      when ``store`` is SQLite, else ``sessionward-service.db``).
+    * ``public_url``: the origin browsers use (CSRF checks and printed links); default
+      ``http://<host>:<port>``. Loopback hosts also accept ``localhost``/``127.0.0.1``.
+    * ``admin`` / ``demo``: serve the admin page at ``/admin`` and the demo shop at ``/demo``.
+    * ``trusted_proxies``: reverse proxies whose ``X-Forwarded-For`` is believed.
+    * ``key_cache_seconds``: how long a process trusts an API-key lookup (revocation delay).
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    store: str = "sessionward.db"
+    state: str | None = None
+    public_url: str | None = None
+    admin: bool = True
+    demo: bool = True
+    trusted_proxies: tuple[str, ...] = ()
+    key_cache_seconds: float = 5.0
+    policy: Policy = field(default_factory=Policy)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.port, int) or not 0 <= self.port <= 65535:
+            raise ConfigError("port must be an integer between 0 and 65535")
+        if not self.store:
+            raise ConfigError("store must be a SQLite path or a redis:// / postgresql:// URL")
+        if self.key_cache_seconds < 0:
+            raise ConfigError("key_cache_seconds must not be negative")
+
+    @property
+    def store_is_sqlite(self) -> bool:
+        return "://" not in self.store
+
+    @property
+    def state_path(self) -> str:
+        if self.state:
+            return self.state
+        return self.store if self.store_is_sqlite else "sessionward-service.db"
+
+    @property
+    def origin(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def origins(self) -> list[str]:
+        """Origins accepted for browser forms (CSRF)."""
+        out = [self.origin]
+        if not self.public_url and self.host in ("127.0.0.1", "localhost", "::1"):
+            out += [f"http://127.0.0.1:{self.port}", f"http://localhost:{self.port}"]
+        return list(dict.fromkeys(out))
+
+
+def _coerce(name: str, value: Any) -> Any:
+    kinds = {"port": int, "key_cache_seconds": float, "admin": bool, "demo": bool}
+    if name == "trusted_proxies":
+        if isinstance(value, str):
+            return tuple(p.strip() for p in value.split(",") if p.strip())
+        return tuple(str(v) for v in value)
+    kind = kinds.get(name)
+    if kind is bool and isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+            raise ConfigError(f"{name}: expected a boolean, got {value!r}")
+        return lowered in ("1", "true", "yes", "on")
+    if kind is not None:
+        try:
+            return kind(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name}: expected {kind.__name__}, got {value!r}") from None
+    return None if value is None else str(value)
+
+
+def _policy_value(name: str, value: Any) -> Any:
+    if name == "on_session_limit":
+        return str(value)
+    if value is None or (isinstance(value, str) and value.lower() in ("", "none")):
+        return None
+    try:
+        return (
+            int(value)
+            if name in ("max_data_bytes", "max_sessions_per_user", "context_history")
+            else float(value)
+        )
+    except (TypeError, ValueError):
+        raise ConfigError(f"policy.{name}: expected a number, got {value!r}") from None
+
+
+def _read_toml(path: str) -> dict[str, Any]:
+    try:
+        with Path(path).open("rb") as handle:
+            data = tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path}: {exc}") from None
+    return data
+
+
+def load_config(
+    flags: Mapping[str, Any] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    config_file: str | None = None,
+) -> ServiceConfig:
+    """Merge defaults, the TOML file, ``SESSIONWARD_*`` variables and ``flags`` (``None``
+    values in ``flags`` mean "not given")."""
+    environ = os.environ if environ is None else environ
+    names = [f.name for f in fields(ServiceConfig) if f.name != "policy"]
+    values: dict[str, Any] = {}
+    policy_values: dict[str, Any] = {}
+    path = config_file or environ.get(ENV_PREFIX + "CONFIG")
+    if path:
+        data = _read_toml(path)
+        service = data.get("service", data)
+        for key, value in service.items():
+            if key in ("policy", "service"):
+                continue
+            if key.replace("-", "_") not in names:
+                raise ConfigError(f"config file {path}: unknown setting {key!r}")
+            values[key.replace("-", "_")] = value
+        for key, value in (data.get("policy") or {}).items():
+            if key not in _POLICY_FIELDS:
+                raise ConfigError(f"config file {path}: unknown policy setting {key!r}")
+            policy_values[key] = value
+    if ENV_PREFIX + "DB" in environ:  # the CLI's variable for the SQLite file
+        values["store"] = environ[ENV_PREFIX + "DB"]
+    for name in names:
+        env = environ.get(ENV_PREFIX + name.upper())
+        if env is not None:
+            values[name] = env
+    for name in _POLICY_FIELDS:
+        env = environ.get(ENV_PREFIX + "POLICY_" + name.upper())
+        if env is not None:
+            policy_values[name] = env
+    for name, value in (flags or {}).items():
+        if value is not None and name in names:
+            values[name] = value
+    coerced = {name: _coerce(name, value) for name, value in values.items()}
+    policy = Policy(**{k: _policy_value(k, v) for k, v in policy_values.items()})
+    return replace(ServiceConfig(), **coerced, policy=policy)

@@ -1,0 +1,133 @@
+"""API keys: ``swk_<id>_<secret>``, stored as sha256, with one of three nested scopes.
+
+* ``validate``: validate tokens only (and read metrics).
+* ``issue``: everything a backend needs for its users' sessions (issue, validate, rotate,
+  elevate, update data, revoke by token, list and revoke a user's sessions).
+* ``admin``: also read and revoke any session by its public id.
+
+The id (16 base64url characters) is public: it names the key in ``keys list`` and logs. The
+secret (256 bits) is shown once by ``keys create`` and never stored; the stored digest is
+sha256 of the whole key, compared in constant time. A lookup result is cached per process for
+``cache_seconds`` (default 5), so a revoked key stops working everywhere within that time.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import time
+from typing import Final
+
+from sessionward.errors import InvalidArgument
+from sessionward.service.state import ApiKeyRow, ServiceState
+
+__all__ = [
+    "KEY_PREFIX",
+    "SCOPES",
+    "ApiKey",
+    "KeyRing",
+    "create_key",
+    "mint_key",
+    "register_key",
+    "scope_allows",
+]
+
+KEY_PREFIX: Final = "swk_"
+SCOPES: Final = ("validate", "issue", "admin")
+_ID_CHARS: Final = 16
+_KEY_LENGTH: Final = len(KEY_PREFIX) + _ID_CHARS + 1 + 43
+_B64 = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+def scope_allows(held: str, needed: str) -> bool:
+    """Scopes nest: ``admin`` includes ``issue``, which includes ``validate``."""
+    return SCOPES.index(held) >= SCOPES.index(needed)
+
+
+class ApiKey:
+    """An authenticated caller: the key's public id, name and scope (never its secret)."""
+
+    __slots__ = ("id", "name", "scope")
+
+    def __init__(self, key_id: str, name: str, scope: str) -> None:
+        self.id, self.name, self.scope = key_id, name, scope
+
+    def allows(self, needed: str) -> bool:
+        return scope_allows(self.scope, needed)
+
+    def __repr__(self) -> str:
+        return f"ApiKey(id={self.id!r}, scope={self.scope!r})"
+
+
+def _digest(key: str) -> bytes:
+    return hashlib.sha256(key.encode("ascii")).digest()
+
+
+def _split(key: object) -> str | None:
+    """The key id if ``key`` is shaped like an API key, else ``None``."""
+    if not isinstance(key, str) or len(key) != _KEY_LENGTH or not key.startswith(KEY_PREFIX):
+        return None
+    body = key[len(KEY_PREFIX) :]
+    if body[_ID_CHARS] != "_" or not set(body[:_ID_CHARS] + body[_ID_CHARS + 1 :]) <= _B64:
+        return None
+    return body[:_ID_CHARS]
+
+
+def mint_key() -> str:
+    """A new random key (not stored yet)."""
+    key_id = base64.urlsafe_b64encode(secrets.token_bytes(12)).decode("ascii")
+    secret = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode("ascii").rstrip("=")
+    return f"{KEY_PREFIX}{key_id}_{secret}"
+
+
+def register_key(state: ServiceState, raw: str, scope: str, name: str, now: float) -> ApiKeyRow:
+    """Store the digest of a minted key with its scope."""
+    key_id = _split(raw)
+    if key_id is None:
+        raise InvalidArgument("not an API key")
+    if scope not in SCOPES:
+        raise InvalidArgument(f"scope must be one of {', '.join(SCOPES)}")
+    if not name.isprintable() or len(name) > 100:
+        raise InvalidArgument("key name must be printable and at most 100 characters")
+    row = ApiKeyRow(key_id, _digest(raw), scope, name, now, None)
+    state.add_key(row)
+    return row
+
+
+def create_key(state: ServiceState, scope: str, name: str, now: float) -> tuple[str, ApiKeyRow]:
+    """Mint and store a key; returns the raw key (show it once) and its stored row."""
+    raw = mint_key()
+    return raw, register_key(state, raw, scope, name, now)
+
+
+class KeyRing:
+    """Authenticates presented keys against the state, with a short per-process cache."""
+
+    def __init__(self, state: ServiceState, *, cache_seconds: float = 5.0) -> None:
+        self.state = state
+        self.cache_seconds = cache_seconds
+        self._cache: dict[bytes, tuple[float, ApiKey]] = {}
+
+    def authenticate(self, presented: object) -> ApiKey | None:
+        """The key's identity, or ``None`` for anything that is not a live key."""
+        key_id = _split(presented)
+        if key_id is None or not isinstance(presented, str):
+            return None
+        digest = _digest(presented)
+        now = time.monotonic()
+        hit = self._cache.get(digest)
+        if hit is not None and now - hit[0] < self.cache_seconds:
+            return hit[1]
+        row = self.state.get_key(key_id)
+        if row is None or row.revoked_at is not None or row.scope not in SCOPES:
+            self._cache.pop(digest, None)
+            return None
+        if not hmac.compare_digest(digest, row.digest):
+            return None
+        key = ApiKey(row.id, row.name, row.scope)
+        if len(self._cache) > 1000:
+            self._cache.clear()
+        self._cache[digest] = (now, key)
+        return key

@@ -1,0 +1,481 @@
+"""The OpenAPI 3.1 document of the API, written by hand next to the routes it describes.
+
+``tests/service/test_openapi.py`` checks that every route is documented (and nothing else),
+and schemathesis checks the service against it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sessionward._version import __version__
+from sessionward.core.events import RevokeReason
+
+__all__ = ["openapi_document"]
+
+_STR = {"type": "string", "maxLength": 512}
+_TOKEN = {"type": "string", "maxLength": 256, "description": "A session token (sw1_...)."}
+_TIME = {"type": "number", "description": "Seconds since the Unix epoch."}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _obj(props: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": "object", "properties": props, "additionalProperties": False}
+    if required:
+        out["required"] = list(required)
+    return out
+
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {
+                    "code": {
+                        "type": "string",
+                        "enum": [
+                            "invalid_request",
+                            "unauthenticated",
+                            "invalid_token",
+                            "forbidden",
+                            "step_up_required",
+                            "not_found",
+                            "method_not_allowed",
+                            "session_limit",
+                            "conflict",
+                            "request_too_large",
+                            "data_too_large",
+                            "unsupported_media",
+                            "store_unavailable",
+                            "internal",
+                        ],
+                    },
+                    "message": {"type": "string"},
+                },
+            }
+        },
+    },
+    "Context": _obj(
+        {
+            "ip": {"type": "string", "maxLength": 64},
+            "user_agent": _STR,
+            "accept_language": _STR,
+            "client_hints": {
+                "type": "object",
+                "maxProperties": 16,
+                "propertyNames": {"maxLength": 64},
+                "additionalProperties": _STR,
+            },
+        }
+    ),
+    "Session": {
+        "type": "object",
+        "required": [
+            "id",
+            "user_id",
+            "anonymous",
+            "auth_level",
+            "auth_time",
+            "scopes",
+            "data",
+            "created_at",
+            "last_seen",
+            "expires_at",
+            "absolute_expires_at",
+            "generation",
+        ],
+        "properties": {
+            "id": {"type": "string", "description": "Public session id (16 characters)."},
+            "user_id": {"type": ["string", "null"]},
+            "anonymous": {"type": "boolean"},
+            "auth_level": {"type": "integer", "minimum": 0},
+            "auth_time": {"type": ["number", "null"]},
+            "scopes": {"type": "array", "items": {"type": "string"}},
+            "data": {"type": "object"},
+            "created_at": _TIME,
+            "last_seen": _TIME,
+            "expires_at": _TIME,
+            "absolute_expires_at": _TIME,
+            "generation": {"type": "integer", "minimum": 0},
+            "context_history": {"type": "array", "items": {"type": "object"}},
+        },
+    },
+    "SessionAndToken": {
+        "type": "object",
+        "required": ["session", "token"],
+        "properties": {
+            "session": _ref("Session"),
+            "token": {"type": ["string", "null"], "description": "The new token, if minted."},
+        },
+    },
+}
+
+_ERRORS = {
+    "400": "invalid_request",
+    "401": "unauthenticated (API key) or invalid_token (session token)",
+    "403": "forbidden (scope) or step_up_required",
+    "413": "request_too_large or data_too_large",
+    "415": "unsupported_media",
+    "503": "store_unavailable",
+}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": _ref("Error")}},
+    }
+
+
+def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _op(
+    summary: str,
+    scope: str,
+    ok: dict[str, Any],
+    *,
+    body: dict[str, Any] | None = None,
+    body_required: bool = True,
+    errors: tuple[str, ...] = ("400", "401", "403", "413", "415", "503"),
+    status: str = "200",
+    params: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "summary": summary,
+        "description": f"Needs an API key of scope `{scope}` (or wider).",
+        "security": [{"apiKey": []}],
+        "responses": {status: ok, **{code: _error(_ERRORS[code]) for code in errors}},
+    }
+    if body is not None:
+        op["requestBody"] = {
+            "required": body_required,
+            "content": {"application/json": {"schema": body}},
+        }
+    if params:
+        op["parameters"] = params
+    return op
+
+
+def _param(name: str, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "description": description,
+        "schema": {"type": "string", "minLength": 1, "maxLength": 256},
+    }
+
+
+_SESSION = {"type": "object", "required": ["session"], "properties": {"session": _ref("Session")}}
+_REVOKED_BOOL = {
+    "type": "object",
+    "required": ["revoked"],
+    "properties": {"revoked": {"type": "boolean"}},
+}
+_NO_BODY_ERRORS = ("401", "403", "503")
+_SCOPES = {
+    "type": "array",
+    "maxItems": 64,
+    "items": {"type": "string", "pattern": "^[!-~]{1,128}$", "description": "Printable ASCII."},
+}
+_STATUS = {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}}
+
+
+def _paths() -> dict[str, Any]:
+    token_only = _obj({"token": _TOKEN}, ("token",))
+    user = _param("user_id", "The user id (URL-encoded).")
+    session_id = _param("session_id", "The public session id (16 characters).")
+    return {
+        "/v1/sessions": {
+            "post": _op(
+                "Issue a session (login, or anonymous without user_id)",
+                "issue",
+                _json(_ref("SessionAndToken"), "Created; send the token to the client."),
+                status="201",
+                body_required=False,
+                errors=("400", "401", "403", "413", "415", "503"),
+                body=_obj(
+                    {
+                        "user_id": {"type": "string", "minLength": 1, "maxLength": 256},
+                        "auth_level": {"type": "integer", "minimum": 0, "maximum": 100},
+                        "scopes": _SCOPES,
+                        "data": {"type": "object"},
+                        "context": _ref("Context"),
+                        "previous_token": {
+                            **_TOKEN,
+                            "description": "The pre-login token: its data is carried over "
+                            "and it is killed.",
+                        },
+                    }
+                ),
+            )
+            | {
+                "responses": _with_409(
+                    _json(_ref("SessionAndToken"), "Created; send the token to the client."), "201"
+                )
+            },
+        },
+        "/v1/sessions/validate": {
+            "post": _op(
+                "Validate a token and decide",
+                "validate",
+                _json(
+                    {
+                        "type": "object",
+                        "required": ["decision"],
+                        "properties": {
+                            "decision": {
+                                "type": "string",
+                                "enum": ["allow", "rotate", "step-up", "deny"],
+                            },
+                            "session": _ref("Session"),
+                            "token": {"type": "string", "description": "Present on rotate."},
+                            "reason": {"type": "string", "enum": ["invalid"]},
+                        },
+                    },
+                    "The decision. `deny` says only `invalid`.",
+                ),
+                body=_obj(
+                    {
+                        "token": _TOKEN,
+                        "context": _ref("Context"),
+                        "max_auth_age": {"type": "number", "minimum": 0, "maximum": 1e10},
+                        "min_level": {"type": "integer", "minimum": 0, "maximum": 100},
+                    },
+                    ("token",),
+                ),
+            )
+        },
+        "/v1/sessions/rotate": {
+            "post": _op(
+                "Give the session a new secret (the old one has a short grace window)",
+                "issue",
+                _json(_ref("SessionAndToken")),
+                body=_obj({"token": _TOKEN, "context": _ref("Context")}, ("token",)),
+            )
+        },
+        "/v1/sessions/elevate": {
+            "post": _op(
+                "Record a fresh (re-)authentication; the old token dies at once",
+                "issue",
+                _json(_ref("SessionAndToken")),
+                body=_obj(
+                    {
+                        "token": _TOKEN,
+                        "auth_level": {"type": "integer", "minimum": 0, "maximum": 100},
+                        "scopes": _SCOPES,
+                    },
+                    ("token",),
+                ),
+            )
+        },
+        "/v1/sessions/data": {
+            "post": _op(
+                "Change session data (set keys, then remove keys)",
+                "issue",
+                _json(
+                    _SESSION
+                    | {"properties": {"session": _ref("Session"), "token": {"type": "string"}}}
+                ),
+                body=_obj(
+                    {
+                        "token": _TOKEN,
+                        "set": {"type": "object"},
+                        "unset": {
+                            "type": "array",
+                            "maxItems": 64,
+                            "items": {"type": "string", "minLength": 1, "maxLength": 128},
+                        },
+                    },
+                    ("token",),
+                ),
+            )
+            | {
+                "responses": _with_409(
+                    _json(
+                        _SESSION
+                        | {"properties": {"session": _ref("Session"), "token": {"type": "string"}}}
+                    ),
+                    "200",
+                )
+            },
+        },
+        "/v1/sessions/revoke": {
+            "post": _op(
+                "End the session of this token (logout); idempotent",
+                "issue",
+                _json(_REVOKED_BOOL),
+                body=token_only,
+            )
+        },
+        "/v1/users/{user_id}/sessions": {
+            "get": _op(
+                "List a user's live sessions, oldest first",
+                "issue",
+                _json(
+                    {
+                        "type": "object",
+                        "required": ["sessions"],
+                        "properties": {"sessions": {"type": "array", "items": _ref("Session")}},
+                    }
+                ),
+                errors=("400", "401", "403", "503"),
+                params=[user],
+            )
+        },
+        "/v1/users/{user_id}/revoke": {
+            "post": _op(
+                "End every session of a user (logout everywhere), optionally keeping one",
+                "issue",
+                _json(
+                    {
+                        "type": "object",
+                        "required": ["revoked"],
+                        "properties": {"revoked": {"type": "integer", "minimum": 0}},
+                    }
+                ),
+                body_required=False,
+                body=_obj(
+                    {
+                        "keep_session_id": {
+                            "type": "string",
+                            "pattern": "^[A-Za-z0-9_-]{16}$",
+                        },
+                        "reason": {
+                            "type": "string",
+                            "enum": [reason.value for reason in RevokeReason],
+                        },
+                    }
+                ),
+                params=[user],
+            )
+        },
+        "/v1/sessions/{session_id}": {
+            "get": _op(
+                "A session's detail: context history and recent events",
+                "admin",
+                _json(
+                    {
+                        "type": "object",
+                        "required": ["session", "events"],
+                        "properties": {
+                            "session": _ref("Session"),
+                            "events": {"type": "array", "items": {"type": "object"}},
+                        },
+                    }
+                ),
+                errors=("401", "403", "503"),
+                params=[session_id],
+            )
+            | {"responses": _with_404("get")},
+            "delete": _op(
+                "End a session by its public id",
+                "admin",
+                _json(_REVOKED_BOOL),
+                errors=("401", "403", "503"),
+                params=[session_id],
+            )
+            | {"responses": _with_404("delete")},
+        },
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus metrics (text exposition format 0.0.4)",
+                "description": "Needs an API key of any scope.",
+                "security": [{"apiKey": []}],
+                "responses": {
+                    "200": {
+                        "description": "Metrics",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    },
+                    "401": _error("unauthenticated"),
+                },
+            }
+        },
+        "/healthz": {
+            "get": {
+                "summary": "Liveness: the process answers",
+                "security": [],
+                "responses": {"200": _json(_STATUS)},
+            }
+        },
+        "/readyz": {
+            "get": {
+                "summary": "Readiness: the session store and the service state answer",
+                "security": [],
+                "responses": {"200": _json(_STATUS), "503": _error("store_unavailable")},
+            }
+        },
+        "/openapi.json": {
+            "get": {
+                "summary": "This document",
+                "security": [],
+                "responses": {"200": _json({"type": "object"})},
+            }
+        },
+    }
+
+
+def _with_409(ok: dict[str, Any], status: str) -> dict[str, Any]:
+    return {
+        status: ok,
+        **{code: _error(_ERRORS[code]) for code in ("400", "401", "403", "413", "415", "503")},
+        "409": _error("session_limit or conflict"),
+    }
+
+
+def _with_404(method: str) -> dict[str, Any]:
+    ok = (
+        _json(
+            {
+                "type": "object",
+                "required": ["session", "events"],
+                "properties": {
+                    "session": _ref("Session"),
+                    "events": {"type": "array", "items": {"type": "object"}},
+                },
+            }
+        )
+        if method == "get"
+        else _json(_REVOKED_BOOL)
+    )
+    return {
+        "200": ok,
+        **{code: _error(_ERRORS[code]) for code in ("401", "403", "503")},
+        "404": _error("not_found"),
+    }
+
+
+def openapi_document(server_url: str | None = None) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "sessionward service",
+            "version": __version__,
+            "description": "Session tokens for backends in any language. Tokens travel in "
+            "JSON bodies only; errors are JSON with stable codes.",
+        },
+        "paths": _paths(),
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {
+                "apiKey": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "An API key (swk_...) from `sessionward keys create`.",
+                }
+            },
+        },
+        "security": [{"apiKey": []}],
+    }
+    if server_url:
+        doc["servers"] = [{"url": server_url}]
+    return doc

@@ -1,0 +1,225 @@
+"""The service's own small store: API keys, admin and demo accounts, the setup code, secrets.
+
+It lives in a SQLite file: by default the same file as the sessions when the session store is
+SQLite (its own tables, prefixed ``service_``, with their own schema-version table), otherwise
+a file of its own (``--state``). Open the session store first: the session store refuses a
+database whose only tables are somebody else's.
+
+Only hashes are stored: sha256 of each API key and of the setup code, argon2id of passwords.
+All methods are short synchronous statements; callers on an event loop call them directly
+(a primary-key lookup costs microseconds). Errors are translated to ``StoreUnavailable`` /
+``StoreCorrupt`` at this boundary.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, NamedTuple
+
+from sessionward.errors import AlreadyExists, StoreCorrupt, StoreError, StoreUnavailable
+
+__all__ = ["ApiKeyRow", "ServiceState", "UserRow"]
+
+SCHEMA_VERSION = 1
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        """CREATE TABLE service_api_keys (
+            id TEXT PRIMARY KEY NOT NULL,
+            digest BLOB NOT NULL,
+            scope TEXT NOT NULL,
+            name TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            revoked_at REAL
+        ) STRICT""",
+        """CREATE TABLE service_accounts (
+            realm TEXT NOT NULL,
+            name TEXT NOT NULL,
+            password_hash TEXT NOT NULL,
+            totp_secret TEXT,
+            created_at REAL NOT NULL,
+            PRIMARY KEY (realm, name)
+        ) STRICT""",
+        """CREATE TABLE service_setup (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            digest BLOB NOT NULL,
+            created_at REAL NOT NULL
+        ) STRICT""",
+        """CREATE TABLE service_secrets (
+            name TEXT PRIMARY KEY NOT NULL,
+            value BLOB NOT NULL
+        ) STRICT""",
+    ),
+}
+
+
+class ApiKeyRow(NamedTuple):
+    id: str
+    digest: bytes
+    scope: str
+    name: str
+    created_at: float
+    revoked_at: float | None
+
+
+class UserRow(NamedTuple):
+    realm: str
+    name: str
+    password_hash: str
+    totp_secret: str | None
+    created_at: float
+
+
+class ServiceState:
+    """The service tables in one SQLite file (created and migrated on open)."""
+
+    def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 5.0) -> None:
+        self.path = os.fspath(path)
+        self._lock = threading.RLock()
+        try:
+            self._conn = sqlite3.connect(
+                self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+            )
+            self._conn.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+            if self.path != ":memory:":
+                self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._migrate()
+        except sqlite3.Error as exc:
+            raise _translate(exc) from exc
+
+    def _migrate(self) -> None:
+        with self._transaction() as conn:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS sessionward_service_schema"
+                " (version INTEGER NOT NULL) STRICT"
+            )
+            row = conn.execute("SELECT version FROM sessionward_service_schema").fetchone()
+            if row is None:
+                conn.execute("INSERT INTO sessionward_service_schema VALUES (0)")
+                version = 0
+            else:
+                version = row[0]
+            if not isinstance(version, int) or version > SCHEMA_VERSION:
+                raise StoreCorrupt(f"service schema {version!r} is not one this version knows")
+            for step in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS[step]:
+                    conn.execute(statement)
+                conn.execute("UPDATE sessionward_service_schema SET version = ?", (step,))
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def _run(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        try:
+            with self._lock:
+                return self._conn.execute(sql, params)
+        except sqlite3.IntegrityError as exc:
+            raise AlreadyExists(str(exc)) from exc
+        except sqlite3.Error as exc:
+            raise _translate(exc) from exc
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    # -- API keys ----------------------------------------------------------------------------
+
+    def add_key(self, row: ApiKeyRow) -> None:
+        self._run("INSERT INTO service_api_keys VALUES (?, ?, ?, ?, ?, ?)", tuple(row))
+
+    def get_key(self, key_id: str) -> ApiKeyRow | None:
+        row = self._run("SELECT * FROM service_api_keys WHERE id = ?", (key_id,)).fetchone()
+        return None if row is None else ApiKeyRow._make(row)
+
+    def list_keys(self) -> list[ApiKeyRow]:
+        rows = self._run("SELECT * FROM service_api_keys ORDER BY created_at, id").fetchall()
+        return [ApiKeyRow._make(r) for r in rows]
+
+    def revoke_key(self, key_id: str, now: float) -> bool:
+        cursor = self._run(
+            "UPDATE service_api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+            (now, key_id),
+        )
+        return cursor.rowcount > 0
+
+    # -- accounts (realm "admin" or "demo") --------------------------------------------------
+
+    def add_user(self, row: UserRow) -> None:
+        """Create-only; ``AlreadyExists`` when the name is taken in that realm."""
+        self._run("INSERT INTO service_accounts VALUES (?, ?, ?, ?, ?)", tuple(row))
+
+    def get_user(self, realm: str, name: str) -> UserRow | None:
+        row = self._run(
+            "SELECT * FROM service_accounts WHERE realm = ? AND name = ?", (realm, name)
+        ).fetchone()
+        return None if row is None else UserRow._make(row)
+
+    def count_users(self, realm: str) -> int:
+        row = self._run("SELECT count(*) FROM service_accounts WHERE realm = ?", (realm,))
+        return int(row.fetchone()[0])
+
+    def set_password_hash(self, realm: str, name: str, password_hash: str) -> None:
+        self._run(
+            "UPDATE service_accounts SET password_hash = ? WHERE realm = ? AND name = ?",
+            (password_hash, realm, name),
+        )
+
+    def set_totp(self, realm: str, name: str, secret: str | None) -> None:
+        self._run(
+            "UPDATE service_accounts SET totp_secret = ? WHERE realm = ? AND name = ?",
+            (secret, realm, name),
+        )
+
+    # -- the one-time admin setup code -------------------------------------------------------
+
+    def replace_setup_code(self, digest: bytes, now: float) -> None:
+        self._run("INSERT OR REPLACE INTO service_setup VALUES (1, ?, ?)", (digest, now))
+
+    def consume_setup_code(self, check: Any) -> bool:
+        """Delete the setup code if ``check(stored_digest)`` is true; atomic across processes,
+        so a code is consumed at most once."""
+        try:
+            with self._transaction() as conn:
+                row = conn.execute("SELECT digest FROM service_setup WHERE id = 1").fetchone()
+                if row is None or not check(row[0]):
+                    return False
+                conn.execute("DELETE FROM service_setup WHERE id = 1")
+                return True
+        except sqlite3.Error as exc:
+            raise _translate(exc) from exc
+
+    def has_setup_code(self) -> bool:
+        return self._run("SELECT 1 FROM service_setup WHERE id = 1").fetchone() is not None
+
+    # -- server secrets ----------------------------------------------------------------------
+
+    def secret(self, name: str, size: int = 32) -> bytes:
+        """A named random secret, created on first use and shared by every process."""
+        self._run(
+            "INSERT OR IGNORE INTO service_secrets VALUES (?, ?)", (name, secrets.token_bytes(size))
+        )
+        row = self._run("SELECT value FROM service_secrets WHERE name = ?", (name,)).fetchone()
+        return bytes(row[0])
+
+    def ping(self) -> None:
+        self._run("SELECT 1").fetchone()
+
+
+def _translate(exc: sqlite3.Error) -> StoreError:
+    if isinstance(exc, sqlite3.OperationalError):
+        return StoreUnavailable(f"service state: {exc}")
+    return StoreCorrupt(f"service state: {exc}")
