@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from sessionward import Policy, SessionManager, SQLiteStore, __version__
+from sessionward import Policy, SessionManager, SQLiteStore, __version__, cli
 from sessionward.core.events import EventBus
 from sessionward.testing import FakeClock
 
@@ -124,6 +124,65 @@ def test_python_dash_m_is_the_same_command() -> None:
     )
     assert done.returncode == 0
     assert done.stdout.strip() == f"sessionward {__version__}"
+
+
+# -- the command-group registry (in process: it is a hook for other modules) ---------------------
+
+
+def register_hello(subparsers: cli.Subparsers) -> None:
+    hello = subparsers.add_parser("hello", help="say hello")
+    hello.add_argument("name")
+    hello.set_defaults(handler=lambda args: print(f"hello {args.name}") or 0)
+
+
+def test_a_registered_group_becomes_a_command(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    group = cli.CommandGroup("hello", f"{__name__}:register_hello", "say hello")
+    monkeypatch.setattr(cli, "GROUPS", [*cli.GROUPS, group])
+    assert cli.main(["hello", "world"]) == 0
+    assert capsys.readouterr().out == "hello world\n"
+    assert cli.main(["hello"]) == 2
+    assert "required: name" in capsys.readouterr().err
+
+
+def test_a_group_whose_dependency_is_missing_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    group = cli.CommandGroup("widgets", "not_installed_dependency_xyz:register", "w", "jwt")
+    monkeypatch.setattr(cli, "GROUPS", [*cli.GROUPS, group])
+    assert cli.main(["widgets", "list"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == (
+        "sessionward: error: 'widgets' needs the optional dependency not_installed_dependency_xyz:"
+        " pip install 'sessionward[jwt]'\n"
+    )
+    assert cli.main(["sessions", "list"]) == 2  # the other commands are unaffected
+    assert "no database given" in capsys.readouterr().err
+
+
+def register_gc_again(subparsers: cli.Subparsers) -> None:
+    subparsers.add_parser("gc", help="a second gc")
+
+
+def test_a_broken_group_breaks_only_its_own_commands(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("SESSIONWARD_DEBUG", raising=False)
+    broken = cli.CommandGroup("broken", "sessionward.no_such_module_xyz:register", "broken")
+    clash = cli.CommandGroup("gc", f"{__name__}:register_gc_again", "clash")
+    monkeypatch.setattr(cli, "GROUPS", [*cli.GROUPS, broken, clash])
+    assert cli.main(["broken", "anything"]) == 2
+    warning, error = capsys.readouterr().err.splitlines()
+    assert error.startswith(
+        "sessionward: error: the 'broken' commands (sessionward.no_such_module_xyz:register)"
+        " failed to load: ModuleNotFoundError"
+    )
+    assert warning.startswith("sessionward: warning: the 'gc' commands")  # a clash is reported
+    assert "conflicting subparser: gc" in warning
+    assert cli.main(["sessions", "list"]) == 2
+    assert "no database given" in capsys.readouterr().err
 
 
 # -- sessions list --------------------------------------------------------------------------------

@@ -85,7 +85,6 @@ GROUPS: list[CommandGroup] = [
     CommandGroup("sessions", "sessionward.cli:register_sessions", "list and revoke sessions"),
     CommandGroup("gc", "sessionward.cli:register_gc", "delete expired sessions"),
     CommandGroup("tour", "sessionward.cli:register_tour", "walk through the main job"),
-    CommandGroup("serve", "sessionward.service.cli:register", "service, demo and API keys"),
     CommandGroup("keys", "sessionward.jwt.cli:register", "manage JWT signing keys", "jwt"),
 ]
 
@@ -127,24 +126,42 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _register(group: CommandGroup, subparsers: Subparsers) -> None:
+    """Add one group. A group that cannot be loaded breaks only its own commands: they say
+    why (what to install, or the error) instead of taking every other command down."""
     module_name, _, function = group.target.partition(":")
     try:
         module = importlib.import_module(module_name)
+        register: Callable[[Subparsers], None] = getattr(module, function)
+        register(subparsers)
     except ModuleNotFoundError as exc:
-        if group.extra is None or (exc.name or "").startswith("sessionward"):
-            raise
-        _register_missing(group, subparsers, exc.name or "a dependency")
-        return
-    register: Callable[[Subparsers], None] = getattr(module, function)
-    register(subparsers)
+        if group.extra is not None and not (exc.name or "").startswith("sessionward"):
+            missing = exc.name or "a dependency"
+            _unavailable(
+                group,
+                subparsers,
+                f"'{group.name}' needs the optional dependency {missing}:"
+                f" pip install 'sessionward[{group.extra}]'",
+            )
+            return
+        _broken(group, subparsers, exc)
+    except Exception as exc:
+        _broken(group, subparsers, exc)
 
 
-def _register_missing(group: CommandGroup, subparsers: Subparsers, missing: str) -> None:
+def _broken(group: CommandGroup, subparsers: Subparsers, exc: Exception) -> None:
+    if os.environ.get("SESSIONWARD_DEBUG"):
+        raise exc
     message = (
-        f"'{group.name}' needs the optional dependency {missing}:"
-        f" pip install 'sessionward[{group.extra}]'"
+        f"the '{group.name}' commands ({group.target}) failed to load: {type(exc).__name__}: {exc}"
     )
-    parser = subparsers.add_parser(group.name, help=f"{group.help} (not installed)")
+    if group.name in subparsers.choices:  # it got as far as a clash: nowhere to report it
+        print(f"sessionward: warning: {message}", file=sys.stderr)
+        return
+    _unavailable(group, subparsers, message)
+
+
+def _unavailable(group: CommandGroup, subparsers: Subparsers, message: str) -> None:
+    parser = subparsers.add_parser(group.name, help=f"{group.help} (unavailable)")
     parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
 
     def unavailable(args: argparse.Namespace) -> int:
