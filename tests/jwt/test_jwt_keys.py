@@ -182,5 +182,7 @@ def test_strict_base64url() -> None:
 )
 def test_der_signature_matches_the_library_encoding(r: int, s: int, shift: int) -> None:
     r = max(1, r >> shift)  # also short integers (leading zero bytes)
-    raw_r, raw_s = r.to_bytes(32, "big"), s.to_bytes(32, "big")
-    assert _der_signature(raw_r, raw_s) == encode_dss_signature(r, s)
+    raw = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    assert _der_signature(raw) == encode_dss_signature(r, s)
+    swapped = s.to_bytes(32, "big") + r.to_bytes(32, "big")
+    assert _der_signature(swapped) == encode_dss_signature(s, r)

@@ -22,7 +22,13 @@ from jwt_forge import AUD, ISS
 
 from sessionward import AsyncSessionManager, EventBus, Policy, SessionManager
 from sessionward.core.events import SessionRevoked, SessionRotated, TheftSuspected
-from sessionward.errors import ConfigError, InvalidToken, SessionExpired, VersionConflict
+from sessionward.errors import (
+    ConfigError,
+    InvalidArgument,
+    InvalidToken,
+    SessionExpired,
+    VersionConflict,
+)
 from sessionward.jwt import (
     AccessTokenVerifier,
     AsyncTokenService,
@@ -293,6 +299,12 @@ def test_only_refresh_sessions_refresh(world: World) -> None:
     assert _rejected(lambda: world.service.refresh(cookie_session.token)) == "not-refresh"
     assert _rejected(lambda: world.service.refresh("sw1_garbage")) == "malformed"
     assert _rejected(lambda: world.service.refresh(None)) == "malformed"
+
+
+def test_login_needs_a_user(world: World) -> None:
+    for user in (None, "", 7):
+        with pytest.raises(InvalidArgument):
+            world.service.login(user)  # type: ignore[arg-type]
 
 
 def test_refresh_needs_a_policy_without_automatic_rotation() -> None:

@@ -107,7 +107,20 @@ def test_time_edges_with_skew(skew: int, make_verifier: MakeVerifier, keyset: Ke
 
 
 def test_non_strings_and_garbage_are_rejected(verifier: AccessTokenVerifier) -> None:
-    for value in (None, b"a.b.c", 3, ["a.b.c"], "", ".", "..", "a.b.c", "é.é.é", "a" * 10_000):
+    nested = b64(b"[" * 760)  # the deepest JSON a header of the maximum size can nest
+    for value in (
+        None,
+        b"a.b.c",
+        3,
+        ["a.b.c"],
+        "",
+        ".",
+        "..",
+        "a.b.c",
+        "é.é.é",
+        "a" * 10_000,
+        f"{nested}.{nested}.{nested}",
+    ):
         with pytest.raises(InvalidToken):
             verifier.verify(value)
 

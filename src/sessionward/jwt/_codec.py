@@ -69,6 +69,8 @@ def _constant(name: str) -> Any:
 
 _STRICT: Final = json.JSONDecoder(object_pairs_hook=_object, parse_constant=_constant)
 _FAST: Final = json.JSONDecoder(parse_constant=_constant)
+# The C scanners themselves (what ``raw_decode`` calls), minus a Python frame per token.
+_SCAN: Final[tuple[Any, Any]] = (_FAST.scan_once, _STRICT.scan_once)  # type: ignore[attr-defined]
 
 
 def loads_object(raw: bytes, *, unique: bool = True) -> dict[str, Any]:
@@ -80,7 +82,10 @@ def loads_object(raw: bytes, *, unique: bool = True) -> dict[str, Any]:
     signature has already authenticated.
     """
     text = raw.decode("utf-8")  # UnicodeDecodeError is a ValueError
-    value, end = (_STRICT if unique else _FAST).raw_decode(text)  # JSONDecodeError: ValueError
+    try:
+        value, end = _SCAN[unique](text, 0)
+    except (StopIteration, RecursionError):  # RecursionError: absurd nesting
+        raise ValueError("not JSON") from None
     if end != len(text) or type(value) is not dict:
         raise ValueError("not exactly one JSON object")
     return value

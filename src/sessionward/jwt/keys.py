@@ -54,21 +54,30 @@ MIN_HMAC_BYTES: Final = 32
 
 
 def _der_integer(value: bytes) -> bytes:
-    first = value[0]
-    if first & 0x80:  # half of all values: a sign byte keeps the integer positive
-        return b"\x02\x21\x00" + value
-    if first:
-        return b"\x02\x20" + value
     value = value.lstrip(b"\x00")  # minimal encoding: no leading zero bytes
-    if value[0] & 0x80:
+    if value[0] & 0x80:  # a sign byte keeps the integer positive
         value = b"\x00" + value
     return b"\x02" + bytes((len(value),)) + value
 
 
-def _der_signature(r: bytes, s: bytes) -> bytes:
-    """DER ``SEQUENCE {INTEGER r, INTEGER s}`` from 32-byte big-endian ``0 < r, s``: what
-    ``encode_dss_signature`` returns, without the round trip through Python integers."""
-    body = _der_integer(r) + _der_integer(s)
+# DER prefixes for the common case (both top bytes non-zero), indexed by the top bits of r, s.
+_HEADS: Final = (
+    b"\x30\x44\x02\x20",
+    b"\x30\x45\x02\x20",
+    b"\x30\x45\x02\x21\x00",
+    b"\x30\x46\x02\x21\x00",
+)
+_MIDS: Final = (b"\x02\x20", b"\x02\x21\x00")
+
+
+def _der_signature(signature: bytes) -> bytes:
+    """DER ``SEQUENCE {INTEGER r, INTEGER s}`` from a raw 64-byte ``r || s`` with ``0 < r, s``:
+    what ``encode_dss_signature`` returns, without the round trip through Python integers."""
+    r0, s0 = signature[0], signature[32]
+    if r0 and s0:  # 127 times in 128: fixed-length integers, precomputed prefixes
+        high = s0 >> 7
+        return _HEADS[(r0 >> 7) * 2 + high] + signature[:32] + _MIDS[high] + signature[32:]
+    body = _der_integer(signature[:32]) + _der_integer(signature[32:])
     return b"\x30" + bytes((len(body),)) + body
 
 
@@ -204,7 +213,7 @@ class EcKey(Key):
         if not (_ZERO < r < _ORDER and _ZERO < s < _ORDER):
             return False
         try:
-            self._public.verify(_der_signature(r, s), data, _ECDSA)
+            self._public.verify(_der_signature(signature), data, _ECDSA)
         except InvalidSignature:
             return False
         return True

@@ -33,7 +33,14 @@ from sessionward.core.events import (
     TheftSuspected,
 )
 from sessionward.core.record import Session, SessionRecord, encode_data
-from sessionward.errors import ConfigError, InvalidToken, NotFound, UpdateConflict, VersionConflict
+from sessionward.errors import (
+    ConfigError,
+    InvalidArgument,
+    InvalidToken,
+    NotFound,
+    UpdateConflict,
+    VersionConflict,
+)
 from sessionward.jwt import refresh
 from sessionward.jwt.access import (
     DEFAULT_LIFETIME,
@@ -115,6 +122,8 @@ class AsyncTokenService:
         context: RequestContext | None = None,
     ) -> TokenPair:
         """Start a refresh family for an authenticated user; returns the first pair."""
+        if not isinstance(user_id, str) or not user_id:
+            raise InvalidArgument("a refresh family needs a user id (no anonymous tokens)")
         merged = {**(data or {}), FAMILY_KEY: refresh.new_family()}
         session = await self.manager.issue(
             user_id,

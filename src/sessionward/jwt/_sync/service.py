@@ -34,7 +34,14 @@ from sessionward.core.events import (
     TheftSuspected,
 )
 from sessionward.core.record import Session, SessionRecord, encode_data
-from sessionward.errors import ConfigError, InvalidToken, NotFound, UpdateConflict, VersionConflict
+from sessionward.errors import (
+    ConfigError,
+    InvalidArgument,
+    InvalidToken,
+    NotFound,
+    UpdateConflict,
+    VersionConflict,
+)
 from sessionward.jwt import refresh
 from sessionward.jwt.access import (
     DEFAULT_LIFETIME,
@@ -116,6 +123,8 @@ class TokenService:
         context: RequestContext | None = None,
     ) -> TokenPair:
         """Start a refresh family for an authenticated user; returns the first pair."""
+        if not isinstance(user_id, str) or not user_id:
+            raise InvalidArgument("a refresh family needs a user id (no anonymous tokens)")
         merged = {**(data or {}), FAMILY_KEY: refresh.new_family()}
         session = self.manager.issue(
             user_id,
