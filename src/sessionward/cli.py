@@ -85,7 +85,9 @@ GROUPS: list[CommandGroup] = [
     CommandGroup("sessions", "sessionward.cli:register_sessions", "list and revoke sessions"),
     CommandGroup("gc", "sessionward.cli:register_gc", "delete expired sessions"),
     CommandGroup("tour", "sessionward.cli:register_tour", "walk through the main job"),
-    CommandGroup("serve", "sessionward.service.cli:register", "service, demo and API keys"),
+    CommandGroup(
+        "serve", "sessionward.service.cli:register", "service, demo and API keys", "service"
+    ),
     CommandGroup("keys", "sessionward.jwt.cli:register", "manage JWT signing keys", "jwt"),
 ]
 
