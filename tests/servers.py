@@ -132,6 +132,18 @@ class RedisServer:
         )
         _wait_for(self.ping, f"redis-server on port {self.port}")
 
+    def launch(self) -> None:
+        """First start: on a port another process grabbed meanwhile, try another port."""
+        for attempt in range(3):
+            try:
+                self.start()
+                return
+            except RuntimeError:
+                self.stop()
+                if attempt == 2:
+                    raise
+                self.port = free_port(with_bus=self.cluster)
+
     def ping(self) -> bool:
         if self.process is None or self.process.poll() is not None:
             raise RuntimeError("redis-server exited")
@@ -172,7 +184,7 @@ class RedisClusterServers:
 
     def create(self) -> None:
         for node in self.nodes:
-            node.start()
+            node.launch()
         cli = shutil.which("redis-cli") or "redis-cli"
         subprocess.run(
             [
@@ -209,7 +221,7 @@ def private_redis(*extra: str) -> Iterator[RedisServer]:
     directory = Path(tempfile.mkdtemp(prefix="sw-redis-"))
     server = RedisServer(binary, directory, extra=extra)
     try:
-        server.start()
+        server.launch()
         yield server
     finally:
         server.stop()
@@ -321,6 +333,17 @@ class PostgresServer:
             "start",
         )  # fmt: skip
 
+    def launch(self) -> None:
+        """First start: on a port another process grabbed meanwhile, try another port."""
+        for attempt in range(3):
+            try:
+                self.start()
+                return
+            except subprocess.CalledProcessError:
+                if attempt == 2:
+                    raise
+                self.port = free_port()
+
     def stop(self, mode: str = "immediate") -> None:
         """Stop the server. ``immediate`` is a crash (recovery from WAL on the next start)."""
         if not (self.data / "postmaster.pid").exists():
@@ -355,7 +378,7 @@ def postgres_server() -> Iterator[PostgresServer]:
     server = PostgresServer(bindir, directory)
     try:
         server.init()
-        server.start()
+        server.launch()
         yield server
     finally:
         with contextlib.suppress(Exception):

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import redis
+from contract.records import make_record
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from redis.crc import key_slot
@@ -33,6 +34,7 @@ from sessionward.core.record import SessionRecord
 from sessionward.core.token import mint
 from sessionward.errors import (
     ConfigError,
+    InvalidArgument,
     InvalidToken,
     SessionLimitReached,
     StoreCorrupt,
@@ -478,3 +480,17 @@ def test_no_lost_update_under_racing_writers(server: RedisServer) -> None:
     assert final is not None
     assert final.data["n"] == 160
     manager.close()
+
+
+@pytest.mark.parametrize(
+    "bad", ["", "A" * 15, "A" * 17, "AAAAAAAAAAAAAAA+", "AAAAAAAAAAAAAA==", "AAAAAAAAAAAAAAé_"]
+)
+def test_strings_that_are_not_ids_never_reach_a_key(server: RedisServer, bad: str) -> None:
+    clock = FakeClock()
+    store = store_on(server.url, clock)
+    assert store.get(bad) is None
+    assert store.delete(bad) is False
+    store.touch(bad, last_seen=clock.now(), expires_at=clock.now() + 1)
+    with pytest.raises(InvalidArgument):
+        store.add(make_record(clock.now())._replace(id=bad))
+    store.close()

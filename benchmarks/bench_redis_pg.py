@@ -1,0 +1,396 @@
+"""Redis and PostgreSQL stores against their floors, measured in the same run (by hand, not CI).
+
+    .venv/bin/python benchmarks/bench_redis_pg.py                 # everything (~5 min)
+    .venv/bin/python benchmarks/bench_redis_pg.py --only latency  # latency, memory, throughput
+    .venv/bin/python benchmarks/bench_redis_pg.py --sessions 100000
+
+It starts its own private servers on loopback ports (redis-server standalone, a 3-master
+Redis Cluster, a PostgreSQL cluster in a temporary directory), like the tests, and tears them
+down at the end. Method as in ../shared/PEERS.md: timeit-style batches (~40 ms), GC off,
+interleaved rounds (each round runs one batch of every row), medians and min-max, ratios to
+a floor measured in the same run.
+
+* latency: ``SessionManager.validate`` (sync and async) on Redis vs one raw redis-py ``GET``
+  of a value of the same size; on PostgreSQL vs one prepared primary-key ``SELECT`` of the
+  same row through psycopg.
+* memory: Redis ``used_memory`` growth per stored session at ``--sessions`` sessions, for
+  anonymous sessions, one login per user, three logins per user, and after a touch.
+* throughput: validations per second with 64 concurrent asyncio requests against one Redis
+  server vs a 3-master Redis Cluster (the client shares the 2 cores with the servers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import importlib
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import redis
+
+from sessionward import AsyncSessionManager, Policy, SessionManager
+from sessionward._sync.redis import _encode
+from sessionward.stores import MemoryStore
+from sessionward.stores.postgres import AsyncPostgresStore, PostgresStore
+from sessionward.stores.redis import AsyncRedisStore, RedisStore
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+servers: Any = importlib.import_module("servers")  # the tests' private-server helpers
+
+
+ROUNDS = 11
+BATCH_SECONDS = 0.04
+POLICY = Policy(idle_timeout=1800, absolute_timeout=8 * 3600, touch_interval=60)
+
+
+# -- timing ------------------------------------------------------------------------------------
+
+
+def calibrate(op: Callable[[], object]) -> int:
+    n = 1
+    while True:
+        started = time.perf_counter()
+        for _ in range(n):
+            op()
+        if time.perf_counter() - started >= BATCH_SECONDS / 4:
+            return max(1, int(n * BATCH_SECONDS / (time.perf_counter() - started)))
+        n *= 4
+
+
+def interleaved(rows: dict[str, Callable[[], object]]) -> dict[str, list[float]]:
+    sizes = {name: calibrate(op) for name, op in rows.items()}
+    samples: dict[str, list[float]] = {name: [] for name in rows}
+    gc.disable()
+    try:
+        for _ in range(ROUNDS):
+            for name, op in rows.items():
+                n = sizes[name]
+                started = time.perf_counter()
+                for _ in range(n):
+                    op()
+                samples[name].append((time.perf_counter() - started) / n * 1e6)
+    finally:
+        gc.enable()
+    return samples
+
+
+def table(title: str, samples: dict[str, list[float]], floor: str) -> None:
+    base = statistics.median(samples[floor])
+    print(f"\n### {title}\n")
+    print("| operation | median µs | min-max µs | x floor |")
+    print("|---|---:|---:|---:|")
+    for name, values in samples.items():
+        median = statistics.median(values)
+        print(
+            f"| {name} | {median:.1f} | {min(values):.1f}-{max(values):.1f} | {median / base:.2f} |"
+        )
+
+
+class AsyncOps:
+    """Runs coroutine factories as batches on one event loop, for ``interleaved``."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+
+    def op(self, factory: Callable[[], Any], n_inner: int = 50) -> Callable[[], object]:
+        async def many() -> None:
+            for _ in range(n_inner):
+                await factory()
+
+        def run() -> object:
+            return self.loop.run_until_complete(many())
+
+        run.inner = n_inner  # type: ignore[attr-defined]
+        return run
+
+
+def scaled(samples: dict[str, list[float]], inner: dict[str, int]) -> dict[str, list[float]]:
+    return {k: [v / inner.get(k, 1) for v in vs] for k, vs in samples.items()}
+
+
+# -- latency -----------------------------------------------------------------------------------
+
+
+def latency_redis(url: str) -> None:
+    store = RedisStore(url)
+    manager = SessionManager(store, policy=POLICY)
+    session = manager.issue("124156", data={"cart": [1, 2, 3]})
+    assert session.token is not None
+    token = session.token
+    raw = redis.Redis.from_url(url)
+    same_size = _encode(session.record)
+    raw.set(b"floor:value", same_size)
+    ops = AsyncOps()
+    async_manager = AsyncSessionManager(AsyncRedisStore(url), policy=POLICY)
+    async_raw = redis.asyncio.Redis.from_url(url)
+    rows = {
+        "raw redis-py GET (floor)": lambda: raw.get(b"floor:value"),
+        "validate, sync (GET + decode + checks)": lambda: manager.validate(token),
+        "store.get, sync": lambda: store.get(session.id),
+        "raw redis.asyncio GET (x50 in one loop run)": ops.op(
+            lambda: async_raw.get(b"floor:value")
+        ),
+        "validate, async (x50 in one loop run)": ops.op(lambda: async_manager.validate(token)),
+    }
+    inner = {k: getattr(v, "inner", 1) for k, v in rows.items()}
+    samples = scaled(interleaved(rows), inner)
+    print(f"\nrecord: {len(same_size)} bytes packed; token validated {len(rows)} ways")
+    table("Redis: validate vs one GET round trip (µs/op)", samples, "raw redis-py GET (floor)")
+    async_base = statistics.median(samples["raw redis.asyncio GET (x50 in one loop run)"])
+    async_validate = statistics.median(samples["validate, async (x50 in one loop run)"])
+    print(f"\nasync validate / async GET = {async_validate / async_base:.2f}")
+    ops.loop.run_until_complete(async_manager.close())
+    ops.loop.run_until_complete(async_raw.aclose())
+    ops.loop.close()
+    manager.close()
+    raw.close()
+
+
+def latency_postgres(conninfo: str) -> None:
+    store = PostgresStore(conninfo, min_size=1, max_size=1)
+    manager = SessionManager(store, policy=POLICY)
+    filler = [manager.issue(f"user-{i}") for i in range(2000)]
+    session = manager.issue("124156", data={"cart": [1, 2, 3]})
+    assert session.token is not None
+    assert filler
+    token = session.token
+    conn = psycopg.connect(conninfo, autocommit=True)
+    query = store._q.get
+
+    def prepared_select() -> object:
+        return conn.execute(query, (session.id,), prepare=True).fetchone()
+
+    ops = AsyncOps()
+    async_manager = AsyncSessionManager(
+        AsyncPostgresStore(conninfo, min_size=1, max_size=1), policy=POLICY
+    )
+    async_conn = ops.loop.run_until_complete(
+        psycopg.AsyncConnection.connect(conninfo, autocommit=True)
+    )
+
+    async def async_select() -> object:
+        cursor = await async_conn.execute(query, (session.id,), prepare=True)
+        return await cursor.fetchone()
+
+    rows = {
+        "prepared PK SELECT, psycopg (floor)": prepared_select,
+        "validate, sync (pool + SELECT + checks)": lambda: manager.validate(token),
+        "prepared PK SELECT, async (x50 in one loop run)": ops.op(async_select),
+        "validate, async (x50 in one loop run)": ops.op(lambda: async_manager.validate(token)),
+    }
+    inner = {k: getattr(v, "inner", 1) for k, v in rows.items()}
+    samples = scaled(interleaved(rows), inner)
+    table(
+        "PostgreSQL: validate vs one prepared primary-key SELECT (µs/op)",
+        samples,
+        "prepared PK SELECT, psycopg (floor)",
+    )
+    base = statistics.median(samples["prepared PK SELECT, async (x50 in one loop run)"])
+    mine = statistics.median(samples["validate, async (x50 in one loop run)"])
+    print(f"\nasync validate / async prepared SELECT = {mine / base:.2f}")
+    ops.loop.run_until_complete(async_manager.close())
+    ops.loop.run_until_complete(async_conn.close())
+    ops.loop.close()
+    conn.close()
+    manager.close()
+
+
+# -- memory ------------------------------------------------------------------------------------
+
+
+def memory_redis(url: str, count: int) -> None:
+    """Bytes per session at ``count`` sessions, written through the store's own add script
+    (pipelined, so a million sessions load in seconds; each call is exactly ``store.add``)."""
+    raw = redis.Redis.from_url(url)
+    store = RedisStore(url)
+    start = time.time()
+    scenarios: dict[str, Callable[[int], str | None]] = {
+        "anonymous": lambda i: None,
+        "one login per user": lambda i: str(100_000_000 + i),
+        "three logins per user": lambda i: str(100_000_000 + i // 3),
+    }
+    print(f"\n### Redis memory per session at {count:,} sessions\n")
+    print("| sessions | bytes/session (used_memory growth / sessions) | packed record bytes |")
+    print("|---|---:|---:|")
+    for name, user_of in scenarios.items():
+        for touched in (False, True):
+            per_session, record_bytes = _fill(raw, store, count, user_of, start, touched)
+            label = f"{name}{', after one touch' if touched else ''}"
+            print(f"| {label} | {per_session:.1f} | {record_bytes} |")
+    raw.flushall()
+    raw.close()
+    store.close()
+
+
+def _fill(
+    raw: redis.Redis,
+    store: RedisStore,
+    count: int,
+    user_of: Callable[[int], str | None],
+    start: float,
+    touched: bool,
+) -> tuple[float, int]:
+    raw.flushall()
+    time.sleep(0.2)
+    before = int(raw.info("memory")["used_memory"])
+    clock = _Clock(start)
+    maker = SessionManager(MemoryStore(), policy=POLICY, clock=clock)
+    pipe = raw.pipeline(transaction=False)
+    sizes = []
+    for i in range(count):
+        clock.now_value = start + i * 0.000_731  # distinct, non-integral wall-clock times
+        record = maker.issue(user_of(i)).record
+        maker.store.delete(record.id)
+        if touched:
+            record = record._replace(last_seen=record.last_seen + 61.337)
+            record = record._replace(expires_at=record.last_seen + 1800)
+        if i < 1000:
+            sizes.append(len(_encode(record)))
+        _pipelined_add(store, pipe, record)
+        if i % 2000 == 1999:
+            pipe.execute()
+    pipe.execute()
+    after = int(raw.info("memory")["used_memory"])
+    assert raw.dbsize() >= count
+    return (after - before) / count, round(statistics.median(sizes))
+
+
+def _pipelined_add(store: RedisStore, pipe: Any, record: Any) -> None:
+    raw_id = store._raw_or_raise(record.id)
+    value = _encode(record)
+    pxat = store._pxat(record.expires_at)
+    args: list[Any] = [*store._head, value, pxat, raw_id, record.created_at, 0, 0, 0]
+    keys = [store._prefix + raw_id]
+    if record.user_id is not None:
+        keys.append(store._index_key(record.user_id.encode()))
+    store._add(keys=keys, args=args, client=pipe)
+
+
+class _Clock:
+    def __init__(self, now: float) -> None:
+        self.now_value = now
+
+    def now(self) -> float:
+        return self.now_value
+
+
+def memory_postgres(conninfo: str, count: int) -> None:
+    store = PostgresStore(conninfo, max_size=4)
+    store.open()
+    clock = _Clock(time.time())
+    maker = SessionManager(MemoryStore(), policy=POLICY, clock=clock)
+    rows = []
+    for i in range(count):
+        clock.now_value += 0.000_731
+        record = maker.issue(str(100_000_000 + i // 3)).record
+        maker.store.delete(record.id)
+        rows.append(record)
+    with psycopg.connect(conninfo) as conn, conn.cursor() as cursor:
+        cursor.execute("TRUNCATE sessionward.sessions")
+        with cursor.copy(
+            "COPY sessionward.sessions FROM STDIN"
+        ) as copy:  # the same columns, in order
+            for record in rows:
+                copy.write_row(record)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE sessionward.sessions")
+        size = conn.execute(
+            "SELECT pg_table_size('sessionward.sessions'), pg_indexes_size('sessionward.sessions')"
+        ).fetchone()
+    assert size is not None
+    print(f"\n### PostgreSQL size per session at {count:,} sessions (three logins per user)\n")
+    print(f"table {size[0] / count:.0f} B + indexes {size[1] / count:.0f} B per session")
+    store.close()
+
+
+# -- throughput --------------------------------------------------------------------------------
+
+
+def throughput(url: str, label: str, seconds: float = 4.0, concurrency: int = 64) -> float:
+    async def main() -> float:
+        manager = AsyncSessionManager(AsyncRedisStore(url), policy=POLICY)
+        tokens = []
+        for i in range(512):
+            session = await manager.issue(f"user-{i}")
+            assert session.token is not None
+            tokens.append(session.token)
+        done = 0
+        stop = time.perf_counter() + seconds
+
+        async def worker(k: int) -> None:
+            nonlocal done
+            i = k
+            while time.perf_counter() < stop:
+                await manager.validate(tokens[i % len(tokens)])
+                done += 1
+                i += concurrency
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(k) for k in range(concurrency)))
+        elapsed = time.perf_counter() - started
+        await manager.close()
+        return done / elapsed
+
+    rate = asyncio.run(main())
+    print(f"| {label} | {rate:,.0f} |")
+    return rate
+
+
+# -- main --------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sessions", type=int, default=1_000_000)
+    parser.add_argument("--only", choices=["latency", "memory", "throughput"], action="append")
+    args = parser.parse_args()
+    parts = set(args.only or ["latency", "memory", "throughput"])
+    binary = servers._redis_binary()
+    work = Path(tempfile.mkdtemp(prefix="sw-bench-"))
+    version = subprocess.run(  # noqa: S603 - our own redis-server binary
+        [binary, "--version"], capture_output=True, text=True, check=True
+    )
+    print(f"{version.stdout.split(' sha=')[0]}; python {sys.version.split()[0]}")
+    standalone = servers.RedisServer(binary, work)
+    standalone.launch()
+    cluster = servers.RedisClusterServers(
+        [servers.RedisServer(binary, work, cluster=True) for _ in range(3)]
+    )
+    bindir = servers._postgres_bin()
+    assert bindir is not None
+    pg_dir = Path(tempfile.mkdtemp(prefix="sw-bench-pg-"))
+    postgres = servers.PostgresServer(bindir, pg_dir)
+    try:
+        postgres.init()
+        postgres.launch()
+        if "latency" in parts:
+            latency_redis(standalone.url)
+            latency_postgres(postgres.conninfo)
+        if "memory" in parts:
+            memory_redis(standalone.url, args.sessions)
+            memory_postgres(postgres.conninfo, min(args.sessions, 200_000))
+        if "throughput" in parts:
+            cluster.create()
+            print("\n### Validate throughput, 64 concurrent asyncio requests, one process\n")
+            print("| target | validations/s |")
+            print("|---|---:|")
+            one = throughput(standalone.url, "1 Redis server")
+            three = throughput(cluster.url, "Redis Cluster, 3 masters")
+            print(f"\ncluster / single = {three / one:.2f}")
+    finally:
+        standalone.stop()
+        cluster.stop()
+        postgres.stop()
+
+
+if __name__ == "__main__":
+    main()
