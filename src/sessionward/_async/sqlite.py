@@ -78,6 +78,7 @@ _UPDATE = (
 )
 _BY_USER = f"SELECT {_COLUMNS} FROM sessions WHERE user_id = ? ORDER BY created_at, id"  # noqa: S608
 _PURGE_BATCH = 500
+_IS_STRICT = "SELECT strict FROM pragma_table_list WHERE schema = 'main' AND name = 'sessions'"
 _CHUNK = "SELECT id FROM sessions WHERE id > ? ORDER BY id LIMIT ?"
 
 
@@ -104,6 +105,24 @@ def _translate(exc: sqlite3.Error) -> StoreError:
     if isinstance(exc, sqlite3.DatabaseError):
         return StoreCorrupt(f"database file is unreadable: {message}")
     return StoreUnavailable(f"sqlite: {message}")
+
+
+class _Serialised(_Translated):
+    """``_Translated`` plus a lock, for ``":memory:"``: its one connection is shared by every
+    thread, and without the lock one thread's statements would run inside another's
+    transaction (and be rolled back with it)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
+        try:
+            super().__exit__(kind, exc, tb)
+        finally:
+            self._lock.release()
 
 
 _TRANSLATED = _Translated()
@@ -149,12 +168,18 @@ class AsyncSQLiteStore:
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._closed = False
+        self._guard = _Serialised() if self._memory else _TRANSLATED
         if read_cache < 0:
             raise InvalidArgument("read_cache must not be negative")
         self._cache: dict[str, tuple[bytes, SessionRecord]] = {}
         self._cache_size = read_cache
-        with _TRANSLATED:
-            self._migrate(self._connection())
+        try:
+            with _TRANSLATED:
+                self._migrate(self._connection())
+        except BaseException:
+            for conn in self._all:  # a refused file is not left open
+                conn.close()
+            raise
         self._watch = None if self._memory or not read_cache else WalIndexWatch.open(self.path)
 
     # -- connections ------------------------------------------------------------------------
@@ -179,12 +204,12 @@ class AsyncSQLiteStore:
                 check_same_thread=False,  # one per thread, by our own bookkeeping
                 cached_statements=64,
             )
+            with self._lock:
+                self._all.append(conn)  # before the pragmas, which fail on a damaged file
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout * 1000)}")
             if not self._memory:
                 conn.execute("PRAGMA journal_mode=WAL")
-            with self._lock:
-                self._all.append(conn)
         self._local.conn = conn
         self._local.fork_generation = _fork_generation
         return conn
@@ -208,9 +233,15 @@ class AsyncSQLiteStore:
                     f"database schema {version} is newer than this sessionward ({SCHEMA_VERSION})"
                 )
             for step in range(version + 1, SCHEMA_VERSION + 1):
-                for statement in MIGRATIONS[step]:
-                    conn.execute(statement)
+                try:
+                    for statement in MIGRATIONS[step]:
+                        conn.execute(statement)
+                except sqlite3.OperationalError as exc:
+                    raise StoreCorrupt(f"cannot migrate to schema {step}: {exc}") from exc
                 conn.execute("UPDATE sessionward_schema SET version = ?", (step,))
+            if conn.execute(_IS_STRICT).fetchone() != (1,):
+                # Rows of a non-STRICT table may hold any type; we would misread them.
+                raise StoreCorrupt("the sessions table has lost its STRICT typing")
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -232,14 +263,14 @@ class AsyncSQLiteStore:
     async def get(self, session_id: str) -> SessionRecord | None:
         watch = self._watch
         if watch is None:
-            with _TRANSLATED:
+            with self._guard:
                 row = self._connection().execute(_SELECT, (session_id,)).fetchone()
             return None if row is None else SessionRecord._make(row)
         stamp = watch.stamp()  # taken before the SELECT: the row is at least this fresh
         hit = self._cache.get(session_id)
         if hit is not None and hit[0] == stamp:
             return hit[1]
-        with _TRANSLATED:
+        with self._guard:
             row = self._connection().execute(_SELECT, (session_id,)).fetchone()
         if row is None:
             return None
@@ -250,7 +281,7 @@ class AsyncSQLiteStore:
         return record
 
     async def add(self, record: SessionRecord, *, cap: UserCap | None = None) -> list[str]:
-        with _TRANSLATED:
+        with self._guard:
             if cap is None or record.user_id is None:
                 self._connection().execute(_INSERT, record)
                 return []
@@ -279,7 +310,7 @@ class AsyncSQLiteStore:
         return evicted
 
     async def replace(self, record: SessionRecord, *, expected_version: int) -> None:
-        with _TRANSLATED:
+        with self._guard:
             conn = self._connection()
             cursor = conn.execute(_UPDATE, (*record[1:], record.id, expected_version))
             if cursor.rowcount == 1:
@@ -288,24 +319,24 @@ class AsyncSQLiteStore:
         raise VersionConflict(record.id) if exists else NotFound(record.id)
 
     async def touch(self, session_id: str, *, last_seen: float, expires_at: float) -> None:
-        with _TRANSLATED:
+        with self._guard:
             self._connection().execute(
                 "UPDATE sessions SET last_seen = ?, expires_at = ? WHERE id = ? AND last_seen < ?",
                 (last_seen, expires_at, session_id, last_seen),
             )
 
     async def delete(self, session_id: str) -> bool:
-        with _TRANSLATED:
+        with self._guard:
             cursor = self._connection().execute("DELETE FROM sessions WHERE id = ?", (session_id,))
         return cursor.rowcount > 0
 
     async def list_user(self, user_id: str) -> list[SessionRecord]:
-        with _TRANSLATED:
+        with self._guard:
             rows = self._connection().execute(_BY_USER, (user_id,)).fetchall()
         return [SessionRecord._make(r) for r in rows]
 
     async def delete_user(self, user_id: str, *, keep: str | None = None) -> list[str]:
-        with _TRANSLATED, self._transaction() as conn:
+        with self._guard, self._transaction() as conn:
             ids = [
                 r[0]
                 for r in conn.execute("SELECT id FROM sessions WHERE user_id = ?", (user_id,))
@@ -321,7 +352,7 @@ class AsyncSQLiteStore:
         up a background job (see docs/design.md)."""
         total = 0
         after = ""
-        with _TRANSLATED:
+        with self._guard:
             conn = self._connection()
             while True:
                 ids = [r[0] for r in conn.execute(_CHUNK, (after, _PURGE_BATCH))]
@@ -350,6 +381,6 @@ class AsyncSQLiteStore:
 
     async def count(self) -> int:
         """Number of stored records (expired ones included until purged)."""
-        with _TRANSLATED:
+        with self._guard:
             row = self._connection().execute("SELECT count(*) FROM sessions").fetchone()
         return int(row[0])
