@@ -111,15 +111,7 @@ class SessionMiddleware:
                 started = True
                 extra = self.config.response_headers(outcome)
                 if extra:
-                    current = [
-                        (k.decode("latin-1"), v.decode("latin-1"))
-                        for k, v in message.get("headers", [])
-                    ]
-                    merged = merge_headers(current, extra)
-                    message = {
-                        **message,
-                        "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in merged],
-                    }
+                    message = {**message, "headers": _with_headers(message, extra)}
             await send(message)
 
         try:
@@ -145,6 +137,17 @@ class SessionMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": text.encode()})
+
+
+_MERGED = (b"vary", b"cache-control")
+
+
+def _with_headers(message: Message, extra: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    raw: list[tuple[bytes, bytes]] = list(message.get("headers", []))
+    if any(name.lower() in _MERGED for name, _ in raw):  # rare: merge on text
+        text = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw]
+        return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in merge_headers(text, extra)]
+    return raw + [(k.encode("latin-1"), v.encode("latin-1")) for k, v in extra]
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes | None:

@@ -15,6 +15,7 @@ from sessionward.errors import ConfigError
 
 __all__ = ["ContextCapture"]
 
+_IP_CHARACTERS = "0123456789abcdefABCDEF.:"
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -58,6 +59,8 @@ class ContextCapture:
 
         A malformed entry stops the walk at the last address known to be real.
         """
+        if not self._trusted:  # the common case: the server's peer address, shape-checked only
+            return peer if peer and not peer.strip(_IP_CHARACTERS) else None
         current = _address(peer) if peer else None
         if current is None:
             return None
