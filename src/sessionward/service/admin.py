@@ -47,8 +47,8 @@ _NAME = re.compile(r"[a-z0-9_.-]{3,32}")
 STREAM_SECONDS = 300.0
 _CHART = [
     ("event:created", "Sessions created", "#0b5cad"),
-    ("decision:allow", "Validations allowed", "#1e6b2f"),
-    ("decision:deny", "Validations denied", "#a4161a"),
+    ("decision:allow", "API validations allowed", "#1e6b2f"),
+    ("decision:deny", "API validations denied", "#a4161a"),
     ("event:revoked", "Sessions ended", "#6b3fa0"),
 ]
 
@@ -195,8 +195,8 @@ class Admin:
         labels = {
             "sessions": "Stored sessions",
             "created": "Created",
-            "allowed": "Validations allowed",
-            "denied": "Validations denied",
+            "allowed": "API validations allowed",
+            "denied": "API validations denied",
             "rejected": "Tokens rejected",
             "ended": "Ended or expired",
         }
@@ -365,7 +365,8 @@ class Admin:
         if tokens.is_session_id(session_id):
             session = await self.manager.get(session_id)
             user = session.user_id if session else None
-            await self.manager.revoke(session_id, reason=RevokeReason.ADMIN)
+            # The Session (not just its id) puts the user id into the revoked event.
+            await self.manager.revoke(session or session_id, reason=RevokeReason.ADMIN)
         return redirect(f"{ROOT}/users?user={quote(user or '')}" if user else f"{ROOT}/")
 
     async def revoke_user(self, request: Request) -> Response:

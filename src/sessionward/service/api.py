@@ -392,7 +392,9 @@ class Api:
         return _answer({"session": session_json(session, detail=True), "events": events})
 
     async def delete_session(self, request: Request, key: ApiKey) -> Response:
-        found = await self.manager.revoke(self._session_id(request), reason=RevokeReason.ADMIN)
+        session_id = self._session_id(request)
+        session = await self.manager.get(session_id)  # for the user id in the event
+        found = await self.manager.revoke(session or session_id, reason=RevokeReason.ADMIN)
         return _answer({"revoked": found})
 
     async def metrics(self, request: Request, key: ApiKey) -> Response:

@@ -141,7 +141,8 @@ class Shop:
             f'<li class="panel"><h2>{esc(name)}</h2><p>€{price:.2f}</p>'
             f'<form method="post" action="{ROOT}/cart/add">{hidden_csrf(csrf)}'
             f'<input type="hidden" name="item" value={attr(key)}>'
-            f'<button type="submit" aria-label="Add {esc(name)} to cart">Add to cart</button>'
+            f'<button type="submit">Add to cart<span class="sr-only"> ({esc(name)})</span>'
+            "</button>"
             "</form></li>"
             for key, (name, price) in PRODUCTS.items()
         )
@@ -377,7 +378,7 @@ class Shop:
         if tokens.is_session_id(session_id):
             target = await self.manager.get(session_id)
             if target is not None and target.user_id == user:  # only the user's own sessions
-                await self.manager.revoke(session_id, reason=RevokeReason.LOGOUT)
+                await self.manager.revoke(target, reason=RevokeReason.LOGOUT)
         return redirect(f"{ROOT}/devices")
 
 

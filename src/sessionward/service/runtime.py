@@ -34,6 +34,8 @@ ADMIN_SCOPE = "sessionward:admin"
 _URL_STORES = {
     "redis": ("sessionward.stores.redis", "AsyncRedisStore", "redis"),
     "rediss": ("sessionward.stores.redis", "AsyncRedisStore", "redis"),
+    "redis+cluster": ("sessionward.stores.redis", "AsyncRedisStore", "redis"),
+    "unix": ("sessionward.stores.redis", "AsyncRedisStore", "redis"),
     "postgres": ("sessionward.stores.postgres", "AsyncPostgresStore", "postgres"),
     "postgresql": ("sessionward.stores.postgres", "AsyncPostgresStore", "postgres"),
 }
