@@ -59,7 +59,11 @@ def encode_data(data: Mapping[str, Any], limit: int) -> str:
         text = json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise InvalidArgument(f"session data is not JSON-serialisable: {exc}") from None
-    if len(text.encode("utf-8")) > limit:
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError:  # a lone surrogate: JSON text no other system could read back
+        raise InvalidArgument("session data contains text that is not valid Unicode") from None
+    if size > limit:
         raise DataTooLarge(f"session data exceeds {limit} bytes")
     return text
 

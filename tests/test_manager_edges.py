@@ -1,11 +1,11 @@
-"""A re-login that replaces the user's own session must not be counted against the cap."""
+"""Manager edge cases found in review: re-login at the cap, invalid Unicode in data."""
 
 from __future__ import annotations
 
 import pytest
 from conftest import MakeHarness
 
-from sessionward import InvalidToken, Policy
+from sessionward import InvalidArgument, InvalidToken, Policy
 
 
 @pytest.mark.parametrize("action", ["evict_oldest", "reject"])
@@ -26,3 +26,14 @@ def test_relogin_at_the_cap_replaces_only_the_previous_session(
         h.m.validate(phone.token)
     assert [s.id for s in h.m.list_user("alice")] == [laptop.id, again.id]
     assert "session-limit" not in [getattr(e, "reason", None) for e in h.events.events]
+
+
+def test_lone_surrogate_in_data_is_our_error(make_harness: MakeHarness) -> None:
+    h = make_harness()
+    session = h.m.issue("alice", data={"cart": []})
+    with pytest.raises(InvalidArgument):
+        h.m.update_data(session, lambda d: d.update(x="\ud800"))
+    with pytest.raises(InvalidArgument):
+        h.m.issue("bob", data={"x": "\udfff"})
+    assert h.m.get(session.id) is not None
+    assert h.m.get(session.id).data == {"cart": []}  # type: ignore[union-attr]
