@@ -14,6 +14,7 @@ from typing import Any, cast
 
 import pytest
 from jwt_forge import AUD, ISS
+from jwt_reference import cross_checked
 
 from sessionward.jwt import AccessTokenIssuer, AccessTokenVerifier, KeySet
 from sessionward.testing import FakeClock
@@ -42,7 +43,8 @@ def make_verifier(keyset: KeySet, clock: FakeClock) -> MakeVerifier:
     def make(**options: Any) -> AccessTokenVerifier:
         options.setdefault("issuer", ISS)
         options.setdefault("audience", AUD)
-        return AccessTokenVerifier(options.pop("keyset", keyset), clock=clock, **options)
+        plain = AccessTokenVerifier(options.pop("keyset", keyset), clock=clock, **options)
+        return cross_checked(plain)
 
     return make
 

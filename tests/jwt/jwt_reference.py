@@ -18,6 +18,7 @@ import base64
 import binascii
 import json
 import re
+import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,10 +27,12 @@ from typing import Any
 import jwt as pyjwt
 from cryptography.hazmat.primitives import serialization
 from joserfc import jwt as jose_jwt
-from joserfc.errors import SecurityWarning
+from joserfc.errors import JoseError, SecurityWarning
 from joserfc.jwk import ECKey, OctKey, OKPKey
 from joserfc.jwt import JWTClaimsRegistry
 
+from sessionward.errors import InvalidToken
+from sessionward.jwt.access import AccessClaims, AccessTokenVerifier
 from sessionward.jwt.keys import Key
 from sessionward.jwt.keyset import KeySet
 
@@ -51,7 +54,9 @@ def pyjwt_key(key: Key) -> Any:
     return serialization.load_pem_public_key(key.public_pem())
 
 
-def pyjwt_accepts(token: str, keyset: KeySet, *, issuer: str, audience: str) -> bool:
+def pyjwt_accepts(
+    token: str, keyset: KeySet, *, issuer: str, audience: str, leeway: int = SKEW
+) -> bool:
     """PyJWT's verdict (it reads the real clock, so tests use times far from the edges)."""
     try:
         kid = _unverified_kid(token)
@@ -64,10 +69,10 @@ def pyjwt_accepts(token: str, keyset: KeySet, *, issuer: str, audience: str) -> 
             algorithms=[key.alg],
             audience=audience,
             issuer=issuer,
-            leeway=SKEW,
+            leeway=leeway,
             options={"require": ["exp", "iat", "iss", "aud", "sub", "jti"], "strict_aud": True},
         )
-    except Exception:  # any failure of the library to accept is a rejection
+    except (pyjwt.PyJWTError, ValueError, TypeError, KeyError):  # the library refuses it
         return False
     return True
 
@@ -86,7 +91,9 @@ def quiet_joserfc() -> Iterator[None]:
         yield
 
 
-def joserfc_accepts(token: str, keyset: KeySet, *, now: int, issuer: str, audience: str) -> bool:
+def joserfc_accepts(
+    token: str, keyset: KeySet, *, now: int, issuer: str, audience: str, leeway: int = SKEW
+) -> bool:
     """joserfc's verdict at ``now``."""
     try:
         kid = _unverified_kid(token)
@@ -97,7 +104,7 @@ def joserfc_accepts(token: str, keyset: KeySet, *, now: int, issuer: str, audien
             decoded = jose_jwt.decode(token, joserfc_key(key), algorithms=[key.alg])
         JWTClaimsRegistry(
             now=now,
-            leeway=SKEW,
+            leeway=leeway,
             iss={"essential": True, "value": issuer},
             aud={"essential": True, "value": audience},
             exp={"essential": True},
@@ -105,7 +112,7 @@ def joserfc_accepts(token: str, keyset: KeySet, *, now: int, issuer: str, audien
             sub={"essential": True},
             jti={"essential": True},
         ).validate(decoded.claims)
-    except Exception:  # any failure of the library to accept is a rejection
+    except (JoseError, ValueError, TypeError, KeyError):  # the library refuses the token
         return False
     return True
 
@@ -158,3 +165,70 @@ def policy_violations(token: str, *, typ: str = "at+jwt", max_lifetime: int = 90
     if not isinstance(sid, str) or not _SESSION_ID.fullmatch(sid):
         out.append("sid")
     return out
+
+
+# Reasons that are not about the token as a JOSE object (our revocation lists): no library
+# has an opinion on them, so the cross-check does not apply.
+REVOCATION_REASONS = frozenset({"revoked", "session-revoked", "user-cutoff"})
+
+
+def reference_accepts(verifier: AccessTokenVerifier, token: object) -> bool | None:
+    """The reference verdict for ``token`` under ``verifier``'s configuration and clock:
+    joserfc (clock injected) and, when the verifier's clock is the real time and its skew the
+    default, PyJWT too — each AND our policy rules. ``None`` when the two libraries disagree."""
+    if not isinstance(token, str):
+        return False
+    now = verifier.clock.now()
+    violations = policy_violations(token, typ=verifier.typ, max_lifetime=int(verifier.max_lifetime))
+    jose = joserfc_accepts(
+        token,
+        verifier.keyset,
+        now=int(now),
+        issuer=verifier.issuer,
+        audience=verifier.audience,
+        leeway=int(verifier.skew),
+    )
+    verdicts = {jose}
+    if abs(now - time.time()) < 5 and verifier.skew == SKEW:
+        verdicts.add(
+            pyjwt_accepts(
+                token, verifier.keyset, issuer=verifier.issuer, audience=verifier.audience
+            )
+        )
+    if len(verdicts) != 1:
+        return None
+    return verdicts.pop() and not violations
+
+
+class CrossChecked(AccessTokenVerifier):
+    """A verifier whose every verdict (cached or not) is compared with the reference."""
+
+    checked = 0
+
+    def verify(self, token: object) -> AccessClaims:
+        try:
+            claims = super().verify(token)
+        except InvalidToken as exc:
+            if exc.reason not in REVOCATION_REASONS:
+                assert reference_accepts(self, token) is False, (exc.reason, token)  # noqa: PT017
+                CrossChecked.checked += 1
+            raise
+        assert reference_accepts(self, token) is True, token
+        CrossChecked.checked += 1
+        return claims
+
+
+def cross_checked(verifier: AccessTokenVerifier) -> CrossChecked:
+    """An equivalent verifier (same key set, settings, revocations and clock), cross-checked."""
+    return CrossChecked(
+        verifier.keyset,
+        issuer=verifier.issuer,
+        audience=verifier.audience,
+        typ=verifier.typ,
+        skew=verifier.skew,
+        max_lifetime=verifier.max_lifetime,
+        max_size=verifier.max_size,
+        revocations=verifier.revocations,
+        cache_size=verifier.cache_size,
+        clock=verifier.clock,
+    )

@@ -19,6 +19,7 @@ from typing import Any, cast
 
 import pytest
 from jwt_forge import AUD, ISS
+from jwt_reference import CrossChecked, cross_checked
 
 from sessionward import AsyncSessionManager, EventBus, Policy, SessionManager
 from sessionward.core.events import SessionRevoked, SessionRotated, TheftSuspected
@@ -105,9 +106,12 @@ def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
         bus = EventBus([recorder])
         if flavor == "sync":
             manager = SessionManager(store, policy=POLICY, clock=clock, events=bus)
-            return TokenService(manager, keyset, issuer=ISS, audience=AUD)
+            sync_service = TokenService(manager, keyset, issuer=ISS, audience=AUD)
+            sync_service.verifier = cross_checked(sync_service.verifier)
+            return sync_service
         async_manager = AsyncSessionManager(store, policy=POLICY, clock=clock, events=bus)
         service = AsyncTokenService(async_manager, keyset, issuer=ISS, audience=AUD)
+        service.verifier = cross_checked(service.verifier)
         return cast(TokenService, _Blocking(service, runner))
 
     yield World(make_service(), clock, recorder, keyset, store, run, make_service)
@@ -122,6 +126,7 @@ def _rejected(call: Callable[[], object]) -> str:
 
 
 def test_login_gives_an_access_jwt_and_an_opaque_refresh_token(world: World) -> None:
+    before = CrossChecked.checked
     pair = world.service.login("alice", scopes=["read", "write"], auth_level=2)
     assert pair.refresh_token.startswith("sw1_")
     assert len(pair.refresh_token) == 68
@@ -136,6 +141,7 @@ def test_login_gives_an_access_jwt_and_an_opaque_refresh_token(world: World) -> 
     assert pair.refresh_expires_at == START + 3600
     assert pair.access_token not in repr(pair)
     assert pair.refresh_token not in repr(pair)
+    assert CrossChecked.checked == before + 1  # the service's verdicts are cross-checked
     body = pair.response(START + 10)
     assert body["token_type"] == "Bearer"  # noqa: S105 - the scheme name
     assert body["expires_in"] == 290

@@ -14,7 +14,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jwt_fixtures import alg, clock, issuer, keyset, make_verifier, verifier  # noqa: F401
 from jwt_forge import AUD, ISS, b64, claims, header, token
-from jwt_reference import joserfc_accepts, policy_violations, pyjwt_accepts
+from jwt_reference import (
+    CrossChecked,
+    cross_checked,
+    joserfc_accepts,
+    policy_violations,
+    pyjwt_accepts,
+)
 
 from sessionward.errors import ConfigError, InvalidArgument, InvalidToken
 from sessionward.jwt import AccessTokenIssuer, AccessTokenVerifier, KeySet, Revocations
@@ -48,6 +54,24 @@ def test_issued_claims(issuer: AccessTokenIssuer, verifier: AccessTokenVerifier)
     assert "token" not in repr(issued) or issued.token not in repr(issued)
     with pytest.raises(TypeError):
         got.claims["sub"] = "mallory"  # type: ignore[index]
+
+
+def test_the_fixture_verifier_is_cross_checked(
+    verifier: AccessTokenVerifier, issuer: AccessTokenIssuer, keyset: KeySet, clock: FakeClock
+) -> None:
+    assert isinstance(verifier, CrossChecked)
+    key, now = keyset.signing_key, int(clock.now())
+    before = CrossChecked.checked
+    verifier.verify(issuer.issue(subject="alice", session_id=SID).token)
+    with pytest.raises(InvalidToken):
+        verifier.verify(token(header(key, typ="JWT"), claims(now), key))
+    assert CrossChecked.checked == before + 2
+    # A disagreement fails the test: simulate a verifier bug that ignores the audience.
+    buggy = cross_checked(verifier)
+    check = buggy._claims
+    setattr(buggy, "_claims", lambda c, kid, at: check({**c, "aud": AUD}, kid, at))  # noqa: B010
+    with pytest.raises(AssertionError):
+        buggy.verify(token(header(key), claims(now, aud="https://elsewhere.test"), key))
 
 
 def test_lifetime_default_cap_and_session_end(keyset: KeySet, clock: FakeClock) -> None:

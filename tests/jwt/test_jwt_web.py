@@ -17,6 +17,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
 from jwt_forge import AUD, ISS
+from jwt_reference import cross_checked
 
 from sessionward import AsyncSessionManager, EventBus, Policy, SessionManager
 from sessionward.errors import ConfigError, InvalidToken
@@ -89,6 +90,7 @@ def site() -> Iterator[Site]:
     service = TokenService(
         manager, KeySet.generate("ES256", now=clock.now()), issuer=ISS, audience=AUD
     )
+    service.verifier = cross_checked(service.verifier)
     endpoints = TokenEndpoints(csrf=_csrf())
 
     def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
