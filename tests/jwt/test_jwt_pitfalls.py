@@ -93,6 +93,18 @@ def _noncanonical_signature(c: Ctx) -> str:
     return _with_signature(jws, sig[:-1] + last)
 
 
+def _noncanonical_payload(c: Ctx) -> str:
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    for extra in range(4):  # a payload length that leaves unused bits in the last character
+        body = b64(compact_json(claims(c.now, note="x" * extra)))
+        if len(body) % 4 in (2, 3):
+            break
+    head = b64(compact_json(header(c.key)))
+    body = body[:-1] + alphabet[alphabet.index(body[-1]) | 1]
+    signing_input = f"{head}.{body}".encode("ascii")
+    return f"{head}.{body}.{b64(c.key.sign(signing_input))}"
+
+
 def _edited_payload(c: Ctx) -> str:
     good = token(header(c.key), claims(c.now), c.key)
     h, _, sig = good.split(".")
@@ -253,6 +265,7 @@ CASES: list[Case] = [
     ),
     Case("signature-truncated", lambda c: token(header(c.key), claims(c.now), c.key)[:-2], False),
     Case("signature-noncanonical-base64", _noncanonical_signature, False),
+    Case("payload-noncanonical-base64-signed", _noncanonical_payload, False),
     Case("payload-edited-signature-kept", _edited_payload, False),
     Case(
         "psychic-signature-der",
