@@ -155,7 +155,10 @@ class AsyncTokenService:
         )
 
     async def refresh(
-        self, refresh_token: object, *, context: RequestContext | None = None
+        self,
+        refresh_token: object,
+        *,
+        context: RequestContext | None = None,
     ) -> TokenPair:
         """Trade a refresh token for a new pair; the presented token is rotated out.
 
@@ -262,7 +265,10 @@ class AsyncTokenService:
     # -- verifying --------------------------------------------------------------------------
 
     async def authenticate(
-        self, access_token: object, *, check_session: bool = False
+        self,
+        access_token: object,
+        *,
+        check_session: bool = False,
     ) -> AccessClaims:
         """The claims of a valid access token, or ``InvalidToken``.
 

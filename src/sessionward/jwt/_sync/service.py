@@ -156,7 +156,10 @@ class TokenService:
         )
 
     def refresh(
-        self, refresh_token: object, *, context: RequestContext | None = None
+        self,
+        refresh_token: object,
+        *,
+        context: RequestContext | None = None,
     ) -> TokenPair:
         """Trade a refresh token for a new pair; the presented token is rotated out.
 
@@ -263,7 +266,10 @@ class TokenService:
     # -- verifying --------------------------------------------------------------------------
 
     def authenticate(
-        self, access_token: object, *, check_session: bool = False
+        self,
+        access_token: object,
+        *,
+        check_session: bool = False,
     ) -> AccessClaims:
         """The claims of a valid access token, or ``InvalidToken``.
 
