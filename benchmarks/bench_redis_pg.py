@@ -268,7 +268,7 @@ def _pipelined_add(store: RedisStore, pipe: Any, record: Any) -> None:
     raw_id = store._raw_or_raise(record.id)
     value = _encode(record)
     pxat = store._pxat(record.expires_at)
-    args: list[Any] = [*store._head, value, pxat, raw_id, record.created_at, 0, 0, 0]
+    args: list[Any] = [*store._head, value, pxat, raw_id, 0, 0, 0]
     keys = [store._prefix + raw_id]
     if record.user_id is not None:
         keys.append(store._index_key(record.user_id.encode()))

@@ -494,3 +494,131 @@ def test_strings_that_are_not_ids_never_reach_a_key(server: RedisServer, bad: st
     with pytest.raises(InvalidArgument):
         store.add(make_record(clock.now())._replace(id=bad))
     store.close()
+
+
+# -- local read cache --------------------------------------------------------------------------
+
+NODE_B = r"""
+import json, sys
+from sessionward import Policy, SessionManager
+from sessionward.errors import InvalidToken
+from sessionward.stores.redis import RedisStore
+
+store = RedisStore(sys.argv[1], cache_size=1000, cache_ttl=60, clock_offset=float(sys.argv[2]))
+manager = SessionManager(store, policy=Policy(idle_timeout=3600, absolute_timeout=7200,
+                                              touch_interval=3000))
+for line in sys.stdin:
+    token = line.strip()
+    try:
+        outcome = {"ok": manager.validate(token).data}
+    except InvalidToken as exc:
+        outcome = {"rejected": exc.reason}
+    print(json.dumps({**outcome, **store.cache_info()}), flush=True)
+store.close()
+"""
+
+
+class NodeB:
+    """A second process with its own cached store on the same Redis: ``validate(token)``."""
+
+    def __init__(self, url: str) -> None:
+        import subprocess
+        import sys
+
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", NODE_B, url, "0"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def validate(self, token: str) -> dict[str, Any]:
+        import json
+
+        assert self.process.stdin is not None
+        assert self.process.stdout is not None
+        self.process.stdin.write(token + "\n")
+        self.process.stdin.flush()
+        answer: dict[str, Any] = json.loads(self.process.stdout.readline())
+        return answer
+
+    def close(self) -> None:
+        assert self.process.stdin is not None
+        assert self.process.stdout is not None
+        self.process.stdin.close()
+        self.process.wait(timeout=10)
+        self.process.stdout.close()
+
+
+@pytest.mark.parametrize("mode", ["standalone", "cluster"])
+def test_a_revoke_on_one_node_is_seen_by_the_next_validate_on_another(
+    mode: str, request: pytest.FixtureRequest
+) -> None:
+    url = request.getfixturevalue("server" if mode == "standalone" else "cluster").url
+    node_a = SessionManager(RedisStore(url, cache_size=1000), policy=NEVER_TOUCH)
+    node_b = NodeB(url)
+    try:
+        for round_ in range(40):
+            session = node_a.issue(f"user-{round_ % 5}", data={"round": round_})
+            assert session.token is not None
+            first = node_b.validate(session.token)
+            second = node_b.validate(session.token)
+            assert first["ok"] == second["ok"] == {"round": round_}
+            assert second["hits"] == first["hits"] + 1  # served from B's memory
+            node_a.update_data(session, lambda d: d.update(changed=True))
+            assert node_b.validate(session.token)["ok"] == {"round": round_, "changed": True}
+            if round_ % 2:
+                node_a.revoke(session.id)
+            else:
+                node_a.revoke_user(f"user-{round_ % 5}")
+            assert node_b.validate(session.token).get("rejected") == "unknown"
+    finally:
+        node_b.close()
+        node_a.close()
+
+
+def test_cached_reads_skip_the_server_and_stay_correct(
+    server: RedisServer, commands: Commands
+) -> None:
+    clock = FakeClock()
+    store = RedisStore(server.url, cache_size=100, clock_offset=time.time() - clock.now())
+    manager = manager_on(store, clock)
+    session = manager.issue("alice")
+    assert session.token is not None
+    manager.validate(session.token)
+    commands.take()
+    for _ in range(20):
+        manager.validate(session.token)
+    assert commands.take() == []  # every validate answered from memory
+    assert store.cache_info()["hits"] >= 20
+    for round_ in range(50):  # another node (caching too) changes the record, 50 times
+        other = store_on(server.url, clock, cache_size=10)
+        later = clock.now() + round_ + 1
+        other.touch(session.id, last_seen=later, expires_at=later + 99)
+        assert manager.validate(session.token).expires_at == later + 99
+        other.close()
+    manager.close()
+
+
+def test_no_cache_while_the_subscription_is_down(server: RedisServer, raw: redis.Redis) -> None:
+    store = RedisStore(server.url, cache_size=100)
+    manager = SessionManager(store, policy=NEVER_TOUCH)
+    session = manager.issue("alice")
+    assert session.token is not None
+    manager.validate(session.token)
+    manager.validate(session.token)
+    assert store.cache_info()["size"] == 1
+    raw.client_kill_filter(_type="pubsub")
+    # Invalidations may be lost while unsubscribed: the cache is emptied and bypassed.
+    raw.delete(session_key(session.id))
+    with pytest.raises(InvalidToken):
+        manager.validate(session.token)
+    assert store.cache_info()["size"] == 0
+    fresh = manager.issue("alice")
+    assert fresh.token is not None
+    deadline = time.monotonic() + 5
+    while store.cache_info()["hits"] == 0 and time.monotonic() < deadline:
+        manager.validate(fresh.token)  # resubscribes after a pause, then caches again
+        time.sleep(0.05)
+    assert store.cache_info()["hits"] > 0
+    manager.close()

@@ -31,10 +31,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import math
 import secrets
 import struct
+import threading
+import time
 from collections.abc import Sequence
 from typing import Any, Final, cast
 from urllib.parse import unquote, urlsplit
@@ -50,6 +53,7 @@ from redis.exceptions import (
     TimeoutError,
 )
 
+from sessionward._backoff import sync_pause
 from sessionward.core import token as tokens
 from sessionward.core.cap import UserCap
 from sessionward.core.record import SessionRecord
@@ -89,6 +93,7 @@ _DOUBLE = struct.Struct("<d")
 _ID_BYTES: Final = 12
 _MAX_DELTA: Final = 1 << 40
 _MAX_PXAT: Final = (1 << 53) - 1
+_ECHO_WAIT: Final = 0.25
 _URLSAFE: Final = bytes.maketrans(b"-_/", b"+/!")  # a "/" in the input becomes invalid
 
 
@@ -391,6 +396,10 @@ end
 local function colocated(user, key)
   return (not CLUSTER) or string.sub(key, #P + 1, #P + 4) == tag(user)
 end
+-- every change or deletion of a record is announced, for the nodes' local read caches
+local function changed(member)
+  redis.call('PUBLISH', P .. 'sessionward:changed', member)
+end
 local function extend(ikey, pxat)
   if redis.call('PEXPIRETIME', ikey) < pxat then redis.call('PEXPIREAT', ikey, pxat) end
 end
@@ -423,18 +432,18 @@ local function unindex(user, key, member)
 end
 """
 
-# KEYS: record [, index]. ARGV 4..: value, pxat, member, score, limit, evict, now.
+# KEYS: record [, index]. ARGV 4..: value, pxat, member, limit, evict, now, user.
 # Returns {'E'} exists, {'L'} limit reached, {'F'} index holds foreign members (cluster, caller
 # falls back), or {'OK', evicted member...}.
 _LUA_ADD = r"""
 local key, ikey = KEYS[1], KEYS[2]
 if redis.call('EXISTS', key) == 1 then return {'E'} end
 local value, pxat, member = ARGV[4], tonumber(ARGV[5]), ARGV[6]
-local limit = tonumber(ARGV[8])
+local limit = tonumber(ARGV[7])
 local evicted = {}
 if ikey and limit > 0 then
-  local now = tonumber(ARGV[10])
-  local user = ARGV[11]
+  local now = tonumber(ARGV[9])
+  local user = ARGV[10]
   local live = {}
   local members = redis.call('ZRANGE', ikey, 0, -1)
   for _, m in ipairs(members) do
@@ -454,7 +463,7 @@ if ikey and limit > 0 then
   end
   local excess = #live - limit + 1
   if excess > 0 then
-    if ARGV[9] ~= '1' then return {'L'} end
+    if ARGV[8] ~= '1' then return {'L'} end
     table.sort(live, function(x, y)
       if x[1] ~= y[1] then return x[1] < y[1] end
       return id_before(x[2], y[2])
@@ -463,20 +472,21 @@ if ikey and limit > 0 then
       local m = live[n][2]
       redis.call('DEL', P .. m)
       redis.call('ZREM', ikey, m)
+      changed(m)
       evicted[#evicted + 1] = m
     end
   end
 end
 redis.call('SET', key, value, 'PXAT', pxat)
 if ikey then
-  redis.call('ZADD', ikey, ARGV[7], member)
+  redis.call('ZADD', ikey, 0, member)
   extend(ikey, pxat)
 end
 return {'OK', unpack(evicted)}
 """
 
 # KEYS: record [, new user's index when it shares the slot]. ARGV 4..: expected version bytes,
-# value, pxat, member, score, has user, user. Returns {'N'}, {'C'} or {'OK' [, old user]}.
+# value, pxat, member, has user, user. Returns {'N'}, {'C'} or {'OK' [, old user]}.
 _LUA_REPLACE = r"""
 local key, ikey = KEYS[1], KEYS[2]
 local v = redis.call('GET', key)
@@ -485,12 +495,13 @@ local value, pxat, member = ARGV[5], tonumber(ARGV[6]), ARGV[7]
 local _, _, _, old, version = head(v)
 if version ~= ARGV[4] then return {'C'} end
 local new = false
-if ARGV[9] == '1' then new = ARGV[10] end
+if ARGV[8] == '1' then new = ARGV[9] end
 redis.call('SET', key, value, 'PXAT', pxat)
+changed(member)
 local out = {'OK'}
 if old and old ~= new then out[2] = unindex(old, key, member) end
 if ikey then
-  redis.call('ZADD', ikey, ARGV[8], member)
+  redis.call('ZADD', ikey, 0, member)
   extend(ikey, pxat)
 end
 return out
@@ -509,6 +520,7 @@ local _, rest = tdec(v, after_ls, ls)
 local pxat = tonumber(ARGV[6])
 local stamp = string.sub(v, 1, 9) .. tenc(new_ls, created) .. tenc(new_exp, new_ls)
 redis.call('SET', key, stamp .. string.sub(v, rest), 'PXAT', pxat)
+changed(string.sub(key, #P + 1))
 if user then
   if colocated(user, key) then extend(index_key(user), pxat) else return user end
 end
@@ -525,6 +537,7 @@ if ARGV[5] ~= '' and v ~= ARGV[5] then return 0 end
 local _, _, _, user = head(v)
 if ARGV[6] == '1' and user ~= ARGV[7] then return 0 end
 redis.call('DEL', key)
+changed(ARGV[4])
 if user then
   local elsewhere = unindex(user, key, ARGV[4])
   if elsewhere then return elsewhere end
@@ -555,6 +568,7 @@ for _, m in ipairs(redis.call('ZRANGE', ikey, 0, -1)) do
     elseif m ~= keep then
       redis.call('DEL', mkey)
       redis.call('ZREM', ikey, m)
+      changed(m)
       out[#out + 1] = m
     end
   end
@@ -562,11 +576,11 @@ end
 return {out, foreign}
 """
 
-# KEYS: index. ARGV 4..: member ('' = only extend), score, pxat.
+# KEYS: index. ARGV 4..: member ('' = only extend), pxat.
 _LUA_INDEX = r"""
 local ikey = KEYS[1]
-if ARGV[4] ~= '' then redis.call('ZADD', ikey, ARGV[5], ARGV[4]) end
-if redis.call('EXISTS', ikey) == 1 then extend(ikey, tonumber(ARGV[6])) end
+if ARGV[4] ~= '' then redis.call('ZADD', ikey, 0, ARGV[4]) end
+if redis.call('EXISTS', ikey) == 1 then extend(ikey, tonumber(ARGV[5])) end
 return 1
 """
 
@@ -634,6 +648,67 @@ def _connect(url: str, options: dict[str, Any]) -> tuple[Redis | RedisCluster, b
     return RedisCluster(startup_nodes=nodes, **options), True
 
 
+class _LocalCache:
+    """Records by raw id with a deadline, plus the bookkeeping that keeps them honest.
+
+    ``epoch`` counts invalidations; a read stores its result only if its id was not
+    invalidated after the read began (``recent``), so a slow read cannot resurrect a record
+    another node changed meanwhile. Plain dict operations: safe under the GIL from threads.
+    """
+
+    def __init__(self, size: int, ttl: float) -> None:
+        self.size = size
+        self.ttl = ttl
+        self.entries: dict[bytes, tuple[SessionRecord, float]] = {}
+        self.recent: dict[bytes, int] = {}
+        self.epoch = 0
+        self.floor = 0  # reads that began before this epoch may not store
+        self.subscribed = False
+        self.drain_lock = threading.Lock()
+        self.messages = 0  # announcements heard on the subscription
+        self.pongs = 0  # PING replies read on the subscription
+        self.last_heard: dict[bytes, int] = {}  # raw id -> ``messages`` when last heard
+        self.hits = self.misses = self.invalidations = 0
+
+    def lookup(self, raw: bytes) -> SessionRecord | None:
+        entry = self.entries.get(raw)
+        if entry is not None and entry[1] > time.monotonic():
+            self.hits += 1
+            return entry[0]
+        self.misses += 1
+        return None
+
+    def store(self, raw: bytes, record: SessionRecord, began: int) -> None:
+        if began < self.floor or self.recent.get(raw, -1) >= began:
+            return
+        if len(self.entries) >= self.size:
+            self.entries.pop(next(iter(self.entries)), None)  # the oldest insertion
+        self.entries[raw] = (record, time.monotonic() + self.ttl)
+
+    def forget(self, raw: bytes) -> None:
+        self.epoch += 1
+        self.invalidations += 1
+        self.entries.pop(raw, None)
+        if len(self.recent) >= 4 * self.size + 1024:
+            self.recent.clear()
+            self.floor = self.epoch  # reads in flight may have lost their mark: no storing
+        self.recent[raw] = self.epoch
+
+    def heard(self, raw: bytes) -> None:
+        self.messages += 1
+        if len(self.last_heard) >= 4 * self.size + 1024:
+            self.last_heard.clear()  # a writer waiting on a cleared mark waits it out, safely
+        self.last_heard[raw] = self.messages
+        self.forget(raw)
+
+    def reset(self, *, subscribed: bool) -> None:
+        self.epoch += 1
+        self.floor = self.epoch
+        self.entries.clear()
+        self.recent.clear()
+        self.subscribed = subscribed
+
+
 class RedisStore:
     """Sessions in Redis. ``url`` chooses the mode: ``redis://host:port/db``,
     ``rediss://...`` (TLS), ``unix:///path``, or ``redis+cluster://host:port[,host:port]``.
@@ -648,6 +723,12 @@ class RedisStore:
       times. Only for tests that run the manager on a fake clock far from the real one.
     * ``socket_timeout`` / ``connect_timeout``: seconds before a stalled server counts as
       unavailable. Other keyword arguments go to the redis-py client.
+    * ``cache_size``: keep up to this many records in process memory (default 0: no cache).
+      ``get`` then answers from memory when it can, and every change or deletion made by any
+      node reaches every cache through Redis pub/sub: before each cached read the store
+      applies the invalidations already on its subscription socket (a non-blocking read,
+      no round trip). While the subscription is down nothing is served from memory.
+      ``cache_ttl`` bounds how long an entry may be served (default 5 s).
     """
 
     def __init__(
@@ -660,6 +741,8 @@ class RedisStore:
         clock_offset: float = 0.0,
         socket_timeout: float = 2.0,
         connect_timeout: float = 2.0,
+        cache_size: int = 0,
+        cache_ttl: float = 5.0,
         **client_options: Any,
     ) -> None:
         if b"{" in prefix or b"}" in prefix:
@@ -668,6 +751,8 @@ class RedisStore:
             raise ConfigError("expire_grace must be a non-negative number of seconds")
         if not math.isfinite(clock_offset):
             raise ConfigError("clock_offset must be finite")
+        if cache_size < 0 or not 0 < cache_ttl < math.inf:
+            raise ConfigError("need cache_size >= 0 and a positive, finite cache_ttl")
         options: dict[str, Any] = {
             "socket_timeout": socket_timeout,
             "socket_connect_timeout": connect_timeout,
@@ -690,6 +775,11 @@ class RedisStore:
         self._user = register(_LUA_PRELUDE + _LUA_USER)
         self._index = register(_LUA_PRELUDE + _LUA_INDEX)
         self._closed = False
+        self._cache = _LocalCache(cache_size, cache_ttl) if cache_size else None
+        self._channel = prefix + b"sessionward:changed"
+        self._pubsub: Any = None
+        self._replace_pubsub = False
+        self._resubscribe_at = 0.0
 
     # -- keys and routing -------------------------------------------------------------------
 
@@ -750,9 +840,163 @@ class RedisStore:
         raw = self._raw(session_id)
         if raw is None:
             return None
+        if self._cache is not None:
+            return self._cached_get(session_id, raw, self._cache)
         with _TRANSLATED:
             value = self._client.get(self._prefix + raw)
         return None if value is None else _decode(session_id, cast(bytes, value))
+
+    # -- the local read cache ---------------------------------------------------------------
+
+    def _cached_get(
+        self, session_id: str, raw: bytes, cache: _LocalCache
+    ) -> SessionRecord | None:
+        # Another thread or task reading the subscription: do not wait, read Redis instead.
+        listening = cache.drain_lock.acquire(blocking=False)
+        if listening:
+            try:
+                listening = self._drain(cache)
+            finally:
+                cache.drain_lock.release()
+        if listening:
+            hit = cache.lookup(raw)
+            if hit is not None:
+                return hit
+        epoch = cache.epoch
+        with _TRANSLATED:
+            value = self._client.get(self._prefix + raw)
+        record = None if value is None else _decode(session_id, cast(bytes, value))
+        if listening and record is not None:
+            cache.store(raw, record, epoch)
+        return record
+
+    def _drain(self, cache: _LocalCache, wait: float = 0.0) -> bool:
+        """Apply every invalidation waiting on the subscription (waiting up to ``wait`` s for
+        the first); False while unsubscribed (the cache is then empty and unused)."""
+        pubsub = self._pubsub
+        try:
+            if self._replace_pubsub and pubsub is not None:
+                self._replace_pubsub = False
+                self._pubsub = None
+                with contextlib.suppress(RedisError, OSError):
+                    pubsub.close()
+                pubsub = None
+            if pubsub is None:
+                if time.monotonic() < self._resubscribe_at:
+                    return False
+                self._resubscribe_at = time.monotonic() + 0.5
+                if self.cluster:  # the cluster client learns its slot map on its first command
+                    self._client.ping()
+                pubsub = cast(Any, self._client).pubsub()
+                self._pubsub = pubsub
+                cache.reset(subscribed=False)
+                pubsub.subscribe(self._channel)
+                # redis-py would reconnect and resubscribe silently, losing the messages sent
+                # in between; without retries the loss surfaces here and empties the cache.
+                pubsub.connection.retry = retry.Retry(NoBackoff(), 0)
+            while True:
+                message = pubsub.get_message(timeout=wait)
+                wait = 0.0
+                if message is None:
+                    return cache.subscribed
+                kind = message["type"]
+                if kind == "message":
+                    cache.heard(message["data"])
+                elif kind == "subscribe":  # (re)subscribed: only what follows is complete
+                    cache.reset(subscribed=True)
+                elif kind == "pong":
+                    cache.pongs += 1
+        except (RedisError, OSError):
+            self._pubsub = None
+            cache.reset(subscribed=False)
+            if pubsub is not None:
+                with contextlib.suppress(RedisError, OSError):
+                    pubsub.close()
+            return False
+
+    def _mark(self) -> int:
+        """Before a write: the count of announcements heard so far (subscribing first, so the
+        write's own announcement will be heard)."""
+        cache = self._cache
+        if cache is None:
+            return 0
+        if not cache.subscribed and cache.drain_lock.acquire(blocking=False):
+            try:
+                self._drain(cache, wait=0.05)
+            finally:
+                cache.drain_lock.release()
+        return cache.messages
+
+    def _announced(self, raws: Sequence[bytes], mark: int) -> None:
+        """After a write whose script announced ``raws``: forget them here and, with a cache,
+        wait until every subscriber has been sent the announcement, so that when a revoke
+        returns, no node's cache can still serve the session.
+
+        Two steps on this node's own subscription: hear our own announcement (the server that
+        delivers it has then handed it to every subscriber in that pass), then a PING behind
+        it (answered only after that pass is written out). One extra round trip per write,
+        none per read."""
+        cache = self._cache
+        if cache is None or not raws:
+            return
+        for raw in raws:
+            cache.forget(raw)
+        deadline = time.monotonic() + _ECHO_WAIT
+        while any(cache.last_heard.get(r, -1) <= mark for r in raws):
+            if not self._listen(cache, deadline):
+                return
+        pongs = cache.pongs
+        sent = False
+        while not sent:
+            if cache.drain_lock.acquire(blocking=False):
+                try:
+                    sent = self._pubsub is not None and cache.subscribed
+                    if sent:
+                        self._pubsub.ping()
+                except (RedisError, OSError):
+                    sent = False
+                finally:
+                    cache.drain_lock.release()
+                if not sent:
+                    return self._unsubscribed(cache)
+            elif not self._listen(cache, deadline):
+                return
+        while cache.pongs <= pongs:
+            if not self._listen(cache, deadline):
+                return
+
+    def _listen(self, cache: _LocalCache, deadline: float) -> bool:
+        """Read the subscription for a moment (or let the thread reading it do so); False
+        when the subscription is gone or the deadline passed (the cache is then dropped)."""
+        if not cache.subscribed or time.monotonic() > deadline:
+            self._unsubscribed(cache)
+            return False
+        if cache.drain_lock.acquire(blocking=False):
+            try:
+                self._drain(cache, wait=0.01)
+            finally:
+                cache.drain_lock.release()
+        else:
+            sync_pause(2)
+        return True
+
+    def _unsubscribed(self, cache: _LocalCache) -> None:
+        """Trust nothing cached: a message may be lost. The next drain replaces the
+        subscription (closing it needs the drain lock, which a reader may hold now)."""
+        cache.reset(subscribed=False)
+        self._replace_pubsub = True
+
+    def cache_info(self) -> dict[str, int]:
+        """Hits, misses and invalidations of the local cache (zeros when it is off)."""
+        cache = self._cache
+        if cache is None:
+            return {"hits": 0, "misses": 0, "invalidations": 0, "size": 0}
+        return {
+            "hits": cache.hits,
+            "misses": cache.misses,
+            "invalidations": cache.invalidations,
+            "size": len(cache.entries),
+        }
 
     def add(self, record: SessionRecord, *, cap: UserCap | None = None) -> list[str]:
         raw = self._raw_or_raise(record.id)
@@ -760,7 +1004,7 @@ class RedisStore:
         value = _encode(record)
         pxat = self._pxat(record.expires_at)
         if record.user_id is None:
-            result = self._eval(self._add, [key], value, pxat, raw, 0, 0, 0, 0)
+            result = self._eval(self._add, [key], value, pxat, raw, 0, 0, 0)
             if result[0] == b"E":
                 raise AlreadyExists(record.id)
             return []
@@ -768,12 +1012,13 @@ class RedisStore:
         ikey = self._index_key(user)
         if self._colocated(raw, user):
             limit, evict, now = (cap.limit, int(cap.evict_oldest), cap.now) if cap else (0, 0, 0)
+            mark = self._mark()
             result = self._eval(
-                self._add, [key, ikey], value, pxat, raw, record.created_at, limit, evict, now,
-                user,
-            )  # fmt: skip
+                self._add, [key, ikey], value, pxat, raw, limit, evict, now, user
+            )
             status = result[0]
             if status == b"OK":
+                self._announced(result[1:], mark)
                 return [self._id(m) for m in result[1:]]
             if status == b"E":
                 raise AlreadyExists(record.id)
@@ -804,8 +1049,8 @@ class RedisStore:
         with _TRANSLATED:
             if self._client.exists(key):
                 raise AlreadyExists(record.id)
-        self._eval(self._index, [ikey], raw, record.created_at, pxat)
-        result = self._eval(self._add, [key], value, pxat, raw, 0, 0, 0, 0)
+        self._eval(self._index, [ikey], raw, pxat)
+        result = self._eval(self._add, [key], value, pxat, raw, 0, 0, 0)
         if result[0] == b"E":
             raise AlreadyExists(record.id)
         evicted = []
@@ -845,12 +1090,15 @@ class RedisStore:
             if self._colocated(raw, user):
                 keys.append(ikey)
             else:  # index first: a stale member is pruned on read, a missing one would hide it
-                self._eval(self._index, [ikey], raw, record.created_at, pxat)
+                self._eval(self._index, [ikey], raw, pxat)
+        mark = self._mark()
         result = self._eval(
             self._replace, keys, _version_bytes(expected_version), value, pxat, raw,
-            record.created_at, int(record.user_id is not None), user,
+            int(record.user_id is not None), user,
         )  # fmt: skip
         status = result[0]
+        if status == b"OK":
+            self._announced([raw], mark)
         if status == b"N":
             raise NotFound(record.id)
         if status == b"C":
@@ -867,12 +1115,15 @@ class RedisStore:
         if raw is None:
             return
         pxat = self._pxat(expires_at)
+        mark = self._mark()
         result = self._eval(
             self._touch, [self._prefix + raw], _DOUBLE.pack(last_seen), _DOUBLE.pack(expires_at),
             pxat,
         )  # fmt: skip
+        if result:
+            self._announced([raw], mark)
         if isinstance(result, bytes):
-            self._eval(self._index, [self._index_key(result)], b"", 0, pxat)
+            self._eval(self._index, [self._index_key(result)], b"", pxat)
 
     def delete(self, session_id: str) -> bool:
         raw = self._raw(session_id)
@@ -881,9 +1132,12 @@ class RedisStore:
     def _delete_one(
         self, raw: bytes, *, expected: bytes = b"", owner: bytes | None = None
     ) -> bool:
+        mark = self._mark()
         result = self._eval(
             self._delete, [self._prefix + raw], raw, expected, int(owner is not None), owner or b""
         )
+        if result:
+            self._announced([raw], mark)
         if isinstance(result, bytes):
             self._unindex(result, raw)
             return True
@@ -899,7 +1153,9 @@ class RedisStore:
         user = _utf8(user_id)
         ikey = self._index_key(user)
         kept = (self._raw(keep) or b"") if keep is not None else b""
+        mark = self._mark()
         deleted, foreign = self._eval(self._user, [ikey], user, b"delete", kept)
+        self._announced(deleted, mark)
         ids = [self._id(m) for m in deleted]
         for member in foreign:
             if self._delete_one(member, owner=user):
@@ -951,7 +1207,10 @@ class RedisStore:
         if self._closed:
             return
         self._closed = True
+        pubsub, self._pubsub = self._pubsub, None
         with _TRANSLATED:
+            if pubsub is not None:
+                pubsub.close()
             self._client.close()
 
     def ping(self) -> bool:
