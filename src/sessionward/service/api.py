@@ -119,30 +119,35 @@ async def _json_body(request: Request, *, optional: bool = False) -> dict[str, A
         raw += chunk
         if len(raw) > MAX_BODY:
             raise ApiError(413, "request_too_large", f"body exceeds {MAX_BODY} bytes")
-    if not raw.strip() and optional:
+    if optional and not raw.strip():
         return {}
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media != "application/json":
         raise ApiError(415, "unsupported_media", "send application/json")
     try:
-        body = json.loads(raw, parse_constant=_no_constant)
-    except (ValueError, RecursionError):
+        body = _DECODER.decode(raw.decode("utf-8"))
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         raise ApiError(400, "invalid_request", "body is not valid JSON") from None
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_request", "body must be a JSON object")
-    try:  # "\ud800" escapes decode to lone surrogates, which no store can encode
-        json.dumps(body, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        raise ApiError(400, "invalid_request", "body has invalid Unicode escapes") from None
+    if _SURROGATE_ESCAPE.search(raw):
+        try:  # "\ud800" escapes may decode to lone surrogates, which no store can encode
+            json.dumps(body, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise ApiError(400, "invalid_request", "body has invalid Unicode escapes") from None
     return body
-
-
-def _or(value: int | None, default: int) -> int:
-    return default if value is None else value
 
 
 def _no_constant(name: str) -> None:
     raise ValueError(name)
+
+
+_DECODER = json.JSONDecoder(parse_constant=_no_constant)
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _or(value: int | None, default: int) -> int:
+    return default if value is None else value
 
 
 class Fields:

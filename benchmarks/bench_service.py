@@ -1,0 +1,202 @@
+"""HTTP benchmark of the service's validate endpoint (by hand; not part of the test suite).
+
+    .venv/bin/python benchmarks/bench_service.py [--duration 60] [--rounds 1] [--no-node]
+
+Serves, one process each, 1 uvicorn worker, on loopback, and loads each with
+``wrk -t2 -c64 -d<duration>s --latency``:
+
+* ``service-validate``: ``POST /v1/sessions/validate`` of the sessionward service (API-key
+  check, JSON body, ``AsyncSQLiteStore`` WAL file with 10k sessions; each request presents
+  one of 1,000 valid tokens, picked at random by the wrk script);
+* ``bare-starlette``: a Starlette endpoint that parses the same JSON body and answers a
+  constant JSON document (no authentication, no store);
+* ``express-redis`` (optional): Express 5 + express-session + connect-redis reading a
+  session (from ``bench_http.py``), needs node/npm and a redis-server on 127.0.0.1:6379.
+
+Any non-2xx answer or socket error fails the run (the service answers 200 for every
+decision, so a denied token would not show here: the script checks one request first).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from bench_http import free_port, spawn, start_node, tool, wait_for
+from bench_http import wrk as wrk_get
+
+SESSIONS = 10_000
+TOKENS = 1_000
+
+LUA = """
+local tokens = {%s}
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer %s"
+request = function()
+  local body = '{"token":"' .. tokens[math.random(#tokens)] .. '"}'
+  return wrk.format(nil, nil, nil, body)
+end
+"""
+
+
+def service_app(db: str) -> Any:
+    from sessionward.service import ServiceConfig, create_app
+
+    return create_app(ServiceConfig(store=db, admin=False, demo=False))
+
+
+def bare_app() -> Any:
+    import json as _json
+
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import Route
+
+    async def validate(request: Request) -> Response:
+        body = _json.loads(await request.body())
+        return JSONResponse({"decision": "allow", "token_length": len(body["token"])})
+
+    return Starlette(routes=[Route("/v1/sessions/validate", validate, methods=["POST"])])
+
+
+def serve(variant: str, port: int, db: str) -> None:
+    import uvicorn
+
+    app = service_app(db) if variant == "service-validate" else bare_app()
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+def prepare(db: str) -> tuple[str, list[str]]:
+    """Fill the store and the service state; returns a validate-scope key and tokens."""
+    from sessionward import AsyncSessionManager, AsyncSQLiteStore, EventBus
+    from sessionward.service.keys import create_key
+    from sessionward.service.state import ServiceState
+
+    async def fill() -> list[str]:
+        manager = AsyncSessionManager(AsyncSQLiteStore(db), events=EventBus([]))
+        made = [
+            (await manager.issue(f"user{i}", data={"cart": ["tea"]})).token for i in range(SESSIONS)
+        ]
+        await manager.close()
+        return [t for t in made[:TOKENS] if t is not None]
+
+    tokens = asyncio.run(fill())
+    state = ServiceState(db)
+    key = create_key(state, "validate", "bench", time.time())[0]
+    state.close()
+    return key, tokens
+
+
+def post(port: int, key: str, token: str) -> dict[str, Any]:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/v1/sessions/validate",
+        data=json.dumps({"token": token}).encode(),
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {key}"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+        result: dict[str, Any] = json.loads(response.read())
+        return result
+
+
+def wrk_post(port: int, script: Path, duration: int) -> tuple[float, str]:
+    argv = [tool("wrk"), "-t2", "-c64", f"-d{duration}s", "--latency", "-s", str(script)]
+    done = subprocess.run(  # noqa: S603 - our own fixed command
+        [*argv, f"http://127.0.0.1:{port}/v1/sessions/validate"],
+        capture_output=True,
+        text=True,
+        timeout=duration + 60,
+        check=True,
+    )
+    out = done.stdout
+    if "Non-2xx" in out or "Socket errors" in out:
+        raise RuntimeError(f"wrk saw errors:\n{out}")
+    found = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    assert found is not None, out
+    p99 = re.search(r"^\s+99%\s+(\S+)", out, re.MULTILINE)
+    return float(found.group(1)), p99.group(1) if p99 else "?"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="HTTP benchmark of the validate endpoint")
+    parser.add_argument("--duration", type=int, default=60)
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--no-node", action="store_true")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
+        return 2
+    workdir = Path(tempfile.mkdtemp(prefix="sessionward-bench-service-"))
+    servers: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
+    node: tuple[subprocess.Popen[bytes], int, str] | None = None
+    try:
+        db = str(workdir / "service.db")
+        key, tokens = prepare(db)
+        script = workdir / "validate.lua"
+        script.write_text(LUA % (",".join(f'"{t}"' for t in tokens), key))
+        for variant in ("service-validate", "bare-starlette"):
+            port = free_port()
+            process = spawn([sys.executable, __file__, "serve", variant, str(port), db])
+            wait_for(port, process)
+            servers[variant] = (process, port)
+        answer = post(servers["service-validate"][1], key, tokens[0])
+        assert answer["decision"] == "allow", answer
+        if not args.no_node:
+            node = start_node(workdir)
+        results: dict[str, list[float]] = {name: [] for name in servers}
+        p99: dict[str, str] = {}
+        if node is not None:
+            results["express-redis"] = []
+        for round_no in range(args.rounds):
+            for name, (_, port) in servers.items():
+                wrk_post(port, script, 2)  # warm-up
+                rate, p99[name] = wrk_post(port, script, args.duration)
+                results[name].append(rate)
+                print(f"round {round_no + 1} {name}: {rate:,.0f} req/s", flush=True)
+            if node is not None:
+                wrk_get(node[1], node[2], 2)
+                results["express-redis"].append(wrk_get(node[1], node[2], args.duration))
+                p99["express-redis"] = "?"
+                print(f"round {round_no + 1} express-redis: {results['express-redis'][-1]:,.0f}")
+    finally:
+        for process, _ in servers.values():
+            process.terminate()
+            process.wait(10)
+        if node is not None:
+            node[0].terminate()
+            node[0].wait(10)
+        shutil.rmtree(workdir, ignore_errors=True)
+    medians = {name: statistics.median(values) for name, values in results.items()}
+    print(f"\nwrk -t2 -c64 -d{args.duration}s, {args.rounds} round(s), 0 errors")
+    print("| server | req/s median | min-max | p99 latency |")
+    print("|---|---:|---:|---:|")
+    for name, values in results.items():
+        print(
+            f"| {name} | {medians[name]:,.0f} | {min(values):,.0f}-{max(values):,.0f} "
+            f"| {p99.get(name, '?')} |"
+        )
+    ratio = medians["service-validate"] / medians["bare-starlette"]
+    print(f"\nservice-validate / bare-starlette = {ratio:.2f}")
+    if "express-redis" in medians:
+        node_ratio = medians["service-validate"] / medians["express-redis"]
+        print(f"service-validate / express-redis = {node_ratio:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 5 and sys.argv[1] == "serve":
+        serve(sys.argv[2], int(sys.argv[3]), sys.argv[4])
+    else:
+        sys.exit(main())
