@@ -231,6 +231,16 @@ def test_user_ids_with_slashes_and_unicode_round_trip(service: Service) -> None:
     assert plain.json() == {"sessions": []}
 
 
+def test_user_ids_with_line_breaks_are_routed(service: Service) -> None:
+    """Found by schemathesis: a user id holding a newline answered an undocumented 404."""
+    issue(service, user_id="line\nbreak")
+    listed = service.client.get("/v1/users/line%0Abreak/sessions", headers=service.auth("issue"))
+    assert listed.status_code == 200
+    assert [s["user_id"] for s in listed.json()["sessions"]] == ["line\nbreak"]
+    revoked = service.client.post("/v1/users/line%0Abreak/revoke", headers=service.auth("issue"))
+    assert revoked.json() == {"revoked": 1}
+
+
 def test_admin_get_and_delete_session(service: Service) -> None:
     body = issue(service, user_id="kim", context={"user_agent": "Firefox/128"})
     session_id = body["session"]["id"]

@@ -38,6 +38,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -473,6 +474,22 @@ def _dispatch(methods: dict[str, Callable[..., Any]]) -> Callable[..., Any]:
     return run
 
 
+class _AnyText(Convertor[str]):
+    """Like Starlette's ``path`` convertor, but also matches line breaks: a user id may hold
+    any character, and ``.*`` alone would answer 404 for one with a newline."""
+
+    regex = r"[\s\S]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("anytext", _AnyText())
+
+
 def api_routes(runtime: Runtime) -> list[Route]:
     """One route per path (so ``405`` answers list every method of the path)."""
     api = Api(runtime)
@@ -483,8 +500,8 @@ def api_routes(runtime: Runtime) -> list[Route]:
         ("/v1/sessions/elevate", "POST", "elevate", "issue", api.elevate),
         ("/v1/sessions/data", "POST", "update_data", "issue", api.update_data),
         ("/v1/sessions/revoke", "POST", "revoke", "issue", api.revoke),
-        ("/v1/users/{user_id:path}/sessions", "GET", "list_user", "issue", api.list_user),
-        ("/v1/users/{user_id:path}/revoke", "POST", "revoke_user", "issue", api.revoke_user),
+        ("/v1/users/{user_id:anytext}/sessions", "GET", "list_user", "issue", api.list_user),
+        ("/v1/users/{user_id:anytext}/revoke", "POST", "revoke_user", "issue", api.revoke_user),
         ("/v1/sessions/{session_id}", "GET", "get_session", "admin", api.get_session),
         ("/v1/sessions/{session_id}", "DELETE", "delete_session", "admin", api.delete_session),
         ("/metrics", "GET", "metrics", "validate", api.metrics),
