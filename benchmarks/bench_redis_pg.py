@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import gc
 import importlib
+import os
 import statistics
 import subprocess
 import sys
@@ -39,6 +40,7 @@ import redis
 
 from sessionward import AsyncSessionManager, Policy, SessionManager
 from sessionward._sync.redis import _encode
+from sessionward.errors import StoreUnavailable
 from sessionward.stores import MemoryStore
 from sessionward.stores.postgres import AsyncPostgresStore, PostgresStore
 from sessionward.stores.redis import AsyncRedisStore, RedisStore
@@ -315,14 +317,53 @@ def memory_postgres(conninfo: str, count: int) -> None:
 # -- throughput --------------------------------------------------------------------------------
 
 
-def throughput(url: str, label: str, seconds: float = 4.0, concurrency: int = 64) -> float:
-    async def main() -> float:
-        manager = AsyncSessionManager(AsyncRedisStore(url), policy=POLICY)
-        tokens = []
-        for i in range(512):
-            session = await manager.issue(f"user-{i}")
-            assert session.token is not None
-            tokens.append(session.token)
+def redis_cpu(ports: list[int]) -> Callable[[], float]:
+    """Seconds of CPU the redis-server processes on ``ports`` have used so far."""
+
+    def read() -> float:
+        total = 0.0
+        for port in ports:
+            client = redis.Redis(host="127.0.0.1", port=port)
+            info = client.info("cpu")
+            total += float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+            client.close()
+        return total
+
+    return read
+
+
+def postgres_cpu(data: Path) -> Callable[[], float]:
+    """Seconds of CPU the postmaster and all its children have used so far (/proc)."""
+    ticks = float(os.sysconf("SC_CLK_TCK"))
+
+    def read() -> float:
+        postmaster = int((data / "postmaster.pid").read_text().split()[0])
+        total = 0.0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            pid, ppid = int(stat.parent.name), int(fields[1])
+            if postmaster in (pid, ppid):
+                total += (int(fields[11]) + int(fields[12])) / ticks
+        return total
+
+    return read
+
+
+def throughput(
+    label: str,
+    make_store: Callable[[], Any],
+    cpu: Callable[[], float],
+    seconds: float = 4.0,
+    concurrency: int = 64,
+) -> float:
+    """Validations (then logins) per second with ``concurrency`` asyncio tasks, and the
+    server CPU each one cost."""
+
+    async def run(tokens: list[str], work: Callable[[AsyncSessionManager, int], Any]) -> float:
+        manager = AsyncSessionManager(make_store(), policy=POLICY)
         done = 0
         stop = time.perf_counter() + seconds
 
@@ -330,7 +371,10 @@ def throughput(url: str, label: str, seconds: float = 4.0, concurrency: int = 64
             nonlocal done
             i = k
             while time.perf_counter() < stop:
-                await manager.validate(tokens[i % len(tokens)])
+                try:
+                    await work(manager, i)
+                except StoreUnavailable:
+                    failures.append(i)
                 done += 1
                 i += concurrency
 
@@ -340,9 +384,32 @@ def throughput(url: str, label: str, seconds: float = 4.0, concurrency: int = 64
         await manager.close()
         return done / elapsed
 
-    rate = asyncio.run(main())
-    print(f"| {label} | {rate:,.0f} |")
-    return rate
+    async def prepare() -> list[str]:
+        manager = AsyncSessionManager(make_store(), policy=POLICY)
+        tokens = []
+        for i in range(512):
+            session = await manager.issue(f"user-{i}")
+            assert session.token is not None
+            tokens.append(session.token)
+        await manager.close()
+        return tokens
+
+    tokens = asyncio.run(prepare())
+    failures: list[int] = []
+    rates = []
+    for what, work in (
+        ("validate", lambda m, i: m.validate(tokens[i % len(tokens)])),
+        ("issue (login)", lambda m, i: m.issue(f"load-{i % 5000}")),
+    ):
+        before = cpu()
+        rate = asyncio.run(run(tokens, work))
+        used = cpu() - before
+        per_op = used / (rate * seconds) * 1e6
+        failed = f" ({len(failures)} StoreUnavailable)" if failures else ""
+        print(f"| {label} | {what}{failed} | {rate:,.0f} | {per_op:.1f} | {1e6 / per_op:,.0f} |")
+        failures.clear()
+        rates.append(rate)
+    return rates[0]
 
 
 # -- main --------------------------------------------------------------------------------------
@@ -380,12 +447,25 @@ def main() -> None:
             memory_postgres(postgres.conninfo, min(args.sessions, 200_000))
         if "throughput" in parts:
             cluster.create()
-            print("\n### Validate throughput, 64 concurrent asyncio requests, one process\n")
-            print("| target | validations/s |")
-            print("|---|---:|")
-            one = throughput(standalone.url, "1 Redis server")
-            three = throughput(cluster.url, "Redis Cluster, 3 masters")
-            print(f"\ncluster / single = {three / one:.2f}")
+            print("\n### Throughput, 64 concurrent asyncio requests from one Python process\n")
+            print("| target | operation | ops/s | server CPU µs/op | ops/s per server core |")
+            print("|---|---|---:|---:|---:|")
+            one = throughput(
+                "1 Redis server",
+                lambda: AsyncRedisStore(standalone.url),
+                redis_cpu([standalone.port]),
+            )
+            three = throughput(
+                "Redis Cluster, 3 masters",
+                lambda: AsyncRedisStore(cluster.url),
+                redis_cpu([n.port for n in cluster.nodes]),
+            )
+            throughput(
+                "PostgreSQL (pool of 10)",
+                lambda: AsyncPostgresStore(postgres.conninfo, max_size=10),
+                postgres_cpu(postgres.data),
+            )
+            print(f"\nvalidate: cluster / single server = {three / one:.2f}")
     finally:
         standalone.stop()
         cluster.stop()

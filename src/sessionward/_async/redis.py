@@ -33,14 +33,17 @@ import binascii
 import contextlib
 import hashlib
 import math
+import os
 import secrets
 import struct
 import threading
 import time
 from collections.abc import Sequence
+from types import TracebackType
 from typing import Any, Final, cast
 from urllib.parse import unquote, urlsplit
 
+import redis as redis_package
 from redis.asyncio import Redis, RedisCluster, cluster, retry
 from redis.backoff import NoBackoff
 from redis.exceptions import (
@@ -593,9 +596,25 @@ class _Translated:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
-        if isinstance(exc, RedisError | OSError) and not isinstance(exc, StoreError):
+    def __exit__(self, kind: object, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if exc is None or isinstance(exc, StoreError):
+            return
+        if isinstance(exc, RedisError | OSError):
             raise _translate(exc) from exc
+        if isinstance(exc, Exception) and _raised_by_the_driver(tb):
+            # redis-py's own bugs under load (seen: asyncio Cluster connections torn down
+            # while another task connects them) fail the request, never the caller's code.
+            raise StoreUnavailable(f"redis client failure: {type(exc).__name__}") from exc
+
+
+_DRIVER = os.path.dirname(redis_package.__file__ or "") + os.sep
+
+
+def _raised_by_the_driver(tb: TracebackType | None) -> bool:
+    last = None
+    while tb is not None:
+        last, tb = tb, tb.tb_next
+    return last is not None and last.tb_frame.f_code.co_filename.startswith(_DRIVER)
 
 
 def _translate(exc: BaseException) -> StoreError:
@@ -774,6 +793,9 @@ class AsyncRedisStore:
         self._user = register(_LUA_PRELUDE + _LUA_USER)
         self._index = register(_LUA_PRELUDE + _LUA_INDEX)
         self._closed = False
+        # redis-py's asyncio Cluster client maps the slots on first use; tasks that race into
+        # that first use can be handed connections it then closes. Map them once, up front.
+        self._unmapped = self.cluster and callable(getattr(self._client, "initialize", None))
         self._cache = _LocalCache(cache_size, cache_ttl) if cache_size else None
         self._channel = prefix + b"sessionward:changed"
         self._pubsub: Any = None
@@ -829,7 +851,14 @@ class AsyncRedisStore:
     def _id(self, member: bytes) -> str:
         return base64.urlsafe_b64encode(member).decode("ascii")
 
+    async def _map_slots(self) -> None:
+        with _TRANSLATED:
+            await cast(Any, self._client).initialize()
+        self._unmapped = False
+
     async def _eval(self, script: Any, keys: Sequence[bytes], *args: bytes | int | float) -> Any:
+        if self._unmapped:
+            await self._map_slots()
         with _TRANSLATED:
             return await script(keys=keys, args=(*self._head, *args))
 
@@ -839,6 +868,8 @@ class AsyncRedisStore:
         raw = self._raw(session_id)
         if raw is None:
             return None
+        if self._unmapped:
+            await self._map_slots()
         if self._cache is not None:
             return await self._cached_get(session_id, raw, self._cache)
         with _TRANSLATED:
@@ -884,8 +915,8 @@ class AsyncRedisStore:
                 if time.monotonic() < self._resubscribe_at:
                     return False
                 self._resubscribe_at = time.monotonic() + 0.5
-                if self.cluster:  # the cluster client learns its slot map on its first command
-                    await self._client.ping()
+                if self._unmapped:
+                    await self._map_slots()
                 pubsub = cast(Any, self._client).pubsub()
                 self._pubsub = pubsub
                 cache.reset(subscribed=False)
@@ -1037,6 +1068,8 @@ class AsyncRedisStore:
         cap: UserCap | None,
     ) -> list[str]:
         """Cluster, id not routed to the user's slot: single-slot steps, index first."""
+        if self._unmapped:
+            await self._map_slots()
         victims: list[SessionRecord] = []
         if cap is not None:
             live = [r for r in await self._members(user, ikey) if r.expires_at > cap.now]
@@ -1168,6 +1201,8 @@ class AsyncRedisStore:
         """Walks the keyspace (``SCAN``, every master) and deletes records whose
         ``expires_at <= now``, each only if unchanged since it was read. Redis already drops
         records at their TTL, so production deployments rarely need this."""
+        if self._unmapped:
+            await self._map_slots()
         size = len(self._prefix) + _ID_BYTES
         batch: list[bytes] = []
         total = 0
