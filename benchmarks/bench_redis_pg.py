@@ -384,21 +384,27 @@ def throughput(
         await manager.close()
         return done / elapsed
 
-    async def prepare() -> list[str]:
+    async def prepare() -> tuple[list[str], list[str]]:
         manager = AsyncSessionManager(make_store(), policy=POLICY)
-        tokens = []
+        tokens, ids = [], []
         for i in range(512):
             session = await manager.issue(f"user-{i}")
             assert session.token is not None
             tokens.append(session.token)
+            ids.append(session.id)
         await manager.close()
-        return tokens
+        return tokens, ids
 
-    tokens = asyncio.run(prepare())
+    tokens, ids = asyncio.run(prepare())
+    base = time.time() + 1
     failures: list[int] = []
     rates = []
     for what, work in (
         ("validate", lambda m, i: m.validate(tokens[i % len(tokens)])),
+        (
+            "touch",
+            lambda m, i: m.store.touch(ids[i % 512], last_seen=base + i, expires_at=base + i),
+        ),
         ("issue (login)", lambda m, i: m.issue(f"load-{i % 5000}")),
     ):
         before = cpu()
