@@ -19,12 +19,13 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
+T = TypeVar("T")
 REQUIRE_ENV = "SESSIONWARD_REQUIRE_SERVICES"
 START_TIMEOUT = 20.0
 
@@ -236,14 +237,36 @@ def _redis_binary() -> str:
     return binary
 
 
+_SHARED: dict[str, list[Any]] = {}  # name -> [server, users, its context manager]
+
+
+@contextlib.contextmanager
+def _shared(name: str, start: Callable[[], contextlib.AbstractContextManager[T]]) -> Iterator[T]:
+    """One server per test session, however many modules import the fixture (each import
+    makes its own session fixture; they all get this one server, stopped with the last)."""
+    entry = _SHARED.get(name)
+    if entry is None:
+        manager = start()
+        entry = _SHARED[name] = [manager.__enter__(), 0, manager]
+    entry[1] += 1
+    try:
+        yield entry[0]
+    finally:
+        entry[1] -= 1
+        if entry[1] == 0:
+            del _SHARED[name]
+            entry[2].__exit__(None, None, None)
+
+
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
-    with private_redis() as server:
+    with _shared("redis", private_redis) as server:
         yield server
 
 
-@pytest.fixture(scope="session")
-def redis_cluster() -> Iterator[RedisClusterServers]:
+@contextlib.contextmanager
+def private_cluster() -> Iterator[RedisClusterServers]:
+    """A 3-master Redis Cluster of one's own."""
     binary = _redis_binary()
     directory = Path(tempfile.mkdtemp(prefix="sw-cluster-"))
     cluster = RedisClusterServers([RedisServer(binary, directory, cluster=True) for _ in range(3)])
@@ -253,6 +276,12 @@ def redis_cluster() -> Iterator[RedisClusterServers]:
     finally:
         cluster.stop()
         shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisClusterServers]:
+    with _shared("cluster", private_cluster) as cluster:
+        yield cluster
 
 
 # -- PostgreSQL --------------------------------------------------------------------------------
@@ -366,6 +395,13 @@ class PostgresServer:
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
+    with _shared("postgres", private_postgres) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def private_postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL cluster of one's own, in a temporary directory."""
     bindir = _postgres_bin()
     if bindir is None or not (bindir / "pg_ctl").exists():
         unavailable(
