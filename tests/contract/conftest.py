@@ -86,6 +86,21 @@ def _sqlite_memory(request: pytest.FixtureRequest) -> Iterator[Pair]:
         asyncio.run(async_store.close())
 
 
+# Server-backed stores: tests/servers.py starts private servers (skip, or fail in CI, without them).
+from servers import (  # noqa: E402
+    postgres_pair,
+    postgres_server,  # noqa: F401 - a fixture the pairs request
+    redis_cluster,  # noqa: F401
+    redis_cluster_pair,
+    redis_pair,
+    redis_server,  # noqa: F401
+)
+
+backend("redis")(redis_pair)
+backend("redis-cluster")(redis_cluster_pair)
+backend("postgres")(postgres_pair)
+
+
 class RunnerFacade:
     """The sync store interface over an async store: each call runs to completion on
     ``runner``'s event loop. Test-only; the library's sync path never hops loops or threads."""
