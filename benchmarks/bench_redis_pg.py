@@ -26,6 +26,7 @@ import asyncio
 import gc
 import importlib
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -476,6 +477,8 @@ def main() -> None:
         standalone.stop()
         cluster.stop()
         postgres.stop()
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(pg_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":
