@@ -78,6 +78,7 @@ _UPDATE = (
 )
 _BY_USER = f"SELECT {_COLUMNS} FROM sessions WHERE user_id = ? ORDER BY created_at, id"  # noqa: S608
 _PURGE_BATCH = 500
+_CHECKPOINT_PAGES = 4000
 _IS_STRICT = "SELECT strict FROM pragma_table_list WHERE schema = 'main' AND name = 'sessions'"
 _CHUNK = "SELECT id FROM sessions WHERE id > ? ORDER BY id LIMIT ?"
 
@@ -210,6 +211,10 @@ class AsyncSQLiteStore:
             conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout * 1000)}")
             if not self._memory:
                 conn.execute("PRAGMA journal_mode=WAL")
+                # A checkpoint syncs the WAL and the file; at SQLite's default of 1000 pages the
+                # commit that triggers it pays ~7 ms every ~500 logins. 4000 pages (16 MiB of
+                # WAL) cuts the amortised cost per login by ~12 µs; see docs/design.md.
+                conn.execute(f"PRAGMA wal_autocheckpoint={_CHECKPOINT_PAGES}")
         self._local.conn = conn
         self._local.fork_generation = _fork_generation
         return conn
