@@ -18,6 +18,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis import Case
 
+from sessionward.jwt import KeySet, save_keyset_file
 from sessionward.service import ServiceConfig, create_app
 from sessionward.service.keys import mint_key, register_key
 from sessionward.service.openapi import openapi_document
@@ -43,7 +44,9 @@ class ApiKeyAuth:
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     path = Path(tmp_path_factory.mktemp("schemathesis")) / "s.db"
-    app = create_app(ServiceConfig(store=str(path), admin=False, demo=False))
+    keys = path.with_name("jwt-keys.json")  # the JWT mode on, so its routes are exercised
+    save_keyset_file(keys, KeySet.generate("ES256", now=time.time()))
+    app = create_app(ServiceConfig(store=str(path), admin=False, demo=False, jwt_keys=str(keys)))
     runtime: Runtime = app.state.runtime
     register_key(runtime.state, _KEY, "admin", "schemathesis", time.time())
     with serve(app) as base:

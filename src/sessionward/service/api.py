@@ -23,6 +23,13 @@ store_unavailable      503     the session store cannot answer; nothing was deci
 internal               500     a bug; the details are in the service log
 =====================  ======  ==========================================================
 
+With ``jwt_keys`` configured (the JWT mode), ``GET /.well-known/jwks.json`` serves the public
+verification keys to anyone, ``POST /v1/tokens`` starts a refresh family (an access JWT and an
+opaque refresh token) and ``POST /v1/tokens/refresh`` trades a refresh token for a new pair;
+every use rotates it, and a rotated refresh token presented after the grace window ends its
+family as stolen. A refused refresh token gets ``invalid_token`` / ``"invalid"``, nothing more.
+Without ``jwt_keys`` those three answer ``not_found``.
+
 The validate endpoint answers 200 with a ``decision`` (``allow``, ``rotate``, ``step-up`` or
 ``deny``); a denied token gets ``"reason": "invalid"`` and nothing more, while the real reason
 (unknown, mismatch, expired, reused...) goes to the event log.
@@ -36,7 +43,7 @@ import math
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
@@ -60,6 +67,9 @@ from sessionward.service.keys import ApiKey
 from sessionward.service.metrics import CONTENT_TYPE
 from sessionward.service.runtime import RESERVED_PREFIX, Runtime
 
+if TYPE_CHECKING:
+    from sessionward.jwt import AsyncTokenService, TokenPair
+
 __all__ = ["ApiError", "api_routes", "error_response", "session_json"]
 
 _log = logging.getLogger("sessionward.service")
@@ -68,6 +78,8 @@ _NO_STORE = {"cache-control": "no-store"}
 _STRING_MAX = 512
 _REVOKE_REASONS = {r.value for r in RevokeReason}
 _SCOPE = re.compile("[!-~]{1,128}")  # printable ASCII, no space: the scope separator
+_JWKS_CACHE = {"cache-control": "public, max-age=300"}  # key rotation waits out far more
+_NO_JWT = "the JWT mode is not configured (jwt_keys)"
 
 
 class ApiError(Exception):
@@ -403,6 +415,41 @@ class Api:
         found = await self.manager.revoke(session or session_id, reason=RevokeReason.ADMIN)
         return _answer({"revoked": found})
 
+    # -- the JWT mode ------------------------------------------------------------------------
+
+    def _tokens(self) -> AsyncTokenService:
+        if self.rt.tokens is None:
+            raise ApiError(404, "not_found", _NO_JWT)
+        return self.rt.tokens
+
+    def _pair(self, service: AsyncTokenService, pair: TokenPair, status: int) -> Response:
+        body = pair.response(service.clock.now())
+        body["session_id"] = pair.session_id
+        body["refresh_expires_at"] = pair.refresh_expires_at
+        return _answer(body, status)
+
+    async def token_login(self, request: Request, key: ApiKey) -> Response:
+        service = self._tokens()
+        fields = Fields(await _json_body(request), {"user_id", "auth_level", "scopes", "context"})
+        user_id = fields.string("user_id", required=True, limit=256) or ""
+        if user_id.startswith(RESERVED_PREFIX):
+            raise ApiError(403, "forbidden", f"user ids starting {RESERVED_PREFIX!r} are reserved")
+        pair = await service.login(
+            str(_user_id(user_id, key)),
+            scopes=fields.strings("scopes", ascii_only=True) or (),
+            auth_level=_or(fields.integer("auth_level", maximum=100), 1),
+            context=_context(fields, request),
+        )
+        return self._pair(service, pair, 201)
+
+    async def token_refresh(self, request: Request, key: ApiKey) -> Response:
+        service = self._tokens()
+        fields = Fields(await _json_body(request), {"refresh_token", "context"})
+        refresh_token = fields.string("refresh_token", required=True, limit=256)
+        context = _context(fields, request)
+        pair = await service.refresh(refresh_token, context=context)  # InvalidToken: 401
+        return self._pair(service, pair, 200)
+
     async def metrics(self, request: Request, key: ApiKey) -> Response:
         up = await self.rt.store_ready()
         count = await self.rt.session_count() if up else None
@@ -466,6 +513,23 @@ def endpoint(runtime: Runtime, name: str, scope: str, handler: Handler) -> Calla
     return run
 
 
+def jwks_endpoint(runtime: Runtime) -> Callable[..., Any]:
+    """The public keys, for anyone (no API key): they only verify."""
+    metrics = runtime.metrics
+
+    async def run(request: Request) -> Response:
+        started = time.perf_counter()
+        if runtime.tokens is None:
+            response: Response = error_response(404, "not_found", _NO_JWT)
+        else:
+            keyset = runtime.tokens.verifier.keyset
+            response = JSONResponse(keyset.jwks(), headers=_JWKS_CACHE)
+        metrics.observe("jwks", response.status_code, time.perf_counter() - started)
+        return response
+
+    return run
+
+
 def _dispatch(methods: dict[str, Callable[..., Any]]) -> Callable[..., Any]:
     async def run(request: Request) -> Response:
         response: Response = await methods[request.method](request)
@@ -504,11 +568,17 @@ def api_routes(runtime: Runtime) -> list[Route]:
         ("/v1/users/{user_id:anytext}/revoke", "POST", "revoke_user", "issue", api.revoke_user),
         ("/v1/sessions/{session_id}", "GET", "get_session", "admin", api.get_session),
         ("/v1/sessions/{session_id}", "DELETE", "delete_session", "admin", api.delete_session),
+        ("/v1/tokens", "POST", "token_login", "issue", api.token_login),
+        ("/v1/tokens/refresh", "POST", "token_refresh", "issue", api.token_refresh),
         ("/metrics", "GET", "metrics", "validate", api.metrics),
     ]
     by_path: dict[str, dict[str, Callable[..., Any]]] = {}
     for path, method, name, scope, handler in table:
         by_path.setdefault(path, {})[method] = endpoint(runtime, name, scope, handler)
     return [
-        Route(path, _dispatch(methods), methods=list(methods)) for path, methods in by_path.items()
+        *(
+            Route(path, _dispatch(methods), methods=list(methods))
+            for path, methods in by_path.items()
+        ),
+        Route("/.well-known/jwks.json", jwks_endpoint(runtime), methods=["GET"]),
     ]

@@ -64,6 +64,10 @@ def _serve_options(parser: argparse.ArgumentParser) -> None:
         metavar="NET",
         help="reverse proxy address or network whose X-Forwarded-For is believed (repeatable)",
     )
+    parser.add_argument(
+        "--jwt-keys", metavar="FILE", help="signing-key file: serve JWKS and token refresh"
+    )
+    parser.add_argument("--jwt-audience", help="aud of the access tokens (default: the origin)")
     parser.add_argument("--no-admin", action="store_true", help="do not serve /admin")
     parser.add_argument("--no-demo", action="store_true", help="do not serve /demo")
     parser.add_argument("--log-level", default="info", help="uvicorn log level (default info)")
@@ -77,6 +81,8 @@ def _load(args: argparse.Namespace) -> ServiceConfig:
         "state": args.state,
         "public_url": getattr(args, "public_url", None),
         "trusted_proxies": getattr(args, "trusted_proxies", None),
+        "jwt_keys": getattr(args, "jwt_keys", None),
+        "jwt_audience": getattr(args, "jwt_audience", None),
     }
     if getattr(args, "no_admin", False):
         flags["admin"] = False
@@ -114,6 +120,8 @@ def _serve(args: argparse.Namespace) -> int:
     origin = config.origin
     print(f"sessionward service on {origin}  (sessions: {config.store})")
     print(f"  API      {origin}/v1/   (OpenAPI: {origin}/openapi.json)")
+    if runtime.tokens is not None:
+        print(f"  JWKS     {origin}/.well-known/jwks.json")
     if config.admin:
         print(f"  Admin    {origin}/admin/")
     if config.demo:

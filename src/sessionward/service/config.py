@@ -9,6 +9,7 @@ flags, at top level or under a ``[service]`` table, plus an optional ``[policy]`
     store = "sessionward.db"          # or "redis://..." or "postgresql://..."
     public_url = "https://sessions.example"
     trusted_proxies = ["10.0.0.0/8"]
+    jwt_keys = "jwt-keys.json"        # opt-in JWT mode: JWKS and refresh endpoints
 
     [policy]
     idle_timeout = 1800
@@ -46,6 +47,11 @@ class ServiceConfig:
     * ``admin`` / ``demo``: serve the admin page at ``/admin`` and the demo shop at ``/demo``.
     * ``trusted_proxies``: reverse proxies whose ``X-Forwarded-For`` is believed.
     * ``key_cache_seconds``: how long a process trusts an API-key lookup (revocation delay).
+    * ``jwt_keys``: turns on the JWT mode (``/.well-known/jwks.json``, ``/v1/tokens``): the
+      path of a signing-key file (``sessionward keys generate``, a JWK set or a PEM key), or
+      that text itself (as ``SESSIONWARD_JWT_KEYS`` holds it for ``sessionward.jwt``).
+    * ``jwt_audience``: the ``aud`` of the access tokens (default: the origin, also the
+      ``iss``).
     """
 
     host: str = "127.0.0.1"
@@ -57,6 +63,8 @@ class ServiceConfig:
     demo: bool = True
     trusted_proxies: tuple[str, ...] = ()
     key_cache_seconds: float = 5.0
+    jwt_keys: str | None = None
+    jwt_audience: str | None = None
     policy: Policy = field(default_factory=Policy)
 
     def __post_init__(self) -> None:

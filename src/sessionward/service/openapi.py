@@ -107,6 +107,25 @@ SCHEMAS: dict[str, Any] = {
             "context_history": {"type": "array", "items": {"type": "object"}},
         },
     },
+    "TokenPair": {
+        "type": "object",
+        "required": [
+            "access_token",
+            "token_type",
+            "expires_in",
+            "refresh_token",
+            "session_id",
+            "refresh_expires_at",
+        ],
+        "properties": {
+            "access_token": {"type": "string", "description": "A signed JWT (verify: JWKS)."},
+            "token_type": {"type": "string", "enum": ["Bearer"]},
+            "expires_in": {"type": "integer", "minimum": 0},
+            "refresh_token": {"type": "string", "description": "Opaque; works once."},
+            "session_id": {"type": "string", "description": "The tokens' `sid`."},
+            "refresh_expires_at": _TIME,
+        },
+    },
     "SessionAndToken": {
         "type": "object",
         "required": ["session", "token"],
@@ -386,6 +405,56 @@ def _paths() -> dict[str, Any]:
             )
             | {"responses": _with_404("delete")},
         },
+        "/v1/tokens": {
+            "post": _op(
+                "JWT mode: start a refresh family (login); an access and a refresh token",
+                "issue",
+                _json(_ref("TokenPair"), "Created; send both tokens to the client."),
+                status="201",
+                body=_obj(
+                    {
+                        "user_id": {"type": "string", "minLength": 1, "maxLength": 256},
+                        "auth_level": {"type": "integer", "minimum": 0, "maximum": 100},
+                        "scopes": _SCOPES,
+                        "context": _ref("Context"),
+                    },
+                    ("user_id",),
+                ),
+            )
+            | {"responses": _jwt_responses(_json(_ref("TokenPair"), "Created."), "201")},
+        },
+        "/v1/tokens/refresh": {
+            "post": _op(
+                "JWT mode: trade a refresh token for a new pair (the old one is rotated out)",
+                "issue",
+                _json(_ref("TokenPair")),
+                body=_obj(
+                    {
+                        "refresh_token": {**_TOKEN, "description": "The refresh token."},
+                        "context": _ref("Context"),
+                    },
+                    ("refresh_token",),
+                ),
+            )
+            | {"responses": _jwt_responses(_json(_ref("TokenPair")), "200")},
+        },
+        "/.well-known/jwks.json": {
+            "get": {
+                "summary": "JWT mode: the public keys verifying access tokens (JWK set)",
+                "security": [],
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["keys"],
+                            "properties": {"keys": {"type": "array", "items": {"type": "object"}}},
+                        },
+                        "The JWK set (public members only).",
+                    ),
+                    "404": _error("not_found: the JWT mode is not configured"),
+                },
+            }
+        },
         "/metrics": {
             "get": {
                 "summary": "Prometheus metrics (text exposition format 0.0.4)",
@@ -428,6 +497,15 @@ def _with_409(ok: dict[str, Any], status: str) -> dict[str, Any]:
     return {
         status: ok,
         **{code: _error(_ERRORS[code]) for code in ("400", "401", "403", "413", "415", "503")},
+        "409": _error("session_limit or conflict"),
+    }
+
+
+def _jwt_responses(ok: dict[str, Any], status: str) -> dict[str, Any]:
+    return {
+        status: ok,
+        **{code: _error(_ERRORS[code]) for code in ("400", "401", "403", "413", "415", "503")},
+        "404": _error("not_found: the JWT mode is not configured"),
         "409": _error("session_limit or conflict"),
     }
 

@@ -2,14 +2,16 @@
 
 ``open_store`` turns ``--store`` into a session store: a SQLite path, or a Redis/PostgreSQL URL
 handled by ``sessionward.stores.redis`` / ``sessionward.stores.postgres`` when those modules are
-installed (a clear :class:`ConfigError` otherwise).
+installed (a clear :class:`ConfigError` otherwise). ``open_token_service`` turns ``jwt_keys``
+on: refresh families live in the same store, under a manager of their own (no ``rotate_after``:
+a refresh token rotates on every use).
 """
 
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
-from typing import Any, cast
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, cast
 
 from sessionward._async.base import AsyncStore
 from sessionward._async.manager import AsyncSessionManager
@@ -22,6 +24,9 @@ from sessionward.service.config import ServiceConfig
 from sessionward.service.keys import KeyRing
 from sessionward.service.metrics import Metrics
 from sessionward.service.state import ServiceState
+
+if TYPE_CHECKING:
+    from sessionward.jwt import AsyncTokenService
 
 __all__ = ["RESERVED_PREFIX", "Runtime", "open_runtime", "open_store"]
 
@@ -73,8 +78,11 @@ class Runtime:
     keys: KeyRing
     activity: Activity
     metrics: Metrics
+    tokens: AsyncTokenService | None = None  # the JWT mode, when ``jwt_keys`` is configured
 
     async def close(self) -> None:
+        if self.tokens is not None:
+            self.tokens.close()  # its manager shares the store closed just below
         await self.manager.close()
         self.state.close()
 
@@ -111,4 +119,36 @@ def open_runtime(
     manager = AsyncSessionManager(store, policy=config.policy, clock=clock, events=events)
     state = ServiceState(config.state_path)
     keys = KeyRing(state, cache_seconds=config.key_cache_seconds)
-    return Runtime(config, manager, state, keys, activity, Metrics())
+    try:
+        tokens = open_token_service(config, manager) if config.jwt_keys else None
+    except BaseException:
+        state.close()
+        raise
+    return Runtime(config, manager, state, keys, activity, Metrics(), tokens)
+
+
+def open_token_service(config: ServiceConfig, manager: AsyncSessionManager) -> AsyncTokenService:
+    """The JWT mode: ``config.jwt_keys`` is a key file's path or the key text itself."""
+    try:
+        from sessionward.jwt import AsyncTokenService
+        from sessionward.jwt.loading import keyset_from_text, load_keyset_file
+    except ModuleNotFoundError as exc:
+        raise ConfigError(f"jwt_keys needs {exc.name}: pip install 'sessionward[jwt]'") from None
+    spec = str(config.jwt_keys).strip()
+    now = manager.clock.now()
+    if spec.startswith(("{", "-----BEGIN")):
+        keyset = keyset_from_text(spec, now=now)
+    else:
+        keyset = load_keyset_file(spec, now=now)
+    refresh_manager = AsyncSessionManager(
+        manager.store,
+        policy=replace(manager.policy, rotate_after=None),
+        clock=manager.clock,
+        events=manager.events,
+    )
+    return AsyncTokenService(
+        refresh_manager,
+        keyset,
+        issuer=config.origin,
+        audience=config.jwt_audience or config.origin,
+    )
