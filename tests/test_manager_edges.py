@@ -37,3 +37,31 @@ def test_lone_surrogate_in_data_is_our_error(make_harness: MakeHarness) -> None:
         h.m.issue("bob", data={"x": "\udfff"})
     assert h.m.get(session.id) is not None
     assert h.m.get(session.id).data == {"cart": []}  # type: ignore[union-attr]
+
+
+def test_admit_refuses_a_record_before_it_is_authenticated_or_renewed(tmp_path: object) -> None:
+    from sessionward import EventBus, MemoryStore, SessionManager
+    from sessionward.testing import EventRecorder, FakeClock
+
+    store = MemoryStore()
+    clock = FakeClock()
+    recorder = EventRecorder()
+    plain = SessionManager(store, clock=clock, policy=Policy(rotate_after=60))
+    guarded = SessionManager(
+        store,
+        clock=clock,
+        policy=Policy(rotate_after=60),
+        events=EventBus([recorder]),
+        admit=lambda record: "family" not in record.data,
+    )
+    family = plain.issue("alice", data={"family": 1})
+    ordinary = plain.issue("alice")
+    assert family.token is not None
+    assert ordinary.token is not None
+    clock.advance(120)  # renewal due for both
+    with pytest.raises(InvalidToken) as refused:
+        guarded.validate(family.token)
+    assert refused.value.reason == "refused"
+    assert store.get(family.id) == family.record  # not rotated, not touched
+    assert guarded.validate(ordinary.token).rotated  # others still renew
+    assert next(getattr(e, "reason", None) for e in recorder.events) == "refused"

@@ -38,6 +38,16 @@ def key_file(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def jwt_service(tmp_path: Path) -> Iterator[Service]:
+    yield from _jwt_service(tmp_path, rotate_after=None)
+
+
+@pytest.fixture
+def renewing_jwt_service(tmp_path: Path) -> Iterator[Service]:
+    """Sessions renew (rotate) on validate after 60 s."""
+    yield from _jwt_service(tmp_path, rotate_after=60)
+
+
+def _jwt_service(tmp_path: Path, rotate_after: float | None) -> Iterator[Service]:
     # PyJWT checks exp/iat against the real clock: the fake one starts at the real time.
     clock = FakeClock(time.time())
     path = tmp_path / "service.db"
@@ -45,7 +55,9 @@ def jwt_service(tmp_path: Path) -> Iterator[Service]:
         store=str(path),
         admin=False,
         demo=False,
-        policy=Policy(idle_timeout=600, absolute_timeout=3600, rotation_grace=30),
+        policy=Policy(
+            idle_timeout=600, absolute_timeout=3600, rotation_grace=30, rotate_after=rotate_after
+        ),
         key_cache_seconds=0,
         jwt_keys=str(key_file(tmp_path)),
     )
@@ -225,3 +237,24 @@ def test_jwt_keys_from_environment_path_or_text(tmp_path: Path) -> None:
             runtime.tokens.verifier.keyset.jwks() == KeySet.from_document(json.loads(text)).jwks()
         )
         asyncio.run(runtime.close())
+
+
+def test_refresh_tokens_are_not_session_tokens(renewing_jwt_service: Service) -> None:
+    """A refresh token presented to the session endpoints is refused and left untouched, even
+    when the session policy's renewal is due (it would rotate it outside the family)."""
+    from sessionward.jwt.refresh import FAMILY_KEY
+    from sessionward.service.runtime import _FAMILY_MARK
+
+    assert json.dumps({FAMILY_KEY: 1}, separators=(",", ":")).startswith("{" + _FAMILY_MARK)
+    service = renewing_jwt_service
+    pair = login(service, "dora")
+    service.clock.advance(120)  # renewal is due
+    for path in ("/v1/sessions/validate", "/v1/sessions/rotate"):
+        answer = service.client.post(
+            path, json={"token": pair["refresh_token"]}, headers=service.auth("issue")
+        )
+        assert answer.status_code in (200, 401)
+        assert "session" not in answer.json()
+        assert "token" not in answer.json()
+    service.clock.advance(60)  # past the rotation grace window a stray rotation would open
+    assert refresh(service, pair["refresh_token"]).status_code == 200

@@ -70,7 +70,11 @@ class AsyncSessionManager:
     """Issues, validates, rotates and revokes sessions kept in ``store``.
 
     ``policy`` sets lifetimes and renewal, ``clock`` supplies the time (inject a fake one in
-    tests), ``events`` receives lifecycle events (default: structured logging).
+    tests), ``events`` receives lifecycle events (default: structured logging). ``admit``, if
+    given, must accept a record before ``validate`` authenticates it (or renews it): a store
+    shared by two kinds of session, such as ordinary sessions and JWT refresh families,
+    keeps each kind's tokens out of the other's manager. A refused record is rejected as
+    ``refused``, untouched.
     """
 
     def __init__(
@@ -80,8 +84,10 @@ class AsyncSessionManager:
         policy: Policy | None = None,
         clock: Clock | None = None,
         events: EventBus | None = None,
+        admit: Callable[[SessionRecord], bool] | None = None,
     ) -> None:
         self.store = store
+        self._admit = admit
         self.policy = policy or Policy()
         self.clock: Clock = clock or SystemClock()
         self.events = events or EventBus()
@@ -236,6 +242,8 @@ class AsyncSessionManager:
                 await self._theft(record, now)
                 raise InvalidToken("reused", record.id)
             in_grace = True
+        if self._admit is not None and not self._admit(record):
+            raise self._rejected("refused", record.id, record.user_id, now)
         if now >= record.expires_at:
             await self._expire(record, now)
         rotate_after = self.policy.rotate_after

@@ -18,6 +18,7 @@ from sessionward._async.manager import AsyncSessionManager
 from sessionward._async.sqlite import AsyncSQLiteStore
 from sessionward.clock import Clock, SystemClock
 from sessionward.core.events import EventBus, log_event
+from sessionward.core.record import SessionRecord
 from sessionward.errors import ConfigError, StoreError
 from sessionward.service.activity import Activity
 from sessionward.service.config import ServiceConfig
@@ -116,7 +117,13 @@ def open_runtime(
     activity = Activity(clock.now)
     events = EventBus([log_event, activity])
     store = store if store is not None else open_store(config.store)
-    manager = AsyncSessionManager(store, policy=config.policy, clock=clock, events=events)
+    manager = AsyncSessionManager(
+        store,
+        policy=config.policy,
+        clock=clock,
+        events=events,
+        admit=_not_a_refresh_family if config.jwt_keys else None,
+    )
     state = ServiceState(config.state_path)
     keys = KeyRing(state, cache_seconds=config.key_cache_seconds)
     try:
@@ -125,6 +132,15 @@ def open_runtime(
         state.close()
         raise
     return Runtime(config, manager, state, keys, activity, Metrics(), tokens)
+
+
+_FAMILY_MARK = '"_sessionward_refresh":'  # sessionward.jwt.refresh.FAMILY_KEY, as stored
+
+
+def _not_a_refresh_family(record: SessionRecord) -> bool:
+    """The session endpoints must not authenticate (or renew, outside the family's
+    bookkeeping) a JWT refresh token: both kinds share the store."""
+    return _FAMILY_MARK not in record.data
 
 
 def open_token_service(config: ServiceConfig, manager: AsyncSessionManager) -> AsyncTokenService:
