@@ -36,6 +36,7 @@ import math
 import operator
 import re
 import secrets
+from binascii import Error as Base64Error
 from binascii import a2b_base64
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
@@ -46,11 +47,9 @@ from sessionward.clock import Clock, SystemClock
 from sessionward.core.token import is_session_id
 from sessionward.errors import ConfigError, InvalidArgument, InvalidToken
 from sessionward.jwt._codec import (
-    _PAD,
     _SCAN,
     _TAIL_2,
     _TAIL_3,
-    _URLSAFE,
     b64decode,
     b64encode,
     dumps,
@@ -75,8 +74,27 @@ _MAX_HEADER: Final = 1024
 REGISTERED: Final = frozenset(
     ("iss", "aud", "sub", "sid", "iat", "nbf", "exp", "jti", "scope", "lvl", "auth_time")
 )
-_COMPACT = re.compile(r"([A-Za-z0-9_-]{2,})\.([A-Za-z0-9_-]{2,})\.([A-Za-z0-9_-]{2,})")
 _HEADER_MEMBERS: Final = frozenset(("alg", "kid", "typ"))
+_ALPHABET: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
+# base64url -> base64 for binascii's strict decoder, and every character outside the base64url
+# alphabet ("+", "/", "=" included) to "!", which that decoder rejects: one C pass checks the
+# alphabet and decodes (the compact-form check of the module docstring).
+_TO_BASE64: Final = bytes.maketrans(
+    bytes(range(256)),
+    bytes(
+        (ord("+") if c == 45 else ord("/") if c == 95 else c if chr(c) in _ALPHABET else 33)
+        for c in range(256)
+    ),
+)
+_PADDING: Final = (b"", b"", b"==", b"=")
+# Canonical last characters of a segment of length 4k+2 / 4k+3 (unused bits zero), as bytes.
+_TAILS: Final = (
+    frozenset[int](),
+    frozenset[int](),
+    frozenset(ord(c) for c in _TAIL_2),
+    frozenset(ord(c) for c in _TAIL_3),
+)
 
 
 class AccessClaims(NamedTuple):
@@ -114,7 +132,7 @@ class AccessClaims(NamedTuple):
 _new_claims = tuple.__new__
 _scan_payload = _SCAN[False]
 _REQUIRED = operator.itemgetter("iss", "aud", "sub", "sid", "iat", "exp", "jti")
-_SESSION_ID = re.compile(r"[A-Za-z0-9_-]{16}")
+_SESSION_ID_CHARS: Final = frozenset(_ALPHABET)
 
 
 class IssuedToken(NamedTuple):
@@ -305,7 +323,7 @@ class AccessTokenVerifier:
         self.cache_size = cache_size
         # token -> (claims, key-set epoch it was verified under); a stale epoch is a miss.
         self._cache: OrderedDict[str, tuple[AccessClaims, int]] = OrderedDict()
-        self._headers: dict[str, Key] = {}
+        self._headers: dict[bytes, Key] = {}
         self._epoch = -1
 
     # -- the hot path -----------------------------------------------------------------------
@@ -334,7 +352,11 @@ class AccessTokenVerifier:
                 pass
             return claims
         claims = self._verify(token, now)
-        self._check_revoked(claims)
+        revocations = self.revocations
+        if revocations is not None:
+            reason = revocations.reason(claims)
+            if reason is not None:
+                raise _reject(reason)
         if self.cache_size:
             self._remember(token, claims, epoch)
         return claims
@@ -360,36 +382,45 @@ class AccessTokenVerifier:
         keyset.prune(now)
         epoch = keyset.epoch  # read before the keys: a later change only forces a rebuild
         self._headers = {
-            header_segment(key, self.typ): key for key in keyset.verification_keys().values()
+            header_segment(key, self.typ).encode("ascii"): key
+            for key in keyset.verification_keys().values()
         }
         self._cache = OrderedDict()
         self._epoch = epoch
 
     def _verify(self, token: str, now: float) -> AccessClaims:
-        match = _COMPACT.fullmatch(token)
-        if match is None:
+        # The compact-form check: ASCII, exactly three segments, each at least two characters
+        # of the base64url alphabet in a possible length (strict decoding below).
+        try:
+            data = token.encode("ascii")
+            header, payload, signature = data.split(b".")
+        except (UnicodeEncodeError, ValueError):
+            raise _reject("malformed") from None
+        size, tail = len(payload), len(signature) & 3
+        if size < 2 or len(header) < 2 or len(signature) < 2 or size & 3 == 1 or tail == 1:
             raise _reject("malformed")
-        header, payload, signature = match.groups()
+        try:
+            raw_signature = a2b_base64(
+                signature.translate(_TO_BASE64) + _PADDING[tail], strict_mode=True
+            )
+            # Decoded (the alphabet check), not read: nothing of it is parsed before the
+            # signature has been verified.
+            raw_payload = a2b_base64(
+                payload.translate(_TO_BASE64) + _PADDING[size & 3], strict_mode=True
+            )
+        except Base64Error:
+            raise _reject("malformed") from None
         key = self._headers.get(header)
         if key is None:
-            key = self._foreign_header(header)
-        try:
-            raw_signature = b64decode(signature, checked_alphabet=True)
-        except ValueError:
-            raise _reject("signature") from None
-        if not key.verify(token[: match.end(2)].encode("ascii"), raw_signature):
+            key = self._foreign_header(header.decode("ascii"))
+        if tail and signature[-1] not in _TAILS[tail]:
+            raise _reject("signature")  # a second spelling of the same signature bytes
+        if not key.verify(data[: len(header) + 1 + size], raw_signature):
             raise _reject("signature")
-        # Nothing of the payload was read before this point. (b64decode and loads_object,
-        # inlined: this runs after the signature check has evicted Python from the caches.)
-        rest = len(payload) & 3
-        if (
-            rest == 1
-            or (rest == 2 and payload[-1] not in _TAIL_2)
-            or (rest == 3 and payload[-1] not in _TAIL_3)
-        ):
+        if size & 3 and payload[-1] not in _TAILS[size & 3]:
             raise _reject("payload")
         try:
-            text = a2b_base64((payload + _PAD[rest]).encode("ascii").translate(_URLSAFE)).decode()
+            text = raw_payload.decode()
             body, end = _scan_payload(text, 0)
         except (ValueError, StopIteration, RecursionError):
             raise _reject("payload") from None
@@ -401,6 +432,8 @@ class AccessTokenVerifier:
         """A header spelled differently from ours (another encoder): parse it strictly."""
         if len(segment) > _MAX_HEADER:
             raise _reject("header")
+        if _BASE64URL.fullmatch(segment) is None:
+            raise _reject("malformed")
         try:
             header = loads_object(b64decode(segment, checked_alphabet=True))
         except ValueError:
@@ -443,7 +476,7 @@ class AccessTokenVerifier:
             raise _reject("lifetime")
         if type(sub) is not str or not sub or type(jti) is not str or not 0 < len(jti) <= 128:
             raise _reject("claims")
-        if type(sid) is not str or _SESSION_ID.fullmatch(sid) is None:
+        if type(sid) is not str or len(sid) != 16 or not _SESSION_ID_CHARS.issuperset(sid):
             raise _reject("claims")
         scope, level, auth_time = get("scope", ""), get("lvl", 0), get("auth_time")
         if type(scope) is not str or type(level) is not int or level < 0:

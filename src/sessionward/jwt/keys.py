@@ -20,12 +20,13 @@ import json
 import re
 import secrets
 from abc import ABC, abstractmethod
+from hashlib import sha256 as _sha256
 from typing import Any, ClassVar, Final, Literal
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, decode_dss_signature
 
 from sessionward.errors import ConfigError
 from sessionward.jwt._codec import b64decode, b64encode
@@ -50,6 +51,9 @@ _ORDER: Final = P256_ORDER.to_bytes(32, "big")
 _ZERO: Final = bytes(32)
 _KID = re.compile(r"[A-Za-z0-9._~:+/=-]{1,128}")
 _ECDSA: Final = ec.ECDSA(hashes.SHA256())
+# Verification hashes with hashlib (it keeps its OpenSSL digest fetched; the library looks it
+# up on every call): the same ECDSA-with-SHA-256 check over the same bytes, about 1 µs less.
+_ECDSA_PREHASHED: Final = ec.ECDSA(Prehashed(hashes.SHA256()))
 MIN_HMAC_BYTES: Final = 32
 
 
@@ -212,8 +216,14 @@ class EcKey(Key):
         # big-endian byte strings compare like the numbers they encode.
         if not (_ZERO < r < _ORDER and _ZERO < s < _ORDER):
             return False
+        r0, s0 = signature[0], signature[32]
+        if r0 and s0:  # _der_signature's common case, inlined (this is the hot path)
+            high = s0 >> 7
+            der = _HEADS[(r0 >> 7) * 2 + high] + r + _MIDS[high] + s
+        else:
+            der = _der_signature(signature)
         try:
-            self._public.verify(_der_signature(signature), data, _ECDSA)
+            self._public.verify(der, _sha256(data).digest(), _ECDSA_PREHASHED)
         except InvalidSignature:
             return False
         return True
