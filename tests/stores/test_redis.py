@@ -284,6 +284,38 @@ def test_encoding_round_trips_exactly(record: SessionRecord) -> None:
     assert [type(v) for v in decoded] == [type(v) for v in record]
 
 
+# Where the varints change width (1, 2, 3, 4 bytes): the decoder reads up to three bytes inline.
+WIDTHS = [0, 1, 30, 31, 63, 64, 4094, 4095, 8191, 8192, 524_286, 524_287, 2**40 - 1]
+
+
+@pytest.mark.parametrize("n", WIDTHS)
+def test_every_varint_width_round_trips(n: int) -> None:
+    base = make_record(1_795_871_859.5)
+    for delta in (float(n), -float(n), n / 1000, -n / 1000):
+        at = base.created_at + delta
+        record = base._replace(
+            generation=n, auth_level=-n, version=n + 1, last_seen=at, expires_at=at + delta,
+            rotated_at=at, auth_time=at, absolute_expires_at=at, grace_until=at - delta,
+            user_id="u" * (n % 300), scopes="s" * (n % 200),
+        )  # fmt: skip
+        decoded = _decode(record.id, _encode(record))
+        assert tuple(decoded) == tuple(record)
+        assert [type(v) for v in decoded] == [type(v) for v in record]
+
+
+@settings(max_examples=150, deadline=None)
+@given(records(), st.binary(min_size=1, max_size=3))
+def test_a_cut_or_padded_record_is_store_corrupt(record: SessionRecord, extra: bytes) -> None:
+    value = _encode(record)
+    for cut in range(len(value)):
+        with pytest.raises(StoreCorrupt):
+            _decode(record.id, value[:cut])
+    with pytest.raises(StoreCorrupt):
+        _decode(record.id, value + extra)
+    with pytest.raises(StoreCorrupt):
+        _decode(record.id, b"\x02" + value[1:])
+
+
 def test_a_fresh_login_packs_into_sixty_bytes() -> None:
     clock = FakeClock(1_795_871_859.123456)
     manager, _ = _memory_manager(clock)

@@ -197,8 +197,26 @@ def _encode(r: SessionRecord) -> bytes:
     return bytes(out)
 
 
+_unpack_head = struct.Struct("<Bd").unpack_from  # the format byte and created_at
+_unpack_double = _DOUBLE.unpack_from
+_new_record = tuple.__new__  # SessionRecord(*fields) without NamedTuple's Python-level __new__
+
+
 def _varint_at(buf: bytes, at: int) -> tuple[int, int]:
-    n, shift = 0, 0
+    # Unrolled for the one-, two- and three-byte values that nearly every record holds.
+    byte = buf[at]
+    if byte < 0x80:
+        return byte, at + 1
+    n = byte & 0x7F
+    byte = buf[at + 1]
+    if byte < 0x80:
+        return n | byte << 7, at + 2
+    n |= (byte & 0x7F) << 7
+    byte = buf[at + 2]
+    if byte < 0x80:
+        return n | byte << 14, at + 3
+    n |= (byte & 0x7F) << 14
+    at, shift = at + 3, 21
     while True:
         byte = buf[at]
         at += 1
@@ -209,58 +227,93 @@ def _varint_at(buf: bytes, at: int) -> tuple[int, int]:
 
 
 def _time_at(buf: bytes, at: int, base: float) -> tuple[float | None, int]:
+    # The code's varint, unrolled for one to three bytes (a time within ~6 days of its base).
     code = buf[at]
-    if code >= 0x80:
-        code, at = _varint_at(buf, at)
-    else:
+    if code < 0x80:
         at += 1
-    if code < 4:
-        if code == 0:
-            return base, at
-        if code == 1:
-            return None, at
-        if code == 2:
-            return 0.0, at
-        if at + 8 > len(buf):
-            raise IndexError("truncated double")
-        return _DOUBLE.unpack_from(buf, at)[0], at + 8
-    n, kind = divmod(code - 4, 4)
-    if kind == 0:
-        return base + n, at
-    if kind == 1:
-        return base - n, at
-    return (base + n / 1000 if kind == 2 else base - n / 1000), at
+    else:
+        byte = buf[at + 1]
+        if byte < 0x80:
+            code = (code & 0x7F) | byte << 7
+            at += 2
+        elif buf[at + 2] < 0x80:
+            code = (code & 0x7F) | (byte & 0x7F) << 7 | buf[at + 2] << 14
+            at += 3
+        else:
+            code, at = _varint_at(buf, at)
+    if code >= 4:
+        n = (code - 4) >> 2
+        kind = code & 3
+        if kind == 0:
+            return base + n, at
+        if kind == 1:
+            return base - n, at
+        return (base + n / 1000 if kind == 2 else base - n / 1000), at
+    if code == 0:
+        return base, at
+    if code == 1:
+        return None, at
+    if code == 2:
+        return 0.0, at
+    return _unpack_double(buf, at)[0], at + 8
 
 
 def _text_at(buf: bytes, at: int) -> tuple[str, int]:
-    size, at = _varint_at(buf, at)
+    size = buf[at]
+    if size < 0x80:
+        at += 1
+    else:
+        size, at = _varint_at(buf, at)
     end = at + size
     if end > len(buf):
         raise IndexError("truncated text")
     return buf[at:end].decode("utf-8"), end
 
 
-def _signed(n: int) -> int:
-    return n >> 1 if not n & 1 else -((n + 1) >> 1)
-
-
 def _decode(session_id: str, value: bytes) -> SessionRecord:
-    """The inverse of ``_encode``; on the hot path of every ``get``, so written flat."""
+    """The inverse of ``_encode``. It runs on every ``get``, so it is written flat: the format
+    byte and created_at come from one ``unpack_from``, one-byte varints (nearly all of them) and
+    an untouched last_seen are read inline, the readers it calls are unrolled for up to three
+    bytes, and the tuple is built without ``SessionRecord.__new__``."""
     try:
-        if value[0] != _FORMAT:
+        created_at: float
+        form, created_at = _unpack_head(value)
+        if form != _FORMAT:
             raise ValueError("unknown record format")
-        created_at: float = _DOUBLE.unpack_from(value, 1)[0]
-        last_seen, at = _time_at(value, 9, created_at)
-        if last_seen is None:
-            raise ValueError("missing last_seen")
+        # last_seen: base created_at; code 0 (never touched) is the common case.
+        code = value[9]
+        if code == 0:
+            last_seen = created_at
+            at = 10
+        else:
+            when, at = _time_at(value, 9, created_at)
+            if when is None:
+                raise ValueError("missing last_seen")
+            last_seen = when
         expires_at, at = _time_at(value, at, last_seen)
-        flags, at = _varint_at(value, at)
-        version, at = _varint_at(value, at)
+        flags = value[at]
+        if flags < 0x80:
+            at += 1
+        else:
+            flags, at = _varint_at(value, at)
+        version = value[at]
+        if version < 0x80:
+            at += 1
+        else:
+            version, at = _varint_at(value, at)
         user_id = None
         if flags & _USER:
             user_id, at = _text_at(value, at)
-        generation, at = _varint_at(value, at)
-        auth_level, at = _varint_at(value, at)
+        generation = value[at]
+        if generation < 0x80:
+            at += 1
+        else:
+            generation, at = _varint_at(value, at)
+        auth_level = value[at]
+        if auth_level < 0x80:
+            at += 1
+        else:
+            auth_level, at = _varint_at(value, at)
         rotated_at: float | None = created_at
         auth_time: float | None = created_at
         if flags & _ROTATED:
@@ -282,23 +335,33 @@ def _decode(session_id: str, value: bytes) -> SessionRecord:
             size, at = _varint_at(value, at)
             prev = value[at : at + size]
             at += size
-        scopes = data = context = None
-        if flags & _SCOPES:
-            scopes, at = _text_at(value, at)
-        if flags & _DATA:
-            data, at = _text_at(value, at)
-        if flags & _CONTEXT:
-            context, at = _text_at(value, at)
-        if at != len(value) or None in (expires_at, rotated_at, absolute, grace_until):
+        scopes = ""
+        data = "{}"
+        context = "[]"
+        if flags & (_SCOPES | _DATA | _CONTEXT):
+            if flags & _SCOPES:
+                scopes, at = _text_at(value, at)
+            if flags & _DATA:
+                data, at = _text_at(value, at)
+            if flags & _CONTEXT:
+                context, at = _text_at(value, at)
+        if (
+            at != len(value)
+            or expires_at is None
+            or rotated_at is None
+            or absolute is None
+            or grace_until is None
+        ):
             raise ValueError("malformed record")
     except (IndexError, ValueError, struct.error) as exc:
         raise StoreCorrupt(f"undecodable session record ({exc})") from None
-    return SessionRecord(
-        session_id, secret_hash, prev, grace_until, _signed(generation), user_id,  # type: ignore[arg-type]
-        _signed(auth_level), auth_time, scopes or "", "{}" if data is None else data,
-        created_at, rotated_at, last_seen, expires_at, absolute, _signed(version),  # type: ignore[arg-type]
-        "[]" if context is None else context,
-    )  # fmt: skip
+    return _new_record(SessionRecord, (
+        session_id, secret_hash, prev, grace_until,
+        generation >> 1 if not generation & 1 else -((generation + 1) >> 1), user_id,
+        auth_level >> 1 if not auth_level & 1 else -((auth_level + 1) >> 1), auth_time,
+        scopes, data, created_at, rotated_at, last_seen, expires_at, absolute,
+        version >> 1 if not version & 1 else -((version + 1) >> 1), context,
+    ))  # fmt: skip
 
 
 def _version_bytes(version: int) -> bytes:
@@ -873,9 +936,14 @@ class RedisStore:
             self._map_slots()
         if self._cache is not None:
             return self._cached_get(session_id, raw, self._cache)
-        with _TRANSLATED:
-            value = self._client.get(self._prefix + raw)
-        return None if value is None else _decode(session_id, cast(bytes, value))
+        # ``with _TRANSLATED`` spelled as try/except: the same mapping, without two calls on
+        # the path every request takes.
+        try:
+            value: Any = self._client.get(self._prefix + raw)
+        except Exception as exc:
+            _TRANSLATED.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        return None if value is None else _decode(session_id, value)
 
     # -- the local read cache ---------------------------------------------------------------
 
