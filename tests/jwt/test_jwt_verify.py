@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import string
 import time
 from collections.abc import Callable
@@ -13,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jwt_fixtures import alg, clock, issuer, keyset, make_verifier, verifier  # noqa: F401
-from jwt_forge import AUD, ISS, b64, claims, header, token
+from jwt_forge import AUD, ISS, b64, claims, compact_json, header, token
 from jwt_reference import (
     CrossChecked,
     cross_checked,
@@ -66,10 +67,11 @@ def test_the_fixture_verifier_is_cross_checked(
     with pytest.raises(InvalidToken):
         verifier.verify(token(header(key, typ="JWT"), claims(now), key))
     assert CrossChecked.checked == before + 2
-    # A disagreement fails the test: simulate a verifier bug that ignores the audience.
+    # A disagreement fails the test: simulate a verifier bug that accepts any token it is shown
+    # (it verifies a good one instead).
     buggy = cross_checked(verifier)
-    check = buggy._claims
-    setattr(buggy, "_claims", lambda c, kid, at: check({**c, "aud": AUD}, kid, at))  # noqa: B010
+    check, good = buggy._verify, issuer.issue(subject="alice", session_id=SID).token
+    setattr(buggy, "_verify", lambda _token, at: check(good, at))  # noqa: B010
     with pytest.raises(AssertionError):
         buggy.verify(token(header(key), claims(now, aud="https://elsewhere.test"), key))
 
@@ -291,3 +293,78 @@ def test_random_input_only_ever_raises_invalid_token(value: str) -> None:
     for candidate in (value, f"{value}.{value}.{value}", f"eyJ{value}.eyJ{value}.{value}"):
         with pytest.raises(InvalidToken):
             verifier.verify(candidate)
+
+
+def _our_json(value: dict[str, object]) -> bytes:
+    """The payload spelling of our issuer (compact, raw UTF-8)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def _payloads(now: int) -> dict[str, tuple[bytes, bool]]:
+    """Payload bytes -> whether the fast path (our issuer's exact shape) should read it."""
+    sid = claims(now)["sid"]
+    ours = claims(now, sid=sid)
+    tail = _our_json(ours)[:-1]
+    return {
+        "ours": (_our_json(ours), True),
+        "utf8-subject": (_our_json({**ours, "sub": "zoë 🙂"}), True),
+        "expired": (_our_json(claims(now - 1000, sid=sid, exp=now - 700)), True),
+        "not-yet-valid": (_our_json(claims(now, sid=sid, nbf=now + 61)), True),
+        "future-iat": (_our_json(claims(now + 61, sid=sid)), True),
+        "too-long": (_our_json(claims(now, sid=sid, exp=now + 901)), True),
+        "nbf-after-iat": (_our_json(claims(now, sid=sid, nbf=now + 30)), True),
+        "escaped-subject": (_our_json({**ours, "sub": 'al"ice\\'}), False),
+        "u-escape": (compact_json({**ours, "sub": "zoë"}), False),
+        "slash-escape": (tail.replace(b'"sub":"alice"', b'"sub":"al\\/ice"') + b"}", False),
+        "control-char": (tail.replace(b'"sub":"alice"', b'"sub":"al\x01ice"') + b"}", False),
+        "leading-zero": (tail.replace(b'"lvl":1', b'"lvl":01') + b"}", False),
+        "negative-level": (_our_json({**ours, "lvl": -1}), False),
+        "float-exp": (_our_json({**ours, "exp": float(now + 300)}), False),
+        "bool-level": (_our_json({**ours, "lvl": True}), False),
+        "huge-exp": (_our_json({**ours, "exp": 10**20}), False),
+        "empty-subject": (_our_json({**ours, "sub": ""}), False),
+        "long-jti": (_our_json({**ours, "jti": "j" * 129}), False),
+        "bad-sid": (_our_json({**ours, "sid": "not a session id"}), False),
+        "short-sid": (_our_json({**ours, "sid": sid[:15]}), False),
+        "auth-time": (_our_json({**ours, "auth_time": now}), False),
+        "extra-claim": (_our_json({**ours, "org": "acme"}), False),
+        "reordered": (_our_json(dict(reversed(ours.items()))), False),
+        "whitespace": (json.dumps(ours).encode(), False),
+        "duplicate-iss": (tail + b',"iss":"https://evil.test"}', False),
+        "duplicate-lvl": (tail + b',"lvl":7}', False),
+        "other-issuer": (_our_json({**ours, "iss": ISS + "/"}), False),
+        "trailing-data": (_our_json(ours) + b" ", False),
+        "not-utf8": (tail.replace(b'"sub":"alice"', b'"sub":"al\xffice"') + b"}", False),
+    }
+
+
+@pytest.mark.parametrize("case", sorted(_payloads(0)))
+def test_fast_payload_path_agrees_with_the_full_parser(
+    case: str, keyset: KeySet, clock: FakeClock
+) -> None:
+    """Our issuer's exact payload is read by one pattern instead of the JSON parser: the
+    verdict and the claims must be those of the full path, for every near miss too. (Plain
+    verifiers: this compares our two paths; the library cross-check is everywhere else.)"""
+    now = int(clock.now())
+    body, fast = _payloads(now)[case]
+    jws = token(header(keyset.signing_key), body, keyset.signing_key)
+    fast_verifier, full_verifier = (
+        AccessTokenVerifier(keyset, issuer=ISS, audience=AUD, cache_size=0, clock=clock)
+        for _ in range(2)
+    )
+    setattr(full_verifier, "_our_shape", lambda _text: None)  # noqa: B010
+    try:
+        text: str | None = body.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    assert (text is not None and fast_verifier._our_shape(text) is not None) is fast
+    outcomes = []
+    for candidate in (fast_verifier, full_verifier):
+        try:
+            outcomes.append(candidate.verify(jws))
+        except InvalidToken as exc:
+            outcomes.append(exc.reason)  # type: ignore[arg-type]
+    assert outcomes[0] == outcomes[1]
+    if fast and case in {"ours", "utf8-subject", "nbf-after-iat"}:
+        assert not isinstance(outcomes[0], str)
+        assert dict(outcomes[0].claims) == json.loads(body)

@@ -150,6 +150,26 @@ def header_segment(key: Key, typ: str) -> str:
     return b64encode(dumps({"alg": key.alg, "kid": key.kid, "typ": typ}))
 
 
+_JSON_STRING: Final = r'"([^"\\\x00-\x1f]'  # a JSON string without escapes (opened)
+_JSON_INT: Final = "(0|[1-9][0-9]{0,15})"  # a non-negative integer in plain decimal
+
+
+def _payload_shape(issuer: str, audience: str) -> re.Pattern[str]:
+    """The payload our issuer writes (no ``auth_time``, no extra claims), for the fast path.
+
+    Every string it admits decodes to the characters it spans (no backslash, no control
+    character); every integer is ASCII digits without a leading zero, so ``int()`` of the group
+    is the JSON value. ``sid`` has the session-id shape, ``sub`` is non-empty, ``jti`` 1-128
+    characters, ``lvl`` non-negative: the checks the full path makes on those claims.
+    """
+    text, integer = _JSON_STRING, _JSON_INT
+    return re.compile(
+        f'{{"iss":{re.escape(dumps(issuer).decode())},"aud":{re.escape(dumps(audience).decode())}'
+        f',"sub":{text}+)","sid":"([A-Za-z0-9_-]{{16}})","iat":{integer},"nbf":{integer}'
+        f',"exp":{integer},"jti":{text}{{1,128}})","scope":{text}*)","lvl":{integer}}}'
+    )
+
+
 def _check_common(issuer: str, audience: str, typ: str) -> None:
     for name, value in (("issuer", issuer), ("audience", audience), ("typ", typ)):
         if not isinstance(value, str) or not value or len(value) > 256:
@@ -325,6 +345,7 @@ class AccessTokenVerifier:
         self._cache: OrderedDict[str, tuple[AccessClaims, int]] = OrderedDict()
         self._headers: dict[bytes, Key] = {}
         self._epoch = -1
+        self._our_shape = _payload_shape(issuer, audience).fullmatch
 
     # -- the hot path -----------------------------------------------------------------------
 
@@ -420,50 +441,74 @@ class AccessTokenVerifier:
         if size & 3 and payload[-1] not in _TAILS[size & 3]:
             raise _reject("payload")
         try:
-            text = raw_payload.decode()
+            text = raw_payload.decode()  # UTF-8 only
+        except UnicodeDecodeError:
+            raise _reject("payload") from None
+        shape = self._our_shape(text)
+        if shape is not None:
+            # Exactly the JSON our issuer writes for these iss and aud, members in its order,
+            # strings without escapes, integers in plain decimal (see _payload_shape): what
+            # the JSON parser would return, read in one C call, with the types, iss, aud, sid,
+            # sub and jti already checked by the pattern. Anything else takes the full path.
+            sub, sid, iat, nbf, exp, jti, scope, level = shape.groups()
+            iat, nbf, exp = int(iat), int(nbf), int(exp)
+            skew = self.skew
+            if now >= exp + skew:
+                raise _reject("expired")
+            if iat > now + skew or nbf > now + skew:
+                raise _reject("not-yet-valid")
+            if not iat < exp or exp - iat > self.max_lifetime:
+                raise _reject("lifetime")
+            level = int(level)
+            issuer, audience = self.issuer, self.audience
+            body = {
+                "iss": issuer,
+                "aud": audience,
+                "sub": sub,
+                "sid": sid,
+                "iat": iat,
+                "nbf": nbf,
+                "exp": exp,
+                "jti": jti,
+                "scope": scope,
+                "lvl": level,
+            }
+            return _new_claims(
+                AccessClaims,
+                (
+                    issuer,
+                    audience,
+                    sub,
+                    sid,
+                    iat,
+                    nbf,
+                    exp,
+                    jti,
+                    scope,
+                    level,
+                    None,
+                    self.typ,
+                    key.kid,
+                    MappingProxyType(body),
+                ),
+            )
+        try:
             body, end = _scan_payload(text, 0)
         except (ValueError, StopIteration, RecursionError):
             raise _reject("payload") from None
         if end != len(text) or type(body) is not dict:
             raise _reject("payload")
-        return self._claims(body, key.kid, now)
-
-    def _foreign_header(self, segment: str) -> Key:
-        """A header spelled differently from ours (another encoder): parse it strictly."""
-        if len(segment) > _MAX_HEADER:
-            raise _reject("header")
-        if _BASE64URL.fullmatch(segment) is None:
-            raise _reject("malformed")
         try:
-            header = loads_object(b64decode(segment, checked_alphabet=True))
-        except ValueError:
-            raise _reject("header") from None
-        if header.keys() != _HEADER_MEMBERS:
-            raise _reject("header")  # jku, x5u, jwk, x5c, crit, a missing kid, ...
-        alg, kid, typ = header["alg"], header["kid"], header["typ"]
-        if type(alg) is not str or type(kid) is not str or type(typ) is not str:
-            raise _reject("header")
-        key = self.keyset.get(kid)
-        if key is None:
-            raise _reject("key-revoked" if self.keyset.is_revoked(kid) else "unknown-key")
-        if alg != key.alg:  # exact match: "none", "None", "HS256" on an EC key, ...
-            raise _reject("alg")
-        if typ != self.typ:
-            raise _reject("typ")
-        return key
-
-    def _claims(self, c: dict[str, Any], kid: str, now: float) -> AccessClaims:
-        try:
-            iss, aud, sub, sid, iat, exp, jti = _REQUIRED(c)  # one C call for seven lookups
+            iss, aud, sub, sid, iat, exp, jti = _REQUIRED(body)  # one C call for seven lookups
         except KeyError:
             raise _reject(
-                "issuer" if "iss" not in c else "audience" if "aud" not in c else "claims"
+                "issuer" if "iss" not in body else "audience" if "aud" not in body else "claims"
             ) from None
         if iss != self.issuer:
             raise _reject("issuer")
         if aud != self.audience:
             raise _reject("audience")
-        get = c.get
+        get = body.get
         nbf = get("nbf")
         if type(exp) is not int or type(iat) is not int or not (nbf is None or type(nbf) is int):
             raise _reject("claims")
@@ -499,10 +544,34 @@ class AccessTokenVerifier:
                 level,
                 auth_time,
                 self.typ,
-                kid,
-                MappingProxyType(c),
+                key.kid,
+                MappingProxyType(body),
             ),
         )
+
+    def _foreign_header(self, segment: str) -> Key:
+        """A header spelled differently from ours (another encoder): parse it strictly."""
+        if len(segment) > _MAX_HEADER:
+            raise _reject("header")
+        if _BASE64URL.fullmatch(segment) is None:
+            raise _reject("malformed")
+        try:
+            header = loads_object(b64decode(segment, checked_alphabet=True))
+        except ValueError:
+            raise _reject("header") from None
+        if header.keys() != _HEADER_MEMBERS:
+            raise _reject("header")  # jku, x5u, jwk, x5c, crit, a missing kid, ...
+        alg, kid, typ = header["alg"], header["kid"], header["typ"]
+        if type(alg) is not str or type(kid) is not str or type(typ) is not str:
+            raise _reject("header")
+        key = self.keyset.get(kid)
+        if key is None:
+            raise _reject("key-revoked" if self.keyset.is_revoked(kid) else "unknown-key")
+        if alg != key.alg:  # exact match: "none", "None", "HS256" on an EC key, ...
+            raise _reject("alg")
+        if typ != self.typ:
+            raise _reject("typ")
+        return key
 
     # -- maintenance ------------------------------------------------------------------------
 
