@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/bench_redis_pg.py                 # everything (~5 min)
     .venv/bin/python benchmarks/bench_redis_pg.py --only latency  # latency, memory, throughput
     .venv/bin/python benchmarks/bench_redis_pg.py --sessions 100000
+    .venv/bin/python benchmarks/bench_redis_pg.py --only latency --rounds 41  # steadier medians
 
 It starts its own private servers on loopback ports (redis-server standalone, a 3-master
 Redis Cluster, a PostgreSQL cluster in a temporary directory), like the tests, and tears them
@@ -423,10 +424,15 @@ def throughput(
 
 
 def main() -> None:
+    global ROUNDS
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sessions", type=int, default=1_000_000)
     parser.add_argument("--only", choices=["latency", "memory", "throughput"], action="append")
+    parser.add_argument(
+        "--rounds", type=int, default=ROUNDS, help=f"interleaved latency rounds (default {ROUNDS})"
+    )
     args = parser.parse_args()
+    ROUNDS = max(1, args.rounds)
     parts = set(args.only or ["latency", "memory", "throughput"])
     binary = servers._redis_binary()
     work = Path(tempfile.mkdtemp(prefix="sw-bench-"))
