@@ -39,7 +39,8 @@ import secrets
 from binascii import Error as Base64Error
 from binascii import a2b_base64
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from time import time
 from types import MappingProxyType
 from typing import Any, Final, NamedTuple
 
@@ -339,13 +340,23 @@ class AccessTokenVerifier:
         self.max_lifetime = cap
         self.max_size = max_size
         self.revocations = revocations
-        self.clock: Clock = clock or SystemClock()
+        self.clock = clock or SystemClock()
         self.cache_size = cache_size
         # token -> (claims, key-set epoch it was verified under); a stale epoch is a miss.
         self._cache: OrderedDict[str, tuple[AccessClaims, int]] = OrderedDict()
         self._headers: dict[bytes, Key] = {}
         self._epoch = -1
         self._our_shape = _payload_shape(issuer, audience).fullmatch
+
+    @property
+    def clock(self) -> Clock:
+        return self._clock
+
+    @clock.setter
+    def clock(self, clock: Clock) -> None:
+        self._clock = clock
+        # SystemClock.now() is time.time(): call that directly, one Python frame less a token.
+        self._now: Callable[[], float] = time if type(clock) is SystemClock else clock.now
 
     # -- the hot path -----------------------------------------------------------------------
 
@@ -355,7 +366,7 @@ class AccessTokenVerifier:
             raise _reject("malformed")
         if len(token) > self.max_size:  # before hashing it for the cache
             raise _reject("too-large")
-        now = self.clock.now()
+        now = self._now()
         keyset = self.keyset
         if self._epoch != keyset.epoch or now >= keyset.prune_due:
             self._refresh_keys(now)
@@ -372,7 +383,94 @@ class AccessTokenVerifier:
             except KeyError:  # another thread evicted it meanwhile
                 pass
             return claims
-        claims = self._verify(token, now)
+        # The compact-form check: ASCII, exactly three segments of the base64url alphabet, each
+        # of a possible length (the strict decoding below). An empty segment goes no further
+        # than an empty header, signature or JSON text would: rejected before anything is read.
+        try:
+            data = token.encode("ascii")
+            header, payload, signature = data.split(b".")
+        except (UnicodeEncodeError, ValueError):
+            raise _reject("malformed") from None
+        size, tail = len(payload), len(signature) & 3
+        if size & 3 == 1 or tail == 1:
+            raise _reject("malformed")
+        try:
+            raw_signature = a2b_base64(
+                signature.translate(_TO_BASE64) + _PADDING[tail], strict_mode=True
+            )
+            # Decoded (the alphabet check), not read: nothing of it is parsed before the
+            # signature has been verified.
+            raw_payload = a2b_base64(
+                payload.translate(_TO_BASE64) + _PADDING[size & 3], strict_mode=True
+            )
+        except Base64Error:
+            raise _reject("malformed") from None
+        key = self._headers.get(header)
+        if key is None:
+            key = self._foreign_header(header.decode("ascii"))
+        if tail and signature[-1] not in _TAILS[tail]:
+            raise _reject("signature")  # a second spelling of the same signature bytes
+        if not key.verify(data[: len(header) + 1 + size], raw_signature):
+            raise _reject("signature")
+        if size & 3 and payload[-1] not in _TAILS[size & 3]:
+            raise _reject("payload")
+        try:
+            text = raw_payload.decode()  # UTF-8 only
+        except UnicodeDecodeError:
+            raise _reject("payload") from None
+        shape = self._our_shape(text)
+        if shape is not None:
+            # Exactly the JSON our issuer writes for these iss and aud, members in its order,
+            # strings without escapes, integers in plain decimal (see _payload_shape): what
+            # the JSON parser would return, read in one C call, with the types, iss, aud, sid,
+            # sub and jti already checked by the pattern. Anything else takes the full path.
+            sub, sid, issued, not_before, exp, jti, scope, level = shape.groups()
+            iat = int(issued)
+            nbf = iat if not_before == issued else int(not_before)  # ours: always equal
+            exp = int(exp)
+            skew = self.skew
+            if now >= exp + skew:
+                raise _reject("expired")
+            late = now + skew
+            if iat > late or nbf > late:
+                raise _reject("not-yet-valid")
+            if not iat < exp or exp - iat > self.max_lifetime:
+                raise _reject("lifetime")
+            level = int(level)
+            issuer, audience = self.issuer, self.audience
+            body = {
+                "iss": issuer,
+                "aud": audience,
+                "sub": sub,
+                "sid": sid,
+                "iat": iat,
+                "nbf": nbf,
+                "exp": exp,
+                "jti": jti,
+                "scope": scope,
+                "lvl": level,
+            }
+            claims = _new_claims(
+                AccessClaims,
+                (
+                    issuer,
+                    audience,
+                    sub,
+                    sid,
+                    iat,
+                    nbf,
+                    exp,
+                    jti,
+                    scope,
+                    level,
+                    None,
+                    self.typ,
+                    key.kid,
+                    MappingProxyType(body),
+                ),
+            )
+        else:
+            claims = self._full_claims(text, key.kid, now)
         revocations = self.revocations
         if revocations is not None:
             reason = revocations.reason(claims)
@@ -409,89 +507,8 @@ class AccessTokenVerifier:
         self._cache = OrderedDict()
         self._epoch = epoch
 
-    def _verify(self, token: str, now: float) -> AccessClaims:
-        # The compact-form check: ASCII, exactly three segments, each at least two characters
-        # of the base64url alphabet in a possible length (strict decoding below).
-        try:
-            data = token.encode("ascii")
-            header, payload, signature = data.split(b".")
-        except (UnicodeEncodeError, ValueError):
-            raise _reject("malformed") from None
-        size, tail = len(payload), len(signature) & 3
-        if size < 2 or len(header) < 2 or len(signature) < 2 or size & 3 == 1 or tail == 1:
-            raise _reject("malformed")
-        try:
-            raw_signature = a2b_base64(
-                signature.translate(_TO_BASE64) + _PADDING[tail], strict_mode=True
-            )
-            # Decoded (the alphabet check), not read: nothing of it is parsed before the
-            # signature has been verified.
-            raw_payload = a2b_base64(
-                payload.translate(_TO_BASE64) + _PADDING[size & 3], strict_mode=True
-            )
-        except Base64Error:
-            raise _reject("malformed") from None
-        key = self._headers.get(header)
-        if key is None:
-            key = self._foreign_header(header.decode("ascii"))
-        if tail and signature[-1] not in _TAILS[tail]:
-            raise _reject("signature")  # a second spelling of the same signature bytes
-        if not key.verify(data[: len(header) + 1 + size], raw_signature):
-            raise _reject("signature")
-        if size & 3 and payload[-1] not in _TAILS[size & 3]:
-            raise _reject("payload")
-        try:
-            text = raw_payload.decode()  # UTF-8 only
-        except UnicodeDecodeError:
-            raise _reject("payload") from None
-        shape = self._our_shape(text)
-        if shape is not None:
-            # Exactly the JSON our issuer writes for these iss and aud, members in its order,
-            # strings without escapes, integers in plain decimal (see _payload_shape): what
-            # the JSON parser would return, read in one C call, with the types, iss, aud, sid,
-            # sub and jti already checked by the pattern. Anything else takes the full path.
-            sub, sid, iat, nbf, exp, jti, scope, level = shape.groups()
-            iat, nbf, exp = int(iat), int(nbf), int(exp)
-            skew = self.skew
-            if now >= exp + skew:
-                raise _reject("expired")
-            if iat > now + skew or nbf > now + skew:
-                raise _reject("not-yet-valid")
-            if not iat < exp or exp - iat > self.max_lifetime:
-                raise _reject("lifetime")
-            level = int(level)
-            issuer, audience = self.issuer, self.audience
-            body = {
-                "iss": issuer,
-                "aud": audience,
-                "sub": sub,
-                "sid": sid,
-                "iat": iat,
-                "nbf": nbf,
-                "exp": exp,
-                "jti": jti,
-                "scope": scope,
-                "lvl": level,
-            }
-            return _new_claims(
-                AccessClaims,
-                (
-                    issuer,
-                    audience,
-                    sub,
-                    sid,
-                    iat,
-                    nbf,
-                    exp,
-                    jti,
-                    scope,
-                    level,
-                    None,
-                    self.typ,
-                    key.kid,
-                    MappingProxyType(body),
-                ),
-            )
+    def _full_claims(self, text: str, kid: str, now: float) -> AccessClaims:
+        """Claims from a payload of any other spelling: the JSON parser and every check."""
         try:
             body, end = _scan_payload(text, 0)
         except (ValueError, StopIteration, RecursionError):
@@ -544,7 +561,7 @@ class AccessTokenVerifier:
                 level,
                 auth_time,
                 self.typ,
-                key.kid,
+                kid,
                 MappingProxyType(body),
             ),
         )

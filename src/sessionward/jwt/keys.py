@@ -214,14 +214,16 @@ class EcKey(Key):
         # Range check before the library sees it: r = s = 0 is the "psychic signature"
         # (CVE-2022-21449) that some verifiers accepted for any message. Equal-length
         # big-endian byte strings compare like the numbers they encode.
-        if not (_ZERO < r < _ORDER and _ZERO < s < _ORDER):
-            return False
         r0, s0 = signature[0], signature[32]
-        if r0 and s0:  # _der_signature's common case, inlined (this is the hot path)
-            high = s0 >> 7
-            der = _HEADS[(r0 >> 7) * 2 + high] + r + _MIDS[high] + s
-        else:
+        if r0 and s0:  # both top bytes non-zero (so r, s > 0): 127 times in 128
+            if not (r < _ORDER and s < _ORDER):
+                return False
+            high = s0 >> 7  # _der_signature's common case, inlined (this is the hot path)
+            der = b"".join((_HEADS[(r0 >> 7) * 2 + high], r, _MIDS[high], s))
+        elif _ZERO < r < _ORDER and _ZERO < s < _ORDER:
             der = _der_signature(signature)
+        else:
+            return False
         try:
             self._public.verify(der, _sha256(data).digest(), _ECDSA_PREHASHED)
         except InvalidSignature:
