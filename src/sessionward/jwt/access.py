@@ -7,8 +7,9 @@ Issued tokens look like this (header members sorted, compact JSON)::
 
 The verifier accepts only that shape, in this order of checks (RFC 8725, SECURITY.md §5):
 
-1. a ``str`` of at most ``max_size`` characters in compact form — three non-empty base64url
-   segments, checked by a regular expression before anything is decoded (so the JSON
+1. a ``str`` of at most ``max_size`` characters in compact form — ASCII, three base64url
+   segments of possible lengths, checked by decoding the signature and payload strictly (any
+   character outside the alphabet, ``=`` included, fails) before anything is parsed (so the JSON
    serialization, JWE's five segments and stray characters never reach a parser);
 2. the header: the exact segment we issue for a key of the set (one dictionary lookup), or,
    for other encoders' spellings, a strict parse whose members must be exactly ``alg``, ``kid``
@@ -17,9 +18,10 @@ The verifier accepts only that shape, in this order of checks (RFC 8725, SECURIT
    was built for — ``none`` in any spelling, or ``HS256`` on an EC key, never is;
 3. the signature, with the key's own algorithm, canonical base64url of the exact size (ECDSA as
    raw ``r || s`` with ``0 < r, s < n``);
-4. only then the payload: UTF-8 JSON object, no duplicate members; ``iss``, ``aud`` (one string)
-   and ``typ`` exact; ``exp``, ``iat`` integers, ``nbf`` honoured, skew at most 60 s, lifetime at
-   most ``max_lifetime``; ``sub``, ``sid``, ``jti`` present;
+4. only then the payload: UTF-8 JSON object (the exact spelling our issuer writes is read by
+   one regular expression, every other spelling by the JSON parser, with the same checks);
+   ``iss``, ``aud`` (one string) and ``typ`` exact; ``exp``, ``iat`` integers, ``nbf`` honoured,
+   skew at most 60 s, lifetime at most ``max_lifetime``; ``sub``, ``sid``, ``jti`` present;
 5. revocations (jti denylist, revoked sessions, per-user cut-off).
 
 Every failure raises :class:`~sessionward.errors.InvalidToken` with a ``reason`` code; the
@@ -371,18 +373,19 @@ class AccessTokenVerifier:
         if self._epoch != keyset.epoch or now >= keyset.prune_due:
             self._refresh_keys(now)
         epoch = self._epoch  # the key set state self._headers was built from
-        entry = self._cache.get(token) if self.cache_size else None
-        if entry is not None and entry[1] == keyset.epoch:
-            claims = entry[0]
-            if now >= claims.exp + self.skew:
-                self._cache.pop(token, None)
-                raise _reject("expired")
-            self._check_revoked(claims)
-            try:  # noqa: SIM105 - contextlib.suppress costs more than this whole hit
-                self._cache.move_to_end(token)
-            except KeyError:  # another thread evicted it meanwhile
-                pass
-            return claims
+        if self.cache_size:
+            entry = self._cache.get(token)
+            if entry is not None and entry[1] == keyset.epoch:
+                claims = entry[0]
+                if now >= claims.exp + self.skew:
+                    self._cache.pop(token, None)
+                    raise _reject("expired")
+                self._check_revoked(claims)
+                try:  # noqa: SIM105 - contextlib.suppress costs more than this whole hit
+                    self._cache.move_to_end(token)
+                except KeyError:  # another thread evicted it meanwhile
+                    pass
+                return claims
         # The compact-form check: ASCII, exactly three segments of the base64url alphabet, each
         # of a possible length (the strict decoding below). An empty segment goes no further
         # than an empty header, signature or JSON text would: rejected before anything is read.
