@@ -200,6 +200,7 @@ class AsyncSessionManager:
             return stored or "[]"
         key = context.key()
         memo = self._last_context
+        entries: list[dict[str, Any]] | None = None
         last = memo.get(stored, _UNSEEN)
         if last is _UNSEEN:
             entries = json.loads(stored) if stored else []
@@ -209,7 +210,8 @@ class AsyncSessionManager:
             memo[stored] = last
         if last == key:
             return stored
-        entries = json.loads(stored) if stored else []
+        if entries is None:
+            entries = json.loads(stored) if stored else []
         entries.append({**context.to_json(), "since": now})
         return json.dumps(entries[-self.policy.context_history :], separators=(",", ":"))
 
