@@ -19,15 +19,40 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import Receive, Scope, Send
 
 from sessionward._async.base import AsyncStore
 from sessionward.clock import Clock
-from sessionward.service.api import api_routes, error_response
+from sessionward.service.api import Api, api_routes, error_response
 from sessionward.service.config import ServiceConfig
+from sessionward.service.fast import VALIDATE_PATH, FastValidate
 from sessionward.service.openapi import openapi_document
 from sessionward.service.runtime import Runtime, open_runtime
 
-__all__ = ["create_app"]
+__all__ = ["ServiceApp", "create_app"]
+
+
+class ServiceApp(Starlette):
+    """Starlette, plus the validate endpoint's fast path (``sessionward.service.fast``):
+    ``POST /v1/sessions/validate`` skips the middleware and the router while the app has no
+    middleware of its own and is served at the root (no ``root_path``)."""
+
+    fast_validate: FastValidate | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        fast = self.fast_validate
+        if (
+            fast is not None
+            and scope["type"] == "http"
+            and scope["path"] == VALIDATE_PATH
+            and scope["method"] == "POST"
+            and not scope.get("root_path")
+            and not self.user_middleware
+        ):
+            scope["app"] = self
+            await fast(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def create_app(
@@ -36,11 +61,14 @@ def create_app(
     clock: Clock | None = None,
     store: AsyncStore | None = None,
     runtime: Runtime | None = None,
-) -> Starlette:
+    fast_validate: bool = True,
+) -> ServiceApp:
     """Build the service. ``clock`` and ``store`` are for tests (a fake clock, a given store);
-    the runtime (manager, state, keys, activity) is on ``app.state.runtime``."""
+    the runtime (manager, state, keys, activity) is on ``app.state.runtime``.
+    ``fast_validate=False`` routes validate like every other endpoint (for comparisons)."""
     config = config or ServiceConfig()
     rt = runtime or open_runtime(config, clock=clock, store=store)
+    api = Api(rt)
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"}, headers={"cache-control": "no-store"})
@@ -59,7 +87,7 @@ def create_app(
         return HTMLResponse(_INDEX)
 
     routes: list[BaseRoute] = [
-        *api_routes(rt),
+        *api_routes(rt, api),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
@@ -84,12 +112,14 @@ def create_app(
             if runtime is None:
                 await rt.close()
 
-    app = Starlette(
+    app = ServiceApp(
         routes=routes,
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_error},  # type: ignore[dict-item]
     )
     app.state.runtime = rt
+    if fast_validate:
+        app.fast_validate = FastValidate(rt, api)
     return app
 
 
