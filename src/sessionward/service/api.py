@@ -597,7 +597,11 @@ def jwks_endpoint(runtime: Runtime) -> Callable[..., Any]:
 
 def _dispatch(methods: dict[str, Callable[..., Any]]) -> Callable[..., Any]:
     async def run(request: Request) -> Response:
-        response: Response = await methods[request.method](request)
+        method = request.method
+        # Starlette routes HEAD wherever GET is allowed: answer it as GET (the server drops
+        # the body); it used to fail with a KeyError (500).
+        handler = methods[method] if method != "HEAD" else methods["GET"]
+        response: Response = await handler(request)
         return response
 
     return run
