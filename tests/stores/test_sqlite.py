@@ -14,6 +14,7 @@ from contract.records import make_record
 
 from sessionward import AsyncSQLiteStore, SQLiteStore
 from sessionward._async import sqlite as async_sqlite
+from sessionward.core.record import SessionRecord
 from sessionward.errors import (
     SessionwardError,
     StoreCorrupt,
@@ -56,19 +57,26 @@ def _files(directory: Path) -> list[str]:
 
 
 def test_fresh_file_gets_the_current_schema(store: SQLiteStore, db: Path) -> None:
-    assert async_sqlite.SCHEMA_VERSION == 1
-    assert _query(db, "SELECT version FROM sessionward_schema") == [(1,)]
+    assert async_sqlite.SCHEMA_VERSION == 2
+    assert _query(db, "SELECT version FROM sessionward_schema") == [(2,)]
     names = {r[0] for r in _query(db, "SELECT name FROM sqlite_master")}
-    assert {"sessionward_schema", "sessions", "sessions_by_user"} <= names
+    assert {"sessionward_schema", "sessionward_meta", "sessions", "sessions_untagged"} <= names
+    assert "sessions_by_user" not in names  # schema 2 clusters by user instead of indexing
 
 
-def test_per_user_queries_use_the_index(store: SQLiteStore, db: Path) -> None:
-    plan = _query(
-        db,
-        "EXPLAIN QUERY PLAN SELECT id FROM sessions WHERE user_id = 'a' ORDER BY created_at, id",
-    )
-    assert "sessions_by_user" in str(plan)
-    assert "TEMP B-TREE" not in str(plan)
+def test_per_user_queries_use_primary_keys_only(store: SQLiteStore, db: Path) -> None:
+    for sql in (async_sqlite._BY_USER, async_sqlite._USER_IDS, async_sqlite._USER_LIVE_IDS):
+        conn = _raw(db)
+        try:
+            params = ("abcd", "abcd~", "u", 0.0)[: 4 if "?4" in sql else 3]
+            plan = str(conn.execute("EXPLAIN QUERY PLAN " + sql, params).fetchall())
+        finally:
+            conn.close()
+        # The tag's range of the sessions table's key, the untagged list by its key, and no
+        # scan of the whole sessions table anywhere.
+        assert "SEARCH sessions USING PRIMARY KEY (id>? AND id<?)" in plan, plan
+        assert "SEARCH sessions_untagged USING PRIMARY KEY (user_id=?)" in plan, plan
+        assert "SCAN sessions " not in plan + " ", plan
 
 
 def test_reopening_keeps_data_and_version(db: Path) -> None:
@@ -81,7 +89,7 @@ def test_reopening_keeps_data_and_version(db: Path) -> None:
         assert second.get(record.id) == record
     finally:
         second.close()
-    assert _query(db, "SELECT version FROM sessionward_schema") == [(1,)]
+    assert _query(db, "SELECT version FROM sessionward_schema") == [(2,)]
 
 
 def test_older_schema_is_migrated(db: Path) -> None:
@@ -96,7 +104,145 @@ def test_older_schema_is_migrated(db: Path) -> None:
         assert store.get(record.id) == record
     finally:
         store.close()
-    assert _query(db, "SELECT version FROM sessionward_schema") == [(1,)]
+    assert _query(db, "SELECT version FROM sessionward_schema") == [(2,)]
+
+
+def _schema_1_file(db: Path, records: list[SessionRecord]) -> None:
+    """A file as sessionward with schema 1 wrote it (per-user index, random ids)."""
+    conn = _raw(db)
+    conn.execute("CREATE TABLE sessionward_schema (version INTEGER NOT NULL) STRICT")
+    conn.execute("INSERT INTO sessionward_schema VALUES (1)")
+    for statement in async_sqlite.MIGRATIONS[1]:
+        conn.execute(statement)
+    conn.executemany(async_sqlite._INSERT, records)
+    conn.close()
+
+
+def test_schema_1_file_keeps_every_users_sessions(db: Path) -> None:
+    clock = FakeClock()
+    old = [
+        make_record(clock.now(), user_id=user, id=f"{user}-{i}-".ljust(16, "x"))
+        for user in ("alice", "bob")
+        for i in range(3)
+    ]
+    anonymous = make_record(clock.now(), user_id=None, id="anonymous".ljust(16, "x"))
+    _schema_1_file(db, [*old, anonymous])
+    store = SQLiteStore(db)
+    try:
+        assert _query(db, "SELECT version FROM sessionward_schema") == [(2,)]
+        assert _query(db, "SELECT count(*) FROM sessions_untagged") == [(6,)]
+        fresh = make_record(clock.now() + 1, user_id="alice", id=store.new_session_id("alice"))
+        store.add(fresh)
+        assert _query(db, "SELECT count(*) FROM sessions_untagged") == [(6,)]  # tagged: none
+        listed = [r.id for r in store.list_user("alice")]
+        assert listed == [r.id for r in old[:3]] + [fresh.id]
+        assert store.get(anonymous.id) == anonymous
+        assert sorted(store.delete_user("alice", keep=old[1].id)) == sorted(
+            [old[0].id, old[2].id, fresh.id]
+        )
+        assert [r.id for r in store.list_user("alice")] == [old[1].id]
+        assert [r.id for r in store.list_user("bob")] == [r.id for r in old[3:]]
+        # The triggers took the deleted sessions' entries with them.
+        assert _query(db, "SELECT id FROM sessions_untagged WHERE user_id = 'alice'") == [
+            (old[1].id,)
+        ]
+    finally:
+        store.close()
+
+
+def test_ids_carry_a_keyed_user_tag(tmp_path: Path) -> None:
+    first, second = SQLiteStore(tmp_path / "a.db"), SQLiteStore(tmp_path / "b.db")
+    try:
+        ids = {first.new_session_id("alice") for _ in range(50)}
+        assert len(ids) == 50
+        assert {i[:4] for i in ids} == {first.new_session_id("alice")[:4]}
+        assert all(len(i) == 16 for i in ids)
+        assert first.new_session_id("bob")[:4] != first.new_session_id("alice")[:4]
+        # The tag is keyed by a random per-file salt: another file tags alice differently
+        # (one chance in 2**24 to collide), so an id does not reveal a guessable user.
+        assert second.new_session_id("alice")[:4] != first.new_session_id("alice")[:4]
+        anonymous = {first.new_session_id(None)[:4] for _ in range(20)}
+        assert len(anonymous) > 1
+    finally:
+        first.close()
+        second.close()
+    reopened = SQLiteStore(tmp_path / "a.db")
+    try:  # the salt lives in the file: the same user keeps the same tag across opens
+        assert reopened.new_session_id("alice")[:4] == next(iter(ids))[:4]
+    finally:
+        reopened.close()
+
+
+@pytest.mark.parametrize(
+    "weird",
+    ["{tag}~tail", "{tag}\u00e9", "{tag}", "{tag}\U0010ffffz", "{tag}\x7f"],
+)
+def test_ids_that_only_look_tagged_are_still_listed(db: Path, weird: str) -> None:
+    # The range scan and the Python-side test are one predicate: an id that starts with the
+    # tag but sorts outside the range is kept in the untagged list, never lost.
+    store = SQLiteStore(db)
+    try:
+        tag = store.new_session_id("alice")[:4]
+        session_id = weird.format(tag=tag).encode().decode("unicode_escape")
+        record = make_record(FakeClock().now(), user_id="alice", id=session_id)
+        store.add(record)
+        assert [r.id for r in store.list_user("alice")] == [session_id]
+        store.replace(record._replace(version=2, data='{"a":1}'), expected_version=1)
+        assert [r.data for r in store.list_user("alice")] == ['{"a":1}']
+        assert store.delete_user("alice") == [session_id]
+        assert store.list_user("alice") == []
+        assert _query(db, "SELECT count(*) FROM sessions_untagged") == [(0,)]
+    finally:
+        store.close()
+
+
+def test_moving_a_record_between_users_moves_its_listing(db: Path) -> None:
+    store = SQLiteStore(db)
+    try:
+        clock = FakeClock()
+        tagged_for_bob = store.new_session_id("bob")
+        record = make_record(clock.now(), user_id="alice", id=tagged_for_bob)
+        store.add(record)  # untagged for alice
+        assert [r.id for r in store.list_user("alice")] == [tagged_for_bob]
+        moved = record._replace(user_id="bob", version=2)
+        store.replace(moved, expected_version=1)  # tagged for bob
+        assert store.list_user("alice") == []
+        assert store.list_user("bob") == [moved]
+        assert _query(db, "SELECT count(*) FROM sessions_untagged") == [(0,)]
+        back = moved._replace(user_id="carol", version=3)
+        store.replace(back, expected_version=2)  # untagged for carol
+        assert store.list_user("bob") == []
+        assert store.list_user("carol") == [back]
+        assert store.delete(back.id)
+        assert _query(db, "SELECT count(*) FROM sessions_untagged") == [(0,)]
+    finally:
+        store.close()
+
+
+def test_a_login_writes_one_page(db: Path) -> None:
+    # What schema 2 is for: a login's INSERT changes the sessions table only, so its commit
+    # appends one page to the WAL (a page split now and then adds more).
+    from sessionward import SessionManager
+    from sessionward.core.events import EventBus
+
+    store = SQLiteStore(db)
+    try:
+        manager = SessionManager(store, events=EventBus([]))
+        for i in range(300):
+            manager.issue(f"user{i}", data={"pad": "x" * 200})
+        conn = store._connection()
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        conn.execute("PRAGMA wal_autocheckpoint=0")
+        wal = Path(f"{db}-wal")
+        frames = []
+        for i in range(40):
+            before = wal.stat().st_size
+            manager.issue(f"newcomer{i}")
+            frames.append((wal.stat().st_size - before) // (4096 + 24))
+        assert sorted(frames)[len(frames) // 2] == 1, frames
+        assert _query(db, "SELECT count(*) FROM sessions_untagged") == [(0,)]
+    finally:
+        store.close()
 
 
 def test_failed_migration_rolls_back_entirely(db: Path) -> None:
@@ -114,11 +260,11 @@ def test_failed_migration_rolls_back_entirely(db: Path) -> None:
 def test_newer_schema_is_refused_untouched(db: Path) -> None:
     conn = _raw(db)
     conn.execute("CREATE TABLE sessionward_schema (version INTEGER NOT NULL) STRICT")
-    conn.execute("INSERT INTO sessionward_schema VALUES (2)")
+    conn.execute("INSERT INTO sessionward_schema VALUES (3)")
     conn.close()
     with pytest.raises(StoreCorrupt, match="newer"):
         SQLiteStore(db)
-    assert _query(db, "SELECT version FROM sessionward_schema") == [(2,)]
+    assert _query(db, "SELECT version FROM sessionward_schema") == [(3,)]
     assert _query(db, "SELECT name FROM sqlite_master WHERE name = 'sessions'") == []
 
 
@@ -241,7 +387,7 @@ def test_empty_file_becomes_a_fresh_database(db: Path) -> None:
         assert store.count() == 0
     finally:
         store.close()
-    assert _query(db, "SELECT version FROM sessionward_schema") == [(1,)]
+    assert _query(db, "SELECT version FROM sessionward_schema") == [(2,)]
 
 
 @pytest.mark.parametrize("flavour", [SQLiteStore, AsyncSQLiteStore])

@@ -19,7 +19,10 @@ multi-process deployments.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
+import secrets
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -28,6 +31,7 @@ from pathlib import Path
 
 from sessionward._sync.base import UserCap
 from sessionward._walindex import WalIndexWatch
+from sessionward.core import token as tokens
 from sessionward.core.record import FIELDS, SessionRecord
 from sessionward.errors import (
     AlreadyExists,
@@ -42,7 +46,7 @@ from sessionward.errors import (
 
 __all__ = ["SQLiteStore"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
         """CREATE TABLE sessions (
@@ -67,7 +71,27 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE INDEX sessions_by_user ON sessions (user_id, created_at)"
         " WHERE user_id IS NOT NULL",
     ),
+    # Schema 2 clusters a user's sessions in the primary key instead of indexing them: ids
+    # minted here start with the user's tag (see SQLiteStore.new_session_id), so a
+    # per-user query is a range scan of the table itself and a login writes one B-tree, not
+    # two. Records whose id does not carry their user's tag (older files, imported records)
+    # are listed in sessions_untagged; triggers drop those entries with the session.
+    2: (
+        "CREATE TABLE sessionward_meta (name TEXT PRIMARY KEY NOT NULL, value BLOB NOT NULL)"
+        " STRICT, WITHOUT ROWID",
+        "CREATE TABLE sessions_untagged (user_id TEXT NOT NULL, id TEXT NOT NULL,"
+        " PRIMARY KEY (user_id, id)) STRICT, WITHOUT ROWID",
+        "INSERT INTO sessions_untagged SELECT user_id, id FROM sessions WHERE user_id IS NOT NULL",
+        "DROP INDEX sessions_by_user",
+        "CREATE TRIGGER sessions_untagged_on_delete AFTER DELETE ON sessions"
+        " WHEN old.user_id IS NOT NULL BEGIN"
+        " DELETE FROM sessions_untagged WHERE user_id = old.user_id AND id = old.id; END",
+        "CREATE TRIGGER sessions_untagged_on_move AFTER UPDATE OF user_id ON sessions"
+        " WHEN old.user_id IS NOT NULL AND old.user_id IS NOT new.user_id BEGIN"
+        " DELETE FROM sessions_untagged WHERE user_id = old.user_id AND id = old.id; END",
+    ),
 }
+_SALT_NAME = "user_tag_salt"
 
 _COLUMNS = ", ".join(FIELDS)
 _SELECT = f"SELECT {_COLUMNS} FROM sessions WHERE id = ?"  # noqa: S608 - fixed column list
@@ -77,7 +101,26 @@ _UPDATE = (
     + ", ".join(f"{name} = ?" for name in FIELDS[1:])
     + " WHERE id = ? AND version = ?"
 )
-_BY_USER = f"SELECT {_COLUMNS} FROM sessions WHERE user_id = ? ORDER BY created_at, id"  # noqa: S608
+
+
+def _per_user(columns: str, where: str = "") -> str:
+    """A user's sessions: the tagged ones by a range scan of the primary key (``?1 <= id <
+    ?2``, the tag's range), then the untagged ones through ``sessions_untagged``. ``?3`` is
+    the user id; ``where`` adds a condition on both halves."""
+    return (
+        f"SELECT {columns} FROM sessions WHERE id >= ?1 AND id < ?2 AND user_id = ?3{where}"  # noqa: S608
+        f" UNION ALL SELECT {columns} FROM sessions WHERE id IN"
+        " (SELECT id FROM sessions_untagged WHERE user_id = ?3)"
+        f" AND user_id = ?3 AND NOT (id >= ?1 AND id < ?2){where}"
+    )
+
+
+_BY_USER = _per_user(_COLUMNS) + " ORDER BY created_at, id"
+_USER_IDS = _per_user("id")
+_USER_LIVE_IDS = _per_user("id, created_at", " AND expires_at > ?4") + " ORDER BY created_at, id"
+_ADD_UNTAGGED = "INSERT OR IGNORE INTO sessions_untagged VALUES (?, ?)"
+_TAG_BYTES = 3  # four base64url characters, a whole group: the id's first four characters
+_TAG_MEMO = 4096
 _PURGE_BATCH = 500
 _CHECKPOINT_PAGES = 4000
 _IS_STRICT = "SELECT strict FROM pragma_table_list WHERE schema = 'main' AND name = 'sessions'"
@@ -175,6 +218,8 @@ class SQLiteStore:
             raise InvalidArgument("read_cache must not be negative")
         self._cache: dict[str, tuple[bytes, SessionRecord]] = {}
         self._cache_size = read_cache
+        self._salt = b""
+        self._tags: dict[str, str] = {}
         try:
             with _TRANSLATED:
                 self._migrate(self._connection())
@@ -248,6 +293,16 @@ class SQLiteStore:
             if conn.execute(_IS_STRICT).fetchone() != (1,):
                 # Rows of a non-STRICT table may hold any type; we would misread them.
                 raise StoreCorrupt("the sessions table has lost its STRICT typing")
+            conn.execute(
+                "INSERT OR IGNORE INTO sessionward_meta VALUES (?, ?)",
+                (_SALT_NAME, secrets.token_bytes(16)),
+            )
+            salt = conn.execute(
+                "SELECT value FROM sessionward_meta WHERE name = ?", (_SALT_NAME,)
+            ).fetchone()
+            if salt is None or not isinstance(salt[0], bytes) or len(salt[0]) < 16:
+                raise StoreCorrupt("the user tag salt is damaged")
+            self._salt = salt[0]
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -263,6 +318,41 @@ class SQLiteStore:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+
+    # -- user tags ---------------------------------------------------------------------------
+
+    def _tag(self, user_id: str) -> str:
+        """The first four characters of every id this store mints for ``user_id``: a keyed
+        hash (the salt is random per database file), so a session id does not let an outsider
+        test a guessed user id."""
+        tag = self._tags.get(user_id)
+        if tag is None:
+            digest = hashlib.sha256(self._salt + user_id.encode("utf-8", "surrogatepass"))
+            tag = base64.urlsafe_b64encode(digest.digest()[:_TAG_BYTES]).decode("ascii")
+            if len(self._tags) >= _TAG_MEMO:
+                self._tags.clear()
+            self._tags[user_id] = tag
+        return tag
+
+    def _user_range(self, user_id: str) -> tuple[str, str, str]:
+        """``(?1, ?2, ?3)`` of the per-user queries: the tag's id range and the user."""
+        tag = self._tag(user_id)
+        return tag, tag + "~", user_id  # "~" sorts after every base64url character
+
+    def _tagged(self, session_id: str, user_id: str) -> bool:
+        """Whether the range scan finds ``session_id`` among ``user_id``'s sessions: the very
+        predicate of the SQL (code-point order here is UTF-8 byte order there)."""
+        tag = self._tag(user_id)
+        return tag <= session_id < tag + "~"
+
+    def new_session_id(self, user_id: str | None) -> str:
+        """A fresh session id; a user's ids start with the user's tag, which keeps that user's
+        sessions together in the primary key (no per-user index to write on every login).
+        80 random bits follow the tag; the session manager calls this when issuing."""
+        if user_id is None:
+            return tokens.new_session_id()
+        raw = secrets.token_bytes(tokens.ID_BYTES - _TAG_BYTES)
+        return self._tag(user_id) + base64.urlsafe_b64encode(raw).decode("ascii")
 
     # -- the store interface ----------------------------------------------------------------
 
@@ -287,25 +377,24 @@ class SQLiteStore:
         return record
 
     def add(self, record: SessionRecord, *, cap: UserCap | None = None) -> list[str]:
+        user_id = record.user_id
         with self._guard:
-            if cap is None or record.user_id is None:
+            if user_id is None:
+                self._connection().execute(_INSERT, record)
+                return []
+            tagged = self._tagged(record.id, user_id)
+            if cap is None and tagged:  # a login: one INSERT, one B-tree
                 self._connection().execute(_INSERT, record)
                 return []
             with self._transaction() as conn:
-                evicted = self._make_room(conn, record.user_id, cap)
+                evicted = [] if cap is None else self._make_room(conn, user_id, cap)
                 conn.execute(_INSERT, record)
+                if not tagged:
+                    conn.execute(_ADD_UNTAGGED, (user_id, record.id))
                 return evicted
 
-    @staticmethod
-    def _make_room(conn: sqlite3.Connection, user_id: str, cap: UserCap) -> list[str]:
-        live = [
-            r[0]
-            for r in conn.execute(
-                "SELECT id FROM sessions WHERE user_id = ? AND expires_at > ?"
-                " ORDER BY created_at, id",
-                (user_id, cap.now),
-            )
-        ]
+    def _make_room(self, conn: sqlite3.Connection, user_id: str, cap: UserCap) -> list[str]:
+        live = [r[0] for r in conn.execute(_USER_LIVE_IDS, (*self._user_range(user_id), cap.now))]
         excess = len(live) - cap.limit + 1
         if excess <= 0:
             return []
@@ -316,11 +405,19 @@ class SQLiteStore:
         return evicted
 
     def replace(self, record: SessionRecord, *, expected_version: int) -> None:
+        user_id = record.user_id
         with self._guard:
-            conn = self._connection()
-            cursor = conn.execute(_UPDATE, (*record[1:], record.id, expected_version))
-            if cursor.rowcount == 1:
-                return
+            if user_id is None or self._tagged(record.id, user_id):
+                conn = self._connection()
+                cursor = conn.execute(_UPDATE, (*record[1:], record.id, expected_version))
+                if cursor.rowcount == 1:
+                    return
+            else:  # an untagged record (imported, or from an older file) keeps its list entry
+                with self._transaction() as conn:
+                    cursor = conn.execute(_UPDATE, (*record[1:], record.id, expected_version))
+                    if cursor.rowcount == 1:
+                        conn.execute(_ADD_UNTAGGED, (user_id, record.id))
+                        return
             exists = conn.execute("SELECT 1 FROM sessions WHERE id = ?", (record.id,)).fetchone()
         raise VersionConflict(record.id) if exists else NotFound(record.id)
 
@@ -338,14 +435,14 @@ class SQLiteStore:
 
     def list_user(self, user_id: str) -> list[SessionRecord]:
         with self._guard:
-            rows = self._connection().execute(_BY_USER, (user_id,)).fetchall()
+            rows = self._connection().execute(_BY_USER, self._user_range(user_id)).fetchall()
         return [SessionRecord._make(r) for r in rows]
 
     def delete_user(self, user_id: str, *, keep: str | None = None) -> list[str]:
         with self._guard, self._transaction() as conn:
             ids = [
                 r[0]
-                for r in conn.execute("SELECT id FROM sessions WHERE user_id = ?", (user_id,))
+                for r in conn.execute(_USER_IDS, self._user_range(user_id))
                 if r[0] != keep
             ]
             conn.executemany("DELETE FROM sessions WHERE id = ?", [(i,) for i in ids])
