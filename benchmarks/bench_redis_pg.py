@@ -254,6 +254,8 @@ def _fill(
         clock.now_value = start + i * 0.000_731  # distinct, non-integral wall-clock times
         record = maker.issue(user_of(i)).record
         maker.store.delete(record.id)
+        # the id the Redis store itself mints (for a user: the user's hash tag first)
+        record = record._replace(id=store.new_session_id(record.user_id))
         if touched:
             record = record._replace(last_seen=record.last_seen + 61.337)
             record = record._replace(expires_at=record.last_seen + 1800)
@@ -275,7 +277,10 @@ def _pipelined_add(store: RedisStore, pipe: Any, record: Any) -> None:
     args: list[Any] = [*store._head, value, pxat, raw_id, 0, 0, 0]
     keys = [store._prefix + raw_id]
     if record.user_id is not None:
-        keys.append(store._index_key(record.user_id.encode()))
+        user = record.user_id.encode()
+        _, fingerprint, bucket = store._hashed(user)
+        keys.append(bucket)
+        args += [user, fingerprint]
     store._add(keys=keys, args=args, client=pipe)
 
 

@@ -3,27 +3,33 @@
 
 Key layout (``P`` is the optional key prefix)::
 
-    P + <12 raw id bytes>                  the record: one compact binary string, PEXPIREAT
-    P + "{" t1 t2 "}" + 0x00 + <user id>   the user's index: a sorted set of raw ids
+    P + <12 raw id bytes>              the record: one compact binary string, PEXPIREAT
+    P + "{" t1 t2 "}" [+ spread byte]  an index bucket: the entries of every user hashed to it
 
 * ``get`` is a single ``GET``: the key is the session id itself (12 bytes, the smallest key
   Redis stores without growing its allocation), the value a packed record (see ``_encode``).
+* The per-user index is bucketed: a key per user would cost ~160 B per user (key, TTL, hash
+  table slots), more than the session. Users hash (``sha1(salt + user)``) to one of 32,385
+  buckets (times ``index_spread``); a bucket is one string of 9-byte entries (a user
+  fingerprint byte and the id's 8 bytes after its tag; 13 bytes for an id with another tag).
 * Every write that sets a record's TTL runs in a Lua script (``EVALSHA``) that also keeps the
-  user's index: create-only ``add`` with the concurrent-session cap, ``replace`` with its
+  index: create-only ``add`` with the concurrent-session cap, ``replace`` with its
   version check, ``touch``, ``delete``. No lost update, no double grant.
-* The index cannot leak: its TTL is raised to the latest TTL of any session written into it,
-  members whose record is gone (expired, deleted) or belongs to another user are pruned when
-  the index is read or capped, and an empty index disappears.
+* The index cannot leak: a bucket's TTL is raised to the latest TTL of any session written
+  into it or touched, each login into a bucket drops the entries whose record is gone
+  (expired, deleted) or belongs elsewhere, reads of a user's sessions drop that user's dead
+  entries, a delete removes its entry, and an empty bucket disappears.
 * TTLs follow ``expires_at`` (``PEXPIREAT``), plus an optional ``expire_grace``.
 
-Redis Cluster. ``t1 t2`` is a hash tag derived from the user id (``sha1(salt + user)``), so a
-user's index lives in one slot. Sessions are looked up by id alone, so the id must lead to that
-slot: :meth:`RedisStore.new_session_id` (which the session manager calls when a store has
-it) mints ids whose first four bytes are the user's ``{t1t2}`` tag. Such a session shares the
-slot of its user's index, and every operation on it is one atomic script in one slot. Records
-whose id does not carry the user's tag (imported, built by hand) still work, through a slower
-path of single-slot steps ordered so that a crash between them leaves at worst a stale index
-member (pruned on read), never an unindexed session. No command ever spans two slots.
+Redis Cluster. ``t1 t2`` is a hash tag derived from the user id (15 bits of
+``sha1(salt + user)``), so a user's index bucket lives in one slot. Sessions are looked up by
+id alone, so the id must lead to that slot: :meth:`RedisStore.new_session_id` (which the
+session manager calls when a store has it) mints ids whose first four bytes are the user's
+``{t1t2}`` tag. Such a session shares the slot of its user's bucket, and every operation on it
+is one atomic script in one slot. Records whose id does not carry the user's tag (imported,
+built by hand) still work, through a slower path of single-slot steps ordered so that a crash
+between them leaves at worst a stale index entry (pruned later), never an unindexed session.
+No command ever spans two slots.
 Standalone servers use the same layout (so data can move to a cluster) and need no routing.
 """
 
@@ -76,11 +82,12 @@ __all__ = ["RedisStore"]
 
 # -- record encoding ---------------------------------------------------------------------------
 #
-#   0x01 | created_at <d | last_seen T(created) | expires_at T(last_seen) | flags varint
-#   | version zz | [user len+utf8] | generation zz | auth_level zz | [rotated_at T(created)]
+#   format | created_at <d | last_seen T(created) | expires_at T(last_seen) | flags varint
+#   | version zz | [user len+utf8] | [generation zz] | auth_level zz | [rotated_at T(created)]
 #   | [auth_time T(created)] | absolute_expires_at T(created) | [grace_until T(rotated_at)]
 #   | secret_hash (32 B, or len+bytes) | [prev len+bytes] | [scopes] | [data] | [context]
 #
+# Format 0x01 stores every field; 0x02 is the same record with generation 0, which it omits.
 # A time T(base) is a varint code: 0 = base, 1 = None, 2 = 0.0, 3 = an 8-byte double follows,
 # 4 + 4n + k = base + n s (k=0), base - n s (k=1), base + n ms (k=2), base - n ms (k=3); the
 # encoder only uses a delta when decoding it gives back exactly the same float. Fields that are
@@ -89,6 +96,7 @@ __all__ = ["RedisStore"]
 # to the user id, so the layout up to there is shared with ``_LUA_PRELUDE``.
 
 _FORMAT: Final = 1
+_FORMAT_GEN0: Final = 2  # the same, for generation 0 (every session until it rotates): omitted
 _USER, _ROTATED, _AUTH_TIME, _GRACE, _PREV, _HASH_LEN, _SCOPES, _DATA, _CONTEXT = (
     1 << bit for bit in range(9)
 )
@@ -165,7 +173,7 @@ def _encode(r: SessionRecord) -> bytes:
         flags |= _DATA
     if r.context != "[]":
         flags |= _CONTEXT
-    out = bytearray((_FORMAT,))
+    out = bytearray((_FORMAT if r.generation else _FORMAT_GEN0,))
     out += _DOUBLE.pack(r.created_at)
     _put_time(out, r.last_seen, r.created_at)
     _put_time(out, r.expires_at, r.last_seen)
@@ -173,7 +181,8 @@ def _encode(r: SessionRecord) -> bytes:
     _varint(out, _zigzag(r.version))
     if r.user_id is not None:
         _put_bytes(out, _utf8(r.user_id))
-    _varint(out, _zigzag(r.generation))
+    if r.generation:
+        _varint(out, _zigzag(r.generation))
     _varint(out, _zigzag(r.auth_level))
     if flags & _ROTATED:
         _put_time(out, r.rotated_at, r.created_at)
@@ -278,7 +287,7 @@ def _decode(session_id: str, value: bytes) -> SessionRecord:
     try:
         created_at: float
         form, created_at = _unpack_head(value)
-        if form != _FORMAT:
+        if form != _FORMAT and form != _FORMAT_GEN0:
             raise ValueError("unknown record format")
         # last_seen: base created_at; code 0 (never touched) is the common case.
         code = value[9]
@@ -304,11 +313,14 @@ def _decode(session_id: str, value: bytes) -> SessionRecord:
         user_id = None
         if flags & _USER:
             user_id, at = _text_at(value, at)
-        generation = value[at]
-        if generation < 0x80:
-            at += 1
+        if form == _FORMAT_GEN0:
+            generation = 0
         else:
-            generation, at = _varint_at(value, at)
+            generation = value[at]
+            if generation < 0x80:
+                at += 1
+            else:
+                generation, at = _varint_at(value, at)
         auth_level = value[at]
         if auth_level < 0x80:
             at += 1
@@ -372,17 +384,26 @@ def _version_bytes(version: int) -> bytes:
 
 # -- Lua ---------------------------------------------------------------------------------------
 #
-# ARGV[1..3] of every script: key prefix, tag salt, "1" in cluster mode. Scripts read records
-# only far enough to learn last_seen / expires_at / user / version bytes, compute the user's
-# index key exactly as ``RedisStore._index_key`` does, and touch an index only when it
-# shares the record's slot (``colocated``); otherwise they hand the user back to Python.
+# ARGV[1..3] of every script: key prefix, tag salt, and the mode: "1" (cluster) or "0", then
+# the index spread in decimal (``b"0" + b"1"`` = standalone, one bucket per tag). Scripts read
+# records only far enough to learn last_seen / expires_at / user / version bytes, compute the
+# user's index bucket exactly as ``RedisStore._bucket`` does, and touch a bucket only when
+# it shares the record's slot (``colocated``); otherwise they hand the user back to Python.
+#
+# A bucket is one string: a run of entries, each a byte ``h`` then an id. ``h < 128``: ``h`` is
+# the fingerprint of the user the entry was indexed for, and the 8 bytes after the bucket's
+# ``{tag}`` follow (the id begins with that tag); ``h >= 128``: fingerprint ``h - 128``, and the
+# whole 12-byte id follows. A user's entries are those with the user's fingerprint whose record
+# names that user; entries of other users sharing the bucket are only checked for existence.
 
 _LUA_PRELUDE = r"""
-local P, SALT, CLUSTER = ARGV[1], ARGV[2], ARGV[3] == '1'
+local P, SALT = ARGV[1], ARGV[2]
+local CLUSTER, SPREAD = string.sub(ARGV[3], 1, 1) == '1', tonumber(string.sub(ARGV[3], 2))
+local sub, byte, char = string.sub, string.byte, string.char
 local function vdec(s, i)
   local n, mul = 0, 1
   while true do
-    local b = string.byte(s, i)
+    local b = byte(s, i)
     if not b then error('sessionward: truncated record') end
     i = i + 1
     n = n + (b % 128) * mul
@@ -394,10 +415,10 @@ local function venc(n)
   local out = {}
   while n >= 128 do
     local b = n % 128
-    out[#out + 1] = string.char(b + 128)
+    out[#out + 1] = char(b + 128)
     n = (n - b) / 128
   end
-  out[#out + 1] = string.char(n)
+  out[#out + 1] = char(n)
   return table.concat(out)
 end
 local function tdec(s, i, base)
@@ -427,7 +448,8 @@ local function tenc(t, base)
 end
 -- created, last_seen, expires_at, user (or false), version bytes, index after last_seen
 local function head(s)
-  if string.byte(s, 1) ~= 1 then error('sessionward: unknown record format') end
+  local form = byte(s, 1)
+  if form ~= 1 and form ~= 2 then error('sessionward: unknown record format') end
   local created = struct.unpack('<d', s, 2)
   local ls, i = tdec(s, 10, created)
   local after_ls = i
@@ -438,29 +460,32 @@ local function head(s)
   local vstart = i
   local _
   _, i = vdec(s, i)
-  local version = string.sub(s, vstart, i - 1)
+  local version = sub(s, vstart, i - 1)
   local user = false
   if flags % 2 == 1 then
     local n
     n, i = vdec(s, i)
-    user = string.sub(s, i, i + n - 1)
+    user = sub(s, i, i + n - 1)
   end
   return created, ls, exp, user, version, after_ls
 end
-local function tag(user)
+-- the user's {tag}, fingerprint (7 bits) and bucket key, as RedisStore._bucket
+local function hashed(user)
   local h = redis.sha1hex(SALT .. user)
-  local a, b = tonumber(string.sub(h, 1, 2), 16), tonumber(string.sub(h, 3, 4), 16)
+  local a, b = tonumber(sub(h, 1, 2), 16) % 128, tonumber(sub(h, 3, 4), 16)
   if a == 125 then a = 124 end
   if b == 125 then b = 124 end
-  return '{' .. string.char(a, b) .. '}'
+  local t = '{' .. char(a, b) .. '}'
+  local k = P .. t
+  if SPREAD > 1 then k = k .. char(tonumber(sub(h, 7, 8), 16) % SPREAD) end
+  return t, tonumber(sub(h, 5, 6), 16) % 128, k
 end
-local function index_key(user)
-  local k = P .. tag(user) .. '\0' .. user
-  if #k == #P + 12 then k = k .. '\0' end
-  return k
+local function bucket_of(user)
+  local _, fp, k = hashed(user)
+  return k, fp
 end
 local function colocated(user, key)
-  return (not CLUSTER) or string.sub(key, #P + 1, #P + 4) == tag(user)
+  return (not CLUSTER) or sub(key, #P + 1, #P + 4) == (hashed(user))
 end
 -- every change or deletion of a record is announced, for the nodes' local read caches
 local function changed(member)
@@ -469,14 +494,72 @@ end
 local function extend(ikey, pxat)
   if redis.call('PEXPIRETIME', ikey) < pxat then redis.call('PEXPIREAT', ikey, pxat) end
 end
+-- a bucket's entries as {member, fingerprint, encoded entry}
+local function entries(ikey)
+  local s = redis.call('GET', ikey)
+  local out = {}
+  if not s then return out end
+  local btag = sub(ikey, #P + 1, #P + 4)
+  local i, n = 1, #s
+  while i <= n do
+    local h = byte(s, i)
+    if h >= 128 then
+      out[#out + 1] = {sub(s, i + 1, i + 12), h - 128, sub(s, i, i + 12)}
+      i = i + 13
+    else
+      out[#out + 1] = {btag .. sub(s, i + 1, i + 8), h, sub(s, i, i + 8)}
+      i = i + 9
+    end
+  end
+  if i ~= n + 1 then error('sessionward: corrupt index bucket') end
+  return out
+end
+local function entry(ikey, member, fp)
+  if sub(member, 1, 4) == sub(ikey, #P + 1, #P + 4) then return char(fp) .. sub(member, 5) end
+  return char(fp + 128) .. member
+end
+-- write back the entries kept (the bucket keeps its TTL; an empty one disappears)
+local function store_entries(ikey, kept)
+  if #kept == 0 then
+    redis.call('DEL', ikey)
+    return
+  end
+  local parts = {}
+  for n, e in ipairs(kept) do parts[n] = e[3] end
+  redis.call('SET', ikey, table.concat(parts), 'KEEPTTL')
+end
+local function bucket_add(ikey, member, fp)
+  local s = redis.call('GET', ikey)
+  if s and string.find(s, sub(member, 5), 1, true) then
+    for _, e in ipairs(entries(ikey)) do
+      if e[1] == member and e[2] == fp then return end
+    end
+  end
+  redis.call('APPEND', ikey, entry(ikey, member, fp))
+end
+local function bucket_remove(ikey, member)
+  local s = redis.call('GET', ikey)
+  if not (s and string.find(s, sub(member, 5), 1, true)) then return end
+  local kept, found = {}, false
+  for _, e in ipairs(entries(ikey)) do
+    if e[1] == member then found = true else kept[#kept + 1] = e end
+  end
+  if found then store_entries(ikey, kept) end
+end
+-- does an existing record with this owner belong in this bucket entry?
+local function belongs(owner, ikey, fp)
+  if not owner then return false end
+  local k, f = bucket_of(owner)
+  return k == ikey and f == fp
+end
 local B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
 local function b64(s)
   local out = {}
   for i = 1, #s, 3 do
-    local a, b, c = string.byte(s, i, i + 2)
+    local a, b, c = byte(s, i, i + 2)
     local n = a * 65536 + (b or 0) * 256 + (c or 0)
     for j = 18, 0, -6 do
-      out[#out + 1] = string.byte(B64, math.floor(n / 2 ^ j) % 64 + 1)
+      out[#out + 1] = byte(B64, math.floor(n / 2 ^ j) % 64 + 1)
     end
   end
   return out
@@ -491,68 +574,79 @@ local function id_before(x, y)
 end
 local function unindex(user, key, member)
   if colocated(user, key) then
-    redis.call('ZREM', index_key(user), member)
+    bucket_remove((bucket_of(user)), member)
     return false
   end
   return user
 end
 """
 
-# KEYS: record [, index]. ARGV 4..: value, pxat, member, limit, evict, now, user.
-# Returns {'E'} exists, {'L'} limit reached, {'F'} index holds foreign members (cluster, caller
-# falls back), or {'OK', evicted member...}.
+# KEYS: record [, bucket]. ARGV 4..: value, pxat, member, limit, evict, now, user, fingerprint.
+# Returns {'E'} exists, {'L'} limit reached, {'F'} the bucket holds an entry of this user in
+# another slot (cluster, caller falls back), or {'OK', evicted member...}. Every login into a
+# bucket prunes it: entries whose record is gone (or no longer belongs there) are dropped.
 _LUA_ADD = r"""
 local key, ikey = KEYS[1], KEYS[2]
 if redis.call('EXISTS', key) == 1 then return {'E'} end
 local value, pxat, member = ARGV[4], tonumber(ARGV[5]), ARGV[6]
 local limit = tonumber(ARGV[7])
 local evicted = {}
-if ikey and limit > 0 then
-  local now = tonumber(ARGV[9])
-  local user = ARGV[10]
-  local live = {}
-  local members = redis.call('ZRANGE', ikey, 0, -1)
-  for _, m in ipairs(members) do
-    local mkey = P .. m
-    if CLUSTER and string.sub(m, 1, 4) ~= string.sub(key, #P + 1, #P + 4) then return {'F'} end
-    local v = redis.call('GET', mkey)
-    if not v then
-      redis.call('ZREM', ikey, m)
+if ikey then
+  local now, user, fp = tonumber(ARGV[9]), ARGV[10], tonumber(ARGV[11])
+  local btag = sub(ikey, #P + 1, #P + 4)
+  local kept, live = {}, {}
+  for _, e in ipairs(entries(ikey)) do
+    local m = e[1]
+    if CLUSTER and sub(m, 1, 4) ~= btag then  -- in another slot: Python's to check
+      if limit > 0 and e[2] == fp then return {'F'} end
+      kept[#kept + 1] = e
+    elseif e[2] ~= fp then
+      if redis.call('EXISTS', P .. m) == 1 then kept[#kept + 1] = e end
     else
-      local created, ls, exp, owner = head(v)
-      if owner ~= user then
-        redis.call('ZREM', ikey, m)
-      elseif exp > now then
-        live[#live + 1] = {created, m}
+      local v = redis.call('GET', P .. m)
+      if v then
+        local created, _, exp, owner = head(v)
+        if owner == user then
+          kept[#kept + 1] = e
+          if exp > now then live[#live + 1] = {created, m} end
+        elseif belongs(owner, ikey, fp) then
+          kept[#kept + 1] = e
+        end
       end
     end
   end
   local excess = #live - limit + 1
-  if excess > 0 then
+  if limit > 0 and excess > 0 then
     if ARGV[8] ~= '1' then return {'L'} end
     table.sort(live, function(x, y)
       if x[1] ~= y[1] then return x[1] < y[1] end
       return id_before(x[2], y[2])
     end)
+    local gone = {}
     for n = 1, excess do
       local m = live[n][2]
       redis.call('DEL', P .. m)
-      redis.call('ZREM', ikey, m)
       changed(m)
+      gone[m] = true
       evicted[#evicted + 1] = m
     end
+    local rest = {}
+    for _, e in ipairs(kept) do
+      if not gone[e[1]] then rest[#rest + 1] = e end
+    end
+    kept = rest
   end
-end
-redis.call('SET', key, value, 'PXAT', pxat)
-if ikey then
-  redis.call('ZADD', ikey, 0, member)
+  kept[#kept + 1] = {member, fp, entry(ikey, member, fp)}
+  store_entries(ikey, kept)
   extend(ikey, pxat)
 end
+redis.call('SET', key, value, 'PXAT', pxat)
 return {'OK', unpack(evicted)}
 """
 
-# KEYS: record [, new user's index when it shares the slot]. ARGV 4..: expected version bytes,
-# value, pxat, member, has user, user. Returns {'N'}, {'C'} or {'OK' [, old user]}.
+# KEYS: record [, new user's bucket when it shares the slot]. ARGV 4..: expected version
+# bytes, value, pxat, member, has user, user, fingerprint. Returns {'N'}, {'C'} or
+# {'OK' [, old user]}.
 _LUA_REPLACE = r"""
 local key, ikey = KEYS[1], KEYS[2]
 local v = redis.call('GET', key)
@@ -567,14 +661,14 @@ changed(member)
 local out = {'OK'}
 if old and old ~= new then out[2] = unindex(old, key, member) end
 if ikey then
-  redis.call('ZADD', ikey, 0, member)
+  bucket_add(ikey, member, tonumber(ARGV[10]))
   extend(ikey, pxat)
 end
 return out
 """
 
 # KEYS: record. ARGV 4..: last_seen <d, expires_at <d, pxat.
-# Returns 0 (no change), 1, or the user whose index (in another slot) needs its TTL raised.
+# Returns 0 (no change), 1, or the user whose bucket (in another slot) needs its TTL raised.
 _LUA_TOUCH = r"""
 local key = KEYS[1]
 local v = redis.call('GET', key)
@@ -584,17 +678,17 @@ local new_ls, new_exp = struct.unpack('<d', ARGV[4]), struct.unpack('<d', ARGV[5
 if not (ls < new_ls) then return 0 end
 local _, rest = tdec(v, after_ls, ls)
 local pxat = tonumber(ARGV[6])
-local stamp = string.sub(v, 1, 9) .. tenc(new_ls, created) .. tenc(new_exp, new_ls)
-redis.call('SET', key, stamp .. string.sub(v, rest), 'PXAT', pxat)
-changed(string.sub(key, #P + 1))
+local stamp = sub(v, 1, 9) .. tenc(new_ls, created) .. tenc(new_exp, new_ls)
+redis.call('SET', key, stamp .. sub(v, rest), 'PXAT', pxat)
+changed(sub(key, #P + 1))
 if user then
-  if colocated(user, key) then extend(index_key(user), pxat) else return user end
+  if colocated(user, key) then extend((bucket_of(user)), pxat) else return user end
 end
 return 1
 """
 
 # KEYS: record. ARGV 4..: member, expected value ('' = any), required owner flag, owner.
-# Returns 0, 1, or the user whose index (in another slot) still lists the member.
+# Returns 0, 1, or the user whose bucket (in another slot) still lists the member.
 _LUA_DELETE = r"""
 local key = KEYS[1]
 local v = redis.call('GET', key)
@@ -611,42 +705,58 @@ end
 return 1
 """
 
-# KEYS: index. ARGV 4..: user, mode ('list' | 'delete'), keep member.
-# Returns {values or deleted members, foreign members left for the caller}.
+# KEYS: bucket. ARGV 4..: user, mode ('list' | 'delete'), keep member, fingerprint.
+# Returns {values or deleted members, the user's entries in other slots (for the caller)}.
+# The user's entries whose record is gone or names someone else are dropped.
 _LUA_USER = r"""
 local ikey = KEYS[1]
-local user, mode, keep = ARGV[4], ARGV[5], ARGV[6]
-local mytag = string.sub(ikey, #P + 1, #P + 4)
-local out, foreign = {}, {}
-for _, m in ipairs(redis.call('ZRANGE', ikey, 0, -1)) do
-  if CLUSTER and string.sub(m, 1, 4) ~= mytag then
+local user, mode, keep, fp = ARGV[4], ARGV[5], ARGV[6], tonumber(ARGV[7])
+local btag = sub(ikey, #P + 1, #P + 4)
+local out, foreign, kept, dropped = {}, {}, {}, false
+for _, e in ipairs(entries(ikey)) do
+  local m = e[1]
+  if e[2] ~= fp then
+    kept[#kept + 1] = e
+  elseif CLUSTER and sub(m, 1, 4) ~= btag then
     if m ~= keep then foreign[#foreign + 1] = m end
+    kept[#kept + 1] = e
   else
-    local mkey = P .. m
-    local v = redis.call('GET', mkey)
+    local v = redis.call('GET', P .. m)
     local owner = false
     if v then owner = select(4, head(v)) end
-    if owner ~= user then
-      redis.call('ZREM', ikey, m)
-    elseif mode == 'list' then
-      out[#out + 1] = m
-      out[#out + 1] = v
-    elseif m ~= keep then
-      redis.call('DEL', mkey)
-      redis.call('ZREM', ikey, m)
-      changed(m)
-      out[#out + 1] = m
+    if owner == user then
+      if mode == 'list' then
+        out[#out + 1] = m
+        out[#out + 1] = v
+        kept[#kept + 1] = e
+      elseif m ~= keep then
+        redis.call('DEL', P .. m)
+        changed(m)
+        out[#out + 1] = m
+        dropped = true
+      else
+        kept[#kept + 1] = e
+      end
+    elseif belongs(owner, ikey, fp) then
+      kept[#kept + 1] = e
+    else
+      dropped = true
     end
   end
 end
+if dropped then store_entries(ikey, kept) end
 return {out, foreign}
 """
 
-# KEYS: index. ARGV 4..: member ('' = only extend), pxat.
+# KEYS: bucket. ARGV 4..: mode ('add' | 'remove' | 'extend'), member, pxat, fingerprint.
 _LUA_INDEX = r"""
-local ikey = KEYS[1]
-if ARGV[4] ~= '' then redis.call('ZADD', ikey, 0, ARGV[4]) end
-if redis.call('EXISTS', ikey) == 1 then extend(ikey, tonumber(ARGV[5])) end
+local ikey, mode, member = KEYS[1], ARGV[4], ARGV[5]
+if mode == 'remove' then
+  bucket_remove(ikey, member)
+  return 1
+end
+if mode == 'add' then bucket_add(ikey, member, tonumber(ARGV[7])) end
+if redis.call('EXISTS', ikey) == 1 then extend(ikey, tonumber(ARGV[6])) end
 return 1
 """
 
@@ -799,6 +909,10 @@ class RedisStore:
       byte costs memory per session). Must not contain ``{`` or ``}``.
     * ``tag_salt``: mixed into the user hash tags; set the same value on every node. A secret
       salt keeps outsiders from testing a guessed user id against a session id's tag.
+    * ``index_spread``: index buckets per hash tag (1 to 256, default 1: 32,385 buckets).
+      Every login prunes its bucket, so aim for a few dozen sessions per bucket: 1 up to
+      ~2M logged-in sessions, then about sessions / 1M (16 at 10M, 128 at 100M). Changing
+      it strands the existing index entries: set it once, on every node.
     * ``expire_grace``: seconds Redis keeps a record after its ``expires_at`` (default 0). The
       manager refuses expired records either way; a grace lets it report them as expired.
     * ``clock_offset``: seconds added to record times to turn them into wall-clock expiry
@@ -825,6 +939,7 @@ class RedisStore:
         connect_timeout: float = 2.0,
         cache_size: int = 0,
         cache_ttl: float = 5.0,
+        index_spread: int = 1,
         **client_options: Any,
     ) -> None:
         if b"{" in prefix or b"}" in prefix:
@@ -835,6 +950,8 @@ class RedisStore:
             raise ConfigError("clock_offset must be finite")
         if cache_size < 0 or not 0 < cache_ttl < math.inf:
             raise ConfigError("need cache_size >= 0 and a positive, finite cache_ttl")
+        if type(index_spread) is not int or not 1 <= index_spread <= 256:
+            raise ConfigError("index_spread must be an int from 1 to 256")
         options: dict[str, Any] = {
             "socket_timeout": socket_timeout,
             "socket_connect_timeout": connect_timeout,
@@ -848,7 +965,8 @@ class RedisStore:
         self._prefix = prefix
         self._salt = tag_salt
         self._shift = expire_grace + clock_offset
-        self._head = (prefix, tag_salt, b"1" if self.cluster else b"0")
+        self._spread = index_spread
+        self._head = (prefix, tag_salt, (b"1" if self.cluster else b"0") + b"%d" % index_spread)
         register = self._client.register_script
         self._add = register(_LUA_PRELUDE + _LUA_ADD)
         self._replace = register(_LUA_PRELUDE + _LUA_REPLACE)
@@ -886,17 +1004,23 @@ class RedisStore:
             raise InvalidArgument("not a session id")
         return raw
 
-    def _tag(self, user: bytes) -> bytes:
+    def _hashed(self, user: bytes) -> tuple[bytes, int, bytes]:
+        """The user's ``{tag}`` (15 bits), fingerprint (7 bits) and index bucket key, as the
+        Lua ``hashed`` computes them."""
         digest = hashlib.sha1(self._salt + user, usedforsecurity=False).digest()
-        a, b = (124 if x == 125 else x for x in digest[:2])
-        return bytes((0x7B, a, b, 0x7D))
+        a, b = digest[0] & 0x7F, digest[1]
+        tag = bytes((0x7B, 124 if a == 125 else a, 124 if b == 125 else b, 0x7D))
+        key = self._prefix + tag
+        if self._spread > 1:
+            key += bytes((digest[3] % self._spread,))
+        return tag, digest[2] & 0x7F, key
+
+    def _tag(self, user: bytes) -> bytes:
+        return self._hashed(user)[0]
 
     def _index_key(self, user: bytes) -> bytes:
-        key = self._prefix + self._tag(user) + b"\x00" + user
-        return key + b"\x00" if len(key) == len(self._prefix) + _ID_BYTES else key
-
-    def _colocated(self, raw: bytes, user: bytes) -> bool:
-        return not self.cluster or raw[:4] == self._tag(user)
+        """The key of the bucket that indexes ``user``'s sessions (shared with other users)."""
+        return self._hashed(user)[2]
 
     def _pxat(self, expires_at: float) -> int:
         when = (expires_at + self._shift) * 1000
@@ -1108,12 +1232,12 @@ class RedisStore:
                 raise AlreadyExists(record.id)
             return []
         user = _utf8(record.user_id)
-        ikey = self._index_key(user)
-        if self._colocated(raw, user):
+        tag, fp, ikey = self._hashed(user)
+        if not self.cluster or raw[:4] == tag:
             limit, evict, now = (cap.limit, int(cap.evict_oldest), cap.now) if cap else (0, 0, 0)
             mark = self._mark()
             result = self._eval(
-                self._add, [key, ikey], value, pxat, raw, limit, evict, now, user
+                self._add, [key, ikey], value, pxat, raw, limit, evict, now, user, fp
             )
             status = result[0]
             if status == b"OK":
@@ -1123,7 +1247,7 @@ class RedisStore:
                 raise AlreadyExists(record.id)
             if status == b"L":
                 raise SessionLimitReached("the user's session limit is reached")
-        return self._add_across_slots(record, raw, key, value, pxat, user, ikey, cap)
+        return self._add_across_slots(record, raw, key, value, pxat, user, cap)
 
     def _add_across_slots(
         self,
@@ -1133,7 +1257,6 @@ class RedisStore:
         value: bytes,
         pxat: int,
         user: bytes,
-        ikey: bytes,
         cap: UserCap | None,
     ) -> list[str]:
         """Cluster, id not routed to the user's slot: single-slot steps, index first."""
@@ -1141,7 +1264,7 @@ class RedisStore:
             self._map_slots()
         victims: list[SessionRecord] = []
         if cap is not None:
-            live = [r for r in self._members(user, ikey) if r.expires_at > cap.now]
+            live = [r for r in self._members(user) if r.expires_at > cap.now]
             live.sort(key=lambda r: (r.created_at, r.id))
             excess = len(live) - cap.limit + 1
             if excess > 0 and not cap.evict_oldest:
@@ -1150,7 +1273,7 @@ class RedisStore:
         with _TRANSLATED:
             if self._client.exists(key):
                 raise AlreadyExists(record.id)
-        self._eval(self._index, [ikey], raw, pxat)
+        self._index_entry(user, b"add", raw, pxat)
         result = self._eval(self._add, [key], value, pxat, raw, 0, 0, 0)
         if result[0] == b"E":
             raise AlreadyExists(record.id)
@@ -1160,9 +1283,16 @@ class RedisStore:
                 evicted.append(victim.id)
         return evicted
 
-    def _members(self, user: bytes, ikey: bytes) -> list[SessionRecord]:
+    def _index_entry(self, user: bytes, mode: bytes, raw: bytes, pxat: int) -> None:
+        """One step on the user's bucket for the cross-slot paths: ``add`` (and raise its TTL
+        to ``pxat``), ``remove``, or ``extend`` (the TTL only)."""
+        _, fp, ikey = self._hashed(user)
+        self._eval(self._index, [ikey], mode, raw, pxat, fp)
+
+    def _members(self, user: bytes) -> list[SessionRecord]:
         """Every record the user's index lists (pruning what is gone or not the user's)."""
-        out, foreign = self._eval(self._user, [ikey], user, b"list", b"")
+        _, fp, ikey = self._hashed(user)
+        out, foreign = self._eval(self._user, [ikey], user, b"list", b"", fp)
         records = [_decode(self._id(out[i]), out[i + 1]) for i in range(0, len(out), 2)]
         name = user.decode("utf-8")
         for member in foreign:
@@ -1170,8 +1300,7 @@ class RedisStore:
                 value = self._client.get(self._prefix + member)
             record = None if value is None else _decode(self._id(member), cast(bytes, value))
             if record is None or record.user_id != name:
-                with _TRANSLATED:
-                    self._client.zrem(ikey, member)
+                self._index_entry(user, b"remove", member, 0)
             else:
                 records.append(record)
         return records
@@ -1185,17 +1314,18 @@ class RedisStore:
         pxat = self._pxat(record.expires_at)
         keys = [key]
         user = b""
+        fp = 0
         if record.user_id is not None:
             user = _utf8(record.user_id)
-            ikey = self._index_key(user)
-            if self._colocated(raw, user):
+            tag, fp, ikey = self._hashed(user)
+            if not self.cluster or raw[:4] == tag:
                 keys.append(ikey)
-            else:  # index first: a stale member is pruned on read, a missing one would hide it
-                self._eval(self._index, [ikey], raw, pxat)
+            else:  # index first: a stale entry is pruned on read, a missing one would hide it
+                self._index_entry(user, b"add", raw, pxat)
         mark = self._mark()
         result = self._eval(
             self._replace, keys, _version_bytes(expected_version), value, pxat, raw,
-            int(record.user_id is not None), user,
+            int(record.user_id is not None), user, fp,
         )  # fmt: skip
         status = result[0]
         if status == b"OK":
@@ -1208,8 +1338,7 @@ class RedisStore:
             self._unindex(result[1], raw)
 
     def _unindex(self, user: bytes, raw: bytes) -> None:
-        with _TRANSLATED:
-            self._client.zrem(self._index_key(user), raw)
+        self._index_entry(user, b"remove", raw, 0)
 
     def touch(self, session_id: str, *, last_seen: float, expires_at: float) -> None:
         raw = self._raw(session_id)
@@ -1224,7 +1353,7 @@ class RedisStore:
         if result:
             self._announced([raw], mark)
         if isinstance(result, bytes):
-            self._eval(self._index, [self._index_key(result)], b"", pxat)
+            self._index_entry(result, b"extend", b"", pxat)
 
     def delete(self, session_id: str) -> bool:
         raw = self._raw(session_id)
@@ -1246,24 +1375,23 @@ class RedisStore:
 
     def list_user(self, user_id: str) -> list[SessionRecord]:
         user = _utf8(user_id)
-        records = self._members(user, self._index_key(user))
+        records = self._members(user)
         records.sort(key=lambda r: (r.created_at, r.id))
         return records
 
     def delete_user(self, user_id: str, *, keep: str | None = None) -> list[str]:
         user = _utf8(user_id)
-        ikey = self._index_key(user)
+        _, fp, ikey = self._hashed(user)
         kept = (self._raw(keep) or b"") if keep is not None else b""
         mark = self._mark()
-        deleted, foreign = self._eval(self._user, [ikey], user, b"delete", kept)
+        deleted, foreign = self._eval(self._user, [ikey], user, b"delete", kept, fp)
         self._announced(deleted, mark)
         ids = [self._id(m) for m in deleted]
         for member in foreign:
             if self._delete_one(member, owner=user):
                 ids.append(self._id(member))
             else:
-                with _TRANSLATED:
-                    self._client.zrem(ikey, member)
+                self._index_entry(user, b"remove", member, 0)
         return ids
 
     def purge_expired(self, now: float) -> int:
