@@ -1,6 +1,7 @@
 """HTTP benchmark of the service's validate endpoint (by hand; not part of the test suite).
 
     .venv/bin/python benchmarks/bench_service.py [--duration 60] [--rounds 1] [--no-node]
+        [--routed] [--stock-uvicorn]
 
 Serves, one process each, 1 uvicorn worker, on loopback, and loads each with
 ``wrk -t2 -c64 -d<duration>s --latency``:
@@ -10,8 +11,18 @@ Serves, one process each, 1 uvicorn worker, on loopback, and loads each with
   one of 1,000 valid tokens, picked at random by the wrk script);
 * ``bare-starlette``: a Starlette endpoint that parses the same JSON body and answers a
   constant JSON document (no authentication, no store);
+* ``service-routed`` (with ``--routed``): the service built with ``fast_validate=False``, so
+  validate goes through Starlette's middleware and router like every other endpoint;
 * ``express-redis`` (optional): Express 5 + express-session + connect-redis reading a
   session (from ``bench_http.py``), needs node/npm and a redis-server on 127.0.0.1:6379.
+
+Every Python server of a run gets the same uvicorn settings (``uvicorn_settings``): those of
+``sessionward serve`` (uvloop, httptools with each response written at once, no access log,
+no proxy headers; see ``sessionward.service.server``), or with ``--stock-uvicorn`` uvicorn's
+own httptools protocol, which writes headers and body separately. Besides
+req/s the table gives each server's own CPU time per request (user + system, read from
+``/proc/<pid>/stat`` around the measured run): on a shared, noisy machine it moves far less
+than req/s, and its ratios say what the req/s ratios would be when each server has a core.
 
 Any non-2xx answer or socket error fails the run (the service answers 200 for every
 decision, so a denied token would not show here: the script checks one request first).
@@ -22,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import re
 import shutil
 import statistics
@@ -51,10 +63,10 @@ end
 """
 
 
-def service_app(db: str) -> Any:
+def service_app(db: str, *, fast: bool = True) -> Any:
     from sessionward.service import ServiceConfig, create_app
 
-    return create_app(ServiceConfig(store=db, admin=False, demo=False))
+    return create_app(ServiceConfig(store=db, admin=False, demo=False), fast_validate=fast)
 
 
 def bare_app() -> Any:
@@ -72,11 +84,38 @@ def bare_app() -> Any:
     return Starlette(routes=[Route("/v1/sessions/validate", validate, methods=["POST"])])
 
 
-def serve(variant: str, port: int, db: str) -> None:
+def uvicorn_settings(stock: bool) -> dict[str, Any]:
+    """The one set of uvicorn options every served variant of a run gets: those of
+    ``sessionward serve`` (``sessionward.service.server``: uvloop, httptools writing each
+    response at once, no access log, no proxy headers), or with ``stock`` uvicorn's own
+    httptools protocol (two writes per response) and otherwise the same."""
+    import importlib.util
+
+    from sessionward.service.server import uvicorn_options
+
+    options = uvicorn_options(coalesce=not stock, access_log=False)
+    fast_loop = importlib.util.find_spec("uvloop") is not None
+    fast_http = importlib.util.find_spec("httptools") is not None
+    options["loop"] = "uvloop" if fast_loop else "asyncio"
+    if stock:
+        options["http"] = "httptools" if fast_http else "h11"
+    return {**options, "log_level": "warning", "proxy_headers": False, "workers": 1}
+
+
+def serve(variant: str, port: int, db: str, stock: bool) -> None:
     import uvicorn
 
-    app = service_app(db) if variant == "service-validate" else bare_app()
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    if variant == "bare-starlette":
+        app = bare_app()
+    else:
+        app = service_app(db, fast=variant == "service-validate")
+    uvicorn.run(app, host="127.0.0.1", port=port, **uvicorn_settings(stock))
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def prepare(db: str) -> tuple[str, list[str]]:
@@ -134,6 +173,10 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=60)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--no-node", action="store_true")
+    parser.add_argument("--routed", action="store_true", help="also the service without fast path")
+    parser.add_argument(
+        "--stock-uvicorn", action="store_true", help="uvicorn's own protocol for every server"
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
@@ -146,9 +189,15 @@ def main() -> int:
         key, tokens = prepare(db)
         script = workdir / "validate.lua"
         script.write_text(LUA % (",".join(f'"{t}"' for t in tokens), key))
-        for variant in ("service-validate", "bare-starlette"):
+        variants = ["service-validate", "bare-starlette"]
+        if args.routed:
+            variants.append("service-routed")
+        settings = uvicorn_settings(args.stock_uvicorn)
+        print(f"uvicorn settings (every Python server): {settings}", flush=True)
+        mode = "stock" if args.stock_uvicorn else "sessionward"
+        for variant in variants:
             port = free_port()
-            process = spawn([sys.executable, __file__, "serve", variant, str(port), db])
+            process = spawn([sys.executable, __file__, "serve", variant, str(port), db, mode])
             wait_for(port, process)
             servers[variant] = (process, port)
         answer = post(servers["service-validate"][1], key, tokens[0])
@@ -156,20 +205,37 @@ def main() -> int:
         if not args.no_node:
             node = start_node(workdir)
         results: dict[str, list[float]] = {name: [] for name in servers}
+        cpu: dict[str, list[float]] = {name: [] for name in servers}
         p99: dict[str, str] = {}
         if node is not None:
             results["express-redis"] = []
+            cpu["express-redis"] = []
         for round_no in range(args.rounds):
-            for name, (_, port) in servers.items():
+            for name, (process, port) in servers.items():
                 wrk_post(port, script, 2)  # warm-up
+                before = cpu_seconds(process.pid)
                 rate, p99[name] = wrk_post(port, script, args.duration)
+                spent = cpu_seconds(process.pid) - before
                 results[name].append(rate)
-                print(f"round {round_no + 1} {name}: {rate:,.0f} req/s", flush=True)
+                cpu[name].append(spent / (rate * args.duration) * 1e6)
+                print(
+                    f"round {round_no + 1} {name}: {rate:,.0f} req/s,"
+                    f" {cpu[name][-1]:.1f} us CPU/req",
+                    flush=True,
+                )
             if node is not None:
                 wrk_get(node[1], node[2], 2)
-                results["express-redis"].append(wrk_get(node[1], node[2], args.duration))
+                before = cpu_seconds(node[0].pid)
+                rate = wrk_get(node[1], node[2], args.duration)
+                spent = cpu_seconds(node[0].pid) - before
+                results["express-redis"].append(rate)
+                cpu["express-redis"].append(spent / (rate * args.duration) * 1e6)
                 p99["express-redis"] = "?"
-                print(f"round {round_no + 1} express-redis: {results['express-redis'][-1]:,.0f}")
+                print(
+                    f"round {round_no + 1} express-redis: {rate:,.0f} req/s,"
+                    f" {cpu['express-redis'][-1]:.1f} us CPU/req (node only, not redis-server)",
+                    flush=True,
+                )
     finally:
         for process, _ in servers.values():
             process.terminate()
@@ -179,24 +245,30 @@ def main() -> int:
             node[0].wait(10)
         shutil.rmtree(workdir, ignore_errors=True)
     medians = {name: statistics.median(values) for name, values in results.items()}
+    cpu_medians = {name: statistics.median(values) for name, values in cpu.items()}
+    load = os.getloadavg()
     print(f"\nwrk -t2 -c64 -d{args.duration}s, {args.rounds} round(s), 0 errors")
-    print("| server | req/s median | min-max | p99 latency |")
-    print("|---|---:|---:|---:|")
+    print(f"load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    print("| server | req/s median | min-max | p99 latency | CPU us/req |")
+    print("|---|---:|---:|---:|---:|")
     for name, values in results.items():
         print(
             f"| {name} | {medians[name]:,.0f} | {min(values):,.0f}-{max(values):,.0f} "
-            f"| {p99.get(name, '?')} |"
+            f"| {p99.get(name, '?')} | {cpu_medians[name]:.1f} |"
         )
-    ratio = medians["service-validate"] / medians["bare-starlette"]
-    print(f"\nservice-validate / bare-starlette = {ratio:.2f}")
-    if "express-redis" in medians:
-        node_ratio = medians["service-validate"] / medians["express-redis"]
-        print(f"service-validate / express-redis = {node_ratio:.2f}")
+    print()
+    for other in ("bare-starlette", "service-routed", "express-redis"):
+        if other in medians:
+            print(
+                f"service-validate / {other} = {medians['service-validate'] / medians[other]:.2f}"
+                f" req/s; {cpu_medians[other] / cpu_medians['service-validate']:.2f}"
+                " by CPU per request"
+            )
     return 0
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 5 and sys.argv[1] == "serve":
-        serve(sys.argv[2], int(sys.argv[3]), sys.argv[4])
+    if len(sys.argv) == 6 and sys.argv[1] == "serve":
+        serve(sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5] == "stock")
     else:
         sys.exit(main())

@@ -71,6 +71,14 @@ def _serve_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-admin", action="store_true", help="do not serve /admin")
     parser.add_argument("--no-demo", action="store_true", help="do not serve /demo")
     parser.add_argument("--log-level", default="info", help="uvicorn log level (default info)")
+    parser.add_argument(
+        "--access-log", action="store_true", help="log every request (off by default: its cost)"
+    )
+    parser.add_argument(
+        "--stock-uvicorn",
+        action="store_true",
+        help="uvicorn's own HTTP protocol (two writes per response) instead of one write",
+    )
 
 
 def _load(args: argparse.Namespace) -> ServiceConfig:
@@ -102,6 +110,7 @@ def _serve(args: argparse.Namespace) -> int:
         import uvicorn
 
         from sessionward.service.app import create_app
+        from sessionward.service.server import uvicorn_options
         from sessionward.service.setup import new_setup_code
     except ModuleNotFoundError as exc:
         raise CommandError(
@@ -138,9 +147,14 @@ def _serve(args: argparse.Namespace) -> int:
         print()
         print(f"  Open the demo shop: {origin}/demo/")
     sys.stdout.flush()
+    speed = uvicorn_options(
+        coalesce=not getattr(args, "stock_uvicorn", False),
+        access_log=getattr(args, "access_log", False),
+    )
     server = uvicorn.Server(
         uvicorn.Config(
             app,
+            **speed,
             log_level=args.log_level,
             timeout_graceful_shutdown=3,
             forwarded_allow_ips=",".join(config.trusted_proxies) or None,
