@@ -481,3 +481,30 @@ def test_body_in_many_messages_in_process(pair: Pair) -> None:
     routed = _call(pair.routed, {}, key, too_big)
     assert taken["status"] == routed["status"] == 413
     assert taken["body"] == routed["body"]
+
+
+def test_expect_100_continue_is_honoured_on_both(pair: Pair) -> None:
+    token = issue(pair)
+    body = body_of(token)
+    head = (
+        f"POST {PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        f"Authorization: Bearer {pair.keys['validate']}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\n\r\n"
+    ).encode()
+    answers = []
+    for port in (pair.fast_port, pair.routed_port):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(head)
+            interim = b""
+            while b"\r\n\r\n" not in interim:  # the server asks for the body before reading it
+                interim += sock.recv(4096)
+            assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+            sock.sendall(body)
+            received = b""
+            while chunk := sock.recv(4096):
+                received += chunk
+        status, _, rest = received.partition(b"\r\n")
+        answers.append((status, rest.split(b"\r\n\r\n", 1)[1]))
+    assert answers[0] == answers[1]
+    assert answers[0][0] == b"HTTP/1.1 200 OK"
+    assert json.loads(answers[0][1])["decision"] == "allow"

@@ -140,8 +140,9 @@ def http_protocol() -> type[asyncio.Protocol] | str:
 
 def uvicorn_options(*, coalesce: bool = True, access_log: bool = False) -> dict[str, Any]:
     """The uvicorn settings of ``sessionward serve`` that bear on speed: uvloop when installed
-    (uvicorn's ``auto``), the protocol above, and the access log off unless asked for (one
-    log record per request costs about a tenth of a validate call; see docs/service.md)."""
+    (uvicorn's ``auto``), the protocol above, and the access log off unless asked for (its
+    record per request costs about half as much again as the whole validate request; see
+    docs/service.md)."""
     return {
         "loop": "auto",
         "http": http_protocol() if coalesce else "auto",
