@@ -14,7 +14,7 @@ import asyncio
 import random
 import time
 
-__all__ = ["async_pause", "delay", "sync_pause"]
+__all__ = ["async_pause", "async_sleep", "delay", "sync_pause", "sync_sleep"]
 
 BASE = 50e-6
 CAP = 0.01
@@ -31,3 +31,12 @@ async def async_pause(lost: int) -> None:
 
 def sync_pause(lost: int) -> None:
     time.sleep(delay(lost))
+
+
+async def async_sleep(seconds: float) -> None:
+    """A plain pause (``sync_sleep`` in the generated code)."""
+    await asyncio.sleep(seconds)
+
+
+def sync_sleep(seconds: float) -> None:
+    time.sleep(seconds)

@@ -19,7 +19,13 @@ from servers import postgres_server as postgres_server  # a fixture
 
 from sessionward import AsyncSessionManager, Policy, SessionManager
 from sessionward.core.record import SessionRecord
-from sessionward.errors import ConfigError, SessionLimitReached, StoreCorrupt, StoreUnavailable
+from sessionward.errors import (
+    ConfigError,
+    InvalidToken,
+    SessionLimitReached,
+    StoreCorrupt,
+    StoreUnavailable,
+)
 from sessionward.stores.postgres import AsyncPostgresStore, PostgresStore
 from sessionward.testing import FakeClock
 
@@ -78,7 +84,9 @@ def test_schema_is_created_and_versioned(server: PostgresServer, store: Postgres
 
 
 def test_a_newer_schema_is_refused(server: PostgresServer) -> None:
-    PostgresStore(server.conninfo, schema="future").open()
+    first = PostgresStore(server.conninfo, schema="future")
+    first.open()
+    first.close()  # an unclosed pool's __del__ can fail later, inside another test
     sql(server, "UPDATE future.schema_version SET version = 99")
     later = PostgresStore(server.conninfo, schema="future")
     with pytest.raises(StoreCorrupt, match="newer"):
@@ -243,3 +251,242 @@ def test_records_survive_a_clean_restart(server: PostgresServer, store: Postgres
             time.sleep(0.05)
     assert found == [s.record for s in sessions]
     assert all(isinstance(r, SessionRecord) for r in found)
+
+
+# -- local read cache (LISTEN/NOTIFY) ------------------------------------------------------------
+
+NEVER_TOUCH = Policy(idle_timeout=3600, absolute_timeout=7200, touch_interval=3000)
+
+PG_NODE_B = r"""
+import json, sys
+from sessionward import Policy, SessionManager
+from sessionward.errors import InvalidToken
+from sessionward.stores.postgres import PostgresStore
+
+store = PostgresStore(sys.argv[1], schema=sys.argv[2], cache_size=1000, cache_ttl=60)
+manager = SessionManager(store, policy=Policy(idle_timeout=3600, absolute_timeout=7200,
+                                              touch_interval=3000))
+print("ready", flush=True)
+for line in sys.stdin:
+    token = line.strip()
+    try:
+        outcome = {"ok": manager.validate(token).data}
+    except InvalidToken as exc:
+        outcome = {"rejected": exc.reason}
+    print(json.dumps({**outcome, **store.cache_info()}), flush=True)
+store.close()
+"""
+
+
+class PgNodeB:
+    """A second process with its own cached store on the same database."""
+
+    def __init__(self, conninfo: str, schema: str) -> None:
+        import subprocess
+        import sys
+
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", PG_NODE_B, conninfo, schema],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        assert self.process.stdout.readline().strip() == "ready"
+
+    def validate(self, token: str) -> dict[str, object]:
+        import json
+
+        assert self.process.stdin is not None
+        assert self.process.stdout is not None
+        self.process.stdin.write(token + "\n")
+        self.process.stdin.flush()
+        answer: dict[str, object] = json.loads(self.process.stdout.readline())
+        return answer
+
+    def close(self) -> None:
+        assert self.process.stdin is not None
+        assert self.process.stdout is not None
+        self.process.stdin.close()
+        self.process.wait(timeout=10)
+        self.process.stdout.close()
+
+
+def _seen_by(node_b: PgNodeB, token: str, before: object, after: object) -> bool:
+    """Validate on B until it answers ``after`` (within 2 s), answering only ``before`` until
+    then; returns whether the very first answer was ``after``. Answers are ``{"ok": data}`` or
+    ``{"rejected": reason}``.
+
+    PostgreSQL signals every listener at commit, and A's write waits to hear its own echo,
+    but nothing acknowledges B's delivery (NOTIFY has no equivalent of the Redis store's PING):
+    on a starved CPU B's server process may send it a moment later."""
+    deadline = time.monotonic() + 2.0
+    first = True
+    while True:
+        answer = node_b.validate(token)
+        outcome = {k: v for k, v in answer.items() if k in ("ok", "rejected")}
+        if outcome == after:
+            return first
+        assert outcome == before, outcome
+        assert time.monotonic() < deadline, f"B never saw the change: {answer}"
+        first = False
+        time.sleep(0.001)
+
+
+def test_a_revoke_on_one_node_is_seen_by_the_next_validate_on_another(
+    server: PostgresServer,
+) -> None:
+    node_a = SessionManager(
+        PostgresStore(server.conninfo, schema="cached", cache_size=1000), policy=NEVER_TOUCH
+    )
+    assert isinstance(node_a.store, PostgresStore)
+    node_a.store.open()  # installs the announcing trigger before B starts listening
+    node_b = PgNodeB(server.conninfo, "cached")
+    served_from_memory = 0
+    at_once = 0
+    try:
+        for round_ in range(40):
+            session = node_a.issue(f"user-{round_ % 5}", data={"round": round_})
+            token = session.token
+            assert token is not None
+            first = node_b.validate(token)
+            second = node_b.validate(token)
+            assert first["ok"] == second["ok"] == {"round": round_}
+            assert isinstance(first["hits"], int)
+            assert isinstance(second["hits"], int)
+            served_from_memory += second["hits"] - first["hits"]
+            node_a.update_data(session, lambda d: d.update(changed=True))
+            changed = {"round": round_, "changed": True}
+            at_once += _seen_by(node_b, token, {"ok": {"round": round_}}, {"ok": changed})
+            if round_ % 2:
+                node_a.revoke(session.id)
+            else:
+                node_a.revoke_user(f"user-{round_ % 5}")
+            at_once += _seen_by(node_b, token, {"ok": changed}, {"rejected": "unknown"})
+        assert served_from_memory >= 30  # B answered the repeat validate from memory
+        print(f"B's very next validate saw the change in {at_once}/80 cases")
+    finally:
+        node_b.close()
+        node_a.close()
+
+
+def test_changes_made_behind_the_stores_back_are_announced(server: PostgresServer) -> None:
+    store = PostgresStore(server.conninfo, schema="cached", cache_size=100)
+    manager = SessionManager(store, policy=NEVER_TOUCH)
+    try:
+        session = manager.issue("alice", data={"n": 1})
+        assert session.token is not None
+        manager.validate(session.token)
+        before = store.cache_info()["hits"]
+        for _ in range(10):
+            assert manager.validate(session.token).data == {"n": 1}
+        assert store.cache_info()["hits"] == before + 10
+        # Another tool (psql, a migration script) changes the row: the trigger announces it.
+        sql(server, "UPDATE cached.sessions SET data = '{\"n\": 2}' WHERE id = %s", session.id)
+        deadline = time.monotonic() + 2
+        while manager.validate(session.token).data != {"n": 2}:
+            assert time.monotonic() < deadline, "the change never reached the cache"
+            time.sleep(0.001)
+        sql(server, "DELETE FROM cached.sessions WHERE id = %s", session.id)
+        deadline = time.monotonic() + 2
+        while True:
+            try:
+                manager.validate(session.token)
+            except InvalidToken:
+                break
+            assert time.monotonic() < deadline, "the deletion never reached the cache"
+            time.sleep(0.001)
+    finally:
+        manager.close()
+
+
+def test_no_cache_while_the_listener_is_down(server: PostgresServer) -> None:
+    store = PostgresStore(server.conninfo, schema="cached", cache_size=100)
+    manager = SessionManager(store, policy=NEVER_TOUCH)
+    try:
+        session = manager.issue("alice")
+        assert session.token is not None
+        manager.validate(session.token)
+        manager.validate(session.token)
+        assert store.cache_info()["size"] == 1
+        assert store.cache_info()["listening"] == 1
+        # The listening connection dies; the announcement of the deletion is lost with it.
+        sql(
+            server,
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE query LIKE 'LISTEN sessionward_%%' AND pid <> pg_backend_pid()",
+        )
+        sql(server, "DELETE FROM cached.sessions WHERE id = %s", session.id)
+        time.sleep(0.2)  # whatever the server sends before closing has arrived
+        with pytest.raises(InvalidToken):
+            manager.validate(session.token)
+        assert store.cache_info()["size"] == 0
+        fresh = manager.issue("alice")
+        assert fresh.token is not None
+        hits = store.cache_info()["hits"]
+        deadline = time.monotonic() + 5
+        while store.cache_info()["hits"] == hits:
+            assert time.monotonic() < deadline, "never listened again"
+            manager.validate(fresh.token)  # listens again after a pause, then caches again
+            time.sleep(0.05)
+        assert store.cache_info()["listening"] == 1
+    finally:
+        manager.close()
+
+
+def test_stores_without_a_cache_install_no_trigger(server: PostgresServer) -> None:
+    plain = PostgresStore(server.conninfo, schema="uncached")
+    try:
+        plain.open()
+        assert (
+            sql(
+                server,
+                "SELECT tgname FROM pg_trigger WHERE tgname = 'sessions_announce'"
+                " AND tgrelid = 'uncached.sessions'::regclass",
+            )
+            == []
+        )
+        assert plain.cache_info() == {"hits": 0, "misses": 0, "size": 0, "listening": 0}
+    finally:
+        plain.close()
+    cached = PostgresStore(server.conninfo, schema="uncached", cache_size=10)
+    try:
+        cached.open()
+        assert sql(
+            server,
+            "SELECT tgname FROM pg_trigger WHERE tgname = 'sessions_announce'"
+            " AND tgrelid = 'uncached.sessions'::regclass",
+        ) == [("sessions_announce",)]
+    finally:
+        cached.close()
+
+
+def test_async_cached_store_sees_revocations(server: PostgresServer) -> None:
+    async def scenario() -> None:
+        writer = AsyncSessionManager(
+            AsyncPostgresStore(server.conninfo, schema="cached", cache_size=100),
+            policy=NEVER_TOUCH,
+        )
+        reader_store = AsyncPostgresStore(server.conninfo, schema="cached", cache_size=100)
+        reader = AsyncSessionManager(reader_store, policy=NEVER_TOUCH)
+        try:
+            for round_ in range(10):
+                session = await writer.issue("bob", data={"r": round_})
+                assert session.token is not None
+                await reader.validate(session.token)
+                assert (await reader.validate(session.token)).data == {"r": round_}
+                await writer.revoke(session.id)
+                deadline = time.monotonic() + 2.0  # see _seen_by: delivery is PostgreSQL's
+                while True:
+                    try:
+                        await reader.validate(session.token)
+                    except InvalidToken:
+                        break
+                    assert time.monotonic() < deadline, "the revocation never reached B"
+                    await asyncio.sleep(0.001)
+            assert reader_store.cache_info()["hits"] >= 5
+        finally:
+            await writer.close()
+            await reader.close()
+
+    asyncio.run(scenario())

@@ -17,6 +17,11 @@
 * A lost connection (server restart, failover) raises ``StoreUnavailable`` for the request that
   met it and makes the store start a fresh pool, so service resumes as soon as the server
   accepts connections again; reads retry once on a fresh connection first.
+* Opt-in local read cache (``cache_size``): records served from process memory, invalidated
+  through ``LISTEN``/``NOTIFY``. A trigger announces every update and delete of a row (from
+  any node, any tool) on a channel of the schema; each caching node keeps one listening
+  connection and, before every cached read, applies what is already on its socket (a
+  non-blocking read, no round trip). See ``AsyncPostgresStore`` for the guarantees.
 """
 
 from __future__ import annotations
@@ -25,12 +30,14 @@ import hashlib
 import re
 import threading
 import time
+from contextlib import suppress
 from typing import Any, Final
 
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
+from sessionward._backoff import async_sleep
 from sessionward.core.cap import UserCap
 from sessionward.core.record import FIELDS, SessionRecord
 from sessionward.errors import (
@@ -52,6 +59,9 @@ _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _PURGE_CHUNK: Final = 1000
 _RESET_INTERVAL: Final = 0.25
 _DOWN_WAIT: Final = 0.25
+_ECHO_WAIT: Final = 0.5  # how long a write waits to hear its own announcement
+_RELISTEN_INTERVAL: Final = 1.0
+_HEARD_MEMO: Final = 50_000
 
 
 def _spell(template: str, schema: str) -> str:
@@ -127,6 +137,21 @@ class _Queries:
             " SELECT (SELECT max(id) FROM chunk), (SELECT count(*) FROM doomed)"
         )
         self.count = spell("SELECT count(*) FROM {s}.sessions")
+        self.channel = "sessionward_" + hashlib.sha256(schema.encode()).hexdigest()[:16]
+        self.announcer = (
+            spell(
+                "CREATE OR REPLACE FUNCTION {s}.sessions_announce() RETURNS trigger"
+                " LANGUAGE plpgsql AS $$BEGIN PERFORM pg_notify('"
+                + self.channel
+                + "', OLD.id); RETURN NULL; END$$"
+            ),
+            spell(
+                "DO $$BEGIN IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname ="
+                " 'sessions_announce' AND tgrelid = '{s}.sessions'::regclass) THEN"
+                " CREATE TRIGGER sessions_announce AFTER UPDATE OR DELETE ON {s}.sessions"
+                " FOR EACH ROW EXECUTE FUNCTION {s}.sessions_announce(); END IF; END$$"
+            ),
+        )
         self.create_schema = spell("CREATE SCHEMA IF NOT EXISTS {s}")
         self.create_version = spell(
             "CREATE TABLE IF NOT EXISTS {s}.schema_version (version integer NOT NULL)"
@@ -169,6 +194,69 @@ def _translate(exc: psycopg.Error) -> StoreError | InvalidArgument:
     return StoreUnavailable(f"postgres: {name}: {exc}")
 
 
+class _LocalCache:
+    """Records in process memory, and what the listening connection has heard.
+
+    ``seq`` counts the announcements heard; a record read from the server is kept only if
+    none arrived while it was being read (it might be older than the change announced).
+    ``heard`` maps a session id to the ``seq`` of its latest announcement, for a writer that
+    waits to hear its own. ``lock`` serialises use of the listening connection; whoever cannot
+    take it reads from the server instead (never from a cache that may be behind)."""
+
+    def __init__(self, size: int, ttl: float) -> None:
+        self.size = size
+        self.ttl = ttl
+        self.entries: dict[str, tuple[float, SessionRecord]] = {}
+        self.listener: Any = None
+        self.seq = 0
+        self.heard: dict[str, int] = {}
+        self.lock = threading.Lock()
+        self.retry_at = 0.0
+        self.hits = 0
+        self.misses = 0
+
+    def drain(self) -> bool:
+        """Apply every announcement already received (no waiting). False, with the cache
+        emptied and the listener dropped, when the listening connection is unusable. Call
+        with ``lock`` held."""
+        conn = self.listener
+        if conn is None:
+            return False
+        pgconn = conn.pgconn
+        try:
+            # Twice: a server that ends the connection sends an error, then closes; libpq
+            # reads the error on one call and meets the end of the stream only on the next.
+            pgconn.consume_input()
+            pgconn.consume_input()
+            while (notice := pgconn.notifies()) is not None:
+                session_id = notice.extra.decode("utf-8", "surrogateescape")
+                self.seq += 1
+                self.entries.pop(session_id, None)
+                if len(self.heard) >= _HEARD_MEMO:
+                    self.heard.clear()  # a writer waiting for an echo then times out: safe
+                self.heard[session_id] = self.seq
+        except psycopg.Error:
+            self.lost()
+            return False
+        return True
+
+    def lost(self) -> None:
+        """Announcements may have been missed: trust nothing cached until resubscribed."""
+        conn, self.listener = self.listener, None
+        self.entries.clear()
+        self.seq += 1
+        if conn is not None:
+            with suppress(Exception):
+                conn.pgconn.finish()
+
+    def keep(self, session_id: str, record: SessionRecord, now: float) -> None:
+        entries = self.entries
+        if len(entries) >= self.size:
+            with suppress(StopIteration, KeyError):
+                del entries[next(iter(entries))]  # the oldest entry
+        entries[session_id] = (now + self.ttl, record)
+
+
 class AsyncPostgresStore:
     """Sessions in a PostgreSQL table, through a psycopg connection pool.
 
@@ -177,6 +265,24 @@ class AsyncPostgresStore:
     ``min_size`` / ``max_size`` bound the pool; ``timeout`` is how long a request waits for a
     connection before ``StoreUnavailable``. Connections open lazily on first use (or on
     :meth:`open`).
+
+    ``cache_size`` (default 0: off) keeps up to that many records in process memory, each
+    for at most ``cache_ttl`` seconds. Opening a caching store installs, once per schema, a
+    trigger that announces (``NOTIFY``) every update and delete of a session row, whoever
+    makes it; from then on every write to the table pays that announcement (PostgreSQL
+    serialises committing transactions that notify: measure before enabling it on a
+    write-heavy database). Guarantees:
+
+    * before each cached read, the announcements already received are applied; while the
+      listening connection is down, nothing is served from memory;
+    * a write that revokes or changes a session (``replace``, ``delete``, ``delete_user``, a
+      cap eviction) returns only after this node has heard its own announcement, which
+      PostgreSQL signals to every listening connection at commit; a node that cannot hear it
+      within 0.5 s stops serving from memory until it resubscribes. Delivery to the other
+      nodes is PostgreSQL's: in the same signalling pass, not acknowledged to the writer
+      (the Redis store's PING makes that step strict; NOTIFY has no equivalent).
+    * ``touch`` is announced but not awaited: a node may, for at most ``cache_ttl``, see an
+      older idle deadline, which can only refuse a session early, never accept one late.
     """
 
     def __init__(
@@ -188,6 +294,8 @@ class AsyncPostgresStore:
         max_size: int = 10,
         timeout: float = 2.0,
         connect_timeout: int = 2,
+        cache_size: int = 0,
+        cache_ttl: float = 5.0,
     ) -> None:
         if not _IDENTIFIER.fullmatch(schema):
             raise ConfigError("schema must be a lower-case SQL identifier")
@@ -195,6 +303,9 @@ class AsyncPostgresStore:
             raise ConfigError("need 0 <= min_size <= max_size and max_size >= 1")
         if not timeout > 0:
             raise ConfigError("timeout must be positive")
+        if cache_size < 0 or not 0 < cache_ttl < float("inf"):
+            raise ConfigError("need cache_size >= 0 and a positive, finite cache_ttl")
+        self._cache = _LocalCache(cache_size, cache_ttl) if cache_size else None
         self.schema = schema
         self._conninfo = conninfo
         self._sizes = (min_size, max_size)
@@ -238,6 +349,8 @@ class AsyncPostgresStore:
                 await self._failed(exc)
                 raise _translate(exc) from exc
             self._migrated = True
+            if self._cache is not None:
+                await self._relisten(self._cache)
 
     async def _migrate(self) -> None:
         q = self._q
@@ -263,6 +376,9 @@ class AsyncPostgresStore:
                 for statement in q.migrations[step]:
                     await conn.execute(statement)
                 await conn.execute(q.set_version, (step,))
+            if self._cache is not None:
+                for statement in q.announcer:
+                    await conn.execute(statement)
 
     async def _ready(self) -> None:
         if not self._migrated:
@@ -288,6 +404,8 @@ class AsyncPostgresStore:
         if self._closed:
             return
         self._closed = True
+        if self._cache is not None:
+            self._cache.lost()
         if self._opened:
             await self._pool.close(timeout=5)
 
@@ -311,11 +429,105 @@ class AsyncPostgresStore:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def get(self, session_id: str) -> SessionRecord | None:
+        cache = self._cache
+        if cache is None:
+            row = await self._one(self._q.get, (session_id,))
+            return None if row is None else SessionRecord._make(row)
+        seq = -1  # -1: the cache may be behind; the record read now is not kept
+        if cache.lock.acquire(blocking=False):
+            try:
+                if cache.drain():
+                    hit = cache.entries.get(session_id)
+                    if hit is not None and hit[0] > time.monotonic():
+                        cache.hits += 1
+                        return hit[1]
+                    seq = cache.seq
+            finally:
+                cache.lock.release()
+        cache.misses += 1
         row = await self._one(self._q.get, (session_id,))
-        return None if row is None else SessionRecord._make(row)
+        if row is None:
+            return None
+        record = SessionRecord._make(row)
+        if seq < 0:
+            if cache.listener is None:
+                await self._relisten(cache)  # the server answers: listen again
+        elif cache.lock.acquire(blocking=False):
+            try:  # kept only if nothing was announced while it was read
+                if cache.drain() and cache.seq == seq:
+                    cache.keep(session_id, record, time.monotonic())
+            finally:
+                cache.lock.release()
+        return record
+
+    def cache_info(self) -> dict[str, int]:
+        """Local cache counters: ``hits``, ``misses``, ``size``, ``listening`` (0 or 1)."""
+        cache = self._cache
+        if cache is None:
+            return {"hits": 0, "misses": 0, "size": 0, "listening": 0}
+        return {
+            "hits": cache.hits,
+            "misses": cache.misses,
+            "size": len(cache.entries),
+            "listening": int(cache.listener is not None),
+        }
+
+    async def _relisten(self, cache: _LocalCache) -> None:
+        """Open the listening connection (at most once a second while it fails)."""
+        now = time.monotonic()
+        if cache.listener is not None or now < cache.retry_at or self._closed:
+            return
+        if not cache.lock.acquire(blocking=False):
+            return
+        try:
+            cache.retry_at = now + _RELISTEN_INTERVAL
+            conn = await psycopg.AsyncConnection.connect(
+                self._conninfo, autocommit=True, connect_timeout=self._connect_timeout
+            )
+            try:
+                await conn.execute("LISTEN " + self._q.channel)
+            except BaseException:
+                await conn.close()
+                raise
+            cache.entries.clear()
+            cache.seq += 1  # reads begun before the subscription are not kept
+            cache.listener = conn
+        except psycopg.Error:
+            pass  # still down; reads go to the server meanwhile
+        finally:
+            cache.lock.release()
+
+    async def _announced(self, ids: list[str], mark: int) -> None:
+        """After a write that changed or deleted ``ids`` (announced by the trigger): forget
+        them here, then wait until this node has heard the announcements, so that when the
+        write returns PostgreSQL has signalled every listening node."""
+        cache = self._cache
+        if cache is None or not ids:
+            return
+        for session_id in ids:
+            cache.entries.pop(session_id, None)
+        deadline = time.monotonic() + _ECHO_WAIT
+        while cache.listener is not None:
+            if cache.lock.acquire(blocking=False):
+                try:
+                    if not cache.drain():
+                        return
+                    heard = cache.heard
+                    if all(heard.get(i, -1) > mark for i in ids):
+                        return
+                    if time.monotonic() > deadline:
+                        cache.lost()  # cannot confirm: serve nothing from memory for now
+                        return
+                finally:
+                    cache.lock.release()
+            await async_sleep(0.0002)
+
+    def _mark(self) -> int:
+        return -1 if self._cache is None else self._cache.seq
 
     async def add(self, record: SessionRecord, *, cap: UserCap | None = None) -> list[str]:
         await self._ready()
+        mark = self._mark()
         try:
             async with self._pool.connection(timeout=self._wait) as conn:
                 if cap is None or record.user_id is None:
@@ -337,10 +549,11 @@ class AsyncPostgresStore:
                         await conn.execute(self._q.evict, (evicted,))
                     await conn.execute(self._q.insert, record, prepare=True)
                 self._wait = None
-                return evicted
         except psycopg.Error as exc:
             await self._failed(exc)
             raise _translate(exc) from exc
+        await self._announced(evicted, mark)
+        return evicted
 
     def _user_lock(self, user_id: str) -> int:
         digest = hashlib.sha256(f"{self.schema}\0{user_id}".encode("utf-8", "surrogatepass"))
@@ -348,19 +561,23 @@ class AsyncPostgresStore:
 
     async def replace(self, record: SessionRecord, *, expected_version: int) -> None:
         await self._ready()
+        mark = self._mark()
         try:
             async with self._pool.connection(timeout=self._wait) as conn:
                 cursor = await conn.execute(
                     self._q.update, (*record[1:], record.id, expected_version), prepare=True
                 )
                 self._wait = None
-                if cursor.rowcount == 1:
-                    return
-                cursor = await conn.execute(self._q.exists, (record.id,), prepare=True)
-                exists = await cursor.fetchone()
+                updated = cursor.rowcount == 1
+                if not updated:
+                    cursor = await conn.execute(self._q.exists, (record.id,), prepare=True)
+                    exists = await cursor.fetchone()
         except psycopg.Error as exc:
             await self._failed(exc)
             raise _translate(exc) from exc
+        if updated:
+            await self._announced([record.id], mark)
+            return
         raise VersionConflict(record.id) if exists else NotFound(record.id)
 
     async def touch(self, session_id: str, *, last_seen: float, expires_at: float) -> None:
@@ -379,7 +596,11 @@ class AsyncPostgresStore:
             raise _translate(exc) from exc
 
     async def delete(self, session_id: str) -> bool:
-        return await self._write(self._q.delete, (session_id,)) > 0
+        mark = self._mark()
+        if await self._write(self._q.delete, (session_id,)) > 0:
+            await self._announced([session_id], mark)
+            return True
+        return False
 
     async def _rows(self, query: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         await self._ready()
@@ -398,8 +619,11 @@ class AsyncPostgresStore:
         return [SessionRecord._make(row) for row in rows]
 
     async def delete_user(self, user_id: str, *, keep: str | None = None) -> list[str]:
+        mark = self._mark()
         rows = await self._rows(self._q.delete_user, (user_id, "" if keep is None else keep))
-        return [row[0] for row in rows]
+        deleted = [row[0] for row in rows]
+        await self._announced(deleted, mark)
+        return deleted
 
     async def purge_expired(self, now: float) -> int:
         """Walks the table by primary key, 1,000 ids per statement, each statement its own
