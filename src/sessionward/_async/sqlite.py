@@ -347,7 +347,7 @@ class AsyncSQLiteStore:
     def new_session_id(self, user_id: str | None) -> str:
         """A fresh session id; a user's ids start with the user's tag, which keeps that user's
         sessions together in the primary key (no per-user index to write on every login).
-        80 random bits follow the tag; the session manager calls this when issuing."""
+        72 random bits follow the tag; the session manager calls this when issuing."""
         if user_id is None:
             return tokens.new_session_id()
         raw = secrets.token_bytes(tokens.ID_BYTES - _TAG_BYTES)
