@@ -8,8 +8,10 @@ holds when many logins race.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import math
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,6 +26,7 @@ from redis.crc import key_slot
 from servers import (
     RedisClusterServers,
     RedisServer,
+    private_redis,
     redis_cluster,  # noqa: F401 - fixture
     redis_server,  # noqa: F401 - fixture
 )
@@ -40,7 +43,7 @@ from sessionward.errors import (
     StoreCorrupt,
     StoreUnavailable,
 )
-from sessionward.stores.redis import RedisStore
+from sessionward.stores.redis import AsyncRedisStore, RedisStore
 from sessionward.testing import FakeClock
 
 NEVER_TOUCH = Policy(idle_timeout=3600, absolute_timeout=7200, touch_interval=3000)
@@ -559,6 +562,158 @@ def test_unreachable_server_is_store_unavailable() -> None:
         manager.issue("alice")
     assert time.monotonic() - started < 3
     manager.close()
+
+
+# -- the fast GET ------------------------------------------------------------------------------
+#
+# ``get`` sends a pre-packed GET on connections of the store's own. These prove it keeps the
+# client's failure behaviour: a dropped connection heals at once, a timed-out or cancelled GET
+# never leaves a reply behind for the next one (which would hand out another session), and a
+# forked child never shares the parent's sockets.
+
+
+def _two_records(store: RedisStore) -> tuple[SessionRecord, SessionRecord]:
+    now = time.time()
+    first, second = make_record(now, user_id="alice"), make_record(now, user_id="bob")
+    store.add(first)
+    store.add(second)
+    return first, second
+
+
+def _got(record: SessionRecord | None) -> tuple[Any, ...] | None:
+    # The whole record: ``get`` names a record after the id it asked for, so a reply meant
+    # for another GET would show in the fields (user, secret hash), not in the id.
+    return None if record is None else tuple(record)
+
+
+def test_the_fast_get_serves_standalone_defaults_only(
+    server: RedisServer, cluster: RedisClusterServers
+) -> None:
+    plain = RedisStore(server.url)
+    assert plain._idle == []
+    plain.get(make_record(time.time()).id)
+    assert len(plain._idle) == 1  # one connection of its own, back after the call
+    for options in ({"retry": None}, {"single_connection_client": True}, {"protocol": 3}):
+        other = RedisStore(server.url, **options)
+        assert other._idle is None
+        assert other.get(make_record(time.time()).id) is None  # through the client
+        other.close()
+    clustered = RedisStore(cluster.url)
+    assert clustered._idle is None  # slot routing, MOVED/ASK: redis-py's cluster client
+    clustered.close()
+    plain.close()
+
+
+def test_a_dropped_connection_heals_at_once(server: RedisServer, raw: redis.Redis) -> None:
+    store = RedisStore(server.url)
+    first, second = _two_records(store)
+    assert _got(store.get(first.id)) == tuple(first)
+    killed = raw.client_kill_filter(_type="normal", skipme=True)
+    assert killed >= 1
+    assert _got(store.get(second.id)) == tuple(second)  # one immediate retry on a new socket
+    store.close()
+
+
+def test_an_outage_uses_up_no_connections() -> None:
+    with private_redis() as server:
+        store = RedisStore(server.url, connect_timeout=0.5)
+        record = make_record(time.time())
+        store.add(record)
+        assert _got(store.get(record.id)) == tuple(record)
+        server.stop()
+        for _ in range(250):  # more than the client pool's 100 connections
+            with pytest.raises(StoreUnavailable):
+                store.get(record.id)
+        server.start()  # an empty server (no persistence here): reachable is what counts
+        assert store.get(record.id) is None
+        assert store._made == 1  # the same connection, reconnected
+        store.close()
+
+
+def test_a_timed_out_get_leaves_no_reply_behind(server: RedisServer, raw: redis.Redis) -> None:
+    store = RedisStore(server.url, socket_timeout=0.3)
+    first, second = _two_records(store)
+    assert _got(store.get(first.id)) == tuple(first)
+    raw.execute_command("CLIENT", "PAUSE", "900")  # type: ignore[no-untyped-call]
+    with pytest.raises(StoreUnavailable):
+        store.get(first.id)  # its reply comes after the pause, to a closed socket
+    time.sleep(1.0)
+    assert _got(store.get(second.id)) == tuple(second)
+    assert _got(store.get(first.id)) == tuple(first)
+    store.close()
+
+
+def test_a_cancelled_async_get_leaves_no_reply_behind(
+    server: RedisServer, raw: redis.Redis
+) -> None:
+    sync_store = RedisStore(server.url)
+    first, second = _two_records(sync_store)
+
+    async def scenario() -> None:
+        store = AsyncRedisStore(server.url)
+        assert _got(await store.get(first.id)) == tuple(first)
+        raw.execute_command("CLIENT", "PAUSE", "600")  # type: ignore[no-untyped-call]
+        pending = asyncio.ensure_future(store.get(first.id))
+        await asyncio.sleep(0.2)
+        pending.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await pending
+        await asyncio.sleep(0.6)
+        assert _got(await store.get(second.id)) == tuple(second)
+        assert _got(await store.get(first.id)) == tuple(first)
+        # many at once: each task on a connection of its own, every answer its own record
+        records = [first, second] * 20
+        got = await asyncio.gather(*(store.get(r.id) for r in records))
+        assert [_got(r) for r in got] == [tuple(r) for r in records]
+        await store.close()
+
+    asyncio.run(scenario())
+    sync_store.close()
+
+
+def test_threads_share_the_fast_get_safely(server: RedisServer) -> None:
+    store = RedisStore(server.url)
+    first, second = _two_records(store)
+    wrong: list[tuple[Any, ...] | None] = []
+
+    def reader(record: SessionRecord) -> None:
+        for _ in range(300):
+            got = _got(store.get(record.id))
+            if got != tuple(record):
+                wrong.append(got)
+
+    threads = [threading.Thread(target=reader, args=(r,)) for r in (first, second) * 4]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert wrong == []
+    assert 1 <= len(store._idle or []) <= 8
+    store.close()
+
+
+def test_a_forked_child_opens_its_own_connection(server: RedisServer) -> None:
+    store = RedisStore(server.url)
+    first, second = _two_records(store)
+    assert _got(store.get(first.id)) == tuple(first)
+    inherited = list(store._idle or [])
+    readable, writable = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report, never return into pytest
+        try:
+            fresh = store._idle == []
+            ok = fresh and _got(store.get(second.id)) == tuple(second)
+            ok = ok and all(c not in inherited for c in store._idle or [])
+            os.write(writable, b"1" if ok else b"0")
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    assert os.read(readable, 1) == b"1"
+    os.close(readable)
+    os.close(writable)
+    assert _got(store.get(first.id)) == tuple(first)  # the parent's socket is still in step
+    assert store._idle == inherited
+    store.close()
 
 
 # -- Cluster -----------------------------------------------------------------------------------

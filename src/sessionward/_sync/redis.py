@@ -45,6 +45,7 @@ import secrets
 import struct
 import threading
 import time
+import weakref
 from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, Final, cast
@@ -56,6 +57,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import (
     AuthenticationError,
     ConnectionError,
+    MaxConnectionsError,
     RedisClusterException,
     RedisError,
     ResponseError,
@@ -809,6 +811,22 @@ def _translate(exc: BaseException) -> StoreError:
 
 _TRANSLATED = _Translated()
 
+# Client options under which ``get`` keeps redis-py's full command path.
+_FULL_PATH_OPTIONS: Final = frozenset(
+    {"retry", "single_connection_client", "connection_pool", "cache", "cache_config", "protocol"}
+)
+_STORES: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def _forget_inherited_connections() -> None:
+    # In a forked child the parent's sockets are not ours to use (nor to close).
+    for store in list(_STORES):
+        if store._idle is not None:
+            store._idle = []
+
+
+os.register_at_fork(after_in_child=_forget_inherited_connections)
+
 
 _node: Any = cluster.ClusterNode  # the sync flavour's constructor is untyped
 
@@ -962,6 +980,24 @@ class RedisStore:
             **client_options,
         }
         self._client, self.cluster = _connect(url, options)
+        # The fast GET (see ``_fast_get``), standalone only, when nothing asked for behaviour
+        # that redis-py's full command path provides (custom retries, one shared connection,
+        # client-side caching, RESP3 pushes): otherwise ``None``, and ``get`` uses the client.
+        pool: Any = getattr(self._client, "connection_pool", None)
+        kwargs = getattr(pool, "connection_kwargs", {})
+        self._pool = pool
+        self._idle: list[Any] | None = (
+            []
+            if pool is not None
+            and not self.cluster
+            and not _FULL_PATH_OPTIONS & client_options.keys()
+            and kwargs.get("protocol") in (None, 2, "2")
+            and getattr(pool, "cache", None) is None
+            else None
+        )
+        self._made = 0  # connections the fast GET has made (bounded like the client's pool)
+        self._get_head = b"*2\r\n$3\r\nGET\r\n$%d\r\n%s" % (len(prefix) + _ID_BYTES, prefix)
+        _STORES.add(self)
         self._prefix = prefix
         self._salt = tag_salt
         self._shift = expire_grace + clock_offset
@@ -1063,11 +1099,54 @@ class RedisStore:
         # ``with _TRANSLATED`` spelled as try/except: the same mapping, without two calls on
         # the path every request takes.
         try:
-            value: Any = self._client.get(self._prefix + raw)
+            if self._idle is not None:
+                value: Any = self._fast_get(raw, self._idle)
+            else:
+                value = self._client.get(self._prefix + raw)
         except Exception as exc:
             _TRANSLATED.__exit__(type(exc), exc, exc.__traceback__)
             raise
         return None if value is None else _decode(session_id, value)
+
+    def _fast_get(self, raw: bytes, idle: list[Any]) -> Any:
+        """``GET`` on a connection of the store's own, without redis-py's generic command path
+        (pool checkout with its pending-data poll, argument packing, retry and observability
+        wrappers, response callbacks): the command is packed once, sent, and the reply read.
+
+        The connections are the client pool's class with its settings (address, TLS, auth,
+        db, timeouts), at most its ``max_connections``. A connection goes back to ``idle``
+        only in step: its reply read whole, or closed (it reconnects when next used). As on
+        the client's path, a ``ConnectionError`` is retried once at once (a pooled connection
+        the server dropped reconnects) and a timeout is not."""
+        try:
+            conn = idle.pop()
+        except IndexError:
+            pool = self._pool
+            if self._made >= pool.max_connections:
+                raise MaxConnectionsError("Too many connections") from None
+            self._made += 1
+            conn = pool.connection_class(**pool.connection_kwargs)
+        packed = (self._get_head + raw + b"\r\n",)
+        try:
+            try:
+                conn.send_packed_command(packed, False)
+                value = conn.read_response()
+            except ConnectionError:
+                conn.send_packed_command(packed, False)
+                value = conn.read_response()
+        except ResponseError:
+            idle.append(conn)  # an error reply, read whole: the connection is in step
+            raise
+        except BaseException:
+            try:
+                conn.disconnect()  # closed, it owes no reply: reusable
+            except Exception:  # in doubt, never reuse it
+                self._made -= 1
+            else:
+                idle.append(conn)
+            raise
+        idle.append(conn)
+        return value
 
     # -- the local read cache ---------------------------------------------------------------
 
@@ -1439,7 +1518,11 @@ class RedisStore:
             return
         self._closed = True
         pubsub, self._pubsub = self._pubsub, None
+        idle, self._idle = self._idle, None
         with _TRANSLATED:
+            for conn in idle or ():
+                conn.disconnect()
+            self._made = 0
             if pubsub is not None:
                 pubsub.close()
             self._client.close()
