@@ -39,6 +39,7 @@ KEY_PREFIX: Final = "swk_"
 SCOPES: Final = ("validate", "issue", "admin")
 _ID_CHARS: Final = 16
 _SHAPE = re.compile(KEY_PREFIX + f"[A-Za-z0-9_-]{{{_ID_CHARS}}}_[A-Za-z0-9_-]{{43}}")
+_KEY_LENGTH: Final = len(KEY_PREFIX) + _ID_CHARS + 1 + 43
 
 
 def scope_allows(held: str, needed: str) -> bool:
@@ -108,15 +109,24 @@ class KeyRing:
         self._cache: dict[bytes, tuple[float, ApiKey]] = {}
 
     def authenticate(self, presented: object) -> ApiKey | None:
-        """The key's identity, or ``None`` for anything that is not a live key."""
-        key_id = _split(presented)
-        if key_id is None or not isinstance(presented, str):
+        """The key's identity, or ``None`` for anything that is not a live key.
+
+        The cache is looked up first, by the sha256 of the presented text: only keys that
+        passed every check below are cached, so a hit is one of them (the shape check is
+        needed only on a miss)."""
+        if not isinstance(presented, str) or len(presented) != _KEY_LENGTH:
             return None
-        digest = _digest(presented)
+        try:
+            digest = _digest(presented)
+        except UnicodeEncodeError:
+            return None
         now = time.monotonic()
         hit = self._cache.get(digest)
         if hit is not None and now - hit[0] < self.cache_seconds:
             return hit[1]
+        key_id = _split(presented)
+        if key_id is None:
+            return None
         row = self.state.get_key(key_id)
         if row is None or row.revoked_at is not None or row.scope not in SCOPES:
             self._cache.pop(digest, None)
