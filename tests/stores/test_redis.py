@@ -95,7 +95,7 @@ def bucket_entries(client: redis.Redis, key: bytes) -> list[tuple[str, int]]:
     h >= 128: fingerprint h - 128, then the whole 12-byte id."""
     value = client.get(key) or b""
     assert isinstance(value, bytes)
-    tag, out, at = key[-4:] if key[-1:] == b"}" else key[-5:-1], [], 0
+    tag, out, at = key[:4], [], 0  # (no key prefix in these tests)
     while at < len(value):
         h = value[at]
         if h < 128:
@@ -351,6 +351,62 @@ def test_a_bucket_stays_bounded_while_users_keep_logging_in(
     assert max(sizes) <= 21, sizes  # each round's live sessions, plus at most one stale entry
     assert raw.exists(key) == 0  # and it expired with its last session
     store.close()
+
+
+def test_index_spread_splits_each_tag_into_buckets(server: RedisServer, raw: redis.Redis) -> None:
+    for bad in (0, 257, True, 2.0):
+        with pytest.raises(ConfigError):
+            RedisStore(server.url, index_spread=bad)  # type: ignore[arg-type]
+    clock = FakeClock()
+    store = store_on(server.url, clock, index_spread=16)
+    manager = manager_on(store, clock)
+    users = [f"spread-{i}" for i in range(40)]
+    for user in users:
+        for _ in range(2):
+            manager.issue(user)
+    buckets = {store._index_key(u.encode()) for u in users}
+    assert {len(b) for b in buckets} == {5}  # "{tag}" and the bucket's byte
+    assert {b[4] for b in buckets} <= set(range(16))
+    assert len({b[4] for b in buckets}) > 1
+    for user in users:
+        _, fp, key = store._hashed(user.encode())
+        assert key[:4] == store._tag(user.encode())  # the same slot as the user's sessions
+        assert len([m for m, f in bucket_entries(raw, key) if f == fp]) >= 2
+        assert len(manager.list_user(user)) == 2
+    assert manager.revoke_user(users[0]) == 2
+    assert manager.list_user(users[0]) == []
+    assert index_entries(raw, store, users[0]) == []  # its entries went with them
+    manager.close()
+
+
+def test_a_key_prefix_holds_every_key(server: RedisServer, raw: redis.Redis) -> None:
+    clock = FakeClock()
+    store = store_on(server.url, clock, prefix=b"sw:", index_spread=4)
+    policy = Policy(idle_timeout=600, absolute_timeout=7200, touch_interval=30)
+    manager = manager_on(store, clock, policy)
+    capped = SessionManager(store, policy=Policy(max_sessions_per_user=2), clock=clock)
+    first = manager.issue("alice")
+    clock.advance(1)
+    second = manager.issue("alice")
+    clock.advance(1)
+    third = capped.issue("alice")  # evicts the first
+    other = store.add(make_record(clock.now(), user_id="alice"))  # an id without the tag
+    assert other == []
+    anonymous = manager.issue(None)
+    keys = raw.keys("*")
+    assert keys
+    assert all(k.startswith(b"sw:") for k in keys)
+    listed = {s.id for s in manager.list_user("alice")}
+    assert first.id not in listed
+    assert {second.id, third.id} <= listed
+    assert len(listed) == 3
+    clock.advance(60)
+    assert second.token is not None
+    assert manager.validate(second.token).last_seen == clock.now()  # a touch, with the prefix
+    assert manager.revoke_user("alice") == 3
+    assert manager.list_user("alice") == []
+    assert raw.keys("*") == [b"sw:" + session_key(anonymous.id)]  # buckets gone too
+    manager.close()
 
 
 def test_an_id_without_the_users_tag_is_indexed_whole(
