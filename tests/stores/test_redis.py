@@ -313,21 +313,45 @@ def test_users_sharing_a_bucket_stay_apart(
     manager.close()
 
 
-def test_a_login_prunes_the_dead_entries_of_its_bucket(
+def test_a_capped_login_drops_the_users_dead_entries_at_once(
     server: RedisServer, raw: redis.Redis
 ) -> None:
     clock = FakeClock()
     store = store_on(server.url, clock)
     short = manager_on(store, clock, Policy(idle_timeout=0.3, absolute_timeout=60))
-    alice, bob = neighbours(store, same_fingerprint=False)
-    key = store._index_key(alice.encode())
+    capped = manager_on(store, clock, Policy(max_sessions_per_user=3))
+    alice = "alice"
     for _ in range(50):
         short.issue(alice)
-    assert len(bucket_entries(raw, key)) == 50
-    time.sleep(0.5)  # every one of alice's sessions expired; nobody reads alice's index
+    assert len(index_entries(raw, store, alice)) == 50
+    time.sleep(0.5)  # every one of them expired; nobody reads alice's index
     clock.advance(0.5)
-    kept = short.issue(bob)
-    assert bucket_entries(raw, key) == [(kept.id, store._hashed(bob.encode())[1])]
+    kept = capped.issue(alice)  # the cap reads every entry of alice's: all dead but this one
+    assert index_entries(raw, store, alice) == [kept.id]
+    store.close()
+
+
+def test_logins_clear_the_dead_entries_of_other_users(
+    server: RedisServer, raw: redis.Redis
+) -> None:
+    """Without a cap a login checks 4 entries of its bucket, picked by the new id's random
+    bytes: another user's dead entries go within a few hundred logins (expected ~150 here;
+    a dead entry surviving 1,500 has odds ~1e-6)."""
+    clock = FakeClock()
+    store = store_on(server.url, clock)
+    short = manager_on(store, clock, Policy(idle_timeout=0.3, absolute_timeout=60))
+    long = manager_on(store, clock)
+    alice, bob = neighbours(store, same_fingerprint=False)
+    for _ in range(50):
+        short.issue(alice)
+    time.sleep(0.5)
+    clock.advance(0.5)
+    logins = 0
+    while index_entries(raw, store, alice):
+        long.issue(bob)
+        logins += 1
+        assert logins <= 1500
+    assert len(index_entries(raw, store, bob)) == logins  # none of bob's live ones dropped
     store.close()
 
 
@@ -335,20 +359,21 @@ def test_a_bucket_stays_bounded_while_users_keep_logging_in(
     server: RedisServer, raw: redis.Redis
 ) -> None:
     """Sessions keep expiring in a bucket that never goes quiet: its size follows the live
-    sessions, not the logins so far."""
+    sessions (20 a round here), not the logins so far (300)."""
     clock = FakeClock()
     store = store_on(server.url, clock)
     short = manager_on(store, clock, Policy(idle_timeout=0.2, absolute_timeout=60))
     alice, bob = neighbours(store, same_fingerprint=False)
     key = store._index_key(alice.encode())
     sizes = []
-    for _ in range(8):
+    for _ in range(15):
         for i in range(20):
             short.issue(alice if i % 2 else bob)
         sizes.append(len(bucket_entries(raw, key)))
         time.sleep(0.25)
         clock.advance(0.25)
-    assert max(sizes) <= 21, sizes  # each round's live sessions, plus at most one stale entry
+    # expected ~27 (20 live, about a quarter dead); without pruning the last would be 300
+    assert max(sizes) <= 60, sizes
     assert raw.exists(key) == 0  # and it expired with its last session
     store.close()
 

@@ -585,9 +585,16 @@ end
 
 # KEYS: record [, bucket]. ARGV 4..: value, pxat, member, limit, evict, now, user, fingerprint.
 # Returns {'E'} exists, {'L'} limit reached, {'F'} the bucket holds an entry of this user in
-# another slot (cluster, caller falls back), or {'OK', evicted member...}. Every login into a
-# bucket prunes it: entries whose record is gone (or no longer belongs there) are dropped.
+# another slot (cluster, caller falls back), or {'OK', evicted member...}.
+#
+# Every login into a bucket prunes it at a bounded cost: it checks PRUNE entries picked by the
+# new id's random bytes (each entry has a PRUNE/n chance per login, so a dead one is found
+# within ~n/PRUNE logins of the bucket: at most ~1/PRUNE of a busy bucket is dead) and drops
+# those whose record is gone. With a cap, every entry with the user's fingerprint is also read
+# (GET), counted, and dropped when dead or not the user's. Only the entry headers are walked;
+# when nothing is dropped, the new entry is appended.
 _LUA_ADD = r"""
+local PRUNE = 4
 local key, ikey = KEYS[1], KEYS[2]
 if redis.call('EXISTS', key) == 1 then return {'E'} end
 local value, pxat, member = ARGV[4], tonumber(ARGV[5]), ARGV[6]
@@ -596,23 +603,46 @@ local evicted = {}
 if ikey then
   local now, user, fp = tonumber(ARGV[9]), ARGV[10], tonumber(ARGV[11])
   local btag = sub(ikey, #P + 1, #P + 4)
-  local kept, live = {}, {}
-  for _, e in ipairs(entries(ikey)) do
-    local m = e[1]
-    if CLUSTER and sub(m, 1, 4) ~= btag then  -- in another slot: Python's to check
-      if limit > 0 and e[2] == fp then return {'F'} end
-      kept[#kept + 1] = e
-    elseif e[2] ~= fp then
-      if redis.call('EXISTS', P .. m) == 1 then kept[#kept + 1] = e end
-    else
-      local v = redis.call('GET', P .. m)
-      if v then
-        local created, _, exp, owner = head(v)
-        if owner == user then
-          kept[#kept + 1] = e
-          if exp > now then live[#live + 1] = {created, m} end
-        elseif belongs(owner, ikey, fp) then
-          kept[#kept + 1] = e
+  local s = redis.call('GET', ikey) or ''
+  local starts, i, n = {}, 1, #s
+  while i <= n do
+    starts[#starts + 1] = i
+    if byte(s, i) >= 128 then i = i + 13 else i = i + 9 end
+  end
+  if i ~= n + 1 then error('sessionward: corrupt index bucket') end
+  local count = #starts
+  local function id_at(at)
+    if byte(s, at) >= 128 then return sub(s, at + 1, at + 12) end
+    return btag .. sub(s, at + 1, at + 8)
+  end
+  local drop, live = {}, {}
+  if limit > 0 then
+    for k = 1, count do
+      local at = starts[k]
+      if byte(s, at) % 128 == fp then
+        local m = id_at(at)
+        if CLUSTER and sub(m, 1, 4) ~= btag then return {'F'} end
+        local v = redis.call('GET', P .. m)
+        if not v then
+          drop[k] = true
+        else
+          local created, _, exp, owner = head(v)
+          if owner == user then
+            if exp > now then live[#live + 1] = {created, m, k} end
+          elseif not belongs(owner, ikey, fp) then
+            drop[k] = true
+          end
+        end
+      end
+    end
+  end
+  if count > 0 then
+    for j = 1, PRUNE do
+      local k = byte(member, 12 - j) % count + 1
+      if not drop[k] then
+        local m = id_at(starts[k])
+        if not (CLUSTER and sub(m, 1, 4) ~= btag) and redis.call('EXISTS', P .. m) == 0 then
+          drop[k] = true
         end
       end
     end
@@ -624,22 +654,28 @@ if ikey then
       if x[1] ~= y[1] then return x[1] < y[1] end
       return id_before(x[2], y[2])
     end)
-    local gone = {}
-    for n = 1, excess do
-      local m = live[n][2]
+    for e = 1, excess do
+      local m = live[e][2]
       redis.call('DEL', P .. m)
       changed(m)
-      gone[m] = true
+      drop[live[e][3]] = true
       evicted[#evicted + 1] = m
     end
-    local rest = {}
-    for _, e in ipairs(kept) do
-      if not gone[e[1]] then rest[#rest + 1] = e end
-    end
-    kept = rest
   end
-  kept[#kept + 1] = {member, fp, entry(ikey, member, fp)}
-  store_entries(ikey, kept)
+  if next(drop) == nil then
+    redis.call('APPEND', ikey, entry(ikey, member, fp))
+  else
+    local parts = {}
+    for k = 1, count do
+      if not drop[k] then
+        local at = starts[k]
+        if byte(s, at) >= 128 then parts[#parts + 1] = sub(s, at, at + 12)
+        else parts[#parts + 1] = sub(s, at, at + 8) end
+      end
+    end
+    parts[#parts + 1] = entry(ikey, member, fp)
+    redis.call('SET', ikey, table.concat(parts), 'KEEPTTL')
+  end
   extend(ikey, pxat)
 end
 redis.call('SET', key, value, 'PXAT', pxat)
