@@ -8,7 +8,10 @@ Serves, one process each, 1 uvicorn worker, on loopback, and loads each with
 
 * ``service-validate``: ``POST /v1/sessions/validate`` of the sessionward service (API-key
   check, JSON body, ``AsyncSQLiteStore`` WAL file with 10k sessions; each request presents
-  one of 1,000 valid tokens, picked at random by the wrk script);
+  one of 1,000 valid tokens, picked at random by the wrk script). The default policy writes a
+  session's ``last_seen`` at most once a minute (``touch_interval``); the 1,000 tokens are
+  prepared so that these writes come steadily, about 17 a second, from the first second of
+  the run, as under a steady real load (each write also empties the store's read cache);
 * ``bare-starlette``: a Starlette endpoint that parses the same JSON body and answers a
   constant JSON document (no authentication, no store);
 * ``service-routed`` (with ``--routed``): the service built with ``fast_validate=False``, so
@@ -120,15 +123,25 @@ def cpu_seconds(pid: int) -> float:
 
 def prepare(db: str) -> tuple[str, list[str]]:
     """Fill the store and the service state; returns a validate-scope key and tokens."""
-    from sessionward import AsyncSessionManager, AsyncSQLiteStore, EventBus
+    from sessionward import AsyncSessionManager, AsyncSQLiteStore, EventBus, Policy
     from sessionward.service.keys import create_key
     from sessionward.service.state import ServiceState
+    from sessionward.testing import FakeClock
 
     async def fill() -> list[str]:
-        manager = AsyncSessionManager(AsyncSQLiteStore(db), events=EventBus([]))
-        made = [
-            (await manager.issue(f"user{i}", data={"cart": ["tea"]})).token for i in range(SESSIONS)
-        ]
+        # The tokens the load presents were last seen at times spread evenly over the past
+        # touch interval, so their ``last_seen`` writes (one per token per interval) also
+        # spread evenly over the run, as under a steady real load, instead of all falling
+        # due together a minute after this preparation.
+        interval = Policy().effective_touch_interval
+        start = time.time()
+        clock = FakeClock(start - interval)
+        manager = AsyncSessionManager(AsyncSQLiteStore(db), events=EventBus([]), clock=clock)
+        made = []
+        for i in range(SESSIONS):
+            if i < TOKENS:
+                clock.set(start - interval + interval * i / TOKENS)
+            made.append((await manager.issue(f"user{i}", data={"cart": ["tea"]})).token)
         await manager.close()
         return [t for t in made[:TOKENS] if t is not None]
 
