@@ -414,6 +414,8 @@ class _Yielding:
 
     def __getattr__(self, name: str) -> Any:
         target = getattr(self.inner, name)
+        if not inspect.iscoroutinefunction(target):
+            return target  # new_session_id and the like are plain calls
 
         async def call(*args: Any, **kwargs: Any) -> Any:
             await asyncio.sleep(0)
