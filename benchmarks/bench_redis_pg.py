@@ -214,7 +214,7 @@ def latency_postgres(conninfo: str) -> None:
 def memory_redis(url: str, count: int) -> None:
     """Bytes per session at ``count`` sessions, written through the store's own add script
     (pipelined, so a million sessions load in seconds; each call is exactly ``store.add``)."""
-    raw = redis.Redis.from_url(url)
+    raw = redis.Redis.from_url(url, socket_timeout=600)  # FLUSHALL of 1M keys on a busy VM
     store = RedisStore(url)
     start = time.time()
     scenarios: dict[str, Callable[[int], str | None]] = {

@@ -16,9 +16,10 @@ Key layout (``P`` is the optional key prefix)::
   index: create-only ``add`` with the concurrent-session cap, ``replace`` with its
   version check, ``touch``, ``delete``. No lost update, no double grant.
 * The index cannot leak: a bucket's TTL is raised to the latest TTL of any session written
-  into it or touched, each login into a bucket drops the entries whose record is gone
-  (expired, deleted) or belongs elsewhere, reads of a user's sessions drop that user's dead
-  entries, a delete removes its entry, and an empty bucket disappears.
+  into it or touched; each login into a bucket checks 4 of its entries and drops those whose
+  record is gone (so about a quarter of a busy bucket is dead at most); a capped login, and
+  any read of a user's sessions, drops that user's dead entries; a delete removes its entry;
+  an empty bucket disappears.
 * TTLs follow ``expires_at`` (``PEXPIREAT``), plus an optional ``expire_grace``.
 
 Redis Cluster. ``t1 t2`` is a hash tag derived from the user id (15 bits of
@@ -964,9 +965,10 @@ class RedisStore:
     * ``tag_salt``: mixed into the user hash tags; set the same value on every node. A secret
       salt keeps outsiders from testing a guessed user id against a session id's tag.
     * ``index_spread``: index buckets per hash tag (1 to 256, default 1: 32,385 buckets).
-      Every login prunes its bucket, so aim for a few dozen sessions per bucket: 1 up to
-      ~2M logged-in sessions, then about sessions / 1M (16 at 10M, 128 at 100M). Changing
-      it strands the existing index entries: set it once, on every node.
+      Every login walks its bucket, so aim for a few dozen sessions per bucket: 1 up to
+      ~2M logged-in sessions, then about sessions / 1M (16 at 10M, 128 at 100M). Set it once,
+      on every node: after a change, older sessions are no longer listed (nor revoked by
+      ``delete_user``) until they expire.
     * ``expire_grace``: seconds Redis keeps a record after its ``expires_at`` (default 0). The
       manager refuses expired records either way; a grace lets it report them as expired.
     * ``clock_offset``: seconds added to record times to turn them into wall-clock expiry
