@@ -508,3 +508,31 @@ def test_expect_100_continue_is_honoured_on_both(pair: Pair) -> None:
     assert answers[0] == answers[1]
     assert answers[0][0] == b"HTTP/1.1 200 OK"
     assert json.loads(answers[0][1])["decision"] == "allow"
+
+
+def test_validate_answers_follow_every_change_of_the_session(pair: Pair) -> None:
+    """The encoded session is remembered per record: a change must show in the next answer."""
+    token = issue(pair)
+    key = pair.keys["validate"]
+
+    def seen() -> dict[str, Any]:
+        _, _, body = both(pair, request(body_of(token), key=key))
+        session: dict[str, Any] = json.loads(body)["session"]
+        return session
+
+    first = seen()
+    assert seen() == first  # unchanged: the same answer (from memory)
+
+    async def change(data: dict[str, Any]) -> None:
+        manager = pair.runtime.manager
+        session = await manager.validate(token)
+        await manager.update_data(session, lambda d: d.update(data))
+
+    asyncio.run(change({"cart": ["tea", "cake"]}))
+    assert seen()["data"] == {"cart": ["tea", "cake"]}
+    pair.clock.advance(120)  # past the touch interval: last_seen and expires_at move
+    touched = seen()
+    assert touched["last_seen"] == pair.clock.now()
+    assert touched["expires_at"] > first["expires_at"]
+    asyncio.run(change({"theme": "dark"}))
+    assert seen()["data"] == {"cart": ["tea", "cake"], "theme": "dark"}
