@@ -674,7 +674,12 @@ def test_the_fast_get_serves_standalone_defaults_only(
     assert plain._idle == []
     plain.get(make_record(time.time()).id)
     assert len(plain._idle) == 1  # one connection of its own, back after the call
-    for options in ({"retry": None}, {"single_connection_client": True}, {"protocol": 3}):
+    for options in (
+        {"retry": None},
+        {"single_connection_client": True},
+        {"protocol": 3},
+        {"health_check_interval": 30},
+    ):
         other = RedisStore(server.url, **options)
         assert other._idle is None
         assert other.get(make_record(time.time()).id) is None  # through the client

@@ -849,7 +849,15 @@ _TRANSLATED = _Translated()
 
 # Client options under which ``get`` keeps redis-py's full command path.
 _FULL_PATH_OPTIONS: Final = frozenset(
-    {"retry", "single_connection_client", "connection_pool", "cache", "cache_config", "protocol"}
+    {
+        "retry",
+        "single_connection_client",
+        "connection_pool",
+        "health_check_interval",  # PINGs before reuse, which the fast GET skips
+        "cache",
+        "cache_config",
+        "protocol",
+    }
 )
 _STORES: weakref.WeakSet[Any] = weakref.WeakSet()
 
@@ -1019,7 +1027,8 @@ class AsyncRedisStore:
         self._client, self.cluster = _connect(url, options)
         # The fast GET (see ``_fast_get``), standalone only, when nothing asked for behaviour
         # that redis-py's full command path provides (custom retries, one shared connection,
-        # client-side caching, RESP3 pushes): otherwise ``None``, and ``get`` uses the client.
+        # a pool of the caller's, health checks, client-side caching, RESP3 pushes): otherwise
+        # ``None``, and ``get`` uses the client.
         pool: Any = getattr(self._client, "connection_pool", None)
         kwargs = getattr(pool, "connection_kwargs", {})
         self._pool = pool
