@@ -417,9 +417,16 @@ class AsyncPostgresStore:
         await self._ready()
         for attempt in range(2):
             try:
-                async with self._pool.connection(timeout=self._wait) as conn:
+                # getconn/putconn rather than pool.connection(): in autocommit there is no
+                # transaction for its "with conn" to end, and the read is the hot path. putconn
+                # still checks the connection and replaces a broken one.
+                pool = self._pool
+                conn = await pool.getconn(timeout=self._wait)
+                try:
                     cursor = await conn.execute(query, params, prepare=True)
                     row = await cursor.fetchone()
+                finally:
+                    await pool.putconn(conn)
                 self._wait = None
                 return row
             except psycopg.Error as exc:

@@ -418,9 +418,16 @@ class PostgresStore:
         self._ready()
         for attempt in range(2):
             try:
-                with self._pool.connection(timeout=self._wait) as conn:
+                # getconn/putconn rather than pool.connection(): in autocommit there is no
+                # transaction for its "with conn" to end, and the read is the hot path. putconn
+                # still checks the connection and replaces a broken one.
+                pool = self._pool
+                conn = pool.getconn(timeout=self._wait)
+                try:
                     cursor = conn.execute(query, params, prepare=True)
                     row = cursor.fetchone()
+                finally:
+                    pool.putconn(conn)
                 self._wait = None
                 return row
             except psycopg.Error as exc:
