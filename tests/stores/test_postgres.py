@@ -120,12 +120,78 @@ def test_hot_statements_are_prepared_on_the_server(server: PostgresServer) -> No
     for _ in range(5):
         manager.validate(session.token)
     with store._pool.connection() as conn:  # the pool's only connection (min_size=1, serial)
-        statements = [
-            row[0] for row in conn.execute("SELECT statement FROM pg_prepared_statements")
-        ]
+        written = [row[0] for row in conn.execute("SELECT statement FROM pg_prepared_statements")]
+    reader = store._readers.reader  # reads run on this thread's own connection
+    read = [
+        row[0] for row in reader.conn.execute("SELECT statement FROM pg_prepared_statements")
+    ]
     store.close()
-    assert any(s.startswith("SELECT id, secret_hash") for s in statements)
-    assert any(s.startswith("INSERT INTO sessionward.sessions") for s in statements)
+    assert any(s.startswith("SELECT id, secret_hash") for s in read)
+    assert any(s.startswith("INSERT INTO sessionward.sessions") for s in written)
+
+
+def test_reads_run_outside_the_pool(server: PostgresServer) -> None:
+    store = PostgresStore(server.conninfo, min_size=2, max_size=2, timeout=0.5)
+    manager = SessionManager(store, clock=FakeClock())
+    try:
+        session = manager.issue("alice")  # a write: through the pool
+        with store._pool.connection(), store._pool.connection():  # the whole pool is taken
+            found: list[object] = []
+            worker = threading.Thread(target=lambda: found.append(store.get(session.id)))
+            worker.start()
+            worker.join(timeout=5)
+            # Each thread's first read opens a connection of its own (max_size of them).
+            assert found == [session.record]
+            assert store.get(session.id) == session.record
+    finally:
+        store.close()
+
+
+def test_a_dead_reader_is_replaced(server: PostgresServer) -> None:
+    store = PostgresStore(server.conninfo)
+    manager = SessionManager(store, clock=FakeClock())
+    try:
+        session = manager.issue("alice", data={"n": 1})
+        other = manager.issue("bob", data={"n": 2})
+        assert store.get(session.id) == session.record
+        pid = store._readers.reader.conn.info.backend_pid
+        sql(server, "SELECT pg_terminate_backend(%s)", pid)
+        time.sleep(0.1)
+        # The read meets the dead connection and is answered through the pool instead.
+        assert store.get(other.id) == other.record
+        deadline = time.monotonic() + 3
+        while getattr(store._readers, "reader", None) is None:
+            assert time.monotonic() < deadline, "no new reader was opened"
+            assert store.get(session.id) == session.record
+            time.sleep(0.05)
+        assert store._readers.reader.conn.info.backend_pid != pid
+        assert store.get(session.id) == session.record
+    finally:
+        store.close()
+
+
+def test_a_cancelled_async_read_leaves_no_reply_behind(server: PostgresServer) -> None:
+    async def scenario() -> int:
+        store = AsyncPostgresStore(server.conninfo)
+        manager = AsyncSessionManager(store, clock=FakeClock())
+        cancelled = 0
+        try:
+            sessions = [await manager.issue(f"user-{i}", data={"i": i}) for i in range(4)]
+            records = {s.id: s.record for s in sessions}
+            for round_ in range(200):
+                wanted = sessions[round_ % 4].id
+                try:  # a deadline that often expires while the reply is on its way
+                    found = await asyncio.wait_for(store.get(wanted), timeout=(round_ % 7) * 5e-5)
+                except TimeoutError:
+                    cancelled += 1
+                    continue
+                assert found == records[wanted]  # never another read's reply
+                assert await store.get(wanted) == records[wanted]
+            return cancelled
+        finally:
+            await store.close()
+
+    assert asyncio.run(scenario()) > 0
 
 
 # -- races -------------------------------------------------------------------------------------

@@ -17,6 +17,10 @@
 * A lost connection (server restart, failover) raises ``StoreUnavailable`` for the request that
   met it and makes the store start a fresh pool, so service resumes as soon as the server
   accepts connections again; reads retry once on a fresh connection first.
+* Single-row reads (``get``) run on a connection of the calling thread's own, outside the
+  pool (at most ``max_size`` of them): the pool's checkout and return cost about as much
+  client CPU as the query itself. While that connection is busy (another task of the same
+  event loop), broken, or the server is known to be down, reads take the pool as before.
 * Opt-in local read cache (``cache_size``): records served from process memory, invalidated
   through ``LISTEN``/``NOTIFY``. A trigger announces every update and delete of a row (from
   any node, any tool) on a channel of the schema; each caching node keeps one listening
@@ -27,6 +31,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import threading
 import time
@@ -257,6 +262,23 @@ class _LocalCache:
         entries[session_id] = (now + self.ttl, record)
 
 
+class _Reader:
+    """A thread's own connection for single-row reads. ``busy`` while a read is in flight
+    (another task of the same event loop then uses the pool); ``pid`` of its process."""
+
+    __slots__ = ("busy", "conn", "pid")
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.busy = False
+        self.pid = os.getpid()
+
+
+# Readers inherited through fork(): never closed by the child (closing would end the
+# parent's session on the shared socket), never garbage-collected either.
+_INHERITED: list[_Reader] = []
+
+
 class AsyncPostgresStore:
     """Sessions in a PostgreSQL table, through a psycopg connection pool.
 
@@ -318,6 +340,9 @@ class AsyncPostgresStore:
         self._migrated = False
         self._closed = False
         self._last_reset = 0.0
+        self._readers = threading.local()
+        self._open_readers: list[_Reader] = []
+        self._reader_retry = 0.0
         # How long a request waits for a connection: the pool's timeout normally, a short
         # one while the server is known to be down, so an outage answers fast.
         self._wait: float | None = None
@@ -406,15 +431,78 @@ class AsyncPostgresStore:
         self._closed = True
         if self._cache is not None:
             self._cache.lost()
+        with self._lock:
+            readers, self._open_readers = self._open_readers, []
+        for reader in readers:
+            if reader.pid == os.getpid():
+                with suppress(Exception):
+                    reader.conn.pgconn.finish()
         if self._opened:
             await self._pool.close(timeout=5)
 
     # -- the store interface ----------------------------------------------------------------
 
+    async def _reader(self) -> _Reader | None:
+        """This thread's read connection, opened on first use; None when it is busy, when the
+        server is known to be down, or when ``max_size`` readers are open already."""
+        reader: _Reader | None = getattr(self._readers, "reader", None)
+        if reader is not None:
+            if reader.pid != os.getpid():  # inherited through fork(): not ours to use
+                _INHERITED.append(reader)
+                self._readers.reader = None
+                return None
+            return None if reader.busy else reader
+        now = time.monotonic()
+        if self._wait is not None or self._closed or now < self._reader_retry:
+            return None
+        with self._lock:
+            if len(self._open_readers) >= self._sizes[1]:
+                return None
+            self._reader_retry = now + _RELISTEN_INTERVAL  # one attempt at a time, at most 1/s
+        try:
+            conn = await psycopg.AsyncConnection.connect(
+                self._conninfo, autocommit=True, connect_timeout=self._connect_timeout
+            )
+        except psycopg.Error:
+            return None  # the pool path answers (and notices an outage)
+        reader = _Reader(conn)
+        with self._lock:
+            self._open_readers.append(reader)
+            self._reader_retry = 0.0
+        self._readers.reader = reader
+        return reader
+
+    def _drop_reader(self, reader: _Reader) -> None:
+        if getattr(self._readers, "reader", None) is reader:
+            self._readers.reader = None
+        with self._lock:
+            if reader in self._open_readers:
+                self._open_readers.remove(reader)
+        with suppress(Exception):
+            reader.conn.pgconn.finish()
+
     async def _one(self, query: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
-        """A read of at most one row, retried once on a fresh connection if the first one
-        turns out to be dead (a pooled connection that outlived a server restart)."""
+        """A read of at most one row: on this thread's reader when it can, else on a pooled
+        connection, retried once on a fresh one if the first turns out to be dead (a pooled
+        connection that outlived a server restart)."""
         await self._ready()
+        reader = await self._reader()
+        if reader is not None:
+            reader.busy = True
+            try:
+                cursor = await reader.conn.execute(query, params, prepare=True)
+                row: tuple[Any, ...] | None = await cursor.fetchone()
+                reader.busy = False
+                self._wait = None
+                return row
+            except psycopg.Error as exc:
+                self._drop_reader(reader)
+                if not _connection_lost(exc):
+                    raise _translate(exc) from exc
+                # A dead reader (server restart): the pool decides, and notices an outage.
+            except BaseException:
+                self._drop_reader(reader)  # cancelled mid-read: its reply may still come
+                raise
         for attempt in range(2):
             try:
                 # getconn/putconn rather than pool.connection(): in autocommit there is no
