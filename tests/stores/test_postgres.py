@@ -122,9 +122,7 @@ def test_hot_statements_are_prepared_on_the_server(server: PostgresServer) -> No
     with store._pool.connection() as conn:  # the pool's only connection (min_size=1, serial)
         written = [row[0] for row in conn.execute("SELECT statement FROM pg_prepared_statements")]
     reader = store._readers.reader  # reads run on this thread's own connection
-    read = [
-        row[0] for row in reader.conn.execute("SELECT statement FROM pg_prepared_statements")
-    ]
+    read = [row[0] for row in reader.conn.execute("SELECT statement FROM pg_prepared_statements")]
     store.close()
     assert any(s.startswith("SELECT id, secret_hash") for s in read)
     assert any(s.startswith("INSERT INTO sessionward.sessions") for s in written)
