@@ -195,7 +195,7 @@ def latency_postgres(conninfo: str) -> None:
     cached.validate(cached_token)
     rows = {
         "prepared PK SELECT, psycopg (floor)": prepared_select,
-        "validate, sync (pool + SELECT + checks)": lambda: manager.validate(token),
+        "validate, sync (SELECT + checks)": lambda: manager.validate(token),
         "validate, sync, local cache hit (LISTEN/NOTIFY)": lambda: cached.validate(cached_token),
         "prepared PK SELECT, async (x50 in one loop run)": ops.op(async_select),
         "validate, async (x50 in one loop run)": ops.op(lambda: async_manager.validate(token)),
