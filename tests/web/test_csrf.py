@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import secrets
 
 import pytest
@@ -65,6 +66,24 @@ def test_form_token_is_bound_to_session_and_key() -> None:
     assert not policy().token_valid(sid, "!" * 43)
     foreign = CsrfPolicy([ORIGIN], keys=[secrets.token_bytes(32)])
     assert not foreign.token_valid(sid, token)
+
+
+def test_form_token_has_one_spelling() -> None:
+    # 43 base64url characters carry 258 bits for 256: the last character's two low bits are
+    # unused, so four characters decode to the same bytes. Only the issued one is valid (a
+    # check that decoded first accepted the other three; the test above then failed 1 run in 16).
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    for _ in range(64):
+        sid = tokens.new_session_id()
+        token = policy().token_for(sid)
+        last = alphabet.index(token[-1])
+        assert last & 3 == 0  # canonical: unused bits zero
+        for spare in (1, 2, 3):
+            other = token[:-1] + alphabet[last | spare]
+            assert base64.urlsafe_b64decode(other + "=") == base64.urlsafe_b64decode(token + "=")
+            assert not policy().token_valid(sid, other)
+        assert policy().token_valid(sid, token)
+    assert not policy().token_valid(sid, token[:-1] + "é")
 
 
 def test_key_rotation_newest_signs_all_verify() -> None:

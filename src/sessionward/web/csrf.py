@@ -139,10 +139,13 @@ class CsrfPolicy:
         if session_id is None or not isinstance(presented, str) or len(presented) != 43:
             return False
         try:
-            raw = base64.urlsafe_b64decode(presented + "=")
-        except ValueError:
+            given = presented.encode("ascii")
+        except UnicodeEncodeError:
             return False
+        # Compared as text, not decoded: base64 has more than one spelling of the same bytes
+        # (the unused low bits of the last character), and only the one we issue is valid.
         ok = False
         for key in self._keys:  # no early exit: every key costs the same
-            ok |= hmac.compare_digest(raw, self._sign(key, session_id))
+            expected = base64.urlsafe_b64encode(self._sign(key, session_id)).rstrip(b"=")
+            ok |= hmac.compare_digest(given, expected)
         return ok
