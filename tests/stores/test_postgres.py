@@ -29,6 +29,8 @@ from sessionward.errors import (
 from sessionward.stores.postgres import AsyncPostgresStore, PostgresStore
 from sessionward.testing import FakeClock
 
+from .nodes import NodeB
+
 
 @pytest.fixture
 def server(request: pytest.FixtureRequest) -> PostgresServer:
@@ -321,62 +323,8 @@ def test_records_survive_a_clean_restart(server: PostgresServer, store: Postgres
 
 NEVER_TOUCH = Policy(idle_timeout=3600, absolute_timeout=7200, touch_interval=3000)
 
-PG_NODE_B = r"""
-import json, sys
-from sessionward import Policy, SessionManager
-from sessionward.errors import InvalidToken
-from sessionward.stores.postgres import PostgresStore
 
-store = PostgresStore(sys.argv[1], schema=sys.argv[2], cache_size=1000, cache_ttl=60)
-manager = SessionManager(store, policy=Policy(idle_timeout=3600, absolute_timeout=7200,
-                                              touch_interval=3000))
-print("ready", flush=True)
-for line in sys.stdin:
-    token = line.strip()
-    try:
-        outcome = {"ok": manager.validate(token).data}
-    except InvalidToken as exc:
-        outcome = {"rejected": exc.reason}
-    print(json.dumps({**outcome, **store.cache_info()}), flush=True)
-store.close()
-"""
-
-
-class PgNodeB:
-    """A second process with its own cached store on the same database."""
-
-    def __init__(self, conninfo: str, schema: str) -> None:
-        import subprocess
-        import sys
-
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", PG_NODE_B, conninfo, schema],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self.process.stdout is not None
-        assert self.process.stdout.readline().strip() == "ready"
-
-    def validate(self, token: str) -> dict[str, object]:
-        import json
-
-        assert self.process.stdin is not None
-        assert self.process.stdout is not None
-        self.process.stdin.write(token + "\n")
-        self.process.stdin.flush()
-        answer: dict[str, object] = json.loads(self.process.stdout.readline())
-        return answer
-
-    def close(self) -> None:
-        assert self.process.stdin is not None
-        assert self.process.stdout is not None
-        self.process.stdin.close()
-        self.process.wait(timeout=10)
-        self.process.stdout.close()
-
-
-def _seen_by(node_b: PgNodeB, token: str, before: object, after: object) -> bool:
+def _seen_by(node_b: NodeB, token: str, before: object, after: object) -> bool:
     """Validate on B until it answers ``after`` (within 2 s), answering only ``before`` until
     then; returns whether the very first answer was ``after``. Answers are ``{"ok": data}`` or
     ``{"rejected": reason}``.
@@ -405,7 +353,7 @@ def test_a_revoke_on_one_node_is_seen_by_the_next_validate_on_another(
     )
     assert isinstance(node_a.store, PostgresStore)
     node_a.store.open()  # installs the announcing trigger before B starts listening
-    node_b = PgNodeB(server.conninfo, "cached")
+    node_b = NodeB("postgres", server.conninfo, "cached")
     served_from_memory = 0
     at_once = 0
     try:

@@ -46,6 +46,8 @@ from sessionward.errors import (
 from sessionward.stores.redis import AsyncRedisStore, RedisStore
 from sessionward.testing import FakeClock
 
+from .nodes import NodeB
+
 NEVER_TOUCH = Policy(idle_timeout=3600, absolute_timeout=7200, touch_interval=3000)
 
 
@@ -933,57 +935,6 @@ def test_strings_that_are_not_ids_never_reach_a_key(server: RedisServer, bad: st
 
 # -- local read cache --------------------------------------------------------------------------
 
-NODE_B = r"""
-import json, sys
-from sessionward import Policy, SessionManager
-from sessionward.errors import InvalidToken
-from sessionward.stores.redis import RedisStore
-
-store = RedisStore(sys.argv[1], cache_size=1000, cache_ttl=60, clock_offset=float(sys.argv[2]))
-manager = SessionManager(store, policy=Policy(idle_timeout=3600, absolute_timeout=7200,
-                                              touch_interval=3000))
-for line in sys.stdin:
-    token = line.strip()
-    try:
-        outcome = {"ok": manager.validate(token).data}
-    except InvalidToken as exc:
-        outcome = {"rejected": exc.reason}
-    print(json.dumps({**outcome, **store.cache_info()}), flush=True)
-store.close()
-"""
-
-
-class NodeB:
-    """A second process with its own cached store on the same Redis: ``validate(token)``."""
-
-    def __init__(self, url: str) -> None:
-        import subprocess
-        import sys
-
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", NODE_B, url, "0"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-
-    def validate(self, token: str) -> dict[str, Any]:
-        import json
-
-        assert self.process.stdin is not None
-        assert self.process.stdout is not None
-        self.process.stdin.write(token + "\n")
-        self.process.stdin.flush()
-        answer: dict[str, Any] = json.loads(self.process.stdout.readline())
-        return answer
-
-    def close(self) -> None:
-        assert self.process.stdin is not None
-        assert self.process.stdout is not None
-        self.process.stdin.close()
-        self.process.wait(timeout=10)
-        self.process.stdout.close()
-
 
 @pytest.mark.parametrize("mode", ["standalone", "cluster"])
 def test_a_revoke_on_one_node_is_seen_by_the_next_validate_on_another(
@@ -991,7 +942,7 @@ def test_a_revoke_on_one_node_is_seen_by_the_next_validate_on_another(
 ) -> None:
     url = request.getfixturevalue("server" if mode == "standalone" else "cluster").url
     node_a = SessionManager(RedisStore(url, cache_size=1000), policy=NEVER_TOUCH)
-    node_b = NodeB(url)
+    node_b = NodeB("redis", url, "0")
     served_from_memory = 0
     try:
         for round_ in range(40):
