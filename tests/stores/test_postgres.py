@@ -8,6 +8,7 @@ lost update and no double grant when threads race, and a purge that leaves reade
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -166,6 +167,33 @@ def test_a_dead_reader_is_replaced(server: PostgresServer) -> None:
             time.sleep(0.05)
         assert store._readers.reader.conn.info.backend_pid != pid
         assert store.get(session.id) == session.record
+    finally:
+        store.close()
+
+
+def test_a_forked_child_reads_on_a_connection_of_its_own(server: PostgresServer) -> None:
+    store = PostgresStore(server.conninfo)
+    manager = SessionManager(store, clock=FakeClock())
+    try:
+        session = manager.issue("alice")
+        assert store.get(session.id) == session.record
+        parent = store._readers.reader.conn.info.backend_pid
+        read_end, write_end = os.pipe()
+        child = os.fork()
+        if child == 0:  # pragma: no cover - runs in the child
+            try:
+                same = store.get(session.id) == session.record
+                own = store._readers.reader.conn.info.backend_pid != parent
+                os.write(write_end, b"1" if same and own else b"0")
+            finally:
+                os._exit(0)
+        os.close(write_end)
+        os.waitpid(child, 0)
+        assert os.read(read_end, 1) == b"1"
+        os.close(read_end)
+        # The child neither used nor closed the parent's connection.
+        assert store.get(session.id) == session.record
+        assert store._readers.reader.conn.info.backend_pid == parent
     finally:
         store.close()
 

@@ -31,7 +31,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import threading
 import time
@@ -42,6 +41,7 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
+from sessionward import _forks
 from sessionward._backoff import async_sleep
 from sessionward.core.cap import UserCap
 from sessionward.core.record import FIELDS, SessionRecord
@@ -264,14 +264,15 @@ class _LocalCache:
 
 class _Reader:
     """A thread's own connection for single-row reads. ``busy`` while a read is in flight
-    (another task of the same event loop then uses the pool); ``pid`` of its process."""
+    (another task of the same event loop then uses the pool); ``fork`` is the
+    ``_forks.generation`` it was opened in."""
 
-    __slots__ = ("busy", "conn", "pid")
+    __slots__ = ("busy", "conn", "fork")
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn
         self.busy = False
-        self.pid = os.getpid()
+        self.fork = _forks.generation
 
 
 # Readers inherited through fork(): never closed by the child (closing would end the
@@ -355,8 +356,16 @@ class AsyncPostgresStore:
             timeout=self._timeout,
             open=False,
             name=f"sessionward-{self.schema}",
-            kwargs={"autocommit": True, "connect_timeout": self._connect_timeout},
+            kwargs=self._connect_options(),
         )
+
+    def _connect_options(self) -> dict[str, Any]:
+        """How every connection of the store is opened, pooled or not."""
+        return {"autocommit": True, "connect_timeout": self._connect_timeout}
+
+    async def _connect(self) -> Any:
+        """A connection outside the pool (a thread's reader, the cache's listener)."""
+        return await psycopg.AsyncConnection.connect(self._conninfo, **self._connect_options())
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -434,7 +443,7 @@ class AsyncPostgresStore:
         with self._lock:
             readers, self._open_readers = self._open_readers, []
         for reader in readers:
-            if reader.pid == os.getpid():
+            if reader.fork == _forks.generation:
                 with suppress(Exception):
                     reader.conn.pgconn.finish()
         if self._opened:
@@ -447,11 +456,15 @@ class AsyncPostgresStore:
         server is known to be down, or when ``max_size`` readers are open already."""
         reader: _Reader | None = getattr(self._readers, "reader", None)
         if reader is not None:
-            if reader.pid != os.getpid():  # inherited through fork(): not ours to use
-                _INHERITED.append(reader)
-                self._readers.reader = None
-                return None
-            return None if reader.busy else reader
+            if reader.fork == _forks.generation:
+                return None if reader.busy else reader
+            # Inherited through fork(): the parent's socket. Kept (unused, never finished)
+            # and replaced by a connection of this process's own.
+            with self._lock:
+                inherited = [r for r in self._open_readers if r.fork != _forks.generation]
+                self._open_readers = [r for r in self._open_readers if r not in inherited]
+            _INHERITED.extend(inherited)
+            self._readers.reader = None
         now = time.monotonic()
         if self._wait is not None or self._closed or now < self._reader_retry:
             return None
@@ -460,9 +473,7 @@ class AsyncPostgresStore:
                 return None
             self._reader_retry = now + _RELISTEN_INTERVAL  # one attempt at a time, at most 1/s
         try:
-            conn = await psycopg.AsyncConnection.connect(
-                self._conninfo, autocommit=True, connect_timeout=self._connect_timeout
-            )
+            conn = await self._connect()
         except psycopg.Error:
             return None  # the pool path answers (and notices an outage)
         reader = _Reader(conn)
@@ -576,9 +587,7 @@ class AsyncPostgresStore:
             return
         try:
             cache.retry_at = now + _RELISTEN_INTERVAL
-            conn = await psycopg.AsyncConnection.connect(
-                self._conninfo, autocommit=True, connect_timeout=self._connect_timeout
-            )
+            conn = await self._connect()
             try:
                 await conn.execute("LISTEN " + self._q.channel)
             except BaseException:

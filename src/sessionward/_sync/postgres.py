@@ -32,7 +32,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import threading
 import time
@@ -43,6 +42,7 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
+from sessionward import _forks
 from sessionward._backoff import sync_sleep
 from sessionward.core.cap import UserCap
 from sessionward.core.record import FIELDS, SessionRecord
@@ -265,14 +265,15 @@ class _LocalCache:
 
 class _Reader:
     """A thread's own connection for single-row reads. ``busy`` while a read is in flight
-    (another task of the same event loop then uses the pool); ``pid`` of its process."""
+    (another task of the same event loop then uses the pool); ``fork`` is the
+    ``_forks.generation`` it was opened in."""
 
-    __slots__ = ("busy", "conn", "pid")
+    __slots__ = ("busy", "conn", "fork")
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn
         self.busy = False
-        self.pid = os.getpid()
+        self.fork = _forks.generation
 
 
 # Readers inherited through fork(): never closed by the child (closing would end the
@@ -356,8 +357,16 @@ class PostgresStore:
             timeout=self._timeout,
             open=False,
             name=f"sessionward-{self.schema}",
-            kwargs={"autocommit": True, "connect_timeout": self._connect_timeout},
+            kwargs=self._connect_options(),
         )
+
+    def _connect_options(self) -> dict[str, Any]:
+        """How every connection of the store is opened, pooled or not."""
+        return {"autocommit": True, "connect_timeout": self._connect_timeout}
+
+    def _connect(self) -> Any:
+        """A connection outside the pool (a thread's reader, the cache's listener)."""
+        return psycopg.Connection.connect(self._conninfo, **self._connect_options())
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -435,7 +444,7 @@ class PostgresStore:
         with self._lock:
             readers, self._open_readers = self._open_readers, []
         for reader in readers:
-            if reader.pid == os.getpid():
+            if reader.fork == _forks.generation:
                 with suppress(Exception):
                     reader.conn.pgconn.finish()
         if self._opened:
@@ -448,11 +457,15 @@ class PostgresStore:
         server is known to be down, or when ``max_size`` readers are open already."""
         reader: _Reader | None = getattr(self._readers, "reader", None)
         if reader is not None:
-            if reader.pid != os.getpid():  # inherited through fork(): not ours to use
-                _INHERITED.append(reader)
-                self._readers.reader = None
-                return None
-            return None if reader.busy else reader
+            if reader.fork == _forks.generation:
+                return None if reader.busy else reader
+            # Inherited through fork(): the parent's socket. Kept (unused, never finished)
+            # and replaced by a connection of this process's own.
+            with self._lock:
+                inherited = [r for r in self._open_readers if r.fork != _forks.generation]
+                self._open_readers = [r for r in self._open_readers if r not in inherited]
+            _INHERITED.extend(inherited)
+            self._readers.reader = None
         now = time.monotonic()
         if self._wait is not None or self._closed or now < self._reader_retry:
             return None
@@ -461,9 +474,7 @@ class PostgresStore:
                 return None
             self._reader_retry = now + _RELISTEN_INTERVAL  # one attempt at a time, at most 1/s
         try:
-            conn = psycopg.Connection.connect(
-                self._conninfo, autocommit=True, connect_timeout=self._connect_timeout
-            )
+            conn = self._connect()
         except psycopg.Error:
             return None  # the pool path answers (and notices an outage)
         reader = _Reader(conn)
@@ -577,9 +588,7 @@ class PostgresStore:
             return
         try:
             cache.retry_at = now + _RELISTEN_INTERVAL
-            conn = psycopg.Connection.connect(
-                self._conninfo, autocommit=True, connect_timeout=self._connect_timeout
-            )
+            conn = self._connect()
             try:
                 conn.execute("LISTEN " + self._q.channel)
             except BaseException:

@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+from sessionward import _forks
 from sessionward._sync.base import UserCap
 from sessionward._walindex import WalIndexWatch
 from sessionward.core import token as tokens
@@ -171,15 +172,6 @@ class _Serialised(_Translated):
 
 
 _TRANSLATED = _Translated()
-_fork_generation = 0
-
-
-def _after_fork() -> None:
-    global _fork_generation
-    _fork_generation += 1
-
-
-os.register_at_fork(after_in_child=_after_fork)
 
 
 class SQLiteStore:
@@ -234,7 +226,7 @@ class SQLiteStore:
     def _connection(self) -> sqlite3.Connection:
         local = self._local
         conn: sqlite3.Connection | None = getattr(local, "conn", None)
-        if conn is not None and local.fork_generation == _fork_generation:
+        if conn is not None and local.fork_generation == _forks.generation:
             return conn
         return self._open()
 
@@ -262,7 +254,7 @@ class SQLiteStore:
                 # WAL) cuts the amortised cost per login by ~12 µs; see docs/design.md.
                 conn.execute(f"PRAGMA wal_autocheckpoint={_CHECKPOINT_PAGES}")
         self._local.conn = conn
-        self._local.fork_generation = _fork_generation
+        self._local.fork_generation = _forks.generation
         return conn
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
@@ -342,8 +334,8 @@ class SQLiteStore:
     def _tagged(self, session_id: str, user_id: str) -> bool:
         """Whether the range scan finds ``session_id`` among ``user_id``'s sessions: the very
         predicate of the SQL (code-point order here is UTF-8 byte order there)."""
-        tag = self._tag(user_id)
-        return tag <= session_id < tag + "~"
+        low, high, _ = self._user_range(user_id)
+        return low <= session_id < high
 
     def new_session_id(self, user_id: str | None) -> str:
         """A fresh session id; a user's ids start with the user's tag, which keeps that user's
