@@ -233,6 +233,7 @@ def memory_redis(url: str, count: int) -> None:
         "anonymous": lambda i: None,
         "one login per user": lambda i: str(100_000_000 + i),
         "three logins per user": lambda i: str(100_000_000 + i // 3),
+        "one login per user, text ids": lambda i: f"u{i:08d}",  # 9 characters, not a number
     }
     print(f"\n### Redis memory per session at {count:,} sessions\n")
     print("| sessions | bytes/session (used_memory growth / sessions) | packed record bytes |")
@@ -259,7 +260,7 @@ def _fill(
     time.sleep(0.2)
     before = int(raw.info("memory")["used_memory"])
     clock = _Clock(start)
-    maker = SessionManager(MemoryStore(), policy=POLICY, clock=clock)
+    maker = SessionManager(_Minting(store.verifier_size), policy=POLICY, clock=clock)
     pipe = raw.pipeline(transaction=False)
     sizes = []
     for i in range(count):
@@ -294,6 +295,14 @@ def _pipelined_add(store: RedisStore, pipe: Any, record: Any) -> None:
         keys.append(bucket)
         args += [user, fingerprint]
     store._add(keys=keys, args=args, client=pipe)
+
+
+class _Minting(MemoryStore):
+    """Mints records as the manager does for the Redis store (its verifier size)."""
+
+    def __init__(self, verifier_size: int) -> None:
+        super().__init__()
+        self.verifier_size = verifier_size
 
 
 class _Clock:

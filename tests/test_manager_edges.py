@@ -65,3 +65,59 @@ def test_admit_refuses_a_record_before_it_is_authenticated_or_renewed(tmp_path: 
     assert store.get(family.id) == family.record  # not rotated, not touched
     assert guarded.validate(ordinary.token).rotated  # others still renew
     assert next(getattr(e, "reason", None) for e in recorder.events) == "refused"
+
+
+def test_a_short_verifier_store_gets_16_bytes_and_rotation_still_works() -> None:
+    import hashlib
+
+    from sessionward import ConfigError, MemoryStore, SessionManager
+    from sessionward.core.token import parse
+    from sessionward.testing import FakeClock
+
+    class ShortStore(MemoryStore):
+        verifier_size = 16
+
+    store = ShortStore()
+    clock = FakeClock()
+    manager = SessionManager(store, clock=clock, policy=Policy(rotation_grace=30))
+    first = manager.issue("alice")
+    assert first.token is not None
+    secret = parse(first.token).secret
+    assert first.record.secret_hash == hashlib.sha256(secret).digest()[:16]
+    second = manager.rotate(manager.validate(first.token))
+    assert second.token is not None
+    assert len(second.record.secret_hash) == 16
+    assert second.record.prev_secret_hash == first.record.secret_hash
+    assert manager.validate(first.token).id == first.id  # the old one, inside the grace
+    clock.advance(31)
+    with pytest.raises(InvalidToken) as caught:
+        manager.validate(first.token)  # after it: theft, the session is gone
+    assert caught.value.reason == "reused"
+    assert store.get(first.id) is None
+
+    class OddStore(MemoryStore):
+        verifier_size = 20
+
+    with pytest.raises(ConfigError):
+        SessionManager(OddStore())
+
+
+@pytest.mark.parametrize("stored", [b"", b"\x00", bytes(15), bytes(17), bytes(31)])
+def test_a_stored_verifier_of_another_length_never_matches(stored: bytes) -> None:
+    # Compared as a prefix only at exactly 16 bytes: a record whose hash was cut (corrupt
+    # store, hand-written row) authenticates nobody, whatever prefix it holds.
+    from sessionward import MemoryStore, SessionManager
+    from sessionward.testing import FakeClock
+
+    store = MemoryStore()
+    manager = SessionManager(store, clock=FakeClock())
+    session = manager.issue("alice")
+    assert session.token is not None
+    cut = session.record.secret_hash[: len(stored)] if len(stored) < 32 else stored
+    store.replace(
+        session.record._replace(secret_hash=cut, version=session.record.version + 1),
+        expected_version=session.record.version,
+    )
+    with pytest.raises(InvalidToken) as caught:
+        manager.validate(session.token)
+    assert caught.value.reason == "mismatch"

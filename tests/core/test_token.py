@@ -126,6 +126,25 @@ def test_hash_and_constant_time_match(vector: dict[str, Any]) -> None:
     assert not tokens.secret_matches(secret[:-1], stored)
     assert not tokens.secret_matches(secret, None)
     assert not tokens.secret_matches(secret, b"")
+    short = tokens.hash_secret(secret, 16)
+    assert short == stored[:16]
+    assert tokens.secret_matches(secret, short)
+    assert not tokens.secret_matches(flipped, short)
+
+
+@pytest.mark.parametrize("vector", VALID[:1], ids=_name)
+def test_only_a_16_or_32_byte_verifier_can_match(vector: dict[str, Any]) -> None:
+    # The short verifier is compared as a prefix of the digest; no other length may be, or a
+    # corrupt record with an empty (or 1-byte) hash would match every secret (or 1 in 256).
+    secret = bytes.fromhex(vector["secret_hex"])
+    digest = tokens.hash_secret(secret)
+    for size in range(0, 33):
+        assert tokens.digest_matches(digest, digest[:size]) is (size in (16, 32))
+    assert not tokens.digest_matches(digest, digest + b"\x00")
+    assert not tokens.digest_matches(digest, None)
+    for size in (0, 1, 15, 17, 31, 33, 64):
+        with pytest.raises(ValueError, match="16 or 32"):
+            tokens.hash_secret(secret, size)
 
 
 @pytest.mark.parametrize("vector", INVALID, ids=_name)

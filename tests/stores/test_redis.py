@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import math
 import os
 import threading
@@ -34,7 +35,7 @@ from servers import (
 from sessionward import Policy, SessionManager
 from sessionward._sync.redis import _decode, _encode
 from sessionward.core.record import SessionRecord
-from sessionward.core.token import mint
+from sessionward.core.token import mint, parse, token_from_parts
 from sessionward.errors import (
     ConfigError,
     InvalidArgument,
@@ -43,6 +44,7 @@ from sessionward.errors import (
     StoreCorrupt,
     StoreUnavailable,
 )
+from sessionward.stores import MemoryStore
 from sessionward.stores.redis import AsyncRedisStore, RedisStore
 from sessionward.testing import FakeClock
 
@@ -235,6 +237,60 @@ def test_ttls_follow_the_idle_deadline(server: RedisServer, raw: redis.Redis) ->
     assert expiry_of(first.id) == math.ceil((touched.expires_at + offset) * 1000)
     assert _expiry(raw, index) == expiry_of(first.id) > expiry_of(second.id)
     manager.close()
+
+
+def test_the_store_keeps_a_16_byte_verifier_and_reads_32(server: RedisServer) -> None:
+    clock = FakeClock(1_795_871_859.123456)
+    short = store_on(server.url, clock)
+    full = store_on(server.url, clock, verifier_size=32)
+    old = manager_on(full, clock).issue("alice")
+    new = manager_on(short, clock).issue("124156789")
+    assert old.token is not None
+    assert new.token is not None
+    stored = short.get(new.id)
+    assert stored is not None
+    assert stored.secret_hash == hashlib.sha256(parse(new.token).secret).digest()[:16]
+    assert len(stored.secret_hash) == 16
+    assert len(full.get(old.id).secret_hash) == 32  # type: ignore[union-attr]
+    manager = manager_on(short, clock)
+    assert manager.validate(new.token).user_id == "124156789"
+    assert manager.validate(old.token).user_id == "alice"  # written with 32 bytes: still read
+    # a secret that differs from the real one only after its first 16 bytes is another secret
+    # with another hash: refused
+    forged = token_from_parts(new.id, parse(new.token).secret[:16] + bytes(16))
+    with pytest.raises(InvalidToken) as caught:
+        manager.validate(forged)
+    assert caught.value.reason == "mismatch"
+    with pytest.raises(ConfigError):
+        RedisStore(server.url, verifier_size=20)
+    short.close()
+    full.close()
+
+
+def test_lua_touch_writes_what_python_would(server: RedisServer, raw: redis.Redis) -> None:
+    # The touch script re-encodes last_seen and expires_at itself: it must pick the same
+    # codes as _encode (seconds, then 2**-22 s units, then a double) and keep the record
+    # in the 44-byte class, for numeric and text ids, compact and earlier formats.
+    clock = FakeClock(1_795_871_859.123456)
+    store = store_on(server.url, clock)
+    policy = Policy(idle_timeout=600, absolute_timeout=7200, touch_interval=30)
+    manager = manager_on(store, clock, policy)
+    sessions = [manager.issue("124156789"), manager.issue("alice-123"), manager.issue(None)]
+    legacy = make_record(clock.now(), user_id="bob")
+    raw.set(session_key(legacy.id), _encode(legacy, compact=False), px=600_000)
+    for step in (61.3370123, 45.0, 1e-7, 3 * 3600 + 0.5):
+        clock.advance(step)
+        for record_id in [s.id for s in sessions] + [legacy.id]:
+            store.touch(record_id, last_seen=clock.now(), expires_at=clock.now() + 600)
+            value = raw.get(session_key(record_id))
+            assert value is not None
+            record = _decode(record_id, value)
+            assert record.last_seen == clock.now()
+            assert record.expires_at == clock.now() + 600
+            assert value == _encode(record, compact=value[0] >= 3)
+    # last_seen three hours after created_at: a 6-byte code
+    assert [len(raw.get(session_key(s.id)) or b"") for s in sessions] == [43, 49, 40]
+    store.close()
 
 
 def test_nothing_is_left_after_every_session_expired(server: RedisServer, raw: redis.Redis) -> None:
@@ -466,7 +522,12 @@ text = st.text(max_size=40)
 def records(draw: st.DrawFn) -> SessionRecord:
     created = draw(times)
     last_seen = draw(
-        st.one_of(st.just(created), times, st.integers(0, 10**6).map(lambda n: created + n))
+        st.one_of(
+            st.just(created),
+            times,
+            st.integers(0, 10**6).map(lambda n: created + n),
+            st.floats(-1e9, 1e9).map(lambda d: created + d),
+        )
     )
     return SessionRecord(
         id="AAAAAAAAAAAAAAAA",
@@ -474,7 +535,7 @@ def records(draw: st.DrawFn) -> SessionRecord:
         prev_secret_hash=draw(st.none() | st.binary(max_size=40)),
         grace_until=draw(st.just(0.0) | times),
         generation=draw(st.integers(-(2**70), 2**70)),
-        user_id=draw(st.none() | text),
+        user_id=draw(st.none() | text | st.integers(0, 10**16).map(str)),
         auth_level=draw(st.integers(-5, 2**40)),
         auth_time=draw(st.none() | st.just(created) | times),
         scopes=draw(text),
@@ -525,36 +586,107 @@ def test_a_cut_or_padded_record_is_store_corrupt(record: SessionRecord, extra: b
             _decode(record.id, value[:cut])
     with pytest.raises(StoreCorrupt):
         _decode(record.id, value + extra)
-    for unknown in (b"\x00", b"\x03", b"\xff"):
+    for unknown in (b"\x00", b"\x05", b"\xff"):
         with pytest.raises(StoreCorrupt):
             _decode(record.id, unknown + value[1:])
 
 
-def test_a_fresh_login_packs_into_sixty_bytes() -> None:
-    # 60 bytes is the largest value in Redis' 64-byte allocation class (4 bytes of header);
-    # a never-rotated record omits its generation (format 2), so 9-character user ids fit.
+class ShortVerifierMemoryStore(MemoryStore):
+    """A memory store that asks for the 16-byte verifier, as the Redis store does."""
+
+    verifier_size = 16
+
+
+def test_a_fresh_login_fits_redis_44_byte_string_class() -> None:
+    # Up to 44 bytes, Redis keeps a string in one 64-byte allocation with its object header;
+    # beyond, in two (16 + 64 bytes). A never-rotated record omits its generation (format 3).
     clock = FakeClock(1_795_871_859.123456)
-    manager, _ = _memory_manager(clock)
-    session = manager.issue("124156789")
-    value = _encode(session.record)
-    assert value[0] == 2
-    assert len(value) == 60
-    rotated = _encode(session.record._replace(generation=1))
-    assert rotated[0] == 1
-    assert len(rotated) == 61
+    manager = SessionManager(ShortVerifierMemoryStore(), clock=clock)
+    numeric = manager.issue("124156789").record
+    text = manager.issue("alice-123").record
+    anonymous = manager.issue(None).record
+    assert len(numeric.secret_hash) == len(text.secret_hash) == 16
+    assert [_encode(r)[0] for r in (numeric, text, anonymous)] == [3, 3, 3]
+    # the numeric id is one 4-byte varint; the text id its 9 bytes and a length byte
+    assert [len(_encode(r)) for r in (numeric, text, anonymous)] == [38, 44, 35]
+    # a touch at an arbitrary clock reading: last_seen costs 5 bytes (2**-22 s units), not 9
+    clock.advance(61.3370123)
+    touched = numeric._replace(last_seen=clock.now(), expires_at=clock.now() + 1800)
+    assert len(_encode(touched)) == 42
+    assert tuple(_decode(touched.id, _encode(touched))) == tuple(touched)
+    rotated = _encode(numeric._replace(generation=1))
+    assert rotated[0] == 4
+    assert len(rotated) == 39
+    # the earlier format, for comparison: 32-byte verifier, text ids, ms units
+    legacy = text._replace(secret_hash=bytes(32))
+    assert _encode(legacy, compact=False)[0] == 2
+    assert len(_encode(legacy, compact=False)) == 60
 
 
+@pytest.mark.parametrize("compact", [True, False])
+@pytest.mark.parametrize("size", [16, 32, 20])
 @pytest.mark.parametrize("generation", [0, 1, -1, 2**40])
-def test_both_formats_round_trip(generation: int) -> None:
-    record = make_record(1_795_871_859.5)._replace(generation=generation)
-    value = _encode(record)
-    assert value[0] == (2 if generation == 0 else 1)
+def test_every_format_round_trips(generation: int, size: int, compact: bool) -> None:
+    record = make_record(1_795_871_859.5)._replace(
+        generation=generation, secret_hash=bytes(range(size))
+    )
+    value = _encode(record, compact=compact)
+    formats = (3, 4) if compact else (2, 1)
+    assert value[0] == (formats[0] if generation == 0 else formats[1])
     assert tuple(_decode(record.id, value)) == tuple(record)
-    if generation == 0:  # format 1 with the generation spelled out (as written before) reads
-        other = _encode(record._replace(generation=60))  # the same bytes and one 0x78
+    if generation == 0:  # the generation spelled out (as format 1 was written before) reads
+        other = _encode(record._replace(generation=60), compact=compact)  # one 0x78 more
         at = next(i for i in range(1, len(value)) if value[i] != other[i])
-        spelled = b"\x01" + value[1:at] + b"\x00" + value[at:]
+        spelled = bytes((formats[1],)) + value[1:at] + b"\x00" + value[at:]
         assert tuple(_decode(record.id, spelled)) == tuple(record)
+
+
+@pytest.mark.parametrize(
+    ("user", "packed"),
+    [
+        ("0", True),
+        ("7", True),
+        ("124156789", True),
+        ("9" * 15, True),
+        ("1" + "0" * 14, True),
+        ("9" * 16, False),  # more than 15 digits
+        ("00", False),  # a leading zero: "0" would come back
+        ("0124", False),
+        ("-1", False),
+        ("+1", False),
+        (" 1", False),
+        ("1 ", False),
+        ("1e3", False),
+        ("\u0663", False),  # ARABIC-INDIC DIGIT THREE: isdigit(), but not ASCII
+        ("\u00b2", False),  # SUPERSCRIPT TWO
+        ("\uff11", False),  # FULLWIDTH DIGIT ONE
+        ("alice", False),
+        ("", False),
+    ],
+)
+def test_numeric_user_ids_pack_only_when_they_come_back_the_same(user: str, packed: bool) -> None:
+    record = make_record(1_795_871_859.5, user_id=user)
+    value = _encode(record)
+    assert _decode(record.id, value).user_id == user
+    # format, created_at (8), last_seen (code 0), expires_at (+1800 s: 2 bytes), flags,
+    # version: the user varint starts at byte 14, odd when the id is packed as a number
+    assert _encode(record._replace(user_id="x" * 5))[14] == 2 * 5
+    assert (value[14] & 1 == 1) is packed
+
+
+def test_a_user_number_out_of_range_is_store_corrupt() -> None:
+    record = make_record(1_795_871_859.5, user_id="7")
+    value = _encode(record)
+    assert _decode(record.id, value).user_id == "7"
+    at = value.index(bytes((15,)), 10)  # the varint 2*7+1 after flags and version
+    big = bytearray()
+    n = 2 * 10**15 + 1  # 10**15: 16 digits, never written
+    while n >= 0x80:
+        big.append((n & 0x7F) | 0x80)
+        n >>= 7
+    big.append(n)
+    with pytest.raises(StoreCorrupt):
+        _decode(record.id, value[:at] + bytes(big) + value[at + 1 :])
 
 
 def _memory_manager(clock: FakeClock) -> tuple[SessionManager, Any]:

@@ -34,6 +34,7 @@ from sessionward.core.policy import Policy
 from sessionward.core.record import Session, SessionRecord, encode_data, encode_scopes
 from sessionward.errors import (
     AlreadyExists,
+    ConfigError,
     InvalidArgument,
     InvalidToken,
     NotFound,
@@ -51,6 +52,7 @@ _sha256 = hashlib.sha256
 _UNSEEN = object()
 _MEMO_SIZE = 4096
 _compare = hmac.compare_digest
+_SHORT = tokens.SHORT_VERIFIER
 DataUpdate = Callable[[dict[str, Any]], Mapping[str, Any] | None]
 
 
@@ -88,6 +90,12 @@ class SessionManager:
         admit: Callable[[SessionRecord], bool] | None = None,
     ) -> None:
         self.store = store
+        # The verifier's size (sha256 of the secret, or its first 16 bytes) is the store's
+        # choice: a store of millions of records in memory can ask for the short one.
+        size = getattr(store, "verifier_size", 32)
+        if size not in tokens.VERIFIER_SIZES:
+            raise ConfigError("a store's verifier_size must be 16 or 32")
+        self._verifier_size: int = size
         self._admit = admit
         self.policy = policy or Policy()
         self.clock: Clock = clock or SystemClock()
@@ -141,7 +149,7 @@ class SessionManager:
             raw, parsed = tokens.mint(None if routed is None else routed(user_id))
             record = SessionRecord(
                 id=parsed.session_id,
-                secret_hash=tokens.hash_secret(parsed.secret),
+                secret_hash=tokens.hash_secret(parsed.secret, self._verifier_size),
                 prev_secret_hash=None,
                 grace_until=0.0,
                 generation=0,
@@ -237,9 +245,11 @@ class SessionManager:
             raise self._rejected("unknown", session_id, None, now)
         digest = _sha256(secret).digest()
         in_grace = False
-        if not _compare(digest, record.secret_hash):
-            previous = record.prev_secret_hash
-            if previous is None or not _compare(digest, previous):
+        stored = record.secret_hash
+        # A record's own verifier length decides (16 or 32 bytes, see tokens.hash_secret); a
+        # stored value of any other length never equals a 32-byte digest.
+        if not _compare(digest if len(stored) != _SHORT else digest[:_SHORT], stored):
+            if not tokens.digest_matches(digest, record.prev_secret_hash):
                 raise self._rejected("mismatch", record.id, record.user_id, now)
             if now >= record.grace_until:
                 self._theft(record, now)
@@ -338,7 +348,7 @@ class SessionManager:
         """Write ``record`` with a new secret; ``None`` when another writer got there first."""
         raw, parsed = tokens.mint(record.id)
         updated = record._replace(
-            secret_hash=tokens.hash_secret(parsed.secret),
+            secret_hash=tokens.hash_secret(parsed.secret, self._verifier_size),
             prev_secret_hash=record.secret_hash if grace else None,
             grace_until=now + self.policy.rotation_grace if grace else 0.0,
             generation=record.generation + 1,

@@ -86,20 +86,44 @@ __all__ = ["RedisStore"]
 # -- record encoding ---------------------------------------------------------------------------
 #
 #   format | created_at <d | last_seen T(created) | expires_at T(last_seen) | flags varint
-#   | version zz | [user len+utf8] | [generation zz] | auth_level zz | [rotated_at T(created)]
+#   | version zz | [user] | [generation zz] | auth_level zz | [rotated_at T(created)]
 #   | [auth_time T(created)] | absolute_expires_at T(created) | [grace_until T(rotated_at)]
-#   | secret_hash (32 B, or len+bytes) | [prev len+bytes] | [scopes] | [data] | [context]
+#   | secret_hash (the format's size, or len+bytes) | [prev len+bytes] | [scopes] | [data]
+#   | [context]
 #
-# Format 0x01 stores every field; 0x02 is the same record with generation 0, which it omits.
-# A time T(base) is a varint code: 0 = base, 1 = None, 2 = 0.0, 3 = an 8-byte double follows,
-# 4 + 4n + k = base + n s (k=0), base - n s (k=1), base + n ms (k=2), base - n ms (k=3); the
-# encoder only uses a delta when decoding it gives back exactly the same float. Fields that are
-# equal to their default (rotated_at = created_at, auth_time = created_at, grace_until = 0.0,
-# data "{}", context "[]", empty scopes) cost one flag bit. The Lua scripts read the header up
-# to the user id, so the layout up to there is shared with ``_LUA_PRELUDE``.
+# Formats 0x03 (generation 0, which it omits) and 0x04 are what this version writes, the
+# compact formats; 0x01 and 0x02 (the same pair) are the earlier ones, still read.
+# * secret_hash: 16 bytes in the compact formats (the short verifier the store asks the
+#   manager for, see ``tokens.hash_secret``), 32 in the earlier ones; any other length is
+#   written len+bytes under the _HASH_LEN flag.
+# * user: len+utf8 in the earlier formats. In the compact ones a varint u: even, u/2 bytes of
+#   utf8 follow; odd, the id is the decimal integer (u-1)/2 (canonical spelling, < 10**15),
+#   so the common numeric ids of databases cost 4-7 bytes instead of 1 + their digits.
+# * A time T(base) is a varint code: 0 = base, 1 = None, 2 = 0.0, 3 = an 8-byte double
+#   follows, 4 + 4n + k = base + n s (k=0), base - n s (k=1), base + n u (k=2), base - n u
+#   (k=3), where the unit u is 1 ms in the earlier formats and 2**-22 s in the compact ones.
+#   2**-22 s is the spacing of doubles between 2**30 and 2**31 (Unix times from 2004 to 2038),
+#   so the distance between two such times is always a whole number of units: a clock
+#   reading (last_seen, rotated_at) costs 4-6 bytes instead of 9. The encoder only uses a
+#   code when decoding it gives back exactly the same float.
+# Fields that are equal to their default (rotated_at = created_at, auth_time = created_at,
+# grace_until = 0.0, data "{}", context "[]", empty scopes) cost one flag bit. The Lua scripts
+# read the header up to the user id, so the layout up to there is shared with ``_LUA_PRELUDE``.
+#
+# Why the compact formats: Redis keeps a string of up to 44 bytes in one 64-byte allocation
+# with its object header ("embstr"), and a longer one in two (16 + 64 bytes up to 60). A
+# fresh login of a 9-character id fits 44 bytes only with the short verifier, and a touched
+# one only with the numeric id and the 2**-22 s unit: 16 bytes a session, 9 % at 1M.
 
 _FORMAT: Final = 1
 _FORMAT_GEN0: Final = 2  # the same, for generation 0 (every session until it rotates): omitted
+_COMPACT: Final = 4
+_COMPACT_GEN0: Final = 3
+_SHORT_HASH: Final = tokens.SHORT_VERIFIER
+_UNITS: Final = 4194304.0  # 2**22 units a second in the compact formats' time codes
+_MAX_UNITS: Final = float(1 << 50)  # so that 4n + 3 stays exact in the Lua scripts' doubles
+_MAX_NUMERIC: Final = 15  # digits of a user id packed as an integer (< 2**50)
+_NUMERIC_CODES: Final = 2 * 10**_MAX_NUMERIC  # the user varints that spell such an integer
 _USER, _ROTATED, _AUTH_TIME, _GRACE, _PREV, _HASH_LEN, _SCOPES, _DATA, _CONTEXT = (
     1 << bit for bit in range(9)
 )
@@ -127,7 +151,7 @@ def _put_bytes(out: bytearray, data: bytes) -> None:
     out += data
 
 
-def _put_time(out: bytearray, value: float | None, base: float) -> None:
+def _put_time(out: bytearray, value: float | None, base: float, compact: bool = True) -> None:
     if value is None:
         out.append(1)
     elif value == base:
@@ -141,12 +165,33 @@ def _put_time(out: bytearray, value: float | None, base: float) -> None:
             if delta == int(delta) and (base + n if delta > 0 else base - n) == value:
                 _varint(out, 4 + 4 * n + (0 if delta > 0 else 1))
                 return
-            ms = abs(round(delta * 1000))
-            if (base + ms / 1000 if delta > 0 else base - ms / 1000) == value:
-                _varint(out, 4 + 4 * ms + (2 if delta > 0 else 3))
-                return
+            if compact:
+                units = abs(delta) * _UNITS
+                if units == int(units) and units < _MAX_UNITS:
+                    n = int(units)
+                    if (base + n / _UNITS if delta > 0 else base - n / _UNITS) == value:
+                        _varint(out, 4 + 4 * n + (2 if delta > 0 else 3))
+                        return
+            else:
+                ms = abs(round(delta * 1000))
+                if (base + ms / 1000 if delta > 0 else base - ms / 1000) == value:
+                    _varint(out, 4 + 4 * ms + (2 if delta > 0 else 3))
+                    return
         out.append(3)
         out += _DOUBLE.pack(value)
+
+
+def _numeric(user: str) -> int | None:
+    """The integer a user id spells in canonical decimal (no sign, no leading zero, ASCII
+    digits only, at most 15 of them), or None."""
+    if (
+        len(user) <= _MAX_NUMERIC
+        and user.isascii()
+        and user.isdigit()
+        and (user[0] != "0" or user == "0")
+    ):
+        return int(user)
+    return None
 
 
 def _utf8(text: str) -> bytes:
@@ -156,7 +201,10 @@ def _utf8(text: str) -> bytes:
         raise InvalidArgument("text fields must be valid Unicode") from None
 
 
-def _encode(r: SessionRecord) -> bytes:
+def _encode(r: SessionRecord, compact: bool = True) -> bytes:
+    """The stored value of ``r``: a compact format (3 or 4), or with ``compact=False`` the
+    earlier format (1 or 2) that versions before it wrote (kept for the tests that check it
+    is still read)."""
     flags = 0
     if r.user_id is not None:
         flags |= _USER
@@ -168,7 +216,7 @@ def _encode(r: SessionRecord) -> bytes:
         flags |= _GRACE
     if r.prev_secret_hash is not None:
         flags |= _PREV
-    if len(r.secret_hash) != 32:
+    if len(r.secret_hash) != (_SHORT_HASH if compact else 32):
         flags |= _HASH_LEN
     if r.scopes:
         flags |= _SCOPES
@@ -176,24 +224,35 @@ def _encode(r: SessionRecord) -> bytes:
         flags |= _DATA
     if r.context != "[]":
         flags |= _CONTEXT
-    out = bytearray((_FORMAT if r.generation else _FORMAT_GEN0,))
+    if compact:
+        out = bytearray((_COMPACT if r.generation else _COMPACT_GEN0,))
+    else:
+        out = bytearray((_FORMAT if r.generation else _FORMAT_GEN0,))
     out += _DOUBLE.pack(r.created_at)
-    _put_time(out, r.last_seen, r.created_at)
-    _put_time(out, r.expires_at, r.last_seen)
+    _put_time(out, r.last_seen, r.created_at, compact)
+    _put_time(out, r.expires_at, r.last_seen, compact)
     _varint(out, flags)
     _varint(out, _zigzag(r.version))
     if r.user_id is not None:
-        _put_bytes(out, _utf8(r.user_id))
+        number = _numeric(r.user_id) if compact else None
+        if number is not None:
+            _varint(out, 2 * number + 1)
+        elif compact:
+            user = _utf8(r.user_id)
+            _varint(out, 2 * len(user))
+            out += user
+        else:
+            _put_bytes(out, _utf8(r.user_id))
     if r.generation:
         _varint(out, _zigzag(r.generation))
     _varint(out, _zigzag(r.auth_level))
     if flags & _ROTATED:
-        _put_time(out, r.rotated_at, r.created_at)
+        _put_time(out, r.rotated_at, r.created_at, compact)
     if flags & _AUTH_TIME:
-        _put_time(out, r.auth_time, r.created_at)
-    _put_time(out, r.absolute_expires_at, r.created_at)
+        _put_time(out, r.auth_time, r.created_at, compact)
+    _put_time(out, r.absolute_expires_at, r.created_at, compact)
     if flags & _GRACE:
-        _put_time(out, r.grace_until, r.rotated_at)
+        _put_time(out, r.grace_until, r.rotated_at, compact)
     if flags & _HASH_LEN:
         _put_bytes(out, r.secret_hash)
     else:
@@ -238,7 +297,7 @@ def _varint_at(buf: bytes, at: int) -> tuple[int, int]:
         shift += 7
 
 
-def _time_at(buf: bytes, at: int, base: float) -> tuple[float | None, int]:
+def _time_at(buf: bytes, at: int, base: float, unit: float) -> tuple[float | None, int]:
     # The code's varint, unrolled for one to three bytes (a time within ~6 days of its base).
     code = buf[at]
     if code < 0x80:
@@ -260,7 +319,7 @@ def _time_at(buf: bytes, at: int, base: float) -> tuple[float | None, int]:
             return base + n, at
         if kind == 1:
             return base - n, at
-        return (base + n / 1000 if kind == 2 else base - n / 1000), at
+        return (base + n / unit if kind == 2 else base - n / unit), at
     if code == 0:
         return base, at
     if code == 1:
@@ -290,7 +349,11 @@ def _decode(session_id: str, value: bytes) -> SessionRecord:
     try:
         created_at: float
         form, created_at = _unpack_head(value)
-        if form != _FORMAT and form != _FORMAT_GEN0:
+        if form in (_COMPACT_GEN0, _COMPACT):
+            compact, unit, size = True, _UNITS, _SHORT_HASH
+        elif form in (_FORMAT_GEN0, _FORMAT):
+            compact, unit, size = False, 1000.0, 32
+        else:
             raise ValueError("unknown record format")
         # last_seen: base created_at; code 0 (never touched) is the common case.
         code = value[9]
@@ -298,11 +361,11 @@ def _decode(session_id: str, value: bytes) -> SessionRecord:
             last_seen = created_at
             at = 10
         else:
-            when, at = _time_at(value, 9, created_at)
+            when, at = _time_at(value, 9, created_at, unit)
             if when is None:
                 raise ValueError("missing last_seen")
             last_seen = when
-        expires_at, at = _time_at(value, at, last_seen)
+        expires_at, at = _time_at(value, at, last_seen, unit)
         flags = value[at]
         if flags < 0x80:
             at += 1
@@ -315,8 +378,25 @@ def _decode(session_id: str, value: bytes) -> SessionRecord:
             version, at = _varint_at(value, at)
         user_id = None
         if flags & _USER:
-            user_id, at = _text_at(value, at)
-        if form == _FORMAT_GEN0:
+            if compact:
+                code = value[at]
+                if code < 0x80:
+                    at += 1
+                else:
+                    code, at = _varint_at(value, at)
+                if code & 1:
+                    if code >= _NUMERIC_CODES:
+                        raise ValueError("user id number out of range")
+                    user_id = str(code >> 1)
+                else:
+                    end = at + (code >> 1)
+                    if end > len(value):
+                        raise IndexError("truncated text")
+                    user_id = value[at:end].decode("utf-8")
+                    at = end
+            else:
+                user_id, at = _text_at(value, at)
+        if form in (_FORMAT_GEN0, _COMPACT_GEN0):
             generation = 0
         else:
             generation = value[at]
@@ -332,17 +412,15 @@ def _decode(session_id: str, value: bytes) -> SessionRecord:
         rotated_at: float | None = created_at
         auth_time: float | None = created_at
         if flags & _ROTATED:
-            rotated_at, at = _time_at(value, at, created_at)
+            rotated_at, at = _time_at(value, at, created_at, unit)
         if flags & _AUTH_TIME:
-            auth_time, at = _time_at(value, at, created_at)
-        absolute, at = _time_at(value, at, created_at)
+            auth_time, at = _time_at(value, at, created_at, unit)
+        absolute, at = _time_at(value, at, created_at, unit)
         grace_until: float | None = 0.0
         if flags & _GRACE:
-            grace_until, at = _time_at(value, at, rotated_at or 0.0)
+            grace_until, at = _time_at(value, at, rotated_at or 0.0, unit)
         if flags & _HASH_LEN:
             size, at = _varint_at(value, at)
-        else:
-            size = 32
         secret_hash = value[at : at + size]
         at += size
         prev = None
@@ -424,7 +502,10 @@ local function venc(n)
   out[#out + 1] = char(n)
   return table.concat(out)
 end
+-- time codes 4n+2 and 4n+3 count ms in formats 1 and 2, 2^-22 s in the compact 3 and 4
 local function tdec(s, i, base)
+  local unit = 1000
+  if byte(s, 1) >= 3 then unit = 4194304 end
   local c
   c, i = vdec(s, i)
   if c == 0 then return base, i end
@@ -436,23 +517,30 @@ local function tdec(s, i, base)
   local n = (w - k) / 4
   if k == 0 then return base + n, i end
   if k == 1 then return base - n, i end
-  if k == 2 then return base + n / 1000, i end
-  return base - n / 1000, i
+  if k == 2 then return base + n / unit, i end
+  return base - n / unit, i
 end
-local function tenc(t, base)
+local function tenc(t, base, compact)
   if t == base then return '\0' end
   local d = t - base
-  if d == d and math.abs(d) < 1099511627776 and d == math.floor(d) then
+  if d == d and math.abs(d) < 1099511627776 then
     local n = math.abs(d)
-    if d > 0 and base + n == t then return venc(4 + 4 * n) end
-    if d < 0 and base - n == t then return venc(5 + 4 * n) end
+    if d == math.floor(d) then
+      if d > 0 and base + n == t then return venc(4 + 4 * n) end
+      if d < 0 and base - n == t then return venc(5 + 4 * n) end
+    end
+    n = n * 4194304
+    if compact and n == math.floor(n) and n < 1125899906842624 then
+      if d > 0 and base + n / 4194304 == t then return venc(6 + 4 * n) end
+      if d < 0 and base - n / 4194304 == t then return venc(7 + 4 * n) end
+    end
   end
   return '\3' .. struct.pack('<d', t)
 end
 -- created, last_seen, expires_at, user (or false), version bytes, index after last_seen
 local function head(s)
   local form = byte(s, 1)
-  if form ~= 1 and form ~= 2 then error('sessionward: unknown record format') end
+  if not (form and form >= 1 and form <= 4) then error('sessionward: unknown record format') end
   local created = struct.unpack('<d', s, 2)
   local ls, i = tdec(s, 10, created)
   local after_ls = i
@@ -468,7 +556,13 @@ local function head(s)
   if flags % 2 == 1 then
     local n
     n, i = vdec(s, i)
-    user = sub(s, i, i + n - 1)
+    if form <= 2 then
+      user = sub(s, i, i + n - 1)
+    elseif n % 2 == 1 then
+      user = string.format('%.0f', (n - 1) / 2)
+    else
+      user = sub(s, i, i + n / 2 - 1)
+    end
   end
   return created, ls, exp, user, version, after_ls
 end
@@ -717,7 +811,8 @@ local new_ls, new_exp = struct.unpack('<d', ARGV[4]), struct.unpack('<d', ARGV[5
 if not (ls < new_ls) then return 0 end
 local _, rest = tdec(v, after_ls, ls)
 local pxat = tonumber(ARGV[6])
-local stamp = sub(v, 1, 9) .. tenc(new_ls, created) .. tenc(new_exp, new_ls)
+local compact = byte(v, 1) >= 3
+local stamp = sub(v, 1, 9) .. tenc(new_ls, created, compact) .. tenc(new_exp, new_ls, compact)
 redis.call('SET', key, stamp .. sub(v, rest), 'PXAT', pxat)
 changed(sub(key, #P + 1))
 if user then
@@ -989,6 +1084,11 @@ class RedisStore:
       applies the invalidations already on its subscription socket (a non-blocking read,
       no round trip). While the subscription is down nothing is served from memory.
       ``cache_ttl`` bounds how long an entry may be served (default 5 s).
+    * ``verifier_size``: bytes of ``sha256(secret)`` kept per session: 16 (the default) or
+      32. Matching 16 bytes still takes 2**128 guesses, the strength of the rest of the
+      system (P-256, ASVS' 128 bits), and it lets a fresh session fit Redis' 44-byte string
+      class: 16 bytes less per session (docs/design.md, "The short verifier"). Records of
+      either size are read whatever the setting.
     """
 
     def __init__(
@@ -1004,10 +1104,13 @@ class RedisStore:
         cache_size: int = 0,
         cache_ttl: float = 5.0,
         index_spread: int = 1,
+        verifier_size: int = tokens.SHORT_VERIFIER,
         **client_options: Any,
     ) -> None:
         if b"{" in prefix or b"}" in prefix:
             raise ConfigError("the key prefix must not contain '{' or '}'")
+        if verifier_size not in tokens.VERIFIER_SIZES:
+            raise ConfigError("verifier_size must be 16 or 32")
         if not math.isfinite(expire_grace) or expire_grace < 0:
             raise ConfigError("expire_grace must be a non-negative number of seconds")
         if not math.isfinite(clock_offset):
@@ -1046,6 +1149,7 @@ class RedisStore:
         self._get_head = b"*2\r\n$3\r\nGET\r\n$%d\r\n%s" % (len(prefix) + _ID_BYTES, prefix)
         _STORES.add(self)
         self._prefix = prefix
+        self.verifier_size: int = verifier_size
         self._salt = tag_salt
         self._shift = expire_grace + clock_offset
         self._spread = index_spread

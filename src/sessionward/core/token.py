@@ -9,7 +9,8 @@ Format (version 1), always 68 characters::
 * ``session_id`` is public: the store's lookup key, shown in logs, events and admin pages as
   16 base64url characters. 96 random bits make collisions negligible; the store's create-only
   ``add`` catches the rest.
-* ``secret`` is 256 bits from :mod:`secrets`. Only ``sha256(secret)`` is ever stored, and the
+* ``secret`` is 256 bits from :mod:`secrets`. Only ``sha256(secret)`` is ever stored (or its
+  first 16 bytes, where a store asks for the short verifier: see ``hash_secret``), and the
   comparison is constant-time.
 * ``crc32`` (little-endian) over the prefix and the first 44 bytes rejects typos and garbage
   before any store round trip. It is not a security check (the secret is); it is why a
@@ -35,7 +36,9 @@ from sessionward.errors import InvalidToken
 __all__ = [
     "PREFIX",
     "TOKEN_LENGTH",
+    "VERIFIER_SIZES",
     "ParsedToken",
+    "digest_matches",
     "hash_secret",
     "mint",
     "new_session_id",
@@ -50,6 +53,8 @@ _CRC_BYTES: Final = 4
 _PAYLOAD_BYTES: Final = ID_BYTES + SECRET_BYTES + _CRC_BYTES
 TOKEN_LENGTH: Final = len(PREFIX) + _PAYLOAD_BYTES * 4 // 3
 SESSION_ID_LENGTH: Final = ID_BYTES * 4 // 3
+SHORT_VERIFIER: Final = 16
+VERIFIER_SIZES: Final = (SHORT_VERIFIER, 32)
 
 _SESSION_ID = re.compile(f"[A-Za-z0-9_-]{{{SESSION_ID_LENGTH}}}")
 _PREFIX_BYTES: Final = PREFIX.encode("ascii")
@@ -139,20 +144,34 @@ def parse(token: object) -> ParsedToken:
     return _new_parsed(ParsedToken, (token[_PREFIX_LEN:_ID_END], raw[ID_BYTES:_CRC_AT]))
 
 
-def hash_secret(secret: bytes) -> bytes:
-    """What the store keeps instead of the secret: ``sha256(secret)``.
+def hash_secret(secret: bytes, size: int = 32) -> bytes:
+    """What the store keeps instead of the secret: ``sha256(secret)``, or its first ``size``
+    bytes.
 
     A 256-bit random secret cannot be brute-forced from its hash, so a slow or keyed hash would
-    add cost without adding safety (see docs/design.md).
+    add cost without adding safety (see docs/design.md). ``size`` is 32 or 16: a store that
+    keeps millions of records in memory (Redis) asks for the 16-byte verifier, which still
+    takes 2**128 guesses to match, online or from a stolen copy of the store.
     """
-    return hashlib.sha256(secret).digest()
+    if size not in VERIFIER_SIZES:
+        raise ValueError("a verifier is 16 or 32 bytes")
+    digest = hashlib.sha256(secret).digest()
+    return digest if size == 32 else digest[:size]
+
+
+def digest_matches(digest: bytes, stored_hash: bytes | None) -> bool:
+    """Constant-time check of ``sha256(secret)`` against a stored verifier of either size. A
+    stored value of any other length (empty, say) never matches."""
+    if stored_hash is None:
+        return False
+    if len(stored_hash) == SHORT_VERIFIER:
+        digest = digest[:SHORT_VERIFIER]
+    return hmac.compare_digest(digest, stored_hash)
 
 
 def secret_matches(secret: bytes, stored_hash: bytes | None) -> bool:
     """Constant-time check of a presented secret against a stored hash."""
-    if stored_hash is None:
-        return False
-    return hmac.compare_digest(hashlib.sha256(secret).digest(), stored_hash)
+    return digest_matches(hashlib.sha256(secret).digest(), stored_hash)
 
 
 def token_from_parts(session_id: str, secret: bytes) -> str:

@@ -31,6 +31,7 @@ from typing import Any, Final, NamedTuple
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from sessionward.core import token as tokens
 from sessionward.core.record import SessionRecord
 from sessionward.jwt._codec import b64decode, b64encode
 
@@ -130,7 +131,7 @@ def open_handoff(record: SessionRecord, old_secret: bytes, now: float) -> TokenP
     previous = record.prev_secret_hash
     if previous is None or now >= record.grace_until:
         return None
-    if not hmac.compare_digest(hashlib.sha256(old_secret).digest(), previous):
+    if not tokens.secret_matches(old_secret, previous):
         return None
     family = family_of(json.loads(record.data))
     handoff = None if family is None else family.get("handoff")

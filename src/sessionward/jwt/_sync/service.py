@@ -17,7 +17,6 @@ This file is the async source; ``sessionward.jwt._sync.service`` is generated fr
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -180,7 +179,7 @@ class TokenService:
             family = refresh.family_of(json.loads(record.data))
             if family is None:
                 raise InvalidToken("not-refresh", record.id)
-            if hmac.compare_digest(digest, record.secret_hash):
+            if tokens.digest_matches(digest, record.secret_hash):
                 pair = self._rotate(record, family, parsed.secret, now)
                 if pair is not None:
                     return pair
@@ -243,7 +242,7 @@ class TokenService:
         data = json.loads(record.data)
         data[FAMILY_KEY] = family
         updated = rotated._replace(
-            secret_hash=tokens.hash_secret(minted.secret),
+            secret_hash=tokens.hash_secret(minted.secret, len(record.secret_hash)),
             prev_secret_hash=record.secret_hash,
             grace_until=grace_end,
             generation=generation,
