@@ -283,7 +283,7 @@ def test_lua_touch_writes_what_python_would(server: RedisServer, raw: redis.Redi
         for record_id in [s.id for s in sessions] + [legacy.id]:
             store.touch(record_id, last_seen=clock.now(), expires_at=clock.now() + 600)
             value = raw.get(session_key(record_id))
-            assert value is not None
+            assert isinstance(value, bytes)
             record = _decode(record_id, value)
             assert record.last_seen == clock.now()
             assert record.expires_at == clock.now() + 600
