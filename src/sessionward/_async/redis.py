@@ -631,7 +631,9 @@ local function bucket_add(ikey, member, fp)
       if e[1] == member and e[2] == fp then return end
     end
   end
-  redis.call('APPEND', ikey, entry(ikey, member, fp))
+  -- SET of the whole, not APPEND: APPEND leaves the string room to grow (up to its own size
+  -- again), about 4 bytes a session across the buckets; SET allocates what it holds.
+  redis.call('SET', ikey, (s or '') .. entry(ikey, member, fp), 'KEEPTTL')
 end
 local function bucket_remove(ikey, member)
   local s = redis.call('GET', ikey)
@@ -757,7 +759,7 @@ if ikey then
     end
   end
   if next(drop) == nil then
-    redis.call('APPEND', ikey, entry(ikey, member, fp))
+    redis.call('SET', ikey, s .. entry(ikey, member, fp), 'KEEPTTL')  -- see bucket_add
   else
     local parts = {}
     for k = 1, count do
