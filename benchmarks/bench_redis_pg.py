@@ -345,28 +345,32 @@ def memory_postgres(conninfo: str, count: int) -> None:
 # -- throughput --------------------------------------------------------------------------------
 
 
-def redis_cpu(ports: list[int]) -> Callable[[], float]:
-    """Seconds of CPU the redis-server processes on ``ports`` have used so far."""
+CpuReader = Callable[[], dict[int, float]]
 
-    def read() -> float:
-        total = 0.0
+
+def redis_cpu(ports: list[int]) -> CpuReader:
+    """Seconds of CPU each redis-server process on ``ports`` has used so far, by port."""
+
+    def read() -> dict[int, float]:
+        used = {}
         for port in ports:
             client = redis.Redis(host="127.0.0.1", port=port)
             info = client.info("cpu")
-            total += float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+            used[port] = float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
             client.close()
-        return total
+        return used
 
     return read
 
 
-def postgres_cpu(data: Path) -> Callable[[], float]:
-    """Seconds of CPU the postmaster and all its children have used so far (/proc)."""
+def postgres_cpu(data: Path) -> CpuReader:
+    """Seconds of CPU the postmaster and each of its children have used so far, by pid
+    (/proc)."""
     ticks = float(os.sysconf("SC_CLK_TCK"))
 
-    def read() -> float:
+    def read() -> dict[int, float]:
         postmaster = int((data / "postmaster.pid").read_text().split()[0])
-        total = 0.0
+        used = {}
         for stat in Path("/proc").glob("[0-9]*/stat"):
             try:
                 fields = stat.read_text().rsplit(")", 1)[1].split()
@@ -374,23 +378,33 @@ def postgres_cpu(data: Path) -> Callable[[], float]:
                 continue
             pid, ppid = int(stat.parent.name), int(fields[1])
             if postmaster in (pid, ppid):
-                total += (int(fields[11]) + int(fields[12])) / ticks
-        return total
+                used[pid] = (int(fields[11]) + int(fields[12])) / ticks
+        return used
 
     return read
+
+
+def cpu_between(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds used between two readings by the processes alive at the second. A backend
+    that exited in between (the previous pool's, closing) is left out rather than counted
+    negative; one started in between counts from zero."""
+    return sum(seconds - before.get(key, 0.0) for key, seconds in after.items())
 
 
 def throughput(
     label: str,
     make_store: Callable[[], Any],
-    cpu: Callable[[], float],
+    cpu: CpuReader,
     seconds: float = 4.0,
     concurrency: int = 64,
 ) -> float:
     """Validations (then logins) per second with ``concurrency`` asyncio tasks, and the
     server CPU each one cost."""
 
-    async def run(tokens: list[str], work: Callable[[AsyncSessionManager, int], Any]) -> float:
+    async def run(
+        tokens: list[str], work: Callable[[AsyncSessionManager, int], Any]
+    ) -> tuple[float, float]:
+        before = cpu()
         manager = AsyncSessionManager(make_store(), policy=POLICY)
         done = 0
         stop = time.perf_counter() + seconds
@@ -409,8 +423,11 @@ def throughput(
         started = time.perf_counter()
         await asyncio.gather(*(worker(k) for k in range(concurrency)))
         elapsed = time.perf_counter() - started
+        # Read before closing: PostgreSQL backends take their CPU time with them when the
+        # pool's connections close (it gave negative figures).
+        used = cpu_between(before, cpu())
         await manager.close()
-        return done / elapsed
+        return done / elapsed, used
 
     async def prepare() -> tuple[list[str], list[str]]:
         manager = AsyncSessionManager(make_store(), policy=POLICY)
@@ -435,9 +452,7 @@ def throughput(
         ),
         ("issue (login)", lambda m, i: m.issue(f"load-{i % 5000}")),
     ):
-        before = cpu()
-        rate = asyncio.run(run(tokens, work))
-        used = cpu() - before
+        rate, used = asyncio.run(run(tokens, work))
         per_op = used / (rate * seconds) * 1e6
         failed = f" ({len(failures)} StoreUnavailable)" if failures else ""
         print(f"| {label} | {what}{failed} | {rate:,.0f} | {per_op:.1f} | {1e6 / per_op:,.0f} |")
