@@ -4,6 +4,11 @@ Every store keeps :class:`~sessionward.core.record.SessionRecord` values by thei
 must pass ``tests/contract`` unmodified. Stores never see a raw token, never read a clock
 (callers pass ``now``), and translate their driver's exceptions into
 :mod:`sessionward.errors` (``StoreUnavailable``, ``StoreCorrupt``) at this boundary.
+
+Two optional attributes, looked up by the manager: ``verifier_size`` (16 or 32, default 32),
+how many bytes of ``sha256(secret)`` the records it writes for this store carry (the Redis
+store asks for 16, see docs/design.md); and ``new_session_id(user_id)``, which mints ids that
+lead to the user's place in the store (Redis Cluster slots, SQLite key ranges).
 """
 
 from __future__ import annotations
