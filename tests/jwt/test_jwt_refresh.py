@@ -82,7 +82,26 @@ class World:
         return [e for e in self.events.events if isinstance(e, kind)]
 
 
-@pytest.fixture(params=["sync-memory", "sync-sqlite", "async-memory", "async-sqlite"])
+class ShortVerifierStore(MemoryStore):
+    """Records with the 16-byte verifier, as the Redis store asks for."""
+
+    verifier_size = 16
+
+
+class AsyncShortVerifierStore(AsyncMemoryStore):
+    verifier_size = 16
+
+
+@pytest.fixture(
+    params=[
+        "sync-memory",
+        "sync-sqlite",
+        "async-memory",
+        "async-sqlite",
+        "sync-short",
+        "async-short",
+    ]
+)
 def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
     flavor, backend = cast(str, request.param).split("-")
     clock = FakeClock(START)
@@ -95,7 +114,9 @@ def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
 
     path = tmp_path / "refresh.db"
     store: Any
-    if flavor == "sync":
+    if backend == "short":
+        store = ShortVerifierStore() if flavor == "sync" else AsyncShortVerifierStore()
+    elif flavor == "sync":
         store = MemoryStore() if backend == "memory" else SQLiteStore(path)
     else:
         store = AsyncMemoryStore() if backend == "memory" else AsyncSQLiteStore(path)
@@ -162,6 +183,9 @@ def test_every_refresh_rotates_and_the_old_token_replays_the_same_pair(world: Wo
     rotations = world.of_kind(SessionRotated)
     assert [(e.generation, e.cause) for e in rotations] == [(1, "refresh"), (2, "refresh")]
     assert world.of_kind(TheftSuspected) == []
+    record = world.stored(third.session_id)  # the store's verifier size, kept by rotation
+    size = getattr(world.store, "verifier_size", 32)
+    assert (len(record.secret_hash), len(record.prev_secret_hash)) == (size, size)
 
 
 def test_the_store_holds_no_usable_token(world: World) -> None:
