@@ -1,6 +1,9 @@
 """Run Django's own ``SessionTestsMixin`` against ``sessionward.django`` (in a subprocess).
 
-    python django_mixin_runner.py <dir containing sessions_tests/>
+    python django_mixin_runner.py <dir containing sessions_tests/> [redis://...]
+
+With a Redis URL the sessions live in that Redis server (the Redis store: 16-byte verifiers,
+compact records); by default in a SQLite file.
 
 The directory comes from Django's source distribution, fetched at test time by
 ``test_django_mixin.py``; nothing of Django's test code is kept in this repository.
@@ -19,11 +22,16 @@ import django
 from django.conf import settings
 
 from sessionward import SessionManager, SQLiteStore
+from sessionward.stores.redis import RedisStore
 
 #: Mixin tests that cannot apply to sessionward, with the reason (docs/django.md repeats it).
 EXCLUDED: dict[str, str] = {}
 
-MANAGER = SessionManager(SQLiteStore(str(Path(tempfile.mkdtemp()) / "mixin.sqlite3")))
+MANAGER = SessionManager(
+    RedisStore(sys.argv[2])
+    if len(sys.argv) > 2
+    else SQLiteStore(str(Path(tempfile.mkdtemp()) / "mixin.sqlite3"))
+)
 
 
 def main(source: str) -> int:

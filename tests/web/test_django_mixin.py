@@ -17,6 +17,7 @@ from pathlib import Path
 
 import django
 import pytest
+from servers import redis_server  # noqa: F401 - fixture
 
 RUNNER = Path(__file__).with_name("django_mixin_runner.py")
 MIXIN_TESTS = 65  # sync + async tests in SessionTestsMixin of Django 5.2
@@ -61,9 +62,17 @@ def sessions_tests(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return package.parent
 
 
-def test_django_session_tests_mixin_passes(sessions_tests: Path) -> None:
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+def test_django_session_tests_mixin_passes(
+    sessions_tests: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
+    extra = []
+    if backend == "redis":  # the Redis store: 16-byte verifiers, compact records
+        server = request.getfixturevalue("redis_server")
+        server.call("FLUSHALL")
+        extra.append(server.url)
     result = subprocess.run(
-        [sys.executable, str(RUNNER), str(sessions_tests)],
+        [sys.executable, str(RUNNER), str(sessions_tests), *extra],
         capture_output=True,
         text=True,
         timeout=300,
