@@ -16,17 +16,19 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import redis
 from contract.records import make_record
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from redis.cluster import LoadBalancingStrategy
 from redis.crc import key_slot
 from servers import (
     RedisClusterServers,
     RedisServer,
+    private_cluster,
     private_redis,
     redis_cluster,  # noqa: F401 - fixture
     redis_server,  # noqa: F401 - fixture
@@ -819,8 +821,20 @@ def test_the_fast_get_serves_standalone_defaults_only(
         assert other.get(make_record(time.time()).id) is None  # through the client
         other.close()
     clustered = RedisStore(cluster.url)
-    assert clustered._idle is None  # slot routing, MOVED/ASK: redis-py's cluster client
+    assert clustered._idle is None  # on a Cluster: lanes of connections per node
+    assert clustered._lanes == {}
+    for record in (make_record(time.time(), user_id=f"u{i}") for i in range(12)):
+        assert clustered.get(record.id) is None
+    assert clustered._lanes is not None
+    assert 1 <= len(clustered._lanes) <= 3
+    assert all(len(lane.idle) == lane.made == 1 for lane in clustered._lanes.values())
     clustered.close()
+    replicas: dict[str, Any] = {"load_balancing_strategy": LoadBalancingStrategy.ROUND_ROBIN}
+    for cluster_options in (replicas, {"retry": None}):
+        other = RedisStore(cluster.url, **cluster_options)
+        assert other._lanes is None
+        assert other.get(make_record(time.time()).id) is None  # through the cluster client
+        other.close()
     plain.close()
 
 
@@ -986,6 +1000,73 @@ def test_cluster_validate_after_revoke_everywhere(cluster: RedisClusterServers) 
     assert sessions[0].token is not None
     assert manager.validate(sessions[0].token).id == sessions[0].id
     manager.close()
+
+
+def test_cluster_fast_get_follows_a_stale_slot_map(cluster: RedisClusterServers) -> None:
+    # The store routes its GET by the cluster client's slot map; when the map is wrong (a
+    # slot moved, a failover), the node answers MOVED and the read goes to the cluster client,
+    # which follows it and corrects the map. The node is told wrongly here: the MOVED is real.
+    clock = FakeClock()
+    store = store_on(cluster.url, clock)
+    manager = manager_on(store, clock)
+    sessions = [manager.issue(f"user-{i}") for i in range(12)]
+    nodes = cast(Any, store._client).nodes_manager
+    for session in sessions:
+        slot = key_slot(session_key(session.id))
+        right = nodes.slots_cache[slot][0]
+        wrong = next(n for n in nodes.nodes_cache.values() if n.name != right.name)
+        nodes.slots_cache[slot] = [wrong]
+        assert session.token is not None
+        assert manager.validate(session.token).id == session.id
+        assert nodes.get_node_from_slot(slot).name == right.name  # the map is right again
+        assert store._lanes is not None
+        assert store._lanes[wrong.name].made >= 1  # the GET went to the wrong node first
+    # and the lanes hold only connections in step: every record still reads right
+    for session in sessions:
+        assert _got(store.get(session.id)) == tuple(session.record)
+    manager.close()
+
+
+def test_a_forked_child_opens_its_own_cluster_connections(cluster: RedisClusterServers) -> None:
+    store = RedisStore(cluster.url)
+    first, second = _two_records(store)
+    assert _got(store.get(first.id)) == tuple(first)
+    assert store._lanes
+    inherited = [c for lane in store._lanes.values() for c in lane.idle]
+    readable, writable = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report, never return into pytest
+        try:
+            ok = store._lanes == {} and _got(store.get(second.id)) == tuple(second)
+            mine = [c for lane in (store._lanes or {}).values() for c in lane.idle]
+            ok = ok and bool(mine) and all(c not in inherited for c in mine)
+            os.write(writable, b"1" if ok else b"0")
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    assert os.read(readable, 1) == b"1"
+    os.close(readable)
+    os.close(writable)
+    assert _got(store.get(first.id)) == tuple(first)  # the parent's sockets are still in step
+    store.close()
+
+
+def test_cluster_fast_get_fails_closed_when_the_nodes_are_gone() -> None:
+    with private_cluster() as cluster:
+        clock = FakeClock()
+        store = store_on(cluster.url, clock, connect_timeout=0.5, socket_timeout=0.5)
+        manager = manager_on(store, clock)
+        session = manager.issue("alice")
+        assert session.token is not None
+        assert manager.validate(session.token).id == session.id
+        for node in cluster.nodes:
+            node.stop()
+        started = time.monotonic()
+        for _ in range(5):
+            with pytest.raises(StoreUnavailable):
+                manager.validate(session.token)
+        assert time.monotonic() - started < 60
+        manager.close()
 
 
 # -- races -------------------------------------------------------------------------------------

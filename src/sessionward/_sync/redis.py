@@ -55,14 +55,19 @@ from urllib.parse import unquote, urlsplit
 import redis as redis_package
 from redis import Redis, RedisCluster, cluster, retry
 from redis.backoff import NoBackoff
+from redis.crc import key_slot
 from redis.exceptions import (
+    AskError,
     AuthenticationError,
+    ClusterDownError,
     ConnectionError,
     MaxConnectionsError,
+    MovedError,
     RedisClusterException,
     RedisError,
     ResponseError,
     TimeoutError,
+    TryAgainError,
 )
 
 from sessionward._backoff import sync_pause
@@ -965,12 +970,46 @@ def _forget_inherited_connections() -> None:
     for store in list(_STORES):
         if store._idle is not None:
             store._idle = []
+        if store._lanes is not None:
+            store._lanes = {}
 
 
 os.register_at_fork(after_in_child=_forget_inherited_connections)
 
 
 _node: Any = cluster.ClusterNode  # the sync flavour's constructor is untyped
+
+# Cluster client options under which ``get`` keeps the cluster client's path.
+_CLUSTER_FULL_PATH_OPTIONS: Final = frozenset(
+    {"read_from_replicas", "load_balancing_strategy", "cluster_error_retry_attempts"}
+)
+# Error replies after which a Cluster read is handed to the cluster client.
+_REDIRECTIONS: Final = (MovedError, AskError, TryAgainError, ClusterDownError)
+
+
+class _Lane:
+    """The fast GET's connections to one Cluster node: the node's connection class and
+    settings, at most its connection limit; a connection is in ``idle`` only in step."""
+
+    __slots__ = ("connection_class", "idle", "kwargs", "limit", "made")
+
+    def __init__(self, connection_class: Any, kwargs: dict[str, Any], limit: int) -> None:
+        self.connection_class = connection_class
+        self.kwargs = kwargs
+        self.limit = limit
+        self.idle: list[Any] = []
+        self.made = 0
+
+    @classmethod
+    def of(cls, node: Any) -> _Lane | None:
+        """A lane to ``node``, or None while the node has no connection settings yet."""
+        if hasattr(node, "connection_class"):  # redis's node holds them itself
+            return cls(node.connection_class, node.connection_kwargs, node.max_connections)
+        owner = getattr(node, "redis_connection", None)  # redis' node: through its client
+        if owner is None:
+            return None
+        pool = owner.connection_pool
+        return cls(pool.connection_class, pool.connection_kwargs, pool.max_connections)
 
 
 def _connect(url: str, options: dict[str, Any]) -> tuple[Redis | RedisCluster, bool]:
@@ -1148,6 +1187,15 @@ class RedisStore:
             else None
         )
         self._made = 0  # connections the fast GET has made (bounded like the client's pool)
+        # On a Cluster, the fast GET keeps connections of its own per node (``_Lane``), found
+        # by the client's slot map; a redirection or a node it cannot reach hands the read to
+        # the cluster client, which follows MOVED/ASK and refreshes the map.
+        self._lanes: dict[str, _Lane] | None = (
+            {}
+            if self.cluster
+            and not (_FULL_PATH_OPTIONS | _CLUSTER_FULL_PATH_OPTIONS) & client_options.keys()
+            else None
+        )
         self._get_head = b"*2\r\n$3\r\nGET\r\n$%d\r\n%s" % (len(prefix) + _ID_BYTES, prefix)
         _STORES.add(self)
         self._prefix = prefix
@@ -1254,6 +1302,8 @@ class RedisStore:
         try:
             if self._idle is not None:
                 value: Any = self._fast_get(raw, self._idle)
+            elif self._lanes is not None:
+                value = self._cluster_get(raw, self._lanes)
             else:
                 value = self._client.get(self._prefix + raw)
         except Exception as exc:
@@ -1261,24 +1311,21 @@ class RedisStore:
             raise
         return None if value is None else _decode(session_id, value)
 
-    def _fast_get(self, raw: bytes, idle: list[Any]) -> Any:
+    def _fast_get(self, raw: bytes, idle: list[Any], lane: _Lane | None = None) -> Any:
         """``GET`` on a connection of the store's own, without redis-py's generic command path
         (pool checkout with its pending-data poll, argument packing, retry and observability
         wrappers, response callbacks): the command is packed once, sent, and the reply read.
 
         The connections are the client pool's class with its settings (address, TLS, auth,
-        db, timeouts), at most its ``max_connections``. A connection goes back to ``idle``
-        only in step: its reply read whole, or closed (it reconnects when next used). As on
-        the client's path, a ``ConnectionError`` is retried once at once (a pooled connection
-        the server dropped reconnects) and a timeout is not."""
+        db, timeouts), at most its ``max_connections``; on a Cluster, ``lane``'s: those of
+        one node. A connection goes back to ``idle`` only in step: its reply read whole, or
+        closed (it reconnects when next used). As on the client's path, a ``ConnectionError``
+        is retried once at once (a pooled connection the server dropped reconnects) and a
+        timeout is not."""
         try:
             conn = idle.pop()
         except IndexError:
-            pool = self._pool
-            if self._made >= pool.max_connections:
-                raise MaxConnectionsError("Too many connections") from None
-            self._made += 1
-            conn = pool.connection_class(**pool.connection_kwargs)
+            conn = self._new_connection(lane)
         packed = (self._get_head + raw + b"\r\n",)
         try:
             try:
@@ -1294,12 +1341,52 @@ class RedisStore:
             try:
                 conn.disconnect()  # closed, it owes no reply: reusable
             except Exception:  # in doubt, never reuse it
-                self._made -= 1
+                if lane is None:
+                    self._made -= 1
+                else:
+                    lane.made -= 1
             else:
                 idle.append(conn)
             raise
         idle.append(conn)
         return value
+
+    def _new_connection(self, lane: _Lane | None) -> Any:
+        if lane is not None:
+            if lane.made >= lane.limit:
+                raise MaxConnectionsError("Too many connections")
+            lane.made += 1
+            return lane.connection_class(**lane.kwargs)
+        pool = self._pool
+        if self._made >= pool.max_connections:
+            raise MaxConnectionsError("Too many connections")
+        self._made += 1
+        return pool.connection_class(**pool.connection_kwargs)
+
+    def _cluster_get(self, raw: bytes, lanes: dict[str, _Lane]) -> Any:
+        """The fast GET on a Cluster: to the node the client's slot map names, on a lane of
+        connections of the store's own. Whatever the map cannot answer at once (a slot not
+        covered, a node not connected yet) and every redirection (``MOVED``, ``ASK``), retry
+        signal (``TRYAGAIN``, ``CLUSTERDOWN``) or unreachable node goes to the cluster client,
+        which follows it and refreshes the map; a timeout is raised, as on a single server."""
+        key = self._prefix + raw
+        client: Any = self._client
+        try:
+            node = client.nodes_manager.get_node_from_slot(key_slot(key))
+        except RedisClusterException:
+            return client.get(key)
+        lane = lanes.get(node.name)
+        if lane is None:
+            lane = _Lane.of(node)
+            if lane is None:
+                return client.get(key)
+            lane = lanes.setdefault(node.name, lane)
+        try:
+            return self._fast_get(raw, lane.idle, lane)
+        except (ResponseError, ConnectionError) as exc:
+            if isinstance(exc, ResponseError) and not isinstance(exc, _REDIRECTIONS):
+                raise
+            return client.get(key)
 
     # -- the local read cache ---------------------------------------------------------------
 
@@ -1672,9 +1759,13 @@ class RedisStore:
         self._closed = True
         pubsub, self._pubsub = self._pubsub, None
         idle, self._idle = self._idle, None
+        lanes, self._lanes = self._lanes, None
         with _TRANSLATED:
             for conn in idle or ():
                 conn.disconnect()
+            for lane in (lanes or {}).values():
+                for conn in lane.idle:
+                    conn.disconnect()
             self._made = 0
             if pubsub is not None:
                 pubsub.close()
