@@ -34,7 +34,7 @@ from servers import (
     redis_server,  # noqa: F401 - fixture
 )
 
-from sessionward import Policy, SessionManager
+from sessionward import AsyncSessionManager, Policy, SessionManager
 from sessionward._sync.redis import _decode, _encode
 from sessionward.core.record import SessionRecord
 from sessionward.core.token import mint, parse, token_from_parts
@@ -926,25 +926,36 @@ def test_threads_share_the_fast_get_safely(server: RedisServer) -> None:
     store.close()
 
 
+def _in_forked_child(check: Callable[[], bool]) -> bool:
+    """``check()`` run in a forked child (which reports and exits, never returning into
+    pytest); False if it raised."""
+    readable, writable = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.write(writable, b"1" if check() else b"0")
+        finally:
+            os._exit(0)
+    os.close(writable)  # so that a child that wrote nothing reads as b""
+    os.waitpid(pid, 0)
+    try:
+        return os.read(readable, 1) == b"1"
+    finally:
+        os.close(readable)
+
+
 def test_a_forked_child_opens_its_own_connection(server: RedisServer) -> None:
     store = RedisStore(server.url)
     first, second = _two_records(store)
     assert _got(store.get(first.id)) == tuple(first)
     inherited = list(store._idle or [])
-    readable, writable = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: report, never return into pytest
-        try:
-            fresh = store._idle == []
-            ok = fresh and _got(store.get(second.id)) == tuple(second)
-            ok = ok and all(c not in inherited for c in store._idle or [])
-            os.write(writable, b"1" if ok else b"0")
-        finally:
-            os._exit(0)
-    os.waitpid(pid, 0)
-    assert os.read(readable, 1) == b"1"
-    os.close(readable)
-    os.close(writable)
+
+    def child() -> bool:
+        fresh = store._idle == []
+        ok = fresh and _got(store.get(second.id)) == tuple(second)
+        return ok and all(c not in inherited for c in store._idle or [])
+
+    assert _in_forked_child(child)
     assert _got(store.get(first.id)) == tuple(first)  # the parent's socket is still in step
     assert store._idle == inherited
     store.close()
@@ -1002,6 +1013,23 @@ def test_cluster_validate_after_revoke_everywhere(cluster: RedisClusterServers) 
     manager.close()
 
 
+def _misroute(store: RedisStore | AsyncRedisStore, session_id: str) -> Callable[[], None]:
+    """Point the client's slot map for ``session_id`` at a wrong node; returns the check to
+    run after a read: the GET went to that node first, and the map is right again."""
+    nodes = cast(Any, store._client).nodes_manager
+    slot = key_slot(session_key(session_id))
+    right = nodes.slots_cache[slot][0]
+    wrong = next(n for n in nodes.nodes_cache.values() if n.name != right.name)
+    nodes.slots_cache[slot] = [wrong]
+
+    def check() -> None:
+        assert nodes.get_node_from_slot(slot).name == right.name
+        assert store._lanes is not None
+        assert store._lanes[wrong.name].made >= 1
+
+    return check
+
+
 def test_cluster_fast_get_follows_a_stale_slot_map(cluster: RedisClusterServers) -> None:
     # The store routes its GET by the cluster client's slot map; when the map is wrong (a
     # slot moved, a failover), the node answers MOVED and the read goes to the cluster client,
@@ -1010,21 +1038,30 @@ def test_cluster_fast_get_follows_a_stale_slot_map(cluster: RedisClusterServers)
     store = store_on(cluster.url, clock)
     manager = manager_on(store, clock)
     sessions = [manager.issue(f"user-{i}") for i in range(12)]
-    nodes = cast(Any, store._client).nodes_manager
     for session in sessions:
-        slot = key_slot(session_key(session.id))
-        right = nodes.slots_cache[slot][0]
-        wrong = next(n for n in nodes.nodes_cache.values() if n.name != right.name)
-        nodes.slots_cache[slot] = [wrong]
+        check = _misroute(store, session.id)
         assert session.token is not None
         assert manager.validate(session.token).id == session.id
-        assert nodes.get_node_from_slot(slot).name == right.name  # the map is right again
-        assert store._lanes is not None
-        assert store._lanes[wrong.name].made >= 1  # the GET went to the wrong node first
+        check()
     # and the lanes hold only connections in step: every record still reads right
     for session in sessions:
         assert _got(store.get(session.id)) == tuple(session.record)
     manager.close()
+
+
+def test_async_cluster_fast_get_follows_a_stale_slot_map(cluster: RedisClusterServers) -> None:
+    async def scenario() -> None:
+        store = AsyncRedisStore(cluster.url)
+        manager = AsyncSessionManager(store, policy=NEVER_TOUCH)
+        sessions = [await manager.issue(f"user-{i}") for i in range(6)]
+        for session in sessions:
+            check = _misroute(store, session.id)
+            assert session.token is not None
+            assert (await manager.validate(session.token)).id == session.id
+            check()
+        await manager.close()
+
+    asyncio.run(scenario())
 
 
 def test_a_forked_child_opens_its_own_cluster_connections(cluster: RedisClusterServers) -> None:
@@ -1033,20 +1070,13 @@ def test_a_forked_child_opens_its_own_cluster_connections(cluster: RedisClusterS
     assert _got(store.get(first.id)) == tuple(first)
     assert store._lanes
     inherited = [c for lane in store._lanes.values() for c in lane.idle]
-    readable, writable = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: report, never return into pytest
-        try:
-            ok = store._lanes == {} and _got(store.get(second.id)) == tuple(second)
-            mine = [c for lane in (store._lanes or {}).values() for c in lane.idle]
-            ok = ok and bool(mine) and all(c not in inherited for c in mine)
-            os.write(writable, b"1" if ok else b"0")
-        finally:
-            os._exit(0)
-    os.waitpid(pid, 0)
-    assert os.read(readable, 1) == b"1"
-    os.close(readable)
-    os.close(writable)
+
+    def child() -> bool:
+        ok = store._lanes == {} and _got(store.get(second.id)) == tuple(second)
+        mine = [c for lane in (store._lanes or {}).values() for c in lane.idle]
+        return ok and bool(mine) and all(c not in inherited for c in mine)
+
+    assert _in_forked_child(child)
     assert _got(store.get(first.id)) == tuple(first)  # the parent's sockets are still in step
     store.close()
 

@@ -637,7 +637,7 @@ local function bucket_add(ikey, member, fp)
     end
   end
   -- SET of the whole, not APPEND: APPEND leaves the string room to grow (up to its own size
-  -- again), about 4 bytes a session across the buckets; SET allocates what it holds.
+  -- again), about 5 bytes a session across the buckets; SET allocates what it holds.
   redis.call('SET', ikey, (s or '') .. entry(ikey, member, fp), 'KEEPTTL')
 end
 local function bucket_remove(ikey, member)
