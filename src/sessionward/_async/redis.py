@@ -1404,8 +1404,13 @@ class AsyncRedisStore:
             if hit is not None:
                 return hit
         epoch = cache.epoch
-        with _TRANSLATED:
-            value = await self._client.get(self._prefix + raw)
+        with _TRANSLATED:  # a miss reads as an uncached store does
+            if self._idle is not None:
+                value = await self._fast_get(raw, self._idle)
+            elif self._lanes is not None:
+                value = await self._cluster_get(raw, self._lanes)
+            else:
+                value = await self._client.get(self._prefix + raw)
         record = None if value is None else _decode(session_id, cast(bytes, value))
         if listening and record is not None:
             cache.store(raw, record, epoch)

@@ -1405,8 +1405,13 @@ class RedisStore:
             if hit is not None:
                 return hit
         epoch = cache.epoch
-        with _TRANSLATED:
-            value = self._client.get(self._prefix + raw)
+        with _TRANSLATED:  # a miss reads as an uncached store does
+            if self._idle is not None:
+                value = self._fast_get(raw, self._idle)
+            elif self._lanes is not None:
+                value = self._cluster_get(raw, self._lanes)
+            else:
+                value = self._client.get(self._prefix + raw)
         record = None if value is None else _decode(session_id, cast(bytes, value))
         if listening and record is not None:
             cache.store(raw, record, epoch)
