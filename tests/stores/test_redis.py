@@ -269,6 +269,39 @@ def test_the_store_keeps_a_16_byte_verifier_and_reads_32(server: RedisServer) ->
     full.close()
 
 
+@pytest.mark.parametrize("mode", ["standalone", "cluster"])
+@pytest.mark.parametrize("user", ["0", "124156789", "999999999999999", "1000000000000000", "00"])
+def test_the_scripts_read_numeric_user_ids_as_python_writes_them(
+    mode: str, user: str, request: pytest.FixtureRequest
+) -> None:
+    # The Lua scripts turn a packed numeric id back into text to find the user's bucket and
+    # compare owners (cap, listing, logout-everywhere, touch): it must be the same text.
+    target = request.getfixturevalue("server" if mode == "standalone" else "cluster")
+    clock = FakeClock(1_795_871_859.123456)
+    store = store_on(target.url, clock)
+    policy = Policy(
+        idle_timeout=600, absolute_timeout=7200, touch_interval=30, max_sessions_per_user=3
+    )
+    manager = manager_on(store, clock, policy)
+    sessions = []
+    for _ in range(4):  # the cap evicts the oldest
+        sessions.append(manager.issue(user))
+        clock.advance(1)
+    packed = _decode(sessions[-1].id, _encode(sessions[-1].record))
+    assert packed.user_id == user
+    listed = [s.id for s in manager.list_user(user)]
+    assert listed == [s.id for s in sessions[1:]]
+    assert manager.get(sessions[0].id) is None
+    clock.advance(45)
+    assert sessions[1].token is not None
+    touched = manager.validate(sessions[1].token)  # the touch script extends the bucket
+    assert touched.last_seen == clock.now()
+    assert [s.id for s in manager.list_user(user)] == listed
+    assert manager.revoke_user(user, keep=sessions[3]) == 2
+    assert [s.id for s in manager.list_user(user)] == [sessions[3].id]
+    manager.close()
+
+
 def test_lua_touch_writes_what_python_would(server: RedisServer, raw: redis.Redis) -> None:
     # The touch script re-encodes last_seen and expires_at itself: it must pick the same
     # codes as _encode (seconds, then 2**-22 s units, then a double) and keep the record
