@@ -25,6 +25,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from redis.cluster import LoadBalancingStrategy
 from redis.crc import key_slot
+from redis.exceptions import ClusterDownError, ReadOnlyError, ResponseError, TryAgainError
 from servers import (
     RedisClusterServers,
     RedisServer,
@@ -35,7 +36,7 @@ from servers import (
 )
 
 from sessionward import AsyncSessionManager, Policy, SessionManager
-from sessionward._sync.redis import _decode, _encode
+from sessionward._sync.redis import _decode, _encode, _translate
 from sessionward.core.record import SessionRecord
 from sessionward.core.token import mint, parse, token_from_parts
 from sessionward.errors import (
@@ -1114,6 +1115,27 @@ def test_a_forked_child_opens_its_own_cluster_connections(cluster: RedisClusterS
     store.close()
 
 
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (ClusterDownError("The cluster is down"), StoreUnavailable),  # redis-py drops the code
+        (ClusterDownError("CLUSTERDOWN Hash slot not served"), StoreUnavailable),
+        (TryAgainError(), StoreUnavailable),
+        (ReadOnlyError("You can't write against a read only replica."), StoreUnavailable),
+        (ResponseError("LOADING Redis is loading the dataset in memory"), StoreUnavailable),
+        (ResponseError("WRONGTYPE Operation against a key holding the wrong kind"), StoreCorrupt),
+        (ResponseError("sessionward: corrupt index bucket"), StoreCorrupt),
+        (ResponseError("ERR something else"), StoreCorrupt),
+    ],
+)
+def test_server_states_that_pass_are_unavailable_not_corrupt(
+    error: Exception, expected: type[Exception]
+) -> None:
+    # A Cluster that is down (seen while its nodes restart) or a replica that is read-only
+    # will answer again: StoreUnavailable (503), not StoreCorrupt.
+    assert type(_translate(error)) is expected
+
+
 def test_cluster_fast_get_fails_closed_when_the_nodes_are_gone() -> None:
     with private_cluster() as cluster:
         clock = FakeClock()
@@ -1129,6 +1151,23 @@ def test_cluster_fast_get_fails_closed_when_the_nodes_are_gone() -> None:
             with pytest.raises(StoreUnavailable):
                 manager.validate(session.token)
         assert time.monotonic() - started < 60
+        # Back (empty: no persistence here; the slot map is kept in the nodes' config files):
+        # the store reconnects by itself, with no connection leaked by the failed calls.
+        for node in cluster.nodes:
+            node.start()
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                assert store.get(session.id) is None
+                break
+            except StoreUnavailable:
+                assert time.monotonic() < deadline, "the store never reached the Cluster again"
+                time.sleep(0.1)
+        assert store._lanes is not None
+        assert all(lane.made <= 2 for lane in store._lanes.values())
+        fresh = manager.issue("alice")
+        assert fresh.token is not None
+        assert manager.validate(fresh.token).id == fresh.id
         manager.close()
 
 

@@ -63,6 +63,7 @@ from redis.exceptions import (
     ConnectionError,
     MaxConnectionsError,
     MovedError,
+    ReadOnlyError,
     RedisClusterException,
     RedisError,
     ResponseError,
@@ -942,8 +943,12 @@ def _translate(exc: BaseException) -> StoreError:
         message = str(exc)
         if "sessionward:" in message or "WRONGTYPE" in message:
             return StoreCorrupt(f"redis: {message}")
-        if message.startswith(("READONLY", "LOADING", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN")):
-            return StoreUnavailable(f"redis: {message}")
+        # redis-py strips the code from the replies it has a class for ("The cluster is
+        # down"), so both the classes and the codes are checked.
+        if isinstance(exc, ClusterDownError | TryAgainError | ReadOnlyError) or message.startswith(
+            ("READONLY", "LOADING", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN")
+        ):
+            return StoreUnavailable(f"redis: {name}: {message}")
         return StoreCorrupt(f"redis: {message}")
     return StoreUnavailable(f"redis: {name}: {exc}")
 
