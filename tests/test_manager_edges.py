@@ -95,11 +95,13 @@ def test_a_short_verifier_store_gets_16_bytes_and_rotation_still_works() -> None
     assert caught.value.reason == "reused"
     assert store.get(first.id) is None
 
-    class OddStore(MemoryStore):
-        verifier_size = 20
+    for odd in (20, 16.0, True, "16"):
 
-    with pytest.raises(ConfigError):
-        SessionManager(OddStore())
+        class OddStore(MemoryStore):
+            verifier_size = odd
+
+        with pytest.raises(ConfigError):
+            SessionManager(OddStore())
 
 
 @pytest.mark.parametrize("stored", [b"", b"\x00", bytes(15), bytes(17), bytes(31)])

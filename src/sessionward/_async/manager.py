@@ -92,7 +92,7 @@ class AsyncSessionManager:
         # The verifier's size (sha256 of the secret, or its first 16 bytes) is the store's
         # choice: a store of millions of records in memory can ask for the short one.
         size = getattr(store, "verifier_size", 32)
-        if size not in tokens.VERIFIER_SIZES:
+        if type(size) is not int or size not in tokens.VERIFIER_SIZES:
             raise ConfigError("a store's verifier_size must be 16 or 32")
         self._verifier_size: int = size
         self._admit = admit

@@ -1154,7 +1154,7 @@ class AsyncRedisStore:
     ) -> None:
         if b"{" in prefix or b"}" in prefix:
             raise ConfigError("the key prefix must not contain '{' or '}'")
-        if verifier_size not in tokens.VERIFIER_SIZES:
+        if type(verifier_size) is not int or verifier_size not in tokens.VERIFIER_SIZES:
             raise ConfigError("verifier_size must be 16 or 32")
         if not math.isfinite(expire_grace) or expire_grace < 0:
             raise ConfigError("expire_grace must be a non-negative number of seconds")

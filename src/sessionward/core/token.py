@@ -153,7 +153,7 @@ def hash_secret(secret: bytes, size: int = 32) -> bytes:
     keeps millions of records in memory (Redis) asks for the 16-byte verifier, which still
     takes 2**128 guesses to match, online or from a stolen copy of the store.
     """
-    if size not in VERIFIER_SIZES:
+    if type(size) is not int or size not in VERIFIER_SIZES:
         raise ValueError("a verifier is 16 or 32 bytes")
     digest = hashlib.sha256(secret).digest()
     return digest if size == 32 else digest[:size]
