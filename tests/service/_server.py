@@ -7,7 +7,9 @@ server-sent-event streams are cut after ``graceful`` seconds. The HTTP protocol 
 
 from __future__ import annotations
 
+import signal
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -50,3 +52,32 @@ def serve(
         server.should_exit = True
         thread.join(graceful + 10)
         sock.close()
+
+
+# -- ``sessionward serve`` in a subprocess -----------------------------------------------------
+
+
+def wait_until_ok(url: str, attempts: int = 100) -> None:
+    """Poll ``url`` until it answers 200 (at most ``attempts`` tries; the caller asserts)."""
+    import httpx
+
+    for _ in range(attempts):
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.1)
+
+
+def interrupt(process: subprocess.Popen[str]) -> None:
+    """Stop a ``sessionward serve`` process as Ctrl-C does; a hang is a failure."""
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(15)
+    except subprocess.TimeoutExpired:  # pragma: no cover - a hang is a failure
+        process.kill()
+        process.wait(5)
+        raise
+    finally:
+        if process.stdout is not None:
+            process.stdout.close()

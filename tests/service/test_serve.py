@@ -7,7 +7,6 @@ import asyncio
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from sessionward.service.openapi import openapi_document
 from sessionward.service.passwords import totp_now, verify_totp
 from sessionward.service.runtime import open_store
 
+from ._server import interrupt, wait_until_ok
 from .conftest import Service
 
 CLI = [sys.executable, "-m", "sessionward"]
@@ -68,23 +68,10 @@ def served(tmp_path: Path) -> Iterator[tuple[str, list[str], Path]]:
     assert match, lines
     base = match.group(0)
     try:
-        for _ in range(100):
-            try:
-                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+        wait_until_ok(base + "/healthz")
         yield base, lines, tmp_path
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:  # pragma: no cover - a hang is a failure
-            process.kill()
-            process.wait(5)
-            raise
-        finally:
-            process.stdout.close()
+        interrupt(process)
 
 
 def test_serve_prints_where_and_a_one_time_setup_link(

@@ -21,7 +21,7 @@ import pytest
 
 from sessionward.service.server import FLUSH_AT, CoalescingTransport, http_protocol
 
-from ._server import serve
+from ._server import serve, wait_until_ok
 
 
 def _pending(sock: socket.socket) -> bytes:
@@ -191,12 +191,7 @@ def test_serve_logs_requests_only_when_asked(tmp_path: Path, access_log: bool) -
             found = re.search(r"http://127\.0\.0\.1:\d+", process.stdout.readline())
             base = found.group(0) if found else None
         assert base is not None
-        for _ in range(100):
-            try:
-                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+        wait_until_ok(base + "/healthz")
         assert httpx.get(base + "/healthz?probe=1").status_code == 200
     finally:
         process.send_signal(signal.SIGINT)

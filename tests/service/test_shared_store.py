@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -24,6 +23,8 @@ import httpx
 import pytest
 from servers import RedisServer
 from servers import redis_server as redis_server  # a fixture
+
+from ._server import interrupt, wait_until_ok
 
 CLI = [sys.executable, "-m", "sessionward"]
 DB = 9  # a database of its own on the shared private server
@@ -78,23 +79,10 @@ def _node(store: str, state: Path) -> Iterator[Node]:
             found = re.search(r"http://127\.0\.0\.1:\d+", line)
             base = found.group(0) if found else None
         assert base is not None, "sessionward serve did not print its address"
-        for _ in range(100):
-            try:
-                if httpx.get(base + "/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+        wait_until_ok(base + "/readyz")
         yield Node(base, keys)
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:  # pragma: no cover - a hang is a failure
-            process.kill()
-            process.wait(5)
-            raise
-        finally:
-            process.stdout.close()
+        interrupt(process)
 
 
 @pytest.fixture
