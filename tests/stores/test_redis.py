@@ -841,9 +841,10 @@ def test_the_fast_get_serves_standalone_defaults_only(
     server: RedisServer, cluster: RedisClusterServers
 ) -> None:
     plain = RedisStore(server.url)
-    assert plain._idle == []
+    assert plain._lane is not None
+    assert plain._lane.idle == []
     plain.get(make_record(time.time()).id)
-    assert len(plain._idle) == 1  # one connection of its own, back after the call
+    assert len(plain._lane.idle) == 1  # one connection of its own, back after the call
     for options in (
         {"retry": None},
         {"single_connection_client": True},
@@ -851,11 +852,11 @@ def test_the_fast_get_serves_standalone_defaults_only(
         {"health_check_interval": 30},
     ):
         other = RedisStore(server.url, **options)
-        assert other._idle is None
+        assert other._lane is None
         assert other.get(make_record(time.time()).id) is None  # through the client
         other.close()
     clustered = RedisStore(cluster.url)
-    assert clustered._idle is None  # on a Cluster: lanes of connections per node
+    assert clustered._lane is None  # on a Cluster: lanes of connections per node
     assert clustered._lanes == {}
     for record in (make_record(time.time(), user_id=f"u{i}") for i in range(12)):
         assert clustered.get(record.id) is None
@@ -894,7 +895,8 @@ def test_an_outage_uses_up_no_connections() -> None:
                 store.get(record.id)
         server.start()  # an empty server (no persistence here): reachable is what counts
         assert store.get(record.id) is None
-        assert store._made == 1  # the same connection, reconnected
+        assert store._lane is not None
+        assert store._lane.made == 1  # the same connection, reconnected
         store.close()
 
 
@@ -956,7 +958,8 @@ def test_threads_share_the_fast_get_safely(server: RedisServer) -> None:
     for thread in threads:
         thread.join()
     assert wrong == []
-    assert 1 <= len(store._idle or []) <= 8
+    assert store._lane is not None
+    assert 1 <= len(store._lane.idle) <= 8
     store.close()
 
 
@@ -982,16 +985,18 @@ def test_a_forked_child_opens_its_own_connection(server: RedisServer) -> None:
     store = RedisStore(server.url)
     first, second = _two_records(store)
     assert _got(store.get(first.id)) == tuple(first)
-    inherited = list(store._idle or [])
+    assert store._lane is not None
+    inherited = list(store._lane.idle)
 
     def child() -> bool:
-        fresh = store._idle == []
+        lane = store._lane  # the at-fork hook gave the child a lane of its own
+        fresh = lane is not None and lane.idle == []
         ok = fresh and _got(store.get(second.id)) == tuple(second)
-        return ok and all(c not in inherited for c in store._idle or [])
+        return ok and lane is not None and all(c not in inherited for c in lane.idle)
 
     assert _in_forked_child(child)
     assert _got(store.get(first.id)) == tuple(first)  # the parent's socket is still in step
-    assert store._idle == inherited
+    assert store._lane.idle == inherited
     store.close()
 
 

@@ -973,8 +973,8 @@ _STORES: weakref.WeakSet[Any] = weakref.WeakSet()
 def _forget_inherited_connections() -> None:
     # In a forked child the parent's sockets are not ours to use (nor to close).
     for store in list(_STORES):
-        if store._idle is not None:
-            store._idle = []
+        if store._lane is not None:
+            store._lane = store._lane.fresh()
         if store._lanes is not None:
             store._lanes = {}
 
@@ -993,8 +993,9 @@ _REDIRECTIONS: Final = (MovedError, AskError, TryAgainError, ClusterDownError)
 
 
 class _Lane:
-    """The fast GET's connections to one Cluster node: the node's connection class and
-    settings, at most its connection limit; a connection is in ``idle`` only in step."""
+    """The fast GET's connections to one server (a standalone server, or one Cluster node):
+    the client's connection class and settings for it, at most its connection limit; a
+    connection is in ``idle`` only in step."""
 
     __slots__ = ("connection_class", "idle", "kwargs", "limit", "made")
 
@@ -1006,15 +1007,27 @@ class _Lane:
         self.made = 0
 
     @classmethod
+    def of_pool(cls, pool: Any) -> _Lane:
+        return cls(pool.connection_class, pool.connection_kwargs, pool.max_connections)
+
+    @classmethod
     def of(cls, node: Any) -> _Lane | None:
-        """A lane to ``node``, or None while the node has no connection settings yet."""
+        """A lane to a Cluster ``node``, or None while it has no connection settings yet."""
         if hasattr(node, "connection_class"):  # redis's node holds them itself
             return cls(node.connection_class, node.connection_kwargs, node.max_connections)
         owner = getattr(node, "redis_connection", None)  # redis' node: through its client
-        if owner is None:
-            return None
-        pool = owner.connection_pool
-        return cls(pool.connection_class, pool.connection_kwargs, pool.max_connections)
+        return None if owner is None else cls.of_pool(owner.connection_pool)
+
+    def fresh(self) -> _Lane:
+        """The same settings with no connections (for a forked child)."""
+        return _Lane(self.connection_class, self.kwargs, self.limit)
+
+    def connect(self) -> Any:
+        """A new connection (unconnected until first used), within the limit."""
+        if self.made >= self.limit:
+            raise MaxConnectionsError("Too many connections")
+        self.made += 1
+        return self.connection_class(**self.kwargs)
 
 
 def _connect(url: str, options: dict[str, Any]) -> tuple[Redis | RedisCluster, bool]:
@@ -1181,9 +1194,8 @@ class RedisStore:
         # ``None``, and ``get`` uses the client.
         pool: Any = getattr(self._client, "connection_pool", None)
         kwargs = getattr(pool, "connection_kwargs", {})
-        self._pool = pool
-        self._idle: list[Any] | None = (
-            []
+        self._lane: _Lane | None = (
+            _Lane.of_pool(pool)
             if pool is not None
             and not self.cluster
             and not _FULL_PATH_OPTIONS & client_options.keys()
@@ -1191,7 +1203,6 @@ class RedisStore:
             and getattr(pool, "cache", None) is None
             else None
         )
-        self._made = 0  # connections the fast GET has made (bounded like the client's pool)
         # On a Cluster, the fast GET keeps connections of its own per node (``_Lane``), found
         # by the client's slot map; a redirection or a node it cannot reach hands the read to
         # the cluster client, which follows MOVED/ASK and refreshes the map.
@@ -1305,8 +1316,8 @@ class RedisStore:
         # ``with _TRANSLATED`` spelled as try/except: the same mapping, without two calls on
         # the path every request takes.
         try:
-            if self._idle is not None:
-                value: Any = self._fast_get(raw, self._idle)
+            if self._lane is not None:
+                value: Any = self._fast_get(raw, self._lane)
             elif self._lanes is not None:
                 value = self._cluster_get(raw, self._lanes)
             else:
@@ -1316,21 +1327,22 @@ class RedisStore:
             raise
         return None if value is None else _decode(session_id, value)
 
-    def _fast_get(self, raw: bytes, idle: list[Any], lane: _Lane | None = None) -> Any:
+    def _fast_get(self, raw: bytes, lane: _Lane) -> Any:
         """``GET`` on a connection of the store's own, without redis-py's generic command path
         (pool checkout with its pending-data poll, argument packing, retry and observability
         wrappers, response callbacks): the command is packed once, sent, and the reply read.
 
-        The connections are the client pool's class with its settings (address, TLS, auth,
-        db, timeouts), at most its ``max_connections``; on a Cluster, ``lane``'s: those of
-        one node. A connection goes back to ``idle`` only in step: its reply read whole, or
-        closed (it reconnects when next used). As on the client's path, a ``ConnectionError``
-        is retried once at once (a pooled connection the server dropped reconnects) and a
+        The connections are ``lane``'s: the client pool's class with its settings (address,
+        TLS, auth, db, timeouts), at most its ``max_connections``; on a Cluster, those of one
+        node. A connection goes back to the lane only in step: its reply read whole, or closed
+        (it reconnects when next used). As on the client's path, a ``ConnectionError`` is
+        retried once at once (a pooled connection the server dropped reconnects) and a
         timeout is not."""
+        idle = lane.idle
         try:
             conn = idle.pop()
         except IndexError:
-            conn = self._new_connection(lane)
+            conn = lane.connect()
         packed = (self._get_head + raw + b"\r\n",)
         try:
             try:
@@ -1346,27 +1358,12 @@ class RedisStore:
             try:
                 conn.disconnect()  # closed, it owes no reply: reusable
             except Exception:  # in doubt, never reuse it
-                if lane is None:
-                    self._made -= 1
-                else:
-                    lane.made -= 1
+                lane.made -= 1
             else:
                 idle.append(conn)
             raise
         idle.append(conn)
         return value
-
-    def _new_connection(self, lane: _Lane | None) -> Any:
-        if lane is not None:
-            if lane.made >= lane.limit:
-                raise MaxConnectionsError("Too many connections")
-            lane.made += 1
-            return lane.connection_class(**lane.kwargs)
-        pool = self._pool
-        if self._made >= pool.max_connections:
-            raise MaxConnectionsError("Too many connections")
-        self._made += 1
-        return pool.connection_class(**pool.connection_kwargs)
 
     def _cluster_get(self, raw: bytes, lanes: dict[str, _Lane]) -> Any:
         """The fast GET on a Cluster: to the node the client's slot map names, on a lane of
@@ -1387,7 +1384,7 @@ class RedisStore:
                 return client.get(key)
             lane = lanes.setdefault(node.name, lane)
         try:
-            return self._fast_get(raw, lane.idle, lane)
+            return self._fast_get(raw, lane)
         except (ResponseError, ConnectionError) as exc:
             if isinstance(exc, ResponseError) and not isinstance(exc, _REDIRECTIONS):
                 raise
@@ -1411,8 +1408,8 @@ class RedisStore:
                 return hit
         epoch = cache.epoch
         with _TRANSLATED:  # a miss reads as an uncached store does
-            if self._idle is not None:
-                value = self._fast_get(raw, self._idle)
+            if self._lane is not None:
+                value = self._fast_get(raw, self._lane)
             elif self._lanes is not None:
                 value = self._cluster_get(raw, self._lanes)
             else:
@@ -1768,15 +1765,12 @@ class RedisStore:
             return
         self._closed = True
         pubsub, self._pubsub = self._pubsub, None
-        idle, self._idle = self._idle, None
-        lanes, self._lanes = self._lanes, None
+        lanes = [*(self._lanes or {}).values(), *([self._lane] if self._lane else [])]
+        self._lane = self._lanes = None
         with _TRANSLATED:
-            for conn in idle or ():
-                conn.disconnect()
-            for lane in (lanes or {}).values():
+            for lane in lanes:
                 for conn in lane.idle:
                     conn.disconnect()
-            self._made = 0
             if pubsub is not None:
                 pubsub.close()
             self._client.close()
