@@ -103,6 +103,10 @@ class SessionManager:
         self._touch_interval = self.policy.effective_touch_interval
         self._last_context: dict[str, object] = {}
 
+    def _verifier(self, secret: bytes) -> bytes:
+        """What records written for this store keep of ``secret``."""
+        return tokens.hash_secret(secret, self._verifier_size)
+
     # -- creating ---------------------------------------------------------------------------
 
     def issue(
@@ -149,7 +153,7 @@ class SessionManager:
             raw, parsed = tokens.mint(None if routed is None else routed(user_id))
             record = SessionRecord(
                 id=parsed.session_id,
-                secret_hash=tokens.hash_secret(parsed.secret, self._verifier_size),
+                secret_hash=self._verifier(parsed.secret),
                 prev_secret_hash=None,
                 grace_until=0.0,
                 generation=0,
@@ -246,8 +250,9 @@ class SessionManager:
         digest = _sha256(secret).digest()
         in_grace = False
         stored = record.secret_hash
-        # A record's own verifier length decides (16 or 32 bytes, see tokens.hash_secret); a
-        # stored value of any other length never equals a 32-byte digest.
+        # tokens.digest_matches, inlined on the hot path: a record's own verifier length
+        # decides (16 or 32 bytes); a stored value of any other length never equals a 32-byte
+        # digest.
         if not _compare(digest if len(stored) != _SHORT else digest[:_SHORT], stored):
             if not tokens.digest_matches(digest, record.prev_secret_hash):
                 raise self._rejected("mismatch", record.id, record.user_id, now)
@@ -348,7 +353,7 @@ class SessionManager:
         """Write ``record`` with a new secret; ``None`` when another writer got there first."""
         raw, parsed = tokens.mint(record.id)
         updated = record._replace(
-            secret_hash=tokens.hash_secret(parsed.secret, self._verifier_size),
+            secret_hash=self._verifier(parsed.secret),
             prev_secret_hash=record.secret_hash if grace else None,
             grace_until=now + self.policy.rotation_grace if grace else 0.0,
             generation=record.generation + 1,

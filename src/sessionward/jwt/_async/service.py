@@ -241,7 +241,7 @@ class AsyncTokenService:
         data = json.loads(record.data)
         data[FAMILY_KEY] = family
         updated = rotated._replace(
-            secret_hash=tokens.hash_secret(minted.secret, len(record.secret_hash)),
+            secret_hash=self.manager._verifier(minted.secret),
             prev_secret_hash=record.secret_hash,
             grace_until=grace_end,
             generation=generation,
