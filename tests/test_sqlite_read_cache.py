@@ -10,6 +10,7 @@ import multiprocessing
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -92,6 +93,9 @@ def _writer(path: str, session_id: str, rounds: int, latest: object) -> None:
         assert record is not None
         store.replace(record._replace(version=record.version + 1), expected_version=record.version)
         latest.value = record.version + 1  # type: ignore[attr-defined]  # after the commit
+        # Let the reader run between writes: a writer thread that kept the GIL through all
+        # its rounds left the probe one read (seen once in CI on a busy machine).
+        time.sleep(0.0002)
     store.close()
 
 
