@@ -127,7 +127,7 @@ def floor_benches(workdir: Path, sessions: int) -> dict[str, Bench]:
 
     # The same session row sessionward writes, into a table of the same shape and size, with
     # no secondary index: what a plain INSERT of that row costs.
-    from sessionward._async.sqlite import _INSERT, MIGRATIONS
+    from sessionward.stores._async.sqlite import _INSERT, MIGRATIONS
 
     same = sqlite3.connect(workdir / "same-row.db", isolation_level=None)
     same.execute("PRAGMA journal_mode=WAL")

@@ -41,9 +41,9 @@ import psycopg
 import redis
 
 from sessionward import AsyncSessionManager, Policy, SessionManager
-from sessionward._sync.redis import _encode
 from sessionward.errors import StoreUnavailable
 from sessionward.stores import MemoryStore
+from sessionward.stores._sync.redis import _encode
 from sessionward.stores.postgres import AsyncPostgresStore, PostgresStore
 from sessionward.stores.redis import AsyncRedisStore, RedisStore
 

@@ -3,12 +3,12 @@
     .venv/bin/python benchmarks/randomness_false_alarm.py --streams 1000000
 
 Draws ``--streams`` independent 20,000-bit streams from ``os.urandom``, runs
-:func:`sessionward.randomness.check_stream` on each, and counts failures per test and per runs
+:func:`sessionward.audit.randomness.check_stream` on each, and counts failures per test and per runs
 interval set. It also prints analytic values for comparison: monobit (exact binomial), poker
 (chi-square approximation), long run (exact recurrence) and runs (normal approximation per
 count), plus a calibration check of the p-values used for the "gross failure" rule.
 The results are recorded in docs/randomness.md; ``STREAM_FALSE_ALARM`` in
-``sessionward/randomness.py`` is the upper confidence bound printed here, rounded up.
+``sessionward/audit/randomness.py`` is the upper confidence bound printed here, rounded up.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import os
 import time
 from statistics import NormalDist
 
-from sessionward.randomness import (
+from sessionward.audit.randomness import (
     LONG_RUN_LIMIT,
     MONOBIT_BOUNDS,
     POKER_BOUNDS,

@@ -44,13 +44,20 @@ PUBLIC = [
 ]
 
 STORES = [
+    "AsyncBroadcast",
     "AsyncMemoryStore",
     "AsyncSQLiteStore",
     "AsyncStore",
+    "AsyncSubscription",
+    "AsyncUserIndex",
+    "Broadcast",
+    "Locality",
     "MemoryStore",
     "SQLiteStore",
     "Store",
+    "Subscription",
     "UserCap",
+    "UserIndex",
 ]
 
 ERRORS = [

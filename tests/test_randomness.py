@@ -13,8 +13,7 @@ from fractions import Fraction
 
 import pytest
 
-from sessionward.core import token as tokens
-from sessionward.randomness import (
+from sessionward.audit.randomness import (
     RUNS_INTERVALS,
     STREAM_BITS,
     STREAM_FALSE_ALARM,
@@ -29,6 +28,7 @@ from sessionward.randomness import (
     poker,
     runs,
 )
+from sessionward.core import token as tokens
 
 N = STREAM_BITS
 INTERVAL_SETS: tuple[IntervalSet, ...] = ("netbsd", "fips-text")
@@ -185,7 +185,7 @@ def test_poker_too_uniform_fails() -> None:
     [(24.9958, 0.05), (30.5779, 0.01), (37.6973, 0.001)],  # chi-square table, 15 df
 )
 def test_poker_p_value_matches_chi_square_tables(statistic: float, upper_tail: float) -> None:
-    from sessionward.randomness import _chi2_tails
+    from sessionward.audit.randomness import _chi2_tails
 
     lower, upper = _chi2_tails(statistic, 15)
     assert upper == pytest.approx(upper_tail, rel=1e-3)

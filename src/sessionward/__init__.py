@@ -7,8 +7,6 @@
     same = manager.validate(session.token)    # raises InvalidToken when it must
 """
 
-from sessionward._async.manager import AsyncSessionManager
-from sessionward._sync.manager import SessionManager
 from sessionward._version import __version__
 from sessionward.clock import Clock, SystemClock
 from sessionward.core.context import RequestContext
@@ -29,6 +27,7 @@ from sessionward.errors import (
     StoreUnavailable,
     UpdateConflict,
 )
+from sessionward.manager import AsyncSessionManager, SessionManager
 from sessionward.stores import (
     AsyncMemoryStore,
     AsyncSQLiteStore,

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from sessionward._async.manager import AsyncSessionManager
-from sessionward._async.memory import AsyncMemoryStore
-from sessionward._sync.manager import SessionManager
-from sessionward._sync.memory import MemoryStore
 from sessionward.core.events import Event, EventBus
 from sessionward.core.policy import Policy
+from sessionward.manager._async.manager import AsyncSessionManager
+from sessionward.manager._sync.manager import SessionManager
+from sessionward.stores._async.memory import AsyncMemoryStore
+from sessionward.stores._sync.memory import MemoryStore
 
 __all__ = ["EventRecorder", "FakeClock", "async_memory_manager", "memory_manager"]
 

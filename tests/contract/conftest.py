@@ -17,7 +17,7 @@ import asyncio
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import pytest
 
@@ -26,15 +26,27 @@ from sessionward.stores import (
     AsyncMemoryStore,
     AsyncSQLiteStore,
     AsyncStore,
+    AsyncUserIndex,
     MemoryStore,
     SQLiteStore,
     Store,
     UserCap,
+    UserIndex,
 )
 from sessionward.testing import FakeClock
 
 T = TypeVar("T")
-Pair = tuple[Store, AsyncStore]
+
+
+class IndexedStore(Store, UserIndex, Protocol):
+    """What the contract suite tests: the store interface and the per-user index."""
+
+
+class AsyncIndexedStore(AsyncStore, AsyncUserIndex, Protocol):
+    """The async twin of :class:`IndexedStore`."""
+
+
+Pair = tuple[IndexedStore, AsyncIndexedStore]
 Backend = Callable[[pytest.FixtureRequest], AbstractContextManager[Pair]]
 
 BACKENDS: dict[str, Backend] = {}
@@ -105,7 +117,7 @@ class RunnerFacade:
     """The sync store interface over an async store: each call runs to completion on
     ``runner``'s event loop. Test-only; the library's sync path never hops loops or threads."""
 
-    def __init__(self, store: AsyncStore, runner: asyncio.Runner) -> None:
+    def __init__(self, store: AsyncIndexedStore, runner: asyncio.Runner) -> None:
         self._store = store
         self._runner = runner
 
@@ -144,7 +156,7 @@ class RunnerFacade:
     params=[(name, flavour) for name in BACKENDS for flavour in FLAVOURS],
     ids=lambda p: f"{p[0]}-{p[1]}",
 )
-def store(request: pytest.FixtureRequest) -> Iterator[Store]:
+def store(request: pytest.FixtureRequest) -> Iterator[IndexedStore]:
     name, flavour = request.param
     with BACKENDS[name](request) as (sync_store, async_store):
         if flavour == "sync":

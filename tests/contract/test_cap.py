@@ -6,14 +6,15 @@ import pytest
 
 from sessionward.core.record import SessionRecord
 from sessionward.errors import AlreadyExists, SessionLimitReached
-from sessionward.stores import Store, UserCap
+from sessionward.stores import UserCap
 from sessionward.testing import FakeClock
 
+from .conftest import IndexedStore
 from .records import make_record
 
 
 def _seed(
-    store: Store, now: float, ages: list[float], user_id: str = "alice"
+    store: IndexedStore, now: float, ages: list[float], user_id: str = "alice"
 ) -> list[SessionRecord]:
     records = [make_record(now - age, user_id=user_id) for age in ages]
     for record in records:
@@ -21,7 +22,7 @@ def _seed(
     return records
 
 
-def test_under_the_cap_evicts_nothing(store: Store, clock: FakeClock) -> None:
+def test_under_the_cap_evicts_nothing(store: IndexedStore, clock: FakeClock) -> None:
     now = clock.now()
     existing = _seed(store, now, [20, 10])
     new = make_record(now)
@@ -29,7 +30,7 @@ def test_under_the_cap_evicts_nothing(store: Store, clock: FakeClock) -> None:
     assert store.list_user("alice") == [*existing, new]
 
 
-def test_full_cap_evicts_the_oldest_by_created_at(store: Store, clock: FakeClock) -> None:
+def test_full_cap_evicts_the_oldest_by_created_at(store: IndexedStore, clock: FakeClock) -> None:
     now = clock.now()
     # Inserted newest first, so eviction cannot be by insertion order.
     newer, oldest, middle = _seed(store, now, [10, 30, 20])
@@ -39,7 +40,7 @@ def test_full_cap_evicts_the_oldest_by_created_at(store: Store, clock: FakeClock
     assert store.list_user("alice") == [middle, newer, new]
 
 
-def test_over_the_cap_evicts_down_to_room_for_one(store: Store, clock: FakeClock) -> None:
+def test_over_the_cap_evicts_down_to_room_for_one(store: IndexedStore, clock: FakeClock) -> None:
     now = clock.now()
     records = _seed(store, now, [50, 40, 30, 20, 10])
     new = make_record(now)
@@ -47,7 +48,7 @@ def test_over_the_cap_evicts_down_to_room_for_one(store: Store, clock: FakeClock
     assert store.list_user("alice") == [records[4], new]
 
 
-def test_cap_of_one(store: Store, clock: FakeClock) -> None:
+def test_cap_of_one(store: IndexedStore, clock: FakeClock) -> None:
     now = clock.now()
     (old,) = _seed(store, now, [5])
     new = make_record(now)
@@ -55,7 +56,7 @@ def test_cap_of_one(store: Store, clock: FakeClock) -> None:
     assert store.list_user("alice") == [new]
 
 
-def test_reject_raises_and_writes_nothing(store: Store, clock: FakeClock) -> None:
+def test_reject_raises_and_writes_nothing(store: IndexedStore, clock: FakeClock) -> None:
     now = clock.now()
     existing = _seed(store, now, [20, 10])
     new = make_record(now)
@@ -65,7 +66,7 @@ def test_reject_raises_and_writes_nothing(store: Store, clock: FakeClock) -> Non
     assert store.list_user("alice") == existing
 
 
-def test_reject_under_the_cap_adds(store: Store, clock: FakeClock) -> None:
+def test_reject_under_the_cap_adds(store: IndexedStore, clock: FakeClock) -> None:
     now = clock.now()
     _seed(store, now, [10])
     new = make_record(now)
@@ -73,7 +74,7 @@ def test_reject_under_the_cap_adds(store: Store, clock: FakeClock) -> None:
     assert store.get(new.id) == new
 
 
-def test_expired_records_do_not_count(store: Store, clock: FakeClock) -> None:
+def test_expired_records_do_not_count(store: IndexedStore, clock: FakeClock) -> None:
     now = clock.now()
     expired = make_record(now - 3000, expires_at=now - 1)
     at_deadline = make_record(now - 2000, expires_at=now)  # expires_at <= now: expired
@@ -86,7 +87,7 @@ def test_expired_records_do_not_count(store: Store, clock: FakeClock) -> None:
     assert store.list_user("alice") == [expired, at_deadline, live, new]
 
 
-def test_eviction_skips_expired_records(store: Store, clock: FakeClock) -> None:
+def test_eviction_skips_expired_records(store: IndexedStore, clock: FakeClock) -> None:
     now = clock.now()
     expired = make_record(now - 3000, expires_at=now - 1)
     live = _seed(store, now, [30, 20])
@@ -96,7 +97,7 @@ def test_eviction_skips_expired_records(store: Store, clock: FakeClock) -> None:
     assert store.get(expired.id) == expired
 
 
-def test_cap_uses_the_given_now(store: Store, clock: FakeClock) -> None:
+def test_cap_uses_the_given_now(store: IndexedStore, clock: FakeClock) -> None:
     now = clock.now()
     records = _seed(store, now, [20, 10])
     later = records[0].expires_at  # the oldest record is expired at this instant
@@ -104,7 +105,7 @@ def test_cap_uses_the_given_now(store: Store, clock: FakeClock) -> None:
     assert store.add(new, cap=UserCap(2, False, later)) == []
 
 
-def test_anonymous_records_are_ignored(store: Store, clock: FakeClock) -> None:
+def test_anonymous_records_are_ignored(store: IndexedStore, clock: FakeClock) -> None:
     now = clock.now()
     anonymous = [make_record(now - i, user_id=None) for i in (30, 20, 10)]
     for record in anonymous:
@@ -116,7 +117,7 @@ def test_anonymous_records_are_ignored(store: Store, clock: FakeClock) -> None:
     assert all(store.get(r.id) == r for r in anonymous)
 
 
-def test_other_users_do_not_count(store: Store, clock: FakeClock) -> None:
+def test_other_users_do_not_count(store: IndexedStore, clock: FakeClock) -> None:
     now = clock.now()
     bob = _seed(store, now, [30, 20, 10], user_id="bob")
     new = make_record(now)
@@ -124,7 +125,7 @@ def test_other_users_do_not_count(store: Store, clock: FakeClock) -> None:
     assert store.list_user("bob") == bob
 
 
-def test_duplicate_id_with_cap_evicts_nothing(store: Store, clock: FakeClock) -> None:
+def test_duplicate_id_with_cap_evicts_nothing(store: IndexedStore, clock: FakeClock) -> None:
     now = clock.now()
     existing = _seed(store, now, [20, 10])
     duplicate = make_record(now, id=existing[1].id)

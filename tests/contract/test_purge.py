@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from sessionward.stores import Store
 from sessionward.testing import FakeClock
 
+from .conftest import IndexedStore
 from .records import make_record
 
 
-def test_purge_empty_store(store: Store, clock: FakeClock) -> None:
+def test_purge_empty_store(store: IndexedStore, clock: FakeClock) -> None:
     assert store.purge_expired(clock.now()) == 0
 
 
-def test_purge_counts_and_leaves_live_records(store: Store, clock: FakeClock) -> None:
+def test_purge_counts_and_leaves_live_records(store: IndexedStore, clock: FakeClock) -> None:
     now = clock.now()
     expired = [
         make_record(now - 4000, expires_at=now - 100),
@@ -33,7 +33,7 @@ def test_purge_counts_and_leaves_live_records(store: Store, clock: FakeClock) ->
     assert store.purge_expired(now) == 0
 
 
-def test_purge_ignores_absolute_deadline_field(store: Store, clock: FakeClock) -> None:
+def test_purge_ignores_absolute_deadline_field(store: IndexedStore, clock: FakeClock) -> None:
     # Stores purge on expires_at (which the manager keeps <= absolute_expires_at).
     now = clock.now()
     record = make_record(now, expires_at=now + 10, absolute_expires_at=now + 5)
@@ -42,7 +42,7 @@ def test_purge_ignores_absolute_deadline_field(store: Store, clock: FakeClock) -
     assert store.purge_expired(now + 10) == 1
 
 
-def test_purge_sees_touch(store: Store, clock: FakeClock) -> None:
+def test_purge_sees_touch(store: IndexedStore, clock: FakeClock) -> None:
     now = clock.now()
     record = make_record(now, expires_at=now + 10)
     store.add(record)
@@ -51,7 +51,7 @@ def test_purge_sees_touch(store: Store, clock: FakeClock) -> None:
     assert store.purge_expired(now + 20) == 1
 
 
-def test_purge_many(store: Store, clock: FakeClock) -> None:
+def test_purge_many(store: IndexedStore, clock: FakeClock) -> None:
     now = clock.now()
     for i in range(1203):
         store.add(make_record(now - 5000, user_id=f"u{i % 7}", expires_at=now - i))

@@ -5,23 +5,23 @@ from __future__ import annotations
 import pytest
 
 from sessionward.errors import AlreadyExists, NotFound, VersionConflict
-from sessionward.stores import Store
 from sessionward.testing import FakeClock
 
+from .conftest import IndexedStore
 from .records import make_record
 
 
-def test_get_missing_is_none(store: Store) -> None:
+def test_get_missing_is_none(store: IndexedStore) -> None:
     assert store.get("AAAAAAAAAAAAAAAA") is None
 
 
-def test_add_then_get(store: Store, clock: FakeClock) -> None:
+def test_add_then_get(store: IndexedStore, clock: FakeClock) -> None:
     record = make_record(clock.now())
     assert store.add(record) == []
     assert store.get(record.id) == record
 
 
-def test_add_is_create_only(store: Store, clock: FakeClock) -> None:
+def test_add_is_create_only(store: IndexedStore, clock: FakeClock) -> None:
     original = make_record(clock.now())
     store.add(original)
     intruder = make_record(clock.now(), user_id="mallory", id=original.id, data='{"x":1}')
@@ -31,13 +31,13 @@ def test_add_is_create_only(store: Store, clock: FakeClock) -> None:
     assert store.list_user("mallory") == []
 
 
-def test_add_anonymous(store: Store, clock: FakeClock) -> None:
+def test_add_anonymous(store: IndexedStore, clock: FakeClock) -> None:
     record = make_record(clock.now(), user_id=None)
     store.add(record)
     assert store.get(record.id) == record
 
 
-def test_replace_writes_the_whole_record(store: Store, clock: FakeClock) -> None:
+def test_replace_writes_the_whole_record(store: IndexedStore, clock: FakeClock) -> None:
     record = make_record(clock.now())
     store.add(record)
     clock.advance(60)
@@ -60,14 +60,14 @@ def test_replace_writes_the_whole_record(store: Store, clock: FakeClock) -> None
     assert store.get(record.id) == updated
 
 
-def test_replace_missing_raises_not_found(store: Store, clock: FakeClock) -> None:
+def test_replace_missing_raises_not_found(store: IndexedStore, clock: FakeClock) -> None:
     record = make_record(clock.now())
     with pytest.raises(NotFound):
         store.replace(record._replace(version=2), expected_version=1)
     assert store.get(record.id) is None
 
 
-def test_replace_after_delete_raises_not_found(store: Store, clock: FakeClock) -> None:
+def test_replace_after_delete_raises_not_found(store: IndexedStore, clock: FakeClock) -> None:
     record = make_record(clock.now())
     store.add(record)
     store.delete(record.id)
@@ -76,7 +76,7 @@ def test_replace_after_delete_raises_not_found(store: Store, clock: FakeClock) -
     assert store.get(record.id) is None
 
 
-def test_replace_with_stale_version_raises_conflict(store: Store, clock: FakeClock) -> None:
+def test_replace_with_stale_version_raises_conflict(store: IndexedStore, clock: FakeClock) -> None:
     record = make_record(clock.now())
     store.add(record)
     first = record._replace(data='{"by":"first"}', version=2)
@@ -87,7 +87,7 @@ def test_replace_with_stale_version_raises_conflict(store: Store, clock: FakeClo
     assert store.get(record.id) == first
 
 
-def test_replace_with_future_version_raises_conflict(store: Store, clock: FakeClock) -> None:
+def test_replace_with_future_version_raises_conflict(store: IndexedStore, clock: FakeClock) -> None:
     record = make_record(clock.now(), version=3)
     store.add(record)
     with pytest.raises(VersionConflict):
@@ -95,7 +95,7 @@ def test_replace_with_future_version_raises_conflict(store: Store, clock: FakeCl
     assert store.get(record.id) == record
 
 
-def test_replace_chain_of_versions(store: Store, clock: FakeClock) -> None:
+def test_replace_chain_of_versions(store: IndexedStore, clock: FakeClock) -> None:
     record = make_record(clock.now())
     store.add(record)
     for version in range(2, 6):
@@ -104,7 +104,7 @@ def test_replace_chain_of_versions(store: Store, clock: FakeClock) -> None:
     assert store.get(record.id) == record
 
 
-def test_touch_moves_forward_without_new_version(store: Store, clock: FakeClock) -> None:
+def test_touch_moves_forward_without_new_version(store: IndexedStore, clock: FakeClock) -> None:
     record = make_record(clock.now())
     store.add(record)
     later = clock.advance(120)
@@ -115,20 +115,20 @@ def test_touch_moves_forward_without_new_version(store: Store, clock: FakeClock)
 
 
 @pytest.mark.parametrize("offset", [0.0, -1.0, -3600.0])
-def test_touch_never_moves_back(store: Store, clock: FakeClock, offset: float) -> None:
+def test_touch_never_moves_back(store: IndexedStore, clock: FakeClock, offset: float) -> None:
     record = make_record(clock.advance(600))
     store.add(record)
     store.touch(record.id, last_seen=record.last_seen + offset, expires_at=record.expires_at + 99)
     assert store.get(record.id) == record
 
 
-def test_touch_missing_is_ignored(store: Store, clock: FakeClock) -> None:
+def test_touch_missing_is_ignored(store: IndexedStore, clock: FakeClock) -> None:
     record = make_record(clock.now())
     store.touch(record.id, last_seen=clock.now() + 1, expires_at=clock.now() + 1801)
     assert store.get(record.id) is None
 
 
-def test_delete_is_idempotent(store: Store, clock: FakeClock) -> None:
+def test_delete_is_idempotent(store: IndexedStore, clock: FakeClock) -> None:
     record = make_record(clock.now())
     other = make_record(clock.now())
     store.add(record)
@@ -140,7 +140,7 @@ def test_delete_is_idempotent(store: Store, clock: FakeClock) -> None:
     assert store.get(other.id) == other
 
 
-def test_deleted_id_can_be_added_again(store: Store, clock: FakeClock) -> None:
+def test_deleted_id_can_be_added_again(store: IndexedStore, clock: FakeClock) -> None:
     record = make_record(clock.now())
     store.add(record)
     store.delete(record.id)
@@ -150,7 +150,7 @@ def test_deleted_id_can_be_added_again(store: Store, clock: FakeClock) -> None:
     assert store.list_user("alice") == []
 
 
-def test_close_is_idempotent(store: Store, clock: FakeClock) -> None:
+def test_close_is_idempotent(store: IndexedStore, clock: FakeClock) -> None:
     store.add(make_record(clock.now()))
     store.close()
     store.close()

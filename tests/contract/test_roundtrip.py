@@ -7,9 +7,9 @@ import json
 import pytest
 
 from sessionward.core.record import FIELDS, SessionRecord, encode_data
-from sessionward.stores import Store
 from sessionward.testing import FakeClock
 
+from .conftest import IndexedStore
 from .records import make_record
 
 UNICODE_DATA = {
@@ -31,7 +31,7 @@ def _assert_same(stored: SessionRecord | None, sent: SessionRecord) -> None:
         assert type(got) is type(want), name
 
 
-def test_every_field_round_trips(store: Store, clock: FakeClock) -> None:
+def test_every_field_round_trips(store: IndexedStore, clock: FakeClock) -> None:
     now = clock.advance(0.123456789)
     record = SessionRecord(
         id="abcdefghijklmn-_",
@@ -60,13 +60,13 @@ def test_every_field_round_trips(store: Store, clock: FakeClock) -> None:
     _assert_same(store.list_user(record.user_id or "")[0], record)
 
 
-def test_none_values_round_trip(store: Store, clock: FakeClock) -> None:
+def test_none_values_round_trip(store: IndexedStore, clock: FakeClock) -> None:
     record = make_record(clock.now(), user_id=None, prev_secret_hash=None, auth_time=None)
     store.add(record)
     _assert_same(store.get(record.id), record)
 
 
-def test_empty_strings_round_trip(store: Store, clock: FakeClock) -> None:
+def test_empty_strings_round_trip(store: IndexedStore, clock: FakeClock) -> None:
     record = make_record(clock.now(), scopes="", context="", data="{}")
     store.add(record)
     _assert_same(store.get(record.id), record)
@@ -77,13 +77,13 @@ def test_empty_strings_round_trip(store: Store, clock: FakeClock) -> None:
     [0.0, 1.0, 1_800_000_000.000_000_2, 4_102_444_800.5, 1e-300, 2.0**53 + 2],
     ids=repr,
 )
-def test_floats_round_trip_exactly(store: Store, clock: FakeClock, value: float) -> None:
+def test_floats_round_trip_exactly(store: IndexedStore, clock: FakeClock, value: float) -> None:
     record = make_record(clock.now(), grace_until=value, auth_time=value)
     store.add(record)
     _assert_same(store.get(record.id), record)
 
 
-def test_replace_round_trips_every_field(store: Store, clock: FakeClock) -> None:
+def test_replace_round_trips_every_field(store: IndexedStore, clock: FakeClock) -> None:
     record = make_record(clock.now(), user_id=None)
     store.add(record)
     now = clock.advance(1.1)
@@ -111,7 +111,7 @@ def test_replace_round_trips_every_field(store: Store, clock: FakeClock) -> None
     _assert_same(store.get(record.id), cleared)
 
 
-def test_large_data_round_trips(store: Store, clock: FakeClock) -> None:
+def test_large_data_round_trips(store: IndexedStore, clock: FakeClock) -> None:
     data = encode_data({"blob": "x" * 60_000, "items": list(range(1000))}, 1 << 20)
     record = make_record(clock.now(), data=data)
     store.add(record)

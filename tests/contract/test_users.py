@@ -5,21 +5,21 @@ from __future__ import annotations
 import pytest
 
 from sessionward.errors import VersionConflict
-from sessionward.stores import Store
 from sessionward.testing import FakeClock
 
+from .conftest import IndexedStore
 from .records import make_record
 
 
-def _ids(store: Store, user_id: str) -> list[str]:
+def _ids(store: IndexedStore, user_id: str) -> list[str]:
     return [r.id for r in store.list_user(user_id)]
 
 
-def test_list_user_unknown_is_empty(store: Store) -> None:
+def test_list_user_unknown_is_empty(store: IndexedStore) -> None:
     assert store.list_user("nobody") == []
 
 
-def test_list_user_oldest_first(store: Store, clock: FakeClock) -> None:
+def test_list_user_oldest_first(store: IndexedStore, clock: FakeClock) -> None:
     now = clock.now()
     # Inserted out of order: the order comes from created_at, not from insertion.
     middle = make_record(now - 50)
@@ -30,7 +30,7 @@ def test_list_user_oldest_first(store: Store, clock: FakeClock) -> None:
     assert store.list_user("alice") == [oldest, middle, newest]
 
 
-def test_list_user_isolates_users(store: Store, clock: FakeClock) -> None:
+def test_list_user_isolates_users(store: IndexedStore, clock: FakeClock) -> None:
     now = clock.now()
     alice = [make_record(now - i, user_id="alice") for i in (3, 2, 1)]
     bob = make_record(now, user_id="bob")
@@ -44,7 +44,7 @@ def test_list_user_isolates_users(store: Store, clock: FakeClock) -> None:
     assert store.list_user("ALICE") == []
 
 
-def test_list_user_includes_expired_until_purged(store: Store, clock: FakeClock) -> None:
+def test_list_user_includes_expired_until_purged(store: IndexedStore, clock: FakeClock) -> None:
     now = clock.now()
     expired = make_record(now - 4000, expires_at=now - 1)
     live = make_record(now)
@@ -55,7 +55,7 @@ def test_list_user_includes_expired_until_purged(store: Store, clock: FakeClock)
     assert store.list_user("alice") == [live]
 
 
-def test_delete_removes_from_user_index(store: Store, clock: FakeClock) -> None:
+def test_delete_removes_from_user_index(store: IndexedStore, clock: FakeClock) -> None:
     first = make_record(clock.now() - 1)
     second = make_record(clock.now())
     store.add(first)
@@ -66,7 +66,9 @@ def test_delete_removes_from_user_index(store: Store, clock: FakeClock) -> None:
     assert store.list_user("alice") == []
 
 
-def test_delete_user_deletes_every_record_of_the_user(store: Store, clock: FakeClock) -> None:
+def test_delete_user_deletes_every_record_of_the_user(
+    store: IndexedStore, clock: FakeClock
+) -> None:
     now = clock.now()
     alice = [make_record(now - i) for i in range(3)]
     expired = make_record(now - 9000, expires_at=now - 10)
@@ -83,7 +85,7 @@ def test_delete_user_deletes_every_record_of_the_user(store: Store, clock: FakeC
     assert store.delete_user("alice") == []
 
 
-def test_delete_user_keeps_one(store: Store, clock: FakeClock) -> None:
+def test_delete_user_keeps_one(store: IndexedStore, clock: FakeClock) -> None:
     now = clock.now()
     records = [make_record(now - i) for i in range(4)]
     for record in records:
@@ -96,7 +98,9 @@ def test_delete_user_keeps_one(store: Store, clock: FakeClock) -> None:
     assert store.get(keep.id) == keep
 
 
-def test_delete_user_keep_of_another_user_protects_nothing(store: Store, clock: FakeClock) -> None:
+def test_delete_user_keep_of_another_user_protects_nothing(
+    store: IndexedStore, clock: FakeClock
+) -> None:
     alice = make_record(clock.now())
     bob = make_record(clock.now(), user_id="bob")
     store.add(alice)
@@ -105,12 +109,12 @@ def test_delete_user_keep_of_another_user_protects_nothing(store: Store, clock: 
     assert store.get(bob.id) == bob
 
 
-def test_delete_user_unknown_is_empty(store: Store) -> None:
+def test_delete_user_unknown_is_empty(store: IndexedStore) -> None:
     assert store.delete_user("nobody") == []
     assert store.delete_user("nobody", keep="AAAAAAAAAAAAAAAA") == []
 
 
-def test_replace_changing_user_moves_the_index(store: Store, clock: FakeClock) -> None:
+def test_replace_changing_user_moves_the_index(store: IndexedStore, clock: FakeClock) -> None:
     record = make_record(clock.now(), user_id="alice")
     store.add(record)
     moved = record._replace(user_id="bob", version=2)
@@ -122,7 +126,7 @@ def test_replace_changing_user_moves_the_index(store: Store, clock: FakeClock) -
     assert store.delete_user("bob") == [record.id]
 
 
-def test_replace_from_anonymous_to_user_and_back(store: Store, clock: FakeClock) -> None:
+def test_replace_from_anonymous_to_user_and_back(store: IndexedStore, clock: FakeClock) -> None:
     record = make_record(clock.now(), user_id=None)
     store.add(record)
     owned = record._replace(user_id="carol", version=2)
@@ -134,7 +138,7 @@ def test_replace_from_anonymous_to_user_and_back(store: Store, clock: FakeClock)
     assert store.get(record.id) == released
 
 
-def test_failed_replace_does_not_move_the_index(store: Store, clock: FakeClock) -> None:
+def test_failed_replace_does_not_move_the_index(store: IndexedStore, clock: FakeClock) -> None:
     record = make_record(clock.now(), version=2)
     store.add(record)
     with pytest.raises(VersionConflict):

@@ -36,7 +36,6 @@ from servers import (
 )
 
 from sessionward import AsyncSessionManager, Policy, SessionManager
-from sessionward._sync.redis import _decode, _encode, _translate
 from sessionward.core.record import SessionRecord
 from sessionward.core.token import mint, parse, token_from_parts
 from sessionward.errors import (
@@ -48,6 +47,7 @@ from sessionward.errors import (
     StoreUnavailable,
 )
 from sessionward.stores import MemoryStore
+from sessionward.stores._sync.redis import _decode, _encode, _translate
 from sessionward.stores.redis import AsyncRedisStore, RedisStore
 from sessionward.testing import FakeClock
 

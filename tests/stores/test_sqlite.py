@@ -13,7 +13,6 @@ import pytest
 from contract.records import make_record
 
 from sessionward import AsyncSQLiteStore, SQLiteStore
-from sessionward._async import sqlite as async_sqlite
 from sessionward.core.record import SessionRecord
 from sessionward.errors import (
     SessionwardError,
@@ -22,6 +21,7 @@ from sessionward.errors import (
     VersionConflict,
 )
 from sessionward.stores import UserCap
+from sessionward.stores._async import sqlite as async_sqlite
 from sessionward.testing import FakeClock
 
 

@@ -28,12 +28,12 @@ from django.contrib.sessions.backends.base import CreateError, SessionBase, Upda
 from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
 
-from sessionward._sync.manager import SessionManager
-from sessionward._sync.sqlite import SQLiteStore
 from sessionward.core import token as tokens
 from sessionward.core.events import RevokeReason
 from sessionward.core.record import Session
 from sessionward.errors import InvalidToken
+from sessionward.manager._sync.manager import SessionManager
+from sessionward.stores._sync.sqlite import SQLiteStore
 
 __all__ = ["SessionStore", "get_manager"]
 

@@ -58,6 +58,7 @@ from sessionward.jwt._codec import (
     dumps,
     loads_object,
 )
+from sessionward.jwt.claims import AccessClaims
 from sessionward.jwt.keys import Key
 from sessionward.jwt.keyset import MAX_SKEW, MAX_TOKEN_LIFETIME, KeySet
 from sessionward.jwt.revocation import Revocations
@@ -98,38 +99,6 @@ _TAILS: Final = (
     frozenset(ord(c) for c in _TAIL_2),
     frozenset(ord(c) for c in _TAIL_3),
 )
-
-
-class AccessClaims(NamedTuple):
-    """The verified content of an access token. ``claims`` is every claim, read-only."""
-
-    iss: str
-    aud: str
-    sub: str
-    sid: str
-    iat: int
-    nbf: int | None
-    exp: int
-    jti: str
-    scope: str
-    auth_level: int
-    auth_time: int | None
-    typ: str
-    kid: str
-    claims: Mapping[str, Any]
-
-    @property
-    def scopes(self) -> frozenset[str]:
-        return frozenset(self.scope.split())
-
-    def has_scope(self, scope: str) -> bool:
-        return scope in self.scope.split()
-
-    def __repr__(self) -> str:
-        return (
-            f"AccessClaims(sub={self.sub!r}, sid={self.sid!r}, jti={self.jti!r}, "
-            f"exp={self.exp}, scope={self.scope!r}, auth_level={self.auth_level})"
-        )
 
 
 _new_claims = tuple.__new__

@@ -18,10 +18,9 @@ an event stream); docs/jwt.md gives the lag of each mode.
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
-if TYPE_CHECKING:
-    from sessionward.jwt.access import AccessClaims
+from sessionward.jwt.claims import AccessClaims
 
 __all__ = ["Revocations"]
 

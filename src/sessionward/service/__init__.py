@@ -4,7 +4,7 @@
 
     app = create_app(ServiceConfig(store="sessions.db"))   # any ASGI server
 
-or from the command line: ``sessionward serve`` (see ``sessionward.service.cli``).
+or from the command line: ``sessionward serve`` (see ``sessionward.cli.serve``).
 Needs the ``service`` extra (Starlette, uvicorn, argon2-cffi).
 """
 

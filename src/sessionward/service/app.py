@@ -21,13 +21,13 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import Receive, Scope, Send
 
-from sessionward._async.base import AsyncStore
 from sessionward.clock import Clock
 from sessionward.service.api import Api, api_routes, error_response
 from sessionward.service.config import ServiceConfig
 from sessionward.service.fast import VALIDATE_PATH, FastValidate
 from sessionward.service.openapi import openapi_document
 from sessionward.service.runtime import Runtime, open_runtime
+from sessionward.stores._async.base import AsyncStore
 
 __all__ = ["ServiceApp", "create_app"]
 

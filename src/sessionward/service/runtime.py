@@ -13,18 +13,18 @@ import importlib
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, cast
 
-from sessionward._async.base import AsyncStore
-from sessionward._async.manager import AsyncSessionManager
-from sessionward._async.sqlite import AsyncSQLiteStore
 from sessionward.clock import Clock, SystemClock
 from sessionward.core.events import EventBus, log_event
 from sessionward.core.record import SessionRecord
 from sessionward.errors import ConfigError, StoreError
+from sessionward.manager._async.manager import AsyncSessionManager
 from sessionward.service.activity import Activity
 from sessionward.service.config import ServiceConfig
 from sessionward.service.keys import KeyRing
 from sessionward.service.metrics import Metrics
 from sessionward.service.state import ServiceState
+from sessionward.stores._async.base import AsyncStore
+from sessionward.stores._async.sqlite import AsyncSQLiteStore
 
 if TYPE_CHECKING:
     from sessionward.jwt import AsyncTokenService

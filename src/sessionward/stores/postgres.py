@@ -8,7 +8,7 @@
 Importing ``sessionward`` never imports psycopg; only this module does.
 """
 
-from sessionward._async.postgres import AsyncPostgresStore
-from sessionward._sync.postgres import PostgresStore
+from sessionward.stores._async.postgres import AsyncPostgresStore
+from sessionward.stores._sync.postgres import PostgresStore
 
 __all__ = ["AsyncPostgresStore", "PostgresStore"]

@@ -9,7 +9,7 @@
 Importing ``sessionward`` never imports redis-py; only this module does.
 """
 
-from sessionward._async.redis import AsyncRedisStore
-from sessionward._sync.redis import RedisStore
+from sessionward.stores._async.redis import AsyncRedisStore
+from sessionward.stores._sync.redis import RedisStore
 
 __all__ = ["AsyncRedisStore", "RedisStore"]

@@ -18,9 +18,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Literal
 
-from sessionward._async.manager import AsyncSessionManager
 from sessionward.errors import InvalidToken, StoreError
-from sessionward.web._async_handle import AsyncSessionHandle
+from sessionward.manager._async.manager import AsyncSessionManager
+from sessionward.web._async.handle import AsyncSessionHandle
 from sessionward.web._core import AdapterConfig, Outcome, Transport, log_refusal, merge_headers
 from sessionward.web._http import asgi_headers
 from sessionward.web.context import ContextCapture

@@ -23,11 +23,11 @@ from typing import Any, Literal, ParamSpec, TypeVar
 
 from flask import Flask, abort, make_response, request
 
-from sessionward._sync.manager import SessionManager
 from sessionward.core.record import Session
 from sessionward.errors import StepUpRequired
+from sessionward.manager._sync.manager import SessionManager
 from sessionward.web._core import Transport
-from sessionward.web._sync_handle import SessionHandle
+from sessionward.web._sync.handle import SessionHandle
 from sessionward.web.cookies import CookiePolicy
 from sessionward.web.csrf import CsrfPolicy
 from sessionward.web.wsgi import SessionMiddleware

@@ -16,7 +16,7 @@ from starlette.requests import HTTPConnection
 
 from sessionward.core.record import Session
 from sessionward.errors import StepUpRequired
-from sessionward.web._async_handle import AsyncSessionHandle
+from sessionward.web._async.handle import AsyncSessionHandle
 
 __all__ = [
     "get_handle",

@@ -13,11 +13,11 @@ import io
 from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
-from sessionward._sync.manager import SessionManager
 from sessionward.errors import InvalidToken, StoreError
+from sessionward.manager._sync.manager import SessionManager
 from sessionward.web._core import AdapterConfig, Outcome, Transport, log_refusal, merge_headers
 from sessionward.web._http import environ_headers
-from sessionward.web._sync_handle import SessionHandle
+from sessionward.web._sync.handle import SessionHandle
 from sessionward.web.context import ContextCapture
 from sessionward.web.cookies import CookiePolicy
 from sessionward.web.csrf import CsrfPolicy

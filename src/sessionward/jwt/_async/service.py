@@ -20,7 +20,6 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sessionward._async.manager import AsyncSessionManager
 from sessionward.core import token as tokens
 from sessionward.core.context import RequestContext
 from sessionward.core.events import (
@@ -51,6 +50,7 @@ from sessionward.jwt.access import (
 from sessionward.jwt.keyset import KeySet
 from sessionward.jwt.refresh import FAMILY_KEY, TokenPair
 from sessionward.jwt.revocation import Revocations
+from sessionward.manager._async.manager import AsyncSessionManager
 
 __all__ = ["AsyncTokenService"]
 

@@ -21,7 +21,6 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sessionward._sync.manager import SessionManager
 from sessionward.core import token as tokens
 from sessionward.core.context import RequestContext
 from sessionward.core.events import (
@@ -52,6 +51,7 @@ from sessionward.jwt.access import (
 from sessionward.jwt.keyset import KeySet
 from sessionward.jwt.refresh import FAMILY_KEY, TokenPair
 from sessionward.jwt.revocation import Revocations
+from sessionward.manager._sync.manager import SessionManager
 
 __all__ = ["TokenService"]
 

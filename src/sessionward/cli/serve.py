@@ -10,7 +10,7 @@ Settings come from flags, ``SESSIONWARD_*`` variables and a TOML file (see
 ``sessionward.service.config``). Keys live in the service state (the session SQLite file by
 default); ``keys create`` prints the key once and stores only its sha256.
 
-The ``keys`` group itself belongs to the JWT signing-key commands (``sessionward.jwt.cli``,
+The ``keys`` group itself belongs to the JWT signing-key commands (``sessionward.cli.jwt``,
 whose ``list``/``revoke`` take a key file); its ``register`` calls
 :func:`register_key_commands` to add ``create`` and the ``api`` subgroup here.
 """
@@ -25,12 +25,12 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from sessionward._sync.sqlite import SQLiteStore
 from sessionward.cli import CommandError, Parser, Subparsers
 from sessionward.errors import ConfigError, InvalidArgument, SessionwardError
 from sessionward.service.config import ServiceConfig, load_config
 from sessionward.service.keys import SCOPES, create_key
 from sessionward.service.state import ServiceState
+from sessionward.stores._sync.sqlite import SQLiteStore
 
 __all__ = ["register", "register_key_commands"]
 

@@ -85,7 +85,7 @@ def register(subparsers: Subparsers) -> None:
     revoke.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     revoke.set_defaults(handler=_revoke)
 
-    from sessionward.service.cli import register_key_commands  # API keys (issue 6)
+    from sessionward.cli.serve import register_key_commands  # API keys (issue 6)
 
     register_key_commands(actions)
 

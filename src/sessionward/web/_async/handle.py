@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sessionward._async.manager import AsyncSessionManager
 from sessionward.core.context import RequestContext
 from sessionward.core.record import Session
+from sessionward.manager._async.manager import AsyncSessionManager
 from sessionward.web._core import REMEMBER_KEY, AdapterConfig, DataChange, Outcome
 
 __all__ = ["AsyncSessionHandle"]

@@ -32,13 +32,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn, TypeAlias
 
-from sessionward._sync.manager import SessionManager
-from sessionward._sync.sqlite import SQLiteStore
 from sessionward._version import __version__
 from sessionward.core import token as tokens
 from sessionward.core.events import Event, EventBus, RevokeReason
 from sessionward.core.record import FIELDS, Session, SessionRecord
 from sessionward.errors import InvalidToken, SessionwardError, StoreCorrupt, StoreError
+from sessionward.manager._sync.manager import SessionManager
+from sessionward.stores._sync.sqlite import SQLiteStore
 
 __all__ = [
     "GROUPS",
@@ -86,9 +86,9 @@ GROUPS: list[CommandGroup] = [
     CommandGroup("gc", "sessionward.cli:register_gc", "delete expired sessions"),
     CommandGroup("tour", "sessionward.cli:register_tour", "walk through the main job"),
     CommandGroup(
-        "serve", "sessionward.service.cli:register", "service, demo and API keys", "service"
+        "serve", "sessionward.cli.serve:register", "service, demo and API keys", "service"
     ),
-    CommandGroup("keys", "sessionward.jwt.cli:register", "manage JWT signing keys", "jwt"),
+    CommandGroup("keys", "sessionward.cli.jwt:register", "manage JWT signing keys", "jwt"),
 ]
 
 
@@ -268,6 +268,8 @@ def _sessions_list(args: argparse.Namespace) -> int:
     manager = _open_existing(path)
     try:
         if args.user is not None:
+            if not isinstance(manager.store, SQLiteStore):  # pragma: no cover - opened above
+                raise StoreCorrupt("not a SQLite store")
             records = manager.store.list_user(args.user)
         else:
             records = _all_records(path)
