@@ -5,10 +5,9 @@ Run by hand (not in CI):
     .venv/bin/pip install -e '.[bench]'
     .venv/bin/python benchmarks/bench_core.py [--rounds 11] [--sessions 100000]
 
-Method (as in shared/PEERS.md): every benchmark is a calibrated loop (~40 ms a batch, GC off);
-each round runs one batch of every benchmark, interleaved, so machine noise hits all rows
-alike. Prints the median and min-max over the rounds, and ratios to the floor measured in the
-same run.
+Method: every benchmark is a calibrated loop (~40 ms a batch, GC off); each round runs one
+batch of every benchmark, interleaved, so machine noise hits all rows alike. Prints the median
+and min-max over the rounds, and ratios to the floor measured in the same run.
 """
 
 from __future__ import annotations
@@ -267,7 +266,7 @@ def report(results: dict[str, list[float]]) -> str:
             f"{name:<58} {med:>10.2f} {min(values):>8.2f}-{max(values):<8.2f} {med / floor:>8.2f}"
         )
     lines.append("")
-    lines.append("targets (issue 2), ratio of medians in this run:")
+    lines.append("targets, ratio of medians in this run:")
     for a, b, op, bound in TARGETS:
         ratio = statistics.median(results[a]) / statistics.median(results[b])
         ok = ratio <= bound if op == "<=" else ratio >= bound

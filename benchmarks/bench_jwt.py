@@ -5,10 +5,9 @@ Run by hand (not in CI):
     .venv/bin/pip install -e '.[jwt,bench]' joserfc
     .venv/bin/python benchmarks/bench_jwt.py [--rounds 11]
 
-Method (as in shared/PEERS.md): every benchmark is a calibrated loop (~40 ms a batch, GC off);
-each round runs one batch of every benchmark, interleaved, so machine noise hits all rows
-alike. Prints the median and min-max over the rounds and the ratios the issue sets targets for,
-all from the same run:
+Method: every benchmark is a calibrated loop (~40 ms a batch, GC off); each round runs one
+batch of every benchmark, interleaved, so machine noise hits all rows alike. Prints the median
+and min-max over the rounds and the ratios that have targets, all from the same run:
 
 * HS256 verify at least 3x faster than PyJWT ``decode`` (with the same checks: algorithm,
   audience, issuer, required claims, leeway);

@@ -1,5 +1,5 @@
 """No raw token, secret or secret hash ever reaches a log record, an event, an exception or a
-repr, whatever happens to a session (SECURITY.md checklist S-19; ASVS 16.2.5).
+repr, whatever happens to a session (ASVS 16.2.5).
 
 The scenario drives every manager operation, including every kind of bad token, with the
 default logging subscriber on and the root logger at DEBUG, then searches everything that

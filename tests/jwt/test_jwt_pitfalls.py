@@ -1,4 +1,4 @@
-"""Every RFC 8725 / SECURITY.md §5 pitfall against the strict verifier, cross-checked.
+"""Every RFC 8725 pitfall against the strict verifier, cross-checked.
 
 Each case builds one token and states the expected verdict. For every token the test asserts:
 

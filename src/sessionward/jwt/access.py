@@ -5,7 +5,7 @@ Issued tokens look like this (header members sorted, compact JSON)::
     {"alg":"ES256","kid":"<kid>","typ":"at+jwt"}
     {"iss":..,"aud":..,"sub":..,"sid":..,"iat":..,"nbf":..,"exp":..,"jti":..,"scope":..,"lvl":..}
 
-The verifier accepts only that shape, in this order of checks (RFC 8725, SECURITY.md §5):
+The verifier accepts only that shape, in this order of checks (RFC 8725):
 
 1. a ``str`` of at most ``max_size`` characters in compact form — ASCII, three base64url
    segments of possible lengths, checked by decoding the signature and payload strictly (any

@@ -1,4 +1,4 @@
-"""Cross-site request forgery defence for cookie transport (SECURITY.md checklist item 16).
+"""Cross-site request forgery defence for cookie transport.
 
 Two independent layers:
 
