@@ -1,8 +1,8 @@
 """A real uvicorn serving an app from a thread of the test process, on a free loopback port.
 
 In-process, so a ``FakeClock`` injected into the app drives expiry. Shutdown is bounded: open
-server-sent-event streams are cut after ``graceful`` seconds. The HTTP protocol is the one
-``sessionward serve`` uses (``sessionward.service.server``), unless ``stock``.
+server-sent-event streams are cut after ``graceful`` seconds. uvicorn's own choices, as
+``sessionward serve`` makes them (httptools and uvloop when installed).
 """
 
 from __future__ import annotations
@@ -18,12 +18,8 @@ from typing import Any
 
 
 @contextmanager
-def serve(
-    app: Any, host: str = "127.0.0.1", graceful: int = 1, *, stock: bool = False
-) -> Iterator[str]:
+def serve(app: Any, host: str = "127.0.0.1", graceful: int = 1) -> Iterator[str]:
     import uvicorn
-
-    from sessionward.service.server import http_protocol
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -31,7 +27,6 @@ def serve(
     base = f"http://{host}:{sock.getsockname()[1]}"
     config = uvicorn.Config(
         app,
-        http="auto" if stock else http_protocol(),
         lifespan="off",
         ws="none",
         log_config=None,

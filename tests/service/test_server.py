@@ -1,171 +1,54 @@
-"""``sessionward.service.server``: one socket write per event-loop turn, nothing held longer,
-streamed responses still stream; and ``sessionward serve``'s access-log switch."""
+"""The service's HTTP server as it runs: streamed responses go out as they are sent,
+pipelined requests are answered in order, and ``sessionward serve``'s access-log switch."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
+import json
 import os
 import re
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
-from sessionward.service.server import FLUSH_AT, CoalescingTransport, http_protocol
-
-from ._server import serve, wait_until_ok
-
-
-def _pending(sock: socket.socket) -> bytes:
-    """What the peer can read right now, without waiting."""
-    sock.setblocking(False)
-    try:
-        return sock.recv(1 << 20)
-    except BlockingIOError:
-        return b""
+from ._server import wait_until_ok
+from .conftest import Service
 
 
-async def _connected() -> tuple[CoalescingTransport, asyncio.Transport, socket.socket]:
-    """A real TCP transport of the running loop, wrapped; and the peer's socket."""
-    loop = asyncio.get_running_loop()
-    listener = socket.create_server(("127.0.0.1", 0))
-    client = socket.create_connection(listener.getsockname())
-    accepted, _ = listener.accept()
-    listener.close()
-    transport, _ = await loop.connect_accepted_socket(asyncio.Protocol, accepted)
-    return CoalescingTransport(transport, loop), transport, client
+def _post(path: str, key: str, body: bytes) -> bytes:
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
 
 
-def test_writes_of_one_turn_leave_as_one_at_its_end() -> None:
-    async def run() -> None:
-        wrapped, _, peer = await _connected()
-        wrapped.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n")
-        wrapped.write(b"")
-        wrapped.write(b"ok")
-        assert wrapped.get_write_buffer_size() == 40
-        assert _pending(peer) == b""  # held until the loop turns
-        await asyncio.sleep(0)
-        await asyncio.sleep(0)
-        assert _pending(peer) == b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
-        assert wrapped.get_write_buffer_size() == 0
-        wrapped.writelines([b"a", b"b"])
-        wrapped.close()  # writes what is held first
-        await asyncio.sleep(0.05)  # the transport closes on a later turn
-        peer.setblocking(True)
-        peer.settimeout(5)
-        assert peer.recv(100) == b"ab"
-        assert peer.recv(100) == b""  # then the end of the stream
-        peer.close()
-
-    asyncio.run(run())
-
-
-def test_large_writes_are_not_held() -> None:
-    async def run() -> None:
-        wrapped, _, peer = await _connected()
-        wrapped.write(b"x" * 10)
-        wrapped.write(b"y" * FLUSH_AT)
-        time.sleep(0.05)  # blocking: the loop does not turn, so this was written at once
-        received = bytearray()
-        while chunk := _pending(peer):
-            received += chunk
-        assert received == b"x" * 10 + b"y" * FLUSH_AT
-        wrapped.abort()
-        peer.close()
-
-    asyncio.run(run())
-
-
-def test_abort_drops_what_is_held() -> None:
-    async def run() -> None:
-        wrapped, transport, peer = await _connected()
-        wrapped.write(b"never sent")
-        wrapped.abort()
-        await asyncio.sleep(0.05)
-        assert transport.is_closing()
-        peer.settimeout(5)
-        with contextlib.suppress(ConnectionResetError):  # an abort may reset: nothing was sent
-            assert peer.recv(100) == b""
-        peer.close()
-
-    asyncio.run(run())
-
-
-def test_the_serving_protocol_is_httptools_with_the_wrapper() -> None:
-    protocol = http_protocol()
-    assert not isinstance(protocol, str)
-    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-
-    assert issubclass(protocol, HttpToolsProtocol)
-
-
-def _streaming_app(release: threading.Event) -> Any:
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["path"] == "/stream":
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 200,
-                    "headers": [(b"content-type", b"text/event-stream")],
-                }
-            )
-            await send({"type": "http.response.body", "body": b"data: 1\n\n", "more_body": True})
-            while not release.is_set():
-                await asyncio.sleep(0.01)
-            await send({"type": "http.response.body", "body": b"data: 2\n\n", "more_body": False})
-            return
-        body = scope["path"].encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [(b"content-length", str(len(body)).encode())],
-            }
+def test_pipelined_requests_are_answered_in_order(service: Service) -> None:
+    issued = service.client.post(
+        "/v1/sessions", json={"user_id": "pia"}, headers=service.auth("issue")
+    )
+    token = issued.json()["token"]
+    key = service.keys["validate"]
+    port = int(str(service.client.base_url).rstrip("/").rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(  # three requests in one write, before any answer
+            _post("/v1/sessions/validate", key, json.dumps({"token": token}).encode())
+            + _post("/v1/sessions/validate", key, b'{"token":"x"}')
+            + b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
         )
-        await send({"type": "http.response.body", "body": body})
-
-    return app
-
-
-def test_a_stream_goes_out_as_it_is_sent() -> None:
-    release = threading.Event()
-    with serve(_streaming_app(release)) as base:
-        port = int(base.rsplit(":", 1)[1])
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-            sock.sendall(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
-            received = b""
-            while b"data: 1\n\n" not in received:
-                received += sock.recv(4096)  # arrives while the app still waits
-            assert received.startswith(b"HTTP/1.1 200 OK\r\n")
-            assert b"data: 2" not in received
-            release.set()
-            while b"0\r\n\r\n" not in received:
-                received += sock.recv(4096)
-            assert b"data: 2\n\n" in received
-
-
-def test_pipelined_requests_are_answered_in_order() -> None:
-    with serve(_streaming_app(threading.Event())) as base:
-        port = int(base.rsplit(":", 1)[1])
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-            sock.sendall(
-                b"GET /first HTTP/1.1\r\nHost: x\r\n\r\n"
-                b"GET /second HTTP/1.1\r\nHost: x\r\n\r\n"
-                b"GET /third HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-            )
-            received = b""
-            while chunk := sock.recv(4096):
-                received += chunk
-    bodies = re.findall(rb"\r\n\r\n(/first|/second|/third)", received)
-    assert bodies == [b"/first", b"/second", b"/third"]
+        received = b""
+        while chunk := sock.recv(4096):
+            received += chunk
+    bodies = re.findall(rb"\r\n\r\n(\{[^\r]*\})", received)
+    assert [json.loads(b).get("decision", json.loads(b).get("status")) for b in bodies] == [
+        "allow",
+        "deny",
+        "ok",
+    ]
     assert received.count(b"HTTP/1.1 200 OK") == 3
 
 

@@ -1,6 +1,6 @@
 """``sessionward serve``, ``sessionward demo`` and the API-key commands under ``keys``.
 
-    sessionward serve [--host H] [--port P] [--store PATH|URL] [--config FILE] ...
+    sessionward serve [--host H] [--port P] [--store PATH|URL] [--workers N] [--config FILE] ...
     sessionward demo  [same options]          # serve, pointing at the demo shop
     sessionward keys create --scope validate|issue|admin [--name NAME] [--store ...]
     sessionward keys api list [--json]        # API keys (never their secrets)
@@ -18,6 +18,8 @@ whose ``list``/``revoke`` take a key file); its ``register`` calls
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import json
 import socket
 import sys
@@ -75,10 +77,22 @@ def _serve_options(parser: argparse.ArgumentParser) -> None:
         "--access-log", action="store_true", help="log every request (off by default: its cost)"
     )
     parser.add_argument(
-        "--stock-uvicorn",
-        action="store_true",
-        help="uvicorn's own HTTP protocol (two writes per response) instead of one write",
+        "--workers",
+        type=_positive,
+        default=1,
+        metavar="N",
+        help="worker processes sharing the socket and the store (default 1)",
     )
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 256:
+        raise argparse.ArgumentTypeError("must be a whole number from 1 to 256")
+    return value
 
 
 def _load(args: argparse.Namespace) -> ServiceConfig:
@@ -110,8 +124,8 @@ def _serve(args: argparse.Namespace) -> int:
         import uvicorn
 
         from sessionward.service.app import create_app
-        from sessionward.service.server import uvicorn_options
-        from sessionward.service.setup import new_setup_code
+        from sessionward.service.runtime import Runtime, open_runtime
+        from sessionward.service.workers import run_workers
     except ModuleNotFoundError as exc:
         raise CommandError(
             f"'serve' needs {exc.name}: pip install 'sessionward[service]'"
@@ -120,12 +134,50 @@ def _serve(args: argparse.Namespace) -> int:
     sock = _bind(config.host, config.port)
     if config.port == 0:
         config = _with_port(config, sock.getsockname()[1])
+    workers: int = args.workers
     try:
-        app = create_app(config)
+        # One process: the app is built here. Several: each worker builds its own, and this
+        # process opens the runtime once for what it prints (and to fail early).
+        app = create_app(config) if workers == 1 else None
+        runtime: Runtime = app.state.runtime if app is not None else open_runtime(config)
     except SessionwardError as exc:
         sock.close()
         raise CommandError(f"cannot start: {exc}") from None
-    runtime = app.state.runtime
+    try:
+        _banner(args, config, runtime)
+    finally:
+        if app is None:
+            asyncio.run(runtime.close())
+    options: dict[str, Any] = {
+        "log_level": args.log_level,
+        "access_log": args.access_log,
+        "timeout_graceful_shutdown": _GRACEFUL,
+        "forwarded_allow_ips": ",".join(config.trusted_proxies) or None,
+        "proxy_headers": bool(config.trusted_proxies),
+    }
+    if app is not None:
+        # uvicorn stops gracefully on Ctrl-C, then raises it again: a clean stop, not an error.
+        with contextlib.suppress(KeyboardInterrupt):
+            uvicorn.Server(uvicorn.Config(app, **options)).run(sockets=[sock])
+        return 0
+
+    def started(pids: list[int]) -> None:
+        print(f"  Workers  {len(pids)} processes: {', '.join(map(str, pids))}", flush=True)
+
+    try:
+        return run_workers(
+            workers, sock, (config, options), graceful=_GRACEFUL, on_started=started
+        )
+    finally:
+        sock.close()
+
+
+_GRACEFUL = 3  # seconds open requests (and the admin page's live feeds) get at shutdown
+
+
+def _banner(args: argparse.Namespace, config: ServiceConfig, runtime: Any) -> None:
+    from sessionward.service.setup import new_setup_code
+
     origin = config.origin
     print(f"sessionward service on {origin}  (sessions: {config.store})")
     print(f"  API      {origin}/v1/   (OpenAPI: {origin}/openapi.json)")
@@ -147,22 +199,6 @@ def _serve(args: argparse.Namespace) -> int:
         print()
         print(f"  Open the demo shop: {origin}/demo/")
     sys.stdout.flush()
-    speed = uvicorn_options(
-        coalesce=not getattr(args, "stock_uvicorn", False),
-        access_log=getattr(args, "access_log", False),
-    )
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            **speed,
-            log_level=args.log_level,
-            timeout_graceful_shutdown=3,
-            forwarded_allow_ips=",".join(config.trusted_proxies) or None,
-            proxy_headers=bool(config.trusted_proxies),
-        )
-    )
-    server.run(sockets=[sock])
-    return 0
 
 
 def _bind(host: str, port: int) -> socket.socket:

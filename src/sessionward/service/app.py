@@ -19,40 +19,15 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
-from starlette.types import Receive, Scope, Send
 
 from sessionward.clock import Clock
 from sessionward.service.api import Api, api_routes, error_response
 from sessionward.service.config import ServiceConfig
-from sessionward.service.fast import VALIDATE_PATH, FastValidate
 from sessionward.service.openapi import openapi_document
 from sessionward.service.runtime import Runtime, open_runtime
 from sessionward.stores._async.base import AsyncStore
 
-__all__ = ["ServiceApp", "create_app"]
-
-
-class ServiceApp(Starlette):
-    """Starlette, plus the validate endpoint's fast path (``sessionward.service.fast``):
-    ``POST /v1/sessions/validate`` skips the middleware and the router while the app has no
-    middleware of its own and is served at the root (no ``root_path``)."""
-
-    fast_validate: FastValidate | None = None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        fast = self.fast_validate
-        if (
-            fast is not None
-            and scope["type"] == "http"
-            and scope["path"] == VALIDATE_PATH
-            and scope["method"] == "POST"
-            and not scope.get("root_path")
-            and not self.user_middleware
-        ):
-            scope["app"] = self
-            await fast(scope, receive, send)
-            return
-        await super().__call__(scope, receive, send)
+__all__ = ["create_app"]
 
 
 def create_app(
@@ -61,11 +36,9 @@ def create_app(
     clock: Clock | None = None,
     store: AsyncStore | None = None,
     runtime: Runtime | None = None,
-    fast_validate: bool = True,
-) -> ServiceApp:
+) -> Starlette:
     """Build the service. ``clock`` and ``store`` are for tests (a fake clock, a given store);
-    the runtime (manager, state, keys, activity) is on ``app.state.runtime``.
-    ``fast_validate=False`` routes validate like every other endpoint (for comparisons)."""
+    the runtime (manager, state, keys, activity) is on ``app.state.runtime``."""
     config = config or ServiceConfig()
     rt = runtime or open_runtime(config, clock=clock, store=store)
     api = Api(rt)
@@ -112,14 +85,12 @@ def create_app(
             if runtime is None:
                 await rt.close()
 
-    app = ServiceApp(
+    app = Starlette(
         routes=routes,
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_error},  # type: ignore[dict-item]
     )
     app.state.runtime = rt
-    if fast_validate:
-        app.fast_validate = FastValidate(rt, api)
     return app
 
 
