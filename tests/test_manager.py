@@ -421,6 +421,45 @@ def test_rotate_of_a_session_without_its_secret_returns_the_current_one(h: Harne
     assert len(of_type(h, SessionRotated)) == 1
 
 
+def test_every_token_inside_its_window_leads_to_the_newest_across_rotations(h: Harness) -> None:
+    s0 = h.m.issue("alice")
+    s1 = h.m.rotate(s0)
+    s2 = h.m.rotate(s1)  # the holder of the new token rotates again at once
+    newest = assert_token(s2)
+    for old in (s0, s1):
+        handed = h.m.validate(old.token)
+        assert (handed.token, handed.generation) == (newest, 2)
+        assert h.m.rotate(handed).token == newest  # and rotating from it changes nothing
+    assert len(of_type(h, SessionRotated)) == 2
+    stored = h.stored(s0.id)
+    assert stored is not None
+    for token in (s0.token, s1.token, newest):
+        secret = tokens.parse(token).secret
+        assert all(secret not in value for value in stored if isinstance(value, bytes))
+    assert "theft-suspected" not in h.kinds()
+
+
+def test_rotate_after_the_window_closed_is_stale_not_theft(make_harness: MakeHarness) -> None:
+    h = make_harness(Policy(rotation_grace=30))
+    s = h.m.issue("alice")
+    first = h.m.rotate(s)
+    h.clock.advance(30)
+    with pytest.raises(InvalidToken) as caught:
+        h.m.rotate(s)  # validated long ago, rotated out since, window closed
+    assert caught.value.reason == "stale"
+    assert "theft-suspected" not in h.kinds()
+    assert h.m.validate(assert_token(first)).generation == 1
+
+
+def test_the_presented_secret_never_shows(h: Harness) -> None:
+    s = h.m.issue("alice")
+    validated = h.m.validate(s.token)
+    secret = tokens.parse(assert_token(s)).secret
+    for shown in (repr(validated), str(validated), repr(validated.record)):
+        assert secret.hex() not in shown
+        assert repr(secret) not in shown
+
+
 def test_rotate_a_revoked_session_fails(h: Harness) -> None:
     s = h.m.issue("alice")
     h.m.revoke(s)
@@ -451,6 +490,30 @@ def test_auto_renewal_with_rotate_after(make_harness: MakeHarness) -> None:
     assert reason_of(h, s.token) == "reused"
     assert reason_of(h, new_token) == "unknown"
     assert "theft-suspected" in h.kinds()
+
+
+def test_a_renewal_that_loses_a_race_reads_again(make_harness: MakeHarness) -> None:
+    h = make_harness(Policy(rotate_after=60, idle_timeout=1000, absolute_timeout=10_000))
+    s = h.m.issue("alice")
+    h.clock.advance(60)
+    h.store.reset()
+    h.store.conflicts = 1  # another writer got there first; the record is still current
+    renewed = h.m.validate(s.token)
+    assert renewed.generation == 1
+    assert h.m.validate(assert_token(renewed)).token is None
+    assert (h.store.calls["get"], h.store.calls["replace"]) == (3, 2)
+
+
+def test_a_renewal_that_keeps_losing_serves_the_session_as_is(make_harness: MakeHarness) -> None:
+    h = make_harness(Policy(rotate_after=60, idle_timeout=1000, absolute_timeout=10_000))
+    s = h.m.issue("alice")
+    h.clock.advance(60)
+    h.store.conflicts = -1
+    served = h.m.validate(s.token)
+    assert (served.id, served.token, served.generation) == (s.id, None, 0)
+    assert "theft-suspected" not in h.kinds()
+    h.store.conflicts = 0
+    assert h.m.validate(s.token).generation == 1  # the next request renews it
 
 
 # -- step-up ----------------------------------------------------------------------------------

@@ -86,6 +86,11 @@ RISK_STEP_UP: Final = Decision(Action.STEP_UP, "risk")
 RISK_REVOKE: Final = Decision(Action.REVOKE, "risk")
 
 
+# Module-level names for the members the hot path tests (an enum attribute costs a lookup).
+_CURRENT_MATCH: Final = Match.CURRENT
+_PREVIOUS_MATCH: Final = Match.PREVIOUS
+_NO_MATCH: Final = Match.NONE
+_NO_RISK: Final = Risk.ALLOW
 _CURRENT: Final = (Match.CURRENT, None)
 _PREVIOUS: Final = (Match.PREVIOUS, None)
 _NONE: Final = (Match.NONE, None)
@@ -146,17 +151,17 @@ def decide(
     applies; a rotated-out secret inside its grace window gets the successor; a due renewal
     rotates; a ``last_seen`` older than the touch interval is written; otherwise nothing.
     """
-    if match is Match.NONE:
+    if match is _NO_MATCH:
         return MISMATCH
-    if match is Match.PREVIOUS and now >= record.grace_until:
+    if match is _PREVIOUS_MATCH and now >= record.grace_until:
         return THEFT
     if not admitted:
         return REFUSED
     if now >= record.expires_at:
         return deadline_passed(record, now) or EXPIRED_IDLE
-    if risk is not Risk.ALLOW:
+    if risk is not _NO_RISK:
         return RISK_REVOKE if risk is Risk.REVOKE else RISK_STEP_UP
-    if match is not Match.CURRENT:
+    if match is not _CURRENT_MATCH:
         return SUCCESSOR
     if policy.rotate_after is not None and rotation_due(record, now, policy):
         return ROTATE

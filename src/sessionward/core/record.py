@@ -102,7 +102,7 @@ class Session:
     __slots__ = ("_data", "_presented", "record", "token")
 
     def __init__(
-        self, record: SessionRecord, token: str | None = None, *, presented: bytes | None = None
+        self, record: SessionRecord, token: str | None = None, presented: bytes | None = None
     ) -> None:
         self.record = record
         self.token = token

@@ -6,14 +6,15 @@ is the source of truth; ``sessionward.manager._sync.manager.SessionManager`` is 
 
 from __future__ import annotations
 
-import json
+import hmac
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from sessionward._backoff import async_pause
 from sessionward.clock import Clock, SystemClock
+from sessionward.core import decision as decisions
 from sessionward.core import token as tokens
-from sessionward.core.context import RequestContext
+from sessionward.core.context import ContextHistory, RequestContext
 from sessionward.core.decision import (
     Action,
     Decision,
@@ -57,10 +58,12 @@ from sessionward.stores.locality import MAX_LOCALITY_BYTES, Locality
 __all__ = ["AsyncSessionManager"]
 
 _ID_ATTEMPTS = 4
-_UNSEEN = object()
-_MEMO_SIZE = 4096
 _ALLOW = Action.ALLOW
+_SERVE = decisions.ALLOW
 _ROTATE = Action.ROTATE
+_CURRENT = Match.CURRENT
+_NONE = Match.NONE
+_compare = hmac.compare_digest
 DataUpdate = Callable[[dict[str, Any]], Mapping[str, Any] | None]
 
 
@@ -104,7 +107,7 @@ class AsyncSessionManager:
         self.policy = policy or Policy()
         self.clock: Clock = clock or SystemClock()
         self.events = events or EventBus()
-        self._last_context: dict[str, object] = {}
+        self._history = ContextHistory(self.policy.context_history).after
 
     def _locality_of(self, user_id: str | None) -> bytes:
         """The leading bytes of a new id of ``user_id``'s: what a ``Locality`` store asks."""
@@ -212,29 +215,6 @@ class AsyncSessionManager:
             return None
         return UserCap(limit, self.policy.on_session_limit == "evict_oldest", now)
 
-    def _history(self, stored: str, context: RequestContext | None, now: float) -> str:
-        """The context history with ``context`` appended, or ``stored`` itself (the same
-        object) if nothing changed. The unchanged case is the hot one, so the last entry of
-        each stored history is remembered by a small memo instead of parsed per request."""
-        if context is None or self.policy.context_history == 0:
-            return stored or "[]"
-        key = context.key()
-        memo = self._last_context
-        entries: list[dict[str, Any]] | None = None
-        last = memo.get(stored, _UNSEEN)
-        if last is _UNSEEN:
-            entries = json.loads(stored) if stored else []
-            last = RequestContext.key_of(entries[-1]) if entries else None
-            if len(memo) >= _MEMO_SIZE:
-                memo.clear()
-            memo[stored] = last
-        if last == key:
-            return stored
-        if entries is None:
-            entries = json.loads(stored) if stored else []
-        entries.append({**context.to_json(), "since": now})
-        return json.dumps(entries[-self.policy.context_history :], separators=(",", ":"))
-
     # -- validating -------------------------------------------------------------------------
 
     async def validate(self, token: object, *, context: RequestContext | None = None) -> Session:
@@ -253,15 +233,20 @@ class AsyncSessionManager:
         except InvalidToken as exc:
             self.events.emit(TokenRejected(None, None, now, reason=exc.reason))
             raise
-        for _ in range(_ID_ATTEMPTS):
+        verifier = tokens.verifier(secret)
+        lost = 0
+        while True:
             record = await self.store.get(session_id)
             if record is None:
                 raise self._rejected("unknown", session_id, None, now)
-            match, successor = match_secret(record, secret, now)
-            admitted = self._admit is None or match is Match.NONE or self._admit(record)
+            if _compare(verifier, record.secret_hash):  # the common case, inlined
+                match, successor = _CURRENT, None
+            else:
+                match, successor = match_secret(record, secret, now)
+            admitted = self._admit is None or match is _NONE or self._admit(record)
             decision = decide(record, now, self.policy, match, admitted=admitted)
-            if decision.action is _ALLOW and context is None:
-                return Session(record, presented=secret)  # the hot path: nothing to write
+            if decision is _SERVE and context is None:
+                return Session(record, None, secret)  # the hot path: nothing to write
             if decision.action is not _ROTATE:
                 return await self._carry_out(decision, record, secret, successor, now, context)
             renewed = await self._rotate_record(record, now, secret, context=context)
@@ -272,8 +257,10 @@ class AsyncSessionManager:
                     )
                 )
                 return renewed
-            # Another request rotated first; read again: its new secret is our successor.
-        raise UpdateConflict("validation kept losing races")
+            lost += 1
+            if lost == _ID_ATTEMPTS:  # still losing to other writers: renew on a later request
+                return Session(record, None, secret)
+            # Another request wrote first; read again: if it rotated, its secret is ours too.
 
     async def _carry_out(
         self,
