@@ -22,6 +22,7 @@ from sessionward.core.record import SessionRecord
 from sessionward.core.successor import successor_of
 
 __all__ = [
+    "ALLOW",
     "Action",
     "Decision",
     "Match",
@@ -55,6 +56,8 @@ class Risk(enum.Enum):
 
 
 class Action(enum.Enum):
+    """What the manager does with the request."""
+
     ALLOW = "allow"  # authenticated; nothing to write
     TOUCH = "touch"  # authenticated; write last_seen and the idle deadline
     ROTATE = "rotate"  # authenticated; renew the secret
