@@ -7,6 +7,7 @@ so (FakeClock). ``EPS`` is small but well above float resolution at the fake epo
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 from pathlib import Path
@@ -83,7 +84,7 @@ def test_issue_login(h: Harness) -> None:
 
     stored = h.stored(s.id)
     assert stored is not None
-    assert stored.secret_hash == tokens.hash_secret(tokens.parse(token).secret)
+    assert stored.secret_hash == hashlib.sha256(tokens.parse(token).secret).digest()[:16]
     assert token not in repr(tuple(stored))
     assert tokens.parse(token).secret not in tuple(stored)
 
@@ -372,9 +373,10 @@ def test_rotation_grace_window_edges_and_theft(make_harness: MakeHarness) -> Non
     assert [(e.session_id, e.generation) for e in rotated] == [(s.id, 1)]
 
     h.clock.set(t1 + 30 - EPS)
-    in_grace = h.m.validate(s.token)
-    assert (in_grace.id, in_grace.token) == (s.id, None)
+    in_grace = h.m.validate(s.token)  # resolves to the successor, rotates nothing
+    assert (in_grace.id, in_grace.token, in_grace.generation) == (s.id, new_token, 1)
     assert h.m.validate(new_token).token is None
+    assert len(of_type(h, SessionRotated)) == 1
 
     h.events.events.clear()
     h.clock.set(t1 + 30)
@@ -395,14 +397,67 @@ def test_zero_grace_means_the_old_secret_is_theft_at_once(make_harness: MakeHarn
     assert reason_of(h, r.token) == "unknown"
 
 
-def test_rotate_with_a_stale_session_returns_the_current_one(h: Harness) -> None:
+def test_rotate_is_idempotent_per_presented_secret(h: Harness) -> None:
     s = h.m.issue("alice")
     first = h.m.rotate(s)
     second = h.m.rotate(s)  # a parallel request still holding generation 0
+    again = h.m.rotate(h.m.validate(s.token))  # a retry of the same request
+    for late in (second, again):
+        assert (late.id, late.generation, late.token) == (s.id, 1, first.token)
+    assert h.m.validate(assert_token(first)).generation == 1
+    assert h.m.validate(s.token).token == first.token
+    assert len(of_type(h, SessionRotated)) == 1
+
+
+def test_rotate_of_a_session_without_its_secret_returns_the_current_one(h: Harness) -> None:
+    s = h.m.issue("alice")
+    looked_up = h.m.get(s.id)  # by id: the manager does not know which secret it holds
+    assert looked_up is not None
+    first = h.m.rotate(s)
+    second = h.m.rotate(looked_up)
     assert second.token is None
     assert (second.id, second.generation) == (s.id, 1)
-    assert h.m.validate(first.token).generation == 1
+    assert h.m.validate(assert_token(first)).generation == 1
     assert len(of_type(h, SessionRotated)) == 1
+
+
+def test_every_token_inside_its_window_leads_to_the_newest_across_rotations(h: Harness) -> None:
+    s0 = h.m.issue("alice")
+    s1 = h.m.rotate(s0)
+    s2 = h.m.rotate(s1)  # the holder of the new token rotates again at once
+    newest = assert_token(s2)
+    for old in (s0, s1):
+        handed = h.m.validate(old.token)
+        assert (handed.token, handed.generation) == (newest, 2)
+        assert h.m.rotate(handed).token == newest  # and rotating from it changes nothing
+    assert len(of_type(h, SessionRotated)) == 2
+    stored = h.stored(s0.id)
+    assert stored is not None
+    for token in (s0.token, s1.token, newest):
+        secret = tokens.parse(token).secret
+        assert all(secret not in value for value in stored if isinstance(value, bytes))
+    assert "theft-suspected" not in h.kinds()
+
+
+def test_rotate_after_the_window_closed_is_stale_not_theft(make_harness: MakeHarness) -> None:
+    h = make_harness(Policy(rotation_grace=30))
+    s = h.m.issue("alice")
+    first = h.m.rotate(s)
+    h.clock.advance(30)
+    with pytest.raises(InvalidToken) as caught:
+        h.m.rotate(s)  # validated long ago, rotated out since, window closed
+    assert caught.value.reason == "stale"
+    assert "theft-suspected" not in h.kinds()
+    assert h.m.validate(assert_token(first)).generation == 1
+
+
+def test_the_presented_secret_never_shows(h: Harness) -> None:
+    s = h.m.issue("alice")
+    validated = h.m.validate(s.token)
+    secret = tokens.parse(assert_token(s)).secret
+    for shown in (repr(validated), str(validated), repr(validated.record)):
+        assert secret.hex() not in shown
+        assert repr(secret) not in shown
 
 
 def test_rotate_a_revoked_session_fails(h: Harness) -> None:
@@ -427,14 +482,38 @@ def test_auto_renewal_with_rotate_after(make_harness: MakeHarness) -> None:
     event = of_type(h, SessionValidatedWithRotation)
     assert [(e.session_id, e.generation) for e in event] == [(s.id, 1)]
     assert h.m.validate(new_token).token is None
-    # A parallel request with the old token inside the window: served, not renewed again.
+    # A parallel request with the old token inside the window: handed the renewed token.
     parallel = h.m.validate(s.token)
-    assert (parallel.token, parallel.generation) == (None, 1)
+    assert (parallel.token, parallel.generation) == (new_token, 1)
     assert len(event) == len(of_type(h, SessionValidatedWithRotation))
     h.clock.set(t0 + 60 + 30)
     assert reason_of(h, s.token) == "reused"
     assert reason_of(h, new_token) == "unknown"
     assert "theft-suspected" in h.kinds()
+
+
+def test_a_renewal_that_loses_a_race_reads_again(make_harness: MakeHarness) -> None:
+    h = make_harness(Policy(rotate_after=60, idle_timeout=1000, absolute_timeout=10_000))
+    s = h.m.issue("alice")
+    h.clock.advance(60)
+    h.store.reset()
+    h.store.conflicts = 1  # another writer got there first; the record is still current
+    renewed = h.m.validate(s.token)
+    assert renewed.generation == 1
+    assert h.m.validate(assert_token(renewed)).token is None
+    assert (h.store.calls["get"], h.store.calls["replace"]) == (3, 2)
+
+
+def test_a_renewal_that_keeps_losing_serves_the_session_as_is(make_harness: MakeHarness) -> None:
+    h = make_harness(Policy(rotate_after=60, idle_timeout=1000, absolute_timeout=10_000))
+    s = h.m.issue("alice")
+    h.clock.advance(60)
+    h.store.conflicts = -1
+    served = h.m.validate(s.token)
+    assert (served.id, served.token, served.generation) == (s.id, None, 0)
+    assert "theft-suspected" not in h.kinds()
+    h.store.conflicts = 0
+    assert h.m.validate(s.token).generation == 1  # the next request renews it
 
 
 # -- step-up ----------------------------------------------------------------------------------

@@ -67,17 +67,22 @@ def test_admit_refuses_a_record_before_it_is_authenticated_or_renewed(tmp_path: 
     assert next(getattr(e, "reason", None) for e in recorder.events) == "refused"
 
 
-def test_a_short_verifier_store_gets_16_bytes_and_rotation_still_works() -> None:
+def test_every_store_gets_the_16_byte_verifier_and_no_store_hook_is_read() -> None:
     import hashlib
 
-    from sessionward import ConfigError, MemoryStore, SessionManager
+    from sessionward import MemoryStore, SessionManager
     from sessionward.core.token import parse
     from sessionward.testing import FakeClock
 
-    class ShortStore(MemoryStore):
-        verifier_size = 16
+    class OldHooks(MemoryStore):
+        """The optional attributes stores once had: the manager must ignore both."""
 
-    store = ShortStore()
+        verifier_size = 32
+
+        def new_session_id(self, user_id: str | None) -> str:
+            raise AssertionError("the manager mints ids itself")
+
+    store = OldHooks()
     clock = FakeClock()
     manager = SessionManager(store, clock=clock, policy=Policy(rotation_grace=30))
     first = manager.issue("alice")
@@ -88,38 +93,65 @@ def test_a_short_verifier_store_gets_16_bytes_and_rotation_still_works() -> None
     assert second.token is not None
     assert len(second.record.secret_hash) == 16
     assert second.record.prev_secret_hash == first.record.secret_hash
-    assert manager.validate(first.token).id == first.id  # the old one, inside the grace
+    assert manager.validate(first.token).token == second.token  # inside the grace
     clock.advance(31)
     with pytest.raises(InvalidToken) as caught:
         manager.validate(first.token)  # after it: theft, the session is gone
     assert caught.value.reason == "reused"
     assert store.get(first.id) is None
 
-    for odd in (20, 16.0, True, "16"):
 
-        class OddStore(MemoryStore):
-            verifier_size = odd
+@pytest.mark.parametrize("size", [0, 1, 15, 17, 31, 32, 33])
+def test_a_stored_verifier_of_another_length_never_matches(size: int) -> None:
+    # Only the 16-byte verifier is compared: a record whose hash was cut or padded (corrupt
+    # store, hand-written row) or holds the full digest authenticates nobody.
+    import hashlib
 
-        with pytest.raises(ConfigError):
-            SessionManager(OddStore())
-
-
-@pytest.mark.parametrize("stored", [b"", b"\x00", bytes(15), bytes(17), bytes(31)])
-def test_a_stored_verifier_of_another_length_never_matches(stored: bytes) -> None:
-    # Compared as a prefix only at exactly 16 bytes: a record whose hash was cut (corrupt
-    # store, hand-written row) authenticates nobody, whatever prefix it holds.
     from sessionward import MemoryStore, SessionManager
+    from sessionward.core.token import parse
     from sessionward.testing import FakeClock
 
     store = MemoryStore()
     manager = SessionManager(store, clock=FakeClock())
     session = manager.issue("alice")
     assert session.token is not None
-    cut = session.record.secret_hash[: len(stored)] if len(stored) < 32 else stored
+    digest = hashlib.sha256(parse(session.token).secret).digest()
+    stored = (digest + bytes(1))[:size]
+    assert len(stored) == size
     store.replace(
-        session.record._replace(secret_hash=cut, version=session.record.version + 1),
+        session.record._replace(secret_hash=stored, version=session.record.version + 1),
         expected_version=session.record.version,
     )
     with pytest.raises(InvalidToken) as caught:
         manager.validate(session.token)
     assert caught.value.reason == "mismatch"
+
+
+def test_a_locality_store_starts_a_users_ids_with_its_bytes() -> None:
+    import base64
+
+    from sessionward import MemoryStore, SessionManager, StoreCorrupt
+    from sessionward.stores.locality import Locality
+    from sessionward.testing import FakeClock
+
+    class Placed(MemoryStore):
+        answer: object = b"\x01\x02\x03\x04"
+
+        def user_locality(self, user_id: str) -> bytes:
+            return self.answer  # type: ignore[return-value]
+
+    store = Placed()
+    assert isinstance(store, Locality)
+    manager = SessionManager(store, clock=FakeClock())
+    ids = [manager.issue("alice").id for _ in range(20)]
+    raw = [base64.urlsafe_b64decode(i) for i in ids]
+    assert all(r[:4] == b"\x01\x02\x03\x04" and len(r) == 12 for r in raw)
+    assert len({r[4:] for r in raw}) == 20  # random after the locality
+    anonymous = [base64.urlsafe_b64decode(manager.issue().id) for _ in range(20)]
+    assert sum(r[:4] == b"\x01\x02\x03\x04" for r in anonymous) < 2  # no locality: random
+    store.answer = b""
+    assert manager.issue("bob").token is not None
+    for bad in (b"\x00" * 5, "abcd", bytearray(b"ab")):
+        store.answer = bad
+        with pytest.raises(StoreCorrupt):
+            manager.issue("alice")

@@ -20,8 +20,8 @@ UNICODE_DATA = {
 }
 
 
-def test_record_has_seventeen_fields() -> None:
-    assert len(FIELDS) == 17  # a new field needs a new round-trip case below
+def test_record_has_eighteen_fields() -> None:
+    assert len(FIELDS) == 18  # a new field needs a new round-trip case below
 
 
 def _assert_same(stored: SessionRecord | None, sent: SessionRecord) -> None:
@@ -51,6 +51,7 @@ def test_every_field_round_trips(store: IndexedStore, clock: FakeClock) -> None:
         absolute_expires_at=now + 28_800.000_000_1,
         version=123_456,
         context='[{"ip":"2001:db8::/56","ua":"Firefox 128","since":1.5}]',
+        successor=bytes(range(80)),
     )
     store.add(record)
     stored = store.get(record.id)

@@ -82,24 +82,12 @@ class World:
         return [e for e in self.events.events if isinstance(e, kind)]
 
 
-class ShortVerifierStore(MemoryStore):
-    """Records with the 16-byte verifier, as the Redis store asks for."""
-
-    verifier_size = 16
-
-
-class AsyncShortVerifierStore(AsyncMemoryStore):
-    verifier_size = 16
-
-
 @pytest.fixture(
     params=[
         "sync-memory",
         "sync-sqlite",
         "async-memory",
         "async-sqlite",
-        "sync-short",
-        "async-short",
     ]
 )
 def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
@@ -114,9 +102,7 @@ def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
 
     path = tmp_path / "refresh.db"
     store: Any
-    if backend == "short":
-        store = ShortVerifierStore() if flavor == "sync" else AsyncShortVerifierStore()
-    elif flavor == "sync":
+    if flavor == "sync":
         store = MemoryStore() if backend == "memory" else SQLiteStore(path)
     else:
         store = AsyncMemoryStore() if backend == "memory" else AsyncSQLiteStore(path)
@@ -183,9 +169,8 @@ def test_every_refresh_rotates_and_the_old_token_replays_the_same_pair(world: Wo
     rotations = world.of_kind(SessionRotated)
     assert [(e.generation, e.cause) for e in rotations] == [(1, "refresh"), (2, "refresh")]
     assert world.of_kind(TheftSuspected) == []
-    record = world.stored(third.session_id)  # the store's verifier size, kept by rotation
-    size = getattr(world.store, "verifier_size", 32)
-    assert (len(record.secret_hash), len(record.prev_secret_hash)) == (size, size)
+    record = world.stored(third.session_id)  # the one verifier size, kept by rotation
+    assert (len(record.secret_hash), len(record.prev_secret_hash)) == (16, 16)
 
 
 def test_the_store_holds_no_usable_token(world: World) -> None:
@@ -439,7 +424,7 @@ class _Yielding:
     def __getattr__(self, name: str) -> Any:
         target = getattr(self.inner, name)
         if not inspect.iscoroutinefunction(target):
-            return target  # new_session_id and the like are plain calls
+            return target  # plain attributes and calls
 
         async def call(*args: Any, **kwargs: Any) -> Any:
             await asyncio.sleep(0)

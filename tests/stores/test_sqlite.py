@@ -57,8 +57,8 @@ def _files(directory: Path) -> list[str]:
 
 
 def test_fresh_file_gets_the_current_schema(store: SQLiteStore, db: Path) -> None:
-    assert async_sqlite.SCHEMA_VERSION == 2
-    assert _query(db, "SELECT version FROM sessionward_schema") == [(2,)]
+    assert async_sqlite.SCHEMA_VERSION == 3
+    assert _query(db, "SELECT version FROM sessionward_schema") == [(3,)]
     names = {r[0] for r in _query(db, "SELECT name FROM sqlite_master")}
     assert {"sessionward_schema", "sessionward_meta", "sessions", "sessions_untagged"} <= names
     assert "sessions_by_user" not in names  # schema 2 clusters by user instead of indexing
@@ -89,7 +89,7 @@ def test_reopening_keeps_data_and_version(db: Path) -> None:
         assert second.get(record.id) == record
     finally:
         second.close()
-    assert _query(db, "SELECT version FROM sessionward_schema") == [(2,)]
+    assert _query(db, "SELECT version FROM sessionward_schema") == [(3,)]
 
 
 def test_older_schema_is_migrated(db: Path) -> None:
@@ -104,7 +104,7 @@ def test_older_schema_is_migrated(db: Path) -> None:
         assert store.get(record.id) == record
     finally:
         store.close()
-    assert _query(db, "SELECT version FROM sessionward_schema") == [(2,)]
+    assert _query(db, "SELECT version FROM sessionward_schema") == [(3,)]
 
 
 def _schema_1_file(db: Path, records: list[SessionRecord]) -> None:
@@ -114,7 +114,9 @@ def _schema_1_file(db: Path, records: list[SessionRecord]) -> None:
     conn.execute("INSERT INTO sessionward_schema VALUES (1)")
     for statement in async_sqlite.MIGRATIONS[1]:
         conn.execute(statement)
-    conn.executemany(async_sqlite._INSERT, records)
+    columns = SessionRecord._fields[:17]  # the record's fields as schema 1 stored them
+    insert = f"INSERT INTO sessions ({', '.join(columns)}) VALUES ({', '.join('?' * 17)})"  # noqa: S608
+    conn.executemany(insert, [r[:17] for r in records])
     conn.close()
 
 
@@ -129,7 +131,7 @@ def test_schema_1_file_keeps_every_users_sessions(db: Path) -> None:
     _schema_1_file(db, [*old, anonymous])
     store = SQLiteStore(db)
     try:
-        assert _query(db, "SELECT version FROM sessionward_schema") == [(2,)]
+        assert _query(db, "SELECT version FROM sessionward_schema") == [(3,)]
         assert _query(db, "SELECT count(*) FROM sessions_untagged") == [(6,)]
         fresh = make_record(clock.now() + 1, user_id="alice", id=store.new_session_id("alice"))
         store.add(fresh)
@@ -260,11 +262,11 @@ def test_failed_migration_rolls_back_entirely(db: Path) -> None:
 def test_newer_schema_is_refused_untouched(db: Path) -> None:
     conn = _raw(db)
     conn.execute("CREATE TABLE sessionward_schema (version INTEGER NOT NULL) STRICT")
-    conn.execute("INSERT INTO sessionward_schema VALUES (3)")
+    conn.execute("INSERT INTO sessionward_schema VALUES (4)")
     conn.close()
     with pytest.raises(StoreCorrupt, match="newer"):
         SQLiteStore(db)
-    assert _query(db, "SELECT version FROM sessionward_schema") == [(3,)]
+    assert _query(db, "SELECT version FROM sessionward_schema") == [(4,)]
     assert _query(db, "SELECT name FROM sqlite_master WHERE name = 'sessions'") == []
 
 
@@ -387,7 +389,7 @@ def test_empty_file_becomes_a_fresh_database(db: Path) -> None:
         assert store.count() == 0
     finally:
         store.close()
-    assert _query(db, "SELECT version FROM sessionward_schema") == [(2,)]
+    assert _query(db, "SELECT version FROM sessionward_schema") == [(3,)]
 
 
 @pytest.mark.parametrize("flavour", [SQLiteStore, AsyncSQLiteStore])

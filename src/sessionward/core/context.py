@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["RequestContext"]
+__all__ = ["ContextHistory", "RequestContext"]
 
 _MAX_FIELD = 512
 _MAX_HINTS = 16
 _MAX_HINT_NAME = 64
 _SCALARS = ("ip", "user_agent", "accept_language", "device_key")
+_UNSEEN = object()
+_MEMO_SIZE = 4096
 
 ContextKey = tuple[str | None, str | None, str | None, str | None, tuple[tuple[str, str], ...]]
 
@@ -72,3 +75,36 @@ class RequestContext:
             entry.get("device_key"),
             tuple(hints.items()) if isinstance(hints, dict) else (),
         )
+
+
+class ContextHistory:
+    """A session's context history: JSON text of at most ``limit`` entries, oldest first,
+    each a context with the time it was first ``since``; ``limit=0`` keeps none."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._last: dict[str, object] = {}
+
+    def after(self, stored: str, context: RequestContext | None, now: float) -> str:
+        """The history ``stored`` with ``context`` appended, or ``stored`` itself (the same
+        object) if the context did not change. The unchanged case is the hot one, so the last
+        entry of each stored history is remembered by a small memo instead of parsed per
+        request."""
+        if context is None or self.limit == 0:
+            return stored or "[]"
+        key = context.key()
+        memo = self._last
+        entries: list[dict[str, Any]] | None = None
+        last = memo.get(stored, _UNSEEN)
+        if last is _UNSEEN:
+            entries = json.loads(stored) if stored else []
+            last = RequestContext.key_of(entries[-1]) if entries else None
+            if len(memo) >= _MEMO_SIZE:
+                memo.clear()
+            memo[stored] = last
+        if last == key:
+            return stored
+        if entries is None:
+            entries = json.loads(stored) if stored else []
+        entries.append({**context.to_json(), "since": now})
+        return json.dumps(entries[-self.limit :], separators=(",", ":"))

@@ -7,6 +7,7 @@ Defaults follow the OWASP Session Management Cheat Sheet for a low-risk applicat
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 from sessionward.errors import ConfigError
@@ -16,7 +17,8 @@ __all__ = ["Policy"]
 SessionLimitAction = Literal["evict_oldest", "reject"]
 
 
-@dataclass(frozen=True, slots=True)
+# No __slots__: the derived touch interval is cached in the instance, read on every request.
+@dataclass(frozen=True)
 class Policy:
     """Lifetime and renewal rules applied by the session manager.
 
@@ -64,7 +66,7 @@ class Policy:
         if not 0 <= self.context_history <= 64:
             raise ConfigError("context_history must be between 0 and 64")
 
-    @property
+    @cached_property
     def effective_touch_interval(self) -> float:
         if self.touch_interval is not None:
             return self.touch_interval

@@ -3,7 +3,7 @@
 ``SessionRecord`` is what a store keeps: an immutable tuple whose field order is the SQL
 column order, so a row becomes a record with one C call. It holds hashes only, never a raw
 token or secret. ``Session`` is the application-facing view: parsed data, scopes as a set, and
-the freshly minted token when (and only when) this call created or rotated one.
+the token the client must switch to, when there is one.
 """
 
 from __future__ import annotations
@@ -18,7 +18,10 @@ __all__ = ["Session", "SessionRecord", "encode_data", "encode_scopes"]
 
 
 class SessionRecord(NamedTuple):
-    """One session as stored. Times are seconds since the epoch; hashes are sha256 digests."""
+    """One session as stored. Times are seconds since the epoch; ``secret_hash`` and
+    ``prev_secret_hash`` are verifiers (see ``core.token.verifier``); ``successor`` holds the
+    links that lead a secret rotated out inside its grace window to the current one (see
+    ``core.successor``), opaque to stores."""
 
     id: str
     secret_hash: bytes
@@ -37,6 +40,7 @@ class SessionRecord(NamedTuple):
     absolute_expires_at: float
     version: int
     context: str
+    successor: bytes | None = None
 
     def __repr__(self) -> str:
         # Hashes are not secrets, but they are noise; keep reprs short and obviously safe.
@@ -85,16 +89,24 @@ def encode_scopes(scopes: object) -> str:
 class Session:
     """A validated (or freshly issued) session, as the application sees it.
 
-    ``token`` is the raw token only when this call minted one (issue, rotation, renewal); the
-    adapter must then send it to the client. It is never shown by ``repr``.
-    ``data`` is a private copy: change stored data with ``SessionManager.update_data``.
+    ``token`` is a raw token only when the client must switch to it: this call minted one
+    (issue, rotation, renewal) or the client presented a secret rotated out inside its grace
+    window and this is its successor. The adapter must then send it to the client. It is never
+    shown by ``repr``. ``data`` is a private copy: change stored data with
+    ``SessionManager.update_data``.
+
+    ``_presented`` is the secret this session was authenticated (or minted) with, kept so a
+    later rotation knows which secret it rotates from; it is never shown, stored or logged.
     """
 
-    __slots__ = ("_data", "record", "token")
+    __slots__ = ("_data", "_presented", "record", "token")
 
-    def __init__(self, record: SessionRecord, token: str | None = None) -> None:
+    def __init__(
+        self, record: SessionRecord, token: str | None = None, presented: bytes | None = None
+    ) -> None:
         self.record = record
         self.token = token
+        self._presented = presented
         self._data: dict[str, Any] | None = None
 
     @property
@@ -154,7 +166,8 @@ class Session:
 
     @property
     def rotated(self) -> bool:
-        """True when this call minted a new token that must reach the client."""
+        """True when a new token (minted, or the successor of a rotated-out one) must reach
+        the client."""
         return self.token is not None
 
     @property

@@ -9,9 +9,9 @@ Format (version 1), always 68 characters::
 * ``session_id`` is public: the store's lookup key, shown in logs, events and admin pages as
   16 base64url characters. 96 random bits make collisions negligible; the store's create-only
   ``add`` catches the rest.
-* ``secret`` is 256 bits from :mod:`secrets`. Only ``sha256(secret)`` is ever stored (or its
-  first 16 bytes, where a store asks for the short verifier: see ``hash_secret``), and the
-  comparison is constant-time.
+* ``secret`` is 256 bits from :mod:`secrets`. Only its *verifier*, the first 16 bytes of
+  ``sha256(secret)``, is ever stored (see :func:`verifier`), and the comparison is
+  constant-time.
 * ``crc32`` (little-endian) over the prefix and the first 44 bytes rejects typos and garbage
   before any store round trip. It is not a security check (the secret is); it is why a
   malformed token is cheap.
@@ -36,14 +36,13 @@ from sessionward.errors import InvalidToken
 __all__ = [
     "PREFIX",
     "TOKEN_LENGTH",
-    "VERIFIER_SIZES",
+    "VERIFIER_BYTES",
     "ParsedToken",
-    "digest_matches",
-    "hash_secret",
     "mint",
     "new_session_id",
     "parse",
     "secret_matches",
+    "verifier",
 ]
 
 PREFIX: Final = "sw1_"
@@ -53,8 +52,7 @@ _CRC_BYTES: Final = 4
 _PAYLOAD_BYTES: Final = ID_BYTES + SECRET_BYTES + _CRC_BYTES
 TOKEN_LENGTH: Final = len(PREFIX) + _PAYLOAD_BYTES * 4 // 3
 SESSION_ID_LENGTH: Final = ID_BYTES * 4 // 3
-SHORT_VERIFIER: Final = 16
-VERIFIER_SIZES: Final = (SHORT_VERIFIER, 32)
+VERIFIER_BYTES: Final = 16
 
 _SESSION_ID = re.compile(f"[A-Za-z0-9_-]{{{SESSION_ID_LENGTH}}}")
 _PREFIX_BYTES: Final = PREFIX.encode("ascii")
@@ -65,6 +63,7 @@ _ID_END: Final = _PREFIX_LEN + SESSION_ID_LENGTH
 _TO_STANDARD: Final = bytes.maketrans(b"-_+/=", b"+/!!!")
 _CRC_RESIDUE: Final = 0x2144DF1C
 _new_parsed = tuple.__new__
+_sha256 = hashlib.sha256
 
 
 class ParsedToken(NamedTuple):
@@ -82,19 +81,22 @@ def _crc(body: bytes) -> bytes:
     return zlib.crc32(body, _PREFIX_CRC).to_bytes(_CRC_BYTES, "little")
 
 
-def new_session_id() -> str:
-    """A fresh random public session id (16 base64url characters)."""
-    return _encode_id(secrets.token_bytes(ID_BYTES))
+def new_session_id(locality: bytes = b"") -> str:
+    """A fresh public session id (16 base64url characters): ``locality`` first (a store's
+    placement hint, at most a few bytes), random bytes for the rest of the 12."""
+    return _encode_id(locality + secrets.token_bytes(ID_BYTES - len(locality)))
 
 
-def mint(session_id: str | None = None) -> tuple[str, ParsedToken]:
-    """Create a new token. Returns ``(token, parsed)``; a new id is drawn unless one is given.
+def mint(session_id: str | None = None, *, locality: bytes = b"") -> tuple[str, ParsedToken]:
+    """Create a new token. Returns ``(token, parsed)``.
 
-    Passing ``session_id`` keeps the public id across a secret rotation.
+    Passing ``session_id`` keeps the public id across a secret rotation; otherwise a new id is
+    drawn, starting with ``locality`` (see :func:`new_session_id`).
     """
     if session_id is None:
-        fresh = secrets.token_bytes(ID_BYTES + SECRET_BYTES)  # one read of the OS CSPRNG
-        raw_id, secret = fresh[:ID_BYTES], fresh[ID_BYTES:]
+        # One read of the OS CSPRNG for the random part of the id and the secret.
+        fresh = secrets.token_bytes(ID_BYTES - len(locality) + SECRET_BYTES)
+        raw_id, secret = locality + fresh[:-SECRET_BYTES], fresh[-SECRET_BYTES:]
     else:
         raw_id, secret = _decode_id(session_id), secrets.token_bytes(SECRET_BYTES)
     token = _assemble(raw_id, secret)
@@ -144,34 +146,26 @@ def parse(token: object) -> ParsedToken:
     return _new_parsed(ParsedToken, (token[_PREFIX_LEN:_ID_END], raw[ID_BYTES:_CRC_AT]))
 
 
-def hash_secret(secret: bytes, size: int = 32) -> bytes:
-    """What the store keeps instead of the secret: ``sha256(secret)``, or its first ``size``
-    bytes.
+def verifier(secret: bytes) -> bytes:
+    """What a store keeps instead of the secret: the first :data:`VERIFIER_BYTES` (16) bytes
+    of ``sha256(secret)``, for every store.
 
     A 256-bit random secret cannot be brute-forced from its hash, so a slow or keyed hash would
-    add cost without adding safety (see docs/design.md). ``size`` is 32 or 16: a store that
-    keeps millions of records in memory (Redis) asks for the 16-byte verifier, which still
-    takes 2**128 guesses to match, online or from a stolen copy of the store.
+    add cost without adding safety (see docs/design.md). Matching 16 bytes still takes 2**128
+    guesses, online or from a stolen copy of the store; one size everywhere keeps records
+    portable between stores.
     """
-    if type(size) is not int or size not in VERIFIER_SIZES:
-        raise ValueError("a verifier is 16 or 32 bytes")
-    digest = hashlib.sha256(secret).digest()
-    return digest if size == 32 else digest[:size]
+    return _sha256(secret).digest()[:VERIFIER_BYTES]
 
 
-def digest_matches(digest: bytes, stored_hash: bytes | None) -> bool:
-    """Constant-time check of ``sha256(secret)`` against a stored verifier of either size. A
-    stored value of any other length (empty, say) never matches."""
-    if stored_hash is None:
-        return False
-    if len(stored_hash) == SHORT_VERIFIER:
-        digest = digest[:SHORT_VERIFIER]
-    return hmac.compare_digest(digest, stored_hash)
-
-
-def secret_matches(secret: bytes, stored_hash: bytes | None) -> bool:
-    """Constant-time check of a presented secret against a stored hash."""
-    return digest_matches(hashlib.sha256(secret).digest(), stored_hash)
+def secret_matches(secret: bytes, stored: bytes | None) -> bool:
+    """Constant-time check of a presented secret against a stored verifier. A stored value of
+    any other length (empty, cut, a full 32-byte digest) never matches."""
+    return (
+        stored is not None
+        and len(stored) == VERIFIER_BYTES
+        and hmac.compare_digest(_sha256(secret).digest()[:VERIFIER_BYTES], stored)
+    )
 
 
 def token_from_parts(session_id: str, secret: bytes) -> str:

@@ -15,7 +15,6 @@ This file is the async source; ``sessionward.jwt._sync.service`` is generated fr
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -172,13 +171,12 @@ class AsyncTokenService:
             if exc.reason == "mismatch":
                 await self._older_secret(parsed, now)
             raise
-        digest = hashlib.sha256(parsed.secret).digest()
         record = session.record
         for _ in range(_ATTEMPTS):
             family = refresh.family_of(json.loads(record.data))
             if family is None:
                 raise InvalidToken("not-refresh", record.id)
-            if tokens.digest_matches(digest, record.secret_hash):
+            if tokens.secret_matches(parsed.secret, record.secret_hash):
                 pair = await self._rotate(record, family, parsed.secret, now)
                 if pair is not None:
                     return pair
@@ -241,7 +239,7 @@ class AsyncTokenService:
         data = json.loads(record.data)
         data[FAMILY_KEY] = family
         updated = rotated._replace(
-            secret_hash=self.manager._verifier(minted.secret),
+            secret_hash=tokens.verifier(minted.secret),
             prev_secret_hash=record.secret_hash,
             grace_until=grace_end,
             generation=generation,

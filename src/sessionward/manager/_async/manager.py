@@ -6,16 +6,25 @@ is the source of truth; ``sessionward.manager._sync.manager.SessionManager`` is 
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import json
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from sessionward._backoff import async_pause
 from sessionward.clock import Clock, SystemClock
+from sessionward.core import decision as decisions
 from sessionward.core import token as tokens
-from sessionward.core.context import RequestContext
+from sessionward.core.context import ContextHistory, RequestContext
+from sessionward.core.decision import (
+    Action,
+    Decision,
+    Match,
+    deadline_passed,
+    decide,
+    idle_deadline,
+    match_secret,
+    step_up,
+)
 from sessionward.core.events import (
     EventBus,
     RevokeReason,
@@ -30,6 +39,7 @@ from sessionward.core.events import (
 from sessionward.core.events import SessionExpired as ExpiredEvent
 from sessionward.core.policy import Policy
 from sessionward.core.record import Session, SessionRecord, encode_data, encode_scopes
+from sessionward.core.successor import links_after_rotation, successor_of
 from sessionward.errors import (
     AlreadyExists,
     ConfigError,
@@ -43,15 +53,17 @@ from sessionward.errors import (
     VersionConflict,
 )
 from sessionward.stores._async.base import AsyncStore, AsyncUserIndex, UserCap
+from sessionward.stores.locality import MAX_LOCALITY_BYTES, Locality
 
 __all__ = ["AsyncSessionManager"]
 
 _ID_ATTEMPTS = 4
-_sha256 = hashlib.sha256
-_UNSEEN = object()
-_MEMO_SIZE = 4096
+_ALLOW = Action.ALLOW
+_SERVE = decisions.ALLOW
+_ROTATE = Action.ROTATE
+_CURRENT = Match.CURRENT
+_NONE = Match.NONE
 _compare = hmac.compare_digest
-_SHORT = tokens.SHORT_VERIFIER
 DataUpdate = Callable[[dict[str, Any]], Mapping[str, Any] | None]
 
 
@@ -89,23 +101,22 @@ class AsyncSessionManager:
         admit: Callable[[SessionRecord], bool] | None = None,
     ) -> None:
         self.store = store
-        # The verifier's size (sha256 of the secret, or its first 16 bytes) is the store's
-        # choice: a store of millions of records in memory can ask for the short one.
-        size = getattr(store, "verifier_size", 32)
-        if type(size) is not int or size not in tokens.VERIFIER_SIZES:
-            raise ConfigError("a store's verifier_size must be 16 or 32")
-        self._verifier_size: int = size
         self._index: AsyncUserIndex | None = store if isinstance(store, AsyncUserIndex) else None
+        self._locality: Locality | None = store if isinstance(store, Locality) else None
         self._admit = admit
         self.policy = policy or Policy()
         self.clock: Clock = clock or SystemClock()
         self.events = events or EventBus()
-        self._touch_interval = self.policy.effective_touch_interval
-        self._last_context: dict[str, object] = {}
+        self._history = ContextHistory(self.policy.context_history).after
 
-    def _verifier(self, secret: bytes) -> bytes:
-        """What records written for this store keep of ``secret``."""
-        return tokens.hash_secret(secret, self._verifier_size)
+    def _locality_of(self, user_id: str | None) -> bytes:
+        """The leading bytes of a new id of ``user_id``'s: what a ``Locality`` store asks."""
+        if user_id is None or self._locality is None:
+            return b""
+        locality = self._locality.user_locality(user_id)
+        if type(locality) is not bytes or len(locality) > MAX_LOCALITY_BYTES:
+            raise StoreCorrupt(f"user_locality must return at most {MAX_LOCALITY_BYTES} bytes")
+        return locality
 
     # -- creating ---------------------------------------------------------------------------
 
@@ -147,13 +158,12 @@ class AsyncSessionManager:
             # A re-login replaces the user's own session: free its slot before the cap counts
             # it, or the cap would reject the login or evict another device.
             replaced_first = await self.store.delete(previous.id)
-        # Stores that place records by id (Redis Cluster) pick ids that lead to the user's slot.
-        routed = getattr(self.store, "new_session_id", None)
+        locality = self._locality_of(user_id)
         for _ in range(_ID_ATTEMPTS):
-            raw, parsed = tokens.mint(None if routed is None else routed(user_id))
+            raw, parsed = tokens.mint(locality=locality)
             record = SessionRecord(
                 id=parsed.session_id,
-                secret_hash=self._verifier(parsed.secret),
+                secret_hash=tokens.verifier(parsed.secret),
                 prev_secret_hash=None,
                 grace_until=0.0,
                 generation=0,
@@ -165,7 +175,7 @@ class AsyncSessionManager:
                 created_at=now,
                 rotated_at=now,
                 last_seen=now,
-                expires_at=min(now + self.policy.idle_timeout, now + self.policy.absolute_timeout),
+                expires_at=idle_deadline(now, now + self.policy.absolute_timeout, self.policy),
                 absolute_expires_at=now + self.policy.absolute_timeout,
                 version=1,
                 context=history,
@@ -188,7 +198,7 @@ class AsyncSessionManager:
                 record.id, user_id, now, anonymous=user_id is None, upgraded_from=upgraded
             )
         )
-        return Session(record, raw)
+        return Session(record, raw, presented=parsed.secret)
 
     async def _carried_data(self, previous: Session | None, user_id: str | None) -> dict[str, Any]:
         # Data follows an anonymous session into a login, or the same user's re-login; never
@@ -205,38 +215,17 @@ class AsyncSessionManager:
             return None
         return UserCap(limit, self.policy.on_session_limit == "evict_oldest", now)
 
-    def _history(self, stored: str, context: RequestContext | None, now: float) -> str:
-        """The context history with ``context`` appended, or ``stored`` itself (the same
-        object) if nothing changed. The unchanged case is the hot one, so the last entry of
-        each stored history is remembered by a small memo instead of parsed per request."""
-        if context is None or self.policy.context_history == 0:
-            return stored or "[]"
-        key = context.key()
-        memo = self._last_context
-        entries: list[dict[str, Any]] | None = None
-        last = memo.get(stored, _UNSEEN)
-        if last is _UNSEEN:
-            entries = json.loads(stored) if stored else []
-            last = RequestContext.key_of(entries[-1]) if entries else None
-            if len(memo) >= _MEMO_SIZE:
-                memo.clear()
-            memo[stored] = last
-        if last == key:
-            return stored
-        if entries is None:
-            entries = json.loads(stored) if stored else []
-        entries.append({**context.to_json(), "since": now})
-        return json.dumps(entries[-self.policy.context_history :], separators=(",", ":"))
-
     # -- validating -------------------------------------------------------------------------
 
     async def validate(self, token: object, *, context: RequestContext | None = None) -> Session:
         """Return the session ``token`` authenticates, or raise ``InvalidToken``.
 
         Malformed tokens are rejected before any store access. Idle and absolute deadlines are
-        enforced (``SessionExpired``). A secret rotated out within the grace window still
-        works; after it, its presentation revokes the session as stolen. When the policy's
-        ``rotate_after`` is due, the returned session carries a new ``token``.
+        enforced (``SessionExpired``). A secret rotated out less than ``rotation_grace``
+        seconds ago still works, and the returned session carries the current token (its
+        successor) for the client to switch to; presented after the window, it revokes the
+        session as stolen. When the policy's ``rotate_after`` is due, the returned session
+        carries a new ``token``.
         """
         now = self.clock.now()
         try:
@@ -244,29 +233,23 @@ class AsyncSessionManager:
         except InvalidToken as exc:
             self.events.emit(TokenRejected(None, None, now, reason=exc.reason))
             raise
-        record = await self.store.get(session_id)
-        if record is None:
-            raise self._rejected("unknown", session_id, None, now)
-        digest = _sha256(secret).digest()
-        in_grace = False
-        stored = record.secret_hash
-        # tokens.digest_matches, inlined on the hot path: a record's own verifier length
-        # decides (16 or 32 bytes); a stored value of any other length never equals a 32-byte
-        # digest.
-        if not _compare(digest if len(stored) != _SHORT else digest[:_SHORT], stored):
-            if not tokens.digest_matches(digest, record.prev_secret_hash):
-                raise self._rejected("mismatch", record.id, record.user_id, now)
-            if now >= record.grace_until:
-                await self._theft(record, now)
-                raise InvalidToken("reused", record.id)
-            in_grace = True
-        if self._admit is not None and not self._admit(record):
-            raise self._rejected("refused", record.id, record.user_id, now)
-        if now >= record.expires_at:
-            await self._expire(record, now)
-        rotate_after = self.policy.rotate_after
-        if rotate_after is not None and not in_grace and now - record.rotated_at >= rotate_after:
-            renewed = await self._rotate_record(record, now, grace=True, context=context)
+        verifier = tokens.verifier(secret)
+        lost = 0
+        while True:
+            record = await self.store.get(session_id)
+            if record is None:
+                raise self._rejected("unknown", session_id, None, now)
+            if _compare(verifier, record.secret_hash):  # the common case, inlined
+                match, successor = _CURRENT, None
+            else:
+                match, successor = match_secret(record, secret, now)
+            admitted = self._admit is None or match is _NONE or self._admit(record)
+            decision = decide(record, now, self.policy, match, admitted=admitted)
+            if decision is _SERVE and context is None:
+                return Session(record, None, secret)  # the hot path: nothing to write
+            if decision.action is not _ROTATE:
+                return await self._carry_out(decision, record, secret, successor, now, context)
+            renewed = await self._rotate_record(record, now, secret, context=context)
             if renewed is not None:
                 self.events.emit(
                     SessionValidatedWithRotation(
@@ -274,9 +257,45 @@ class AsyncSessionManager:
                     )
                 )
                 return renewed
-        if context is None and now - record.last_seen < self._touch_interval:
-            return Session(record)  # the hot path: nothing to write
-        return await self._note_activity(record, now, context)
+            lost += 1
+            if lost == _ID_ATTEMPTS:  # still losing to other writers: renew on a later request
+                return Session(record, None, secret)
+            # Another request wrote first; read again: if it rotated, its secret is ours too.
+
+    async def _carry_out(
+        self,
+        decision: Decision,
+        record: SessionRecord,
+        secret: bytes,
+        successor: bytes | None,
+        now: float,
+        context: RequestContext | None,
+    ) -> Session:
+        action = decision.action
+        if action is Action.ALLOW or action is Action.TOUCH:
+            return await self._note_activity(
+                record, now, secret, context, touch=action is Action.TOUCH
+            )
+        if action is Action.SUCCESSOR:
+            return self._handover(record, secret, successor, now)
+        if action is Action.EXPIRE:
+            await self._expire(record, now, decision.reason)
+        if action is Action.THEFT:
+            await self._theft(record, now)
+            raise InvalidToken(decision.reason, record.id)
+        # A rejection, or a risk verdict this manager does not act on: serve nothing.
+        raise self._rejected(decision.reason, record.id, record.user_id, now)
+
+    def _handover(
+        self, record: SessionRecord, secret: bytes, successor: bytes | None, now: float
+    ) -> Session:
+        """The session for a secret rotated out inside its grace window, with the current
+        secret's token when a successor link leads there (none does after a rotation by a
+        caller that did not hold the previous secret)."""
+        if successor is None:
+            successor = successor_of(record, secret, now)
+        token = None if successor is None else tokens.token_from_parts(record.id, successor)
+        return Session(record, token, presented=secret)
 
     def _rejected(
         self, reason: str, session_id: str, user_id: str | None, now: float
@@ -291,17 +310,22 @@ class AsyncSessionManager:
         if await self.store.delete(record.id):
             self._emit_revoked(record.id, record.user_id, now, RevokeReason.THEFT)
 
-    async def _expire(self, record: SessionRecord, now: float) -> None:
-        deadline = "absolute" if now >= record.absolute_expires_at else "idle"
+    async def _expire(self, record: SessionRecord, now: float, deadline: str) -> None:
         if await self.store.delete(record.id):
             self.events.emit(ExpiredEvent(record.id, record.user_id, now, deadline=deadline))
         raise SessionExpired(f"expired-{deadline}", record.id)
 
     async def _note_activity(
-        self, record: SessionRecord, now: float, context: RequestContext | None
+        self,
+        record: SessionRecord,
+        now: float,
+        secret: bytes,
+        context: RequestContext | None,
+        *,
+        touch: bool,
     ) -> Session:
         history = self._history(record.context, context, now)
-        expires_at = min(now + self.policy.idle_timeout, record.absolute_expires_at)
+        expires_at = idle_deadline(now, record.absolute_expires_at, self.policy)
         if history is not record.context:
             updated = record._replace(
                 last_seen=now, expires_at=expires_at, context=history, version=record.version + 1
@@ -309,59 +333,83 @@ class AsyncSessionManager:
             try:
                 await self.store.replace(updated, expected_version=record.version)
             except VersionConflict:
-                return Session(record)  # another request wrote first; its write counts
+                # Another request wrote first; its write counts.
+                return Session(record, presented=secret)
             except NotFound:
                 raise InvalidToken("unknown", record.id) from None
-            return Session(updated)
-        if now - record.last_seen >= self._touch_interval:
+            return Session(updated, presented=secret)
+        if touch:
             await self.store.touch(record.id, last_seen=now, expires_at=expires_at)
-            return Session(record._replace(last_seen=now, expires_at=expires_at))
-        return Session(record)
+            record = record._replace(last_seen=now, expires_at=expires_at)
+        return Session(record, presented=secret)
 
     # -- rotating and stepping up -----------------------------------------------------------
 
     async def rotate(self, session: Session, *, context: RequestContext | None = None) -> Session:
         """Give the session a new secret (same public id). The previous secret keeps working
-        for ``policy.rotation_grace`` seconds; presented later, it revokes the session.
+        for ``policy.rotation_grace`` seconds, resolving to the current one; presented later,
+        it revokes the session.
 
-        If another request rotated it first, returns the current session without a token.
+        Idempotent per presented secret: when another request already rotated the session
+        away from the secret ``session`` was authenticated with, this returns the current
+        session with that rotation's token instead of rotating again. A session that carries
+        no secret (one from ``get``) comes back current and without a token if another
+        request rotated it first.
         """
         now = self.clock.now()
-        record = session.record
+        record, secret = session.record, session._presented
         for _ in range(_ID_ATTEMPTS):
-            rotated = await self._rotate_record(record, now, grace=True, context=context)
+            if secret is not None:
+                match, successor = match_secret(record, secret, now)
+                decision = decide(record, now, self.policy, match)
+                if decision.action is Action.SUCCESSOR:
+                    return self._handover(record, secret, successor, now)
+                if decision.action is Action.EXPIRE:
+                    await self._expire(record, now, decision.reason)
+                if match is not Match.CURRENT:
+                    # Validated once, rotated out since, and its window closed: not theft.
+                    raise self._rejected("stale", record.id, record.user_id, now)
+            elif record.generation != session.generation:
+                return Session(record)
+            rotated = await self._rotate_record(record, now, secret, context=context)
             if rotated is not None:
                 self.events.emit(
                     SessionRotated(record.id, record.user_id, now, generation=rotated.generation)
                 )
                 return rotated
-            fresh = await self._live(record.id, now)
-            if fresh.generation != record.generation:
-                return Session(fresh)
-            record = fresh
+            record = await self._live(record.id, now)
         raise UpdateConflict("rotation kept losing races")
 
     async def _rotate_record(
         self,
         record: SessionRecord,
         now: float,
+        secret: bytes | None,
         *,
-        grace: bool,
+        grace: bool = True,
         context: RequestContext | None = None,
         **changes: Any,
     ) -> Session | None:
-        """Write ``record`` with a new secret; ``None`` when another writer got there first."""
+        """Write ``record`` with a new secret; ``None`` when another writer got there first.
+
+        ``secret`` is the record's current secret when the caller holds it: the successor
+        links are then written (and older ones carried forward) for its grace window."""
         raw, parsed = tokens.mint(record.id)
+        window = self.policy.rotation_grace if grace else 0.0
+        links = None
+        if grace and secret is not None:
+            links = links_after_rotation(record, secret, parsed.secret, now, window)
         updated = record._replace(
-            secret_hash=self._verifier(parsed.secret),
+            secret_hash=tokens.verifier(parsed.secret),
             prev_secret_hash=record.secret_hash if grace else None,
-            grace_until=now + self.policy.rotation_grace if grace else 0.0,
+            grace_until=now + window if grace else 0.0,
             generation=record.generation + 1,
             rotated_at=now,
             last_seen=now,
-            expires_at=min(now + self.policy.idle_timeout, record.absolute_expires_at),
+            expires_at=idle_deadline(now, record.absolute_expires_at, self.policy),
             context=self._history(record.context, context, now),
             version=record.version + 1,
+            successor=links,
             **changes,
         )
         try:
@@ -370,14 +418,15 @@ class AsyncSessionManager:
             return None
         except NotFound:
             raise InvalidToken("unknown", record.id) from None
-        return Session(updated, raw)
+        return Session(updated, raw, presented=parsed.secret)
 
     async def _live(self, session_id: str, now: float) -> SessionRecord:
         record = await self.store.get(session_id)
         if record is None:
             raise InvalidToken("unknown", session_id)
-        if now >= record.expires_at:
-            await self._expire(record, now)
+        passed = deadline_passed(record, now)
+        if passed is not None:
+            await self._expire(record, now, passed.reason)
         return record
 
     async def elevate(
@@ -407,12 +456,10 @@ class AsyncSessionManager:
         for _ in range(_ID_ATTEMPTS):
             if record.generation != session.generation:
                 raise InvalidToken("stale", record.id)
-            elevated = await self._rotate_record(record, now, grace=False, **changes)
+            elevated = await self._rotate_record(record, now, None, grace=False, **changes)
             if elevated is not None:
                 self.events.emit(
-                    SessionElevated(
-                        record.id, record.user_id, now, auth_level=elevated.auth_level
-                    )
+                    SessionElevated(record.id, record.user_id, now, auth_level=elevated.auth_level)
                 )
                 return elevated
             record = await self._live(session.id, now)
@@ -423,17 +470,13 @@ class AsyncSessionManager:
     ) -> None:
         """Raise ``StepUpRequired`` unless the session authenticated at ``min_level`` or higher
         within the last ``max_age`` seconds (``None``: any age)."""
-        now = self.clock.now()
-        auth_time = session.auth_time
-        too_old = max_age is not None and (auth_time is None or now - auth_time > max_age)
-        if session.is_anonymous or session.auth_level < min_level or too_old:
+        decision = step_up(session.record, self.clock.now(), max_age=max_age, min_level=min_level)
+        if decision.action is not _ALLOW:
             raise StepUpRequired(max_age=max_age, min_level=min_level)
 
     # -- ending -----------------------------------------------------------------------------
 
-    async def revoke(
-        self, session: Session | str, *, reason: str = RevokeReason.LOGOUT
-    ) -> bool:
+    async def revoke(self, session: Session | str, *, reason: str = RevokeReason.LOGOUT) -> bool:
         """End one session (logout). ``True`` if it existed. Idempotent."""
         session_id = _session_id_of(session)
         user_id = session.user_id if isinstance(session, Session) else None
@@ -502,7 +545,9 @@ class AsyncSessionManager:
         """
         session_id = _session_id_of(session)
         now = self.clock.now()
-        record = session.record if isinstance(session, Session) else None
+        record, secret = None, None
+        if isinstance(session, Session):
+            record, secret = session.record, session._presented
         for lost in range(max(1, retries)):
             if record is None or now >= record.expires_at:
                 record = await self._live(session_id, now)
@@ -515,7 +560,7 @@ class AsyncSessionManager:
                 data=encoded,
                 version=record.version + 1,
                 last_seen=now,
-                expires_at=min(now + self.policy.idle_timeout, record.absolute_expires_at),
+                expires_at=idle_deadline(now, record.absolute_expires_at, self.policy),
             )
             try:
                 await self.store.replace(updated, expected_version=record.version)
@@ -525,7 +570,7 @@ class AsyncSessionManager:
                 continue
             except NotFound:
                 raise InvalidToken("unknown", session_id) from None
-            return Session(updated)
+            return Session(updated, presented=secret)
         raise UpdateConflict(f"data update lost {retries} races")
 
     # -- lifecycle --------------------------------------------------------------------------

@@ -124,7 +124,7 @@ _FORMAT: Final = 1
 _FORMAT_GEN0: Final = 2  # the same, for generation 0 (every session until it rotates): omitted
 _COMPACT: Final = 4
 _COMPACT_GEN0: Final = 3
-_SHORT_HASH: Final = tokens.SHORT_VERIFIER
+_SHORT_HASH: Final = tokens.VERIFIER_BYTES
 _UNITS: Final = 4194304.0  # 2**22 units a second in the compact formats' time codes
 _MAX_UNITS: Final = float(1 << 50)  # so that 4n + 3 stays exact in the Lua scripts' doubles
 _MAX_NUMERIC: Final = 15  # digits of a user id packed as an integer (< 2**50)
@@ -1162,12 +1162,12 @@ class AsyncRedisStore:
         cache_size: int = 0,
         cache_ttl: float = 5.0,
         index_spread: int = 1,
-        verifier_size: int = tokens.SHORT_VERIFIER,
+        verifier_size: int = tokens.VERIFIER_BYTES,
         **client_options: Any,
     ) -> None:
         if b"{" in prefix or b"}" in prefix:
             raise ConfigError("the key prefix must not contain '{' or '}'")
-        if type(verifier_size) is not int or verifier_size not in tokens.VERIFIER_SIZES:
+        if type(verifier_size) is not int or verifier_size not in (16, 32):
             raise ConfigError("verifier_size must be 16 or 32")
         if not math.isfinite(expire_grace) or expire_grace < 0:
             raise ConfigError("expire_grace must be a non-negative number of seconds")

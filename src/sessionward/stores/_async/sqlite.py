@@ -46,7 +46,7 @@ from sessionward.stores._async.base import UserCap
 
 __all__ = ["AsyncSQLiteStore"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
         """CREATE TABLE sessions (
@@ -90,6 +90,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         " WHEN old.user_id IS NOT NULL AND old.user_id IS NOT new.user_id BEGIN"
         " DELETE FROM sessions_untagged WHERE user_id = old.user_id AND id = old.id; END",
     ),
+    3: ("ALTER TABLE sessions ADD COLUMN successor BLOB",),
 }
 _SALT_NAME = "user_tag_salt"
 
@@ -335,6 +336,10 @@ class AsyncSQLiteStore:
         predicate of the SQL (code-point order here is UTF-8 byte order there)."""
         low, high, _ = self._user_range(user_id)
         return low <= session_id < high
+
+    def user_locality(self, user_id: str) -> bytes:
+        """The user's tag as bytes: the manager starts the user's new session ids with it."""
+        return base64.urlsafe_b64decode(self._tag(user_id))
 
     def new_session_id(self, user_id: str | None) -> str:
         """A fresh session id; a user's ids start with the user's tag, which keeps that user's
