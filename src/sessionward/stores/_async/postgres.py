@@ -33,9 +33,10 @@ Behaviour:
 * Failures: a lost connection, a server that refuses connections or an exhausted pool raise
   ``StoreUnavailable`` (fail closed); a read that met a connection the server had dropped is
   retried once on another. While the server is known to be down, requests wait at most
-  0.25 s for a connection, and the pool tries to reconnect at least every 0.5 s, so service
-  resumes within about a second of the server accepting connections again. Missing tables,
-  a foreign schema or a value PostgreSQL cannot hold raise ``StoreCorrupt``/``InvalidArgument``.
+  0.25 s for a connection and the pool tries to connect every 0.5 s while requests keep
+  coming, so service resumes within about a second of the server accepting connections
+  again. Missing tables or a schema sessionward did not make raise ``StoreCorrupt``; a value
+  PostgreSQL cannot hold (a NUL character, a lone surrogate) raises ``InvalidArgument``.
 * Fork: the pool opens in the process that first uses the store. A child that inherits an
   opened store leaves the parent's connections alone (psycopg never ends a connection another
   process opened) and opens a pool of its own on first use.
@@ -80,6 +81,9 @@ _DOWN_WAIT: Final = 0.25  # pool wait while the server is known to be down
 _RECONNECT: Final = 0.5  # the pool's reconnect_timeout: retry on demand after this
 _RELISTEN: Final = 1.0  # a lost subscription reconnects at most this often
 _DRIVER_ERRORS = (psycopg.Error, UnicodeEncodeError)
+# A silent network partition would leave a listener waiting forever: TCP keepalives notice
+# it within about 10 s (libpq options; ignored on Unix sockets).
+_KEEPALIVES: Final = {"keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 3}
 
 
 def _spell(template: str, schema: str) -> str:
@@ -429,11 +433,6 @@ class AsyncPostgresStore:
         if not await subscription._listen():
             raise StoreUnavailable("postgres: cannot listen for changes")
         return subscription
-
-
-# A silent network partition would leave a listener waiting forever: TCP keepalives notice
-# it within about 10 s (libpq options; ignored on Unix sockets).
-_KEEPALIVES: Final = {"keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 3}
 
 
 class AsyncPostgresSubscription:
