@@ -618,11 +618,11 @@ def test_a_lost_listener_is_reported_then_listens_again(
     try:
         sql(
             server,
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity"
             " WHERE query LIKE 'LISTEN sessionward_changes' AND pid <> pg_backend_pid()",
         )
         store.delete("AAAAAAAAAAAAAAAA")  # announced to nobody: the listener is gone
-        time.sleep(0.2)  # whatever the server sent before closing has arrived
+        time.sleep(0.1)  # what the server sent before it ended has reached our socket
         assert subscription.changed() is None  # the very next call reports the loss
         deadline = time.monotonic() + 3.0
         while True:  # None until it listens again (at most once a second)
@@ -676,7 +676,7 @@ def test_async_subscription_hears_changes(server: PostgresServer) -> None:
             assert heard == ["AAAAAAAAAAAAAAAA"]
             sql(
                 server,
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity"
                 " WHERE query LIKE 'LISTEN %%' AND pid <> pg_backend_pid()",
             )
             await asyncio.sleep(0.2)
