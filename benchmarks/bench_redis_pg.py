@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/bench_redis_pg.py --only latency  # latency, memory, throughput
     .venv/bin/python benchmarks/bench_redis_pg.py --sessions 100000
     .venv/bin/python benchmarks/bench_redis_pg.py --only latency --rounds 41  # steadier medians
+    .venv/bin/python benchmarks/bench_redis_pg.py --store postgres  # one store only
 
 It starts its own private servers on loopback ports (redis-server standalone, a 3-master
 Redis Cluster, a PostgreSQL cluster in a temporary directory), like the tests, and tears them
@@ -13,11 +14,12 @@ a floor measured in the same run.
 
 * latency: ``SessionManager.validate`` (sync and async) on Redis vs one raw redis-py ``GET``
   of a value of the same size; on PostgreSQL vs one prepared primary-key ``SELECT`` of the
-  same row through psycopg.
+  same row through the store's own psycopg pool.
 * memory: Redis ``used_memory`` growth per stored session at ``--sessions`` sessions, for
   anonymous sessions, one login per user, three logins per user, and after a touch.
-* throughput: validations per second with 64 concurrent asyncio requests against one Redis
-  server vs a 3-master Redis Cluster (the client shares the 2 cores with the servers).
+* throughput: validations, touches and logins per second with 64 concurrent asyncio
+  requests against one Redis server, a 3-master Redis Cluster and PostgreSQL (the client
+  shares the 2 cores with the servers).
 """
 
 from __future__ import annotations
@@ -167,57 +169,46 @@ def latency_postgres(conninfo: str) -> None:
     assert session.token is not None
     assert filler
     token = session.token
-    conn = psycopg.connect(conninfo, autocommit=True)
     query = store._q.get
+    pool = store._pool  # the floor runs through the store's own pool
+    assert pool is not None
 
     def prepared_select() -> object:
-        return conn.execute(query, (session.id,), prepare=True).fetchone()
+        with pool.connection() as conn:
+            return conn.execute(query, (session.id,), prepare=True).fetchone()
 
     ops = AsyncOps()
-    async_manager = AsyncSessionManager(
-        AsyncPostgresStore(conninfo, min_size=1, max_size=1), policy=POLICY
-    )
-    async_conn = ops.loop.run_until_complete(
-        psycopg.AsyncConnection.connect(conninfo, autocommit=True)
-    )
+    async_store = AsyncPostgresStore(conninfo, min_size=1, max_size=1)
+    async_manager = AsyncSessionManager(async_store, policy=POLICY)
+    ops.loop.run_until_complete(async_store.open())
+    async_pool = async_store._pool
+    assert async_pool is not None
 
     async def async_select() -> object:
-        cursor = await async_conn.execute(query, (session.id,), prepare=True)
-        return await cursor.fetchone()
+        async with async_pool.connection() as conn:
+            cursor = await conn.execute(query, (session.id,), prepare=True)
+            return await cursor.fetchone()
 
-    # The opt-in local cache, in a schema of its own (its trigger announces writes there only).
-    cached = SessionManager(
-        PostgresStore(conninfo, schema="cached", min_size=1, max_size=1, cache_size=1000),
-        policy=POLICY,
-    )
-    cached_token = cached.issue("124156", data={"cart": [1, 2, 3]}).token
-    assert cached_token is not None
-    cached.validate(cached_token)
     rows = {
-        "prepared PK SELECT, psycopg (floor)": prepared_select,
+        "prepared PK SELECT through the pool (floor)": prepared_select,
         "validate, sync (SELECT + checks)": lambda: manager.validate(token),
-        "validate, sync, local cache hit (LISTEN/NOTIFY)": lambda: cached.validate(cached_token),
+        "store.get, sync": lambda: store.get(session.id),
         "prepared PK SELECT, async (x50 in one loop run)": ops.op(async_select),
         "validate, async (x50 in one loop run)": ops.op(lambda: async_manager.validate(token)),
     }
     inner = {k: getattr(v, "inner", 1) for k, v in rows.items()}
     samples = scaled(interleaved(rows), inner)
     table(
-        "PostgreSQL: validate vs one prepared primary-key SELECT (µs/op)",
+        "PostgreSQL: validate vs one prepared primary-key SELECT through the same pool (µs/op)",
         samples,
-        "prepared PK SELECT, psycopg (floor)",
+        "prepared PK SELECT through the pool (floor)",
     )
     base = statistics.median(samples["prepared PK SELECT, async (x50 in one loop run)"])
     mine = statistics.median(samples["validate, async (x50 in one loop run)"])
     print(f"\nasync validate / async prepared SELECT = {mine / base:.2f}")
     ops.loop.run_until_complete(async_manager.close())
-    ops.loop.run_until_complete(async_conn.close())
     ops.loop.close()
-    conn.close()
     manager.close()
-    hits = cached.store.cache_info()["hits"]  # type: ignore[attr-defined]
-    print(f"local cache: {hits:,} hits")
-    cached.close()
 
 
 # -- memory ------------------------------------------------------------------------------------
@@ -402,10 +393,10 @@ def throughput(
     server CPU each one cost."""
 
     async def run(
-        tokens: list[str], work: Callable[[AsyncSessionManager, int], Any]
+        work: Callable[[AsyncSessionManager, int], Any], policy: Policy
     ) -> tuple[float, float]:
         before = cpu()
-        manager = AsyncSessionManager(make_store(), policy=POLICY)
+        manager = AsyncSessionManager(make_store(), policy=policy)
         done = 0
         stop = time.perf_counter() + seconds
 
@@ -444,15 +435,18 @@ def throughput(
     base = time.time() + 1
     failures: list[int] = []
     rates = []
-    for what, work in (
-        ("validate", lambda m, i: m.validate(tokens[i % len(tokens)])),
+    capped = Policy(idle_timeout=1800, absolute_timeout=8 * 3600, max_sessions_per_user=3)
+    for what, policy, work in (
+        ("validate", POLICY, lambda m, i: m.validate(tokens[i % len(tokens)])),
         (
             "touch",
+            POLICY,
             lambda m, i: m.store.touch(ids[i % 512], last_seen=base + i, expires_at=base + i),
         ),
-        ("issue (login)", lambda m, i: m.issue(f"load-{i % 5000}")),
+        ("issue (login)", POLICY, lambda m, i: m.issue(f"load-{i % 5000}")),
+        ("issue (login, cap of 3 per user)", capped, lambda m, i: m.issue(f"cap-{i % 5000}")),
     ):
-        rate, used = asyncio.run(run(tokens, work))
+        rate, used = asyncio.run(run(work, policy))
         per_op = used / (rate * seconds) * 1e6
         failed = f" ({len(failures)} StoreUnavailable)" if failures else ""
         print(f"| {label} | {what}{failed} | {rate:,.0f} | {per_op:.1f} | {1e6 / per_op:,.0f} |")
@@ -469,12 +463,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sessions", type=int, default=1_000_000)
     parser.add_argument("--only", choices=["latency", "memory", "throughput"], action="append")
+    parser.add_argument("--store", choices=["redis", "postgres"], action="append")
     parser.add_argument(
         "--rounds", type=int, default=ROUNDS, help=f"interleaved latency rounds (default {ROUNDS})"
     )
     args = parser.parse_args()
     ROUNDS = max(1, args.rounds)
     parts = set(args.only or ["latency", "memory", "throughput"])
+    stores = set(args.store or ["redis", "postgres"])
     binary = servers._redis_binary()
     work = Path(tempfile.mkdtemp(prefix="sw-bench-"))
     version = subprocess.run(  # noqa: S603 - our own redis-server binary
@@ -494,32 +490,38 @@ def main() -> None:
         postgres.init()
         postgres.launch()
         if "latency" in parts:
-            latency_redis(standalone.url)
-            latency_postgres(postgres.conninfo)
+            if "redis" in stores:
+                latency_redis(standalone.url)
+            if "postgres" in stores:
+                latency_postgres(postgres.conninfo)
         if "memory" in parts:
-            memory_redis(standalone.url, args.sessions)
-            memory_postgres(postgres.conninfo, min(args.sessions, 200_000))
+            if "redis" in stores:
+                memory_redis(standalone.url, args.sessions)
+            if "postgres" in stores:
+                memory_postgres(postgres.conninfo, min(args.sessions, 200_000))
         if "throughput" in parts:
-            cluster.create()
             print("\n### Throughput, 64 concurrent asyncio requests from one Python process\n")
             print("| target | operation | ops/s | server CPU µs/op | ops/s per server core |")
             print("|---|---|---:|---:|---:|")
-            one = throughput(
-                "1 Redis server",
-                lambda: AsyncRedisStore(standalone.url),
-                redis_cpu([standalone.port]),
-            )
-            three = throughput(
-                "Redis Cluster, 3 masters",
-                lambda: AsyncRedisStore(cluster.url),
-                redis_cpu([n.port for n in cluster.nodes]),
-            )
-            throughput(
-                "PostgreSQL (pool of 10)",
-                lambda: AsyncPostgresStore(postgres.conninfo, max_size=10),
-                postgres_cpu(postgres.data),
-            )
-            print(f"\nvalidate: cluster / single server = {three / one:.2f}")
+            if "redis" in stores:
+                cluster.create()
+                one = throughput(
+                    "1 Redis server",
+                    lambda: AsyncRedisStore(standalone.url),
+                    redis_cpu([standalone.port]),
+                )
+                three = throughput(
+                    "Redis Cluster, 3 masters",
+                    lambda: AsyncRedisStore(cluster.url),
+                    redis_cpu([n.port for n in cluster.nodes]),
+                )
+                print(f"\nvalidate: cluster / single server = {three / one:.2f}")
+            if "postgres" in stores:
+                throughput(
+                    "PostgreSQL (pool of 10)",
+                    lambda: AsyncPostgresStore(postgres.conninfo, max_size=10),
+                    postgres_cpu(postgres.data),
+                )
     finally:
         standalone.stop()
         cluster.stop()

@@ -7,7 +7,8 @@ the source): ``stores/_async`` -> ``stores/_sync``, ``manager/_async`` -> ``mana
 
 The rewrite is token-level and deliberately small: ``async def`` -> ``def``, ``await x`` ->
 ``x``, ``async with/for`` -> ``with/for``, ``AsyncName`` -> ``Name``, ``_async`` -> ``_sync``,
-``__aenter__/__aexit__`` -> ``__enter__/__exit__``.
+``__aenter__/__aexit__`` -> ``__enter__/__exit__``, ``asynccontextmanager`` ->
+``contextmanager``.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ RULES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\basync_"), "sync_"),
     (re.compile(r"\bredis\.asyncio\b"), "redis"),
     (re.compile(r"\baclose\b"), "close"),
+    (re.compile(r"\basynccontextmanager\b"), "contextmanager"),
 ]
 
 

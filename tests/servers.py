@@ -383,6 +383,25 @@ class PostgresServer:
         self.stop(mode)
         self.start()
 
+    def kill(self) -> None:
+        """``kill -9`` the postmaster and every process it started: a crash, recovered from
+        the WAL on the next :meth:`start`."""
+        postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
+        pids = [postmaster]
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == postmaster:
+                    pids.append(int(stat.parent.name))
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        # Until reaped: the next postmaster takes a zombie's pid in the lock file for a live one.
+        while any(Path(f"/proc/{pid}").exists() for pid in pids):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the killed PostgreSQL processes did not go away")
+            time.sleep(0.02)
+
     def empty(self, schema: str = "sessionward") -> None:
         """Delete every session row (the schema, once created, stays)."""
         import psycopg

@@ -6,12 +6,17 @@ What must hold, for Redis and PostgreSQL, sync and async:
 * the clients reconnect by themselves: requests succeed again within 2 s of the server
   accepting connections;
 * nothing committed is lost: every session whose ``issue`` returned before the crash
-  validates after it (Redis with AOF ``appendfsync always``; PostgreSQL crash recovery).
+  validates after it (Redis with AOF ``appendfsync always``; PostgreSQL crash recovery, after
+  an immediate shutdown or a ``kill -9`` of every server process), and a writer killed with
+  ``kill -9`` mid-login leaves every login it finished intact and no lock behind.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -174,7 +179,8 @@ def pg(request: pytest.FixtureRequest) -> PostgresServer:
     return found
 
 
-def test_postgres_crash_and_restart(pg: PostgresServer) -> None:
+@pytest.mark.parametrize("crash", ["immediate", "kill -9"])
+def test_postgres_crash_and_restart(pg: PostgresServer, crash: str) -> None:
     from sessionward.stores.postgres import AsyncPostgresStore, PostgresStore
 
     manager = SessionManager(PostgresStore(pg.conninfo), policy=POLICY)
@@ -201,7 +207,8 @@ def test_postgres_crash_and_restart(pg: PostgresServer) -> None:
     issuing = threading.Thread(target=writer, daemon=True)
     issuing.start()
     time.sleep(0.4)
-    outage = _outage(lambda: pg.stop("immediate"), pg.start, down_for=1.0)
+    stop = (lambda: pg.stop("immediate")) if crash == "immediate" else pg.kill
+    outage = _outage(stop, pg.start, down_for=1.0)
     time.sleep(RECOVERY + 1.0)
     writing.clear()
     issuing.join(timeout=15)
@@ -210,3 +217,43 @@ def test_postgres_crash_and_restart(pg: PostgresServer) -> None:
     assert len(committed) > 10
     _all_validate(manager, committed)  # crash recovery kept every committed login
     manager.close()
+
+
+# Logins through the capped (transactional) path, each token printed once its issue returned.
+_WRITER = r"""
+import sys
+from sessionward import Policy, SessionManager
+from sessionward.stores.postgres import PostgresStore
+
+manager = SessionManager(PostgresStore(sys.argv[1]), policy=Policy(max_sessions_per_user=3))
+i = 0
+while True:
+    print(manager.issue(f"writer-{i % 400}-{i}").token, flush=True)
+    i += 1
+"""
+
+
+def test_postgres_kill_9_of_a_writer_loses_no_committed_session(pg: PostgresServer) -> None:
+    from sessionward.stores.postgres import PostgresStore
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    writer = subprocess.Popen(
+        [sys.executable, "-c", _WRITER, pg.conninfo], stdout=subprocess.PIPE, text=True, env=env
+    )
+    assert writer.stdout is not None
+    tokens = [writer.stdout.readline().strip() for _ in range(300)]
+    writer.kill()  # SIGKILL, most likely in the middle of a login's transaction
+    writer.wait(timeout=10)
+    tokens += [line.strip() for line in writer.stdout if line.strip()]
+    writer.stdout.close()
+    manager = SessionManager(PostgresStore(pg.conninfo), policy=POLICY)
+    try:
+        for token in tokens:
+            manager.validate(token)
+        # The killed writer's transaction and its per-user lock are gone with its connection.
+        started = time.monotonic()
+        for i in range(20):
+            manager.issue(f"writer-{i}-{i}")
+        assert time.monotonic() - started < 5
+    finally:
+        manager.close()
