@@ -112,7 +112,7 @@ class Page:
         )
         headers = {
             "content-security-policy": (
-                f"default-src 'none'; style-src 'nonce-{self.nonce}'; "
+                f"default-src 'none'; object-src 'none'; style-src 'nonce-{self.nonce}'; "
                 f"script-src 'nonce-{self.nonce}'; connect-src 'self'; img-src 'self' data:; "
                 "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
             ),
