@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
 __all__ = [
+    "AllSessionsRevoked",
     "Event",
     "EventBus",
     "RevokeReason",
@@ -95,6 +96,17 @@ class SessionRevoked(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class AllSessionsRevoked(Event):
+    """Every session of every user ended at once (``kept``: the one spared, if any). One
+    event for the lot: ``count`` says how many."""
+
+    kind: ClassVar[str] = "all-revoked"
+    count: int = 0
+    reason: str = RevokeReason.ADMIN
+    kept: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class SessionExpired(Event):
     kind: ClassVar[str] = "expired"
     deadline: str = "idle"
@@ -118,7 +130,7 @@ Subscriber = Callable[[Event], object]
 
 def log_event(event: Event) -> None:
     """The default subscriber: one structured line on the ``sessionward.events`` logger."""
-    if isinstance(event, TheftSuspected):
+    if isinstance(event, TheftSuspected | AllSessionsRevoked):
         level = logging.WARNING
     elif isinstance(event, TokenRejected):
         level = logging.DEBUG

@@ -24,6 +24,7 @@ from typing import Any
 from sessionward.core import token as tokens
 from sessionward.core.context import RequestContext
 from sessionward.core.events import (
+    AllSessionsRevoked,
     Event,
     RevokeReason,
     SessionExpired,
@@ -108,6 +109,8 @@ class TokenService:
         # access tokens naming it die in this process at once.
         if isinstance(event, SessionRevoked | SessionExpired) and event.session_id is not None:
             self.revocations.revoke_session(event.session_id, now=event.at)
+        elif isinstance(event, AllSessionsRevoked):
+            self.revocations.cut_off_everyone(now=event.at)
 
     # -- issuing ----------------------------------------------------------------------------
 
