@@ -463,6 +463,17 @@ class Api:
         count = await self.manager.revoke_user(user_id, keep=keep, reason=reason)
         return _answer({"revoked": count})
 
+    async def revoke_all(self, request: Request, key: ApiKey) -> Response:
+        """Every session of every user; the body must say so: ``{"confirm": "revoke-all"}``."""
+        fields = Fields(await _json_body(request), {"confirm", "keep_session_id"})
+        if fields.string("confirm", limit=64) != "revoke-all":
+            raise ApiError(400, "invalid_request", 'confirm with {"confirm": "revoke-all"}')
+        keep = fields.string("keep_session_id", limit=64)
+        if keep is not None and not tokens.is_session_id(keep):
+            raise ApiError(400, "invalid_request", "keep_session_id is not a session id")
+        count = await self.manager.revoke_all(keep=keep, reason=RevokeReason.ADMIN)
+        return _answer({"revoked": count})
+
     def _session_id(self, request: Request) -> str:
         session_id = request.path_params["session_id"]
         if not tokens.is_session_id(session_id):
@@ -639,6 +650,7 @@ def api_routes(runtime: Runtime, api: Api | None = None) -> list[Route]:
         ("/v1/sessions/revoke", "POST", "revoke", "issue", api.revoke),
         ("/v1/users/{user_id:anytext}/sessions", "GET", "list_user", "issue", api.list_user),
         ("/v1/users/{user_id:anytext}/revoke", "POST", "revoke_user", "issue", api.revoke_user),
+        ("/v1/sessions/revoke-all", "POST", "revoke_all", "admin", api.revoke_all),
         ("/v1/sessions/{session_id}", "GET", "get_session", "admin", api.get_session),
         ("/v1/sessions/{session_id}", "DELETE", "delete_session", "admin", api.delete_session),
         ("/v1/tokens", "POST", "token_login", "issue", api.token_login),
