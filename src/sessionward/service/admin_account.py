@@ -45,6 +45,8 @@ class Console(Protocol):
 
     def admin_name(self, request: Request) -> str | None: ...
 
+    def sign_in_first(self, request: Request) -> Response: ...
+
     async def page(self, request: Request, title: str, name: str | None = None) -> Page: ...
 
 
@@ -161,7 +163,7 @@ class AdminAccount:
         handle = get_handle(request)
         name = self.console.admin_name(request)
         if name is None:
-            return redirect(f"{ROOT}/login")
+            return self.console.sign_in_first(request)
         error, status, message = "", 200, ""
         if request.method == "POST":
             fields = await form_fields(request)
@@ -209,7 +211,7 @@ class AdminAccount:
         handle = get_handle(request)
         name = self.console.admin_name(request)
         if name is None:
-            return redirect(f"{ROOT}/login")
+            return self.console.sign_in_first(request)
         error, status, message = "", 200, ""
         if request.method == "POST":
             fields = await form_fields(request)
