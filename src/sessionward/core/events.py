@@ -42,6 +42,7 @@ class RevokeReason(enum.StrEnum):
     LOGOUT = "logout"
     LOGOUT_EVERYWHERE = "logout-everywhere"
     LOGIN_UPGRADE = "login-upgrade"
+    NEW_LOGIN = "new-login"  # a login that ends the user's other sessions
     ADMIN = "admin"
     THEFT = "theft"
     SESSION_LIMIT = "session-limit"

@@ -508,15 +508,20 @@ class Api:
 
     async def token_login(self, request: Request, key: ApiKey) -> Response:
         service = self._tokens()
-        fields = Fields(await _json_body(request), {"user_id", "auth_level", "scopes", "context"})
+        allowed = {"user_id", "auth_level", "scopes", "context", "end_other_sessions"}
+        fields = Fields(await _json_body(request), allowed)
         user_id = fields.string("user_id", required=True, limit=256) or ""
         if user_id.startswith(RESERVED_PREFIX):
             raise ApiError(403, "forbidden", f"user ids starting {RESERVED_PREFIX!r} are reserved")
+        end_others = fields.body.get("end_other_sessions", False)
+        if not isinstance(end_others, bool):
+            raise ApiError(400, "invalid_request", "end_other_sessions must be true or false")
         pair = await service.login(
             str(_user_id(user_id, key)),
             scopes=fields.strings("scopes", ascii_only=True) or (),
             auth_level=_or(fields.integer("auth_level", maximum=100), 1),
             context=_context(fields),
+            end_other_sessions=end_others,
         )
         return self._pair(service, pair, 201)
 

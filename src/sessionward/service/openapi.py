@@ -437,6 +437,10 @@ def _paths() -> dict[str, Any]:
                         "auth_level": {"type": "integer", "minimum": 0, "maximum": 100},
                         "scopes": _SCOPES,
                         "context": _ref("Context"),
+                        "end_other_sessions": {
+                            "type": "boolean",
+                            "description": "End the user's other refresh families.",
+                        },
                     },
                     ("user_id",),
                 ),
