@@ -302,3 +302,31 @@ def test_accessibility_axe(browser: Any, live: Live) -> None:
     check(f"/admin/sessions/{session_id}")
     context.close()
     assert not problems, "\n".join(problems)
+
+
+def test_the_browser_keeps_nothing_but_the_session_cookie(browser: Any, live: Live) -> None:
+    """Client storage (ASVS 14.3.1, 14.3.3): the pages store nothing in localStorage,
+    sessionStorage or IndexedDB; the only cookie is the HttpOnly session cookie; signing out
+    removes it and the response asks the browser to clear the site's data."""
+    live.add_user("demo", "dora", "dora-password-1")
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(f"{live.base}/demo/")
+    page.get_by_role("button", name="Add to cart (Kettle)").click()
+    sign_in(page, live.base, "dora", "dora-password-1")
+    page.wait_for_url(f"{live.base}/demo/")
+    for path in ("/demo/account", "/demo/devices", "/demo/cart"):
+        page.goto(live.base + path)
+        stored = page.evaluate(
+            "async () => [localStorage.length, sessionStorage.length,"
+            " (await indexedDB.databases()).length]"
+        )
+        assert stored == [0, 0, 0], path
+    [cookie] = context.cookies()
+    assert (cookie["name"], cookie["httpOnly"], cookie["secure"]) == ("__Host-shop", True, True)
+    with page.expect_response(f"{live.base}/demo/logout") as answer:
+        page.get_by_role("button", name="Sign out").click()
+    assert answer.value.all_headers()["clear-site-data"] == '"cache", "cookies", "storage"'
+    page.wait_for_url(f"{live.base}/demo/?msg=signed-out")
+    assert all(c["name"] != "__Host-shop" or c["value"] != cookie["value"] for c in context.cookies())
+    context.close()

@@ -163,7 +163,7 @@ class ShopAccount:
                 "<p>Two-step verification is <strong>on</strong>. Placing an order asks for "
                 "a code when you have not entered one in the last five minutes.</p>"
                 + totp_form("replace", "New phone? Move to a new key:", "Replace the key", True)
-                + totp_form("off", "Lost your phone, or no longer want it:", "Turn off", False)
+                + totp_form("off", "No longer want it?", "Turn off", False)
             )
         else:
             totp = "<p>Two-step verification is off.</p>" + totp_form(
