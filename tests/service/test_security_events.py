@@ -55,9 +55,8 @@ def test_bypass_attempts_and_unexpected_errors_are_logged(
         name == "sessionward.events" and "kind=rejected" in text and "reason=malformed" in text
         for name, _, text in messages
     )
-    assert ("sessionward.service", logging.ERROR, "session store unavailable: StoreUnavailable") in (
-        messages
-    )
+    outage = "session store unavailable: StoreUnavailable"
+    assert ("sessionward.service", logging.ERROR, outage) in messages
 
 
 def test_cross_site_form_posts_are_refused_and_logged(
