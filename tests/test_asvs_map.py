@@ -12,6 +12,7 @@ docs |``. This test reads it and fails when
   by parsing the file, so nothing is imported or run);
 * a ``pending`` row's tests (agreed with work under way elsewhere) have all landed: the row
   must then say ``covered``;
+* the summary of counts disagrees with the rows;
 * a link to another document, or to a section of it, points nowhere.
 """
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import ast
 import re
+from collections import Counter
 from functools import cache
 from pathlib import Path
 
@@ -128,6 +130,14 @@ def test_every_named_test_exists() -> None:
         else:
             missing += [f"{ident}: {test}" for test in absent]
     assert not missing, "named tests that do not exist:\n" + "\n".join(missing)
+
+
+def test_the_counts_add_up() -> None:
+    text = MAP.read_text(encoding="utf-8")
+    block = text[text.index("<!-- counts -->") : text.index("<!-- /counts -->")]
+    stated = {m[0]: int(m[1]) for m in re.findall(r"^\| ([a-z/]+) \| (\d+) \|$", block, re.M)}
+    counted = Counter(row[3] for row in _rows())
+    assert stated == dict(counted)
 
 
 def test_links_point_somewhere() -> None:

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from sessionward.core import token as tokens
+from sessionward.service.password_policy import CONTEXT_WORDS
 from sessionward.service.passwords import STEP, TOTP_DRIFT, totp_now, verify_totp
 
 from ._forms import TOTP, Browser, Site, site_at
@@ -319,3 +320,21 @@ def test_failed_shop_sign_ins_are_security_events(site: Site) -> None:
         ("ann", "demo", "totp", False),
         ("ann", "demo", "totp", True),
     ]
+
+
+def test_the_documented_context_words_are_the_ones_checked() -> None:
+    """docs/service.md lists the words a password may not be built on (ASVS 6.1.2)."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "service.md").read_text("utf-8")
+    block = text[text.index("<!-- context-words -->") : text.index("<!-- /context-words -->")]
+    assert tuple(re.findall(r"`([^`]+)`", block)) == CONTEXT_WORDS
+    assert "the account's own user name" in block
+
+
+def test_every_signed_in_page_has_a_sign_out_control(site: Site) -> None:
+    client = site.browser()
+    client.shop_login("ann", ANN)
+    for path in ("/demo/", "/demo/cart", "/demo/account", "/demo/devices"):
+        page = client.get(path).text
+        nav = page[page.index("<nav") : page.index("</nav>")]
+        assert 'action="/demo/logout"' in nav, path
+        assert ">Sign out</button>" in nav, path
