@@ -252,3 +252,13 @@ def test_every_way_to_prove_a_factor_is_a_documented_pathway(site: Site) -> None
     undocumented = {a for a in found if a not in documented and a != "/admin/enrol"}
     assert not undocumented, undocumented
     assert "/admin/enrol" in table
+
+
+def test_refused_validate_calls_are_logged_too(
+    service: Service, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="sessionward.service"):
+        service.client.post("/v1/sessions/validate", json={"token": "x"})
+    assert [r.getMessage() for r in caplog.records if "refused" in r.getMessage()] == [
+        "API validate refused: unauthenticated, client 127.0.0.1"
+    ]

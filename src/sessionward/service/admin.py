@@ -27,7 +27,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from sessionward.core import token as tokens
-from sessionward.core.events import AuthenticationAttempt, RevokeReason
+from sessionward.core.events import RevokeReason
 from sessionward.core.record import Session
 from sessionward.errors import AlreadyExists
 from sessionward.service.admin_account import (
@@ -36,7 +36,7 @@ from sessionward.service.admin_account import (
     AdminAccount,
     second_factor_next,
 )
-from sessionward.service.factors import NAME, check_password
+from sessionward.service.factors import NAME, attempted, check_password
 from sessionward.service.forms import form_fields, redirect
 from sessionward.service.html import Page, attr, chart_svg, esc, fmt_time, hidden_csrf
 from sessionward.service.password_policy import password_problem
@@ -166,19 +166,7 @@ class Admin:
 
     def setup_code(self, request: Request, code: str) -> bool:
         ok = consume_setup_code(self.rt.state, code)
-        handle = get_handle(request)
-        session = handle.session
-        self.rt.manager.events.emit(
-            AuthenticationAttempt(
-                None if session is None else session.id,
-                None,
-                self.rt.manager.clock.now(),
-                realm="admin",
-                factor="setup-code",
-                succeeded=ok,
-                ip=handle.context.ip,
-            )
-        )
+        attempted(self.rt, get_handle(request), "admin", "", "setup-code", ok)
         return ok
 
     async def login(self, request: Request) -> Response:

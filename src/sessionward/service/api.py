@@ -74,6 +74,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CHALLENGE",
     "MAX_BODY",
+    "REFUSED",
     "Api",
     "ApiError",
     "api_routes",
@@ -92,7 +93,8 @@ _REVOKE_REASONS = {r.value for r in RevokeReason}
 _SCOPE = re.compile("[!-~]{1,128}")  # printable ASCII, no space: the scope separator
 _JWKS_CACHE = {"cache-control": "public, max-age=300"}  # key rotation waits out far more
 _NO_JWT = "the JWT mode is not configured (jwt_keys)"
-_REFUSED = frozenset({"unauthenticated", "forbidden"})
+#: Error codes of a failed authentication or authorization: logged as security events.
+REFUSED = frozenset({"unauthenticated", "forbidden"})
 
 
 class ApiError(Exception):
@@ -591,7 +593,7 @@ def endpoint(runtime: Runtime, name: str, scope: str, handler: Handler) -> Calla
             response = await handler(request, key)
         except Exception as exc:
             error = mapped(exc)
-            if error.code in _REFUSED:  # a failed authentication or authorization
+            if error.code in REFUSED:  # a failed authentication or authorization
                 client = request.client.host if request.client else "-"
                 _log.warning("API %s refused: %s, client %s", name, error.code, client)
             headers = CHALLENGE if error.code == "unauthenticated" else None

@@ -20,14 +20,22 @@ from sessionward.service.runtime import Runtime
 from sessionward.service.state import UserRow
 from sessionward.web._async.handle import AsyncSessionHandle
 
-__all__ = ["NAME", "check_code", "check_password", "factor_changed", "reauthenticate"]
+__all__ = [
+    "NAME",
+    "attempted",
+    "check_code",
+    "check_password",
+    "factor_changed",
+    "reauthenticate",
+]
 
 NAME = re.compile(r"[a-z0-9_.-]{3,32}")
 
 
-def _emit(
+def attempted(
     rt: Runtime, handle: AsyncSessionHandle, realm: str, name: str, factor: str, ok: bool
 ) -> None:
+    """Record one check of a factor (``name``: the account the attempt named, if any)."""
     session = handle.session
     rt.manager.events.emit(
         AuthenticationAttempt(
@@ -50,7 +58,7 @@ async def check_password(
     account = rt.state.get_user(realm, name) if NAME.fullmatch(name) else None
     stored = None if account is None else account.password_hash
     ok = await verify_password_async(stored, password)
-    _emit(rt, handle, realm, name, "password", ok)
+    attempted(rt, handle, realm, name, "password", ok)
     return account if ok else None
 
 
@@ -60,7 +68,7 @@ def check_code(
     """Whether ``code`` is the account's current one-time code, by the server's clock."""
     secret = account.totp_secret
     ok = secret is not None and verify_totp(secret, code, rt.manager.clock.now())
-    _emit(rt, handle, account.realm, account.name, "totp", ok)
+    attempted(rt, handle, account.realm, account.name, "totp", ok)
     return ok
 
 

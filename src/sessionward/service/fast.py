@@ -22,6 +22,7 @@ A client that disconnects before its body is complete gets no answer and is not 
 
 from __future__ import annotations
 
+import logging
 from time import perf_counter
 
 from starlette.types import Receive, Scope, Send
@@ -29,6 +30,7 @@ from starlette.types import Receive, Scope, Send
 from sessionward.service.api import (
     CHALLENGE,
     MAX_BODY,
+    REFUSED,
     Api,
     ApiError,
     authenticate,
@@ -42,6 +44,7 @@ __all__ = ["VALIDATE_PATH", "FastValidate"]
 
 VALIDATE_PATH = "/v1/sessions/validate"
 
+_log = logging.getLogger("sessionward.service")
 _NO_STORE = (b"cache-control", b"no-store")
 _JSON = (b"content-type", b"application/json")
 _FORBIDDEN = "this operation needs a key of scope 'validate'"
@@ -107,6 +110,9 @@ class FastValidate:
             return
         except Exception as exc:
             error = mapped(exc)
+            if error.code in REFUSED:  # as the routed endpoint logs it
+                client = scope.get("client") or ("-",)
+                _log.warning("API validate refused: %s, client %s", error.code, client[0])
             headers = CHALLENGE if error.code == "unauthenticated" else None
             response = error_response(error.status, error.code, error.message, headers)
             self.metrics.observe("validate", error.status, perf_counter() - started)
