@@ -43,7 +43,7 @@ class SecurityHeaders:
     """Wrap ``app``; ``https_origins`` says the service is reached over HTTPS whatever the
     scope's scheme (TLS ends at a proxy that is not configured as trusted)."""
 
-    __slots__ = ("_always", "_app", "_csp", "_hsts_always", "_report")
+    __slots__ = ("_app", "_csp", "_hsts_always", "_plain", "_report", "_secure")
 
     def __init__(
         self,
@@ -55,38 +55,41 @@ class SecurityHeaders:
         self._app = app
         self._hsts_always = any(o.lower().startswith("https://") for o in https_origins)
         report = f"; report-uri {csp_report_uri}; report-to csp"
-        self._report = report if csp_report_uri else None
-        self._csp = (DEFAULT_CSP + (self._report or "")).encode("latin-1")
-        extra = [(b"reporting-endpoints", f'csp="{csp_report_uri}"'.encode("latin-1"))]
-        self._always = _FIXED + (tuple(extra) if csp_report_uri else ())
+        self._report = report.encode("latin-1") if csp_report_uri else None
+        self._csp = (_CSP, DEFAULT_CSP.encode("latin-1") + (self._report or b""))
+        endpoints = (b"reporting-endpoints", f'csp="{csp_report_uri}"'.encode("latin-1"))
+        fixed = _FIXED + ((endpoints,) if csp_report_uri else ())
+        self._plain = fixed
+        self._secure = (*fixed, (b"strict-transport-security", HSTS.encode("ascii")))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self._app(scope, receive, send)
             return
-        hsts = self._hsts_always or scope.get("scheme") == "https"
+        fixed = self._secure if self._hsts_always or scope.get("scheme") == "https" else self._plain
 
         async def secured(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = self._headers(list(message.get("headers", ())), hsts)
+                message["headers"] = self._headers(list(message.get("headers", ())), fixed)
             await send(message)
 
         await self._app(scope, receive, secured)
 
-    def _headers(self, headers: list[tuple[bytes, bytes]], hsts: bool) -> list[tuple[bytes, bytes]]:
+    def _headers(
+        self, headers: list[tuple[bytes, bytes]], fixed: tuple[tuple[bytes, bytes], ...]
+    ) -> list[tuple[bytes, bytes]]:
         present = {name.lower() for name, _ in headers}
-        if _CSP in present:
-            if self._report is not None:
-                headers = [self._with_report(name, value) for name, value in headers]
+        if _CSP not in present:
+            headers.append(self._csp)
+        elif self._report is not None:
+            headers = [self._with_report(name, value) for name, value in headers]
+        if present.isdisjoint(name for name, _ in fixed):  # the usual case
+            headers.extend(fixed)
         else:
-            headers.append((_CSP, self._csp))
-        headers.extend(h for h in self._always if h[0] not in present)
-        if hsts and b"strict-transport-security" not in present:
-            headers.append((b"strict-transport-security", HSTS.encode("ascii")))
+            headers.extend(h for h in fixed if h[0] not in present)
         return headers
 
     def _with_report(self, name: bytes, value: bytes) -> tuple[bytes, bytes]:
         if name.lower() != _CSP or b"report-uri" in value or self._report is None:
             return name, value
-        return name, value + self._report.encode("latin-1")
-
+        return name, value + self._report
