@@ -45,12 +45,14 @@ PUBLIC = [
 
 STORES = [
     "AsyncBroadcast",
+    "AsyncDeleteAll",
     "AsyncMemoryStore",
     "AsyncSQLiteStore",
     "AsyncStore",
     "AsyncSubscription",
     "AsyncUserIndex",
     "Broadcast",
+    "DeleteAll",
     "Locality",
     "MemoryStore",
     "SQLiteStore",

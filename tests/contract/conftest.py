@@ -23,6 +23,7 @@ import pytest
 
 from sessionward.core.record import SessionRecord
 from sessionward.stores import (
+    AsyncDeleteAll,
     AsyncMemoryStore,
     AsyncSQLiteStore,
     AsyncStore,
@@ -147,6 +148,15 @@ class RunnerFacade:
 
     def purge_expired(self, now: float) -> int:
         return self._run(self._store.purge_expired(now))
+
+    def delete_all(self, *, keep: str | None = None) -> int:
+        """Only for stores with the capability (``test_delete_all`` checks ``wrapped``)."""
+        deleter: AsyncDeleteAll = self._store  # type: ignore[assignment]
+        return self._run(deleter.delete_all(keep=keep))
+
+    @property
+    def wrapped(self) -> AsyncIndexedStore:
+        return self._store
 
     def close(self) -> None:
         self._run(self._store.close())

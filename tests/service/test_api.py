@@ -440,3 +440,25 @@ def test_no_token_in_logs(service: Service, caplog: pytest.LogCaptureFixture) ->
     for record in caplog.records:
         assert secret_part[:20] not in record.getMessage()
         assert service.keys["issue"] not in record.getMessage()
+
+
+@pytest.mark.parametrize("scope", ["validate", "issue", "admin"])
+def test_every_scope_may_validate_and_query_strings_are_ignored(
+    service: Service, scope: str
+) -> None:
+    token = issue(service)["token"]
+    headers = service.auth(scope)
+    plain = service.client.post("/v1/sessions/validate", json={"token": token}, headers=headers)
+    assert plain.status_code == 200
+    assert plain.json()["decision"] == "allow"
+    # A token or key in the query string is never read: only the body and the header count.
+    queried = service.client.post(
+        f"/v1/sessions/validate?token={token}&api_key={service.keys[scope]}",
+        json={"token": "x"},
+        headers=headers,
+    )
+    assert queried.json() == {"decision": "deny", "reason": "invalid"}
+    keyless = service.client.post(
+        f"/v1/sessions/validate?access_token={service.keys[scope]}", json={"token": token}
+    )
+    assert keyless.status_code == 401

@@ -258,3 +258,29 @@ def test_refresh_tokens_are_not_session_tokens(renewing_jwt_service: Service) ->
         assert "token" not in answer.json()
     service.clock.advance(60)  # past the rotation grace window a stray rotation would open
     assert refresh(service, pair["refresh_token"]).status_code == 200
+
+
+def test_a_login_can_end_the_users_other_families(jwt_service: Service) -> None:
+    def login(**extra: Any) -> httpx.Response:
+        return jwt_service.client.post(
+            "/v1/tokens", json={"user_id": "alice", **extra}, headers=jwt_service.auth("issue")
+        )
+
+    first, second = login().json(), login().json()
+    jwt_service.clock.advance(1.5)
+    assert login(end_other_sessions="yes").status_code == 400
+    only = login(end_other_sessions=True)
+    assert only.status_code == 201
+    tokens = jwt_service.runtime.tokens
+    assert tokens is not None
+    for old in (first, second):
+        refused = jwt_service.client.post(
+            "/v1/tokens/refresh",
+            json={"refresh_token": old["refresh_token"]},
+            headers=jwt_service.auth("issue"),
+        )
+        assert refused.json() == INVALID
+        with pytest.raises(InvalidToken):
+            asyncio.run(tokens.authenticate(old["access_token"]))
+    claims = asyncio.run(tokens.authenticate(only.json()["access_token"]))
+    assert claims.sub == "alice"

@@ -22,6 +22,7 @@ from sessionward.service.state import UserRow
 from ._server import serve
 
 _OPEN: list[Client] = []
+ADMIN_TOTP = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 
 
 class Client:
@@ -85,8 +86,9 @@ def test_setup_code_works_once_and_wrong_codes_fail(site: tuple[str, Runtime]) -
     assert runtime.state.count_users("admin") == 0
     done = first.post_form("/admin/setup", {**form, "code": code}, csrf_from="/admin/setup")
     assert done.status_code == 303
-    assert done.headers["location"] == "/admin/"
-    assert "Signed in as root" in first.request("GET", "/admin/").text
+    assert done.headers["location"] == "/admin/enrol"  # the password alone opens nothing else
+    assert first.request("GET", "/admin/").headers["location"] == "/admin/enrol"
+    assert "Signed in as root" in first.request("GET", "/admin/enrol").text
     second = Client(base)
     again = second.request("GET", "/admin/setup")
     assert again.status_code == 303
@@ -96,7 +98,7 @@ def test_setup_code_works_once_and_wrong_codes_fail(site: tuple[str, Runtime]) -
 def test_admin_forms_refuse_cross_site_posts(site: tuple[str, Runtime]) -> None:
     base, runtime = site
     runtime.state.add_user(
-        UserRow("admin", "root", PasswordHasher().hash("admin password 1"), None, 0)
+        UserRow("admin", "root", PasswordHasher().hash("admin password 1"), ADMIN_TOTP, 0)
     )
     admin = Client(base)
     login = admin.post_form(
@@ -104,7 +106,10 @@ def test_admin_forms_refuse_cross_site_posts(site: tuple[str, Runtime]) -> None:
         {"username": "root", "password": "admin password 1"},
         csrf_from="/admin/login",
     )
-    assert login.status_code == 303
+    assert login.headers["location"] == "/admin/login/code"
+    code = totp_now(ADMIN_TOTP, time.time())
+    second = admin.post_form("/admin/login/code", {"code": code}, csrf_from="/admin/login/code")
+    assert second.headers["location"] == "/admin/"
     token = admin.csrf("/admin/")
     forged = admin.request(
         "POST",
@@ -148,15 +153,21 @@ def test_checkout_needs_step_up_once_totp_is_on(site: tuple[str, Runtime]) -> No
         {"username": "tess", "password": "tess-password"},
         csrf_from="/demo/register",
     )
-    assert created.headers["location"] == "/demo/account"
+    assert created.headers["location"] == "/demo/login?msg=registered"
+    shopper.post_form(
+        "/demo/login", {"username": "tess", "password": "tess-password"}, csrf_from="/demo/login"
+    )
     page = shopper.request("GET", "/demo/account").text
     secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', page)
     assert secret
-    wrong = shopper.post_form("/demo/account/totp", {"code": "000000"}, csrf_from="/demo/account")
+    form = {"action": "on", "password_on": "tess-password", "new_code_on": "000000"}
+    wrong = shopper.post_form("/demo/account/totp", form, csrf_from="/demo/account")
     assert wrong.headers["location"].endswith("msg=bad-code")
     code = totp_now(secret.group(1), time.time())
-    on = shopper.post_form("/demo/account/totp", {"code": code}, csrf_from="/demo/account")
-    assert on.headers["location"].endswith("msg=totp-on")
+    on = shopper.post_form(
+        "/demo/account/totp", {**form, "new_code_on": code}, csrf_from="/demo/account"
+    )
+    assert "msg=totp-on" in on.headers["location"]
     assert runtime.state.get_user("demo", "tess").totp_secret == secret.group(1)  # type: ignore[union-attr]
     # A fresh sign-in (level 1) must step up before checkout.
     shopper.post_form("/demo/logout", {}, csrf_from="/demo/")
@@ -188,6 +199,8 @@ def test_a_user_cannot_sign_out_someone_elses_device(site: tuple[str, Runtime]) 
             csrf_from="/demo/login",
         )
     ben_session = asyncio.run(runtime.manager.list_user("ben"))[0].id
-    ann.post_form(f"/demo/devices/{ben_session}/sign-out", {}, csrf_from="/demo/devices")
+    # ann's password is right, but the session is not hers.
+    target = f"/demo/devices/{ben_session}/sign-out"
+    ann.post_form(target, {"password": "ann-password"}, csrf_from="/demo/devices")
     assert asyncio.run(runtime.manager.get(ben_session)) is not None
     assert "ben" in ben.request("GET", "/demo/account").text

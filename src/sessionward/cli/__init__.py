@@ -4,6 +4,7 @@
     sessionward --db sessions.db sessions list [--user U] [--json]
     sessionward --db sessions.db sessions revoke ID
     sessionward --db sessions.db sessions revoke-user U
+    sessionward --db sessions.db sessions revoke-all --yes
     sessionward --db sessions.db gc
     sessionward tour [--db PATH]
 
@@ -243,6 +244,12 @@ def register_sessions(subparsers: Subparsers) -> None:
     revoke_user.add_argument("user", metavar="USER")
     revoke_user.set_defaults(handler=_sessions_revoke_user)
 
+    revoke_all = actions.add_parser(
+        "revoke-all", parents=[common], help="end every session of every user"
+    )
+    revoke_all.add_argument("--yes", action="store_true", help="confirm: really end them all")
+    revoke_all.set_defaults(handler=_sessions_revoke_all)
+
 
 def _all_records(path: str) -> list[SessionRecord]:
     """Every stored record, read through a read-only connection.
@@ -347,6 +354,16 @@ def _sessions_revoke_user(args: argparse.Namespace) -> int:
     with manager:
         count = manager.revoke_user(args.user, reason=RevokeReason.ADMIN)
     print(f"revoked {count} session(s) of user {args.user}")
+    return 0
+
+
+def _sessions_revoke_all(args: argparse.Namespace) -> int:
+    path = _db_path(args)
+    if not args.yes:
+        raise CommandError("this ends every session of every user: add --yes to confirm")
+    with _open_existing(path) as manager:
+        count = manager.revoke_all(reason=RevokeReason.ADMIN)
+    print(f"revoked all {count} session(s)")
     return 0
 
 

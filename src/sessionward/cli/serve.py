@@ -71,6 +71,10 @@ def _serve_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--jwt-audience", help="aud of the access tokens (default: the origin)")
     parser.add_argument("--no-admin", action="store_true", help="do not serve /admin")
+    parser.add_argument(
+        "--admin-url", help="the admin page's own origin, e.g. https://admin.sessions.example"
+    )
+    parser.add_argument("--csp-report-uri", help="where browsers report CSP violations")
     parser.add_argument("--no-demo", action="store_true", help="do not serve /demo")
     parser.add_argument("--log-level", default="info", help="uvicorn log level (default info)")
     parser.add_argument(
@@ -105,6 +109,8 @@ def _load(args: argparse.Namespace) -> ServiceConfig:
         "trusted_proxies": getattr(args, "trusted_proxies", None),
         "jwt_keys": getattr(args, "jwt_keys", None),
         "jwt_audience": getattr(args, "jwt_audience", None),
+        "admin_url": getattr(args, "admin_url", None),
+        "csp_report_uri": getattr(args, "csp_report_uri", None),
     }
     if getattr(args, "no_admin", False):
         flags["admin"] = False
@@ -179,19 +185,20 @@ def _banner(args: argparse.Namespace, config: ServiceConfig, runtime: Any) -> No
     from sessionward.service.setup import new_setup_code
 
     origin = config.origin
+    admin = (config.admin_url or origin).rstrip("/")
     print(f"sessionward service on {origin}  (sessions: {config.store})")
     print(f"  API      {origin}/v1/   (OpenAPI: {origin}/openapi.json)")
     if runtime.tokens is not None:
         print(f"  JWKS     {origin}/.well-known/jwks.json")
     if config.admin:
-        print(f"  Admin    {origin}/admin/")
+        print(f"  Admin    {admin}/admin/")
     if config.demo:
         print(f"  Demo     {origin}/demo/")
     if config.admin and runtime.state.count_users("admin") == 0:
         code = new_setup_code(runtime.state, time.time())
         print()
         print("  No admin account yet. Open this one-time link to create it:")
-        print(f"    {origin}/admin/setup#code={code}")
+        print(f"    {admin}/admin/setup#code={code}")
     if not runtime.state.list_keys():
         print()
         print("  No API keys yet: sessionward keys create --scope issue")

@@ -3,7 +3,8 @@
 Events carry the public session id, never a token or secret. Subscribers are plain callables;
 one that raises is logged and skipped, so an events sink can never break authentication.
 The default subscriber writes one structured log line per event to the
-``sessionward.events`` logger (theft at WARNING, rejections at DEBUG, the rest at INFO).
+``sessionward.events`` logger (theft, failed authentication, changed factors and the end of
+every session at WARNING, rejections at DEBUG, the rest at INFO).
 """
 
 from __future__ import annotations
@@ -15,8 +16,11 @@ from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
 __all__ = [
+    "AllSessionsRevoked",
+    "AuthenticationAttempt",
     "Event",
     "EventBus",
+    "FactorChanged",
     "RevokeReason",
     "SessionCreated",
     "SessionElevated",
@@ -38,6 +42,7 @@ class RevokeReason(enum.StrEnum):
     LOGOUT = "logout"
     LOGOUT_EVERYWHERE = "logout-everywhere"
     LOGIN_UPGRADE = "login-upgrade"
+    NEW_LOGIN = "new-login"  # a login that ends the user's other sessions
     ADMIN = "admin"
     THEFT = "theft"
     SESSION_LIMIT = "session-limit"
@@ -95,6 +100,17 @@ class SessionRevoked(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class AllSessionsRevoked(Event):
+    """Every session of every user ended at once (``kept``: the one spared, if any). One
+    event for the lot: ``count`` says how many."""
+
+    kind: ClassVar[str] = "all-revoked"
+    count: int = 0
+    reason: str = RevokeReason.ADMIN
+    kept: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class SessionExpired(Event):
     kind: ClassVar[str] = "expired"
     deadline: str = "idle"
@@ -113,13 +129,39 @@ class TokenRejected(Event):
     reason: str = "invalid"
 
 
+@dataclass(frozen=True, slots=True)
+class AuthenticationAttempt(Event):
+    """An application checked a factor (a password, a one-time code, a setup code). For a
+    failure ``user_id`` is the account named in the attempt, ``session_id`` the session it
+    came in (its context history holds the client's address and user agent)."""
+
+    kind: ClassVar[str] = "authentication"
+    realm: str = ""
+    factor: str = "password"
+    succeeded: bool = False
+    ip: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FactorChanged(Event):
+    """An authentication factor of ``user_id`` was set, replaced or removed: tell the user."""
+
+    kind: ClassVar[str] = "factor-changed"
+    realm: str = ""
+    factor: str = "password"
+    change: str = "replaced"
+    ip: str | None = None
+
+
 Subscriber = Callable[[Event], object]
 
 
 def log_event(event: Event) -> None:
     """The default subscriber: one structured line on the ``sessionward.events`` logger."""
-    if isinstance(event, TheftSuspected):
+    if isinstance(event, TheftSuspected | AllSessionsRevoked | FactorChanged):
         level = logging.WARNING
+    elif isinstance(event, AuthenticationAttempt):
+        level = logging.INFO if event.succeeded else logging.WARNING
     elif isinstance(event, TokenRejected):
         level = logging.DEBUG
     else:

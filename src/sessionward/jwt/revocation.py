@@ -8,7 +8,8 @@ revocation rate times fifteen minutes:
   token (another base64 spelling, ECDSA ``s`` → ``n - s``) has the same ``(iss, jti)``.
 * **session list**: every token naming a backing session that ended (logout, theft, expiry).
 * **per-user cut-off** ("not before"): tokens of the user issued before the cut-off are dead
-  (logout everywhere, password change, account disabled).
+  (logout everywhere, password change, account disabled); one cut-off can cover every user
+  (an administrator ended every session).
 
 Pure and in-process: no I/O, ``now`` passed in. Reads take no lock (one dict lookup each).
 To share revocations between processes, feed every process the same calls (for example from
@@ -25,6 +26,7 @@ from sessionward.jwt.claims import AccessClaims
 __all__ = ["Revocations"]
 
 _PURGE_EVERY: Final = 256
+_EVERYONE: Final = ""  # no user id is empty: the cut-off entry that applies to every user
 
 
 class Revocations:
@@ -67,10 +69,14 @@ class Revocations:
             self._cutoffs[user_id] = (cutoff, now + self.retention)
             self._wrote(now)
 
+    def cut_off_everyone(self, *, now: float) -> None:
+        """Reject every access token issued before ``now``, whoever it names."""
+        self.cut_off_user(_EVERYONE, now=now)
+
     def cutoff_for(self, user_id: str) -> float | None:
         """The user's current cut-off, if any (issuers start ``iat`` at or after it)."""
-        entry = self._cutoffs.get(user_id)
-        return None if entry is None else entry[0]
+        entries = [e[0] for e in (self._cutoffs.get(user_id), self._cutoffs.get(_EVERYONE)) if e]
+        return max(entries) if entries else None
 
     def _wrote(self, now: float) -> None:
         self._writes += 1
@@ -101,6 +107,9 @@ class Revocations:
         if self._cutoffs:
             entry = self._cutoffs.get(claims.sub)
             if entry is not None and claims.iat < entry[0]:
+                return "user-cutoff"
+            everyone = self._cutoffs.get(_EVERYONE)
+            if everyone is not None and claims.iat < everyone[0]:
                 return "user-cutoff"
         return None
 

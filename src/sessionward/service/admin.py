@@ -15,24 +15,32 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import time
 from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import parse_qsl, quote
+from urllib.parse import quote
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from sessionward.core import token as tokens
 from sessionward.core.events import RevokeReason
 from sessionward.core.record import Session
 from sessionward.errors import AlreadyExists
+from sessionward.service.admin_account import (
+    ADMIN_MIN_PASSWORD,
+    ROOT,
+    AdminAccount,
+    second_factor_next,
+)
+from sessionward.service.factors import NAME, attempted, check_password
+from sessionward.service.forms import form_fields, redirect
 from sessionward.service.html import Page, attr, chart_svg, esc, fmt_time, hidden_csrf
-from sessionward.service.passwords import hash_password_async, verify_password_async
+from sessionward.service.password_policy import password_problem
+from sessionward.service.passwords import hash_password_async
 from sessionward.service.runtime import ADMIN_SCOPE, ADMIN_USER_PREFIX, Runtime
 from sessionward.service.setup import consume_setup_code
 from sessionward.service.state import UserRow
@@ -40,10 +48,8 @@ from sessionward.web import CookiePolicy, CsrfPolicy
 from sessionward.web.asgi import SessionMiddleware
 from sessionward.web.starlette import get_handle
 
-__all__ = ["admin_app"]
+__all__ = ["ROOT", "admin_app", "form_fields"]
 
-ROOT = "/admin"
-_NAME = re.compile(r"[a-z0-9_.-]{3,32}")
 STREAM_SECONDS = 300.0
 _CHART = [
     ("event:created", "Sessions created", "#0b5cad"),
@@ -53,16 +59,6 @@ _CHART = [
 ]
 
 
-async def form_fields(request: Request) -> dict[str, str]:
-    """The urlencoded form (the middleware has already bounded its size)."""
-    body = (await request.body()).decode("utf-8", "replace")
-    return dict(parse_qsl(body, max_num_fields=100))
-
-
-def redirect(path: str) -> Response:
-    return RedirectResponse(path, status_code=303)
-
-
 class Admin:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
@@ -70,7 +66,8 @@ class Admin:
 
     # -- who is asking -----------------------------------------------------------------------
 
-    def admin_name(self, request: Request) -> str | None:
+    def signed_in(self, request: Request) -> str | None:
+        """The admin account of this session, proven by its password at least."""
         session = get_handle(request).session
         if session is None or session.user_id is None:
             return None
@@ -79,10 +76,33 @@ class Admin:
         name = session.user_id[len(ADMIN_USER_PREFIX) :]
         return name if self.rt.state.get_user("admin", name) is not None else None
 
-    def page(self, title: str, name: str | None) -> Page:
-        nav = [f'<a href="{ROOT}/">Dashboard</a>', '<a href="/demo/">Demo shop</a>']
+    def admin_name(self, request: Request) -> str | None:
+        """The admin account of this session once both factors are proven (level 2): only
+        then does the console answer."""
+        session = get_handle(request).session
+        name = self.signed_in(request)
+        both = session is not None and session.auth_level >= 2
+        return name if both else None
+
+    def sign_in_first(self, request: Request) -> Response:
+        """Where a request without a console session goes: setting up the second factor
+        when the password is proven and the account has none yet, else the sign-in page."""
+        name = self.signed_in(request)
+        account = None if name is None else self.rt.state.get_user("admin", name)
+        enrol = account is not None and not account.totp_secret
+        return redirect(f"{ROOT}/enrol" if enrol else f"{ROOT}/login")
+
+    async def page(self, request: Request, title: str, name: str | None = None) -> Page:
+        """A console page; signed in, its navigation holds the sign-out button."""
+        nav = [f'<a href="{ROOT}/">Dashboard</a>']
+        if self.rt.config.admin_host is None:
+            nav.append('<a href="/demo/">Demo shop</a>')
+        name = name or self.signed_in(request)
         if name is not None:
-            nav.append(f"<span>Signed in as {esc(name)}</span>")
+            nav += [
+                f'<a href="{ROOT}/account">Signed in as {esc(name)}</a>',
+                await self.logout_form(request),
+            ]
         return Page(title, "sessionward admin", f"{ROOT}/", nav)
 
     async def logout_form(self, request: Request) -> str:
@@ -103,11 +123,12 @@ class Admin:
             fields = await form_fields(request)
             name = fields.get("username", "").strip().lower()
             password = fields.get("password", "")
-            if not _NAME.fullmatch(name):
+            problem = password_problem(password, min_length=ADMIN_MIN_PASSWORD, name=name)
+            if not NAME.fullmatch(name):
                 error = "Choose a user name of 3 to 32 letters, digits, '.', '_' or '-'."
-            elif len(password) < 12:
-                error = "Choose a password of at least 12 characters."
-            elif not consume_setup_code(self.rt.state, fields.get("code", "").strip()):
+            elif problem is not None:
+                error = problem
+            elif not self.setup_code(request, fields.get("code", "").strip()):
                 error = "That setup code is not valid (it works once; restart to get a new one)."
             else:
                 hashed = await hash_password_async(password)
@@ -115,8 +136,9 @@ class Admin:
                     self.rt.state.add_user(UserRow("admin", name, hashed, None, time.time()))
                 except AlreadyExists:
                     return redirect(f"{ROOT}/login")
-                await handle.login(ADMIN_USER_PREFIX + name, scopes=[ADMIN_SCOPE])
-                return redirect(f"{ROOT}/")
+                # The password alone: the console opens once a second factor is set up.
+                await handle.login(ADMIN_USER_PREFIX + name, auth_level=1, scopes=[ADMIN_SCOPE])
+                return redirect(f"{ROOT}/enrol")
         csrf = await handle.csrf_token()
         body = (
             (f'<p class="msg error" role="alert">{esc(error)}</p>' if error else "")
@@ -129,7 +151,7 @@ class Admin:
             '<input type="text" id="username" name="username" autocomplete="username" required>'
             '<label for="password">Password (12 characters or more)</label>'
             '<input type="password" id="password" name="password" autocomplete="new-password"'
-            ' minlength="12" required>'
+            ' minlength="12" maxlength="1024" required>'
             '<p><button type="submit">Create admin account</button></p></form>'
         )
         # The code arrives in the URL fragment, which is never sent to the server; copy it
@@ -139,9 +161,13 @@ class Admin:
             "if(m){document.getElementById('code').value=m[1];"
             "history.replaceState(null,'',location.pathname);}"
         )
-        return self.page("Set up the admin account", None).response(
-            body, status=400 if error else 200, scripts=[script]
-        )
+        page = await self.page(request, "Set up the admin account")
+        return page.response(body, status=400 if error else 200, scripts=[script])
+
+    def setup_code(self, request: Request, code: str) -> bool:
+        ok = consume_setup_code(self.rt.state, code)
+        attempted(self.rt, get_handle(request), "admin", "", "setup-code", ok)
+        return ok
 
     async def login(self, request: Request) -> Response:
         handle = get_handle(request)
@@ -151,11 +177,9 @@ class Admin:
         if request.method == "POST":
             fields = await form_fields(request)
             name = fields.get("username", "").strip().lower()
-            user = self.rt.state.get_user("admin", name) if _NAME.fullmatch(name) else None
-            stored = None if user is None else user.password_hash
-            if await verify_password_async(stored, fields.get("password", "")):
-                await handle.login(ADMIN_USER_PREFIX + name, scopes=[ADMIN_SCOPE])
-                return redirect(f"{ROOT}/")
+            user = await check_password(self.rt, handle, "admin", name, fields.get("password", ""))
+            if user is not None:
+                return await second_factor_next(self.rt, handle, user)
             error = "Wrong user name or password."
         csrf = await handle.csrf_token()
         body = (
@@ -168,7 +192,8 @@ class Admin:
             ' autocomplete="current-password" required>'
             '<p><button type="submit">Sign in</button></p></form>'
         )
-        return self.page("Admin sign-in", None).response(body, status=401 if error else 200)
+        page = await self.page(request, "Admin sign-in")
+        return page.response(body, status=401 if error else 200)
 
     async def logout(self, request: Request) -> Response:
         await get_handle(request).logout()
@@ -190,7 +215,7 @@ class Admin:
     async def dashboard(self, request: Request) -> Response:
         name = self.admin_name(request)
         if name is None:
-            return redirect(f"{ROOT}/login")
+            return self.sign_in_first(request)
         counts = await self.counts()
         labels = {
             "sessions": "Stored sessions",
@@ -208,7 +233,6 @@ class Admin:
         series = self.rt.activity.series([key for key, _, _ in _CHART], minutes=30)
         feed = "".join(_feed_item(e) for e in self.rt.activity.latest(30))
         body = (
-            f"<p>{await self.logout_form(request)}</p>"
             f'<section aria-labelledby="counts-h"><h2 id="counts-h">Live counts</h2>'
             f'<div class="grid" aria-live="polite">{stats}</div></section>'
             f'<section aria-labelledby="chart-h"><h2 id="chart-h">Sessions and decisions</h2>'
@@ -221,6 +245,9 @@ class Admin:
             f'<section aria-labelledby="feed-h"><h2 id="feed-h">Events</h2>'
             '<p class="muted" id="feed-status">Live updates connect automatically.</p>'
             f'<ol class="feed" id="feed" reversed>{feed}</ol></section>'
+            '<section aria-labelledby="all-h"><h2 id="all-h">Every session</h2>'
+            f'<p><a href="{ROOT}/revoke-all">End every session of every user…</a> '
+            "(asks for your password and a code first)</p></section>"
         )
         script = (
             f"var es=new EventSource('{ROOT}/stream');var feed=document.getElementById('feed');"
@@ -237,7 +264,7 @@ class Admin:
             "for(var k in c){var el=document.getElementById('count-'+k);"
             "if(el&&c[k]!==null){el.textContent=c[k];}}});"
         )
-        return self.page("Sessions", name).response(body, scripts=[script])
+        return (await self.page(request, "Sessions", name)).response(body, scripts=[script])
 
     async def stream(self, request: Request) -> Response:
         if self.admin_name(request) is None:
@@ -271,7 +298,7 @@ class Admin:
     async def user_sessions(self, request: Request) -> Response:
         name = self.admin_name(request)
         if name is None:
-            return redirect(f"{ROOT}/login")
+            return self.sign_in_first(request)
         user = request.query_params.get("user", "").strip()[:256]
         handle = get_handle(request)
         csrf = await handle.csrf_token()
@@ -301,12 +328,12 @@ class Admin:
             ' <button type="submit">Search</button></form>'
             f"<h2>Sessions of {esc(user)}</h2>{table}{revoke_all}"
         )
-        return self.page(f"User {user}", name).response(body)
+        return (await self.page(request, f"User {user}", name)).response(body)
 
     async def session_detail(self, request: Request) -> Response:
         name = self.admin_name(request)
         if name is None:
-            return redirect(f"{ROOT}/login")
+            return self.sign_in_first(request)
         session_id = str(request.path_params["session_id"])
         session = await self.manager.get(session_id) if tokens.is_session_id(session_id) else None
         events = self.rt.activity.for_session(session_id)
@@ -355,11 +382,11 @@ class Admin:
             "Hijack scoring will add its decisions here.</p>"
             + f"<ul>{risk_list}</ul><h2>Events</h2><ul>{event_list}</ul>"
         )
-        return self.page(f"Session {session_id}", name).response(body)
+        return (await self.page(request, f"Session {session_id}", name)).response(body)
 
     async def revoke_session(self, request: Request) -> Response:
         if self.admin_name(request) is None:
-            return redirect(f"{ROOT}/login")
+            return self.sign_in_first(request)
         session_id = str(request.path_params["session_id"])
         user = None
         if tokens.is_session_id(session_id):
@@ -371,7 +398,7 @@ class Admin:
 
     async def revoke_user(self, request: Request) -> Response:
         if self.admin_name(request) is None:
-            return redirect(f"{ROOT}/login")
+            return self.sign_in_first(request)
         user = (await form_fields(request)).get("user", "").strip()
         if user:
             current = get_handle(request).session
@@ -422,10 +449,15 @@ def _session_row(session: Session, csrf: str, user: str, current: Session | None
 
 def admin_app(rt: Runtime) -> Any:
     admin = Admin(rt)
+    account = AdminAccount(admin)
     routes = [
         Route("/", admin.dashboard, methods=["GET"]),
         Route("/setup", admin.setup, methods=["GET", "POST"]),
         Route("/login", admin.login, methods=["GET", "POST"]),
+        Route("/login/code", account.second_factor, methods=["GET", "POST"]),
+        Route("/enrol", account.enrol, methods=["GET", "POST"]),
+        Route("/account", account.account, methods=["GET", "POST"]),
+        Route("/revoke-all", account.revoke_all, methods=["GET", "POST"]),
         Route("/logout", admin.logout, methods=["POST"]),
         Route("/stream", admin.stream, methods=["GET"]),
         Route("/users", admin.user_sessions, methods=["GET"]),
@@ -433,7 +465,7 @@ def admin_app(rt: Runtime) -> Any:
         Route("/sessions/{session_id}", admin.session_detail, methods=["GET"]),
         Route("/sessions/{session_id}/revoke", admin.revoke_session, methods=["POST"]),
     ]
-    csrf = CsrfPolicy(rt.config.origins, keys=[rt.state.secret("admin-csrf")])
+    csrf = CsrfPolicy(rt.config.admin_origins, keys=[rt.state.secret("admin-csrf")])
     middleware = [
         Middleware(
             SessionMiddleware,

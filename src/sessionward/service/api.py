@@ -82,6 +82,8 @@ _REVOKE_REASONS = {r.value for r in RevokeReason}
 _SCOPE = re.compile("[!-~]{1,128}")  # printable ASCII, no space: the scope separator
 _JWKS_CACHE = {"cache-control": "public, max-age=300"}  # key rotation waits out far more
 _NO_JWT = "the JWT mode is not configured (jwt_keys)"
+#: Error codes of a failed authentication or authorization: logged as security events.
+REFUSED = frozenset({"unauthenticated", "forbidden"})
 
 
 class ApiError(Exception):
@@ -480,6 +482,17 @@ class Api:
         count = await self.manager.revoke_user(user_id, keep=keep, reason=reason)
         return _answer({"revoked": count})
 
+    async def revoke_all(self, request: Request, key: ApiKey) -> Response:
+        """Every session of every user; the body must say so: ``{"confirm": "revoke-all"}``."""
+        fields = Fields(await _json_body(request), {"confirm", "keep_session_id"})
+        if fields.string("confirm", limit=64) != "revoke-all":
+            raise ApiError(400, "invalid_request", 'confirm with {"confirm": "revoke-all"}')
+        keep = fields.string("keep_session_id", limit=64)
+        if keep is not None and not tokens.is_session_id(keep):
+            raise ApiError(400, "invalid_request", "keep_session_id is not a session id")
+        count = await self.manager.revoke_all(keep=keep, reason=RevokeReason.ADMIN)
+        return _answer({"revoked": count})
+
     def _session_id(self, request: Request) -> str:
         session_id = request.path_params["session_id"]
         if not tokens.is_session_id(session_id):
@@ -514,15 +527,20 @@ class Api:
 
     async def token_login(self, request: Request, key: ApiKey) -> Response:
         service = self._tokens()
-        fields = Fields(await _json_body(request), {"user_id", "auth_level", "scopes", "context"})
+        allowed = {"user_id", "auth_level", "scopes", "context", "end_other_sessions"}
+        fields = Fields(await _json_body(request), allowed)
         user_id = fields.string("user_id", required=True, limit=256) or ""
         if user_id.startswith(RESERVED_PREFIX):
             raise ApiError(403, "forbidden", f"user ids starting {RESERVED_PREFIX!r} are reserved")
+        end_others = fields.body.get("end_other_sessions", False)
+        if not isinstance(end_others, bool):
+            raise ApiError(400, "invalid_request", "end_other_sessions must be true or false")
         pair = await service.login(
             str(_user_id(user_id, key)),
             scopes=fields.strings("scopes", ascii_only=True) or (),
             auth_level=_or(fields.integer("auth_level", maximum=100), 1),
             context=_context(fields),
+            end_other_sessions=end_others,
         )
         return self._pair(service, pair, 201)
 
@@ -591,6 +609,9 @@ def endpoint(runtime: Runtime, name: str, scope: str, handler: Handler) -> Calla
             response = await handler(request, key)
         except Exception as exc:
             error = mapped(exc)
+            if error.code in REFUSED:  # a failed authentication or authorization
+                client = request.client.host if request.client else "-"
+                _log.warning("API %s refused: %s, client %s", name, error.code, client)
             headers = CHALLENGE if error.code == "unauthenticated" else None
             response = error_response(error.status, error.code, error.message, headers)
         metrics.observe(name, response.status_code, time.perf_counter() - started)
@@ -656,6 +677,7 @@ def api_routes(runtime: Runtime, api: Api | None = None) -> list[Route]:
         ("/v1/sessions/revoke", "POST", "revoke", "issue", api.revoke),
         ("/v1/users/{user_id:anytext}/sessions", "GET", "list_user", "issue", api.list_user),
         ("/v1/users/{user_id:anytext}/revoke", "POST", "revoke_user", "issue", api.revoke_user),
+        ("/v1/sessions/revoke-all", "POST", "revoke_all", "admin", api.revoke_all),
         ("/v1/sessions/{session_id}", "GET", "get_session", "admin", api.get_session),
         ("/v1/sessions/{session_id}", "DELETE", "delete_session", "admin", api.delete_session),
         ("/v1/tokens", "POST", "token_login", "issue", api.token_login),

@@ -10,24 +10,38 @@ Composition only: the session decisions are the manager's; the web adapters
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Host, Mount, Route, Router
+from starlette.types import ASGIApp
 
 from sessionward.clock import Clock
 from sessionward.service.api import Api, api_routes, error_response
 from sessionward.service.config import ServiceConfig
+from sessionward.service.headers import SecurityHeaders
 from sessionward.service.openapi import openapi_document
 from sessionward.service.runtime import Runtime, open_runtime
 from sessionward.stores._async.base import AsyncStore
 
-__all__ = ["create_app"]
+__all__ = ["ServiceApp", "create_app"]
+
+
+class ServiceApp(Starlette):
+    """Starlette with the security headers outermost, around Starlette's own error handler,
+    so that its 500 answers carry them too."""
+
+    secure: Callable[[ASGIApp], SecurityHeaders] | None = None
+
+    def build_middleware_stack(self) -> ASGIApp:
+        stack = super().build_middleware_stack()
+        return stack if self.secure is None else self.secure(stack)
 
 
 def create_app(
@@ -69,8 +83,15 @@ def create_app(
     if config.admin:
         from sessionward.service.admin import admin_app
 
-        routes.append(Route("/admin", _slash("/admin/"), methods=["GET"]))
-        routes.append(Mount("/admin", app=admin_app(rt)))
+        admin = [
+            Route("/admin", _slash("/admin/"), methods=["GET"]),
+            Mount("/admin", app=admin_app(rt)),
+        ]
+        if config.admin_host is None:
+            routes += admin
+        else:  # its own origin: nothing else answers there, and it answers nowhere else
+            root = Route("/", _slash("/admin/"), methods=["GET"])
+            routes.insert(0, Host(config.admin_host, app=Router([root, *admin])))
     if config.demo:
         from sessionward.service.demo import demo_app
 
@@ -85,12 +106,18 @@ def create_app(
             if runtime is None:
                 await rt.close()
 
-    app = Starlette(
+    secure = partial(
+        SecurityHeaders,
+        https_origins=[config.origin, *([config.admin_url] if config.admin_url else [])],
+        csp_report_uri=config.csp_report_uri,
+    )
+    app = ServiceApp(
         routes=routes,
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_error},  # type: ignore[dict-item]
     )
     app.state.runtime = rt
+    app.secure = secure
     return app
 
 

@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from sessionward.core.policy import Policy
 from sessionward.errors import ConfigError
@@ -52,6 +53,10 @@ class ServiceConfig:
       that text itself (as ``SESSIONWARD_JWT_KEYS`` holds it for ``sessionward.jwt``).
     * ``jwt_audience``: the ``aud`` of the access tokens (default: the origin, also the
       ``iss``).
+    * ``admin_url``: the origin of the admin page when it has a host name of its own
+      (``https://admin.sessions.example``): it then answers only requests for that host, and
+      that host serves nothing else. Default: ``/admin`` beside everything else.
+    * ``csp_report_uri``: where browsers report Content-Security-Policy violations.
     """
 
     host: str = "127.0.0.1"
@@ -65,6 +70,8 @@ class ServiceConfig:
     key_cache_seconds: float = 5.0
     jwt_keys: str | None = None
     jwt_audience: str | None = None
+    admin_url: str | None = None
+    csp_report_uri: str | None = None
     policy: Policy = field(default_factory=Policy)
 
     def __post_init__(self) -> None:
@@ -74,6 +81,12 @@ class ServiceConfig:
             raise ConfigError("store must be a SQLite path or a redis:// / postgresql:// URL")
         if self.key_cache_seconds < 0:
             raise ConfigError("key_cache_seconds must not be negative")
+        if self.admin_url is not None and _host_of(self.admin_url) is None:
+            raise ConfigError("admin_url must be an origin such as https://admin.example")
+        if self.admin_url is not None and _host_of(self.admin_url) == _host_of(self.origin):
+            raise ConfigError("admin_url must name a host other than the public URL's")
+        if self.csp_report_uri is not None and not _is_report_uri(self.csp_report_uri):
+            raise ConfigError("csp_report_uri must be an http(s) URL or a path, without ';' ','")
 
     @property
     def store_is_sqlite(self) -> bool:
@@ -93,12 +106,34 @@ class ServiceConfig:
         return f"http://{host}:{self.port}"
 
     @property
+    def admin_host(self) -> str | None:
+        """The admin page's own host name, when it has one."""
+        return None if self.admin_url is None else _host_of(self.admin_url)
+
+    @property
+    def admin_origins(self) -> list[str]:
+        """Origins accepted for the admin page's forms."""
+        return [self.admin_url.rstrip("/")] if self.admin_url else self.origins
+
+    @property
     def origins(self) -> list[str]:
         """Origins accepted for browser forms (CSRF)."""
         out = [self.origin]
         if not self.public_url and self.host in ("127.0.0.1", "localhost", "::1"):
             out += [f"http://127.0.0.1:{self.port}", f"http://localhost:{self.port}"]
         return list(dict.fromkeys(out))
+
+
+def _host_of(url: str) -> str | None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+        return None
+    return parts.hostname.lower()
+
+
+def _is_report_uri(uri: str) -> bool:
+    plain = not any(c in uri for c in ' ;,"\r\n')
+    return plain and uri.startswith(("https://", "http://", "/"))
 
 
 def _coerce(name: str, value: Any) -> Any:

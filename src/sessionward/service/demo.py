@@ -6,35 +6,34 @@ register or sign in (argon2id; the cart survives: the login carries the anonymou
 data into a new session and kills the old token), an account page with optional TOTP for
 step-up (checkout then needs a code from the last five minutes), "Your devices" (every
 session of the account with device, place and last activity; sign out one or all others),
-and logout. Cookie transport with CSRF, through ``sessionward.web``; no logic of its own
-beyond the shop.
+and logout (the account pages are ``sessionward.service.demo_account``). Cookie transport
+with CSRF, through ``sessionward.web``; no logic of its own beyond the shop.
+
+Registration says the same whether or not the name was free (the account is created only if
+it was; the password is hashed either way), so it tells nobody which names exist: sign in
+afterwards. New passwords follow ``sessionward.service.password_policy``. Every password and
+code check is a security event (``sessionward.service.factors``).
 """
 
 from __future__ import annotations
 
-import re
+import contextlib
 import time
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
-from sessionward.core import token as tokens
-from sessionward.core.events import RevokeReason
-from sessionward.core.record import Session
 from sessionward.errors import AlreadyExists, StepUpRequired
-from sessionward.service.admin import form_fields
-from sessionward.service.html import Page, attr, esc, fmt_time, hidden_csrf
-from sessionward.service.passwords import (
-    hash_password_async,
-    new_totp_secret,
-    totp_uri,
-    verify_password_async,
-    verify_totp,
-)
+from sessionward.service.demo_account import DEMO_MIN_PASSWORD, ShopAccount
+from sessionward.service.factors import NAME, check_code, check_password
+from sessionward.service.forms import form_fields, redirect
+from sessionward.service.html import Page, attr, esc, hidden_csrf
+from sessionward.service.password_policy import MAX_LENGTH, password_problem
+from sessionward.service.passwords import hash_password_async
 from sessionward.service.runtime import RESERVED_PREFIX, Runtime
 from sessionward.service.state import UserRow
 from sessionward.web import CookiePolicy, CsrfPolicy
@@ -46,52 +45,12 @@ __all__ = ["PRODUCTS", "demo_app"]
 ROOT = "/demo"
 REALM = "demo"
 STEP_UP_SECONDS = 300
-_NAME = re.compile(r"[a-z0-9_.-]{3,32}")
 PRODUCTS = {
     "tea": ("Green tea", 4.50),
     "mug": ("Stoneware mug", 12.00),
     "kettle": ("Kettle", 35.00),
     "biscuits": ("Oat biscuits", 3.20),
 }
-
-
-def redirect(path: str) -> Response:
-    return RedirectResponse(path, status_code=303)
-
-
-def device_of(user_agent: str | None) -> str:
-    """A short, human name for a user agent (browser and platform)."""
-    if not user_agent:
-        return "Unknown device"
-    browser = next(
-        (
-            name
-            for key, name in (
-                ("Edg/", "Edge"),
-                ("Firefox/", "Firefox"),
-                ("Chrome/", "Chrome"),
-                ("Safari/", "Safari"),
-                ("curl/", "curl"),
-            )
-            if key in user_agent
-        ),
-        "Browser",
-    )
-    platform = next(
-        (
-            name
-            for key, name in (
-                ("Android", "Android"),
-                ("iPhone", "iPhone"),
-                ("Windows", "Windows"),
-                ("Mac OS", "macOS"),
-                ("Linux", "Linux"),
-            )
-            if key in user_agent
-        ),
-        None,
-    )
-    return f"{browser} on {platform}" if platform else browser
 
 
 class Shop:
@@ -210,19 +169,16 @@ class Shop:
             fields = await form_fields(request)
             name = fields.get("username", "").strip().lower()
             password = fields.get("password", "")
-            if not _NAME.fullmatch(name):
+            problem = password_problem(password, min_length=DEMO_MIN_PASSWORD, name=name)
+            if not NAME.fullmatch(name):
                 error = "Choose a user name of 3 to 32 letters, digits, '.', '_' or '-'."
-            elif len(password) < 8:
-                error = "Choose a password of at least 8 characters."
+            elif problem is not None:
+                error = problem
             else:
-                hashed = await hash_password_async(password)
-                try:
+                hashed = await hash_password_async(password)  # a taken name costs the same
+                with contextlib.suppress(AlreadyExists):
                     self.rt.state.add_user(UserRow(REALM, name, hashed, None, time.time()))
-                except AlreadyExists:
-                    error = "That user name is taken."
-                else:
-                    await handle.login(name)
-                    return redirect(f"{ROOT}/account")
+                return redirect(f"{ROOT}/login?msg=registered")
         csrf = await handle.csrf_token()
         body = _error(error) + _account_form(
             f"{ROOT}/register", csrf, "Create account", "new-password"
@@ -235,75 +191,23 @@ class Shop:
         if request.method == "POST":
             fields = await form_fields(request)
             name = fields.get("username", "").strip().lower()
-            account = self.rt.state.get_user(REALM, name) if _NAME.fullmatch(name) else None
-            stored = None if account is None else account.password_hash
-            if await verify_password_async(stored, fields.get("password", "")):
+            if await check_password(self.rt, handle, REALM, name, fields.get("password", "")):
                 await handle.login(name)  # the cart comes along; the guest token dies
                 target = "cart" if request.query_params.get("next") == "cart" else ""
                 return redirect(f"{ROOT}/{target}")
             error = "Wrong user name or password."
         csrf = await handle.csrf_token()
         action = f"{ROOT}/login" + ("?next=cart" if request.query_params.get("next") else "")
-        body = _error(error) + _account_form(action, csrf, "Sign in", "current-password")
+        body = (
+            _message(request)
+            + _error(error)
+            + _account_form(action, csrf, "Sign in", "current-password")
+        )
         return (await self.page(request, "Sign in")).response(body, status=401 if error else 200)
 
     async def logout(self, request: Request) -> Response:
         await get_handle(request).logout()
         return redirect(f"{ROOT}/?msg=signed-out")
-
-    async def account(self, request: Request) -> Response:
-        user = self.user(request)
-        if user is None:
-            return redirect(f"{ROOT}/login")
-        handle = get_handle(request)
-        session = handle.session
-        assert session is not None  # noqa: S101 - user() found one
-        account = self.rt.state.get_user(REALM, user)
-        csrf = await handle.csrf_token()
-        if account is not None and account.totp_secret:
-            totp = (
-                "<p>Two-step verification is <strong>on</strong>. Placing an order asks for "
-                "a code when you have not entered one in the last five minutes.</p>"
-            )
-        else:
-            secret = session.data.get("pending_totp") or new_totp_secret()
-            if session.data.get("pending_totp") != secret:
-                await handle.update_data(lambda d: {**d, "pending_totp": secret})
-            totp = (
-                "<p>Two-step verification is off. Add this key to an authenticator app, then "
-                "enter the code it shows.</p>"
-                f'<p>Key: <code id="totp-secret">{esc(secret)}</code></p>'
-                f'<p class="muted">URI: <code>{esc(totp_uri(secret, user))}</code></p>'
-                f'<form method="post" action="{ROOT}/account/totp">{hidden_csrf(csrf)}'
-                '<label for="code">Code from your app</label>'
-                '<input type="text" id="code" name="code" inputmode="numeric"'
-                ' autocomplete="one-time-code" required>'
-                ' <button type="submit">Turn on</button></form>'
-            )
-        body = (
-            _message(request)
-            + f'<dl class="panel"><dt>User name</dt><dd id="account-user">{esc(user)}</dd>'
-            f"<dt>Signed in</dt><dd>{fmt_time(session.auth_time)}</dd>"
-            f"<dt>Orders placed</dt><dd>{int(session.data.get('orders', 0))}</dd></dl>"
-            f"<h2>Two-step verification</h2>{totp}"
-            f'<p><a href="{ROOT}/devices">See the devices signed in to your account</a></p>'
-        )
-        return (await self.page(request, "Your account")).response(body)
-
-    async def enable_totp(self, request: Request) -> Response:
-        user = self.user(request)
-        handle = get_handle(request)
-        session = handle.session
-        if user is None or session is None:
-            return redirect(f"{ROOT}/login")
-        secret = session.data.get("pending_totp")
-        code = (await form_fields(request)).get("code", "")
-        if not isinstance(secret, str) or not verify_totp(secret, code, self.manager.clock.now()):
-            return redirect(f"{ROOT}/account?msg=bad-code")
-        self.rt.state.set_totp(REALM, user, secret)
-        await handle.update_data(lambda d: {k: v for k, v in d.items() if k != "pending_totp"})
-        await handle.elevate(auth_level=2)  # the code was just proven
-        return redirect(f"{ROOT}/account?msg=totp-on")
 
     async def step_up(self, request: Request) -> Response:
         user = self.user(request)
@@ -316,7 +220,7 @@ class Shop:
         error = ""
         if request.method == "POST":
             code = (await form_fields(request)).get("code", "")
-            if verify_totp(account.totp_secret, code, self.manager.clock.now()):
+            if check_code(self.rt, handle, account, code):
                 await handle.elevate(auth_level=2)
                 return redirect(f"{ROOT}/cart")
             error = "That code is not right. Try the current one."
@@ -331,71 +235,15 @@ class Shop:
         )
         return (await self.page(request, "Confirm it is you")).response(body)
 
-    # -- devices -----------------------------------------------------------------------------
-
-    async def devices(self, request: Request) -> Response:
-        user = self.user(request)
-        if user is None:
-            return redirect(f"{ROOT}/login")
-        handle = get_handle(request)
-        current = handle.session
-        csrf = await handle.csrf_token()
-        sessions = await self.manager.list_user(user)
-        rows = "".join(_device_row(s, current, csrf) for s in sessions)
-        others = len([s for s in sessions if current is None or s.id != current.id])
-        body = (
-            _message(request)
-            + '<table id="devices"><caption class="sr-only">Signed-in devices</caption><thead>'
-            '<tr><th scope="col">Device</th><th scope="col">Place</th>'
-            '<th scope="col">Last activity</th><th scope="col">Signed in</th>'
-            '<th scope="col"><span class="sr-only">Actions</span></th></tr></thead>'
-            f"<tbody>{rows}</tbody></table>"
-            + (
-                f'<form method="post" action="{ROOT}/devices/sign-out-others">{hidden_csrf(csrf)}'
-                f'<button class="danger" type="submit">Sign out other devices ({others})'
-                "</button></form>"
-                if others
-                else "<p>No other devices are signed in.</p>"
-            )
-        )
-        return (await self.page(request, "Your devices")).response(body)
-
-    async def sign_out_others(self, request: Request) -> Response:
-        user = self.user(request)
-        current = get_handle(request).session
-        if user is None or current is None:
-            return redirect(f"{ROOT}/login")
-        count = await self.manager.revoke_user(
-            user, keep=current, reason=RevokeReason.LOGOUT_EVERYWHERE
-        )
-        return redirect(f"{ROOT}/devices?msg=signed-out-{count}")
-
-    async def sign_out_device(self, request: Request) -> Response:
-        user = self.user(request)
-        if user is None:
-            return redirect(f"{ROOT}/login")
-        session_id = str(request.path_params["session_id"])
-        if tokens.is_session_id(session_id):
-            target = await self.manager.get(session_id)
-            if target is not None and target.user_id == user:  # only the user's own sessions
-                await self.manager.revoke(target, reason=RevokeReason.LOGOUT)
-        return redirect(f"{ROOT}/devices")
-
-
 _MESSAGES = {
     "ordered": "Thank you: your order is placed.",
     "signed-out": "You are signed out.",
-    "totp-on": "Two-step verification is on.",
-    "bad-code": "That code is not right; try the current one.",
+    "registered": "If that user name was free, your account is ready: sign in.",
 }
 
 
 def _message(request: Request) -> str:
-    key = request.query_params.get("msg", "")
-    if key.startswith("signed-out-") and key[11:].isdigit():
-        text = f"Signed out {int(key[11:])} other device(s)."
-    else:
-        text = _MESSAGES.get(key, "")
+    text = _MESSAGES.get(request.query_params.get("msg", ""), "")
     return f'<p class="msg" role="status">{esc(text)}</p>' if text else ""
 
 
@@ -410,32 +258,14 @@ def _account_form(action: str, csrf: str, label: str, password_kind: str) -> str
         '<input type="text" id="username" name="username" autocomplete="username" required>'
         '<label for="password">Password</label>'
         f'<input type="password" id="password" name="password" autocomplete="{password_kind}"'
-        " required>"
+        f' maxlength="{MAX_LENGTH}" required>'
         f'<p><button type="submit">{esc(label)}</button></p></form>'
-    )
-
-
-def _device_row(session: Session, current: Session | None, csrf: str) -> str:
-    latest: dict[str, Any] = session.context_history[-1] if session.context_history else {}
-    this = current is not None and current.id == session.id
-    action = (
-        '<span class="tag">This device</span>'
-        if this
-        else f'<form method="post" action="{ROOT}/devices/{esc(session.id)}/sign-out" '
-        f'class="inline">{hidden_csrf(csrf)}<button class="secondary" type="submit" '
-        f'aria-label="Sign out {esc(device_of(latest.get("user_agent")))} '
-        f'({esc(session.id)})">Sign out</button></form>'
-    )
-    return (
-        f"<tr data-session={attr(session.id)}><td>{esc(device_of(latest.get('user_agent')))}"
-        f"</td><td>{esc(latest.get('ip') or 'unknown')}</td>"
-        f"<td>{fmt_time(session.last_seen)}</td><td>{fmt_time(session.created_at)}</td>"
-        f"<td>{action}</td></tr>"
     )
 
 
 def demo_app(rt: Runtime) -> Any:
     shop = Shop(rt)
+    account = ShopAccount(shop)
     routes = [
         Route("/", shop.home, methods=["GET"]),
         Route("/cart", shop.cart, methods=["GET"]),
@@ -444,12 +274,13 @@ def demo_app(rt: Runtime) -> Any:
         Route("/register", shop.register, methods=["GET", "POST"]),
         Route("/login", shop.login, methods=["GET", "POST"]),
         Route("/logout", shop.logout, methods=["POST"]),
-        Route("/account", shop.account, methods=["GET"]),
-        Route("/account/totp", shop.enable_totp, methods=["POST"]),
+        Route("/account", account.account, methods=["GET"]),
+        Route("/account/totp", account.change_totp, methods=["POST"]),
+        Route("/account/password", account.change_password, methods=["POST"]),
         Route("/step-up", shop.step_up, methods=["GET", "POST"]),
-        Route("/devices", shop.devices, methods=["GET"]),
-        Route("/devices/sign-out-others", shop.sign_out_others, methods=["POST"]),
-        Route("/devices/{session_id}/sign-out", shop.sign_out_device, methods=["POST"]),
+        Route("/devices", account.devices, methods=["GET"]),
+        Route("/devices/sign-out-others", account.sign_out_others, methods=["POST"]),
+        Route("/devices/{session_id}/sign-out", account.sign_out_device, methods=["GET", "POST"]),
     ]
     csrf = CsrfPolicy(rt.config.origins, keys=[rt.state.secret("demo-csrf")])
     middleware = [

@@ -66,6 +66,7 @@ table{border-collapse:collapse;width:100%;margin:.5rem 0}
 th,td{text-align:left;padding:.4rem .5rem;border-bottom:1px solid var(--line);
 vertical-align:top}
 label{display:block;font-weight:600;margin:.5rem 0 .25rem}
+label.inline{display:inline;font-weight:400}
 input[type=text],input[type=password],input[type=search]{font:inherit;padding:.45rem;
 border:1px solid #6b6e78;border-radius:4px;width:100%;max-width:22rem}
 button{font:inherit;padding:.45rem .9rem;border-radius:4px;border:1px solid var(--accent);
@@ -112,7 +113,7 @@ class Page:
         )
         headers = {
             "content-security-policy": (
-                f"default-src 'none'; style-src 'nonce-{self.nonce}'; "
+                f"default-src 'none'; object-src 'none'; style-src 'nonce-{self.nonce}'; "
                 f"script-src 'nonce-{self.nonce}'; connect-src 'self'; img-src 'self' data:; "
                 "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
             ),

@@ -378,6 +378,26 @@ def _paths() -> dict[str, Any]:
                 params=[user],
             )
         },
+        "/v1/sessions/revoke-all": {
+            "post": _op(
+                "End every session of every user (anonymous ones too), optionally keeping one",
+                "admin",
+                _json(
+                    {
+                        "type": "object",
+                        "required": ["revoked"],
+                        "properties": {"revoked": {"type": "integer", "minimum": 0}},
+                    }
+                ),
+                body=_obj(
+                    {
+                        "confirm": {"type": "string", "enum": ["revoke-all"]},
+                        "keep_session_id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{16}$"},
+                    },
+                    ("confirm",),
+                ),
+            )
+        },
         "/v1/sessions/{session_id}": {
             "get": _op(
                 "A session's detail: context history and recent events",
@@ -417,6 +437,10 @@ def _paths() -> dict[str, Any]:
                         "auth_level": {"type": "integer", "minimum": 0, "maximum": 100},
                         "scopes": _SCOPES,
                         "context": _ref("Context"),
+                        "end_other_sessions": {
+                            "type": "boolean",
+                            "description": "End the user's other refresh families.",
+                        },
                     },
                     ("user_id",),
                 ),

@@ -1,5 +1,6 @@
 """Password hashing (argon2id, argon2-cffi's defaults: RFC 9106's second recommended
-profile) and TOTP (RFC 6238: HMAC-SHA1, 6 digits, 30 s steps) for the admin page and the demo.
+profile) and TOTP (RFC 6238: HMAC-SHA1, 6 digits, 30 s steps, a code accepted for its own step
+and the first 5 s of the next) for the admin page and the demo.
 
 Hashing takes tens of milliseconds by design: call it off the event loop
 (:func:`hash_password_async`, :func:`verify_password_async`).
@@ -20,6 +21,8 @@ from starlette.concurrency import run_in_threadpool
 
 __all__ = [
     "DUMMY_HASH",
+    "STEP",
+    "TOTP_DRIFT",
     "hash_password_async",
     "new_totp_secret",
     "totp_now",
@@ -27,6 +30,11 @@ __all__ = [
     "verify_password_async",
     "verify_totp",
 ]
+
+#: RFC 6238's time step, in seconds.
+STEP = 30
+#: How long into the next step a code is still accepted (see :func:`verify_totp`).
+TOTP_DRIFT = 5.0
 
 _hasher = PasswordHasher()  # argon2id
 #: Verified against when the account does not exist, so a login costs the same either way.
@@ -69,16 +77,20 @@ def _code(secret: str, counter: int) -> str:
 
 
 def totp_now(secret: str, now: float) -> str:
-    return _code(secret, int(now // 30))
+    return _code(secret, int(now // STEP))
 
 
-def verify_totp(secret: str, code: str, now: float, *, window: int = 1) -> bool:
-    """Accept the current step and ``window`` steps either side (clock drift)."""
+def verify_totp(secret: str, code: str, now: float, *, drift: float = TOTP_DRIFT) -> bool:
+    """Accept the code of the 30-second step ``now`` falls in, and, for the first ``drift``
+    seconds of a step, the code of the previous one (a code typed as the app rolled over, or
+    a phone clock a few seconds behind). So a code works for at most 30 + ``drift`` seconds
+    and at most two codes are ever valid at once. ``now`` is the server's clock, never a
+    time the client sent."""
     code = code.strip().replace(" ", "")
     if len(code) != 6 or not code.isdigit():
         return False
-    step = int(now // 30)
+    steps = sorted({int(now // STEP), int((now - drift) // STEP)})
     ok = False
-    for delta in range(-window, window + 1):  # no early exit
-        ok |= hmac.compare_digest(_code(secret, step + delta), code)
+    for step in steps:  # no early exit
+        ok |= hmac.compare_digest(_code(secret, step), code)
     return ok

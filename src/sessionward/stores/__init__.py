@@ -7,11 +7,12 @@
   their extras).
 
 The interface (:class:`Store`) and the capabilities (:class:`UserIndex`, :class:`Broadcast`,
-:class:`Locality`) are described in ``sessionward.stores._async.base``.
+:class:`DeleteAll`, :class:`Locality`) are described in ``sessionward.stores._async.base``.
 """
 
 from sessionward.stores._async.base import (
     AsyncBroadcast,
+    AsyncDeleteAll,
     AsyncStore,
     AsyncSubscription,
     AsyncUserIndex,
@@ -19,19 +20,21 @@ from sessionward.stores._async.base import (
 )
 from sessionward.stores._async.memory import AsyncMemoryStore
 from sessionward.stores._async.sqlite import AsyncSQLiteStore
-from sessionward.stores._sync.base import Broadcast, Store, Subscription, UserIndex
+from sessionward.stores._sync.base import Broadcast, DeleteAll, Store, Subscription, UserIndex
 from sessionward.stores._sync.memory import MemoryStore
 from sessionward.stores._sync.sqlite import SQLiteStore
 from sessionward.stores.locality import Locality
 
 __all__ = [
     "AsyncBroadcast",
+    "AsyncDeleteAll",
     "AsyncMemoryStore",
     "AsyncSQLiteStore",
     "AsyncStore",
     "AsyncSubscription",
     "AsyncUserIndex",
     "Broadcast",
+    "DeleteAll",
     "Locality",
     "MemoryStore",
     "SQLiteStore",

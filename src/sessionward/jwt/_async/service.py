@@ -22,8 +22,10 @@ from typing import Any
 from sessionward.core import token as tokens
 from sessionward.core.context import RequestContext
 from sessionward.core.events import (
+    AllSessionsRevoked,
     Event,
     RevokeReason,
+    SessionElevated,
     SessionExpired,
     SessionRevoked,
     SessionRotated,
@@ -35,6 +37,7 @@ from sessionward.errors import (
     InvalidArgument,
     InvalidToken,
     NotFound,
+    StepUpRequired,
     UpdateConflict,
     VersionConflict,
 )
@@ -106,6 +109,8 @@ class AsyncTokenService:
         # access tokens naming it die in this process at once.
         if isinstance(event, SessionRevoked | SessionExpired) and event.session_id is not None:
             self.revocations.revoke_session(event.session_id, now=event.at)
+        elif isinstance(event, AllSessionsRevoked):
+            self.revocations.cut_off_everyone(now=event.at)
 
     # -- issuing ----------------------------------------------------------------------------
 
@@ -118,10 +123,16 @@ class AsyncTokenService:
         auth_time: float | None = None,
         data: Mapping[str, Any] | None = None,
         context: RequestContext | None = None,
+        end_other_sessions: bool = False,
     ) -> TokenPair:
-        """Start a refresh family for an authenticated user; returns the first pair."""
+        """Start a refresh family for an authenticated user; returns the first pair.
+
+        ``end_other_sessions`` ends every other refresh family of the user and cuts off the
+        access tokens issued to the user before this login (one session per user)."""
         if not isinstance(user_id, str) or not user_id:
             raise InvalidArgument("a refresh family needs a user id (no anonymous tokens)")
+        if end_other_sessions:  # first: the new pair's iat starts at or after the cut-off
+            self.revocations.cut_off_user(user_id, now=self.clock.now())
         merged = {**(data or {}), FAMILY_KEY: refresh.new_family()}
         session = await self.manager.issue(
             user_id,
@@ -133,7 +144,10 @@ class AsyncTokenService:
         )
         if session.token is None:  # pragma: no cover - issue always mints
             raise InvalidToken("unknown", session.id)
-        return self._pair(session.record, session.token)
+        pair = self._pair(session.record, session.token)
+        if end_other_sessions:
+            await self.manager.revoke_user(user_id, keep=session, reason=RevokeReason.NEW_LOGIN)
+        return pair
 
     def _pair(self, record: SessionRecord, refresh_token: str) -> TokenPair:
         user_id = record.user_id
@@ -216,16 +230,24 @@ class AsyncTokenService:
             raise InvalidToken("reused", record.id)
 
     async def _rotate(
-        self, record: SessionRecord, family: dict[str, Any], old_secret: bytes, now: float
+        self,
+        record: SessionRecord,
+        family: dict[str, Any],
+        old_secret: bytes,
+        now: float,
+        *,
+        grace: bool = True,
+        changes: Mapping[str, Any] | None = None,
     ) -> TokenPair | None:
         """Rotate in one conditional write that also stores the handoff; ``None`` when another
-        writer got there first."""
+        writer got there first. ``grace=False`` (a step-up) kills the old token at once."""
         policy = self.manager.policy
         raw, minted = tokens.mint(record.id)
         generation = record.generation + 1
-        grace_end = now + policy.rotation_grace
+        grace_end = now + policy.rotation_grace if grace else now
         rotated = record._replace(
-            expires_at=min(now + policy.idle_timeout, record.absolute_expires_at)
+            expires_at=min(now + policy.idle_timeout, record.absolute_expires_at),
+            **(changes or {}),
         )
         pair = self._pair(rotated, raw)
         family = refresh.family_after_rotation(
@@ -240,8 +262,8 @@ class AsyncTokenService:
         data[FAMILY_KEY] = family
         updated = rotated._replace(
             secret_hash=tokens.verifier(minted.secret),
-            prev_secret_hash=record.secret_hash,
-            grace_until=grace_end,
+            prev_secret_hash=record.secret_hash if grace else None,
+            grace_until=grace_end if grace else 0.0,
             generation=generation,
             rotated_at=now,
             last_seen=now,
@@ -254,9 +276,67 @@ class AsyncTokenService:
             return None
         except NotFound:
             raise InvalidToken("unknown", record.id) from None
-        self.manager.events.emit(
-            SessionRotated(record.id, record.user_id, now, generation=generation, cause="refresh")
+        if changes:
+            self.manager.events.emit(
+                SessionElevated(record.id, record.user_id, now, auth_level=updated.auth_level)
+            )
+        else:
+            self.manager.events.emit(
+                SessionRotated(
+                    record.id, record.user_id, now, generation=generation, cause="refresh"
+                )
+            )
+        return pair
+
+    # -- stepping up -------------------------------------------------------------------------
+
+    def require_recent_auth(
+        self, claims: AccessClaims, *, max_age: float | None = None, min_level: int = 1
+    ) -> None:
+        """Raise ``StepUpRequired`` unless the access token's authentication was at
+        ``min_level`` or higher within the last ``max_age`` seconds (``None``: any age)."""
+        auth_time = claims.auth_time
+        too_old = max_age is not None and (
+            auth_time is None or self.clock.now() - auth_time > max_age
         )
+        if claims.auth_level < min_level or too_old:
+            raise StepUpRequired(max_age=max_age, min_level=min_level)
+
+    async def step_up(
+        self,
+        refresh_token: object,
+        *,
+        auth_level: int | None = None,
+        access: AccessClaims | None = None,
+        context: RequestContext | None = None,
+    ) -> TokenPair:
+        """Record a fresh re-authentication of the family's user (the application has just
+        checked a factor again): a new pair whose access token carries the new ``auth_time``
+        (and ``auth_level``). The refresh token rotates with no grace window: the old one is
+        dead at once, and presenting it later ends the family as stolen. ``access``, the
+        access token the client held, is denied too. Only the family's current refresh token
+        can step up (``InvalidToken("stale")`` otherwise)."""
+        now = self.clock.now()
+        if auth_level is not None and (
+            isinstance(auth_level, bool) or not isinstance(auth_level, int) or auth_level < 0
+        ):
+            raise InvalidArgument("auth_level must be a non-negative integer")
+        parsed = tokens.parse(refresh_token)
+        session = await self.manager.validate(refresh_token, context=context)
+        record = session.record
+        family = refresh.family_of(json.loads(record.data))
+        if family is None:
+            raise InvalidToken("not-refresh", record.id)
+        if not tokens.secret_matches(parsed.secret, record.secret_hash):
+            raise InvalidToken("stale", record.id)
+        changes: dict[str, Any] = {"auth_time": now}
+        if auth_level is not None:
+            changes["auth_level"] = auth_level
+        pair = await self._rotate(record, family, parsed.secret, now, grace=False, changes=changes)
+        if pair is None:
+            raise UpdateConflict("another request rotated the family first; retry")
+        if access is not None:
+            self.revocations.deny(access.iss, access.jti, exp=access.exp, now=now)
         return pair
 
     # -- verifying --------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from sessionward.core.decision import (
     step_up,
 )
 from sessionward.core.events import (
+    AllSessionsRevoked,
     EventBus,
     RevokeReason,
     SessionCreated,
@@ -53,7 +54,7 @@ from sessionward.errors import (
     UpdateConflict,
     VersionConflict,
 )
-from sessionward.stores._sync.base import Store, UserIndex, UserCap
+from sessionward.stores._sync.base import DeleteAll, Store, UserIndex, UserCap
 from sessionward.stores.locality import MAX_LOCALITY_BYTES, Locality
 
 __all__ = ["SessionManager"]
@@ -584,3 +585,23 @@ class SessionManager:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    # -- ending every session (the store's DeleteAll capability) -----------------------------
+
+    def revoke_all(
+        self, *, keep: Session | str | None = None, reason: str = RevokeReason.ADMIN
+    ) -> int:
+        """End every session of every user, anonymous ones included, optionally keeping one
+        (the administrator's own). Returns how many ended. One ``AllSessionsRevoked`` event
+        stands for them all (a per-session event would flood the event sinks). Raises
+        ``ConfigError`` when the store cannot delete everything at once."""
+        store = self.store
+        if not isinstance(store, DeleteAll):
+            raise ConfigError(f"{type(store).__name__} cannot end every session at once")
+        keep_id = None if keep is None else _session_id_of(keep)
+        count = store.delete_all(keep=keep_id)
+        now = self.clock.now()
+        self.events.emit(
+            AllSessionsRevoked(None, None, now, count=count, reason=str(reason), kept=keep_id)
+        )
+        return count

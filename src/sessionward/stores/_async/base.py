@@ -11,6 +11,8 @@ a protocol of its own that the manager checks for with ``isinstance`` once, when
 
 * :class:`AsyncUserIndex`: list and delete a user's sessions (a "your devices" page, logout
   everywhere).
+* :class:`AsyncDeleteAll`: delete every session at once (an administrator ending all
+  sessions of all users).
 * :class:`AsyncBroadcast`: tell other processes which records changed, so a local read cache
   (``sessionward.stores.cached``) can drop them.
 * :class:`~sessionward.stores.locality.Locality`: a store that places records by id (Redis
@@ -26,7 +28,14 @@ from typing import Protocol, runtime_checkable
 from sessionward.core.cap import UserCap
 from sessionward.core.record import SessionRecord
 
-__all__ = ["AsyncBroadcast", "AsyncStore", "AsyncSubscription", "AsyncUserIndex", "UserCap"]
+__all__ = [
+    "AsyncBroadcast",
+    "AsyncDeleteAll",
+    "AsyncStore",
+    "AsyncSubscription",
+    "AsyncUserIndex",
+    "UserCap",
+]
 
 
 class AsyncStore(Protocol):
@@ -94,3 +103,14 @@ class AsyncSubscription(Protocol):
 
     async def close(self) -> None:
         """Stop listening. Idempotent."""
+
+
+@runtime_checkable
+class AsyncDeleteAll(Protocol):
+    """A store that can delete every record at once."""
+
+    async def delete_all(self, *, keep: str | None = None) -> int:
+        """Delete every record except ``keep`` (anonymous ones and expired ones too) and
+        return how many went. Records added while it runs may survive; none that existed
+        before it started does. A store with :class:`AsyncBroadcast` announces the change
+        (every id, or a loss, so local caches forget everything)."""

@@ -12,6 +12,8 @@ a protocol of its own that the manager checks for with ``isinstance`` once, when
 
 * :class:`UserIndex`: list and delete a user's sessions (a "your devices" page, logout
   everywhere).
+* :class:`DeleteAll`: delete every session at once (an administrator ending all
+  sessions of all users).
 * :class:`Broadcast`: tell other processes which records changed, so a local read cache
   (``sessionward.stores.cached``) can drop them.
 * :class:`~sessionward.stores.locality.Locality`: a store that places records by id (Redis
@@ -27,7 +29,14 @@ from typing import Protocol, runtime_checkable
 from sessionward.core.cap import UserCap
 from sessionward.core.record import SessionRecord
 
-__all__ = ["Broadcast", "Store", "Subscription", "UserIndex", "UserCap"]
+__all__ = [
+    "Broadcast",
+    "DeleteAll",
+    "Store",
+    "Subscription",
+    "UserIndex",
+    "UserCap",
+]
 
 
 class Store(Protocol):
@@ -95,3 +104,14 @@ class Subscription(Protocol):
 
     def close(self) -> None:
         """Stop listening. Idempotent."""
+
+
+@runtime_checkable
+class DeleteAll(Protocol):
+    """A store that can delete every record at once."""
+
+    def delete_all(self, *, keep: str | None = None) -> int:
+        """Delete every record except ``keep`` (anonymous ones and expired ones too) and
+        return how many went. Records added while it runs may survive; none that existed
+        before it started does. A store with :class:`Broadcast` announces the change
+        (every id, or a loss, so local caches forget everything)."""

@@ -105,6 +105,13 @@ class MemoryStore:
                 self._remove(session_id)
             return doomed
 
+    def delete_all(self, *, keep: str | None = None) -> int:
+        with self._lock:
+            doomed = [i for i in self._records if i != keep]
+            for session_id in doomed:
+                self._remove(session_id)
+            return len(doomed)
+
     def purge_expired(self, now: float) -> int:
         with self._lock:
             doomed = [r.id for r in self._records.values() if r.expires_at <= now]

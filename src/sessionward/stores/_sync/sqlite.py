@@ -484,3 +484,10 @@ class SQLiteStore:
         with self._guard:
             row = self._connection().execute("SELECT count(*) FROM sessions").fetchone()
         return int(row[0])
+
+    def delete_all(self, *, keep: str | None = None) -> int:
+        """One statement, so it is all or nothing; the other processes' read caches see the
+        commit like any other."""
+        with self._guard:
+            cursor = self._connection().execute("DELETE FROM sessions WHERE id != ?", (keep or "",))
+        return cursor.rowcount
