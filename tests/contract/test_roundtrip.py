@@ -20,8 +20,8 @@ UNICODE_DATA = {
 }
 
 
-def test_record_has_seventeen_fields() -> None:
-    assert len(FIELDS) == 17  # a new field needs a new round-trip case below
+def test_record_has_eighteen_fields() -> None:
+    assert len(FIELDS) == 18  # a new field needs a new round-trip case below
 
 
 def _assert_same(stored: SessionRecord | None, sent: SessionRecord) -> None:
@@ -51,6 +51,7 @@ def test_every_field_round_trips(store: IndexedStore, clock: FakeClock) -> None:
         absolute_expires_at=now + 28_800.000_000_1,
         version=123_456,
         context='[{"ip":"2001:db8::/56","ua":"Firefox 128","since":1.5}]',
+        successor=bytes(range(16)) + b"\x00",
     )
     store.add(record)
     stored = store.get(record.id)
@@ -61,7 +62,9 @@ def test_every_field_round_trips(store: IndexedStore, clock: FakeClock) -> None:
 
 
 def test_none_values_round_trip(store: IndexedStore, clock: FakeClock) -> None:
-    record = make_record(clock.now(), user_id=None, prev_secret_hash=None, auth_time=None)
+    record = make_record(
+        clock.now(), user_id=None, prev_secret_hash=None, auth_time=None, successor=None
+    )
     store.add(record)
     _assert_same(store.get(record.id), record)
 
@@ -102,11 +105,14 @@ def test_replace_round_trips_every_field(store: IndexedStore, clock: FakeClock) 
         expires_at=now + 900.5,
         version=2,
         context='[{"ua":"Chrome 126"}]',
+        successor=b"\xff" * 16,
     )
     store.replace(updated, expected_version=1)
     _assert_same(store.get(record.id), updated)
     # ... and back to None values.
-    cleared = updated._replace(prev_secret_hash=None, auth_time=None, user_id=None, version=3)
+    cleared = updated._replace(
+        prev_secret_hash=None, auth_time=None, user_id=None, version=3, successor=None
+    )
     store.replace(cleared, expected_version=2)
     _assert_same(store.get(record.id), cleared)
 

@@ -16,6 +16,8 @@ a protocol of its own that the manager checks for with ``isinstance`` once, when
 * :class:`~sessionward.stores.locality.Locality`: a store that places records by id (Redis
   Cluster slots) asks the manager to start a user's session ids with a few bytes of its
   choosing.
+* :class:`AsyncScan`: walk every record in pages, for admin tools (``sessionward sessions
+  list``); never on a request's path.
 """
 
 from __future__ import annotations
@@ -26,7 +28,14 @@ from typing import Protocol, runtime_checkable
 from sessionward.core.cap import UserCap
 from sessionward.core.record import SessionRecord
 
-__all__ = ["AsyncBroadcast", "AsyncStore", "AsyncSubscription", "AsyncUserIndex", "UserCap"]
+__all__ = [
+    "AsyncBroadcast",
+    "AsyncScan",
+    "AsyncStore",
+    "AsyncSubscription",
+    "AsyncUserIndex",
+    "UserCap",
+]
 
 
 class AsyncStore(Protocol):
@@ -76,7 +85,8 @@ class AsyncUserIndex(Protocol):
 class AsyncBroadcast(Protocol):
     """A store that tells every process which records changed, through the store itself
     (Redis pub/sub, PostgreSQL LISTEN/NOTIFY). Every write that changes or removes a record
-    (``replace``, ``touch``, ``delete``, ``delete_user``, ``purge_expired``) announces its id."""
+    (``replace``, ``touch``, ``delete``, ``delete_user``, ``purge_expired``, and ``add`` for
+    the records its cap evicts) announces its id."""
 
     async def subscribe(self) -> AsyncSubscription:
         """Start listening. Changes made after this returns are all delivered (or the
@@ -94,3 +104,13 @@ class AsyncSubscription(Protocol):
 
     async def close(self) -> None:
         """Stop listening. Idempotent."""
+
+
+@runtime_checkable
+class AsyncScan(Protocol):
+    """A store that can walk all its records, a page at a time."""
+
+    async def scan(self, *, after: str = "", limit: int = 500) -> list[SessionRecord]:
+        """Up to ``limit`` records whose id sorts after ``after``, in id order (expired ones
+        included until purged). Pass the last id of a page to get the next; an empty list is
+        the end. Records written or deleted during a walk may or may not be seen."""
