@@ -15,6 +15,7 @@ from contract.records import make_record
 from sessionward import AsyncSQLiteStore, SQLiteStore
 from sessionward.core.record import FIELDS, SessionRecord
 from sessionward.errors import (
+    InvalidArgument,
     SessionwardError,
     StoreCorrupt,
     StoreUnavailable,
@@ -368,6 +369,16 @@ def test_strict_table_refuses_wrong_types_written_behind_our_back(
         conn.close()
     assert store.get("AAAAAAAAAAAAAAAA") is None
     assert store.get(live.id) == live
+
+
+@pytest.mark.parametrize(("field", "value"), [("expires_at", "soon"), ("version", 1.5)])
+def test_a_record_of_the_wrong_types_is_refused_by_us(
+    store: SQLiteStore, field: str, value: object
+) -> None:
+    record = make_record(FakeClock().now(), **{field: value})
+    with pytest.raises(InvalidArgument, match=field):
+        store.add(record)
+    assert store.get(record.id) is None
 
 
 def test_lossless_values_written_behind_our_back_read_as_declared_types(

@@ -12,7 +12,7 @@ a protocol of its own that the manager checks for with ``isinstance`` once, when
 * :class:`AsyncUserIndex`: list and delete a user's sessions (a "your devices" page, logout
   everywhere).
 * :class:`AsyncBroadcast`: tell other processes which records changed, so a local read cache
-  (``sessionward.stores.cached``) can drop them.
+  (:class:`~sessionward.stores.AsyncCachedStore`) can drop them.
 * :class:`~sessionward.stores.locality.Locality`: a store that places records by id (Redis
   Cluster slots) asks the manager to start a user's session ids with a few bytes of its
   choosing.

@@ -17,11 +17,13 @@ thread hop would. Every write, and every read that walks the table (``scan``, ``
 one worker thread per store, in order: a write may wait up to ``busy_timeout`` for another
 process to commit, and the commit that triggers a checkpoint syncs the file. A process's writes
 are serialised (by that thread, or in the sync flavour by a lock), so they queue in order rather
-than sleeping in SQLite's busy handler.
+than sleeping in SQLite's busy handler. As with any thread hop, a write whose caller is
+cancelled may still complete.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
 import threading
@@ -115,13 +117,13 @@ def _translate(exc: sqlite3.Error) -> SessionwardError:
 
 
 def _translated(method: Callable[..., T]) -> Callable[..., T]:
+    @functools.wraps(method)
     def call(*args: object) -> T:
         try:
             return method(*args)
         except sqlite3.Error as exc:
             raise _translate(exc) from exc
 
-    call.__name__ = method.__name__
     return call
 
 
