@@ -8,6 +8,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from contract.records import make_record
@@ -375,7 +376,8 @@ def test_strict_table_refuses_wrong_types_written_behind_our_back(
 def test_a_record_of_the_wrong_types_is_refused_by_us(
     store: SQLiteStore, field: str, value: object
 ) -> None:
-    record = make_record(FakeClock().now(), **{field: value})
+    fields: dict[str, Any] = {field: value}
+    record = make_record(FakeClock().now(), **fields)
     with pytest.raises(InvalidArgument, match=field):
         store.add(record)
     assert store.get(record.id) is None
