@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -124,6 +125,27 @@ def test_python_dash_m_is_the_same_command() -> None:
     )
     assert done.returncode == 0
     assert done.stdout.strip() == f"sessionward {__version__}"
+
+
+def _imported_modules(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+def test_commands_go_through_the_api_and_groups_not_through_the_package() -> None:
+    # No raw SQL beside the store, and no group importing ``sessionward.cli`` (which loads
+    # the groups): shared helpers live in ``sessionward.cli._common``.
+    package = Path(cli.__file__).parent
+    for path in sorted(package.glob("*.py")):
+        imported = _imported_modules(path)
+        assert "sqlite3" not in imported, path.name
+        if path.name != "__init__.py":
+            assert "sessionward.cli" not in imported, path.name
 
 
 # -- the command-group registry (in process: it is a hook for other modules) ---------------------

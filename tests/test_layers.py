@@ -23,7 +23,6 @@ LAYERS: dict[str, int] = {
     "_version": 0,
     "_backoff": 0,
     "_forks": 0,
-    "_walindex": 2,
     "core": 1,
     "stores": 2,
     "manager": 3,

@@ -23,11 +23,13 @@ import pytest
 
 from sessionward.core.record import SessionRecord
 from sessionward.stores import (
+    AsyncCachedStore,
     AsyncDeleteAll,
     AsyncMemoryStore,
     AsyncSQLiteStore,
     AsyncStore,
     AsyncUserIndex,
+    CachedStore,
     MemoryStore,
     SQLiteStore,
     Store,
@@ -74,6 +76,15 @@ def _tmp_path(request: pytest.FixtureRequest) -> Path:
 @backend("memory")
 def _memory(request: pytest.FixtureRequest) -> Iterator[Pair]:
     yield MemoryStore(), AsyncMemoryStore()
+
+
+@backend("cached-memory")
+def _cached_memory(request: pytest.FixtureRequest) -> Iterator[Pair]:
+    sync_store = CachedStore(MemoryStore())
+    async_store = AsyncCachedStore(AsyncMemoryStore())
+    assert isinstance(sync_store, UserIndex)
+    assert isinstance(async_store, AsyncUserIndex)
+    yield sync_store, async_store
 
 
 @backend("sqlite")
@@ -160,6 +171,13 @@ class RunnerFacade:
 
     def close(self) -> None:
         self._run(self._store.close())
+
+    def capable(self, capability: type) -> Any:
+        """The async store itself when it has ``capability`` (for tests of capabilities)."""
+        return self._store if isinstance(self._store, capability) else None
+
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return self._run(coroutine)
 
 
 @pytest.fixture(

@@ -62,7 +62,9 @@ def test_every_field_round_trips(store: IndexedStore, clock: FakeClock) -> None:
 
 
 def test_none_values_round_trip(store: IndexedStore, clock: FakeClock) -> None:
-    record = make_record(clock.now(), user_id=None, prev_secret_hash=None, auth_time=None)
+    record = make_record(
+        clock.now(), user_id=None, prev_secret_hash=None, auth_time=None, successor=None
+    )
     store.add(record)
     _assert_same(store.get(record.id), record)
 
@@ -103,11 +105,14 @@ def test_replace_round_trips_every_field(store: IndexedStore, clock: FakeClock) 
         expires_at=now + 900.5,
         version=2,
         context='[{"ua":"Chrome 126"}]',
+        successor=b"\xff" * 16,
     )
     store.replace(updated, expected_version=1)
     _assert_same(store.get(record.id), updated)
     # ... and back to None values.
-    cleared = updated._replace(prev_secret_hash=None, auth_time=None, user_id=None, version=3)
+    cleared = updated._replace(
+        prev_secret_hash=None, auth_time=None, user_id=None, version=3, successor=None
+    )
     store.replace(cleared, expected_version=2)
     _assert_same(store.get(record.id), cleared)
 

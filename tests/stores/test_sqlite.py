@@ -1,4 +1,4 @@
-"""SQLite-specific behaviour: schema and migrations, damaged files, pragmas, typing, threads."""
+"""SQLite-specific behaviour: schema, damaged files, pragmas, typing, threads, the event loop."""
 
 from __future__ import annotations
 
@@ -8,13 +8,15 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from contract.records import make_record
 
 from sessionward import AsyncSQLiteStore, SQLiteStore
-from sessionward.core.record import SessionRecord
+from sessionward.core.record import FIELDS, SessionRecord
 from sessionward.errors import (
+    InvalidArgument,
     SessionwardError,
     StoreCorrupt,
     StoreUnavailable,
@@ -53,30 +55,34 @@ def _files(directory: Path) -> list[str]:
     return sorted(p.name for p in directory.iterdir())
 
 
-# -- schema version and migrations ---------------------------------------------------------
+# -- schema ---------------------------------------------------------------------------------
 
 
-def test_fresh_file_gets_the_current_schema(store: SQLiteStore, db: Path) -> None:
-    assert async_sqlite.SCHEMA_VERSION == 3
-    assert _query(db, "SELECT version FROM sessionward_schema") == [(3,)]
+def test_fresh_file_gets_the_schema(store: SQLiteStore, db: Path) -> None:
+    assert _query(db, "SELECT version FROM sessionward_schema") == [(async_sqlite.SCHEMA_VERSION,)]
     names = {r[0] for r in _query(db, "SELECT name FROM sqlite_master")}
-    assert {"sessionward_schema", "sessionward_meta", "sessions", "sessions_untagged"} <= names
-    assert "sessions_by_user" not in names  # schema 2 clusters by user instead of indexing
+    assert names == {"sessionward_schema", "sessions", "sessions_by_user"}
+    columns = [r[1] for r in _query(db, "PRAGMA table_info(sessions)")]
+    assert tuple(columns) == FIELDS  # a record is a row, column for field
 
 
-def test_per_user_queries_use_primary_keys_only(store: SQLiteStore, db: Path) -> None:
-    for sql in (async_sqlite._BY_USER, async_sqlite._USER_IDS, async_sqlite._USER_LIVE_IDS):
-        conn = _raw(db)
-        try:
-            params = ("abcd", "abcd~", "u", 0.0)[: 4 if "?4" in sql else 3]
-            plan = str(conn.execute("EXPLAIN QUERY PLAN " + sql, params).fetchall())
-        finally:
-            conn.close()
-        # The tag's range of the sessions table's key, the untagged list by its key, and no
-        # scan of the whole sessions table anywhere.
-        assert "SEARCH sessions USING PRIMARY KEY (id>? AND id<?)" in plan, plan
-        assert "SEARCH sessions_untagged USING PRIMARY KEY (user_id=?)" in plan, plan
-        assert "SCAN sessions " not in plan + " ", plan
+@pytest.mark.parametrize(
+    "sql", ["_BY_USER", "_LIVE_IDS", "_DELETE_USER"], ids=["list", "cap", "delete-user"]
+)
+def test_per_user_queries_use_the_index(store: SQLiteStore, db: Path, sql: str) -> None:
+    statement = getattr(async_sqlite, sql)
+    params = ("u", 0.0) if statement.count("?") == 2 else ("u",)
+    plan = str(_query_with(db, "EXPLAIN QUERY PLAN " + statement, params))
+    assert "INDEX sessions_by_user (user_id=?)" in plan, plan
+    assert "SCAN sessions" not in plan, plan
+
+
+def _query_with(path: Path, sql: str, params: tuple[object, ...]) -> list[tuple[object, ...]]:
+    conn = _raw(path)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
 
 
 def test_reopening_keeps_data_and_version(db: Path) -> None:
@@ -89,174 +95,34 @@ def test_reopening_keeps_data_and_version(db: Path) -> None:
         assert second.get(record.id) == record
     finally:
         second.close()
-    assert _query(db, "SELECT version FROM sessionward_schema") == [(3,)]
+    assert _query(db, "SELECT version FROM sessionward_schema") == [(async_sqlite.SCHEMA_VERSION,)]
 
 
-def test_older_schema_is_migrated(db: Path) -> None:
+def test_successor_is_null_until_set(store: SQLiteStore, db: Path) -> None:
+    fresh = make_record(FakeClock().now())
+    store.add(fresh)
+    assert _query(db, "SELECT successor FROM sessions") == [(None,)]
+    linked = fresh._replace(successor=b"\x00next\xff", version=2)
+    store.replace(linked, expected_version=1)
+    assert _query(db, "SELECT successor FROM sessions") == [(b"\x00next\xff",)]
+    assert store.get(fresh.id) == linked
+
+
+@pytest.mark.parametrize("version", [0, 1, 2])
+def test_other_schema_versions_are_refused_untouched(db: Path, version: int) -> None:
+    # Files of earlier development schemas are not migrated: they are refused, unchanged.
     conn = _raw(db)
     conn.execute("CREATE TABLE sessionward_schema (version INTEGER NOT NULL) STRICT")
-    conn.execute("INSERT INTO sessionward_schema VALUES (0)")
+    conn.execute("INSERT INTO sessionward_schema VALUES (?)", (version,))
+    conn.execute("CREATE TABLE sessions (id TEXT PRIMARY KEY NOT NULL) STRICT, WITHOUT ROWID")
     conn.close()
-    store = SQLiteStore(db, create=False)
-    try:
-        record = make_record(FakeClock().now())
-        store.add(record)
-        assert store.get(record.id) == record
-    finally:
-        store.close()
-    assert _query(db, "SELECT version FROM sessionward_schema") == [(3,)]
-
-
-def _schema_1_file(db: Path, records: list[SessionRecord]) -> None:
-    """A file as sessionward with schema 1 wrote it (per-user index, random ids)."""
-    conn = _raw(db)
-    conn.execute("CREATE TABLE sessionward_schema (version INTEGER NOT NULL) STRICT")
-    conn.execute("INSERT INTO sessionward_schema VALUES (1)")
-    for statement in async_sqlite.MIGRATIONS[1]:
-        conn.execute(statement)
-    columns = SessionRecord._fields[:17]  # the record's fields as schema 1 stored them
-    insert = f"INSERT INTO sessions ({', '.join(columns)}) VALUES ({', '.join('?' * 17)})"  # noqa: S608
-    conn.executemany(insert, [r[:17] for r in records])
-    conn.close()
-
-
-def test_schema_1_file_keeps_every_users_sessions(db: Path) -> None:
-    clock = FakeClock()
-    old = [
-        make_record(clock.now(), user_id=user, id=f"{user}-{i}-".ljust(16, "x"))
-        for user in ("alice", "bob")
-        for i in range(3)
-    ]
-    anonymous = make_record(clock.now(), user_id=None, id="anonymous".ljust(16, "x"))
-    _schema_1_file(db, [*old, anonymous])
-    store = SQLiteStore(db)
-    try:
-        assert _query(db, "SELECT version FROM sessionward_schema") == [(3,)]
-        assert _query(db, "SELECT count(*) FROM sessions_untagged") == [(6,)]
-        fresh = make_record(clock.now() + 1, user_id="alice", id=store.new_session_id("alice"))
-        store.add(fresh)
-        assert _query(db, "SELECT count(*) FROM sessions_untagged") == [(6,)]  # tagged: none
-        listed = [r.id for r in store.list_user("alice")]
-        assert listed == [r.id for r in old[:3]] + [fresh.id]
-        assert store.get(anonymous.id) == anonymous
-        assert sorted(store.delete_user("alice", keep=old[1].id)) == sorted(
-            [old[0].id, old[2].id, fresh.id]
-        )
-        assert [r.id for r in store.list_user("alice")] == [old[1].id]
-        assert [r.id for r in store.list_user("bob")] == [r.id for r in old[3:]]
-        # The triggers took the deleted sessions' entries with them.
-        assert _query(db, "SELECT id FROM sessions_untagged WHERE user_id = 'alice'") == [
-            (old[1].id,)
-        ]
-    finally:
-        store.close()
-
-
-def test_ids_carry_a_keyed_user_tag(tmp_path: Path) -> None:
-    first, second = SQLiteStore(tmp_path / "a.db"), SQLiteStore(tmp_path / "b.db")
-    try:
-        ids = {first.new_session_id("alice") for _ in range(50)}
-        assert len(ids) == 50
-        assert {i[:4] for i in ids} == {first.new_session_id("alice")[:4]}
-        assert all(len(i) == 16 for i in ids)
-        assert first.new_session_id("bob")[:4] != first.new_session_id("alice")[:4]
-        # The tag is keyed by a random per-file salt: another file tags alice differently
-        # (one chance in 2**24 to collide), so an id does not reveal a guessable user.
-        assert second.new_session_id("alice")[:4] != first.new_session_id("alice")[:4]
-        anonymous = {first.new_session_id(None)[:4] for _ in range(20)}
-        assert len(anonymous) > 1
-    finally:
-        first.close()
-        second.close()
-    reopened = SQLiteStore(tmp_path / "a.db")
-    try:  # the salt lives in the file: the same user keeps the same tag across opens
-        assert reopened.new_session_id("alice")[:4] == next(iter(ids))[:4]
-    finally:
-        reopened.close()
-
-
-@pytest.mark.parametrize(
-    "weird",
-    ["{tag}~tail", "{tag}\u00e9", "{tag}", "{tag}\U0010ffffz", "{tag}\x7f"],
-)
-def test_ids_that_only_look_tagged_are_still_listed(db: Path, weird: str) -> None:
-    # The range scan and the Python-side test are one predicate: an id that starts with the
-    # tag but sorts outside the range is kept in the untagged list, never lost.
-    store = SQLiteStore(db)
-    try:
-        tag = store.new_session_id("alice")[:4]
-        session_id = weird.format(tag=tag).encode().decode("unicode_escape")
-        record = make_record(FakeClock().now(), user_id="alice", id=session_id)
-        store.add(record)
-        assert [r.id for r in store.list_user("alice")] == [session_id]
-        store.replace(record._replace(version=2, data='{"a":1}'), expected_version=1)
-        assert [r.data for r in store.list_user("alice")] == ['{"a":1}']
-        assert store.delete_user("alice") == [session_id]
-        assert store.list_user("alice") == []
-        assert _query(db, "SELECT count(*) FROM sessions_untagged") == [(0,)]
-    finally:
-        store.close()
-
-
-def test_moving_a_record_between_users_moves_its_listing(db: Path) -> None:
-    store = SQLiteStore(db)
-    try:
-        clock = FakeClock()
-        tagged_for_bob = store.new_session_id("bob")
-        record = make_record(clock.now(), user_id="alice", id=tagged_for_bob)
-        store.add(record)  # untagged for alice
-        assert [r.id for r in store.list_user("alice")] == [tagged_for_bob]
-        moved = record._replace(user_id="bob", version=2)
-        store.replace(moved, expected_version=1)  # tagged for bob
-        assert store.list_user("alice") == []
-        assert store.list_user("bob") == [moved]
-        assert _query(db, "SELECT count(*) FROM sessions_untagged") == [(0,)]
-        back = moved._replace(user_id="carol", version=3)
-        store.replace(back, expected_version=2)  # untagged for carol
-        assert store.list_user("bob") == []
-        assert store.list_user("carol") == [back]
-        assert store.delete(back.id)
-        assert _query(db, "SELECT count(*) FROM sessions_untagged") == [(0,)]
-    finally:
-        store.close()
-
-
-def test_a_login_writes_one_page(db: Path) -> None:
-    # What schema 2 is for: a login's INSERT changes the sessions table only, so its commit
-    # appends one page to the WAL (a page split now and then adds more).
-    from sessionward import SessionManager
-    from sessionward.core.events import EventBus
-
-    store = SQLiteStore(db)
-    try:
-        manager = SessionManager(store, events=EventBus([]))
-        for i in range(300):
-            manager.issue(f"user{i}", data={"pad": "x" * 200})
-        conn = store._connection()
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        conn.execute("PRAGMA wal_autocheckpoint=0")
-        wal = Path(f"{db}-wal")
-        frames = []
-        for i in range(40):
-            before = wal.stat().st_size
-            manager.issue(f"newcomer{i}")
-            frames.append((wal.stat().st_size - before) // (4096 + 24))
-        assert sorted(frames)[len(frames) // 2] == 1, frames
-        assert _query(db, "SELECT count(*) FROM sessions_untagged") == [(0,)]
-    finally:
-        store.close()
-
-
-def test_failed_migration_rolls_back_entirely(db: Path) -> None:
-    conn = _raw(db)
-    conn.execute("CREATE TABLE sessionward_schema (version INTEGER NOT NULL) STRICT")
-    conn.execute("INSERT INTO sessionward_schema VALUES (0)")
-    conn.execute("CREATE TABLE sessions (id TEXT PRIMARY KEY)")  # blocks migration 1
-    conn.close()
-    with pytest.raises(StoreCorrupt):
+    with pytest.raises(StoreCorrupt, match=f"schema {version} is not supported"):
         SQLiteStore(db)
-    assert _query(db, "SELECT version FROM sessionward_schema") == [(0,)]
-    assert not _query(db, "SELECT name FROM sqlite_master WHERE name = 'sessions_by_user'")
+    assert _query(db, "SELECT version FROM sessionward_schema") == [(version,)]
+    assert {r[0] for r in _query(db, "SELECT name FROM sqlite_master")} == {
+        "sessionward_schema",
+        "sessions",
+    }
 
 
 def test_newer_schema_is_refused_untouched(db: Path) -> None:
@@ -389,7 +255,7 @@ def test_empty_file_becomes_a_fresh_database(db: Path) -> None:
         assert store.count() == 0
     finally:
         store.close()
-    assert _query(db, "SELECT version FROM sessionward_schema") == [(3,)]
+    assert _query(db, "SELECT version FROM sessionward_schema") == [(async_sqlite.SCHEMA_VERSION,)]
 
 
 @pytest.mark.parametrize("flavour", [SQLiteStore, AsyncSQLiteStore])
@@ -504,6 +370,17 @@ def test_strict_table_refuses_wrong_types_written_behind_our_back(
         conn.close()
     assert store.get("AAAAAAAAAAAAAAAA") is None
     assert store.get(live.id) == live
+
+
+@pytest.mark.parametrize(("field", "value"), [("expires_at", "soon"), ("version", 1.5)])
+def test_a_record_of_the_wrong_types_is_refused_by_us(
+    store: SQLiteStore, field: str, value: object
+) -> None:
+    fields: dict[str, Any] = {field: value}
+    record = make_record(FakeClock().now(), **fields)
+    with pytest.raises(InvalidArgument, match=field):
+        store.add(record)
+    assert store.get(record.id) is None
 
 
 def test_lossless_values_written_behind_our_back_read_as_declared_types(
@@ -651,4 +528,87 @@ def test_store_opened_before_fork_works_in_the_child(store: SQLiteStore, db: Pat
     assert os.waitstatus_to_exitcode(status) == 0
     assert store.get(child_record.id) == child_record
     store.add(make_record(now))
+    assert _query(db, "PRAGMA integrity_check") == [("ok",)]
+
+
+def test_a_process_writers_queue_instead_of_failing_on_the_lock(db: Path) -> None:
+    # With no busy timeout, two connections writing at once would fail with "database is
+    # locked"; the store's threads take turns, so none of them sees the lock.
+    store = SQLiteStore(db, busy_timeout=0)
+    now = FakeClock().now()
+
+    def write(index: int) -> None:
+        for _ in range(50):
+            store.add(make_record(now))
+
+    try:
+        _run_threads(write)
+        assert store.count() == THREADS * 50
+    finally:
+        store.close()
+
+
+# -- the event loop ----------------------------------------------------------------------------
+
+
+def test_async_write_waits_off_the_event_loop(db: Path) -> None:
+    # Another process holds the write lock: the async store's write waits for it on the
+    # worker thread while the loop keeps running, and reads keep answering meanwhile.
+    async def scenario() -> tuple[int, bool, bool]:
+        store = AsyncSQLiteStore(db)
+        now = FakeClock().now()
+        first = make_record(now)
+        await store.add(first)
+        other = _raw(db)
+        other.execute("BEGIN IMMEDIATE")
+        ticks = 0
+        try:
+            pending = asyncio.ensure_future(store.add(make_record(now)))
+            for _ in range(20):
+                await asyncio.sleep(0.005)
+                ticks += 1
+            read_while_locked = await store.get(first.id) == first
+            waited = not pending.done()
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        await pending
+        count = await store.count()
+        await store.close()
+        return ticks, read_while_locked and waited, count == 2
+
+    assert asyncio.run(scenario()) == (20, True, True)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_async_store_used_before_fork_works_in_the_child(db: Path) -> None:
+    store = AsyncSQLiteStore(db)
+    now = FakeClock().now()
+    parent_record = make_record(now)
+    asyncio.run(store.add(parent_record))  # the worker thread exists in the parent
+    child_record = make_record(now, user_id="child")
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+
+        async def child() -> bool:
+            await store.add(child_record)  # a worker thread of the child's own
+            found = await store.get(parent_record.id) == parent_record
+            await store.close()
+            return found
+
+        code = 1
+        try:
+            code = 0 if asyncio.run(child()) else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+    async def parent() -> SessionRecord | None:
+        found = await store.get(child_record.id)
+        await store.add(make_record(now))
+        await store.close()
+        return found
+
+    assert asyncio.run(parent()) == child_record
     assert _query(db, "PRAGMA integrity_check") == [("ok",)]

@@ -19,22 +19,18 @@ import argparse
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from sessionward.cli._common import CommandError, Subparsers
 from sessionward.clock import SystemClock
 from sessionward.jwt.keys import ALGORITHMS, generate_key
 from sessionward.jwt.keyset import KeySet
 from sessionward.jwt.loading import load_keyset_file, save_keyset_file
 
-if TYPE_CHECKING:
-    from sessionward.cli import Subparsers
-
 __all__ = ["register"]
 
 
 def _error(message: str, status: int = 2) -> Exception:
-    from sessionward.cli import CommandError
-
     return CommandError(message, status)
 
 
@@ -85,7 +81,7 @@ def register(subparsers: Subparsers) -> None:
     revoke.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     revoke.set_defaults(handler=_revoke)
 
-    from sessionward.cli.serve import register_key_commands  # API keys (issue 6)
+    from sessionward.cli.serve import register_key_commands  # the service's API keys
 
     register_key_commands(actions)
 

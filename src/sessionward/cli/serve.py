@@ -27,7 +27,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from sessionward.cli import CommandError, Parser, Subparsers
+from sessionward.cli._common import CommandError, Parser, Subparsers
 from sessionward.errors import ConfigError, InvalidArgument, SessionwardError
 from sessionward.service.config import ServiceConfig, load_config
 from sessionward.service.keys import SCOPES, create_key

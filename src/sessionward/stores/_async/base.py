@@ -14,10 +14,12 @@ a protocol of its own that the manager checks for with ``isinstance`` once, when
 * :class:`AsyncDeleteAll`: delete every session at once (an administrator ending all
   sessions of all users).
 * :class:`AsyncBroadcast`: tell other processes which records changed, so a local read cache
-  (``sessionward.stores.cached``) can drop them.
+  (:class:`~sessionward.stores.AsyncCachedStore`) can drop them.
 * :class:`~sessionward.stores.locality.Locality`: a store that places records by id (Redis
   Cluster slots) asks the manager to start a user's session ids with a few bytes of its
   choosing.
+* :class:`AsyncScan`: walk every record in pages, for admin tools (``sessionward sessions
+  list``); never on a request's path.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from sessionward.core.record import SessionRecord
 __all__ = [
     "AsyncBroadcast",
     "AsyncDeleteAll",
+    "AsyncScan",
     "AsyncStore",
     "AsyncSubscription",
     "AsyncUserIndex",
@@ -85,7 +88,8 @@ class AsyncUserIndex(Protocol):
 class AsyncBroadcast(Protocol):
     """A store that tells every process which records changed, through the store itself
     (Redis pub/sub, PostgreSQL LISTEN/NOTIFY). Every write that changes or removes a record
-    (``replace``, ``touch``, ``delete``, ``delete_user``, ``purge_expired``) announces its id."""
+    (``replace``, ``touch``, ``delete``, ``delete_user``, ``purge_expired``, and ``add`` for
+    the records its cap evicts) announces its id."""
 
     async def subscribe(self) -> AsyncSubscription:
         """Start listening. Changes made after this returns are all delivered (or the
@@ -114,3 +118,13 @@ class AsyncDeleteAll(Protocol):
         return how many went. Records added while it runs may survive; none that existed
         before it started does. A store with :class:`AsyncBroadcast` announces the change
         (every id, or a loss, so local caches forget everything)."""
+
+
+@runtime_checkable
+class AsyncScan(Protocol):
+    """A store that can walk all its records, a page at a time."""
+
+    async def scan(self, *, after: str = "", limit: int = 500) -> list[SessionRecord]:
+        """Up to ``limit`` records whose id sorts after ``after``, in id order (expired ones
+        included until purged). Pass the last id of a page to get the next; an empty list is
+        the end. Records written or deleted during a walk may or may not be seen."""

@@ -15,10 +15,12 @@ a protocol of its own that the manager checks for with ``isinstance`` once, when
 * :class:`DeleteAll`: delete every session at once (an administrator ending all
   sessions of all users).
 * :class:`Broadcast`: tell other processes which records changed, so a local read cache
-  (``sessionward.stores.cached``) can drop them.
+  (:class:`~sessionward.stores.CachedStore`) can drop them.
 * :class:`~sessionward.stores.locality.Locality`: a store that places records by id (Redis
   Cluster slots) asks the manager to start a user's session ids with a few bytes of its
   choosing.
+* :class:`Scan`: walk every record in pages, for admin tools (``sessionward sessions
+  list``); never on a request's path.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from sessionward.core.record import SessionRecord
 __all__ = [
     "Broadcast",
     "DeleteAll",
+    "Scan",
     "Store",
     "Subscription",
     "UserIndex",
@@ -86,7 +89,8 @@ class UserIndex(Protocol):
 class Broadcast(Protocol):
     """A store that tells every process which records changed, through the store itself
     (Redis pub/sub, PostgreSQL LISTEN/NOTIFY). Every write that changes or removes a record
-    (``replace``, ``touch``, ``delete``, ``delete_user``, ``purge_expired``) announces its id."""
+    (``replace``, ``touch``, ``delete``, ``delete_user``, ``purge_expired``, and ``add`` for
+    the records its cap evicts) announces its id."""
 
     def subscribe(self) -> Subscription:
         """Start listening. Changes made after this returns are all delivered (or the
@@ -115,3 +119,13 @@ class DeleteAll(Protocol):
         return how many went. Records added while it runs may survive; none that existed
         before it started does. A store with :class:`Broadcast` announces the change
         (every id, or a loss, so local caches forget everything)."""
+
+
+@runtime_checkable
+class Scan(Protocol):
+    """A store that can walk all its records, a page at a time."""
+
+    def scan(self, *, after: str = "", limit: int = 500) -> list[SessionRecord]:
+        """Up to ``limit`` records whose id sorts after ``after``, in id order (expired ones
+        included until purged). Pass the last id of a page to get the next; an empty list is
+        the end. Records written or deleted during a walk may or may not be seen."""

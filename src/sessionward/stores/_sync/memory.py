@@ -3,17 +3,31 @@
 
 For tests, single-process apps and as the reference implementation of the contract. Records
 are immutable tuples, so handing them out needs no copy. Nothing survives the process.
+
+It announces its changes to subscribers in the same process (the ``Broadcast`` capability), so a
+read cache over it behaves as over a shared store. Each subscription buffers at most
+:data:`ANNOUNCE_BUFFER` ids between two ``changed()`` calls; beyond that it reports a loss.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
+from typing import Final
 
 from sessionward.core.record import SessionRecord
-from sessionward.errors import AlreadyExists, NotFound, SessionLimitReached, VersionConflict
+from sessionward.errors import (
+    AlreadyExists,
+    InvalidArgument,
+    NotFound,
+    SessionLimitReached,
+    VersionConflict,
+)
 from sessionward.stores._sync.base import UserCap
 
-__all__ = ["MemoryStore"]
+__all__ = ["ANNOUNCE_BUFFER", "MemoryStore"]
+
+ANNOUNCE_BUFFER: Final = 10_000
 
 
 class MemoryStore:
@@ -23,6 +37,7 @@ class MemoryStore:
         self._records: dict[str, SessionRecord] = {}
         self._by_user: dict[str, set[str]] = {}
         self._lock = threading.Lock()
+        self._subscriptions: list[_Subscription] = []
 
     def get(self, session_id: str) -> SessionRecord | None:
         return self._records.get(session_id)
@@ -32,6 +47,7 @@ class MemoryStore:
             if record.id in self._records:
                 raise AlreadyExists(record.id)
             evicted = self._make_room(record.user_id, cap) if cap is not None else []
+            self._announce(evicted)
             self._records[record.id] = record
             if record.user_id is not None:
                 self._by_user.setdefault(record.user_id, set()).add(record.id)
@@ -81,6 +97,7 @@ class MemoryStore:
                 if record.user_id is not None:
                     self._by_user.setdefault(record.user_id, set()).add(record.id)
             self._records[record.id] = record
+            self._announce((record.id,))
 
     def touch(self, session_id: str, *, last_seen: float, expires_at: float) -> None:
         with self._lock:
@@ -89,10 +106,14 @@ class MemoryStore:
                 self._records[session_id] = current._replace(
                     last_seen=last_seen, expires_at=expires_at
                 )
+                self._announce((session_id,))
 
     def delete(self, session_id: str) -> bool:
         with self._lock:
-            return self._remove(session_id)
+            removed = self._remove(session_id)
+            if removed:
+                self._announce((session_id,))
+            return removed
 
     def list_user(self, user_id: str) -> list[SessionRecord]:
         with self._lock:
@@ -103,6 +124,7 @@ class MemoryStore:
             doomed = [i for i in self._by_user.get(user_id, ()) if i != keep]
             for session_id in doomed:
                 self._remove(session_id)
+            self._announce(doomed)
             return doomed
 
     def delete_all(self, *, keep: str | None = None) -> int:
@@ -110,6 +132,7 @@ class MemoryStore:
             doomed = [i for i in self._records if i != keep]
             for session_id in doomed:
                 self._remove(session_id)
+            self._announce(doomed)
             return len(doomed)
 
     def purge_expired(self, now: float) -> int:
@@ -117,10 +140,57 @@ class MemoryStore:
             doomed = [r.id for r in self._records.values() if r.expires_at <= now]
             for session_id in doomed:
                 self._remove(session_id)
+            self._announce(doomed)
             return len(doomed)
+
+    def scan(self, *, after: str = "", limit: int = 500) -> list[SessionRecord]:
+        if limit < 1:
+            raise InvalidArgument("limit must be at least 1")
+        with self._lock:
+            ids = sorted(i for i in self._records if i > after)[:limit]
+            return [self._records[i] for i in ids]
+
+    def subscribe(self) -> _Subscription:
+        subscription = _Subscription(self)
+        with self._lock:
+            self._subscriptions.append(subscription)
+        return subscription
+
+    def _announce(self, ids: Sequence[str]) -> None:
+        """Called with the lock held, so announcements reach every subscriber in write order."""
+        for subscription in self._subscriptions:
+            subscription.push(ids)
 
     def close(self) -> None:
         return None
 
     def __len__(self) -> int:
         return len(self._records)
+
+
+class _Subscription:
+    """The ids a memory store changed since the last ``changed()`` call."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+        self._ids: list[str] = []
+        self._lost = False
+
+    def push(self, ids: Sequence[str]) -> None:
+        self._ids.extend(ids)
+        if len(self._ids) > ANNOUNCE_BUFFER:
+            self._ids.clear()
+            self._lost = True
+
+    def changed(self) -> Sequence[str] | None:
+        with self._store._lock:
+            if self._lost:
+                self._lost = False
+                return None
+            ids, self._ids = self._ids, []
+            return ids
+
+    def close(self) -> None:
+        with self._store._lock:
+            if self in self._store._subscriptions:
+                self._store._subscriptions.remove(self)
