@@ -161,6 +161,7 @@ class _Queries:
         self.delete_user = spell(
             "DELETE FROM {s}.sessions WHERE user_id = %s AND id <> %s RETURNING id"
         )
+        self.delete_all = spell("DELETE FROM {s}.sessions WHERE id <> %s")
         self.lock = "SELECT pg_advisory_xact_lock(%s)"
         self.purge = spell(
             "WITH chunk AS (SELECT id FROM {s}.sessions WHERE id > %s ORDER BY id LIMIT %s),"
@@ -404,6 +405,12 @@ class AsyncPostgresStore:
             if last is None:
                 return total
             after = last
+
+    async def delete_all(self, *, keep: str | None = None) -> int:
+        """One statement, so all or nothing; the trigger announces every deleted id."""
+        async with self._connection() as conn:
+            cursor = await conn.execute(self._q.delete_all, ("" if keep is None else keep,))
+            return cursor.rowcount
 
     async def count(self) -> int:
         """Number of stored records (expired ones included until purged)."""

@@ -162,6 +162,7 @@ class _Queries:
         self.delete_user = spell(
             "DELETE FROM {s}.sessions WHERE user_id = %s AND id <> %s RETURNING id"
         )
+        self.delete_all = spell("DELETE FROM {s}.sessions WHERE id <> %s")
         self.lock = "SELECT pg_advisory_xact_lock(%s)"
         self.purge = spell(
             "WITH chunk AS (SELECT id FROM {s}.sessions WHERE id > %s ORDER BY id LIMIT %s),"
@@ -405,6 +406,12 @@ class PostgresStore:
             if last is None:
                 return total
             after = last
+
+    def delete_all(self, *, keep: str | None = None) -> int:
+        """One statement, so all or nothing; the trigger announces every deleted id."""
+        with self._connection() as conn:
+            cursor = conn.execute(self._q.delete_all, ("" if keep is None else keep,))
+            return cursor.rowcount
 
     def count(self) -> int:
         """Number of stored records (expired ones included until purged)."""
