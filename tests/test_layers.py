@@ -22,7 +22,6 @@ LAYERS: dict[str, int] = {
     "clock": 0,
     "_version": 0,
     "_backoff": 0,
-    "_forks": 0,
     "core": 1,
     "stores": 2,
     "manager": 3,
