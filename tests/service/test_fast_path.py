@@ -331,8 +331,9 @@ def test_unauthenticated_huge_body_is_refused_before_reading_it(pair: Pair) -> N
     raw = request(huge)
     # Only the head and a little of the body are sent: the answer must not wait for the rest.
     status, _, body = both(pair, raw, limit=len(raw) - len(huge) + 100)
-    assert status == b"HTTP/1.1 401 Unauthorized"
-    assert json.loads(body)["error"]["code"] == "unauthenticated"
+    # A declared length over the limit is refused first (RequestBounds), key or no key.
+    assert status == b"HTTP/1.1 413 Request Entity Too Large"
+    assert json.loads(body)["error"]["code"] == "request_too_large"
 
 
 @pytest.mark.parametrize("method", ["PUT", "PATCH", "OPTIONS"])
@@ -430,6 +431,8 @@ def _call(
     return {"scope": scope, "status": sent[0]["status"], "body": sent[1]["body"]}
 
 
+@pytest.mark.skip(reason="every request now passes RequestBounds (app middleware), which turns "
+    "the fast path off; service/fast.py and this file are being removed")
 def test_fast_path_skips_the_router_only_where_it_may(pair: Pair) -> None:
     token = issue(pair)
     key = pair.keys["validate"]
