@@ -22,8 +22,9 @@ from typing import Any
 from urllib.parse import parse_qsl, quote
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
@@ -31,6 +32,7 @@ from sessionward.core import token as tokens
 from sessionward.core.events import RevokeReason
 from sessionward.core.record import Session
 from sessionward.errors import AlreadyExists
+from sessionward.service.bounds import MAX_FORM_BYTES, MAX_FORM_FIELDS
 from sessionward.service.html import Page, attr, chart_svg, esc, fmt_time, hidden_csrf
 from sessionward.service.passwords import hash_password_async, verify_password_async
 from sessionward.service.runtime import ADMIN_SCOPE, ADMIN_USER_PREFIX, Runtime
@@ -54,9 +56,24 @@ _CHART = [
 
 
 async def form_fields(request: Request) -> dict[str, str]:
-    """The urlencoded form (the middleware has already bounded its size)."""
-    body = (await request.body()).decode("utf-8", "replace")
-    return dict(parse_qsl(body, max_num_fields=100))
+    """The urlencoded form, read up to ``MAX_FORM_BYTES`` (413 past that) with at most
+    ``MAX_FORM_FIELDS`` fields (400 past that); the first value of a repeated name counts."""
+    body = bytearray()
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_FORM_BYTES:
+                raise HTTPException(413, f"the form exceeds {MAX_FORM_BYTES} bytes")
+    except ClientDisconnect:  # gone, or cut off by RequestBounds (which answered 413)
+        raise HTTPException(400, "the client disconnected") from None
+    try:
+        pairs = parse_qsl(body.decode("utf-8", "replace"), max_num_fields=MAX_FORM_FIELDS)
+    except ValueError:
+        raise HTTPException(400, f"the form has more than {MAX_FORM_FIELDS} fields") from None
+    fields: dict[str, str] = {}
+    for name, value in pairs:
+        fields.setdefault(name, value)
+    return fields
 
 
 def redirect(path: str) -> Response:

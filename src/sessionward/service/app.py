@@ -16,12 +16,14 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from sessionward.clock import Clock
 from sessionward.service.api import Api, api_routes, error_response
+from sessionward.service.bounds import RequestBounds
 from sessionward.service.config import ServiceConfig
 from sessionward.service.openapi import openapi_document
 from sessionward.service.runtime import Runtime, open_runtime
@@ -88,6 +90,7 @@ def create_app(
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
+        middleware=[Middleware(RequestBounds)],
         exception_handlers={HTTPException: _http_error},  # type: ignore[dict-item]
     )
     app.state.runtime = rt

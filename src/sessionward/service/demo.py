@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypeGuard
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -47,6 +48,7 @@ ROOT = "/demo"
 REALM = "demo"
 STEP_UP_SECONDS = 300
 _NAME = re.compile(r"[a-z0-9_.-]{3,32}")
+_TOTP_SECRET = re.compile(r"[A-Z2-7]{32}")  # new_totp_secret(): 160 bits in base32
 PRODUCTS = {
     "tea": ("Green tea", 4.50),
     "mug": ("Stoneware mug", 12.00),
@@ -115,7 +117,7 @@ class Shop:
     async def page(self, request: Request, title: str) -> Page:
         user = self.user(request)
         session = get_handle(request).session
-        cart = len(session.data.get("cart", [])) if session else 0
+        cart = len(_cart(session.data)) if session else 0
         nav = [f'<a href="{ROOT}/">Shop</a>', f'<a href="{ROOT}/cart">Cart ({cart})</a>']
         if user:
             csrf = await get_handle(request).csrf_token()
@@ -159,13 +161,13 @@ class Shop:
         item = (await form_fields(request)).get("item", "")
         if item in PRODUCTS:
             await get_handle(request).update_data(
-                lambda data: {**data, "cart": [*data.get("cart", []), item][-50:]}
+                lambda data: {**data, "cart": [*_cart(data), item][-50:]}
             )
         return redirect(f"{ROOT}/cart")
 
     async def cart(self, request: Request) -> Response:
         session = get_handle(request).session
-        cart = list(session.data.get("cart", [])) if session else []
+        cart = _cart(session.data) if session else []
         csrf = await get_handle(request).csrf_token()
         rows = "".join(
             f"<tr><td>{esc(PRODUCTS[i][0])}</td><td>€{PRODUCTS[i][1]:.2f}</td></tr>"
@@ -196,9 +198,7 @@ class Shop:
                 self.manager.require_recent_auth(session, max_age=STEP_UP_SECONDS, min_level=2)
             except StepUpRequired:
                 return redirect(f"{ROOT}/step-up")
-        await handle.update_data(
-            lambda data: {**data, "cart": [], "orders": data.get("orders", 0) + 1}
-        )
+        await handle.update_data(lambda data: {**data, "cart": [], "orders": _orders(data) + 1})
         return redirect(f"{ROOT}/?msg=ordered")
 
     # -- accounts ----------------------------------------------------------------------------
@@ -266,8 +266,9 @@ class Shop:
                 "a code when you have not entered one in the last five minutes.</p>"
             )
         else:
-            secret = session.data.get("pending_totp") or new_totp_secret()
-            if session.data.get("pending_totp") != secret:
+            pending = session.data.get("pending_totp")
+            secret = pending if _is_totp_secret(pending) else new_totp_secret()
+            if pending != secret:
                 await handle.update_data(lambda d: {**d, "pending_totp": secret})
             totp = (
                 "<p>Two-step verification is off. Add this key to an authenticator app, then "
@@ -284,7 +285,7 @@ class Shop:
             _message(request)
             + f'<dl class="panel"><dt>User name</dt><dd id="account-user">{esc(user)}</dd>'
             f"<dt>Signed in</dt><dd>{fmt_time(session.auth_time)}</dd>"
-            f"<dt>Orders placed</dt><dd>{int(session.data.get('orders', 0))}</dd></dl>"
+            f"<dt>Orders placed</dt><dd>{_orders(session.data)}</dd></dl>"
             f"<h2>Two-step verification</h2>{totp}"
             f'<p><a href="{ROOT}/devices">See the devices signed in to your account</a></p>'
         )
@@ -298,7 +299,7 @@ class Shop:
             return redirect(f"{ROOT}/login")
         secret = session.data.get("pending_totp")
         code = (await form_fields(request)).get("code", "")
-        if not isinstance(secret, str) or not verify_totp(secret, code, self.manager.clock.now()):
+        if not _is_totp_secret(secret) or not verify_totp(secret, code, self.manager.clock.now()):
             return redirect(f"{ROOT}/account?msg=bad-code")
         self.rt.state.set_totp(REALM, user, secret)
         await handle.update_data(lambda d: {k: v for k, v in d.items() if k != "pending_totp"})
@@ -388,6 +389,24 @@ _MESSAGES = {
     "totp-on": "Two-step verification is on.",
     "bad-code": "That code is not right; try the current one.",
 }
+
+
+# Session data is JSON that any API client with an issue key may have written: the pages
+# read it defensively and show only what they recognise.
+
+
+def _cart(data: Mapping[str, Any]) -> list[str]:
+    raw = data.get("cart")
+    return [i for i in raw if isinstance(i, str) and i in PRODUCTS] if isinstance(raw, list) else []
+
+
+def _orders(data: Mapping[str, Any]) -> int:
+    raw = data.get("orders")
+    return raw if type(raw) is int and 0 <= raw < 10**9 else 0
+
+
+def _is_totp_secret(value: object) -> TypeGuard[str]:
+    return isinstance(value, str) and _TOTP_SECRET.fullmatch(value) is not None
 
 
 def _message(request: Request) -> str:
