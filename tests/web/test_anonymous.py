@@ -100,5 +100,5 @@ def test_wsgi_adapter_stores_nothing_for_anonymous_views(tmp_path: Path) -> None
             response = client.get("/form")
             assert response.status_code == 200
             names |= {c.partition("=")[0] for c in response.headers.getlist("set-cookie")}
-        assert names == {"__Host-id-csrf"}
+        assert names == {"__Host-session-csrf"}
         assert manager.store.count() == 0  # type: ignore[attr-defined]

@@ -96,7 +96,7 @@ class Served:
         self.clients: list[Browserish] = []
 
     def client(self) -> Browserish:
-        self.clients.append(client := Browserish(self.base))
+        self.clients.append(client := Browserish(self.base, cookie_name="__Host-session"))
         return client
 
     def login(self, client: Browserish, user: str = "alice", **form: str) -> httpx.Response:

@@ -52,7 +52,7 @@ class Outcome:
             return
         self.token, self.ended = session.token, False
         remember = session.data.get(REMEMBER_KEY) is True
-        self.max_age = max(1, int(session.absolute_expires_at - now)) if remember else None
+        self.max_age = max(1, round(session.absolute_expires_at - now)) if remember else None
 
     def end(self) -> None:
         self.token, self.max_age, self.ended = None, None, True
@@ -75,6 +75,10 @@ class AdapterConfig:
       another layer does it); ignored for bearer.
     * ``unavailable_status``: answer when the store is down: 503 (default) or 401.
     * ``token_header``: bearer transport only; the response header carrying a new token.
+    * ``remember_by_default``: sessions get the persistent "remember me" cookie unless the
+      application says otherwise (``login(remember=False)``, ``session.permanent = False``);
+      needs ``CookiePolicy(remember_max_age=...)``. Off by default: the cookie then dies with
+      the browser.
     """
 
     transport: Transport = "cookie"
@@ -85,6 +89,7 @@ class AdapterConfig:
     realm: str = "sessionward"
     token_header: str = "session-token"  # noqa: S105 - a header name
     max_form_bytes: int = 1024 * 1024
+    remember_by_default: bool = False
 
     def __post_init__(self) -> None:
         if self.transport not in ("cookie", "bearer"):
@@ -97,6 +102,8 @@ class AdapterConfig:
             raise ConfigError("realm must be printable and free of quotes")
         if not self.token_header.isascii() or not self.token_header.replace("-", "").isalnum():
             raise ConfigError("token_header must be a plain header name")
+        if self.remember_by_default and self.cookie_mode and self.cookie.remember_max_age is None:
+            raise ConfigError("remember_by_default needs CookiePolicy(remember_max_age=...)")
         if self.csrf_policy is not None:
             _ = self.nonce_cookie  # a name too long for the "-csrf" suffix fails here, not later
 
