@@ -29,9 +29,9 @@ from flask.sessions import SessionInterface as _FlaskInterface
 from flask.sessions import SessionMixin, session_json_serializer
 
 from sessionward.core.record import Session
-from sessionward.errors import ConfigError
+from sessionward.errors import ConfigError, StoreError
 from sessionward.manager._sync.manager import SessionManager
-from sessionward.web._core import AdapterConfig
+from sessionward.web._core import AdapterConfig, log_refusal
 from sessionward.web._sync.handle import SessionHandle
 from sessionward.web.context import ContextCapture
 from sessionward.web.cookies import CookiePolicy
@@ -203,7 +203,16 @@ class SessionInterface(_FlaskInterface):
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
         if not isinstance(session, FlaskSession):
             raise TypeError("this session was not opened by sessionward's SessionInterface")
-        session.handle.commit()
+        try:
+            session.handle.commit()
+        except StoreError:
+            # The view's answer claims a change the store did not take: fail closed, as the
+            # middleware does for an outage before the view.
+            log_refusal("store", "write-back failed")
+            response.status_code = session.handle.config.unavailable_status
+            response.set_data(b"session store unavailable")
+            response.mimetype = "text/plain"
+            response.headers["Cache-Control"] = "no-store"
         if session.standalone is None:
             return  # the middleware adds the headers when the response starts
         for name, value in session.standalone.response_headers(session.handle.outcome):
