@@ -80,9 +80,8 @@ def test_flask_app_cart_survives_login_and_logout(tmp_path: Path) -> None:
         assert anonymous is not None
         assert "Cart: book" in client.get("/").text
         token = hidden(client.get("/login").text)
-        assert "Wrong" in client.post(
-            "/login", data={"username": "bob", "password": "x", "csrf_token": token}
-        ).text
+        bad = client.post("/login", data={"username": "bob", "password": "x", "csrf_token": token})
+        assert "Wrong" in bad.text
         client.post("/login", data={"username": "bob", "password": "builder", "csrf_token": token})
         assert client.token not in (None, anonymous)
         page = client.get("/account").text
