@@ -87,6 +87,12 @@ def build_app(manager: AsyncSessionManager, **options: Any) -> Starlette:
             return JSONResponse({"refused": True, "keys": list(request.session)})
         return JSONResponse({"refused": False})
 
+    async def in_place(request: Request) -> Response:
+        request.session["cart"].append("pen")  # not assigned again: not seen as a change
+        handle = get_handle(request)
+        assert handle.session is not None
+        return JSONResponse({"handle": handle.session.data, "mapping": request.session})
+
     async def logout_then_write(request: Request) -> Response:
         await get_handle(request).logout()
         request.session["bye"] = 1
@@ -110,6 +116,7 @@ def build_app(manager: AsyncSessionManager, **options: Any) -> Starlette:
         Route("/permanent", permanent, methods=post),
         Route("/race", race, methods=post),
         Route("/reserved", reserved, methods=post),
+        Route("/in-place", in_place, methods=post),
         Route("/logout-then-write", logout_then_write, methods=post),
         Route("/write-then-outage", write_then_outage, methods=post),
     ]
@@ -198,6 +205,18 @@ def test_written_back_key_by_key(served: Served) -> None:
     assert served.stored(client) == {"cart": ["book"], "other": "theirs", "mine": "ours"}
     client.post("/delete", json={"key": "cart"})
     assert served.stored(client) == {"other": "theirs", "mine": "ours"}
+
+
+def test_a_change_in_place_is_neither_written_nor_shared(served: Served) -> None:
+    client = served.client()
+    client.post("/update", json={"cart": ["book"]})
+    response = client.post("/in-place")
+    assert response.json() == {
+        "handle": {"cart": ["book"]},  # the handle's Session is not the mapping's data
+        "mapping": {"cart": ["book", "pen"]},
+    }
+    assert "set-cookie" not in response.headers
+    assert served.stored(client) == {"cart": ["book"]}
 
 
 def test_clear_ends_the_session(served: Served) -> None:

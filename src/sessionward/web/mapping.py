@@ -24,6 +24,7 @@ Keys starting with ``sessionward.`` are the adapters' own: hidden here and refus
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -105,7 +106,10 @@ class SessionMapping(dict[str, Any]):
         dict.update(self, data)
 
     def _decode(self, session: Session) -> dict[str, Any]:
-        return dict(session.data)
+        # From the stored text, not ``session.data``: values changed in place here must not
+        # show through the handle's ``Session`` before they are written back.
+        data = json.loads(session.record.data)
+        return data if isinstance(data, dict) else {}
 
     def _encode(self, value: Any) -> Any:
         return value
@@ -310,6 +314,9 @@ class SessionMapping(dict[str, Any]):
             whole=self._whole,
             permanent=self._permanent,
         )
+        if self._permanent is not None:  # what the stored data will say from now on
+            self._reserved[REMEMBER_KEY] = self._permanent
+            self._stored = True
         self._set.clear()
         self._deleted.clear()
         self._whole = self._pending = False
