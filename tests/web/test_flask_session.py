@@ -239,3 +239,20 @@ def test_the_bare_interface_says_it_checks_no_csrf() -> None:
     response = app.test_client().post("/")  # no Origin, no token: nothing checks them here
     assert response.headers["set-cookie"].startswith("__Host-session=sw1_")
     assert response.headers["vary"] == "Cookie"
+
+
+def test_permanent_reads_back_after_the_session_is_saved() -> None:
+    app = Flask(__name__)
+    app.session_interface = SessionInterface(SessionManager(MemoryStore()), csrf=False)
+
+    @app.post("/")
+    def remember() -> str:
+        session["n"] = 1
+        session.permanent = True
+        return ""
+
+    client = app.test_client()
+    with client:
+        response = client.post("/")
+        assert "Max-Age=" in response.headers["set-cookie"]
+        assert session.permanent is True  # the request's session, after save_session
