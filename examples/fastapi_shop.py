@@ -1,5 +1,5 @@
-"""A small shop on FastAPI + sessionward: an anonymous cart that survives login, an account
-page listing the user's sessions, logout and logout everywhere.
+"""A small shop on FastAPI + sessionward: an anonymous cart in ``request.session`` that survives
+login, an account page listing the user's sessions, logout and logout everywhere.
 
     python examples/fastapi_shop.py            # http://localhost:8000 (Chromium, Firefox)
     python examples/fastapi_shop.py --dev-http # any browser: plain-http cookie, loud warning
@@ -58,7 +58,7 @@ def create_app(
     @app.get("/")
     async def home(request: Request) -> Response:
         session = get_handle(request).session
-        cart = session.data.get("cart", []) if session else []
+        cart = request.session.get("cart", [])
         who = (
             f"Signed in as {html.escape(session.user_id)}. <a href='/account'>Account</a>"
             if (session and session.user_id)
@@ -81,10 +81,8 @@ def create_app(
 
     @app.post("/cart")
     async def add(request: Request, product: Annotated[str, Form()]) -> Response:
-        if product in PRODUCTS:
-            await get_handle(request).update_data(
-                lambda d: d.setdefault("cart", []).append(product)
-            )
+        if product in PRODUCTS:  # the first write starts an (anonymous) session
+            request.session["cart"] = [*request.session.get("cart", []), product]
         return RedirectResponse("/", status_code=303)
 
     @app.get("/login")
@@ -113,7 +111,7 @@ def create_app(
         )
         body = (
             f"<p>Hello {html.escape(session.user_id)}. Cart: "
-            f"{html.escape(', '.join(session.data.get('cart', []))) or 'empty'}</p>"
+            f"{html.escape(', '.join(request.session.get('cart', []))) or 'empty'}</p>"
             f"<p>Your sessions:</p><ul>{rows}</ul>"
             + await form(request, "/logout", "", "Log out")
             + await form(request, "/logout-everywhere", "", "Log out everywhere")
@@ -123,7 +121,7 @@ def create_app(
 
     @app.post("/logout")
     async def logout(request: Request) -> Response:
-        await get_handle(request).logout()
+        request.session.clear()  # ends the session server-side and expires the cookie
         return RedirectResponse("/", status_code=303)
 
     @app.post("/logout-everywhere")

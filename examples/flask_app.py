@@ -1,4 +1,5 @@
-"""A Flask app with sessionward: sign in, account page, logout, logout everywhere.
+"""A small Flask shop with sessionward: a cart in ``flask.session`` that survives sign-in, an
+account page, logout (``session.clear()``) and logout everywhere.
 
     python examples/flask_app.py               # http://localhost:8001
     python examples/flask_app.py --dev-http    # plain-http cookie, loud warning
@@ -12,22 +13,38 @@ import argparse
 import hmac
 import secrets
 
-from flask import Flask, redirect, render_template_string, request
+from flask import Flask, redirect, render_template_string, request, session
 from werkzeug.wrappers import Response
 
 from sessionward import SessionManager, SQLiteStore
 from sessionward.web import CookiePolicy, CsrfPolicy
 from sessionward.web.flask import Sessionward, current_session, handle, require_user
 
+PRODUCTS = {"book": 12, "pen": 2, "mug": 8}
 USERS = {"alice": "wonderland", "bob": "builder"}  # demo only; use a password hasher
 
-LOGIN = """<form method="post"><input name="username"> <input name="password" type="password">
-<input type="hidden" name="csrf_token" value="{{ csrf_token() }}"><button>Sign in</button></form>"""
-ACCOUNT = """<p>Hello {{ user }}. Visits this session: {{ visits }}</p>
-<form method="post" action="/logout"><input type="hidden" name="csrf_token"
- value="{{ csrf_token() }}"><button>Log out</button></form>
-<form method="post" action="/logout-everywhere"><input type="hidden" name="csrf_token"
- value="{{ csrf_token() }}"><button>Log out everywhere</button></form>"""
+CSRF = '<input type="hidden" name="csrf_token" value="{{ csrf_token() }}">'
+SHOP = (
+    "<h1>Shop</h1><p>{% if user %}Signed in as {{ user }}. <a href='/account'>Account</a>"
+    "{% else %}<a href='/login'>Sign in</a>{% endif %}</p>"
+    "{% for product, price in products.items() %}<form method='post' action='/cart'>"
+    f"<input type='hidden' name='product' value='{{{{ product }}}}'>{CSRF}"
+    "<button>Add {{ product }} (${{ price }})</button></form>{% endfor %}"
+    "<p>Cart: {{ cart | join(', ') or 'empty' }}</p>"
+)
+LOGIN = (
+    "<h1>Sign in</h1>{% if wrong %}<p>Wrong username or password.</p>{% endif %}"
+    '<form method="post">'
+    f'<input name="username"> <input name="password" type="password">{CSRF}'
+    "<button>Sign in</button></form>"
+)
+ACCOUNT = (
+    "<h1>Account</h1><p>Hello {{ user }}. Cart: {{ cart | join(', ') or 'empty' }}."
+    " Visits this session: {{ visits }}</p>"
+    f'<form method="post" action="/logout">{CSRF}<button>Log out</button></form>'
+    f'<form method="post" action="/logout-everywhere">{CSRF}'
+    "<button>Log out everywhere</button></form><p><a href='/'>Shop</a></p>"
+)
 
 
 def create_app(
@@ -39,16 +56,25 @@ def create_app(
     Sessionward(
         app,
         SessionManager(SQLiteStore(db)),
-        cookie=CookiePolicy(insecure_http_localhost=dev_http),
+        cookie=CookiePolicy(name="session", insecure_http_localhost=dev_http),
         csrf=CsrfPolicy(origins, keys=[secrets.token_bytes(32)]),
     )
 
+    def user() -> str | None:
+        current = current_session()
+        return current.user_id if current else None
+
     @app.get("/")
-    def home() -> Response | str:
-        session = current_session()
-        if session is None or session.user_id is None:
-            return redirect("/login", 303)
-        return redirect("/account", 303)
+    def home() -> str:
+        cart = session.get("cart", [])
+        return render_template_string(SHOP, user=user(), products=PRODUCTS, cart=cart)
+
+    @app.post("/cart")
+    def add() -> Response:
+        product = request.form.get("product", "")
+        if product in PRODUCTS:  # the first write starts an (anonymous) session
+            session["cart"] = [*session.get("cart", []), product]
+        return redirect("/", 303)
 
     @app.route("/login", methods=["GET", "POST"])
     def login() -> Response | str:
@@ -56,20 +82,23 @@ def create_app(
             username = request.form.get("username", "")
             expected = USERS.get(username, secrets.token_hex(16))
             if hmac.compare_digest(expected.encode(), request.form.get("password", "").encode()):
-                handle().login(username)
+                handle().login(username)  # new token; the cart carries over, the old one dies
                 return redirect("/account", 303)
-        return render_template_string(LOGIN)
+            return render_template_string(LOGIN, wrong=True)
+        return render_template_string(LOGIN, wrong=False)
 
     @app.get("/account")
     @require_user
     def account() -> str:
-        session = handle().update_data(lambda d: d.update(visits=d.get("visits", 0) + 1))
-        return render_template_string(ACCOUNT, user=session.user_id, visits=session.data["visits"])
+        session["visits"] = session.get("visits", 0) + 1
+        return render_template_string(
+            ACCOUNT, user=user(), cart=session.get("cart", []), visits=session["visits"]
+        )
 
     @app.post("/logout")
     def logout() -> Response:
-        handle().logout()
-        return redirect("/login", 303)
+        session.clear()  # ends the session server-side and expires the cookie
+        return redirect("/", 303)
 
     @app.post("/logout-everywhere")
     @require_user

@@ -138,8 +138,8 @@ def test_pages_send_security_headers(site: tuple[str, Runtime]) -> None:
     assert "unsafe-inline" not in csp
     assert response.headers["x-frame-options"] == "DENY"
     assert response.headers["cache-control"] == "no-store"
-    cookie = response.headers["set-cookie"]
-    assert cookie.startswith("__Host-shop=sw1_")
+    cookie = response.headers["set-cookie"]  # a guest gets the form token's nonce, no session
+    assert cookie.startswith("__Host-shop-csrf=")
     assert "Secure" in cookie
     assert "HttpOnly" in cookie
     assert "SameSite=Lax" in cookie

@@ -3,7 +3,9 @@
 * the session cookie is invisible to ``document.cookie`` (HttpOnly) but sent back;
 * a same-origin form POST works;
 * a form on another site (127.0.0.2, while the app is visited as ``localhost``) that
-  auto-submits to the app is refused, even carrying a valid form token.
+  auto-submits to the app is refused, even carrying a valid form token;
+* in the FastAPI and Flask examples, the cart kept in ``request.session`` / ``flask.session``
+  survives sign-in, and the pre-login cookie is dead afterwards.
 
 Skipped with the reason when chromium or Playwright is missing, unless
 ``SESSIONWARD_REQUIRE_SERVICES=1``. Never runs ``playwright install``: the browser is Debian's.
@@ -28,8 +30,9 @@ from starlette.routing import Route
 from sessionward import AsyncSessionManager, AsyncSQLiteStore
 from sessionward.web import CsrfPolicy
 
-from ._servers import uvicorn_server
+from ._servers import uvicorn_server, wsgi_server
 from .test_asgi import POLICY, build_app
+from .test_examples import load
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -97,11 +100,12 @@ def test_cookie_httponly_sent_back_and_cross_site_post_refused(
             [token],
         )
         assert login == 200
-        [cookie] = context.cookies()
-        assert cookie["name"] == "__Host-id"
-        assert cookie["httpOnly"] is True
-        assert cookie["secure"] is True
-        assert cookie["sameSite"] == "Lax"
+        cookies = {cookie["name"]: cookie for cookie in context.cookies()}
+        assert set(cookies) == {"__Host-id", "__Host-id-csrf"}  # session, form-token nonce
+        for cookie in cookies.values():
+            assert cookie["httpOnly"] is True
+            assert cookie["secure"] is True
+            assert cookie["sameSite"] == "Lax"
         assert page.evaluate("document.cookie") == ""
         assert page.goto(app + "/me").json() == {"user": "alice", "cart": []}  # sent back
 
@@ -120,3 +124,54 @@ def test_cookie_httponly_sent_back_and_cross_site_post_refused(
         assert page.goto(app + "/me").json()["cart"] == ["book"]
         context.close()
     assert any("sec-fetch-site-cross-site" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    ("example", "cookie"), [("fastapi_shop", "__Host-id"), ("flask_app", "__Host-session")]
+)
+def test_example_cart_in_framework_session_survives_login(
+    browser: Any, tmp_path: Path, example: str, cookie: str
+) -> None:
+    """The cart the example keeps in ``request.session`` / ``flask.session`` survives sign-in;
+    the pre-login cookie is dead afterwards; ``clear()`` (logout) removes the cookie."""
+    module = load(example)
+    db = str(tmp_path / "example.db")
+    server = uvicorn_server if example == "fastapi_shop" else wsgi_server
+
+    def make_app(base: str) -> Any:
+        return module.create_app(db=db, origins=(base.replace("127.0.0.1", "localhost"),))
+
+    with server(make_app) as served:
+        app = served.replace("127.0.0.1", "localhost")
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(app + "/")
+        with page.expect_navigation():
+            page.click("button:has-text('Add book')")
+        assert "Cart: book" in page.inner_text("body")
+        before = {c["name"]: c["value"] for c in context.cookies()}[cookie]
+
+        page.goto(app + "/login")
+        page.fill("input[name=username]", "alice")
+        page.fill("input[name=password]", "wonderland")
+        with page.expect_navigation():
+            page.click("button:text-is('Sign in')")
+        assert page.url == app + "/account"
+        assert "Hello alice. Cart: book" in page.inner_text("body")
+        after = {c["name"]: c["value"] for c in context.cookies()}[cookie]
+        assert after != before
+
+        # Another browser presenting the pre-login cookie (as a thief who copied it would).
+        replay = browser.new_context(extra_http_headers={"cookie": f"{cookie}={before}"})
+        stale = replay.new_page()
+        response = stale.goto(app + "/")
+        assert "Cart: empty" in stale.inner_text("body")  # the pre-login cookie is dead
+        assert "Sign in" in stale.inner_text("body")
+        assert "Max-Age=0" in (response.header_value("set-cookie") or "")  # and told to go
+        replay.close()
+
+        with page.expect_navigation():
+            page.click("button:text-is('Log out')")
+        assert cookie not in {c["name"] for c in context.cookies()}
+        assert "Cart: empty" in page.inner_text("body")
+        context.close()

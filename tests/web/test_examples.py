@@ -68,18 +68,32 @@ def test_fastapi_shop_cart_survives_login_and_logout_everywhere(tmp_path: Path) 
         phone.close()
 
 
-def test_flask_app_login_account_logout(tmp_path: Path) -> None:
+def test_flask_app_cart_survives_login_and_logout(tmp_path: Path) -> None:
     example = load("flask_app")
     db = str(tmp_path / "flask.db")
     with wsgi_server(lambda base: example.create_app(db=db, origins=(base,))) as base:
-        client = Browserish(base)
+        client = Browserish(base, cookie_name="__Host-session")
+        assert "Cart: empty" in client.get("/").text
+        assert client.token is None  # a page view starts no session
+        client.post("/cart", data={"product": "book", "csrf_token": hidden(client.get("/").text)})
+        anonymous = client.token
+        assert anonymous is not None
+        assert "Cart: book" in client.get("/").text
         token = hidden(client.get("/login").text)
+        bad = client.post("/login", data={"username": "bob", "password": "x", "csrf_token": token})
+        assert "Wrong" in bad.text
         client.post("/login", data={"username": "bob", "password": "builder", "csrf_token": token})
+        assert client.token not in (None, anonymous)
         page = client.get("/account").text
-        assert "Hello bob. Visits this session: 1" in page
+        assert "Hello bob. Cart: book. Visits this session: 1" in page
         cookie = client.token
+        assert cookie is not None
+        stranger = Browserish(base, cookie_name="__Host-session")
+        assert "Cart: empty" in stranger.get("/", token=anonymous).text  # pre-login token dead
         client.post("/logout", data={"csrf_token": hidden(page)})
-        assert client.get("/account", token=cookie).status_code == 401
+        assert client.token is None
+        assert stranger.get("/account", token=cookie).status_code == 401
+        stranger.close()
         client.close()
 
 

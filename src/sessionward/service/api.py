@@ -78,6 +78,7 @@ _log = logging.getLogger("sessionward.service")
 MAX_BODY = 64 * 1024
 _NO_STORE = {"cache-control": "no-store"}
 _STRING_MAX = 512
+_NUMBER_MAX = 10**10
 _REVOKE_REASONS = {r.value for r in RevokeReason}
 _SCOPE = re.compile("[!-~]{1,128}")  # printable ASCII, no space: the scope separator
 _JWKS_CACHE = {"cache-control": "public, max-age=300"}  # key rotation waits out far more
@@ -283,10 +284,13 @@ class Fields:
         value = self._get(name)
         if value is None:
             return None
+        # Compared before any float conversion: an integer too large for a float (JSON
+        # allows any number of digits) would raise OverflowError in isfinite.
         if (
             isinstance(value, bool)
             or not isinstance(value, int | float)
-            or not (math.isfinite(value) and 0 <= value <= 10**10)
+            or not 0 <= value <= _NUMBER_MAX
+            or not math.isfinite(value)
         ):
             raise ApiError(400, "invalid_request", f"{name} must be a non-negative number")
         return float(value)
@@ -563,6 +567,8 @@ def mapped(exc: Exception) -> ApiError:
     """The answer for an exception raised while serving an API request."""
     if isinstance(exc, ApiError):
         return exc
+    if isinstance(exc, ClientDisconnect):  # gone, or cut off by RequestBounds: nobody listens
+        return ApiError(400, "invalid_request", "the client disconnected")
     if isinstance(exc, InvalidToken):
         return ApiError(401, "invalid_token", "invalid")
     if isinstance(exc, StepUpRequired):

@@ -2,14 +2,19 @@
 
     app.add_middleware(SessionMiddleware, manager=manager, csrf=CsrfPolicy([...], keys=[...]))
 
+    request.session["cart"] = ["book"]   # a dict, as with Starlette's own middleware
+    request.session.clear()              # ends the session (server-side revoke, cookie expired)
+
     handle = request.state.sessionward        # or scope["sessionward"]
     handle.session               # Session or None
     await handle.login("alice")  # new token; the anonymous session's data carries over
     await handle.logout()        # server-side revoke, cookie expired, site data cleared
 
 Per request: refuse a cross-site unsafe request (cookie transport), validate the presented
-token (``None`` when absent or invalid), run the app, then add ``Set-Cookie`` only if a token
-was minted or must be cleared. A store outage answers 503 (or 401); it never lets the request
+token (``None`` when absent or invalid), run the app, write back what it changed in
+``request.session`` (``scope["session"]``, a :class:`~sessionward.web.mapping.SessionMapping`)
+when the response starts, then add ``Set-Cookie`` only if a token was minted or must be
+cleared. A store outage answers 503 (or 401); it never lets the request
 through as if authenticated. WebSocket and lifespan scopes pass through untouched.
 """
 
@@ -51,6 +56,7 @@ class SessionMiddleware:
         unavailable_status: int = 503,
         realm: str = "sessionward",
         token_header: str = "session-token",  # noqa: S107 - a header name
+        remember_by_default: bool = False,
     ) -> None:
         self.app = app
         self.manager = manager
@@ -62,6 +68,7 @@ class SessionMiddleware:
             unavailable_status=unavailable_status,
             realm=realm,
             token_header=token_header,
+            remember_by_default=remember_by_default,
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -72,7 +79,7 @@ class SessionMiddleware:
         token = config.token_from(headers)
         client = scope.get("client")
         context = config.context.capture(client[0] if client else None, headers)
-        outcome = Outcome()
+        outcome = config.outcome(headers)
         session = None
         if token is not None:
             try:
@@ -100,16 +107,20 @@ class SessionMiddleware:
         )
         scope["sessionward"] = handle
         scope.setdefault("state", {})["sessionward"] = handle
-        await self._run(scope, receive, send, outcome)
+        scope["session"] = handle.mapping
+        await self._run(scope, receive, send, handle)
 
-    async def _run(self, scope: Scope, receive: Receive, send: Send, outcome: Outcome) -> None:
+    async def _run(
+        self, scope: Scope, receive: Receive, send: Send, handle: AsyncSessionHandle
+    ) -> None:
         started = False
 
         async def send_with_session(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
+                await handle.commit()
                 started = True
-                extra = self.config.response_headers(outcome)
+                extra = self.config.response_headers(handle.outcome)
                 if extra:
                     message = {**message, "headers": _with_headers(message, extra)}
             await send(message)

@@ -7,7 +7,8 @@ Every cookie this module emits looks like::
 ``__Host-`` makes the browser refuse the cookie unless it is ``Secure``, has ``Path=/`` and no
 ``Domain``, so neither a sibling subdomain nor a plain-http page can plant or overwrite it.
 There is no ``Expires``/``Max-Age`` (the cookie dies with the browser) unless the application
-asks for "remember me" and the policy allows it. ``SameSite`` is always explicit; ``None``
+asks for "remember me" and the policy allows it; then both are sent (``Max-Age`` wins where
+it is understood, ``Expires`` serves older clients). ``SameSite`` is always explicit; ``None``
 is refused for a session cookie.
 
 ``insecure_http_localhost=True`` is the one escape hatch, for ``http://localhost`` during
@@ -19,7 +20,9 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from dataclasses import dataclass
+from email.utils import formatdate
 from typing import Literal
 
 from sessionward.errors import ConfigError, InvalidArgument
@@ -100,7 +103,9 @@ class CookiePolicy:
                 raise ConfigError("remember-me needs CookiePolicy(remember_max_age=...)")
             if max_age <= 0:
                 raise InvalidArgument("max_age must be positive; use expire() to delete")
-            persist = f"; Max-Age={min(int(max_age), self.remember_max_age)}"
+            seconds = min(int(max_age), self.remember_max_age)
+            expires = formatdate(time.time() + seconds, usegmt=True)  # the browser's clock
+            persist = f"; Max-Age={seconds}; Expires={expires}"
         return f"{self.cookie_name}={value}{self._attributes()}{persist}"
 
     def expire(self) -> str:

@@ -1,18 +1,24 @@
-"""Flask extension: wraps ``app.wsgi_app`` in the WSGI middleware and adds view decorators.
+"""Flask extension: the WSGI middleware around ``app.wsgi_app``, ``flask.session`` backed by
+sessionward, and view decorators.
 
     sw = Sessionward(app, manager, csrf=CsrfPolicy(["https://shop.example"], keys=[key]))
+
+    @app.post("/cart")
+    def add():
+        session["cart"] = [*session.get("cart", []), request.form["product"]]  # flask.session
 
     @app.post("/login")
     def login():
         ...check the password...
-        handle().login(user_id)
+        handle().login(user_id)     # new token, the cart carried over, the old token dead
 
     @app.get("/account")
     @require_user
     def account():
         return {"user": current_session().user_id}
 
-Templates get ``csrf_token()``. Flask's own cookie session is left alone (and unused).
+Templates get ``csrf_token()``. ``flask.session`` is a :class:`FlaskSession` (see
+:mod:`sessionward.web.flask_session`): Flask's own session API, stored server-side.
 """
 
 from __future__ import annotations
@@ -30,9 +36,12 @@ from sessionward.web._core import Transport
 from sessionward.web._sync.handle import SessionHandle
 from sessionward.web.cookies import CookiePolicy
 from sessionward.web.csrf import CsrfPolicy
+from sessionward.web.flask_session import FlaskSession, SessionInterface, flask_cookie
 from sessionward.web.wsgi import SessionMiddleware
 
 __all__ = [
+    "FlaskSession",
+    "SessionInterface",
     "Sessionward",
     "current_session",
     "handle",
@@ -47,7 +56,14 @@ R = TypeVar("R")
 
 
 class Sessionward:
-    """The extension; keyword arguments are those of the WSGI ``SessionMiddleware``."""
+    """The extension; keyword arguments are those of the WSGI ``SessionMiddleware``.
+
+    Without ``cookie=``, the cookie follows the app's ``SESSION_COOKIE_NAME``,
+    ``SESSION_COOKIE_SAMESITE``, ``SESSION_COOKIE_PARTITIONED`` and
+    ``PERMANENT_SESSION_LIFETIME`` (read here, once); settings that would weaken it are refused
+    either way (see :func:`~sessionward.web.flask_session.flask_cookie`).
+    ``remember_by_default`` defaults to Flask-Session's ``SESSION_PERMANENT`` (else off).
+    """
 
     def __init__(
         self,
@@ -73,7 +89,22 @@ class Sessionward:
         manager = manager or self.manager
         if manager is None:
             raise TypeError("Sessionward needs a SessionManager")
-        app.wsgi_app = SessionMiddleware(app.wsgi_app, manager, **self.options)  # type: ignore[method-assign]
+        options = dict(self.options)
+        options["cookie"] = cookie = flask_cookie(app.config, options.get("cookie"))
+        remember = options.get("remember_by_default")
+        if remember is None:
+            options["remember_by_default"] = remember = bool(app.config.get("SESSION_PERMANENT"))
+        app.wsgi_app = SessionMiddleware(app.wsgi_app, manager, **options)  # type: ignore[method-assign]
+        # Behind the middleware the interface only bridges flask.session to the request's
+        # handle; it validates on its own only where no request went through the middleware
+        # (app.test_request_context()).
+        app.session_interface = SessionInterface(
+            manager,
+            csrf=False,
+            cookie=cookie,
+            remember_by_default=remember,
+            trusted_proxies=options.get("trusted_proxies", ()),
+        )
         app.extensions["sessionward"] = self
         app.jinja_env.globals["csrf_token"] = lambda: handle().csrf_token()
 

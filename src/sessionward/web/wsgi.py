@@ -2,9 +2,11 @@
 
     app.wsgi_app = SessionMiddleware(app.wsgi_app, manager, csrf=CsrfPolicy([...], keys=[...]))
     handle = environ["sessionward"]           # SessionHandle: .session, .login(), .logout(), ...
+    handle.mapping["cart"] = ["book"]         # the session data as a dict, written back below
 
-Headers are added when the application calls ``start_response``; a session change made after
-that (for example while a streamed body is being produced) cannot reach the client.
+Changes to ``handle.mapping`` (``flask.session`` under Flask) are written back and headers are
+added when the application calls ``start_response``; a session change made after that (for
+example while a streamed body is being produced) cannot reach the client.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from sessionward.web.context import ContextCapture
 from sessionward.web.cookies import CookiePolicy
 from sessionward.web.csrf import CsrfPolicy
 
-__all__ = ["SessionHandle", "SessionMiddleware"]
+__all__ = ["SessionHandle", "SessionMiddleware", "open_handle"]
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
@@ -50,6 +52,7 @@ class SessionMiddleware:
         unavailable_status: int = 503,
         realm: str = "sessionward",
         token_header: str = "session-token",  # noqa: S107 - a header name
+        remember_by_default: bool = False,
     ) -> None:
         self.app = app
         self.manager = manager
@@ -61,23 +64,17 @@ class SessionMiddleware:
             unavailable_status=unavailable_status,
             realm=realm,
             token_header=token_header,
+            remember_by_default=remember_by_default,
         )
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         config, headers = self.config, environ_headers(environ)
         method = environ.get("REQUEST_METHOD", "GET")
-        token = config.token_from(headers)
-        context = config.context.capture(environ.get("REMOTE_ADDR"), headers)
-        outcome = Outcome()
-        session = None
-        if token is not None:
-            try:
-                session = self.manager.validate(token, context=context)
-                outcome.minted(session, self.manager.clock.now())
-            except InvalidToken:
-                outcome.rejected = True
-            except StoreError:
-                return self._plain(start_response, config.unavailable_status, "store unavailable")
+        try:
+            handle = open_handle(self.manager, config, environ, headers)
+        except StoreError:
+            return self._plain(start_response, config.unavailable_status, "store unavailable")
+        session, outcome = handle._current(), handle.outcome  # not .session: no Vary for this look
         form = None
         if config.wants_form(method, headers):
             form = _read_body(environ, config.max_form_bytes)
@@ -87,20 +84,19 @@ class SessionMiddleware:
         if reason is not None:
             log_refusal("csrf", reason)
             return self._plain(start_response, 403, "cross-site request refused", outcome)
-        environ["sessionward"] = SessionHandle(
-            self.manager, config, session, context, outcome, presented=token is not None
-        )
-        return self._run(environ, start_response, outcome)
+        environ["sessionward"] = handle
+        return self._run(environ, start_response, handle)
 
     def _run(
-        self, environ: Environ, start_response: StartResponse, outcome: Outcome
+        self, environ: Environ, start_response: StartResponse, handle: SessionHandle
     ) -> Iterable[bytes]:
         started = False
 
         def start_with_session(status: str, headers: list[tuple[str, str]], *exc: Any) -> Any:
             nonlocal started
+            handle.commit()  # a no-op when the framework (Flask) already wrote its session back
             started = True
-            merged = merge_headers(list(headers), self.config.response_headers(outcome))
+            merged = merge_headers(list(headers), self.config.response_headers(handle.outcome))
             return start_response(status, merged, *exc)
 
         try:
@@ -120,6 +116,28 @@ class SessionMiddleware:
             headers = merge_headers(headers, self.config.response_headers(outcome))
         start_response(f"{status} {_REASONS[status]}", headers)
         return [text.encode()]
+
+
+def open_handle(
+    manager: SessionManager,
+    config: AdapterConfig,
+    environ: Environ,
+    headers: dict[str, str] | None = None,
+) -> SessionHandle:
+    """Validate the request's token (an invalid one is noted for expiry, never raised) and
+    return the request's handle. ``StoreError`` propagates: the caller fails closed."""
+    headers = environ_headers(environ) if headers is None else headers
+    token = config.token_from(headers)
+    context = config.context.capture(environ.get("REMOTE_ADDR"), headers)
+    outcome = config.outcome(headers)
+    session = None
+    if token is not None:
+        try:
+            session = manager.validate(token, context=context)
+            outcome.minted(session, manager.clock.now())
+        except InvalidToken:
+            outcome.rejected = True
+    return SessionHandle(manager, config, session, context, outcome, presented=token is not None)
 
 
 def _read_body(environ: Environ, limit: int) -> bytes | None:

@@ -2,7 +2,9 @@
 
 The async handle is the source; the sync one is generated from it (see
 tests/web/test_handle_twin.py). Every method is a thin call into the manager plus a note of what the
-response must carry; the middleware turns that note into headers.
+response must carry; the middleware turns that note into headers. The handle also owns the
+request's :class:`~sessionward.web.mapping.SessionMapping` (``request.session``,
+``flask.session``) and writes it back in :meth:`commit`.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from sessionward.core.context import RequestContext
 from sessionward.core.record import Session
 from sessionward.manager._async.manager import AsyncSessionManager
 from sessionward.web._core import REMEMBER_KEY, AdapterConfig, DataChange, Outcome
+from sessionward.web.mapping import SessionMapping
 
 __all__ = ["AsyncSessionHandle"]
 
@@ -21,7 +24,7 @@ __all__ = ["AsyncSessionHandle"]
 class AsyncSessionHandle:
     """The request's session (``None`` if none or invalid) and the actions that change it."""
 
-    __slots__ = ("_session", "config", "context", "manager", "outcome", "presented")
+    __slots__ = ("_mapping", "_session", "config", "context", "manager", "outcome", "presented")
 
     def __init__(
         self,
@@ -39,6 +42,7 @@ class AsyncSessionHandle:
         self.outcome = outcome
         self.presented = presented
         self._session = session
+        self._mapping: SessionMapping | None = None
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._session!r}>"
@@ -54,6 +58,32 @@ class AsyncSessionHandle:
         session = self.session
         return None if session is None else session.user_id
 
+    @property
+    def mapping(self) -> SessionMapping:
+        """The session's data as a mutable mapping (``request.session``), decoded on first use
+        and written back by :meth:`commit`."""
+        mapping = self._mapping
+        if mapping is None:
+            mapping = self.attach(SessionMapping())
+        return mapping
+
+    def attach(self, mapping: SessionMapping) -> SessionMapping:
+        """Make ``mapping`` (a framework's subclass) this request's mapping."""
+        mapping._bind(self._current)
+        mapping.default_permanent = self.config.remember_by_default
+        self._mapping = mapping
+        return mapping
+
+    def _current(self) -> Session | None:
+        return self._session
+
+    def _data(self, remember: bool | None) -> dict[str, Any]:
+        if remember is None:
+            remember = self.config.remember_by_default
+        if remember and self.config.cookie.remember_max_age is None:
+            self.config.cookie.header("x", max_age=1)  # raises the ConfigError that explains
+        return {REMEMBER_KEY: True} if remember else {}
+
     def _adopt(self, session: Session) -> Session:
         self._session = session
         self.outcome.accessed = True
@@ -67,13 +97,15 @@ class AsyncSessionHandle:
         auth_level: int = 1,
         scopes: Iterable[str] = (),
         data: Mapping[str, Any] | None = None,
-        remember: bool = False,
+        remember: bool | None = None,
     ) -> Session:
         """Start an authenticated session with a new token; the current one (e.g. the
-        anonymous cart) is carried over and killed. ``remember`` makes the cookie persist."""
-        if remember and self.config.cookie.remember_max_age is None:
-            self.config.cookie.header("x", max_age=1)  # raises the ConfigError that explains
-        extra = {REMEMBER_KEY: True} if remember else {}
+        anonymous cart) is carried over and killed. ``remember`` makes the cookie persist
+        (``None``: the adapter's ``remember_by_default``)."""
+        extra = self._data(remember)
+        await self._settle_clear()
+        if not extra and self._session is not None and REMEMBER_KEY in self._session.data:
+            extra = {REMEMBER_KEY: False}  # the carried-over data must not keep it persistent
         session = await self.manager.issue(
             user_id,
             auth_level=auth_level,
@@ -85,10 +117,31 @@ class AsyncSessionHandle:
         return self._adopt(session)
 
     async def ensure(self) -> Session:
-        """The current session, or a new anonymous one (for a cart or a login form's CSRF)."""
+        """The current session, or a new anonymous one (for something to store, such as a
+        cart; a form's CSRF token needs none, see :meth:`csrf_token`)."""
         if self._session is not None:
             return self._session
-        return self._adopt(await self.manager.issue(context=self.context))
+        data = self._data(None)
+        return self._adopt(await self.manager.issue(data=data, context=self.context))
+
+    async def regenerate(self) -> Session | None:
+        """A new session id and secret for the current session, same user, authentication and
+        data; the old token dies at once (against fixation, e.g. at a login the application
+        records in the session data itself). ``None`` when there is no session yet: the first
+        write will create one with a fresh token anyway."""
+        await self._settle_clear()
+        current = self._session
+        if current is None:
+            return None
+        session = await self.manager.issue(
+            current.user_id,
+            auth_level=current.auth_level,
+            auth_time=current.auth_time,
+            scopes=current.scopes,
+            context=self.context,
+            previous=current,
+        )
+        return self._adopt(session)
 
     async def rotate(self) -> Session:
         """New secret for the current session (the old one lives on for the grace window)."""
@@ -104,6 +157,8 @@ class AsyncSessionHandle:
     async def update_data(self, change: DataChange) -> Session:
         """Change session data (creating an anonymous session first if there is none)."""
         self._session = await self.manager.update_data(await self.ensure(), change)
+        if self._mapping is not None:
+            self._mapping._refresh(self._current)
         return self._session
 
     async def logout(self) -> None:
@@ -112,6 +167,8 @@ class AsyncSessionHandle:
             await self.manager.revoke(self._session)
         self._session = None
         self.outcome.end()
+        if self._mapping is not None:
+            self._mapping._reset()
 
     async def logout_everywhere(self) -> int:
         """End every session of this user (this one included); returns how many ended."""
@@ -123,11 +180,52 @@ class AsyncSessionHandle:
         return count
 
     async def csrf_token(self) -> str:
-        """The form token for this session (creating an anonymous session if needed)."""
+        """The form token: bound to the session, or without one to a random nonce that the
+        response sets in a cookie of its own. It never creates a session, so anonymous page
+        views store nothing."""
         policy = self.config.csrf_policy
         if policy is None:
             raise RuntimeError("CSRF tokens need cookie transport with a CsrfPolicy")
-        return policy.token_for((await self.ensure()).id)
+        session = self.session
+        if session is not None:
+            return policy.token_for(session.id)
+        return policy.anonymous_token(self.outcome.anonymous_nonce(policy))
+
+    async def commit(self) -> None:
+        """Write the mapping's changes back (the adapters call this before the response
+        starts): nothing when it is unmodified; a new anonymous session for the first write;
+        after ``clear()`` the session ends; a changed ``permanent`` rotates the token so the
+        cookie's persistence can change with it."""
+        mapping = self._mapping
+        if mapping is None:
+            return
+        if mapping.accessed:
+            self.outcome.accessed = True
+        await self._settle_clear()
+        changes = mapping._take_changes()
+        if changes is None:
+            return
+        session = self._session
+        if session is None:
+            if changes.values:
+                data = {**changes.values, **self._data(changes.permanent)}
+                self._adopt(await self.manager.issue(data=data, context=self.context))
+            return
+        remembered = session.data.get(REMEMBER_KEY) is True
+        if changes.permanent:
+            self._data(True)  # refuses remember-me when the cookie policy does not allow it
+        self._session = await self.manager.update_data(session, changes.apply)
+        if changes.permanent is not None and changes.permanent != remembered:
+            await self.rotate()
+
+    async def _settle_clear(self) -> None:
+        """End the session the application cleared through the mapping, before anything else
+        happens to it."""
+        if self._mapping is None or not self._mapping._take_clear() or self._session is None:
+            return
+        await self.manager.revoke(self._session)
+        self._session = None
+        self.outcome.end()
 
     def _require(self) -> Session:
         if self._session is None:
