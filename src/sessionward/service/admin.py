@@ -38,6 +38,7 @@ from sessionward.service.passwords import hash_password_async, verify_password_a
 from sessionward.service.runtime import ADMIN_SCOPE, ADMIN_USER_PREFIX, Runtime
 from sessionward.service.setup import consume_setup_code
 from sessionward.service.state import UserRow
+from sessionward.service.throttle import Guard, Throttled
 from sessionward.web import CookiePolicy, CsrfPolicy
 from sessionward.web.asgi import SessionMiddleware
 from sessionward.web.starlette import get_handle
@@ -80,6 +81,28 @@ def redirect(path: str) -> Response:
     return RedirectResponse(path, status_code=303)
 
 
+SETUP_ACCOUNT = "sessionward:setup"  # the setup code is one secret for the whole service
+
+
+async def reserve(guard: Guard, kind: str, account: str | None, address: str | None) -> int:
+    """Reserve a guess of a secret; 0 when it may go ahead, else the seconds to wait."""
+    try:
+        await guard.attempt(kind, account, address)
+    except Throttled as exc:
+        return exc.retry_after
+    return 0
+
+
+def try_again(wait: int) -> str:
+    return f"Too many attempts. Try again in {wait} s."
+
+
+def with_retry_after(response: Response, wait: int) -> Response:
+    if wait:
+        response.headers["retry-after"] = str(wait)
+    return response
+
+
 class Admin:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
@@ -115,18 +138,23 @@ class Admin:
         handle = get_handle(request)
         if self.rt.state.count_users("admin") > 0:
             return redirect(f"{ROOT}/login")
-        error = ""
+        error, wait = "", 0
         if request.method == "POST":
             fields = await form_fields(request)
             name = fields.get("username", "").strip().lower()
             password = fields.get("password", "")
+            guard, address = self.rt.guard, handle.context.ip
             if not _NAME.fullmatch(name):
                 error = "Choose a user name of 3 to 32 letters, digits, '.', '_' or '-'."
             elif len(password) < 12:
                 error = "Choose a password of at least 12 characters."
+            elif wait := await reserve(guard, "setup-code", SETUP_ACCOUNT, address):
+                error = try_again(wait)
             elif not consume_setup_code(self.rt.state, fields.get("code", "").strip()):
+                await guard.failed("setup-code", SETUP_ACCOUNT, address)
                 error = "That setup code is not valid (it works once; restart to get a new one)."
             else:
+                await guard.succeeded("setup-code", SETUP_ACCOUNT, address)
                 hashed = await hash_password_async(password)
                 try:
                     self.rt.state.add_user(UserRow("admin", name, hashed, None, time.time()))
@@ -156,24 +184,34 @@ class Admin:
             "if(m){document.getElementById('code').value=m[1];"
             "history.replaceState(null,'',location.pathname);}"
         )
-        return self.page("Set up the admin account", None).response(
-            body, status=400 if error else 200, scripts=[script]
+        response = self.page("Set up the admin account", None).response(
+            body, status=429 if wait else 400 if error else 200, scripts=[script]
         )
+        return with_retry_after(response, wait)
 
     async def login(self, request: Request) -> Response:
         handle = get_handle(request)
         if self.rt.state.count_users("admin") == 0:
             return redirect(f"{ROOT}/setup")
-        error = ""
+        error, wait = "", 0
         if request.method == "POST":
             fields = await form_fields(request)
             name = fields.get("username", "").strip().lower()
-            user = self.rt.state.get_user("admin", name) if _NAME.fullmatch(name) else None
-            stored = None if user is None else user.password_hash
-            if await verify_password_async(stored, fields.get("password", "")):
-                await handle.login(ADMIN_USER_PREFIX + name, scopes=[ADMIN_SCOPE])
-                return redirect(f"{ROOT}/")
-            error = "Wrong user name or password."
+            # A name that cannot exist is counted for the address only; any other name is
+            # counted alike whether or not its account exists (no enumeration).
+            account = ADMIN_USER_PREFIX + name if _NAME.fullmatch(name) else None
+            guard, address = self.rt.guard, handle.context.ip
+            if wait := await reserve(guard, "password", account, address):
+                error = try_again(wait)
+            else:
+                user = self.rt.state.get_user("admin", name) if account else None
+                stored = None if user is None else user.password_hash
+                if await verify_password_async(stored, fields.get("password", "")):
+                    await guard.succeeded("password", account, address)
+                    await handle.login(ADMIN_USER_PREFIX + name, scopes=[ADMIN_SCOPE])
+                    return redirect(f"{ROOT}/")
+                await guard.failed("password", account, address)
+                error = "Wrong user name or password."
         csrf = await handle.csrf_token()
         body = (
             (f'<p class="msg error" role="alert">{esc(error)}</p>' if error else "")
@@ -185,7 +223,10 @@ class Admin:
             ' autocomplete="current-password" required>'
             '<p><button type="submit">Sign in</button></p></form>'
         )
-        return self.page("Admin sign-in", None).response(body, status=401 if error else 200)
+        page = self.page("Admin sign-in", None)
+        return with_retry_after(
+            page.response(body, status=429 if wait else 401 if error else 200), wait
+        )
 
     async def logout(self, request: Request) -> Response:
         await get_handle(request).logout()

@@ -27,14 +27,14 @@ from sessionward.core import token as tokens
 from sessionward.core.events import RevokeReason
 from sessionward.core.record import Session
 from sessionward.errors import AlreadyExists, StepUpRequired
-from sessionward.service.admin import form_fields
+from sessionward.service.admin import form_fields, reserve, try_again, with_retry_after
 from sessionward.service.html import Page, attr, esc, fmt_time, hidden_csrf
 from sessionward.service.passwords import (
     hash_password_async,
     new_totp_secret,
+    totp_step,
     totp_uri,
     verify_password_async,
-    verify_totp,
 )
 from sessionward.service.runtime import RESERVED_PREFIX, Runtime
 from sessionward.service.state import UserRow
@@ -231,21 +231,31 @@ class Shop:
 
     async def login(self, request: Request) -> Response:
         handle = get_handle(request)
-        error = ""
+        error, wait = "", 0
         if request.method == "POST":
             fields = await form_fields(request)
             name = fields.get("username", "").strip().lower()
-            account = self.rt.state.get_user(REALM, name) if _NAME.fullmatch(name) else None
-            stored = None if account is None else account.password_hash
-            if await verify_password_async(stored, fields.get("password", "")):
-                await handle.login(name)  # the cart comes along; the guest token dies
-                target = "cart" if request.query_params.get("next") == "cart" else ""
-                return redirect(f"{ROOT}/{target}")
-            error = "Wrong user name or password."
+            guarded = f"{REALM}:{name}" if _NAME.fullmatch(name) else None  # see admin.login
+            guard, address = self.rt.guard, handle.context.ip
+            if wait := await reserve(guard, "password", guarded, address):
+                error = try_again(wait)
+            else:
+                account = self.rt.state.get_user(REALM, name) if guarded else None
+                stored = None if account is None else account.password_hash
+                if await verify_password_async(stored, fields.get("password", "")):
+                    await guard.succeeded("password", guarded, address)
+                    await handle.login(name)  # the cart comes along; the guest token dies
+                    target = "cart" if request.query_params.get("next") == "cart" else ""
+                    return redirect(f"{ROOT}/{target}")
+                await guard.failed("password", guarded, address)
+                error = "Wrong user name or password."
         csrf = await handle.csrf_token()
         action = f"{ROOT}/login" + ("?next=cart" if request.query_params.get("next") else "")
         body = _error(error) + _account_form(action, csrf, "Sign in", "current-password")
-        return (await self.page(request, "Sign in")).response(body, status=401 if error else 200)
+        status = 429 if wait else 401 if error else 200
+        return with_retry_after(
+            (await self.page(request, "Sign in")).response(body, status=status), wait
+        )
 
     async def logout(self, request: Request) -> Response:
         await get_handle(request).logout()
@@ -299,7 +309,9 @@ class Shop:
             return redirect(f"{ROOT}/login")
         secret = session.data.get("pending_totp")
         code = (await form_fields(request)).get("code", "")
-        if not _is_totp_secret(secret) or not verify_totp(secret, code, self.manager.clock.now()):
+        if not _is_totp_secret(secret):
+            return redirect(f"{ROOT}/account?msg=bad-code")
+        if await self._totp(handle.context.ip, user, secret, code) != "ok":
             return redirect(f"{ROOT}/account?msg=bad-code")
         self.rt.state.set_totp(REALM, user, secret)
         await handle.update_data(lambda d: {k: v for k, v in d.items() if k != "pending_totp"})
@@ -314,13 +326,18 @@ class Shop:
         account = self.rt.state.get_user(REALM, user)
         if account is None or not account.totp_secret:
             return redirect(f"{ROOT}/cart")
-        error = ""
+        error, wait = "", 0
         if request.method == "POST":
             code = (await form_fields(request)).get("code", "")
-            if verify_totp(account.totp_secret, code, self.manager.clock.now()):
+            outcome = await self._totp(handle.context.ip, user, account.totp_secret, code)
+            if outcome == "ok":
                 await handle.elevate(auth_level=2)
                 return redirect(f"{ROOT}/cart")
-            error = "That code is not right. Try the current one."
+            if isinstance(outcome, int):
+                wait = outcome
+                error = try_again(wait)
+            else:
+                error = "That code is not right, or it was used already. Try the next one."
         csrf = await handle.csrf_token()
         body = (
             _error(error)
@@ -330,7 +347,21 @@ class Shop:
             ' inputmode="numeric" autocomplete="one-time-code" required>'
             ' <button type="submit">Verify</button></form>'
         )
-        return (await self.page(request, "Confirm it is you")).response(body)
+        page = await self.page(request, "Confirm it is you")
+        return with_retry_after(page.response(body, status=429 if wait else 200), wait)
+
+    async def _totp(self, address: str | None, user: str, secret: str, code: str) -> str | int:
+        """``"ok"`` for a right code not used before (it is then used up), ``"bad"``, or the
+        seconds to wait when the account's code guesses are throttled."""
+        guard, guarded = self.rt.guard, f"{REALM}:{user}"
+        if wait := await reserve(guard, "totp", guarded, address):
+            return wait
+        step = totp_step(secret, code, self.manager.clock.now())
+        if step is not None and self.rt.state.claim_totp_step(REALM, user, step):
+            await guard.succeeded("totp", guarded, address)
+            return "ok"
+        await guard.failed("totp", guarded, address)
+        return "bad"
 
     # -- devices -----------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ __all__ = [
     "hash_password_async",
     "new_totp_secret",
     "totp_now",
+    "totp_step",
     "totp_uri",
     "verify_password_async",
     "verify_totp",
@@ -74,11 +75,19 @@ def totp_now(secret: str, now: float) -> str:
 
 def verify_totp(secret: str, code: str, now: float, *, window: int = 1) -> bool:
     """Accept the current step and ``window`` steps either side (clock drift)."""
+    return totp_step(secret, code, now, window=window) is not None
+
+
+def totp_step(secret: str, code: str, now: float, *, window: int = 1) -> int | None:
+    """The time step whose code ``code`` is, among the current one and ``window`` either
+    side, or ``None``. The caller keeps the last step it accepted per account and refuses that
+    step or an earlier one again, so a code works once (RFC 6238 section 5.2)."""
     code = code.strip().replace(" ", "")
     if len(code) != 6 or not code.isdigit():
-        return False
+        return None
     step = int(now // 30)
-    ok = False
+    found = None
     for delta in range(-window, window + 1):  # no early exit
-        ok |= hmac.compare_digest(_code(secret, step + delta), code)
-    return ok
+        if hmac.compare_digest(_code(secret, step + delta), code):
+            found = step + delta
+    return found

@@ -13,6 +13,7 @@ All methods are short synchronous statements; callers on an event loop call them
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import sqlite3
@@ -25,7 +26,7 @@ from sessionward.errors import AlreadyExists, StoreCorrupt, StoreError, StoreUna
 
 __all__ = ["ApiKeyRow", "ServiceState", "UserRow"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
         """CREATE TABLE service_api_keys (
@@ -52,6 +53,24 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         """CREATE TABLE service_secrets (
             name TEXT PRIMARY KEY NOT NULL,
             value BLOB NOT NULL
+        ) STRICT""",
+    ),
+    2: (
+        # Rate-limit windows (sessionward.service.throttle): the times of the latest hits,
+        # newest first, and a plain counter; a row is dead once expires_at has passed.
+        """CREATE TABLE service_throttle (
+            key TEXT PRIMARY KEY NOT NULL,
+            hits TEXT NOT NULL,
+            count INTEGER NOT NULL,
+            expires_at REAL NOT NULL
+        ) STRICT""",
+        "CREATE INDEX service_throttle_expiry ON service_throttle (expires_at)",
+        # The last TOTP time step accepted per account: a code is good once (RFC 6238 5.2).
+        """CREATE TABLE service_totp_used (
+            realm TEXT NOT NULL,
+            name TEXT NOT NULL,
+            step INTEGER NOT NULL,
+            PRIMARY KEY (realm, name)
         ) STRICT""",
     ),
 }
@@ -204,6 +223,76 @@ class ServiceState:
 
     def has_setup_code(self) -> bool:
         return self._run("SELECT 1 FROM service_setup WHERE id = 1").fetchone() is not None
+
+    def claim_totp_step(self, realm: str, name: str, step: int) -> bool:
+        """Record ``step`` as the account's last accepted TOTP step, if it is later than the
+        one recorded; ``False`` (nothing changed) for that step or an earlier one again.
+        One statement, so two processes cannot both claim the same code."""
+        cursor = self._run(
+            "INSERT INTO service_totp_used VALUES (?, ?, ?) ON CONFLICT (realm, name)"
+            " DO UPDATE SET step = excluded.step WHERE excluded.step > service_totp_used.step",
+            (realm, name, step),
+        )
+        return cursor.rowcount > 0
+
+    # -- rate-limit windows (the SQLite backend of sessionward.service.throttle) -------------
+
+    def window_acquire(self, key: str, limit: int, expiry: float, amount: int, now: float) -> bool:
+        """Add ``amount`` hits at ``now`` unless that makes more than ``limit`` within the
+        last ``expiry`` seconds; atomic across processes (one write transaction)."""
+        try:
+            with self._transaction() as conn:
+                hits = self._live_hits(conn, key, now - expiry)
+                if len(hits) + amount > limit:
+                    return False
+                hits = ([now] * amount + hits)[:limit]
+                conn.execute(
+                    "INSERT OR REPLACE INTO service_throttle VALUES (?, ?, 0, ?)",
+                    (key, json.dumps(hits), now + expiry),
+                )
+                return True
+        except sqlite3.Error as exc:
+            raise _translate(exc) from exc
+
+    def window(self, key: str, expiry: float, now: float) -> tuple[float, int]:
+        """``(oldest hit in the window, number of hits)``, or ``(now, 0)``."""
+        with self._lock:
+            hits = self._live_hits(self._conn, key, now - expiry)
+        return (hits[-1], len(hits)) if hits else (now, 0)
+
+    def _live_hits(self, conn: sqlite3.Connection, key: str, since: float) -> list[float]:
+        try:
+            row = conn.execute("SELECT hits FROM service_throttle WHERE key = ?", (key,))
+            found = row.fetchone()
+        except sqlite3.Error as exc:
+            raise _translate(exc) from exc
+        return [] if found is None else [t for t in json.loads(found[0]) if t > since]
+
+    def counter_add(self, key: str, expiry: float, amount: int, now: float) -> int:
+        """Add to a counter that starts at 0 and lives ``expiry`` seconds from its first add."""
+        row = self._run(
+            "INSERT INTO service_throttle VALUES (?, '[]', ?, ?) ON CONFLICT (key) DO UPDATE SET"
+            " count = CASE WHEN expires_at > ? THEN count + excluded.count"
+            " ELSE excluded.count END,"
+            " expires_at = CASE WHEN expires_at > ? THEN expires_at"
+            " ELSE excluded.expires_at END RETURNING count",
+            (key, amount, now + expiry, now, now),
+        ).fetchone()
+        return int(row[0])
+
+    def counter(self, key: str, now: float) -> tuple[int, float]:
+        """``(count, expires_at)`` of a live counter, or ``(0, now)``."""
+        row = self._run(
+            "SELECT count, expires_at FROM service_throttle WHERE key = ? AND expires_at > ?",
+            (key, now),
+        ).fetchone()
+        return (0, now) if row is None else (int(row[0]), float(row[1]))
+
+    def forget_window(self, key: str) -> None:
+        self._run("DELETE FROM service_throttle WHERE key = ?", (key,))
+
+    def purge_windows(self, now: float) -> int:
+        return self._run("DELETE FROM service_throttle WHERE expires_at <= ?", (now,)).rowcount
 
     # -- server secrets ----------------------------------------------------------------------
 
