@@ -19,6 +19,8 @@ conflict               409     concurrent updates kept winning; retry
 request_too_large      413     body over 64 KiB
 data_too_large         413     session data over the policy's limit
 unsupported_media      415     body is not application/json
+uri_too_long           414     path and query over 8 KiB (``sessionward.service.bounds``)
+headers_too_large      431     header block over 16 KiB or 100 lines
 too_many_attempts      429     too many failed API keys from this address or for this key
                                id; ``Retry-After`` says when to try again
 store_unavailable      503     the session store cannot answer; nothing was decided
