@@ -86,10 +86,11 @@ def wsgi_server(make_app: Callable[[str], Any], host: str = "127.0.0.1") -> Iter
 
 
 class Browserish:
-    """An httpx client that keeps one session cookie by hand.
+    """An httpx client that keeps its cookies by hand: the session cookie as ``token``, any
+    other (the anonymous CSRF nonce) in ``others``.
 
     httpx (rightly) never sends a ``Secure`` cookie over plain http, and the tests want to
-    replay old tokens on purpose, so the cookie is handled explicitly here.
+    replay old tokens on purpose, so the cookies are handled explicitly here.
     """
 
     def __init__(self, base: str, cookie_name: str = "__Host-id") -> None:
@@ -97,6 +98,7 @@ class Browserish:
         self.origin = base
         self.cookie_name = cookie_name
         self.token: str | None = None
+        self.others: dict[str, str] = {}
         self.client = httpx.Client(base_url=base, timeout=10)
         self.responses: list[httpx.Response] = []
 
@@ -111,17 +113,24 @@ class Browserish:
     ) -> httpx.Response:
         headers = dict(kwargs.pop("headers", {}))
         use = token if token is not None else self.token
+        jar = dict(self.others)
         if use is not None:
-            headers["cookie"] = f"{self.cookie_name}={use}"
+            jar[self.cookie_name] = use
+        if jar:
+            headers["cookie"] = "; ".join(f"{name}={value}" for name, value in jar.items())
         if same_origin and method not in ("GET", "HEAD"):
             headers.setdefault("origin", self.origin)
         response = self.client.request(method, path, headers=headers, **kwargs)
         self.responses.append(response)
         for value in response.headers.get_list("set-cookie"):
             name, _, rest = value.partition("=")
+            cookie_value = rest.split(";")[0]
             if name == self.cookie_name:
-                cookie_value = rest.split(";")[0]
                 self.token = cookie_value or None
+            elif cookie_value:
+                self.others[name] = cookie_value
+            else:
+                self.others.pop(name, None)
         return response
 
     def get(self, path: str, **kwargs: Any) -> httpx.Response:

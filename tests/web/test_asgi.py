@@ -202,20 +202,28 @@ def test_untouched_responses_carry_no_set_cookie_and_no_vary(harness: Harness) -
 
 def test_cookie_is_hardened_and_setting_it_disables_caching(harness: Harness) -> None:
     client = harness.client()
-    response = client.get("/csrf")
+    response = client.get("/csrf")  # a form token without a session: only the nonce cookie
+    assert [client.token] == [None]  # no narrowing: the token changes below
+    nonce = client.others["__Host-id-csrf"]
+    hardened = ["Path=/", "Secure", "HttpOnly", "SameSite=Lax"]
+    assert flags(response) == [f"__Host-id-csrf={nonce}", *hardened]
+    assert response.headers["cache-control"] == "no-store"
+    response = client.post("/cart", data={"item": "book"}, headers=harness.csrf(client))
     token = client.token
     assert token is not None
     assert token.startswith("sw1_")
-    assert flags(response) == [f"__Host-id={token}", "Path=/", "Secure", "HttpOnly", "SameSite=Lax"]
+    assert flags(response) == [f"__Host-id={token}", *hardened]
     assert response.headers["cache-control"] == "no-store"
     assert response.headers["vary"] == "Cookie"
 
 
 def test_login_rotates_the_token_and_kills_the_pre_login_one(harness: Harness) -> None:
     client = harness.client()
-    headers = harness.csrf(client)
-    anonymous = client.token
+    headers = harness.csrf(client)  # no session yet: the token binds to the CSRF nonce
+    assert [client.token] == [None]
     assert client.post("/cart", data={"item": "book"}, headers=headers).status_code == 200
+    anonymous = client.token  # storing the cart item started the anonymous session
+    assert anonymous is not None
     response = client.post("/login", data={"user": "alice"}, headers=headers)
     assert response.status_code == 200
     assert response.headers["cache-control"] == "no-store"

@@ -97,11 +97,12 @@ def test_cookie_httponly_sent_back_and_cross_site_post_refused(
             [token],
         )
         assert login == 200
-        [cookie] = context.cookies()
-        assert cookie["name"] == "__Host-id"
-        assert cookie["httpOnly"] is True
-        assert cookie["secure"] is True
-        assert cookie["sameSite"] == "Lax"
+        cookies = {cookie["name"]: cookie for cookie in context.cookies()}
+        assert set(cookies) == {"__Host-id", "__Host-id-csrf"}  # session, form-token nonce
+        for cookie in cookies.values():
+            assert cookie["httpOnly"] is True
+            assert cookie["secure"] is True
+            assert cookie["sameSite"] == "Lax"
         assert page.evaluate("document.cookie") == ""
         assert page.goto(app + "/me").json() == {"user": "alice", "cart": []}  # sent back
 

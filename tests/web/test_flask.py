@@ -152,8 +152,10 @@ def test_untouched_response_sets_no_cookie(served: Served) -> None:
 def test_login_rotates_and_kills_pre_login_token_cart_survives(served: Served) -> None:
     client = served.client()
     csrf = client.get("/csrf").json()["csrf"]
-    anonymous = client.token
+    assert [client.token] == [None]  # a form token alone stores nothing
     assert client.post("/cart", data={"item": "pen", "csrf_token": csrf}).status_code == 200
+    anonymous = client.token
+    assert anonymous is not None
     response = client.post("/login", data={"user": "alice", "csrf_token": csrf})
     assert response.headers["cache-control"] == "no-store"
     assert response.headers["set-cookie"].endswith("; Path=/; Secure; HttpOnly; SameSite=Lax")

@@ -17,6 +17,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Host, Mount, Route, Router
@@ -24,6 +25,7 @@ from starlette.types import ASGIApp
 
 from sessionward.clock import Clock
 from sessionward.service.api import Api, api_routes, error_response
+from sessionward.service.bounds import RequestBounds
 from sessionward.service.config import ServiceConfig
 from sessionward.service.headers import SecurityHeaders
 from sessionward.service.openapi import openapi_document
@@ -114,6 +116,7 @@ def create_app(
     app = ServiceApp(
         routes=routes,
         lifespan=lifespan,
+        middleware=[Middleware(RequestBounds)],
         exception_handlers={HTTPException: _http_error},  # type: ignore[dict-item]
     )
     app.state.runtime = rt

@@ -30,7 +30,10 @@ def attr(value: object) -> str:
 def fmt_time(value: float | None) -> str:
     if value is None:
         return "—"
-    moment = datetime.fromtimestamp(value, tz=UTC)
+    try:
+        moment = datetime.fromtimestamp(value, tz=UTC)
+    except (OverflowError, OSError, ValueError, TypeError):  # out of datetime's range
+        return "—"
     return (
         f'<time datetime="{moment.isoformat(timespec="seconds")}">'
         f"{moment.strftime('%Y-%m-%d %H:%M:%S')} UTC</time>"

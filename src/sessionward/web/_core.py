@@ -6,11 +6,14 @@ them decides anything about sessions. The session decisions are the manager's.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import logging
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
-from urllib.parse import parse_qsl
+from urllib.parse import unquote_plus
 
 from sessionward.core.record import Session
 from sessionward.errors import ConfigError
@@ -39,6 +42,9 @@ class Outcome:
     ended: bool = False
     token: str | None = None
     max_age: int | None = None
+    #: The anonymous CSRF nonce the request carried, or the one minted for it (then ``new``).
+    nonce: str | None = None
+    new_nonce: bool = False
 
     def minted(self, session: Session, now: float) -> None:
         """Remember a newly minted token (issue, rotation, renewal) for the response."""
@@ -50,6 +56,13 @@ class Outcome:
 
     def end(self) -> None:
         self.token, self.max_age, self.ended = None, None, True
+
+    def anonymous_nonce(self, policy: CsrfPolicy) -> str:
+        """The nonce an anonymous form token binds to: the request's, or a new one that the
+        response will set in its cookie."""
+        if self.nonce is None:
+            self.nonce, self.new_nonce = policy.new_nonce(), True
+        return self.nonce
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +97,8 @@ class AdapterConfig:
             raise ConfigError("realm must be printable and free of quotes")
         if not self.token_header.isascii() or not self.token_header.replace("-", "").isalnum():
             raise ConfigError("token_header must be a plain header name")
+        if self.csrf_policy is not None:
+            _ = self.nonce_cookie  # a name too long for the "-csrf" suffix fails here, not later
 
     @property
     def cookie_mode(self) -> bool:
@@ -92,6 +107,19 @@ class AdapterConfig:
     @property
     def csrf_policy(self) -> CsrfPolicy | None:
         return self.csrf if self.cookie_mode and isinstance(self.csrf, CsrfPolicy) else None
+
+    @property
+    def nonce_cookie(self) -> CookiePolicy:
+        """The cookie of the anonymous CSRF nonce: the session cookie's flags, its name plus
+        ``-csrf``, never persistent."""
+        return _nonce_cookie(self.cookie)
+
+    def outcome(self, headers: dict[str, str]) -> Outcome:
+        """A fresh outcome for a request, holding the request's anonymous CSRF nonce."""
+        if self.csrf_policy is None:
+            return Outcome()
+        nonce = self.nonce_cookie.read(headers.get("cookie"))
+        return Outcome(nonce=nonce if CsrfPolicy.is_nonce(nonce) else None)
 
     def token_from(self, headers: dict[str, str]) -> str | None:
         """The presented token, from the configured transport and nowhere else."""
@@ -112,9 +140,9 @@ class AdapterConfig:
             return reason
         presented = headers.get(policy.header_name)
         if presented is None and form is not None:
-            fields = parse_qsl(form.decode("utf-8", "replace"), max_num_fields=1000)
-            presented = next((v for k, v in fields if k == policy.field_name), None)
-        return None if policy.token_valid(session_id, presented) else "token"
+            presented = form_value(form, policy.field_name)
+        nonce = self.nonce_cookie.read(headers.get("cookie"))
+        return None if policy.token_valid(session_id, presented, nonce=nonce) else "token"
 
     def wants_form(self, method: str, headers: dict[str, str]) -> bool:
         """Whether the adapter must read the body to find the form token."""
@@ -146,6 +174,10 @@ class AdapterConfig:
             out.append(("cache-control", "no-store"))
         elif outcome.rejected and self.cookie_mode:
             out.append(("set-cookie", self.cookie.expire()))
+        if outcome.new_nonce and outcome.nonce is not None and self.cookie_mode:
+            out.append(("set-cookie", self.nonce_cookie.header(outcome.nonce)))
+            if outcome.token is None and not outcome.ended:
+                out.append(("cache-control", "no-store"))
         if out or outcome.accessed:
             out.append(("vary", "Cookie" if self.cookie_mode else "Authorization"))
         return out
@@ -159,6 +191,11 @@ class AdapterConfig:
             parts.append(f'error="{error}"')
         parts.extend(f'{k}="{v}"' if k != "max_age" else f"{k}={v}" for k, v in params.items())
         return {"www-authenticate": "Bearer " + ", ".join(parts)}
+
+
+@functools.lru_cache(maxsize=64)
+def _nonce_cookie(cookie: CookiePolicy) -> CookiePolicy:
+    return dataclasses.replace(cookie, name=cookie.name + "-csrf", remember_max_age=None)
 
 
 def merge_headers(
@@ -185,6 +222,19 @@ def merge_headers(
     if vary:
         merged.append(("vary", ", ".join(vary)))
     return merged
+
+
+_FIELD = re.compile(rb"[^&]+")
+
+
+def form_value(body: bytes, name: str) -> str | None:
+    """The first value of field ``name`` in an urlencoded body. Scanned field by field, so a
+    body of a million empty fields costs no list of them and raises nothing."""
+    for match in _FIELD.finditer(body):
+        key, _, value = match.group().partition(b"=")
+        if unquote_plus(key.decode("latin-1"), errors="replace") == name:
+            return unquote_plus(value.decode("latin-1"), errors="replace")
+    return None
 
 
 def log_refusal(kind: str, reason: str) -> None:

@@ -72,7 +72,7 @@ class SessionMiddleware:
         token = config.token_from(headers)
         client = scope.get("client")
         context = config.context.capture(client[0] if client else None, headers)
-        outcome = Outcome()
+        outcome = config.outcome(headers)
         session = None
         if token is not None:
             try:

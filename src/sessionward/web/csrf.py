@@ -7,8 +7,12 @@ Two independent layers:
    (typed or bookmarked by the user) pass, ``same-site`` passes only if configured, anything
    else fails. Without it, ``Origin`` must be one of the configured origins; without that,
    the origin of ``Referer``. With none of the three the request is refused (fail closed).
-2. **A session-bound token** for forms: ``HMAC-SHA256(key, session id)``, base64url. It is
-   compared in constant time; keys rotate like itsdangerous' (the first signs, all verify).
+2. **A bound token** for forms: ``HMAC-SHA256(key, session id)``, base64url, when the visitor
+   has a session. A visitor without one (a sign-in form, a shop's first page) gets
+   ``HMAC-SHA256(key, nonce)`` instead, the nonce being a random value in a cookie of its own
+   (a signed double-submit cookie): nothing is stored, so anonymous page views never create a
+   session. Either is compared in constant time; keys rotate like itsdangerous' (the first
+   signs, all verify).
 
 Bearer transport needs neither: a browser never attaches an ``Authorization`` header on its own.
 """
@@ -18,6 +22,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
+import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from urllib.parse import urlsplit
 
@@ -27,6 +33,8 @@ from sessionward.web._http import SAFE_METHODS
 __all__ = ["CsrfPolicy"]
 
 _CONTEXT = b"sessionward-csrf-v1\x00"
+_ANONYMOUS = b"sessionward-csrf-nonce-v1\x00"  # another domain: a nonce is never a session id
+_NONCE = re.compile(r"[A-Za-z0-9_-]{22}")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -126,26 +134,43 @@ class CsrfPolicy:
     # -- form token ----------------------------------------------------------------------------
 
     @staticmethod
-    def _sign(key: bytes, session_id: str) -> bytes:
-        return hmac.new(key, _CONTEXT + session_id.encode(), hashlib.sha256).digest()
+    def _sign(key: bytes, binding: bytes) -> str:
+        digest = hmac.new(key, binding, hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
     def token_for(self, session_id: str) -> str:
         """The form token for this session (stable while the session id is)."""
-        digest = self._sign(self._keys[0], session_id)
-        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+        return self._sign(self._keys[0], _CONTEXT + session_id.encode())
 
-    def token_valid(self, session_id: str | None, presented: object) -> bool:
-        """Constant-time check of a presented form token against every key."""
-        if session_id is None or not isinstance(presented, str) or len(presented) != 43:
+    @staticmethod
+    def new_nonce() -> str:
+        """A random value for the anonymous token's cookie (128 bits, 22 characters)."""
+        return secrets.token_urlsafe(16)
+
+    @staticmethod
+    def is_nonce(value: object) -> bool:
+        return isinstance(value, str) and _NONCE.fullmatch(value) is not None
+
+    def anonymous_token(self, nonce: str) -> str:
+        """The form token for a visitor without a session, bound to ``nonce``."""
+        return self._sign(self._keys[0], _ANONYMOUS + nonce.encode())
+
+    def token_valid(
+        self, session_id: str | None, presented: object, *, nonce: str | None = None
+    ) -> bool:
+        """Constant-time check of a presented form token against every key, bound to the
+        session or, for a form rendered before there was one, to the visitor's nonce."""
+        if not isinstance(presented, str) or len(presented) != 43 or not presented.isascii():
             return False
-        try:
-            given = presented.encode("ascii")
-        except UnicodeEncodeError:
-            return False
+        bindings = []
+        if session_id is not None:
+            bindings.append(_CONTEXT + session_id.encode())
+        if nonce is not None and self.is_nonce(nonce):
+            bindings.append(_ANONYMOUS + nonce.encode())
         # Compared as text, not decoded: base64 has more than one spelling of the same bytes
         # (the unused low bits of the last character), and only the one we issue is valid.
         ok = False
-        for key in self._keys:  # no early exit: every key costs the same
-            expected = base64.urlsafe_b64encode(self._sign(key, session_id)).rstrip(b"=")
-            ok |= hmac.compare_digest(given, expected)
+        for binding in bindings:
+            for key in self._keys:  # no early exit: every key costs the same
+                ok |= hmac.compare_digest(presented, self._sign(key, binding))
         return ok

@@ -68,7 +68,7 @@ class SessionMiddleware:
         method = environ.get("REQUEST_METHOD", "GET")
         token = config.token_from(headers)
         context = config.context.capture(environ.get("REMOTE_ADDR"), headers)
-        outcome = Outcome()
+        outcome = config.outcome(headers)
         session = None
         if token is not None:
             try:

@@ -85,7 +85,8 @@ class AsyncSessionHandle:
         return self._adopt(session)
 
     async def ensure(self) -> Session:
-        """The current session, or a new anonymous one (for a cart or a login form's CSRF)."""
+        """The current session, or a new anonymous one (for something to store, such as a
+        cart; a form's CSRF token needs none, see :meth:`csrf_token`)."""
         if self._session is not None:
             return self._session
         return self._adopt(await self.manager.issue(context=self.context))
@@ -123,11 +124,16 @@ class AsyncSessionHandle:
         return count
 
     async def csrf_token(self) -> str:
-        """The form token for this session (creating an anonymous session if needed)."""
+        """The form token: bound to the session, or without one to a random nonce that the
+        response sets in a cookie of its own. It never creates a session, so anonymous page
+        views store nothing."""
         policy = self.config.csrf_policy
         if policy is None:
             raise RuntimeError("CSRF tokens need cookie transport with a CsrfPolicy")
-        return policy.token_for((await self.ensure()).id)
+        session = self.session
+        if session is not None:
+            return policy.token_for(session.id)
+        return policy.anonymous_token(self.outcome.anonymous_nonce(policy))
 
     def _require(self) -> Session:
         if self._session is None:

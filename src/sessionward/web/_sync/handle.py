@@ -86,7 +86,8 @@ class SessionHandle:
         return self._adopt(session)
 
     def ensure(self) -> Session:
-        """The current session, or a new anonymous one (for a cart or a login form's CSRF)."""
+        """The current session, or a new anonymous one (for something to store, such as a
+        cart; a form's CSRF token needs none, see :meth:`csrf_token`)."""
         if self._session is not None:
             return self._session
         return self._adopt(self.manager.issue(context=self.context))
@@ -124,11 +125,16 @@ class SessionHandle:
         return count
 
     def csrf_token(self) -> str:
-        """The form token for this session (creating an anonymous session if needed)."""
+        """The form token: bound to the session, or without one to a random nonce that the
+        response sets in a cookie of its own. It never creates a session, so anonymous page
+        views store nothing."""
         policy = self.config.csrf_policy
         if policy is None:
             raise RuntimeError("CSRF tokens need cookie transport with a CsrfPolicy")
-        return policy.token_for((self.ensure()).id)
+        session = self.session
+        if session is not None:
+            return policy.token_for(session.id)
+        return policy.anonymous_token(self.outcome.anonymous_nonce(policy))
 
     def _require(self) -> Session:
         if self._session is None:
