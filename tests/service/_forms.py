@@ -54,13 +54,14 @@ def site_at(tmp_path: Path, **options: Any) -> Iterator[Site]:
     clock = FakeClock()
     app = create_app(ServiceConfig(store=str(tmp_path / "site.db"), **options), clock=clock)
     runtime: Runtime = app.state.runtime
+    site = Site("", runtime, clock)
     try:
         with serve(app) as base:
-            site = Site(base, runtime, clock)
+            site.base = base
             yield site
-            for client in site.clients:
-                client.http.close()
     finally:
+        for client in site.clients:
+            client.http.close()
         asyncio.run(runtime.close())
 
 

@@ -28,6 +28,7 @@ from sessionward.service.passwords import totp_now
 from sessionward.service.runtime import Runtime
 from sessionward.service.setup import new_setup_code
 from sessionward.service.state import UserRow
+from sessionward.web import CsrfPolicy
 
 from ._browser import ARGS, CHROMIUM, artifacts_dir, axe_source, unavailable
 from ._server import serve
@@ -304,10 +305,14 @@ def test_accessibility_axe(browser: Any, live: Live) -> None:
     assert not problems, "\n".join(problems)
 
 
-def test_the_browser_keeps_nothing_but_the_session_cookie(browser: Any, live: Live) -> None:
+def test_the_browser_keeps_nothing_but_the_session_and_csrf_cookies(
+    browser: Any, live: Live
+) -> None:
     """Client storage (ASVS 14.3.1, 14.3.3): the pages store nothing in localStorage,
-    sessionStorage or IndexedDB; the only cookie is the HttpOnly session cookie; signing out
-    removes it and the response asks the browser to clear the site's data."""
+    sessionStorage or IndexedDB; the only cookies are the HttpOnly session cookie and the
+    HttpOnly nonce that a guest's form tokens were bound to (random, nothing else), neither
+    kept past the browser session; signing out removes the session cookie and the response
+    asks the browser to clear the site's data."""
     live.add_user("demo", "dora", "dora-password-1")
     context = browser.new_context()
     page = context.new_page()
@@ -322,8 +327,12 @@ def test_the_browser_keeps_nothing_but_the_session_cookie(browser: Any, live: Li
             " (await indexedDB.databases()).length]"
         )
         assert stored == [0, 0, 0], path
-    [cookie] = context.cookies()
-    assert (cookie["name"], cookie["httpOnly"], cookie["secure"]) == ("__Host-shop", True, True)
+    cookies = {c["name"]: c for c in context.cookies()}
+    assert sorted(cookies) == ["__Host-shop", "__Host-shop-csrf"]
+    for kept in cookies.values():
+        assert (kept["httpOnly"], kept["secure"], kept["expires"]) == (True, True, -1)
+    assert CsrfPolicy.is_nonce(cookies["__Host-shop-csrf"]["value"])
+    cookie = cookies["__Host-shop"]
     with page.expect_response(f"{live.base}/demo/logout") as answer:
         page.get_by_role("button", name="Sign out").click()
     assert answer.value.all_headers()["clear-site-data"] == '"cache", "cookies", "storage"'

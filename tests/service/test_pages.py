@@ -18,6 +18,7 @@ from sessionward.service.passwords import totp_now
 from sessionward.service.runtime import Runtime
 from sessionward.service.setup import new_setup_code
 from sessionward.service.state import UserRow
+from sessionward.testing import FakeClock
 
 from ._server import serve
 
@@ -65,7 +66,8 @@ class Client:
 
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[tuple[str, Runtime]]:
-    app = create_app(ServiceConfig(store=str(tmp_path / "pages.db")))
+    """The service, on a fake clock (``runtime.manager.clock``) that one-time codes follow."""
+    app = create_app(ServiceConfig(store=str(tmp_path / "pages.db")), clock=FakeClock())
     runtime: Runtime = app.state.runtime
     try:
         with serve(app) as base:
@@ -107,7 +109,7 @@ def test_admin_forms_refuse_cross_site_posts(site: tuple[str, Runtime]) -> None:
         csrf_from="/admin/login",
     )
     assert login.headers["location"] == "/admin/login/code"
-    code = totp_now(ADMIN_TOTP, time.time())
+    code = totp_now(ADMIN_TOTP, runtime.manager.clock.now())
     second = admin.post_form("/admin/login/code", {"code": code}, csrf_from="/admin/login/code")
     assert second.headers["location"] == "/admin/"
     token = admin.csrf("/admin/")
@@ -163,7 +165,9 @@ def test_checkout_needs_step_up_once_totp_is_on(site: tuple[str, Runtime]) -> No
     form = {"action": "on", "password_on": "tess-password", "new_code_on": "000000"}
     wrong = shopper.post_form("/demo/account/totp", form, csrf_from="/demo/account")
     assert wrong.headers["location"].endswith("msg=bad-code")
-    code = totp_now(secret.group(1), time.time())
+    clock = runtime.manager.clock
+    assert isinstance(clock, FakeClock)
+    code = totp_now(secret.group(1), clock.now())
     on = shopper.post_form(
         "/demo/account/totp", {**form, "new_code_on": code}, csrf_from="/demo/account"
     )
@@ -177,9 +181,12 @@ def test_checkout_needs_step_up_once_totp_is_on(site: tuple[str, Runtime]) -> No
     shopper.post_form("/demo/cart/add", {"item": "tea"}, csrf_from="/demo/")
     blocked = shopper.post_form("/demo/checkout", {}, csrf_from="/demo/cart")
     assert blocked.headers["location"] == "/demo/step-up"
-    stepped = shopper.post_form(
-        "/demo/step-up", {"code": totp_now(secret.group(1), time.time())}, csrf_from="/demo/step-up"
-    )
+    # The code that turned TOTP on is used up (RFC 6238 5.2); the next step's code works.
+    reused = shopper.post_form("/demo/step-up", {"code": code}, csrf_from="/demo/step-up")
+    assert reused.status_code == 200
+    assert "used already" in reused.text
+    later = totp_now(secret.group(1), clock.advance(30))
+    stepped = shopper.post_form("/demo/step-up", {"code": later}, csrf_from="/demo/step-up")
     assert stepped.headers["location"] == "/demo/cart"
     placed = shopper.post_form("/demo/checkout", {}, csrf_from="/demo/cart")
     assert placed.headers["location"] == "/demo/?msg=ordered"

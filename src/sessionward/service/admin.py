@@ -36,19 +36,18 @@ from sessionward.service.admin_account import (
     AdminAccount,
     second_factor_next,
 )
-from sessionward.service.factors import NAME, attempted, check_password
-from sessionward.service.forms import form_fields, redirect
+from sessionward.service.factors import NAME, check_password, check_setup_code
+from sessionward.service.forms import form_fields, redirect, try_again, with_retry_after
 from sessionward.service.html import Page, attr, chart_svg, esc, fmt_time, hidden_csrf
 from sessionward.service.password_policy import password_problem
 from sessionward.service.passwords import hash_password_async
 from sessionward.service.runtime import ADMIN_SCOPE, ADMIN_USER_PREFIX, Runtime
-from sessionward.service.setup import consume_setup_code
 from sessionward.service.state import UserRow
 from sessionward.web import CookiePolicy, CsrfPolicy
 from sessionward.web.asgi import SessionMiddleware
 from sessionward.web.starlette import get_handle
 
-__all__ = ["ROOT", "admin_app", "form_fields"]
+__all__ = ["ROOT", "admin_app"]
 
 STREAM_SECONDS = 300.0
 _CHART = [
@@ -118,17 +117,20 @@ class Admin:
         handle = get_handle(request)
         if self.rt.state.count_users("admin") > 0:
             return redirect(f"{ROOT}/login")
-        error = ""
+        error, wait = "", 0
         if request.method == "POST":
             fields = await form_fields(request)
             name = fields.get("username", "").strip().lower()
-            password = fields.get("password", "")
+            password, code = fields.get("password", ""), fields.get("code", "").strip()
             problem = password_problem(password, min_length=ADMIN_MIN_PASSWORD, name=name)
             if not NAME.fullmatch(name):
                 error = "Choose a user name of 3 to 32 letters, digits, '.', '_' or '-'."
             elif problem is not None:
                 error = problem
-            elif not self.setup_code(request, fields.get("code", "").strip()):
+            elif (setup := await check_setup_code(self.rt, handle, code)).throttled:
+                wait = setup.wait
+                error = try_again(wait)
+            elif not setup.ok:
                 error = "That setup code is not valid (it works once; restart to get a new one)."
             else:
                 hashed = await hash_password_async(password)
@@ -162,25 +164,24 @@ class Admin:
             "history.replaceState(null,'',location.pathname);}"
         )
         page = await self.page(request, "Set up the admin account")
-        return page.response(body, status=400 if error else 200, scripts=[script])
-
-    def setup_code(self, request: Request, code: str) -> bool:
-        ok = consume_setup_code(self.rt.state, code)
-        attempted(self.rt, get_handle(request), "admin", "", "setup-code", ok)
-        return ok
+        status = 429 if wait else 400 if error else 200
+        return with_retry_after(page.response(body, status=status, scripts=[script]), wait)
 
     async def login(self, request: Request) -> Response:
         handle = get_handle(request)
         if self.rt.state.count_users("admin") == 0:
             return redirect(f"{ROOT}/setup")
-        error = ""
+        error, wait = "", 0
         if request.method == "POST":
             fields = await form_fields(request)
             name = fields.get("username", "").strip().lower()
-            user = await check_password(self.rt, handle, "admin", name, fields.get("password", ""))
-            if user is not None:
-                return await second_factor_next(self.rt, handle, user)
-            error = "Wrong user name or password."
+            proven = await check_password(
+                self.rt, handle, "admin", name, fields.get("password", "")
+            )
+            if proven.account is not None:
+                return await second_factor_next(self.rt, handle, proven.account)
+            wait = proven.wait
+            error = try_again(wait) if wait else "Wrong user name or password."
         csrf = await handle.csrf_token()
         body = (
             (f'<p class="msg error" role="alert">{esc(error)}</p>' if error else "")
@@ -193,7 +194,8 @@ class Admin:
             '<p><button type="submit">Sign in</button></p></form>'
         )
         page = await self.page(request, "Admin sign-in")
-        return page.response(body, status=401 if error else 200)
+        status = 429 if wait else 401 if error else 200
+        return with_retry_after(page.response(body, status=status), wait)
 
     async def logout(self, request: Request) -> Response:
         await get_handle(request).logout()

@@ -4,7 +4,9 @@ password, and ending every session of every user.
 An admin session starts at level 1 once the password is proven and reaches level 2 with the
 current TOTP code; the console answers only at level 2. An account without TOTP (just created)
 can do nothing but set it up. Sensitive operations ask for both factors again on their own
-form (full re-authentication) and rotate the session's token.
+form (full re-authentication) and rotate the session's token. Every check goes through
+``sessionward.service.factors``: throttled (429 with ``Retry-After`` while guesses are), a
+code good once.
 """
 
 from __future__ import annotations
@@ -17,10 +19,22 @@ from starlette.responses import Response
 from sessionward.core.events import RevokeReason
 from sessionward.errors import ConfigError
 from sessionward.service.factors import check_code, factor_changed, reauthenticate
-from sessionward.service.forms import checked, form_fields, redirect
+from sessionward.service.forms import (
+    WRONG_CODE,
+    checked,
+    form_fields,
+    redirect,
+    try_again,
+    with_retry_after,
+)
 from sessionward.service.html import Page, esc, hidden_csrf
 from sessionward.service.password_policy import MAX_LENGTH, password_problem
-from sessionward.service.passwords import hash_password_async, new_totp_secret, totp_uri
+from sessionward.service.passwords import (
+    hash_password_async,
+    is_totp_secret,
+    new_totp_secret,
+    totp_uri,
+)
 from sessionward.service.runtime import ADMIN_SCOPE, ADMIN_USER_PREFIX, Runtime
 from sessionward.service.state import UserRow
 from sessionward.web._async.handle import AsyncSessionHandle
@@ -101,16 +115,18 @@ class AdminAccount:
         account = self._pending(handle)
         if account is None:
             return redirect(f"{ROOT}/login")
-        error = ""
+        error, wait = "", 0
         if request.method == "POST":
             code = (await form_fields(request)).get("code", "")
-            if check_code(self.rt, handle, account, code):
+            proven = await check_code(self.rt, handle, account, code)
+            if proven.ok:
                 user_id = ADMIN_USER_PREFIX + account.name
                 await handle.login(
                     user_id, auth_level=2, scopes=[ADMIN_SCOPE], data={_PENDING: None}
                 )
                 return redirect(f"{ROOT}/")
-            error = "That code is not right. Try the current one."
+            wait = proven.wait
+            error = try_again(wait) if wait else WRONG_CODE
         csrf = await handle.csrf_token()
         body = (
             _error(error)
@@ -119,7 +135,8 @@ class AdminAccount:
             + '<p><button type="submit">Sign in</button></p></form>'
         )
         page = await self.console.page(request, "Your one-time code")
-        return page.response(body, status=401 if error else 200)
+        status = 429 if wait else 401 if error else 200
+        return with_retry_after(page.response(body, status=status), wait)
 
     async def enrol(self, request: Request) -> Response:
         handle = get_handle(request)
@@ -131,19 +148,21 @@ class AdminAccount:
         if account is None or account.totp_secret:
             return redirect(f"{ROOT}/")
         secret = session.data.get(_NEW_TOTP)
-        if not isinstance(secret, str):
+        if not is_totp_secret(secret):
             secret = new_totp_secret()
             await handle.update_data(lambda data: {**data, _NEW_TOTP: secret})
-        error = ""
+        error, wait = "", 0
         if request.method == "POST":
             code = (await form_fields(request)).get("code", "")
-            if check_code(self.rt, handle, account._replace(totp_secret=secret), code):
+            proven = await check_code(self.rt, handle, account._replace(totp_secret=secret), code)
+            if proven.ok:
                 self.rt.state.set_totp("admin", name, secret)
                 factor_changed(self.rt, handle, "admin", name, "totp", "enrolled")
                 await handle.update_data(lambda data: {**data, _NEW_TOTP: None})
                 await handle.elevate(auth_level=2)  # both factors proven: a new token
                 return redirect(f"{ROOT}/")
-            error = "That code is not right. Try the current one."
+            wait = proven.wait
+            error = try_again(wait) if wait else WRONG_CODE
         csrf = await handle.csrf_token()
         body = (
             _error(error)
@@ -157,25 +176,30 @@ class AdminAccount:
             + '<p><button type="submit">Turn on</button></p></form>'
         )
         page = await self.console.page(request, "Set up two-step verification", name)
-        return page.response(body, status=400 if error else 200)
+        status = 429 if wait else 400 if error else 200
+        return with_retry_after(page.response(body, status=status), wait)
 
     async def account(self, request: Request) -> Response:
         handle = get_handle(request)
         name = self.console.admin_name(request)
         if name is None:
             return self.console.sign_in_first(request)
-        error, status, message = "", 200, ""
+        error, status, message, wait = "", 200, "", 0
         if request.method == "POST":
             fields = await form_fields(request)
             new = fields.get("new_password", "")
-            proven = await reauthenticate(
-                self.rt, handle, "admin", name, fields.get("password", ""), fields.get("code", "")
-            )
+            password, code = fields.get("password", ""), fields.get("code", "")
+            # The new password first: one that is refused does not use up the code.
             problem = password_problem(new, min_length=ADMIN_MIN_PASSWORD, name=name)
-            if proven is None:
-                error, status = "Your current password or code is not right.", 401
-            elif problem is not None:
+            if problem is not None:
                 error, status = problem, 400
+            elif (
+                proven := await reauthenticate(self.rt, handle, "admin", name, password, code)
+            ).throttled:
+                wait = proven.wait
+                error, status = try_again(wait), 429
+            elif not proven.ok:
+                error, status = "Your current password or code is not right.", 401
             else:
                 self.rt.state.set_password_hash("admin", name, await hash_password_async(new))
                 factor_changed(self.rt, handle, "admin", name, "password", "replaced")
@@ -205,20 +229,23 @@ class AdminAccount:
             '<p><button type="submit">Change password</button></p></form>'
         )
         page = await self.console.page(request, "Your admin account", name)
-        return page.response(body, status=status)
+        return with_retry_after(page.response(body, status=status), wait)
 
     async def revoke_all(self, request: Request) -> Response:
         handle = get_handle(request)
         name = self.console.admin_name(request)
         if name is None:
             return self.console.sign_in_first(request)
-        error, status, message = "", 200, ""
+        error, status, message, wait = "", 200, "", 0
         if request.method == "POST":
             fields = await form_fields(request)
             proven = await reauthenticate(
                 self.rt, handle, "admin", name, fields.get("password", ""), fields.get("code", "")
             )
-            if proven is None:
+            if proven.throttled:
+                wait = proven.wait
+                error, status = try_again(wait) + " Nothing was ended.", 429
+            elif not proven.ok:
                 error, status = "Your password or code is not right: nothing was ended.", 401
             else:
                 current = await handle.elevate()
@@ -243,4 +270,4 @@ class AdminAccount:
             + '<p><button class="danger" type="submit">End every session</button></p></form>'
         )
         page = await self.console.page(request, "End every session", name)
-        return page.response(body, status=status)
+        return with_retry_after(page.response(body, status=status), wait)

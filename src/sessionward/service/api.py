@@ -19,6 +19,10 @@ conflict               409     concurrent updates kept winning; retry
 request_too_large      413     body over 64 KiB
 data_too_large         413     session data over the policy's limit
 unsupported_media      415     body is not application/json
+uri_too_long           414     path and query over 8 KiB (``sessionward.service.bounds``)
+headers_too_large      431     header block over 16 KiB or 100 lines
+too_many_attempts      429     too many failed API keys from this address or for this key
+                               id; ``Retry-After`` says when to try again
 store_unavailable      503     the session store cannot answer; nothing was decided
 internal               500     a bug; the details are in the service log
 =====================  ======  ==========================================================
@@ -68,6 +72,8 @@ from sessionward.errors import (
 from sessionward.service.keys import ApiKey
 from sessionward.service.metrics import CONTENT_TYPE
 from sessionward.service.runtime import RESERVED_PREFIX, Runtime
+from sessionward.service.throttle import Throttled
+from sessionward.web.context import ContextCapture
 
 if TYPE_CHECKING:
     from sessionward.jwt import AsyncTokenService, TokenPair
@@ -88,9 +94,12 @@ REFUSED = frozenset({"unauthenticated", "forbidden"})
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+        self.headers = headers
 
 
 def error_response(
@@ -567,6 +576,10 @@ def mapped(exc: Exception) -> ApiError:
     """The answer for an exception raised while serving an API request."""
     if isinstance(exc, ApiError):
         return exc
+    if isinstance(exc, Throttled):
+        wait = exc.retry_after
+        message = f"too many failed attempts; try again in {wait} s"
+        return ApiError(429, "too_many_attempts", message, {"retry-after": str(wait)})
     if isinstance(exc, ClientDisconnect):  # gone, or cut off by RequestBounds: nobody listens
         return ApiError(400, "invalid_request", "the client disconnected")
     if isinstance(exc, InvalidToken):
@@ -602,14 +615,44 @@ def authenticate(runtime: Runtime, authorization: str) -> ApiKey:
     return key
 
 
+async def authenticate_request(
+    runtime: Runtime, request: Request, capture: ContextCapture
+) -> ApiKey:
+    """The API key of a request, throttled: a key this process has cached passes at once;
+    any other is checked against the client address's and the key id's windows first
+    (``Throttled`` when full), and counted there when it fails."""
+    authorization = request.headers.get("authorization", "")
+    scheme, _, credentials = authorization.strip().partition(" ")
+    credentials = credentials.strip()
+    if scheme.lower() != "bearer" or not credentials:
+        return authenticate(runtime, authorization)  # no key at all: nothing was guessed
+    key = runtime.keys.cached(credentials)
+    if key is not None:
+        return key
+    client = request.client
+    address = capture.client_ip(
+        client.host if client else None, request.headers.get("x-forwarded-for")
+    )
+    key_id = runtime.keys.key_id_of(credentials)
+    await runtime.guard.check("api-key", key_id, address)
+    try:
+        key = authenticate(runtime, authorization)
+    except ApiError:
+        await runtime.guard.failed("api-key", key_id, address, reserved=False)
+        raise
+    await runtime.guard.succeeded("api-key", key_id, address)
+    return key
+
+
 def endpoint(runtime: Runtime, name: str, scope: str, handler: Handler) -> Callable[..., Any]:
-    """Wrap ``handler``: API-key check, error mapping, metrics."""
+    """Wrap ``handler``: API-key check (throttled), error mapping, metrics."""
     metrics = runtime.metrics
+    capture = ContextCapture(runtime.config.trusted_proxies)
 
     async def run(request: Request) -> Response:
         started = time.perf_counter()
         try:
-            key = authenticate(runtime, request.headers.get("authorization", ""))
+            key = await authenticate_request(runtime, request, capture)
             if not key.allows(scope):
                 raise ApiError(403, "forbidden", f"this operation needs a key of scope {scope!r}")
             response = await handler(request, key)
@@ -618,7 +661,7 @@ def endpoint(runtime: Runtime, name: str, scope: str, handler: Handler) -> Calla
             if error.code in REFUSED:  # a failed authentication or authorization
                 client = request.client.host if request.client else "-"
                 _log.warning("API %s refused: %s, client %s", name, error.code, client)
-            headers = CHALLENGE if error.code == "unauthenticated" else None
+            headers = CHALLENGE if error.code == "unauthenticated" else error.headers
             response = error_response(error.status, error.code, error.message, headers)
         metrics.observe(name, response.status_code, time.perf_counter() - started)
         return response

@@ -6,10 +6,9 @@ when the header block is too large or has too many lines (431), the URL is too l
 (chunked) is counted as it arrives: the read that crosses the limit answers 413 and the app
 sees the client disconnect. Nothing past the limit is ever buffered.
 
-The header bound here refuses what the server has already parsed; the bytes the server
-buffers before that are the server's to bound. uvicorn's h11 protocol does
-(:data:`UVICORN_BOUNDS` sets it to the same limit); its httptools protocol keeps every header
-byte it is sent (see ``docs/fuzzing.md``).
+The header bound here refuses what the server has already parsed: uvicorn's httptools parser
+reads a whole header block first, so an exposed service sits behind a proxy that bounds
+headers (see ``docs/throttling.md``).
 """
 
 from __future__ import annotations
@@ -25,7 +24,6 @@ __all__ = [
     "MAX_HEADERS",
     "MAX_HEADER_BYTES",
     "MAX_URL_BYTES",
-    "UVICORN_BOUNDS",
     "RequestBounds",
 ]
 
@@ -39,8 +37,6 @@ MAX_BODY_BYTES = 64 * 1024
 #: The admin page's and the demo shop's forms hold a handful of short fields.
 MAX_FORM_BYTES = 16 * 1024
 MAX_FORM_FIELDS = 100
-#: uvicorn settings that bound the header block before the app sees it.
-UVICORN_BOUNDS: dict[str, Any] = {"http": "h11", "h11_max_incomplete_event_size": MAX_HEADER_BYTES}
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

@@ -1,10 +1,10 @@
 """The demo shop (``/demo``): the whole session story in a small, real web app.
 
-Browse and fill a cart anonymously (a guest session starts with the first page, whose forms
-need a session-bound CSRF token),
-register or sign in (argon2id; the cart survives: the login carries the anonymous session's
-data into a new session and kills the old token), an account page with optional TOTP for
-step-up (checkout then needs a code from the last five minutes), "Your devices" (every
+Browse and fill a cart anonymously (a guest session starts with the first item in the
+cart: until then the forms' CSRF token is bound to a nonce cookie, and page views store
+nothing), register or sign in (argon2id; the cart survives: the login carries the anonymous
+session's data into a new session and kills the old token), an account page with optional
+TOTP for step-up (checkout then needs a code from the last five minutes), "Your devices" (every
 session of the account with device, place and last activity; sign out one or all others),
 and logout (the account pages are ``sessionward.service.demo_account``). Cookie transport
 with CSRF, through ``sessionward.web``; no logic of its own beyond the shop.
@@ -12,13 +12,15 @@ with CSRF, through ``sessionward.web``; no logic of its own beyond the shop.
 Registration says the same whether or not the name was free (the account is created only if
 it was; the password is hashed either way), so it tells nobody which names exist: sign in
 afterwards. New passwords follow ``sessionward.service.password_policy``. Every password and
-code check is a security event (``sessionward.service.factors``).
+code check is throttled, a code works once, and each check is a security event
+(``sessionward.service.factors``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from starlette.applications import Starlette
@@ -28,9 +30,15 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from sessionward.errors import AlreadyExists, StepUpRequired
-from sessionward.service.demo_account import DEMO_MIN_PASSWORD, ShopAccount
+from sessionward.service.demo_account import DEMO_MIN_PASSWORD, ShopAccount, orders_placed
 from sessionward.service.factors import NAME, check_code, check_password
-from sessionward.service.forms import form_fields, redirect
+from sessionward.service.forms import (
+    WRONG_CODE,
+    form_fields,
+    redirect,
+    try_again,
+    with_retry_after,
+)
 from sessionward.service.html import Page, attr, esc, hidden_csrf
 from sessionward.service.password_policy import MAX_LENGTH, password_problem
 from sessionward.service.passwords import hash_password_async
@@ -74,7 +82,7 @@ class Shop:
     async def page(self, request: Request, title: str) -> Page:
         user = self.user(request)
         session = get_handle(request).session
-        cart = len(session.data.get("cart", [])) if session else 0
+        cart = len(_cart(session.data)) if session else 0
         nav = [f'<a href="{ROOT}/">Shop</a>', f'<a href="{ROOT}/cart">Cart ({cart})</a>']
         if user:
             csrf = await get_handle(request).csrf_token()
@@ -118,13 +126,13 @@ class Shop:
         item = (await form_fields(request)).get("item", "")
         if item in PRODUCTS:
             await get_handle(request).update_data(
-                lambda data: {**data, "cart": [*data.get("cart", []), item][-50:]}
+                lambda data: {**data, "cart": [*_cart(data), item][-50:]}
             )
         return redirect(f"{ROOT}/cart")
 
     async def cart(self, request: Request) -> Response:
         session = get_handle(request).session
-        cart = list(session.data.get("cart", [])) if session else []
+        cart = _cart(session.data) if session else []
         csrf = await get_handle(request).csrf_token()
         rows = "".join(
             f"<tr><td>{esc(PRODUCTS[i][0])}</td><td>€{PRODUCTS[i][1]:.2f}</td></tr>"
@@ -156,7 +164,7 @@ class Shop:
             except StepUpRequired:
                 return redirect(f"{ROOT}/step-up")
         await handle.update_data(
-            lambda data: {**data, "cart": [], "orders": data.get("orders", 0) + 1}
+            lambda data: {**data, "cart": [], "orders": orders_placed(data) + 1}
         )
         return redirect(f"{ROOT}/?msg=ordered")
 
@@ -187,15 +195,17 @@ class Shop:
 
     async def login(self, request: Request) -> Response:
         handle = get_handle(request)
-        error = ""
+        error, wait = "", 0
         if request.method == "POST":
             fields = await form_fields(request)
             name = fields.get("username", "").strip().lower()
-            if await check_password(self.rt, handle, REALM, name, fields.get("password", "")):
+            proven = await check_password(self.rt, handle, REALM, name, fields.get("password", ""))
+            if proven.ok:
                 await handle.login(name)  # the cart comes along; the guest token dies
                 target = "cart" if request.query_params.get("next") == "cart" else ""
                 return redirect(f"{ROOT}/{target}")
-            error = "Wrong user name or password."
+            wait = proven.wait
+            error = try_again(wait) if wait else "Wrong user name or password."
         csrf = await handle.csrf_token()
         action = f"{ROOT}/login" + ("?next=cart" if request.query_params.get("next") else "")
         body = (
@@ -203,7 +213,9 @@ class Shop:
             + _error(error)
             + _account_form(action, csrf, "Sign in", "current-password")
         )
-        return (await self.page(request, "Sign in")).response(body, status=401 if error else 200)
+        page = await self.page(request, "Sign in")
+        status = 429 if wait else 401 if error else 200
+        return with_retry_after(page.response(body, status=status), wait)
 
     async def logout(self, request: Request) -> Response:
         await get_handle(request).logout()
@@ -217,13 +229,15 @@ class Shop:
         account = self.rt.state.get_user(REALM, user)
         if account is None or not account.totp_secret:
             return redirect(f"{ROOT}/cart")
-        error = ""
+        error, wait = "", 0
         if request.method == "POST":
             code = (await form_fields(request)).get("code", "")
-            if check_code(self.rt, handle, account, code):
+            checked = await check_code(self.rt, handle, account, code)
+            if checked.ok:
                 await handle.elevate(auth_level=2)
                 return redirect(f"{ROOT}/cart")
-            error = "That code is not right. Try the current one."
+            wait = checked.wait
+            error = try_again(wait) if wait else WRONG_CODE
         csrf = await handle.csrf_token()
         body = (
             _error(error)
@@ -233,13 +247,24 @@ class Shop:
             ' inputmode="numeric" autocomplete="one-time-code" required>'
             ' <button type="submit">Verify</button></form>'
         )
-        return (await self.page(request, "Confirm it is you")).response(body)
+        page = await self.page(request, "Confirm it is you")
+        return with_retry_after(page.response(body, status=429 if wait else 200), wait)
+
 
 _MESSAGES = {
     "ordered": "Thank you: your order is placed.",
     "signed-out": "You are signed out.",
     "registered": "If that user name was free, your account is ready: sign in.",
 }
+
+
+# Session data is JSON that any API client with an issue key may have written: the pages
+# read it defensively and show only what they recognise.
+
+
+def _cart(data: Mapping[str, Any]) -> list[str]:
+    raw = data.get("cart")
+    return [i for i in raw if isinstance(i, str) and i in PRODUCTS] if isinstance(raw, list) else []
 
 
 def _message(request: Request) -> str:

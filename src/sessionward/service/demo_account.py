@@ -6,10 +6,14 @@
   under "Security activity") and offers to sign out every other device (ticked by default).
 * "Your devices": every session of the account; signing out one device or all the others
   asks for the password first.
+
+Every check goes through ``sessionward.service.factors``: throttled (a 429 page with
+``Retry-After`` while guesses are, and nothing changed), a code good once.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from starlette.requests import Request
@@ -19,20 +23,26 @@ from sessionward.core import token as tokens
 from sessionward.core.events import RevokeReason
 from sessionward.core.record import Session
 from sessionward.service.factors import (
+    Checked,
     check_code,
     check_password,
     factor_changed,
     reauthenticate,
 )
-from sessionward.service.forms import checked, form_fields, redirect
+from sessionward.service.forms import checked, form_fields, redirect, too_many
 from sessionward.service.html import Page, attr, esc, fmt_time, hidden_csrf
 from sessionward.service.password_policy import MAX_LENGTH, password_problem
-from sessionward.service.passwords import hash_password_async, new_totp_secret, totp_uri
+from sessionward.service.passwords import (
+    hash_password_async,
+    is_totp_secret,
+    new_totp_secret,
+    totp_uri,
+)
 from sessionward.service.runtime import Runtime
 from sessionward.web._async.handle import AsyncSessionHandle
 from sessionward.web.starlette import get_handle
 
-__all__ = ["DEMO_MIN_PASSWORD", "ShopAccount", "device_of"]
+__all__ = ["DEMO_MIN_PASSWORD", "ShopAccount", "device_of", "orders_placed"]
 
 ROOT = "/demo"
 REALM = "demo"
@@ -71,6 +81,13 @@ def device_of(user_agent: str | None) -> str:
     browser = next((name for key, name in browsers if key in user_agent), "Browser")
     platform = next((name for key, name in platforms if key in user_agent), None)
     return f"{browser} on {platform}" if platform else browser
+
+
+def orders_placed(data: Mapping[str, Any]) -> int:
+    """The session's order count. Session data is JSON any API client with an issue key may
+    have written: the pages read it defensively and show only what they recognise."""
+    raw = data.get("orders")
+    return raw if type(raw) is int and 0 <= raw < 10**9 else 0
 
 
 def _password_field(label: str, name: str = "password", kind: str = "current-password") -> str:
@@ -134,7 +151,7 @@ class ShopAccount:
         csrf = await handle.csrf_token()
         totp_on = account is not None and bool(account.totp_secret)
         secret = session.data.get(_NEW_TOTP)
-        if not isinstance(secret, str):
+        if not is_totp_secret(secret):
             secret = new_totp_secret()
             await handle.update_data(lambda data: {**data, _NEW_TOTP: secret})
         current_code = _code_field("Code from your current app", "code") if totp_on else ""
@@ -180,7 +197,7 @@ class ShopAccount:
             _message(request)
             + f'<dl class="panel"><dt>User name</dt><dd id="account-user">{esc(user)}</dd>'
             f"<dt>Signed in</dt><dd>{fmt_time(session.auth_time)}</dd>"
-            f"<dt>Orders placed</dt><dd>{int(session.data.get('orders', 0))}</dd></dl>"
+            f"<dt>Orders placed</dt><dd>{orders_placed(session.data)}</dd></dl>"
             f"<h2>Two-step verification</h2>{totp}"
             "<h2>Change your password</h2>"
             f'<form method="post" action="{ROOT}/account/password" class="panel" id="password">'
@@ -211,16 +228,21 @@ class ShopAccount:
         if action not in _TOTP_DONE:
             return redirect(f"{ROOT}/account")
         password, code = fields.get(f"password_{action}", ""), fields.get("code", "")
-        account = await reauthenticate(self.rt, handle, REALM, user, password, code)
+        proven = await reauthenticate(self.rt, handle, REALM, user, password, code)
+        account = proven.account
+        if proven.throttled:
+            return await self._too_many(request, proven, "account")
         if account is None or (action == "on") == bool(account.totp_secret):
             return redirect(f"{ROOT}/account?msg=reauth-failed")
         secret = session.data.get(_NEW_TOTP)
         if action != "off":
+            if not is_totp_secret(secret):
+                return redirect(f"{ROOT}/account?msg=bad-code")
             new = fields.get(f"new_code_{action}", "")
-            proven = isinstance(secret, str) and check_code(
-                self.rt, handle, account._replace(totp_secret=secret), new
-            )
-            if not proven:
+            enrolled = await check_code(self.rt, handle, account._replace(totp_secret=secret), new)
+            if enrolled.throttled:
+                return await self._too_many(request, enrolled, "account")
+            if not enrolled.ok:
                 return redirect(f"{ROOT}/account?msg=bad-code")
         self.rt.state.set_totp(REALM, user, None if action == "off" else secret)
         change = {"on": "enrolled", "replace": "replaced", "off": "removed"}[action]
@@ -237,14 +259,18 @@ class ShopAccount:
         fields = await form_fields(request)
         password, code = fields.get("password", ""), fields.get("code", "")
         new = fields.get("new_password", "")
-        if await reauthenticate(self.rt, handle, REALM, user, password, code) is None:
-            return redirect(f"{ROOT}/account?msg=reauth-failed")
+        # The new password first: one that is refused does not use up the code.
         problem = password_problem(new, min_length=DEMO_MIN_PASSWORD, name=user)
         if problem is not None:
             page = await self.shop.page(request, "Change your password")
             body = f'<p class="msg error" role="alert">{esc(problem)}</p>'
             back = f'<p><a href="{ROOT}/account">Back to your account</a></p>'
             return page.response(body + back, status=400)
+        proven = await reauthenticate(self.rt, handle, REALM, user, password, code)
+        if proven.throttled:
+            return await self._too_many(request, proven, "account")
+        if not proven.ok:
+            return redirect(f"{ROOT}/account?msg=reauth-failed")
         self.rt.state.set_password_hash(REALM, user, await hash_password_async(new))
         factor_changed(self.rt, handle, REALM, user, "password", "replaced")
         await handle.elevate()  # a new token after re-authentication
@@ -281,19 +307,26 @@ class ShopAccount:
         )
         return (await self.shop.page(request, "Your devices")).response(body)
 
-    async def _confirmed(self, request: Request, user: str) -> bool:
+    async def _confirmed(self, request: Request, user: str) -> Checked:
         handle = get_handle(request)
         password = (await form_fields(request)).get("password", "")
-        if await check_password(self.rt, handle, REALM, user, password) is None:
-            return False
-        await handle.elevate()  # re-authenticated: a new token
-        return True
+        proven = await check_password(self.rt, handle, REALM, user, password)
+        if proven.ok:
+            await handle.elevate()  # re-authenticated: a new token
+        return proven
+
+    async def _too_many(self, request: Request, refused: Checked, back: str) -> Response:
+        page = await self.shop.page(request, "Too many attempts")
+        return too_many(page, refused.wait, f"{ROOT}/{back}")
 
     async def sign_out_others(self, request: Request) -> Response:
         user = self.shop.user(request)
         if user is None or get_handle(request).session is None:
             return redirect(f"{ROOT}/login")
-        if not await self._confirmed(request, user):
+        proven = await self._confirmed(request, user)
+        if proven.throttled:
+            return await self._too_many(request, proven, "devices")
+        if not proven.ok:
             return redirect(f"{ROOT}/devices?msg=reauth-failed")
         current = get_handle(request).session
         count = await self.rt.manager.revoke_user(
@@ -311,7 +344,10 @@ class ShopAccount:
         if target is None or target.user_id != user:  # only the user's own sessions
             return redirect(f"{ROOT}/devices")
         if request.method == "POST":
-            if not await self._confirmed(request, user):
+            proven = await self._confirmed(request, user)
+            if proven.throttled:
+                return await self._too_many(request, proven, "devices")
+            if not proven.ok:
                 return redirect(f"{ROOT}/devices?msg=reauth-failed")
             await self.rt.manager.revoke(target, reason=RevokeReason.LOGOUT)
             return redirect(f"{ROOT}/devices?msg=signed-out-1")
@@ -334,7 +370,8 @@ _MESSAGES = {
     "totp-replaced": "Your authenticator key is replaced.",
     "totp-off": "Two-step verification is off.",
     "password-changed": "Your password is changed.",
-    "bad-code": "That code is not right; try the current one. Nothing was changed.",
+    "bad-code": "That code is not right, or it was used already: try the next one. "
+    "Nothing was changed.",
     "reauth-failed": "Your password or code is not right. Nothing was changed.",
 }
 

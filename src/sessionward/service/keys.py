@@ -124,6 +124,24 @@ class KeyRing:
         hit = self._cache.get(digest)
         if hit is not None and now - hit[0] < self.cache_seconds:
             return hit[1]
+        return self._look_up(presented, digest, now)
+
+    def cached(self, presented: str) -> ApiKey | None:
+        """The key if it is in this process's cache (so known valid), else ``None``: no
+        state lookup. The API checks the throttle only for keys not found here."""
+        if len(presented) != _KEY_LENGTH or not presented.isascii():
+            return None
+        hit = self._cache.get(_digest(presented))
+        if hit is not None and time.monotonic() - hit[0] < self.cache_seconds:
+            return hit[1]
+        return None
+
+    @staticmethod
+    def key_id_of(presented: str) -> str | None:
+        """The public id of a presented key (its throttle account), if it has a key's shape."""
+        return _split(presented)
+
+    def _look_up(self, presented: str, digest: bytes, now: float) -> ApiKey | None:
         key_id = _split(presented)
         if key_id is None:
             return None

@@ -556,6 +556,21 @@ def _with_404(method: str) -> dict[str, Any]:
     }
 
 
+def _with_throttling(paths: dict[str, Any]) -> dict[str, Any]:
+    """Every operation that takes an API key may answer 429 (sessionward.service.throttle)."""
+    seconds = {"type": "integer", "minimum": 1}
+    too_many = {
+        **_error("too_many_attempts (failed API keys); retry after Retry-After"),
+        "headers": {"Retry-After": {"description": "Seconds to wait first.", "schema": seconds}},
+    }
+    for operations in paths.values():
+        for operation in operations.values():
+            responses = operation.get("responses", {}) if isinstance(operation, dict) else {}
+            if "401" in responses:
+                responses["429"] = too_many
+    return paths
+
+
 def openapi_document(server_url: str | None = None) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "openapi": "3.1.0",
@@ -565,7 +580,7 @@ def openapi_document(server_url: str | None = None) -> dict[str, Any]:
             "description": "Session tokens for backends in any language. Tokens travel in "
             "JSON bodies only; errors are JSON with stable codes.",
         },
-        "paths": _paths(),
+        "paths": _with_throttling(_paths()),
         "components": {
             "schemas": SCHEMAS,
             "securitySchemes": {

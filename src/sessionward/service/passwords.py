@@ -11,8 +11,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 import struct
+from typing import TypeGuard
 from urllib.parse import quote
 
 from argon2 import PasswordHasher
@@ -24,8 +26,10 @@ __all__ = [
     "STEP",
     "TOTP_DRIFT",
     "hash_password_async",
+    "is_totp_secret",
     "new_totp_secret",
     "totp_now",
+    "totp_step",
     "totp_uri",
     "verify_password_async",
     "verify_totp",
@@ -36,6 +40,7 @@ STEP = 30
 #: How long into the next step a code is still accepted (see :func:`verify_totp`).
 TOTP_DRIFT = 5.0
 
+_TOTP_SECRET = re.compile(r"[A-Z2-7]{32}")  # 160 bits in base32
 _hasher = PasswordHasher()  # argon2id
 #: Verified against when the account does not exist, so a login costs the same either way.
 DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
@@ -63,6 +68,12 @@ def new_totp_secret() -> str:
     return base64.b32encode(secrets.token_bytes(20)).decode("ascii")
 
 
+def is_totp_secret(value: object) -> TypeGuard[str]:
+    """Whether ``value`` is a key :func:`new_totp_secret` makes (one read back from session
+    data, which an API client may have written, is checked before use)."""
+    return isinstance(value, str) and _TOTP_SECRET.fullmatch(value) is not None
+
+
 def totp_uri(secret: str, account: str, issuer: str = "sessionward demo") -> str:
     label = quote(f"{issuer}:{account}")
     return f"otpauth://totp/{label}?secret={secret}&issuer={quote(issuer)}"
@@ -86,11 +97,18 @@ def verify_totp(secret: str, code: str, now: float, *, drift: float = TOTP_DRIFT
     a phone clock a few seconds behind). So a code works for at most 30 + ``drift`` seconds
     and at most two codes are ever valid at once. ``now`` is the server's clock, never a
     time the client sent."""
+    return totp_step(secret, code, now, drift=drift) is not None
+
+
+def totp_step(secret: str, code: str, now: float, *, drift: float = TOTP_DRIFT) -> int | None:
+    """The time step whose code ``code`` is (the steps :func:`verify_totp` accepts), or
+    ``None``. The caller keeps the last step it accepted per account and refuses that step or
+    an earlier one again, so a code works once (RFC 6238 section 5.2)."""
     code = code.strip().replace(" ", "")
     if len(code) != 6 or not code.isdigit():
-        return False
-    steps = sorted({int(now // STEP), int((now - drift) // STEP)})
-    ok = False
-    for step in steps:  # no early exit
-        ok |= hmac.compare_digest(_code(secret, step), code)
-    return ok
+        return None
+    found = None
+    for step in sorted({int(now // STEP), int((now - drift) // STEP)}):  # no early exit
+        if hmac.compare_digest(_code(secret, step), code):
+            found = step
+    return found

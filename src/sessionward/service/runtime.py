@@ -23,6 +23,7 @@ from sessionward.service.config import ServiceConfig
 from sessionward.service.keys import KeyRing
 from sessionward.service.metrics import Metrics
 from sessionward.service.state import ServiceState
+from sessionward.service.throttle import Guard, open_guard
 from sessionward.stores._async.base import AsyncStore
 from sessionward.stores._async.sqlite import AsyncSQLiteStore
 
@@ -79,11 +80,13 @@ class Runtime:
     keys: KeyRing
     activity: Activity
     metrics: Metrics
+    guard: Guard  # throttles every guess of a secret (sessionward.service.throttle)
     tokens: AsyncTokenService | None = None  # the JWT mode, when ``jwt_keys`` is configured
 
     async def close(self) -> None:
         if self.tokens is not None:
             self.tokens.close()  # its manager shares the store closed just below
+        await self.guard.close()
         await self.manager.close()
         self.state.close()
 
@@ -131,7 +134,8 @@ def open_runtime(
     except BaseException:
         state.close()
         raise
-    return Runtime(config, manager, state, keys, activity, Metrics(), tokens)
+    guard = open_guard(config.store, state, clock.now, events)
+    return Runtime(config, manager, state, keys, activity, Metrics(), guard, tokens)
 
 
 _FAMILY_MARK = '"_sessionward_refresh":'  # sessionward.jwt.refresh.FAMILY_KEY, as stored

@@ -1,4 +1,6 @@
-"""The service's own small store: API keys, admin and demo accounts, the setup code, secrets.
+"""The service's own small store: API keys, admin and demo accounts, the setup code, secrets,
+the last TOTP step accepted per account and key, and (with a SQLite session store) the
+rate-limit windows of ``sessionward.service.throttle``.
 
 It lives in a SQLite file: by default the same file as the sessions when the session store is
 SQLite (its own tables, prefixed ``service_``, with their own schema-version table), otherwise
@@ -13,6 +15,8 @@ All methods are short synchronous statements; callers on an event loop call them
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import secrets
 import sqlite3
@@ -25,7 +29,7 @@ from sessionward.errors import AlreadyExists, StoreCorrupt, StoreError, StoreUna
 
 __all__ = ["ApiKeyRow", "ServiceState", "UserRow"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
         """CREATE TABLE service_api_keys (
@@ -52,6 +56,26 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         """CREATE TABLE service_secrets (
             name TEXT PRIMARY KEY NOT NULL,
             value BLOB NOT NULL
+        ) STRICT""",
+    ),
+    2: (
+        # Rate-limit windows (sessionward.service.throttle): the times of the latest hits,
+        # newest first, and a plain counter; a row is dead once expires_at has passed.
+        """CREATE TABLE service_throttle (
+            key TEXT PRIMARY KEY NOT NULL,
+            hits TEXT NOT NULL,
+            count INTEGER NOT NULL,
+            expires_at REAL NOT NULL
+        ) STRICT""",
+        "CREATE INDEX service_throttle_expiry ON service_throttle (expires_at)",
+        # The last TOTP time step accepted per account and key (a hash of the key): a code
+        # is good once (RFC 6238 5.2).
+        """CREATE TABLE service_totp_used (
+            realm TEXT NOT NULL,
+            name TEXT NOT NULL,
+            key BLOB NOT NULL,
+            step INTEGER NOT NULL,
+            PRIMARY KEY (realm, name, key)
         ) STRICT""",
     ),
 }
@@ -179,10 +203,20 @@ class ServiceState:
         )
 
     def set_totp(self, realm: str, name: str, secret: str | None) -> None:
-        self._run(
-            "UPDATE service_accounts SET totp_secret = ? WHERE realm = ? AND name = ?",
-            (secret, realm, name),
-        )
+        """Set (or with ``None`` remove) the account's TOTP key; the steps claimed with any
+        other key are forgotten with it."""
+        try:
+            with self._transaction() as conn:
+                conn.execute(
+                    "UPDATE service_accounts SET totp_secret = ? WHERE realm = ? AND name = ?",
+                    (secret, realm, name),
+                )
+                conn.execute(
+                    "DELETE FROM service_totp_used WHERE realm = ? AND name = ? AND key IS NOT ?",
+                    (realm, name, None if secret is None else _key_of(secret)),
+                )
+        except sqlite3.Error as exc:
+            raise _translate(exc) from exc
 
     # -- the one-time admin setup code -------------------------------------------------------
 
@@ -205,6 +239,78 @@ class ServiceState:
     def has_setup_code(self) -> bool:
         return self._run("SELECT 1 FROM service_setup WHERE id = 1").fetchone() is not None
 
+    def claim_totp_step(self, realm: str, name: str, secret: str, step: int) -> bool:
+        """Record ``step`` as the last TOTP step accepted for the account with the key
+        ``secret``, if it is later than the one recorded; ``False`` (nothing changed) for that
+        step or an earlier one again. One statement, so two processes cannot both claim the
+        same code. Per key, so the code of a new key being set up and the current key's code
+        of the same step are each good once."""
+        cursor = self._run(
+            "INSERT INTO service_totp_used VALUES (?, ?, ?, ?) ON CONFLICT (realm, name, key)"
+            " DO UPDATE SET step = excluded.step WHERE excluded.step > service_totp_used.step",
+            (realm, name, _key_of(secret), step),
+        )
+        return cursor.rowcount > 0
+
+    # -- rate-limit windows (the SQLite backend of sessionward.service.throttle) -------------
+
+    def window_acquire(self, key: str, limit: int, expiry: float, amount: int, now: float) -> bool:
+        """Add ``amount`` hits at ``now`` unless that makes more than ``limit`` within the
+        last ``expiry`` seconds; atomic across processes (one write transaction)."""
+        try:
+            with self._transaction() as conn:
+                hits = self._live_hits(conn, key, now - expiry)
+                if len(hits) + amount > limit:
+                    return False
+                hits = ([now] * amount + hits)[:limit]
+                conn.execute(
+                    "INSERT OR REPLACE INTO service_throttle VALUES (?, ?, 0, ?)",
+                    (key, json.dumps(hits), now + expiry),
+                )
+                return True
+        except sqlite3.Error as exc:
+            raise _translate(exc) from exc
+
+    def window(self, key: str, expiry: float, now: float) -> tuple[float, int]:
+        """``(oldest hit in the window, number of hits)``, or ``(now, 0)``."""
+        with self._lock:
+            hits = self._live_hits(self._conn, key, now - expiry)
+        return (hits[-1], len(hits)) if hits else (now, 0)
+
+    def _live_hits(self, conn: sqlite3.Connection, key: str, since: float) -> list[float]:
+        try:
+            row = conn.execute("SELECT hits FROM service_throttle WHERE key = ?", (key,))
+            found = row.fetchone()
+        except sqlite3.Error as exc:
+            raise _translate(exc) from exc
+        return [] if found is None else [t for t in json.loads(found[0]) if t > since]
+
+    def counter_add(self, key: str, expiry: float, amount: int, now: float) -> int:
+        """Add to a counter that starts at 0 and lives ``expiry`` seconds from its first add."""
+        row = self._run(
+            "INSERT INTO service_throttle VALUES (?, '[]', ?, ?) ON CONFLICT (key) DO UPDATE SET"
+            " count = CASE WHEN expires_at > ? THEN count + excluded.count"
+            " ELSE excluded.count END,"
+            " expires_at = CASE WHEN expires_at > ? THEN expires_at"
+            " ELSE excluded.expires_at END RETURNING count",
+            (key, amount, now + expiry, now, now),
+        ).fetchone()
+        return int(row[0])
+
+    def counter(self, key: str, now: float) -> tuple[int, float]:
+        """``(count, expires_at)`` of a live counter, or ``(0, now)``."""
+        row = self._run(
+            "SELECT count, expires_at FROM service_throttle WHERE key = ? AND expires_at > ?",
+            (key, now),
+        ).fetchone()
+        return (0, now) if row is None else (int(row[0]), float(row[1]))
+
+    def forget_window(self, key: str) -> None:
+        self._run("DELETE FROM service_throttle WHERE key = ?", (key,))
+
+    def purge_windows(self, now: float) -> int:
+        return self._run("DELETE FROM service_throttle WHERE expires_at <= ?", (now,)).rowcount
+
     # -- server secrets ----------------------------------------------------------------------
 
     def secret(self, name: str, size: int = 32) -> bytes:
@@ -217,6 +323,11 @@ class ServiceState:
 
     def ping(self) -> None:
         self._run("SELECT 1").fetchone()
+
+
+def _key_of(secret: str) -> bytes:
+    """What identifies a TOTP key in ``service_totp_used``: never the key itself."""
+    return hashlib.sha256(secret.encode("ascii", "replace")).digest()[:16]
 
 
 def _translate(exc: sqlite3.Error) -> StoreError:
