@@ -37,6 +37,7 @@ class SessionRecord(NamedTuple):
     absolute_expires_at: float
     version: int
     context: str
+    successor: bytes | None = None
 
     def __repr__(self) -> str:
         # Hashes are not secrets, but they are noise; keep reprs short and obviously safe.
