@@ -31,9 +31,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from redis.crc import key_slot
 from redis.exceptions import (
+    AskError,
     BusyLoadingError,
     ClusterDownError,
     ConnectionError,
+    MovedError,
     ReadOnlyError,
     ResponseError,
     TimeoutError,
@@ -62,7 +64,7 @@ from sessionward.errors import (
     StoreUnavailable,
 )
 from sessionward.stores import Broadcast, Locality, UserCap, UserIndex
-from sessionward.stores._redis_record import decode, encode
+from sessionward.stores._redis_layout import decode, encode, slot_tags
 from sessionward.stores._sync.redis import _translate
 from sessionward.stores.redis import AsyncRedisStore, RedisStore
 from sessionward.testing import FakeClock
@@ -613,6 +615,13 @@ def test_the_salt_is_made_once_and_shared(server: RedisServer, raw: redis.Redis)
         store.close()
 
 
+def test_every_slot_has_its_index_tag() -> None:
+    tags = slot_tags()
+    assert len(set(tags)) == len(tags) == 16384
+    assert all(key_slot(b"{" + tag + b"}") == slot for slot, tag in enumerate(tags))
+    assert not [tag for tag in tags if b"}" in tag]  # a "}" would cut the hash tag short
+
+
 def test_a_given_salt_stays_out_of_redis(server: RedisServer, raw: redis.Redis) -> None:
     store = RedisStore(server.url, salt=b"our own secret")
     assert store.user_locality("alice") == hmac.digest(b"our own secret", b"alice", "sha256")[:2]
@@ -842,6 +851,13 @@ def test_cluster_fails_closed_when_the_nodes_are_gone() -> None:
         (ResponseError("READONLY You can't write against a read only replica."), StoreUnavailable),
         (BusyLoadingError("Redis is loading the dataset in memory"), StoreUnavailable),
         (ResponseError("MASTERDOWN Link with MASTER is down"), StoreUnavailable),
+        (ResponseError("BUSY Redis is busy running a script."), StoreUnavailable),
+        (
+            ResponseError("OOM command not allowed when used memory > 'maxmemory'."),
+            StoreUnavailable,
+        ),
+        (MovedError("3999 127.0.0.1:6381"), StoreUnavailable),  # redirections never ending
+        (AskError("3999 127.0.0.1:6381"), StoreUnavailable),
         (ResponseError("WRONGTYPE Operation against a key holding the wrong kind"), StoreCorrupt),
         (ResponseError("sessionward: corrupt record"), StoreCorrupt),
         (ResponseError("ERR something else"), StoreCorrupt),

@@ -26,7 +26,7 @@ Options:
 
 Keys (``P`` is the prefix, ``raw`` the 12 bytes a session id spells)::
 
-    P "{" raw[0:2] "}" raw[2:]  string  one record (``stores/_redis_record.py``), expiring at
+    P "{" raw[0:2] "}" raw[2:]  string  one record (``stores/_redis_layout.py``), expiring at
                                         its expires_at (PXAT)
     P "{" tag "}"               hash    user id -> the raw ids of the user's sessions, 12 bytes
                                         each; it expires with the last of them
@@ -34,12 +34,13 @@ Keys (``P`` is the prefix, ``raw`` the 12 bytes a session id spells)::
     channel P "sessionward:changed"     the raw id of every record changed or removed
 
 A user's ``tag`` (:meth:`~AsyncRedisStore.user_locality`) is two bytes of ``HMAC-SHA256(salt,
-user id)``: the session ids the manager mints for the user start with it, so a session's key
-and its user's index share a Cluster hash slot and each write is one Lua script in one slot.
-With 65,536 tags the index is a few thousand small hashes (about 30 bytes a session) rather
-than a key per user (about 160). A record whose id does not carry its user's tag (built by
-hand) works too, in more steps: its index entry is written first, in the index's slot, and
-its user's cap is enforced by reading that user's sessions, not atomically with the insert.
+user id)``. The session ids the manager mints for the user start with it, so a session's key
+shares its Cluster hash slot with the index that lists the user, and every write is one Lua
+script in one slot. There is one index hash per slot (``tag`` is the first two-byte tag Redis
+puts in that slot): 16,384 small hashes cost about 25 bytes a session, a key per user would
+cost about 160. A record whose id does not carry its user's tag (built by hand) works too,
+in more steps: its index entry is written first, in the index's slot, and its user's cap is
+enforced by reading that user's sessions, not atomically with the insert.
 The salt key must live as long as the sessions: keep it when flushing keys, and give Redis
 persistence (or pass ``salt``), or list and revoke-all will miss the sessions made before.
 
@@ -53,7 +54,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import functools
 import hashlib
 import hmac
 import itertools
@@ -71,9 +71,8 @@ from redis.asyncio import Redis, RedisCluster, Sentinel
 from redis.asyncio.cluster import ClusterNode
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 from redis.exceptions import (
-    BusyLoadingError,
+    AskError,
     ClusterDownError,
     ReadOnlyError,
     RedisClusterException,
@@ -97,7 +96,7 @@ from sessionward.errors import (
     StoreUnavailable,
     VersionConflict,
 )
-from sessionward.stores._redis_record import SCRIPTS, decode, encode
+from sessionward.stores._redis_layout import SCRIPTS, decode, encode, index_tag, slot_tags
 
 __all__ = ["AsyncRedisStore", "AsyncRedisSubscription"]
 
@@ -109,9 +108,12 @@ _VERSION = struct.Struct("<I")
 
 # -- errors ------------------------------------------------------------------------------------
 
-_UNAVAILABLE: Final = (ClusterDownError, TryAgainError, ReadOnlyError, BusyLoadingError)
-# redis-py strips the code from the error replies it has a class for, not from the others
-_UNAVAILABLE_REPLIES: Final = ("READONLY", "LOADING", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN")
+# Replies of a server that will answer again (redis-py strips the code from the replies it has
+# a class for, not from the others). Everything else that is not a connection error is corrupt.
+_UNAVAILABLE: Final = (ClusterDownError, TryAgainError, ReadOnlyError, AskError)
+_UNAVAILABLE_REPLIES: Final = (
+    "READONLY", "LOADING", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "BUSY", "OOM", "MOVED", "ASK",
+)  # fmt: skip
 
 
 def _translate(exc: BaseException) -> StoreError:
@@ -140,17 +142,10 @@ _TRANSLATED = _Translated()
 
 _node: Any = ClusterNode  # untyped in the sync flavour
 
-_CLUSTER_ONLY: Final = frozenset(
-    {
-        "read_from_replicas",
-        "load_balancing_strategy",
-        "require_full_coverage",
-        "reinitialize_steps",
-        "cluster_error_retry_attempts",
-        "dynamic_startup_nodes",
-        "address_remap",
-    }
-)
+_CLUSTER_ONLY: Final = frozenset({
+    "read_from_replicas", "load_balancing_strategy", "require_full_coverage",
+    "reinitialize_steps", "cluster_error_retry_attempts", "dynamic_startup_nodes", "address_remap",
+})  # fmt: skip
 
 
 def _hosts(netloc: str) -> list[tuple[str, int]]:
@@ -174,13 +169,14 @@ def _in_turn(hosts: list[tuple[str, int]], options: dict[str, Any]) -> Callable[
     return connect
 
 
-def _connect(url: str, options: dict[str, Any]) -> tuple[Any, bool, Callable[[], Any]]:
-    """The client for ``url``, whether it is a Cluster, and a maker of plain clients for the
-    change subscription (on a Cluster, on each node in turn: announcements reach them all)."""
+def _connect(url: str, options: dict[str, Any]) -> tuple[Any, bool, Callable[[], Any], list[Any]]:
+    """The client for ``url``, whether it is a Cluster, a maker of plain clients for the change
+    subscription (on a Cluster, on each node in turn: announcements reach them all), and the
+    other clients the store must close (the Sentinels')."""
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme in ("redis", "rediss", "unix"):
-        return Redis.from_url(url, **options), False, lambda: Redis.from_url(url, **options)
+        return Redis.from_url(url, **options), False, lambda: Redis.from_url(url, **options), []
     base, _, kind = scheme.partition("+")
     if base not in ("redis", "rediss") or kind not in ("cluster", "sentinel"):
         raise ConfigError(
@@ -197,37 +193,22 @@ def _connect(url: str, options: dict[str, Any]) -> tuple[Any, bool, Callable[[],
     if kind == "cluster":
         nodes = [_node(host, port) for host, port in hosts]
         plain = {k: v for k, v in options.items() if k not in _CLUSTER_ONLY}
-        return RedisCluster(startup_nodes=nodes, **options), True, _in_turn(hosts, plain)
+        return RedisCluster(startup_nodes=nodes, **options), True, _in_turn(hosts, plain), []
     service, _, db = parts.path.strip("/").partition("/")
     if not service or (db and not db.isdigit()):
         raise ConfigError("a Sentinel URL ends with /<service name>[/<db>]")
     watch = {k: v for k, v in options.items() if k.startswith("socket_") or k == "ssl"}
     sentinel = Sentinel(hosts, sentinel_kwargs=options.pop("sentinel_kwargs", watch), **options)
+    master = int(db or 0)
     return (
-        sentinel.master_for(service, db=int(db or 0)),
+        sentinel.master_for(service, db=master),
         False,
-        lambda: sentinel.master_for(service, db=int(db or 0)),
+        lambda: sentinel.master_for(service, db=master),
+        list(sentinel.sentinels),
     )
 
 
 # -- the store ---------------------------------------------------------------------------------
-
-
-@functools.cache
-def _slot_tags() -> list[bytes]:
-    """For each Cluster slot, the first two-byte hash tag that Redis puts in it."""
-    tags: list[bytes] = [b""] * REDIS_CLUSTER_HASH_SLOTS
-    for n in range(1 << 16):
-        tag = n.to_bytes(2, "big")
-        slot = key_slot(b"{" + tag + b"}")
-        if not tags[slot] and b"}" not in tag:
-            tags[slot] = tag
-    return tags
-
-
-def _home(key: bytes) -> bytes:
-    """The tag of the index hash in ``key``'s slot: users of a slot share one index."""
-    return _slot_tags()[key_slot(key)]
 
 
 def _raw_id(session_id: str) -> bytes | None:
@@ -268,7 +249,7 @@ class AsyncRedisStore:
             "retry": Retry(NoBackoff(), 0),  # a retried write could run twice
             **client_options,
         }
-        self._client, self.cluster, self._subscriber = _connect(url, options)
+        self._client, self.cluster, self._subscriber, self._others = _connect(url, options)
         self._timeout = socket_timeout
         self._prefix = prefix
         self._salt = salt
@@ -289,7 +270,7 @@ class AsyncRedisStore:
 
     def _index_tag(self, user_id: str) -> bytes:
         """The tag of the index hash that lists ``user_id``'s sessions."""
-        return _home(b"{" + self._tag(user_id) + b"}")
+        return index_tag(b"{" + self._tag(user_id) + b"}")
 
     def _key(self, raw: bytes) -> bytes:
         return self._prefix + b"{" + raw[:2] + b"}" + raw[2:]
@@ -299,7 +280,7 @@ class AsyncRedisStore:
 
     def _home(self, key: bytes) -> bytes:
         """What the scripts on ``key`` compare index tags with to know if they share its slot."""
-        return _home(key) if self.cluster else b""
+        return index_tag(key) if self.cluster else b""
 
     def _pxat(self, expires_at: float) -> int:
         when = (expires_at + self._shift) * 1000
@@ -311,7 +292,7 @@ class AsyncRedisStore:
         """Read the deployment's salt, making it if this is the first store ever."""
         if self._salt is not None:
             return
-        _slot_tags()  # built once per process, before the first login needs it
+        slot_tags()  # built once per process, before the first login needs it
         key = self._prefix + b"sessionward:salt"
         with _TRANSLATED:
             await self._client.set(key, secrets.token_bytes(32), nx=True)
@@ -509,8 +490,9 @@ class AsyncRedisStore:
         return subscription
 
     async def close(self) -> None:
-        with contextlib.suppress(RedisError, OSError):
-            await self._client.aclose()
+        for client in (self._client, *self._others):
+            with contextlib.suppress(RedisError, OSError):
+                await client.aclose()
 
 
 # -- change announcements ----------------------------------------------------------------------

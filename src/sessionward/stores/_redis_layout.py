@@ -1,4 +1,4 @@
-"""The Redis store's record format and the Lua scripts that keep it atomic.
+"""The Redis store's layout: the record format, where users' indexes go, and the Lua scripts.
 
 Shared by both flavours of ``sessionward.stores.redis`` (it does no I/O). A record is one
 Redis string, little-endian. The header is all the scripts ever read of it::
@@ -17,17 +17,24 @@ under the 76 that Redis keeps in an 80-byte allocation.
 
 Limits: version, generation and auth_level from 0 to 2**32 - 1; hashes up to 255 bytes; a
 user id up to 65,534 bytes of UTF-8. Times are stored as they are (no rounding).
+
+The users of one Cluster hash slot share one index hash, named by the first two-byte hash tag
+Redis puts in that slot (:func:`index_tag`), so there are at most 16,384 of them, on a Cluster
+or not. A record's header names its user's index (``tag``).
 """
 
 from __future__ import annotations
 
+import functools
 import struct
 from typing import Final
+
+from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 
 from sessionward.core.record import SessionRecord
 from sessionward.errors import InvalidArgument, StoreCorrupt
 
-__all__ = ["SCRIPTS", "decode", "encode"]
+__all__ = ["SCRIPTS", "decode", "encode", "index_tag", "slot_tags"]
 
 _HEAD = struct.Struct("<Iddd2sH")  # version, created_at, last_seen, expires_at, tag, user length
 _BODY = struct.Struct("<Hd")  # flags, absolute_expires_at
@@ -147,6 +154,26 @@ def _text_at(value: bytes, at: int) -> tuple[str, int]:
     if end > len(value):
         raise ValueError("truncated")
     return value[at + 4 : end].decode("utf-8"), end
+
+
+# -- where the indexes go ----------------------------------------------------------------------
+
+
+@functools.cache
+def slot_tags() -> list[bytes]:
+    """For each Cluster slot, the first two-byte hash tag that Redis puts in it."""
+    tags: list[bytes] = [b""] * REDIS_CLUSTER_HASH_SLOTS
+    for n in range(1 << 16):
+        tag = n.to_bytes(2, "big")
+        slot = key_slot(b"{" + tag + b"}")
+        if not tags[slot] and b"}" not in tag:
+            tags[slot] = tag
+    return tags
+
+
+def index_tag(key: bytes) -> bytes:
+    """The tag of the index hash in ``key``'s slot (one per slot, shared by its users)."""
+    return slot_tags()[key_slot(key)]
 
 
 # -- the scripts -------------------------------------------------------------------------------
