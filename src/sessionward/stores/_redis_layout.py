@@ -34,11 +34,12 @@ from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 from sessionward.core.record import SessionRecord
 from sessionward.errors import InvalidArgument, StoreCorrupt
 
-__all__ = ["SCRIPTS", "decode", "encode", "index_tag", "slot_tags"]
+__all__ = ["SCRIPTS", "decode", "encode", "index_tag", "slot_tags", "touched", "version_bytes"]
 
 _HEAD = struct.Struct("<Iddd2sH")  # version, created_at, last_seen, expires_at, tag, user length
 _BODY = struct.Struct("<Hd")  # flags, absolute_expires_at
 _U32, _F64, _U8 = struct.Struct("<I"), struct.Struct("<d"), struct.Struct("<B")
+_TIMES = struct.Struct("<dd")  # last_seen, expires_at
 _ANONYMOUS: Final = 0xFFFF
 (_GENERATION, _AUTH_LEVEL, _ROTATED, _AUTH_TIME, _NO_AUTH_TIME, _GRACE, _PREV, _SUCCESSOR,
  _SCOPES, _DATA, _CONTEXT) = (1 << bit for bit in range(11))  # fmt: skip
@@ -139,6 +140,16 @@ def decode(session_id: str, value: bytes) -> SessionRecord:
         session_id, value[at:], prev, grace, generation, user, auth_level, auth_time, scopes,
         data, created, rotated, seen, expires, absolute, version, context, successor,
     ))  # fmt: skip
+
+
+def touched(last_seen: float, expires_at: float) -> bytes:
+    """What a touch writes over bytes 12 to 27 of a record (the touch script checks first)."""
+    return _TIMES.pack(last_seen, expires_at)
+
+
+def version_bytes(version: int) -> bytes | None:
+    """The first 4 bytes of a record of ``version`` (None for a version no record has)."""
+    return _U32.pack(version) if 0 <= version < 1 << 32 else None
 
 
 def _bytes_at(value: bytes, at: int) -> tuple[bytes, int]:

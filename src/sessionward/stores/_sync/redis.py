@@ -29,19 +29,22 @@ Keys (``P`` is the prefix, ``raw`` the 12 bytes a session id spells)::
 
     P "{" raw[0:2] "}" raw[2:]  string  one record (``stores/_redis_layout.py``), expiring at
                                         its expires_at (PXAT)
-    P "{" tag "}"               hash    user id -> the raw ids of the user's sessions, 12 bytes
-                                        each; it expires with the last of them
+    P "{" slot tag "}"          hash    user id -> the raw ids of the user's sessions, 12 bytes
+                                        each, for the users of one Cluster slot; it expires
+                                        with the last of those sessions
     P "sessionward:salt"        string  the salt: 32 random bytes, no TTL
     channel P "sessionward:changed"     the raw id of every record changed or removed
 
-A user's ``tag`` (:meth:`~RedisStore.user_locality`) is two bytes of ``HMAC-SHA256(salt,
-user id)``. The session ids the manager mints for the user start with it, so a session's key
-shares its Cluster hash slot with the index that lists the user, and every write is one Lua
-script in one slot. There is one index hash per slot (``tag`` is the first two-byte tag Redis
-puts in that slot): 16,384 small hashes cost about 25 bytes a session, a key per user would
-cost about 160. A record whose id does not carry its user's tag (built by hand) works too,
-in more steps: its index entry is written first, in the index's slot, and its user's cap is
-enforced by reading that user's sessions, not atomically with the insert.
+A user's locality (:meth:`~RedisStore.user_locality`) is two bytes of
+``HMAC-SHA256(salt, user id)``. The session ids the manager mints for the user start with it,
+so the user's sessions share a Cluster hash slot with the index hash of that slot, and every
+write is one Lua script in one slot. One index per slot (named by the first two-byte hash tag
+Redis puts in the slot) costs about 25 bytes a session; a key per user would cost about 160.
+A record whose id does not lead to its user's slot (built by hand) works too, in more steps:
+its index entry is written first, in the index's slot, and its user's cap is enforced by
+reading that user's sessions, not atomically with the insert. A login reads the user's other
+sessions (for the cap, and to drop dead entries) and those of one more user of its index:
+give users a cap rather than thousands of sessions each.
 The salt key must live as long as the sessions: keep it when flushing keys, and give Redis
 persistence (or pass ``salt``), or list and revoke-all will miss the sessions made before.
 
@@ -61,7 +64,6 @@ import itertools
 import math
 import re
 import secrets
-import struct
 import time
 from collections.abc import Callable, Sequence
 from types import TracebackType
@@ -97,15 +99,21 @@ from sessionward.errors import (
     StoreUnavailable,
     VersionConflict,
 )
-from sessionward.stores._redis_layout import SCRIPTS, decode, encode, index_tag, slot_tags
+from sessionward.stores._redis_layout import (
+    SCRIPTS,
+    decode,
+    encode,
+    index_tag,
+    slot_tags,
+    touched,
+    version_bytes,
+)
 
 __all__ = ["RedisStore", "RedisSubscription"]
 
 _ID_BYTES: Final = 12
 _NO_TAG: Final = b"\0\0"
 _MAX_PXAT: Final = (1 << 53) - 1
-_TIMES = struct.Struct("<dd")
-_VERSION = struct.Struct("<I")
 
 # -- errors ------------------------------------------------------------------------------------
 
@@ -381,6 +389,9 @@ class RedisStore:
     def replace(self, record: SessionRecord, *, expected_version: int) -> None:
         self._ready()
         raw, tag, value, pxat = self._prepared(record)
+        expected = version_bytes(expected_version)
+        if expected is None:
+            raise VersionConflict(record.id)
         keys = [self._key(raw)]
         home, owner = self._home(keys[0]), b""
         if record.user_id is not None:
@@ -389,9 +400,6 @@ class RedisStore:
                 keys.append(self._index(tag))
             else:  # listed first, in the index's slot: a live record is never unlisted
                 self._run("index", [self._index(tag)], b"", b"\xff" + owner[2:], raw, pxat)
-        if not 0 <= expected_version < 1 << 32:
-            raise VersionConflict(record.id)
-        expected = _VERSION.pack(expected_version)
         status, *previous = self._run(
             "replace", keys, home, value, pxat, raw, owner, expected
         )
@@ -410,7 +418,7 @@ class RedisStore:
         if raw is None:
             return
         key, pxat = self._key(raw), self._pxat(expires_at)
-        times = _TIMES.pack(last_seen, expires_at)
+        times = touched(last_seen, expires_at)
         tag = self._run("touch", [key], self._home(key), times, pxat, raw)
         if tag:  # the user's index is in another slot: it must outlive the record
             with _TRANSLATED:
