@@ -267,6 +267,9 @@ def _fill(
     store = AsyncRedisStore(url, socket_timeout=30)
     clock = _Clock(start)
     maker = SessionManager(MemoryStore(), policy=POLICY, clock=clock)
+    templates = {
+        kind: maker.issue(user).record for kind, user in (("anonymous", None), ("user", "u"))
+    }
 
     async def fill() -> int:
         await store.get("AAAAAAAAAAAAAAAA")  # reads the salt, as the first call of any kind
@@ -274,8 +277,8 @@ def _fill(
         for batch in range(0, count, 100):
             records = []
             for i in range(batch, min(batch + 100, count)):
-                clock.now_value = start + i * 0.000_731  # distinct, non-integral wall-clock times
-                records.append(_minted(maker, store, user_of(i)))
+                now = start + i * 0.000_731  # distinct, non-integral wall-clock times
+                records.append(_minted(templates, store, user_of(i), now))
             await asyncio.gather(*(store.add(r) for r in records))
             if touched:
                 later = [r.last_seen + 61.337 for r in records]
@@ -298,14 +301,25 @@ def _fill(
     return (after - before) / count, record_bytes
 
 
-def _minted(maker: SessionManager, store: AsyncRedisStore, user_id: str | None) -> SessionRecord:
-    """A record as the manager mints it for a store that places users: a 16-byte verifier,
-    and for a user, the id starting with the user's locality."""
-    record = maker.issue(user_id).record
-    maker.store.delete(record.id)
+def _minted(
+    templates: dict[str, SessionRecord], store: AsyncRedisStore, user_id: str | None, now: float
+) -> SessionRecord:
+    """A record as the manager mints it at ``now`` for a store that places users: a 16-byte
+    verifier, and for a user, the id starting with the user's locality."""
     locality = b"" if user_id is None else store.user_locality(user_id)
     session_id = base64.urlsafe_b64encode(locality + os.urandom(12 - len(locality))).decode()
-    return record._replace(id=session_id, secret_hash=record.secret_hash[:16])
+    template = templates["anonymous" if user_id is None else "user"]
+    return template._replace(
+        id=session_id,
+        secret_hash=os.urandom(16),
+        user_id=user_id,
+        auth_time=None if user_id is None else now,
+        created_at=now,
+        rotated_at=now,
+        last_seen=now,
+        expires_at=now + POLICY.idle_timeout,
+        absolute_expires_at=now + POLICY.absolute_timeout,
+    )
 
 
 def _key(session_id: str) -> bytes:
