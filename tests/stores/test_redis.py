@@ -878,6 +878,8 @@ def test_unreachable_server_is_store_unavailable() -> None:
         manager.issue("alice")
     assert time.monotonic() - started < 3
     manager.close()
+    with pytest.raises(StoreUnavailable):  # the sync Cluster client connects at once
+        RedisStore(f"redis+cluster://127.0.0.1:{free_port()}", connect_timeout=0.5)
 
 
 def test_a_read_only_replica_is_unavailable(server: RedisServer) -> None:

@@ -258,7 +258,8 @@ class RedisStore:
             "retry": Retry(NoBackoff(), 0),  # a retried write could run twice
             **client_options,
         }
-        self._client, self.cluster, self._subscriber, self._others = _connect(url, options)
+        with _TRANSLATED:  # the sync Cluster client maps the slots right away
+            self._client, self.cluster, self._subscriber, self._others = _connect(url, options)
         self._timeout = socket_timeout
         self._prefix = prefix
         self._salt = salt
