@@ -5,6 +5,7 @@
     .venv/bin/python benchmarks/bench_redis_pg.py --sessions 100000
     .venv/bin/python benchmarks/bench_redis_pg.py --only latency --rounds 41  # steadier medians
     .venv/bin/python benchmarks/bench_redis_pg.py --store postgres  # one store only
+    .venv/bin/python benchmarks/bench_redis_pg.py --store redis               # Redis rows only
 
 It starts its own private servers on loopback ports (redis-server standalone, a 3-master
 Redis Cluster, a PostgreSQL cluster in a temporary directory), like the tests, and tears them
@@ -13,10 +14,11 @@ interleaved rounds (each round runs one batch of every row), medians and min-max
 a floor measured in the same run.
 
 * latency: ``SessionManager.validate`` (sync and async) on Redis vs one raw redis-py ``GET``
-  of a value of the same size; on PostgreSQL vs one prepared primary-key ``SELECT`` of the
-  same row through the store's own psycopg pool.
+  of the same key through the store's own client (the same pool); on PostgreSQL vs one
+  prepared primary-key ``SELECT`` of the same row through the store's own psycopg pool.
 * memory: Redis ``used_memory`` growth per stored session at ``--sessions`` sessions, for
-  anonymous sessions, one login per user, three logins per user, and after a touch.
+  anonymous sessions, one login per user, three logins per user, and after a touch, written
+  through ``AsyncRedisStore.add`` (and ``touch``), 100 at a time.
 * throughput: validations, touches and logins per second with 64 concurrent asyncio
   requests against one Redis server, a 3-master Redis Cluster and PostgreSQL (the client
   shares the 2 cores with the servers).
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import gc
 import importlib
 import os
@@ -43,9 +46,9 @@ import psycopg
 import redis
 
 from sessionward import AsyncSessionManager, Policy, SessionManager
+from sessionward.core.record import SessionRecord
 from sessionward.errors import StoreUnavailable
 from sessionward.stores import MemoryStore
-from sessionward.stores._sync.redis import _encode
 from sessionward.stores.postgres import AsyncPostgresStore, PostgresStore
 from sessionward.stores.redis import AsyncRedisStore, RedisStore
 
@@ -132,33 +135,39 @@ def latency_redis(url: str) -> None:
     session = manager.issue("124156", data={"cart": [1, 2, 3]})
     assert session.token is not None
     token = session.token
-    raw = redis.Redis.from_url(url)
-    same_size = _encode(session.record)
-    raw.set(b"floor:value", same_size)
+    raw_id = base64.urlsafe_b64decode(session.id)
+    key = b"{" + raw_id[:2] + b"}" + raw_id[2:]  # the record's documented key
+    client: Any = store._client  # the store's own client: the same pool as validate
+    assert client.get(key) is not None
     ops = AsyncOps()
-    async_manager = AsyncSessionManager(AsyncRedisStore(url), policy=POLICY)
-    async_raw = redis.asyncio.Redis.from_url(url)
+    async_store = AsyncRedisStore(url)
+    async_manager = AsyncSessionManager(async_store, policy=POLICY)
+    async_client: Any = async_store._client
     rows = {
-        "raw redis-py GET (floor)": lambda: raw.get(b"floor:value"),
+        "raw redis-py GET, same key, same pool (floor)": lambda: client.get(key),
         "validate, sync (GET + decode + checks)": lambda: manager.validate(token),
         "store.get, sync": lambda: store.get(session.id),
-        "raw redis.asyncio GET (x50 in one loop run)": ops.op(
-            lambda: async_raw.get(b"floor:value")
+        "raw redis.asyncio GET, same key, same pool (x50 in one loop run)": ops.op(
+            lambda: async_client.get(key)
         ),
         "validate, async (x50 in one loop run)": ops.op(lambda: async_manager.validate(token)),
     }
     inner = {k: getattr(v, "inner", 1) for k, v in rows.items()}
     samples = scaled(interleaved(rows), inner)
-    print(f"\nrecord: {len(same_size)} bytes packed; token validated {len(rows)} ways")
-    table("Redis: validate vs one GET round trip (µs/op)", samples, "raw redis-py GET (floor)")
-    async_base = statistics.median(samples["raw redis.asyncio GET (x50 in one loop run)"])
+    print(f"\nrecord: {len(client.get(key))} bytes stored; token validated {len(rows)} ways")
+    table(
+        "Redis: validate vs one GET round trip (µs/op)",
+        samples,
+        "raw redis-py GET, same key, same pool (floor)",
+    )
+    async_base = statistics.median(
+        samples["raw redis.asyncio GET, same key, same pool (x50 in one loop run)"]
+    )
     async_validate = statistics.median(samples["validate, async (x50 in one loop run)"])
     print(f"\nasync validate / async GET = {async_validate / async_base:.2f}")
     ops.loop.run_until_complete(async_manager.close())
-    ops.loop.run_until_complete(async_raw.aclose())
     ops.loop.close()
     manager.close()
-    raw.close()
 
 
 def latency_postgres(conninfo: str) -> None:
@@ -215,10 +224,8 @@ def latency_postgres(conninfo: str) -> None:
 
 
 def memory_redis(url: str, count: int) -> None:
-    """Bytes per session at ``count`` sessions, written through the store's own add script
-    (pipelined, so a million sessions load in seconds; each call is exactly ``store.add``)."""
+    """Bytes per session at ``count`` sessions, each written by ``AsyncRedisStore.add``."""
     raw = redis.Redis.from_url(url, socket_timeout=600)  # FLUSHALL of 1M keys on a busy VM
-    store = RedisStore(url)
     start = time.time()
     scenarios: dict[str, Callable[[int], str | None]] = {
         "anonymous": lambda i: None,
@@ -227,21 +234,20 @@ def memory_redis(url: str, count: int) -> None:
         "one login per user, text ids": lambda i: f"u{i:08d}",  # 9 characters, not a number
     }
     print(f"\n### Redis memory per session at {count:,} sessions\n")
-    print("| sessions | bytes/session (used_memory growth / sessions) | packed record bytes |")
+    print("| sessions | bytes/session (used_memory growth / sessions) | stored record bytes |")
     print("|---|---:|---:|")
     for name, user_of in scenarios.items():
         for touched in (False, True):
-            per_session, record_bytes = _fill(raw, store, count, user_of, start, touched)
+            per_session, record_bytes = _fill(raw, url, count, user_of, start, touched)
             label = f"{name}{', after one touch' if touched else ''}"
             print(f"| {label} | {per_session:.1f} | {record_bytes} |")
     raw.flushall()
     raw.close()
-    store.close()
 
 
 def _fill(
     raw: redis.Redis,
-    store: RedisStore,
+    url: str,
     count: int,
     user_of: Callable[[int], str | None],
     start: float,
@@ -249,51 +255,67 @@ def _fill(
 ) -> tuple[float, int]:
     raw.flushall()
     time.sleep(0.2)
-    before = int(raw.info("memory")["used_memory"])
+    store = AsyncRedisStore(url, socket_timeout=30)
     clock = _Clock(start)
-    maker = SessionManager(_Minting(store.verifier_size), policy=POLICY, clock=clock)
-    pipe = raw.pipeline(transaction=False)
-    sizes = []
-    for i in range(count):
-        clock.now_value = start + i * 0.000_731  # distinct, non-integral wall-clock times
-        record = maker.issue(user_of(i)).record
-        maker.store.delete(record.id)
-        # the id the Redis store itself mints (for a user: the user's hash tag first)
-        record = record._replace(id=store.new_session_id(record.user_id))
-        if touched:
-            record = record._replace(last_seen=record.last_seen + 61.337)
-            record = record._replace(expires_at=record.last_seen + 1800)
-        if i < 1000:
-            sizes.append(len(_encode(record)))
-        _pipelined_add(store, pipe, record)
-        if i % 2000 == 1999:
-            pipe.execute()
-    pipe.execute()
+    maker = SessionManager(MemoryStore(), policy=POLICY, clock=clock)
+    templates = {
+        kind: maker.issue(user).record for kind, user in (("anonymous", None), ("user", "u"))
+    }
+
+    async def fill() -> int:
+        await store.get("AAAAAAAAAAAAAAAA")  # reads the salt, as the first call of any kind
+        sizes = []
+        for batch in range(0, count, 100):
+            records = []
+            for i in range(batch, min(batch + 100, count)):
+                now = start + i * 0.000_731  # distinct, non-integral wall-clock times
+                records.append(_minted(templates, store, user_of(i), now))
+            await asyncio.gather(*(store.add(r) for r in records))
+            if touched:
+                later = [r.last_seen + 61.337 for r in records]
+                await asyncio.gather(
+                    *(
+                        store.touch(r.id, last_seen=t, expires_at=t + 1800)
+                        for r, t in zip(records, later, strict=True)
+                    )
+                )
+            if batch < 1000:
+                sizes += [len(raw.get(_key(r.id)) or b"") for r in records]
+        await store.close()
+        return round(statistics.median(sizes))
+
+    before = int(raw.info("memory")["used_memory"])
+    record_bytes = asyncio.run(fill())
+    time.sleep(2)  # let Redis finish growing its key tables (incremental rehashing)
     after = int(raw.info("memory")["used_memory"])
     assert raw.dbsize() >= count
-    return (after - before) / count, round(statistics.median(sizes))
+    return (after - before) / count, record_bytes
 
 
-def _pipelined_add(store: RedisStore, pipe: Any, record: Any) -> None:
-    raw_id = store._raw_or_raise(record.id)
-    value = _encode(record)
-    pxat = store._pxat(record.expires_at)
-    args: list[Any] = [*store._head, value, pxat, raw_id, 0, 0, 0]
-    keys = [store._prefix + raw_id]
-    if record.user_id is not None:
-        user = record.user_id.encode()
-        _, fingerprint, bucket = store._hashed(user)
-        keys.append(bucket)
-        args += [user, fingerprint]
-    store._add(keys=keys, args=args, client=pipe)
+def _minted(
+    templates: dict[str, SessionRecord], store: AsyncRedisStore, user_id: str | None, now: float
+) -> SessionRecord:
+    """A record as the manager mints it at ``now`` for a store that places users: a 16-byte
+    verifier, and for a user, the id starting with the user's locality."""
+    locality = b"" if user_id is None else store.user_locality(user_id)
+    session_id = base64.urlsafe_b64encode(locality + os.urandom(12 - len(locality))).decode()
+    template = templates["anonymous" if user_id is None else "user"]
+    return template._replace(
+        id=session_id,
+        secret_hash=os.urandom(16),
+        user_id=user_id,
+        auth_time=None if user_id is None else now,
+        created_at=now,
+        rotated_at=now,
+        last_seen=now,
+        expires_at=now + POLICY.idle_timeout,
+        absolute_expires_at=now + POLICY.absolute_timeout,
+    )
 
 
-class _Minting(MemoryStore):
-    """Mints records as the manager does for the Redis store (its verifier size)."""
-
-    def __init__(self, verifier_size: int) -> None:
-        super().__init__()
-        self.verifier_size = verifier_size
+def _key(session_id: str) -> bytes:
+    raw_id = base64.urlsafe_b64decode(session_id)
+    return b"{" + raw_id[:2] + b"}" + raw_id[2:]
 
 
 class _Clock:
@@ -487,8 +509,9 @@ def main() -> None:
     pg_dir = Path(tempfile.mkdtemp(prefix="sw-bench-pg-"))
     postgres = servers.PostgresServer(bindir, pg_dir)
     try:
-        postgres.init()
-        postgres.launch()
+        if "postgres" in stores:
+            postgres.init()
+            postgres.launch()
         if "latency" in parts:
             if "redis" in stores:
                 latency_redis(standalone.url)

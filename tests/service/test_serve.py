@@ -183,6 +183,8 @@ def test_store_urls_use_the_plug_in_stores() -> None:
 
     for url, kind in (
         ("redis://127.0.0.1:1/0", AsyncRedisStore),
+        ("redis+sentinel://127.0.0.1:1/mymaster", AsyncRedisStore),
+        ("redis+cluster://127.0.0.1:1", AsyncRedisStore),
         ("postgresql://127.0.0.1:1/x", AsyncPostgresStore),
     ):
         store = open_store(url)  # connections open lazily: nothing is contacted here

@@ -1,5 +1,6 @@
-"""Node B of the two-process revocation tests: another process with its own cached store on
-the same Redis or PostgreSQL, validating the tokens it is sent on stdin."""
+"""Node B of the two-process revocation tests: another process with its own store on the same
+Redis (no local cache) or PostgreSQL (a cached store), validating the tokens it is sent on
+stdin."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from sessionward.errors import InvalidToken
 kind, target, extra = sys.argv[1:4]
 if kind == "redis":
     from sessionward.stores.redis import RedisStore
-    store = RedisStore(target, cache_size=1000, cache_ttl=60, clock_offset=float(extra))
+    store = RedisStore(target, clock_offset=float(extra))
 else:
     from sessionward.stores.postgres import PostgresStore
     store = PostgresStore(target, schema=extra, cache_size=1000, cache_ttl=60)
@@ -29,7 +30,7 @@ for line in sys.stdin:
         outcome = {"ok": manager.validate(token).data}
     except InvalidToken as exc:
         outcome = {"rejected": exc.reason}
-    print(json.dumps({**outcome, **store.cache_info()}), flush=True)
+    print(json.dumps({**outcome, **getattr(store, "cache_info", dict)()}), flush=True)
 store.close()
 """
 
@@ -37,7 +38,7 @@ store.close()
 class NodeB:
     """``NodeB("redis", url, clock_offset)`` or ``NodeB("postgres", conninfo, schema)``;
     ``validate(token)`` answers ``{"ok": data}`` or ``{"rejected": reason}`` plus the cache
-    counters of B's store."""
+    counters of B's store, if it has a cache."""
 
     def __init__(self, kind: str, target: str, extra: str) -> None:
         self.process = subprocess.Popen(

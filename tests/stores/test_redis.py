@@ -1,44 +1,61 @@
-"""Redis store specifics: round trips, TTLs, the user index, memory, Cluster slots, races.
+"""Redis store specifics: the key layout, TTLs, the user index, the salt and user placement,
+Cluster slots and redirections, failures, races and change announcements.
 
-The contract suite (tests/contract) proves the store's behaviour; these tests prove what is
-particular to Redis: that ``validate`` costs one ``GET``, that TTLs follow the deadlines, that
-the per-user index cannot leak, that a user's keys share one Cluster slot, and that the cap
-holds when many logins race.
+The contract suite (tests/contract) proves the store's behaviour over standalone and Cluster;
+these tests prove what is particular to Redis.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
+import hmac
 import math
 import os
+import secrets
+import signal
+import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any, cast
+from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 from contract.records import make_record
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from redis.cluster import LoadBalancingStrategy
 from redis.crc import key_slot
-from redis.exceptions import ClusterDownError, ReadOnlyError, ResponseError, TryAgainError
+from redis.exceptions import (
+    AskError,
+    BusyLoadingError,
+    ClusterDownError,
+    ConnectionError,
+    MovedError,
+    ReadOnlyError,
+    ResponseError,
+    TimeoutError,
+    TryAgainError,
+)
 from servers import (
     RedisClusterServers,
     RedisServer,
+    free_port,
     private_cluster,
     private_redis,
     redis_cluster,  # noqa: F401 - fixture
     redis_server,  # noqa: F401 - fixture
 )
 
-from sessionward import AsyncSessionManager, Policy, SessionManager
+from sessionward import Policy, SessionManager
 from sessionward.core.record import SessionRecord
-from sessionward.core.token import mint, parse, token_from_parts
+from sessionward.core.token import mint
 from sessionward.errors import (
+    AlreadyExists,
     ConfigError,
     InvalidArgument,
     InvalidToken,
@@ -46,8 +63,9 @@ from sessionward.errors import (
     StoreCorrupt,
     StoreUnavailable,
 )
-from sessionward.stores import MemoryStore
-from sessionward.stores._sync.redis import _decode, _encode, _translate
+from sessionward.stores import Broadcast, Locality, UserCap, UserIndex
+from sessionward.stores._redis_layout import decode, encode, slot_tags
+from sessionward.stores._sync.redis import _translate
 from sessionward.stores.redis import AsyncRedisStore, RedisStore
 from sessionward.testing import FakeClock
 
@@ -81,63 +99,66 @@ def raw(server: RedisServer) -> Iterator[redis.Redis]:
 
 def store_on(url: str, clock: FakeClock, **options: Any) -> RedisStore:
     """A store whose TTLs run in real time from the fake clock's present."""
-    return RedisStore(url, clock_offset=time.time() - clock.now(), **options)
+    store = RedisStore(url, clock_offset=time.time() - clock.now(), **options)
+    store.get("AAAAAAAAAAAAAAAA")  # the first call reads the salt
+    return store
 
 
 def manager_on(store: RedisStore, clock: FakeClock, policy: Policy = NEVER_TOUCH) -> SessionManager:
     return SessionManager(store, policy=policy, clock=clock)
 
 
-def _expiry(client: redis.Redis, key: bytes) -> int:
-    return int(client.execute_command("PEXPIRETIME", key))  # type: ignore[no-untyped-call]
-
-
-def session_key(session_id: str) -> bytes:
+def raw_id(session_id: str) -> bytes:
     return base64.urlsafe_b64decode(session_id)
 
 
-def bucket_entries(client: redis.Redis, key: bytes) -> list[tuple[str, int]]:
-    """(session id, fingerprint) of every entry of an index bucket, read from the documented
-    layout: a byte h; h < 128: fingerprint h, then the 8 id bytes after the bucket's tag;
-    h >= 128: fingerprint h - 128, then the whole 12-byte id."""
-    value = client.get(key) or b""
-    assert isinstance(value, bytes)
-    tag, out, at = key[:4], [], 0  # (no key prefix in these tests)
-    while at < len(value):
-        h = value[at]
-        if h < 128:
-            out.append((base64.urlsafe_b64encode(tag + value[at + 1 : at + 9]).decode(), h))
-            at += 9
-        else:
-            out.append((base64.urlsafe_b64encode(value[at + 1 : at + 13]).decode(), h - 128))
-            at += 13
-    assert at == len(value)
-    return out
+def key_of(session_id: str, prefix: bytes = b"") -> bytes:
+    """The documented key of a session: ``P {raw[0:2]} raw[2:]``."""
+    raw = raw_id(session_id)
+    return prefix + b"{" + raw[:2] + b"}" + raw[2:]
 
 
-def index_entries(client: redis.Redis, store: RedisStore, user: str) -> list[str]:
-    """The ids the user's bucket lists under the user's fingerprint, sorted."""
-    _, fp, key = store._hashed(user.encode())
-    return sorted(m for m, f in bucket_entries(client, key) if f == fp)
+@functools.cache
+def _first_tag_of_each_slot() -> dict[int, bytes]:
+    found: dict[int, bytes] = {}
+    for n in range(1 << 16):
+        tag = n.to_bytes(2, "big")
+        if b"}" not in tag:
+            found.setdefault(key_slot(b"{" + tag + b"}"), tag)
+    return found
 
 
-def neighbours(store: RedisStore, *, same_fingerprint: bool) -> tuple[str, str]:
-    """Two user ids that share an index bucket (and, if asked, the fingerprint too)."""
-    seen: dict[Any, str] = {}
-    for i in range(1_000_000):
-        user = f"n-{i}"
-        _, fp, key = store._hashed(user.encode())
-        mark = (key, fp) if same_fingerprint else key
-        if mark in seen and (same_fingerprint or store._hashed(seen[mark].encode())[1] != fp):
-            return seen[mark], user
-        seen[mark] = user
-    raise AssertionError("no neighbours found")
+def index_of(store: RedisStore, user: str, prefix: bytes = b"") -> bytes:
+    """The key of the index hash that lists ``user``'s sessions: the first two-byte tag that
+    Redis places in the slot of the user's tag."""
+    slot = key_slot(b"{" + store.user_locality(user) + b"}")
+    return prefix + b"{" + _first_tag_of_each_slot()[slot] + b"}"
+
+
+def entries(client: Any, index: bytes, field: bytes) -> list[str]:
+    """The session ids an index lists under ``field`` (12 raw bytes each), sorted."""
+    value = client.hget(index, field) or b""
+    assert len(value) % 12 == 0
+    return sorted(
+        base64.urlsafe_b64encode(value[i : i + 12]).decode() for i in range(0, len(value), 12)
+    )
+
+
+def local_record(store: RedisStore, now: float, user: str | None, **fields: Any) -> SessionRecord:
+    """A record whose id starts with the user's locality, as the manager mints them."""
+    locality = store.user_locality(user) if user is not None else b""
+    raw = locality + secrets.token_bytes(12 - len(locality))
+    return make_record(now, user_id=user, id=base64.urlsafe_b64encode(raw).decode(), **fields)
+
+
+def pexpiretime(client: Any, key: bytes) -> int:
+    return int(client.execute_command("PEXPIRETIME", key))
 
 
 class Commands:
     """What clients sent the server (MONITOR), not counting commands run inside scripts."""
 
-    SENTINEL = "sessionward-test-sentinel"
+    MARK = "sessionward-test-mark"
 
     def __init__(self, port: int) -> None:
         self._client = redis.Redis(host="127.0.0.1", port=port, decode_responses=True)
@@ -146,16 +167,16 @@ class Commands:
 
     def take(self) -> list[str]:
         """Every command name sent since the last call, in order."""
-        self._client.echo(self.SENTINEL)
+        self._client.echo(self.MARK)
         seen: list[str] = []
         for _ in range(10_000):
             event = self._monitor.next_command()
             command = str(event["command"])
-            if command == f"ECHO {self.SENTINEL}":
+            if command == f"ECHO {self.MARK}":
                 return seen
             if event["client_type"] != "lua":
                 seen.append(command.split(" ", 1)[0].upper())
-        raise AssertionError("sentinel not seen")
+        raise AssertionError("mark not seen")
 
     def close(self) -> None:
         self._monitor.__exit__()
@@ -169,7 +190,17 @@ def commands(server: RedisServer) -> Iterator[Commands]:
     monitor.close()
 
 
-# -- round trips -------------------------------------------------------------------------------
+# -- capabilities and round trips ------------------------------------------------------------
+
+
+def test_the_store_has_its_capabilities(server: RedisServer) -> None:
+    store = RedisStore(server.url)
+    assert isinstance(store, UserIndex)
+    assert isinstance(store, Broadcast)
+    assert isinstance(store, Locality)
+    assert not hasattr(store, "verifier_size")
+    assert not hasattr(store, "new_session_id")
+    store.close()
 
 
 def test_validate_costs_one_get(server: RedisServer, commands: Commands) -> None:
@@ -187,968 +218,601 @@ def test_validate_costs_one_get(server: RedisServer, commands: Commands) -> None
 
 def test_each_write_is_one_script_call(server: RedisServer, commands: Commands) -> None:
     clock = FakeClock()
-    policy = Policy(idle_timeout=3600, absolute_timeout=7200, touch_interval=10)
-    manager = manager_on(store_on(server.url, clock), clock, policy)
+    store = store_on(server.url, clock)
 
     def writes() -> list[list[str]]:
-        session = manager.issue("alice")
-        assert session.token is not None
+        record = local_record(store, clock.now(), "alice")
+        store.add(record, cap=UserCap(5, True, clock.now()))
         seen = [commands.take()]
-        clock.advance(60)
-        manager.validate(session.token)
+        store.touch(record.id, last_seen=clock.now() + 60, expires_at=clock.now() + 999)
         seen.append(commands.take())
-        manager.update_data(session.id, lambda d: d.update(n=1))
+        store.replace(record._replace(version=2, data='{"n":1}'), expected_version=1)
         seen.append(commands.take())
-        manager.revoke(session.id)
+        store.delete(record.id)
+        seen.append(commands.take())
+        store.delete_user("alice")
         seen.append(commands.take())
         return seen
 
-    writes()  # the first call of each script also loads it (EVALSHA, SCRIPT LOAD, EVALSHA)
-    assert writes() == [
-        ["EVALSHA"],  # add, with the user's index
-        ["GET", "EVALSHA"],  # validate: read, then touch
-        ["GET", "EVALSHA"],  # update_data by id: read, then replace
-        ["EVALSHA"],  # revoke: delete, with the user's index
-    ]
-    manager.close()
-
-
-# -- TTLs and the index ------------------------------------------------------------------------
-
-
-def test_ttls_follow_the_idle_deadline(server: RedisServer, raw: redis.Redis) -> None:
-    clock = FakeClock()
-    offset = time.time() - clock.now()
-    store = RedisStore(server.url, clock_offset=offset)
-    policy = Policy(idle_timeout=600, absolute_timeout=7200, touch_interval=30)
-    manager = manager_on(store, clock, policy)
-    first = manager.issue("alice")
-    index = store._index_key(b"alice")
-
-    def expiry_of(session_id: str) -> int:
-        return int(_expiry(raw, session_key(session_id)))
-
-    assert expiry_of(first.id) == math.ceil((first.expires_at + offset) * 1000)
-    assert _expiry(raw, index) == expiry_of(first.id)
-    clock.advance(100)
-    second = manager.issue("alice")
-    assert _expiry(raw, index) == expiry_of(second.id) > expiry_of(first.id)
-    clock.advance(100)
-    assert first.token is not None
-    touched = manager.validate(first.token)  # a touch: first now outlives second
-    assert touched.expires_at == clock.now() + 600
-    assert expiry_of(first.id) == math.ceil((touched.expires_at + offset) * 1000)
-    assert _expiry(raw, index) == expiry_of(first.id) > expiry_of(second.id)
-    manager.close()
-
-
-def test_the_store_keeps_a_16_byte_verifier_and_reads_32(server: RedisServer) -> None:
-    clock = FakeClock(1_795_871_859.123456)
-    short = store_on(server.url, clock)
-    full = store_on(server.url, clock, verifier_size=32)
-    old = manager_on(full, clock).issue("alice")
-    new = manager_on(short, clock).issue("124156789")
-    assert old.token is not None
-    assert new.token is not None
-    stored = short.get(new.id)
-    assert stored is not None
-    assert stored.secret_hash == hashlib.sha256(parse(new.token).secret).digest()[:16]
-    assert len(stored.secret_hash) == 16
-    assert len(full.get(old.id).secret_hash) == 32  # type: ignore[union-attr]
-    manager = manager_on(short, clock)
-    assert manager.validate(new.token).user_id == "124156789"
-    assert manager.validate(old.token).user_id == "alice"  # written with 32 bytes: still read
-    # a secret that differs from the real one only after its first 16 bytes is another secret
-    # with another hash: refused
-    forged = token_from_parts(new.id, parse(new.token).secret[:16] + bytes(16))
-    with pytest.raises(InvalidToken) as caught:
-        manager.validate(forged)
-    assert caught.value.reason == "mismatch"
-    with pytest.raises(ConfigError):
-        RedisStore(server.url, verifier_size=20)
-    short.close()
-    full.close()
-
-
-@pytest.mark.parametrize("mode", ["standalone", "cluster"])
-@pytest.mark.parametrize("user", ["0", "124156789", "999999999999999", "1000000000000000", "00"])
-def test_the_scripts_read_numeric_user_ids_as_python_writes_them(
-    mode: str, user: str, request: pytest.FixtureRequest
-) -> None:
-    # The Lua scripts turn a packed numeric id back into text to find the user's bucket and
-    # compare owners (cap, listing, logout-everywhere, touch): it must be the same text.
-    target = request.getfixturevalue("server" if mode == "standalone" else "cluster")
-    clock = FakeClock(1_795_871_859.123456)
-    store = store_on(target.url, clock)
-    policy = Policy(
-        idle_timeout=600, absolute_timeout=7200, touch_interval=30, max_sessions_per_user=3
-    )
-    manager = manager_on(store, clock, policy)
-    sessions = []
-    for _ in range(4):  # the cap evicts the oldest
-        sessions.append(manager.issue(user))
-        clock.advance(1)
-    packed = _decode(sessions[-1].id, _encode(sessions[-1].record))
-    assert packed.user_id == user
-    listed = [s.id for s in manager.list_user(user)]
-    assert listed == [s.id for s in sessions[1:]]
-    assert manager.get(sessions[0].id) is None
-    clock.advance(45)
-    assert sessions[1].token is not None
-    touched = manager.validate(sessions[1].token)  # the touch script extends the bucket
-    assert touched.last_seen == clock.now()
-    assert [s.id for s in manager.list_user(user)] == listed
-    assert manager.revoke_user(user, keep=sessions[3]) == 2
-    assert [s.id for s in manager.list_user(user)] == [sessions[3].id]
-    manager.close()
-
-
-def test_lua_touch_writes_what_python_would(server: RedisServer, raw: redis.Redis) -> None:
-    # The touch script re-encodes last_seen and expires_at itself: it must pick the same
-    # codes as _encode (seconds, then 2**-22 s units, then a double) and keep the record
-    # in the 44-byte class, for numeric and text ids, compact and earlier formats.
-    clock = FakeClock(1_795_871_859.123456)
-    store = store_on(server.url, clock)
-    policy = Policy(idle_timeout=600, absolute_timeout=7200, touch_interval=30)
-    manager = manager_on(store, clock, policy)
-    sessions = [manager.issue("124156789"), manager.issue("alice-123"), manager.issue(None)]
-    legacy = make_record(clock.now(), user_id="bob")
-    raw.set(session_key(legacy.id), _encode(legacy, compact=False), px=600_000)
-    for step in (61.3370123, 45.0, 1e-7, 3 * 3600 + 0.5):
-        clock.advance(step)
-        for record_id in [s.id for s in sessions] + [legacy.id]:
-            store.touch(record_id, last_seen=clock.now(), expires_at=clock.now() + 600)
-            value = raw.get(session_key(record_id))
-            assert isinstance(value, bytes)
-            record = _decode(record_id, value)
-            assert record.last_seen == clock.now()
-            assert record.expires_at == clock.now() + 600
-            assert value == _encode(record, compact=value[0] >= 3)
-    # last_seen three hours after created_at: a 6-byte code
-    assert [len(raw.get(session_key(s.id)) or b"") for s in sessions] == [43, 49, 40]
+    writes()  # the first call of each script loads it (EVALSHA, SCRIPT LOAD, EVALSHA)
+    assert writes() == [["EVALSHA"]] * 5
     store.close()
 
 
-def test_nothing_is_left_after_every_session_expired(server: RedisServer, raw: redis.Redis) -> None:
+# -- keys, TTLs and the index ------------------------------------------------------------------
+
+
+def test_keys_are_as_documented(server: RedisServer, raw: redis.Redis) -> None:
+    clock = FakeClock()
+    store = store_on(server.url, clock)
+    record = local_record(store, clock.now(), "alice")
+    anonymous = local_record(store, clock.now(), None)
+    store.add(record)
+    store.add(anonymous)
+    salt = raw.get(b"sessionward:salt")
+    assert isinstance(salt, bytes)
+    assert len(salt) == 32
+    index = index_of(store, "alice")
+    assert sorted(raw.keys()) == sorted(
+        [key_of(record.id), key_of(anonymous.id), index, b"sessionward:salt"]
+    )
+    assert raw.type(index) == b"hash"
+    assert entries(raw, index, b"alice") == [record.id]
+    assert raw.hkeys(index) == [b"alice"]
+    value = raw.get(key_of(record.id))
+    assert isinstance(value, bytes)
+    assert decode(record.id, value) == record
+    assert value[28:30] == index[1:3]  # the header names the user's index
+    assert raw.pttl(b"sessionward:salt") == -1
+    store.close()
+
+
+def test_ttls_follow_the_deadlines(server: RedisServer, raw: redis.Redis) -> None:
+    clock = FakeClock()
+    offset = time.time() - clock.now()
+    store = store_on(server.url, clock)
+    first = local_record(store, clock.now(), "alice", expires_at=clock.now() + 600)
+    second = local_record(store, clock.now(), "alice", expires_at=clock.now() + 900)
+    index = index_of(store, "alice")
+
+    def pxat(expires_at: float) -> int:
+        return math.ceil((expires_at + offset) * 1000)
+
+    store.add(first)
+    assert pexpiretime(raw, key_of(first.id)) == pxat(first.expires_at)
+    assert pexpiretime(raw, index) == pxat(first.expires_at)
+    store.add(second)
+    assert pexpiretime(raw, index) == pxat(second.expires_at)
+    later = clock.now() + 100
+    store.touch(first.id, last_seen=later, expires_at=later + 1200)  # first now outlives second
+    assert pexpiretime(raw, key_of(first.id)) == pxat(later + 1200) == pexpiretime(raw, index)
+    store.touch(first.id, last_seen=later, expires_at=later + 5000)  # not newer: ignored
+    assert pexpiretime(raw, key_of(first.id)) == pxat(later + 1200)
+    store.replace(second._replace(version=2, expires_at=later + 3000), expected_version=1)
+    assert pexpiretime(raw, key_of(second.id)) == pxat(later + 3000) == pexpiretime(raw, index)
+    store.close()
+
+
+def test_expiry_is_pxat_and_nothing_is_left_after(server: RedisServer, raw: redis.Redis) -> None:
     clock = FakeClock()
     manager = manager_on(
         store_on(server.url, clock), clock, Policy(idle_timeout=0.5, absolute_timeout=60)
     )
-    store = manager.store
-    assert isinstance(store, RedisStore)
-    for i in range(20):
-        manager.issue(f"user-{i % 4}")
-        manager.issue(None)
-    buckets = {store._index_key(f"user-{i}".encode()) for i in range(4)}
-    assert raw.dbsize() == 40 + len(buckets)  # records + the users' index buckets
+    sessions = [manager.issue(f"user-{i % 4}") for i in range(20)] + [manager.issue(None)]
+    assert all(raw.exists(key_of(s.id)) for s in sessions)
     deadline = time.monotonic() + 5
-    while raw.dbsize() and time.monotonic() < deadline:
+    while raw.dbsize() > 1 and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert raw.dbsize() == 0  # the indexes expired with their last session
+    assert raw.keys() == [b"sessionward:salt"]  # the indexes expired with their last session
     manager.close()
 
 
-def test_dead_index_members_are_pruned_on_read(server: RedisServer, raw: redis.Redis) -> None:
+def test_a_login_drops_dead_entries(server: RedisServer, raw: redis.Redis) -> None:
     clock = FakeClock()
     store = store_on(server.url, clock)
-    short = manager_on(store, clock, Policy(idle_timeout=0.3, absolute_timeout=60))
-    long = manager_on(store, clock)
-    doomed = short.issue("alice")
-    kept = long.issue("alice")
-    time.sleep(0.5)
-    assert raw.get(session_key(doomed.id)) is None
-    # the entry outlives its record until the index is read
-    assert index_entries(raw, store, "alice") == sorted([doomed.id, kept.id])
-    assert [s.id for s in long.list_user("alice")] == [kept.id]
-    assert index_entries(raw, store, "alice") == [kept.id]
+    index = index_of(store, "alice")
+    doomed = [local_record(store, clock.now(), "alice") for _ in range(5)]
+    for record in doomed:
+        store.add(record)
+    for record in doomed:
+        raw.delete(key_of(record.id))  # as if expired, with nobody reading the index
+    assert len(entries(raw, index, b"alice")) == 5
+    assert store.list_user("alice") == []  # readers check each entry
+    kept = local_record(store, clock.now(), "alice")
+    store.add(kept)
+    assert entries(raw, index, b"alice") == [kept.id]
     store.close()
 
 
-def test_index_skips_records_of_another_user(server: RedisServer, raw: redis.Redis) -> None:
+def test_the_index_skips_records_of_another_user(server: RedisServer, raw: redis.Redis) -> None:
     clock = FakeClock()
     store = store_on(server.url, clock)
-    manager = manager_on(store, clock)
-    session = manager.issue("alice")
-    # A stale member (say, a crash between two steps) names a record that is not alice's.
-    raw.set(session_key(session.id), _encode(session.record._replace(user_id="mallory")))
-    assert manager.list_user("alice") == []
-    assert manager.revoke_user("alice") == 0
-    assert raw.exists(session_key(session.id)) == 1
-    assert index_entries(raw, store, "alice") == []
-    manager.close()
+    record = local_record(store, clock.now(), "alice")
+    store.add(record)
+    # A stale entry (say, a crash between two steps) names a record that is not alice's.
+    raw.set(key_of(record.id), encode(record._replace(user_id="mallory"), b"\0\0"))
+    assert store.list_user("alice") == []
+    assert store.delete_user("alice") == []
+    assert raw.exists(key_of(record.id)) == 1
+    assert entries(raw, index_of(store, "alice"), b"alice") == []
+    store.close()
 
 
-@pytest.mark.parametrize("same_fingerprint", [False, True])
-def test_users_sharing_a_bucket_stay_apart(
-    server: RedisServer, raw: redis.Redis, same_fingerprint: bool
-) -> None:
+def _neighbours(store: RedisStore, count: int) -> list[str]:
+    """``count`` user ids that share one index hash."""
+    by_index: dict[bytes, list[str]] = {}
+    for i in range(1_000_000):
+        user = f"n-{i}"
+        found = by_index.setdefault(index_of(store, user), [])
+        found.append(user)
+        if len(found) == count:
+            return found
+    raise AssertionError("no neighbours")
+
+
+def test_users_sharing_an_index_stay_apart(server: RedisServer, raw: redis.Redis) -> None:
     clock = FakeClock()
     store = store_on(server.url, clock)
-    manager = manager_on(store, clock)
-    alice, bob = neighbours(store, same_fingerprint=same_fingerprint)
-    assert store._index_key(alice.encode()) == store._index_key(bob.encode())
+    alice, bob = _neighbours(store, 2)
     bobs = []
-    for _ in range(3):
-        clock.advance(1)
-        bobs.append(manager.issue(bob).id)
-        clock.advance(1)
-        manager.issue(alice)
-    assert len(raw.get(store._index_key(alice.encode())) or b"") == 6 * 9  # 9 bytes an entry
+    for i in range(3):
+        bobs.append(local_record(store, clock.now() - 10 + i, bob))
+        store.add(bobs[-1])
+        store.add(local_record(store, clock.now() - 5 + i, alice))
     # the cap counts and evicts alice's sessions only (bob's are older)
-    capped = SessionManager(store, policy=Policy(max_sessions_per_user=3), clock=clock)
-    clock.advance(1)
-    capped.issue(alice)
-    assert sorted(s.id for s in manager.list_user(bob)) == sorted(bobs)
-    assert len(manager.list_user(alice)) == 3
-    assert manager.revoke_user(alice) == 3
-    assert sorted(s.id for s in manager.list_user(bob)) == sorted(bobs)
-    assert index_entries(raw, store, bob) == sorted(bobs)
-    assert [m for m, _ in bucket_entries(raw, store._index_key(bob.encode()))] == bobs
-    manager.close()
-
-
-def test_a_capped_login_drops_the_users_dead_entries_at_once(
-    server: RedisServer, raw: redis.Redis
-) -> None:
-    clock = FakeClock()
-    store = store_on(server.url, clock)
-    short = manager_on(store, clock, Policy(idle_timeout=0.3, absolute_timeout=60))
-    capped = manager_on(store, clock, Policy(max_sessions_per_user=3))
-    alice = "alice"
-    for _ in range(50):
-        short.issue(alice)
-    assert len(index_entries(raw, store, alice)) == 50
-    time.sleep(0.5)  # every one of them expired; nobody reads alice's index
-    clock.advance(0.5)
-    kept = capped.issue(alice)  # the cap reads every entry of alice's: all dead but this one
-    assert index_entries(raw, store, alice) == [kept.id]
+    store.add(local_record(store, clock.now(), alice), cap=UserCap(3, True, clock.now()))
+    assert store.list_user(bob) == bobs
+    assert len(store.list_user(alice)) == 3
+    assert len(store.delete_user(alice)) == 3
+    assert store.list_user(bob) == bobs
+    assert entries(raw, index_of(store, bob), bob.encode()) == sorted(r.id for r in bobs)
     store.close()
 
 
-def test_logins_clear_the_dead_entries_of_other_users(
+def test_an_index_stays_bounded_while_users_keep_logging_in(
     server: RedisServer, raw: redis.Redis
 ) -> None:
-    """Without a cap a login checks 4 entries of its bucket, picked by the new id's random
-    bytes: another user's dead entries go within a few hundred logins (expected ~150 here;
-    a dead entry surviving 1,500 has odds ~1e-6)."""
+    """Each login also prunes one other user of its index, so the ids of users who never come
+    back do not pile up in an index that never goes quiet."""
     clock = FakeClock()
     store = store_on(server.url, clock)
-    short = manager_on(store, clock, Policy(idle_timeout=0.3, absolute_timeout=60))
-    long = manager_on(store, clock)
-    alice, bob = neighbours(store, same_fingerprint=False)
-    for _ in range(50):
-        short.issue(alice)
-    time.sleep(0.5)
-    clock.advance(0.5)
-    logins = 0
-    while index_entries(raw, store, alice):
-        long.issue(bob)
-        logins += 1
-        assert logins <= 1500
-    assert len(index_entries(raw, store, bob)) == logins  # none of bob's live ones dropped
+    users = _neighbours(store, 8)
+    index = index_of(store, users[0])
+    for user in users[1:]:
+        for _ in range(5):
+            store.add(local_record(store, clock.now(), user))
+    for key in raw.scan_iter(match=b"{*", _type="string"):
+        raw.delete(key)  # every one of them expired; these users never come back
+    for _ in range(60):
+        store.add(local_record(store, clock.now(), users[0]))
+    assert raw.hkeys(index) == [users[0].encode()]
     store.close()
-
-
-def test_a_bucket_stays_bounded_while_users_keep_logging_in(
-    server: RedisServer, raw: redis.Redis
-) -> None:
-    """Sessions keep expiring in a bucket that never goes quiet: its size follows the live
-    sessions (20 a round here), not the logins so far (300)."""
-    clock = FakeClock()
-    store = store_on(server.url, clock)
-    short = manager_on(store, clock, Policy(idle_timeout=0.2, absolute_timeout=60))
-    alice, bob = neighbours(store, same_fingerprint=False)
-    key = store._index_key(alice.encode())
-    sizes = []
-    for _ in range(15):
-        for i in range(20):
-            short.issue(alice if i % 2 else bob)
-        sizes.append(len(bucket_entries(raw, key)))
-        time.sleep(0.25)
-        clock.advance(0.25)
-    # expected ~27 (20 live, about a quarter dead); without pruning the last would be 300
-    assert max(sizes) <= 60, sizes
-    assert raw.exists(key) == 0  # and it expired with its last session
-    store.close()
-
-
-def test_index_spread_splits_each_tag_into_buckets(server: RedisServer, raw: redis.Redis) -> None:
-    for bad in (0, 257, True, 2.0):
-        with pytest.raises(ConfigError):
-            RedisStore(server.url, index_spread=bad)  # type: ignore[arg-type]
-    clock = FakeClock()
-    store = store_on(server.url, clock, index_spread=16)
-    manager = manager_on(store, clock)
-    users = [f"spread-{i}" for i in range(40)]
-    for user in users:
-        for _ in range(2):
-            manager.issue(user)
-    buckets = {store._index_key(u.encode()) for u in users}
-    assert {len(b) for b in buckets} == {5}  # "{tag}" and the bucket's byte
-    assert {b[4] for b in buckets} <= set(range(16))
-    assert len({b[4] for b in buckets}) > 1
-    for user in users:
-        _, fp, key = store._hashed(user.encode())
-        assert key[:4] == store._tag(user.encode())  # the same slot as the user's sessions
-        assert len([m for m, f in bucket_entries(raw, key) if f == fp]) >= 2
-        assert len(manager.list_user(user)) == 2
-    assert manager.revoke_user(users[0]) == 2
-    assert manager.list_user(users[0]) == []
-    assert index_entries(raw, store, users[0]) == []  # its entries went with them
-    manager.close()
 
 
 def test_a_key_prefix_holds_every_key(server: RedisServer, raw: redis.Redis) -> None:
     clock = FakeClock()
-    store = store_on(server.url, clock, prefix=b"sw:", index_spread=4)
-    policy = Policy(idle_timeout=600, absolute_timeout=7200, touch_interval=30)
-    manager = manager_on(store, clock, policy)
-    capped = SessionManager(store, policy=Policy(max_sessions_per_user=2), clock=clock)
-    first = manager.issue("alice")
-    clock.advance(1)
-    second = manager.issue("alice")
-    clock.advance(1)
-    third = capped.issue("alice")  # evicts the first
-    other = store.add(make_record(clock.now(), user_id="alice"))  # an id without the tag
-    assert other == []
-    anonymous = manager.issue(None)
-    keys: list[bytes] = list(raw.scan_iter())
-    assert keys
-    assert all(k.startswith(b"sw:") for k in keys)
-    listed = {s.id for s in manager.list_user("alice")}
-    assert first.id not in listed
-    assert {second.id, third.id} <= listed
-    assert len(listed) == 3
-    clock.advance(60)
-    assert second.token is not None
-    assert manager.validate(second.token).last_seen == clock.now()  # a touch, with the prefix
-    assert manager.revoke_user("alice") == 3
-    assert manager.list_user("alice") == []
-    assert list(raw.scan_iter()) == [b"sw:" + session_key(anonymous.id)]  # buckets gone too
-    manager.close()
-
-
-def test_an_id_without_the_users_tag_is_indexed_whole(
-    server: RedisServer, raw: redis.Redis
-) -> None:
-    clock = FakeClock()
-    store = store_on(server.url, clock)
-    record = make_record(clock.now(), user_id="alice")
-    store.add(record)
-    key = store._index_key(b"alice")
-    assert session_key(record.id)[:4] != store._tag(b"alice")
-    assert len(raw.get(key) or b"") == 13
-    assert index_entries(raw, store, "alice") == [record.id]
-    assert [r.id for r in store.list_user("alice")] == [record.id]
-    assert store.delete(record.id)
-    assert raw.exists(key) == 0  # its last entry went with it
+    store = store_on(server.url, clock, prefix=b"sw:")
+    first = local_record(store, clock.now() - 2, "alice")
+    second = local_record(store, clock.now() - 1, "alice")
+    other = make_record(clock.now(), user_id="alice")  # an id without the user's locality
+    anonymous = local_record(store, clock.now(), None)
+    for record in (first, second, other, anonymous):
+        store.add(record)
+    store.add(local_record(store, clock.now(), "alice"), cap=UserCap(3, True, clock.now()))
+    assert all(k.startswith(b"sw:") for k in raw.scan_iter())
+    assert raw.exists(key_of(second.id, b"sw:"), index_of(store, "alice", b"sw:")) == 2
+    assert store.get(first.id) is None  # evicted by the cap
+    store.touch(second.id, last_seen=clock.now() + 60, expires_at=clock.now() + 999)
+    assert len(store.delete_user("alice")) == 3
+    assert sorted(raw.scan_iter()) == sorted([b"sw:sessionward:salt", key_of(anonymous.id, b"sw:")])
+    with pytest.raises(ConfigError):
+        RedisStore(server.url, prefix=b"{bad}")
     store.close()
 
 
-# -- encoding and memory -----------------------------------------------------------------------
+def test_purge_deletes_what_redis_keeps_past_expiry(server: RedisServer, raw: redis.Redis) -> None:
+    clock = FakeClock()
+    store = store_on(server.url, clock, expire_grace=3600, prefix=b"p*[x]:")
+    expired = [local_record(store, clock.now() - 100, "alice", expires_at=clock.now() - 1)]
+    live = local_record(store, clock.now(), "alice")
+    for record in (*expired, live):
+        store.add(record)
+    index = index_of(store, "alice", b"p*[x]:")
+    raw.hset(index, b"ghost", secrets.token_bytes(12))  # an entry whose record is gone
+    assert store.purge_expired(clock.now()) == 1
+    assert store.list_user("alice") == [live]
+    assert raw.hkeys(index) == [b"alice"]
+    assert entries(raw, index, b"alice") == [live.id]
+    store.close()
+
+
+# -- the record format -------------------------------------------------------------------------
 
 times = st.one_of(
-    st.floats(allow_nan=False, allow_infinity=False, min_value=-1e15, max_value=1e15),
+    st.floats(allow_nan=False),
     st.sampled_from([0.0, 1_800_000_000.0, 1_800_000_000.123, 1_795_871_859.123456]),
 )
+u32 = st.integers(0, 2**32 - 1)
 text = st.text(max_size=40)
+hashes = st.binary(max_size=255)
 
 
 @st.composite
 def records(draw: st.DrawFn) -> SessionRecord:
     created = draw(times)
-    last_seen = draw(
-        st.one_of(
-            st.just(created),
-            times,
-            st.integers(0, 10**6).map(lambda n: created + n),
-            st.floats(-1e9, 1e9).map(lambda d: created + d),
-        )
-    )
     return SessionRecord(
         id="AAAAAAAAAAAAAAAA",
-        secret_hash=draw(st.binary(min_size=32, max_size=32) | st.binary(max_size=40)),
-        prev_secret_hash=draw(st.none() | st.binary(max_size=40)),
+        secret_hash=draw(st.binary(min_size=16, max_size=16) | hashes),
+        prev_secret_hash=draw(st.none() | hashes),
         grace_until=draw(st.just(0.0) | times),
-        generation=draw(st.integers(-(2**70), 2**70)),
-        user_id=draw(st.none() | text | st.integers(0, 10**16).map(str)),
-        auth_level=draw(st.integers(-5, 2**40)),
+        generation=draw(u32),
+        user_id=draw(st.none() | text),
+        auth_level=draw(u32),
         auth_time=draw(st.none() | st.just(created) | times),
-        scopes=draw(text),
+        scopes=draw(st.just("") | text),
         data=draw(st.just("{}") | text),
         created_at=created,
         rotated_at=draw(st.just(created) | times),
-        last_seen=last_seen,
-        expires_at=draw(times | st.integers(0, 10**6).map(lambda n: last_seen + n)),
-        absolute_expires_at=draw(times | st.integers(0, 10**6).map(lambda n: created + n)),
-        version=draw(st.integers(-(2**70), 2**70)),
+        last_seen=draw(st.just(created) | times),
+        expires_at=draw(times),
+        absolute_expires_at=draw(times),
+        version=draw(u32),
         context=draw(st.just("[]") | text),
+        successor=draw(st.none() | st.binary(min_size=32, max_size=32) | hashes),
     )
 
 
-@settings(max_examples=400, deadline=None)
-@given(records())
-def test_encoding_round_trips_exactly(record: SessionRecord) -> None:
-    decoded = _decode(record.id, _encode(record))
+@settings(max_examples=300, deadline=None)
+@given(records(), st.binary(min_size=2, max_size=2))
+def test_the_format_round_trips_every_field_exactly(record: SessionRecord, tag: bytes) -> None:
+    value = encode(record, tag)
+    decoded = decode(record.id, value)
     assert tuple(decoded) == tuple(record)
     assert [type(v) for v in decoded] == [type(v) for v in record]
+    assert value[28:30] == tag
 
 
-# Where the varints change width (1, 2, 3, 4 bytes): the decoder reads up to three bytes inline.
-WIDTHS = [0, 1, 30, 31, 63, 64, 4094, 4095, 8191, 8192, 524_286, 524_287, 2**40 - 1]
-
-
-@pytest.mark.parametrize("n", WIDTHS)
-def test_every_varint_width_round_trips(n: int) -> None:
-    base = make_record(1_795_871_859.5)
-    for delta in (float(n), -float(n), n / 1000, -n / 1000):
-        at = base.created_at + delta
-        record = base._replace(
-            generation=n, auth_level=-n, version=n + 1, last_seen=at, expires_at=at + delta,
-            rotated_at=at, auth_time=at, absolute_expires_at=at, grace_until=at - delta,
-            user_id="u" * (n % 300), scopes="s" * (n % 200),
-        )  # fmt: skip
-        decoded = _decode(record.id, _encode(record))
-        assert tuple(decoded) == tuple(record)
-        assert [type(v) for v in decoded] == [type(v) for v in record]
-
-
-@settings(max_examples=150, deadline=None)
-@given(records(), st.binary(min_size=1, max_size=3))
-def test_a_cut_or_padded_record_is_store_corrupt(record: SessionRecord, extra: bytes) -> None:
-    value = _encode(record)
-    for cut in range(len(value)):
+@settings(max_examples=100, deadline=None)
+@given(records())
+def test_a_cut_record_is_store_corrupt_or_another_secret(record: SessionRecord) -> None:
+    value = encode(record, b"ab")
+    fixed = len(value) - len(record.secret_hash)  # everything before the secret hash
+    for cut in range(fixed):
         with pytest.raises(StoreCorrupt):
-            _decode(record.id, value[:cut])
-    with pytest.raises(StoreCorrupt):
-        _decode(record.id, value + extra)
-    for unknown in (b"\x00", b"\x05", b"\xff"):
-        with pytest.raises(StoreCorrupt):
-            _decode(record.id, unknown + value[1:])
-
-
-class ShortVerifierMemoryStore(MemoryStore):
-    """A memory store that asks for the 16-byte verifier, as the Redis store does."""
-
-    verifier_size = 16
-
-
-def test_a_fresh_login_fits_redis_44_byte_string_class() -> None:
-    # Up to 44 bytes, Redis keeps a string in one 64-byte allocation with its object header;
-    # beyond, in two (16 + 64 bytes). A never-rotated record omits its generation (format 3).
-    clock = FakeClock(1_795_871_859.123456)
-    manager = SessionManager(ShortVerifierMemoryStore(), clock=clock)
-    numeric = manager.issue("124156789").record
-    text = manager.issue("alice-123").record
-    anonymous = manager.issue(None).record
-    assert len(numeric.secret_hash) == len(text.secret_hash) == 16
-    assert [_encode(r)[0] for r in (numeric, text, anonymous)] == [3, 3, 3]
-    # the numeric id is one 4-byte varint; the text id its 9 bytes and a length byte
-    assert [len(_encode(r)) for r in (numeric, text, anonymous)] == [38, 44, 35]
-    # a touch at an arbitrary clock reading: last_seen costs 5 bytes (2**-22 s units), not 9
-    clock.advance(61.3370123)
-    touched = numeric._replace(last_seen=clock.now(), expires_at=clock.now() + 1800)
-    assert len(_encode(touched)) == 42
-    assert tuple(_decode(touched.id, _encode(touched))) == tuple(touched)
-    rotated = _encode(numeric._replace(generation=1))
-    assert rotated[0] == 4
-    assert len(rotated) == 39
-    # the earlier format, for comparison: 32-byte verifier, text ids, ms units
-    legacy = text._replace(secret_hash=bytes(32))
-    assert _encode(legacy, compact=False)[0] == 2
-    assert len(_encode(legacy, compact=False)) == 60
-
-
-@pytest.mark.parametrize("compact", [True, False])
-@pytest.mark.parametrize("size", [16, 32, 20])
-@pytest.mark.parametrize("generation", [0, 1, -1, 2**40])
-def test_every_format_round_trips(generation: int, size: int, compact: bool) -> None:
-    record = make_record(1_795_871_859.5)._replace(
-        generation=generation, secret_hash=bytes(range(size))
+            decode(record.id, value[:cut])
+    flags_at = 32 + (0 if record.user_id is None else len(record.user_id.encode()))
+    unknown = (
+        value[:flags_at]
+        + bytes((value[flags_at], value[flags_at + 1] | 0x80))
+        + value[flags_at + 2 :]
     )
-    value = _encode(record, compact=compact)
-    formats = (3, 4) if compact else (2, 1)
-    assert value[0] == (formats[0] if generation == 0 else formats[1])
-    assert tuple(_decode(record.id, value)) == tuple(record)
-    if generation == 0:  # the generation spelled out (as format 1 was written before) reads
-        other = _encode(record._replace(generation=60), compact=compact)  # one 0x78 more
-        at = next(i for i in range(1, len(value)) if value[i] != other[i])
-        spelled = bytes((formats[1],)) + value[1:at] + b"\x00" + value[at:]
-        assert tuple(_decode(record.id, spelled)) == tuple(record)
+    with pytest.raises(StoreCorrupt):
+        decode(record.id, unknown)
+
+
+def test_a_fresh_login_fits_the_80_byte_class() -> None:
+    # Redis keeps a string of up to 76 bytes in one 80-byte allocation.
+    clock = FakeClock(1_795_871_859.123456)
+    login = make_record(clock.now(), user_id="124156789", secret_hash=bytes(16))
+    assert len(encode(login, b"ab")) == 71
+    clock.advance(61.337)
+    touched = login._replace(last_seen=clock.now(), expires_at=clock.now() + 1800)
+    assert len(encode(touched, b"ab")) == 71  # a touch rewrites the header in place
+    assert len(encode(make_record(clock.now(), user_id=None, secret_hash=bytes(16)), b"ab")) == 58
 
 
 @pytest.mark.parametrize(
-    ("user", "packed"),
+    "fields",
     [
-        ("0", True),
-        ("7", True),
-        ("124156789", True),
-        ("9" * 15, True),
-        ("1" + "0" * 14, True),
-        ("9" * 16, False),  # more than 15 digits
-        ("00", False),  # a leading zero: "0" would come back
-        ("0124", False),
-        ("-1", False),
-        ("+1", False),
-        (" 1", False),
-        ("1 ", False),
-        ("1e3", False),
-        ("\u0663", False),  # ARABIC-INDIC DIGIT THREE: isdigit(), but not ASCII
-        ("\u00b2", False),  # SUPERSCRIPT TWO
-        ("\uff11", False),  # FULLWIDTH DIGIT ONE
-        ("alice", False),
-        ("", False),
+        {"version": 2**32},
+        {"version": -1},
+        {"generation": -1},
+        {"auth_level": 2**32},
+        {"prev_secret_hash": bytes(256)},
+        {"successor": bytes(256)},
+        {"user_id": "x" * 65_535},
+        {"data": '{"x":"\ud800"}'},
     ],
 )
-def test_numeric_user_ids_pack_only_when_they_come_back_the_same(user: str, packed: bool) -> None:
-    record = make_record(1_795_871_859.5, user_id=user)
-    value = _encode(record)
-    assert _decode(record.id, value).user_id == user
-    # format, created_at (8), last_seen (code 0), expires_at (+1800 s: 2 bytes), flags,
-    # version: the user varint starts at byte 14, odd when the id is packed as a number
-    assert _encode(record._replace(user_id="x" * 5))[14] == 2 * 5
-    assert (value[14] & 1 == 1) is packed
+def test_values_beyond_the_limits_are_refused(server: RedisServer, fields: dict[str, Any]) -> None:
+    store = RedisStore(server.url)
+    record = make_record(time.time(), **fields)
+    with pytest.raises(InvalidArgument):
+        store.add(record)
+    assert store.get(record.id) is None
+    store.close()
 
 
-def test_a_user_number_out_of_range_is_store_corrupt() -> None:
-    record = make_record(1_795_871_859.5, user_id="7")
-    value = _encode(record)
-    assert _decode(record.id, value).user_id == "7"
-    at = value.index(bytes((15,)), 10)  # the varint 2*7+1 after flags and version
-    big = bytearray()
-    n = 2 * 10**15 + 1  # 10**15: 16 digits, never written
-    while n >= 0x80:
-        big.append((n & 0x7F) | 0x80)
-        n >>= 7
-    big.append(n)
-    with pytest.raises(StoreCorrupt):
-        _decode(record.id, value[:at] + bytes(big) + value[at + 1 :])
+def test_successor_round_trips_through_the_store(server: RedisServer) -> None:
+    clock = FakeClock()
+    store = store_on(server.url, clock)
+    record = local_record(store, clock.now(), "alice")
+    assert record.successor is None
+    store.add(record)
+    assert store.get(record.id) == record
+    rotated = record._replace(version=2, successor=os.urandom(32), grace_until=clock.now() + 30)
+    store.replace(rotated, expected_version=1)
+    assert store.get(record.id) == rotated
+    assert store.list_user("alice") == [rotated]
+    store.close()
 
 
-def _memory_manager(clock: FakeClock) -> tuple[SessionManager, Any]:
-    from sessionward.stores import MemoryStore
-
-    store = MemoryStore()
-    return SessionManager(store, clock=clock), store
-
-
-def bytes_per_session(client: redis.Redis, issue: Callable[[int], object], count: int) -> float:
-    """Growth of Redis ``used_memory`` per issued session (keys, values, TTLs, indexes).
-
-    The keyspace is first filled with as many placeholder keys with TTLs, so that the key and
-    expiry tables are already sized for the measurement: otherwise whether a table doubles
-    inside it depends on what ran before (the figure at 1M, where that cost is spread over
-    every key, is in benchmarks/). One warm-up issue first opens the store's connection and
-    loads its scripts, which are not per-session costs."""
-    issue(count)
-    client.flushall()
-    pipe = client.pipeline(transaction=False)
-    for i in range(count):
-        pipe.set(f"placeholder:{i}", b"", px=3_600_000)
-    pipe.execute()
-    before = int(client.info("memory")["used_memory"])
-    for i in range(count):
-        issue(i)
-    after = int(client.info("memory")["used_memory"])
-    client.flushall()
-    return (after - before) / count
-
-
-def test_memory_per_session(server: RedisServer, raw: redis.Redis) -> None:
+def test_the_touch_script_writes_what_python_would(server: RedisServer, raw: redis.Redis) -> None:
     clock = FakeClock(1_795_871_859.123456)
-    manager = manager_on(store_on(server.url, clock), clock)
-    anonymous = bytes_per_session(raw, lambda i: manager.issue(None), 4000)
-    users = bytes_per_session(raw, lambda i: manager.issue(str(100_000 + i // 3)), 4000)
-    # At 4,000 sessions the index buckets are nearly all new (1,333 users over 32,385
-    # buckets): each costs its key, TTL and table slots, shared by ~3 sessions here and by
-    # ~31 at 1M sessions, where the figure is ~190 B (benchmarks/). Before the buckets: ~290.
-    assert anonymous <= 190
-    assert users <= 265
-    manager.close()
+    store = store_on(server.url, clock)
+    records = [local_record(store, clock.now(), u, data='{"a":1}') for u in ("124156789", None)]
+    for record in records:
+        store.add(record)
+    for step in (61.3370123, 1e-7, 3 * 3600 + 0.5):
+        clock.advance(step)
+        for record in records:
+            store.touch(record.id, last_seen=clock.now(), expires_at=clock.now() + 600.25)
+            value = raw.get(key_of(record.id))
+            assert isinstance(value, bytes)
+            expected = record._replace(last_seen=clock.now(), expires_at=clock.now() + 600.25)
+            assert value == encode(expected, value[28:30])
+    store.close()
 
 
 def test_undecodable_values_are_store_corrupt(server: RedisServer, raw: redis.Redis) -> None:
     clock = FakeClock()
-    manager = manager_on(store_on(server.url, clock), clock)
-    session = manager.issue("alice")
-    assert session.token is not None
-    raw.set(session_key(session.id), b"\x01garbage")
+    store = store_on(server.url, clock)
+    record = local_record(store, clock.now(), "alice")
+    store.add(record)
+    raw.set(key_of(record.id), b"\x01garbage")
     with pytest.raises(StoreCorrupt):
-        manager.validate(session.token)
-    raw.delete(session_key(session.id))
-    raw.zadd(session_key(session.id), {"x": 1})
+        store.get(record.id)
+    with pytest.raises(StoreCorrupt):  # the scripts refuse it too
+        store.touch(record.id, last_seen=clock.now() + 1, expires_at=clock.now() + 2)
+    raw.delete(key_of(record.id))
+    raw.zadd(key_of(record.id), {"x": 1})
     with pytest.raises(StoreCorrupt):
-        manager.validate(session.token)
-    manager.close()
-
-
-# -- configuration -----------------------------------------------------------------------------
-
-
-def test_url_chooses_the_mode(server: RedisServer, cluster: RedisClusterServers) -> None:
-    assert RedisStore(server.url).cluster is False
-    ports = ",".join(f"127.0.0.1:{n.port}" for n in cluster.nodes[:2])
-    clustered = RedisStore(f"redis+cluster://{ports}")
-    assert clustered.cluster is True
-    assert clustered.ping()
-    clustered.close()
-    with pytest.raises(ConfigError):
-        RedisStore("http://127.0.0.1:1")
-    with pytest.raises(ConfigError):
-        RedisStore("redis+cluster://no-port")
-    with pytest.raises(ConfigError):
-        RedisStore(server.url, prefix=b"{bad}")
-
-
-def test_unreachable_server_is_store_unavailable() -> None:
-    from servers import free_port
-
-    clock = FakeClock()
-    manager = manager_on(store_on(f"redis://127.0.0.1:{free_port()}/0", clock), clock)
-    started = time.monotonic()
-    token, _ = mint()
-    with pytest.raises(StoreUnavailable):
-        manager.validate(token)
-    with pytest.raises(StoreUnavailable):
-        manager.issue("alice")
-    assert time.monotonic() - started < 3
-    manager.close()
-
-
-# -- the fast GET ------------------------------------------------------------------------------
-#
-# ``get`` sends a pre-packed GET on connections of the store's own. These prove it keeps the
-# client's failure behaviour: a dropped connection heals at once, a timed-out or cancelled GET
-# never leaves a reply behind for the next one (which would hand out another session), and a
-# forked child never shares the parent's sockets.
-
-
-def _two_records(store: RedisStore) -> tuple[SessionRecord, SessionRecord]:
-    now = time.time()
-    first, second = make_record(now, user_id="alice"), make_record(now, user_id="bob")
-    store.add(first)
-    store.add(second)
-    return first, second
-
-
-def _got(record: SessionRecord | None) -> tuple[Any, ...] | None:
-    # The whole record: ``get`` names a record after the id it asked for, so a reply meant
-    # for another GET would show in the fields (user, secret hash), not in the id.
-    return None if record is None else tuple(record)
-
-
-def test_the_fast_get_serves_standalone_defaults_only(
-    server: RedisServer, cluster: RedisClusterServers
-) -> None:
-    plain = RedisStore(server.url)
-    assert plain._lane is not None
-    assert plain._lane.idle == []
-    plain.get(make_record(time.time()).id)
-    assert len(plain._lane.idle) == 1  # one connection of its own, back after the call
-    for options in (
-        {"retry": None},
-        {"single_connection_client": True},
-        {"protocol": 3},
-        {"health_check_interval": 30},
-    ):
-        other = RedisStore(server.url, **options)
-        assert other._lane is None
-        assert other.get(make_record(time.time()).id) is None  # through the client
-        other.close()
-    clustered = RedisStore(cluster.url)
-    assert clustered._lane is None  # on a Cluster: lanes of connections per node
-    assert clustered._lanes == {}
-    for record in (make_record(time.time(), user_id=f"u{i}") for i in range(12)):
-        assert clustered.get(record.id) is None
-    assert clustered._lanes is not None
-    assert 1 <= len(clustered._lanes) <= 3
-    assert all(len(lane.idle) == lane.made == 1 for lane in clustered._lanes.values())
-    clustered.close()
-    replicas: dict[str, Any] = {"load_balancing_strategy": LoadBalancingStrategy.ROUND_ROBIN}
-    for cluster_options in (replicas, {"retry": None}):
-        other = RedisStore(cluster.url, **cluster_options)
-        assert other._lanes is None
-        assert other.get(make_record(time.time()).id) is None  # through the cluster client
-        other.close()
-    plain.close()
-
-
-def test_a_dropped_connection_heals_at_once(server: RedisServer, raw: redis.Redis) -> None:
-    store = RedisStore(server.url)
-    first, second = _two_records(store)
-    assert _got(store.get(first.id)) == tuple(first)
-    killed = raw.client_kill_filter(_type="normal", skipme=True)
-    assert killed >= 1
-    assert _got(store.get(second.id)) == tuple(second)  # one immediate retry on a new socket
+        store.get(record.id)
     store.close()
 
 
-def test_an_outage_uses_up_no_connections() -> None:
-    with private_redis() as server:
-        store = RedisStore(server.url, connect_timeout=0.5)
-        record = make_record(time.time())
-        store.add(record)
-        assert _got(store.get(record.id)) == tuple(record)
-        server.stop()
-        for _ in range(250):  # more than the client pool's 100 connections
-            with pytest.raises(StoreUnavailable):
-                store.get(record.id)
-        server.start()  # an empty server (no persistence here): reachable is what counts
-        assert store.get(record.id) is None
-        assert store._lane is not None
-        assert store._lane.made == 1  # the same connection, reconnected
+# -- the salt and where users go ---------------------------------------------------------------
+
+
+def test_the_salt_is_made_once_and_shared(server: RedisServer, raw: redis.Redis) -> None:
+    first = RedisStore(server.url)
+    assert first.user_locality("alice") == b""  # nothing read yet
+    first.get("AAAAAAAAAAAAAAAA")
+    salt = raw.get(b"sessionward:salt")
+    assert isinstance(salt, bytes)
+    assert len(salt) == 32
+    users = [f"user-{i}" for i in range(50)]
+    localities = [first.user_locality(u) for u in users]
+
+    async def from_another_process() -> list[bytes]:
+        second = AsyncRedisStore(server.url)
+        await second.get("AAAAAAAAAAAAAAAA")
+        found = [second.user_locality(u) for u in users]
+        await second.close()
+        return found
+
+    assert asyncio.run(from_another_process()) == localities
+    later = RedisStore(server.url)
+    later.get("AAAAAAAAAAAAAAAA")
+    assert raw.get(b"sessionward:salt") == salt  # SET NX: the first one stays
+    assert [later.user_locality(u) for u in users] == localities
+    assert all(len(loc) == 2 and loc[0] != 0x7D for loc in localities)
+    # keyed: HMAC-SHA256 under the deployment's salt, not a hash anyone can compute
+    expected = [hmac.digest(salt, u.encode(), hashlib.sha256)[:2] for u in users]
+    assert all(
+        a == b or (b[0] == 0x7D and a == b"|" + b[1:])
+        for a, b in zip(localities, expected, strict=True)
+    )
+    unkeyed = [hashlib.sha256(u.encode()).digest()[:2] for u in users]
+    assert sum(a == b for a, b in zip(localities, unkeyed, strict=True)) <= 2
+    elsewhere = RedisStore(server.url.rsplit("/", 1)[0] + "/1")  # another deployment
+    elsewhere.get("AAAAAAAAAAAAAAAA")
+    assert (
+        sum(elsewhere.user_locality(u) == loc for u, loc in zip(users, localities, strict=True))
+        <= 2
+    )
+    for store in (first, later, elsewhere):
         store.close()
 
 
-def test_a_timed_out_get_leaves_no_reply_behind(server: RedisServer, raw: redis.Redis) -> None:
-    store = RedisStore(server.url, socket_timeout=0.3)
-    first, second = _two_records(store)
-    assert _got(store.get(first.id)) == tuple(first)
-    raw.execute_command("CLIENT", "PAUSE", "900")  # type: ignore[no-untyped-call]
-    with pytest.raises(StoreUnavailable):
-        store.get(first.id)  # its reply comes after the pause, to a closed socket
-    time.sleep(1.0)
-    assert _got(store.get(second.id)) == tuple(second)
-    assert _got(store.get(first.id)) == tuple(first)
+def test_every_slot_has_its_index_tag() -> None:
+    tags = slot_tags()
+    assert len(set(tags)) == len(tags) == 16384
+    assert all(key_slot(b"{" + tag + b"}") == slot for slot, tag in enumerate(tags))
+    assert not [tag for tag in tags if b"}" in tag]  # a "}" would cut the hash tag short
+
+
+def test_a_given_salt_stays_out_of_redis(server: RedisServer, raw: redis.Redis) -> None:
+    store = RedisStore(server.url, salt=b"our own secret")
+    assert store.user_locality("alice") == hmac.digest(b"our own secret", b"alice", "sha256")[:2]
+    store.add(make_record(time.time()))
+    assert raw.exists(b"sessionward:salt") == 0
+    for bad in (b"", "text"):
+        with pytest.raises(ConfigError):
+            RedisStore(server.url, salt=bad)  # type: ignore[arg-type]
     store.close()
 
 
-def test_a_cancelled_async_get_leaves_no_reply_behind(
-    server: RedisServer, raw: redis.Redis
-) -> None:
-    sync_store = RedisStore(server.url)
-    first, second = _two_records(sync_store)
-
-    async def scenario() -> None:
-        store = AsyncRedisStore(server.url)
-        assert _got(await store.get(first.id)) == tuple(first)
-        raw.execute_command("CLIENT", "PAUSE", "600")  # type: ignore[no-untyped-call]
-        pending = asyncio.ensure_future(store.get(first.id))
-        await asyncio.sleep(0.2)
-        pending.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await pending
-        await asyncio.sleep(0.6)
-        assert _got(await store.get(second.id)) == tuple(second)
-        assert _got(await store.get(first.id)) == tuple(first)
-        # many at once: each task on a connection of its own, every answer its own record
-        records = [first, second] * 20
-        got = await asyncio.gather(*(store.get(r.id) for r in records))
-        assert [_got(r) for r in got] == [tuple(r) for r in records]
-        await store.close()
-
-    asyncio.run(scenario())
-    sync_store.close()
-
-
-def test_threads_share_the_fast_get_safely(server: RedisServer) -> None:
-    store = RedisStore(server.url)
-    first, second = _two_records(store)
-    wrong: list[tuple[Any, ...] | None] = []
-
-    def reader(record: SessionRecord) -> None:
-        for _ in range(300):
-            got = _got(store.get(record.id))
-            if got != tuple(record):
-                wrong.append(got)
-
-    threads = [threading.Thread(target=reader, args=(r,)) for r in (first, second) * 4]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert wrong == []
-    assert store._lane is not None
-    assert 1 <= len(store._lane.idle) <= 8
-    store.close()
-
-
-def _in_forked_child(check: Callable[[], bool]) -> bool:
-    """``check()`` run in a forked child (which reports and exits, never returning into
-    pytest); False if it raised."""
-    readable, writable = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.write(writable, b"1" if check() else b"0")
-        finally:
-            os._exit(0)
-    os.close(writable)  # so that a child that wrote nothing reads as b""
-    os.waitpid(pid, 0)
-    try:
-        return os.read(readable, 1) == b"1"
-    finally:
-        os.close(readable)
-
-
-def test_a_forked_child_opens_its_own_connection(server: RedisServer) -> None:
-    store = RedisStore(server.url)
-    first, second = _two_records(store)
-    assert _got(store.get(first.id)) == tuple(first)
-    assert store._lane is not None
-    inherited = list(store._lane.idle)
-
-    def child() -> bool:
-        lane = store._lane  # the at-fork hook gave the child a lane of its own
-        fresh = lane is not None and lane.idle == []
-        ok = fresh and _got(store.get(second.id)) == tuple(second)
-        return ok and lane is not None and all(c not in inherited for c in lane.idle)
-
-    assert _in_forked_child(child)
-    assert _got(store.get(first.id)) == tuple(first)  # the parent's socket is still in step
-    assert store._lane.idle == inherited
-    store.close()
-
-
-# -- Cluster -----------------------------------------------------------------------------------
-
-
-def test_a_users_sessions_share_the_slot_of_its_index(cluster: RedisClusterServers) -> None:
-    clock = FakeClock()
-    store = store_on(cluster.url, clock)
-    manager = manager_on(store, clock)
-    slots = set()
-    for i in range(30):
-        user = f"user-{i}"
-        index_slot = key_slot(store._index_key(user.encode()))
-        for _ in range(2):
-            session = manager.issue(user)
-            assert key_slot(session_key(session.id)) == index_slot
-        slots.add(index_slot)
-        assert len(manager.list_user(user)) == 2
-    owners = {_owner(cluster, slot) for slot in slots}
-    assert len(owners) == 3  # users spread over every master
-    anonymous = [manager.issue(None) for _ in range(30)]
-    assert len({_owner(cluster, key_slot(session_key(s.id))) for s in anonymous}) == 3
-    manager.close()
+# -- Cluster -------------------------------------------------------------------------------------
 
 
 def _owner(cluster: RedisClusterServers, slot: int) -> int:
-    for start, end, *nodes in _slots(cluster):
+    client = redis.Redis(host="127.0.0.1", port=cluster.nodes[0].port)
+    try:
+        ranges = client.execute_command("CLUSTER", "SLOTS")  # type: ignore[no-untyped-call]
+    finally:
+        client.close()
+    for start, end, *nodes in ranges:
         if start <= slot <= end:
             return int(nodes[0][1])
     raise AssertionError(slot)
 
 
-def _slots(cluster: RedisClusterServers) -> list[Any]:
-    client = redis.Redis(host="127.0.0.1", port=cluster.nodes[0].port)
-    try:
-        return list(client.execute_command("CLUSTER", "SLOTS"))  # type: ignore[no-untyped-call]
-    finally:
-        client.close()
-
-
-def test_cluster_validate_after_revoke_everywhere(cluster: RedisClusterServers) -> None:
-    clock = FakeClock()
-    manager = manager_on(store_on(cluster.url, clock), clock)
-    sessions = [manager.issue("bob") for _ in range(3)]
-    assert manager.revoke_user("bob", keep=sessions[0]) == 2
-    for session in sessions[1:]:
-        assert session.token is not None
-        with pytest.raises(InvalidToken):
-            manager.validate(session.token)
-    assert sessions[0].token is not None
-    assert manager.validate(sessions[0].token).id == sessions[0].id
-    manager.close()
-
-
-def _misroute(store: RedisStore | AsyncRedisStore, session_id: str) -> Callable[[], None]:
-    """Point the client's slot map for ``session_id`` at a wrong node; returns the check to
-    run after a read: the GET went to that node first, and the map is right again."""
-    nodes = cast(Any, store._client).nodes_manager
-    slot = key_slot(session_key(session_id))
-    right = nodes.slots_cache[slot][0]
-    wrong = next(n for n in nodes.nodes_cache.values() if n.name != right.name)
-    nodes.slots_cache[slot] = [wrong]
-
-    def check() -> None:
-        assert nodes.get_node_from_slot(slot).name == right.name
-        assert store._lanes is not None
-        assert store._lanes[wrong.name].made >= 1
-
-    return check
-
-
-def test_cluster_fast_get_follows_a_stale_slot_map(cluster: RedisClusterServers) -> None:
-    # The store routes its GET by the cluster client's slot map; when the map is wrong (a
-    # slot moved, a failover), the node answers MOVED and the read goes to the cluster client,
-    # which follows it and corrects the map. The node is told wrongly here: the MOVED is real.
+def test_a_users_sessions_share_the_slot_of_its_index(cluster: RedisClusterServers) -> None:
     clock = FakeClock()
     store = store_on(cluster.url, clock)
-    manager = manager_on(store, clock)
-    sessions = [manager.issue(f"user-{i}") for i in range(12)]
-    for session in sessions:
-        check = _misroute(store, session.id)
-        assert session.token is not None
-        assert manager.validate(session.token).id == session.id
-        check()
-    # and the lanes hold only connections in step: every record still reads right
-    for session in sessions:
-        assert _got(store.get(session.id)) == tuple(session.record)
-    manager.close()
-
-
-def test_async_cluster_fast_get_follows_a_stale_slot_map(cluster: RedisClusterServers) -> None:
-    async def scenario() -> None:
-        store = AsyncRedisStore(cluster.url)
-        manager = AsyncSessionManager(store, policy=NEVER_TOUCH)
-        sessions = [await manager.issue(f"user-{i}") for i in range(6)]
-        for session in sessions:
-            check = _misroute(store, session.id)
-            assert session.token is not None
-            assert (await manager.validate(session.token)).id == session.id
-            check()
-        await manager.close()
-
-    asyncio.run(scenario())
-
-
-def test_a_forked_child_opens_its_own_cluster_connections(cluster: RedisClusterServers) -> None:
-    store = RedisStore(cluster.url)
-    first, second = _two_records(store)
-    assert _got(store.get(first.id)) == tuple(first)
-    assert store._lanes
-    inherited = [c for lane in store._lanes.values() for c in lane.idle]
-
-    def child() -> bool:
-        ok = store._lanes == {} and _got(store.get(second.id)) == tuple(second)
-        mine = [c for lane in (store._lanes or {}).values() for c in lane.idle]
-        return ok and bool(mine) and all(c not in inherited for c in mine)
-
-    assert _in_forked_child(child)
-    assert _got(store.get(first.id)) == tuple(first)  # the parent's sockets are still in step
+    owners = set()
+    for i in range(30):
+        user = f"user-{i}"
+        slot = key_slot(index_of(store, user))
+        for _ in range(2):
+            record = local_record(store, clock.now(), user)
+            store.add(record, cap=UserCap(5, True, clock.now()))
+            assert key_slot(key_of(record.id)) == slot
+        owners.add(_owner(cluster, slot))
+        assert len(store.list_user(user)) == 2
+    assert len(owners) == 3  # users spread over every master
     store.close()
 
 
-@pytest.mark.parametrize(
-    ("error", "expected"),
-    [
-        (ClusterDownError("The cluster is down"), StoreUnavailable),  # redis-py drops the code
-        (ClusterDownError("CLUSTERDOWN Hash slot not served"), StoreUnavailable),
-        (TryAgainError(), StoreUnavailable),
-        (ReadOnlyError("You can't write against a read only replica."), StoreUnavailable),
-        (ResponseError("LOADING Redis is loading the dataset in memory"), StoreUnavailable),
-        (ResponseError("WRONGTYPE Operation against a key holding the wrong kind"), StoreCorrupt),
-        (ResponseError("sessionward: corrupt index bucket"), StoreCorrupt),
-        (ResponseError("ERR something else"), StoreCorrupt),
-    ],
-)
-def test_server_states_that_pass_are_unavailable_not_corrupt(
-    error: Exception, expected: type[Exception]
-) -> None:
-    # A Cluster that is down (seen while its nodes restart) or a replica that is read-only
-    # will answer again: StoreUnavailable (503), not StoreCorrupt.
-    assert type(_translate(error)) is expected
+def test_a_record_outside_its_users_slot(cluster: RedisClusterServers) -> None:
+    clock = FakeClock()
+    store = store_on(cluster.url, clock)
+    client = redis.RedisCluster(host="127.0.0.1", port=cluster.nodes[0].port)
+    index = index_of(store, "alice")
+    away = next(
+        r
+        for r in (make_record(clock.now(), user_id="alice") for _ in range(100))
+        if key_slot(key_of(r.id)) != key_slot(index)
+    )
+    here = local_record(store, clock.now() + 1, "alice")
+    store.add(away, cap=UserCap(3, True, clock.now()))
+    store.add(here, cap=UserCap(3, True, clock.now()))
+    assert entries(client, index, b"\xffalice") == [away.id]  # listed first, in the index's slot
+    assert entries(client, index, b"alice") == [here.id]
+    assert store.list_user("alice") == [away, here]
+    assert store.add(
+        local_record(store, clock.now() + 2, "alice"), cap=UserCap(2, True, clock.now())
+    ) == [away.id]
+    assert client.hexists(index, b"\xffalice") == 0  # removed with its record
+    later = clock.now() + 50
+    moved = make_record(clock.now(), user_id="bob")
+    store.add(moved)
+    store.touch(moved.id, last_seen=later, expires_at=later + 5000)  # the index outlives it
+    assert pexpiretime(client, index_of(store, "bob")) >= pexpiretime(client, key_of(moved.id))
+    store.replace(moved._replace(user_id="alice", version=2), expected_version=1)
+    assert store.list_user("bob") == []
+    assert client.hexists(index_of(store, "bob"), b"\xffbob") == 0
+    assert len(store.delete_user("alice")) == 3
+    assert store.list_user("alice") == []
+    client.close()
+    store.close()
 
 
-def test_cluster_fast_get_fails_closed_when_the_nodes_are_gone() -> None:
+class SlotMove:
+    """Moving one slot to another master, as ``redis-cli --cluster reshard`` does it: the
+    slot is marked importing and migrating, its keys are MIGRATEd, then given to the new
+    owner on every node."""
+
+    def __init__(self, cluster: RedisClusterServers, slot: int) -> None:
+        self.cluster, self.slot = cluster, slot
+        source_port = _owner(cluster, slot)
+        self.target_port = next(n.port for n in cluster.nodes if n.port != source_port)
+        self.source = redis.Redis(host="127.0.0.1", port=source_port)
+        self.target = redis.Redis(host="127.0.0.1", port=self.target_port)
+        self.target_id = self._run(self.target, "CLUSTER", "MYID")
+        self._run(
+            self.target,
+            "CLUSTER",
+            "SETSLOT",
+            slot,
+            "IMPORTING",
+            self._run(self.source, "CLUSTER", "MYID"),
+        )
+        self._run(self.source, "CLUSTER", "SETSLOT", slot, "MIGRATING", self.target_id)
+
+    @staticmethod
+    def _run(client: redis.Redis, *args: Any) -> Any:
+        return client.execute_command(*args)  # type: ignore[no-untyped-call]
+
+    def migrate(self, keys: list[bytes] | None = None) -> None:
+        """Move ``keys`` (by default every key left in the slot) to the new owner."""
+        moving = (
+            keys
+            if keys is not None
+            else self._run(self.source, "CLUSTER", "GETKEYSINSLOT", self.slot, 1000)
+        )
+        for key in moving:
+            self.source.migrate("127.0.0.1", self.target_port, key, 0, 5000)
+
+    def finish(self) -> int:
+        """Move the rest and give the slot to the new owner; returns its port."""
+        self.migrate()
+        for node in self.cluster.nodes:
+            client = redis.Redis(host="127.0.0.1", port=node.port)
+            self._run(client, "CLUSTER", "SETSLOT", self.slot, "NODE", self.target_id)
+            client.close()
+        self.source.close()
+        self.target.close()
+        return self.target_port
+
+
+def test_cluster_follows_moved_after_a_real_reshard(cluster: RedisClusterServers) -> None:
+    clock = FakeClock()
+    store = store_on(cluster.url, clock)
+    manager = manager_on(store, clock)
+    records = [local_record(store, clock.now() + i, "carol") for i in range(3)]
+    for record in records:
+        store.add(record)
+    slot = key_slot(key_of(records[0].id))
+    assert store.get(records[0].id) == records[0]  # the client's map is right, then...
+    new_owner = SlotMove(cluster, slot).finish()
+    assert _owner(cluster, slot) == new_owner
+    assert store.get(records[0].id) == records[0]  # ... MOVED: followed, map refreshed
+    store.touch(records[1].id, last_seen=clock.now() + 60, expires_at=clock.now() + 999)
+    assert store.list_user("carol")[1].last_seen == clock.now() + 60
+    fresh = local_record(store, clock.now() + 9, "carol")
+    assert store.add(fresh, cap=UserCap(3, True, clock.now())) == [records[0].id]
+    assert sorted(store.delete_user("carol", keep=fresh.id)) == sorted(r.id for r in records[1:])
+    assert [s.id for s in manager.list_user("carol")] == [fresh.id]
+    store.close()
+
+
+def test_cluster_follows_ask_while_a_slot_moves(cluster: RedisClusterServers) -> None:
+    clock = FakeClock()
+    store = store_on(cluster.url, clock)
+    moved, staying = (local_record(store, clock.now() + i, "dave") for i in range(2))
+    store.add(moved)
+    store.add(staying)
+    move = SlotMove(cluster, key_slot(key_of(moved.id)))
+    try:
+        move.migrate([key_of(moved.id)])  # half way: one key moved
+        assert store.get(moved.id) == moved  # ASK: asked of the importing node
+        assert store.get(staying.id) == staying
+        # a script over keys now on two nodes cannot run atomically: unavailable, no write
+        with pytest.raises(StoreUnavailable):
+            store.add(local_record(store, clock.now(), "dave"), cap=UserCap(5, True, clock.now()))
+    finally:
+        move.finish()
+    assert store.list_user("dave") == [moved, staying]
+    store.close()
+
+
+def test_cluster_follows_a_stale_slot_map(cluster: RedisClusterServers) -> None:
+    clock = FakeClock()
+    store = store_on(cluster.url, clock)
+    records = [local_record(store, clock.now(), f"u{i}") for i in range(6)]
+    for record in records:
+        store.add(record)
+    nodes = store._client.nodes_manager
+    for record in records:  # point the client's map for each slot at a wrong node
+        slot = key_slot(key_of(record.id))
+        right = nodes.slots_cache[slot][0]
+        nodes.slots_cache[slot] = [
+            next(n for n in nodes.nodes_cache.values() if n.name != right.name)
+        ]
+        assert store.get(record.id) == record  # MOVED, followed
+        assert nodes.get_node_from_slot(slot).name == right.name  # and the map corrected
+    store.close()
+
+
+def test_cluster_fails_closed_when_the_nodes_are_gone() -> None:
     with private_cluster() as cluster:
         clock = FakeClock()
         store = store_on(cluster.url, clock, connect_timeout=0.5, socket_timeout=0.5)
         manager = manager_on(store, clock)
         session = manager.issue("alice")
         assert session.token is not None
-        assert manager.validate(session.token).id == session.id
         for node in cluster.nodes:
             node.stop()
         started = time.monotonic()
@@ -1156,9 +820,7 @@ def test_cluster_fast_get_fails_closed_when_the_nodes_are_gone() -> None:
             with pytest.raises(StoreUnavailable):
                 manager.validate(session.token)
         assert time.monotonic() - started < 60
-        # Back (empty: no persistence here; the slot map is kept in the nodes' config files):
-        # the store reconnects by itself, with no connection leaked by the failed calls.
-        for node in cluster.nodes:
+        for node in cluster.nodes:  # back, empty (no persistence): reachable is what counts
             node.start()
         deadline = time.monotonic() + 30
         while True:
@@ -1168,12 +830,164 @@ def test_cluster_fast_get_fails_closed_when_the_nodes_are_gone() -> None:
             except StoreUnavailable:
                 assert time.monotonic() < deadline, "the store never reached the Cluster again"
                 time.sleep(0.1)
-        assert store._lanes is not None
-        assert all(lane.made <= 2 for lane in store._lanes.values())
         fresh = manager.issue("alice")
         assert fresh.token is not None
         assert manager.validate(fresh.token).id == fresh.id
         manager.close()
+
+
+# -- failures ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (ConnectionError("refused"), StoreUnavailable),
+        (TimeoutError("timed out"), StoreUnavailable),
+        (ClusterDownError("The cluster is down"), StoreUnavailable),  # redis-py drops the code
+        (ResponseError("CLUSTERDOWN Hash slot not served"), StoreUnavailable),
+        (TryAgainError(), StoreUnavailable),
+        (ReadOnlyError("You can't write against a read only replica."), StoreUnavailable),
+        (ResponseError("READONLY You can't write against a read only replica."), StoreUnavailable),
+        (BusyLoadingError("Redis is loading the dataset in memory"), StoreUnavailable),
+        (ResponseError("MASTERDOWN Link with MASTER is down"), StoreUnavailable),
+        (ResponseError("BUSY Redis is busy running a script."), StoreUnavailable),
+        (
+            ResponseError("OOM command not allowed when used memory > 'maxmemory'."),
+            StoreUnavailable,
+        ),
+        (MovedError("3999 127.0.0.1:6381"), StoreUnavailable),  # redirections never ending
+        (AskError("3999 127.0.0.1:6381"), StoreUnavailable),
+        (ResponseError("WRONGTYPE Operation against a key holding the wrong kind"), StoreCorrupt),
+        (ResponseError("sessionward: corrupt record"), StoreCorrupt),
+        (ResponseError("ERR something else"), StoreCorrupt),
+    ],
+)
+def test_server_states_that_pass_are_unavailable(error: Exception, expected: type) -> None:
+    assert type(_translate(error)) is expected
+
+
+def test_unreachable_server_is_store_unavailable() -> None:
+    clock = FakeClock()
+    manager = manager_on(RedisStore(f"redis://127.0.0.1:{free_port()}/0"), clock)
+    started = time.monotonic()
+    token, _ = mint()
+    with pytest.raises(StoreUnavailable):
+        manager.validate(token)
+    with pytest.raises(StoreUnavailable):
+        manager.issue("alice")
+    assert time.monotonic() - started < 3
+    manager.close()
+    with pytest.raises(StoreUnavailable):  # the sync Cluster client connects at once
+        RedisStore(f"redis+cluster://127.0.0.1:{free_port()}", connect_timeout=0.5)
+
+
+def test_a_read_only_replica_is_unavailable(server: RedisServer) -> None:
+    with private_redis("--replicaof", "127.0.0.1", str(server.port)) as replica:
+        store = RedisStore(replica.url, salt=b"s")
+        with pytest.raises(StoreUnavailable):
+            store.add(make_record(time.time()))
+        store.close()
+
+
+def test_a_write_is_never_retried(server: RedisServer, raw: redis.Redis) -> None:
+    store = RedisStore(server.url, socket_timeout=0.3)
+    store.add(make_record(time.time()))  # connected, script loaded
+    raw.config_resetstat()
+    raw.execute_command("CLIENT", "PAUSE", "1000", "WRITE")  # type: ignore[no-untyped-call]
+    record = make_record(time.time())
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailable):
+        store.add(record)  # timed out: its connection is closed, its command dropped...
+    assert time.monotonic() - started < 0.9
+    time.sleep(1.2)
+    # ... and not sent again on another connection to run after the pause
+    assert "cmdstat_evalsha" not in raw.info("commandstats")
+    assert store.get(record.id) is None
+    store.close()
+
+
+def test_a_dropped_connection_heals_at_once(server: RedisServer, raw: redis.Redis) -> None:
+    store = RedisStore(server.url)
+    record = make_record(time.time())
+    store.add(record)
+    assert raw.client_kill_filter(_type="normal", skipme=True) >= 1
+    assert store.get(record.id) == record  # the pool replaces a connection the server closed
+    store.close()
+
+
+def test_a_timed_out_get_leaves_no_reply_behind(server: RedisServer, raw: redis.Redis) -> None:
+    store = RedisStore(server.url, socket_timeout=0.3)
+    first, second = make_record(time.time()), make_record(time.time(), user_id="bob")
+    store.add(first)
+    store.add(second)
+    raw.execute_command("CLIENT", "PAUSE", "900")  # type: ignore[no-untyped-call]
+    with pytest.raises(StoreUnavailable):
+        store.get(first.id)  # its reply would come after the pause
+    time.sleep(1.0)
+    assert store.get(second.id) == second
+    assert store.get(first.id) == first
+    store.close()
+
+
+def test_a_cancelled_async_get_leaves_no_reply_behind(
+    server: RedisServer, raw: redis.Redis
+) -> None:
+    first, second = make_record(time.time()), make_record(time.time(), user_id="bob")
+
+    async def scenario() -> None:
+        store = AsyncRedisStore(server.url)
+        await store.add(first)
+        await store.add(second)
+        raw.execute_command("CLIENT", "PAUSE", "600")  # type: ignore[no-untyped-call]
+        pending = asyncio.ensure_future(store.get(first.id))
+        await asyncio.sleep(0.2)
+        pending.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await pending
+        await asyncio.sleep(0.6)
+        assert await store.get(second.id) == second
+        got = await asyncio.gather(*(store.get(r.id) for r in [first, second] * 20))
+        assert got == [first, second] * 20
+        await store.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_forked_child_uses_connections_of_its_own(server: RedisServer) -> None:
+    store = RedisStore(server.url)
+    first, second = make_record(time.time()), make_record(time.time(), user_id="bob")
+    store.add(first)
+    store.add(second)
+    assert store.get(first.id) == first
+    readable, writable = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child reports and exits, never returning into pytest
+        try:
+            ok = all(store.get(second.id) == second for _ in range(20))
+            os.write(writable, b"1" if ok else b"0")
+        finally:
+            os._exit(0)
+    os.close(writable)
+    os.waitpid(pid, 0)
+    assert os.read(readable, 1) == b"1"
+    os.close(readable)
+    assert all(store.get(first.id) == first for _ in range(20))  # the parent's still in step
+    store.close()
+
+
+@pytest.mark.parametrize(
+    "bad", ["", "A" * 15, "A" * 17, "AAAAAAAAAAAAAAA+", "AAAAAAAAAAAAAA==", "AAAAAAAAAAAAAAé_"]
+)
+def test_strings_that_are_not_ids_never_reach_a_key(server: RedisServer, bad: str) -> None:
+    clock = FakeClock()
+    store = store_on(server.url, clock)
+    assert store.get(bad) is None
+    assert store.delete(bad) is False
+    store.touch(bad, last_seen=clock.now(), expires_at=clock.now() + 1)
+    with pytest.raises(InvalidArgument):
+        store.add(make_record(clock.now())._replace(id=bad))
+    store.close()
 
 
 # -- races -------------------------------------------------------------------------------------
@@ -1200,25 +1014,24 @@ def _race(count: int, work: Callable[[int], object]) -> list[object]:
 
 
 @pytest.mark.parametrize("mode", ["standalone", "cluster"])
-def test_cap_holds_under_racing_logins(mode: str, request: pytest.FixtureRequest) -> None:
-    url = (
-        request.getfixturevalue("server").url
-        if mode == "standalone"
-        else request.getfixturevalue("cluster").url
-    )
+def test_the_cap_holds_under_racing_logins(mode: str, request: pytest.FixtureRequest) -> None:
+    target = request.getfixturevalue("server" if mode == "standalone" else "cluster")
     clock = FakeClock()
-    store = store_on(url, clock)
-    reject = Policy(max_sessions_per_user=3, on_session_limit="reject")
-    manager = manager_on(store, clock, reject)
-    results = _race(12, lambda i: manager.issue("carol"))
-    granted = [r for r in results if not isinstance(r, Exception)]
+    store = store_on(target.url, clock)
+    now = clock.now()
+    results = _race(
+        12, lambda i: store.add(local_record(store, now, "carol"), cap=UserCap(3, False, now))
+    )
+    granted = [r for r in results if r == []]
     assert len(granted) == 3
-    assert all(isinstance(r, SessionLimitReached) for r in results if isinstance(r, Exception))
-    assert len(manager.list_user("carol")) == 3
-    evict = manager_on(store, clock, Policy(max_sessions_per_user=3))
-    results = _race(12, lambda i: evict.issue("dave"))
+    assert all(isinstance(r, SessionLimitReached) for r in results if r != [])
+    assert len(store.list_user("carol")) == 3
+    results = _race(
+        12, lambda i: store.add(local_record(store, now + i, "dave"), cap=UserCap(3, True, now))
+    )
     assert not [r for r in results if isinstance(r, Exception)]
-    assert len(evict.list_user("dave")) == 3
+    assert sum(len(r) for r in results if isinstance(r, list)) == 9  # every eviction reported
+    assert len(store.list_user("dave")) == 3
     store.close()
 
 
@@ -1231,105 +1044,240 @@ def test_no_lost_update_under_racing_writers(server: RedisServer) -> None:
         for _ in range(20):
             manager.update_data(session.id, lambda d: d.update(n=d["n"] + 1), retries=200)
 
-    results = _race(8, bump)
-    assert results == [None] * 8
+    assert _race(8, bump) == [None] * 8
     final = manager.get(session.id)
     assert final is not None
     assert final.data["n"] == 160
     manager.close()
 
 
-@pytest.mark.parametrize(
-    "bad", ["", "A" * 15, "A" * 17, "AAAAAAAAAAAAAAA+", "AAAAAAAAAAAAAA==", "AAAAAAAAAAAAAAé_"]
-)
-def test_strings_that_are_not_ids_never_reach_a_key(server: RedisServer, bad: str) -> None:
+def test_a_duplicate_id_is_refused_before_any_eviction(server: RedisServer) -> None:
     clock = FakeClock()
     store = store_on(server.url, clock)
-    assert store.get(bad) is None
-    assert store.delete(bad) is False
-    store.touch(bad, last_seen=clock.now(), expires_at=clock.now() + 1)
-    with pytest.raises(InvalidArgument):
-        store.add(make_record(clock.now())._replace(id=bad))
+    first = local_record(store, clock.now(), "alice")
+    store.add(first)
+    with pytest.raises(AlreadyExists):
+        store.add(first._replace(data='{"x":1}'), cap=UserCap(1, True, clock.now()))
+    assert store.get(first.id) == first
     store.close()
 
 
-# -- local read cache --------------------------------------------------------------------------
+# -- URLs ----------------------------------------------------------------------------------------
+
+
+def test_the_url_chooses_the_mode(server: RedisServer, cluster: RedisClusterServers) -> None:
+    assert RedisStore(server.url).cluster is False
+    ports = ",".join(f"127.0.0.1:{n.port}" for n in cluster.nodes[:2])
+    clustered = RedisStore(f"redis+cluster://{ports}")
+    assert clustered.cluster is True
+    assert clustered.get("AAAAAAAAAAAAAAAA") is None
+    clustered.close()
+    for bad in (
+        "http://127.0.0.1:1",
+        "redis+cluster://no-port",
+        "redis+sentinel://127.0.0.1:1",  # no service name
+        "redis+sentinel://127.0.0.1:1/mymaster/x",
+        "redis+other://127.0.0.1:1",
+    ):
+        with pytest.raises(ConfigError):
+            RedisStore(bad)
+
+
+@pytest.fixture
+def sentinel(server: RedisServer) -> Iterator[str]:
+    """A Sentinel watching the test server as ``mymaster``: the URL to reach it through."""
+    directory = Path(tempfile.mkdtemp(prefix="sw-sentinel-"))
+    port = free_port()
+    config = directory / "sentinel.conf"
+    config.write_text(
+        f"port {port}\nbind 127.0.0.1\ndir {directory}\n"
+        f"sentinel monitor mymaster 127.0.0.1 {server.port} 1\n"
+    )
+    process = subprocess.Popen(
+        ["redis-server", str(config), "--sentinel"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        client = redis.Redis(host="127.0.0.1", port=port)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                if client.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", "mymaster"):  # type: ignore[no-untyped-call]
+                    break
+            except redis.ConnectionError:
+                pass
+            assert time.monotonic() < deadline, "sentinel did not start"
+            time.sleep(0.05)
+        client.close()
+        yield f"redis+sentinel://127.0.0.1:{port}/mymaster/0"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=10)
+
+
+def test_sentinel_finds_the_master(sentinel: str, raw: redis.Redis) -> None:
+    clock = FakeClock()
+    store = store_on(sentinel, clock)
+    record = local_record(store, clock.now(), "alice")
+    store.add(record)
+    assert raw.exists(key_of(record.id)) == 1  # written on the master the Sentinel named
+    assert store.list_user("alice") == [record]
+    subscription = store.subscribe()
+    store.delete(record.id)
+    assert _changes(subscription, 1) == [record.id]
+    subscription.close()
+    store.close()
+
+
+# -- change announcements ----------------------------------------------------------------------
+
+
+def _changes(subscription: Any, count: int, timeout: float = 5.0) -> list[str]:
+    """What ``changed()`` returns until ``count`` ids came (or the time is up)."""
+    got: list[str] = []
+    deadline = time.monotonic() + timeout
+    while len(got) < count and time.monotonic() < deadline:
+        found = subscription.changed()
+        assert found is not None
+        got.extend(found)
+        time.sleep(0.01)
+    return got
 
 
 @pytest.mark.parametrize("mode", ["standalone", "cluster"])
-def test_a_revoke_on_one_node_is_seen_by_the_next_validate_on_another(
+def test_every_change_is_announced(mode: str, request: pytest.FixtureRequest) -> None:
+    target = request.getfixturevalue("server" if mode == "standalone" else "cluster")
+    clock = FakeClock()
+    writer = store_on(target.url, clock, expire_grace=3600)
+    listener = RedisStore(target.url)
+    subscription = listener.subscribe()
+    now = clock.now()
+    a, b, c, d = (local_record(writer, now - 4 + i, "alice") for i in range(4))
+    anonymous = local_record(writer, now - 10, None, expires_at=now - 1)
+    for record in (a, b, c, d, anonymous):
+        writer.add(record)
+    assert subscription.changed() == []  # an add changes nothing anyone holds
+    writer.replace(a._replace(version=2), expected_version=1)
+    writer.touch(b.id, last_seen=now + 1, expires_at=now + 99)
+    writer.delete(c.id)
+    e = local_record(writer, now, "alice")
+    assert writer.add(e, cap=UserCap(3, True, now)) == [a.id]  # the oldest
+    writer.delete_user("alice", keep=b.id)
+    writer.purge_expired(now)
+    got = _changes(subscription, 7)
+    assert anonymous.id in got  # purged from another slot: its order against the rest is open
+    assert [i for i in got if i != anonymous.id] == [a.id, b.id, c.id, a.id, d.id, e.id]
+    subscription.close()
+    listener.close()
+    writer.close()
+
+
+def test_changed_reads_only_what_has_arrived(server: RedisServer) -> None:
+    store = RedisStore(server.url)
+    subscription = store.subscribe()
+    started = time.perf_counter()
+    for _ in range(100):
+        assert subscription.changed() == []
+    assert time.perf_counter() - started < 0.5  # no waiting on the network
+    subscription.close()
+    subscription.close()  # idempotent
+    store.close()
+
+
+def test_a_lost_subscription_reports_none_then_comes_back(
+    server: RedisServer, raw: redis.Redis
+) -> None:
+    async def scenario() -> None:
+        store = AsyncRedisStore(server.url)
+        subscription = await store.subscribe()
+        record = make_record(time.time())
+        await store.add(record)
+        raw.client_kill_filter(_type="pubsub")
+        await store.delete(record.id)  # announced while nobody listens: lost
+        await asyncio.sleep(0.05)
+        assert await subscription.changed() is None
+        assert await subscription.changed() is None  # reconnected, and says so once more
+        other = make_record(time.time())
+        await store.add(other)
+        await store.delete(other.id)
+        await asyncio.sleep(0.05)
+        assert await subscription.changed() == [other.id]
+        await subscription.close()
+        await store.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_silent_server_is_noticed() -> None:
+    with private_redis() as server:
+        store = RedisStore(server.url, socket_timeout=0.5)
+        subscription = store.subscribe()
+        assert subscription.changed() == []
+        assert server.process is not None
+        server.process.send_signal(signal.SIGSTOP)  # the connection stays open, and silent
+        try:
+            deadline = time.monotonic() + 5
+            while (changed := subscription.changed()) is not None:
+                assert changed == []
+                assert time.monotonic() < deadline, "a silent server was never noticed"
+                time.sleep(0.05)
+        finally:
+            server.process.send_signal(signal.SIGCONT)
+        deadline = time.monotonic() + 5
+        while subscription.changed() is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        record = make_record(time.time())
+        store.add(record)
+        store.delete(record.id)
+        assert _changes(subscription, 1) == [record.id]
+        subscription.close()
+        store.close()
+
+
+def test_subscribing_to_a_missing_server_is_unavailable() -> None:
+    store = RedisStore(f"redis://127.0.0.1:{free_port()}/0", connect_timeout=0.5)
+    with pytest.raises(StoreUnavailable):
+        store.subscribe()
+    store.close()
+
+
+@pytest.mark.parametrize("mode", ["standalone", "cluster"])
+def test_a_revoke_in_one_process_is_refused_by_another(
     mode: str, request: pytest.FixtureRequest
 ) -> None:
     url = request.getfixturevalue("server" if mode == "standalone" else "cluster").url
-    node_a = SessionManager(RedisStore(url, cache_size=1000), policy=NEVER_TOUCH)
+    node_a = SessionManager(RedisStore(url), policy=NEVER_TOUCH)
     node_b = NodeB("redis", url, "0")
-    served_from_memory = 0
     try:
-        for round_ in range(40):
-            session = node_a.issue(f"user-{round_ % 5}", data={"round": round_})
+        for round_ in range(6):
+            session = node_a.issue(f"user-{round_ % 3}", data={"round": round_})
             assert session.token is not None
-            first = node_b.validate(session.token)
-            second = node_b.validate(session.token)
-            assert first["ok"] == second["ok"] == {"round": round_}
-            # Usually served from B's memory; not always: B's subscription may still be
-            # connecting, or the invalidation published by the issue may reach B after B
-            # cached the record (it then only costs a miss). Correctness is asserted below.
-            served_from_memory += second["hits"] - first["hits"]
+            assert node_b.validate(session.token)["ok"] == {"round": round_}
             node_a.update_data(session, lambda d: d.update(changed=True))
             assert node_b.validate(session.token)["ok"] == {"round": round_, "changed": True}
             if round_ % 2:
                 node_a.revoke(session.id)
             else:
-                node_a.revoke_user(f"user-{round_ % 5}")
+                node_a.revoke_user(f"user-{round_ % 3}")
             assert node_b.validate(session.token).get("rejected") == "unknown"
-        assert served_from_memory >= 10
     finally:
         node_b.close()
         node_a.close()
 
 
-def test_cached_reads_skip_the_server_and_stay_correct(
-    server: RedisServer, commands: Commands
-) -> None:
+def test_a_manager_session_validates_through_the_store(server: RedisServer) -> None:
+    """End to end: issue, validate, rotate, revoke with the manager on the Redis store."""
     clock = FakeClock()
-    store = RedisStore(server.url, cache_size=100, clock_offset=time.time() - clock.now())
-    manager = manager_on(store, clock)
-    session = manager.issue("alice")
+    manager = manager_on(store_on(server.url, clock), clock)
+    session = manager.issue("alice", scopes=["read"])
     assert session.token is not None
-    manager.validate(session.token)
-    commands.take()
-    for _ in range(20):
-        manager.validate(session.token)
-    assert commands.take() == []  # every validate answered from memory
-    assert store.cache_info()["hits"] >= 20
-    for round_ in range(50):  # another node (caching too) changes the record, 50 times
-        other = store_on(server.url, clock, cache_size=10)
-        later = clock.now() + round_ + 1
-        other.touch(session.id, last_seen=later, expires_at=later + 99)
-        assert manager.validate(session.token).expires_at == later + 99
-        other.close()
-    manager.close()
-
-
-def test_no_cache_while_the_subscription_is_down(server: RedisServer, raw: redis.Redis) -> None:
-    store = RedisStore(server.url, cache_size=100)
-    manager = SessionManager(store, policy=NEVER_TOUCH)
-    session = manager.issue("alice")
-    assert session.token is not None
-    manager.validate(session.token)
-    manager.validate(session.token)
-    assert store.cache_info()["size"] == 1
-    raw.client_kill_filter(_type="pubsub")
-    # Invalidations may be lost while unsubscribed: the cache is emptied and bypassed.
-    raw.delete(session_key(session.id))
+    assert manager.validate(session.token).scopes == {"read"}
+    rotated = manager.rotate(session)
+    assert rotated.token is not None
+    assert manager.validate(rotated.token).generation == 1
+    manager.revoke(session.id)
     with pytest.raises(InvalidToken):
-        manager.validate(session.token)
-    assert store.cache_info()["size"] == 0
-    fresh = manager.issue("alice")
-    assert fresh.token is not None
-    deadline = time.monotonic() + 5
-    while store.cache_info()["hits"] == 0 and time.monotonic() < deadline:
-        manager.validate(fresh.token)  # resubscribes after a pause, then caches again
-        time.sleep(0.05)
-    assert store.cache_info()["hits"] > 0
+        manager.validate(rotated.token)
     manager.close()

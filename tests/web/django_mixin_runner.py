@@ -2,8 +2,8 @@
 
     python django_mixin_runner.py <dir containing sessions_tests/> [redis://...]
 
-With a Redis URL the sessions live in that Redis server (the Redis store: 16-byte verifiers,
-compact records); by default in a SQLite file.
+With a Redis URL the sessions live in that Redis server (the Redis store); by default in a
+SQLite file.
 
 The directory comes from Django's source distribution, fetched at test time by
 ``test_django_mixin.py``; nothing of Django's test code is kept in this repository.

@@ -67,7 +67,7 @@ def test_django_session_tests_mixin_passes(
     sessions_tests: Path, backend: str, request: pytest.FixtureRequest
 ) -> None:
     extra = []
-    if backend == "redis":  # the Redis store: 16-byte verifiers, compact records
+    if backend == "redis":  # the sessions live in a private Redis server
         server = request.getfixturevalue("redis_server")
         server.call("FLUSHALL")
         extra.append(server.url)

@@ -40,7 +40,8 @@ _POLICY_FIELDS = {f.name for f in fields(Policy)}
 class ServiceConfig:
     """Everything ``create_app`` needs.
 
-    * ``store``: a SQLite path, or a ``redis://``/``rediss://`` or ``postgresql://`` URL.
+    * ``store``: a SQLite path, or a Redis URL (``redis://``, ``rediss://``, ``unix://``,
+      ``redis+sentinel://``, ``redis+cluster://``) or a ``postgresql://`` URL.
     * ``state``: SQLite file for API keys, accounts and secrets (default: the session file
       when ``store`` is SQLite, else ``sessionward-service.db``).
     * ``public_url``: the origin browsers use (CSRF checks and printed links); default
