@@ -43,6 +43,7 @@ from sessionward.service.password_policy import password_problem
 from sessionward.service.passwords import hash_password_async
 from sessionward.service.runtime import ADMIN_SCOPE, ADMIN_USER_PREFIX, Runtime
 from sessionward.service.state import UserRow
+from sessionward.service.tenancy import ADMIN_APP
 from sessionward.web import CookiePolicy, CsrfPolicy
 from sessionward.web.asgi import SessionMiddleware
 from sessionward.web.starlette import get_handle
@@ -471,7 +472,7 @@ def admin_app(rt: Runtime) -> Any:
     middleware = [
         Middleware(
             SessionMiddleware,
-            manager=rt.manager,
+            manager=rt.manager_for(ADMIN_APP),  # admits no API application's session
             cookie=CookiePolicy(name="admin", same_site="Strict"),
             csrf=csrf,
             trusted_proxies=list(rt.config.trusted_proxies),
