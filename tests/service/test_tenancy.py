@@ -4,6 +4,7 @@ sessions, and none reaches the demo shop's or the admin console's."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -198,3 +199,28 @@ def test_key_applications_are_named_plainly_and_kept(tmp_path: Path) -> None:
         assert create_key(state, "issue", "", 0.0, "blog")[1].application == "blog"
     finally:
         state.close()
+
+
+def test_the_command_line_creates_and_lists_keys_of_an_application(tmp_path: Path) -> None:
+    from .test_serve import run_cli
+
+    base = ("--store", "k.db")
+    made = run_cli(
+        "keys", "create", "--scope", "issue", "--application", "blog", *base, cwd=tmp_path
+    )
+    assert made.returncode == 0, made.stderr
+    assert "application blog" in made.stdout
+    refused = run_cli(
+        "keys",
+        "create",
+        "--scope",
+        "issue",
+        "--application",
+        "sessionward-x",
+        *base,
+        cwd=tmp_path,
+    )
+    assert refused.returncode != 0
+    assert "reserved" in refused.stderr
+    listed = run_cli("keys", "api", "list", "--json", *base, cwd=tmp_path)
+    assert [k["application"] for k in json.loads(listed.stdout)] == ["blog"]

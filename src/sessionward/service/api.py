@@ -75,6 +75,7 @@ from sessionward.service.metrics import CONTENT_TYPE
 from sessionward.service.runtime import RESERVED_PREFIX, Runtime
 from sessionward.service.tenancy import (
     APP_KEY,
+    MAX_USER_ID,
     RESERVED_DATA_PREFIX,
     admits,
     application_of_user,
@@ -364,8 +365,8 @@ def _user_id(value: str | None, key: ApiKey) -> str | None:
     """The stored user id of a client's ``value``: in the key's application's namespace."""
     if value is None:
         return None
-    if not value or len(value) > 256:
-        raise ApiError(400, "invalid_request", "user_id must be 1 to 256 characters")
+    if not value or len(value) > MAX_USER_ID:
+        raise ApiError(400, "invalid_request", f"user_id must be 1 to {MAX_USER_ID} characters")
     if value.startswith(RESERVED_PREFIX) and not key.allows("admin"):
         raise ApiError(403, "forbidden", f"user ids starting {RESERVED_PREFIX!r} are reserved")
     return stored_user(key.application, value)
@@ -412,7 +413,7 @@ class Api:
             await _json_body(request, optional=True),
             {"user_id", "auth_level", "scopes", "data", "context", "previous_token"},
         )
-        user_id = fields.string("user_id", limit=256)
+        user_id = fields.string("user_id", limit=MAX_USER_ID)
         if user_id is not None and user_id.startswith(RESERVED_PREFIX):
             raise ApiError(403, "forbidden", f"user ids starting {RESERVED_PREFIX!r} are reserved")
         user_id = _user_id(user_id, key)
@@ -593,7 +594,7 @@ class Api:
         service = self._tokens()
         allowed = {"user_id", "auth_level", "scopes", "context", "end_other_sessions"}
         fields = Fields(await _json_body(request), allowed)
-        user_id = fields.string("user_id", required=True, limit=256) or ""
+        user_id = fields.string("user_id", required=True, limit=MAX_USER_ID) or ""
         if user_id.startswith(RESERVED_PREFIX):
             raise ApiError(403, "forbidden", f"user ids starting {RESERVED_PREFIX!r} are reserved")
         end_others = fields.body.get("end_other_sessions", False)

@@ -33,6 +33,7 @@ __all__ = [
     "APP_KEY",
     "DEFAULT_APP",
     "DEMO_APP",
+    "MAX_USER_ID",
     "RESERVED_DATA_PREFIX",
     "admits",
     "application_of_user",
@@ -49,6 +50,8 @@ DEFAULT_APP: Final = "default"
 DEMO_APP: Final = "sessionward:demo"
 ADMIN_APP: Final = "sessionward:admin"
 _NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
+#: A client's user id: with ``<application>/`` before it, within the manager's 256.
+MAX_USER_ID: Final = 192
 _MARK: Final = f'"{APP_KEY}":'
 _ADMIN_USERS: Final = "sessionward:admin:"  # runtime.ADMIN_USER_PREFIX (runtime imports us)
 
