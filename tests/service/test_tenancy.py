@@ -224,3 +224,29 @@ def test_the_command_line_creates_and_lists_keys_of_an_application(tmp_path: Pat
     assert "reserved" in refused.stderr
     listed = run_cli("keys", "api", "list", "--json", *base, cwd=tmp_path)
     assert [k["application"] for k in json.loads(listed.stdout)] == ["blog"]
+
+
+def test_the_admin_page_filters_users_by_application(tmp_path: Path) -> None:
+    from ._forms import TOTP, site_at
+
+    with site_at(tmp_path) as site:
+        site.add_user("admin", "root", "staple battery horse", TOTP)
+        now = time.time()
+        keys = {app: create_key(site.runtime.state, "issue", "", now, app)[0] for app in ("a", "b")}
+        ids = {}
+        for app, key in keys.items():
+            issued = httpx.post(
+                site.base + "/v1/sessions",
+                json={"user_id": "ann"},
+                headers={"authorization": f"Bearer {key}"},
+            )
+            ids[app] = issued.json()["session"]["id"]
+        admin = site.browser()
+        admin.admin_login(site, "root", "staple battery horse")
+        for app, other in (("a", "b"), ("b", "a")):
+            page = admin.get(f"/admin/users?application={app}&user=ann").text
+            assert ids[app] in page
+            assert ids[other] not in page
+        assert ids["a"] not in admin.get("/admin/users?user=ann").text
+        both = admin.get("/admin/users?user=a/ann").text  # the stored id, as the page shows it
+        assert ids["a"] in both
