@@ -102,7 +102,7 @@ def test_jwks_is_public_and_verifies_a_minted_access_token(jwt_service: Service)
     claims = pyjwt.decode(
         pair["access_token"], key, algorithms=["ES256"], audience=ORIGIN, issuer=ORIGIN
     )
-    assert claims["sub"] == "alice"
+    assert claims["sub"] == "default/alice"  # the key's application names the user
     assert claims["sid"] == pair["session_id"]
     assert pair["refresh_token"].startswith("sw1_")
     # A different key set's JWKS does not verify it.
@@ -283,4 +283,4 @@ def test_a_login_can_end_the_users_other_families(jwt_service: Service) -> None:
         with pytest.raises(InvalidToken):
             asyncio.run(tokens.authenticate(old["access_token"]))
     claims = asyncio.run(tokens.authenticate(only.json()["access_token"]))
-    assert claims.sub == "alice"
+    assert claims.sub == "default/alice"

@@ -171,9 +171,7 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"  Workers  {len(pids)} processes: {', '.join(map(str, pids))}", flush=True)
 
     try:
-        return run_workers(
-            workers, sock, (config, options), graceful=_GRACEFUL, on_started=started
-        )
+        return run_workers(workers, sock, (config, options), graceful=_GRACEFUL, on_started=started)
     finally:
         sock.close()
 
@@ -251,6 +249,11 @@ def _add_create(actions: Subparsers, name: str, text: str) -> None:
     create = actions.add_parser(name, help=text, description=text)
     create.add_argument("--scope", required=True, choices=SCOPES)
     create.add_argument("--name", default="", help="a label for the key")
+    create.add_argument(
+        "--application",
+        default="default",
+        help="the application whose sessions the key reaches (default: default)",
+    )
     _config_options(create)
     create.set_defaults(handler=_keys_create)
 
@@ -268,12 +271,15 @@ def _open_state(args: argparse.Namespace) -> ServiceState:
 def _keys_create(args: argparse.Namespace) -> int:
     state = _open_state(args)
     try:
-        raw, row = create_key(state, args.scope, args.name, time.time())
+        raw, row = create_key(state, args.scope, args.name, time.time(), args.application)
     except InvalidArgument as exc:
         raise CommandError(str(exc)) from None
     finally:
         state.close()
-    print(f"created API key {row.id} (scope {row.scope}); it is shown only this once:")
+    print(
+        f"created API key {row.id} (scope {row.scope}, application {row.application});"
+        " it is shown only this once:"
+    )
     print(raw)
     return 0
 
@@ -288,6 +294,7 @@ def _keys_list(args: argparse.Namespace) -> int:
         {
             "id": r.id,
             "scope": r.scope,
+            "application": r.application,
             "name": r.name,
             "created_at": _iso(r.created_at),
             "revoked_at": _iso(r.revoked_at),
@@ -303,7 +310,8 @@ def _keys_list(args: argparse.Namespace) -> int:
     for item in items:
         status = "revoked" if item["revoked_at"] else "active"
         print(
-            f"{item['id']}  {item['scope']:<8}  {status:<7}  {item['created_at']}  {item['name']}"
+            f"{item['id']}  {item['scope']:<8}  {item['application']:<12}  {status:<7}"
+            f"  {item['created_at']}  {item['name']}"
         )
     return 0
 

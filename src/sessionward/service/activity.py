@@ -15,13 +15,32 @@ import asyncio
 import contextlib
 from collections import Counter, deque
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
-from sessionward.core.events import Event
+from sessionward.core.events import Event, EventBus
+from sessionward.service.tenancy import application_of_user
 
-__all__ = ["Activity"]
+__all__ = ["Activity", "tagged"]
 
 Clock = Callable[[], float]
+
+
+_EMITTING_FOR: ContextVar[str | None] = ContextVar("sessionward_application", default=None)
+
+
+def tagged(bus: EventBus, application: str) -> EventBus:
+    """A bus that hands every event to ``bus``'s subscribers, the ``Activity`` among them
+    knowing it is ``application``'s (an anonymous session's user id cannot say)."""
+
+    def forward(event: Event) -> None:
+        reset = _EMITTING_FOR.set(application)
+        try:
+            bus.emit(event)
+        finally:
+            _EMITTING_FOR.reset(reset)
+
+    return EventBus([forward])
 
 
 class Activity:
@@ -34,6 +53,8 @@ class Activity:
         self.decisions_total: Counter[str] = Counter()
         self.revocations_total: Counter[str] = Counter()
         self.rejections_total: Counter[str] = Counter()
+        #: ``(application, "event:<kind>" or "decision:<decision>")`` counts, for metrics.
+        self.by_application: Counter[tuple[str, str]] = Counter()
         self._minutes = minutes
         self._buckets: dict[int, Counter[str]] = {}
         self._listeners: set[asyncio.Queue[dict[str, Any]]] = set()
@@ -42,7 +63,14 @@ class Activity:
     # -- recording ---------------------------------------------------------------------------
 
     def __call__(self, event: Event) -> None:
+        application = _EMITTING_FOR.get() or application_of_user(event.user_id)
+        self.record(event, application)
+
+    def record(self, event: Event, application: str | None) -> None:
         entry = event.to_dict()
+        entry["application"] = application
+        if application is not None:
+            self.by_application[(application, "event:" + event.kind)] += 1
         self._sequence += 1
         entry["seq"] = self._sequence
         self.recent.append(entry)
@@ -57,9 +85,11 @@ class Activity:
             with contextlib.suppress(asyncio.QueueFull):  # a slow page misses events, no more
                 queue.put_nowait(entry)
 
-    def decision(self, decision: str) -> None:
+    def decision(self, decision: str, application: str | None = None) -> None:
         """One answer of the validate endpoint (``allow``, ``rotate``, ``step-up``, ``deny``)."""
         self.decisions_total[decision] += 1
+        if application is not None:
+            self.by_application[(application, "decision:" + decision)] += 1
         self._bucket(self.clock())["decision:" + decision] += 1
 
     def _bucket(self, at: float) -> Counter[str]:

@@ -43,6 +43,7 @@ from sessionward.service.password_policy import password_problem
 from sessionward.service.passwords import hash_password_async
 from sessionward.service.runtime import ADMIN_SCOPE, ADMIN_USER_PREFIX, Runtime
 from sessionward.service.state import UserRow
+from sessionward.service.tenancy import ADMIN_APP, stored_user
 from sessionward.web import CookiePolicy, CsrfPolicy
 from sessionward.web.asgi import SessionMiddleware
 from sessionward.web.starlette import get_handle
@@ -302,6 +303,9 @@ class Admin:
         if name is None:
             return self.sign_in_first(request)
         user = request.query_params.get("user", "").strip()[:256]
+        application = request.query_params.get("application", "").strip()[:63]
+        if user and application:  # an API application's user: its stored id
+            user = stored_user(application, user)[:256]
         handle = get_handle(request)
         csrf = await handle.csrf_token()
         sessions = await self.manager.list_user(user) if user else []
@@ -325,6 +329,8 @@ class Admin:
         )
         body = (
             f'<form method="get" action="{ROOT}/users" role="search" class="panel">'
+            '<label for="application">Application (empty: the stored user id)</label>'
+            '<input type="search" id="application" name="application">'  # user: the stored id
             '<label for="user">User id</label>'
             f'<input type="search" id="user" name="user" value={attr(user)} required>'
             ' <button type="submit">Search</button></form>'
@@ -471,7 +477,7 @@ def admin_app(rt: Runtime) -> Any:
     middleware = [
         Middleware(
             SessionMiddleware,
-            manager=rt.manager,
+            manager=rt.manager_for(ADMIN_APP),  # admits no API application's session
             cookie=CookiePolicy(name="admin", same_site="Strict"),
             csrf=csrf,
             trusted_proxies=list(rt.config.trusted_proxies),

@@ -69,9 +69,20 @@ from sessionward.errors import (
     StoreError,
     UpdateConflict,
 )
+from sessionward.manager._async.manager import AsyncSessionManager
 from sessionward.service.keys import ApiKey
 from sessionward.service.metrics import CONTENT_TYPE
 from sessionward.service.runtime import RESERVED_PREFIX, Runtime
+from sessionward.service.tenancy import (
+    APP_KEY,
+    MAX_USER_ID,
+    RESERVED_DATA_PREFIX,
+    admits,
+    application_of_user,
+    public_data,
+    public_user,
+    stored_user,
+)
 from sessionward.service.throttle import Throttled
 from sessionward.web.context import ContextCapture
 
@@ -88,6 +99,7 @@ _NUMBER_MAX = 10**10
 _REVOKE_REASONS = {r.value for r in RevokeReason}
 _SCOPE = re.compile("[!-~]{1,128}")  # printable ASCII, no space: the scope separator
 _JWKS_CACHE = {"cache-control": "public, max-age=300"}  # key rotation waits out far more
+_RESERVED_DATA = f"data keys starting {RESERVED_DATA_PREFIX!r} are reserved"
 _NO_JWT = "the JWT mode is not configured (jwt_keys)"
 #: Error codes of a failed authentication or authorization: logged as security events.
 REFUSED = frozenset({"unauthenticated", "forbidden"})
@@ -132,15 +144,16 @@ def _answer(body: dict[str, Any], status: int = 200) -> Response:
 
 
 def session_json(session: Session, *, detail: bool = False) -> dict[str, Any]:
-    """The public view of a session: no token, no hashes."""
+    """The public view of an API session: no token, no hashes, no application (the stored
+    user id's prefix and the data key that say it)."""
     out: dict[str, Any] = {
         "id": session.id,
-        "user_id": session.user_id,
+        "user_id": public_user(session.user_id),
         "anonymous": session.is_anonymous,
         "auth_level": session.auth_level,
         "auth_time": session.auth_time,
         "scopes": sorted(session.scopes),
-        "data": session.data,
+        "data": public_data(session.data),
         "created_at": session.created_at,
         "last_seen": session.last_seen,
         "expires_at": session.expires_at,
@@ -349,12 +362,21 @@ def _path_user(request: Request, key: ApiKey) -> str:
 
 
 def _user_id(value: str | None, key: ApiKey) -> str | None:
+    """The stored user id of a client's ``value``: in the key's application's namespace."""
     if value is None:
         return None
-    if not value or len(value) > 256:
-        raise ApiError(400, "invalid_request", "user_id must be 1 to 256 characters")
+    if not value or len(value) > MAX_USER_ID:
+        raise ApiError(400, "invalid_request", f"user_id must be 1 to {MAX_USER_ID} characters")
     if value.startswith(RESERVED_PREFIX) and not key.allows("admin"):
         raise ApiError(403, "forbidden", f"user ids starting {RESERVED_PREFIX!r} are reserved")
+    return stored_user(key.application, value)
+
+
+def _client_data(fields: Fields, name: str) -> dict[str, Any] | None:
+    """An object of data keys from the client: none of the service's own."""
+    value = fields.mapping(name)
+    if value is not None and any(k.startswith(RESERVED_DATA_PREFIX) for k in value):
+        raise ApiError(400, "invalid_request", _RESERVED_DATA)
     return value
 
 
@@ -369,41 +391,58 @@ class Api:
         self.manager = runtime.manager
         self.sessions = SessionJsonMemo()
 
-    async def _token_session(self, fields: Fields, context: RequestContext | None) -> Session:
+    def _manager(self, key: ApiKey) -> AsyncSessionManager:
+        """The manager of the key's application: it authenticates no other's tokens."""
+        return self.rt.manager_for(key.application)
+
+    async def _token_session(
+        self, fields: Fields, context: RequestContext | None, key: ApiKey
+    ) -> Session:
         token = fields.string("token", required=True, limit=256)
-        return await self.manager.validate(token, context=context)
+        return await self._manager(key).validate(token, context=context)
+
+    async def _owned(self, session_id: str, key: ApiKey) -> Session | None:
+        """A live session of the key's application by id; another's is as unknown."""
+        session = await self.manager.get(session_id)
+        if session is None or not admits(key.application)(session.record):
+            return None
+        return session
 
     async def issue(self, request: Request, key: ApiKey) -> Response:
         fields = Fields(
             await _json_body(request, optional=True),
             {"user_id", "auth_level", "scopes", "data", "context", "previous_token"},
         )
-        user_id = fields.string("user_id", limit=256)
+        user_id = fields.string("user_id", limit=MAX_USER_ID)
         if user_id is not None and user_id.startswith(RESERVED_PREFIX):
             raise ApiError(403, "forbidden", f"user ids starting {RESERVED_PREFIX!r} are reserved")
         user_id = _user_id(user_id, key)
         context = _context(fields)
+        manager = self._manager(key)
         previous = None
         previous_token = fields.string("previous_token", limit=256)
         if previous_token is not None:
             try:
-                previous = await self.manager.validate(previous_token, context=context)
+                previous = await manager.validate(previous_token, context=context)
             except InvalidToken:
                 previous = None  # an invalid pre-login token is simply not carried over
-        session = await self.manager.issue(
+        # The application's stamp goes first (its manager's check reads a prefix); a
+        # carried-over session's data begins with the same stamp.
+        data = {APP_KEY: key.application, **(_client_data(fields, "data") or {})}
+        session = await manager.issue(
             user_id,
             auth_level=_or(fields.integer("auth_level", maximum=100), 1),
             scopes=fields.strings("scopes", ascii_only=True) or (),
-            data=fields.mapping("data"),
+            data=data,
             context=context,
             previous=previous,
         )
         return _answer({"session": session_json(session), "token": session.token}, 201)
 
     async def validate(self, request: Request, key: ApiKey) -> Response:
-        return _JsonAnswer(await self.validate_answer(await _json_body(request)))
+        return _JsonAnswer(await self.validate_answer(await _json_body(request), key))
 
-    async def validate_answer(self, body: dict[str, Any]) -> bytes:
+    async def validate_answer(self, body: dict[str, Any], key: ApiKey) -> bytes:
         """The validate endpoint past authentication and body parsing: the encoded 200 answer
         (``ApiError`` and the manager's errors propagate)."""
         token = body.get("token")
@@ -415,10 +454,11 @@ class Api:
             max_age = fields.number("max_auth_age")
             min_level = fields.integer("min_level", maximum=100)
             token = fields.string("token", required=True, limit=256)
+        application = key.application
         try:
-            session = await self.manager.validate(token, context=context)
+            session = await self.rt.manager_for(application).validate(token, context=context)
         except InvalidToken:
-            self.rt.activity.decision("deny")
+            self.rt.activity.decision("deny", application)
             return _DENY
         decision = "rotate" if session.token is not None else "allow"
         if max_age is not None or min_level is not None:
@@ -428,7 +468,7 @@ class Api:
                 )
             except StepUpRequired:
                 decision = "step-up"
-        self.rt.activity.decision(decision)
+        self.rt.activity.decision(decision, application)
         # Key order as session_json's dict would give: decision, session, token.
         out = _DECISION[decision] + self.sessions.encoded(session.record)
         if session.token is not None:
@@ -438,15 +478,15 @@ class Api:
     async def rotate(self, request: Request, key: ApiKey) -> Response:
         fields = Fields(await _json_body(request), {"token", "context"})
         context = _context(fields)
-        session = await self._token_session(fields, context)
+        session = await self._token_session(fields, context, key)
         if session.token is None:
-            session = await self.manager.rotate(session, context=context)
+            session = await self._manager(key).rotate(session, context=context)
         return _answer({"session": session_json(session), "token": session.token})
 
     async def elevate(self, request: Request, key: ApiKey) -> Response:
         fields = Fields(await _json_body(request), {"token", "auth_level", "scopes"})
-        session = await self._token_session(fields, None)
-        elevated = await self.manager.elevate(
+        session = await self._token_session(fields, None, key)
+        elevated = await self._manager(key).elevate(
             session,
             auth_level=fields.integer("auth_level", maximum=100),
             scopes=fields.strings("scopes", ascii_only=True),
@@ -455,16 +495,18 @@ class Api:
 
     async def update_data(self, request: Request, key: ApiKey) -> Response:
         fields = Fields(await _json_body(request), {"token", "set", "unset"})
-        changes = fields.mapping("set") or {}
+        changes = _client_data(fields, "set") or {}
         removals = fields.strings("unset") or []
-        session = await self._token_session(fields, None)
+        if any(name.startswith(RESERVED_DATA_PREFIX) for name in removals):
+            raise ApiError(400, "invalid_request", _RESERVED_DATA)
+        session = await self._token_session(fields, None, key)
 
         def change(data: dict[str, Any]) -> None:
             data.update(changes)
             for name in removals:
                 data.pop(name, None)
 
-        updated = await self.manager.update_data(session, change)
+        updated = await self._manager(key).update_data(session, change)
         body: dict[str, Any] = {"session": session_json(updated)}
         if session.token is not None:  # validate renewed it on the way: deliver the new token
             body["token"] = session.token
@@ -473,14 +515,14 @@ class Api:
     async def revoke(self, request: Request, key: ApiKey) -> Response:
         fields = Fields(await _json_body(request), {"token"})
         try:
-            session = await self._token_session(fields, None)
+            session = await self._token_session(fields, None, key)
         except InvalidToken:
             return _answer({"revoked": False})
-        return _answer({"revoked": await self.manager.revoke(session)})
+        return _answer({"revoked": await self._manager(key).revoke(session)})
 
     async def list_user(self, request: Request, key: ApiKey) -> Response:
         user_id = _path_user(request, key)
-        sessions = await self.manager.list_user(user_id)
+        sessions = await self._manager(key).list_user(user_id)
         return _answer({"sessions": [session_json(s) for s in sessions]})
 
     async def revoke_user(self, request: Request, key: ApiKey) -> Response:
@@ -492,19 +534,27 @@ class Api:
         reason = fields.string("reason", limit=64) or RevokeReason.LOGOUT_EVERYWHERE.value
         if reason not in _REVOKE_REASONS:
             raise ApiError(400, "invalid_request", "reason is not a known revoke reason")
-        count = await self.manager.revoke_user(user_id, keep=keep, reason=reason)
+        count = await self._manager(key).revoke_user(user_id, keep=keep, reason=reason)
         return _answer({"revoked": count})
 
     async def revoke_all(self, request: Request, key: ApiKey) -> Response:
-        """Every session of every user; the body must say so: ``{"confirm": "revoke-all"}``."""
+        """Every session of every user; the body must say so: ``{"confirm": "revoke-all"}``.
+
+        Refused to every key: the store ends every session of every application at once, and
+        an application's key acts within its own. Ending every session is the admin
+        console's and the command line's."""
         fields = Fields(await _json_body(request), {"confirm", "keep_session_id"})
         if fields.string("confirm", limit=64) != "revoke-all":
             raise ApiError(400, "invalid_request", 'confirm with {"confirm": "revoke-all"}')
         keep = fields.string("keep_session_id", limit=64)
         if keep is not None and not tokens.is_session_id(keep):
             raise ApiError(400, "invalid_request", "keep_session_id is not a session id")
-        count = await self.manager.revoke_all(keep=keep, reason=RevokeReason.ADMIN)
-        return _answer({"revoked": count})
+        raise ApiError(
+            403,
+            "forbidden",
+            "ending every session reaches every application: use the admin console or"
+            " `sessionward sessions revoke-all`",
+        )
 
     def _session_id(self, request: Request) -> str:
         session_id = request.path_params["session_id"]
@@ -513,7 +563,7 @@ class Api:
         return str(session_id)
 
     async def get_session(self, request: Request, key: ApiKey) -> Response:
-        session = await self.manager.get(self._session_id(request))
+        session = await self._owned(self._session_id(request), key)
         if session is None:
             raise ApiError(404, "not_found", "no such session")
         events = self.rt.activity.for_session(session.id)
@@ -521,8 +571,10 @@ class Api:
 
     async def delete_session(self, request: Request, key: ApiKey) -> Response:
         session_id = self._session_id(request)
-        session = await self.manager.get(session_id)  # for the user id in the event
-        found = await self.manager.revoke(session or session_id, reason=RevokeReason.ADMIN)
+        session = await self._owned(session_id, key)  # also for the user id in the event
+        if session is None:
+            return _answer({"revoked": False})
+        found = await self._manager(key).revoke(session, reason=RevokeReason.ADMIN)
         return _answer({"revoked": found})
 
     # -- the JWT mode ------------------------------------------------------------------------
@@ -542,7 +594,7 @@ class Api:
         service = self._tokens()
         allowed = {"user_id", "auth_level", "scopes", "context", "end_other_sessions"}
         fields = Fields(await _json_body(request), allowed)
-        user_id = fields.string("user_id", required=True, limit=256) or ""
+        user_id = fields.string("user_id", required=True, limit=MAX_USER_ID) or ""
         if user_id.startswith(RESERVED_PREFIX):
             raise ApiError(403, "forbidden", f"user ids starting {RESERVED_PREFIX!r} are reserved")
         end_others = fields.body.get("end_other_sessions", False)
@@ -562,13 +614,18 @@ class Api:
         fields = Fields(await _json_body(request), {"refresh_token", "context"})
         refresh_token = fields.string("refresh_token", required=True, limit=256)
         context = _context(fields)
+        family = await self.manager.store.get(tokens.parse(refresh_token).session_id)
+        if family is None or application_of_user(family.user_id) != key.application:
+            raise InvalidToken("unknown")  # another application's family is as unknown
         pair = await service.refresh(refresh_token, context=context)  # InvalidToken: 401
         return self._pair(service, pair, 200)
 
     async def metrics(self, request: Request, key: ApiKey) -> Response:
         up = await self.rt.store_ready()
         count = await self.rt.session_count() if up else None
-        text = self.rt.metrics.render(self.rt.activity, sessions=count, store_up=up)
+        text = self.rt.metrics.render(
+            self.rt.activity, sessions=count, store_up=up, application=key.application
+        )
         return Response(text, media_type=CONTENT_TYPE, headers=_NO_STORE)
 
 
@@ -651,8 +708,10 @@ def endpoint(runtime: Runtime, name: str, scope: str, handler: Handler) -> Calla
 
     async def run(request: Request) -> Response:
         started = time.perf_counter()
+        application = None
         try:
             key = await authenticate_request(runtime, request, capture)
+            application = key.application
             if not key.allows(scope):
                 raise ApiError(403, "forbidden", f"this operation needs a key of scope {scope!r}")
             response = await handler(request, key)
@@ -663,7 +722,7 @@ def endpoint(runtime: Runtime, name: str, scope: str, handler: Handler) -> Calla
                 _log.warning("API %s refused: %s, client %s", name, error.code, client)
             headers = CHALLENGE if error.code == "unauthenticated" else error.headers
             response = error_response(error.status, error.code, error.message, headers)
-        metrics.observe(name, response.status_code, time.perf_counter() - started)
+        metrics.observe(name, response.status_code, time.perf_counter() - started, application)
         return response
 
     return run

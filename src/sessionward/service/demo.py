@@ -44,6 +44,7 @@ from sessionward.service.password_policy import MAX_LENGTH, password_problem
 from sessionward.service.passwords import hash_password_async
 from sessionward.service.runtime import RESERVED_PREFIX, Runtime
 from sessionward.service.state import UserRow
+from sessionward.service.tenancy import DEMO_APP
 from sessionward.web import CookiePolicy, CsrfPolicy
 from sessionward.web.asgi import SessionMiddleware
 from sessionward.web.starlette import get_handle
@@ -311,7 +312,7 @@ def demo_app(rt: Runtime) -> Any:
     middleware = [
         Middleware(
             SessionMiddleware,
-            manager=rt.manager,
+            manager=rt.manager_for(DEMO_APP),  # admits no API application's session
             cookie=CookiePolicy(name="shop"),
             csrf=csrf,
             trusted_proxies=list(rt.config.trusted_proxies),

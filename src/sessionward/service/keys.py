@@ -5,6 +5,9 @@
   elevate, update data, revoke by token, list and revoke a user's sessions).
 * ``admin``: also read and revoke any session by its public id.
 
+Each key belongs to one application (``sessionward.service.tenancy``): it sees and touches
+only that application's sessions and users.
+
 The id (16 base64url characters) is public: it names the key in ``keys list`` and logs. The
 secret (256 bits) is shown once by ``keys create`` and never stored; the stored digest is
 sha256 of the whole key, compared in constant time. A lookup result is cached per process for
@@ -23,6 +26,7 @@ from typing import Final
 
 from sessionward.errors import InvalidArgument
 from sessionward.service.state import ApiKeyRow, ServiceState
+from sessionward.service.tenancy import DEFAULT_APP, check_application
 
 __all__ = [
     "KEY_PREFIX",
@@ -48,18 +52,20 @@ def scope_allows(held: str, needed: str) -> bool:
 
 
 class ApiKey:
-    """An authenticated caller: the key's public id, name and scope (never its secret)."""
+    """An authenticated caller: the key's public id, name, scope and application (never its
+    secret)."""
 
-    __slots__ = ("id", "name", "scope")
+    __slots__ = ("application", "id", "name", "scope")
 
-    def __init__(self, key_id: str, name: str, scope: str) -> None:
+    def __init__(self, key_id: str, name: str, scope: str, application: str = DEFAULT_APP) -> None:
         self.id, self.name, self.scope = key_id, name, scope
+        self.application = application
 
     def allows(self, needed: str) -> bool:
         return scope_allows(self.scope, needed)
 
     def __repr__(self) -> str:
-        return f"ApiKey(id={self.id!r}, scope={self.scope!r})"
+        return f"ApiKey(id={self.id!r}, scope={self.scope!r}, application={self.application!r})"
 
 
 def _digest(key: str) -> bytes:
@@ -80,8 +86,15 @@ def mint_key() -> str:
     return f"{KEY_PREFIX}{key_id}_{secret}"
 
 
-def register_key(state: ServiceState, raw: str, scope: str, name: str, now: float) -> ApiKeyRow:
-    """Store the digest of a minted key with its scope."""
+def register_key(
+    state: ServiceState,
+    raw: str,
+    scope: str,
+    name: str,
+    now: float,
+    application: str = DEFAULT_APP,
+) -> ApiKeyRow:
+    """Store the digest of a minted key with its scope and application."""
     key_id = _split(raw)
     if key_id is None:
         raise InvalidArgument("not an API key")
@@ -89,15 +102,17 @@ def register_key(state: ServiceState, raw: str, scope: str, name: str, now: floa
         raise InvalidArgument(f"scope must be one of {', '.join(SCOPES)}")
     if not name.isprintable() or len(name) > 100:
         raise InvalidArgument("key name must be printable and at most 100 characters")
-    row = ApiKeyRow(key_id, _digest(raw), scope, name, now, None)
+    row = ApiKeyRow(key_id, _digest(raw), scope, name, now, None, check_application(application))
     state.add_key(row)
     return row
 
 
-def create_key(state: ServiceState, scope: str, name: str, now: float) -> tuple[str, ApiKeyRow]:
+def create_key(
+    state: ServiceState, scope: str, name: str, now: float, application: str = DEFAULT_APP
+) -> tuple[str, ApiKeyRow]:
     """Mint and store a key; returns the raw key (show it once) and its stored row."""
     raw = mint_key()
-    return raw, register_key(state, raw, scope, name, now)
+    return raw, register_key(state, raw, scope, name, now, application)
 
 
 class KeyRing:
@@ -151,7 +166,7 @@ class KeyRing:
             return None
         if not hmac.compare_digest(digest, row.digest):
             return None
-        key = ApiKey(row.id, row.name, row.scope)
+        key = ApiKey(row.id, row.name, row.scope, row.application)
         if len(self._cache) > 1000:
             self._cache.clear()
         self._cache[digest] = (now, key)

@@ -36,18 +36,32 @@ class Metrics:
 
     def __init__(self) -> None:
         self.requests: Counter[tuple[str, str]] = Counter()
+        self.app_requests: Counter[tuple[str, str, str]] = Counter()
         self._hist: dict[str, list[int]] = {}
         self._sum: dict[str, float] = {}
 
-    def observe(self, route: str, status: int, seconds: float) -> None:
+    def observe(
+        self, route: str, status: int, seconds: float, application: str | None = None
+    ) -> None:
         self.requests[(route, str(status))] += 1
+        if application is not None:  # the caller's key was authenticated
+            self.app_requests[(application, route, str(status))] += 1
         counts = self._hist.get(route)
         if counts is None:
             counts = self._hist[route] = [0] * (len(BUCKETS) + 1)
         counts[bisect_left(BUCKETS, seconds)] += 1
         self._sum[route] = self._sum.get(route, 0.0) + seconds
 
-    def render(self, activity: Activity, *, sessions: int | None, store_up: bool) -> str:
+    def render(
+        self,
+        activity: Activity,
+        *,
+        sessions: int | None,
+        store_up: bool,
+        application: str | None = None,
+    ) -> str:
+        """The exposition; the series labelled by application are ``application``'s only
+        when it is given (an API key sees its own application's)."""
         lines: list[str] = []
 
         def family(name: str, kind: str, help_text: str) -> None:
@@ -87,6 +101,28 @@ class Metrics:
         family("sessionward_rejections_total", "counter", "Rejected tokens by reason.")
         for reason, count in sorted(activity.rejections_total.items()):
             sample("sessionward_rejections_total", count, reason=reason)
+        family(
+            "sessionward_application_requests_total",
+            "counter",
+            "API requests by application, route and status.",
+        )
+        for (app, route, status), count in sorted(self.app_requests.items()):
+            if application in (None, app):
+                sample(
+                    "sessionward_application_requests_total",
+                    count,
+                    application=app,
+                    route=route,
+                    status=status,
+                )
+        labelled = sorted(activity.by_application.items())
+        for group, label in (("decision", "decision"), ("event", "kind")):
+            name = f"sessionward_application_{group}s_total"
+            family(name, "counter", f"Validate answers or events by application and {label}.")
+            for (app, what), count in labelled:
+                kind, _, value = what.partition(":")
+                if kind == group and application in (None, app):
+                    sample(name, count, application=app, **{label: value})
         family("sessionward_store_up", "gauge", "1 if the session store answered the scrape.")
         sample("sessionward_store_up", 1 if store_up else 0)
         if sessions is not None:

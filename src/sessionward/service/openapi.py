@@ -10,6 +10,7 @@ from typing import Any
 
 from sessionward._version import __version__
 from sessionward.core.events import RevokeReason
+from sessionward.service.tenancy import MAX_USER_ID
 
 __all__ = ["openapi_document"]
 
@@ -190,7 +191,7 @@ def _param(name: str, description: str) -> dict[str, Any]:
         "in": "path",
         "required": True,
         "description": description,
-        "schema": {"type": "string", "minLength": 1, "maxLength": 256},
+        "schema": {"type": "string", "minLength": 1, "maxLength": MAX_USER_ID},
     }
 
 
@@ -224,7 +225,7 @@ def _paths() -> dict[str, Any]:
                 errors=("400", "401", "403", "413", "415", "503"),
                 body=_obj(
                     {
-                        "user_id": {"type": "string", "minLength": 1, "maxLength": 256},
+                        "user_id": {"type": "string", "minLength": 1, "maxLength": MAX_USER_ID},
                         "auth_level": {"type": "integer", "minimum": 0, "maximum": 100},
                         "scopes": _SCOPES,
                         "data": {"type": "object"},
@@ -380,7 +381,9 @@ def _paths() -> dict[str, Any]:
         },
         "/v1/sessions/revoke-all": {
             "post": _op(
-                "End every session of every user (anonymous ones too), optionally keeping one",
+                "Refused (403) to every key: an application's key acts within its application,"
+                " and ending every session reaches all of them (the admin console and"
+                " `sessionward sessions revoke-all` do it)",
                 "admin",
                 _json(
                     {
@@ -433,7 +436,7 @@ def _paths() -> dict[str, Any]:
                 status="201",
                 body=_obj(
                     {
-                        "user_id": {"type": "string", "minLength": 1, "maxLength": 256},
+                        "user_id": {"type": "string", "minLength": 1, "maxLength": MAX_USER_ID},
                         "auth_level": {"type": "integer", "minimum": 0, "maximum": 100},
                         "scopes": _SCOPES,
                         "context": _ref("Context"),
@@ -578,7 +581,10 @@ def openapi_document(server_url: str | None = None) -> dict[str, Any]:
             "title": "sessionward service",
             "version": __version__,
             "description": "Session tokens for backends in any language. Tokens travel in "
-            "JSON bodies only; errors are JSON with stable codes.",
+            "JSON bodies only; errors are JSON with stable codes. Every API key belongs to one "
+            "application: it sees and touches only that application's sessions and users, and "
+            "another application's token, session id or user answers as an unknown one. Data "
+            "keys starting `_sessionward` are the service's own and refused.",
         },
         "paths": _with_throttling(_paths()),
         "components": {

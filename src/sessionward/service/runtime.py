@@ -10,7 +10,7 @@ a refresh token rotates on every use).
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, cast
 
 from sessionward.clock import Clock, SystemClock
@@ -18,11 +18,12 @@ from sessionward.core.events import EventBus, log_event
 from sessionward.core.record import SessionRecord
 from sessionward.errors import ConfigError, StoreError
 from sessionward.manager._async.manager import AsyncSessionManager
-from sessionward.service.activity import Activity
+from sessionward.service.activity import Activity, tagged
 from sessionward.service.config import ServiceConfig
 from sessionward.service.keys import KeyRing
 from sessionward.service.metrics import Metrics
 from sessionward.service.state import ServiceState
+from sessionward.service.tenancy import admits
 from sessionward.service.throttle import Guard, open_guard
 from sessionward.stores._async.base import AsyncStore
 from sessionward.stores._async.sqlite import AsyncSQLiteStore
@@ -85,6 +86,25 @@ class Runtime:
     metrics: Metrics
     guard: Guard  # throttles every guess of a secret (sessionward.service.throttle)
     tokens: AsyncTokenService | None = None  # the JWT mode, when ``jwt_keys`` is configured
+    _managers: dict[str, AsyncSessionManager] = field(default_factory=dict)
+
+    def manager_for(self, application: str) -> AsyncSessionManager:
+        """The manager that authenticates ``application``'s sessions only (see
+        ``sessionward.service.tenancy``); it shares the store, policy, clock and events of
+        ``manager``, which serves the reads and revocations no token is presented for."""
+        manager = self._managers.get(application)
+        if manager is None:
+            base = self.manager
+            events = tagged(base.events, application)
+            manager = AsyncSessionManager(
+                base.store,
+                policy=base.policy,
+                clock=base.clock,
+                events=events,
+                admit=admits(application),
+            )
+            self._managers[application] = manager
+        return manager
 
     async def close(self) -> None:
         if self.tokens is not None:

@@ -29,7 +29,7 @@ from sessionward.errors import AlreadyExists, StoreCorrupt, StoreError, StoreUna
 
 __all__ = ["ApiKeyRow", "ServiceState", "UserRow"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
         """CREATE TABLE service_api_keys (
@@ -78,6 +78,10 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             PRIMARY KEY (realm, name, key)
         ) STRICT""",
     ),
+    3: (
+        # The application (namespace) each API key belongs to: sessionward.service.tenancy.
+        "ALTER TABLE service_api_keys ADD COLUMN application TEXT NOT NULL DEFAULT 'default'",
+    ),
 }
 
 
@@ -88,6 +92,7 @@ class ApiKeyRow(NamedTuple):
     name: str
     created_at: float
     revoked_at: float | None
+    application: str = "default"
 
 
 class UserRow(NamedTuple):
@@ -96,6 +101,11 @@ class UserRow(NamedTuple):
     password_hash: str
     totp_secret: str | None
     created_at: float
+
+
+_SELECT_KEYS = (
+    "SELECT id, digest, scope, name, created_at, revoked_at, application FROM service_api_keys"
+)
 
 
 class ServiceState:
@@ -163,14 +173,19 @@ class ServiceState:
     # -- API keys ----------------------------------------------------------------------------
 
     def add_key(self, row: ApiKeyRow) -> None:
-        self._run("INSERT INTO service_api_keys VALUES (?, ?, ?, ?, ?, ?)", tuple(row))
+        self._run(
+            "INSERT INTO service_api_keys"
+            " (id, digest, scope, name, created_at, revoked_at, application)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            tuple(row),
+        )
 
     def get_key(self, key_id: str) -> ApiKeyRow | None:
-        row = self._run("SELECT * FROM service_api_keys WHERE id = ?", (key_id,)).fetchone()
+        row = self._run(_SELECT_KEYS + " WHERE id = ?", (key_id,)).fetchone()
         return None if row is None else ApiKeyRow._make(row)
 
     def list_keys(self) -> list[ApiKeyRow]:
-        rows = self._run("SELECT * FROM service_api_keys ORDER BY created_at, id").fetchall()
+        rows = self._run(_SELECT_KEYS + " ORDER BY created_at, id").fetchall()
         return [ApiKeyRow._make(r) for r in rows]
 
     def revoke_key(self, key_id: str, now: float) -> bool:
