@@ -12,9 +12,17 @@ import json
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+from sessionward.core.token import is_session_id
 from sessionward.errors import DataTooLarge, InvalidArgument
 
-__all__ = ["Session", "SessionRecord", "encode_data", "encode_scopes"]
+__all__ = [
+    "Session",
+    "SessionRecord",
+    "check_user_id",
+    "encode_data",
+    "encode_scopes",
+    "session_id_of",
+]
 
 
 class SessionRecord(NamedTuple):
@@ -181,3 +189,18 @@ class Session:
     def __repr__(self) -> str:
         token = "<new token>" if self.token is not None else None
         return f"Session(id={self.id!r}, user_id={self.user_id!r}, token={token})"
+
+
+def check_user_id(user_id: object) -> str:
+    """``user_id`` itself if it is a user id the manager accepts, else ``InvalidArgument``."""
+    if not isinstance(user_id, str) or not user_id or len(user_id) > 256:
+        raise InvalidArgument("user_id must be a non-empty string of at most 256 characters")
+    return user_id
+
+
+def session_id_of(session: Session | str) -> str:
+    """The public id of ``session`` (a ``Session`` or an id), checked for its shape."""
+    session_id = session.id if isinstance(session, Session) else session
+    if not is_session_id(session_id):
+        raise InvalidArgument("not a session id")
+    return session_id

@@ -40,7 +40,14 @@ from sessionward.core.events import (
 )
 from sessionward.core.events import SessionExpired as ExpiredEvent
 from sessionward.core.policy import Policy
-from sessionward.core.record import Session, SessionRecord, encode_data, encode_scopes
+from sessionward.core.record import (
+    Session,
+    SessionRecord,
+    check_user_id,
+    encode_data,
+    encode_scopes,
+    session_id_of,
+)
 from sessionward.core.successor import links_after_rotation, successor_of
 from sessionward.errors import (
     AlreadyExists,
@@ -60,26 +67,12 @@ from sessionward.stores.locality import MAX_LOCALITY_BYTES, Locality
 __all__ = ["SessionManager"]
 
 _ID_ATTEMPTS = 4
-_ALLOW = Action.ALLOW
 _SERVE = decisions.ALLOW
 _ROTATE = Action.ROTATE
 _CURRENT = Match.CURRENT
 _NONE = Match.NONE
 _compare = hmac.compare_digest
 DataUpdate = Callable[[dict[str, Any]], Mapping[str, Any] | None]
-
-
-def _check_user_id(user_id: object) -> str:
-    if not isinstance(user_id, str) or not user_id or len(user_id) > 256:
-        raise InvalidArgument("user_id must be a non-empty string of at most 256 characters")
-    return user_id
-
-
-def _session_id_of(session: Session | str) -> str:
-    session_id = session.id if isinstance(session, Session) else session
-    if not tokens.is_session_id(session_id):
-        raise InvalidArgument("not a session id")
-    return session_id
 
 
 class SessionManager:
@@ -143,7 +136,7 @@ class SessionManager:
         """
         now = self.clock.now()
         if user_id is not None:
-            _check_user_id(user_id)
+            check_user_id(user_id)
         if isinstance(auth_level, bool) or not isinstance(auth_level, int) or auth_level < 0:
             raise InvalidArgument("auth_level must be a non-negative integer")
         merged = self._carried_data(previous, user_id)
@@ -473,14 +466,14 @@ class SessionManager:
         """Raise ``StepUpRequired`` unless the session authenticated at ``min_level`` or higher
         within the last ``max_age`` seconds (``None``: any age)."""
         decision = step_up(session.record, self.clock.now(), max_age=max_age, min_level=min_level)
-        if decision.action is not _ALLOW:
+        if decision.action is not Action.ALLOW:
             raise StepUpRequired(max_age=max_age, min_level=min_level)
 
     # -- ending -----------------------------------------------------------------------------
 
     def revoke(self, session: Session | str, *, reason: str = RevokeReason.LOGOUT) -> bool:
         """End one session (logout). ``True`` if it existed. Idempotent."""
-        session_id = _session_id_of(session)
+        session_id = session_id_of(session)
         user_id = session.user_id if isinstance(session, Session) else None
         if not self.store.delete(session_id):
             return False
@@ -496,8 +489,8 @@ class SessionManager:
     ) -> int:
         """End every session of ``user_id`` (logout everywhere, account disabled, password
         change), optionally keeping the current one. Returns how many ended."""
-        _check_user_id(user_id)
-        keep_id = None if keep is None else _session_id_of(keep)
+        check_user_id(user_id)
+        keep_id = None if keep is None else session_id_of(keep)
         deleted = self._user_index().delete_user(user_id, keep=keep_id)
         now = self.clock.now()
         for session_id in deleted:
@@ -507,6 +500,24 @@ class SessionManager:
     def _emit_revoked(self, session_id: str, user_id: str | None, now: float, reason: str) -> None:
         self.events.emit(SessionRevoked(session_id, user_id, now, reason=str(reason)))
 
+    def revoke_all(
+        self, *, keep: Session | str | None = None, reason: str = RevokeReason.ADMIN
+    ) -> int:
+        """End every session of every user, anonymous ones included, optionally keeping one
+        (the administrator's own). Returns how many ended. One ``AllSessionsRevoked`` event
+        stands for them all (a per-session event would flood the event sinks). Raises
+        ``ConfigError`` when the store cannot delete everything at once."""
+        store = self.store
+        if not isinstance(store, DeleteAll):
+            raise ConfigError(f"{type(store).__name__} cannot end every session at once")
+        keep_id = None if keep is None else session_id_of(keep)
+        count = store.delete_all(keep=keep_id)
+        now = self.clock.now()
+        self.events.emit(
+            AllSessionsRevoked(None, None, now, count=count, reason=str(reason), kept=keep_id)
+        )
+        return count
+
     def purge_expired(self) -> int:
         """Delete every expired session from the store; returns how many."""
         return self.store.purge_expired(self.clock.now())
@@ -515,7 +526,7 @@ class SessionManager:
 
     def list_user(self, user_id: str) -> list[Session]:
         """The user's live sessions, oldest first (for a "your devices" page)."""
-        _check_user_id(user_id)
+        check_user_id(user_id)
         now = self.clock.now()
         records = self._user_index().list_user(user_id)
         return [Session(r) for r in records if r.expires_at > now]
@@ -528,7 +539,7 @@ class SessionManager:
     def get(self, session_id: str) -> Session | None:
         """A live session by public id (for admin tools), or ``None``. Not an authentication:
         never use it with an id a client supplied."""
-        record = self.store.get(_session_id_of(session_id))
+        record = self.store.get(session_id_of(session_id))
         if record is None or self.clock.now() >= record.expires_at:
             return None
         return Session(record)
@@ -545,7 +556,7 @@ class SessionManager:
         into lockstep. Raises ``UpdateConflict`` after ``retries`` lost races,
         ``DataTooLarge`` over the size limit, ``InvalidToken`` if the session is gone.
         """
-        session_id = _session_id_of(session)
+        session_id = session_id_of(session)
         now = self.clock.now()
         record, secret = None, None
         if isinstance(session, Session):
@@ -585,23 +596,3 @@ class SessionManager:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-    # -- ending every session (the store's DeleteAll capability) -----------------------------
-
-    def revoke_all(
-        self, *, keep: Session | str | None = None, reason: str = RevokeReason.ADMIN
-    ) -> int:
-        """End every session of every user, anonymous ones included, optionally keeping one
-        (the administrator's own). Returns how many ended. One ``AllSessionsRevoked`` event
-        stands for them all (a per-session event would flood the event sinks). Raises
-        ``ConfigError`` when the store cannot delete everything at once."""
-        store = self.store
-        if not isinstance(store, DeleteAll):
-            raise ConfigError(f"{type(store).__name__} cannot end every session at once")
-        keep_id = None if keep is None else _session_id_of(keep)
-        count = store.delete_all(keep=keep_id)
-        now = self.clock.now()
-        self.events.emit(
-            AllSessionsRevoked(None, None, now, count=count, reason=str(reason), kept=keep_id)
-        )
-        return count
