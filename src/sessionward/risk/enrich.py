@@ -1,0 +1,106 @@
+"""Turn a captured :class:`~sessionward.RequestContext` into the engine's :class:`Observation`.
+
+The work (an address lookup, a user-agent parse) is cached three ways, each bounded: by the
+whole context (an unchanged context costs one dictionary lookup), by address and by user
+agent (a phone that changes address keeps its parsed browser).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from typing import Generic, TypeVar
+
+from sessionward.core.context import RequestContext
+from sessionward.core.risk import Browser, Network, Observation, Signals
+from sessionward.errors import ConfigError
+from sessionward.risk.agents import language_of, parse_user_agent, platform_mismatch, platform_of
+from sessionward.risk.networks import GeoLookup, NetworkKinds, geoip2fast_lookup, network_of
+
+__all__ = ["Enricher"]
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class _Bounded(Generic[K, V]):
+    """A dictionary that forgets its oldest entry when full (insertion order)."""
+
+    __slots__ = ("_data", "_size")
+
+    def __init__(self, size: int) -> None:
+        self._data: dict[K, V] = {}
+        self._size = size
+
+    def get(self, key: K) -> V | None:
+        return self._data.get(key)
+
+    def put(self, key: K, value: V) -> V:
+        if len(self._data) >= self._size:
+            del self._data[next(iter(self._data))]
+        self._data[key] = value
+        return value
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+class Enricher:
+    """Signals from a request context: network (prefix, AS name, country, kind), parsed user
+    agent, first language, platform hint, device signal.
+
+    ``geo`` maps an address to ``(as_name, country)`` (default: geoip2fast's offline data,
+    loaded on first use); ``kinds`` names hosting, VPN and Tor networks (default: the list
+    shipped with sessionward); ``cache_size`` bounds each of the three caches.
+    """
+
+    __slots__ = ("_agents", "_contexts", "_geo", "_kinds", "_networks")
+
+    def __init__(
+        self,
+        *,
+        geo: GeoLookup | None = None,
+        kinds: NetworkKinds | None = None,
+        cache_size: int = 4096,
+    ) -> None:
+        if not 1 <= cache_size <= 1_000_000:
+            raise ConfigError("cache_size must be between 1 and 1000000")
+        self._geo = geo or geoip2fast_lookup
+        self._kinds = kinds or NetworkKinds.default()
+        self._contexts: _Bounded[tuple[object, ...], Signals] = _Bounded(cache_size)
+        self._networks: _Bounded[str | None, Network] = _Bounded(cache_size)
+        self._agents: _Bounded[str, Browser] = _Bounded(cache_size)
+
+    def signals(self, context: RequestContext) -> Signals:
+        key = context.key()
+        cached = self._contexts.get(key)
+        if cached is not None:
+            return cached
+        browser = self._browser(context.user_agent or "")
+        platform = platform_of(context.client_hints)
+        signals = Signals(
+            self._network(context.ip),
+            browser,
+            language_of(context.accept_language),
+            platform,
+            context.device_key or "",
+            platform_mismatch(browser, platform),
+        )
+        return self._contexts.put(key, signals)
+
+    def observe(
+        self, context: RequestContext, now: float, *, previous_secret: bool = False
+    ) -> Observation:
+        """The observation of a request made at ``now`` (the injected clock's time)."""
+        return Observation(now, self.signals(context), previous_secret)
+
+    def _network(self, address: str | None) -> Network:
+        network = self._networks.get(address)
+        if network is None:
+            network = self._networks.put(address, network_of(address, self._geo, self._kinds))
+        return network
+
+    def _browser(self, user_agent: str) -> Browser:
+        browser = self._agents.get(user_agent)
+        if browser is None:
+            browser = self._agents.put(user_agent, parse_user_agent(user_agent))
+        return browser
