@@ -20,8 +20,11 @@ from sessionward.core.risk import (
     Verdict,
     assess,
     begin,
+    confirm,
     decide,
     learn,
+    network_path,
+    novelty,
     remember,
 )
 from sessionward.core.risk_history import Population, PopulationCounter, UserRisk
@@ -137,9 +140,15 @@ def test_a_new_network_scores_higher_for_a_user_with_a_settled_history() -> None
     "network", [ABROAD, VPN, TOR, HOSTING], ids=["abroad", "vpn", "tor", "hosting"]
 )
 def test_another_country_asks_to_sign_in_again(network: Network) -> None:
-    v = verdict(sig(network=network), t=5 * 3600)
+    v = verdict(sig(network=network), user=seasoned_user(), t=5 * 3600)
     assert v.decision is Decision.STEP_UP
     assert Signal.NETWORK_COUNTRY in signals_of(v)
+
+
+def test_another_country_for_a_user_without_history_is_at_least_logged() -> None:
+    v = verdict(sig(network=ABROAD), t=5 * 3600)
+    assert v.decision in (Decision.LOG, Decision.STEP_UP)
+    assert v.score > verdict(sig(network=OTHER_GB), t=5 * 3600).score
 
 
 @pytest.mark.parametrize("network", [VPN, TOR, HOSTING], ids=["vpn", "tor", "hosting"])
@@ -151,8 +160,8 @@ def test_hosting_vpn_and_tor_networks_add_their_own_reason(network: Network) -> 
 def test_a_population_full_of_vpn_users_makes_a_vpn_less_telling() -> None:
     counter = PopulationCounter()
     for _ in range(500):
-        counter.add("NL", "M247 Europe SRL", "vpn")
-        counter.add("GB", "Andrews & Arnold Ltd", "")
+        counter.add(network_path(VPN))
+        counter.add(network_path(HOME))
     v = verdict(sig(network=VPN), t=5 * 3600)
     crowded = verdict(sig(network=VPN), t=5 * 3600, population=counter.snapshot())
     assert weight(crowded, Signal.NETWORK_KIND) < weight(v, Signal.NETWORK_KIND)
@@ -319,7 +328,8 @@ def _walk(steps: list[tuple[float, Signals]], user: UserRisk | None = None) -> l
 def test_use_from_two_networks_at_once_is_concurrent() -> None:
     there = sig(network=OTHER_GB)
     steps = [(0.0, BASE), (10.0, BASE), (20.0, there), (30.0, BASE)]
-    *_, back = _walk(steps)
+    arrival, back = _walk(steps, seasoned_user())[1:]
+    assert arrival.decision is Decision.LOG
     assert Signal.CONCURRENT in signals_of(back)
     assert back.decision is Decision.STEP_UP
 
@@ -368,7 +378,7 @@ def test_a_rotated_out_secret_in_the_same_context_is_a_race() -> None:
 
 
 def test_a_rotated_out_secret_from_elsewhere_is_revoked() -> None:
-    v = verdict(sig(network=OTHER_GB), previous_secret=True)
+    v = verdict(sig(network=OTHER_GB), user=seasoned_user(), previous_secret=True)
     assert weight(v, Signal.PREVIOUS_SECRET) == POLICY.previous_secret
     assert v.decision is Decision.REVOKE
 
@@ -378,7 +388,7 @@ def test_a_rotated_out_secret_from_elsewhere_is_revoked() -> None:
 
 def test_an_allowed_network_is_learned_and_a_challenged_one_is_not() -> None:
     session = session_at()
-    user = new_user()
+    user = seasoned_user()
     logged = Observation(100, sig(network=OTHER_GB))
     v = assess(logged, session, user, Population(), POLICY)
     assert v.decision is Decision.LOG
@@ -392,8 +402,9 @@ def test_an_allowed_network_is_learned_and_a_challenged_one_is_not() -> None:
     after = learn(session, abroad, v, POLICY)
     assert after.networks == session.networks
     assert after.signals == session.signals
-    confirmed = learn(session, abroad, dataclasses.replace(v, decision=Decision.ALLOW), POLICY)
+    confirmed = confirm(session, abroad, POLICY)
     assert confirmed.networks[-1].network == ABROAD
+    assert confirmed.networks[-1].score == 0.0  # the owner vouched for it
 
 
 def test_optional_signals_a_request_leaves_out_keep_their_settled_value() -> None:
@@ -429,8 +440,8 @@ def test_the_user_history_counts_sessions_not_requests() -> None:
         obs = Observation(float(t), BASE)
         user = remember(user, session, obs, POLICY)
         session = learn(session, obs, Verdict(Decision.ALLOW, 0.0, ()), POLICY)
-    assert user.countries["GB"].weight == 1.0
-    assert user.prefixes[(HOME.asn, HOME.prefix)].weight == 1.0
+    assert user.weight(("", "GB")) == 1.0
+    assert user.weight(("", "GB", HOME.asn, HOME.prefix)) == 1.0
 
 
 def test_the_user_history_decays_and_forgets() -> None:
@@ -438,12 +449,12 @@ def test_the_user_history_decays_and_forgets() -> None:
     half = remember(
         user, None, Observation(POLICY.history_half_life, sig(network=OTHER_GB)), POLICY
     )
-    assert half.countries["GB"].weight == pytest.approx(1.5)  # one halved, plus one
+    assert half.weight(("", "GB")) == pytest.approx(1.5)  # one halved, plus one
     gone = remember(
         user, None, Observation(POLICY.history_retention + 1, sig(network=ABROAD)), POLICY
     )
-    assert "GB" not in gone.countries
-    assert "RU" in gone.countries
+    assert gone.weight(("", "GB")) == 0
+    assert gone.weight(("", "RU")) == 1
 
 
 def test_the_user_history_is_bounded() -> None:
@@ -452,7 +463,7 @@ def test_the_user_history_is_bounded() -> None:
     for i in range(10):
         net = Network(f"81.2.{i}.0/24", "Andrews & Arnold Ltd", "GB")
         user = remember(user, None, Observation(float(i), sig(network=net)), policy)
-    assert len(user.prefixes) == 4
+    assert len([path for path in user.tallies if len(path) == 4]) == 4
 
 
 def test_the_user_history_round_trips_through_json() -> None:
@@ -466,10 +477,10 @@ def test_the_user_history_round_trips_through_json() -> None:
 
 
 def test_garbage_history_json_is_ignored_not_trusted() -> None:
-    data: dict[str, object] = {"countries": [["GB", "x", 1], "junk", ["US", 1.0]], "updated": "y"}
-    user = UserRisk.from_json(data)
-    assert user.countries["GB"].weight == 0.0
-    assert "US" not in user.countries
+    rows = [["", "GB", "x", 1], "junk", ["", "US", 1.0], ["", 7, 1.0, 2.0], ["", "DE", 1, 2]]
+    user = UserRisk.from_json({"paths": rows, "updated": "y"})
+    assert list(user.tallies) == [("", "DE")]
+    assert user.updated == 0.0
 
 
 # -- policy ----------------------------------------------------------------------------------
@@ -479,7 +490,8 @@ BAD_POLICIES: list[dict[str, Any]] = [
     {"log_at": 6, "step_up_at": 5},
     {"revoke_at": 4},
     {"corroboration": 0},
-    {"stay_country": 1.0},
+    {"move_country": 1.0},
+    {"move_kind": 0.5},  # the move shares must add up to 1
     {"attacker_local": 0.0},
     {"attacker_tor": 0.5, "attacker_vpn": 0.5},
     {"population_vpn": 0.99, "population_hosting": 0.01},
@@ -498,11 +510,56 @@ def test_inconsistent_risk_policies_are_refused(kwargs: dict[str, Any]) -> None:
 
 def test_a_stricter_policy_challenges_what_the_default_only_logs() -> None:
     strict = RiskPolicy(log_at=1.0, step_up_at=2.5)
-    assert verdict(sig(network=OTHER_GB)).decision is Decision.LOG
-    assert verdict(sig(network=OTHER_GB), policy=strict).decision is Decision.STEP_UP
+    user = seasoned_user()
+    assert verdict(sig(network=OTHER_GB), user=user).decision is Decision.LOG
+    assert verdict(sig(network=OTHER_GB), user=user, policy=strict).decision is Decision.STEP_UP
 
 
 def test_a_rotated_out_secret_over_the_other_address_family_is_a_race() -> None:
     v6 = sig(network=Network("2a02:8010:1::/48", "Andrews & Arnold Ltd", "GB"))
     v = verdict(v6, previous_secret=True)
     assert Signal.PREVIOUS_SECRET not in signals_of(v)
+
+
+# -- the population's habits -------------------------------------------------------------------
+
+
+def test_vpn_networks_put_the_provider_before_the_country() -> None:
+    assert network_path(VPN) == ("vpn", "M247 Europe SRL", "NL", "185.1.1.0/24")
+    assert network_path(HOME) == ("", "GB", "Andrews & Arnold Ltd", "81.2.69.0/24")
+
+
+@pytest.mark.parametrize(
+    ("network", "depth"),
+    [(HOME, 0), (HOME_NEXT, 4), (OTHER_GB, 3), (ABROAD, 2), (VPN, 1)],
+)
+def test_novelty_is_the_first_level_the_session_has_not_used(network: Network, depth: int) -> None:
+    assert novelty(session_at(), network) == depth
+
+
+def test_where_legitimate_requests_move_is_learned_from_the_population() -> None:
+    counter = PopulationCounter()
+    for _ in range(5000):  # a site whose users switch VPNs on and off all the time
+        counter.moved(1)
+    toggles = counter.snapshot()
+    assert toggles.move(1, POLICY.move_kind, POLICY.move_weight) > 0.8
+    usual = verdict(sig(network=VPN), user=seasoned_user(), t=5 * 3600)
+    there = verdict(sig(network=VPN), user=seasoned_user(), t=5 * 3600, population=toggles)
+    assert there.score < usual.score - 3
+
+
+def test_a_confirmed_network_does_not_count_against_the_session_later() -> None:
+    user = seasoned_user()
+    session = session_at()
+    trip = Observation(100, sig(network=OTHER_GB))
+    first = assess(trip, session, user, Population(), POLICY)
+    assert first.decision is Decision.LOG
+    learned = learn(session, trip, first, POLICY)
+    vouched = confirm(session, trip, POLICY)
+    # Back home a minute later: here, there, here again is two places at once, unless the
+    # owner vouched for "there".
+    home = Observation(160, BASE)
+    for history, expected in ((learned, Decision.STEP_UP), (vouched, Decision.LOG)):
+        back = assess(home, history, user, Population(), POLICY)
+        assert Signal.CONCURRENT in signals_of(back)
+        assert back.decision is expected

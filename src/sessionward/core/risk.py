@@ -23,7 +23,7 @@ import enum
 import math
 from dataclasses import dataclass, replace
 
-from sessionward.core.risk_history import Population, Tally, UserRisk, smoothed
+from sessionward.core.risk_history import Path, Population, UserRisk, smoothed
 from sessionward.core.risk_policy import RiskPolicy
 
 __all__ = [
@@ -39,7 +39,11 @@ __all__ = [
     "Verdict",
     "assess",
     "begin",
+    "confirm",
+    "decide",
     "learn",
+    "network_path",
+    "novelty",
     "remember",
 ]
 
@@ -228,137 +232,172 @@ def learn(
     session: SessionRisk, obs: Observation, verdict: Verdict, policy: RiskPolicy
 ) -> SessionRisk:
     """The session's history after ``verdict`` on ``obs``. An allowed (or logged) request
-    teaches its context; a challenged one does not until the user confirms it (pass an ALLOW
-    verdict then)."""
+    teaches its context; a challenged one does not until the user confirms it (see
+    :func:`confirm`)."""
     rate = _rate(session, obs.t, policy) + 1.0
     if verdict.decision not in _BENIGN:
-        return replace(session, last_t=obs.t, rate=rate)
+        return SessionRisk(session.networks, session.signals, obs.t, rate, session.cached)
+    latest = session.networks[-1]
+    if obs.signals is session.signals or obs.signals == session.signals:
+        # The common case, kept cheap: the same context again.
+        moved = SeenNetwork(latest.network, latest.first, obs.t, latest.score)
+        again = session.cached or _static_part(verdict, policy)
+        return SessionRisk((*session.networks[:-1], moved), session.signals, obs.t, rate, again)
     networks, changed = _note_network(session.networks, obs, verdict.score, policy)
     signals = _settle(session.signals, obs.signals)
     changed = changed or signals != session.signals
-    static = verdict
-    if any(r.group == "behaviour" for r in verdict.reasons):
-        static = decide(tuple(r for r in verdict.reasons if r.group != "behaviour"), policy)
-    cached = None if changed or obs.signals != signals else static
+    cached = None if changed or obs.signals != signals else _static_part(verdict, policy)
     return SessionRisk(networks, signals, obs.t, rate, cached)
+
+
+def _static_part(verdict: Verdict, policy: RiskPolicy) -> Verdict:
+    """The verdict without its behaviour reasons: what the same context will score again."""
+    if not any(r.group == "behaviour" for r in verdict.reasons):
+        return verdict
+    return decide(tuple(r for r in verdict.reasons if r.group != "behaviour"), policy)
+
+
+def confirm(session: SessionRisk, obs: Observation, policy: RiskPolicy) -> SessionRisk:
+    """The session's history after the owner confirmed ``obs`` (signed in again after a
+    step-up, or answered "this was me"): the context is learned as the owner's own."""
+    return learn(session, obs, _CONFIRMED, policy)
+
+
+_CONFIRMED = Verdict(Decision.ALLOW, 0.0, ())
 
 
 def remember(
     user: UserRisk, session: SessionRisk | None, obs: Observation, policy: RiskPolicy
 ) -> UserRisk:
     """The user's history after an allowed ``obs`` in ``session`` (``None`` for the login):
-    values this session has not used before count one more session."""
-    net = obs.signals.network
-    seen = session.networks if session is not None else ()
-    countries = [] if any(s.network.country == net.country for s in seen) else [net.country]
-    pair = (net.country, net.asn)
-    networks = [] if any((s.network.country, s.network.asn) == pair for s in seen) else [pair]
-    prefix = (net.asn, net.prefix)
-    prefixes = [] if any((s.network.asn, s.network.prefix) == prefix for s in seen) else [prefix]
-    if not (countries or networks or prefixes):
+    each level of the network this session has not used before counts one more session. Call
+    it for logins, allowed requests and confirmed step-ups, not for logged ones: a suspicious
+    context may serve its session but should not become the user's habit."""
+    path = network_path(obs.signals.network)
+    seen = {
+        network_path(s.network)[:depth]
+        for s in (session.networks if session else ())
+        for depth in _DEPTHS
+    }
+    new = [path[:depth] for depth in _DEPTHS if path[:depth] not in seen]
+    if not new:
         return user
     return user.add(
-        countries=countries,
-        networks=networks,
-        prefixes=prefixes,
+        new,
         now=obs.t,
         half_life=policy.history_half_life,
         retention=policy.history_retention,
-        limits=(policy.user_countries, policy.user_networks, policy.user_prefixes),
+        limits=(4, policy.user_countries, policy.user_networks, policy.user_prefixes),
     )
 
 
 # -- the network: Freeman's hierarchy with a session level in front ---------------------------
 
+_DEPTHS = (1, 2, 3, 4)
 
-def _share(values: list[str], value: str) -> float:
-    return values.count(value) / len(values) if values else 0.0
+
+def novelty(session: SessionRisk, net: Network) -> int:
+    """The first depth of ``net``'s path (1: kind ... 4: prefix) the session has not used,
+    or 0 when it has used the whole path (feeds ``PopulationCounter.moved``)."""
+    path = network_path(net)
+    seen = {network_path(s.network)[:depth] for s in session.networks for depth in _DEPTHS}
+    return next((depth for depth in _DEPTHS if path[:depth] not in seen), 0)
+
+
+def network_path(net: Network) -> Path:
+    """The network's place in the hierarchy: kind, country, network (AS), prefix. For VPN,
+    hosting and Tor networks the provider comes before the country: a VPN user's habit is the
+    provider, and its exits hop between countries."""
+    if net.kind:
+        return (net.kind, net.asn, net.country, net.prefix)
+    return (net.kind, net.country, net.asn, net.prefix)
 
 
 def _network(
     net: Network, session: SessionRisk, user: UserRisk, pop: Population, policy: RiskPolicy
 ) -> tuple[Reason, ...]:
-    seen = [s.network for s in session.networks]
-    countries = list(dict.fromkeys(n.country for n in seen))
-    asns = list(dict.fromkeys(n.asn for n in seen if n.country == net.country))
-    prefixes = list(
-        dict.fromkeys(n.prefix for n in seen if (n.country, n.asn) == (net.country, net.asn))
+    path = network_path(net)
+    seen = [network_path(s.network) for s in session.networks]
+    moves = (policy.move_kind, policy.move_country, policy.move_network, policy.move_prefix)
+    first_new = novelty(session, net)
+    countries = [s.network.country for s in session.networks]
+    legit = attacker = local = 1.0
+    kind_legit = kind_attacker = 1.0
+    for depth, move in zip(_DEPTHS, moves, strict=True):
+        key, parent = path[:depth], path[: depth - 1]
+        here = list(dict.fromkeys(p[:depth] for p in seen if p[: depth - 1] == parent))
+        share = here.count(key) / len(here) if here else 0.0
+        # The population: the attacker's distribution and the prior of the user's estimate.
+        if depth == 1:
+            prior = pop.kind(net.kind, policy.population_kind(net.kind), policy.population_weight)
+        elif depth == 4:
+            prior = 1.0 / policy.prefixes_vocabulary
+        else:
+            country_level = depth == (3 if net.kind else 2)
+            vocabulary = (
+                policy.countries_vocabulary if country_level else policy.networks_vocabulary
+            )
+            prior = pop.share(key, vocabulary)
+        # The user's estimate: Witten-Bell over past sessions, smoothed toward the population.
+        total, distinct = user.total(parent)
+        estimate = max(smoothed(user.weight(key), total, distinct, prior), prior * _cap(policy))
+        # The session's own values in front: a legitimate request mostly stays put. A request
+        # that moves is weighed against where legitimate requests move to, learned from the
+        # population: the odds that matter are those of a move being an attack.
+        if depth == first_new:
+            likely = pop.move(depth, move, policy.move_weight) * estimate
+        elif not first_new or depth < first_new:
+            likely = share
+        else:
+            likely = estimate
+        # The attacker: mostly anyone, often in the victim's country (residential proxies),
+        # with a taste for hosting, VPN and Tor networks.
+        if depth == 1:
+            chance = policy.attacker_kind(net.kind)
+            kind_legit, kind_attacker = likely, chance
+        elif depth == (3 if net.kind else 2):
+            same = countries.count(net.country) / len(countries) if countries else 0.0
+            chance = (
+                policy.attacker_same_country * same + (1 - policy.attacker_same_country) * prior
+            )
+        else:
+            chance = prior
+        legit, attacker, local = legit * likely, attacker * chance, local * share
+    # Now and then the attacker works from the victim's own network (malware relaying).
+    total_weight = math.log(
+        (policy.attacker_local * local + (1 - policy.attacker_local) * attacker) / legit
     )
-    s_c, s_a, s_p = (
-        _share(countries, net.country),
-        _share(asns, net.asn),
-        _share(prefixes, net.prefix),
+    level, detail = _level(net, session, user)
+    if not net.kind or any(p[0] == net.kind for p in seen):
+        return (Reason(level, total_weight, detail),)
+    kind_weight = math.log(kind_attacker / kind_legit)
+    return (
+        Reason(level, total_weight - kind_weight, detail),
+        Reason(Signal.NETWORK_KIND, kind_weight, _KIND_TEXT.get(net.kind, net.kind)),
     )
 
-    # The population, as the attacker's distribution and the prior of the user's estimates.
-    pop_c = pop.country(net.country, policy.countries_vocabulary)
-    pop_a = pop.network(net.country, net.asn, policy.networks_vocabulary)
-    pop_p = 1.0 / policy.prefixes_vocabulary
 
-    # The user's estimate: Witten-Bell over past sessions, smoothed toward the population.
-    cap = math.exp(-policy.novelty_cap)
-    u_c = _user_level(user.countries.get(net.country), user.country_total(), pop_c, cap)
-    u_a = _user_level(
-        user.networks.get((net.country, net.asn)), user.network_total(net.country), pop_a, cap
-    )
-    u_p = _user_level(
-        user.prefixes.get((net.asn, net.prefix)), user.prefix_total(net.asn), pop_p, cap
-    )
-
-    # The session's own networks in front: a legitimate request mostly stays where it was.
-    l_c = _stay(policy.stay_country, s_c, u_c, bool(countries))
-    l_a = _stay(policy.stay_network, s_a, u_a, bool(asns))
-    l_p = _stay(policy.stay_prefix, s_p, u_p, bool(prefixes))
-    legit = l_c * l_a * l_p
-
-    # The attacker: on the victim's own network now and then, in the victim's country often
-    # (residential proxies), otherwise anywhere, with a taste for hosting, VPN and Tor.
-    local = policy.attacker_local * s_c * s_a * s_p
-    where = policy.attacker_same_country * s_c + (1 - policy.attacker_same_country) * pop_c
-    anywhere = (1 - policy.attacker_local) * where * pop_a * pop_p
-    taste = policy.attacker_kind(net.kind) / pop.kind(
-        net.kind, policy.population_kind(net.kind), policy.population_weight
-    )
-    plain = math.log((local + anywhere) / legit)
-    total = math.log((local + anywhere * taste) / legit)
-
-    level, detail = _level(net, s_c, s_a, s_p, user)
-    reasons = [Reason(level, plain, detail)]
-    if net.kind:
-        reasons.append(
-            Reason(Signal.NETWORK_KIND, total - plain, _KIND_TEXT.get(net.kind, net.kind))
-        )
-    else:
-        reasons[0] = Reason(level, total, detail)
-    return tuple(reasons)
-
-
-def _user_level(tally: Tally | None, totals: tuple[float, int], prior: float, cap: float) -> float:
-    count = tally.weight if tally is not None else 0.0
-    return max(smoothed(count, totals[0], totals[1], prior), prior * cap)
-
-
-def _stay(stay: float, session_share: float, user_estimate: float, has_session: bool) -> float:
-    if not has_session:
-        return user_estimate
-    return stay * session_share + (1 - stay) * user_estimate
+def _cap(policy: RiskPolicy) -> float:
+    return math.exp(-policy.novelty_cap)
 
 
 _KIND_TEXT = {"hosting": "a hosting provider", "vpn": "a VPN provider", "tor": "a Tor exit"}
 
 
-def _level(net: Network, s_c: float, s_a: float, s_p: float, user: UserRisk) -> tuple[Signal, str]:
+def _level(net: Network, session: SessionRisk, user: UserRisk) -> tuple[Signal, str]:
+    """The reason code: the finest level (prefix, network, country) shared with the session."""
+    seen = [s.network for s in session.networks]
     where = f"{net.asn or 'unknown network'} ({net.country or '??'})"
-    if s_p:
+    path = network_path(net)
+    if any((n.asn, n.prefix) == (net.asn, net.prefix) for n in seen):
         return Signal.NETWORK_SAME, f"the session's network {where}"
-    if s_a:
-        known = (net.asn, net.prefix) in user.prefixes
-        return Signal.NETWORK_PREFIX, f"new prefix of {where}" + (", used before" if known else "")
-    known = (net.country, net.asn) in user.networks
-    if s_c:
-        return Signal.NETWORK_ASN, f"new network {where}" + (", used before" if known else "")
-    known = net.country in user.countries
-    return Signal.NETWORK_COUNTRY, f"new country: {where}" + (", used before" if known else "")
+    known = ", used before" if user.weight(path) else ""
+    if any((n.country, n.asn) == (net.country, net.asn) for n in seen):
+        return Signal.NETWORK_PREFIX, f"new prefix of {where}{known}"
+    known = ", used before" if user.weight(path[:3]) else ""
+    if any(n.country == net.country for n in seen):
+        return Signal.NETWORK_ASN, f"new network {where}{known}"
+    return Signal.NETWORK_COUNTRY, f"new country: {where}{known}"
 
 
 # -- browser, language, client hint, device signal: compared with the session's own ----------
@@ -511,6 +550,8 @@ def _note_network(
 def _settle(old: Signals, new: Signals) -> Signals:
     """The session's reference signals after an allowed request: optional signals a request
     did not send keep their settled value."""
+    if (new.language and new.platform and new.device_signal) or old == new:
+        return new
     return Signals(
         new.network,
         new.browser,

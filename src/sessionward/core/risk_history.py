@@ -1,11 +1,11 @@
 """What the risk engine remembers between requests: a user's networks and the population's.
 
-Both are bounded summaries, never request logs. A user's summary counts *sessions* (each
-session adds one to every country, network and prefix it used), decays with a half-life and
-forgets an entry after the retention period, so a user who moved house stops looking like
-the old address. The population summary counts sessions per country, per network (AS) and
-per network kind across all users; the engine uses it as the attacker's distribution and as
-the value a user's estimate is smoothed toward (Freeman et al., NDSS 2016).
+Both are bounded summaries, never request logs. A user's summary counts *sessions*: each
+session adds one to every kind of network, country, network and prefix it used. Counts decay
+with a half-life and an entry is forgotten after the retention period, so a user who moved
+house stops looking like the old address. The population summary counts sessions per kind of
+network, country and network (AS) across all users; the engine uses it as the attacker's
+distribution and as the value a user's estimate is smoothed toward (Freeman et al., NDSS 2016).
 
 Everything here is pure: updates return new objects and time comes in as an argument.
 """
@@ -18,12 +18,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TypeVar
 
-__all__ = ["Population", "PopulationCounter", "Tally", "UserRisk", "smoothed"]
+__all__ = ["Path", "Population", "PopulationCounter", "Tally", "UserRisk", "smoothed"]
 
 K = TypeVar("K")
-
-#: Kinds of network the enrichment names; "" is an ordinary access network.
-KINDS = ("", "hosting", "vpn", "tor")
 
 
 def smoothed(count: float, total: float, distinct: int, prior: float) -> float:
@@ -65,163 +62,140 @@ def _bounded(tallies: dict[K, Tally], limit: int) -> dict[K, Tally]:
     return dict(keep)
 
 
-def _totals(tallies: Mapping[tuple[str, str], Tally]) -> dict[str, tuple[float, int]]:
-    """Per parent (the first part of the key): total weight and number of distinct values."""
-    out: dict[str, tuple[float, int]] = {}
-    for (parent, _), tally in tallies.items():
-        total, distinct = out.get(parent, (0.0, 0))
-        out[parent] = (total + tally.weight, distinct + 1)
+Path = tuple[str, ...]
+
+
+def _totals(tallies: Mapping[Path, Tally]) -> dict[Path, tuple[float, int]]:
+    """Per parent path: total weight and number of distinct children."""
+    out: dict[Path, tuple[float, int]] = {}
+    for key, tally in tallies.items():
+        total, distinct = out.get(key[:-1], (0.0, 0))
+        out[key[:-1]] = (total + tally.weight, distinct + 1)
     return out
 
 
 class UserRisk:
-    """One user's networks across sessions: countries, networks (AS) and prefixes.
-
-    Keys: ``countries`` by country code, ``networks`` by ``(country, as_name)``,
-    ``prefixes`` by ``(as_name, prefix)``. Immutable; :meth:`add` returns a new summary.
+    """One user's networks across sessions, as a tree of paths: ``(kind,)``,
+    ``(kind, country)``, ``(kind, country, as_name)``, ``(kind, country, as_name, prefix)``
+    (kind first: a VPN user's habit is the provider, wherever its exits are). Immutable;
+    :meth:`add` returns a new summary.
     """
 
-    __slots__ = ("_net_totals", "_prefix_totals", "countries", "networks", "prefixes", "updated")
+    __slots__ = ("_totals", "tallies", "updated")
 
-    def __init__(
-        self,
-        countries: Mapping[str, Tally] | None = None,
-        networks: Mapping[tuple[str, str], Tally] | None = None,
-        prefixes: Mapping[tuple[str, str], Tally] | None = None,
-        updated: float = 0.0,
-    ) -> None:
-        self.countries: Mapping[str, Tally] = MappingProxyType(dict(countries or {}))
-        self.networks: Mapping[tuple[str, str], Tally] = MappingProxyType(dict(networks or {}))
-        self.prefixes: Mapping[tuple[str, str], Tally] = MappingProxyType(dict(prefixes or {}))
+    def __init__(self, tallies: Mapping[Path, Tally] | None = None, updated: float = 0.0) -> None:
+        self.tallies: Mapping[Path, Tally] = MappingProxyType(dict(tallies or {}))
         self.updated = updated
-        self._net_totals = _totals(self.networks)
-        self._prefix_totals = _totals(self.prefixes)
+        self._totals = _totals(self.tallies)
 
-    def country_total(self) -> tuple[float, int]:
-        return sum(t.weight for t in self.countries.values()), len(self.countries)
+    def weight(self, path: Path) -> float:
+        tally = self.tallies.get(path)
+        return tally.weight if tally is not None else 0.0
 
-    def network_total(self, country: str) -> tuple[float, int]:
-        return self._net_totals.get(country, (0.0, 0))
-
-    def prefix_total(self, asn: str) -> tuple[float, int]:
-        return self._prefix_totals.get(asn, (0.0, 0))
+    def total(self, parent: Path) -> tuple[float, int]:
+        """Total weight and number of distinct values under ``parent``."""
+        return self._totals.get(parent, (0.0, 0))
 
     def add(
         self,
+        paths: Iterable[Path],
         *,
-        countries: Iterable[str] = (),
-        networks: Iterable[tuple[str, str]] = (),
-        prefixes: Iterable[tuple[str, str]] = (),
         now: float,
         half_life: float,
         retention: float,
-        limits: tuple[int, int, int],
+        limits: tuple[int, ...],
     ) -> UserRisk:
-        """One session's first use of these values: each gets one more session."""
-
-        def merge(old: Mapping[K, Tally], new: Iterable[K], limit: int) -> dict[K, Tally]:
-            out = _decay(old, now, half_life, retention)
-            for key in new:
-                previous = out.get(key)
-                out[key] = Tally((previous.weight if previous else 0.0) + 1.0, now)
-            return _bounded(out, limit)
-
-        return UserRisk(
-            merge(self.countries, countries, limits[0]),
-            merge(self.networks, networks, limits[1]),
-            merge(self.prefixes, prefixes, limits[2]),
-            now,
-        )
+        """One session's first use of these paths: each gets one more session. ``limits``:
+        how many values to keep at each depth (kinds, countries, networks, prefixes)."""
+        out = _decay(self.tallies, now, half_life, retention)
+        for path in paths:
+            previous = out.get(path)
+            out[path] = Tally((previous.weight if previous else 0.0) + 1.0, now)
+        kept: dict[Path, Tally] = {}
+        for depth, limit in enumerate(limits, 1):
+            kept.update(_bounded({k: t for k, t in out.items() if len(k) == depth}, limit))
+        return UserRisk(kept, now)
 
     def to_json(self) -> dict[str, object]:
-        """Plain data for storage: the values and their decayed weights, nothing else."""
+        """Plain data for storage: the paths and their decayed weights, nothing else."""
         return {
             "updated": self.updated,
-            "countries": [[k, t.weight, t.last] for k, t in self.countries.items()],
-            "networks": [[*k, t.weight, t.last] for k, t in self.networks.items()],
-            "prefixes": [[*k, t.weight, t.last] for k, t in self.prefixes.items()],
+            "paths": [[*k, t.weight, t.last] for k, t in self.tallies.items()],
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, object]) -> UserRisk:
-        def rows(name: str, width: int) -> list[list[object]]:
-            value = data.get(name)
-            items = value if isinstance(value, list) else []
-            return [r for r in items if isinstance(r, list) and len(r) == width]
-
-        def tally(row: list[object]) -> Tally:
-            weight, last = row[-2], row[-1]
-            if isinstance(weight, int | float) and isinstance(last, int | float):
-                return Tally(float(weight), float(last))
-            return Tally(0.0, 0.0)
-
+        rows = data.get("paths")
+        tallies: dict[Path, Tally] = {}
+        for row in rows if isinstance(rows, list) else []:
+            if not (isinstance(row, list) and 3 <= len(row) <= 6):
+                continue
+            *key, weight, last = row
+            valid = all(isinstance(k, str) for k in key)
+            if valid and isinstance(weight, int | float) and isinstance(last, int | float):
+                tallies[tuple(str(k) for k in key)] = Tally(float(weight), float(last))
         updated = data.get("updated")
-        return cls(
-            {str(r[0]): tally(r) for r in rows("countries", 3)},
-            {(str(r[0]), str(r[1])): tally(r) for r in rows("networks", 4)},
-            {(str(r[0]), str(r[1])): tally(r) for r in rows("prefixes", 4)},
-            float(updated) if isinstance(updated, int | float) else 0.0,
-        )
+        return cls(tallies, float(updated) if isinstance(updated, int | float) else 0.0)
 
     def __repr__(self) -> str:
-        return (
-            f"UserRisk(countries={len(self.countries)}, networks={len(self.networks)},"
-            f" prefixes={len(self.prefixes)})"
-        )
+        return f"UserRisk(values={len(self.tallies)})"
 
 
 @dataclass(frozen=True, slots=True)
 class Population:
-    """Session counts across all users: the attacker's distribution (an attacker is anyone).
-
-    ``countries`` by code, ``networks`` by ``(country, as_name)``, ``kinds`` by network kind;
-    ``total`` sessions counted. Empty is a valid population: estimates then fall back to the
-    policy's priors.
+    """What all users do, counted: sessions by network path prefix (``(kind,)``,
+    ``(kind, country)`` then the network; see ``risk.network_path``), the attacker's
+    distribution since an attacker is anyone; and ``moves``: how many legitimate requests
+    first left their session's networks at each depth (kind, country, network, prefix).
+    Empty is a valid population: estimates then fall back to the policy's priors.
     """
 
-    countries: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
-    networks: Mapping[tuple[str, str], int] = field(default_factory=lambda: MappingProxyType({}))
-    kinds: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    counts: Mapping[Path, int] = field(default_factory=lambda: MappingProxyType({}))
     total: int = 0
+    moves: tuple[int, ...] = (0, 0, 0, 0)
 
-    def country(self, country: str, vocabulary: int) -> float:
-        return (self.countries.get(country, 0) + 1) / (self.total + vocabulary)
-
-    def network(self, country: str, asn: str, vocabulary: int) -> float:
-        return (self.networks.get((country, asn), 0) + 1) / (
-            self.countries.get(country, 0) + vocabulary
-        )
+    def share(self, path: Path, vocabulary: int) -> float:
+        """P(last part of ``path`` | the rest), add-one smoothed over ``vocabulary`` values."""
+        parent = self.counts.get(path[:-1], 0) if len(path) > 1 else self.total
+        return (self.counts.get(path, 0) + 1) / (parent + vocabulary)
 
     def kind(self, kind: str, prior: float, weight: float) -> float:
-        return (self.kinds.get(kind, 0) + weight * prior) / (self.total + weight)
+        """The share of sessions on networks of ``kind``, starting from ``prior`` (worth
+        ``weight`` sessions)."""
+        return (self.counts.get((kind,), 0) + weight * prior) / (self.total + weight)
+
+    def move(self, depth: int, prior: float, weight: float) -> float:
+        """Of the legitimate requests that left their session's networks, the share that did
+        so first at ``depth`` (1: kind ... 4: prefix), starting from ``prior`` (worth
+        ``weight`` moves)."""
+        return (self.moves[depth - 1] + weight * prior) / (sum(self.moves) + weight)
 
 
 class PopulationCounter:
-    """Mutable, bounded builder of a :class:`Population` (one count per session)."""
+    """Mutable, bounded builder of a :class:`Population`."""
 
-    __slots__ = ("_countries", "_kinds", "_limit", "_networks", "_total")
+    __slots__ = ("_counts", "_limit", "_moves", "_total")
 
     def __init__(self, limit: int = 50_000) -> None:
-        self._countries: dict[str, int] = {}
-        self._networks: dict[tuple[str, str], int] = {}
-        self._kinds: dict[str, int] = {}
+        self._counts: dict[Path, int] = {}
         self._total = 0
+        self._moves = [0, 0, 0, 0]
         self._limit = limit
 
-    def add(self, country: str, asn: str, kind: str) -> None:
+    def add(self, path: Path) -> None:
+        """A session's login from the network at ``path`` (see ``risk.network_path``)."""
         self._total += 1
-        self._countries[country] = self._countries.get(country, 0) + 1
-        self._kinds[kind] = self._kinds.get(kind, 0) + 1
-        key = (country, asn)
-        self._networks[key] = self._networks.get(key, 0) + 1
-        if len(self._networks) > self._limit:  # drop the rarest half: they carry least
-            ranked = sorted(self._networks.items(), key=lambda item: item[1])
-            self._networks = dict(ranked[len(ranked) // 2 :])
+        for depth in (1, 2, 3):
+            self._counts[path[:depth]] = self._counts.get(path[:depth], 0) + 1
+        if len(self._counts) > self._limit:  # drop the rarest half: they carry least
+            ranked = sorted(self._counts.items(), key=lambda item: item[1])
+            self._counts = dict(ranked[len(ranked) // 2 :])
+
+    def moved(self, depth: int) -> None:
+        """A legitimate request that first left its session's networks at ``depth`` (1 to
+        4; 0, a request that stayed, is not counted)."""
+        if depth:
+            self._moves[depth - 1] += 1
 
     def snapshot(self) -> Population:
-        return Population(
-            MappingProxyType(dict(self._countries)),
-            MappingProxyType(dict(self._networks)),
-            MappingProxyType(dict(self._kinds)),
-            self._total,
-        )
+        return Population(MappingProxyType(dict(self._counts)), self._total, tuple(self._moves))

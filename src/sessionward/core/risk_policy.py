@@ -26,14 +26,18 @@ class RiskPolicy:
     needs two groups of evidence (network, browser, language, platform, device, behaviour)
     whose weights each add up to ``corroboration``.
 
-    The network model (probabilities): ``stay_*`` is how often a legitimate request stays in
-    one of the session's countries, networks (AS), prefixes; ``attacker_local`` how often an
-    attacker works from the victim's own network; ``attacker_same_country`` how often from the
-    victim's country (residential proxies); ``attacker_tor``/``_vpn``/``_hosting`` the share
-    of attackers on such networks, against ``population_tor``/``_vpn``/``_hosting`` (priors,
-    worth ``population_weight`` sessions, for the share among all users). ``novelty_cap``
-    bounds what one level of the user's history can say (in log units). ``*_vocabulary``:
-    how many values the population is assumed to spread over before it has been counted.
+    The network model (probabilities). When a legitimate request leaves its session's
+    networks, ``move_kind``, ``move_country``, ``move_network``, ``move_prefix`` say where it
+    first differs: another kind of network (ordinary, hosting, VPN, Tor), another country,
+    another network (AS) or another prefix of the same network; they sum to 1 and are priors,
+    worth ``move_weight`` moves, until the population's own counts take over.
+    ``attacker_local`` is how often an attacker works from the victim's own network;
+    ``attacker_same_country`` how often from the victim's country (residential proxies);
+    ``attacker_tor``/``_vpn``/``_hosting`` the share of attackers on such networks, against
+    ``population_tor``/``_vpn``/``_hosting`` (priors, worth ``population_weight`` sessions,
+    for the share among all users). ``novelty_cap`` bounds what one level of the user's
+    history can say (in log units). ``*_vocabulary``: how many values the population is
+    assumed to spread over before it has been counted.
     """
 
     log_at: float = 2.5
@@ -41,9 +45,11 @@ class RiskPolicy:
     revoke_at: float = 9.0
     corroboration: float = 2.5
 
-    stay_country: float = 0.998
-    stay_network: float = 0.97
-    stay_prefix: float = 0.9
+    move_kind: float = 0.03
+    move_country: float = 0.005
+    move_network: float = 0.15
+    move_prefix: float = 0.815
+    move_weight: float = 1000.0
     attacker_local: float = 0.02
     attacker_same_country: float = 0.35
     attacker_tor: float = 0.05
@@ -75,10 +81,10 @@ class RiskPolicy:
     platform_mismatch: float = 3.0
     device_same: float = -1.0
     device_changed: float = 5.0
-    device_missing: float = 1.0
+    device_missing: float = 0.5
     device_added: float = 0.5
 
-    concurrent: float = 2.5
+    concurrent: float = 3.5
     concurrent_window: float = 600.0
     travel: float = 2.0
     travel_window: float = 3600.0
@@ -102,6 +108,9 @@ class RiskPolicy:
         for name in _PROBABILITIES:
             if not 0 < getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be a probability strictly between 0 and 1")
+        moves = (self.move_kind, self.move_country, self.move_network, self.move_prefix)
+        if abs(sum(moves) - 1) > 1e-6:
+            raise ConfigError("move_kind + move_country + move_network + move_prefix must be 1")
         if self.attacker_tor + self.attacker_vpn + self.attacker_hosting >= 1:
             raise ConfigError("attacker_tor + attacker_vpn + attacker_hosting must be below 1")
         if self.population_tor + self.population_vpn + self.population_hosting >= 1:
@@ -139,10 +148,12 @@ class RiskPolicy:
 _PROBABILITIES = tuple(
     f.name
     for f in fields(RiskPolicy)
-    if f.name.startswith(("stay_", "attacker_", "population_")) and f.name != "population_weight"
+    if f.name.startswith(("move_", "attacker_", "population_"))
+    and f.name not in ("population_weight", "move_weight")
 )
 _POSITIVE = (
     "population_weight",
+    "move_weight",
     "novelty_cap",
     "countries_vocabulary",
     "networks_vocabulary",
