@@ -563,3 +563,26 @@ def test_a_confirmed_network_does_not_count_against_the_session_later() -> None:
         back = assess(home, history, user, Population(), POLICY)
         assert Signal.CONCURRENT in signals_of(back)
         assert back.decision is expected
+
+
+@pytest.mark.parametrize("policy", [POLICY, RiskPolicy(user_prefixes=3, user_networks=2)])
+def test_incremental_totals_match_a_recount(policy: RiskPolicy) -> None:
+    user = UserRisk()
+    for i in range(40):  # close together: the cheap path that updates totals in place
+        net = Network(f"81.2.{i % 7}.0/24", ("A", "B", "C")[i % 3], ("GB", "FR")[i % 2])
+        user = remember(user, None, Observation(float(i), sig(network=net)), policy)
+    recount = UserRisk(user.tallies, user.updated)
+    assert len([p for p in user.tallies if len(p) == 4]) <= policy.user_prefixes
+    for path in user.tallies:
+        assert user.total(path[:-1]) == pytest.approx(recount.total(path[:-1]))
+
+
+def test_the_session_tree_grows_as_if_rebuilt() -> None:
+    policy = RiskPolicy(session_networks=4)
+    session = session_at()
+    nets = [HOME_NEXT, OTHER_GB, VPN, ABROAD, MOBILE, HOME_NEXT, TOR]
+    for t, net in enumerate(nets, 1):
+        obs = Observation(float(t), sig(network=net))
+        session = learn(session, obs, Verdict(Decision.ALLOW, 0.0, ()), policy)
+        rebuilt = SessionRisk(session.networks, session.signals, session.last_t)
+        assert dict(session.tree) == dict(rebuilt.tree)

@@ -179,9 +179,23 @@ def test_the_caches_are_bounded() -> None:
         return "Example Net", "GB"
 
     enricher = Enricher(geo=geo, cache_size=2)
-    for last in (1, 2, 3, 1):
-        enricher.signals(RequestContext(ip=f"81.2.69.{last}"))
-    assert seen == ["81.2.69.1", "81.2.69.2", "81.2.69.3", "81.2.69.1"]  # 1 was forgotten
+    for third in (1, 2, 3, 1):
+        enricher.signals(RequestContext(ip=f"81.2.{third}.7"))
+    assert seen == ["81.2.1.7", "81.2.2.7", "81.2.3.7", "81.2.1.7"]  # 81.2.1.0/24 was forgotten
+
+
+def test_a_new_address_in_a_known_block_needs_no_lookup() -> None:
+    seen: list[str] = []
+
+    def geo(address: str) -> tuple[str, str]:
+        seen.append(address)
+        return "Example Net", "GB"
+
+    enricher = Enricher(geo=geo)
+    first = enricher.signals(RequestContext(ip="81.2.69.1")).network
+    again = enricher.signals(RequestContext(ip="81.2.69.200")).network
+    assert seen == ["81.2.69.1"]
+    assert again == first
 
 
 def test_cache_size_is_checked() -> None:

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import enum
 import math
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 from sessionward.core.risk_history import Path, Population, UserRisk, smoothed
 from sessionward.core.risk_policy import RiskPolicy
@@ -172,6 +174,37 @@ class SeenNetwork:
     score: float
 
 
+class _Index(NamedTuple):
+    """What the network model asks of a session's networks, computed once per change."""
+
+    tree: Mapping[Path, tuple[Path, ...]]
+    countries: tuple[str, ...]  # one per network remembered: repeats count
+    owners: frozenset[tuple[str, str]]  # (country, AS name)
+    prefixes: frozenset[tuple[str, str]]  # (AS name, prefix)
+
+    @classmethod
+    def of(cls, networks: tuple[SeenNetwork, ...]) -> _Index:
+        nets = [s.network for s in networks]
+        return cls(
+            _tree(networks),
+            tuple(n.country for n in nets),
+            frozenset((n.country, n.asn) for n in nets),
+            frozenset((n.asn, n.prefix) for n in nets),
+        )
+
+    def grown(self, net: Network) -> _Index:
+        """The index with one more network."""
+        return _Index(
+            _grown(self.tree, network_path(net)),
+            (*self.countries, net.country),
+            self.owners | {(net.country, net.asn)},
+            self.prefixes | {(net.asn, net.prefix)},
+        )
+
+
+_NO_INDEX = _Index({}, (), frozenset(), frozenset())
+
+
 @dataclass(frozen=True, slots=True)
 class SessionRisk:
     """A session's bounded history: its recent networks (latest last), the signals it has
@@ -183,6 +216,17 @@ class SessionRisk:
     last_t: float
     rate: float = 1.0
     cached: Verdict | None = None
+    #: Derived from ``networks`` (built when not given): see :class:`_Index`.
+    index: _Index = field(default=_NO_INDEX, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.index is _NO_INDEX:
+            object.__setattr__(self, "index", _Index.of(self.networks))
+
+    @property
+    def tree(self) -> Mapping[Path, tuple[Path, ...]]:
+        """The networks as a tree: parent path -> child paths."""
+        return self.index.tree
 
 
 _BENIGN = frozenset({Decision.ALLOW, Decision.LOG})
@@ -206,7 +250,7 @@ def assess(
 ) -> Verdict:
     """Score ``obs`` against the session's and the user's history and the population."""
     static = session.cached
-    if static is None or obs.signals != session.signals:
+    if static is None or (obs.signals is not session.signals and obs.signals != session.signals):
         static = decide(_static(obs.signals, session, user, population, policy), policy)
     extra = _behaviour(obs, session, static.score, policy)
     return decide(static.reasons + extra, policy) if extra else static
@@ -236,18 +280,25 @@ def learn(
     :func:`confirm`)."""
     rate = _rate(session, obs.t, policy) + 1.0
     if verdict.decision not in _BENIGN:
-        return SessionRisk(session.networks, session.signals, obs.t, rate, session.cached)
+        return SessionRisk(
+            session.networks, session.signals, obs.t, rate, session.cached, session.index
+        )
     latest = session.networks[-1]
     if obs.signals is session.signals or obs.signals == session.signals:
         # The common case, kept cheap: the same context again.
         moved = SeenNetwork(latest.network, latest.first, obs.t, latest.score)
         again = session.cached or _static_part(verdict, policy)
-        return SessionRisk((*session.networks[:-1], moved), session.signals, obs.t, rate, again)
+        networks = (*session.networks[:-1], moved)
+        return SessionRisk(networks, session.signals, obs.t, rate, again, session.index)
     networks, changed = _note_network(session.networks, obs, verdict.score, policy)
     signals = _settle(session.signals, obs.signals)
+    index = session.index
+    if changed:  # grow the index rather than rebuild it, unless a network was forgotten
+        evicted = len(networks) <= len(session.networks)
+        index = _Index.of(networks) if evicted else index.grown(obs.signals.network)
     changed = changed or signals != session.signals
     cached = None if changed or obs.signals != signals else _static_part(verdict, policy)
-    return SessionRisk(networks, signals, obs.t, rate, cached)
+    return SessionRisk(networks, signals, obs.t, rate, cached, index)
 
 
 def _static_part(verdict: Verdict, policy: RiskPolicy) -> Verdict:
@@ -299,9 +350,28 @@ _DEPTHS = (1, 2, 3, 4)
 def novelty(session: SessionRisk, net: Network) -> int:
     """The first depth of ``net``'s path (1: kind ... 4: prefix) the session has not used,
     or 0 when it has used the whole path (feeds ``PopulationCounter.moved``)."""
-    path = network_path(net)
-    seen = {network_path(s.network)[:depth] for s in session.networks for depth in _DEPTHS}
-    return next((depth for depth in _DEPTHS if path[:depth] not in seen), 0)
+    if net == session.networks[-1].network:
+        return 0
+    path, tree = network_path(net), session.tree
+    return next((d for d in _DEPTHS if path[:d] not in tree.get(path[: d - 1], ())), 0)
+
+
+def _grown(tree: Mapping[Path, tuple[Path, ...]], path: Path) -> dict[Path, tuple[Path, ...]]:
+    out = dict(tree)
+    for depth in _DEPTHS:
+        kids = out.get(path[: depth - 1], ())
+        if path[:depth] not in kids:
+            out[path[: depth - 1]] = (*kids, path[:depth])
+    return out
+
+
+def _tree(networks: tuple[SeenNetwork, ...]) -> dict[Path, tuple[Path, ...]]:
+    children: dict[Path, dict[Path, None]] = {}
+    for seen in networks:
+        path = network_path(seen.network)
+        for depth in _DEPTHS:
+            children.setdefault(path[: depth - 1], {})[path[:depth]] = None
+    return {parent: tuple(kids) for parent, kids in children.items()}
 
 
 def network_path(net: Network) -> Path:
@@ -316,47 +386,46 @@ def network_path(net: Network) -> Path:
 def _network(
     net: Network, session: SessionRisk, user: UserRisk, pop: Population, policy: RiskPolicy
 ) -> tuple[Reason, ...]:
-    path = network_path(net)
-    seen = [network_path(s.network) for s in session.networks]
+    path, tree = network_path(net), session.tree
+    first_new = 0  # the first depth the session has not used, found on the way down
+    country_depth = 3 if net.kind else 2
+    floor = math.exp(-policy.novelty_cap)
     moves = (policy.move_kind, policy.move_country, policy.move_network, policy.move_prefix)
-    first_new = novelty(session, net)
-    countries = [s.network.country for s in session.networks]
+    # The population, per depth: the attacker's distribution and the prior the user's
+    # estimate is smoothed toward.
+    priors = (
+        pop.kind(net.kind, policy.population_kind(net.kind), policy.population_weight),
+        pop.share(path[:2], _vocabulary(policy, country_depth == 2)),
+        pop.share(path[:3], _vocabulary(policy, country_depth == 3)),
+        1.0 / policy.prefixes_vocabulary,
+    )
     legit = attacker = local = 1.0
     kind_legit = kind_attacker = 1.0
-    for depth, move in zip(_DEPTHS, moves, strict=True):
-        key, parent = path[:depth], path[: depth - 1]
-        here = list(dict.fromkeys(p[:depth] for p in seen if p[: depth - 1] == parent))
-        share = here.count(key) / len(here) if here else 0.0
-        # The population: the attacker's distribution and the prior of the user's estimate.
-        if depth == 1:
-            prior = pop.kind(net.kind, policy.population_kind(net.kind), policy.population_weight)
-        elif depth == 4:
-            prior = 1.0 / policy.prefixes_vocabulary
+    for depth in _DEPTHS:
+        key, parent, prior = path[:depth], path[: depth - 1], priors[depth - 1]
+        here = tree.get(parent, ())
+        share = 1.0 / len(here) if key in here else 0.0
+        if not share and not first_new:
+            first_new = depth
+        # The session's own values in front: a legitimate request mostly stays put. One that
+        # moves is weighed against where legitimate requests move to, learned from the
+        # population (the odds that matter are those of a move being an attack), and against
+        # the user's own habits: Witten-Bell over past sessions, smoothed toward the population.
+        if first_new and depth >= first_new:
+            total, distinct = user.total(parent)
+            likely = max(smoothed(user.weight(key), total, distinct, prior), prior * floor)
+            if depth == first_new:
+                likely *= pop.move(depth, moves[depth - 1], policy.move_weight)
         else:
-            country_level = depth == (3 if net.kind else 2)
-            vocabulary = (
-                policy.countries_vocabulary if country_level else policy.networks_vocabulary
-            )
-            prior = pop.share(key, vocabulary)
-        # The user's estimate: Witten-Bell over past sessions, smoothed toward the population.
-        total, distinct = user.total(parent)
-        estimate = max(smoothed(user.weight(key), total, distinct, prior), prior * _cap(policy))
-        # The session's own values in front: a legitimate request mostly stays put. A request
-        # that moves is weighed against where legitimate requests move to, learned from the
-        # population: the odds that matter are those of a move being an attack.
-        if depth == first_new:
-            likely = pop.move(depth, move, policy.move_weight) * estimate
-        elif not first_new or depth < first_new:
             likely = share
-        else:
-            likely = estimate
         # The attacker: mostly anyone, often in the victim's country (residential proxies),
         # with a taste for hosting, VPN and Tor networks.
         if depth == 1:
             chance = policy.attacker_kind(net.kind)
             kind_legit, kind_attacker = likely, chance
-        elif depth == (3 if net.kind else 2):
-            same = countries.count(net.country) / len(countries) if countries else 0.0
+        elif depth == country_depth:
+            countries = session.index.countries
+            same = countries.count(net.country) / len(countries)
             chance = (
                 policy.attacker_same_country * same + (1 - policy.attacker_same_country) * prior
             )
@@ -368,7 +437,7 @@ def _network(
         (policy.attacker_local * local + (1 - policy.attacker_local) * attacker) / legit
     )
     level, detail = _level(net, session, user)
-    if not net.kind or any(p[0] == net.kind for p in seen):
+    if not net.kind or (net.kind,) in tree.get((), ()):
         return (Reason(level, total_weight, detail),)
     kind_weight = math.log(kind_attacker / kind_legit)
     return (
@@ -377,8 +446,8 @@ def _network(
     )
 
 
-def _cap(policy: RiskPolicy) -> float:
-    return math.exp(-policy.novelty_cap)
+def _vocabulary(policy: RiskPolicy, countries: bool) -> int:
+    return policy.countries_vocabulary if countries else policy.networks_vocabulary
 
 
 _KIND_TEXT = {"hosting": "a hosting provider", "vpn": "a VPN provider", "tor": "a Tor exit"}
@@ -386,16 +455,16 @@ _KIND_TEXT = {"hosting": "a hosting provider", "vpn": "a VPN provider", "tor": "
 
 def _level(net: Network, session: SessionRisk, user: UserRisk) -> tuple[Signal, str]:
     """The reason code: the finest level (prefix, network, country) shared with the session."""
-    seen = [s.network for s in session.networks]
     where = f"{net.asn or 'unknown network'} ({net.country or '??'})"
     path = network_path(net)
-    if any((n.asn, n.prefix) == (net.asn, net.prefix) for n in seen):
+    index = session.index
+    if (net.asn, net.prefix) in index.prefixes:
         return Signal.NETWORK_SAME, f"the session's network {where}"
     known = ", used before" if user.weight(path) else ""
-    if any((n.country, n.asn) == (net.country, net.asn) for n in seen):
+    if (net.country, net.asn) in index.owners:
         return Signal.NETWORK_PREFIX, f"new prefix of {where}{known}"
     known = ", used before" if user.weight(path[:3]) else ""
-    if any(n.country == net.country for n in seen):
+    if net.country in index.countries:
         return Signal.NETWORK_ASN, f"new network {where}{known}"
     return Signal.NETWORK_COUNTRY, f"new country: {where}{known}"
 
@@ -496,40 +565,46 @@ def _rate(session: SessionRisk, t: float, policy: RiskPolicy) -> float:
 def _behaviour(
     obs: Observation, session: SessionRisk, score: float, policy: RiskPolicy
 ) -> tuple[Reason, ...]:
-    reasons: list[Reason] = []
-    net = obs.signals.network
-    latest = session.networks[-1]
-    elsewhere = (latest.network.country, latest.network.asn) != (net.country, net.asn)
-    if elsewhere and obs.t - latest.last <= policy.concurrent_window:
-        back = [
-            s
-            for s in session.networks[:-1]
-            if (s.network.country, s.network.asn) == (net.country, net.asn)
-            and obs.t - s.last <= policy.concurrent_window
-        ]
-        if back:  # here, then there, now here again: two holders of one token
-            weight = max(score, latest.score) - score + policy.concurrent
-            other = latest.network.asn or "another network"
-            text = f"also used from {other} {obs.t - latest.last:.0f} s ago"
-            reasons.append(Reason(Signal.CONCURRENT, weight, text))
-    moved = latest.network.country != net.country and latest.network.country and net.country
-    if (
-        moved
-        and not (latest.network.kind or net.kind)
-        and obs.t - latest.last <= policy.travel_window
-    ):
-        text = f"{latest.network.country} -> {net.country} in {obs.t - latest.last:.0f} s"
-        reasons.append(Reason(Signal.TRAVEL, policy.travel, text))
-    per_minute = (_rate(session, obs.t, policy) + 1.0) * math.log(2) / policy.rate_half_life * 60
+    net, latest = obs.signals.network, session.networks[-1]
+    here = net is latest.network or net == latest.network
+    reasons = [] if here else _elsewhere(obs, session, score, policy)
+    count = _rate(session, obs.t, policy) + 1.0
+    per_minute = count * math.log(2) / policy.rate_half_life * 60
     if per_minute > policy.velocity_limit:
         text = f"about {per_minute:.0f} requests a minute"
         reasons.append(Reason(Signal.VELOCITY, policy.velocity, text))
     if obs.previous_secret:
-        same = not elsewhere and obs.signals.browser == session.signals.browser
-        if not same:  # a rotation race stays in one place; a stale copy comes from elsewhere
+        same = (net.country, net.asn) == (latest.network.country, latest.network.asn)
+        if not (same and obs.signals.browser == session.signals.browser):
+            # A rotation race stays in one place; a stale copy comes from elsewhere.
             text = "a rotated-out secret from another context"
             reasons.append(Reason(Signal.PREVIOUS_SECRET, policy.previous_secret, text))
     return tuple(reasons)
+
+
+def _elsewhere(
+    obs: Observation, session: SessionRisk, score: float, policy: RiskPolicy
+) -> list[Reason]:
+    """Concurrent use and impossible travel: this request against the session's latest."""
+    reasons: list[Reason] = []
+    net, latest = obs.signals.network, session.networks[-1]
+    gap = obs.t - latest.last
+    if (latest.network.country, latest.network.asn) != (net.country, net.asn):
+        back = any(
+            (s.network.country, s.network.asn) == (net.country, net.asn)
+            and obs.t - s.last <= policy.concurrent_window
+            for s in session.networks[:-1]
+        )
+        if back and gap <= policy.concurrent_window:  # here, there, here again: two holders
+            weight = max(score, latest.score) - score + policy.concurrent
+            other = latest.network.asn or "another network"
+            text = f"also used from {other} {gap:.0f} s ago"
+            reasons.append(Reason(Signal.CONCURRENT, weight, text))
+    moved = latest.network.country != net.country and latest.network.country and net.country
+    if moved and not (latest.network.kind or net.kind) and gap <= policy.travel_window:
+        text = f"{latest.network.country} -> {net.country} in {gap:.0f} s"
+        reasons.append(Reason(Signal.TRAVEL, policy.travel, text))
+    return reasons
 
 
 # -- learning --------------------------------------------------------------------------------

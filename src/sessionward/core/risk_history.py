@@ -55,14 +55,19 @@ def _decay(
     return out
 
 
-def _bounded(tallies: dict[K, Tally], limit: int) -> dict[K, Tally]:
-    if len(tallies) <= limit:
-        return tallies
-    keep = sorted(tallies.items(), key=lambda item: (item[1].weight, item[1].last))[-limit:]
-    return dict(keep)
+def _rank(tally: Tally) -> tuple[float, float]:
+    return tally.weight, tally.last
 
 
 Path = tuple[str, ...]
+
+
+def _sizes(tallies: Mapping[Path, Tally]) -> list[int]:
+    """How many values there are at each depth (1 to 4)."""
+    sizes = [0, 0, 0, 0]
+    for key in tallies:
+        sizes[len(key) - 1] += 1
+    return sizes
 
 
 def _totals(tallies: Mapping[Path, Tally]) -> dict[Path, tuple[float, int]]:
@@ -81,12 +86,13 @@ class UserRisk:
     :meth:`add` returns a new summary.
     """
 
-    __slots__ = ("_totals", "tallies", "updated")
+    __slots__ = ("_sizes", "_totals", "tallies", "updated")
 
     def __init__(self, tallies: Mapping[Path, Tally] | None = None, updated: float = 0.0) -> None:
         self.tallies: Mapping[Path, Tally] = MappingProxyType(dict(tallies or {}))
-        self.updated = updated
+        self.updated = updated  # the time the weights were last decayed to
         self._totals = _totals(self.tallies)
+        self._sizes = _sizes(self.tallies)
 
     def weight(self, path: Path) -> float:
         tally = self.tallies.get(path)
@@ -107,14 +113,44 @@ class UserRisk:
     ) -> UserRisk:
         """One session's first use of these paths: each gets one more session. ``limits``:
         how many values to keep at each depth (kinds, countries, networks, prefixes)."""
-        out = _decay(self.tallies, now, half_life, retention)
+        # Decay (and forget) only when it moves weights by more than about 1%: a busy user
+        # adds values often, and each full pass costs as much as the rest of a request.
+        paths = tuple(paths)
+        fresh = now - self.updated < half_life / 64
+        out = dict(self.tallies) if fresh else _decay(self.tallies, now, half_life, retention)
+        totals: dict[Path, tuple[float, int]] | None = dict(self._totals) if fresh else None
+        sizes = list(self._sizes) if fresh else _sizes(out)
         for path in paths:
             previous = out.get(path)
             out[path] = Tally((previous.weight if previous else 0.0) + 1.0, now)
-        kept: dict[Path, Tally] = {}
-        for depth, limit in enumerate(limits, 1):
-            kept.update(_bounded({k: t for k, t in out.items() if len(k) == depth}, limit))
-        return UserRisk(kept, now)
+            sizes[len(path) - 1] += previous is None
+            if totals is not None:
+                total, distinct = totals.get(path[:-1], (0.0, 0))
+                totals[path[:-1]] = (total + 1.0, distinct + (previous is None))
+        for depth in {len(path) for path in paths}:
+            while sizes[depth - 1] > limits[depth - 1]:  # forget the weakest value there
+                weakest = min((k for k in out if len(k) == depth), key=lambda k: _rank(out[k]))
+                gone = out.pop(weakest)
+                sizes[depth - 1] -= 1
+                if totals is not None:
+                    total, distinct = totals[weakest[:-1]]
+                    totals[weakest[:-1]] = (total - gone.weight, distinct - 1)
+        return UserRisk._made(out, self.updated if fresh else now, totals, sizes)
+
+    @classmethod
+    def _made(
+        cls,
+        tallies: dict[Path, Tally],
+        updated: float,
+        totals: dict[Path, tuple[float, int]] | None,
+        sizes: list[int],
+    ) -> UserRisk:
+        made = cls.__new__(cls)
+        made.tallies = MappingProxyType(tallies)
+        made.updated = updated
+        made._totals = totals if totals is not None else _totals(tallies)
+        made._sizes = sizes
+        return made
 
     def to_json(self) -> dict[str, object]:
         """Plain data for storage: the paths and their decayed weights, nothing else."""

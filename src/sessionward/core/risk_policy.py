@@ -128,21 +128,23 @@ class RiskPolicy:
 
     def attacker_kind(self, kind: str) -> float:
         """The share of attackers on a network of this kind (``""``: ordinary)."""
-        shares = {
-            "tor": self.attacker_tor,
-            "vpn": self.attacker_vpn,
-            "hosting": self.attacker_hosting,
-        }
-        return shares.get(kind, 1 - sum(shares.values()))
+        if kind == "vpn":
+            return self.attacker_vpn
+        if kind == "hosting":
+            return self.attacker_hosting
+        if kind == "tor":
+            return self.attacker_tor
+        return 1 - self.attacker_vpn - self.attacker_hosting - self.attacker_tor
 
     def population_kind(self, kind: str) -> float:
         """The prior share of all users on a network of this kind."""
-        shares = {
-            "tor": self.population_tor,
-            "vpn": self.population_vpn,
-            "hosting": self.population_hosting,
-        }
-        return shares.get(kind, 1 - sum(shares.values()))
+        if kind == "vpn":
+            return self.population_vpn
+        if kind == "hosting":
+            return self.population_hosting
+        if kind == "tor":
+            return self.population_tor
+        return 1 - self.population_vpn - self.population_hosting - self.population_tor
 
 
 _PROBABILITIES = tuple(

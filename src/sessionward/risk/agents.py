@@ -56,29 +56,36 @@ def parse_user_agent(user_agent: str) -> Browser:
     """Browser family and major version, system family and major version, device class."""
     if not user_agent:
         return Browser()
-    result = _parser().parse(user_agent)
-    agent, system, device = result.user_agent, result.os, result.device
+    from ua_parser import Domain
+
+    # The browser and system domains only: the device domain is the slowest of the three,
+    # and the device class follows from the system and a few words of the string.
+    result = _parser()(user_agent, Domain.USER_AGENT | Domain.OS)
+    agent, system = result.user_agent, result.os
     family = agent.family if agent else "Other"
-    os_family = system.family if system else ""
+    os_family = system.family if system and system.family != "Other" else ""
     return Browser(
         family,
         _major(agent.major) if agent else None,
         os_family,
-        _major(system.major) if system else None,
-        _device_class(family, os_family, device.family if device else "", user_agent),
+        _major(system.major) if system and os_family else None,
+        _device_class(family, os_family, user_agent),
     )
 
 
-def _device_class(family: str, os_family: str, device: str, user_agent: str) -> str:
-    if device == "Spider":
+_BOT = re.compile(r"bot\b|crawl|spider|slurp|bingpreview", re.IGNORECASE)
+
+
+def _device_class(family: str, os_family: str, user_agent: str) -> str:
+    if _BOT.search(user_agent):
         return "bot"
     if os_family in ("iOS", "iPadOS"):
-        return "tablet" if device == "iPad" else "mobile"
+        return "tablet" if "iPad" in user_agent else "mobile"
     if os_family == "Android":
         return "mobile" if "Mobile" in user_agent else "tablet"
     if os_family in _DESKTOP:
         return "desktop"
-    if not os_family and device in ("", "Other"):
+    if not os_family:
         return "tool" if family != "Other" or "Mozilla/" not in user_agent else "other"
     return "other"
 

@@ -1,12 +1,14 @@
 """Turn a captured :class:`~sessionward.RequestContext` into the engine's :class:`Observation`.
 
-The work (an address lookup, a user-agent parse) is cached three ways, each bounded: by the
-whole context (an unchanged context costs one dictionary lookup), by address and by user
-agent (a phone that changes address keeps its parsed browser).
+The work (an address lookup, a user-agent parse) is cached, each cache bounded: by the whole
+context (an unchanged context costs one dictionary lookup), by address, by /24 (/48) block
+and by user agent (a phone that changes address keeps its parsed browser, and usually its
+carrier's block).
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Hashable
 from typing import Generic, TypeVar
 
@@ -14,7 +16,7 @@ from sessionward.core.context import RequestContext
 from sessionward.core.risk import Browser, Network, Observation, Signals
 from sessionward.errors import ConfigError
 from sessionward.risk.agents import language_of, parse_user_agent, platform_mismatch, platform_of
-from sessionward.risk.networks import GeoLookup, NetworkKinds, geoip2fast_lookup, network_of
+from sessionward.risk.networks import GeoLookup, NetworkKinds, geoip2fast_lookup, network_of, split
 
 __all__ = ["Enricher"]
 
@@ -28,7 +30,9 @@ class _Bounded(Generic[K, V]):
     __slots__ = ("_data", "_size")
 
     def __init__(self, size: int) -> None:
-        self._data: dict[K, V] = {}
+        # OrderedDict: dropping the oldest entry is O(1); a plain dict would scan the slots
+        # its earlier deletions left at the front.
+        self._data: OrderedDict[K, V] = OrderedDict()
         self._size = size
 
     def get(self, key: K) -> V | None:
@@ -36,7 +40,7 @@ class _Bounded(Generic[K, V]):
 
     def put(self, key: K, value: V) -> V:
         if len(self._data) >= self._size:
-            del self._data[next(iter(self._data))]
+            self._data.popitem(last=False)
         self._data[key] = value
         return value
 
@@ -53,7 +57,7 @@ class Enricher:
     shipped with sessionward); ``cache_size`` bounds each of the three caches.
     """
 
-    __slots__ = ("_agents", "_contexts", "_geo", "_kinds", "_networks")
+    __slots__ = ("_agents", "_blocks", "_contexts", "_geo", "_headers", "_kinds", "_networks")
 
     def __init__(
         self,
@@ -68,7 +72,9 @@ class Enricher:
         self._kinds = kinds or NetworkKinds.default()
         self._contexts: _Bounded[tuple[object, ...], Signals] = _Bounded(cache_size)
         self._networks: _Bounded[str | None, Network] = _Bounded(cache_size)
+        self._blocks: _Bounded[str, Network] = _Bounded(cache_size)
         self._agents: _Bounded[str, Browser] = _Bounded(cache_size)
+        self._headers: _Bounded[tuple[str | None, str], tuple[str, str]] = _Bounded(cache_size)
 
     def signals(self, context: RequestContext) -> Signals:
         key = context.key()
@@ -76,11 +82,11 @@ class Enricher:
         if cached is not None:
             return cached
         browser = self._browser(context.user_agent or "")
-        platform = platform_of(context.client_hints)
+        language, platform = self._header_values(context)
         signals = Signals(
             self._network(context.ip),
             browser,
-            language_of(context.accept_language),
+            language,
             platform,
             context.device_key or "",
             platform_mismatch(browser, platform),
@@ -93,10 +99,31 @@ class Enricher:
         """The observation of a request made at ``now`` (the injected clock's time)."""
         return Observation(now, self.signals(context), previous_secret)
 
+    def _header_values(self, context: RequestContext) -> tuple[str, str]:
+        key = (context.accept_language, context.client_hints.get("sec-ch-ua-platform", ""))
+        values = self._headers.get(key)
+        if values is None:
+            parsed = (language_of(context.accept_language), platform_of(context.client_hints))
+            values = self._headers.put(key, parsed)
+        return values
+
     def _network(self, address: str | None) -> Network:
         network = self._networks.get(address)
         if network is None:
-            network = self._networks.put(address, network_of(address, self._geo, self._kinds))
+            network = self._networks.put(address, self._block(address))
+        return network
+
+    def _block(self, address: str | None) -> Network:
+        """A new address: its /24 (/48) is often known already (a phone's carrier hands out
+        addresses from a few blocks), and one owner and country per block is what the engine
+        works with."""
+        parts = split(address)
+        if parts is None:
+            return Network()
+        prefix, normal = parts
+        network = self._blocks.get(prefix)
+        if network is None:
+            network = self._blocks.put(prefix, network_of(normal, self._geo, self._kinds))
         return network
 
     def _browser(self, user_agent: str) -> Browser:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import socket
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from importlib import resources
@@ -27,6 +28,11 @@ _V6_PREFIX = 48
 
 
 def _normal(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    if address.count(".") == 3 and ":" not in address:
+        try:  # the common case, parsed in C
+            return ipaddress.IPv4Address(socket.inet_pton(socket.AF_INET, address))
+        except OSError:
+            return None
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
@@ -38,7 +44,7 @@ def _normal(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | Non
 
 def _prefix(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
     if isinstance(ip, ipaddress.IPv4Address):
-        return f"{ipaddress.IPv4Address(int(ip) >> 8 << 8)}/{_V4_PREFIX}"
+        return f"{str(ip).rpartition('.')[0]}.0/{_V4_PREFIX}"
     return f"{ipaddress.IPv6Address(int(ip) >> 80 << 80)}/{_V6_PREFIX}"
 
 
@@ -119,3 +125,9 @@ def network_of(address: str | None, geo: GeoLookup, kinds: NetworkKinds) -> Netw
         return Network()
     asn, country = geo(str(ip))
     return Network(_prefix(ip), asn, country, kinds(asn))
+
+
+def split(address: str | None) -> tuple[str, str] | None:
+    """``(prefix, normalised address)``, or ``None`` if ``address`` is not an address."""
+    ip = _normal(address) if address else None
+    return (_prefix(ip), str(ip)) if ip is not None else None
