@@ -101,8 +101,6 @@ def _trace(line: str, number: int) -> Trace:
     parsed = tuple(_event(e, f"{where}, event {i}") for i, e in enumerate(events))
     if any(b.t < a.t for a, b in itertools.pairwise(parsed)):
         raise TraceError(f"{where}: events are not in time order")
-    if parsed[0].attacker:
-        raise TraceError(f"{where}: the first event is the owner's login, not an attacker's")
     return Trace(session, user, attack, parsed)
 
 
