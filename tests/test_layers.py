@@ -1,6 +1,6 @@
 """The package is laid out by layer, and imports only point down the layers.
 
-    core  <  stores  <  manager  <  web, django  <  jwt  <  service  <  cli
+    core  <  risk  <  stores  <  manager  <  web, django  <  jwt  <  service  <  cli
 
 ``errors``, ``clock`` and the private helpers sit below everything; ``audit`` (the black-box
 tester) stands apart and may use only those. A module may import its own layer or lower ones,
@@ -17,12 +17,13 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "src" / "sessionward"
 
-LAYERS: dict[str, int] = {
+LAYERS: dict[str, float] = {
     "errors": 0,
     "clock": 0,
     "_version": 0,
     "_backoff": 0,
     "core": 1,
+    "risk": 1.5,  # request signals for the engine: may use core only
     "stores": 2,
     "manager": 3,
     "testing": 3,

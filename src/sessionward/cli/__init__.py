@@ -75,6 +75,7 @@ GROUPS: list[CommandGroup] = [
         "serve", "sessionward.cli.serve:register", "service, demo and API keys", "service"
     ),
     CommandGroup("keys", "sessionward.cli.jwt:register", "manage JWT signing keys", "jwt"),
+    CommandGroup("risk", "sessionward.cli.risk:register", "measure hijack detection", "risk"),
 ]
 
 

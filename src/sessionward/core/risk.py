@@ -1,0 +1,532 @@
+"""Hijack scoring: is this request the session's owner, or someone holding a copy of the token?
+
+The model starts from Freeman et al., "Who are you? A statistical approach to measuring user
+authenticity" (NDSS 2016): every feature contributes a log likelihood ratio
+``log P(value | attacker) / P(value | this user)``. The attacker is modelled as a random
+member of the population (plus a few known habits: hosting, VPN and Tor networks, proxies in
+the victim's country, copying the victim's browser attributes); the user's estimate comes from
+the session's own history, smoothed toward the user's history across sessions, smoothed toward
+the population, along the hierarchy prefix -> network (AS) -> country. Browser attributes are
+compared with the session's own (a cookie does not move between browsers): a version bump is
+benign, another browser, system or device is not. Behaviour adds concurrent use from two
+networks, impossible travel, request velocity and reuse of a rotated-out secret.
+
+The score is the sum of the reasons' weights (natural log units: +2.3 means the request is ten
+times likelier from an attacker than from the owner). Thresholds turn it into a
+:class:`Decision`; revoking also needs two independent groups of evidence, so one benign
+change alone never ends a session. Pure code: time comes in with the observation.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import NamedTuple
+
+from sessionward.core.risk_history import Path, Population, UserRisk, smoothed
+from sessionward.core.risk_policy import RiskPolicy
+from sessionward.core.risk_types import (
+    Browser,
+    Decision,
+    Network,
+    Observation,
+    Reason,
+    Signal,
+    Signals,
+    Verdict,
+)
+
+__all__ = [
+    "Browser",
+    "Decision",
+    "Network",
+    "Observation",
+    "Reason",
+    "SeenNetwork",
+    "SessionRisk",
+    "Signal",
+    "Signals",
+    "Verdict",
+    "assess",
+    "begin",
+    "confirm",
+    "decide",
+    "learn",
+    "network_path",
+    "novelty",
+    "remember",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class SeenNetwork:
+    """A network the session used: first and last use, and the score it arrived with."""
+
+    network: Network
+    first: float
+    last: float
+    score: float
+
+
+class _Index(NamedTuple):
+    """What the network model asks of a session's networks, computed once per change."""
+
+    tree: Mapping[Path, tuple[Path, ...]]
+    countries: tuple[str, ...]  # one per network remembered: repeats count
+    owners: frozenset[tuple[str, str]]  # (country, AS name)
+    prefixes: frozenset[tuple[str, str]]  # (AS name, prefix)
+
+    @classmethod
+    def of(cls, networks: tuple[SeenNetwork, ...]) -> _Index:
+        nets = [s.network for s in networks]
+        return cls(
+            _tree(networks),
+            tuple(n.country for n in nets),
+            frozenset((n.country, n.asn) for n in nets),
+            frozenset((n.asn, n.prefix) for n in nets),
+        )
+
+    def grown(self, net: Network) -> _Index:
+        """The index with one more network."""
+        return _Index(
+            _grown(self.tree, network_path(net)),
+            (*self.countries, net.country),
+            self.owners | {(net.country, net.asn)},
+            self.prefixes | {(net.asn, net.prefix)},
+        )
+
+
+_NO_INDEX = _Index({}, (), frozenset(), frozenset())
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRisk:
+    """A session's bounded history: its recent networks (latest last), the signals it has
+    settled on, the time and decayed count of its requests, and the verdict last computed for
+    exactly those signals (reused while nothing changes)."""
+
+    networks: tuple[SeenNetwork, ...]
+    signals: Signals
+    last_t: float
+    rate: float = 1.0
+    cached: Verdict | None = None
+    #: Derived from ``networks`` (built when not given): see :class:`_Index`.
+    index: _Index = field(default=_NO_INDEX, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.index is _NO_INDEX:
+            object.__setattr__(self, "index", _Index.of(self.networks))
+
+    @property
+    def tree(self) -> Mapping[Path, tuple[Path, ...]]:
+        """The networks as a tree: parent path -> child paths."""
+        return self.index.tree
+
+
+_BENIGN = frozenset({Decision.ALLOW, Decision.LOG})
+
+
+def begin(obs: Observation) -> SessionRisk:
+    """The history of a session whose first request is ``obs`` (the authenticated login)."""
+    network = SeenNetwork(obs.signals.network, obs.t, obs.t, 0.0)
+    return SessionRisk((network,), obs.signals, obs.t)
+
+
+LOGIN = Verdict(Decision.ALLOW, 0.0, (Reason(Signal.LOGIN, 0.0, "the user just signed in"),))
+
+
+def assess(
+    obs: Observation,
+    session: SessionRisk,
+    user: UserRisk,
+    population: Population,
+    policy: RiskPolicy,
+) -> Verdict:
+    """Score ``obs`` against the session's and the user's history and the population."""
+    static = session.cached
+    if static is None or (obs.signals is not session.signals and obs.signals != session.signals):
+        static = decide(_static(obs.signals, session, user, population, policy), policy)
+    extra = _behaviour(obs, session, static.score, policy)
+    return decide(static.reasons + extra, policy) if extra else static
+
+
+def decide(reasons: tuple[Reason, ...], policy: RiskPolicy) -> Verdict:
+    """Thresholds, and for a revoke two groups of evidence that each pass ``corroboration``."""
+    ordered = tuple(sorted(reasons, key=lambda r: -r.weight))
+    score = sum(r.weight for r in ordered)
+    if score >= policy.step_up_at:
+        groups: dict[str, float] = {}
+        for reason in ordered:
+            groups[reason.group] = groups.get(reason.group, 0.0) + reason.weight
+        strong = sum(1 for w in groups.values() if w >= policy.corroboration)
+        severe = score >= policy.revoke_at and strong >= 2
+        decision = Decision.REVOKE if severe else Decision.STEP_UP
+    else:
+        decision = Decision.LOG if score >= policy.log_at else Decision.ALLOW
+    return Verdict(decision, score, ordered)
+
+
+def learn(
+    session: SessionRisk, obs: Observation, verdict: Verdict, policy: RiskPolicy
+) -> SessionRisk:
+    """The session's history after ``verdict`` on ``obs``. An allowed (or logged) request
+    teaches its context; a challenged one does not until the user confirms it (see
+    :func:`confirm`)."""
+    rate = _rate(session, obs.t, policy) + 1.0
+    if verdict.decision not in _BENIGN:
+        return SessionRisk(
+            session.networks, session.signals, obs.t, rate, session.cached, session.index
+        )
+    latest = session.networks[-1]
+    if obs.signals is session.signals or obs.signals == session.signals:
+        # The common case, kept cheap: the same context again.
+        moved = SeenNetwork(latest.network, latest.first, obs.t, latest.score)
+        again = session.cached or _static_part(verdict, policy)
+        networks = (*session.networks[:-1], moved)
+        return SessionRisk(networks, session.signals, obs.t, rate, again, session.index)
+    networks, changed = _note_network(session.networks, obs, verdict.score, policy)
+    signals = _settle(session.signals, obs.signals)
+    index = session.index
+    if changed:  # grow the index rather than rebuild it, unless a network was forgotten
+        evicted = len(networks) <= len(session.networks)
+        index = _Index.of(networks) if evicted else index.grown(obs.signals.network)
+    changed = changed or signals != session.signals
+    cached = None if changed or obs.signals != signals else _static_part(verdict, policy)
+    return SessionRisk(networks, signals, obs.t, rate, cached, index)
+
+
+def _static_part(verdict: Verdict, policy: RiskPolicy) -> Verdict:
+    """The verdict without its behaviour reasons: what the same context will score again."""
+    if not any(r.group == "behaviour" for r in verdict.reasons):
+        return verdict
+    return decide(tuple(r for r in verdict.reasons if r.group != "behaviour"), policy)
+
+
+def confirm(session: SessionRisk, obs: Observation, policy: RiskPolicy) -> SessionRisk:
+    """The session's history after the owner confirmed ``obs`` (signed in again after a
+    step-up, or answered "this was me"): the context is learned as the owner's own."""
+    return learn(session, obs, _CONFIRMED, policy)
+
+
+_CONFIRMED = Verdict(Decision.ALLOW, 0.0, ())
+
+
+def remember(
+    user: UserRisk, session: SessionRisk | None, obs: Observation, policy: RiskPolicy
+) -> UserRisk:
+    """The user's history after an allowed ``obs`` in ``session`` (``None`` for the login):
+    each level of the network this session has not used before counts one more session. Call
+    it for logins, allowed requests and confirmed step-ups, not for logged ones: a suspicious
+    context may serve its session but should not become the user's habit."""
+    path = network_path(obs.signals.network)
+    seen = {
+        network_path(s.network)[:depth]
+        for s in (session.networks if session else ())
+        for depth in _DEPTHS
+    }
+    new = [path[:depth] for depth in _DEPTHS if path[:depth] not in seen]
+    if not new:
+        return user
+    return user.add(
+        new,
+        now=obs.t,
+        half_life=policy.history_half_life,
+        retention=policy.history_retention,
+        limits=(4, policy.user_countries, policy.user_networks, policy.user_prefixes),
+    )
+
+
+# -- the network: Freeman's hierarchy with a session level in front ---------------------------
+
+_DEPTHS = (1, 2, 3, 4)
+
+
+def novelty(session: SessionRisk, net: Network) -> int:
+    """The first depth of ``net``'s path (1: kind ... 4: prefix) the session has not used,
+    or 0 when it has used the whole path (feeds ``PopulationCounter.moved``)."""
+    if net == session.networks[-1].network:
+        return 0
+    path, tree = network_path(net), session.tree
+    return next((d for d in _DEPTHS if path[:d] not in tree.get(path[: d - 1], ())), 0)
+
+
+def _grown(tree: Mapping[Path, tuple[Path, ...]], path: Path) -> dict[Path, tuple[Path, ...]]:
+    out = dict(tree)
+    for depth in _DEPTHS:
+        kids = out.get(path[: depth - 1], ())
+        if path[:depth] not in kids:
+            out[path[: depth - 1]] = (*kids, path[:depth])
+    return out
+
+
+def _tree(networks: tuple[SeenNetwork, ...]) -> dict[Path, tuple[Path, ...]]:
+    children: dict[Path, dict[Path, None]] = {}
+    for seen in networks:
+        path = network_path(seen.network)
+        for depth in _DEPTHS:
+            children.setdefault(path[: depth - 1], {})[path[:depth]] = None
+    return {parent: tuple(kids) for parent, kids in children.items()}
+
+
+def network_path(net: Network) -> Path:
+    """The network's place in the hierarchy: kind, country, network (AS), prefix. For VPN,
+    hosting and Tor networks the provider comes before the country: a VPN user's habit is the
+    provider, and its exits hop between countries."""
+    if net.kind:
+        return (net.kind, net.asn, net.country, net.prefix)
+    return (net.kind, net.country, net.asn, net.prefix)
+
+
+def _network(
+    net: Network, session: SessionRisk, user: UserRisk, pop: Population, policy: RiskPolicy
+) -> tuple[Reason, ...]:
+    path, tree = network_path(net), session.tree
+    first_new = 0  # the first depth the session has not used, found on the way down
+    country_depth = 3 if net.kind else 2
+    floor = math.exp(-policy.novelty_cap)
+    moves = (policy.move_kind, policy.move_country, policy.move_network, policy.move_prefix)
+    # The population, per depth: the attacker's distribution and the prior the user's
+    # estimate is smoothed toward.
+    priors = (
+        pop.kind(net.kind, policy.population_kind(net.kind), policy.population_weight),
+        pop.share(path[:2], _vocabulary(policy, country_depth == 2)),
+        pop.share(path[:3], _vocabulary(policy, country_depth == 3)),
+        1.0 / policy.prefixes_vocabulary,
+    )
+    legit = attacker = local = 1.0
+    kind_legit = kind_attacker = 1.0
+    for depth in _DEPTHS:
+        key, parent, prior = path[:depth], path[: depth - 1], priors[depth - 1]
+        here = tree.get(parent, ())
+        share = 1.0 / len(here) if key in here else 0.0
+        if not share and not first_new:
+            first_new = depth
+        # The session's own values in front: a legitimate request mostly stays put. One that
+        # moves is weighed against where legitimate requests move to, learned from the
+        # population (the odds that matter are those of a move being an attack), and against
+        # the user's own habits: Witten-Bell over past sessions, smoothed toward the population.
+        if first_new and depth >= first_new:
+            total, distinct = user.total(parent)
+            likely = max(smoothed(user.weight(key), total, distinct, prior), prior * floor)
+            if depth == first_new:
+                likely *= pop.move(depth, moves[depth - 1], policy.move_weight)
+        else:
+            likely = share
+        # The attacker: mostly anyone, often in the victim's country (residential proxies),
+        # with a taste for hosting, VPN and Tor networks.
+        if depth == 1:
+            chance = policy.attacker_kind(net.kind)
+            kind_legit, kind_attacker = likely, chance
+        elif depth == country_depth:
+            countries = session.index.countries
+            same = countries.count(net.country) / len(countries)
+            chance = (
+                policy.attacker_same_country * same + (1 - policy.attacker_same_country) * prior
+            )
+        else:
+            chance = prior
+        legit, attacker, local = legit * likely, attacker * chance, local * share
+    # Now and then the attacker works from the victim's own network (malware relaying).
+    total_weight = math.log(
+        (policy.attacker_local * local + (1 - policy.attacker_local) * attacker) / legit
+    )
+    level, detail = _level(net, session, user)
+    if not net.kind or (net.kind,) in tree.get((), ()):
+        return (Reason(level, total_weight, detail),)
+    kind_weight = math.log(kind_attacker / kind_legit)
+    return (
+        Reason(level, total_weight - kind_weight, detail),
+        Reason(Signal.NETWORK_KIND, kind_weight, _KIND_TEXT.get(net.kind, net.kind)),
+    )
+
+
+def _vocabulary(policy: RiskPolicy, countries: bool) -> int:
+    return policy.countries_vocabulary if countries else policy.networks_vocabulary
+
+
+_KIND_TEXT = {"hosting": "a hosting provider", "vpn": "a VPN provider", "tor": "a Tor exit"}
+
+
+def _level(net: Network, session: SessionRisk, user: UserRisk) -> tuple[Signal, str]:
+    """The reason code: the finest level (prefix, network, country) shared with the session."""
+    where = f"{net.asn or 'unknown network'} ({net.country or '??'})"
+    path = network_path(net)
+    index = session.index
+    if (net.asn, net.prefix) in index.prefixes:
+        return Signal.NETWORK_SAME, f"the session's network {where}"
+    known = ", used before" if user.weight(path) else ""
+    if (net.country, net.asn) in index.owners:
+        return Signal.NETWORK_PREFIX, f"new prefix of {where}{known}"
+    known = ", used before" if user.weight(path[:3]) else ""
+    if net.country in index.countries:
+        return Signal.NETWORK_ASN, f"new network {where}{known}"
+    return Signal.NETWORK_COUNTRY, f"new country: {where}{known}"
+
+
+# -- browser, language, client hint, device signal: compared with the session's own ----------
+
+
+def _static(
+    signals: Signals, session: SessionRisk, user: UserRisk, pop: Population, policy: RiskPolicy
+) -> tuple[Reason, ...]:
+    reasons = list(_network(signals.network, session, user, pop, policy))
+    reference = session.signals
+    browser = _browser(reference.browser, signals.browser, policy)
+    if browser is not None:
+        reasons.append(browser)
+    reasons.extend(_language(reference.language, signals.language, policy))
+    reasons.extend(_platform(reference, signals, policy))
+    reasons.extend(_device(reference.device_signal, signals.device_signal, policy))
+    return tuple(reasons)
+
+
+def _describe(b: Browser) -> str:
+    version = f" {b.major}" if b.major is not None else ""
+    return f"{b.family or 'unknown browser'}{version} on {b.os or 'unknown system'}"
+
+
+def _browser(old: Browser, new: Browser, policy: RiskPolicy) -> Reason | None:
+    if old == new or not (old.family or old.os):
+        return None
+    change = f"{_describe(old)} -> {_describe(new)}"
+    if old.device != new.device:
+        return Reason(Signal.BROWSER_DEVICE, policy.browser_device, change)
+    if old.os != new.os:
+        return Reason(Signal.BROWSER_OS, policy.browser_os, change)
+    if old.family != new.family:
+        return Reason(Signal.BROWSER_FAMILY, policy.browser_family, change)
+    step = (new.major or 0) - (old.major or 0)
+    os_step = (new.os_major or 0) - (old.os_major or 0)
+    if step < 0 or os_step < 0:
+        return Reason(Signal.BROWSER_DOWNGRADE, policy.browser_downgrade, change)
+    if step > policy.browser_max_update:
+        return Reason(Signal.BROWSER_JUMP, policy.browser_jump, change)
+    return Reason(Signal.BROWSER_UPDATE, policy.browser_update, change)
+
+
+def _language(old: str, new: str, policy: RiskPolicy) -> tuple[Reason, ...]:
+    if old == new:
+        return ()
+    if not new:
+        return (
+            Reason(Signal.LANGUAGE_MISSING, policy.language_missing, f"no language (was {old})"),
+        )
+    if not old:
+        return (Reason(Signal.LANGUAGE_ADDED, policy.language_added, f"language {new} appeared"),)
+    change = f"{old} -> {new}"
+    if old.partition("-")[0] == new.partition("-")[0]:
+        return (Reason(Signal.LANGUAGE_REGION, policy.language_region, change),)
+    return (Reason(Signal.LANGUAGE_CHANGED, policy.language_changed, change),)
+
+
+def _platform(old: Signals, new: Signals, policy: RiskPolicy) -> tuple[Reason, ...]:
+    reasons = []
+    if new.platform_mismatch and not old.platform_mismatch:
+        text = f"client hint {new.platform!r} contradicts the user agent"
+        reasons.append(Reason(Signal.PLATFORM_MISMATCH, policy.platform_mismatch, text))
+    if old.platform != new.platform:
+        if not new.platform:
+            signal, weight = Signal.PLATFORM_MISSING, policy.platform_missing
+        elif not old.platform:
+            signal, weight = Signal.PLATFORM_ADDED, policy.platform_added
+        else:
+            signal, weight = Signal.PLATFORM_CHANGED, policy.platform_changed
+        text = f"platform hint {old.platform or 'none'} -> {new.platform or 'none'}"
+        reasons.append(Reason(signal, weight, text))
+    return tuple(reasons)
+
+
+def _device(old: str, new: str, policy: RiskPolicy) -> tuple[Reason, ...]:
+    if not old and not new:
+        return ()
+    if old == new:
+        return (Reason(Signal.DEVICE_SAME, policy.device_same, "the session's device signal"),)
+    if not new:
+        return (Reason(Signal.DEVICE_MISSING, policy.device_missing, "no device signal"),)
+    if not old:
+        return (Reason(Signal.DEVICE_ADDED, policy.device_added, "device signal appeared"),)
+    return (Reason(Signal.DEVICE_CHANGED, policy.device_changed, "another device signal"),)
+
+
+# -- behaviour -------------------------------------------------------------------------------
+
+
+def _rate(session: SessionRisk, t: float, policy: RiskPolicy) -> float:
+    """The session's request count, decayed with ``rate_half_life``."""
+    return session.rate * math.exp2(-max(t - session.last_t, 0.0) / policy.rate_half_life)
+
+
+def _behaviour(
+    obs: Observation, session: SessionRisk, score: float, policy: RiskPolicy
+) -> tuple[Reason, ...]:
+    net, latest = obs.signals.network, session.networks[-1]
+    here = net is latest.network or net == latest.network
+    reasons = [] if here else _elsewhere(obs, session, score, policy)
+    count = _rate(session, obs.t, policy) + 1.0
+    per_minute = count * math.log(2) / policy.rate_half_life * 60
+    if per_minute > policy.velocity_limit:
+        text = f"about {per_minute:.0f} requests a minute"
+        reasons.append(Reason(Signal.VELOCITY, policy.velocity, text))
+    if obs.previous_secret:
+        same = (net.country, net.asn) == (latest.network.country, latest.network.asn)
+        if not (same and obs.signals.browser == session.signals.browser):
+            # A rotation race stays in one place; a stale copy comes from elsewhere.
+            text = "a rotated-out secret from another context"
+            reasons.append(Reason(Signal.PREVIOUS_SECRET, policy.previous_secret, text))
+    return tuple(reasons)
+
+
+def _elsewhere(
+    obs: Observation, session: SessionRisk, score: float, policy: RiskPolicy
+) -> list[Reason]:
+    """Concurrent use and impossible travel: this request against the session's latest."""
+    reasons: list[Reason] = []
+    net, latest = obs.signals.network, session.networks[-1]
+    gap = obs.t - latest.last
+    if (latest.network.country, latest.network.asn) != (net.country, net.asn):
+        back = any(
+            (s.network.country, s.network.asn) == (net.country, net.asn)
+            and obs.t - s.last <= policy.concurrent_window
+            for s in session.networks[:-1]
+        )
+        if back and gap <= policy.concurrent_window:  # here, there, here again: two holders
+            weight = max(score, latest.score) - score + policy.concurrent
+            other = latest.network.asn or "another network"
+            text = f"also used from {other} {gap:.0f} s ago"
+            reasons.append(Reason(Signal.CONCURRENT, weight, text))
+    moved = latest.network.country != net.country and latest.network.country and net.country
+    if moved and not (latest.network.kind or net.kind) and gap <= policy.travel_window:
+        text = f"{latest.network.country} -> {net.country} in {gap:.0f} s"
+        reasons.append(Reason(Signal.TRAVEL, policy.travel, text))
+    return reasons
+
+
+# -- learning --------------------------------------------------------------------------------
+
+
+def _note_network(
+    seen: tuple[SeenNetwork, ...], obs: Observation, score: float, policy: RiskPolicy
+) -> tuple[tuple[SeenNetwork, ...], bool]:
+    net = obs.signals.network
+    for i, entry in enumerate(seen):
+        if entry.network == net:
+            # Order (latest last) is not part of the static verdict: only the set is.
+            return (*seen[:i], *seen[i + 1 :], replace(entry, last=obs.t)), False
+    kept = seen[-(policy.session_networks - 1) :] if policy.session_networks > 1 else ()
+    return (*kept, SeenNetwork(net, obs.t, obs.t, score)), True
+
+
+def _settle(old: Signals, new: Signals) -> Signals:
+    """The session's reference signals after an allowed request: optional signals a request
+    did not send keep their settled value."""
+    if (new.language and new.platform and new.device_signal) or old == new:
+        return new
+    return Signals(
+        new.network,
+        new.browser,
+        new.language or old.language,
+        new.platform or old.platform,
+        new.device_signal or old.device_signal,
+        new.platform_mismatch,
+    )

@@ -1,0 +1,133 @@
+"""An address as the risk engine sees it: its prefix, its network's owner, country and kind.
+
+The owner (the autonomous system's name) and the country come from the GeoLite2-derived data
+shipped with the ``geoip2fast`` package, read from memory: no lookup leaves the machine. The
+kind (hosting, VPN, Tor) comes from a short list kept in ``networks.json`` next to this file.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import socket
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from importlib import resources
+from typing import Any, Protocol
+
+from sessionward.core.risk import Network
+from sessionward.errors import ConfigError
+
+__all__ = ["GeoLookup", "NetworkKinds", "geoip2fast_lookup", "prefix_of"]
+
+#: ``address -> (as_name, country)``; empty strings when unknown.
+GeoLookup = Callable[[str], tuple[str, str]]
+
+_V4_PREFIX = 24
+_V6_PREFIX = 48
+
+
+def _normal(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    if address.count(".") == 3 and ":" not in address:
+        try:  # the common case, parsed in C
+            return ipaddress.IPv4Address(socket.inet_pton(socket.AF_INET, address))
+        except OSError:
+            return None
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+def _prefix(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
+    if isinstance(ip, ipaddress.IPv4Address):
+        return f"{str(ip).rpartition('.')[0]}.0/{_V4_PREFIX}"
+    return f"{ipaddress.IPv6Address(int(ip) >> 80 << 80)}/{_V6_PREFIX}"
+
+
+def prefix_of(address: str) -> str | None:
+    """The /24 (IPv4) or /48 (IPv6) holding ``address``, or ``None`` if it is not an address.
+    An IPv4-mapped IPv6 address counts as the IPv4 address it carries."""
+    ip = _normal(address)
+    return _prefix(ip) if ip is not None else None
+
+
+class NetworkKinds:
+    """AS name -> ``"hosting"``, ``"vpn"`` or ``"tor"`` (case-insensitive); others are ``""``.
+
+    ``NetworkKinds.default()`` is the list shipped in ``networks.json``; pass a mapping of
+    kind -> names to use your own.
+    """
+
+    __slots__ = ("_kinds",)
+
+    KINDS = ("hosting", "vpn", "tor")
+
+    def __init__(self, names: Mapping[str, Iterable[str]]) -> None:
+        kinds: dict[str, str] = {}
+        for kind, members in names.items():
+            if kind not in self.KINDS:
+                raise ConfigError(f"unknown network kind {kind!r} (use {', '.join(self.KINDS)})")
+            if isinstance(members, str):
+                raise ConfigError(f"the {kind} networks must be a list of names")
+            kinds.update((str(name).casefold(), kind) for name in members)
+        self._kinds = kinds
+
+    @classmethod
+    def default(cls) -> NetworkKinds:
+        text = resources.files(__package__).joinpath("networks.json").read_text("utf-8")
+        data: dict[str, Any] = json.loads(text)
+        return cls({kind: data[kind]["names"] for kind in cls.KINDS})
+
+    def __call__(self, as_name: str) -> str:
+        return self._kinds.get(as_name.casefold(), "") if as_name else ""
+
+    def __len__(self) -> int:
+        return len(self._kinds)
+
+
+class _GeoIP2Fast(Protocol):
+    def lookup(self, ipaddr: str) -> Any: ...
+
+
+_lock = threading.Lock()
+_loaded: list[_GeoIP2Fast] = []
+
+
+def _database() -> _GeoIP2Fast:
+    # geoip2fast keeps its tables in module globals, so one copy per process; loading takes
+    # a fraction of a second and is done once, under a lock, on first use.
+    with _lock:
+        if not _loaded:
+            from geoip2fast import GeoIP2Fast
+
+            _loaded.append(GeoIP2Fast(geoip2fast_data_file="geoip2fast-asn-ipv6.dat.gz"))
+        return _loaded[0]
+
+
+def geoip2fast_lookup(address: str) -> tuple[str, str]:
+    """The AS name and ISO country of ``address`` from geoip2fast's data; ``("", "")`` for
+    private, reserved and unlisted addresses."""
+    result = _database().lookup(address)
+    country = str(result.country_code or "")
+    if result.is_private or not (len(country) == 2 and country.isalpha()):
+        return "", ""
+    return str(result.asn_name or ""), country.upper()
+
+
+def network_of(address: str | None, geo: GeoLookup, kinds: NetworkKinds) -> Network:
+    """Everything the engine wants to know about an address."""
+    ip = _normal(address) if address else None
+    if ip is None:
+        return Network()
+    asn, country = geo(str(ip))
+    return Network(_prefix(ip), asn, country, kinds(asn))
+
+
+def split(address: str | None) -> tuple[str, str] | None:
+    """``(prefix, normalised address)``, or ``None`` if ``address`` is not an address."""
+    ip = _normal(address) if address else None
+    return (_prefix(ip), str(ip)) if ip is not None else None

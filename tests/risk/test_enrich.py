@@ -1,0 +1,226 @@
+"""Enrichment on real data: geoip2fast's addresses, ua-parser's user agents, the kinds list."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+
+import pytest
+
+pytest.importorskip("geoip2fast", reason="the risk extra is not installed")
+pytest.importorskip("ua_parser", reason="the risk extra is not installed")
+
+from sessionward import ConfigError
+from sessionward.core.context import RequestContext
+from sessionward.core.risk import (
+    Browser,
+    Decision,
+    Network,
+    assess,
+    begin,
+    remember,
+)
+from sessionward.core.risk_history import Population, UserRisk
+from sessionward.core.risk_policy import RiskPolicy
+from sessionward.risk import Enricher, NetworkKinds, geoip2fast_lookup, prefix_of
+from sessionward.risk.agents import (
+    language_of,
+    parse_user_agent,
+    platform_mismatch,
+    platform_of,
+)
+
+SAFARI_MAC = (
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko)"
+    " Version/17.4 Safari/605.1.15"
+)
+CHROME_WIN = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko)"
+    " Chrome/126.0.0.0 Safari/537.36"
+)
+FIREFOX_LINUX = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
+IPHONE = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like"
+    " Gecko) Version/17.4 Mobile/15E148 Safari/604.1"
+)
+IPAD = IPHONE.replace("iPhone; CPU iPhone OS", "iPad; CPU OS")
+ANDROID_PHONE = (
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko)"
+    " Chrome/126.0.0.0 Mobile Safari/537.36"
+)
+ANDROID_TABLET = ANDROID_PHONE.replace("Pixel 8", "SM-X710").replace(" Mobile ", " ")
+GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+
+
+@pytest.mark.parametrize(
+    ("address", "prefix"),
+    [
+        ("81.2.69.160", "81.2.69.0/24"),
+        ("2a03:2880:f003:c07:face:b00c::2", "2a03:2880:f003::/48"),
+        ("::ffff:81.2.69.160", "81.2.69.0/24"),
+        ("not an address", None),
+        ("", None),
+    ],
+)
+def test_prefixes(address: str, prefix: str | None) -> None:
+    assert prefix_of(address) == prefix
+
+
+@pytest.mark.parametrize(
+    ("address", "owner", "country"),
+    [
+        ("185.220.101.1", "Stiftung Erneuerbare Freiheit", "DE"),
+        ("8.8.8.8", "GOOGLE", "US"),
+        ("81.2.69.160", "Andrews & Arnold Ltd", "GB"),
+        ("2a03:2880:f003:c07:face:b00c::2", "FACEBOOK", "US"),
+        ("10.1.2.3", "", ""),  # private
+        ("198.51.100.1", "", ""),  # documentation range: no owner
+    ],
+)
+def test_addresses_resolve_offline_to_owner_and_country(
+    address: str, owner: str, country: str
+) -> None:
+    assert geoip2fast_lookup(address) == (owner, country)
+
+
+@pytest.mark.parametrize(
+    ("address", "kind"),
+    [
+        ("185.220.101.1", "tor"),  # Stiftung Erneuerbare Freiheit
+        ("109.70.100.1", "tor"),  # Foundation for Applied Privacy
+        ("185.65.134.1", "vpn"),  # 31173 Services (Mullvad)
+        ("89.238.178.1", "vpn"),  # M247
+        ("52.95.110.1", "hosting"),  # AMAZON-02
+        ("81.2.69.160", ""),  # a British ISP
+    ],
+)
+def test_network_kinds_from_the_shipped_list(address: str, kind: str) -> None:
+    assert Enricher().signals(RequestContext(ip=address)).network.kind == kind
+
+
+def test_the_shipped_list_is_documented_and_matches_case_insensitively() -> None:
+    text = resources.files("sessionward.risk").joinpath("networks.json").read_text("utf-8")
+    data = json.loads(text)
+    kinds = NetworkKinds.default()
+    for kind in NetworkKinds.KINDS:
+        assert data[kind]["why"]
+        assert all(kinds(name.upper()) == kind for name in data[kind]["names"])
+    assert len(kinds) == sum(len(data[k]["names"]) for k in NetworkKinds.KINDS)
+    assert kinds("") == ""
+    assert kinds("Some Home ISP") == ""
+
+
+@pytest.mark.parametrize("bad", [{"proxy": ["X"]}, {"tor": "X"}])
+def test_a_bad_kinds_list_is_refused(bad: dict[str, object]) -> None:
+    with pytest.raises(ConfigError):
+        NetworkKinds(bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("user_agent", "expected"),
+    [
+        (SAFARI_MAC, Browser("Safari", 17, "Mac OS X", 10, "desktop")),
+        (CHROME_WIN, Browser("Chrome", 126, "Windows", 10, "desktop")),
+        (FIREFOX_LINUX, Browser("Firefox", 133, "Linux", None, "desktop")),
+        (IPHONE, Browser("Mobile Safari", 17, "iOS", 17, "mobile")),
+        (IPAD, Browser("Mobile Safari", 17, "iOS", 17, "tablet")),
+        (ANDROID_PHONE, Browser("Chrome Mobile", 126, "Android", 14, "mobile")),
+        (ANDROID_TABLET, Browser("Chrome", 126, "Android", 14, "tablet")),
+        ("curl/8.0", Browser("curl", 8, "", None, "tool")),
+        ("python-requests/2.31", Browser("Python Requests", 2, "", None, "tool")),
+        (GOOGLEBOT, Browser("Googlebot", 2, "", None, "bot")),
+        ("", Browser()),
+    ],
+)
+def test_user_agents_parse_to_family_version_system_and_device(
+    user_agent: str, expected: Browser
+) -> None:
+    assert parse_user_agent(user_agent) == expected
+
+
+@pytest.mark.parametrize(
+    ("header", "tag"),
+    [
+        ("en-GB,en;q=0.9", "en-gb"),
+        ("de", "de"),
+        ("zh-Hant-TW,zh;q=0.8", "zh-hant"),
+        ("fr-CH;q=0.9", "fr-ch"),
+        ("*", ""),
+        ("<script>", ""),
+        (None, ""),
+    ],
+)
+def test_the_first_accept_language_range(header: str | None, tag: str) -> None:
+    assert language_of(header) == tag
+
+
+def test_platform_hint_and_its_consistency() -> None:
+    assert platform_of({"sec-ch-ua-platform": '"Windows"'}) == "Windows"
+    assert platform_of({"sec-ch-ua-platform": '"<b>"'}) == ""
+    assert platform_of({}) == ""
+    chrome = parse_user_agent(CHROME_WIN)
+    assert not platform_mismatch(chrome, "Windows")
+    assert platform_mismatch(chrome, "macOS")
+    assert platform_mismatch(parse_user_agent(SAFARI_MAC), "macOS")  # Safari sends no hints
+    assert not platform_mismatch(parse_user_agent(SAFARI_MAC), "")
+
+
+def test_an_unchanged_context_is_a_cache_hit() -> None:
+    enricher = Enricher()
+    context = RequestContext(ip="81.2.69.160", user_agent=CHROME_WIN, accept_language="en-GB")
+    assert enricher.signals(context) is enricher.signals(RequestContext(**context.to_json()))
+
+
+def test_the_caches_are_bounded() -> None:
+    seen: list[str] = []
+
+    def geo(address: str) -> tuple[str, str]:
+        seen.append(address)
+        return "Example Net", "GB"
+
+    enricher = Enricher(geo=geo, cache_size=2)
+    for third in (1, 2, 3, 1):
+        enricher.signals(RequestContext(ip=f"81.2.{third}.7"))
+    assert seen == ["81.2.1.7", "81.2.2.7", "81.2.3.7", "81.2.1.7"]  # 81.2.1.0/24 was forgotten
+
+
+def test_a_new_address_in_a_known_block_needs_no_lookup() -> None:
+    seen: list[str] = []
+
+    def geo(address: str) -> tuple[str, str]:
+        seen.append(address)
+        return "Example Net", "GB"
+
+    enricher = Enricher(geo=geo)
+    first = enricher.signals(RequestContext(ip="81.2.69.1")).network
+    again = enricher.signals(RequestContext(ip="81.2.69.200")).network
+    assert seen == ["81.2.69.1"]
+    assert again == first
+
+
+def test_cache_size_is_checked() -> None:
+    with pytest.raises(ConfigError):
+        Enricher(cache_size=0)
+
+
+def test_the_observation_carries_the_injected_time() -> None:
+    obs = Enricher().observe(RequestContext(ip="8.8.8.8"), 1234.5, previous_secret=True)
+    assert (obs.t, obs.previous_secret) == (1234.5, True)
+    assert obs.signals.network == Network("8.8.8.0/24", "GOOGLE", "US", "")
+
+
+def test_the_stolen_cookie_from_a_tor_exit_is_not_allowed() -> None:
+    """A session signed in from 198.51.100.1 in Safari on macOS, then presented from a Tor
+    exit by curl with Accept-Language: ru."""
+    enricher, policy = Enricher(), RiskPolicy()
+    owner = RequestContext(ip="198.51.100.1", user_agent=SAFARI_MAC, accept_language="en-US")
+    thief = RequestContext(ip="185.220.101.1", user_agent="curl/8.0", accept_language="ru")
+    login = enricher.observe(owner, 0.0)
+    session, user = begin(login), remember(UserRisk(), None, login, policy)
+    again = assess(enricher.observe(owner, 60.0), session, user, Population(), policy)
+    stolen = assess(enricher.observe(thief, 120.0), session, user, Population(), policy)
+    assert again.decision is Decision.ALLOW
+    assert stolen.decision is Decision.REVOKE
+    groups = {r.group for r in stolen.reasons if r.weight > 0}
+    assert {"network", "browser", "language"} <= groups
+    assert any(r.detail == "a Tor exit" for r in stolen.reasons)
