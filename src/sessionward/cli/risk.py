@@ -16,22 +16,17 @@ import argparse
 import dataclasses
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from sessionward.cli._common import CommandError, Subparsers
 from sessionward.core.risk_policy import RiskPolicy
 from sessionward.errors import ConfigError
 from sessionward.risk.evaluate import replay, score
 from sessionward.risk.traces import TraceError, read_traces
 
-if TYPE_CHECKING:
-    from sessionward.cli import Subparsers
-
 __all__ = ["register"]
 
 
 def _error(message: str) -> Exception:
-    from sessionward.cli import CommandError
-
     return CommandError(message)
 
 
