@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from sessionward import AsyncSessionManager, AsyncSQLiteStore, EventBus, Policy
+from sessionward import AsyncSessionManager, AsyncSQLiteStore, EventBus, Policy, RequestContext
 from sessionward.core.events import RiskAssessed
 from sessionward.manager.risk import RiskAssessor
 from sessionward.testing import EventRecorder, FakeClock
@@ -109,3 +109,47 @@ def test_a_replayed_cookie_is_challenged_and_the_owner_goes_on(
     assert any("COMCAST" in detail for _, _, detail in assessed[0].reasons)
     for client in (owner, thief):
         client.client.close()
+
+
+def test_the_wsgi_middleware_challenges_a_replayed_cookie_too(tmp_path: Path) -> None:
+    from sessionward import SessionManager, SQLiteStore
+    from sessionward.web.wsgi import SessionMiddleware as WsgiMiddleware
+
+    from ._servers import wsgi_server
+
+    manager = SessionManager(
+        SQLiteStore(str(tmp_path / "w.db")),
+        policy=Policy(idle_timeout=86400, absolute_timeout=7 * 86400),
+        clock=FakeClock(),
+        events=EventBus([]),
+        risk=RiskAssessor(),
+    )
+    token = manager.issue("alice", context=_context(OWNER)).token
+    assert token is not None
+
+    def app(environ: dict[str, object], start_response: object) -> list[bytes]:
+        start_response("200 OK", [("content-type", "text/plain")])  # type: ignore[operator]
+        return [b"served"]
+
+    def make(base: str) -> object:
+        return WsgiMiddleware(app, manager, csrf=False, trusted_proxies=["127.0.0.1"])
+
+    with wsgi_server(make) as base:
+        client = Browserish(base)
+        owner = client.request("GET", "/", token=token, headers=OWNER)
+        assert owner.text == "served"
+        stolen = client.request(
+            "GET", "/", token=token, headers={**THIEF, "accept": "application/json"}
+        )
+        assert stolen.status_code == 401
+        assert "network.new_country" in stolen.json()["reasons"]
+        assert client.request("GET", "/", token=token, headers=OWNER).text == "served"
+        client.client.close()
+
+
+def _context(headers: dict[str, str]) -> RequestContext:
+    return RequestContext(
+        ip=headers["x-forwarded-for"],
+        user_agent=headers["user-agent"],
+        accept_language=headers["accept-language"],
+    )
