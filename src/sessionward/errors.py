@@ -33,6 +33,7 @@ __all__ = [
     "InvalidArgument",
     "InvalidToken",
     "NotFound",
+    "RiskChallenge",
     "SessionExpired",
     "SessionLimitReached",
     "SessionwardError",
@@ -74,6 +75,22 @@ class StepUpRequired(SessionwardError):
         super().__init__("re-authentication required")
         self.max_age = max_age
         self.min_level = min_level
+
+
+class RiskChallenge(StepUpRequired):
+    """The request's context is unlike the session's owner: the user must sign in again
+    before the session serves it. The session survives (the owner's other requests still
+    work); ``reasons`` are sentences an application can show ("new country: Rostelecom
+    (RU)"), ``codes`` their stable codes, ``session_id`` the public id."""
+
+    def __init__(
+        self, session_id: str, reasons: tuple[str, ...] = (), codes: tuple[str, ...] = ()
+    ) -> None:
+        super().__init__(max_age=None, min_level=1)
+        self.args = ("sign in again: this request does not look like the session's owner",)
+        self.session_id = session_id
+        self.reasons = reasons
+        self.codes = codes
 
 
 class SessionLimitReached(SessionwardError):

@@ -22,6 +22,7 @@ __all__ = [
     "EventBus",
     "FactorChanged",
     "RevokeReason",
+    "RiskAssessed",
     "SessionCreated",
     "SessionElevated",
     "SessionExpired",
@@ -130,6 +131,18 @@ class TokenRejected(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class RiskAssessed(Event):
+    """The risk engine found a request's context unusual: ``decision`` is ``log``,
+    ``step_up`` or ``revoke``; ``reasons`` are ``(code, weight, sentence)``, heaviest first.
+    The sentences name networks and browsers, never an address or a user-agent string."""
+
+    kind: ClassVar[str] = "risk"
+    decision: str = "log"
+    score: float = 0.0
+    reasons: tuple[tuple[str, float, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class AuthenticationAttempt(Event):
     """An application checked a factor (a password, a one-time code, a setup code). For a
     failure ``user_id`` is the account named in the attempt, ``session_id`` the session it
@@ -160,6 +173,8 @@ def log_event(event: Event) -> None:
     """The default subscriber: one structured line on the ``sessionward.events`` logger."""
     if isinstance(event, TheftSuspected | AllSessionsRevoked | FactorChanged):
         level = logging.WARNING
+    elif isinstance(event, RiskAssessed):
+        level = logging.INFO if event.decision == "log" else logging.WARNING
     elif isinstance(event, AuthenticationAttempt):
         level = logging.INFO if event.succeeded else logging.WARNING
     elif isinstance(event, TokenRejected):

@@ -23,9 +23,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Literal
 
-from sessionward.errors import InvalidToken, StoreError
+from sessionward.errors import InvalidToken, RiskChallenge, StoreError
 from sessionward.manager._async.manager import AsyncSessionManager
 from sessionward.web._async.handle import AsyncSessionHandle
+from sessionward.web._challenge import challenge_body
 from sessionward.web._core import AdapterConfig, Outcome, Transport, log_refusal, merge_headers
 from sessionward.web._http import asgi_headers
 from sessionward.web.context import ContextCapture
@@ -87,6 +88,10 @@ class SessionMiddleware:
                 outcome.minted(session, self.manager.clock.now())
             except InvalidToken:
                 outcome.rejected = True
+            except RiskChallenge as challenge:  # sign in again; the session survives
+                kind, body = challenge_body(challenge, headers)
+                await self._plain(send, 401, body.decode(), content_type=kind)
+                return
             except StoreError:
                 await self._plain(send, config.unavailable_status, "session store unavailable")
                 return
@@ -133,9 +138,14 @@ class SessionMiddleware:
             await self._plain(send, self.config.unavailable_status, "session store unavailable")
 
     async def _plain(
-        self, send: Send, status: int, text: str, outcome: Outcome | None = None
+        self,
+        send: Send,
+        status: int,
+        text: str,
+        outcome: Outcome | None = None,
+        content_type: str = "text/plain; charset=utf-8",
     ) -> None:
-        headers = [("content-type", "text/plain; charset=utf-8"), ("cache-control", "no-store")]
+        headers = [("content-type", content_type), ("cache-control", "no-store")]
         if status == 401:
             headers += list(self.config.challenge().items())
         if outcome is not None:

@@ -15,8 +15,9 @@ import io
 from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
-from sessionward.errors import InvalidToken, StoreError
+from sessionward.errors import InvalidToken, RiskChallenge, StoreError
 from sessionward.manager._sync.manager import SessionManager
+from sessionward.web._challenge import challenge_body
 from sessionward.web._core import AdapterConfig, Outcome, Transport, log_refusal, merge_headers
 from sessionward.web._http import environ_headers
 from sessionward.web._sync.handle import SessionHandle
@@ -74,6 +75,9 @@ class SessionMiddleware:
             handle = open_handle(self.manager, config, environ, headers)
         except StoreError:
             return self._plain(start_response, config.unavailable_status, "store unavailable")
+        except RiskChallenge as challenge:  # sign in again; the session survives
+            kind, body = challenge_body(challenge, headers)
+            return self._plain(start_response, 401, body.decode(), content_type=kind)
         session, outcome = handle._current(), handle.outcome  # not .session: no Vary for this look
         form = None
         if config.wants_form(method, headers):
@@ -107,9 +111,14 @@ class SessionMiddleware:
             return self._plain(start_response, self.config.unavailable_status, "store unavailable")
 
     def _plain(
-        self, start_response: StartResponse, status: int, text: str, outcome: Outcome | None = None
+        self,
+        start_response: StartResponse,
+        status: int,
+        text: str,
+        outcome: Outcome | None = None,
+        content_type: str = "text/plain; charset=utf-8",
     ) -> list[bytes]:
-        headers = [("content-type", "text/plain; charset=utf-8"), ("cache-control", "no-store")]
+        headers = [("content-type", content_type), ("cache-control", "no-store")]
         if status == 401:
             headers += list(self.config.challenge().items())
         if outcome is not None:

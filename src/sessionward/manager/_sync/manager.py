@@ -27,12 +27,10 @@ from sessionward.core.decision import (
     step_up,
 )
 from sessionward.core.events import (
-    AllSessionsRevoked,
     EventBus,
     RevokeReason,
     SessionCreated,
     SessionElevated,
-    SessionRevoked,
     SessionRotated,
     SessionValidatedWithRotation,
     TheftSuspected,
@@ -48,6 +46,7 @@ from sessionward.core.record import (
     encode_scopes,
     session_id_of,
 )
+from sessionward.core.risk_types import Decision as RiskDecision
 from sessionward.core.successor import links_after_rotation, successor_of
 from sessionward.errors import (
     AlreadyExists,
@@ -61,7 +60,9 @@ from sessionward.errors import (
     UpdateConflict,
     VersionConflict,
 )
-from sessionward.stores._sync.base import DeleteAll, Store, UserIndex, UserCap
+from sessionward.manager._sync.ending import Ending
+from sessionward.manager.risk import Assessment, RiskAssessor
+from sessionward.stores._sync.base import Store, UserIndex, UserCap
 from sessionward.stores.locality import MAX_LOCALITY_BYTES, Locality
 
 __all__ = ["SessionManager"]
@@ -71,11 +72,13 @@ _SERVE = decisions.ALLOW
 _ROTATE = Action.ROTATE
 _CURRENT = Match.CURRENT
 _NONE = Match.NONE
+_SCORED = frozenset({Action.ALLOW, Action.TOUCH, Action.ROTATE, Action.SUCCESSOR})
+_RISK_ALLOW = RiskDecision.ALLOW
 _compare = hmac.compare_digest
 DataUpdate = Callable[[dict[str, Any]], Mapping[str, Any] | None]
 
 
-class SessionManager:
+class SessionManager(Ending):
     """Issues, validates, rotates and revokes sessions kept in ``store``.
 
     ``policy`` sets lifetimes and renewal, ``clock`` supplies the time (inject a fake one in
@@ -83,7 +86,7 @@ class SessionManager:
     given, must accept a record before ``validate`` authenticates it (or renews it): a store
     shared by two kinds of session, such as ordinary sessions and JWT refresh families,
     keeps each kind's tokens out of the other's manager. A refused record is rejected as
-    ``refused``, untouched.
+    ``refused``, untouched. ``risk`` turns on hijack scoring (see ``manager.risk``).
     """
 
     def __init__(
@@ -94,6 +97,7 @@ class SessionManager:
         clock: Clock | None = None,
         events: EventBus | None = None,
         admit: Callable[[SessionRecord], bool] | None = None,
+        risk: RiskAssessor | None = None,
     ) -> None:
         self.store = store
         self._index: UserIndex | None = store if isinstance(store, UserIndex) else None
@@ -103,6 +107,7 @@ class SessionManager:
         self.clock: Clock = clock or SystemClock()
         self.events = events or EventBus()
         self._history = ContextHistory(self.policy.context_history).after
+        self._risk = risk
 
     def _locality_of(self, user_id: str | None) -> bytes:
         """The leading bytes of a new id of ``user_id``'s: what a ``Locality`` store asks."""
@@ -146,7 +151,11 @@ class SessionManager:
             merged.update(data)
         encoded = encode_data(merged, self.policy.max_data_bytes)
         scope_text = encode_scopes(scopes)
-        history = self._history("", context, now)
+        if self._risk is None:
+            history = self._history("", context, now)
+        else:
+            others = self.list_user(user_id) if user_id and self._index else []
+            history = self._risk.login(context, now, (o.record for o in others))
         cap = self._cap(user_id, now)
         replaced_first = False
         if previous is not None and cap is not None and previous.user_id == user_id:
@@ -242,8 +251,16 @@ class SessionManager:
             decision = decide(record, now, self.policy, match, admitted=admitted)
             if decision is _SERVE and context is None:
                 return Session(record, None, secret)  # the hot path: nothing to write
+            scored, risk = None, self._risk
+            if risk and context and record.user_id and decision.action in _SCORED:
+                scored = risk.assess(record, context, now, previous_secret=match is not _CURRENT)
+                if scored.verdict.decision is not _RISK_ALLOW:
+                    self.events.emit(scored.event(record, now))
+                    decision = decide(record, now, self.policy, match, risk=scored.risk)
             if decision.action is not _ROTATE:
-                return self._carry_out(decision, record, secret, successor, now, context)
+                return self._carry_out(
+                    decision, record, secret, successor, now, context, scored
+                )
             renewed = self._rotate_record(record, now, secret, context=context)
             if renewed is not None:
                 self.events.emit(
@@ -265,12 +282,19 @@ class SessionManager:
         successor: bytes | None,
         now: float,
         context: RequestContext | None,
+        scored: Assessment | None = None,
     ) -> Session:
         action = decision.action
         if action is Action.ALLOW or action is Action.TOUCH:
             return self._note_activity(
                 record, now, secret, context, touch=action is Action.TOUCH
             )
+        if action is Action.STEP_UP and scored is not None:
+            raise scored.challenge(record.id)
+        if action is Action.REVOKE:
+            if self.store.delete(record.id):
+                self._emit_revoked(record.id, record.user_id, now, RevokeReason.RISK)
+            raise InvalidToken("risk", record.id)
         if action is Action.SUCCESSOR:
             return self._handover(record, secret, successor, now)
         if action is Action.EXPIRE:
@@ -278,7 +302,6 @@ class SessionManager:
         if action is Action.THEFT:
             self._theft(record, now)
             raise InvalidToken(decision.reason, record.id)
-        # A rejection, or a risk verdict this manager does not act on: serve nothing.
         raise self._rejected(decision.reason, record.id, record.user_id, now)
 
     def _handover(
@@ -291,6 +314,14 @@ class SessionManager:
             successor = successor_of(record, secret, now)
         token = None if successor is None else tokens.token_from_parts(record.id, successor)
         return Session(record, token, presented=secret)
+
+    def _context_after(
+        self, record: SessionRecord, context: RequestContext | None, now: float
+    ) -> str:
+        """The ``context`` field to write with ``record``'s next write."""
+        if self._risk is None:
+            return self._history(record.context, context, now)
+        return self._risk.stored(record)
 
     def _rejected(
         self, reason: str, session_id: str, user_id: str | None, now: float
@@ -319,7 +350,9 @@ class SessionManager:
         *,
         touch: bool,
     ) -> Session:
-        history = self._history(record.context, context, now)
+        history = record.context  # scored history rides on the periodic write only
+        if touch or self._risk is None:
+            history = self._context_after(record, context, now)
         expires_at = idle_deadline(now, record.absolute_expires_at, self.policy)
         if history is not record.context:
             updated = record._replace(
@@ -383,6 +416,7 @@ class SessionManager:
         *,
         grace: bool = True,
         context: RequestContext | None = None,
+        stored: str | None = None,
         **changes: Any,
     ) -> Session | None:
         """Write ``record`` with a new secret; ``None`` when another writer got there first.
@@ -402,7 +436,7 @@ class SessionManager:
             rotated_at=now,
             last_seen=now,
             expires_at=idle_deadline(now, record.absolute_expires_at, self.policy),
-            context=self._history(record.context, context, now),
+            context=self._context_after(record, context, now) if stored is None else stored,
             version=record.version + 1,
             successor=links,
             **changes,
@@ -460,6 +494,31 @@ class SessionManager:
             record = self._live(session.id, now)
         raise UpdateConflict("elevation kept losing races")
 
+    def confirm(self, token: object, *, context: RequestContext) -> Session:
+        """ "This was me": after a ``RiskChallenge``, once the user has signed in again, the
+        request's context becomes the session's and the user's own, ``auth_time`` becomes now,
+        and the secret is rotated with no grace window (whoever else holds the token is cut
+        off). Returns the session with its new token."""
+        if self._risk is None:
+            raise ConfigError("this manager was given no risk assessor")
+        now = self.clock.now()
+        session_id, secret = tokens.parse(token)
+        record = self._live(session_id, now)
+        for _ in range(_ID_ATTEMPTS):
+            if match_secret(record, secret, now)[0] is not _CURRENT:
+                raise self._rejected("mismatch", record.id, record.user_id, now)
+            learned = self._risk.confirmed(record, context, now)
+            confirmed = self._rotate_record(
+                record, now, None, grace=False, stored=learned, auth_time=now
+            )
+            if confirmed is not None:
+                self.events.emit(
+                    SessionElevated(record.id, record.user_id, now, auth_level=record.auth_level)
+                )
+                return confirmed
+            record = self._live(session_id, now)
+        raise UpdateConflict("confirmation kept losing races")
+
     def require_recent_auth(
         self, session: Session, *, max_age: float | None = None, min_level: int = 1
     ) -> None:
@@ -468,81 +527,6 @@ class SessionManager:
         decision = step_up(session.record, self.clock.now(), max_age=max_age, min_level=min_level)
         if decision.action is not Action.ALLOW:
             raise StepUpRequired(max_age=max_age, min_level=min_level)
-
-    # -- ending -----------------------------------------------------------------------------
-
-    def revoke(self, session: Session | str, *, reason: str = RevokeReason.LOGOUT) -> bool:
-        """End one session (logout). ``True`` if it existed. Idempotent."""
-        session_id = session_id_of(session)
-        user_id = session.user_id if isinstance(session, Session) else None
-        if not self.store.delete(session_id):
-            return False
-        self._emit_revoked(session_id, user_id, self.clock.now(), reason)
-        return True
-
-    def revoke_user(
-        self,
-        user_id: str,
-        *,
-        keep: Session | str | None = None,
-        reason: str = RevokeReason.LOGOUT_EVERYWHERE,
-    ) -> int:
-        """End every session of ``user_id`` (logout everywhere, account disabled, password
-        change), optionally keeping the current one. Returns how many ended."""
-        check_user_id(user_id)
-        keep_id = None if keep is None else session_id_of(keep)
-        deleted = self._user_index().delete_user(user_id, keep=keep_id)
-        now = self.clock.now()
-        for session_id in deleted:
-            self._emit_revoked(session_id, user_id, now, reason)
-        return len(deleted)
-
-    def _emit_revoked(self, session_id: str, user_id: str | None, now: float, reason: str) -> None:
-        self.events.emit(SessionRevoked(session_id, user_id, now, reason=str(reason)))
-
-    def revoke_all(
-        self, *, keep: Session | str | None = None, reason: str = RevokeReason.ADMIN
-    ) -> int:
-        """End every session of every user, anonymous ones included, optionally keeping one
-        (the administrator's own). Returns how many ended. One ``AllSessionsRevoked`` event
-        stands for them all (a per-session event would flood the event sinks). Raises
-        ``ConfigError`` when the store cannot delete everything at once."""
-        store = self.store
-        if not isinstance(store, DeleteAll):
-            raise ConfigError(f"{type(store).__name__} cannot end every session at once")
-        keep_id = None if keep is None else session_id_of(keep)
-        count = store.delete_all(keep=keep_id)
-        now = self.clock.now()
-        self.events.emit(
-            AllSessionsRevoked(None, None, now, count=count, reason=str(reason), kept=keep_id)
-        )
-        return count
-
-    def purge_expired(self) -> int:
-        """Delete every expired session from the store; returns how many."""
-        return self.store.purge_expired(self.clock.now())
-
-    # -- reading and changing ---------------------------------------------------------------
-
-    def list_user(self, user_id: str) -> list[Session]:
-        """The user's live sessions, oldest first (for a "your devices" page)."""
-        check_user_id(user_id)
-        now = self.clock.now()
-        records = self._user_index().list_user(user_id)
-        return [Session(r) for r in records if r.expires_at > now]
-
-    def _user_index(self) -> UserIndex:
-        if self._index is None:
-            raise ConfigError(f"{type(self.store).__name__} keeps no per-user index")
-        return self._index
-
-    def get(self, session_id: str) -> Session | None:
-        """A live session by public id (for admin tools), or ``None``. Not an authentication:
-        never use it with an id a client supplied."""
-        record = self.store.get(session_id_of(session_id))
-        if record is None or self.clock.now() >= record.expires_at:
-            return None
-        return Session(record)
 
     def update_data(
         self, session: Session | str, change: DataUpdate, *, retries: int = 32
