@@ -256,3 +256,47 @@ def test_permanent_reads_back_after_the_session_is_saved() -> None:
         response = client.post("/")
         assert "Max-Age=" in response.headers["set-cookie"]
         assert session.permanent is True  # the request's session, after save_session
+
+
+def test_a_challenged_request_runs_without_the_session_which_survives(tmp_path: Path) -> None:
+    pytest.importorskip("geoip2fast", reason="the risk extra is not installed")
+    from sessionward.errors import RiskChallenge
+    from sessionward.manager.risk import RiskAssessor
+
+    safari = (
+        "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like"
+        " Gecko) Version/17.4 Safari/605.1.15"
+    )
+    owner = {"User-Agent": safari, "Accept-Language": "en-GB"}
+    thief = {**owner, "User-Agent": safari.replace("Version/17.4", "Version/18.1")}
+    manager = SessionManager(SQLiteStore(tmp_path / "s.db"), clock=FakeClock(), risk=RiskAssessor())
+    app = Flask(__name__)
+    app.session_interface = SessionInterface(manager, csrf=False)
+
+    @app.post("/login")
+    def login() -> str:
+        session["who"] = "alice"
+        handle().login("alice")
+        return ""
+
+    @app.get("/me")
+    def me() -> Any:
+        challenge = request.environ.get("sessionward.challenge")
+        codes = list(challenge.codes) if isinstance(challenge, RiskChallenge) else []
+        return jsonify(user=session.get("who"), challenge=codes)
+
+    client = app.test_client()
+    home = {"REMOTE_ADDR": "81.2.69.160"}
+    assert client.post("/login", headers=owner, environ_base=home).status_code == 200
+    assert client.get("/me", headers=owner, environ_base=home).json == {
+        "user": "alice",
+        "challenge": [],
+    }
+    stolen = client.get("/me", headers=thief, environ_base={"REMOTE_ADDR": "73.1.2.3"})
+    assert stolen.status_code == 200
+    assert stolen.json is not None
+    assert stolen.json["user"] is None
+    assert stolen.json["challenge"]
+    assert "set-cookie" not in stolen.headers  # the owner's cookie is left alone
+    again = client.get("/me", headers=owner, environ_base=home)
+    assert again.json == {"user": "alice", "challenge": []}

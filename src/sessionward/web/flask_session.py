@@ -194,7 +194,11 @@ class SessionInterface(_FlaskInterface):
         standalone = None
         if not isinstance(handle, SessionHandle):
             standalone = self._config(app)
-            handle = open_handle(self.manager, standalone, request.environ)
+            # Flask cannot answer from here: a request the risk engine challenged runs without
+            # the session, so the application's sign-in page stays reachable.
+            handle = open_handle(
+                self.manager, standalone, request.environ, challenged_runs_without=True
+            )
             request.environ["sessionward"] = handle
         session = FlaskSession(self.serializer, handle)
         session.standalone = standalone

@@ -132,9 +132,14 @@ def open_handle(
     config: AdapterConfig,
     environ: Environ,
     headers: dict[str, str] | None = None,
+    *,
+    challenged_runs_without: bool = False,
 ) -> SessionHandle:
     """Validate the request's token (an invalid one is noted for expiry, never raised) and
-    return the request's handle. ``StoreError`` propagates: the caller fails closed."""
+    return the request's handle. ``StoreError`` propagates: the caller fails closed. A
+    ``RiskChallenge`` propagates too, unless ``challenged_runs_without``: the request then runs
+    without the session (which survives, its cookie untouched) and the challenge is left in
+    ``environ["sessionward.challenge"]`` for the application's sign-in page."""
     headers = environ_headers(environ) if headers is None else headers
     token = config.token_from(headers)
     context = config.context.capture(environ.get("REMOTE_ADDR"), headers)
@@ -146,6 +151,10 @@ def open_handle(
             outcome.minted(session, manager.clock.now())
         except InvalidToken:
             outcome.rejected = True
+        except RiskChallenge as challenge:
+            if not challenged_runs_without:
+                raise
+            environ["sessionward.challenge"] = challenge
     return SessionHandle(manager, config, session, context, outcome, presented=token is not None)
 
 
