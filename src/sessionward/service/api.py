@@ -43,18 +43,11 @@ from __future__ import annotations
 
 import json
 import logging
-import math
-import re
-import time
 from collections.abc import Awaitable, Callable, Mapping
-from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING, Any
 
-from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
-from starlette.types import Receive
+from starlette.responses import Response
 
 from sessionward.core import token as tokens
 from sessionward.core.context import RequestContext
@@ -70,6 +63,16 @@ from sessionward.errors import (
     UpdateConflict,
 )
 from sessionward.manager._async.manager import AsyncSessionManager
+from sessionward.service.api_errors import ApiError
+from sessionward.service.api_fields import (
+    Fields,
+    client_data,
+    json_body,
+    or_default,
+    path_user,
+    request_context,
+    user_id_of,
+)
 from sessionward.service.keys import ApiKey
 from sessionward.service.metrics import CONTENT_TYPE
 from sessionward.service.runtime import RESERVED_PREFIX, Runtime
@@ -81,47 +84,20 @@ from sessionward.service.tenancy import (
     application_of_user,
     public_data,
     public_user,
-    stored_user,
 )
 from sessionward.service.throttle import Throttled
-from sessionward.web.context import ContextCapture
 
 if TYPE_CHECKING:
     from sessionward.jwt import AsyncTokenService, TokenPair
 
-__all__ = ["MAX_BODY", "Api", "ApiError", "api_routes", "error_response", "session_json"]
+__all__ = ["Api", "session_json"]
 
 _log = logging.getLogger("sessionward.service")
-MAX_BODY = 64 * 1024
 _NO_STORE = {"cache-control": "no-store"}
-_STRING_MAX = 512
-_NUMBER_MAX = 10**10
 _REVOKE_REASONS = {r.value for r in RevokeReason}
-_SCOPE = re.compile("[!-~]{1,128}")  # printable ASCII, no space: the scope separator
-_JWKS_CACHE = {"cache-control": "public, max-age=300"}  # key rotation waits out far more
 _RESERVED_DATA = f"data keys starting {RESERVED_DATA_PREFIX!r} are reserved"
 _NO_JWT = "the JWT mode is not configured (jwt_keys)"
 #: Error codes of a failed authentication or authorization: logged as security events.
-REFUSED = frozenset({"unauthenticated", "forbidden"})
-
-
-class ApiError(Exception):
-    def __init__(
-        self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None
-    ) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-        self.headers = headers
-
-
-def error_response(
-    status: int, code: str, message: str, headers: Mapping[str, str] | None = None
-) -> JSONResponse:
-    return JSONResponse(
-        {"error": {"code": code, "message": message}},
-        status_code=status,
-        headers={**_NO_STORE, **(headers or {})},
-    )
 
 
 class _JsonAnswer(Response):
@@ -199,187 +175,6 @@ _DECISION = {
 }
 
 
-# -- request parsing ------------------------------------------------------------------------
-
-
-async def _json_body(request: Request, *, optional: bool = False) -> dict[str, Any]:
-    raw = await _read_body(request.receive)
-    return parse_body(raw, request.headers.get("content-type", ""), optional=optional)
-
-
-async def _read_body(receive: Receive) -> bytes:
-    """The whole request body, refused (413) as soon as it exceeds ``MAX_BODY``. Read from the
-    ASGI messages themselves: the usual body comes in one message and is taken as it is."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            raise ClientDisconnect
-        chunk: bytes = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise ApiError(413, "request_too_large", f"body exceeds {MAX_BODY} bytes")
-        if not message.get("more_body", False):
-            return b"".join((*chunks, chunk)) if chunks else chunk
-        chunks.append(chunk)
-
-
-def parse_body(
-    raw: bytes | bytearray, content_type: str, *, optional: bool = False
-) -> dict[str, Any]:
-    """The JSON object of a request body already read (at most ``MAX_BODY`` bytes), checked
-    in this order: empty optional body, media type, JSON, object, Unicode escapes."""
-    if optional and not raw.strip():
-        return {}
-    media = content_type.split(";")[0].strip().lower()
-    if media != "application/json":
-        raise ApiError(415, "unsupported_media", "send application/json")
-    try:
-        body = _DECODER.decode(raw.decode("utf-8"))
-    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
-        raise ApiError(400, "invalid_request", "body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "invalid_request", "body must be a JSON object")
-    if _SURROGATE_ESCAPE.search(raw):
-        try:  # "\ud800" escapes may decode to lone surrogates, which no store can encode
-            json.dumps(body, ensure_ascii=False).encode("utf-8")
-        except UnicodeEncodeError:
-            raise ApiError(400, "invalid_request", "body has invalid Unicode escapes") from None
-    return body
-
-
-def _no_constant(name: str) -> None:
-    raise ValueError(name)
-
-
-_DECODER = json.JSONDecoder(parse_constant=_no_constant)
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
-
-
-def _or(value: int | None, default: int) -> int:
-    return default if value is None else value
-
-
-class Fields:
-    """Typed access to a JSON object, refusing unknown keys (so clients learn of typos)."""
-
-    def __init__(
-        self, body: dict[str, Any], allowed: AbstractSet[str], where: str = "body"
-    ) -> None:
-        unknown = sorted(set(body) - allowed)
-        if unknown:
-            raise ApiError(400, "invalid_request", f"unknown field in {where}: {unknown[0]!r}")
-        self.body = body
-
-    def _get(self, name: str, required: bool = False) -> Any:
-        # Absent means "not given"; an explicit null is a type error, as the schema says.
-        if name not in self.body:
-            if required:
-                raise ApiError(400, "invalid_request", f"{name} is required")
-            return None
-        if self.body[name] is None:
-            raise ApiError(400, "invalid_request", f"{name} must not be null")
-        return self.body[name]
-
-    def string(self, name: str, *, required: bool = False, limit: int = _STRING_MAX) -> str | None:
-        value = self._get(name, required)
-        if value is None:
-            return None
-        if not isinstance(value, str) or len(value) > limit:
-            raise ApiError(400, "invalid_request", f"{name} must be a string of <= {limit} chars")
-        return value
-
-    def integer(self, name: str, *, minimum: int = 0, maximum: int = 2**31) -> int | None:
-        value = self._get(name)
-        if value is None:
-            return None
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)  # JSON has one number type: 2.0 is the integer 2
-        if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
-            raise ApiError(
-                400, "invalid_request", f"{name} must be an integer from {minimum} to {maximum}"
-            )
-        return value
-
-    def number(self, name: str) -> float | None:
-        value = self._get(name)
-        if value is None:
-            return None
-        # Compared before any float conversion: an integer too large for a float (JSON
-        # allows any number of digits) would raise OverflowError in isfinite.
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or not 0 <= value <= _NUMBER_MAX
-            or not math.isfinite(value)
-        ):
-            raise ApiError(400, "invalid_request", f"{name} must be a non-negative number")
-        return float(value)
-
-    def strings(self, name: str, *, limit: int = 64, ascii_only: bool = False) -> list[str] | None:
-        value = self._get(name)
-        if value is None:
-            return None
-        if (
-            not isinstance(value, list)
-            or len(value) > limit
-            or not all(isinstance(v, str) and 0 < len(v) <= 128 for v in value)
-            or (ascii_only and not all(_SCOPE.fullmatch(v) for v in value))
-        ):
-            raise ApiError(400, "invalid_request", f"{name} must be a list of short strings")
-        return value
-
-    def mapping(self, name: str) -> dict[str, Any] | None:
-        value = self._get(name)
-        if value is None:
-            return None
-        if not isinstance(value, dict):
-            raise ApiError(400, "invalid_request", f"{name} must be an object")
-        return value
-
-
-def _context(fields: Fields) -> RequestContext | None:
-    raw = fields.mapping("context")
-    if raw is None:
-        return None
-    ctx = Fields(raw, {"ip", "user_agent", "accept_language", "client_hints"}, "context")
-    hints = ctx.mapping("client_hints") or {}
-    if len(hints) > 16 or not all(
-        isinstance(v, str) and len(k) <= 64 and len(v) <= _STRING_MAX for k, v in hints.items()
-    ):
-        raise ApiError(400, "invalid_request", "client_hints must map short names to strings")
-    return RequestContext(
-        ip=ctx.string("ip", limit=64),
-        user_agent=ctx.string("user_agent"),
-        accept_language=ctx.string("accept_language"),
-        client_hints=dict(hints),
-    )
-
-
-def _path_user(request: Request, key: ApiKey) -> str:
-    return str(_user_id(str(request.path_params["user_id"]), key))
-
-
-def _user_id(value: str | None, key: ApiKey) -> str | None:
-    """The stored user id of a client's ``value``: in the key's application's namespace."""
-    if value is None:
-        return None
-    if not value or len(value) > MAX_USER_ID:
-        raise ApiError(400, "invalid_request", f"user_id must be 1 to {MAX_USER_ID} characters")
-    if value.startswith(RESERVED_PREFIX) and not key.allows("admin"):
-        raise ApiError(403, "forbidden", f"user ids starting {RESERVED_PREFIX!r} are reserved")
-    return stored_user(key.application, value)
-
-
-def _client_data(fields: Fields, name: str) -> dict[str, Any] | None:
-    """An object of data keys from the client: none of the service's own."""
-    value = fields.mapping(name)
-    if value is not None and any(k.startswith(RESERVED_DATA_PREFIX) for k in value):
-        raise ApiError(400, "invalid_request", _RESERVED_DATA)
-    return value
-
-
 # -- endpoints ------------------------------------------------------------------------------
 
 Handler = Callable[[Request, ApiKey], Awaitable[Response]]
@@ -410,14 +205,14 @@ class Api:
 
     async def issue(self, request: Request, key: ApiKey) -> Response:
         fields = Fields(
-            await _json_body(request, optional=True),
+            await json_body(request, optional=True),
             {"user_id", "auth_level", "scopes", "data", "context", "previous_token"},
         )
         user_id = fields.string("user_id", limit=MAX_USER_ID)
         if user_id is not None and user_id.startswith(RESERVED_PREFIX):
             raise ApiError(403, "forbidden", f"user ids starting {RESERVED_PREFIX!r} are reserved")
-        user_id = _user_id(user_id, key)
-        context = _context(fields)
+        user_id = user_id_of(user_id, key)
+        context = request_context(fields)
         manager = self._manager(key)
         previous = None
         previous_token = fields.string("previous_token", limit=256)
@@ -428,10 +223,10 @@ class Api:
                 previous = None  # an invalid pre-login token is simply not carried over
         # The application's stamp goes first (its manager's check reads a prefix); a
         # carried-over session's data begins with the same stamp.
-        data = {APP_KEY: key.application, **(_client_data(fields, "data") or {})}
+        data = {APP_KEY: key.application, **(client_data(fields, "data") or {})}
         session = await manager.issue(
             user_id,
-            auth_level=_or(fields.integer("auth_level", maximum=100), 1),
+            auth_level=or_default(fields.integer("auth_level", maximum=100), 1),
             scopes=fields.strings("scopes", ascii_only=True) or (),
             data=data,
             context=context,
@@ -440,7 +235,7 @@ class Api:
         return _answer({"session": session_json(session), "token": session.token}, 201)
 
     async def validate(self, request: Request, key: ApiKey) -> Response:
-        return _JsonAnswer(await self.validate_answer(await _json_body(request), key))
+        return _JsonAnswer(await self.validate_answer(await json_body(request), key))
 
     async def validate_answer(self, body: dict[str, Any], key: ApiKey) -> bytes:
         """The validate endpoint past authentication and body parsing: the encoded 200 answer
@@ -450,7 +245,7 @@ class Api:
             context, max_age, min_level = None, None, None  # the common body: only the token
         else:
             fields = Fields(body, _VALIDATE_FIELDS)
-            context = _context(fields)
+            context = request_context(fields)
             max_age = fields.number("max_auth_age")
             min_level = fields.integer("min_level", maximum=100)
             token = fields.string("token", required=True, limit=256)
@@ -476,15 +271,15 @@ class Api:
         return out + b"}"
 
     async def rotate(self, request: Request, key: ApiKey) -> Response:
-        fields = Fields(await _json_body(request), {"token", "context"})
-        context = _context(fields)
+        fields = Fields(await json_body(request), {"token", "context"})
+        context = request_context(fields)
         session = await self._token_session(fields, context, key)
         if session.token is None:
             session = await self._manager(key).rotate(session, context=context)
         return _answer({"session": session_json(session), "token": session.token})
 
     async def elevate(self, request: Request, key: ApiKey) -> Response:
-        fields = Fields(await _json_body(request), {"token", "auth_level", "scopes"})
+        fields = Fields(await json_body(request), {"token", "auth_level", "scopes"})
         session = await self._token_session(fields, None, key)
         elevated = await self._manager(key).elevate(
             session,
@@ -494,8 +289,8 @@ class Api:
         return _answer({"session": session_json(elevated), "token": elevated.token})
 
     async def update_data(self, request: Request, key: ApiKey) -> Response:
-        fields = Fields(await _json_body(request), {"token", "set", "unset"})
-        changes = _client_data(fields, "set") or {}
+        fields = Fields(await json_body(request), {"token", "set", "unset"})
+        changes = client_data(fields, "set") or {}
         removals = fields.strings("unset") or []
         if any(name.startswith(RESERVED_DATA_PREFIX) for name in removals):
             raise ApiError(400, "invalid_request", _RESERVED_DATA)
@@ -513,7 +308,7 @@ class Api:
         return _answer(body)
 
     async def revoke(self, request: Request, key: ApiKey) -> Response:
-        fields = Fields(await _json_body(request), {"token"})
+        fields = Fields(await json_body(request), {"token"})
         try:
             session = await self._token_session(fields, None, key)
         except InvalidToken:
@@ -521,13 +316,13 @@ class Api:
         return _answer({"revoked": await self._manager(key).revoke(session)})
 
     async def list_user(self, request: Request, key: ApiKey) -> Response:
-        user_id = _path_user(request, key)
+        user_id = path_user(request, key)
         sessions = await self._manager(key).list_user(user_id)
         return _answer({"sessions": [session_json(s) for s in sessions]})
 
     async def revoke_user(self, request: Request, key: ApiKey) -> Response:
-        user_id = _path_user(request, key)
-        fields = Fields(await _json_body(request, optional=True), {"keep_session_id", "reason"})
+        user_id = path_user(request, key)
+        fields = Fields(await json_body(request, optional=True), {"keep_session_id", "reason"})
         keep = fields.string("keep_session_id", limit=64)
         if keep is not None and not tokens.is_session_id(keep):
             raise ApiError(400, "invalid_request", "keep_session_id is not a session id")
@@ -543,7 +338,7 @@ class Api:
         Refused to every key: the store ends every session of every application at once, and
         an application's key acts within its own. Ending every session is the admin
         console's and the command line's."""
-        fields = Fields(await _json_body(request), {"confirm", "keep_session_id"})
+        fields = Fields(await json_body(request), {"confirm", "keep_session_id"})
         if fields.string("confirm", limit=64) != "revoke-all":
             raise ApiError(400, "invalid_request", 'confirm with {"confirm": "revoke-all"}')
         keep = fields.string("keep_session_id", limit=64)
@@ -593,7 +388,7 @@ class Api:
     async def token_login(self, request: Request, key: ApiKey) -> Response:
         service = self._tokens()
         allowed = {"user_id", "auth_level", "scopes", "context", "end_other_sessions"}
-        fields = Fields(await _json_body(request), allowed)
+        fields = Fields(await json_body(request), allowed)
         user_id = fields.string("user_id", required=True, limit=MAX_USER_ID) or ""
         if user_id.startswith(RESERVED_PREFIX):
             raise ApiError(403, "forbidden", f"user ids starting {RESERVED_PREFIX!r} are reserved")
@@ -601,19 +396,19 @@ class Api:
         if not isinstance(end_others, bool):
             raise ApiError(400, "invalid_request", "end_other_sessions must be true or false")
         pair = await service.login(
-            str(_user_id(user_id, key)),
+            str(user_id_of(user_id, key)),
             scopes=fields.strings("scopes", ascii_only=True) or (),
-            auth_level=_or(fields.integer("auth_level", maximum=100), 1),
-            context=_context(fields),
+            auth_level=or_default(fields.integer("auth_level", maximum=100), 1),
+            context=request_context(fields),
             end_other_sessions=end_others,
         )
         return self._pair(service, pair, 201)
 
     async def token_refresh(self, request: Request, key: ApiKey) -> Response:
         service = self._tokens()
-        fields = Fields(await _json_body(request), {"refresh_token", "context"})
+        fields = Fields(await json_body(request), {"refresh_token", "context"})
         refresh_token = fields.string("refresh_token", required=True, limit=256)
-        context = _context(fields)
+        context = request_context(fields)
         family = await self.manager.store.get(tokens.parse(refresh_token).session_id)
         if family is None or application_of_user(family.user_id) != key.application:
             raise InvalidToken("unknown")  # another application's family is as unknown
@@ -656,149 +451,3 @@ def mapped(exc: Exception) -> ApiError:
         return ApiError(503, "store_unavailable", "the session store is unavailable")
     _log.exception("unexpected error in the API")
     return ApiError(500, "internal", "internal error")
-
-
-CHALLENGE = {"www-authenticate": 'Bearer realm="sessionward-api"'}
-
-
-def authenticate(runtime: Runtime, authorization: str) -> ApiKey:
-    """The API key of an ``Authorization`` header's value, or ``ApiError`` 401."""
-    scheme, _, credentials = authorization.strip().partition(" ")
-    if scheme.lower() != "bearer":
-        raise ApiError(401, "unauthenticated", "send Authorization: Bearer <API key>")
-    key = runtime.keys.authenticate(credentials.strip())
-    if key is None:
-        raise ApiError(401, "unauthenticated", "unknown or revoked API key")
-    return key
-
-
-async def authenticate_request(
-    runtime: Runtime, request: Request, capture: ContextCapture
-) -> ApiKey:
-    """The API key of a request, throttled: a key this process has cached passes at once;
-    any other is checked against the client address's and the key id's windows first
-    (``Throttled`` when full), and counted there when it fails."""
-    authorization = request.headers.get("authorization", "")
-    scheme, _, credentials = authorization.strip().partition(" ")
-    credentials = credentials.strip()
-    if scheme.lower() != "bearer" or not credentials:
-        return authenticate(runtime, authorization)  # no key at all: nothing was guessed
-    key = runtime.keys.cached(credentials)
-    if key is not None:
-        return key
-    client = request.client
-    address = capture.client_ip(
-        client.host if client else None, request.headers.get("x-forwarded-for")
-    )
-    key_id = runtime.keys.key_id_of(credentials)
-    await runtime.guard.check("api-key", key_id, address)
-    try:
-        key = authenticate(runtime, authorization)
-    except ApiError:
-        await runtime.guard.failed("api-key", key_id, address, reserved=False)
-        raise
-    await runtime.guard.succeeded("api-key", key_id, address)
-    return key
-
-
-def endpoint(runtime: Runtime, name: str, scope: str, handler: Handler) -> Callable[..., Any]:
-    """Wrap ``handler``: API-key check (throttled), error mapping, metrics."""
-    metrics = runtime.metrics
-    capture = ContextCapture(runtime.config.trusted_proxies)
-
-    async def run(request: Request) -> Response:
-        started = time.perf_counter()
-        application = None
-        try:
-            key = await authenticate_request(runtime, request, capture)
-            application = key.application
-            if not key.allows(scope):
-                raise ApiError(403, "forbidden", f"this operation needs a key of scope {scope!r}")
-            response = await handler(request, key)
-        except Exception as exc:
-            error = mapped(exc)
-            if error.code in REFUSED:  # a failed authentication or authorization
-                client = request.client.host if request.client else "-"
-                _log.warning("API %s refused: %s, client %s", name, error.code, client)
-            headers = CHALLENGE if error.code == "unauthenticated" else error.headers
-            response = error_response(error.status, error.code, error.message, headers)
-        metrics.observe(name, response.status_code, time.perf_counter() - started, application)
-        return response
-
-    return run
-
-
-def jwks_endpoint(runtime: Runtime) -> Callable[..., Any]:
-    """The public keys, for anyone (no API key): they only verify."""
-    metrics = runtime.metrics
-
-    async def run(request: Request) -> Response:
-        started = time.perf_counter()
-        if runtime.tokens is None:
-            response: Response = error_response(404, "not_found", _NO_JWT)
-        else:
-            keyset = runtime.tokens.verifier.keyset
-            response = JSONResponse(keyset.jwks(), headers=_JWKS_CACHE)
-        metrics.observe("jwks", response.status_code, time.perf_counter() - started)
-        return response
-
-    return run
-
-
-def _dispatch(methods: dict[str, Callable[..., Any]]) -> Callable[..., Any]:
-    async def run(request: Request) -> Response:
-        method = request.method
-        # Starlette routes HEAD wherever GET is allowed: answer it as GET (the server drops
-        # the body); it used to fail with a KeyError (500).
-        handler = methods[method] if method != "HEAD" else methods["GET"]
-        response: Response = await handler(request)
-        return response
-
-    return run
-
-
-class _AnyText(Convertor[str]):
-    """Like Starlette's ``path`` convertor, but also matches line breaks: a user id may hold
-    any character, and ``.*`` alone would answer 404 for one with a newline."""
-
-    regex = r"[\s\S]+"
-
-    def convert(self, value: str) -> str:
-        return value
-
-    def to_string(self, value: str) -> str:
-        return value
-
-
-register_url_convertor("anytext", _AnyText())
-
-
-def api_routes(runtime: Runtime, api: Api | None = None) -> list[Route]:
-    """One route per path (so ``405`` answers list every method of the path)."""
-    api = api or Api(runtime)
-    table: list[tuple[str, str, str, str, Handler]] = [
-        ("/v1/sessions", "POST", "issue", "issue", api.issue),
-        ("/v1/sessions/validate", "POST", "validate", "validate", api.validate),
-        ("/v1/sessions/rotate", "POST", "rotate", "issue", api.rotate),
-        ("/v1/sessions/elevate", "POST", "elevate", "issue", api.elevate),
-        ("/v1/sessions/data", "POST", "update_data", "issue", api.update_data),
-        ("/v1/sessions/revoke", "POST", "revoke", "issue", api.revoke),
-        ("/v1/users/{user_id:anytext}/sessions", "GET", "list_user", "issue", api.list_user),
-        ("/v1/users/{user_id:anytext}/revoke", "POST", "revoke_user", "issue", api.revoke_user),
-        ("/v1/sessions/revoke-all", "POST", "revoke_all", "admin", api.revoke_all),
-        ("/v1/sessions/{session_id}", "GET", "get_session", "admin", api.get_session),
-        ("/v1/sessions/{session_id}", "DELETE", "delete_session", "admin", api.delete_session),
-        ("/v1/tokens", "POST", "token_login", "issue", api.token_login),
-        ("/v1/tokens/refresh", "POST", "token_refresh", "issue", api.token_refresh),
-        ("/metrics", "GET", "metrics", "validate", api.metrics),
-    ]
-    by_path: dict[str, dict[str, Callable[..., Any]]] = {}
-    for path, method, name, scope, handler in table:
-        by_path.setdefault(path, {})[method] = endpoint(runtime, name, scope, handler)
-    return [
-        *(
-            Route(path, _dispatch(methods), methods=list(methods))
-            for path, methods in by_path.items()
-        ),
-        Route("/.well-known/jwks.json", jwks_endpoint(runtime), methods=["GET"]),
-    ]

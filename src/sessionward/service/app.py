@@ -24,7 +24,9 @@ from starlette.routing import BaseRoute, Host, Mount, Route, Router
 from starlette.types import ASGIApp
 
 from sessionward.clock import Clock
-from sessionward.service.api import Api, api_routes, error_response
+from sessionward.service.api import Api
+from sessionward.service.api_errors import error_response
+from sessionward.service.api_routes import api_routes
 from sessionward.service.bounds import RequestBounds
 from sessionward.service.config import ServiceConfig
 from sessionward.service.headers import SecurityHeaders

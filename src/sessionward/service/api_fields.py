@@ -1,0 +1,226 @@
+"""Reading API requests: the bounded JSON body and typed, bounded fields (every parser error
+is an ``ApiError`` with a 4xx status, never a 500)."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Set as AbstractSet
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import ClientDisconnect, Request
+from starlette.types import Receive
+
+from sessionward.core.context import RequestContext
+from sessionward.service.keys import ApiKey
+from sessionward.service.runtime import RESERVED_PREFIX
+from sessionward.service.tenancy import (
+    MAX_USER_ID,
+    RESERVED_DATA_PREFIX,
+    stored_user,
+)
+
+if TYPE_CHECKING:
+    pass
+
+from sessionward.service.api_errors import ApiError
+
+__all__ = [
+    "MAX_BODY",
+    "Fields",
+    "client_data",
+    "json_body",
+    "or_default",
+    "parse_body",
+    "path_user",
+    "read_body",
+    "request_context",
+    "user_id_of",
+]
+
+
+
+MAX_BODY = 64 * 1024
+_STRING_MAX = 512
+_NUMBER_MAX = 10**10
+_SCOPE = re.compile("[!-~]{1,128}")  # printable ASCII, no space: the scope separator
+_RESERVED_DATA = f"data keys starting {RESERVED_DATA_PREFIX!r} are reserved"
+
+
+async def json_body(request: Request, *, optional: bool = False) -> dict[str, Any]:
+    raw = await read_body(request.receive)
+    return parse_body(raw, request.headers.get("content-type", ""), optional=optional)
+
+
+async def read_body(receive: Receive) -> bytes:
+    """The whole request body, refused (413) as soon as it exceeds ``MAX_BODY``. Read from the
+    ASGI messages themselves: the usual body comes in one message and is taken as it is."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            raise ClientDisconnect
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise ApiError(413, "request_too_large", f"body exceeds {MAX_BODY} bytes")
+        if not message.get("more_body", False):
+            return b"".join((*chunks, chunk)) if chunks else chunk
+        chunks.append(chunk)
+
+
+def parse_body(
+    raw: bytes | bytearray, content_type: str, *, optional: bool = False
+) -> dict[str, Any]:
+    """The JSON object of a request body already read (at most ``MAX_BODY`` bytes), checked
+    in this order: empty optional body, media type, JSON, object, Unicode escapes."""
+    if optional and not raw.strip():
+        return {}
+    media = content_type.split(";")[0].strip().lower()
+    if media != "application/json":
+        raise ApiError(415, "unsupported_media", "send application/json")
+    try:
+        body = _DECODER.decode(raw.decode("utf-8"))
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        raise ApiError(400, "invalid_request", "body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_request", "body must be a JSON object")
+    if _SURROGATE_ESCAPE.search(raw):
+        try:  # "\ud800" escapes may decode to lone surrogates, which no store can encode
+            json.dumps(body, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise ApiError(400, "invalid_request", "body has invalid Unicode escapes") from None
+    return body
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(name)
+
+
+_DECODER = json.JSONDecoder(parse_constant=_no_constant)
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def or_default(value: int | None, default: int) -> int:
+    return default if value is None else value
+
+
+class Fields:
+    """Typed access to a JSON object, refusing unknown keys (so clients learn of typos)."""
+
+    def __init__(
+        self, body: dict[str, Any], allowed: AbstractSet[str], where: str = "body"
+    ) -> None:
+        unknown = sorted(set(body) - allowed)
+        if unknown:
+            raise ApiError(400, "invalid_request", f"unknown field in {where}: {unknown[0]!r}")
+        self.body = body
+
+    def _get(self, name: str, required: bool = False) -> Any:
+        # Absent means "not given"; an explicit null is a type error, as the schema says.
+        if name not in self.body:
+            if required:
+                raise ApiError(400, "invalid_request", f"{name} is required")
+            return None
+        if self.body[name] is None:
+            raise ApiError(400, "invalid_request", f"{name} must not be null")
+        return self.body[name]
+
+    def string(self, name: str, *, required: bool = False, limit: int = _STRING_MAX) -> str | None:
+        value = self._get(name, required)
+        if value is None:
+            return None
+        if not isinstance(value, str) or len(value) > limit:
+            raise ApiError(400, "invalid_request", f"{name} must be a string of <= {limit} chars")
+        return value
+
+    def integer(self, name: str, *, minimum: int = 0, maximum: int = 2**31) -> int | None:
+        value = self._get(name)
+        if value is None:
+            return None
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)  # JSON has one number type: 2.0 is the integer 2
+        if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+            raise ApiError(
+                400, "invalid_request", f"{name} must be an integer from {minimum} to {maximum}"
+            )
+        return value
+
+    def number(self, name: str) -> float | None:
+        value = self._get(name)
+        if value is None:
+            return None
+        # Compared before any float conversion: an integer too large for a float (JSON
+        # allows any number of digits) would raise OverflowError in isfinite.
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not 0 <= value <= _NUMBER_MAX
+            or not math.isfinite(value)
+        ):
+            raise ApiError(400, "invalid_request", f"{name} must be a non-negative number")
+        return float(value)
+
+    def strings(self, name: str, *, limit: int = 64, ascii_only: bool = False) -> list[str] | None:
+        value = self._get(name)
+        if value is None:
+            return None
+        if (
+            not isinstance(value, list)
+            or len(value) > limit
+            or not all(isinstance(v, str) and 0 < len(v) <= 128 for v in value)
+            or (ascii_only and not all(_SCOPE.fullmatch(v) for v in value))
+        ):
+            raise ApiError(400, "invalid_request", f"{name} must be a list of short strings")
+        return value
+
+    def mapping(self, name: str) -> dict[str, Any] | None:
+        value = self._get(name)
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            raise ApiError(400, "invalid_request", f"{name} must be an object")
+        return value
+
+
+def request_context(fields: Fields) -> RequestContext | None:
+    raw = fields.mapping("context")
+    if raw is None:
+        return None
+    ctx = Fields(raw, {"ip", "user_agent", "accept_language", "client_hints"}, "context")
+    hints = ctx.mapping("client_hints") or {}
+    if len(hints) > 16 or not all(
+        isinstance(v, str) and len(k) <= 64 and len(v) <= _STRING_MAX for k, v in hints.items()
+    ):
+        raise ApiError(400, "invalid_request", "client_hints must map short names to strings")
+    return RequestContext(
+        ip=ctx.string("ip", limit=64),
+        user_agent=ctx.string("user_agent"),
+        accept_language=ctx.string("accept_language"),
+        client_hints=dict(hints),
+    )
+
+
+def path_user(request: Request, key: ApiKey) -> str:
+    return str(user_id_of(str(request.path_params["user_id"]), key))
+
+
+def user_id_of(value: str | None, key: ApiKey) -> str | None:
+    """The stored user id of a client's ``value``: in the key's application's namespace."""
+    if value is None:
+        return None
+    if not value or len(value) > MAX_USER_ID:
+        raise ApiError(400, "invalid_request", f"user_id must be 1 to {MAX_USER_ID} characters")
+    if value.startswith(RESERVED_PREFIX) and not key.allows("admin"):
+        raise ApiError(403, "forbidden", f"user ids starting {RESERVED_PREFIX!r} are reserved")
+    return stored_user(key.application, value)
+
+
+def client_data(fields: Fields, name: str) -> dict[str, Any] | None:
+    """An object of data keys from the client: none of the service's own."""
+    value = fields.mapping(name)
+    if value is not None and any(k.startswith(RESERVED_DATA_PREFIX) for k in value):
+        raise ApiError(400, "invalid_request", _RESERVED_DATA)
+    return value
