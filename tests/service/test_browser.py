@@ -283,7 +283,7 @@ def test_accessibility_axe(browser: Any, live: Live) -> None:
         live.shot(page, "axe" + path.replace("/", "_").replace("?", "_"))
 
     check("/admin/login")
-    for path in ("/demo/login", "/demo/register"):
+    for path in ("/", "/v1/", "/demo/login", "/demo/register"):
         check(path)
     page.goto(live.base + "/demo/")
     page.get_by_role("button", name="Add to cart (Kettle)").click()

@@ -29,7 +29,7 @@ from sessionward.errors import AlreadyExists, StoreCorrupt, StoreError, StoreUna
 
 __all__ = ["ApiKeyRow", "ServiceState", "UserRow"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
         """CREATE TABLE service_api_keys (
@@ -76,6 +76,14 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             key BLOB NOT NULL,
             step INTEGER NOT NULL,
             PRIMARY KEY (realm, name, key)
+        ) STRICT""",
+    ),
+    3: (
+        # When a service last opened this file: lets the key commands say that a state file
+        # nobody serves from is probably not the one meant.
+        """CREATE TABLE service_served (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            at REAL NOT NULL
         ) STRICT""",
     ),
 }
@@ -320,6 +328,17 @@ class ServiceState:
         )
         row = self._run("SELECT value FROM service_secrets WHERE name = ?", (name,)).fetchone()
         return bytes(row[0])
+
+    # -- who uses this file ------------------------------------------------------------------
+
+    def mark_served(self, now: float) -> None:
+        """Record that a service opened this file (``sessionward serve``)."""
+        self._run("INSERT OR REPLACE INTO service_served VALUES (1, ?)", (now,))
+
+    def served_at(self) -> float | None:
+        """When a service last opened this file, or ``None`` if none ever did."""
+        row = self._run("SELECT at FROM service_served WHERE id = 1").fetchone()
+        return None if row is None else float(row[0])
 
     def ping(self) -> None:
         self._run("SELECT 1").fetchone()
