@@ -100,7 +100,7 @@ class _Client(httpx.Client):
         super().__init__(base_url=base, timeout=10)
         self.jar: dict[str, str] = {}
 
-    def send(self, request: httpx.Request, **kwargs: object) -> httpx.Response:  # type: ignore[override]
+    def send(self, request: httpx.Request, **kwargs: object) -> httpx.Response:
         if self.jar:
             request.headers["cookie"] = "; ".join(f"{k}={v}" for k, v in self.jar.items())
         response = super().send(request, **kwargs)  # type: ignore[arg-type]
