@@ -17,8 +17,8 @@ from starlette.routing import Route
 
 __all__ = ["DOCS_PATHS", "apidocs_routes"]
 
-#: Served besides the API: not operations of the OpenAPI document.
-DOCS_PATHS = ("/v1", "/v1/", "/v1/docs.js", "/v1/docs.css")
+#: Served besides the API (this page, its assets, the site's icon): not API operations.
+DOCS_PATHS = ("/v1", "/v1/", "/v1/docs.js", "/v1/docs.css", "/favicon.svg", "/favicon.ico")
 
 _CSP = (
     "default-src 'none'; object-src 'none'; script-src 'nonce-{nonce}'; style-src 'self'; "
@@ -30,7 +30,9 @@ _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>sessionward API</title>
-<link rel="stylesheet" href="/v1/docs.css"><script src="/v1/docs.js" nonce="{nonce}" defer></script>
+<link rel="icon" href="/favicon.svg" type="image/svg+xml">
+<link rel="stylesheet" href="/v1/docs.css">
+<script src="/v1/docs.js" nonce="{nonce}" defer></script>
 </head><body>
 <header><h1 id="title">sessionward API</h1>
 <p>Interactive reference built from <a href="/openapi.json">the OpenAPI document</a>.</p></header>
@@ -53,7 +55,7 @@ def _asset(name: str) -> bytes:
 
 
 def apidocs_routes() -> list[Route]:
-    script, style = _asset("apidocs.js"), _asset("apidocs.css")
+    script, style, icon = _asset("apidocs.js"), _asset("apidocs.css"), _asset("favicon.svg")
     cache = {"cache-control": "no-cache"}
 
     async def page(request: Request) -> Response:
@@ -69,6 +71,11 @@ def apidocs_routes() -> list[Route]:
     async def css(request: Request) -> Response:
         return Response(style, media_type="text/css", headers=cache)
 
+    async def favicon(request: Request) -> Response:
+        # Every page links it; /favicon.ico is where browsers look without a link.
+        headers = {"cache-control": "public, max-age=86400"}
+        return Response(icon, media_type="image/svg+xml", headers=headers)
+
     async def slash(request: Request) -> Response:
         return RedirectResponse("/v1/", status_code=307)
 
@@ -77,4 +84,6 @@ def apidocs_routes() -> list[Route]:
         Route("/v1/", page, methods=["GET"]),
         Route("/v1/docs.js", js, methods=["GET"]),
         Route("/v1/docs.css", css, methods=["GET"]),
+        Route("/favicon.svg", favicon, methods=["GET"]),
+        Route("/favicon.ico", favicon, methods=["GET"]),
     ]

@@ -143,6 +143,7 @@ async def _http_error(request: Request, exc: HTTPException) -> Response:
 _INDEX = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>sessionward</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="/favicon.svg" type="image/svg+xml">
 <link rel="stylesheet" href="/v1/docs.css"></head>
 <body><header><h1>sessionward service</h1>
 <p>Session tokens for web applications, over HTTP.</p></header>

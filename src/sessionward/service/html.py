@@ -103,6 +103,8 @@ th a{color:inherit}
 a.danger-link{color:var(--bad);font-weight:600}
 td.actions{white-space:nowrap}
 .confirm{border-color:var(--bad)}
+.qr-box{margin:.5rem 0}.qr-box svg{width:12rem;height:12rem;display:block}
+.qr-box figcaption{margin-top:.25rem;overflow-wrap:anywhere}
 """
 
 
@@ -122,6 +124,7 @@ class Page:
             '<!doctype html><html lang="en"><head><meta charset="utf-8">'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>{esc(self.title)} · {esc(self.brand)}</title>"
+            '<link rel="icon" href="/favicon.svg" type="image/svg+xml">'
             f'<style nonce="{self.nonce}">{_STYLE}</style></head><body>'
             '<a class="skip" href="#main">Skip to content</a>'
             f'<header><a class="brand" href={attr(self.home)}>{esc(self.brand)}</a>'
