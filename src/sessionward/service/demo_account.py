@@ -203,8 +203,8 @@ class ShopAccount:
             f"<dt>Orders placed</dt><dd>{orders_placed(session.data)}</dd></dl>"
             f"<h2>Two-step verification</h2>{totp}"
             "<h2>Change your password</h2>"
-            f'<form method="post" action="{ROOT}/account/password" class="panel" id="password">'
-            f"{hidden_csrf(csrf)}"
+            f'<form method="post" action="{ROOT}/account/password" class="panel"'
+            f' id="password-change">{hidden_csrf(csrf)}'
             + _password_field("Current password", "password")
             + current_code
             + _password_field(
