@@ -280,6 +280,8 @@ def test_accessibility_axe(browser: Any, live: Live) -> None:
 
     def check(path: str) -> None:
         page.goto(live.base + path)
+        if path == "/v1/":  # the operations, rendered from the OpenAPI document
+            page.wait_for_selector("#operations[aria-busy=false]")
         page.add_script_tag(content=axe)
         result = page.evaluate(
             "async () => await axe.run(document, {runOnly: {type: 'tag', values: "
