@@ -1,7 +1,7 @@
 """A small shop on FastAPI + sessionward: an anonymous cart in ``request.session`` that survives
 login, an account page listing the user's sessions, logout and logout everywhere.
 
-    python examples/fastapi_shop.py            # http://localhost:8000 (Chromium, Firefox)
+    python examples/fastapi_shop.py            # http://localhost:8003 (Chromium, Firefox)
     python examples/fastapi_shop.py --dev-http # any browser: plain-http cookie, loud warning
 
 Demo users: alice / wonderland, bob / builder.
@@ -42,7 +42,7 @@ async def form(request: Request, action: str, fields: str, button: str) -> str:
 
 def create_app(
     db: str = "shop-sessions.db",
-    origins: tuple[str, ...] = ("http://localhost:8000", "http://127.0.0.1:8000"),
+    origins: tuple[str, ...] = ("http://localhost:8003", "http://127.0.0.1:8003"),
     dev_http: bool = False,
 ) -> FastAPI:
     manager = AsyncSessionManager(AsyncSQLiteStore(db))
@@ -137,8 +137,10 @@ def create_app(
 def main() -> None:
     import uvicorn
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=8000)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--port", type=int, default=8003, help="default 8003")
     parser.add_argument("--dev-http", action="store_true", help="insecure cookie for plain http")
     args = parser.parse_args()
     origins = (f"http://localhost:{args.port}", f"http://127.0.0.1:{args.port}")

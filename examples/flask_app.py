@@ -4,7 +4,8 @@ account page, logout (``session.clear()``) and logout everywhere.
     python examples/flask_app.py               # http://localhost:8001
     python examples/flask_app.py --dev-http    # plain-http cookie, loud warning
 
-Demo users: alice / wonderland, bob / builder.
+Demo users: alice / wonderland, bob / builder. Pages that need a user send a visitor to sign
+in (and back after); ``require_user`` (a 401 answer) is for JSON endpoints.
 """
 
 from __future__ import annotations
@@ -12,6 +13,10 @@ from __future__ import annotations
 import argparse
 import hmac
 import secrets
+from collections.abc import Callable
+from functools import wraps
+from typing import ParamSpec, TypeVar
+from urllib.parse import quote
 
 from flask import Flask, redirect, render_template_string, request, session
 from werkzeug.wrappers import Response
@@ -33,11 +38,39 @@ SHOP = (
     "<p>Cart: {{ cart | join(', ') or 'empty' }}</p>"
 )
 LOGIN = (
-    "<h1>Sign in</h1>{% if wrong %}<p>Wrong username or password.</p>{% endif %}"
+    "<h1>Sign in</h1>"
+    "{% if wrong %}<p role='alert'><strong>Wrong username or password.</strong> Try again."
+    "</p>{% elif next %}<p>Please sign in to continue.</p>{% endif %}"
     '<form method="post">'
-    f'<input name="username"> <input name="password" type="password">{CSRF}'
+    "<label>Username <input name='username' value='{{ username }}' autocomplete='username'"
+    " required></label> <label>Password <input name='password' type='password'"
+    f" autocomplete='current-password' required></label>{CSRF}"
+    "<input type='hidden' name='next' value='{{ next }}'>"
     "<button>Sign in</button></form>"
 )
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def sign_in_first(view: Callable[P, R]) -> Callable[P, R | Response]:
+    """For pages: a visitor without a signed-in session is sent to sign in, then back."""
+
+    @wraps(view)
+    def guarded(*args: P.args, **kwargs: P.kwargs) -> R | Response:
+        current = current_session()
+        if current is None or current.user_id is None:
+            return redirect(f"/login?next={quote(request.path)}", 303)
+        return view(*args, **kwargs)
+
+    return guarded
+
+
+def _safe_next(target: str) -> str:
+    """Only a path of this site (never ``//elsewhere`` or a full URL): no open redirect."""
+    return target if target.startswith("/") and not target.startswith(("//", "/\\")) else "/account"
+
+
 ACCOUNT = (
     "<h1>Account</h1><p>Hello {{ user }}. Cart: {{ cart | join(', ') or 'empty' }}."
     " Visits this session: {{ visits }}</p>"
@@ -77,18 +110,21 @@ def create_app(
         return redirect("/", 303)
 
     @app.route("/login", methods=["GET", "POST"])
-    def login() -> Response | str:
+    def login() -> Response | str | tuple[str, int]:
         if request.method == "POST":
             username = request.form.get("username", "")
+            target = _safe_next(request.form.get("next", ""))
             expected = USERS.get(username, secrets.token_hex(16))
             if hmac.compare_digest(expected.encode(), request.form.get("password", "").encode()):
                 handle().login(username)  # new token; the cart carries over, the old one dies
-                return redirect("/account", 303)
-            return render_template_string(LOGIN, wrong=True)
-        return render_template_string(LOGIN, wrong=False)
+                return redirect(target, 303)
+            page = render_template_string(LOGIN, wrong=True, username=username, next=target)
+            return page, 401
+        target = request.args.get("next", "")
+        return render_template_string(LOGIN, wrong=False, username="", next=target)
 
     @app.get("/account")
-    @require_user
+    @sign_in_first
     def account() -> str:
         session["visits"] = session.get("visits", 0) + 1
         return render_template_string(
@@ -110,9 +146,11 @@ def create_app(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=8001)
-    parser.add_argument("--dev-http", action="store_true")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--port", type=int, default=8001, help="default 8001")
+    parser.add_argument("--dev-http", action="store_true", help="insecure cookie for plain http")
     args = parser.parse_args()
     origins = (f"http://localhost:{args.port}", f"http://127.0.0.1:{args.port}")
     create_app(origins=origins, dev_http=args.dev_http).run("127.0.0.1", args.port)

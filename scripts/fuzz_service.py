@@ -315,7 +315,7 @@ def main() -> int:
     db = folder / "fuzz.db"
     env = {k: v for k, v in os.environ.items() if not k.startswith("SESSIONWARD_")}
     keys = {
-        s: _cli("keys", "create", "--scope", s, "--store", str(db), env=env)
+        s: _cli("api-keys", "create", "--scope", s, "--store", str(db), env=env)
         for s in ("validate", "issue", "admin")
     }
     port = 20000 + os.getpid() % 20000

@@ -249,7 +249,11 @@ def test_list_one_user(db: Db) -> None:
 
 def test_list_an_unknown_user_and_an_empty_database(db: Db, tmp_path: Path) -> None:
     run = sessionward("--db", str(db.path), "sessions", "list", "--user", "nobody")
-    assert (run.status, run.out) == (0, "no sessions\n")
+    assert (run.status, run.out) == (1, "")  # the help's "1 nothing matched"
+    assert run.err == "sessionward: no session of user nobody\n"
+    as_json = sessionward("--db", str(db.path), "sessions", "list", "--user", "nobody", "--json")
+    assert (as_json.status, json.loads(as_json.out)) == (1, [])
+    assert sessionward("--db", str(db.path), "sessions", "list").status == 0
     empty = tmp_path / "empty-sessions.db"
     SQLiteStore(empty).close()
     assert json.loads(sessionward("--db", str(empty), "sessions", "list", "--json").out) == []
@@ -287,7 +291,7 @@ def test_revoke_user_ends_every_session_of_that_user_only(db: Db) -> None:
     assert (run.status, run.out) == (0, "revoked 3 session(s) of user alice\n")
     assert stored_ids(db.path) == {db.bob, db.anonymous, db.expired[1]}
     run = sessionward("--db", str(db.path), "sessions", "revoke-user", "alice")
-    assert (run.status, run.out) == (0, "revoked 0 session(s) of user alice\n")
+    assert (run.status, run.out, run.err) == (1, "", "sessionward: no session of user alice\n")
 
 
 def test_gc_deletes_only_expired_sessions(db: Db) -> None:
@@ -405,6 +409,9 @@ def test_a_whole_token_given_as_id_is_refused_without_echoing_it(db: Db, tmp_pat
         (("sessions",), "required: ACTION"),
         (("sessions", "revoke"), "required: ID"),
         (("sessions", "list", "--bogus"), "unrecognized arguments: --bogus"),
+        (("--bogus",), "unrecognized arguments: --bogus"),
+        (("--db", "x.db", "--bogus"), "unrecognized arguments: --bogus"),
+        (("sessions", "--bogus"), "unrecognized arguments: --bogus"),
         (("gc", "extra"), "unrecognized arguments: extra"),
         (("--db",), "expected one argument"),
     ],

@@ -32,7 +32,7 @@ def test_generate_writes_a_private_file_once(
     alg: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "keys.json"
-    status, out, _ = run(capsys, "keys", "generate", "--out", str(path), "--alg", alg)
+    status, out, _ = run(capsys, "jwt-keys", "generate", "--out", str(path), "--alg", alg)
     assert status == 0
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     keyset = load_keyset_file(path)
@@ -40,7 +40,7 @@ def test_generate_writes_a_private_file_once(
     assert keyset.signing_key.kid in out
     for secret in _secrets(path):
         assert secret not in out
-    status, _, err = run(capsys, "keys", "generate", "--out", str(path))
+    status, _, err = run(capsys, "jwt-keys", "generate", "--out", str(path))
     assert status == 2
     assert "exists" in err
     assert load_keyset_file(path).signing_key.kid == keyset.signing_key.kid
@@ -50,29 +50,29 @@ def test_rotation_publishes_first_and_signs_later(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "keys.json"
-    run(capsys, "keys", "generate", "--out", str(path), "--kid", "k1")
-    status, out, _ = run(capsys, "keys", "rotate", str(path))
+    run(capsys, "jwt-keys", "generate", "--out", str(path), "--kid", "k1")
+    status, out, _ = run(capsys, "jwt-keys", "rotate", str(path))
     assert status == 0
     assert "published next key" in out
     keyset = load_keyset_file(path)
     upcoming = keyset.next
     assert upcoming is not None
     assert keyset.signing_key.kid == "k1"
-    status, out, _ = run(capsys, "keys", "jwks", str(path))
+    status, out, _ = run(capsys, "jwt-keys", "jwks", str(path))
     assert [k["kid"] for k in json.loads(out)["keys"]] == ["k1", upcoming.key.kid]
     # Too early: refused with status 1, nothing changes.
-    status, _, err = run(capsys, "keys", "rotate", str(path))
+    status, _, err = run(capsys, "jwt-keys", "rotate", str(path))
     assert status == 1
     assert "may sign after" in err
     assert load_keyset_file(path).signing_key.kid == "k1"
     # After the publish lead (0 s here) the next key signs and a fresh next is published.
-    status, out, _ = run(capsys, "keys", "rotate", str(path), "--publish-lead", "0")
+    status, out, _ = run(capsys, "jwt-keys", "rotate", str(path), "--publish-lead", "0")
     assert status == 0
     keyset = load_keyset_file(path)
     assert keyset.signing_key.kid == upcoming.key.kid
     assert keyset.next is not None
     assert "k1 retired" in out
-    status, out, _ = run(capsys, "keys", "list", str(path), "--json")
+    status, out, _ = run(capsys, "jwt-keys", "list", str(path), "--json")
     states = {row["kid"]: row["state"] for row in json.loads(out)["keys"]}
     assert states["k1"] == "retired"
     assert states[upcoming.key.kid] == "active"
@@ -84,8 +84,8 @@ def test_jwks_output_verifies_tokens_of_the_key_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "keys.json"
-    run(capsys, "keys", "generate", "--out", str(path), "--alg", "EdDSA")
-    status, out, _ = run(capsys, "keys", "jwks", str(path))
+    run(capsys, "jwt-keys", "generate", "--out", str(path), "--alg", "EdDSA")
+    status, out, _ = run(capsys, "jwt-keys", "jwks", str(path))
     assert status == 0
     assert '"d"' not in out
     clock = FakeClock()
@@ -102,21 +102,21 @@ def test_emergency_revoke_needs_confirmation(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "keys.json"
-    run(capsys, "keys", "generate", "--out", str(path), "--kid", "k1")
-    run(capsys, "keys", "rotate", str(path))
-    status, _, err = run(capsys, "keys", "revoke", str(path), "k1")
+    run(capsys, "jwt-keys", "generate", "--out", str(path), "--kid", "k1")
+    run(capsys, "jwt-keys", "rotate", str(path))
+    status, _, err = run(capsys, "jwt-keys", "revoke", str(path), "k1")
     assert status == 2
     assert "--yes" in err
     assert load_keyset_file(path).signing_key.kid == "k1"
-    status, out, _ = run(capsys, "keys", "revoke", str(path), "k1", "--yes")
+    status, out, _ = run(capsys, "jwt-keys", "revoke", str(path), "k1", "--yes")
     assert status == 0
     keyset = load_keyset_file(path)
     assert keyset.is_revoked("k1")
     assert keyset.get("k1") is None
     assert keyset.signing_key.kid in out  # the next key took over at once
-    status, _, err = run(capsys, "keys", "revoke", str(path), "k1", "--yes")
+    status, _, err = run(capsys, "jwt-keys", "revoke", str(path), "k1", "--yes")
     assert status == 1
-    status, _, err = run(capsys, "keys", "jwks", str(tmp_path / "missing.json"))
+    status, _, err = run(capsys, "jwt-keys", "jwks", str(tmp_path / "missing.json"))
     assert status == 2
     assert "no key file" in err
 
@@ -124,7 +124,7 @@ def test_emergency_revoke_needs_confirmation(
 def test_console_entry_point(tmp_path: Path) -> None:
     path = tmp_path / "keys.json"
     result = subprocess.run(
-        [sys.executable, "-m", "sessionward", "keys", "generate", "--out", str(path)],
+        [sys.executable, "-m", "sessionward", "jwt-keys", "generate", "--out", str(path)],
         capture_output=True,
         text=True,
         timeout=60,

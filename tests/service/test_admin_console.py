@@ -219,3 +219,25 @@ def test_the_console_on_an_origin_of_its_own(tmp_path: Path) -> None:
             },
         )
         assert forged.status_code == 403
+
+
+def test_console_pages_explain_themselves(site: Site) -> None:
+    site.add_user("demo", "ann", "ann-password")
+    _shop_session(site, "ann")
+    admin = site.browser()
+    admin.admin_login(site, "root", ADMIN_PASSWORD)
+    dashboard = admin.get("/admin/").text
+    assert '<ul class="feed" id="feed">' in dashboard  # no numbers that lose digits
+    assert "<ol" not in dashboard
+    user_page = admin.get("/admin/users?user=ann").text
+    assert "End all 1 session of ann…" in user_page
+    assert "1 sessions" not in user_page
+    session_id = site.runtime.activity.latest(1)[0]["session_id"]
+    detail = admin.get(f"/admin/sessions/{session_id}").text
+    assert "level 2: password and a one-time code (two factors)" in detail
+    assert "will add" not in detail  # nothing about what might come one day
+    # A destructive action's link leads to a question, not to the action.
+    question = admin.get(f"/admin/sessions/{session_id}/revoke")
+    assert question.status_code == 200
+    assert "This cannot be undone." in question.text
+    assert site.runtime.activity.latest(1)[0]["kind"] != "revoked"

@@ -247,7 +247,7 @@ def test_one_time_codes_follow_the_servers_clock(site: Site) -> None:
     client.shop_login("ann", ANN)
     client.post("/demo/cart/add", {"item": "tea"}, csrf_from="/demo/")
     assert client.post("/demo/checkout", {}, csrf_from="/demo/cart").headers["location"] == (
-        "/demo/step-up"
+        "/demo/step-up?next=checkout"
     )
     real = time.time()  # the client's idea of the time, far from the server's (fake) clock
     client_code = totp_now(TOTP, real)
@@ -339,3 +339,46 @@ def test_every_signed_in_page_has_a_sign_out_control(site: Site) -> None:
         nav = page[page.index("<nav") : page.index("</nav>")]
         assert 'action="/demo/logout"' in nav, path
         assert ">Sign out</button>" in nav, path
+
+
+def test_a_correct_step_up_code_places_the_order(site: Site) -> None:
+    site.runtime.state.set_totp("demo", "ann", TOTP)
+    client = site.browser()
+    client.shop_login("ann", ANN)
+    client.post("/demo/cart/add", {"item": "tea"}, csrf_from="/demo/")
+    asked = client.post("/demo/checkout", {}, csrf_from="/demo/cart").headers["location"]
+    wrong = client.post(asked, {"code": "000000"}, csrf_from=asked)
+    assert "not right" in wrong.text
+    assert "Cart (1)" in client.get("/demo/").text  # nothing ordered on a wrong code
+    done = client.post(asked, {"code": site.code()}, csrf_from=asked)
+    assert done.headers["location"] == "/demo/?msg=ordered"
+    assert "Thank you: your order is placed." in client.get("/demo/?msg=ordered").text
+    assert "Cart (0)" in client.get("/demo/").text
+    account = client.get("/demo/account").text
+    assert "<dt>Orders placed</dt><dd>1</dd>" in account
+
+
+def test_registration_states_the_password_rule_first_and_keeps_the_name(site: Site) -> None:
+    client = site.browser()
+    form = client.get("/demo/register").text
+    assert "At least 8 characters" in form
+    assert 'aria-describedby="password-rule"' in form
+    short = client.post(
+        "/demo/register", {"username": "newbie", "password": "short"}, csrf_from="/demo/register"
+    )
+    assert short.status_code == 400
+    assert "at least 8 characters" in short.text
+    assert 'name="username" autocomplete="username" value="newbie"' in short.text
+
+
+def test_the_site_has_an_icon_and_a_styled_index(site: Site) -> None:
+    client = site.browser()
+    icon = client.get("/favicon.ico")
+    assert icon.status_code == 200
+    assert icon.headers["content-type"].startswith("image/svg+xml")
+    assert client.get("/favicon.svg").content == icon.content
+    for path in ("/", "/v1/", "/demo/", "/demo/login", "/demo/register"):
+        assert '<link rel="icon" href="/favicon.svg"' in client.get(path).text, path
+    index = client.get("/").text
+    assert '<link rel="stylesheet" href="/v1/docs.css">' in index
+    assert client.get("/v1/docs.css").headers["content-type"].startswith("text/css")

@@ -89,7 +89,7 @@ def test_every_answer_carries_the_headers(served: tuple[str, Runtime]) -> None:
 
 def test_html_pages_run_scripts_only_by_nonce(served: tuple[str, Runtime]) -> None:
     base, _ = served
-    for path in ("/", "/demo/", "/demo/login", "/admin/setup"):
+    for path in ("/", "/v1/", "/demo/", "/demo/login", "/admin/setup"):
         response = httpx.get(base + path)
         assert response.headers["content-type"].startswith("text/html")
         csp = response.headers["content-security-policy"]

@@ -180,7 +180,7 @@ def test_checkout_needs_step_up_once_totp_is_on(site: tuple[str, Runtime]) -> No
     )
     shopper.post_form("/demo/cart/add", {"item": "tea"}, csrf_from="/demo/")
     blocked = shopper.post_form("/demo/checkout", {}, csrf_from="/demo/cart")
-    assert blocked.headers["location"] == "/demo/step-up"
+    assert blocked.headers["location"] == "/demo/step-up?next=checkout"
     # The code that turned TOTP on is used up (RFC 6238 5.2); the next step's code works.
     reused = shopper.post_form("/demo/step-up", {"code": code}, csrf_from="/demo/step-up")
     assert reused.status_code == 200

@@ -46,7 +46,7 @@ def _env() -> dict[str, str]:
 
 def _key(state: Path, scope: str) -> str:
     done = subprocess.run(
-        [*CLI, "keys", "create", "--scope", scope, "--state", str(state)],
+        [*CLI, "api-keys", "create", "--scope", scope, "--state", str(state)],
         capture_output=True,
         text=True,
         timeout=60,

@@ -206,12 +206,12 @@ def test_the_command_line_creates_and_lists_keys_of_an_application(tmp_path: Pat
 
     base = ("--store", "k.db")
     made = run_cli(
-        "keys", "create", "--scope", "issue", "--application", "blog", *base, cwd=tmp_path
+        "api-keys", "create", "--scope", "issue", "--application", "blog", *base, cwd=tmp_path
     )
     assert made.returncode == 0, made.stderr
     assert "application blog" in made.stdout
     refused = run_cli(
-        "keys",
+        "api-keys",
         "create",
         "--scope",
         "issue",
@@ -222,7 +222,7 @@ def test_the_command_line_creates_and_lists_keys_of_an_application(tmp_path: Pat
     )
     assert refused.returncode != 0
     assert "reserved" in refused.stderr
-    listed = run_cli("keys", "api", "list", "--json", *base, cwd=tmp_path)
+    listed = run_cli("api-keys", "list", "--json", *base, cwd=tmp_path)
     assert [k["application"] for k in json.loads(listed.stdout)] == ["blog"]
 
 

@@ -88,7 +88,7 @@ def paused(pid: int) -> Iterator[None]:
 
 def _key(tmp_path: Path, scope: str) -> str:
     done = subprocess.run(
-        [*CLI, "keys", "create", "--scope", scope, "--store", "s.db"],
+        [*CLI, "api-keys", "create", "--scope", scope, "--store", "s.db"],
         cwd=tmp_path,
         capture_output=True,
         text=True,

@@ -81,7 +81,9 @@ def test_flask_app_cart_survives_login_and_logout(tmp_path: Path) -> None:
         assert "Cart: book" in client.get("/").text
         token = hidden(client.get("/login").text)
         bad = client.post("/login", data={"username": "bob", "password": "x", "csrf_token": token})
-        assert "Wrong" in bad.text
+        assert bad.status_code == 401
+        assert "Wrong username or password." in bad.text
+        assert "value='bob'" in bad.text  # the username is kept
         client.post("/login", data={"username": "bob", "password": "builder", "csrf_token": token})
         assert client.token not in (None, anonymous)
         page = client.get("/account").text
@@ -92,7 +94,32 @@ def test_flask_app_cart_survives_login_and_logout(tmp_path: Path) -> None:
         assert "Cart: empty" in stranger.get("/", token=anonymous).text  # pre-login token dead
         client.post("/logout", data={"csrf_token": hidden(page)})
         assert client.token is None
-        assert stranger.get("/account", token=cookie).status_code == 401
+        sent = stranger.get("/account", token=cookie)  # after logout: sent to sign in
+        assert (sent.status_code, sent.headers["location"]) == (303, "/login?next=/account")
+        assert "Please sign in to continue." in client.get("/login?next=/account").text
+        # Signing in from there lands where the user meant to go; a foreign target does not.
+        form = client.get("/login?next=/account").text
+        back = client.post(
+            "/login",
+            data={
+                "username": "bob",
+                "password": "builder",
+                "next": "/account",
+                "csrf_token": hidden(form),
+            },
+        )
+        assert (back.status_code, back.headers["location"]) == (303, "/account")
+        form = client.get("/login").text
+        away = client.post(
+            "/login",
+            data={
+                "username": "bob",
+                "password": "builder",
+                "next": "//evil.example/",
+                "csrf_token": hidden(form),
+            },
+        )
+        assert away.headers["location"] == "/account"
         stranger.close()
         client.close()
 
@@ -143,3 +170,30 @@ def test_django_project_runs_with_one_command(tmp_path: Path) -> None:
         process.wait(10)
         if process.stderr:
             process.stderr.close()
+
+
+def test_examples_listen_on_ports_of_their_own_and_explain_themselves() -> None:
+    """Each example's default port differs from the others' and from `sessionward serve`'s,
+    and ``--help`` prints the whole description."""
+    from sessionward.service.config import ServiceConfig
+
+    ports = {ServiceConfig().port: "sessionward serve"}
+    for name in ("fastapi_shop", "flask_app", "django_project/run"):
+        text = (EXAMPLES / f"{name}.py").read_text(encoding="utf-8")
+        found = re.search(r"http://localhost:(\d+)", text)
+        assert found, name
+        port = int(found.group(1))
+        assert port not in ports, (name, ports)
+        ports[port] = name
+    for name in ("fastapi_shop", "flask_app"):
+        shown = subprocess.run(
+            [sys.executable, str(EXAMPLES / f"{name}.py"), "--help"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        ).stdout
+        assert "Demo users: alice / wonderland, bob / builder." in shown, shown
+        assert "--dev-http" in shown, shown
+        assert "default 800" in shown, shown

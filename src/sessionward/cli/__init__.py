@@ -7,10 +7,13 @@
     sessionward --db sessions.db sessions revoke-all --yes
     sessionward --db sessions.db gc
     sessionward tour [--db PATH]
+    sessionward serve | demo | api-keys ... # the service (extra 'service')
+    sessionward jwt-keys ...                # JWT signing keys (extra 'jwt')
 
 ``--db`` may also follow the subcommand, or come from ``SESSIONWARD_DB``. Management commands
 never create a database: a missing file is an error. Exit status: 0 done, 1 nothing matched
-(``revoke`` of an unknown id), 2 error (one line on stderr, never a traceback; set
+(``revoke`` of an unknown id, ``revoke-user`` or ``list --user`` of a user without sessions,
+``api-keys revoke`` of an unknown key), 2 error (one line on stderr, never a traceback; set
 ``SESSIONWARD_DEBUG=1`` to see the traceback of an unexpected failure).
 
 Adding commands: every subcommand group is a ``register(subparsers)`` function listed in
@@ -72,9 +75,12 @@ GROUPS: list[CommandGroup] = [
     CommandGroup("gc", "sessionward.cli.gc:register", "delete expired sessions"),
     CommandGroup("tour", "sessionward.cli.tour:register", "walk through the main job"),
     CommandGroup(
-        "serve", "sessionward.cli.serve:register", "service, demo and API keys", "service"
+        "serve", "sessionward.cli.serve:register", "run the service and the demo", "service"
     ),
-    CommandGroup("keys", "sessionward.cli.jwt:register", "manage JWT signing keys", "jwt"),
+    CommandGroup(
+        "api-keys", "sessionward.cli.api_keys:register", "the service's API keys", "service"
+    ),
+    CommandGroup("jwt-keys", "sessionward.cli.jwt:register", "manage JWT signing keys", "jwt"),
     CommandGroup("risk", "sessionward.cli.risk:register", "measure hijack detection", "risk"),
 ]
 
@@ -86,7 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="sessionward",
         description="Session tokens done right: manage the sessions in a SQLite file.",
-        epilog="Exit status: 0 done, 1 nothing matched, 2 error.",
+        epilog=(
+            "Exit status: 0 done, 1 nothing matched (an unknown session id or API key, a user"
+            " without sessions), 2 error."
+        ),
     )
     parser.add_argument("--version", action="version", version=f"sessionward {__version__}")
     db_option(parser, top=True)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import NoReturn, TypeAlias
@@ -33,10 +34,41 @@ __all__ = [
 
 class Parser(argparse.ArgumentParser):
     """Usage errors become one line on stderr (argparse would print usage plus a message).
-    Subparsers inherit the class."""
+    Subparsers inherit the class.
+
+    argparse checks for a missing subcommand before it looks at unknown options, so
+    ``sessionward --bogus`` would read "arguments are required: COMMAND": an unknown option
+    is reported first instead."""
+
+    _given: Sequence[str] = ()
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        self._given = list(sys.argv[1:] if args is None else args)
+        return super().parse_known_args(args, namespace)
 
     def error(self, message: str) -> NoReturn:
+        if message.startswith("the following arguments are required"):
+            unknown = self._unknown_options()
+            if unknown:
+                message = f"unrecognized arguments: {' '.join(unknown)}"
         raise CommandError(f"{message} (see '{self.prog} --help')")
+
+    def _unknown_options(self) -> list[str]:
+        known = {option: action for action in self._actions for option in action.option_strings}
+        out: list[str] = []
+        words = iter(self._given)
+        for word in words:
+            if word == "--" or not word.startswith("-") or word == "-":
+                break  # a subcommand or an operand: what follows is not this parser's to judge
+            name, has_value, _ = word.partition("=")
+            action = known.get(name)
+            if action is None:
+                out.append(word)
+            elif action.nargs != 0 and not has_value:
+                next(words, None)  # the option's value
+        return out
 
 
 #: What a ``register`` function receives (argparse's own subparsers action).

@@ -1,10 +1,10 @@
-"""``sessionward keys``: create, rotate, publish and revoke JWT signing keys.
+"""``sessionward jwt-keys``: create, rotate, publish and revoke JWT signing keys.
 
-    sessionward keys generate --out keys.json [--alg ES256|EdDSA|HS256] [--kid KID]
-    sessionward keys rotate keys.json [--publish-lead SECONDS] [--force]
-    sessionward keys jwks keys.json
-    sessionward keys list keys.json [--json]
-    sessionward keys revoke keys.json KID [--yes]
+    sessionward jwt-keys generate --out keys.json [--alg ES256|EdDSA|HS256] [--kid KID]
+    sessionward jwt-keys rotate keys.json [--publish-lead SECONDS] [--force]
+    sessionward jwt-keys jwks keys.json
+    sessionward jwt-keys list keys.json [--json]
+    sessionward jwt-keys revoke keys.json KID [--yes]
 
 The key file holds private keys and the rotation state; it is written atomically with mode
 0600. Rotation takes two runs: the first publishes a *next* key (it appears in the JWKS and
@@ -35,9 +35,9 @@ def _error(message: str, status: int = 2) -> Exception:
 
 
 def register(subparsers: Subparsers) -> None:
-    """Add the ``keys`` command group."""
+    """Add the ``jwt-keys`` command group."""
     keys = subparsers.add_parser(
-        "keys",
+        "jwt-keys",
         help="manage JWT signing keys",
         description="Create, rotate, publish and revoke the JWT signing keys in a key file.",
     )
@@ -80,10 +80,6 @@ def register(subparsers: Subparsers) -> None:
     revoke.add_argument("kid", metavar="KID")
     revoke.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     revoke.set_defaults(handler=_revoke)
-
-    from sessionward.cli.serve import register_key_commands  # the service's API keys
-
-    register_key_commands(actions)
 
 
 def _now() -> float:
@@ -190,7 +186,7 @@ def _revoke(args: argparse.Namespace) -> int:
     active = keyset.active
     print(f"revoked {args.kid}; every token it signed is now rejected")
     if active is None:
-        print("no key signs now: run 'sessionward keys rotate' twice with --force")
+        print("no key signs now: run 'sessionward jwt-keys rotate' twice with --force")
     else:
         print(f"{active.key.kid} signs")
     return 0

@@ -1,18 +1,11 @@
-"""``sessionward serve``, ``sessionward demo`` and the API-key commands under ``keys``.
+"""``sessionward serve`` and ``sessionward demo``.
 
     sessionward serve [--host H] [--port P] [--store PATH|URL] [--workers N] [--config FILE] ...
     sessionward demo  [same options]          # serve, pointing at the demo shop
-    sessionward keys create --scope validate|issue|admin [--name NAME] [--store ...]
-    sessionward keys api list [--json]        # API keys (never their secrets)
-    sessionward keys api revoke KEY_ID
 
 Settings come from flags, ``SESSIONWARD_*`` variables and a TOML file (see
-``sessionward.service.config``). Keys live in the service state (the session SQLite file by
-default); ``keys create`` prints the key once and stores only its sha256.
-
-The ``keys`` group itself belongs to the JWT signing-key commands (``sessionward.cli.jwt``,
-whose ``list``/``revoke`` take a key file); its ``register`` calls
-:func:`register_key_commands` to add ``create`` and the ``api`` subgroup here.
+``sessionward.service.config``). The banner prints the exact ``sessionward api-keys`` command
+for this service's state file (``sessionward.cli.api_keys``).
 """
 
 from __future__ import annotations
@@ -20,21 +13,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import socket
 import sys
 import time
-from datetime import UTC, datetime
 from typing import Any
 
-from sessionward.cli._common import CommandError, Parser, Subparsers
-from sessionward.errors import ConfigError, InvalidArgument, SessionwardError
-from sessionward.service.config import ServiceConfig, load_config
-from sessionward.service.keys import SCOPES, create_key
-from sessionward.service.state import ServiceState
-from sessionward.stores._sync.sqlite import SQLiteStore
+from sessionward.cli._common import CommandError, Subparsers
+from sessionward.cli.api_keys import config_options, hint_options, load
+from sessionward.errors import SessionwardError
+from sessionward.service.config import ServiceConfig
 
-__all__ = ["register", "register_key_commands"]
+__all__ = ["register"]
 
 
 def register(subparsers: Subparsers) -> None:
@@ -48,16 +37,10 @@ def register(subparsers: Subparsers) -> None:
         parser.set_defaults(handler=_serve, demo_first=name == "demo")
 
 
-def _config_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--store", help="SQLite path or redis:// / postgresql:// URL")
-    parser.add_argument("--state", help="SQLite file for API keys and accounts")
-    parser.add_argument("--config", metavar="FILE", help="TOML settings file")
-
-
 def _serve_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (default 8000; 0 picks a free one)")
-    _config_options(parser)
+    config_options(parser)
     parser.add_argument("--public-url", help="origin browsers use, e.g. https://sessions.example")
     parser.add_argument(
         "--trusted-proxy",
@@ -101,25 +84,20 @@ def _positive(text: str) -> int:
 
 def _load(args: argparse.Namespace) -> ServiceConfig:
     flags: dict[str, Any] = {
-        "host": getattr(args, "host", None),
-        "port": getattr(args, "port", None),
-        "store": args.store or getattr(args, "db", None),
-        "state": args.state,
-        "public_url": getattr(args, "public_url", None),
-        "trusted_proxies": getattr(args, "trusted_proxies", None),
-        "jwt_keys": getattr(args, "jwt_keys", None),
-        "jwt_audience": getattr(args, "jwt_audience", None),
-        "admin_url": getattr(args, "admin_url", None),
-        "csp_report_uri": getattr(args, "csp_report_uri", None),
+        "host": args.host,
+        "port": args.port,
+        "public_url": args.public_url,
+        "trusted_proxies": args.trusted_proxies,
+        "jwt_keys": args.jwt_keys,
+        "jwt_audience": args.jwt_audience,
+        "admin_url": args.admin_url,
+        "csp_report_uri": args.csp_report_uri,
     }
-    if getattr(args, "no_admin", False):
+    if args.no_admin:
         flags["admin"] = False
-    if getattr(args, "no_demo", False):
+    if args.no_demo:
         flags["demo"] = False
-    try:
-        return load_config(flags, config_file=args.config)
-    except ConfigError as exc:
-        raise CommandError(str(exc)) from None
+    return load(args, **flags)
 
 
 # -- serve -------------------------------------------------------------------------------------
@@ -198,8 +176,9 @@ def _banner(args: argparse.Namespace, config: ServiceConfig, runtime: Any) -> No
         print("  No admin account yet. Open this one-time link to create it:")
         print(f"    {admin}/admin/setup#code={code}")
     if not runtime.state.list_keys():
+        options = hint_options(config)
         print()
-        print("  No API keys yet: sessionward keys create --scope issue")
+        print(f"  No API keys yet: sessionward api-keys create --scope issue {options}".rstrip())
     if args.demo_first and config.demo:
         print()
         print(f"  Open the demo shop: {origin}/demo/")
@@ -223,113 +202,3 @@ def _with_port(config: ServiceConfig, port: int) -> ServiceConfig:
     from dataclasses import replace
 
     return replace(config, port=port)
-
-
-# -- keys --------------------------------------------------------------------------------------
-
-
-def register_key_commands(actions: Subparsers) -> None:
-    """Add ``create`` and ``api {create,list,revoke}`` to the ``keys`` group's subparsers."""
-    _add_create(actions, "create", "create a service API key (printed once)")
-    api = actions.add_parser("api", help="the service's API keys: create, list, revoke")
-    api_actions = api.add_subparsers(dest="api_action", metavar="ACTION", parser_class=Parser)
-    api_actions.required = True
-    _add_create(api_actions, "create", "create an API key (printed once)")
-    listing = api_actions.add_parser("list", help="list API keys (never their secrets)")
-    listing.add_argument("--json", action="store_true")
-    _config_options(listing)
-    listing.set_defaults(handler=_keys_list)
-    revoke = api_actions.add_parser("revoke", help="revoke an API key by its id")
-    revoke.add_argument("key_id", metavar="KEY_ID")
-    _config_options(revoke)
-    revoke.set_defaults(handler=_keys_revoke)
-
-
-def _add_create(actions: Subparsers, name: str, text: str) -> None:
-    create = actions.add_parser(name, help=text, description=text)
-    create.add_argument("--scope", required=True, choices=SCOPES)
-    create.add_argument("--name", default="", help="a label for the key")
-    create.add_argument(
-        "--application",
-        default="default",
-        help="the application whose sessions the key reaches (default: default)",
-    )
-    _config_options(create)
-    create.set_defaults(handler=_keys_create)
-
-
-def _open_state(args: argparse.Namespace) -> ServiceState:
-    config = _load(args)
-    try:
-        if config.store_is_sqlite and config.state_path == config.store:
-            SQLiteStore(config.store).close()  # the session tables first: see ServiceState
-        return ServiceState(config.state_path)
-    except SessionwardError as exc:
-        raise CommandError(f"{config.state_path}: {exc}") from None
-
-
-def _keys_create(args: argparse.Namespace) -> int:
-    state = _open_state(args)
-    try:
-        raw, row = create_key(state, args.scope, args.name, time.time(), args.application)
-    except InvalidArgument as exc:
-        raise CommandError(str(exc)) from None
-    finally:
-        state.close()
-    print(
-        f"created API key {row.id} (scope {row.scope}, application {row.application});"
-        " it is shown only this once:"
-    )
-    print(raw)
-    return 0
-
-
-def _keys_list(args: argparse.Namespace) -> int:
-    state = _open_state(args)
-    try:
-        rows = state.list_keys()
-    finally:
-        state.close()
-    items = [
-        {
-            "id": r.id,
-            "scope": r.scope,
-            "application": r.application,
-            "name": r.name,
-            "created_at": _iso(r.created_at),
-            "revoked_at": _iso(r.revoked_at),
-        }
-        for r in rows
-    ]
-    if args.json:
-        print(json.dumps(items, indent=2))
-        return 0
-    if not items:
-        print("no API keys")
-        return 0
-    for item in items:
-        status = "revoked" if item["revoked_at"] else "active"
-        print(
-            f"{item['id']}  {item['scope']:<8}  {item['application']:<12}  {status:<7}"
-            f"  {item['created_at']}  {item['name']}"
-        )
-    return 0
-
-
-def _keys_revoke(args: argparse.Namespace) -> int:
-    state = _open_state(args)
-    try:
-        done = state.revoke_key(args.key_id, time.time())
-    finally:
-        state.close()
-    if not done:
-        print(f"sessionward: no active API key {args.key_id}", file=sys.stderr)
-        return 1
-    print(f"revoked API key {args.key_id}")
-    return 0
-
-
-def _iso(value: float | None) -> str | None:
-    if value is None:
-        return None
-    return datetime.fromtimestamp(value, tz=UTC).isoformat(timespec="seconds")

@@ -66,8 +66,11 @@ def _list(args: argparse.Namespace) -> int:
     rows = [_describe(r, now) for r in records]
     if args.json:
         print(json.dumps(rows, indent=2))
-    else:
+    elif rows or args.user is None:
         _print_table(rows)
+    if not rows and args.user is not None:
+        print(f"sessionward: no session of user {args.user}", file=sys.stderr)
+        return 1  # a filter that matched nothing; an empty database is not a failed match
     return 0
 
 
@@ -148,6 +151,9 @@ def _revoke(args: argparse.Namespace) -> int:
 def _revoke_user(args: argparse.Namespace) -> int:
     with open_existing(db_path(args)) as manager:
         count = manager.revoke_user(args.user, reason=RevokeReason.ADMIN)
+    if not count:
+        print(f"sessionward: no session of user {args.user}", file=sys.stderr)
+        return 1
     print(f"revoked {count} session(s) of user {args.user}")
     return 0
 

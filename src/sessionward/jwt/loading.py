@@ -2,7 +2,7 @@
 
 Accepted text, detected by its first characters:
 
-* a key-set document written by ``sessionward keys generate`` (full rotation state);
+* a key-set document written by ``sessionward jwt-keys generate`` (full rotation state);
 * a JWK set with private keys — the first key signs, the others only verify;
 * one JWK, or one PEM key (PKCS#8, SEC1 or SubjectPublicKeyInfo) — it signs if private.
 

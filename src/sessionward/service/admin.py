@@ -6,8 +6,9 @@ user ``sessionward:admin:<name>`` with the scope ``sessionward:admin``; the API 
 sessions in that namespace, and every page re-checks that the account still exists.
 
 Pages: dashboard (live counts, a chart of sessions and decisions, the live event feed over
-server-sent events, a search by user), a user's sessions (revoke one, revoke all) and a
-session's detail (context history, risk decisions and events). The first admin account is
+server-sent events, a search by user), the sessions table (``admin_sessions``: paging, sorting,
+filters), a user's sessions, a session's detail (context history, risk decisions and events),
+and a confirmation page before ending one session or all of a user's. The first admin account is
 created with the one-time setup code printed by ``sessionward serve``.
 """
 
@@ -35,6 +36,15 @@ from sessionward.service.admin_account import (
     ROOT,
     AdminAccount,
     second_factor_next,
+)
+from sessionward.service.admin_sessions import (
+    SessionQuery,
+    auth_level_text,
+    confirm_form,
+    device_label,
+    live_sessions,
+    plural,
+    sessions_table,
 )
 from sessionward.service.factors import NAME, check_password, check_setup_code
 from sessionward.service.forms import form_fields, redirect, try_again, with_retry_after
@@ -94,7 +104,7 @@ class Admin:
 
     async def page(self, request: Request, title: str, name: str | None = None) -> Page:
         """A console page; signed in, its navigation holds the sign-out button."""
-        nav = [f'<a href="{ROOT}/">Dashboard</a>']
+        nav = [f'<a href="{ROOT}/">Dashboard</a>', f'<a href="{ROOT}/sessions">Sessions</a>']
         if self.rt.config.admin_host is None:
             nav.append('<a href="/demo/">Demo shop</a>')
         name = name or self.signed_in(request)
@@ -241,13 +251,15 @@ class Admin:
             f'<section aria-labelledby="chart-h"><h2 id="chart-h">Sessions and decisions</h2>'
             f"{chart_svg('Sessions and decisions per minute', series, _CHART)}</section>"
             f'<section aria-labelledby="search-h"><h2 id="search-h">Find sessions</h2>'
+            f'<p><a href="{ROOT}/sessions">Browse every live session</a> (filters, sorting) or'
+            " go straight to one user's:</p>"
             f'<form method="get" action="{ROOT}/users" role="search" class="panel">'
             '<label for="user">User id</label>'
             '<input type="search" id="user" name="user" required>'
             ' <button type="submit">Search</button></form></section>'
             f'<section aria-labelledby="feed-h"><h2 id="feed-h">Events</h2>'
             '<p class="muted" id="feed-status">Live updates connect automatically.</p>'
-            f'<ol class="feed" id="feed" reversed>{feed}</ol></section>'
+            f'<ul class="feed" id="feed">{feed}</ul></section>'
             '<section aria-labelledby="all-h"><h2 id="all-h">Every session</h2>'
             f'<p><a href="{ROOT}/revoke-all">End every session of every user…</a> '
             "(asks for your password and a code first)</p></section>"
@@ -307,9 +319,8 @@ class Admin:
         if user and application:  # an API application's user: its stored id
             user = stored_user(application, user)[:256]
         handle = get_handle(request)
-        csrf = await handle.csrf_token()
         sessions = await self.manager.list_user(user) if user else []
-        rows = "".join(_session_row(s, csrf, user, handle.session) for s in sessions)
+        rows = "".join(_session_row(s, handle.session) for s in sessions)
         table = (
             '<table><caption class="sr-only">Live sessions</caption><thead><tr>'
             '<th scope="col">Session</th><th scope="col">Device</th><th scope="col">Place</th>'
@@ -320,10 +331,8 @@ class Admin:
             else f"<p>No live sessions for <strong>{esc(user)}</strong>.</p>"
         )
         revoke_all = (
-            f'<form method="post" action="{ROOT}/users/revoke" class="panel">'
-            f'{hidden_csrf(csrf)}<input type="hidden" name="user" value={attr(user)}>'
-            f'<button class="danger" type="submit">Revoke all {len(sessions)} sessions of '
-            f"{esc(user)}</button></form>"
+            f'<p><a class="danger-link" href="{ROOT}/users/revoke?user={quote(user)}">'
+            f"End all {plural(len(sessions), 'session')} of {esc(user)}…</a></p>"
             if sessions
             else ""
         )
@@ -348,10 +357,11 @@ class Admin:
         risk = [e for e in events if e["kind"] in ("theft-suspected", "rejected", "expired")]
         history = "".join(
             f"<tr><td>{fmt_time(h.get('since'))}</td><td>{esc(h.get('ip'))}</td>"
-            f"<td>{esc(h.get('user_agent'))}</td><td>{esc(h.get('accept_language'))}</td></tr>"
+            f"<td>{esc(device_label(h.get('user_agent')))}"
+            f'<span class="ua">{esc(h.get("user_agent"))}</span></td>'
+            f"<td>{esc(h.get('accept_language'))}</td></tr>"
             for h in (session.context_history if session else [])
         )
-        csrf = await get_handle(request).csrf_token()
         if session is None:
             summary = "<p>This session has ended (or never existed).</p>"
         else:
@@ -362,12 +372,12 @@ class Admin:
                 f"<dt>Last activity</dt><dd>{fmt_time(session.last_seen)}</dd>"
                 f"<dt>Idle expiry</dt><dd>{fmt_time(session.expires_at)}</dd>"
                 f"<dt>Absolute expiry</dt><dd>{fmt_time(session.absolute_expires_at)}</dd>"
-                f"<dt>Authentication</dt><dd>level {session.auth_level}, "
-                f"{fmt_time(session.auth_time)}</dd>"
-                f"<dt>Generation</dt><dd>{session.generation}</dd></dl>"
-                f'<form method="post" action="{ROOT}/sessions/{esc(session.id)}/revoke">'
-                f"{hidden_csrf(csrf)}"
-                '<button class="danger" type="submit">Revoke this session</button></form>'
+                f"<dt>Authentication</dt><dd>{esc(auth_level_text(session.auth_level))}; "
+                f"proven {fmt_time(session.auth_time)}</dd>"
+                f"<dt>Token generation</dt><dd>{session.generation} "
+                '<span class="muted">(times its token was renewed)</span></dd></dl>'
+                f'<p><a class="danger-link" href="{ROOT}/sessions/{esc(session.id)}/revoke">'
+                "End this session…</a></p>"
             )
         risk_list = "".join(f"<li>{esc(_describe(e))}</li>" for e in risk) or (
             "<li>No risk decisions recorded for this session.</li>"
@@ -379,18 +389,69 @@ class Admin:
             summary
             + "<h2>Context history</h2>"
             + (
-                '<table><thead><tr><th scope="col">Since</th><th scope="col">IP</th>'
-                '<th scope="col">User agent</th><th scope="col">Languages</th></tr></thead>'
-                f"<tbody>{history}</tbody></table>"
+                '<div class="table-wrap"><table><thead><tr><th scope="col">Since</th>'
+                '<th scope="col">IP</th><th scope="col">Device (user agent)</th>'
+                '<th scope="col">Languages</th></tr></thead>'
+                f"<tbody>{history}</tbody></table></div>"
                 if history
                 else "<p>No request context recorded.</p>"
             )
             + "<h2>Risk decisions</h2>"
-            + '<p class="muted">Rejections, suspected theft and expiry, with their reasons. '
-            "Hijack scoring will add its decisions here.</p>"
+            + '<p class="muted">Rejections, suspected theft and expiry, with their reasons.</p>'
             + f"<ul>{risk_list}</ul><h2>Events</h2><ul>{event_list}</ul>"
         )
         return (await self.page(request, f"Session {session_id}", name)).response(body)
+
+    async def sessions(self, request: Request) -> Response:
+        name = self.admin_name(request)
+        if name is None:
+            return self.sign_in_first(request)
+        query = SessionQuery.from_params(request.query_params)
+        found = await live_sessions(self.manager.store, self.manager.clock.now())
+        if found is None:
+            body = (
+                "<p>This session store cannot list every session; find a user's sessions from"
+                f' the <a href="{ROOT}/">dashboard</a>.</p>'
+            )
+        else:
+            body = sessions_table(query, found[0], get_handle(request).session, found[1])
+        return (await self.page(request, "Live sessions", name)).response(body)
+
+    async def confirm_revoke_session(self, request: Request) -> Response:
+        name = self.admin_name(request)
+        if name is None:
+            return self.sign_in_first(request)
+        session_id = str(request.path_params["session_id"])
+        session = await self.manager.get(session_id) if tokens.is_session_id(session_id) else None
+        if session is None:
+            body = f'<p>This session has already ended. <a href="{ROOT}/sessions">Sessions</a></p>'
+            return (await self.page(request, "End a session", name)).response(body, status=404)
+        who = esc(session.user_id) if session.user_id else "an anonymous visitor"
+        device = esc(device_label((session.context_history or [{}])[-1].get("user_agent")))
+        body = confirm_form(
+            f"{ROOT}/sessions/{session.id}/revoke",
+            await get_handle(request).csrf_token(),
+            f"End session <code>{esc(session.id)}</code> of <strong>{who}</strong> ({device})?",
+            "End this session",
+            f"{ROOT}/sessions/{session.id}",
+        )
+        return (await self.page(request, "End a session", name)).response(body)
+
+    async def confirm_revoke_user(self, request: Request) -> Response:
+        name = self.admin_name(request)
+        if name is None:
+            return self.sign_in_first(request)
+        user = request.query_params.get("user", "").strip()[:256]
+        count = len(await self.manager.list_user(user)) if user else 0
+        body = confirm_form(
+            f"{ROOT}/users/revoke",
+            await get_handle(request).csrf_token(),
+            f"End all {plural(count, 'session')} of <strong>{esc(user)}</strong>?",
+            f"End {plural(count, 'session')}",
+            f"{ROOT}/users?user={quote(user)}",
+            user=user,
+        )
+        return (await self.page(request, "End a user's sessions", name)).response(body)
 
     async def revoke_session(self, request: Request) -> Response:
         if self.admin_name(request) is None:
@@ -437,7 +498,7 @@ def _feed_item(entry: dict[str, Any]) -> str:
     return f"<li><a href={attr(href)}>{text}</a></li>" if href else f"<li>{text}</li>"
 
 
-def _session_row(session: Session, csrf: str, user: str, current: Session | None) -> str:
+def _session_row(session: Session, current: Session | None) -> str:
     latest = session.context_history[-1] if session.context_history else {}
     this = (
         ' <span class="tag">this admin session</span>'
@@ -446,12 +507,12 @@ def _session_row(session: Session, csrf: str, user: str, current: Session | None
     )
     return (
         f'<tr><td><a href="{ROOT}/sessions/{esc(session.id)}">{esc(session.id)}</a>{this}</td>'
-        f"<td>{esc(latest.get('user_agent') or '—')}</td><td>{esc(latest.get('ip') or '—')}</td>"
+        f"<td><span title={attr(latest.get('user_agent') or '')}>"
+        f"{esc(device_label(latest.get('user_agent')))}</span></td>"
+        f"<td>{esc(latest.get('ip') or '—')}</td>"
         f"<td>{fmt_time(session.created_at)}</td><td>{fmt_time(session.last_seen)}</td>"
-        f'<td><form method="post" action="{ROOT}/sessions/{esc(session.id)}/revoke" '
-        f'class="inline">{hidden_csrf(csrf)}'
-        f'<button class="danger" type="submit" aria-label="Revoke session {esc(session.id)}">'
-        "Revoke</button></form></td></tr>"
+        f'<td><a class="danger-link" href="{ROOT}/sessions/{esc(session.id)}/revoke"'
+        f' aria-label="End session {esc(session.id)}">End…</a></td></tr>'
     )
 
 
@@ -469,8 +530,11 @@ def admin_app(rt: Runtime) -> Any:
         Route("/logout", admin.logout, methods=["POST"]),
         Route("/stream", admin.stream, methods=["GET"]),
         Route("/users", admin.user_sessions, methods=["GET"]),
+        Route("/users/revoke", admin.confirm_revoke_user, methods=["GET"]),
         Route("/users/revoke", admin.revoke_user, methods=["POST"]),
+        Route("/sessions", admin.sessions, methods=["GET"]),
         Route("/sessions/{session_id}", admin.session_detail, methods=["GET"]),
+        Route("/sessions/{session_id}/revoke", admin.confirm_revoke_session, methods=["GET"]),
         Route("/sessions/{session_id}/revoke", admin.revoke_session, methods=["POST"]),
     ]
     csrf = CsrfPolicy(rt.config.admin_origins, keys=[rt.state.secret("admin-csrf")])

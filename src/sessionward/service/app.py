@@ -1,6 +1,7 @@
 """``create_app``: the service as one Starlette application.
 
     /v1/...          the JSON API (API keys)            /healthz, /readyz, /metrics
+    /v1/             its interactive documentation
     /openapi.json    its OpenAPI 3.1 document           /admin   the admin page
     /demo            the demo shop                      /        a short index page
 
@@ -27,6 +28,7 @@ from sessionward.clock import Clock
 from sessionward.service.api import Api
 from sessionward.service.api_errors import error_response
 from sessionward.service.api_routes import api_routes
+from sessionward.service.apidocs import apidocs_routes
 from sessionward.service.bounds import RequestBounds
 from sessionward.service.config import ServiceConfig
 from sessionward.service.headers import SecurityHeaders
@@ -75,10 +77,11 @@ def create_app(
         return JSONResponse(document)
 
     async def index(request: Request) -> Response:
-        return HTMLResponse(_INDEX)
+        return HTMLResponse(_INDEX, headers={"content-security-policy": _INDEX_CSP})
 
     routes: list[BaseRoute] = [
         *api_routes(rt, api),
+        *apidocs_routes(),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
@@ -141,8 +144,20 @@ async def _http_error(request: Request, exc: HTTPException) -> Response:
 
 _INDEX = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>sessionward</title>
-<meta name="viewport" content="width=device-width, initial-scale=1"></head>
-<body><main><h1>sessionward service</h1><ul>
-<li><a href="/admin/">Admin</a></li><li><a href="/demo/">Demo shop</a></li>
-<li><a href="/openapi.json">API (OpenAPI 3.1)</a></li></ul></main></body></html>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="/favicon.svg" type="image/svg+xml">
+<link rel="stylesheet" href="/v1/docs.css"></head>
+<body><header><h1>sessionward service</h1>
+<p>Session tokens for web applications, over HTTP.</p></header>
+<main><ul class="cards">
+<li><a href="/demo/">Demo shop</a><span>Sign up, shop, step up with a code.</span></li>
+<li><a href="/admin/">Admin</a><span>Browse and revoke sessions, watch events.</span></li>
+<li><a href="/v1/">API documentation</a><span>Every operation, tried from the page.</span></li>
+<li><a href="/openapi.json">OpenAPI 3.1 document</a><span>For client generators.</span></li>
+</ul></main></body></html>
 """
+#: The index loads the documentation page's stylesheet and nothing else.
+_INDEX_CSP = (
+    "default-src 'none'; object-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; "
+    "form-action 'none'; frame-ancestors 'none'"
+)

@@ -50,7 +50,7 @@ class ServiceConfig:
     * ``trusted_proxies``: reverse proxies whose ``X-Forwarded-For`` is believed.
     * ``key_cache_seconds``: how long a process trusts an API-key lookup (revocation delay).
     * ``jwt_keys``: turns on the JWT mode (``/.well-known/jwks.json``, ``/v1/tokens``): the
-      path of a signing-key file (``sessionward keys generate``, a JWK set or a PEM key), or
+      path of a signing-key file (``sessionward jwt-keys generate``, a JWK set or a PEM key), or
       that text itself (as ``SESSIONWARD_JWT_KEYS`` holds it for ``sessionward.jwt``).
     * ``jwt_audience``: the ``aud`` of the access tokens (default: the origin, also the
       ``iss``).

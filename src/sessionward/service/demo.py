@@ -163,17 +163,15 @@ class Shop:
             try:
                 self.manager.require_recent_auth(session, max_age=STEP_UP_SECONDS, min_level=2)
             except StepUpRequired:
-                return redirect(f"{ROOT}/step-up")
-        await handle.update_data(
-            lambda data: {**data, "cart": [], "orders": orders_placed(data) + 1}
-        )
-        return redirect(f"{ROOT}/?msg=ordered")
+                return redirect(f"{ROOT}/step-up?next=checkout")
+        return await _place_order(handle)
 
     # -- accounts ----------------------------------------------------------------------------
 
     async def register(self, request: Request) -> Response:
         handle = get_handle(request)
         error = ""
+        fields: dict[str, str] = {}
         if request.method == "POST":
             fields = await form_fields(request)
             name = fields.get("username", "").strip().lower()
@@ -189,8 +187,14 @@ class Shop:
                     self.rt.state.add_user(UserRow(REALM, name, hashed, None, time.time()))
                 return redirect(f"{ROOT}/login?msg=registered")
         csrf = await handle.csrf_token()
+        name = fields.get("username", "").strip() if request.method == "POST" else ""
+        rule = (
+            f"At least {DEMO_MIN_PASSWORD} characters; long pass phrases are welcome. Not one"
+            " of the most common passwords, and not your user name or the shop's name with a"
+            " few characters added."
+        )
         body = _error(error) + _account_form(
-            f"{ROOT}/register", csrf, "Create account", "new-password"
+            f"{ROOT}/register", csrf, "Create account", "new-password", name=name, rule=rule
         )
         return (await self.page(request, "Register")).response(body, status=400 if error else 200)
 
@@ -236,17 +240,25 @@ class Shop:
             checked = await check_code(self.rt, handle, account, code)
             if checked.ok:
                 await handle.elevate(auth_level=2)
+                # The code was asked for to place the order: place it, as the user meant.
+                if request.query_params.get("next") == "checkout":
+                    session = handle.session
+                    if session is not None and _cart(session.data):
+                        return await _place_order(handle)
                 return redirect(f"{ROOT}/cart")
             wait = checked.wait
             error = try_again(wait) if wait else WRONG_CODE
         csrf = await handle.csrf_token()
+        query = "?next=checkout" if request.query_params.get("next") == "checkout" else ""
         body = (
             _error(error)
-            + "<p>Placing an order needs a fresh code from your authenticator app.</p>"
-            f'<form method="post" action="{ROOT}/step-up" class="panel">{hidden_csrf(csrf)}'
+            + "<p>Placing an order needs a fresh code from your authenticator app. Your order"
+            " is placed as soon as the code is right.</p>"
+            f'<form method="post" action="{ROOT}/step-up{query}" class="panel">'
+            f"{hidden_csrf(csrf)}"
             '<label for="code">Code</label><input type="text" id="code" name="code"'
             ' inputmode="numeric" autocomplete="one-time-code" required>'
-            ' <button type="submit">Verify</button></form>'
+            ' <button type="submit">Verify and place the order</button></form>'
         )
         page = await self.page(request, "Confirm it is you")
         return with_retry_after(page.response(body, status=429 if wait else 200), wait)
@@ -263,6 +275,11 @@ _MESSAGES = {
 # read it defensively and show only what they recognise.
 
 
+async def _place_order(handle: Any) -> Response:
+    await handle.update_data(lambda data: {**data, "cart": [], "orders": orders_placed(data) + 1})
+    return redirect(f"{ROOT}/?msg=ordered")
+
+
 def _cart(data: Mapping[str, Any]) -> list[str]:
     raw = data.get("cart")
     return [i for i in raw if isinstance(i, str) and i in PRODUCTS] if isinstance(raw, list) else []
@@ -277,14 +294,19 @@ def _error(text: str) -> str:
     return f'<p class="msg error" role="alert">{esc(text)}</p>' if text else ""
 
 
-def _account_form(action: str, csrf: str, label: str, password_kind: str) -> str:
+def _account_form(
+    action: str, csrf: str, label: str, password_kind: str, *, name: str = "", rule: str = ""
+) -> str:
+    hint = f'<p class="muted" id="password-rule">{esc(rule)}</p>' if rule else ""
+    described = ' aria-describedby="password-rule"' if rule else ""
     return (
         f'<form method="post" action={attr(action)} class="panel">{hidden_csrf(csrf)}'
         '<label for="username">User name</label>'
-        '<input type="text" id="username" name="username" autocomplete="username" required>'
+        f'<input type="text" id="username" name="username" autocomplete="username"'
+        f" value={attr(name[:64])} required>"
         '<label for="password">Password</label>'
         f'<input type="password" id="password" name="password" autocomplete="{password_kind}"'
-        f' maxlength="{MAX_LENGTH}" required>'
+        f' maxlength="{MAX_LENGTH}"{described} required>{hint}'
         f'<p><button type="submit">{esc(label)}</button></p></form>'
     )
 

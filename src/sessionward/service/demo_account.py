@@ -38,6 +38,7 @@ from sessionward.service.passwords import (
     new_totp_secret,
     totp_uri,
 )
+from sessionward.service.qr import qr_svg
 from sessionward.service.runtime import Runtime
 from sessionward.web._async.handle import AsyncSessionHandle
 from sessionward.web.starlette import get_handle
@@ -156,8 +157,10 @@ class ShopAccount:
             await handle.update_data(lambda data: {**data, _NEW_TOTP: secret})
         current_code = _code_field("Code from your current app", "code") if totp_on else ""
         new_key = (
-            f'<p>Key: <code id="totp-secret">{esc(secret)}</code></p>'
-            f'<p class="muted">URI: <code>{esc(totp_uri(secret, user))}</code></p>'
+            '<figure class="qr-box">'
+            + qr_svg(totp_uri(secret, user), "QR code of the new key for your authenticator app")
+            + "<figcaption>Scan this with your authenticator app, or type the key: "
+            f'<code id="totp-secret">{esc(secret)}</code></figcaption></figure>'
         )
 
         def totp_form(action: str, intro: str, button: str, new_code: bool) -> str:
@@ -165,8 +168,7 @@ class ShopAccount:
                 f'<form method="post" action="{ROOT}/account/totp" class="panel" '
                 f'id="totp-{action}">{hidden_csrf(csrf)}<p>{intro}</p>'
                 f'<input type="hidden" name="action" value="{action}">'
-                + (new_key + _code_field("Code the new key shows", f"new_code_{action}"))
-                * new_code
+                + (new_key + _code_field("Code the new key shows", f"new_code_{action}")) * new_code
                 + _password_field("Your password", f"password_{action}")
                 + current_code.replace('id="code"', f'id="code_{action}"').replace(
                     'for="code"', f'for="code_{action}"'
@@ -196,12 +198,13 @@ class ShopAccount:
         body = (
             _message(request)
             + f'<dl class="panel"><dt>User name</dt><dd id="account-user">{esc(user)}</dd>'
-            f"<dt>Signed in</dt><dd>{fmt_time(session.auth_time)}</dd>"
+            f"<dt>Signed in</dt><dd>{fmt_time(session.created_at)}</dd>"
+            f"<dt>Identity last confirmed</dt><dd>{fmt_time(session.auth_time)}</dd>"
             f"<dt>Orders placed</dt><dd>{orders_placed(session.data)}</dd></dl>"
             f"<h2>Two-step verification</h2>{totp}"
             "<h2>Change your password</h2>"
-            f'<form method="post" action="{ROOT}/account/password" class="panel" id="password">'
-            f"{hidden_csrf(csrf)}"
+            f'<form method="post" action="{ROOT}/account/password" class="panel"'
+            f' id="password-change">{hidden_csrf(csrf)}'
             + _password_field("Current password", "password")
             + current_code
             + _password_field(

@@ -88,6 +88,23 @@ list-style:none;padding:0}
 .sr-only{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);
 white-space:nowrap}
 code{background:var(--panel);padding:0 .25rem;border-radius:3px}
+header nav{margin-left:auto}
+header form.inline button.secondary{background:transparent;color:#fff;border-color:#fff}
+.feed{list-style:none;padding-left:0}.feed li{padding:.2rem 0;border-bottom:1px solid var(--line)}
+.table-wrap{overflow-x:auto;max-width:100%}
+td span[title]{display:inline-block;max-width:16rem;overflow:hidden;text-overflow:ellipsis;
+white-space:nowrap;vertical-align:bottom}
+.ua{display:block;font-size:.85rem;color:var(--muted);overflow-wrap:anywhere;max-width:28rem}
+.filters{display:flex;flex-wrap:wrap;gap:.75rem;align-items:flex-end}
+.filters div{flex:1 1 12rem}.filters .actions{flex:0 0 auto}
+select{font:inherit;padding:.4rem;border:1px solid #6b6e78;border-radius:4px;background:#fff}
+th a{color:inherit}
+.pager{display:flex;gap:1rem;align-items:center;margin:1rem 0}
+a.danger-link{color:var(--bad);font-weight:600}
+td.actions{white-space:nowrap}
+.confirm{border-color:var(--bad)}
+.qr-box{margin:.5rem 0}.qr-box svg{width:12rem;height:12rem;display:block}
+.qr-box figcaption{margin-top:.25rem;overflow-wrap:anywhere}
 """
 
 
@@ -107,6 +124,7 @@ class Page:
             '<!doctype html><html lang="en"><head><meta charset="utf-8">'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>{esc(self.title)} · {esc(self.brand)}</title>"
+            '<link rel="icon" href="/favicon.svg" type="image/svg+xml">'
             f'<style nonce="{self.nonce}">{_STYLE}</style></head><body>'
             '<a class="skip" href="#main">Skip to content</a>'
             f'<header><a class="brand" href={attr(self.home)}>{esc(self.brand)}</a>'

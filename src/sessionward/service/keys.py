@@ -8,8 +8,8 @@
 Each key belongs to one application (``sessionward.service.tenancy``): it sees and touches
 only that application's sessions and users.
 
-The id (16 base64url characters) is public: it names the key in ``keys list`` and logs. The
-secret (256 bits) is shown once by ``keys create`` and never stored; the stored digest is
+The id (16 base64url characters) is public: it names the key in ``api-keys list`` and logs. The
+secret (256 bits) is shown once by ``api-keys create`` and never stored; the stored digest is
 sha256 of the whole key, compared in constant time. A lookup result is cached per process for
 ``cache_seconds`` (default 5), so a revoked key stops working everywhere within that time.
 """

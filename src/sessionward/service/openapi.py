@@ -593,7 +593,7 @@ def openapi_document(server_url: str | None = None) -> dict[str, Any]:
                 "apiKey": {
                     "type": "http",
                     "scheme": "bearer",
-                    "description": "An API key (swk_...) from `sessionward keys create`.",
+                    "description": "An API key (swk_...) from `sessionward api-keys create`.",
                 }
             },
         },

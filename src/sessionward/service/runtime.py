@@ -151,6 +151,7 @@ def open_runtime(
         admit=_not_a_refresh_family if config.jwt_keys else None,
     )
     state = ServiceState(config.state_path)
+    state.mark_served(clock.now())
     keys = KeyRing(state, cache_seconds=config.key_cache_seconds)
     try:
         tokens = open_token_service(config, manager) if config.jwt_keys else None

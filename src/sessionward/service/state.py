@@ -81,6 +81,12 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     3: (
         # The application (namespace) each API key belongs to: sessionward.service.tenancy.
         "ALTER TABLE service_api_keys ADD COLUMN application TEXT NOT NULL DEFAULT 'default'",
+        # When a service last opened this file: lets the key commands say that a state file
+        # nobody serves from is probably not the one meant.
+        """CREATE TABLE service_served (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            at REAL NOT NULL
+        ) STRICT""",
     ),
 }
 
@@ -335,6 +341,17 @@ class ServiceState:
         )
         row = self._run("SELECT value FROM service_secrets WHERE name = ?", (name,)).fetchone()
         return bytes(row[0])
+
+    # -- who uses this file ------------------------------------------------------------------
+
+    def mark_served(self, now: float) -> None:
+        """Record that a service opened this file (``sessionward serve``)."""
+        self._run("INSERT OR REPLACE INTO service_served VALUES (1, ?)", (now,))
+
+    def served_at(self) -> float | None:
+        """When a service last opened this file, or ``None`` if none ever did."""
+        row = self._run("SELECT at FROM service_served WHERE id = 1").fetchone()
+        return None if row is None else float(row[0])
 
     def ping(self) -> None:
         self._run("SELECT 1").fetchone()

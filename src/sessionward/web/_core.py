@@ -151,6 +151,18 @@ class AdapterConfig:
         nonce = self.nonce_cookie.read(headers.get("cookie"))
         return None if policy.token_valid(session_id, presented, nonce=nonce) else "token"
 
+    @staticmethod
+    def refusal_message(reason: str) -> str:
+        """What the client reads for a refused request. A missing or stale form token (the
+        page was loaded before sign-in or sign-out changed the session) is not a cross-site
+        request, and reloading the page fixes it; the exact reason goes to the log only."""
+        if reason == "token":
+            return (
+                "form expired or missing its CSRF token (the session changed since the page"
+                " was loaded): reload the page and try again"
+            )
+        return "cross-site request refused"
+
     def wants_form(self, method: str, headers: dict[str, str]) -> bool:
         """Whether the adapter must read the body to find the form token."""
         policy = self.csrf_policy

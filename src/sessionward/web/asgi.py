@@ -105,7 +105,7 @@ class SessionMiddleware:
         reason = config.csrf_refusal(method, headers, session.id if session else None, form)
         if reason is not None:
             log_refusal("csrf", reason)
-            await self._plain(send, 403, "cross-site request refused", outcome)
+            await self._plain(send, 403, config.refusal_message(reason), outcome)
             return
         handle = AsyncSessionHandle(
             self.manager, config, session, context, outcome, presented=token is not None

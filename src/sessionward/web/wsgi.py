@@ -87,7 +87,7 @@ class SessionMiddleware:
         reason = config.csrf_refusal(method, headers, session.id if session else None, form)
         if reason is not None:
             log_refusal("csrf", reason)
-            return self._plain(start_response, 403, "cross-site request refused", outcome)
+            return self._plain(start_response, 403, config.refusal_message(reason), outcome)
         environ["sessionward"] = handle
         return self._run(environ, start_response, handle)
 

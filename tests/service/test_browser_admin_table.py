@@ -1,0 +1,110 @@
+"""The admin page's sessions table in Debian's chromium: paging, sorting, the filters (user,
+anonymous, device), readable devices, and the confirmation before a session ends."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+
+from sessionward.service.keys import create_key
+from sessionward.service.passwords import totp_now
+
+from .test_browser import FIREFOX_UA, PHONE_UA, Live, sign_in
+from .test_browser import browser as browser  # a fixture
+from .test_browser import live as live  # a fixture
+
+LONG_UA = PHONE_UA + " " + "x" * 300  # a user agent far wider than any table cell
+
+
+def _issue(live: Live, key: str, user: str | None, agent: str) -> str:
+    body: dict[str, Any] = {"context": {"ip": "198.51.100.7", "user_agent": agent}}
+    if user is not None:
+        body["user_id"] = user
+    answer = httpx.post(
+        live.base + "/v1/sessions", json=body, headers={"authorization": f"Bearer {key}"}
+    )
+    assert answer.status_code == 201, answer.text
+    return str(answer.json()["session"]["id"])
+
+
+def _admin(browser: Any, live: Live) -> Any:
+    live.add_user("admin", "root", "root-password-12")
+    context = browser.new_context()
+    page = context.new_page()
+    sign_in(page, live.base, "root", "root-password-12", area="admin")
+    page.wait_for_url(live.base + "/admin/enrol")
+    secret = page.locator("#totp-secret").inner_text()
+    page.get_by_label("Code from your authenticator app").fill(totp_now(secret, time.time()))
+    page.get_by_role("button", name="Turn on").click()
+    page.wait_for_url(live.base + "/admin/")
+    return page
+
+
+def test_the_sessions_table_pages_sorts_filters_and_confirms(browser: Any, live: Live) -> None:
+    key, _ = create_key(live.runtime.state, "issue", "table", time.time())
+    for n in range(27):
+        _issue(live, key, f"user{n:02d}", FIREFOX_UA)
+    phone = _issue(live, key, "zoe", LONG_UA)
+    anonymous = [_issue(live, key, None, FIREFOX_UA) for _ in range(3)]
+    page = _admin(browser, live)
+    header = page.locator("header")
+    assert header.get_by_role("button", name="Sign out").is_visible()  # in the header bar
+    header.get_by_role("link", name="Sessions", exact=True).click()
+    page.wait_for_url(live.base + "/admin/sessions")
+    # 27 + zoe + 3 anonymous + the admin's own: two pages of 25.
+    assert page.locator("#result-count").inner_text() == "Showing 1 to 25 of 32 live sessions"
+    assert page.locator("tbody tr").count() == 25
+    page.get_by_role("link", name="Next").click()
+    assert page.locator("tbody tr").count() == 7
+    assert page.get_by_text("Page 2 of 2").is_visible()
+    live.shot(page, "sessions-page-2")
+
+    # Sorting by user, ascending, then reversed.
+    page.get_by_role("link", name="User", exact=True).click()
+    users = page.locator("tbody tr td:first-child").all_inner_texts()
+    assert users[0] == "sessionward:admin:root you"  # this admin's own session, marked
+    assert users[1:3] == ["user00", "user01"]
+    page.locator("th[aria-sort] a").click()
+    assert page.locator("th[aria-sort]").get_attribute("aria-sort") == "descending"
+    assert page.locator("tbody tr td:first-child").first.inner_text() == "zoe"
+
+    # Filters: anonymous visitors only; a user; a device.
+    page.get_by_label("Who").select_option("anonymous")
+    page.get_by_role("button", name="Filter").click()
+    assert page.locator("#result-count").inner_text() == "Showing 1 to 3 of 3 live sessions"
+    assert set(page.locator("tbody td:first-child").all_inner_texts()) == {"anonymous"}
+    page.get_by_role("link", name="Clear").click()
+    page.get_by_label("Device").fill("Android")
+    page.get_by_role("button", name="Filter").click()
+    assert page.locator("#result-count").inner_text() == "Showing 1 to 1 of 1 live session"
+    device = page.locator("tbody td:nth-child(2)").first
+    assert device.inner_text() == "Chrome 126 on Android"
+    # The full user agent stays in a tooltip; the cell stays narrow.
+    assert device.locator("span").get_attribute("title") == LONG_UA
+    assert device.bounding_box()["width"] < 400
+    live.shot(page, "sessions-filtered")
+
+    # Ending a session asks first; cancelling keeps it, confirming ends it.
+    page.get_by_role("link", name=f"End session {phone}").click()
+    page.wait_for_url(f"{live.base}/admin/sessions/{phone}/revoke")
+    assert page.get_by_text("This cannot be undone.").is_visible()
+    live.shot(page, "confirm-end-session")
+    page.get_by_role("link", name="Cancel").click()
+    page.wait_for_url(f"{live.base}/admin/sessions/{phone}")
+    assert page.get_by_role("link", name="End this session…").is_visible()  # still live
+    page.goto(f"{live.base}/admin/sessions/{phone}/revoke")
+    page.get_by_role("button", name="End this session").click()
+    page.wait_for_url(f"{live.base}/admin/users?user=zoe")
+    assert page.get_by_text("No live sessions for").is_visible()
+    revoked = [e for e in live.runtime.activity.recent if e["kind"] == "revoked"]
+    assert revoked[-1]["session_id"] == phone
+    assert all(a not in {e.get("session_id") for e in revoked} for a in anonymous)
+
+    # A user's sessions: the plural is right, and ending them all asks first too.
+    page.goto(f"{live.base}/admin/users?user=user03")
+    page.get_by_role("link", name="End all 1 session of user03…").click()
+    page.get_by_role("button", name="End 1 session").click()
+    page.wait_for_url(f"{live.base}/admin/users?user=user03")
+    assert page.get_by_text("No live sessions for").is_visible()
