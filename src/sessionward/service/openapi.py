@@ -10,132 +10,10 @@ from typing import Any
 
 from sessionward._version import __version__
 from sessionward.core.events import RevokeReason
+from sessionward.service.openapi_schemas import SCHEMAS, TOKEN, obj, ref
 from sessionward.service.tenancy import MAX_USER_ID
 
 __all__ = ["openapi_document"]
-
-_STR = {"type": "string", "maxLength": 512}
-_TOKEN = {"type": "string", "maxLength": 256, "description": "A session token (sw1_...)."}
-_TIME = {"type": "number", "description": "Seconds since the Unix epoch."}
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _obj(props: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
-    out: dict[str, Any] = {"type": "object", "properties": props, "additionalProperties": False}
-    if required:
-        out["required"] = list(required)
-    return out
-
-
-SCHEMAS: dict[str, Any] = {
-    "Error": {
-        "type": "object",
-        "required": ["error"],
-        "properties": {
-            "error": {
-                "type": "object",
-                "required": ["code", "message"],
-                "properties": {
-                    "code": {
-                        "type": "string",
-                        "enum": [
-                            "invalid_request",
-                            "unauthenticated",
-                            "invalid_token",
-                            "forbidden",
-                            "step_up_required",
-                            "not_found",
-                            "method_not_allowed",
-                            "session_limit",
-                            "conflict",
-                            "request_too_large",
-                            "data_too_large",
-                            "unsupported_media",
-                            "store_unavailable",
-                            "internal",
-                        ],
-                    },
-                    "message": {"type": "string"},
-                },
-            }
-        },
-    },
-    "Context": _obj(
-        {
-            "ip": {"type": "string", "maxLength": 64},
-            "user_agent": _STR,
-            "accept_language": _STR,
-            "client_hints": {
-                "type": "object",
-                "maxProperties": 16,
-                "propertyNames": {"maxLength": 64},
-                "additionalProperties": _STR,
-            },
-        }
-    ),
-    "Session": {
-        "type": "object",
-        "required": [
-            "id",
-            "user_id",
-            "anonymous",
-            "auth_level",
-            "auth_time",
-            "scopes",
-            "data",
-            "created_at",
-            "last_seen",
-            "expires_at",
-            "absolute_expires_at",
-            "generation",
-        ],
-        "properties": {
-            "id": {"type": "string", "description": "Public session id (16 characters)."},
-            "user_id": {"type": ["string", "null"]},
-            "anonymous": {"type": "boolean"},
-            "auth_level": {"type": "integer", "minimum": 0},
-            "auth_time": {"type": ["number", "null"]},
-            "scopes": {"type": "array", "items": {"type": "string"}},
-            "data": {"type": "object"},
-            "created_at": _TIME,
-            "last_seen": _TIME,
-            "expires_at": _TIME,
-            "absolute_expires_at": _TIME,
-            "generation": {"type": "integer", "minimum": 0},
-            "context_history": {"type": "array", "items": {"type": "object"}},
-        },
-    },
-    "TokenPair": {
-        "type": "object",
-        "required": [
-            "access_token",
-            "token_type",
-            "expires_in",
-            "refresh_token",
-            "session_id",
-            "refresh_expires_at",
-        ],
-        "properties": {
-            "access_token": {"type": "string", "description": "A signed JWT (verify: JWKS)."},
-            "token_type": {"type": "string", "enum": ["Bearer"]},
-            "expires_in": {"type": "integer", "minimum": 0},
-            "refresh_token": {"type": "string", "description": "Opaque; works once."},
-            "session_id": {"type": "string", "description": "The tokens' `sid`."},
-            "refresh_expires_at": _TIME,
-        },
-    },
-    "SessionAndToken": {
-        "type": "object",
-        "required": ["session", "token"],
-        "properties": {
-            "session": _ref("Session"),
-            "token": {"type": ["string", "null"], "description": "The new token, if minted."},
-        },
-    },
-}
 
 _ERRORS = {
     "400": "invalid_request",
@@ -150,7 +28,7 @@ _ERRORS = {
 def _error(description: str) -> dict[str, Any]:
     return {
         "description": description,
-        "content": {"application/json": {"schema": _ref("Error")}},
+        "content": {"application/json": {"schema": ref("Error")}},
     }
 
 
@@ -195,7 +73,7 @@ def _param(name: str, description: str) -> dict[str, Any]:
     }
 
 
-_SESSION = {"type": "object", "required": ["session"], "properties": {"session": _ref("Session")}}
+_SESSION = {"type": "object", "required": ["session"], "properties": {"session": ref("Session")}}
 _REVOKED_BOOL = {
     "type": "object",
     "required": ["revoked"],
@@ -211,7 +89,7 @@ _STATUS = {"type": "object", "required": ["status"], "properties": {"status": {"
 
 
 def _paths() -> dict[str, Any]:
-    token_only = _obj({"token": _TOKEN}, ("token",))
+    token_only = obj({"token": TOKEN}, ("token",))
     user = _param("user_id", "The user id (URL-encoded).")
     session_id = _param("session_id", "The public session id (16 characters).")
     return {
@@ -219,19 +97,19 @@ def _paths() -> dict[str, Any]:
             "post": _op(
                 "Issue a session (login, or anonymous without user_id)",
                 "issue",
-                _json(_ref("SessionAndToken"), "Created; send the token to the client."),
+                _json(ref("SessionAndToken"), "Created; send the token to the client."),
                 status="201",
                 body_required=False,
                 errors=("400", "401", "403", "413", "415", "503"),
-                body=_obj(
+                body=obj(
                     {
                         "user_id": {"type": "string", "minLength": 1, "maxLength": MAX_USER_ID},
                         "auth_level": {"type": "integer", "minimum": 0, "maximum": 100},
                         "scopes": _SCOPES,
                         "data": {"type": "object"},
-                        "context": _ref("Context"),
+                        "context": ref("Context"),
                         "previous_token": {
-                            **_TOKEN,
+                            **TOKEN,
                             "description": "The pre-login token: its data is carried over "
                             "and it is killed.",
                         },
@@ -240,7 +118,7 @@ def _paths() -> dict[str, Any]:
             )
             | {
                 "responses": _with_409(
-                    _json(_ref("SessionAndToken"), "Created; send the token to the client."), "201"
+                    _json(ref("SessionAndToken"), "Created; send the token to the client."), "201"
                 )
             },
         },
@@ -257,17 +135,17 @@ def _paths() -> dict[str, Any]:
                                 "type": "string",
                                 "enum": ["allow", "rotate", "step-up", "deny"],
                             },
-                            "session": _ref("Session"),
+                            "session": ref("Session"),
                             "token": {"type": "string", "description": "Present on rotate."},
                             "reason": {"type": "string", "enum": ["invalid"]},
                         },
                     },
                     "The decision. `deny` says only `invalid`.",
                 ),
-                body=_obj(
+                body=obj(
                     {
-                        "token": _TOKEN,
-                        "context": _ref("Context"),
+                        "token": TOKEN,
+                        "context": ref("Context"),
                         "max_auth_age": {"type": "number", "minimum": 0, "maximum": 1e10},
                         "min_level": {"type": "integer", "minimum": 0, "maximum": 100},
                     },
@@ -279,18 +157,18 @@ def _paths() -> dict[str, Any]:
             "post": _op(
                 "Give the session a new secret (the old one has a short grace window)",
                 "issue",
-                _json(_ref("SessionAndToken")),
-                body=_obj({"token": _TOKEN, "context": _ref("Context")}, ("token",)),
+                _json(ref("SessionAndToken")),
+                body=obj({"token": TOKEN, "context": ref("Context")}, ("token",)),
             )
         },
         "/v1/sessions/elevate": {
             "post": _op(
                 "Record a fresh (re-)authentication; the old token dies at once",
                 "issue",
-                _json(_ref("SessionAndToken")),
-                body=_obj(
+                _json(ref("SessionAndToken")),
+                body=obj(
                     {
-                        "token": _TOKEN,
+                        "token": TOKEN,
                         "auth_level": {"type": "integer", "minimum": 0, "maximum": 100},
                         "scopes": _SCOPES,
                     },
@@ -304,11 +182,11 @@ def _paths() -> dict[str, Any]:
                 "issue",
                 _json(
                     _SESSION
-                    | {"properties": {"session": _ref("Session"), "token": {"type": "string"}}}
+                    | {"properties": {"session": ref("Session"), "token": {"type": "string"}}}
                 ),
-                body=_obj(
+                body=obj(
                     {
-                        "token": _TOKEN,
+                        "token": TOKEN,
                         "set": {"type": "object"},
                         "unset": {
                             "type": "array",
@@ -323,7 +201,7 @@ def _paths() -> dict[str, Any]:
                 "responses": _with_409(
                     _json(
                         _SESSION
-                        | {"properties": {"session": _ref("Session"), "token": {"type": "string"}}}
+                        | {"properties": {"session": ref("Session"), "token": {"type": "string"}}}
                     ),
                     "200",
                 )
@@ -345,7 +223,7 @@ def _paths() -> dict[str, Any]:
                     {
                         "type": "object",
                         "required": ["sessions"],
-                        "properties": {"sessions": {"type": "array", "items": _ref("Session")}},
+                        "properties": {"sessions": {"type": "array", "items": ref("Session")}},
                     }
                 ),
                 errors=("400", "401", "403", "503"),
@@ -364,7 +242,7 @@ def _paths() -> dict[str, Any]:
                     }
                 ),
                 body_required=False,
-                body=_obj(
+                body=obj(
                     {
                         "keep_session_id": {
                             "type": "string",
@@ -392,7 +270,7 @@ def _paths() -> dict[str, Any]:
                         "properties": {"revoked": {"type": "integer", "minimum": 0}},
                     }
                 ),
-                body=_obj(
+                body=obj(
                     {
                         "confirm": {"type": "string", "enum": ["revoke-all"]},
                         "keep_session_id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{16}$"},
@@ -410,7 +288,7 @@ def _paths() -> dict[str, Any]:
                         "type": "object",
                         "required": ["session", "events"],
                         "properties": {
-                            "session": _ref("Session"),
+                            "session": ref("Session"),
                             "events": {"type": "array", "items": {"type": "object"}},
                         },
                     }
@@ -432,14 +310,14 @@ def _paths() -> dict[str, Any]:
             "post": _op(
                 "JWT mode: start a refresh family (login); an access and a refresh token",
                 "issue",
-                _json(_ref("TokenPair"), "Created; send both tokens to the client."),
+                _json(ref("TokenPair"), "Created; send both tokens to the client."),
                 status="201",
-                body=_obj(
+                body=obj(
                     {
                         "user_id": {"type": "string", "minLength": 1, "maxLength": MAX_USER_ID},
                         "auth_level": {"type": "integer", "minimum": 0, "maximum": 100},
                         "scopes": _SCOPES,
-                        "context": _ref("Context"),
+                        "context": ref("Context"),
                         "end_other_sessions": {
                             "type": "boolean",
                             "description": "End the user's other refresh families.",
@@ -448,22 +326,22 @@ def _paths() -> dict[str, Any]:
                     ("user_id",),
                 ),
             )
-            | {"responses": _jwt_responses(_json(_ref("TokenPair"), "Created."), "201")},
+            | {"responses": _jwt_responses(_json(ref("TokenPair"), "Created."), "201")},
         },
         "/v1/tokens/refresh": {
             "post": _op(
                 "JWT mode: trade a refresh token for a new pair (the old one is rotated out)",
                 "issue",
-                _json(_ref("TokenPair")),
-                body=_obj(
+                _json(ref("TokenPair")),
+                body=obj(
                     {
-                        "refresh_token": {**_TOKEN, "description": "The refresh token."},
-                        "context": _ref("Context"),
+                        "refresh_token": {**TOKEN, "description": "The refresh token."},
+                        "context": ref("Context"),
                     },
                     ("refresh_token",),
                 ),
             )
-            | {"responses": _jwt_responses(_json(_ref("TokenPair")), "200")},
+            | {"responses": _jwt_responses(_json(ref("TokenPair")), "200")},
         },
         "/.well-known/jwks.json": {
             "get": {
@@ -544,7 +422,7 @@ def _with_404(method: str) -> dict[str, Any]:
                 "type": "object",
                 "required": ["session", "events"],
                 "properties": {
-                    "session": _ref("Session"),
+                    "session": ref("Session"),
                     "events": {"type": "array", "items": {"type": "object"}},
                 },
             }

@@ -1,0 +1,131 @@
+"""The OpenAPI document's reusable schemas (``components.schemas``) and the helpers that
+build them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["SCHEMAS", "STR", "TIME", "TOKEN", "obj", "ref"]
+
+STR = {"type": "string", "maxLength": 512}
+TOKEN = {"type": "string", "maxLength": 256, "description": "A session token (sw1_...)."}
+TIME = {"type": "number", "description": "Seconds since the Unix epoch."}
+
+
+def ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def obj(props: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": "object", "properties": props, "additionalProperties": False}
+    if required:
+        out["required"] = list(required)
+    return out
+
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {
+                    "code": {
+                        "type": "string",
+                        "enum": [
+                            "invalid_request",
+                            "unauthenticated",
+                            "invalid_token",
+                            "forbidden",
+                            "step_up_required",
+                            "not_found",
+                            "method_not_allowed",
+                            "session_limit",
+                            "conflict",
+                            "request_too_large",
+                            "data_too_large",
+                            "unsupported_media",
+                            "store_unavailable",
+                            "internal",
+                        ],
+                    },
+                    "message": {"type": "string"},
+                },
+            }
+        },
+    },
+    "Context": obj(
+        {
+            "ip": {"type": "string", "maxLength": 64},
+            "user_agent": STR,
+            "accept_language": STR,
+            "client_hints": {
+                "type": "object",
+                "maxProperties": 16,
+                "propertyNames": {"maxLength": 64},
+                "additionalProperties": STR,
+            },
+        }
+    ),
+    "Session": {
+        "type": "object",
+        "required": [
+            "id",
+            "user_id",
+            "anonymous",
+            "auth_level",
+            "auth_time",
+            "scopes",
+            "data",
+            "created_at",
+            "last_seen",
+            "expires_at",
+            "absolute_expires_at",
+            "generation",
+        ],
+        "properties": {
+            "id": {"type": "string", "description": "Public session id (16 characters)."},
+            "user_id": {"type": ["string", "null"]},
+            "anonymous": {"type": "boolean"},
+            "auth_level": {"type": "integer", "minimum": 0},
+            "auth_time": {"type": ["number", "null"]},
+            "scopes": {"type": "array", "items": {"type": "string"}},
+            "data": {"type": "object"},
+            "created_at": TIME,
+            "last_seen": TIME,
+            "expires_at": TIME,
+            "absolute_expires_at": TIME,
+            "generation": {"type": "integer", "minimum": 0},
+            "context_history": {"type": "array", "items": {"type": "object"}},
+        },
+    },
+    "TokenPair": {
+        "type": "object",
+        "required": [
+            "access_token",
+            "token_type",
+            "expires_in",
+            "refresh_token",
+            "session_id",
+            "refresh_expires_at",
+        ],
+        "properties": {
+            "access_token": {"type": "string", "description": "A signed JWT (verify: JWKS)."},
+            "token_type": {"type": "string", "enum": ["Bearer"]},
+            "expires_in": {"type": "integer", "minimum": 0},
+            "refresh_token": {"type": "string", "description": "Opaque; works once."},
+            "session_id": {"type": "string", "description": "The tokens' `sid`."},
+            "refresh_expires_at": TIME,
+        },
+    },
+    "SessionAndToken": {
+        "type": "object",
+        "required": ["session", "token"],
+        "properties": {
+            "session": ref("Session"),
+            "token": {"type": ["string", "null"], "description": "The new token, if minted."},
+        },
+    },
+}
