@@ -82,6 +82,7 @@ GROUPS: list[CommandGroup] = [
     ),
     CommandGroup("jwt-keys", "sessionward.cli.jwt:register", "manage JWT signing keys", "jwt"),
     CommandGroup("risk", "sessionward.cli.risk:register", "measure hijack detection", "risk"),
+    CommandGroup("profiles", "sessionward.cli.profiles:register", "client profiles", "audit"),
 ]
 
 
