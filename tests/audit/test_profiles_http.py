@@ -232,8 +232,16 @@ def sessionward(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_show_puts_the_servers_view_beside_the_jar(shop: Shop, profiles: Profiles) -> None:
-    with http_client(profiles["alice"], base_url=shop.base) as client:
-        sign_in(client, "alice")
+    # A site's backend issues its sessions through the service's API and hands the token to
+    # the browser as a cookie (the demo shop's own sessions live in an application that no
+    # API key reaches, so the site here is such a backend).
+    auth = {"authorization": f"Bearer {shop.admin_key}"}
+    body = {"user_id": "alice", "context": {"ip": "127.0.0.1", "user_agent": "QA-alice/1.0"}}
+    issued = httpx.post(f"{shop.base}/v1/sessions", json=body, headers=auth)
+    assert issued.status_code == 201, issued.text
+    with profiles["alice"].edit() as data:
+        host = httpx.URL(shop.base).host
+        data.set_cookie(Cookie("__Host-shop", issued.json()["token"], host, secure=True))
     (session_id,) = session_ids(profiles["alice"].read())
     home = str(profiles.home)
     text = sessionward(
@@ -276,7 +284,6 @@ def test_show_puts_the_servers_view_beside_the_jar(shop: Shop, profiles: Profile
     assert "created" in [d["kind"] for d in server["decisions"]]
 
     # The server ends the session: the jar still holds the cookie, the server knows it no more.
-    auth = {"authorization": f"Bearer {shop.admin_key}"}
     assert httpx.delete(f"{shop.base}/v1/sessions/{session_id}", headers=auth).json() == {
         "revoked": True
     }
