@@ -92,8 +92,9 @@ class Flows:
         fields[spec.password_field] = creds.password
         headers = self.same_origin_headers(page_url, json=spec.kind == "json")
         if spec.kind == "form":
-            answer = actor.request("POST", url, form={k: str(v) for k, v in fields.items()},
-                                   headers=headers)  # fmt: skip
+            answer = actor.request(
+                "POST", url, form={k: str(v) for k, v in fields.items()}, headers=headers
+            )
         else:
             answer = actor.request("POST", url, json=fields, headers=headers)
             token = _dig(answer.json(), spec.token or "")
@@ -156,8 +157,9 @@ class Flows:
         form.update(spec.form or {})
         if method == "GET":
             query = "&".join(f"{_quote(k)}={_quote(v)}" for k, v in form.items())
-            return actor.request("GET", f"{spec.path}?{query}" if query else spec.path,
-                                 headers=sent)  # fmt: skip
+            return actor.request(
+                "GET", f"{spec.path}?{query}" if query else spec.path, headers=sent
+            )
         return actor.request(method, spec.path, form=form or None, headers=sent)
 
     def page_fields(self, actor: Actor, spec: RequestSpec) -> dict[str, str]:

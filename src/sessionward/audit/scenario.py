@@ -148,8 +148,23 @@ def load_scenario(path: str | Path) -> Scenario:
 
 
 def parse_scenario(data: Mapping[str, Any], *, name: str = "scenario") -> Scenario:
-    _keys(data, "", {"session", "login", "authenticated", "logout", "harvest", "action",
-                     "timeouts", "sessions", "jwt", "network", "name"})  # fmt: skip
+    _keys(
+        data,
+        "",
+        {
+            "session",
+            "login",
+            "authenticated",
+            "logout",
+            "harvest",
+            "action",
+            "timeouts",
+            "sessions",
+            "jwt",
+            "network",
+            "name",
+        },
+    )
     session = _table(data, "session", required=True)
     _keys(session, "session", {"cookie", "transport"})
     transport = session.get("transport", "cookie" if "cookie" in session else "bearer")
@@ -199,8 +214,21 @@ def parse_scenario(data: Mapping[str, Any], *, name: str = "scenario") -> Scenar
 
 
 def _login(table: Mapping[str, Any]) -> Login:
-    _keys(table, "login", {"form", "json", "page", "username_field", "password_field", "extra",
-                           "username_env", "password_env", "token"})  # fmt: skip
+    _keys(
+        table,
+        "login",
+        {
+            "form",
+            "json",
+            "page",
+            "username_field",
+            "password_field",
+            "extra",
+            "username_env",
+            "password_env",
+            "token",
+        },
+    )
     if ("form" in table) == ("json" in table):
         raise ScenarioError("login needs exactly one of form = PAGE or json = URL")
     kind: Literal["form", "json"] = "form" if "form" in table else "json"
@@ -226,8 +254,9 @@ def _action(table: Any, index: int) -> Action:
     where = f"action[{index}]"
     if not isinstance(table, dict):
         raise ScenarioError(f"{where} must be a table")
-    _keys(table, where, {"name", "method", "path", "form", "json", "fields_from", "headers",
-                         "expect"})  # fmt: skip
+    _keys(
+        table, where, {"name", "method", "path", "form", "json", "fields_from", "headers", "expect"}
+    )
     expect = table.get("expect", {})
     if not isinstance(expect, dict):
         raise ScenarioError(f"{where}.expect must be a table")

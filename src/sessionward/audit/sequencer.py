@@ -131,7 +131,9 @@ class TokenAnalysis:
             "sequential_share": round(self.sequential_share, 4),
             "time_correlation": self.time_correlation,
             "clock_construction": self.clock.construction if self.clock else None,
-            "fips_140_2": None if self.fips is None else {
+            "fips_140_2": None
+            if self.fips is None
+            else {
                 "passed": self.fips.passed,
                 "intervals": self.fips.intervals,
                 "failing_positions": len(self.fips.failing),
@@ -142,7 +144,7 @@ class TokenAnalysis:
             "verdict": "sound" if self.sound else "weak",
             "reasons": list(self.reasons),
             "bit_p_values": [round(b.p_min, 6) for b in self.bits],
-        }  # fmt: skip
+        }
 
 
 def analyse_tokens(
@@ -246,8 +248,29 @@ def _with_reasons(a: TokenAnalysis) -> TokenAnalysis:
 
 def _jwt_only(shape: Shape, count: int, duplicates: int) -> TokenAnalysis:
     reasons = (f"{duplicates} duplicate token(s)",) if duplicates else ()
-    return TokenAnalysis(shape, count, 0, 0.0, (), (), (), 0.0, (), (), 0, 0, duplicates, 0,
-                         0.0, None, None, None, None, None, reasons)  # fmt: skip
+    return TokenAnalysis(
+        shape,
+        count,
+        0,
+        0.0,
+        (),
+        (),
+        (),
+        0.0,
+        (),
+        (),
+        0,
+        0,
+        duplicates,
+        0,
+        0.0,
+        None,
+        None,
+        None,
+        None,
+        None,
+        reasons,
+    )
 
 
 def _allowed_duplicates(expected: float, budget: float) -> int:

@@ -88,9 +88,18 @@ def describe(
     if times is not None:
         picks = [(kept[j], times[index[j]]) for j in range(min(5, len(kept)))]
         stamps = _timestamps(picks, encoding)
-    shape = Shape(len(tokens), len(kept), length, prefix, suffix, static, encoding,
-                  len(decoded[0]) if decoded else None, _static_words(decoded or []),
-                  stamps)  # fmt: skip
+    shape = Shape(
+        len(tokens),
+        len(kept),
+        length,
+        prefix,
+        suffix,
+        static,
+        encoding,
+        len(decoded[0]) if decoded else None,
+        _static_words(decoded or []),
+        stamps,
+    )
     return shape, middles
 
 
@@ -200,8 +209,13 @@ def variable_bits(middles: Sequence[str]) -> VariableBits:
     charsets = [sorted({m[i] for m in middles}) for i in range(width)]
     binary = [i for i, cs in enumerate(charsets) if len(cs) > 1 and _is_power(len(cs))]
     other = [i for i, cs in enumerate(charsets) if len(cs) > 1 and not _is_power(len(cs))]
-    tables = {i: {c: format(n, f"0{len(charsets[i]).bit_length() - 1}b")
-                  for n, c in enumerate(charsets[i])} for i in binary}  # fmt: skip
+    tables = {
+        i: {
+            c: format(n, f"0{len(charsets[i]).bit_length() - 1}b")
+            for n, c in enumerate(charsets[i])
+        }
+        for i in binary
+    }
     radix = math.prod(len(charsets[i]) for i in other)
     radix_bits = max(0, radix.bit_length() - 1 - _TRIM_BITS) if other else 0
     index = {i: {c: n for n, c in enumerate(charsets[i])} for i in other}
@@ -218,8 +232,15 @@ def variable_bits(middles: Sequence[str]) -> VariableBits:
     power_bits = sum(len(charsets[i]).bit_length() - 1 for i in binary)
     total_radix = radix.bit_length() - 1 if other else 0
     char_bits = sum(math.log2(len(cs)) for cs in charsets if len(cs) > 1)
-    return VariableBits(out, power_bits + radix_bits, len(binary) + len(other), power_bits,
-                        radix_bits, max(0, total_radix - radix_bits), char_bits)  # fmt: skip
+    return VariableBits(
+        out,
+        power_bits + radix_bits,
+        len(binary) + len(other),
+        power_bits,
+        radix_bits,
+        max(0, total_radix - radix_bits),
+        char_bits,
+    )
 
 
 def _is_power(n: int) -> bool:
@@ -232,8 +253,9 @@ def jwt_parts(token: str) -> tuple[dict[str, object], dict[str, object]] | None:
     if len(parts) != 3:
         return None
     try:
-        header, payload = (json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)))
-                           for p in parts[:2])  # fmt: skip
+        header, payload = (
+            json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4))) for p in parts[:2]
+        )
     except (ValueError, binascii.Error, UnicodeDecodeError):
         return None
     if not isinstance(header, dict) or not isinstance(payload, dict):

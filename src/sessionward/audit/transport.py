@@ -175,6 +175,8 @@ class Network:
         self.redactor = Redactor()
         self.observers: list[Observer] = []
         self.requests = 0
+        #: Every session token seen (cookie values of the session cookie, bearer tokens).
+        self.session_tokens: set[str] = set()
         self._count_lock = threading.Lock()
         self._actors: list[Actor] = []
 
@@ -269,7 +271,8 @@ class Actor:
             parsed = parse_set_cookie(value)
             if parsed is not None:
                 exchange.set_cookies.append(parsed)
-                self.network.redactor.add(parsed.value)
+                if observe:  # a harvest's thousands of tokens never reach a report
+                    self.network.redactor.add(parsed.value)
                 if parsed.deletes():
                     self.jar.pop(parsed.name, None)
                 else:
