@@ -15,8 +15,8 @@ server's ``Date`` clock when it is not this machine's), for these constructions:
   microseconds, or with the float ``time.time()``, then ``getrandbits(n)`` for the token's
   width (both byte orders).
 
-The candidate count is bounded (``budget``): microsecond and float forms are tried only when
-the window is narrow, which it is on a local network and when the server's clock is this
+The candidate count is bounded (:data:`PASSES`): microsecond and float forms are tried only
+when the window is narrow, which it is on a local network and when the server's clock is this
 machine's. A reproduction is proof; no reproduction proves nothing.
 """
 
@@ -29,9 +29,12 @@ import struct
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-__all__ = ["ClockMatch", "TimedToken", "find_clock_derivation"]
+__all__ = ["PASSES", "ClockMatch", "TimedToken", "find_clock_derivation"]
 
 _HASHES = ("md5", "sha1", "sha256")
+#: (slack, budget) per pass: a narrow window for every form, then a wider one for the coarse
+#: forms only (whole seconds and milliseconds), when the server's clock is a little off.
+PASSES = ((0.002, 400_000), (0.05, 20_000))
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,27 +56,29 @@ class ClockMatch:
 
 
 def find_clock_derivation(
-    tokens: Sequence[TimedToken], *, budget: int = 400_000
+    tokens: Sequence[TimedToken],
+    *,
+    passes: Sequence[tuple[float, int]] = PASSES,
 ) -> ClockMatch | None:
-    """The first construction that reproduces at least two of ``tokens`` (one, if only one is
-        given), or ``None``. Only the first two tokens are tried: a right construction reproduces
-    each of them. ``budget`` bounds the candidates tried per token and construction."""
-    if not tokens:
-        return None
+    """The first construction that reproduces two of ``tokens`` (one, if only one is given),
+    or ``None``. Only the first two tokens are tried: a right construction reproduces each of
+    them. Each pass widens every window by its slack (clock granularity and drift) and tries
+    at most its budget of candidates per token and construction."""
     need = min(2, len(tokens))
-    for name, candidates in _constructions():
-        tried = 0
-        for hits, token in enumerate(tokens[:need], start=1):
-            found = False
-            for value in candidates(token.earliest, token.latest, budget):
-                tried += 1
-                if _equal(value, token):
-                    found = True
-                    break
-            if not found:
-                break  # a construction that is right reproduces every token
-            if hits == need:
-                return ClockMatch(name, hits, tried)
+    for slack, budget in passes:
+        for name, candidates in _constructions():
+            tried = 0
+            for hits, token in enumerate(tokens[:need], start=1):
+                found = False
+                for value in candidates(token.earliest - slack, token.latest + slack, budget):
+                    tried += 1
+                    if _equal(value, token):
+                        found = True
+                        break
+                if not found:
+                    break  # a construction that is right reproduces every token
+                if hits == need:
+                    return ClockMatch(name, hits, tried)
     return None
 
 
@@ -110,12 +115,13 @@ def _hashed(times: Callable[[float, float, int], Iterator[str]], hash_name: str)
 
 def _seeded(seeds: Callable[[float, float, int], Iterator[int | float]]) -> Candidates:
     def candidates(earliest: float, latest: float, budget: int) -> Iterator[bytes | int | str]:
-        for seed in seeds(earliest, latest, budget // 4):
-            generator = random.Random(seed)  # noqa: S311 - reproducing a weak generator
-            state = generator.getstate()
-            for bits in (64, 128, 160, 256):
-                generator.setstate(state)
-                yield generator.getrandbits(bits)
+        for seed in seeds(earliest, latest, budget // 16):  # a generator costs ~16 us to seed
+            value = random.Random(seed).getrandbits(256)  # noqa: S311 - reproducing one
+            # getrandbits(n) fills 32-bit words from the least significant end, so every
+            # narrower draw is the low bits of the wide one.
+            for bits in (64, 128, 160):
+                yield value & ((1 << bits) - 1)
+            yield value
 
     return candidates
 

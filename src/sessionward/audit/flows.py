@@ -101,6 +101,7 @@ class Flows:
             if isinstance(token, str) and token:
                 actor.bearer = token
                 self.network.redactor.add(token)
+                self.network.session_tokens.add(token)
         landing = actor.follow(answer)
         token = self.token(actor)
         if token is None:
@@ -140,11 +141,12 @@ class Flows:
         page_fields: bool = True,
         headers: Mapping[str, str] | None = None,
         method: str | None = None,
+        observe: bool = True,
     ) -> Exchange:
         """Send ``spec`` as a browser would (fields from its page, same-origin headers);
         ``headers`` replace the browser headers, ``page_fields=False`` leaves out the
         fields taken from the page (the anti-CSRF token among them)."""
-        form = dict(self.page_fields(actor, spec)) if page_fields else {}
+        form = dict(self.page_fields(actor, spec, observe=observe)) if page_fields else {}
         referer = self.network.url(spec.fields_from) if spec.fields_from else None
         sent = self.same_origin_headers(referer, json=spec.json is not None)
         if headers is not None:
@@ -153,19 +155,22 @@ class Flows:
         method = method or spec.method
         if spec.json is not None:
             body = {**form, **spec.json} if isinstance(spec.json, dict) else spec.json
-            return actor.request(method, spec.path, json=body, headers=sent)
+            return actor.request(method, spec.path, json=body, headers=sent, observe=observe)
         form.update(spec.form or {})
         if method == "GET":
             query = "&".join(f"{_quote(k)}={_quote(v)}" for k, v in form.items())
-            return actor.request(
-                "GET", f"{spec.path}?{query}" if query else spec.path, headers=sent
-            )
-        return actor.request(method, spec.path, form=form or None, headers=sent)
+            target = f"{spec.path}?{query}" if query else spec.path
+            return actor.request("GET", target, headers=sent, observe=observe)
+        return actor.request(method, spec.path, form=form or None, headers=sent, observe=observe)
 
-    def page_fields(self, actor: Actor, spec: RequestSpec) -> dict[str, str]:
+    def page_fields(
+        self, actor: Actor, spec: RequestSpec, *, observe: bool = True
+    ) -> dict[str, str]:
         if spec.fields_from is None:
             return {}
-        page = actor.follow(actor.get(spec.fields_from))
+        page = actor.get(spec.fields_from, observe=observe)
+        if page.redirect:
+            page = actor.follow(page)
         form = find_form(parse_forms(page.text, page.url), self.network.url(spec.path))
         return dict(form.fields) if form is not None else {}
 

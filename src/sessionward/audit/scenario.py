@@ -180,7 +180,7 @@ def parse_scenario(data: Mapping[str, Any], *, name: str = "scenario") -> Scenar
     _keys(auth, "authenticated", {"path", "method", "status", "contains", "headers"})
     recognise = _expect(auth, "authenticated")
     harvest = _table(data, "harvest")
-    _keys(harvest, "harvest", {"path", "method", "login"})
+    _keys(harvest, "harvest", {"path", "method", "form", "json", "fields_from", "headers", "login"})
     timeouts = _table(data, "timeouts")
     _keys(timeouts, "timeouts", {"idle", "absolute"})
     sessions = _table(data, "sessions")

@@ -152,7 +152,6 @@ def analyse_tokens(
     windows: Sequence[tuple[float, float]] | None = None,
     *,
     false_alarm: float = 1e-6,
-    clock_budget: int = 400_000,
 ) -> TokenAnalysis:
     """Analyse ``tokens`` (harvest order). ``windows[i]`` is when token ``i`` can have been
     issued, on the server's clock (seconds since 1970); without it there is no clock check
@@ -182,12 +181,12 @@ def analyse_tokens(
     per_bit_rate = min(1.0, _BIT_TESTS * _HEADLINE)
     allowed = allowed_failures(width, per_bit_rate, budget) if width else 0
     levels = tuple((lv, sum(b.p_min >= lv for b in bits)) for lv in LEVELS)
-    integers = [int(t, 2) if t else 0 for t in variable.tokens]
-    sequential = _sequential_share(integers, width)
+    integers, value_bits = _values(middles, variable.tokens, width)
+    sequential = _sequential_share(integers, value_bits)
     correlation = _spearman([w[1] for w in kept_windows], integers) if kept_windows else None
     clock = None
     if kept_windows is not None:
-        clock = find_clock_derivation(_timed(tokens, windows or [], shape), budget=clock_budget)
+        clock = find_clock_derivation(_timed(tokens, windows or [], shape))
     expected_dups = n * (n - 1) / 2 / 2.0**width if width < 1024 else 0.0
     allowed_dups = _allowed_duplicates(expected_dups, budget)
     defects = len(gross_bits) if failing <= allowed else max(failing, len(gross_bits))
@@ -400,12 +399,23 @@ def _uniform_p(counts: Counter[int], k: int, n: int) -> float:
 # -- order and time -----------------------------------------------------------------------------
 
 
+def _values(middles: Sequence[str], bit_tokens: Sequence[str], width: int) -> tuple[list[int], int]:
+    """Each token's variable part as a number (decoded when it is hex or base64, so a hex
+    counter reads as the counter), and the number's width in bits."""
+    decoded = [decode_text(m)[1] for m in middles]
+    if middles and all(d is not None for d in decoded):
+        raw = [d or b"" for d in decoded]
+        return [int.from_bytes(d, "big") for d in raw], 8 * len(raw[0])
+    return [int(t, 2) if t else 0 for t in bit_tokens], width
+
+
 def _sequential_share(values: Sequence[int], width: int) -> float:
-    """The share of consecutive tokens whose values differ by at most 2^(width/2): about
-    2^(1 - width/2) for random tokens, near 1 for counters."""
-    if width < 16 or len(values) < 2:
+    """The share of consecutive tokens whose values differ by at most max(16, 2^(width/4)):
+    under 2^(1 - 3 width/4) for random values of 16 bits or more (a few percent below that),
+    near 1 for a counter, however many requests ran in parallel."""
+    if width < 8 or len(values) < 2:
         return 0.0
-    limit = 1 << (width // 2)
+    limit = max(16, 1 << (width // 4))
     small = sum(abs(b - a) <= limit for a, b in pairwise(values))
     return small / (len(values) - 1)
 

@@ -75,6 +75,7 @@ GROUPS: list[CommandGroup] = [
         "serve", "sessionward.cli.serve:register", "service, demo and API keys", "service"
     ),
     CommandGroup("keys", "sessionward.cli.jwt:register", "manage JWT signing keys", "jwt"),
+    CommandGroup("audit", "sessionward.cli.audit:register", "audit a site's sessions", "audit"),
 ]
 
 

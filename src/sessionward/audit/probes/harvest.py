@@ -1,7 +1,8 @@
 """Token harvest and randomness analysis (WSTG-SESS-01, ASVS 7.2.2, 7.2.3, 11.5.1).
 
 Collects ``options.harvest`` tokens: each from a client without cookies sending the
-scenario's ``[harvest]`` request (or logging in, without one), with ``options.concurrency``
+scenario's ``[harvest]`` request (after fetching its ``fields_from`` page, when it has one),
+or logging in, without one, with ``options.concurrency``
 clients in parallel, all under the shared rate limit. Each token keeps the moment its request
 left and its answer came back; the server's clock is placed against ours from the ``Date``
 headers (each answer bounds the offset to a one-second interval; their intersection is
@@ -40,7 +41,10 @@ def plan(ctx: Context) -> list[str]:
     if not n:
         return ["harvest: off"]
     spec = ctx.scenario.harvest
-    how = f"{spec.method} {spec.path} without cookies" if spec else "a full login"
+    how = "a full login"
+    if spec is not None:
+        page = f"GET {spec.fields_from}, then " if spec.fields_from else ""
+        how = f"{page}{spec.method} {spec.path} from a client without cookies"
     return [
         f"harvest: {how} x {n} ({ctx.options.concurrency} in parallel), then analyse"
         " the tokens offline"
@@ -57,6 +61,11 @@ def run(ctx: Context) -> None:
         ctx.note(f"harvest: only {len(tokens)} tokens collected; analysis needs 100")
         return
     low, high = clock_offset(samples)
+    if low - 1 <= 0 <= high + 1:
+        # The Date headers agree with our clock (to their one-second grain, and servers may
+        # stamp a Date cached a little earlier): try the same clock first, which it usually
+        # is on a local network or with NTP; the clock check widens the window by itself.
+        low = high = 0.0
     windows = [(s.sent + low, s.received + high) for s in samples]
     analysis = analyse_tokens(tokens, windows)
     duration = samples[-1].received - samples[0].sent
@@ -108,9 +117,10 @@ def _one(ctx: Context, actor: Actor, *, observe: bool) -> Sample | None:
         answer: Exchange = logged.answer
         token = logged.token
     else:
-        answer = actor.request(
-            spec.method, spec.path, headers=dict(spec.headers), cookies=False, observe=observe
-        )
+        if spec.fields_from is None and spec.method == "GET":
+            answer = actor.request("GET", spec.path, headers=dict(spec.headers), observe=observe)
+        else:  # a form with its page's fields, as a browser sends it
+            answer = ctx.flows.send(actor, spec, observe=observe)
         cookie = answer.cookie(ctx.scenario.cookie or "")
         token = cookie.value if cookie is not None and not cookie.deletes() else ""
     if not token:

@@ -85,7 +85,6 @@ class Watch:
                     f"a session token appears in the {place}",
                     url=exchange.url,
                     evidence={"where": place, "value": url, "status": exchange.status},
-                    key=place,
                 )
         for token in self._tokens_in(exchange.text):
             if re.search(_LINK.format(re.escape(token)), exchange.text):
@@ -94,7 +93,6 @@ class Watch:
                     "a page links to a URL that carries the session token",
                     url=exchange.url,
                     evidence={"where": "link in the page", "status": exchange.status},
-                    key="link",
                 )
 
     def _body(self, exchange: Exchange) -> None:
