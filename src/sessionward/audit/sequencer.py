@@ -167,7 +167,7 @@ def analyse_tokens(
     duplicates = len(tokens) - len(set(tokens))
     if shape.encoding == "jwt":
         return _jwt_only(shape, len(tokens), duplicates)
-    variable = variable_bits(middles)
+    variable = variable_bits(middles, shape.encoding)
     n, width = len(middles), variable.width
     streams = _position_streams(variable.tokens, width)
     budget = false_alarm / 3

@@ -6,9 +6,11 @@ looks inside the decoded bytes for readable text and embedded timestamps.
 
 :func:`variable_bits` turns each token into the bits of its variable positions the way Burp
 Sequencer does: a position whose observed character set has 2^k members gives k bits (the
-character's index in that set). Positions with any other set size are read together as one
-mixed-radix number, whose top bits are dropped because they are biased for a uniform number
-below a bound that is not a power of two; what remains is within 2^-12 of fair.
+character's index in that set, ordered by the character's value when the token is hex or
+base64, so a full position yields the very bits it encodes). Positions with any other set
+size are read together as one mixed-radix number, whose top bits are dropped because they are
+biased for a uniform number below a bound that is not a power of two; what remains is within
+2^-12 of fair.
 """
 
 from __future__ import annotations
@@ -193,7 +195,9 @@ def _near(value: int, now: float) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class VariableBits:
-    """Per-token bit strings (``"0101..."``), all the same length, and what they came from."""
+    """Per-token bit strings (``"0101..."``), all the same length, and what they came from.
+    Characters are ordered by their value in the token's encoding when it is hex or base64,
+    so a full position yields exactly the bits the character encodes."""
 
     tokens: list[str]
     width: int
@@ -204,9 +208,26 @@ class VariableBits:
     char_bits: float  # sum of log2(set size) over variable positions
 
 
-def variable_bits(middles: Sequence[str]) -> VariableBits:
+_ALPHABETS = {
+    "hex": "0123456789abcdefABCDEF",
+    "base64url": string.ascii_uppercase + string.ascii_lowercase + string.digits + "-_",
+    "base64": string.ascii_uppercase + string.ascii_lowercase + string.digits + "+/=",
+}
+
+
+def variable_bits(middles: Sequence[str], encoding: str = "characters") -> VariableBits:
+    """``encoding`` orders each position's characters by their value in that encoding (so a
+    full base64 position maps to the decoded bits themselves); otherwise by code point."""
     width = len(middles[0]) if middles else 0
-    charsets = [sorted({m[i] for m in middles}) for i in range(width)]
+    alphabet = _ALPHABETS.get(encoding, "")
+
+    def order(c: str) -> tuple[int, str]:
+        at = alphabet.find(c)
+        if encoding == "hex" and at >= 16:
+            at -= 6  # upper-case digits sort with their lower-case twins
+        return (at if at >= 0 else len(alphabet) + ord(c), c)
+
+    charsets = [sorted({m[i] for m in middles}, key=order) for i in range(width)]
     binary = [i for i, cs in enumerate(charsets) if len(cs) > 1 and _is_power(len(cs))]
     other = [i for i, cs in enumerate(charsets) if len(cs) > 1 and not _is_power(len(cs))]
     tables = {

@@ -239,7 +239,8 @@ def _terminal(report: Report, console: Console) -> None:
         refs = " ".join([*f.rule.wstg, *(f"ASVS {r}" for r in f.rule.asvs)])
         table.add_row(f"[{_STYLES[f.severity.label]}]{f.severity.label}[/]", f.id,
                       f"{f.rule.title}: {f.detail}", refs)  # fmt: skip
-    console.print(table)
+    if report.findings:
+        console.print(table)
     counts = ", ".join(f"{n} {label}" for label, n in report.counts().items() if n)
     console.print(f"findings: {counts or 'none'}")
     for note in report.notes:

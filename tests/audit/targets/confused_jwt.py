@@ -139,6 +139,12 @@ def create_app(base_url: str) -> Starlette:
     )
 
 
+#: Flaw number -> the findings that must report it.
+EXPECTED = {
+    1: {"jwt-key-confusion"},
+    2: {"jwt-signature-unchecked", "jwt-alg-none"},
+}
+
 SCENARIO = """
 [session]
 transport = "bearer"

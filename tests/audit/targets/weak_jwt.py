@@ -93,6 +93,15 @@ def create_app() -> Starlette:
     )
 
 
+#: Flaw number -> the findings that must report it.
+EXPECTED = {
+    1: {"jwt-weak-secret"},
+    2: {"jwt-alg-none"},
+    3: {"jwt-expired-accepted", "jwt-long-lifetime", "jwt-no-audience"},
+    4: {"logout-replay"},
+    5: {"cache-missing"},
+}
+
 SCENARIO = """
 [session]
 transport = "bearer"

@@ -136,7 +136,7 @@ def create_app(generator: str = "md5-time") -> Starlette:
         response.headers.append("set-cookie", "SID=; Path=/; Max-Age=0")
         return response  # the server-side session is left alone
 
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/", home),
             Route("/login", login, methods=["GET", "POST"]),
@@ -145,7 +145,22 @@ def create_app(generator: str = "md5-time") -> Starlette:
             Route("/logout", logout, methods=["POST"]),
         ]
     )
+    app.state.sessions = sessions  # the tests check that no token reaches a report
+    return app
 
+
+#: Flaw number -> the findings that must report it.
+EXPECTED = {
+    1: {"token-predictable"},
+    2: {"cookie-no-secure", "cookie-no-httponly", "cookie-no-samesite", "cookie-no-prefix"},
+    3: {"fixation-no-rotation"},
+    4: {"fixation-adopted-id"},
+    5: {"token-in-url", "token-accepted-from-url"},
+    6: {"token-in-body", "cache-missing"},
+    7: {"logout-replay"},
+    8: {"csrf-cross-site", "csrf-get", "csrf-login"},
+    9: {"timeout-idle-exceeded", "concurrent-over-limit"},
+}
 
 SCENARIO = """
 [session]
