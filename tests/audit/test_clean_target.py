@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import io
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ import pytest
 from sessionward.audit.probes import PROBES
 from sessionward.cli import main
 
+from ._browser import ARGS, CHROMIUM, artifacts_dir, unavailable
 from ._serve import Tls, serve
 from .targets import demo_shop
 
@@ -161,18 +161,13 @@ def test_without_the_ca_the_certificate_is_refused(
 def test_the_html_report_opens_in_chromium(clean: Run) -> None:
     """Debian's chromium through Playwright: the charts are drawn, nothing is fetched, and a
     screenshot is kept under test-artifacts/audit/."""
-    from tests.service._browser import ARGS, CHROMIUM, ROOT, unavailable
-
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
         unavailable("playwright is not installed")
     if not Path(CHROMIUM).exists():
         unavailable(f"no chromium at {CHROMIUM}")
-    artifacts = Path(os.environ.get("SESSIONWARD_ARTIFACTS", ROOT / "test-artifacts"))
-    (artifacts / "audit").mkdir(parents=True, exist_ok=True)
-    if not (artifacts / ".gitignore").exists():
-        (artifacts / ".gitignore").write_text("*\n")
+    shots = artifacts_dir()
     fetched: list[str] = []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
@@ -190,6 +185,6 @@ def test_the_html_report_opens_in_chromium(clean: Run) -> None:
         dots = page.locator('svg[aria-label="Timeout checks"] circle')
         timeouts = clean.report["measurements"]["timeouts"]
         assert dots.count() == len(timeouts["idle_checks"]) + len(timeouts["keepalive_checks"])
-        page.screenshot(path=str(artifacts / "audit" / "clean-report.png"), full_page=True)
+        page.screenshot(path=str(shots / "clean-report.png"), full_page=True)
         browser.close()
     assert fetched == [clean.html.as_uri()]

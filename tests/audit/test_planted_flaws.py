@@ -74,7 +74,7 @@ def test_every_finding_in_json_names_its_wstg_test(weak_run: tuple[Report, Any])
     for finding in findings:
         assert finding["wstg"]
         assert all(w.startswith("WSTG-SESS-") for w in finding["wstg"])
-        assert finding["asvs"]
+        assert finding["asvs"] or finding["id"] == "replay-other-client"
         assert all(a.startswith("ASVS 5.0 ") for a in finding["asvs"])
         assert finding["remediation"]
         assert finding["severity"] in {s.label for s in Severity}

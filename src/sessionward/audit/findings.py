@@ -125,7 +125,7 @@ _RULES = [
     Rule("token-statistics", "Session tokens fail the randomness tests", _S.MEDIUM,
          ("7.2.3",), ("WSTG-SESS-01",),
          "Use a CSPRNG and encode its output directly, without fixed or derived fields."),
-    Rule("token-structure", "Session tokens carry readable data", _S.LOW, ("7.2.1", "7.2.3"),
+    Rule("token-structure", "Session tokens carry readable data", _S.LOW, ("7.2.3", "14.1.1"),
          ("WSTG-SESS-01",),
          "Make tokens opaque random references; keep data on the server."),
     Rule("token-analysis", "Session token analysis", _S.INFO, ("7.2.3",), ("WSTG-SESS-01",),
@@ -186,7 +186,8 @@ _RULES = [
     Rule("csrf-get", "State change reachable with GET", _S.MEDIUM, ("3.5.3",),
          ("WSTG-SESS-05",),
          "Change state only on POST, PUT, PATCH or DELETE."),
-    Rule("csrf-login", "Login form accepts cross-site posts (login CSRF)", _S.LOW, ("3.5.1",),
+    Rule("csrf-login", "Login form accepts cross-site posts (login CSRF)", _S.LOW,
+         ("3.5.1", "7.6.2"),
          ("WSTG-SESS-05",),
          "Protect the login form with a pre-session token or Fetch Metadata checks."),
     # -- WSTG-SESS-06: logout ----------------------------------------------------------------------
@@ -209,7 +210,8 @@ _RULES = [
          _S.MEDIUM, ("7.3.2",), ("WSTG-SESS-07",),
          "End sessions at the documented absolute lifetime, however active."),
     # -- WSTG-SESS-09 / SESS-06: replay from another client -----------------------------------
-    Rule("replay-other-client", "Token accepted from a second client", _S.INFO, ("7.2.1",),
+    # No ASVS 5.0 requirement asks for binding a session to its client: a measurement only.
+    Rule("replay-other-client", "Token accepted from a second client", _S.INFO, (),
          ("WSTG-SESS-09", "WSTG-SESS-06"),
          "Bearer tokens work wherever they are presented; consider anomaly detection on"
          " device and network changes, and device-bound sessions."),
@@ -246,7 +248,7 @@ _RULES = [
     Rule("jwt-no-audience", "JWT without aud", _S.LOW, ("9.2.3", "9.2.4"), ("WSTG-SESS-10",),
          "Put the intended audience in aud and check it at the receiver."),
     Rule("jwt-sensitive-claims", "JWT payload carries personal or secret data", _S.LOW,
-         ("9.2.2",), ("WSTG-SESS-10",),
+         ("14.1.1",), ("WSTG-SESS-10",),
          "JWT payloads are readable by anyone: keep claims minimal."),
     Rule("jwt-claims", "JWT structure", _S.INFO, ("9.1.1",), ("WSTG-SESS-10",),
          "Keep claims minimal and lifetimes short."),
