@@ -4,6 +4,7 @@ measurements, notes and progress go."""
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -78,6 +79,7 @@ class Context:
     notes: list[str] = field(default_factory=list)
     flows: Flows = field(init=False)
     _seen: set[tuple[str, str]] = field(default_factory=set, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     def __post_init__(self) -> None:
         self.flows = Flows(self.scenario, self.network)
@@ -95,10 +97,12 @@ class Context:
         severity: Severity | None = None,
         key: str = "",
     ) -> None:
-        """Record a finding once per ``(rule, key)``; evidence and detail are redacted."""
-        if (rule, key) in self._seen:
-            return
-        self._seen.add((rule, key))
+        """Record a finding once per ``(rule, key)``; evidence and detail are redacted.
+        Thread-safe: the passive checks also run in harvest workers."""
+        with self._lock:
+            if (rule, key) in self._seen:
+                return
+            self._seen.add((rule, key))
         known = RULES[rule]
         redactor = self.network.redactor
         self.findings.append(

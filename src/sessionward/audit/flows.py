@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from sessionward.audit.errors import TargetError
 from sessionward.audit.forms import find_form, parse_forms
@@ -192,6 +192,4 @@ def _dig(data: Any, path: str) -> Any:
 
 
 def _quote(value: str) -> str:
-    from urllib.parse import quote
-
     return quote(str(value), safe="")

@@ -14,6 +14,7 @@ in; the default builds a plain ``httpx.Client``.
 from __future__ import annotations
 
 import http.cookiejar
+import json
 import ssl
 import threading
 import time
@@ -142,8 +143,6 @@ class Exchange:
         return found[-1] if found else None
 
     def json(self) -> Any:
-        import json
-
         try:
             return json.loads(self.text)
         except ValueError:
@@ -160,7 +159,7 @@ class Network:
         self,
         base_url: str,
         *,
-        rate: float = 20.0,
+        rate: float = 50.0,
         verify: ssl.SSLContext | bool = True,
         timeout: float = 15.0,
         client_factory: ClientFactory = default_client,
