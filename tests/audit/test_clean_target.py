@@ -109,11 +109,14 @@ def test_the_tokens_are_sound(clean: Run) -> None:
 
 def test_the_timeouts_are_measured(clean: Run) -> None:
     timeouts = clean.report["measurements"]["timeouts"]
+    # The shop extends a session's idle deadline at most every idle/10 seconds, so a session
+    # may end up to 0.2 s before its idle timeout after the last request: margins of 0.5 s.
     idle = timeouts["idle_checks"]
-    assert all(c["alive"] for c in idle if c["after"] < demo_shop.IDLE - 0.2)
-    assert not any(c["alive"] for c in idle if c["after"] > demo_shop.IDLE + 0.2)
+    assert all(c["alive"] for c in idle if c["after"] < demo_shop.IDLE - 0.5)
+    assert not any(c["alive"] for c in idle if c["after"] > demo_shop.IDLE + 0.5)
+    assert any(c["alive"] for c in idle)
     kept = timeouts["keepalive_checks"]
-    assert all(c["alive"] for c in kept if c["after"] < demo_shop.ABSOLUTE - 0.2)
+    assert all(c["alive"] for c in kept if c["after"] < demo_shop.ABSOLUTE - 0.5)
     assert not kept[-1]["alive"]
     assert kept[-1]["after"] < demo_shop.ABSOLUTE + 1
 

@@ -9,7 +9,8 @@
    and that the step from one token to the next is uniform (chi-square);
 3. per bit (the character's index in its position's set), runs monobit, runs (transition
    count), poker and long-run tests with p-values valid for the sample size, and tests every
-   pair of bit positions for correlation (Bonferroni-adjusted per position);
+   pair of bit positions for correlation (Bonferroni-adjusted per position; beyond 512 bits,
+   each position against its 128 neighbours on each side);
 4. at exactly 20,000 tokens, also the FIPS 140-2 battery with its fixed thresholds
    (:func:`sessionward.audit.randomness.analyse_samples`);
 5. counts duplicates, looks for counters (small steps between consecutive tokens) and
@@ -342,19 +343,28 @@ def _poker(x: int, n: int) -> float:
     return min(1.0, 2 * min(lower, upper))
 
 
+_NEIGHBOURS = 128  # beyond 512 bits, each position is paired with its 128 neighbours each side
+
+
 def _correlations(streams: Sequence[int], n: int) -> list[float]:
-    """Per position: the smallest pairwise agreement p-value, times the number of partners."""
+    """Per position: the smallest pairwise agreement p-value, times the number of partners
+    (every other position up to 512 bits; the neighbours within 128 positions beyond, which
+    keeps the work linear for long tokens)."""
     width = len(streams)
+    reach = width if width <= 4 * _NEIGHBOURS else _NEIGHBOURS
     best = [1.0] * width
+    partners = [0] * width
     for i in range(width):
         xi = streams[i]
-        for j in range(i + 1, width):
+        for j in range(i + 1, min(width, i + reach + 1)):
             p = binomial_two_sided((xi ^ streams[j]).bit_count(), n)
+            partners[i] += 1
+            partners[j] += 1
             if p < best[i]:
                 best[i] = p
             if p < best[j]:
                 best[j] = p
-    return [min(1.0, p * max(1, width - 1)) for p in best]
+    return [min(1.0, p * max(1, k)) for p, k in zip(best, partners, strict=True)]
 
 
 def _packed(bit_tokens: Sequence[str], width: int) -> list[bytes]:
