@@ -16,7 +16,7 @@ from sessionward.audit.runner import Report, run_audit
 
 from ._serve import serve
 from .conftest import scenario
-from .targets import confused_jwt, weak_jwt, weak_shop
+from .targets import confused_jwt, sound_jwt, weak_jwt, weak_shop
 
 pytestmark = pytest.mark.usefixtures("credentials")
 
@@ -103,3 +103,13 @@ def test_every_planted_jwt_flaw_is_found(module: Any, make: Any) -> None:
     for flaw, expected in module.EXPECTED.items():
         assert expected <= found(report), (flaw, sorted(found(report)))
     assert report.failed == {}
+
+
+@pytest.mark.parametrize("alg", ["ES256", "HS256"])
+def test_sessionward_jwt_mode_withstands_every_jwt_probe(alg: str) -> None:
+    with serve(lambda base: sound_jwt.create_app(base, alg)) as base:
+        report = run_audit(base, scenario(sound_jwt.SCENARIO), Options(harvest=0, rate=0))
+    above = [(f.id, f.detail) for f in report.findings if f.severity > Severity.INFO]
+    assert above == []
+    assert report.failed == {}
+    assert "jwt-claims" in found(report)  # the JWT probe did run
