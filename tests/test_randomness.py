@@ -185,9 +185,9 @@ def test_poker_too_uniform_fails() -> None:
     [(24.9958, 0.05), (30.5779, 0.01), (37.6973, 0.001)],  # chi-square table, 15 df
 )
 def test_poker_p_value_matches_chi_square_tables(statistic: float, upper_tail: float) -> None:
-    from sessionward.audit.randomness import _chi2_tails
+    from sessionward.audit._stats import chi2_tails
 
-    lower, upper = _chi2_tails(statistic, 15)
+    lower, upper = chi2_tails(statistic, 15)
     assert upper == pytest.approx(upper_tail, rel=1e-3)
     assert lower + upper == pytest.approx(1.0)
 

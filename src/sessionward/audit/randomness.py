@@ -26,6 +26,14 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Final, Literal
 
+from sessionward.audit._stats import (
+    binomial_two_sided,
+    binomial_upper_tail,
+    chi2_tails,
+    longest_ones,
+    poisson_upper_tail,
+)
+
 __all__ = [
     "LONG_RUN_LIMIT",
     "MONOBIT_BOUNDS",
@@ -227,7 +235,7 @@ def monobit(stream: bytes) -> MonobitResult:
 def _monobit(x: int) -> MonobitResult:
     ones = x.bit_count()
     low, high = MONOBIT_BOUNDS
-    return MonobitResult(ones, low < ones < high, _binomial_two_sided(ones, STREAM_BITS))
+    return MonobitResult(ones, low < ones < high, binomial_two_sided(ones, STREAM_BITS))
 
 
 _NIBBLE_LOW_BITS: Final = int("0001" * _NIBBLES, 2)
@@ -254,7 +262,7 @@ def _poker(x: int) -> PokerResult:
     sixteen_s = 16 * sum(f * f for f in counts)
     statistic = sixteen_s / _NIBBLES - _NIBBLES
     passed = _POKER_LOW_16S < sixteen_s < _POKER_HIGH_16S
-    lower, upper = _chi2_tails(statistic, _POKER_DF)
+    lower, upper = chi2_tails(statistic, _POKER_DF)
     return PokerResult(counts, statistic, passed, min(1.0, 2 * min(lower, upper)))
 
 
@@ -299,7 +307,7 @@ def _runs(x: int, intervals: str) -> RunsResult:
         if not table[length][0] <= count <= table[length][1]
     )
     transitions = ((x ^ (x >> 1)) & (_ALL_ONES >> 1)).bit_count()
-    p_value = _binomial_two_sided(transitions, STREAM_BITS - 1)
+    p_value = binomial_two_sided(transitions, STREAM_BITS - 1)
     return RunsResult(intervals, zeros, ones, bad, transitions, not bad, p_value)
 
 
@@ -308,27 +316,8 @@ def long_run(stream: bytes) -> LongRunResult:
     return _long_run(_as_int(stream))
 
 
-def _longest_ones(x: int) -> int:
-    """Length of the longest run of ones, in O(log L) big-integer operations."""
-    if not x:
-        return 0
-    ladder = [(1, x)]  # (k, y_k) for k = 1, 2, 4, ...: y_k marks starts of k ones in a row
-    while True:
-        k, y = ladder[-1]
-        doubled = y & (y >> k)
-        if not doubled:
-            break
-        ladder.append((2 * k, doubled))
-    length, current = ladder.pop()
-    for step, y_step in reversed(ladder):  # greedy binary search in [length, 2*length)
-        longer = current & (y_step >> length)
-        if longer:
-            length, current = length + step, longer
-    return length
-
-
 def _long_run(x: int) -> LongRunResult:
-    ones, zeros = _longest_ones(x), _longest_ones(x ^ _ALL_ONES)
+    ones, zeros = longest_ones(x), longest_ones(x ^ _ALL_ONES)
     longest, bit = (ones, 1) if ones >= zeros else (zeros, 0)
     return LongRunResult(longest, bit, longest < LONG_RUN_LIMIT, _long_run_p_value(longest))
 
@@ -354,111 +343,11 @@ def _check(x: int, intervals: str) -> StreamResult:
     return StreamResult(_monobit(x), _poker(x), _runs(x, intervals), _long_run(x))
 
 
-# -- distributions -----------------------------------------------------------------------------
-
-
-@cache
-def _binomial_cdf(n: int) -> tuple[float, ...]:
-    """P(X <= k) for X ~ Binomial(n, 1/2), k = 0..n//2 (the lower half is all we need)."""
-    log_total = math.lgamma(n + 1) - n * math.log(2)
-    cdf, acc = [], 0.0
-    for k in range(n // 2 + 1):
-        acc += math.exp(log_total - math.lgamma(k + 1) - math.lgamma(n - k + 1))
-        cdf.append(acc)
-    return tuple(cdf)
-
-
-def _binomial_two_sided(k: int, n: int) -> float:
-    """Exact two-sided p-value of ``k`` successes in ``n`` fair trials (symmetric: 2 * tail)."""
-    distance = min(k, n - k)  # by symmetry P(X >= n-d) = P(X <= d)
-    if 2 * distance >= n:
-        return 1.0
-    return min(1.0, 2 * _binomial_cdf(n)[distance])
-
-
-def _chi2_tails(statistic: float, df: int) -> tuple[float, float]:
-    """(P(chi2 <= x), P(chi2 >= x)) for integer ``df``, via the regularised gamma function."""
-    a, x = df / 2, max(statistic, 0.0) / 2
-    if x == 0:
-        return 0.0, 1.0
-    if x < a + 1:  # the lower series converges fast here and avoids 1 - (1 - tiny)
-        lower = _gamma_lower_series(a, x)
-        return lower, 1.0 - lower
-    upper = _gamma_upper_closed(a, x)
-    return 1.0 - upper, upper
-
-
-def _gamma_lower_series(a: float, x: float) -> float:
-    term = total = 1.0 / a
-    n = 1
-    while term > total * 1e-17 and n < 1000:
-        term *= x / (a + n)
-        total += term
-        n += 1
-    return min(1.0, total * math.exp(a * math.log(x) - x - math.lgamma(a)))
-
-
-def _gamma_upper_closed(a: float, x: float) -> float:
-    """Q(a, x) for integer or half-integer ``a`` (chi-square with integer df), in closed form:
-
-    Q(m, x) = e^-x sum_{k<m} x^k / k!
-    Q(m + 1/2, x) = erfc(sqrt x) + e^-x sum_{k=1..m} x^(k - 1/2) / Gamma(k + 1/2)
-    """
-    log_x = math.log(x)
-    if a == int(a):
-        return min(1.0, sum(math.exp(k * log_x - x - math.lgamma(k + 1)) for k in range(int(a))))
-    total = math.erfc(math.sqrt(x))
-    for k in range(1, int(a) + 1):
-        total += math.exp((k - 0.5) * log_x - x - math.lgamma(k + 0.5))
-    return min(1.0, total)
-
-
-def _binomial_upper_tail(n: int, p: float, k: int) -> float:
-    """P(X > k) for X ~ Binomial(n, p)."""
-    if k >= n:
-        return 0.0
-    if p <= 0:
-        return 0.0
-    if p >= 1:
-        return 1.0
-    log_p, log_q = math.log(p), math.log1p(-p)
-    total = 0.0
-    for j in range(n, k, -1):  # smallest terms first
-        total += math.exp(
-            math.lgamma(n + 1)
-            - math.lgamma(j + 1)
-            - math.lgamma(n - j + 1)
-            + j * log_p
-            + (n - j) * log_q
-        )
-    return min(1.0, total)
-
-
-def _poisson_upper_tail(mean: float, k: int) -> float:
-    """P(X > k) for X ~ Poisson(mean)."""
-    if mean <= 0:
-        return 0.0
-    term = math.exp(-mean)
-    below = term
-    for j in range(1, k + 1):
-        term *= mean / j
-        below += term
-    if below < 0.5:
-        return 1.0 - below
-    # Sum the tail directly so tiny tails are not lost to 1 - (1 - tiny).
-    total, j, term = 0.0, k + 1, term * mean / (k + 1)
-    while term > 0 and (term > total * 1e-17) and j < k + 10_000:
-        total += term
-        j += 1
-        term *= mean / j
-    return min(1.0, total)
-
-
 def allowed_failures(positions: int, stream_false_alarm: float, budget: float) -> int:
     """The most failing positions a perfect generator reaches with probability above
     ``budget``: the smallest k with P(Binomial(positions, stream_false_alarm) > k) <= budget."""
     k = 0
-    while _binomial_upper_tail(positions, stream_false_alarm, k) > budget:
+    while binomial_upper_tail(positions, stream_false_alarm, k) > budget:
         k += 1
     return k
 
@@ -608,7 +497,7 @@ def _duplicates(samples: Sequence[bytes], width: int, budget: float) -> Duplicat
     if bits < 32:
         return DuplicateCheck(repeats, expected, None)
     allowed = 0
-    while _poisson_upper_tail(expected, allowed) > budget:
+    while poisson_upper_tail(expected, allowed) > budget:
         allowed += 1
     return DuplicateCheck(repeats, expected, allowed)
 

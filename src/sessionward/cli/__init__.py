@@ -83,6 +83,7 @@ GROUPS: list[CommandGroup] = [
     CommandGroup("jwt-keys", "sessionward.cli.jwt:register", "manage JWT signing keys", "jwt"),
     CommandGroup("risk", "sessionward.cli.risk:register", "measure hijack detection", "risk"),
     CommandGroup("profiles", "sessionward.cli.profiles:register", "client profiles", "audit"),
+    CommandGroup("audit", "sessionward.cli.audit:register", "audit a site's sessions", "audit"),
 ]
 
 
