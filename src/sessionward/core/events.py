@@ -22,6 +22,7 @@ __all__ = [
     "EventBus",
     "FactorChanged",
     "RevokeReason",
+    "SessionBound",
     "SessionCreated",
     "SessionElevated",
     "SessionExpired",
@@ -121,6 +122,16 @@ class TheftSuspected(Event):
     kind: ClassVar[str] = "theft-suspected"
     generation: int = 0
     detail: str = "rotated-secret-reused"
+
+
+@dataclass(frozen=True, slots=True)
+class SessionBound(Event):
+    """The session was bound to a key its client keeps (``method``: ``dbsc``, ``webcrypto``
+    or ``dpop``; ``jkt``: the key's RFC 7638 thumbprint)."""
+
+    kind: ClassVar[str] = "bound"
+    method: str = "dbsc"
+    jkt: str = ""
 
 
 @dataclass(frozen=True, slots=True)
