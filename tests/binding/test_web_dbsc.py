@@ -318,6 +318,14 @@ def test_fallback_registration_through_the_same_endpoint(site: Site) -> None:
     assert site.binding(alice).method == "webcrypto"
     again = alice.post("/sessionward/dbsc/register", headers={"sessionward-binding": "webcrypto"})
     assert again.json() == {"bound": True}
+    # fetch() cannot send Sec- headers: the script names its session in a header of its own
+    sid = done.json()["session_identifier"]
+    refresh = "/sessionward/dbsc/refresh"
+    asked = alice.post(refresh, headers={"sessionward-session-id": sid})
+    assert asked.status_code == 403
+    challenge = dbsc.item_text(asked.headers[dbsc.CHALLENGE]) or ""
+    proof = {"sessionward-session-id": sid, "secure-session-response": device.refresh(challenge)}
+    assert alice.post(refresh, headers=proof).status_code == 200
     script = alice.get("/sessionward/dbsc/fallback.js")
     assert script.status_code == 200
     assert b"crypto.subtle.generateKey" in script.content

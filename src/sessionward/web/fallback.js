@@ -97,7 +97,7 @@
 
   async function refresh(state) {
     for (let attempt = 0; attempt < 4; attempt += 1) {
-      const headers = { "Sec-Secure-Session-Id": state.sid };
+      const headers = { "Sessionward-Session-Id": state.sid }; // fetch() cannot send Sec- headers
       if (state.challenge) {
         headers["Secure-Session-Response"] = await sign(state.key, { alg: "ES256", typ: "dbsc+jwt" }, { jti: state.challenge });
       }

@@ -34,6 +34,8 @@ FALLBACK_OFFER = "sessionward-registration"
 #: Sent by the fallback script with its registration, so the binding is reported as such.
 FALLBACK_HEADER = "sessionward-binding"
 LIFETIME_HEADER = "sessionward-bound-lifetime"
+#: The fallback script's ``Sec-Secure-Session-Id``: fetch() may not set ``Sec-`` headers.
+FALLBACK_SESSION_ID = "sessionward-session-id"
 _JSON = "application/json"
 _COMMON = [("cache-control", "no-store"), ("cross-origin-resource-policy", "same-origin")]
 
@@ -182,7 +184,7 @@ class DeviceGate:
 
     def _refresh(self, headers: Mapping[str, str], session: Session | None) -> Reply:
         assert self.cookie is not None  # noqa: S101 - endpoints exist only with a binding
-        sid = dbsc.item_text(headers.get(dbsc.SESSION_ID))
+        sid = dbsc.item_text(headers.get(dbsc.SESSION_ID) or headers.get(FALLBACK_SESSION_ID))
         if sid is None:
             return _reply(400)
         end = _reply(200, dbsc.end_config(), ("set-cookie", self.cookie.expire()))
