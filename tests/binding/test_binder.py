@@ -42,7 +42,7 @@ def _binder(h: Harness) -> Any:
 
 def _offered(h: Harness) -> tuple[Session, str, str]:
     state, challenge, authorization = states.offer(h.clock.now())
-    session = h.m.issue("alice", data={states.BINDING_KEY: state})
+    session = h.m.issue("alice", data={states.BINDING_KEY: states.encode(state)})
     return session, challenge, authorization
 
 

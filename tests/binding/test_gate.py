@@ -24,7 +24,7 @@ def _bound_gate(allow_fallback: bool) -> tuple[DeviceGate, Session, str, str]:
     binding = DeviceBinding(BindingPolicy(allow_fallback=allow_fallback))
     gate = DeviceGate(manager, AdapterConfig(csrf=False, binding=binding))
     state, challenge, authorization = states.offer(manager.clock.now())
-    session = manager.issue("alice", data={states.BINDING_KEY: state})
+    session = manager.issue("alice", data={states.BINDING_KEY: states.encode(state)})
     registered = gate.binder.register(session, Device().registration(challenge, authorization))
     return gate, registered.session, registered.sid, registered.cookie
 

@@ -21,7 +21,7 @@ POLICY = BindingPolicy(cookie_lifetime=300, challenge_lifetime=600)
 
 def test_offer_holds_one_challenge_and_an_authorization() -> None:
     state, challenge, authorization = states.offer(NOW)
-    assert binding_of({states.BINDING_KEY: state}).state == "offered"
+    assert binding_of({states.BINDING_KEY: states.encode(state)}).state == "offered"
     assert states.authorization_of(state) == authorization
     assert states.take_challenge(state, challenge, NOW + 1, POLICY) is not None
     assert challenge != authorization
@@ -67,13 +67,13 @@ def test_bound_cookies_rotate_and_die_with_their_lifetime() -> None:
 def test_binding_view_and_what_needs_a_cookie() -> None:
     key = client_key(Device().jwk, "ES256")
     bound = states.bound_state(key, "webcrypto", NOW)
-    view = binding_of({states.BINDING_KEY: bound})
+    view = binding_of({states.BINDING_KEY: states.encode(bound)})
     assert tuple(view) == ("bound", "webcrypto", key.thumbprint, NOW)
     assert view.bound
     assert states.cookie_bound(bound)
     dpop = states.dpop_state("jkt", NOW)
     assert not states.cookie_bound(dpop)
-    assert binding_of({states.BINDING_KEY: dpop}).method == "dpop"
+    assert binding_of({states.BINDING_KEY: states.encode(dpop)}).method == "dpop"
     assert binding_of({}) == states.UNBOUND
     assert binding_of({states.BINDING_KEY: {"state": "weird"}}) == states.UNBOUND
     assert states.key_of(dpop) is None
@@ -81,6 +81,39 @@ def test_binding_view_and_what_needs_a_cookie() -> None:
     assert states.with_state({"a": 1, states.BINDING_KEY: bound}, None) == {"a": 1}
     with pytest.raises(ConfigError):
         states.bound_state(key, "magic", NOW)  # type: ignore[arg-type]
+
+
+def test_the_stored_form_round_trips_and_refuses_garbage() -> None:
+    key = client_key(Device("RS256").jwk, "RS256")
+    state = states.bound_state(key, "dbsc", NOW + 0.7)
+    state, _ = states.add_challenge(state, NOW, POLICY)
+    state, _ = states.new_cookie(state, NOW + 0.2, POLICY)
+    text = states.encode(state)
+    decoded = states.decode(text)
+    assert decoded is not None
+    assert states.encode(decoded) == text
+    for name in ("state", "method", "alg", "jkt", "sid", "at", "challenges", "cookies"):
+        assert decoded[name] == state[name], name
+    assert states.jwk_of(decoded) == key.jwk
+    assert states.key_of(decoded) is key
+    assert state["cookies"][0][1] == NOW + 1 + POLICY.cookie_lifetime  # rounded up
+    # a decoded state changed by the functions above is written back with its new parts
+    later, cookie = states.new_cookie(decoded, NOW + 10, POLICY)
+    assert states.cookie_ok(states.decode(states.encode(later)) or {}, cookie, NOW + 11)
+    offered, _, _ = states.offer(NOW)
+    assert states.decode(states.encode(offered)) == {
+        **offered,
+        "cookies": [],
+        "_stored_head": states.encode(offered).rsplit("|", 2)[0],
+    }
+    for bad in (
+        "",
+        "b2|" + text[3:],
+        text + "|x",
+        text.replace("|bound|", "|bound|x|"),
+        "b1|" * 10,
+    ):
+        assert states.state_of({states.BINDING_KEY: bad}) is None
 
 
 def test_replay_record_looks_like_an_expiring_anonymous_record() -> None:

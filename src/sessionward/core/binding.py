@@ -16,13 +16,19 @@ so a challenge is consumed exactly once even when two nodes race. States:
     verifiers of the short-lived bound cookies still alive (the newest and the one before, so
     requests in flight during a refresh keep working until their cookie's own end).
 
-Nothing here does I/O or reads a clock; ``now`` is always passed in.
+The state is stored as one compact string (``b1|state|method|...``, every field base64url or
+a number): a refresh rewrites it, and encoding one string is several times cheaper than a
+nested JSON structure. Times in it are whole seconds (a cookie's end rounded up, so the server
+never refuses a cookie the browser still holds). Nothing here does I/O or reads a clock;
+``now`` is always passed in.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
+import math
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -32,7 +38,7 @@ from sessionward.core import token as tokens
 from sessionward.core.jose import b64encode
 from sessionward.core.jwk import CLIENT_ALGORITHMS, ClientKey, client_key
 from sessionward.core.record import SessionRecord
-from sessionward.errors import ConfigError
+from sessionward.errors import ConfigError, InvalidProof
 
 __all__ = [
     "BINDING_KEY",
@@ -100,10 +106,59 @@ class Binding(NamedTuple):
 UNBOUND: Final = Binding("unbound")
 
 
+_FIELDS: Final = ("state", "method", "alg", "jkt", "sid", "at", "auth")
+# ``decode`` keeps the stored head (every field but the challenges and cookies) under this
+# key, and ``encode`` writes it back as it was: the functions below change only challenges
+# and cookies of a decoded state, and build fresh states (without it) for anything else.
+_HEAD: Final = "_stored_head"
+
+
+def _pairs(items: Any) -> str:
+    return ",".join([f"{a}:{b}" for a, b in items])
+
+
+def encode(state: Mapping[str, Any]) -> str:
+    """The stored form of a state (see the module docstring)."""
+    head = state.get(_HEAD)
+    if head is None:
+        fields = "|".join(["" if state.get(n) is None else str(state[n]) for n in _FIELDS])
+        head = f"b1|{fields}|{_pairs(sorted(state.get('jwk', {}).items()))}"
+    challenges, cookies = _pairs(state.get("challenges", ())), _pairs(state.get("cookies", ()))
+    return f"{head}|{challenges}|{cookies}"
+
+
+def _numbered(text: str) -> list[list[Any]]:
+    out: list[list[Any]] = []
+    for item in text.split(",") if text else ():
+        key, _, value = item.partition(":")
+        out.append([key, int(value)])
+    return out
+
+
+def decode(text: str) -> dict[str, Any] | None:
+    """The state in its stored form, or ``None`` for anything else."""
+    parts = text.split("|")
+    if len(parts) != 11 or parts[0] != "b1":
+        return None
+    try:
+        state: dict[str, Any] = {n: v for n, v in zip(_FIELDS, parts[1:8], strict=True) if v}
+        if "at" in state:
+            state["at"] = int(state["at"])
+        state["challenges"] = _numbered(parts[9])
+        state["cookies"] = _numbered(parts[10])
+    except ValueError:
+        return None
+    if parts[8]:
+        state["jwk"] = parts[8]  # parsed only when the key is needed (``key_of``)
+    state[_HEAD] = "|".join(parts[:9])
+    return state
+
+
 def state_of(data: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The raw binding state in a session's data, or ``None``."""
-    state = data.get(BINDING_KEY)
-    return state if isinstance(state, dict) and state.get("state") in ("offered", "bound") else None
+    """The binding state in a session's data, or ``None``."""
+    stored = data.get(BINDING_KEY)
+    state = decode(stored) if isinstance(stored, str) else None
+    return state if state is not None and state.get("state") in ("offered", "bound") else None
 
 
 def binding_of(data: Mapping[str, Any]) -> Binding:
@@ -130,7 +185,7 @@ def offer(now: float) -> tuple[dict[str, Any], str, str]:
     """A fresh ``offered`` state with one registration challenge; returns ``(state,
     challenge, authorization)``."""
     challenge, authorization = _challenge(), secrets.token_urlsafe(16)
-    state = {"state": "offered", "challenges": [[challenge, now]], "auth": authorization}
+    state = {"state": "offered", "challenges": [[challenge, int(now)]], "auth": authorization}
     return state, challenge, authorization
 
 
@@ -146,7 +201,7 @@ def _live(state: Mapping[str, Any], now: float, policy: BindingPolicy) -> list[l
             isinstance(entry, list)
             and len(entry) == 2
             and isinstance(entry[0], str)
-            and isinstance(entry[1], int | float)
+            and isinstance(entry[1], int)
             and now - policy.challenge_lifetime < entry[1] <= now + 60
         ):
             out.append(entry)
@@ -158,7 +213,7 @@ def add_challenge(
 ) -> tuple[dict[str, Any], str]:
     """``state`` with one more outstanding challenge (the oldest dropped past the limit)."""
     challenge = _challenge()
-    live = [*_live(state, now, policy), [challenge, now]][-policy.max_challenges :]
+    live = [*_live(state, now, policy), [challenge, int(now)]][-policy.max_challenges :]
     return {**state, "challenges": live}, challenge
 
 
@@ -190,7 +245,7 @@ def bound_state(
         "jwk": key.jwk,
         "jkt": key.thumbprint,
         "sid": sid or secrets.token_urlsafe(12),
-        "at": now,
+        "at": int(now),
         "challenges": [],
         "cookies": [],
     }
@@ -199,16 +254,32 @@ def bound_state(
 def dpop_state(jkt: str, now: float) -> dict[str, Any]:
     """A ``bound`` state for a DPoP client: only the key's thumbprint is kept, because every
     request carries the key itself in its proof."""
-    return {"state": "bound", "method": "dpop", "jkt": jkt, "at": now}
+    return {"state": "bound", "method": "dpop", "jkt": jkt, "at": int(now)}
 
 
 def key_of(state: Mapping[str, Any]) -> ClientKey | None:
     """The stored key of a bound state (``None`` for a DPoP binding, which stores only the
     thumbprint, or a damaged state)."""
     jwk, alg = state.get("jwk"), state.get("alg")
-    if not isinstance(jwk, dict) or not isinstance(alg, str):
+    if isinstance(jwk, dict) and isinstance(alg, str):
+        return client_key(jwk, alg)
+    if not isinstance(jwk, str) or not isinstance(alg, str):
         return None
-    return client_key(jwk, alg)
+    try:
+        return _stored_key(jwk, alg)
+    except InvalidProof:
+        return None
+
+
+@functools.lru_cache(maxsize=1024)
+def _stored_key(members: str, alg: str) -> ClientKey:
+    return client_key(dict(m.partition(":")[::2] for m in members.split(",")), alg)
+
+
+def jwk_of(state: Mapping[str, Any]) -> dict[str, str] | None:
+    """The stored public JWK of a bound state."""
+    key = key_of(state)
+    return None if key is None else key.jwk
 
 
 def cookie_bound(state: Mapping[str, Any] | None) -> bool:
@@ -227,7 +298,8 @@ def new_cookie(
     ``(state, cookie value)``. Only a verifier of the value is stored."""
     value = secrets.token_urlsafe(32)
     kept = [c for c in _cookies(state) if c[1] > now][-(_COOKIES_KEPT - 1) :]
-    return {**state, "cookies": [*kept, [_verifier(value), now + policy.cookie_lifetime]]}, value
+    until = math.ceil(now) + policy.cookie_lifetime
+    return {**state, "cookies": [*kept, [_verifier(value), until]]}, value
 
 
 def _cookies(state: Mapping[str, Any]) -> list[list[Any]]:
@@ -235,7 +307,7 @@ def _cookies(state: Mapping[str, Any]) -> list[list[Any]]:
         c
         for c in state.get("cookies", ())
         if isinstance(c, list) and len(c) == 2 and isinstance(c[0], str)
-        if isinstance(c[1], int | float)
+        if isinstance(c[1], int)
     ]
 
 
@@ -255,7 +327,7 @@ def with_state(data: Mapping[str, Any], state: Mapping[str, Any] | None) -> dict
     """A copy of session data carrying ``state`` (or no binding at all for ``None``)."""
     out = {k: v for k, v in data.items() if k != BINDING_KEY}
     if state is not None:
-        out[BINDING_KEY] = dict(state)
+        out[BINDING_KEY] = encode(state)
     return out
 
 

@@ -18,8 +18,8 @@ import re
 from collections.abc import Iterable
 from typing import Any, Final, NamedTuple
 
-from sessionward.core.jwk import CLIENT_ALGORITHMS, ClientKey, client_key
-from sessionward.core.jws import parse_compact
+from sessionward.core.jwk import CLIENT_ALGORITHMS, ClientKey
+from sessionward.core.jws import header_key, parse_compact
 from sessionward.errors import InvalidArgument, InvalidProof
 
 __all__ = [
@@ -176,7 +176,7 @@ def verify_registration(
     alg = header.get("alg")
     if not isinstance(alg, str) or alg not in tuple(algorithms):
         raise InvalidProof("alg")
-    key = client_key(header.get("jwk"), alg)
+    key = header_key(jwt.header_segment, alg)
     if not key.verify(jwt.signing_input, jwt.signature):
         raise InvalidProof("signature")
     claims = jwt.claims

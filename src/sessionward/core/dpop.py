@@ -13,6 +13,7 @@ accepted during its window and the next one, so it lives between one and two
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import math
@@ -24,8 +25,8 @@ from typing import Any, Final, NamedTuple
 from urllib.parse import urlsplit
 
 from sessionward.core.jose import b64decode, b64encode
-from sessionward.core.jwk import CLIENT_ALGORITHMS, ClientKey, client_key
-from sessionward.core.jws import parse_compact
+from sessionward.core.jwk import CLIENT_ALGORITHMS, ClientKey
+from sessionward.core.jws import header_key, parse_compact
 from sessionward.errors import ConfigError, InvalidProof
 
 __all__ = [
@@ -81,6 +82,7 @@ def _remove_dot_segments(path: str) -> str:
     return "/" + "/".join(out) + ("/" if trailing and out else "")
 
 
+@functools.lru_cache(maxsize=1024)
 def normalize_htu(url: str) -> str | None:
     """``url`` without query and fragment, normalised as RFC 3986 §6.2.2-6.2.3 says (case of
     scheme and host, default port, percent-encoding, dot segments, empty path); ``None`` for
@@ -196,7 +198,7 @@ class DpopPolicy:
         alg = header.get("alg")
         if not isinstance(alg, str) or alg not in self.algorithms:
             raise InvalidProof("alg")
-        key = client_key(header.get("jwk"), alg)
+        key = header_key(jwt.header_segment, alg)
         if not key.verify(jwt.signing_input, jwt.signature):
             raise InvalidProof("signature")
         jti = claims.get("jti")
@@ -205,7 +207,11 @@ class DpopPolicy:
         if claims.get("htm") != method.upper():
             raise InvalidProof("htm")
         htu, target = claims.get("htu"), normalize_htu(url)
-        if not isinstance(htu, str) or target is None or normalize_htu(htu) != target:
+        if (
+            not isinstance(htu, str)
+            or target is None
+            or (htu != url and normalize_htu(htu) != target)  # equal is the common case
+        ):
             raise InvalidProof("htu")
         iat = claims.get("iat")
         if isinstance(iat, bool) or not isinstance(iat, int | float) or not math.isfinite(iat):

@@ -98,7 +98,7 @@ def offer(data: dict[str, Any], now: float) -> dict[str, Any]:
         authorization=authorization,
         algorithms=binding.policy.algorithms,
     )
-    return {**data, states.BINDING_KEY: state}
+    return {**data, states.BINDING_KEY: states.encode(state)}
 
 
 def keep_binding(stored: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:

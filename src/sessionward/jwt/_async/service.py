@@ -153,7 +153,9 @@ class AsyncTokenService:
             self.revocations.cut_off_user(user_id, now=self.clock.now())
         merged = {**(data or {}), FAMILY_KEY: refresh.new_family()}
         if dpop_jkt is not None:
-            merged[states.BINDING_KEY] = states.dpop_state(dpop_jkt, self.clock.now())
+            merged[states.BINDING_KEY] = states.encode(
+                states.dpop_state(dpop_jkt, self.clock.now())
+            )
         session = await self.manager.issue(
             user_id,
             auth_level=auth_level,

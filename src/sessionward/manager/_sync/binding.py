@@ -85,7 +85,7 @@ class Binder:
             else:
                 fresh, challenge = states.add_challenge(state, now, self.policy)
                 authorization = states.authorization_of(state) or ""
-            written = self._write(record, fresh, now)
+            written = self._write(record, None, fresh, now)
             if isinstance(written, Session):
                 return challenge, authorization
             if written is None:
@@ -122,7 +122,7 @@ class Binder:
                 raise self._refused(record, now, "challenge")
             bound = states.bound_state(registration.key, method, now)
             bound, cookie = states.new_cookie(bound, now, self.policy)
-            written = self._write(record, bound, now)
+            written = self._write(record, None, bound, now)
             if isinstance(written, Session):
                 self.manager.events.emit(
                     SessionBound(record.id, record.user_id, now, method=method, jkt=bound["jkt"])
@@ -138,7 +138,8 @@ class Binder:
         record = session.record
         for _ in range(_ATTEMPTS):
             now = self.manager.clock.now()
-            state = states.state_of(json.loads(record.data))
+            data = json.loads(record.data)
+            state = states.state_of(data)
             if not states.cookie_bound(state) or sid is None:
                 return _END
             assert state is not None  # noqa: S101 - cookie_bound checked it
@@ -147,22 +148,15 @@ class Binder:
             key = states.key_of(state)
             if key is None:
                 return _END
-            next_state, challenge = states.add_challenge(state, now, self.policy)
-            if proof is not None:
-                spent = self._spend(record, state, key, proof, now)
-                if spent is not None:
-                    next_state, challenge = states.add_challenge(spent, now, self.policy)
-                    next_state, cookie = states.new_cookie(next_state, now, self.policy)
-                    written = self._write(record, next_state, now)
-                    if isinstance(written, Session):
-                        return Refresh("refreshed", sid, challenge, cookie, written)
-                    if written is None:
-                        return _END
-                    record = written
-                    continue
-            written = self._write(record, next_state, now)
+            spent = None if proof is None else self._spend(record, state, key, proof, now)
+            next_state, challenge = states.add_challenge(spent or state, now, self.policy)
+            cookie = None
+            if spent is not None:
+                next_state, cookie = states.new_cookie(next_state, now, self.policy)
+            written = self._write(record, data, next_state, now)
             if isinstance(written, Session):
-                return Refresh("challenge", sid, challenge, None, written)
+                outcome: Literal["refreshed", "challenge"] = "refreshed" if cookie else "challenge"
+                return Refresh(outcome, sid, challenge, cookie, written)
             if written is None:
                 return _END
             record = written
@@ -209,12 +203,16 @@ class Binder:
         return InvalidProof(reason, record.id)
 
     def _write(
-        self, record: SessionRecord, state: dict[str, Any] | None, now: float
+        self,
+        record: SessionRecord,
+        data: dict[str, Any] | None,
+        state: dict[str, Any] | None,
+        now: float,
     ) -> Session | SessionRecord | None:
-        """Store ``state`` in ``record``: the new session, or the fresh record after a lost
-        race, or ``None`` when the session is gone."""
+        """Store ``state`` in ``record`` (whose parsed ``data`` the caller may pass): the new
+        session, or the fresh record after a lost race, or ``None`` when it is gone."""
         policy = self.manager.policy
-        data = states.with_state(json.loads(record.data), state)
+        data = states.with_state(json.loads(record.data) if data is None else data, state)
         updated = record._replace(
             data=encode_data(data, policy.max_data_bytes),
             version=record.version + 1,

@@ -126,7 +126,8 @@ class AsyncSessionHandle:
         if not extra and self._session is not None and REMEMBER_KEY in self._session.data:
             extra = {REMEMBER_KEY: False}  # the carried-over data must not keep it persistent
         if self.proof_jkt is not None:
-            extra[states.BINDING_KEY] = states.dpop_state(self.proof_jkt, self.manager.clock.now())
+            bound = states.dpop_state(self.proof_jkt, self.manager.clock.now())
+            extra[states.BINDING_KEY] = states.encode(bound)
         session = await self.manager.issue(
             user_id,
             auth_level=auth_level,
