@@ -38,7 +38,7 @@ from sessionward.web.binding import DeviceBinding
 from sessionward.web.flask import Sessionward, handle
 from sessionward.web.starlette import get_handle
 
-POLICY = Policy(idle_timeout=3600, absolute_timeout=8 * 3600)
+POLICY = Policy(idle_timeout=3600, absolute_timeout=8 * 3600, rotate_after=1000)
 LIFETIME = 120
 BOUND = "__Host-id-bound"
 
@@ -330,3 +330,15 @@ def test_fallback_registration_through_the_same_endpoint(site: Site) -> None:
     assert script.status_code == 200
     assert b"crypto.subtle.generateKey" in script.content
     assert script.headers["content-type"].startswith("text/javascript")
+
+
+def test_a_token_renewed_during_a_refresh_reaches_the_browser(site: Site) -> None:
+    device, alice = Device(), site.client()
+    sid = _register(site, alice, device).json()["session_identifier"]
+    before = alice.token
+    site.clock.advance(1001)  # the session's secret is due for renewal
+    asked = _refresh(alice, sid)
+    assert asked.status_code == 403
+    assert alice.token != before  # the renewed token came with the refresh's answer
+    assert _refresh(alice, sid, device.refresh(_challenge(asked))).status_code == 200
+    assert alice.get("/me").json() == {"user": "alice", "proven": True}

@@ -96,12 +96,10 @@ class SessionStore(SessionBase):  # type: ignore[misc]  # Django ships no types
         return session
 
     def authenticated(self) -> Session | None:
-        """The session this store's key authenticates (validated, not checked for a bound
-        cookie): what the binding endpoints work on."""
-        try:
-            return None if self.session_key is None else self.manager.validate(self.session_key)
-        except InvalidToken:
-            return None
+        """The live session this store's current key authenticates, not checked for a bound
+        cookie and never renewed (its response sets no session cookie): what the binding
+        endpoints work on."""
+        return self._authentic(self.session_key)
 
     def exists(self, session_key: str | None) -> bool:
         return self._authentic(session_key) is not None

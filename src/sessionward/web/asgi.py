@@ -32,7 +32,7 @@ from sessionward.manager._async.manager import AsyncSessionManager
 from sessionward.web._async.binding import AsyncDeviceGate
 from sessionward.web._async.handle import AsyncSessionHandle
 from sessionward.web._core import AdapterConfig, Outcome, Transport, log_refusal, merge_headers
-from sessionward.web._http import Reply, asgi_headers, authorization
+from sessionward.web._http import asgi_headers, authorization
 from sessionward.web.binding import DeviceBinding
 from sessionward.web.context import ContextCapture
 from sessionward.web.cookies import CookiePolicy
@@ -110,10 +110,11 @@ class SessionMiddleware:
             url = config.url(scope.get("scheme", "http"), headers.get("host"), scope["path"])
             route = gate.route(scope["path"])
             try:
-                if route is not None:
-                    await _send_reply(
-                        send, await gate.endpoint(route, method, headers, session, url)
-                    )
+                if route is not None:  # with the outcome: a token renewed by this validation
+                    reply = await gate.endpoint(route, method, headers, session, url)
+                    extra = config.response_headers(outcome)
+                    await _send_reply(send, reply.status, merge_headers(reply.headers, extra))
+                    await send({"type": "http.response.body", "body": reply.body})
                     return
                 if config.cookie_mode:
                     session, proven = gate.admit(session, headers)
@@ -208,10 +209,9 @@ class SessionMiddleware:
 _MERGED = (b"vary", b"cache-control")
 
 
-async def _send_reply(send: Send, reply: Reply) -> None:
-    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers]
-    await send({"type": "http.response.start", "status": reply.status, "headers": headers})
-    await send({"type": "http.response.body", "body": reply.body})
+async def _send_reply(send: Send, status: int, headers: list[tuple[str, str]]) -> None:
+    raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
 
 
 def _with_headers(message: Message, extra: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:

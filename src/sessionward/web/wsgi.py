@@ -98,8 +98,10 @@ class SessionMiddleware:
                 return self._plain(start_response, 401, "proof of possession refused", gate=exc)
             except StoreError:
                 return self._plain(start_response, config.unavailable_status, "store unavailable")
-            if reply is not None:
-                start_response(f"{reply.status} {_REASONS[reply.status]}", reply.headers)
+            if reply is not None:  # with the outcome: a token renewed by this validation
+                extra = config.response_headers(handle.outcome)
+                status = f"{reply.status} {_REASONS[reply.status]}"
+                start_response(status, merge_headers(reply.headers, extra))
                 return [reply.body]
         session, outcome = handle._current(), handle.outcome  # not .session: no Vary for this look
         form = None
