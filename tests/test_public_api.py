@@ -71,6 +71,7 @@ ERRORS = [
     "ConfigError",
     "DataTooLarge",
     "InvalidArgument",
+    "InvalidProof",
     "InvalidToken",
     "NotFound",
     "SessionExpired",

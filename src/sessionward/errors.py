@@ -5,7 +5,8 @@ library's exceptions never cross our public API (stores translate them at their 
 
     SessionwardError
     ├── InvalidToken            the presented token does not authenticate (opaque to callers)
-    │   └── SessionExpired      ... because the session's idle or absolute deadline passed
+    │   ├── SessionExpired      ... because the session's idle or absolute deadline passed
+    │   └── InvalidProof        a DBSC or DPoP proof of possession is missing or does not verify
     ├── StepUpRequired          the session is valid but its authentication is too old or too weak
     ├── SessionLimitReached     the user's concurrent-session cap is full and the policy rejects
     ├── DataTooLarge            session data over the configured byte limit
@@ -31,6 +32,7 @@ __all__ = [
     "ConfigError",
     "DataTooLarge",
     "InvalidArgument",
+    "InvalidProof",
     "InvalidToken",
     "NotFound",
     "RiskChallenge",
@@ -66,6 +68,13 @@ class InvalidToken(SessionwardError):
 
 class SessionExpired(InvalidToken):
     """The session passed its idle or absolute deadline."""
+
+
+class InvalidProof(InvalidToken):
+    """A proof of possession of a bound key (a DBSC registration or refresh JWT, a DPoP proof)
+    is missing, malformed, stale, replayed or signed by another key. ``reason`` says which, for
+    logs; ``use_dpop_nonce`` means the client must sign again with the server's current nonce.
+    """
 
 
 class StepUpRequired(SessionwardError):

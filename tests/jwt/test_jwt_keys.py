@@ -13,10 +13,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from joserfc.jwk import ECKey, OctKey, OKPKey
 
+from sessionward.core.jose import b64decode, b64encode
+from sessionward.core.jwk import _der_signature
 from sessionward.errors import ConfigError
 from sessionward.jwt import EcKey, HmacKey, OkpKey, generate_key, key_from_jwk, load_key
-from sessionward.jwt._codec import b64decode, b64encode
-from sessionward.jwt.keys import P256_ORDER, _der_signature
+from sessionward.jwt.keys import P256_ORDER
 
 JOSERFC: dict[str, Any] = {"EC": ECKey, "OKP": OKPKey, "oct": OctKey}
 

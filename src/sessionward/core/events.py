@@ -23,6 +23,7 @@ __all__ = [
     "FactorChanged",
     "RevokeReason",
     "RiskAssessed",
+    "SessionBound",
     "SessionCreated",
     "SessionElevated",
     "SessionExpired",
@@ -122,6 +123,16 @@ class TheftSuspected(Event):
     kind: ClassVar[str] = "theft-suspected"
     generation: int = 0
     detail: str = "rotated-secret-reused"
+
+
+@dataclass(frozen=True, slots=True)
+class SessionBound(Event):
+    """The session was bound to a key its client keeps (``method``: ``dbsc``, ``webcrypto``
+    or ``dpop``; ``jkt``: the key's RFC 7638 thumbprint)."""
+
+    kind: ClassVar[str] = "bound"
+    method: str = "dbsc"
+    jkt: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,8 @@ Settings:
 
 When the session's data gains ``_auth_user_id`` (``auth.login``), the next save issues the
 session to that user with a fresh token, so "log out everywhere" (``revoke_user``) and the
-concurrent-session cap work. See docs/django.md.
+concurrent-session cap work. See docs/django.md; for sessions bound to the browser's key
+(``SESSIONWARD_DEVICE_BINDING``), :mod:`sessionward.django.binding` and docs/binding.md.
 """
 
 from __future__ import annotations
@@ -28,9 +29,11 @@ from django.contrib.sessions.backends.base import CreateError, SessionBase, Upda
 from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
 
+from sessionward.core import binding as states
 from sessionward.core import token as tokens
 from sessionward.core.events import RevokeReason
 from sessionward.core.record import Session
+from sessionward.django import binding
 from sessionward.errors import InvalidToken
 from sessionward.manager._sync.manager import SessionManager
 from sessionward.stores._sync.sqlite import SQLiteStore
@@ -92,6 +95,12 @@ class SessionStore(SessionBase):  # type: ignore[misc]  # Django ships no types
             return None
         return session
 
+    def authenticated(self) -> Session | None:
+        """The live session this store's current key authenticates, not checked for a bound
+        cookie and never renewed (its response sets no session cookie): what the binding
+        endpoints work on."""
+        return self._authentic(self.session_key)
+
     def exists(self, session_key: str | None) -> bool:
         return self._authentic(session_key) is not None
 
@@ -105,11 +114,14 @@ class SessionStore(SessionBase):  # type: ignore[misc]  # Django ships no types
             self._session_key = None
             return {}
         data = dict(session.data)
+        data.pop(states.BINDING_KEY, None)  # the engine's own; views never see it
         deadline = data.pop(_DJANGO_EXPIRES, None)
         if isinstance(deadline, int | float) and self.manager.clock.now() >= deadline:
             self.manager.revoke(session, reason=RevokeReason.EXPIRED)
             self._session_key = None
             return {}
+        if binding.admit(session) is None:
+            return {}  # bound, and this request proves no key: serve nothing, keep the cookie
         self._sw = session
         if session.token is not None:  # renewed: the new token must reach the cookie
             self._session_key = session.token
@@ -122,7 +134,10 @@ class SessionStore(SessionBase):  # type: ignore[misc]  # Django ships no types
         self.modified = True
 
     def _issue(self, user_id: str | None, data: dict[str, Any], previous: Session | None) -> None:
-        session = self.manager.issue(user_id, data=self._payload(data), previous=previous)
+        payload = self._payload(data)
+        if user_id is not None:
+            payload = binding.offer(payload, self.manager.clock.now())
+        session = self.manager.issue(user_id, data=payload, previous=previous)
         self._sw = session
         self._session_key = session.token
 
@@ -142,7 +157,9 @@ class SessionStore(SessionBase):  # type: ignore[misc]  # Django ships no types
             return self._issue(user_id, data, previous=self._sw)  # login: new token
         payload = self._payload(data)
         try:
-            self._sw = self.manager.update_data(self._sw, lambda _: payload)
+            self._sw = self.manager.update_data(
+                self._sw, lambda stored: binding.keep_binding(stored, payload)
+            )
         except InvalidToken:
             raise UpdateError from None  # deleted meanwhile (a logout elsewhere)
 

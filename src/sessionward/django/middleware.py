@@ -7,7 +7,10 @@ Add ``"sessionward.django.middleware.SessionwardMiddleware"`` to ``MIDDLEWARE`` 
   origin, or show nothing at all (``SESSIONWARD_ALLOWED_ORIGINS``; Django's
   ``CsrfViewMiddleware`` keeps doing the token part);
 * adds ``Cache-Control: no-store`` to responses that set the session cookie;
-* adds ``Clear-Site-Data`` to responses that delete it (logout).
+* adds ``Clear-Site-Data`` to responses that delete it (logout);
+* with ``SESSIONWARD_DEVICE_BINDING`` set, answers the DBSC endpoints, offers a binding with a
+  login's response and expires the bound cookie with a logout
+  (see :mod:`sessionward.django.binding`).
 """
 
 from __future__ import annotations
@@ -15,11 +18,16 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable
+from importlib import import_module
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
 
+from sessionward.core.dbsc import REGISTRATION
+from sessionward.django import binding, get_manager
 from sessionward.web._core import CLEAR_SITE_DATA
+from sessionward.web._http import Reply
+from sessionward.web._sync.binding import DeviceGate
 from sessionward.web.csrf import CsrfPolicy
 
 __all__ = ["SessionwardMiddleware"]
@@ -44,10 +52,47 @@ class SessionwardMiddleware:
         if reason is not None:
             _log.info("sessionward refused request: csrf (%s)", reason)
             return HttpResponseForbidden("cross-site request refused")
-        response = self.get_response(request)
+        gate = binding.current_gate(get_manager())
+        if gate is None:
+            return self._finish(self.get_response(request), None)
+        current = binding.RequestBinding(gate, headers)
+        token = binding.CURRENT.set(current)
+        try:
+            route = gate.route(request.path)
+            if route is not None:
+                return _response(self._endpoint(gate, route, request, headers))
+            response = self._finish(self.get_response(request), gate)
+            if current.offer is not None:
+                response[REGISTRATION] = current.offer
+            return response
+        finally:
+            binding.CURRENT.reset(token)
+
+    def _endpoint(
+        self, gate: DeviceGate, route: str, request: HttpRequest, headers: dict[str, str]
+    ) -> Reply:
+        engine = import_module(settings.SESSION_ENGINE)
+        store = engine.SessionStore(request.COOKIES.get(settings.SESSION_COOKIE_NAME))
+        session = store.authenticated() if hasattr(store, "authenticated") else None
+        url = request.build_absolute_uri(request.path)
+        return gate.endpoint(route, request.method or "GET", headers, session, url)
+
+    def _finish(self, response: HttpResponse, gate: DeviceGate | None) -> HttpResponse:
         cookie = response.cookies.get(settings.SESSION_COOKIE_NAME)
         if cookie is not None:
             response["Cache-Control"] = "no-store"
             if cookie.value == "" and str(cookie["max-age"]) == "0":
                 response["Clear-Site-Data"] = CLEAR_SITE_DATA
+                if gate is not None and gate.cookie is not None:
+                    response.cookies.load(gate.cookie.expire())
         return response
+
+
+def _response(reply: Reply) -> HttpResponse:
+    response = HttpResponse(reply.body, status=reply.status)
+    for name, value in reply.headers:
+        if name == "set-cookie":
+            response.cookies.load(value)
+        else:
+            response[name] = value
+    return response

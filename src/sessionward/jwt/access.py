@@ -47,9 +47,7 @@ from types import MappingProxyType
 from typing import Any, Final, NamedTuple
 
 from sessionward.clock import Clock, SystemClock
-from sessionward.core.token import is_session_id
-from sessionward.errors import ConfigError, InvalidArgument, InvalidToken
-from sessionward.jwt._codec import (
+from sessionward.core.jose import (
     _SCAN,
     _TAIL_2,
     _TAIL_3,
@@ -58,6 +56,8 @@ from sessionward.jwt._codec import (
     dumps,
     loads_object,
 )
+from sessionward.core.token import is_session_id
+from sessionward.errors import ConfigError, InvalidArgument, InvalidToken
 from sessionward.jwt.claims import AccessClaims
 from sessionward.jwt.keys import Key
 from sessionward.jwt.keyset import MAX_SKEW, MAX_TOKEN_LIFETIME, KeySet

@@ -28,8 +28,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, decode_dss_signature
 
+from sessionward.core.jose import b64decode, b64encode
+from sessionward.core.jwk import _HEADS, _MIDS, _ORDER, _ZERO, _der_signature
+from sessionward.core.jwk import P256_ORDER as P256_ORDER  # re-exported
+from sessionward.core.jwk import thumbprint as _thumbprint
 from sessionward.errors import ConfigError
-from sessionward.jwt._codec import b64decode, b64encode
 
 __all__ = [
     "ALGORITHMS",
@@ -45,10 +48,6 @@ __all__ = [
 Algorithm = Literal["ES256", "EdDSA", "HS256"]
 ALGORITHMS: Final[tuple[Algorithm, ...]] = ("ES256", "EdDSA", "HS256")
 
-# Order of the P-256 group: a valid ECDSA signature has 0 < r, s < N.
-P256_ORDER: Final = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
-_ORDER: Final = P256_ORDER.to_bytes(32, "big")
-_ZERO: Final = bytes(32)
 _KID = re.compile(r"[A-Za-z0-9._~:+/=-]{1,128}")
 _ECDSA: Final = ec.ECDSA(hashes.SHA256())
 # Verification hashes with hashlib, which keeps its OpenSSL digest fetched where the library
@@ -57,44 +56,10 @@ _ECDSA_PREHASHED: Final = ec.ECDSA(Prehashed(hashes.SHA256()))
 MIN_HMAC_BYTES: Final = 32
 
 
-def _der_integer(value: bytes) -> bytes:
-    value = value.lstrip(b"\x00")  # minimal encoding: no leading zero bytes
-    if value[0] & 0x80:  # a sign byte keeps the integer positive
-        value = b"\x00" + value
-    return b"\x02" + bytes((len(value),)) + value
-
-
-# DER prefixes for the common case (both top bytes non-zero), indexed by the top bits of r, s.
-_HEADS: Final = (
-    b"\x30\x44\x02\x20",
-    b"\x30\x45\x02\x20",
-    b"\x30\x45\x02\x21\x00",
-    b"\x30\x46\x02\x21\x00",
-)
-_MIDS: Final = (b"\x02\x20", b"\x02\x21\x00")
-
-
-def _der_signature(signature: bytes) -> bytes:
-    """DER ``SEQUENCE {INTEGER r, INTEGER s}`` from a raw 64-byte ``r || s`` with ``0 < r, s``:
-    what ``encode_dss_signature`` returns, without the round trip through Python integers."""
-    r0, s0 = signature[0], signature[32]
-    if r0 and s0:  # 127 times in 128: fixed-length integers, precomputed prefixes
-        high = s0 >> 7
-        return _HEADS[(r0 >> 7) * 2 + high] + signature[:32] + _MIDS[high] + signature[32:]
-    body = _der_integer(signature[:32]) + _der_integer(signature[32:])
-    return b"\x30" + bytes((len(body),)) + body
-
-
 def _check_kid(kid: object) -> str:
     if not isinstance(kid, str) or _KID.fullmatch(kid) is None:
         raise ConfigError("kid must be 1-128 characters of [A-Za-z0-9._~:+/=-]")
     return kid
-
-
-def _thumbprint(members: dict[str, str]) -> str:
-    """RFC 7638 JWK thumbprint (SHA-256) of the required public members."""
-    canonical = json.dumps(members, separators=(",", ":"), sort_keys=True).encode("utf-8")
-    return b64encode(hashlib.sha256(canonical).digest())
 
 
 class Key(ABC):

@@ -32,8 +32,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from sessionward.core import token as tokens
+from sessionward.core.jose import b64decode, b64encode
 from sessionward.core.record import SessionRecord
-from sessionward.jwt._codec import b64decode, b64encode
 
 __all__ = ["FAMILY_KEY", "USED_LIMIT", "TokenPair"]
 

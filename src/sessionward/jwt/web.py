@@ -16,6 +16,11 @@ The cookie is ``__Secure-rt=…; Path=/auth; Secure; HttpOnly; SameSite=Strict; 
 check the request's provenance (``Sec-Fetch-Site`` / ``Origin`` / ``Referer``, through
 :class:`~sessionward.web.csrf.CsrfPolicy`) and fail closed. Replies carrying tokens send
 ``Cache-Control: no-store``. The refresh token is never put in a body.
+
+With a service built with ``dpop=DpopPolicy(...)``, pass the request's absolute ``url``: a
+family bound to a DPoP key refreshes only with a proof of that key, and its access tokens
+(``Authorization: DPoP <token>``) are accepted only with one; refusals are
+:func:`dpop_unauthorized` replies (``WWW-Authenticate: DPoP``, ``DPoP-Nonce``).
 """
 
 from __future__ import annotations
@@ -24,18 +29,26 @@ import contextlib
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
-from sessionward.errors import ConfigError, InvalidArgument, InvalidToken
+from sessionward.core.dpop import NONCE_HEADER
+from sessionward.errors import ConfigError, InvalidArgument, InvalidProof, InvalidToken
 from sessionward.jwt._async.service import AsyncTokenService
 from sessionward.jwt._sync.service import TokenService
 from sessionward.jwt.access import AccessClaims
 from sessionward.jwt.refresh import TokenPair
-from sessionward.web._http import bearer_token
+from sessionward.web._http import Reply, authorization, bearer_token
 from sessionward.web.csrf import CsrfPolicy
 
-__all__ = ["RefreshCookie", "Reply", "TokenEndpoints", "authenticate", "authenticate_async"]
+__all__ = [
+    "RefreshCookie",
+    "Reply",
+    "TokenEndpoints",
+    "authenticate",
+    "authenticate_async",
+    "dpop_unauthorized",
+]
 
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")
 _PATH = re.compile(r"/[A-Za-z0-9._~/-]{0,200}")
@@ -93,20 +106,6 @@ class RefreshCookie:
         return None
 
 
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """A response for any framework: send ``status``, every header (``Set-Cookie`` may repeat)
-    and ``body``."""
-
-    status: int
-    headers: list[tuple[str, str]] = field(default_factory=list)
-    body: bytes = b""
-
-    def header(self, name: str) -> str | None:
-        wanted = name.lower()
-        return next((v for k, v in self.headers if k.lower() == wanted), None)
-
-
 _NO_STORE = [
     ("content-type", "application/json"),
     ("cache-control", "no-store"),
@@ -136,7 +135,7 @@ class TokenEndpoints:
         """200 with the access token in the body and the refresh token in the cookie."""
         body = {
             "access_token": pair.access_token,
-            "token_type": pair.token_type,
+            "token_type": pair.token_type,  # "DPoP" for a family bound to a key
             "expires_in": max(0, int(pair.access_expires_at - now)),
         }
         max_age = max(1, int(pair.refresh_expires_at - now))
@@ -156,8 +155,16 @@ class TokenEndpoints:
 
     # -- sync -------------------------------------------------------------------------------
 
-    def refresh(self, service: TokenService, method: str, headers: Mapping[str, str]) -> Reply:
-        """``POST <path>/refresh``: trade the cookie's refresh token for a new pair."""
+    def refresh(
+        self,
+        service: TokenService,
+        method: str,
+        headers: Mapping[str, str],
+        *,
+        url: str | None = None,
+    ) -> Reply:
+        """``POST <path>/refresh``: trade the cookie's refresh token for a new pair. With
+        DPoP on, ``url`` is this request's absolute URL and a proof is checked when sent."""
         refused = self._refused(method, headers)
         if refused is not None:
             return refused
@@ -165,7 +172,12 @@ class TokenEndpoints:
         if token is None:
             return self._invalid()
         try:
-            pair = service.refresh(token)
+            jkt = None
+            if service.dpop is not None and "dpop" in headers and url is not None:
+                jkt = service.check_proof(headers.get("dpop"), method=method, url=url).jkt
+            pair = service.refresh(token, dpop_jkt=jkt)
+        except InvalidProof as exc:
+            return dpop_unauthorized(service, exc)
         except InvalidToken:
             return self._invalid()
         return self.login(pair, now=service.clock.now())
@@ -195,7 +207,12 @@ class TokenEndpoints:
     # -- async ------------------------------------------------------------------------------
 
     async def refresh_async(
-        self, service: AsyncTokenService, method: str, headers: Mapping[str, str]
+        self,
+        service: AsyncTokenService,
+        method: str,
+        headers: Mapping[str, str],
+        *,
+        url: str | None = None,
     ) -> Reply:
         """The :meth:`refresh` of an :class:`AsyncTokenService`."""
         refused = self._refused(method, headers)
@@ -205,7 +222,12 @@ class TokenEndpoints:
         if token is None:
             return self._invalid()
         try:
-            pair = await service.refresh(token)
+            jkt = None
+            if service.dpop is not None and "dpop" in headers and url is not None:
+                jkt = (await service.check_proof(headers.get("dpop"), method=method, url=url)).jkt
+            pair = await service.refresh(token, dpop_jkt=jkt)
+        except InvalidProof as exc:
+            return dpop_unauthorized(service, exc)
         except InvalidToken:
             return self._invalid()
         return self.login(pair, now=service.clock.now())
@@ -240,23 +262,75 @@ UNAUTHORIZED = Reply(
 )
 
 
+def dpop_unauthorized(service: TokenService | AsyncTokenService, exc: InvalidProof) -> Reply:
+    """The ``401`` refusing a DPoP request (RFC 9449 §7.1): ``use_dpop_nonce`` with the current
+    nonce, ``invalid_token`` for a bound token sent as a bearer token, ``invalid_dpop_proof``
+    otherwise."""
+    policy = service.dpop
+    algs = policy.algs_param if policy is not None else "ES256"
+    if exc.reason == "use_dpop_nonce":
+        error = "use_dpop_nonce"
+    elif exc.reason == "dpop-scheme":
+        error = "invalid_token"
+    else:
+        error = "invalid_dpop_proof"
+    headers = [*_NO_STORE, ("www-authenticate", f'DPoP error="{error}", algs="{algs}"')]
+    nonce = service.dpop_nonce()
+    if nonce is not None:
+        headers.append((NONCE_HEADER, nonce))
+    return Reply(401, headers, json.dumps({"error": error}).encode("ascii"))
+
+
+def _credentials(headers: Mapping[str, str], dpop: bool) -> tuple[str, str]:
+    if not dpop:
+        token = bearer_token(headers)
+        if token is None:
+            raise InvalidToken("missing")
+        return "bearer", token
+    found = authorization(headers)
+    if found is None:
+        raise InvalidToken("missing")
+    return found
+
+
 def authenticate(
-    service: TokenService, headers: Mapping[str, str], *, check_session: bool = False
+    service: TokenService,
+    headers: Mapping[str, str],
+    *,
+    check_session: bool = False,
+    method: str = "GET",
+    url: str | None = None,
 ) -> AccessClaims:
     """The claims of the request's Bearer access token; ``InvalidToken`` otherwise (answer it
-    with :data:`UNAUTHORIZED`). The token is read from ``Authorization`` only, never from a
-    cookie, the query string or the body."""
-    token = bearer_token(headers)
-    if token is None:
-        raise InvalidToken("missing")
-    return service.authenticate(token, check_session=check_session)
+    with :data:`UNAUTHORIZED`, or :func:`dpop_unauthorized` for an ``InvalidProof``). The token
+    is read from ``Authorization`` only, never from a cookie, the query string or the body.
+    With DPoP on, pass the request's ``method`` and absolute ``url``."""
+    scheme, token = _credentials(headers, service.dpop is not None)
+    return service.authenticate(
+        token,
+        check_session=check_session,
+        proof=headers.get("dpop"),
+        method=method,
+        url=url,
+        scheme=scheme,
+    )
 
 
 async def authenticate_async(
-    service: AsyncTokenService, headers: Mapping[str, str], *, check_session: bool = False
+    service: AsyncTokenService,
+    headers: Mapping[str, str],
+    *,
+    check_session: bool = False,
+    method: str = "GET",
+    url: str | None = None,
 ) -> AccessClaims:
     """The :func:`authenticate` of an :class:`AsyncTokenService`."""
-    token = bearer_token(headers)
-    if token is None:
-        raise InvalidToken("missing")
-    return await service.authenticate(token, check_session=check_session)
+    scheme, token = _credentials(headers, service.dpop is not None)
+    return await service.authenticate(
+        token,
+        check_session=check_session,
+        proof=headers.get("dpop"),
+        method=method,
+        url=url,
+        scheme=scheme,
+    )

@@ -47,6 +47,7 @@ from sessionward.service.state import UserRow
 from sessionward.service.tenancy import DEMO_APP
 from sessionward.web import CookiePolicy, CsrfPolicy
 from sessionward.web.asgi import SessionMiddleware
+from sessionward.web.binding import DeviceBinding
 from sessionward.web.starlette import get_handle
 
 __all__ = ["PRODUCTS", "demo_app"]
@@ -338,6 +339,7 @@ def demo_app(rt: Runtime) -> Any:
             cookie=CookiePolicy(name="shop"),
             csrf=csrf,
             trusted_proxies=list(rt.config.trusted_proxies),
+            binding=DeviceBinding(path=f"{ROOT}/dbsc"),  # browsers with DBSC bind the session
         )
     ]
     return Starlette(routes=routes, middleware=middleware)

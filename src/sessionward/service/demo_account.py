@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from sessionward.core import token as tokens
+from sessionward.core.binding import binding_of
 from sessionward.core.events import RevokeReason
 from sessionward.core.record import Session
 from sessionward.service.factors import (
@@ -395,6 +396,14 @@ def _message(request: Request) -> str:
     return f'<p class="msg" role="status">{esc(text)}</p>' if text else ""
 
 
+def _bound(session: Session) -> str:
+    """Whether the session is bound to a key the browser keeps (a copied cookie is then
+    worth minutes), or an ordinary, unbound one."""
+    binding = binding_of(session.data)
+    label = f"key-bound ({binding.method})" if binding.bound else "not key-bound"
+    return f' <span class="tag" data-binding={attr(binding.state)}>{esc(label)}</span>'
+
+
 def _device_row(session: Session, current: Session | None) -> str:
     latest: dict[str, Any] = session.context_history[-1] if session.context_history else {}
     device = device_of(latest.get("user_agent"))
@@ -406,7 +415,7 @@ def _device_row(session: Session, current: Session | None) -> str:
         f'aria-label="Sign out {esc(device)} ({esc(session.id)})">Sign out…</a>'
     )
     return (
-        f"<tr data-session={attr(session.id)}><td>{esc(device)}</td>"
+        f"<tr data-session={attr(session.id)}><td>{esc(device)}{_bound(session)}</td>"
         f"<td>{esc(latest.get('ip') or 'unknown')}</td>"
         f"<td>{fmt_time(session.last_seen)}</td><td>{fmt_time(session.created_at)}</td>"
         f"<td>{action}</td></tr>"

@@ -15,9 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import unquote_plus
 
+from sessionward.core.dpop import DpopPolicy
 from sessionward.core.record import Session
 from sessionward.errors import ConfigError
-from sessionward.web._http import SAFE_METHODS, bearer_token
+from sessionward.web._http import SAFE_METHODS, authorization, bearer_token
+from sessionward.web.binding import DeviceBinding
 from sessionward.web.context import ContextCapture
 from sessionward.web.cookies import CookiePolicy
 from sessionward.web.csrf import CsrfPolicy
@@ -79,6 +81,12 @@ class AdapterConfig:
       application says otherwise (``login(remember=False)``, ``session.permanent = False``);
       needs ``CookiePolicy(remember_max_age=...)``. Off by default: the cookie then dies with
       the browser.
+    * ``binding``: Device Bound Session Credentials (cookie transport; see
+      :class:`~sessionward.web.binding.DeviceBinding`).
+    * ``dpop``: DPoP proofs (bearer transport; see :class:`~sessionward.core.dpop.DpopPolicy`).
+    * ``origin``: the public origin (``https://app.example``) requests are checked against (a
+      DPoP proof's ``htu``, a registration's ``aud``); default: the request's scheme and
+      ``Host``. Set it behind a proxy that changes either.
     """
 
     transport: Transport = "cookie"
@@ -90,6 +98,9 @@ class AdapterConfig:
     token_header: str = "session-token"  # noqa: S105 - a header name
     max_form_bytes: int = 1024 * 1024
     remember_by_default: bool = False
+    binding: DeviceBinding | None = None
+    dpop: DpopPolicy | None = None
+    origin: str | None = None
 
     def __post_init__(self) -> None:
         if self.transport not in ("cookie", "bearer"):
@@ -106,6 +117,16 @@ class AdapterConfig:
             raise ConfigError("remember_by_default needs CookiePolicy(remember_max_age=...)")
         if self.csrf_policy is not None:
             _ = self.nonce_cookie  # a name too long for the "-csrf" suffix fails here, not later
+        if self.binding is not None:
+            if not self.cookie_mode:
+                raise ConfigError("DBSC binds cookies: binding= needs cookie transport")
+            _ = self.binding.bound_cookie(self.cookie)  # a Partitioned cookie fails here
+        if self.dpop is not None and self.cookie_mode:
+            raise ConfigError("DPoP binds Authorization carriers: dpop= needs bearer transport")
+        if self.origin is not None and (
+            not re.fullmatch(r"https?://[A-Za-z0-9.:\[\]-]+", self.origin)
+        ):
+            raise ConfigError("origin must be scheme://host[:port], without a path")
 
     @property
     def cookie_mode(self) -> bool:
@@ -132,6 +153,9 @@ class AdapterConfig:
         """The presented token, from the configured transport and nowhere else."""
         if self.cookie_mode:
             return self.cookie.read(headers.get("cookie"))
+        if self.dpop is not None:  # ``Authorization: DPoP <token>`` too (RFC 9449 §7.1)
+            found = authorization(headers)
+            return None if found is None else found[1]
         return bearer_token(headers)
 
     def csrf_refusal(
@@ -202,14 +226,24 @@ class AdapterConfig:
         return out
 
     def challenge(self, error: str | None = None, **params: str) -> dict[str, str]:
-        """``WWW-Authenticate`` for a 401/403 in bearer mode (RFC 6750, RFC 9470)."""
+        """``WWW-Authenticate`` for a 401/403 in bearer mode (RFC 6750, RFC 9470); with DPoP
+        on, a ``DPoP`` challenge naming the accepted algorithms follows (RFC 9449 §7.1)."""
         if self.cookie_mode:
             return {}
         parts = [f'realm="{self.realm}"']
         if error is not None:
             parts.append(f'error="{error}"')
         parts.extend(f'{k}="{v}"' if k != "max_age" else f"{k}={v}" for k, v in params.items())
-        return {"www-authenticate": "Bearer " + ", ".join(parts)}
+        value = "Bearer " + ", ".join(parts)
+        if self.dpop is not None:
+            value += f', DPoP algs="{self.dpop.algs_param}"'
+        return {"www-authenticate": value}
+
+    def url(self, scheme: str, host: str | None, path: str) -> str:
+        """The request's absolute URL without its query, as a client names it."""
+        if self.origin is not None:
+            return self.origin + path
+        return f"{scheme}://{host or 'localhost'}{path}"
 
 
 @functools.lru_cache(maxsize=64)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["SAFE_METHODS", "asgi_headers", "bearer_token", "environ_headers"]
+__all__ = ["SAFE_METHODS", "Reply", "asgi_headers", "bearer_token", "environ_headers"]
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
@@ -41,3 +42,27 @@ def bearer_token(headers: Mapping[str, str]) -> str | None:
     if scheme.lower() != "bearer":
         return None
     return credentials.strip() or None
+
+
+def authorization(headers: Mapping[str, str]) -> tuple[str, str] | None:
+    """``(scheme, credentials)`` of an ``Authorization: Bearer`` or ``Authorization: DPoP``
+    header, the scheme lower-cased."""
+    scheme, _, credentials = headers.get("authorization", "").strip().partition(" ")
+    scheme = scheme.lower()
+    if scheme not in ("bearer", "dpop") or not credentials.strip():
+        return None
+    return scheme, credentials.strip()
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A response for any framework: send ``status``, every header (``Set-Cookie`` may repeat)
+    and ``body``."""
+
+    status: int
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes = b""
+
+    def header(self, name: str) -> str | None:
+        wanted = name.lower()
+        return next((v for k, v in self.headers if k.lower() == wanted), None)

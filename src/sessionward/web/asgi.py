@@ -16,6 +16,9 @@ token (``None`` when absent or invalid), run the app, write back what it changed
 when the response starts, then add ``Set-Cookie`` only if a token was minted or must be
 cleared. A store outage answers 503 (or 401); it never lets the request
 through as if authenticated. WebSocket and lifespan scopes pass through untouched.
+
+With ``binding=DeviceBinding()`` (cookie transport) or ``dpop=DpopPolicy()`` (bearer transport)
+sessions are bound to a key the client keeps: see :mod:`sessionward.web.binding`.
 """
 
 from __future__ import annotations
@@ -23,12 +26,15 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Literal
 
-from sessionward.errors import InvalidToken, RiskChallenge, StoreError
+from sessionward.core.dpop import DpopPolicy
+from sessionward.errors import InvalidProof, InvalidToken, RiskChallenge, StoreError
 from sessionward.manager._async.manager import AsyncSessionManager
+from sessionward.web._async.binding import AsyncDeviceGate
 from sessionward.web._async.handle import AsyncSessionHandle
 from sessionward.web._challenge import challenge_body
 from sessionward.web._core import AdapterConfig, Outcome, Transport, log_refusal, merge_headers
-from sessionward.web._http import asgi_headers
+from sessionward.web._http import asgi_headers, authorization
+from sessionward.web.binding import DeviceBinding
 from sessionward.web.context import ContextCapture
 from sessionward.web.cookies import CookiePolicy
 from sessionward.web.csrf import CsrfPolicy
@@ -58,6 +64,9 @@ class SessionMiddleware:
         realm: str = "sessionward",
         token_header: str = "session-token",  # noqa: S107 - a header name
         remember_by_default: bool = False,
+        binding: DeviceBinding | None = None,
+        dpop: DpopPolicy | None = None,
+        origin: str | None = None,
     ) -> None:
         self.app = app
         self.manager = manager
@@ -70,6 +79,12 @@ class SessionMiddleware:
             realm=realm,
             token_header=token_header,
             remember_by_default=remember_by_default,
+            binding=binding,
+            dpop=dpop,
+            origin=origin,
+        )
+        self.gate = (
+            None if binding is None and dpop is None else AsyncDeviceGate(manager, self.config)
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -95,6 +110,30 @@ class SessionMiddleware:
             except StoreError:
                 await self._plain(send, config.unavailable_status, "session store unavailable")
                 return
+        proven, jkt, gate = False, None, self.gate
+        if gate is not None:
+            url = config.url(scope.get("scheme", "http"), headers.get("host"), scope["path"])
+            route = gate.route(scope["path"])
+            try:
+                if route is not None:  # with the outcome: a token renewed by this validation
+                    reply = await gate.endpoint(route, method, headers, session, url)
+                    extra = config.response_headers(outcome)
+                    await _send_reply(send, reply.status, merge_headers(reply.headers, extra))
+                    await send({"type": "http.response.body", "body": reply.body})
+                    return
+                if config.cookie_mode:
+                    session, proven = gate.admit(session, headers)
+                else:
+                    credentials = authorization(headers)
+                    jkt = await gate.dpop(session, credentials, method, headers, url)
+                    proven = jkt is not None and session is not None
+            except InvalidProof as exc:
+                log_refusal("dpop", exc.reason)
+                await self._plain(send, 401, "proof of possession refused", gate=exc)
+                return
+            except StoreError:
+                await self._plain(send, config.unavailable_status, "session store unavailable")
+                return
         form = None
         if config.wants_form(method, headers):
             form = await _read_body(receive, config.max_form_bytes)
@@ -108,7 +147,14 @@ class SessionMiddleware:
             await self._plain(send, 403, config.refusal_message(reason), outcome)
             return
         handle = AsyncSessionHandle(
-            self.manager, config, session, context, outcome, presented=token is not None
+            self.manager,
+            config,
+            session,
+            context,
+            outcome,
+            presented=token is not None,
+            proven=proven,
+            proof_jkt=jkt,
         )
         scope["sessionward"] = handle
         scope.setdefault("state", {})["sessionward"] = handle
@@ -126,6 +172,8 @@ class SessionMiddleware:
                 await handle.commit()
                 started = True
                 extra = self.config.response_headers(handle.outcome)
+                if self.gate is not None:
+                    extra += await self.gate.after(handle._current(), handle.outcome)
                 if extra:
                     message = {**message, "headers": _with_headers(message, extra)}
             await send(message)
@@ -144,9 +192,13 @@ class SessionMiddleware:
         text: str,
         outcome: Outcome | None = None,
         content_type: str = "text/plain; charset=utf-8",
+        *,
+        gate: InvalidProof | None = None,
     ) -> None:
         headers = [("content-type", content_type), ("cache-control", "no-store")]
-        if status == 401:
+        if gate is not None and self.gate is not None:
+            headers = merge_headers(headers, self.gate.dpop_refusal(gate))
+        elif status == 401:
             headers += list(self.config.challenge().items())
         if outcome is not None:
             headers = merge_headers(headers, self.config.response_headers(outcome))
@@ -161,6 +213,11 @@ class SessionMiddleware:
 
 
 _MERGED = (b"vary", b"cache-control")
+
+
+async def _send_reply(send: Send, status: int, headers: list[tuple[str, str]]) -> None:
+    raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
 
 
 def _with_headers(message: Message, extra: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:

@@ -87,6 +87,12 @@ class CookiePolicy:
         partitioned = "; Partitioned" if self.partitioned else ""
         return f"; Path=/{secure}; HttpOnly; SameSite={self.same_site}{partitioned}"
 
+    @property
+    def attributes(self) -> str:
+        """The cookie's attributes as ``Set-Cookie`` writes them (``Path=/; Secure; ...``),
+        without ``Max-Age``/``Expires``: what a DBSC session config must repeat exactly."""
+        return self._attributes()[2:]
+
     def header(self, value: str, *, max_age: int | None = None) -> str:
         """The ``Set-Cookie`` value carrying ``value``.
 

@@ -7,6 +7,9 @@
 Changes to ``handle.mapping`` (``flask.session`` under Flask) are written back and headers are
 added when the application calls ``start_response``; a session change made after that (for
 example while a streamed body is being produced) cannot reach the client.
+
+``binding=`` and ``dpop=`` bind sessions to a key the client keeps, as in the ASGI middleware
+(see :mod:`sessionward.web.binding`).
 """
 
 from __future__ import annotations
@@ -15,12 +18,15 @@ import io
 from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
-from sessionward.errors import InvalidToken, RiskChallenge, StoreError
+from sessionward.core.dpop import DpopPolicy
+from sessionward.errors import InvalidProof, InvalidToken, RiskChallenge, StoreError
 from sessionward.manager._sync.manager import SessionManager
 from sessionward.web._challenge import challenge_body
 from sessionward.web._core import AdapterConfig, Outcome, Transport, log_refusal, merge_headers
-from sessionward.web._http import environ_headers
+from sessionward.web._http import Reply, authorization, environ_headers
+from sessionward.web._sync.binding import DeviceGate
 from sessionward.web._sync.handle import SessionHandle
+from sessionward.web.binding import DeviceBinding
 from sessionward.web.context import ContextCapture
 from sessionward.web.cookies import CookiePolicy
 from sessionward.web.csrf import CsrfPolicy
@@ -31,8 +37,11 @@ Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
 _REASONS = {
+    200: "OK",
+    400: "Bad Request",
     401: "Unauthorized",
     403: "Forbidden",
+    405: "Method Not Allowed",
     413: "Content Too Large",
     503: "Service Unavailable",
 }
@@ -54,6 +63,9 @@ class SessionMiddleware:
         realm: str = "sessionward",
         token_header: str = "session-token",  # noqa: S107 - a header name
         remember_by_default: bool = False,
+        binding: DeviceBinding | None = None,
+        dpop: DpopPolicy | None = None,
+        origin: str | None = None,
     ) -> None:
         self.app = app
         self.manager = manager
@@ -66,7 +78,11 @@ class SessionMiddleware:
             realm=realm,
             token_header=token_header,
             remember_by_default=remember_by_default,
+            binding=binding,
+            dpop=dpop,
+            origin=origin,
         )
+        self.gate = None if binding is None and dpop is None else DeviceGate(manager, self.config)
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         config, headers = self.config, environ_headers(environ)
@@ -78,6 +94,19 @@ class SessionMiddleware:
         except RiskChallenge as challenge:  # sign in again; the session survives
             kind, body = challenge_body(challenge, headers)
             return self._plain(start_response, 401, body.decode(), content_type=kind)
+        if self.gate is not None:
+            try:
+                reply = self._bind(self.gate, handle, environ, headers, method)
+            except InvalidProof as exc:
+                log_refusal("dpop", exc.reason)
+                return self._plain(start_response, 401, "proof of possession refused", gate=exc)
+            except StoreError:
+                return self._plain(start_response, config.unavailable_status, "store unavailable")
+            if reply is not None:  # with the outcome: a token renewed by this validation
+                extra = config.response_headers(handle.outcome)
+                status = f"{reply.status} {_REASONS[reply.status]}"
+                start_response(status, merge_headers(reply.headers, extra))
+                return [reply.body]
         session, outcome = handle._current(), handle.outcome  # not .session: no Vary for this look
         form = None
         if config.wants_form(method, headers):
@@ -91,6 +120,28 @@ class SessionMiddleware:
         environ["sessionward"] = handle
         return self._run(environ, start_response, handle)
 
+    def _bind(
+        self,
+        gate: DeviceGate,
+        handle: SessionHandle,
+        environ: Environ,
+        headers: dict[str, str],
+        method: str,
+    ) -> Reply | None:
+        """Answer a binding endpoint, or check the request's binding in place."""
+        path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+        url = self.config.url(environ.get("wsgi.url_scheme", "http"), headers.get("host"), path)
+        session = handle._current()
+        route = gate.route(path)
+        if route is not None:
+            return gate.endpoint(route, method, headers, session, url)
+        if self.config.cookie_mode:
+            handle._session, handle.proven = gate.admit(session, headers)
+        else:
+            jkt = gate.dpop(session, authorization(headers), method, headers, url)
+            handle.proof_jkt, handle.proven = jkt, jkt is not None and session is not None
+        return None
+
     def _run(
         self, environ: Environ, start_response: StartResponse, handle: SessionHandle
     ) -> Iterable[bytes]:
@@ -100,7 +151,10 @@ class SessionMiddleware:
             nonlocal started
             handle.commit()  # a no-op when the framework (Flask) already wrote its session back
             started = True
-            merged = merge_headers(list(headers), self.config.response_headers(handle.outcome))
+            extra = self.config.response_headers(handle.outcome)
+            if self.gate is not None:
+                extra += self.gate.after(handle._current(), handle.outcome)
+            merged = merge_headers(list(headers), extra)
             return start_response(status, merged, *exc)
 
         try:
@@ -117,9 +171,13 @@ class SessionMiddleware:
         text: str,
         outcome: Outcome | None = None,
         content_type: str = "text/plain; charset=utf-8",
+        *,
+        gate: InvalidProof | None = None,
     ) -> list[bytes]:
         headers = [("content-type", content_type), ("cache-control", "no-store")]
-        if status == 401:
+        if gate is not None and self.gate is not None:
+            headers = merge_headers(headers, self.gate.dpop_refusal(gate))
+        elif status == 401:
             headers += list(self.config.challenge().items())
         if outcome is not None:
             headers = merge_headers(headers, self.config.response_headers(outcome))

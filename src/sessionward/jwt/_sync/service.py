@@ -11,17 +11,25 @@ Every refresh rotates that session's secret (with the manager's grace window), s
   revoked, a ``TheftSuspected`` event is emitted, and the access tokens naming the session
   are rejected by this process at once (and everywhere with ``check_session=True``).
 
+With ``dpop=DpopPolicy(...)``, a login given the key thumbprint of a checked DPoP proof
+(``dpop_jkt``) binds the family to that key (RFC 9449): its access tokens carry ``cnf.jkt``
+and are accepted only with a fresh proof of that key, and its refresh token is exchanged only
+with one. Proof ``jti`` values are remembered in the manager's store, shared by every node.
+
 This file is the async source; ``sessionward.jwt._sync.service`` is generated from it.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from sessionward.core import binding as states
 from sessionward.core import token as tokens
 from sessionward.core.context import RequestContext
+from sessionward.core.dpop import DpopPolicy, DpopProof, bound_jkt
 from sessionward.core.events import (
     AllSessionsRevoked,
     Event,
@@ -36,6 +44,7 @@ from sessionward.core.record import Session, SessionRecord, encode_data
 from sessionward.errors import (
     ConfigError,
     InvalidArgument,
+    InvalidProof,
     InvalidToken,
     NotFound,
     StepUpRequired,
@@ -53,6 +62,7 @@ from sessionward.jwt.access import (
 from sessionward.jwt.keyset import KeySet
 from sessionward.jwt.refresh import FAMILY_KEY, TokenPair
 from sessionward.jwt.revocation import Revocations
+from sessionward.manager._sync.binding import Binder
 from sessionward.manager._sync.manager import SessionManager
 
 __all__ = ["TokenService"]
@@ -82,6 +92,7 @@ class TokenService:
         lifetime: float = DEFAULT_LIFETIME,
         revocations: Revocations | None = None,
         cache_size: int = 4096,
+        dpop: DpopPolicy | None = None,
     ) -> None:
         if manager.policy.rotate_after is not None:
             raise ConfigError("refresh sessions rotate on use; set the policy's rotate_after=None")
@@ -103,6 +114,8 @@ class TokenService:
             cache_size=cache_size,
             clock=self.clock,
         )
+        self.dpop = dpop
+        self._binder = Binder(manager)
         self._unsubscribe = manager.events.subscribe(self._on_event)
 
     def _on_event(self, event: Event) -> None:
@@ -125,16 +138,25 @@ class TokenService:
         data: Mapping[str, Any] | None = None,
         context: RequestContext | None = None,
         end_other_sessions: bool = False,
+        dpop_jkt: str | None = None,
     ) -> TokenPair:
         """Start a refresh family for an authenticated user; returns the first pair.
 
         ``end_other_sessions`` ends every other refresh family of the user and cuts off the
-        access tokens issued to the user before this login (one session per user)."""
+        access tokens issued to the user before this login (one session per user).
+        ``dpop_jkt``, the thumbprint of the key of the login request's checked DPoP proof
+        (:meth:`check_proof`), binds the family and its tokens to that key."""
         if not isinstance(user_id, str) or not user_id:
             raise InvalidArgument("a refresh family needs a user id (no anonymous tokens)")
+        if dpop_jkt is not None and self.dpop is None:
+            raise ConfigError("binding tokens to a DPoP key needs TokenService(dpop=...)")
         if end_other_sessions:  # first: the new pair's iat starts at or after the cut-off
             self.revocations.cut_off_user(user_id, now=self.clock.now())
         merged = {**(data or {}), FAMILY_KEY: refresh.new_family()}
+        if dpop_jkt is not None:
+            merged[states.BINDING_KEY] = states.encode(
+                states.dpop_state(dpop_jkt, self.clock.now())
+            )
         session = self.manager.issue(
             user_id,
             auth_level=auth_level,
@@ -154,6 +176,7 @@ class TokenService:
         user_id = record.user_id
         if user_id is None:
             raise InvalidToken("anonymous", record.id)
+        jkt = _jkt_of(record)
         issued = self.issuer.issue(
             subject=user_id,
             session_id=record.id,
@@ -162,9 +185,15 @@ class TokenService:
             auth_time=record.auth_time,
             not_after=record.absolute_expires_at,
             not_before=self.revocations.cutoff_for(user_id),
+            extra=None if jkt is None else {"cnf": {"jkt": jkt}},
         )
         return TokenPair(
-            issued.token, refresh_token, issued.claims.exp, record.expires_at, record.id
+            issued.token,
+            refresh_token,
+            issued.claims.exp,
+            record.expires_at,
+            record.id,
+            "Bearer" if jkt is None else "DPoP",
         )
 
     def refresh(
@@ -172,11 +201,14 @@ class TokenService:
         refresh_token: object,
         *,
         context: RequestContext | None = None,
+        dpop_jkt: str | None = None,
     ) -> TokenPair:
         """Trade a refresh token for a new pair; the presented token is rotated out.
 
         Raises ``InvalidToken`` (``reused`` when the token had already been rotated out before
-        the grace window: the session is then revoked as stolen).
+        the grace window: the session is then revoked as stolen). A family bound to a DPoP key
+        refreshes only when ``dpop_jkt``, the key of the request's checked proof, is that key
+        (``InvalidProof`` otherwise, and nothing rotates).
         """
         now = self.clock.now()
         parsed = tokens.parse(refresh_token)  # malformed: InvalidToken before any store access
@@ -187,6 +219,7 @@ class TokenService:
                 self._older_secret(parsed, now)
             raise
         record = session.record
+        _check_key(_jkt_of(record), dpop_jkt, record.id)
         for _ in range(_ATTEMPTS):
             family = refresh.family_of(json.loads(record.data))
             if family is None:
@@ -342,11 +375,37 @@ class TokenService:
 
     # -- verifying --------------------------------------------------------------------------
 
+    def check_proof(
+        self,
+        proof: str | None,
+        *,
+        method: str,
+        url: str,
+        access_token: str | None = None,
+        jkt: str | None = None,
+    ) -> DpopProof:
+        """Check a DPoP proof for this request (``method``, absolute ``url``, the presented
+        ``access_token`` for ``ath``) and spend its ``jti`` in the store. Raises
+        ``InvalidProof``; ``use_dpop_nonce`` asks for :meth:`dpop_nonce`."""
+        if self.dpop is None:
+            raise InvalidProof("dpop-off")
+        return self._binder.check_dpop(
+            self.dpop, proof, method=method, url=url, access_token=access_token, jkt=jkt
+        )
+
+    def dpop_nonce(self) -> str | None:
+        """The current server nonce for ``DPoP-Nonce`` (``None`` when nonces are off)."""
+        return None if self.dpop is None else self.dpop.nonce(self.clock.now())
+
     def authenticate(
         self,
         access_token: object,
         *,
         check_session: bool = False,
+        proof: str | None = None,
+        method: str = "GET",
+        url: str | None = None,
+        scheme: str = "bearer",
     ) -> AccessClaims:
         """The claims of a valid access token, or ``InvalidToken``.
 
@@ -354,8 +413,20 @@ class TokenService:
         others within the token's lifetime). ``check_session=True`` also reads the backing
         session and rejects the token when it has ended: revocation without lag, for one
         store read per request.
+
+        A token bound to a DPoP key (``cnf.jkt``) must come with ``scheme="dpop"`` and a
+        ``proof`` of that key for this ``method`` and ``url`` (``InvalidProof`` otherwise);
+        checking it costs one signature check and one store write (the spent ``jti``).
         """
         claims = self.verifier.verify(access_token)
+        jkt = bound_jkt(claims.claims)
+        if jkt is not None or (proof is not None and self.dpop is not None):
+            if jkt is not None and scheme.lower() != "dpop":
+                raise InvalidProof("dpop-scheme", claims.sid)
+            if url is None:
+                raise InvalidArgument("checking a DPoP proof needs the request's url")
+            token = access_token if isinstance(access_token, str) else None
+            self.check_proof(proof, method=method, url=url, access_token=token, jkt=jkt)
         if check_session:
             session = self.manager.get(claims.sid)
             if session is None or session.user_id != claims.sub:
@@ -403,3 +474,17 @@ class TokenService:
     def close(self) -> None:
         """Stop listening to the manager's events."""
         self._unsubscribe()
+
+
+def _jkt_of(record: SessionRecord) -> str | None:
+    """The DPoP key thumbprint a refresh family is bound to, if any."""
+    if states.MARK not in record.data:
+        return None
+    state = states.state_of(json.loads(record.data))
+    jkt = None if state is None or state.get("method") != "dpop" else state.get("jkt")
+    return jkt if isinstance(jkt, str) else None
+
+
+def _check_key(bound: str | None, presented: str | None, session_id: str) -> None:
+    if bound is not None and (presented is None or not hmac.compare_digest(bound, presented)):
+        raise InvalidProof("jkt", session_id)

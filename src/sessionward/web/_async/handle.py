@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from sessionward.core import binding as states
 from sessionward.core.context import RequestContext
 from sessionward.core.record import Session
 from sessionward.manager._async.manager import AsyncSessionManager
@@ -24,7 +25,17 @@ __all__ = ["AsyncSessionHandle"]
 class AsyncSessionHandle:
     """The request's session (``None`` if none or invalid) and the actions that change it."""
 
-    __slots__ = ("_mapping", "_session", "config", "context", "manager", "outcome", "presented")
+    __slots__ = (
+        "_mapping",
+        "_session",
+        "config",
+        "context",
+        "manager",
+        "outcome",
+        "presented",
+        "proof_jkt",
+        "proven",
+    )
 
     def __init__(
         self,
@@ -35,12 +46,20 @@ class AsyncSessionHandle:
         outcome: Outcome,
         *,
         presented: bool,
+        proven: bool = False,
+        proof_jkt: str | None = None,
     ) -> None:
         self.manager = manager
         self.config = config
         self.context = context
         self.outcome = outcome
         self.presented = presented
+        #: The request proved possession of the session's bound key (a live DBSC bound cookie
+        #: or a DPoP proof); ``False`` for unbound sessions. Require it for sensitive actions.
+        self.proven = proven
+        #: The thumbprint of the key a DPoP proof on this request was signed with: a login
+        #: binds the new session (and its tokens) to that key.
+        self.proof_jkt = proof_jkt
         self._session = session
         self._mapping: SessionMapping | None = None
 
@@ -106,6 +125,9 @@ class AsyncSessionHandle:
         await self._settle_clear()
         if not extra and self._session is not None and REMEMBER_KEY in self._session.data:
             extra = {REMEMBER_KEY: False}  # the carried-over data must not keep it persistent
+        if self.proof_jkt is not None:
+            bound = states.dpop_state(self.proof_jkt, self.manager.clock.now())
+            extra[states.BINDING_KEY] = states.encode(bound)
         session = await self.manager.issue(
             user_id,
             auth_level=auth_level,

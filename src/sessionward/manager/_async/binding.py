@@ -1,0 +1,264 @@
+"""Key-bound sessions against the manager's store: DBSC registrations and refreshes (native or
+the page-script fallback) and the shared replay cache of DPoP proofs.
+
+Each step is one read of the session (the caller validated it already) and one conditional
+``replace`` of its record, so a challenge is spent once even when two nodes race; a lost race
+is re-read and retried, never answered from stale state. This file is the source;
+``sessionward.manager._sync.binding`` is generated from it.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from typing import Any, Literal, NamedTuple
+
+from sessionward.core import binding as states
+from sessionward.core import dbsc
+from sessionward.core.binding import BindingPolicy, Method
+from sessionward.core.decision import idle_deadline
+from sessionward.core.dpop import DpopPolicy, DpopProof
+from sessionward.core.events import SessionBound, TheftSuspected, TokenRejected
+from sessionward.core.jwk import ClientKey
+from sessionward.core.record import Session, SessionRecord, encode_data
+from sessionward.errors import (
+    AlreadyExists,
+    InvalidProof,
+    NotFound,
+    UpdateConflict,
+    VersionConflict,
+)
+from sessionward.manager._async.manager import AsyncSessionManager
+
+__all__ = ["AsyncBinder", "Refresh", "Registered"]
+
+_ATTEMPTS = 4
+# Proof failures that only the holder of a copied cookie (and not of the key) produces.
+_FORGERY = frozenset(("signature", "alg", "typ", "jwk-malformed", "jwk-mismatch", "jwk-private"))
+
+
+class Registered(NamedTuple):
+    """A registration that bound the session: the first bound cookie and the DBSC ids."""
+
+    session: Session
+    cookie: str
+    sid: str
+
+
+class Refresh(NamedTuple):
+    """What a refresh request gets: ``refreshed`` (a new ``cookie`` and the next
+    ``challenge``), ``challenge`` (answer 403 with ``challenge``) or ``end`` (the browser
+    must drop its bound session: the session is gone or not bound to that identifier)."""
+
+    outcome: Literal["refreshed", "challenge", "end"]
+    sid: str | None = None
+    challenge: str | None = None
+    cookie: str | None = None
+    session: Session | None = None
+
+
+_END = Refresh("end")
+
+
+class AsyncBinder:
+    """Binds sessions of ``manager`` to keys (see :mod:`sessionward.core.binding`)."""
+
+    def __init__(self, manager: AsyncSessionManager, policy: BindingPolicy | None = None) -> None:
+        self.manager = manager
+        self.policy = policy or BindingPolicy()
+
+    # -- DBSC -------------------------------------------------------------------------------
+
+    async def reoffer(self, session: Session) -> tuple[str, str] | None:
+        """A fresh registration challenge for a logged-in session that is not bound (what the
+        fallback script asks for); ``(challenge, authorization)``, or ``None`` when the
+        session is bound already or anonymous."""
+        record = session.record
+        for _ in range(_ATTEMPTS):
+            state = states.state_of(json.loads(record.data))
+            if record.user_id is None or (state is not None and state["state"] == "bound"):
+                return None
+            now = self.manager.clock.now()
+            if state is None or states.authorization_of(state) is None:
+                fresh, challenge, authorization = states.offer(now)
+            else:
+                fresh, challenge = states.add_challenge(state, now, self.policy)
+                authorization = states.authorization_of(state) or ""
+            written = await self._write(record, None, fresh, now)
+            if isinstance(written, Session):
+                return challenge, authorization
+            if written is None:
+                return None
+            record = written
+        return None
+
+    async def register(
+        self,
+        session: Session,
+        response: str | None,
+        *,
+        method: Method = "dbsc",
+        audience: str | None = None,
+    ) -> Registered:
+        """Bind ``session`` to the key in the registration JWT ``response``; raises
+        :class:`~sessionward.errors.InvalidProof` (the session stays as it was)."""
+        record = session.record
+        for _ in range(_ATTEMPTS):
+            now = self.manager.clock.now()
+            state = states.state_of(json.loads(record.data))
+            if record.user_id is None or state is None or state["state"] != "offered":
+                raise self._refused(record, now, "not-offered")
+            try:
+                registration = dbsc.verify_registration(
+                    response,
+                    algorithms=self.policy.algorithms,
+                    authorization=states.authorization_of(state),
+                    audience=audience,
+                )
+            except InvalidProof as exc:
+                raise self._refused(record, now, exc.reason) from None
+            if states.take_challenge(state, registration.jti, now, self.policy) is None:
+                raise self._refused(record, now, "challenge")
+            bound = states.bound_state(registration.key, method, now)
+            bound, cookie = states.new_cookie(bound, now, self.policy)
+            written = await self._write(record, None, bound, now)
+            if isinstance(written, Session):
+                self.manager.events.emit(
+                    SessionBound(record.id, record.user_id, now, method=method, jkt=bound["jkt"])
+                )
+                return Registered(written, cookie, bound["sid"])
+            if written is None:
+                break
+            record = written
+        raise InvalidProof("gone", record.id)
+
+    async def refresh(self, session: Session, sid: str | None, proof: str | None) -> Refresh:
+        """Answer a refresh of the DBSC session ``sid`` held by ``session``'s browser."""
+        record = session.record
+        for _ in range(_ATTEMPTS):
+            now = self.manager.clock.now()
+            data = json.loads(record.data)
+            state = states.state_of(data)
+            if not states.cookie_bound(state) or sid is None:
+                return _END
+            assert state is not None  # noqa: S101 - cookie_bound checked it
+            if not hmac.compare_digest(str(state.get("sid", "")).encode(), sid.encode()):
+                return _END
+            key = states.key_of(state)
+            if key is None:
+                return _END
+            spent = None if proof is None else self._spend(record, state, key, proof, now)
+            next_state, challenge = states.add_challenge(spent or state, now, self.policy)
+            cookie = None
+            if spent is not None:
+                next_state, cookie = states.new_cookie(next_state, now, self.policy)
+            written = await self._write(record, data, next_state, now)
+            if isinstance(written, Session):
+                outcome: Literal["refreshed", "challenge"] = "refreshed" if cookie else "challenge"
+                return Refresh(outcome, sid, challenge, cookie, written)
+            if written is None:
+                return _END
+            record = written
+        raise UpdateConflict("refresh kept losing races")  # answered 503: the browser retries
+
+    def _spend(
+        self,
+        record: SessionRecord,
+        state: dict[str, Any],
+        key: ClientKey,
+        proof: str,
+        now: float,
+    ) -> dict[str, Any] | None:
+        """The state with the proof's challenge spent, or ``None`` (an event says why)."""
+        try:
+            jti = dbsc.verify_refresh(proof, key)
+        except InvalidProof as exc:
+            self._refused(record, now, exc.reason)
+            return None
+        spent = states.take_challenge(state, jti, now, self.policy)
+        if spent is None:
+            self._refused(record, now, "challenge")
+        return spent
+
+    def cookie_ok(self, session: Session, presented: str | None) -> bool | None:
+        """Whether a request of ``session`` proves the key through its bound cookie: ``None``
+        when the session does not need one (not bound, or bound by DPoP)."""
+        if states.MARK not in session.record.data:  # the common case: no JSON parse
+            return None
+        state = states.state_of(session.data)
+        if not states.cookie_bound(state):
+            return None
+        assert state is not None  # noqa: S101 - cookie_bound checked it
+        return states.cookie_ok(state, presented, self.manager.clock.now())
+
+    def _refused(self, record: SessionRecord, now: float, reason: str) -> InvalidProof:
+        events = self.manager.events
+        if reason in _FORGERY:
+            events.emit(
+                TheftSuspected(record.id, record.user_id, now, detail=f"binding-proof-{reason}")
+            )
+        else:
+            events.emit(TokenRejected(record.id, record.user_id, now, reason=f"binding-{reason}"))
+        return InvalidProof(reason, record.id)
+
+    async def _write(
+        self,
+        record: SessionRecord,
+        data: dict[str, Any] | None,
+        state: dict[str, Any] | None,
+        now: float,
+    ) -> Session | SessionRecord | None:
+        """Store ``state`` in ``record`` (whose parsed ``data`` the caller may pass): the new
+        session, or the fresh record after a lost race, or ``None`` when it is gone."""
+        policy = self.manager.policy
+        data = states.with_state(json.loads(record.data) if data is None else data, state)
+        updated = record._replace(
+            data=encode_data(data, policy.max_data_bytes),
+            version=record.version + 1,
+            last_seen=now,
+            expires_at=idle_deadline(now, record.absolute_expires_at, policy),
+        )
+        try:
+            await self.manager.store.replace(updated, expected_version=record.version)
+        except VersionConflict:
+            fresh = await self.manager.store.get(record.id)
+            return fresh if fresh is not None and now < fresh.expires_at else None
+        except NotFound:
+            return None
+        return Session(updated)
+
+    # -- DPoP -------------------------------------------------------------------------------
+
+    async def first_use(self, kind: str, jti: str, until: float) -> bool:
+        """Remember ``jti`` until ``until`` in the store; ``False`` when some node already
+        did (a replay). One create-only write."""
+        record = states.replay_record(kind, jti, until, self.manager.clock.now())
+        try:
+            await self.manager.store.add(record)
+        except AlreadyExists:
+            return False
+        return True
+
+    async def check_dpop(
+        self,
+        policy: DpopPolicy,
+        proof: str | None,
+        *,
+        method: str,
+        url: str,
+        access_token: str | None = None,
+        jkt: str | None = None,
+    ) -> DpopProof:
+        """Verify a DPoP proof for this request and spend its ``jti``; raises
+        :class:`~sessionward.errors.InvalidProof` (``replayed`` for a ``jti`` seen before)."""
+        checked = policy.verify(
+            proof,
+            method=method,
+            url=url,
+            now=self.manager.clock.now(),
+            access_token=access_token,
+            jkt=jkt,
+        )
+        if not await self.first_use("dpop", f"{checked.jkt}.{checked.jti}", checked.replay_until):
+            raise InvalidProof("replayed")
+        return checked

@@ -1,0 +1,415 @@
+"""Device Bound Session Credentials with a real browser: Debian's chromium (Playwright, never
+``playwright install``) against the ASGI middleware over HTTPS, the test certificate pinned by
+its SPKI.
+
+* native DBSC (software keys, headless): registration with a browser-signed JWT, a refresh
+  answered with a 403 + challenge and then a signed proof, a proactive refresh with the cached
+  challenge, the protected page served with the refreshed cookie, and ``{"continue": false}``
+  honoured (no refresh afterwards);
+* the WebCrypto fallback script with the native feature off, through the same flow.
+
+Everything is asserted from the server's side: its request log, its stored records, its
+events. Every wait has a deadline. Skipped with the reason when chromium or Playwright is
+missing, unless ``SESSIONWARD_REQUIRE_SERVICES=1``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _tls import make_certificate, tls_server
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from sessionward import AsyncSessionManager, AsyncSQLiteStore, EventBus, Policy
+from sessionward.core import binding as states
+from sessionward.core import dbsc
+from sessionward.core.binding import BindingPolicy, binding_of
+from sessionward.core.record import Session
+from sessionward.testing import EventRecorder
+from sessionward.web import CsrfPolicy
+from sessionward.web.asgi import SessionMiddleware
+from sessionward.web.binding import DeviceBinding
+from sessionward.web.starlette import get_handle
+
+CHROMIUM = os.environ.get("SESSIONWARD_CHROMIUM", "/usr/bin/chromium")
+LIFETIME = 4  # seconds: short, so the test sees cookies expire (RefreshQuota is off)
+BOUND = "__Host-id-bound"
+BASE_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+NATIVE = (
+    "--enable-features=DeviceBoundSessions:RefreshQuota/false,"
+    "EnableBoundSessionCredentialsSoftwareKeysForManualTesting"
+)
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("SESSIONWARD_REQUIRE_SERVICES") == "1":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+@dataclass
+class Hit:
+    """One request as the server saw it (values of the bound cookie, never logged)."""
+
+    at: float
+    method: str
+    path: str
+    status: int = 0
+    bound_in: str | None = None
+    bound_out: str | None = None
+    proof: bool = False
+    fallback: bool = False
+    challenge_out: bool = False
+    body: bytes = b""
+
+
+@dataclass
+class Log:
+    hits: list[Hit] = field(default_factory=list)
+
+    def refreshes(self, since: float = 0.0) -> list[Hit]:
+        return [h for h in self.hits if h.path.endswith("/refresh") and h.at >= since]
+
+    def registered(self) -> list[Hit]:
+        return [h for h in self.hits if h.path.endswith("/register") and h.status == 200]
+
+
+def _cookie(header: str | None, name: str) -> str | None:
+    for part in (header or "").split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == name:
+            return value
+    return None
+
+
+def recording(app: Any, log: Log) -> Any:
+    """ASGI middleware outside the session middleware: what came in, what went out."""
+
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        hit = Hit(time.time(), scope["method"], scope["path"])
+        hit.bound_in = _cookie(headers.get("cookie"), BOUND)
+        hit.proof = dbsc.RESPONSE in headers
+        hit.fallback = headers.get("sessionward-binding") == "webcrypto"
+        log.hits.append(hit)
+
+        async def watch(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                hit.status = message["status"]
+                for key, value in message.get("headers", []):
+                    name, text = key.decode().lower(), value.decode()
+                    if name == "set-cookie" and text.startswith(BOUND + "="):
+                        hit.bound_out = text.split(";")[0].split("=", 1)[1]
+                    hit.challenge_out |= name == dbsc.CHALLENGE
+            elif message["type"] == "http.response.body":
+                hit.body += message.get("body", b"")
+            await send(message)
+
+        await app(scope, receive, watch)
+
+    return wrapped
+
+
+def build(manager: AsyncSessionManager, log: Log, *, fallback: bool) -> Any:
+    script = (
+        '<script src="/sessionward/dbsc/fallback.js" data-delay="100" defer></script>'
+        if fallback
+        else ""
+    )
+
+    def page(text: str) -> HTMLResponse:
+        return HTMLResponse(f"<!doctype html><title>t</title><p id=t>{text}</p>{script}")
+
+    async def login(request: Request) -> Response:
+        await get_handle(request).login("alice")
+        return page("signed in")
+
+    async def protected(request: Request) -> Response:
+        handle = get_handle(request)
+        session = handle.session
+        user = session.user_id if session else "nobody"
+        return page(f"{user} proven={handle.proven}")
+
+    async def end(request: Request) -> Response:
+        handle = get_handle(request)
+        if handle.session is not None:  # server-side end, no Clear-Site-Data
+            await handle.manager.revoke(handle.session)
+        return page("ended")
+
+    async def favicon(request: Request) -> Response:
+        return PlainTextResponse("", status_code=404)
+
+    def make(base: str) -> Any:
+        csrf = CsrfPolicy([base], keys=[b"k" * 32], require_token=False)
+        binding = DeviceBinding(BindingPolicy(cookie_lifetime=LIFETIME), excludes=("/public",))
+        routes = [
+            Route("/login", login),
+            Route("/protected", protected),
+            Route("/end", end),
+            Route("/public/x", favicon),
+            Route("/favicon.ico", favicon),
+        ]
+        options: dict[str, Any] = {"manager": manager, "csrf": csrf, "binding": binding}
+        app = Starlette(routes=routes, middleware=[Middleware(SessionMiddleware, **options)])
+        return recording(app, log)
+
+    return make
+
+
+@dataclass
+class Served:
+    base: str
+    log: Log
+    manager: AsyncSessionManager
+    events: EventRecorder
+    spki: str
+
+
+@pytest.fixture(scope="module")
+def playwright_browser_type() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is None:
+        _unavailable(f"{CHROMIUM} not installed (apt-get install -y chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("the playwright package is not installed")
+    with sync_playwright() as playwright:
+        yield playwright.chromium
+
+
+def _serve(tmp_path: Path, fallback: bool) -> Iterator[Served]:
+    log, events = Log(), EventRecorder()
+    manager = AsyncSessionManager(
+        AsyncSQLiteStore(str(tmp_path / "s.db")),
+        policy=Policy(idle_timeout=3600, absolute_timeout=8 * 3600),
+        events=EventBus([events]),
+    )
+    cert, key, spki = make_certificate(tmp_path)
+    app = build(manager, log, fallback=fallback)
+    holder: dict[str, Any] = {}
+
+    async def lazy(scope: Any, receive: Any, send: Any) -> None:
+        await holder["app"](scope, receive, send)
+
+    with tls_server(lazy, cert, key) as base:
+        holder["app"] = app(base)
+        yield Served(base, log, manager, events, spki)
+
+
+def _wait(what: str, check: Callable[[], Any], seconds: float = 20.0) -> Any:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {seconds:.0f} s waiting for {what}")
+
+
+def _record(served: Served, tmp_path: Path) -> Session:
+    from sessionward import SQLiteStore
+
+    store = SQLiteStore(str(tmp_path / "s.db"))
+    try:
+        bound = store.list_user("alice")
+    finally:
+        store.close()
+    assert len(bound) == 1, "one signed-in session"
+    return Session(bound[0])
+
+
+def _launch(kind: Any, served: Served, native: bool) -> Any:
+    args = [*BASE_ARGS, f"--ignore-certificate-errors-spki-list={served.spki}"]
+    if native:
+        args.append(NATIVE)
+    return kind.launch(executable_path=CHROMIUM, headless=True, args=args, timeout=60_000)
+
+
+@pytest.fixture
+def native(tmp_path: Path) -> Iterator[Served]:
+    yield from _serve(tmp_path, fallback=False)
+
+
+@pytest.fixture
+def fallback(tmp_path: Path) -> Iterator[Served]:
+    yield from _serve(tmp_path, fallback=True)
+
+
+def _served_with_latest_cookie(log: Log, since: float) -> Hit:
+    """The first /protected request after ``since`` that carried the newest bound cookie set
+    before it (and that cookie is a refreshed one, not the registration's)."""
+    for index, hit in enumerate(log.hits):
+        if hit.path != "/protected" or hit.at < since or not hit.status:
+            continue
+        issued = [h for h in log.hits[:index] if h.bound_out]
+        if issued and issued[-1].path.endswith("/refresh") and hit.bound_in == issued[-1].bound_out:
+            return hit
+    raise AssertionError("no protected page carried the refreshed cookie")
+
+
+def _challenged(refreshes: list[Hit]) -> bool:
+    """A refresh without a proof answered 403 + challenge, then a signed one that succeeded."""
+    for i, hit in enumerate(refreshes):
+        answered = any(h.proof and h.status == 200 and h.bound_out for h in refreshes[i + 1 :])
+        if not hit.proof and hit.status == 403 and hit.challenge_out and answered:
+            return True
+    return False
+
+
+def _proactive(log: Log) -> Hit | None:
+    """A refresh that succeeded with a cached challenge (no 403 just before it) while the
+    bound cookie set before it was still alive."""
+    issued = [h for h in log.hits if h.bound_out and h.status == 200]
+    for previous, hit in itertools.pairwise(issued):
+        before = log.hits[: log.hits.index(hit)]
+        last_refresh = [h for h in before if h.path.endswith("/refresh")]
+        cached = hit.proof and (not last_refresh or last_refresh[-1].status == 200)
+        if hit.path.endswith("/refresh") and cached and hit.at < previous.at + LIFETIME:
+            return hit
+    return None
+
+
+def test_native_dbsc_in_headless_chromium(
+    playwright_browser_type: Any, native: Served, tmp_path: Path
+) -> None:
+    browser = _launch(playwright_browser_type, native, native=True)
+    try:
+        context = browser.new_context()
+        page = context.new_page()
+        page.set_default_timeout(20_000)
+        page.goto(native.base + "/login")
+        registration = _wait(
+            "Chromium to register a key (it does so silently, or not at all)",
+            native.log.registered,
+        )[0]
+        assert registration.proof
+        assert not registration.fallback
+        session = _record(native, tmp_path)
+        binding = binding_of(session.data)
+        assert (binding.state, binding.method) == ("bound", "dbsc")
+        state = states.state_of(session.data)
+        assert state is not None
+        assert state["alg"] in ("ES256", "RS256")
+        jwk = states.jwk_of(state)
+        assert jwk is not None
+        assert jwk["kty"] in ("EC", "RSA")
+        assert "bound" in native.events.kinds()
+        # let the registration's cookie expire, then ask for a page in scope
+        time.sleep(max(0.0, registration.at + LIFETIME + 0.5 - time.time()))
+        asked = time.time()
+        page.goto(native.base + "/protected")
+        served = _served_with_latest_cookie(native.log, asked)
+        assert b"alice proven=True" in served.body
+        _wait("a challenged refresh", lambda: _challenged(native.log.refreshes()))
+        # more requests while the cookie lives: Chromium refreshes ahead of expiry
+        for _ in range(3):
+            page.goto(native.base + "/protected")
+            time.sleep(0.3)
+        _wait("a proactive refresh with the cached challenge", lambda: _proactive(native.log))
+        # the server ends the session; the browser's next refresh hears continue:false
+        ended_at = time.time()  # a proactive refresh may run beside /end itself
+        page.goto(native.base + "/end")
+        time.sleep(LIFETIME + 0.5)
+        page.goto(native.base + "/protected")
+        ended = _wait(
+            "the refresh told to stop",
+            lambda: [
+                h
+                for h in native.log.refreshes(ended_at)
+                if h.status == 200 and b'"continue":false' in h.body
+            ],
+        )
+        assert ended[0].bound_out in ("", None)
+        after = ended[-1].at + 0.01
+        time.sleep(LIFETIME + 0.5)
+        page.goto(native.base + "/protected")
+        page.goto(native.base + "/protected")
+        assert native.log.refreshes(after) == [], "Chromium kept refreshing an ended session"
+        context.close()
+    finally:
+        browser.close()
+
+
+_KEY_CHECK = """async () => {
+  const db = await new Promise((ok, fail) => {
+    const r = indexedDB.open("sessionward-binding", 1);
+    r.onsuccess = () => ok(r.result); r.onerror = () => fail(r.error);
+  });
+  const state = await new Promise((ok, fail) => {
+    const r = db.transaction("state", "readonly").objectStore("state").get("session");
+    r.onsuccess = () => ok(r.result); r.onerror = () => fail(r.error);
+  });
+  if (!state) return null;
+  let exported = true;
+  try { await crypto.subtle.exportKey("pkcs8", state.key); } catch (e) { exported = false; }
+  return {extractable: state.key.extractable, type: state.key.type,
+          usages: state.key.usages, algorithm: state.key.algorithm.name, exported};
+}"""
+
+
+def test_webcrypto_fallback_with_native_dbsc_off(
+    playwright_browser_type: Any, fallback: Served, tmp_path: Path
+) -> None:
+    browser = _launch(playwright_browser_type, fallback, native=False)
+    try:
+        context = browser.new_context()
+        page = context.new_page()
+        page.set_default_timeout(20_000)
+        page.goto(fallback.base + "/login")
+        registration = _wait("the fallback script to register", fallback.log.registered)[0]
+        assert registration.fallback
+        assert registration.proof
+        binding = binding_of(_record(fallback, tmp_path).data)
+        assert (binding.state, binding.method) == ("bound", "webcrypto")
+        key = _wait("the key in IndexedDB", lambda: page.evaluate(_KEY_CHECK))
+        assert key == {
+            "extractable": False,
+            "type": "private",
+            "usages": ["sign"],
+            "algorithm": "ECDSA",
+            "exported": False,
+        }
+        _wait("a challenged refresh", lambda: _challenged(fallback.log.refreshes()))
+        _wait("a proactive refresh with the cached challenge", lambda: _proactive(fallback.log))
+        since = time.time()
+        page.goto(fallback.base + "/protected")
+        served = _served_with_latest_cookie(fallback.log, since)
+        assert b"alice proven=True" in served.body
+        page.goto(fallback.base + "/end")
+        ended = _wait(
+            "the refresh told to stop",
+            lambda: [
+                h
+                for h in fallback.log.refreshes(since)
+                if h.status == 200 and b'"continue":false' in h.body
+            ],
+        )
+        after = ended[-1].at + 0.01
+        time.sleep(LIFETIME + 1)
+        assert fallback.log.refreshes(after) == [], "the script kept refreshing"
+        assert page.evaluate(_KEY_CHECK) is None  # the script forgot the ended session
+        context.close()
+    finally:
+        browser.close()

@@ -1,0 +1,112 @@
+"""DBSC under ``SESSION_ENGINE = "sessionward.django"`` over real HTTP (wsgiref serving Django),
+with ``SESSIONWARD_DEVICE_BINDING`` set: ``auth.login`` offers a binding, the endpoints answer
+through ``SessionwardMiddleware``, and a bound session without a live bound cookie is
+anonymous to the views (and keeps its cookie)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from proofs import Device
+from web._servers import Browserish, wsgi_server
+from web.test_django import COOKIE, POLICY
+
+from sessionward import SessionManager, SQLiteStore
+from sessionward.core import dbsc
+from sessionward.core.binding import BindingPolicy, binding_of
+from sessionward.testing import FakeClock
+from sessionward.web.binding import DeviceBinding
+
+LIFETIME = 90
+BOUND = COOKIE + "-bound"
+
+
+CLOCK = FakeClock()
+
+
+@pytest.fixture
+def manager(tmp_path: Path) -> Iterator[SessionManager]:
+    with SessionManager(SQLiteStore(str(tmp_path / "s.db")), policy=POLICY, clock=CLOCK) as m:
+        yield m
+
+
+@pytest.fixture
+def served(manager: SessionManager) -> Iterator[str]:
+    from django.core.handlers.wsgi import WSGIHandler
+    from django.test import override_settings
+
+    overrides: list[override_settings] = []
+
+    def make_app(base: str) -> WSGIHandler:
+        override = override_settings(
+            SESSIONWARD_ALLOWED_ORIGINS=[base],
+            CSRF_TRUSTED_ORIGINS=[base],
+            SESSIONWARD_DEVICE_BINDING=DeviceBinding(BindingPolicy(cookie_lifetime=LIFETIME)),
+            SESSIONWARD_MANAGER=manager,
+        )
+        override.enable()
+        overrides.append(override)
+        return WSGIHandler()
+
+    try:
+        with wsgi_server(make_app) as base:
+            yield base
+    finally:
+        for override in overrides:
+            override.disable()
+
+
+def _login(browser: Browserish) -> httpx.Response:
+    token = browser.get("/csrf").json()["csrf"]
+    return browser.post("/login", data={"user": "alice", "csrfmiddlewaretoken": token})
+
+
+def test_django_login_register_refresh_and_logout(served: str, manager: SessionManager) -> None:
+    device, browser = Device(), Browserish(served, cookie_name=COOKIE)
+    try:
+        offer = _login(browser).headers[dbsc.REGISTRATION]
+        params = dict(p.split("=", 1) for p in offer.split(";")[1:])
+        path, challenge, authorization = (
+            dbsc.item_text(params[k]) or "" for k in ("path", "challenge", "authorization")
+        )
+        registered = browser.post(
+            path, headers={"secure-session-response": device.registration(challenge, authorization)}
+        )
+        assert registered.status_code == 200
+        sid = registered.json()["session_identifier"]
+        assert BOUND in browser.others
+        assert browser.token is not None
+        session = manager.get(browser.token[4:20])
+        assert session is not None
+        assert binding_of(session.data).jkt == device.thumbprint
+        assert browser.get("/me").json()["user"] == "alice"
+        # the bound key is the engine's own: views never see it in request.session
+        assert "sessionward.binding" not in browser.get("/me").text
+        kept = browser.token
+        bound = browser.others.pop(BOUND)
+        assert browser.get("/me").status_code == 401
+        assert browser.token == kept  # the session cookie survives a missing bound cookie
+        browser.others[BOUND] = bound
+        CLOCK.advance(LIFETIME)
+        assert browser.get("/me").status_code == 401  # the bound cookie's lifetime is over
+        refresh = "/sessionward/dbsc/refresh"
+        asked = browser.post(refresh, headers={"sec-secure-session-id": sid})
+        assert asked.status_code == 403
+        proof = device.refresh(dbsc.item_text(asked.headers[dbsc.CHALLENGE]) or "")
+        answered = browser.post(
+            refresh, headers={"sec-secure-session-id": sid, "secure-session-response": proof}
+        )
+        assert answered.status_code == 200
+        assert browser.others[BOUND] != bound
+        assert browser.get("/me").json()["user"] == "alice"
+        out = browser.get("/logout")
+        expired = [v for v in out.headers.get_list("set-cookie") if v.startswith(BOUND + "=;")]
+        assert expired
+        assert "Max-Age=0" in expired[0]
+        ended = browser.post(refresh, headers={"sec-secure-session-id": sid})
+        assert ended.json() == {"continue": False}
+    finally:
+        browser.close()

@@ -1,0 +1,344 @@
+"""DBSC over real HTTP, without a browser: Starlette on uvicorn (ASGI) and Flask on wsgiref
+(WSGI), each with ``binding=DeviceBinding(...)``, a real SQLite file and a fake clock. The
+"device" signs with a key of its own; the thief has the cookies but not that key."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from flask import Flask, jsonify
+from proofs import Device
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from web._servers import Browserish, uvicorn_server, wsgi_server
+
+from sessionward import (
+    AsyncSessionManager,
+    AsyncSQLiteStore,
+    EventBus,
+    Policy,
+    SessionManager,
+    SQLiteStore,
+)
+from sessionward.core import dbsc
+from sessionward.core.binding import BindingPolicy, binding_of
+from sessionward.core.record import Session
+from sessionward.testing import EventRecorder, FakeClock
+from sessionward.web import CookiePolicy, CsrfPolicy
+from sessionward.web.asgi import SessionMiddleware
+from sessionward.web.binding import DeviceBinding
+from sessionward.web.flask import Sessionward, handle
+from sessionward.web.starlette import get_handle
+
+POLICY = Policy(idle_timeout=3600, absolute_timeout=8 * 3600, rotate_after=1000)
+LIFETIME = 120
+BOUND = "__Host-id-bound"
+
+
+def asgi_app(manager: AsyncSessionManager, binding: DeviceBinding) -> Callable[[str], Any]:
+    async def login(request: Request) -> Response:
+        await get_handle(request).login("alice")
+        return JSONResponse({"ok": True})
+
+    async def me(request: Request) -> Response:
+        h = get_handle(request)
+        session = h.session
+        return JSONResponse(
+            {"user": session.user_id if session else None, "proven": h.proven},
+            status_code=200 if session else 401,
+        )
+
+    async def logout(request: Request) -> Response:
+        await get_handle(request).logout()
+        return JSONResponse({"ok": True})
+
+    def make(base: str) -> Starlette:
+        csrf = CsrfPolicy([base], keys=[secrets.token_bytes(32)], require_token=False)
+        routes = [
+            Route("/login", login, methods=["POST"]),
+            Route("/me", me),
+            Route("/logout", logout, methods=["POST"]),
+        ]
+        options: dict[str, Any] = {"manager": manager, "csrf": csrf, "binding": binding}
+        return Starlette(routes=routes, middleware=[Middleware(SessionMiddleware, **options)])
+
+    return make
+
+
+def flask_app(manager: SessionManager, binding: DeviceBinding) -> Callable[[str], Any]:
+    def make(base: str) -> Flask:
+        app = Flask(__name__)
+        csrf = CsrfPolicy([base], keys=[secrets.token_bytes(32)], require_token=False)
+        Sessionward(app, manager, csrf=csrf, binding=binding, cookie=CookiePolicy())
+
+        @app.post("/login")
+        def login() -> Any:
+            handle().login("alice")
+            return jsonify(ok=True)
+
+        @app.get("/me")
+        def me() -> Any:
+            session = handle().session
+            body = {"user": session.user_id if session else None, "proven": handle().proven}
+            return jsonify(body), 200 if session else 401
+
+        @app.post("/logout")
+        def logout() -> Any:
+            handle().logout()
+            return jsonify(ok=True)
+
+        return app
+
+    return make
+
+
+class Site:
+    def __init__(self, base: str, clock: FakeClock, recorder: EventRecorder, records: Any) -> None:
+        self.base, self.clock, self.recorder, self.records = base, clock, recorder, records
+        self.clients: list[Browserish] = []
+
+    def client(self) -> Browserish:
+        client = Browserish(self.base)
+        self.clients.append(client)
+        return client
+
+    def login(self, client: Browserish) -> str:
+        """Log in; returns the registration offer header."""
+        response = client.post("/login")
+        assert response.status_code == 200
+        return response.headers[dbsc.REGISTRATION]
+
+    def binding(self, client: Browserish) -> Any:
+        assert client.token is not None
+        return binding_of(Session(self.records(client.token[4:20])).data)
+
+
+def _offer(header: str) -> tuple[str, str, str]:
+    params = dict(p.split("=", 1) for p in header.split(";")[1:])
+    return tuple(dbsc.item_text(params[k]) or "" for k in ("path", "challenge", "authorization"))  # type: ignore[return-value]
+
+
+@pytest.fixture(params=["asgi", "wsgi"])
+def site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Site]:
+    clock = FakeClock()
+    recorder = EventRecorder()
+    binding = DeviceBinding(BindingPolicy(cookie_lifetime=LIFETIME), excludes=("/static",))
+    if request.param == "asgi":
+        manager: Any = AsyncSessionManager(
+            AsyncSQLiteStore(str(tmp_path / "a.db")),
+            policy=POLICY,
+            clock=clock,
+            events=EventBus([recorder]),
+        )
+        serve, make = uvicorn_server, asgi_app(manager, binding)
+        mirror = SessionManager(SQLiteStore(str(tmp_path / "a.db")), policy=POLICY, clock=clock)
+    else:
+        manager = SessionManager(
+            SQLiteStore(str(tmp_path / "w.db")),
+            policy=POLICY,
+            clock=clock,
+            events=EventBus([recorder]),
+        )
+        serve, make, mirror = wsgi_server, flask_app(manager, binding), manager
+    with serve(make) as base:
+        site = Site(base, clock, recorder, lambda sid: mirror.store.get(sid))
+        yield site
+        for client in site.clients:
+            client.close()
+    mirror.close()
+
+
+def _register(site: Site, client: Browserish, device: Device, **headers: str) -> httpx.Response:
+    path, challenge, authorization = _offer(site.login(client))
+    jwt = device.registration(challenge, authorization)
+    return client.post(path, headers={"secure-session-response": jwt, **headers})
+
+
+def _refresh(client: Browserish, sid: str, proof: str | None = None) -> httpx.Response:
+    headers = {"sec-secure-session-id": sid}
+    if proof is not None:
+        headers["secure-session-response"] = proof
+    return client.post("/sessionward/dbsc/refresh", headers=headers)
+
+
+def _challenge(response: httpx.Response) -> str:
+    value = response.headers[dbsc.CHALLENGE]
+    assert value.endswith(f';id="{response.request.headers["sec-secure-session-id"]}"')
+    text = dbsc.item_text(value)
+    assert text is not None
+    return text
+
+
+def test_full_flow_and_the_stolen_cookie_after_its_lifetime(site: Site) -> None:
+    device, alice = Device(), site.client()
+    registered = _register(site, alice, device)
+    assert registered.status_code == 200
+    config = registered.json()
+    sid = config["session_identifier"]
+    assert config["refresh_url"] == "/sessionward/dbsc/refresh"
+    assert config["credentials"] == [
+        {"type": "cookie", "name": BOUND, "attributes": "Path=/; Secure; HttpOnly; SameSite=Lax"}
+    ]
+    assert config["scope"]["scope_specification"][0]["path"] == "/static"
+    assert f"Max-Age={LIFETIME}" in registered.headers["set-cookie"]
+    assert site.binding(alice) == ("bound", "dbsc", device.thumbprint, site.clock.now())
+    assert alice.get("/me").json() == {"user": "alice", "proven": True}
+    stolen = dict(alice.others)
+    # the long-lived session cookie alone is not enough
+    thief = site.client()
+    thief.token = alice.token
+    assert thief.get("/me").status_code == 401
+    # the bound cookie dies with its lifetime, on the server's clock
+    site.clock.advance(LIFETIME)
+    thief.others = stolen
+    assert thief.get("/me").status_code == 401
+    assert "binding-cookie" in [getattr(e, "reason", "") for e in site.recorder.events]
+    # the device refreshes: 403 + challenge, then a signed proof
+    asked = _refresh(alice, sid)
+    assert asked.status_code == 403
+    assert "set-cookie" not in asked.headers
+    answered = _refresh(alice, sid, device.refresh(_challenge(asked)))
+    assert answered.status_code == 200
+    assert answered.json()["session_identifier"] == sid
+    assert alice.others[BOUND] != stolen[BOUND]
+    assert alice.get("/me").json() == {"user": "alice", "proven": True}
+    # the next challenge came with the refresh: no 403 round trip next time
+    cached = _challenge(answered)
+    assert _refresh(alice, f'"{sid}"', f'"{device.refresh(cached)}"').status_code == 200
+    assert thief.get("/me").status_code == 401
+
+
+def test_refresh_signed_by_another_key_replayed_or_for_another_session(site: Site) -> None:
+    device, thief_key = Device(), Device()
+    alice, bob = site.client(), site.client()
+    sid = _register(site, alice, device).json()["session_identifier"]
+    other_sid = _register(site, bob, Device()).json()["session_identifier"]
+    challenge = _challenge(_refresh(alice, sid))
+    # the thief holds alice's cookies, not her key
+    thief = site.client()
+    thief.token, thief.others = alice.token, {}
+    forged = _refresh(thief, sid, thief_key.refresh(challenge))
+    assert forged.status_code == 403
+    assert "set-cookie" not in forged.headers
+    assert "theft-suspected" in site.recorder.kinds()
+    good = device.refresh(challenge)
+    assert _refresh(alice, sid, good).status_code == 200
+    replayed = _refresh(thief, sid, good)
+    assert replayed.status_code == 403
+    assert "set-cookie" not in replayed.headers
+    # a proof over alice's challenge, sent for bob's session
+    challenge = _challenge(_refresh(alice, sid))
+    for_bob = _refresh(bob, other_sid, device.refresh(challenge))
+    assert for_bob.status_code == 403
+    assert "set-cookie" not in for_bob.headers
+    # alice's cookie naming bob's DBSC session: the browser is told to drop it
+    assert _refresh(alice, other_sid).json() == {"continue": False}
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda d, c, a: d.registration(c, a, typ="jwt"),
+        lambda d, c, a: d.registration(c, a, alg="none"),
+        lambda d, c, a: d.registration(c, a, alg="RS256"),
+        lambda d, c, a: d.registration("guessed", a),
+        lambda d, c, a: d.registration(c, "guessed"),
+    ],
+)
+def test_bad_registrations_are_refused(site: Site, make: Callable[[Device, str, str], str]) -> None:
+    client = site.client()
+    path, challenge, authorization = _offer(site.login(client))
+    response = client.post(
+        path, headers={"secure-session-response": make(Device(), challenge, authorization)}
+    )
+    assert response.status_code == 400
+    assert "set-cookie" not in response.headers
+    assert site.binding(client).state == "offered"
+    assert client.get("/me").json() == {"user": "alice", "proven": False}  # unbound, served
+
+
+def test_skipped_refresh_does_not_fall_back_by_default(site: Site) -> None:
+    alice = site.client()
+    sid = _register(site, alice, Device()).json()["session_identifier"]
+    alice.others.pop(BOUND)
+    skipped = {dbsc.SKIPPED: f'quota_exceeded;session_identifier="{sid}"'}
+    assert alice.get("/me", headers=skipped).status_code == 401
+    assert "binding-skipped" in [getattr(e, "reason", "") for e in site.recorder.events]
+
+
+def test_logout_ends_the_bound_session(site: Site) -> None:
+    device, alice = Device(), site.client()
+    sid = _register(site, alice, device).json()["session_identifier"]
+    token = alice.token
+    out = alice.post("/logout")
+    cleared = [v for v in out.headers.get_list("set-cookie") if v.startswith(BOUND + "=;")]
+    assert cleared
+    assert "Max-Age=0" in cleared[0]
+    alice.token = token  # a browser that kept the cookie anyway
+    ended = _refresh(alice, sid, device.refresh("anything"))
+    assert ended.status_code == 200
+    assert ended.json() == {"continue": False}
+
+
+def test_refresh_needs_post_same_origin_and_the_session_id(site: Site) -> None:
+    alice = site.client()
+    _register(site, alice, Device())
+    assert alice.get("/sessionward/dbsc/refresh").status_code == 405
+    assert alice.post("/sessionward/dbsc/refresh").status_code == 400
+    cross = alice.post(
+        "/sessionward/dbsc/refresh",
+        headers={"sec-secure-session-id": "x", "sec-fetch-site": "cross-site"},
+    )
+    assert cross.status_code == 403
+    assert site.client().post("/sessionward/dbsc/register").status_code == 401
+
+
+def test_fallback_registration_through_the_same_endpoint(site: Site) -> None:
+    device, alice = Device(), site.client()
+    site.login(alice)
+    ask = alice.post("/sessionward/dbsc/register", headers={"sessionward-binding": "webcrypto"})
+    assert ask.status_code == 403
+    offer = ask.headers["sessionward-registration"]
+    assert dbsc.REGISTRATION not in ask.headers  # native DBSC never sees the fallback's offer
+    path, challenge, authorization = _offer(offer)
+    jwt = device.registration(challenge, authorization)
+    done = alice.post(
+        path, headers={"secure-session-response": jwt, "sessionward-binding": "webcrypto"}
+    )
+    assert done.status_code == 200
+    assert done.headers["sessionward-bound-lifetime"] == str(LIFETIME)
+    assert site.binding(alice).method == "webcrypto"
+    again = alice.post("/sessionward/dbsc/register", headers={"sessionward-binding": "webcrypto"})
+    assert again.json() == {"bound": True}
+    # fetch() cannot send Sec- headers: the script names its session in a header of its own
+    sid = done.json()["session_identifier"]
+    refresh = "/sessionward/dbsc/refresh"
+    asked = alice.post(refresh, headers={"sessionward-session-id": sid})
+    assert asked.status_code == 403
+    challenge = dbsc.item_text(asked.headers[dbsc.CHALLENGE]) or ""
+    proof = {"sessionward-session-id": sid, "secure-session-response": device.refresh(challenge)}
+    assert alice.post(refresh, headers=proof).status_code == 200
+    script = alice.get("/sessionward/dbsc/fallback.js")
+    assert script.status_code == 200
+    assert b"crypto.subtle.generateKey" in script.content
+    assert script.headers["content-type"].startswith("text/javascript")
+
+
+def test_a_token_renewed_during_a_refresh_reaches_the_browser(site: Site) -> None:
+    device, alice = Device(), site.client()
+    sid = _register(site, alice, device).json()["session_identifier"]
+    before = alice.token
+    site.clock.advance(1001)  # the session's secret is due for renewal
+    asked = _refresh(alice, sid)
+    assert asked.status_code == 403
+    assert alice.token != before  # the renewed token came with the refresh's answer
+    assert _refresh(alice, sid, device.refresh(_challenge(asked))).status_code == 200
+    assert alice.get("/me").json() == {"user": "alice", "proven": True}

@@ -1,0 +1,236 @@
+"""DPoP for the opaque Bearer carrier over real HTTP: Starlette on uvicorn and Flask on
+wsgiref in bearer transport with ``dpop=DpopPolicy(...)``. A login carrying a proof binds the
+session to that key; from then on every request needs ``Authorization: DPoP`` and a fresh
+proof of that key for that method, URL and token, with the server's current nonce."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from flask import Flask, jsonify
+from joserfc import jwk as jose_jwk
+from joserfc import jws as jose_jws
+from joserfc.jws import JWSRegistry
+from proofs import Device
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from web._servers import uvicorn_server, wsgi_server
+
+from sessionward import (
+    AsyncSessionManager,
+    AsyncSQLiteStore,
+    EventBus,
+    Policy,
+    SessionManager,
+    SQLiteStore,
+)
+from sessionward.core.binding import binding_of
+from sessionward.core.dpop import DpopPolicy, access_token_hash
+from sessionward.core.record import Session
+from sessionward.testing import EventRecorder, FakeClock
+from sessionward.web.asgi import SessionMiddleware
+from sessionward.web.flask import Sessionward, handle
+from sessionward.web.starlette import get_handle
+
+POLICY = Policy(idle_timeout=3600, absolute_timeout=8 * 3600)
+DPOP = DpopPolicy(nonce_key=secrets.token_bytes(32), nonce_lifetime=60)
+
+
+def asgi_app(manager: AsyncSessionManager) -> Callable[[str], Any]:
+    async def login(request: Request) -> Response:
+        await get_handle(request).login("alice")
+        return JSONResponse({"ok": True})
+
+    async def me(request: Request) -> Response:
+        h = get_handle(request)
+        session = h.session
+        body = {"user": session.user_id if session else None, "proven": h.proven}
+        return JSONResponse(body, status_code=200 if session else 401)
+
+    def make(base: str) -> Starlette:
+        routes = [
+            Route("/login", login, methods=["POST"]),
+            Route("/me", me, methods=["GET", "POST"]),
+        ]
+        options: dict[str, Any] = {"manager": manager, "transport": "bearer", "dpop": DPOP}
+        return Starlette(routes=routes, middleware=[Middleware(SessionMiddleware, **options)])
+
+    return make
+
+
+def flask_app(manager: SessionManager) -> Callable[[str], Any]:
+    def make(base: str) -> Flask:
+        app = Flask(__name__)
+        Sessionward(app, manager, transport="bearer", dpop=DPOP)
+
+        @app.post("/login")
+        def login() -> Any:
+            handle().login("alice")
+            return jsonify(ok=True)
+
+        @app.route("/me", methods=["GET", "POST"])
+        def me() -> Any:
+            session = handle().session
+            body = {"user": session.user_id if session else None, "proven": handle().proven}
+            return jsonify(body), 200 if session else 401
+
+        return app
+
+    return make
+
+
+class Api:
+    def __init__(self, base: str, clock: FakeClock, recorder: EventRecorder, record: Any) -> None:
+        self.base, self.clock, self.recorder, self.record = base, clock, recorder, record
+        self.http = httpx.Client(base_url=base, timeout=10)
+        self.nonce: str | None = None
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        device: Device | None,
+        token: str | None = None,
+        *,
+        scheme: str = "DPoP",
+        url: str | None = None,
+        htm: str | None = None,
+        proof: str | None = None,
+    ) -> httpx.Response:
+        headers = {}
+        if token is not None:
+            headers["authorization"] = f"{scheme} {token}"
+        if proof is None and device is not None:
+            proof = device.dpop(
+                htm or method,
+                url or self.base + path,
+                iat=self.clock.now(),
+                token=token,
+                nonce=self.nonce,
+            )
+        if proof is not None:
+            headers["dpop"] = proof
+        response = self.http.request(method, path, headers=headers)
+        self.nonce = response.headers.get("dpop-nonce", self.nonce)
+        return response
+
+    def login(self, device: Device | None) -> str:
+        response = self.call("POST", "/login", device)
+        if response.status_code == 401 and device is not None:  # first contact: get a nonce
+            assert 'error="use_dpop_nonce"' in response.headers["www-authenticate"]
+            response = self.call("POST", "/login", device)
+        assert response.status_code == 200
+        return response.headers["session-token"]
+
+
+@pytest.fixture(params=["asgi", "wsgi"])
+def api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Api]:
+    clock = FakeClock(time.time())
+    recorder = EventRecorder()
+    path = str(tmp_path / "s.db")
+    mirror = SessionManager(SQLiteStore(path), policy=POLICY, clock=clock)
+    if request.param == "asgi":
+        manager: Any = AsyncSessionManager(
+            AsyncSQLiteStore(path), policy=POLICY, clock=clock, events=EventBus([recorder])
+        )
+        serve, make = uvicorn_server, asgi_app(manager)
+    else:
+        manager = SessionManager(
+            SQLiteStore(path), policy=POLICY, clock=clock, events=EventBus([recorder])
+        )
+        serve, make = wsgi_server, flask_app(manager)
+    with serve(make) as base:
+        api = Api(base, clock, recorder, lambda token: _record(mirror, token))
+        yield api
+        api.http.close()
+    mirror.close()
+
+
+def _record(mirror: SessionManager, token: str) -> Session:
+    record = mirror.store.get(token[4:20])
+    assert record is not None
+    return Session(record)
+
+
+def _error(response: httpx.Response) -> str:
+    assert response.status_code == 401
+    challenge = response.headers["www-authenticate"]
+    assert challenge.startswith("DPoP ")
+    assert 'algs="ES256 RS256"' in challenge
+    return challenge.split('error="')[1].split('"')[0]
+
+
+def test_login_with_a_proof_binds_the_token(api: Api) -> None:
+    device = Device()
+    token = api.login(device)
+    assert tuple(binding_of(api.record(token).data))[:3] == ("bound", "dpop", device.thumbprint)
+    assert api.call("GET", "/me", device, token).json() == {"user": "alice", "proven": True}
+    assert api.call("POST", "/me", device, token).status_code == 200
+
+
+def test_a_bound_token_is_refused_without_the_key(api: Api) -> None:
+    device, thief = Device(), Device()
+    token = api.login(device)
+    assert _error(api.call("GET", "/me", None, token)) == "invalid_dpop_proof"
+    assert _error(api.call("GET", "/me", device, token, scheme="Bearer")) == "invalid_token"
+    assert _error(api.call("GET", "/me", thief, token)) == "invalid_dpop_proof"
+    assert _error(api.call("GET", "/me", device, token, url=api.base + "/other")) == (
+        "invalid_dpop_proof"
+    )
+    assert _error(api.call("GET", "/me", device, token, htm="POST")) == "invalid_dpop_proof"
+    proof = device.dpop("GET", api.base + "/me", iat=api.clock.now(), token=token, nonce=api.nonce)
+    assert api.call("GET", "/me", None, token, proof=proof).status_code == 200
+    assert _error(api.call("GET", "/me", None, token, proof=proof)) == "invalid_dpop_proof"
+
+
+def test_a_stale_nonce_is_refused_with_a_fresh_one(api: Api) -> None:
+    device = Device()
+    token = api.login(device)
+    old = api.nonce
+    api.clock.advance(121)  # two nonce windows later
+    stale = api.call("GET", "/me", device, token)
+    assert _error(stale) == "use_dpop_nonce"
+    assert stale.headers["dpop-nonce"] != old
+    assert api.call("GET", "/me", device, token).status_code == 200  # retried with the new one
+
+
+def test_an_unbound_token_stays_a_bearer_token(api: Api) -> None:
+    token = api.login(None)
+    assert binding_of(api.record(token).data).state == "unbound"
+    assert api.call("GET", "/me", None, token, scheme="Bearer").json()["proven"] is False
+
+
+def test_proofs_made_by_joserfc_are_accepted(api: Api) -> None:
+    key = jose_jwk.ECKey.generate_key("P-256")
+    registry = JWSRegistry(algorithms=["ES256"])
+
+    def proof(method: str, path: str, token: str | None) -> str:
+        header = {"typ": "dpop+jwt", "alg": "ES256", "jwk": key.as_dict(private=False)}
+        claims = {
+            "jti": secrets.token_urlsafe(16),
+            "htm": method,
+            "htu": api.base + path,
+            "iat": int(api.clock.now()),
+            "nonce": api.nonce,
+        }
+        if token is not None:
+            claims["ath"] = access_token_hash(token)
+        return jose_jws.serialize_compact(header, json.dumps(claims), key, registry=registry)
+
+    first = api.call("POST", "/login", None, proof=proof("POST", "/login", None))
+    assert _error(first) == "use_dpop_nonce"
+    login = api.call("POST", "/login", None, proof=proof("POST", "/login", None))
+    token = login.headers["session-token"]
+    assert binding_of(api.record(token).data).jkt == key.thumbprint()
+    me = api.call("GET", "/me", None, token, proof=proof("GET", "/me", token))
+    assert me.json() == {"user": "alice", "proven": True}
