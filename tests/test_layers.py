@@ -146,3 +146,13 @@ def test_no_import_circle() -> None:
 )
 def test_the_circle_finder_finds_circles(edges: dict[str, set[str]], circle: bool) -> None:
     assert (_cycle(edges) is not None) is circle
+
+
+def test_no_hand_written_module_reaches_600_lines() -> None:
+    long = {
+        str(path.relative_to(PACKAGE)): lines
+        for path in PACKAGE.rglob("*.py")
+        if "_sync" not in path.parts
+        and (lines := len(path.read_text("utf-8").splitlines())) >= 600
+    }
+    assert long == {}
