@@ -74,6 +74,7 @@ ERRORS = [
     "InvalidProof",
     "InvalidToken",
     "NotFound",
+    "RiskChallenge",
     "SessionExpired",
     "SessionLimitReached",
     "SessionwardError",

@@ -8,6 +8,7 @@ library's exceptions never cross our public API (stores translate them at their 
     │   ├── SessionExpired      ... because the session's idle or absolute deadline passed
     │   └── InvalidProof        a DBSC or DPoP proof of possession is missing or does not verify
     ├── StepUpRequired          the session is valid but its authentication is too old or too weak
+    │   └── RiskChallenge       ... or the request's context is unlike the session owner's
     ├── SessionLimitReached     the user's concurrent-session cap is full and the policy rejects
     ├── DataTooLarge            session data over the configured byte limit
     ├── UpdateConflict          optimistic-concurrency retries exhausted

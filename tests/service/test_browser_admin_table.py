@@ -64,11 +64,12 @@ def test_the_sessions_table_pages_sorts_filters_and_confirms(browser: Any, live:
     # Sorting by user, ascending, then reversed.
     page.get_by_role("link", name="User", exact=True).click()
     users = page.locator("tbody tr td:first-child").all_inner_texts()
-    assert users[0] == "sessionward:admin:root you"  # this admin's own session, marked
-    assert users[1:3] == ["user00", "user01"]
+    # Users show as stored: "<application>/<user>" for an API application's users.
+    assert users[:2] == ["default/user00", "default/user01"]
     page.locator("th[aria-sort] a").click()
     assert page.locator("th[aria-sort]").get_attribute("aria-sort") == "descending"
-    assert page.locator("tbody tr td:first-child").first.inner_text() == "zoe"
+    first = page.locator("tbody tr td:first-child").first.inner_text()
+    assert first == "sessionward:admin:root you"  # this admin's own session, marked
 
     # Filters: anonymous visitors only; a user; a device.
     page.get_by_label("Who").select_option("anonymous")
@@ -96,15 +97,15 @@ def test_the_sessions_table_pages_sorts_filters_and_confirms(browser: Any, live:
     assert page.get_by_role("link", name="End this session…").is_visible()  # still live
     page.goto(f"{live.base}/admin/sessions/{phone}/revoke")
     page.get_by_role("button", name="End this session").click()
-    page.wait_for_url(f"{live.base}/admin/users?user=zoe")
+    page.wait_for_url(f"{live.base}/admin/users?user=default/zoe")
     assert page.get_by_text("No live sessions for").is_visible()
     revoked = [e for e in live.runtime.activity.recent if e["kind"] == "revoked"]
     assert revoked[-1]["session_id"] == phone
     assert all(a not in {e.get("session_id") for e in revoked} for a in anonymous)
 
     # A user's sessions: the plural is right, and ending them all asks first too.
-    page.goto(f"{live.base}/admin/users?user=user03")
-    page.get_by_role("link", name="End all 1 session of user03…").click()
+    page.goto(f"{live.base}/admin/users?user=default/user03")
+    page.get_by_role("link", name="End all 1 session of default/user03…").click()
     page.get_by_role("button", name="End 1 session").click()
-    page.wait_for_url(f"{live.base}/admin/users?user=user03")
+    page.wait_for_url(f"{live.base}/admin/users?user=default/user03")
     assert page.get_by_text("No live sessions for").is_visible()
