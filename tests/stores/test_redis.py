@@ -15,6 +15,7 @@ import hmac
 import math
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -1114,6 +1115,7 @@ def sentinel(server: RedisServer) -> Iterator[str]:
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=10)
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def test_sentinel_finds_the_master(sentinel: str, raw: redis.Redis) -> None:
