@@ -501,3 +501,47 @@ def postgres_pair(request: pytest.FixtureRequest) -> Iterator[tuple[Any, Any]]:
         yield sync_store, async_store
     finally:
         _close_pair(sync_store, async_store)
+
+
+@contextlib.contextmanager
+def uvicorn_thread(
+    make_app: Callable[[str], Any],
+    *,
+    host: str = "127.0.0.1",
+    graceful: int | None = None,
+    cert: tuple[str, str] | None = None,
+    **options: Any,
+) -> Iterator[str]:
+    """Serve ``make_app(base_url)`` with a real uvicorn in a thread of the test process, on a
+    free port of ``host`` (https with ``cert`` = (certfile, keyfile)); yields the base URL.
+
+    In-process, so a ``FakeClock`` given to the app drives its expiry. ``graceful`` bounds how
+    long open streams are waited for at shutdown; ``options`` go to ``uvicorn.Config``."""
+    import threading
+
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, 0))
+    base = f"{'https' if cert else 'http'}://{host}:{sock.getsockname()[1]}"
+    settings: dict[str, Any] = {"access_log": False, **options}
+    if graceful is not None:
+        settings["timeout_graceful_shutdown"] = graceful
+    if cert is not None:
+        settings["ssl_certfile"], settings["ssl_keyfile"] = cert
+    config = uvicorn.Config(make_app(base), lifespan="off", ws="none", log_config=None, **settings)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.01)
+    try:
+        yield base
+    finally:
+        server.should_exit = True
+        thread.join(10 + (graceful or 0))
+        sock.close()

@@ -10,17 +10,17 @@ import os
 import re
 import secrets
 import shutil
-import socket
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from servers import uvicorn_thread
 
 CHROMIUM = os.environ.get("SESSIONWARD_CHROMIUM", "/usr/bin/chromium")
 # The flags of tests/web/test_browser.py.
@@ -50,30 +50,9 @@ def need_chromium() -> None:
         unavailable("the playwright package is not installed")
 
 
-@contextmanager
-def serve(app: Any, host: str = "127.0.0.1") -> Iterator[str]:
+def serve(app: Any, host: str = "127.0.0.1") -> AbstractContextManager[str]:
     """``app`` on a real uvicorn, a free port of ``host``; yields the base URL."""
-    import uvicorn
-
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, 0))
-    base = f"http://{host}:{sock.getsockname()[1]}"
-    config = uvicorn.Config(app, lifespan="off", ws="none", log_config=None, access_log=False)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
-    try:
-        yield base
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
+    return uvicorn_thread(lambda base: app, host=host)
 
 
 @dataclass

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import socket
-import threading
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from servers import uvicorn_thread
 
 
 @dataclass(frozen=True)
@@ -69,38 +68,7 @@ def make_tls(directory: Path) -> Tls:
     return tls
 
 
-@contextmanager
-def serve(make_app: Callable[[str], Any], tls: Tls | None = None) -> Iterator[str]:
+def serve(make_app: Callable[[str], Any], tls: Tls | None = None) -> AbstractContextManager[str]:
     """Serve ``make_app(base_url)``; yields the base URL."""
-    import uvicorn
-
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    base = f"{'https' if tls else 'http'}://127.0.0.1:{sock.getsockname()[1]}"
-    options: dict[str, Any] = {}
-    if tls is not None:
-        options = {"ssl_certfile": str(tls.cert), "ssl_keyfile": str(tls.key)}
-    config = uvicorn.Config(
-        make_app(base),
-        lifespan="off",
-        ws="none",
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=1,
-        **options,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
-    try:
-        yield base
-    finally:
-        server.should_exit = True
-        thread.join(11)
-        sock.close()
+    cert = None if tls is None else (str(tls.cert), str(tls.key))
+    return uvicorn_thread(make_app, graceful=1, cert=cert)

@@ -8,45 +8,16 @@ server-sent-event streams are cut after ``graceful`` seconds. uvicorn's own choi
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Any
 
+from servers import uvicorn_thread
 
-@contextmanager
-def serve(app: Any, host: str = "127.0.0.1", graceful: int = 1) -> Iterator[str]:
-    import uvicorn
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, 0))
-    base = f"http://{host}:{sock.getsockname()[1]}"
-    config = uvicorn.Config(
-        app,
-        lifespan="off",
-        ws="none",
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=graceful,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
-    try:
-        yield base
-    finally:
-        server.should_exit = True
-        thread.join(graceful + 10)
-        sock.close()
+def serve(app: Any, host: str = "127.0.0.1", graceful: int = 1) -> AbstractContextManager[str]:
+    return uvicorn_thread(lambda base: app, host=host, graceful=graceful)
 
 
 # -- ``sessionward serve`` in a subprocess -----------------------------------------------------

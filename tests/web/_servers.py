@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import httpx
+from servers import uvicorn_thread
 
 
 def _free_socket(host: str = "127.0.0.1") -> socket.socket:
@@ -21,35 +21,11 @@ def _free_socket(host: str = "127.0.0.1") -> socket.socket:
     return sock
 
 
-@contextmanager
-def uvicorn_server(make_app: Callable[[str], Any], host: str = "127.0.0.1") -> Iterator[str]:
+def uvicorn_server(
+    make_app: Callable[[str], Any], host: str = "127.0.0.1"
+) -> AbstractContextManager[str]:
     """Serve ``make_app(base_url)`` with a real uvicorn; yields the base URL."""
-    import uvicorn
-
-    sock = _free_socket(host)
-    base = f"http://{host}:{sock.getsockname()[1]}"
-    config = uvicorn.Config(
-        make_app(base),
-        lifespan="off",
-        ws="none",
-        log_config=None,
-        access_log=True,
-        log_level="debug",
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
-    try:
-        yield base
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
+    return uvicorn_thread(make_app, host=host, access_log=True, log_level="debug")
 
 
 def _unset(environ: Any, start_response: Any) -> Any:  # pragma: no cover - replaced at once
