@@ -1,6 +1,6 @@
 """The package is laid out by layer, and imports only point down the layers.
 
-    core  <  risk  <  stores  <  manager  <  web, django  <  jwt  <  service  <  cli
+    core  <  risk  <  stores  <  manager  <  web, django  <  jwt  <  signals  <  service  <  cli
 
 ``errors``, ``clock`` and the private helpers sit below everything; ``audit`` (the black-box
 tester) stands apart and may use only those. A module may import its own layer or lower ones,
@@ -30,6 +30,7 @@ LAYERS: dict[str, float] = {
     "web": 4,
     "django": 4,
     "jwt": 5,
+    "signals": 5.5,  # events leaving the process: webhooks, Shared Signals, back-channel logout
     "service": 6,
     "cli": 7,
     "__main__": 7,
