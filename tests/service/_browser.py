@@ -43,6 +43,15 @@ def artifacts_dir() -> Path:
     return target
 
 
+def screenshots_dir() -> Path:
+    """Where the page-by-page screenshots go: ``$SESSIONWARD_SCREENSHOTS`` or
+    ``screenshots/`` inside the artifacts directory (see :func:`artifacts_dir`)."""
+    chosen = os.environ.get("SESSIONWARD_SCREENSHOTS")
+    target = Path(chosen) if chosen else artifacts_dir().parent / "screenshots"
+    target.mkdir(parents=True, exist_ok=True)
+    return target
+
+
 def axe_source() -> str:
     """axe-core's ``axe.min.js``, installed from npm into a cache directory once."""
     cache = Path(os.environ.get("SESSIONWARD_AXE_DIR", Path.home() / ".cache/sessionward/axe"))

@@ -43,6 +43,14 @@ from sessionward.service.html import Page, attr, esc, hidden_csrf
 from sessionward.service.password_policy import MAX_LENGTH, password_problem
 from sessionward.service.passwords import hash_password_async
 from sessionward.service.runtime import RESERVED_PREFIX, Runtime
+from sessionward.service.shop_catalogue import (
+    MAX_CART,
+    PRODUCTS,
+    asset_routes,
+    cart_view,
+    product_card,
+    product_view,
+)
 from sessionward.service.state import UserRow
 from sessionward.service.tenancy import DEMO_APP
 from sessionward.web import CookiePolicy, CsrfPolicy
@@ -55,12 +63,14 @@ __all__ = ["PRODUCTS", "demo_app"]
 ROOT = "/demo"
 REALM = "demo"
 STEP_UP_SECONDS = 300
-PRODUCTS = {
-    "tea": ("Green tea", 4.50),
-    "mug": ("Stoneware mug", 12.00),
-    "kettle": ("Kettle", 35.00),
-    "biscuits": ("Oat biscuits", 3.20),
-}
+STYLESHEETS = (f"{ROOT}/static/shop.css",)
+LOGO = (
+    '<svg class="logo" viewBox="0 0 32 32" width="32" height="32" aria-hidden="true">'
+    '<circle cx="16" cy="16" r="16" fill="#f7e7c6"/><path d="M8 14h14v5a6 6 0 0 1-6 6h-2a6'
+    ' 6 0 0 1-6-6z" fill="#7a3b12"/><path d="M22 15h2a3 3 0 0 1 0 6h-2" fill="none"'
+    ' stroke="#7a3b12" stroke-width="2"/><path d="M12 11c-1-2 1-3 0-5M16 11c-1-2 1-3 0-5"'
+    ' stroke="#7a3b12" stroke-width="1.6" fill="none" stroke-linecap="round"/></svg>'
+)
 
 
 class Shop:
@@ -99,36 +109,56 @@ class Shop:
                 f'<a href="{ROOT}/login">Sign in</a>',
                 f'<a href="{ROOT}/register">Register</a>',
             ]
-        return Page(title, "Tea & Things (sessionward demo)", f"{ROOT}/", nav)
+        return Page(
+            title, "Tea & Things", f"{ROOT}/", nav, stylesheets=STYLESHEETS, logo=LOGO
+        )
 
     # -- shop --------------------------------------------------------------------------------
 
     async def home(self, request: Request) -> Response:
         csrf = await get_handle(request).csrf_token()
         user = self.user(request)
-        items = "".join(
-            f'<li class="panel"><h2>{esc(name)}</h2><p>€{price:.2f}</p>'
-            f'<form method="post" action="{ROOT}/cart/add">{hidden_csrf(csrf)}'
-            f'<input type="hidden" name="item" value={attr(key)}>'
-            f'<button type="submit">Add to cart<span class="sr-only"> ({esc(name)})</span>'
-            "</button>"
-            "</form></li>"
-            for key, (name, price) in PRODUCTS.items()
-        )
+        cards = "".join(product_card(key, csrf) for key in PRODUCTS)
         greeting = (
             f"<p>Welcome back, <strong>{esc(user)}</strong>.</p>"
             if user
             else "<p>You are browsing as a guest. Your cart is kept when you sign in.</p>"
         )
+        hero = (
+            '<section class="hero" aria-label="About the shop"><p class="kicker">'
+            "Loose-leaf tea and the things to brew it</p>"
+            "<p>Small batches, fair prices, delivered to your door. This shop is the"
+            " sessionward demo: every page runs on its sessions.</p>"
+            f"{greeting}</section>"
+        )
         message = _message(request)
         page = await self.page(request, "Shop")
-        return page.response(f'{message}{greeting}<ul class="products">{items}</ul>')
+        return page.response(f'{message}{hero}<ul class="products">{cards}</ul>')
+
+    async def product(self, request: Request) -> Response:
+        key = request.path_params["key"]
+        if key not in PRODUCTS:
+            page = await self.page(request, "Not found")
+            body = f'<p>No such product. <a href="{ROOT}/">Back to the shop</a></p>'
+            return page.response(body, status=404)
+        csrf = await get_handle(request).csrf_token()
+        page = await self.page(request, PRODUCTS[key].name)
+        return page.response(product_view(key, csrf))
 
     async def cart_add(self, request: Request) -> Response:
         item = (await form_fields(request)).get("item", "")
         if item in PRODUCTS:
             await get_handle(request).update_data(
-                lambda data: {**data, "cart": [*_cart(data), item][-50:]}
+                lambda data: {**data, "cart": [*_cart(data), item][-MAX_CART:]}
+            )
+        return redirect(f"{ROOT}/cart")
+
+    async def cart_remove(self, request: Request) -> Response:
+        item = (await form_fields(request)).get("item", "")
+        handle = get_handle(request)
+        if item in PRODUCTS and handle.session is not None:
+            await handle.update_data(
+                lambda data: {**data, "cart": [i for i in _cart(data) if i != item]}
             )
         return redirect(f"{ROOT}/cart")
 
@@ -136,21 +166,7 @@ class Shop:
         session = get_handle(request).session
         cart = _cart(session.data) if session else []
         csrf = await get_handle(request).csrf_token()
-        rows = "".join(
-            f"<tr><td>{esc(PRODUCTS[i][0])}</td><td>€{PRODUCTS[i][1]:.2f}</td></tr>"
-            for i in cart
-            if i in PRODUCTS
-        )
-        total = sum(PRODUCTS[i][1] for i in cart if i in PRODUCTS)
-        body = _message(request) + (
-            '<table id="cart"><thead><tr><th scope="col">Item</th><th scope="col">Price</th>'
-            f'</tr></thead><tbody>{rows}</tbody><tfoot><tr><th scope="row">Total</th>'
-            f"<td>€{total:.2f}</td></tr></tfoot></table>"
-            f'<form method="post" action="{ROOT}/checkout">{hidden_csrf(csrf)}'
-            '<button type="submit">Place order</button></form>'
-            if cart
-            else "<p>Your cart is empty.</p>"
-        )
+        body = _message(request) + cart_view(cart, csrf)
         return (await self.page(request, "Your cart")).response(body)
 
     async def checkout(self, request: Request) -> Response:
@@ -301,7 +317,7 @@ def _account_form(
     hint = f'<p class="muted" id="password-rule">{esc(rule)}</p>' if rule else ""
     described = ' aria-describedby="password-rule"' if rule else ""
     return (
-        f'<form method="post" action={attr(action)} class="panel">{hidden_csrf(csrf)}'
+        f'<form method="post" action={attr(action)} class="panel auth">{hidden_csrf(csrf)}'
         '<label for="username">User name</label>'
         f'<input type="text" id="username" name="username" autocomplete="username"'
         f" value={attr(name[:64])} required>"
@@ -319,6 +335,9 @@ def demo_app(rt: Runtime) -> Any:
         Route("/", shop.home, methods=["GET"]),
         Route("/cart", shop.cart, methods=["GET"]),
         Route("/cart/add", shop.cart_add, methods=["POST"]),
+        Route("/cart/remove", shop.cart_remove, methods=["POST"]),
+        Route("/products/{key}", shop.product, methods=["GET"]),
+        *asset_routes(),
         Route("/checkout", shop.checkout, methods=["POST"]),
         Route("/register", shop.register, methods=["GET", "POST"]),
         Route("/login", shop.login, methods=["GET", "POST"]),

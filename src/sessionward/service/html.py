@@ -111,8 +111,20 @@ td.actions{white-space:nowrap}
 class Page:
     """One HTML page: title, navigation, body; rendered with security headers."""
 
-    def __init__(self, title: str, brand: str, home: str, nav: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        title: str,
+        brand: str,
+        home: str,
+        nav: Sequence[str] = (),
+        *,
+        stylesheets: Sequence[str] = (),
+        logo: str = "",
+    ) -> None:
+        """``stylesheets`` are same-origin paths loaded after the common style; ``logo`` is
+        trusted markup (an inline SVG) shown before the brand name."""
         self.title, self.brand, self.home, self.nav = title, brand, home, nav
+        self.stylesheets, self.logo = stylesheets, logo
         self.nonce = secrets.token_urlsafe(16)
 
     def response(
@@ -120,21 +132,23 @@ class Page:
     ) -> HTMLResponse:
         nav = "".join(f"<li>{item}</li>" for item in self.nav)
         script = "".join(f'<script nonce="{self.nonce}">{s}</script>' for s in scripts)
+        links = "".join(f'<link rel="stylesheet" href={attr(href)}>' for href in self.stylesheets)
+        styles = ("'self' " if self.stylesheets else "") + f"'nonce-{self.nonce}'"
         html = (
             '<!doctype html><html lang="en"><head><meta charset="utf-8">'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>{esc(self.title)} · {esc(self.brand)}</title>"
             '<link rel="icon" href="/favicon.svg" type="image/svg+xml">'
-            f'<style nonce="{self.nonce}">{_STYLE}</style></head><body>'
+            f'<style nonce="{self.nonce}">{_STYLE}</style>{links}</head><body>'
             '<a class="skip" href="#main">Skip to content</a>'
-            f'<header><a class="brand" href={attr(self.home)}>{esc(self.brand)}</a>'
+            f'<header><a class="brand" href={attr(self.home)}>{self.logo}{esc(self.brand)}</a>'
             f'<nav aria-label="Main"><ul>{nav}</ul></nav></header>'
             f'<main id="main" tabindex="-1"><h1>{esc(self.title)}</h1>{body}</main>'
             f"{script}</body></html>"
         )
         headers = {
             "content-security-policy": (
-                f"default-src 'none'; object-src 'none'; style-src 'nonce-{self.nonce}'; "
+                f"default-src 'none'; object-src 'none'; style-src {styles}; "
                 f"script-src 'nonce-{self.nonce}'; connect-src 'self'; img-src 'self' data:; "
                 "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
             ),
