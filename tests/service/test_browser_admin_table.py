@@ -1,5 +1,6 @@
 """The admin page's sessions table in Debian's chromium: paging, sorting, the filters (user,
-anonymous, device), readable devices, and the confirmation before a session ends."""
+anonymous, application, device, risk), users shown as their application knows them, readable
+devices, and the confirmation before a session ends."""
 
 from __future__ import annotations
 
@@ -7,9 +8,13 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 
+from sessionward import Policy, RequestContext, SessionManager, SQLiteStore
 from sessionward.service.keys import create_key
 from sessionward.service.passwords import totp_now
+from sessionward.service.tenancy import APP_KEY
+from sessionward.testing import FakeClock
 
 from .test_browser import FIREFOX_UA, PHONE_UA, Live, sign_in
 from .test_browser import browser as browser  # a fixture
@@ -61,15 +66,16 @@ def test_the_sessions_table_pages_sorts_filters_and_confirms(browser: Any, live:
     assert page.get_by_text("Page 2 of 2").is_visible()
     live.shot(page, "sessions-page-2")
 
-    # Sorting by user, ascending, then reversed.
+    # Sorting by user, ascending, then reversed. Users show as their application knows
+    # them (not the stored "<application>/<user>"), the application in a column of its own.
     page.get_by_role("link", name="User", exact=True).click()
     users = page.locator("tbody tr td:first-child").all_inner_texts()
-    # Users show as stored: "<application>/<user>" for an API application's users.
-    assert users[:2] == ["default/user00", "default/user01"]
+    assert users[:3] == ["root you", "user00", "user01"]  # this admin's own session, marked
+    apps = page.locator("tbody tr td:nth-child(2)").all_inner_texts()
+    assert apps[:3] == ["admin console", "default", "default"]
     page.locator("th[aria-sort] a").click()
     assert page.locator("th[aria-sort]").get_attribute("aria-sort") == "descending"
-    first = page.locator("tbody tr td:first-child").first.inner_text()
-    assert first == "sessionward:admin:root you"  # this admin's own session, marked
+    assert page.locator("tbody tr td:first-child").first.inner_text() == "zoe"
 
     # Filters: anonymous visitors only; a user; a device.
     page.get_by_label("Who").select_option("anonymous")
@@ -80,7 +86,7 @@ def test_the_sessions_table_pages_sorts_filters_and_confirms(browser: Any, live:
     page.get_by_label("Device").fill("Android")
     page.get_by_role("button", name="Filter").click()
     assert page.locator("#result-count").inner_text() == "Showing 1 to 1 of 1 live session"
-    device = page.locator("tbody td:nth-child(2)").first
+    device = page.locator("tbody td:nth-child(3)").first
     assert device.inner_text() == "Chrome 126 on Android"
     # The full user agent stays in a tooltip; the cell stays narrow.
     assert device.locator("span").get_attribute("title") == LONG_UA
@@ -109,3 +115,63 @@ def test_the_sessions_table_pages_sorts_filters_and_confirms(browser: Any, live:
     page.get_by_role("button", name="End 1 session").click()
     page.wait_for_url(f"{live.base}/admin/users?user=default/user03")
     assert page.get_by_text("No live sessions for").is_visible()
+
+
+def _scored_session(live: Live, user: str) -> str:
+    """A session of the ``default`` application whose manager scores risk (as a service with
+    hijack scoring on writes it, into the same store): the user signs in from home, then comes
+    back speaking German from another network, which is logged as unusual."""
+    pytest.importorskip("geoip2fast", reason="the risk extra is not installed")
+    from sessionward.manager.risk import RiskAssessor
+
+    hours = 3600.0
+    policy = Policy(idle_timeout=24 * hours, absolute_timeout=7 * 24 * hours)
+    clock = FakeClock(time.time() - 5 * hours - policy.effective_touch_interval)
+    store = SQLiteStore(str(live.runtime.config.store))
+    manager = SessionManager(store, policy=policy, clock=clock, risk=RiskAssessor())
+    home = RequestContext(ip="81.2.69.160", user_agent=FIREFOX_UA, accept_language="en-GB")
+    away = RequestContext(ip="86.128.9.1", user_agent=FIREFOX_UA, accept_language="de-DE")
+    session = manager.issue(f"default/{user}", data={APP_KEY: "default"}, context=home)
+    assert session.token is not None
+    clock.advance(5 * hours)
+    manager.validate(session.token, context=away)
+    clock.advance(policy.effective_touch_interval)
+    manager.validate(session.token, context=away)  # the periodic write keeps the decision
+    store.close()
+    return session.id
+
+
+def test_the_application_and_risk_filters(browser: Any, live: Live) -> None:
+    key, _ = create_key(live.runtime.state, "issue", "table", time.time())
+    other, _ = create_key(live.runtime.state, "issue", "other", time.time(), application="books")
+    _issue(live, key, "sam", FIREFOX_UA)
+    _issue(live, other, "sam", PHONE_UA)  # the same name in another application
+    _issue(live, other, None, PHONE_UA)
+    risky = _scored_session(live, "mallory")
+    page = _admin(browser, live)
+    page.goto(f"{live.base}/admin/sessions")
+    assert page.locator("#result-count").inner_text() == "Showing 1 to 5 of 5 live sessions"
+    page.get_by_label("Application").select_option("books")
+    page.get_by_role("button", name="Filter").click()
+    assert page.locator("#result-count").inner_text() == "Showing 1 to 2 of 2 live sessions"
+    assert set(page.locator("tbody td:nth-child(2)").all_inner_texts()) == {"books"}
+    assert sorted(page.locator("tbody td:first-child").all_inner_texts()) == ["anonymous", "sam"]
+    # The user link opens that application's user, not the namesake in "default".
+    page.get_by_role("link", name="sam", exact=True).click()
+    assert page.url == f"{live.base}/admin/users?application=books&user=sam"
+    assert page.locator("tbody tr").count() == 1
+
+    page.goto(f"{live.base}/admin/sessions")
+    page.get_by_label("Risk").select_option("any")
+    page.get_by_role("button", name="Filter").click()
+    assert page.locator("#result-count").inner_text() == "Showing 1 to 1 of 1 live session"
+    row = page.locator("tbody tr")
+    assert row.locator("td:first-child").inner_text() == "mallory"
+    assert row.get_by_role("link", name=f"End session {risky}").is_visible()
+    tag = row.locator(".tag")
+    assert tag.inner_text() == "logged"
+    assert "en-gb -> de-de" in (tag.get_attribute("title") or "")  # the reasons
+    live.shot(page, "sessions-risk-filter")
+    page.get_by_label("Risk").select_option("step_up")
+    page.get_by_role("button", name="Filter").click()
+    assert page.get_by_text("No live session matches these filters.").is_visible()

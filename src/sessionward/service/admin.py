@@ -406,8 +406,9 @@ class Admin:
         name = self.admin_name(request)
         if name is None:
             return self.sign_in_first(request)
-        query = SessionQuery.from_params(request.query_params)
-        found = await live_sessions(self.manager.store, self.manager.clock.now())
+        now = self.manager.clock.now()
+        query = SessionQuery.from_params(request.query_params, now)
+        found = await live_sessions(self.manager.store, now)
         if found is None:
             body = (
                 "<p>This session store cannot list every session; find a user's sessions from"

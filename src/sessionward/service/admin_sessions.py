@@ -4,7 +4,8 @@ The table walks the store with its ``AsyncScan`` capability (at most :data:`MAX_
 live ones only), then filters, sorts and pages in memory: an admin view, not a query engine.
 Filters are :class:`SessionQuery` fields read from the query string; to add one, add a field,
 read it in :meth:`SessionQuery.from_params`, test it in :meth:`SessionQuery.keeps` and give it
-a control in :func:`filter_form` (an application filter belongs next to ``device``).
+a control in :func:`filter_form`. Users show as their application knows them, with the
+application in its own column (``sessionward.service.admin_columns``).
 
 Destructive actions (ending a session, every session of a user) are links to a page that
 says what will happen and asks for the click that does it.
@@ -13,12 +14,22 @@ says what will happen and asks for the click that does it.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlencode
 
 from sessionward.core.record import Session
+from sessionward.service.admin_columns import (
+    RISK_FILTERS,
+    application_name,
+    application_of,
+    applications,
+    keeps_risk,
+    risk_cell,
+    shown_user,
+    user_cell,
+)
 from sessionward.service.html import attr, esc, fmt_time, hidden_csrf
 from sessionward.stores._async.base import AsyncScan
 
@@ -40,7 +51,7 @@ MAX_SCAN = 10_000
 _SORTS = {
     "last_seen": ("Last activity", lambda s: s.last_seen),
     "created": ("Created", lambda s: s.created_at),
-    "user": ("User", lambda s: s.user_id or ""),
+    "user": ("User", lambda s: (shown_user(s) or "", application_of(s))),
     "expires": ("Idle expiry", lambda s: s.expires_at),
 }
 _KINDS = {"all": "Everyone", "users": "Signed-in users", "anonymous": "Anonymous visitors"}
@@ -106,12 +117,15 @@ class SessionQuery:
     user: str = ""
     kind: str = "all"
     device: str = ""
+    application: str = ""
+    risk: str = ""
     sort: str = "last_seen"
     descending: bool = True
     page: int = 1
+    now: float = 0.0  # for "recent" risk decisions
 
     @classmethod
-    def from_params(cls, params: Mapping[str, str]) -> SessionQuery:
+    def from_params(cls, params: Mapping[str, str], now: float = 0.0) -> SessionQuery:
         sort = params.get("sort", "last_seen")
         try:
             page = max(1, min(int(params.get("page", "1")), 10_000))
@@ -121,6 +135,9 @@ class SessionQuery:
             user=params.get("user", "").strip()[:256],
             kind=params.get("kind", "all") if params.get("kind") in _KINDS else "all",
             device=params.get("device", "").strip()[:128],
+            application=params.get("app", "").strip()[:63],
+            risk=params.get("risk", "") if params.get("risk") in RISK_FILTERS else "",
+            now=now,
             sort=sort if sort in _SORTS else "last_seen",
             descending=params.get("order", "desc") != "asc",
             page=page,
@@ -131,7 +148,14 @@ class SessionQuery:
             return False
         if self.kind == "anonymous" and session.user_id is not None:
             return False
-        if self.user and self.user.lower() not in (session.user_id or "").lower():
+        if self.user and not any(
+            self.user.lower() in (name or "").lower()
+            for name in (shown_user(session), session.user_id)
+        ):
+            return False
+        if self.application and application_of(session) != self.application:
+            return False
+        if not keeps_risk(self.risk, session, self.now):
             return False
         if self.device:
             agent = _latest(session).get("user_agent") or ""
@@ -146,6 +170,8 @@ class SessionQuery:
             "user": query.user,
             "kind": "" if query.kind == "all" else query.kind,
             "device": query.device,
+            "app": query.application,
+            "risk": query.risk,
             "sort": "" if query.sort == "last_seen" else query.sort,
             "order": "" if query.descending else "asc",
             "page": "" if query.page == 1 else str(query.page),
@@ -171,11 +197,18 @@ async def live_sessions(store: object, now: float) -> tuple[list[Session], bool]
     return out, True
 
 
-def filter_form(query: SessionQuery) -> str:
-    kinds = "".join(
-        f'<option value="{key}"{" selected" if key == query.kind else ""}>{esc(label)}</option>'
-        for key, label in _KINDS.items()
+def _options(choices: Mapping[str, str], chosen: str) -> str:
+    return "".join(
+        f'<option value={attr(key)}{" selected" if key == chosen else ""}>{esc(label)}</option>'
+        for key, label in choices.items()
     )
+
+
+def filter_form(query: SessionQuery, apps: Sequence[str] = ()) -> str:
+    kinds = _options(_KINDS, query.kind)
+    known = {"": "All", **{a: application_name(a) for a in apps}}
+    if query.application and query.application not in known:
+        known[query.application] = application_name(query.application)
     return (
         f'<form method="get" action="{ROOT}/sessions" role="search" class="panel filters">'
         '<div><label for="f-user">User id contains</label>'
@@ -185,7 +218,10 @@ def filter_form(query: SessionQuery) -> str:
         '<div><label for="f-device">Device</label>'
         f'<input type="search" id="f-device" name="device" value={attr(query.device)}'
         ' placeholder="e.g. Firefox, Android"></div>'
-        # The application filter takes its place here.
+        '<div><label for="f-app">Application</label>'
+        f'<select id="f-app" name="app">{_options(known, query.application)}</select></div>'
+        '<div><label for="f-risk">Risk</label>'
+        f'<select id="f-risk" name="risk">{_options(RISK_FILTERS, query.risk)}</select></div>'
         f'<input type="hidden" name="sort" value={attr(query.sort)}>'
         f'<input type="hidden" name="order" value="{"desc" if query.descending else "asc"}">'
         '<div class="actions"><button type="submit">Filter</button> '
@@ -206,13 +242,15 @@ def sessions_table(
     shown = kept[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
     heads = [
         _sort_head(query, "user"),
+        '<th scope="col">Application</th>',
         '<th scope="col">Device</th>',
         '<th scope="col">Address</th>',
+        '<th scope="col">Risk</th>',
         _sort_head(query, "created"),
         _sort_head(query, "last_seen"),
         '<th scope="col"><span class="sr-only">Actions</span></th>',
     ]
-    rows = "".join(_row(s, current) for s in shown)
+    rows = "".join(_row(s, current, query.now) for s in shown)
     first = (page - 1) * PAGE_SIZE + 1 if shown else 0
     summary = (
         f"Showing {first} to {first + len(shown) - 1} of {plural(len(kept), 'live session')}"
@@ -231,8 +269,9 @@ def sessions_table(
         else ""
     )
     return (
-        f'{filter_form(query)}<p id="result-count" role="status">{summary}</p>{note}'
-        f"{table}{_pager(query, page, pages)}"
+        f"{filter_form(query, applications(sessions))}"
+        f'<p id="result-count" role="status">{summary}</p>{note}{table}'
+        f"{_pager(query, page, pages)}"
     )
 
 
@@ -266,21 +305,17 @@ def _pager(query: SessionQuery, page: int, pages: int) -> str:
     )
 
 
-def _row(session: Session, current: Session | None) -> str:
+def _row(session: Session, current: Session | None, now: float) -> str:
     latest = _latest(session)
     agent = latest.get("user_agent")
     this = (
         ' <span class="tag">you</span>' if current is not None and current.id == session.id else ""
     )
-    user = (
-        f'<a href="{ROOT}/users?user={esc(session.user_id)}">{esc(session.user_id)}</a>'
-        if session.user_id is not None
-        else '<span class="muted">anonymous</span>'
-    )
     return (
-        f"<tr><td>{user}{this}</td>"
+        f"<tr><td>{user_cell(session)}{this}</td>"
+        f"<td>{esc(application_name(application_of(session)))}</td>"
         f"<td><span title={attr(agent or '')}>{esc(device_label(agent))}</span></td>"
-        f"<td>{esc(latest.get('ip') or '—')}</td>"
+        f"<td>{esc(latest.get('ip') or '—')}</td><td>{risk_cell(session, now)}</td>"
         f"<td>{fmt_time(session.created_at)}</td><td>{fmt_time(session.last_seen)}</td>"
         f'<td class="actions"><a href="{ROOT}/sessions/{esc(session.id)}">Details</a> '
         f'<a class="danger-link" href="{ROOT}/sessions/{esc(session.id)}/revoke"'
