@@ -322,11 +322,12 @@ class Admin:
         sessions = await self.manager.list_user(user) if user else []
         rows = "".join(_session_row(s, handle.session) for s in sessions)
         table = (
+            '<div class="table-wrap" tabindex="0" role="region" aria-label="Sessions">'
             '<table><caption class="sr-only">Live sessions</caption><thead><tr>'
             '<th scope="col">Session</th><th scope="col">Device</th><th scope="col">Place</th>'
             '<th scope="col">Created</th><th scope="col">Last activity</th>'
             '<th scope="col"><span class="sr-only">Actions</span></th></tr></thead>'
-            f"<tbody>{rows}</tbody></table>"
+            f"<tbody>{rows}</tbody></table></div>"
             if sessions
             else f"<p>No live sessions for <strong>{esc(user)}</strong>.</p>"
         )
@@ -389,7 +390,8 @@ class Admin:
             summary
             + "<h2>Context history</h2>"
             + (
-                '<div class="table-wrap"><table><thead><tr><th scope="col">Since</th>'
+                '<div class="table-wrap" tabindex="0" role="region" aria-label="Context history">'
+                '<table><thead><tr><th scope="col">Since</th>'
                 '<th scope="col">IP</th><th scope="col">Device (user agent)</th>'
                 '<th scope="col">Languages</th></tr></thead>'
                 f"<tbody>{history}</tbody></table></div>"

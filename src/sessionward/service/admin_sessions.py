@@ -263,7 +263,8 @@ def sessions_table(
         else ""
     )
     table = (
-        '<div class="table-wrap"><table class="sessions"><caption class="sr-only">Live sessions'
+        '<div class="table-wrap" tabindex="0" role="region" aria-label="Sessions">'
+        '<table class="sessions"><caption class="sr-only">Live sessions'
         f"</caption><thead><tr>{''.join(heads)}</tr></thead><tbody>{rows}</tbody></table></div>"
         if shown
         else ""

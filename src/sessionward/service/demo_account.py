@@ -294,11 +294,12 @@ class ShopAccount:
         others = len([s for s in sessions if current is None or s.id != current.id])
         body = (
             _message(request)
-            + '<table id="devices"><caption class="sr-only">Signed-in devices</caption><thead>'
+            + '<div class="table-wrap" tabindex="0" role="region" aria-label="Signed-in devices">'
+            '<table id="devices"><caption class="sr-only">Signed-in devices</caption><thead>'
             '<tr><th scope="col">Device</th><th scope="col">Place</th>'
             '<th scope="col">Last activity</th><th scope="col">Signed in</th>'
             '<th scope="col"><span class="sr-only">Actions</span></th></tr></thead>'
-            f"<tbody>{rows}</tbody></table>"
+            f"<tbody>{rows}</tbody></table></div>"
             + (
                 f'<form method="post" action="{ROOT}/devices/sign-out-others" class="panel">'
                 f"{hidden_csrf(csrf)}"

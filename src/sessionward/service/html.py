@@ -105,6 +105,19 @@ td.actions{white-space:nowrap}
 .confirm{border-color:var(--bad)}
 .qr-box{margin:.5rem 0}.qr-box svg{width:12rem;height:12rem;display:block}
 .qr-box figcaption{margin-top:.25rem;overflow-wrap:anywhere}
+code{overflow-wrap:anywhere}
+td time{white-space:nowrap}
+.table-wrap:focus-visible{outline:2px solid var(--accent);outline-offset:2px}
+@media (max-width:640px){
+header{padding:.6rem 1rem}
+header nav{margin-left:0;width:100%}
+main{padding:.9rem}
+h1{font-size:1.4rem}
+.table-wrap td,.table-wrap th{white-space:nowrap}
+.filters div{flex:1 1 100%}
+.filters select{width:100%}
+figure{margin:0}
+}
 """
 
 
@@ -214,8 +227,8 @@ def chart_svg(
     )
     head = "".join(f'<th scope="col">{esc(label)}</th>' for _, label, _ in lines)
     table = (
-        f'<table class="sr-only"><caption>{esc(title)}, per minute</caption>'
-        f'<tr><th scope="col">Minute (UTC)</th>{head}</tr>{rows}</table>'
+        f'<div class="sr-only"><table><caption>{esc(title)}, per minute</caption>'
+        f'<tr><th scope="col">Minute (UTC)</th>{head}</tr>{rows}</table></div>'
     )
     return (
         f'<figure><svg viewBox="0 0 {width} {height}" width="100%" role="img" '
