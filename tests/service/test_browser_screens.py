@@ -45,8 +45,10 @@ OVERFLOW = """() => {
     }
     return true;
   });
-  return wide.slice(0, 3).map((e) => e.tagName.toLowerCase() +
+  const named = wide.slice(0, 3).map((e) => e.tagName.toLowerCase() +
     (e.id ? '#' + e.id : '') + (e.className ? '.' + String(e.className).split(' ')[0] : ''));
+  const total = document.documentElement.scrollWidth;
+  return total > width + 1 ? [`the page is ${total} px wide`, ...named] : named;
 }"""
 
 

@@ -91,7 +91,8 @@ code{background:var(--panel);padding:0 .25rem;border-radius:3px}
 header nav{margin-left:auto}
 header form.inline button.secondary{background:transparent;color:#fff;border-color:#fff}
 .feed{list-style:none;padding-left:0}.feed li{padding:.2rem 0;border-bottom:1px solid var(--line)}
-.table-wrap{overflow-x:auto;max-width:100%}
+.table-wrap{overflow-x:auto;max-width:100%;position:relative}
+.sr-only{top:0;left:0}
 td span[title]{display:inline-block;max-width:16rem;overflow:hidden;text-overflow:ellipsis;
 white-space:nowrap;vertical-align:bottom}
 .ua{display:block;font-size:.85rem;color:var(--muted);overflow-wrap:anywhere;max-width:28rem}
