@@ -212,7 +212,7 @@ class Shop:
         )
         body = _error(error) + _account_form(
             f"{ROOT}/register", csrf, "Create account", "new-password", name=name, rule=rule
-        )
+        ) + f'<p>Already have an account? <a href="{ROOT}/login">Sign in</a>.</p>'
         return (await self.page(request, "Register")).response(body, status=400 if error else 200)
 
     async def login(self, request: Request) -> Response:
@@ -234,6 +234,7 @@ class Shop:
             _message(request)
             + _error(error)
             + _account_form(action, csrf, "Sign in", "current-password")
+            + f'<p>New here? <a href="{ROOT}/register">Create an account</a>.</p>'
         )
         page = await self.page(request, "Sign in")
         status = 429 if wait else 401 if error else 200

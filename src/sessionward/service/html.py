@@ -107,6 +107,8 @@ td.actions{white-space:nowrap}
 .qr-box{margin:.5rem 0}.qr-box svg{width:12rem;height:12rem;display:block}
 .qr-box figcaption{margin-top:.25rem;overflow-wrap:anywhere}
 code{overflow-wrap:anywhere}
+dl.panel{display:grid;grid-template-columns:max-content minmax(0,1fr);gap:.35rem 1.25rem}
+dl.panel dt{font-weight:600;color:var(--muted)}dl.panel dd{margin:0;overflow-wrap:anywhere}
 td time{white-space:nowrap}
 .table-wrap:focus-visible{outline:2px solid var(--accent);outline-offset:2px}
 @media (max-width:640px){
@@ -117,6 +119,8 @@ h1{font-size:1.4rem}
 .table-wrap td,.table-wrap th{white-space:nowrap}
 .filters div{flex:1 1 100%}
 .filters select{width:100%}
+dl.panel{grid-template-columns:minmax(0,1fr);gap:0}
+dl.panel dd{margin-bottom:.5rem}
 figure{margin:0}
 }
 """
