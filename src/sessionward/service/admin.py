@@ -37,6 +37,7 @@ from sessionward.service.admin_account import (
     AdminAccount,
     second_factor_next,
 )
+from sessionward.service.admin_columns import user_text
 from sessionward.service.admin_sessions import (
     SessionQuery,
     auth_level_text,
@@ -320,6 +321,8 @@ class Admin:
             user = stored_user(application, user)[:256]
         handle = get_handle(request)
         sessions = await self.manager.list_user(user) if user else []
+        shown = user_text(user) if user else ""
+        app, _, public = user.rpartition("/")  # the search form, filled in as typed
         rows = "".join(_session_row(s, handle.session) for s in sessions)
         table = (
             '<div class="table-wrap" tabindex="0" role="region" aria-label="Sessions">'
@@ -329,24 +332,24 @@ class Admin:
             '<th scope="col"><span class="sr-only">Actions</span></th></tr></thead>'
             f"<tbody>{rows}</tbody></table></div>"
             if sessions
-            else f"<p>No live sessions for <strong>{esc(user)}</strong>.</p>"
+            else f"<p>No live sessions for <strong>{esc(shown)}</strong>.</p>"
         )
         revoke_all = (
             f'<p><a class="danger-link" href="{ROOT}/users/revoke?user={quote(user)}">'
-            f"End all {plural(len(sessions), 'session')} of {esc(user)}…</a></p>"
+            f"End all {plural(len(sessions), 'session')} of {esc(shown)}…</a></p>"
             if sessions
             else ""
         )
         body = (
             f'<form method="get" action="{ROOT}/users" role="search" class="panel">'
             '<label for="application">Application (empty: the stored user id)</label>'
-            '<input type="search" id="application" name="application">'  # user: the stored id
+            f'<input type="search" id="application" name="application" value={attr(app)}>'
             '<label for="user">User id</label>'
-            f'<input type="search" id="user" name="user" value={attr(user)} required>'
+            f'<input type="search" id="user" name="user" value={attr(public)} required>'
             ' <button type="submit">Search</button></form>'
-            f"<h2>Sessions of {esc(user)}</h2>{table}{revoke_all}"
+            f"<h2>Sessions of {esc(shown)}</h2>{table}{revoke_all}"
         )
-        return (await self.page(request, f"User {user}", name)).response(body)
+        return (await self.page(request, f"User {shown}", name)).response(body)
 
     async def session_detail(self, request: Request) -> Response:
         name = self.admin_name(request)
@@ -368,7 +371,7 @@ class Admin:
         else:
             summary = (
                 '<dl class="panel">'
-                f"<dt>User</dt><dd>{esc(session.user_id or '(anonymous)')}</dd>"
+                f"<dt>User</dt><dd>{esc(user_text(session.user_id))}</dd>"
                 f"<dt>Created</dt><dd>{fmt_time(session.created_at)}</dd>"
                 f"<dt>Last activity</dt><dd>{fmt_time(session.last_seen)}</dd>"
                 f"<dt>Idle expiry</dt><dd>{fmt_time(session.expires_at)}</dd>"
@@ -429,7 +432,7 @@ class Admin:
         if session is None:
             body = f'<p>This session has already ended. <a href="{ROOT}/sessions">Sessions</a></p>'
             return (await self.page(request, "End a session", name)).response(body, status=404)
-        who = esc(session.user_id) if session.user_id else "an anonymous visitor"
+        who = esc(user_text(session.user_id)) if session.user_id else "an anonymous visitor"
         device = esc(device_label((session.context_history or [{}])[-1].get("user_agent")))
         body = confirm_form(
             f"{ROOT}/sessions/{session.id}/revoke",
@@ -449,7 +452,7 @@ class Admin:
         body = confirm_form(
             f"{ROOT}/users/revoke",
             await get_handle(request).csrf_token(),
-            f"End all {plural(count, 'session')} of <strong>{esc(user)}</strong>?",
+            f"End all {plural(count, 'session')} of <strong>{esc(user_text(user))}</strong>?",
             f"End {plural(count, 'session')}",
             f"{ROOT}/users?user={quote(user)}",
             user=user,
@@ -485,7 +488,7 @@ def _detail_href(entry: dict[str, Any]) -> str | None:
 
 def _describe(entry: dict[str, Any]) -> str:
     when = time.strftime("%H:%M:%S", time.gmtime(entry.get("at", 0)))
-    who = entry.get("user_id") or "anonymous"
+    who = user_text(entry.get("user_id") or None)
     text = f"{when} {entry.get('kind')} · {who}"
     if entry.get("session_id"):
         text += f" · session {entry['session_id']}"

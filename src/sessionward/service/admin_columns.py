@@ -32,6 +32,7 @@ __all__ = [
     "risk_cell",
     "shown_user",
     "user_cell",
+    "user_text",
 ]
 
 ROOT = "/admin"
@@ -76,6 +77,15 @@ def shown_user(session: Session) -> str | None:
     if "/" in user:
         return user.partition("/")[2]
     return user.removeprefix(_ADMIN_USERS)
+
+
+def user_text(stored: str | None) -> str:
+    """A stored user id for people: ``alice (default)``, ``root (admin console)``."""
+    if stored is None:
+        return "anonymous"
+    application = application_of_user(stored) or DEMO_APP
+    name = stored.partition("/")[2] if "/" in stored else stored.removeprefix(_ADMIN_USERS)
+    return f"{name} ({application_name(application)})"
 
 
 def user_cell(session: Session) -> str:
