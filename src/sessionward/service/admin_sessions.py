@@ -317,7 +317,8 @@ def _row(session: Session, current: Session | None, now: float) -> str:
         f"<td>{esc(application_name(application_of(session)))}</td>"
         f"<td><span title={attr(agent or '')}>{esc(device_label(agent))}</span></td>"
         f"<td>{esc(latest.get('ip') or '—')}</td><td>{risk_cell(session, now)}</td>"
-        f"<td>{fmt_time(session.created_at)}</td><td>{fmt_time(session.last_seen)}</td>"
+        f"<td>{fmt_time(session.created_at, short=True)}</td>"
+        f"<td>{fmt_time(session.last_seen, short=True)}</td>"
         f'<td class="actions"><a href="{ROOT}/sessions/{esc(session.id)}">Details</a> '
         f'<a class="danger-link" href="{ROOT}/sessions/{esc(session.id)}/revoke"'
         f' aria-label="End session {esc(session.id)}">End…</a></td></tr>'

@@ -27,17 +27,19 @@ def attr(value: object) -> str:
     return '"' + esc(value) + '"'
 
 
-def fmt_time(value: float | None) -> str:
+def fmt_time(value: float | None, *, short: bool = False) -> str:
+    """A UTC time; ``short`` (for tables) drops the year and keeps the full time as a tooltip."""
     if value is None:
         return "—"
     try:
         moment = datetime.fromtimestamp(value, tz=UTC)
     except (OverflowError, OSError, ValueError, TypeError):  # out of datetime's range
         return "—"
-    return (
-        f'<time datetime="{moment.isoformat(timespec="seconds")}">'
-        f"{moment.strftime('%Y-%m-%d %H:%M:%S')} UTC</time>"
-    )
+    full = f"{moment.strftime('%Y-%m-%d %H:%M:%S')} UTC"
+    stamp = moment.isoformat(timespec="seconds")
+    if short:
+        return f'<time datetime="{stamp}" title="{full}">{moment.strftime("%b %d, %H:%M")}</time>'
+    return f'<time datetime="{stamp}">{full}</time>'
 
 
 def hidden_csrf(token: str) -> str:
@@ -57,7 +59,7 @@ gap:1rem;align-items:center;justify-content:space-between}
 header a{color:#fff}
 header .brand{font-weight:700;font-size:1.1rem;text-decoration:none}
 nav ul{list-style:none;display:flex;gap:1rem;margin:0;padding:0;flex-wrap:wrap;align-items:center}
-main{max-width:64rem;margin:0 auto;padding:1.25rem}
+main{max-width:80rem;margin:0 auto;padding:1.25rem}
 h1{font-size:1.6rem;margin:.25rem 0 1rem}
 h2{font-size:1.2rem;margin:1.5rem 0 .5rem}
 .panel{background:var(--panel);border:1px solid var(--line);border-radius:6px;padding:1rem;
@@ -97,8 +99,9 @@ td span[title]{display:inline-block;max-width:16rem;overflow:hidden;text-overflo
 white-space:nowrap;vertical-align:bottom}
 .ua{display:block;font-size:.85rem;color:var(--muted);overflow-wrap:anywhere;max-width:28rem}
 .filters{display:flex;flex-wrap:wrap;gap:.75rem;align-items:flex-end}
-.filters div{flex:1 1 12rem}.filters .actions{flex:0 0 auto}
+.filters div{flex:1 1 10rem}.filters .actions{flex:0 0 auto}
 select{font:inherit;padding:.4rem;border:1px solid #6b6e78;border-radius:4px;background:#fff}
+.filters input,.filters select{height:2.6rem}
 th a{color:inherit}
 .pager{display:flex;gap:1rem;align-items:center;margin:1rem 0}
 a.danger-link{color:var(--bad);font-weight:600}
