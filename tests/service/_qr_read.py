@@ -46,18 +46,18 @@ def decode_png(data: bytes) -> tuple[int, int, int, bytes]:
     previous = bytearray(stride)
     for y in range(height):
         start = y * (stride + 1)
-        kind, line = raw[start], bytearray(raw[start + 1 : start + 1 + stride])
+        method, line = raw[start], bytearray(raw[start + 1 : start + 1 + stride])
         for x in range(stride):
             left = line[x - channels] if x >= channels else 0
             up = previous[x]
             corner = previous[x - channels] if x >= channels else 0
-            if kind == 1:
+            if method == 1:
                 line[x] = (line[x] + left) & 0xFF
-            elif kind == 2:
+            elif method == 2:
                 line[x] = (line[x] + up) & 0xFF
-            elif kind == 3:
+            elif method == 3:
                 line[x] = (line[x] + (left + up) // 2) & 0xFF
-            elif kind == 4:
+            elif method == 4:
                 line[x] = (line[x] + _paeth(left, up, corner)) & 0xFF
         out[y * stride : (y + 1) * stride] = line
         previous = line
