@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from service._browser import screenshots_dir
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -43,6 +44,17 @@ ARGS = [
     "--disable-component-update",
     "--no-first-run",
 ]
+
+
+def _shoot(page: Any, name: str) -> None:
+    """Screenshots of the page as it stands, at a desktop and a phone width, kept with the
+    service's (``screenshots/<width>/``)."""
+    for width, size in {"desktop": (1280, 800), "phone": (390, 844)}.items():
+        page.set_viewport_size({"width": size[0], "height": size[1]})
+        target = screenshots_dir() / width / f"{name}.png"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(target), full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 800})
 
 
 def _unavailable(reason: str) -> None:
@@ -149,15 +161,18 @@ def test_example_cart_in_framework_session_survives_login(
         with page.expect_navigation():
             page.click("button:has-text('Add book')")
         assert "Cart: book" in page.inner_text("body")
+        _shoot(page, f"301-{example}-home")
         before = {c["name"]: c["value"] for c in context.cookies()}[cookie]
 
         page.goto(app + "/login")
+        _shoot(page, f"302-{example}-login")
         page.fill("input[name=username]", "alice")
         page.fill("input[name=password]", "wonderland")
         with page.expect_navigation():
             page.click("button:text-is('Sign in')")
         assert page.url == app + "/account"
         assert "Hello alice. Cart: book" in page.inner_text("body")
+        _shoot(page, f"303-{example}-account")
         after = {c["name"]: c["value"] for c in context.cookies()}[cookie]
         assert after != before
 
