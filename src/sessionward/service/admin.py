@@ -114,7 +114,7 @@ class Admin:
                 f'<a href="{ROOT}/account">Signed in as {esc(name)}</a>',
                 await self.logout_form(request),
             ]
-        return Page(title, "sessionward admin", f"{ROOT}/", nav)
+        return Page(title, "sessionward admin", f"{ROOT}/", nav, logo=_LOGO)
 
     async def logout_form(self, request: Request) -> str:
         csrf = await get_handle(request).csrf_token()
@@ -479,6 +479,14 @@ class Admin:
             current = get_handle(request).session
             await self.manager.revoke_user(user, keep=current, reason=RevokeReason.ADMIN)
         return redirect(f"{ROOT}/users?user={quote(user)}")
+
+
+_LOGO = (  # the site's icon, drawn inline
+    '<svg class="logo" viewBox="0 0 32 32" width="28" height="28" aria-hidden="true">'
+    '<path d="M16 5l9 3.5v6.5c0 6-3.9 10.6-9 12-5.1-1.4-9-6-9-12V8.5z" fill="#f2b632"/>'
+    '<path d="M12 16.5l3 3 5.5-6" fill="none" stroke="#14213d" stroke-width="2.6"'
+    ' stroke-linecap="round" stroke-linejoin="round"/></svg>'
+)
 
 
 def _detail_href(entry: dict[str, Any]) -> str | None:

@@ -57,7 +57,8 @@ a{color:var(--accent)}
 header{background:#14213d;color:#fff;padding:.75rem 1.25rem;display:flex;flex-wrap:wrap;
 gap:1rem;align-items:center;justify-content:space-between}
 header a{color:#fff}
-header .brand{font-weight:700;font-size:1.1rem;text-decoration:none}
+header .brand{font-weight:700;font-size:1.1rem;text-decoration:none;display:inline-flex;
+align-items:center;gap:.4rem}
 nav ul{list-style:none;display:flex;gap:1rem;margin:0;padding:0;flex-wrap:wrap;align-items:center}
 main{max-width:80rem;margin:0 auto;padding:1.25rem}
 h1{font-size:1.6rem;margin:.25rem 0 1rem}
