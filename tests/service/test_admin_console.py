@@ -230,7 +230,7 @@ def test_console_pages_explain_themselves(site: Site) -> None:
     assert '<ul class="feed" id="feed">' in dashboard  # no numbers that lose digits
     assert "<ol" not in dashboard
     user_page = admin.get("/admin/users?user=ann").text
-    assert "End all 1 session of ann (demo shop)…" in user_page
+    assert "End the session of ann (demo shop)…" in user_page
     assert "1 sessions" not in user_page
     session_id = site.runtime.activity.latest(1)[0]["session_id"]
     detail = admin.get(f"/admin/sessions/{session_id}").text

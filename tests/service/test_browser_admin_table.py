@@ -111,7 +111,7 @@ def test_the_sessions_table_pages_sorts_filters_and_confirms(browser: Any, live:
 
     # A user's sessions: the plural is right, and ending them all asks first too.
     page.goto(f"{live.base}/admin/users?user=default/user03")
-    page.get_by_role("link", name="End all 1 session of user03 (default)…").click()
+    page.get_by_role("link", name="End the session of user03 (default)…").click()
     page.get_by_role("button", name="End 1 session").click()
     page.wait_for_url(f"{live.base}/admin/users?user=default/user03")
     assert page.get_by_text("No live sessions for").is_visible()

@@ -336,7 +336,7 @@ class Admin:
         )
         revoke_all = (
             f'<p><a class="danger-link" href="{ROOT}/users/revoke?user={quote(user)}">'
-            f"End all {plural(len(sessions), 'session')} of {esc(shown)}…</a></p>"
+            f"{_end_all(len(sessions))} of {esc(shown)}…</a></p>"
             if sessions
             else ""
         )
@@ -452,7 +452,7 @@ class Admin:
         body = confirm_form(
             f"{ROOT}/users/revoke",
             await get_handle(request).csrf_token(),
-            f"End all {plural(count, 'session')} of <strong>{esc(user_text(user))}</strong>?",
+            f"{_end_all(count)} of <strong>{esc(user_text(user))}</strong>?",
             f"End {plural(count, 'session')}",
             f"{ROOT}/users?user={quote(user)}",
             user=user,
@@ -479,6 +479,10 @@ class Admin:
             current = get_handle(request).session
             await self.manager.revoke_user(user, keep=current, reason=RevokeReason.ADMIN)
         return redirect(f"{ROOT}/users?user={quote(user)}")
+
+
+def _end_all(count: int) -> str:
+    return "End the session" if count == 1 else f"End all {plural(count, 'session')}"
 
 
 _LOGO = (  # the site's icon, drawn inline
