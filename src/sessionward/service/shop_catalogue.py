@@ -45,25 +45,25 @@ PRODUCTS: dict[str, Product] = {
     "tea": Product(
         "Green tea",
         4.50,
-        "Sencha from Shizuoka, 100 g.",
-        "A bright, grassy first-flush sencha. Brew one teaspoon for a minute at 75 °C;"
+        "Sencha from Shizuoka, 100\u00a0g.",
+        "A bright, grassy first-flush sencha. Brew one teaspoon for a minute at 75\u00a0°C;"
         " the leaves give three good cups.",
         "A green tin of tea with a leaf on its label, between two fresh tea leaves.",
     ),
     "mug": Product(
         "Stoneware mug",
         12.00,
-        "Hand-glazed, 350 ml.",
-        "Thrown and glazed in a small workshop; no two are quite alike. Holds 350 ml and"
+        "Hand-glazed, 350\u00a0ml.",
+        "Thrown and glazed in a small workshop; no two are quite alike. Holds 350\u00a0ml and"
         " keeps your tea warm a little longer. Dishwasher safe.",
         "A brown stoneware mug with steam rising from it.",
     ),
     "kettle": Product(
         "Kettle",
         35.00,
-        "Enamelled steel, 1.5 l, for any hob.",
+        "Enamelled steel, 1.5\u00a0l, for any hob.",
         "A classic enamelled kettle for gas, electric and induction hobs, with a heat-proof"
-        " handle. Holds 1.5 litres.",
+        " handle. Holds 1.5\u00a0litres.",
         "A red enamelled kettle with a dark handle.",
     ),
     "biscuits": Product(
@@ -77,17 +77,17 @@ PRODUCTS: dict[str, Product] = {
     "teapot": Product(
         "Glass teapot",
         24.00,
-        "800 ml, with a steel infuser.",
+        "800\u00a0ml, with a steel infuser.",
         "Watch the leaves unfurl: a borosilicate glass teapot with a removable steel"
-        " infuser. Holds 800 ml, four cups.",
+        " infuser. Holds 800\u00a0ml, four cups.",
         "A glass teapot with tea inside it.",
     ),
     "honey": Product(
         "Wildflower honey",
         7.50,
-        "Raw, from local hives, 250 g.",
+        "Raw, from local hives, 250\u00a0g.",
         "Raw honey from hives at the edge of the town's meadows; its taste changes with the"
-        " season. A 250 g jar.",
+        " season. A 250\u00a0g jar.",
         "A jar of golden honey with a hexagon on its label.",
     ),
 }
