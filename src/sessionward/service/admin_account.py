@@ -18,6 +18,7 @@ from starlette.responses import Response
 
 from sessionward.core.events import RevokeReason
 from sessionward.errors import ConfigError
+from sessionward.service.admin_sessions import plural
 from sessionward.service.factors import check_code, factor_changed, reauthenticate
 from sessionward.service.forms import (
     WRONG_CODE,
@@ -209,7 +210,7 @@ class AdminAccount:
                     count = await self.rt.manager.revoke_user(
                         ADMIN_USER_PREFIX + name, keep=current, reason=RevokeReason.PASSWORD_CHANGE
                     )
-                    message += f" Signed out {count} other admin session(s)."
+                    message += f" Signed out {plural(count, 'other admin session')}."
         csrf = await handle.csrf_token()
         body = (
             _error(error)
@@ -254,7 +255,7 @@ class AdminAccount:
                 except ConfigError:
                     error, status = "This session store cannot end every session at once.", 409
                 else:
-                    message = f"Ended {count} session(s). Yours is the only one left."
+                    message = f"Ended {plural(count, 'session')}. Yours is the only one left."
         csrf = await handle.csrf_token()
         stored = await self.rt.session_count()
         scale = "every stored session" if stored is None else f"all {stored} stored sessions"

@@ -381,16 +381,20 @@ _MESSAGES = {
 }
 
 
+def _devices(count: int) -> str:
+    return f"{count} other device" + ("" if count == 1 else "s")
+
+
 def _message(request: Request) -> str:
     key = request.query_params.get("msg", "")
     others = request.query_params.get("others", "")
     if key.startswith("signed-out-") and key[11:].isdigit():
-        text = f"Signed out {int(key[11:])} other device(s)."
+        text = f"Signed out {_devices(int(key[11:]))}."
     else:
         text = _MESSAGES.get(key, "")
     if text and others.isdigit():
         text += (
-            f" Signed out {int(others)} other device(s)."
+            f" Signed out {_devices(int(others))}."
             if int(others)
             else " Your other devices stay signed in: sign them out under Your devices."
         )
