@@ -71,9 +71,20 @@ class TestIdp:
         async def configuration(request: Request) -> Response:
             return JSONResponse({"issuer": self.issuer, "jwks_uri": f"{base}/jwks.json"})
 
+        async def big(request: Request) -> Response:
+            with self._lock:
+                self.jwks_hits += 1
+            padding = [{"kty": "oct", "kid": f"pad-{i}", "k": "A" * 64} for i in range(4000)]
+            return JSONResponse({"keys": [*self.jwks()["keys"], *padding]})
+
+        async def moved(request: Request) -> Response:
+            return Response(status_code=302, headers={"location": f"{base}/jwks.json"})
+
         return Starlette(
             routes=[
                 Route("/jwks.json", jwks),
+                Route("/big.json", big),
+                Route("/moved", moved),
                 Route("/.well-known/openid-configuration", configuration),
                 Route("/.well-known/ssf-configuration", configuration),
             ]
@@ -103,9 +114,7 @@ class TestIdp:
             body.pop(name, None)
         return self.sign(body, typ="logout+jwt")
 
-    def set_token(
-        self, now: float, events: dict[str, Any], *, audience: str, **claims: Any
-    ) -> str:
+    def set_token(self, now: float, events: dict[str, Any], *, audience: str, **claims: Any) -> str:
         body = {
             "iss": self.issuer,
             "aud": audience,
