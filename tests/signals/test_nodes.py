@@ -62,7 +62,8 @@ def test_a_logout_received_by_one_node_ends_the_session_on_the_other(
     assert b.alive(target)
     token = idp.logout_token(a.clock.now(), sid="sid-A")
     assert _logout(a, token) == 200
-    assert not b.alive(target) and b.alive(kept)
+    assert not b.alive(target)
+    assert b.alive(kept)
     assert _logout(b, token) == 400  # the jti was spent on the other node
     sub_only = idp.logout_token(a.clock.now(), sub="sub-alice")
     assert _logout(b, sub_only) == 200
@@ -79,6 +80,7 @@ def test_a_set_received_by_one_node_ends_the_session_on_the_other(
     subject = {"format": "opaque", "id": "sid-A"}
     token = idp.set_token(now, {SESSION_REVOKED: {}}, audience=AUDIENCE, sub_id=subject)
     assert a.ssf.handle(token.encode(), "application/secevent+jwt").status == 202
-    assert not b.alive(target) and b.alive(bob)
+    assert not b.alive(target)
+    assert b.alive(bob)
     replay = b.ssf.handle(token.encode(), "application/secevent+jwt")
     assert (replay.status, json.loads(replay.body)["description"]) == (400, "replayed")

@@ -52,7 +52,8 @@ def test_session_revoked_with_a_complex_subject_ends_that_session(node: Node, id
     }
     token = idp.set_token(now, {SESSION_REVOKED: _event(now)}, audience=AUDIENCE, sub_id=subject)
     assert push(node, token) == (202, None)
-    assert not node.alive(target) and node.alive(other)
+    assert not node.alive(target)
+    assert node.alive(other)
     assert _revoked(node) == {(target.id, RevokeReason.SHARED_SIGNAL)}
 
 
@@ -63,7 +64,8 @@ def test_session_revoked_with_an_opaque_session_id(node: Node, idp: TestIdp) -> 
     subject = {"format": "opaque", "id": "sid-A"}
     token = idp.set_token(now, {SESSION_REVOKED: _event(now)}, audience=AUDIENCE, sub_id=subject)
     assert push(node, token)[0] == 202
-    assert not node.alive(target) and node.alive(other)
+    assert not node.alive(target)
+    assert node.alive(other)
 
 
 def test_session_revoked_for_a_user_ends_all_of_theirs(node: Node, idp: TestIdp) -> None:
@@ -74,7 +76,9 @@ def test_session_revoked_for_a_user_ends_all_of_theirs(node: Node, idp: TestIdp)
     event = {**_event(now), "subject": subject}  # the event's own subject (earlier CAEP drafts)
     token = idp.set_token(now, {SESSION_REVOKED: event}, audience=AUDIENCE)
     assert push(node, token)[0] == 202
-    assert not node.alive(first) and not node.alive(second) and node.alive(bob)
+    assert not node.alive(first)
+    assert not node.alive(second)
+    assert node.alive(bob)
 
 
 def test_account_disabled_ends_every_session_of_the_user(node: Node, idp: TestIdp) -> None:
@@ -84,7 +88,9 @@ def test_account_disabled_ends_every_session_of_the_user(node: Node, idp: TestId
     subject = {"format": "iss_sub", "iss": idp.issuer, "sub": "sub-alice"}
     event = {ACCOUNT_DISABLED: {"reason": "hijacking"}}
     assert push(node, idp.set_token(now, event, audience=AUDIENCE, sub_id=subject))[0] == 202
-    assert not node.alive(first) and not node.alive(second) and node.alive(bob)
+    assert not node.alive(first)
+    assert not node.alive(second)
+    assert node.alive(bob)
     assert _revoked(node) == {
         (first.id, RevokeReason.ACCOUNT_DISABLED),
         (second.id, RevokeReason.ACCOUNT_DISABLED),
@@ -151,14 +157,24 @@ def _foreign(idp: TestIdp, now: float) -> str:
     return pyjwt.encode(claims, thief, algorithm="RS256", headers={"kid": idp.kid})
 
 
+def _unknown_kid(idp: TestIdp, now: float) -> str:
+    return idp.sign({"iss": idp.issuer}, kid="nope", typ="secevent+jwt")
+
+
 REFUSED = {
     "bad-signature": (_foreign, "authentication_failed"),
-    "wrong-aud": (lambda idp, now: _revocation(idp, now, aud="https://other.example"), "invalid_audience"),
-    "wrong-iss": (lambda idp, now: _revocation(idp, now, iss="https://evil.example"), "invalid_issuer"),
-    "unknown-kid": (lambda idp, now: idp.sign({"iss": idp.issuer}, kid="nope", typ="secevent+jwt"), "invalid_key"),
+    "wrong-aud": (
+        lambda idp, now: _revocation(idp, now, aud="https://other.example"),
+        "invalid_audience",
+    ),
+    "wrong-iss": (
+        lambda idp, now: _revocation(idp, now, iss="https://evil.example"),
+        "invalid_issuer",
+    ),
+    "unknown-kid": (_unknown_kid, "invalid_key"),
     "too-old": (lambda idp, now: _revocation(idp, now - 3600), "invalid_request"),
     "garbage": (lambda idp, now: "garbage", "invalid_request"),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("case", sorted(REFUSED))
@@ -171,8 +187,10 @@ def test_refused_sets_change_nothing_and_are_logged(
     with caplog.at_level(logging.WARNING, logger="sessionward.signals"):
         status, body = push(node, token)
     assert (status, body["err"]) == (400, code)
-    assert node.alive(session) and not _revoked(node)
-    assert "security event refused" in caplog.text and token not in caplog.text
+    assert node.alive(session)
+    assert not _revoked(node)
+    assert "security event refused" in caplog.text
+    assert token not in caplog.text
 
 
 def test_a_replayed_jti_changes_nothing(
