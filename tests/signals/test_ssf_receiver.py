@@ -129,7 +129,9 @@ def test_credential_compromise_can_force_a_step_up_instead(idp: TestIdp) -> None
 def test_unknown_events_and_subjects_are_accepted_and_ignored(node: Node, idp: TestIdp) -> None:
     session = node.login("alice", idp, "sid-A")
     now = node.clock.now()
-    other = {"https://schemas.openid.net/secevent/caep/event-type/token-claims-change": {}}
+    other: dict[str, Any] = {
+        "https://schemas.openid.net/secevent/caep/event-type/token-claims-change": {}
+    }
     email = {"format": "email", "email": "alice@example.com"}
     for events, subject in (
         (other, {"format": "opaque", "id": "sid-A"}),
