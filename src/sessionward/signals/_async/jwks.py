@@ -58,7 +58,9 @@ def check_url(url: str) -> str:
 class AsyncKeySource:
     """The keys of ``issuer``, from ``jwks_url`` or from the ``jwks_uri`` of
     ``configuration_url``. ``client`` is an ``httpx`` client of the caller's (it is then the
-    caller's to close); by default the source makes its own."""
+    caller's to close); by default each refresh opens a client of its own and closes it
+    (refreshes are minutes apart, and a pooled connection would tie the source to one event
+    loop)."""
 
     def __init__(
         self,
@@ -87,8 +89,7 @@ class AsyncKeySource:
         if not self.algorithms:
             raise ConfigError(f"algorithms must name some of {', '.join(ALGORITHMS)}")
         self.clock: Clock = clock or SystemClock()
-        self._own_client = client is None
-        self._client = client or httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+        self._client = client
         self._timeout = timeout
         self.max_bytes = max_bytes
         self._ages = (min_age, max_age, default_age)
@@ -143,8 +144,14 @@ class AsyncKeySource:
         return check_url(jwks_uri)
 
     async def _get_json(self, url: str) -> tuple[dict[str, Any], float]:
+        if self._client is not None:
+            return await self._read(self._client, url)
+        async with httpx.AsyncClient(timeout=self._timeout, follow_redirects=False) as client:
+            return await self._read(client, url)
+
+    async def _read(self, client: httpx.AsyncClient, url: str) -> tuple[dict[str, Any], float]:
         headers = {"accept": "application/json", "accept-encoding": "identity"}
-        async with self._client.stream(
+        async with client.stream(
             "GET", url, headers=headers, timeout=self._timeout, follow_redirects=False
         ) as response:
             if response.status_code != 200:
@@ -169,5 +176,4 @@ class AsyncKeySource:
         return min(max(age, low), high)
 
     async def close(self) -> None:
-        if self._own_client:
-            await self._client.aclose()
+        """Nothing to release unless a subclass holds more: the source keeps no connection."""

@@ -59,7 +59,9 @@ def check_url(url: str) -> str:
 class KeySource:
     """The keys of ``issuer``, from ``jwks_url`` or from the ``jwks_uri`` of
     ``configuration_url``. ``client`` is an ``httpx`` client of the caller's (it is then the
-    caller's to close); by default the source makes its own."""
+    caller's to close); by default each refresh opens a client of its own and closes it
+    (refreshes are minutes apart, and a pooled connection would tie the source to one event
+    loop)."""
 
     def __init__(
         self,
@@ -88,8 +90,7 @@ class KeySource:
         if not self.algorithms:
             raise ConfigError(f"algorithms must name some of {', '.join(ALGORITHMS)}")
         self.clock: Clock = clock or SystemClock()
-        self._own_client = client is None
-        self._client = client or httpx.Client(timeout=timeout, follow_redirects=False)
+        self._client = client
         self._timeout = timeout
         self.max_bytes = max_bytes
         self._ages = (min_age, max_age, default_age)
@@ -144,8 +145,14 @@ class KeySource:
         return check_url(jwks_uri)
 
     def _get_json(self, url: str) -> tuple[dict[str, Any], float]:
+        if self._client is not None:
+            return self._read(self._client, url)
+        with httpx.Client(timeout=self._timeout, follow_redirects=False) as client:
+            return self._read(client, url)
+
+    def _read(self, client: httpx.Client, url: str) -> tuple[dict[str, Any], float]:
         headers = {"accept": "application/json", "accept-encoding": "identity"}
-        with self._client.stream(
+        with client.stream(
             "GET", url, headers=headers, timeout=self._timeout, follow_redirects=False
         ) as response:
             if response.status_code != 200:
@@ -170,5 +177,4 @@ class KeySource:
         return min(max(age, low), high)
 
     def close(self) -> None:
-        if self._own_client:
-            self._client.close()
+        """Nothing to release unless a subclass holds more: the source keeps no connection."""
