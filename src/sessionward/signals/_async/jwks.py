@@ -128,7 +128,7 @@ class AsyncKeySource:
             url = self._jwks_url or await self._discover()
             document, age = await self._get_json(url)
             keys = parse_jwks(document, self.algorithms)
-        except (SignalRejected, ConfigError, httpx.HTTPError, ValueError) as exc:
+        except (SignalRejected, ConfigError, httpx.HTTPError, httpx.StreamError, ValueError) as exc:
             _log.warning("key set of %s not refreshed: %s", self.issuer, type(exc).__name__)
             return
         self._keys = keys
@@ -157,7 +157,7 @@ class AsyncKeySource:
             if response.status_code != 200:
                 raise ValueError(f"HTTP {response.status_code}")
             body = bytearray()
-            async for chunk in response.aiter_raw():
+            async for chunk in response.aiter_bytes():  # decoded: the cap bounds what we hold
                 body += chunk
                 if len(body) > self.max_bytes:
                     raise ValueError("answer too large")

@@ -129,7 +129,7 @@ class KeySource:
             url = self._jwks_url or self._discover()
             document, age = self._get_json(url)
             keys = parse_jwks(document, self.algorithms)
-        except (SignalRejected, ConfigError, httpx.HTTPError, ValueError) as exc:
+        except (SignalRejected, ConfigError, httpx.HTTPError, httpx.StreamError, ValueError) as exc:
             _log.warning("key set of %s not refreshed: %s", self.issuer, type(exc).__name__)
             return
         self._keys = keys
@@ -158,7 +158,7 @@ class KeySource:
             if response.status_code != 200:
                 raise ValueError(f"HTTP {response.status_code}")
             body = bytearray()
-            for chunk in response.iter_raw():
+            for chunk in response.iter_bytes():  # decoded: the cap bounds what we hold
                 body += chunk
                 if len(body) > self.max_bytes:
                     raise ValueError("answer too large")

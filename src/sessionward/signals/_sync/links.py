@@ -61,6 +61,11 @@ class IdpLinks:
     ) -> None:
         store = self.manager.store
         record_id = index_id(kind, iss, value)
+        try:  # the common case: the first session under this name, one create-only write
+            store.add(index_record(record_id, [user_id], until, self.manager.clock.now()))
+            return
+        except AlreadyExists:
+            pass
         for _ in range(_ATTEMPTS):
             now = self.manager.clock.now()
             existing = store.get(record_id)
