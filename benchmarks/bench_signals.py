@@ -29,6 +29,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -62,66 +63,75 @@ def _mean(fn: Callable[[int], object], n: int) -> float:
     return (time.perf_counter() - start) / n
 
 
+def _logout_bodies(alg: str, kid: str, private: Any, n: int) -> list[bytes]:
+    now = int(time.time())
+    out = []
+    for i in range(n):
+        claims = {
+            "iss": ISS, "aud": CLIENT, "iat": now, "jti": secrets.token_hex(8),
+            "events": {BACKCHANNEL_LOGOUT: {}}, "sid": f"{kid}-{i}",
+        }  # fmt: skip
+        token = pyjwt.encode(claims, private, algorithm=alg, headers={"kid": kid})
+        out.append(urlencode({"logout_token": token}).encode())
+    return out
+
+
+def _post(receiver: BackchannelLogout, bodies: list[bytes], i: int) -> None:
+    receiver.handle(bodies[i], FORM)
+
+
+def one_round(path: str, client: httpx.Client, keys: dict[str, Any], n: int) -> dict[str, float]:
+    manager = SessionManager(SQLiteStore(path))
+    links = IdpLinks(manager)
+    source = KeySource(ISS, jwks_url=f"{ISS}/jwks.json", client=client)
+    receiver = BackchannelLogout(links, source, client_id=CLIENT)
+    out: dict[str, float] = {}
+
+    def login(i: int, tag: str) -> None:
+        link = IdpLink(ISS, f"{tag}-{i}", f"sub-{tag}-{i}")
+        links.remember(manager.issue(f"{tag}-{i}", data=link.data()))
+
+    out["issue"] = _mean(lambda i: manager.issue(f"plain-{i}", data={"cart": 1}), n)
+    out["issue + remember"] = _mean(lambda i: login(i, "a"), n)
+    for kid, (alg, private) in keys.items():
+        for i in range(n + 1):
+            login(i, kid)
+        bodies = _logout_bodies(alg, kid, private, n + 1)
+        if receiver.handle(bodies[n], FORM).status != 200:  # fetches the keys, before timing
+            raise SystemExit("a valid logout token was refused")
+        out[f"back-channel logout {alg}"] = _mean(partial(_post, receiver, bodies), n)
+    alg, private = keys["es"]
+    forged_token = pyjwt.encode({"iss": ISS}, private, algorithm=alg, headers={"kid": "unknown"})
+    forged = urlencode({"logout_token": forged_token}).encode()
+    fetches = source.fetches
+    out["refused: unknown kid"] = _mean(lambda i: receiver.handle(forged, FORM), n)
+    if source.fetches - fetches > 1:
+        raise SystemExit("unknown kids made the source fetch more than once")
+    manager.close()
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--n", type=int, default=300)
     args = parser.parse_args()
     logging.getLogger("sessionward.signals").setLevel(logging.ERROR)  # one line per refusal
-    keys = {
+    keys: dict[str, Any] = {
         "es": ("ES256", ec.generate_private_key(ec.SECP256R1())),
         "rs": ("RS256", rsa.generate_private_key(65537, 2048)),
     }
     document = _jwks(keys)
-    transport = httpx.MockTransport(lambda request: httpx.Response(200, json=document))
-    client = httpx.Client(transport=transport)
-    results: dict[str, list[float]] = {}
+    client = httpx.Client(
+        transport=httpx.MockTransport(lambda r: httpx.Response(200, json=document))
+    )
     directory = Path(tempfile.mkdtemp(prefix="sw-bench-signals-"))
+    results: dict[str, list[float]] = {}
     for round_ in range(args.rounds):
-        store = SQLiteStore(str(directory / f"r{round_}.db"))
-        manager = SessionManager(store)
-        links = IdpLinks(manager)
-        source = KeySource(ISS, jwks_url=f"{ISS}/jwks.json", client=client)
-        receiver = BackchannelLogout(links, source, client_id=CLIENT)
-        n = args.n
-
-        def login(i: int, tag: str) -> None:
-            link = IdpLink(ISS, f"{tag}-{i}", f"sub-{tag}-{i}")
-            links.remember(manager.issue(f"{tag}-{i}", data=link.data()))
-
-        results.setdefault("issue", []).append(
-            _mean(lambda i: manager.issue(f"plain-{i}", data={"cart": 1}), n)
-        )
-        results.setdefault("issue + remember", []).append(_mean(lambda i: login(i, "a"), n))
-        for kid, (alg, private) in keys.items():
-            for i in range(n):
-                login(i, kid)
-            now = int(time.time())
-            bodies = [
-                urlencode({"logout_token": pyjwt.encode(
-                    {"iss": ISS, "aud": CLIENT, "iat": now, "jti": secrets.token_hex(8),
-                     "events": {BACKCHANNEL_LOGOUT: {}}, "sid": f"{kid}-{i}"},
-                    private, algorithm=alg, headers={"kid": kid, "typ": "logout+jwt"},
-                )}).encode()
-                for i in range(n)
-            ]  # fmt: skip
-            assert receiver.handle(bodies[0], FORM).status == 200
-
-            def logout(i: int, bodies: list[bytes] = bodies) -> None:
-                receiver.handle(bodies[i], FORM)
-
-            results.setdefault(f"back-channel logout {alg}", []).append(
-                _mean(lambda i, f=logout: f(i + 1) if i + 1 < n else None, n - 1)
-            )
-        alg, private = keys["es"]
-        forged = urlencode({"logout_token": pyjwt.encode(
-            {"iss": ISS}, private, algorithm=alg, headers={"kid": "unknown"})}).encode()  # fmt: skip
-        fetches = source.fetches
-        results.setdefault("refused: unknown kid", []).append(
-            _mean(lambda i: receiver.handle(forged, FORM), n)
-        )
-        assert source.fetches - fetches <= 1  # at most one refetch in the interval
-        manager.close()
+        for name, value in one_round(
+            str(directory / f"r{round_}.db"), client, keys, args.n
+        ).items():
+            results.setdefault(name, []).append(value)
     for name, values in results.items():
         print(f"{name:32s} {statistics.median(values) * 1e6:9.1f} us")
     base, linked = (statistics.median(results[k]) for k in ("issue", "issue + remember"))
