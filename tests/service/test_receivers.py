@@ -101,6 +101,8 @@ def test_a_logout_token_posted_to_one_node_ends_the_session_on_the_other(
     again = a.client.post("/v1/oidc/backchannel-logout", data={"logout_token": token})
     assert again.status_code == 400
     assert again.json() == {"error": "invalid_request", "error_description": "replayed"}
+    metrics = b.client.get("/metrics", headers=b._auth("validate")).text
+    assert 'sessionward_api_requests_total{route="backchannel_logout",status="200"} 1' in metrics
 
 
 def test_a_set_posted_to_one_node_ends_the_session_on_the_other(
