@@ -18,7 +18,9 @@ import httpx
 import pytest
 from signals.idp import CLIENT_ID, TestIdp
 
+from sessionward.errors import ConfigError
 from sessionward.service import ServiceConfig, create_app
+from sessionward.service.config import load_config
 from sessionward.service.runtime import Runtime
 from sessionward.signals.claims import SESSION_REVOKED
 from sessionward.testing import FakeClock
@@ -146,3 +148,21 @@ def test_receivers_answer_501_until_configured(tmp_path: Path) -> None:
         asyncio.run(runtime.close())
     assert (logout.status_code, logout.json()["error"]) == (501, "not_configured")
     assert (events.status_code, events.json()["error"]) == (501, "not_configured")
+
+
+def test_the_receiver_settings_load_from_the_environment() -> None:
+    environ = {
+        "SESSIONWARD_OIDC_ISSUER": "https://login.example",
+        "SESSIONWARD_OIDC_CLIENT_ID": "shop",
+        "SESSIONWARD_SSF_ISSUER": "https://signals.example",
+        "SESSIONWARD_SSF_AUTHORIZATION": "Bearer stream-secret",
+        "SESSIONWARD_SSF_CREDENTIAL_COMPROMISE": "step-up",
+    }
+    config = load_config(environ=environ)
+    assert (config.oidc_issuer, config.oidc_client_id) == ("https://login.example", "shop")
+    assert config.ssf_credential_compromise == "step-up"
+    assert "stream-secret" not in repr(config)
+    with pytest.raises(ConfigError):
+        load_config(environ={"SESSIONWARD_OIDC_ISSUER": "https://login.example"})
+    with pytest.raises(ConfigError):
+        load_config(environ={"SESSIONWARD_SSF_CREDENTIAL_COMPROMISE": "ignore"})
