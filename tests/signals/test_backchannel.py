@@ -17,9 +17,11 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from sessionward.core.events import RevokeReason, SessionRevoked
+from sessionward.errors import StoreUnavailable
 from sessionward.signals.claims import BACKCHANNEL_LOGOUT
+from sessionward.stores import MemoryStore
 
-from .conftest import Node
+from .conftest import Node, make_node
 from .idp import CLIENT_ID, TestIdp
 
 FORM = "application/x-www-form-urlencoded"
@@ -175,4 +177,34 @@ def test_every_allowed_algorithm_verifies(node: Node, idp: TestIdp, alg: str) ->
     node.clock.advance(120)  # past the refetch interval: the new kid may be fetched
     session = node.login("alice", idp, "sid-A")
     assert post(node, idp.logout_token(node.clock.now(), sid="sid-A"))[0] == 200
+    assert not node.alive(session)
+
+
+class _Flaky:
+    """A memory store whose ``list_user`` fails once when armed (a store outage mid-request)."""
+
+    def __init__(self) -> None:
+        self.inner = MemoryStore()
+        self.armed = False
+
+    def list_user(self, user_id: str) -> Any:
+        if self.armed:
+            self.armed = False
+            raise StoreUnavailable("down")
+        return self.inner.list_user(user_id)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def test_a_store_failure_after_the_jti_is_spent_lets_the_retry_through(idp: TestIdp) -> None:
+    store = _Flaky()
+    node = make_node(store, idp)
+    session = node.login("alice", idp, "sid-A")
+    token = idp.logout_token(node.clock.now(), sid="sid-A")
+    store.armed = True
+    status, _, body = post(node, token)
+    assert (status, body) == (503, {"error": "temporarily_unavailable"})
+    assert node.alive(session)
+    assert post(node, token)[0] == 200  # the provider's retry
     assert not node.alive(session)

@@ -74,14 +74,19 @@ class AsyncBackchannelLogout:
         cannot be reached (the provider retries)."""
         try:
             request = await self.verify(_logout_token(body, content_type))
-            ended = await self.act(request)
         except SignalRejected as exc:
             _log.warning("back-channel logout refused: %s (from %s)", exc.reason, self.keys.issuer)
             if exc.code == "temporarily_unavailable":
                 return json_reply(503, {"error": "temporarily_unavailable"})
             return json_reply(400, {"error": "invalid_request", "error_description": exc.reason})
         except StoreError as exc:
+            _log.error("back-channel logout not checked: store error %s", type(exc).__name__)
+            return json_reply(503, {"error": "temporarily_unavailable"})
+        try:
+            ended = await self.act(request)
+        except StoreError as exc:
             _log.error("back-channel logout not applied: store error %s", type(exc).__name__)
+            await self.links.forget_use("bcl", _spent(request.iss, request.jti))
             return json_reply(503, {"error": "temporarily_unavailable"})
         _log.info("back-channel logout from %s ended %d session(s)", self.keys.issuer, ended)
         return Reply(200, (("cache-control", "no-store"),), b"")
@@ -94,7 +99,7 @@ class AsyncBackchannelLogout:
             jwt, issuer=self.keys.issuer, audience=self.client_id, now=now, window=self.window
         )
         until = now + self.window.replay_window
-        if not await self.links.first_use("bcl", f"{request.iss}\x00{request.jti}", until):
+        if not await self.links.first_use("bcl", _spent(request.iss, request.jti), until):
             raise SignalRejected("replayed")
         return request
 
@@ -102,6 +107,11 @@ class AsyncBackchannelLogout:
         if request.sid is not None:
             return await self.links.end_sid(request.iss, request.sid)
         return await self.links.end_sub(request.iss, request.sub or "")
+
+
+def _spent(iss: str, jti: str) -> str:
+    """The replay cache's key of a ``jti`` (unique per issuer only)."""
+    return f"{iss}\x00{jti}"
 
 
 def _logout_token(body: bytes, content_type: str | None) -> str:
@@ -159,13 +169,18 @@ class AsyncSsfReceiver:
                 token = body.decode("ascii").strip()
             except UnicodeDecodeError:
                 raise SignalRejected("malformed") from None
-            signals = await self.verify(token)
-            ended = sum([await self.act(signal) for signal in signals])
+            jti, signals = await self.verify(token)
         except SignalRejected as exc:
             _log.warning("security event refused: %s (from %s)", exc.reason, self.keys.issuer)
             return _refusal(exc)
         except StoreError as exc:
+            _log.error("security event not checked: store error %s", type(exc).__name__)
+            return json_reply(503, {"err": "temporarily_unavailable"})
+        try:
+            ended = sum([await self.act(signal) for signal in signals])
+        except StoreError as exc:
             _log.error("security event not applied: store error %s", type(exc).__name__)
+            await self.links.forget_use("set", _spent(self.keys.issuer, jti))
             return json_reply(503, {"err": "temporarily_unavailable"})
         _log.info("security event from %s changed %d session(s)", self.keys.issuer, ended)
         return Reply(202, (("cache-control", "no-store"),), b"")
@@ -178,18 +193,18 @@ class AsyncSsfReceiver:
         if not hmac.compare_digest(given, expected):
             raise SignalRejected("unauthenticated", "authentication_failed")
 
-    async def verify(self, token: str) -> list[Signal]:
-        """The understood events of ``token``, its ``jti`` spent; ``SignalRejected``
-        otherwise."""
+    async def verify(self, token: str) -> tuple[str, list[Signal]]:
+        """The ``jti`` and the understood events of ``token``, its ``jti`` spent;
+        ``SignalRejected`` otherwise."""
         jwt = await _verified(self.keys, token)
         now = self.keys.clock.now()
         jti, signals = set_signals(
             jwt, issuer=self.keys.issuer, audience=self.audience, now=now, window=self.window
         )
         until = now + self.window.replay_window
-        if not await self.links.first_use("set", f"{self.keys.issuer}\x00{jti}", until):
+        if not await self.links.first_use("set", _spent(self.keys.issuer, jti), until):
             raise SignalRejected("replayed")
-        return signals
+        return jti, signals
 
     async def act(self, signal: Signal) -> int:
         """Apply one event; returns how many sessions it ended or changed."""

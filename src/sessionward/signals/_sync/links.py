@@ -9,6 +9,7 @@ consistent. A lookup is one ``get`` of the index record plus ``list_user`` per u
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from sessionward.core import binding as states
@@ -18,6 +19,7 @@ from sessionward.errors import (
     AlreadyExists,
     InvalidArgument,
     NotFound,
+    StoreError,
     UpdateConflict,
     VersionConflict,
 )
@@ -152,3 +154,10 @@ class IdpLinks:
         except AlreadyExists:
             return False
         return True
+
+    def forget_use(self, kind: str, jti: str) -> None:
+        """Release a ``jti`` spent by :meth:`first_use` whose request could not be applied (a
+        store failure), so the sender's retry is not refused as a replay. Best effort."""
+        record_id = states.replay_record(kind, jti, 0.0, 0.0).id
+        with contextlib.suppress(StoreError):
+            self.manager.store.delete(record_id)
