@@ -3,6 +3,7 @@ signed by PyJWT (an implementation independent of ours), its JWK set served over
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import threading
@@ -77,6 +78,10 @@ class TestIdp:
             padding = [{"kty": "oct", "kid": f"pad-{i}", "k": "A" * 64} for i in range(4000)]
             return JSONResponse({"keys": [*self.jwks()["keys"], *padding]})
 
+        async def slow(request: Request) -> Response:
+            await asyncio.sleep(2)
+            return JSONResponse(self.jwks())
+
         async def moved(request: Request) -> Response:
             return Response(status_code=302, headers={"location": f"{base}/jwks.json"})
 
@@ -85,6 +90,7 @@ class TestIdp:
                 Route("/jwks.json", jwks),
                 Route("/big.json", big),
                 Route("/moved", moved),
+                Route("/slow.json", slow),
                 Route("/.well-known/openid-configuration", configuration),
                 Route("/.well-known/ssf-configuration", configuration),
             ]

@@ -105,6 +105,17 @@ def test_oversized_redirected_or_failed_answers_give_no_keys(idp: TestIdp, path:
         source.close()
 
 
+def test_a_slow_answer_times_out(idp: TestIdp) -> None:
+    source = _source(idp, FakeClock(time.time()), "/slow.json", timeout=0.3)
+    started = time.monotonic()
+    try:
+        with pytest.raises(SignalRejected):
+            source.keys_for(_token(idp))  # type: ignore[arg-type]
+    finally:
+        source.close()
+    assert time.monotonic() - started < 1.5
+
+
 def test_the_size_cap_is_what_refused_the_big_answer(idp: TestIdp) -> None:
     source = _source(idp, FakeClock(time.time()), "/big.json", max_bytes=1024 * 1024)
     try:
