@@ -208,3 +208,18 @@ def test_a_store_failure_after_the_jti_is_spent_lets_the_retry_through(idp: Test
     assert node.alive(session)
     assert post(node, token)[0] == 200  # the provider's retry
     assert not node.alive(session)
+
+
+def test_a_token_signed_by_joserfc_verifies_too(node: Node, idp: TestIdp) -> None:
+    from joserfc import jwt as josejwt
+    from joserfc.jwk import ECKey
+
+    idp.rotate("ES256")
+    node.clock.advance(120)  # past the refetch interval: the new kid may be fetched
+    session = node.login("alice", idp, "sid-A")
+    key = ECKey.import_key(idp.private)
+    header = {"alg": "ES256", "kid": idp.kid, "typ": "logout+jwt"}
+    claims = _claims(idp, node.clock.now(), jti="joserfc-1")
+    token = josejwt.encode(header, claims, key)
+    assert post(node, token)[0] == 200
+    assert not node.alive(session)
