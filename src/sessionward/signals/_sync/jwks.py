@@ -42,6 +42,16 @@ __all__ = ["KeySource", "check_url"]
 
 _log = logging.getLogger("sessionward.signals")
 _LOOPBACK: Final = frozenset(("127.0.0.1", "::1", "localhost"))
+# What a refresh may fail with: a refused document, the network, a body that is no JSON
+# (UnicodeDecodeError is a ValueError; absurd nesting a RecursionError).
+_FAILURES = (
+    SignalRejected,
+    ConfigError,
+    httpx.HTTPError,
+    httpx.StreamError,
+    ValueError,
+    RecursionError,
+)
 _MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*(\d{1,9})\s*(?:,|$)", re.IGNORECASE)
 
 
@@ -129,7 +139,7 @@ class KeySource:
             url = self._jwks_url or self._discover()
             document, age = self._get_json(url)
             keys = parse_jwks(document, self.algorithms)
-        except (SignalRejected, ConfigError, httpx.HTTPError, httpx.StreamError, ValueError) as exc:
+        except _FAILURES as exc:
             _log.warning("key set of %s not refreshed: %s", self.issuer, type(exc).__name__)
             return
         self._keys = keys
