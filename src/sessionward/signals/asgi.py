@@ -54,6 +54,8 @@ async def _body(receive: Receive) -> bytes | None:
     body = bytearray()
     while True:
         message = await receive()
+        if message["type"] == "http.disconnect":
+            return None  # nobody to answer; nothing is applied
         body += message.get("body", b"")
         if len(body) > MAX_BODY:
             return None
