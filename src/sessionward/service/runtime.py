@@ -22,6 +22,7 @@ from sessionward.service.activity import Activity, tagged
 from sessionward.service.config import ServiceConfig
 from sessionward.service.keys import KeyRing
 from sessionward.service.metrics import Metrics
+from sessionward.service.receivers import Receivers, open_receivers
 from sessionward.service.state import ServiceState
 from sessionward.service.tenancy import admits
 from sessionward.service.throttle import Guard, open_guard
@@ -86,6 +87,7 @@ class Runtime:
     metrics: Metrics
     guard: Guard  # throttles every guess of a secret (sessionward.service.throttle)
     tokens: AsyncTokenService | None = None  # the JWT mode, when ``jwt_keys`` is configured
+    receivers: Receivers | None = None  # identity-provider links, back-channel logout, SSF
     _managers: dict[str, AsyncSessionManager] = field(default_factory=dict)
 
     def manager_for(self, application: str) -> AsyncSessionManager:
@@ -107,6 +109,8 @@ class Runtime:
         return manager
 
     async def close(self) -> None:
+        if self.receivers is not None:
+            await self.receivers.close()
         if self.tokens is not None:
             self.tokens.close()  # its manager shares the store closed just below
         await self.guard.close()
@@ -159,7 +163,8 @@ def open_runtime(
         state.close()
         raise
     guard = open_guard(config.store, state, clock.now, events)
-    return Runtime(config, manager, state, keys, activity, Metrics(), guard, tokens)
+    receivers = open_receivers(config, manager)
+    return Runtime(config, manager, state, keys, activity, Metrics(), guard, tokens, receivers)
 
 
 _FAMILY_MARK = '"_sessionward_refresh":'  # sessionward.jwt.refresh.FAMILY_KEY, as stored
