@@ -115,7 +115,8 @@ dl.panel{display:grid;grid-template-columns:max-content minmax(0,1fr);gap:.35rem
 dl.panel dt{font-weight:600;color:var(--muted)}dl.panel dd{margin:0;overflow-wrap:anywhere}
 td time{white-space:nowrap}
 a:focus-visible,button:focus-visible,input:focus-visible,select:focus-visible,
-.table-wrap:focus-visible{outline:3px solid #f2b632;outline-offset:2px}
+.table-wrap:focus-visible{outline:3px solid var(--accent);outline-offset:2px}
+header :focus-visible{outline-color:#f2b632}
 @media (max-width:640px){
 header{padding:.6rem 1rem}
 header nav{margin-left:0;width:100%}
