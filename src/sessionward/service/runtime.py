@@ -18,15 +18,17 @@ from sessionward.core.events import EventBus, log_event
 from sessionward.core.record import SessionRecord
 from sessionward.errors import ConfigError, StoreError
 from sessionward.manager._async.manager import AsyncSessionManager
-from sessionward.service.activity import Activity, tagged
+from sessionward.service.activity import Activity, application_of, tagged
 from sessionward.service.config import ServiceConfig
 from sessionward.service.keys import KeyRing
 from sessionward.service.metrics import Metrics
 from sessionward.service.state import ServiceState
 from sessionward.service.tenancy import admits
 from sessionward.service.throttle import Guard, open_guard
+from sessionward.signals.recorder import Recorder
 from sessionward.stores._async.base import AsyncStore
 from sessionward.stores._async.sqlite import AsyncSQLiteStore
+from sessionward.stores.eventlog import EventLog, MemoryEventLog, open_event_log
 
 if TYPE_CHECKING:
     from sessionward.jwt import AsyncTokenService
@@ -86,6 +88,8 @@ class Runtime:
     metrics: Metrics
     guard: Guard  # throttles every guess of a secret (sessionward.service.throttle)
     tokens: AsyncTokenService | None = None  # the JWT mode, when ``jwt_keys`` is configured
+    event_log: EventLog | None = None  # the durable audit log (``config.event_log``)
+    recorder: Recorder | None = None  # writes every event to ``event_log`` in the background
     _managers: dict[str, AsyncSessionManager] = field(default_factory=dict)
 
     def manager_for(self, application: str) -> AsyncSessionManager:
@@ -107,6 +111,10 @@ class Runtime:
         return manager
 
     async def close(self) -> None:
+        if self.recorder is not None:
+            self.recorder.close()  # appends what is queued before the log closes
+        if self.event_log is not None:
+            self.event_log.close()
         if self.tokens is not None:
             self.tokens.close()  # its manager shares the store closed just below
         await self.guard.close()
@@ -137,12 +145,28 @@ def open_runtime(
     *,
     clock: Clock | None = None,
     store: AsyncStore | None = None,
+    event_log: EventLog | None = None,
 ) -> Runtime:
-    """Open the session store (first: see ``ServiceState``) and the service state."""
+    """Open the session store (first: see ``ServiceState``), the event log beside it and the
+    service state. A given ``store`` without a given ``event_log`` gets an in-memory log."""
     clock = clock or SystemClock()
     activity = Activity(clock.now)
     events = EventBus([log_event, activity])
-    store = store if store is not None else open_store(config.store)
+    if store is None:
+        store = open_store(config.store)
+        if config.event_log and event_log is None:
+            event_log = open_event_log(config.store)
+    elif config.event_log and event_log is None:
+        event_log = MemoryEventLog()
+    recorder = None
+    if event_log is not None:
+        recorder = Recorder(
+            event_log,
+            application=application_of,
+            clock=clock.now,
+            retention=config.event_retention,
+        )
+        events.subscribe(recorder)
     manager = AsyncSessionManager(
         store,
         policy=config.policy,
@@ -159,7 +183,9 @@ def open_runtime(
         state.close()
         raise
     guard = open_guard(config.store, state, clock.now, events)
-    return Runtime(config, manager, state, keys, activity, Metrics(), guard, tokens)
+    return Runtime(
+        config, manager, state, keys, activity, Metrics(), guard, tokens, event_log, recorder
+    )
 
 
 _FAMILY_MARK = '"_sessionward_refresh":'  # sessionward.jwt.refresh.FAMILY_KEY, as stored
