@@ -25,9 +25,11 @@ from sessionward.service.metrics import Metrics
 from sessionward.service.state import ServiceState
 from sessionward.service.tenancy import admits
 from sessionward.service.throttle import Guard, open_guard
+from sessionward.service.webhooks import Webhooks, open_webhooks
 from sessionward.signals.recorder import Recorder
 from sessionward.stores._async.base import AsyncStore
 from sessionward.stores._async.sqlite import AsyncSQLiteStore
+from sessionward.stores.consumers import ConsumerStore
 from sessionward.stores.eventlog import EventLog, MemoryEventLog, open_event_log
 
 if TYPE_CHECKING:
@@ -90,6 +92,7 @@ class Runtime:
     tokens: AsyncTokenService | None = None  # the JWT mode, when ``jwt_keys`` is configured
     event_log: EventLog | None = None  # the durable audit log (``config.event_log``)
     recorder: Recorder | None = None  # writes every event to ``event_log`` in the background
+    webhooks: Webhooks | None = None  # endpoints and their deliverer (needs ``event_log``)
     _managers: dict[str, AsyncSessionManager] = field(default_factory=dict)
 
     def manager_for(self, application: str) -> AsyncSessionManager:
@@ -110,7 +113,14 @@ class Runtime:
             self._managers[application] = manager
         return manager
 
+    def start_background(self) -> None:
+        """Start the work that runs beside the requests: webhook delivery."""
+        if self.webhooks is not None:
+            self.webhooks.start()
+
     async def close(self) -> None:
+        if self.webhooks is not None:
+            self.webhooks.close()  # stops reading the log before it closes
         if self.recorder is not None:
             self.recorder.close()  # appends what is queued before the log closes
         if self.event_log is not None:
@@ -146,10 +156,12 @@ def open_runtime(
     clock: Clock | None = None,
     store: AsyncStore | None = None,
     event_log: EventLog | None = None,
+    consumers: ConsumerStore | None = None,
 ) -> Runtime:
     """Open the session store (first: see ``ServiceState``), the event log beside it and the
     service state. A given ``store`` without a given ``event_log`` gets an in-memory log."""
     clock = clock or SystemClock()
+    shared = store is None
     activity = Activity(clock.now)
     events = EventBus([log_event, activity])
     if store is None:
@@ -183,9 +195,11 @@ def open_runtime(
         state.close()
         raise
     guard = open_guard(config.store, state, clock.now, events)
+    webhooks = open_webhooks(config, event_log, clock, store=consumers, shared=shared)
     return Runtime(
-        config, manager, state, keys, activity, Metrics(), guard, tokens, event_log, recorder
-    )
+        config, manager, state, keys, activity, Metrics(), guard, tokens, event_log, recorder,
+        webhooks,
+    )  # fmt: skip
 
 
 _FAMILY_MARK = '"_sessionward_refresh":'  # sessionward.jwt.refresh.FAMILY_KEY, as stored
