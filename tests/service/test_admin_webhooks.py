@@ -1,0 +1,52 @@
+"""The admin console's webhooks page: endpoints with their delivery history, behind the
+console's sign-in, and never a secret."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sessionward.core.events import SessionRevoked
+from sessionward.signals.webhook_endpoints import create_webhook
+
+from ._forms import TOTP, Site, site_at
+
+ADMIN_PASSWORD = "staple battery horse"  # noqa: S105 - a test account's
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[Site]:
+    with site_at(tmp_path) as site:
+        site.add_user("admin", "root", ADMIN_PASSWORD, TOTP)
+        yield site
+
+
+def test_the_page_lists_endpoints_and_their_deliveries(site: Site) -> None:
+    hooks = site.runtime.webhooks
+    assert hooks is not None
+    now = site.clock.now()
+    down, secret = create_webhook(
+        hooks.store, hooks.log, "http://127.0.0.1:9/never", application="shop", now=now,
+        kinds=["revoked"],
+    )  # fmt: skip
+    hooks.log.append([{**SessionRevoked("s1", "shop/u", now).to_dict(), "application": "shop"}])
+    assert hooks.deliverer.run_once() == 0  # port 9 refuses: one failed attempt recorded
+    anonymous = site.browser()
+    assert anonymous.get("/admin/webhooks").status_code in (302, 303, 307)
+    admin = site.browser()
+    admin.admin_login(site, "root", ADMIN_PASSWORD)
+    page = admin.get("/admin/webhooks")
+    assert page.status_code == 200
+    assert down.id in page.text
+    assert "http://127.0.0.1:9/never" in page.text
+    assert "connect" in page.text  # the failed attempt's outcome
+    assert "retrying: 1 failure(s) in a row" in page.text
+    assert secret.reveal() not in page.text
+    detail = admin.get(f"/admin/webhooks/{down.id}")
+    assert detail.status_code == 200
+    assert "Delivery history" in detail.text
+    assert "evt_" in detail.text
+    assert admin.get("/admin/webhooks/wh_missing").status_code == 404
+    assert 'href="/admin/webhooks"' in admin.get("/admin/").text
