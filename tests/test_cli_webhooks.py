@@ -67,9 +67,7 @@ def test_refuses_a_file_that_is_not_a_database(
     assert not (tmp_path / "missing.db").exists()
 
 
-def test_deliveries_show_what_a_deliverer_sent(
-    db: str, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_deliveries_show_what_a_deliverer_sent(db: str, capsys: pytest.CaptureFixture[str]) -> None:
     receiver = Receiver()
     receiver.start()
     try:

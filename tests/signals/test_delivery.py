@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from servers import postgres_server, redis_server  # noqa: F401 - fixtures
 
 from sessionward import SessionManager
 from sessionward.core.events import EventBus, SessionCreated, SessionRevoked
@@ -244,18 +245,40 @@ def test_an_oversized_event_is_recorded_and_skipped(clock: FakeClock, receiver: 
     assert [d.error for d in store.deliveries(hook.id)] == [None, "undeliverable"]
 
 
+def _shared_stores(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> list[ConsumerStore]:
+    """Three connections to one consumer database: the setup's and two deliverers'."""
+    if backend == "sqlite":
+        return [SQLiteConsumerStore(tmp_path / "shared.db") for _ in range(3)]
+    if backend == "postgres":
+        from sessionward.stores.consumers.postgres import PostgresConsumerStore
+
+        server = request.getfixturevalue("postgres_server")
+        stores = [PostgresConsumerStore(server.conninfo) for _ in range(3)]
+        stores[0].clear()
+        return list(stores)
+    from sessionward.stores.consumers.redis import RedisConsumerStore
+
+    server = request.getfixturevalue("redis_server")
+    server.call("FLUSHALL")
+    return [RedisConsumerStore(server.url) for _ in range(3)]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres", "redis"])
 def test_two_deliverers_on_one_database_never_send_an_event_twice(
-    clock: FakeClock, receiver: Receiver, tmp_path: Path
+    backend: str,
+    clock: FakeClock,
+    receiver: Receiver,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
     log = MemoryEventLog()
-    setup = SQLiteConsumerStore(tmp_path / "shared.db")
+    setup, *nodes = _shared_stores(backend, request, tmp_path)
     _, secret = create_webhook(setup, log, receiver.url, application="default", now=clock.now())
     receiver.secret = secret.reveal()
     ids = revoked(log, clock, 60)
-    engines = [
-        deliverer(log, SQLiteConsumerStore(tmp_path / "shared.db"), clock, limits=Limits(batch=7))
-        for _ in range(2)
-    ]
+    engines = [deliverer(log, node, clock, limits=Limits(batch=7)) for node in nodes]
     sent: Counter[int] = Counter()
     stop = threading.Event()
 
@@ -272,8 +295,9 @@ def test_two_deliverers_on_one_database_never_send_an_event_twice(
     stop.set()
     for thread in threads:
         thread.join()
-    for engine in engines:
+    for engine, node in zip(engines, nodes, strict=True):
         engine.stop()
+        node.close()
     setup.close()
     assert receiver.ids() == [f"evt_{i}" for i in ids]  # each once, in order
     assert sum(sent.values()) == len(ids)

@@ -6,18 +6,15 @@ command line. Secrets are never shown."""
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from sessionward.errors import StoreError
+from sessionward.service.admin_account import Console
 from sessionward.service.html import attr, esc, fmt_time
 from sessionward.signals.webhook_endpoints import KIND
 from sessionward.stores.consumers import Consumer, Delivery
-
-if TYPE_CHECKING:
-    from sessionward.service.admin import Admin
 
 __all__ = ["AdminWebhooks"]
 
@@ -68,7 +65,7 @@ def _summary(consumer: Consumer) -> str:
 
 
 class AdminWebhooks:
-    def __init__(self, admin: Admin) -> None:
+    def __init__(self, admin: Console) -> None:
         self.admin = admin
         self.rt = admin.rt
 

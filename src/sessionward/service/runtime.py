@@ -195,7 +195,11 @@ def open_runtime(
         state.close()
         raise
     guard = open_guard(config.store, state, clock.now, events)
-    webhooks = open_webhooks(config, event_log, clock, store=consumers, shared=shared)
+    try:
+        webhooks = open_webhooks(config, event_log, clock, store=consumers, shared=shared)
+    except BaseException:
+        state.close()
+        raise
     return Runtime(
         config, manager, state, keys, activity, Metrics(), guard, tokens, event_log, recorder,
         webhooks,
