@@ -190,3 +190,29 @@ def test_a_hanging_endpoint_never_slows_the_requests(live: Service) -> None:
         assert slowest < 1.0  # the deliverer waits up to 10 s on the endpoint meanwhile
     finally:
         hanging.close()
+
+
+def test_endpoints_and_their_cursor_survive_a_restart(tmp_path: Path, receiver: Receiver) -> None:
+    config = ServiceConfig(
+        store=str(tmp_path / "s.db"), admin=False, demo=False, policy=POLICY, key_cache_seconds=0
+    )
+    clock = FakeClock(time.time())
+    for round_ in range(2):
+        app = create_app(config, clock=clock)
+        runtime: Runtime = app.state.runtime
+        try:
+            with serve(app) as base, httpx.Client(base_url=base, timeout=10) as client:
+                keys = make_keys(runtime)
+                service = Service(app, runtime, clock, client, keys, Path(config.store))
+                if round_ == 0:
+                    made = client.post(
+                        "/v1/webhooks", json={"url": receiver.url}, headers=service.auth("admin")
+                    )
+                    receiver.secret = made.json()["secret"]
+                client.post(
+                    "/v1/sessions", json={"user_id": f"u{round_}"}, headers=service.auth("issue")
+                )
+                assert deliver(service) == 1
+        finally:
+            asyncio.run(runtime.close())
+    assert [p["data"]["user_id"] for p in receiver.payloads()] == ["u0", "u1"]

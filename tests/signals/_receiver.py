@@ -20,6 +20,7 @@ class Receiver:
         self.location: str | None = None
         self.received: list[dict[str, Any]] = []  # verified messages, in arrival order
         self.refused = 0  # messages whose signature did not verify
+        self.hold: threading.Event | None = None  # answers wait until it is set
         self.lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -38,6 +39,8 @@ class Receiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", "0")))
                 receiver.take(dict(self.headers.items()), body)
+                if receiver.hold is not None:
+                    receiver.hold.wait(10)
                 self.send_response(receiver.status)
                 if receiver.location:
                     self.send_header("location", receiver.location)

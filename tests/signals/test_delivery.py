@@ -303,6 +303,41 @@ def test_two_deliverers_on_one_database_never_send_an_event_twice(
     assert sum(sent.values()) == len(ids)
 
 
+def test_a_deliverer_that_outlives_its_lease_moves_no_cursor(
+    clock: FakeClock, receiver: Receiver, tmp_path: Path
+) -> None:
+    log = MemoryEventLog()
+    setup = SQLiteConsumerStore(tmp_path / "shared.db")
+    hook, secret = create_webhook(setup, log, receiver.url, application="default", now=clock.now())
+    receiver.secret = secret.reveal()
+    ids = revoked(log, clock, 3)
+    slow, fast = (
+        deliverer(log, SQLiteConsumerStore(tmp_path / "shared.db"), clock) for _ in range(2)
+    )
+    receiver.hold = threading.Event()
+    stalled = threading.Thread(target=slow.run_once)
+    stalled.start()  # claims the endpoint, then hangs on the receiver's first answer
+    deadline = time.monotonic() + 10
+    while not receiver.ids() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    clock.advance(Limits().lease + 1)  # the stalled deliverer's lease runs out
+    receiver.hold.set()
+    receiver.hold = None
+    assert fast.run_once() >= 2  # takes over; the first event may go out twice
+    stalled.join()
+    assert fast.run_once() == 0
+    for engine in (slow, fast):
+        engine.stop()
+    state = setup.get(hook.id)
+    setup.close()
+    assert state is not None
+    assert state.cursor == ids[-1]
+    got = receiver.ids()
+    assert sorted(set(got)) == sorted(f"evt_{i}" for i in ids)  # none lost
+    assert got[-len(ids) :] == [f"evt_{i}" for i in ids]  # the taker sent all, in order
+    assert Counter(got)[f"evt_{ids[0]}"] <= 2
+
+
 def test_no_raw_token_reaches_a_receiver(clock: FakeClock, receiver: Receiver) -> None:
     log, store = MemoryEventLog(), MemoryConsumerStore()
     _, secret = create_webhook(store, log, receiver.url, application="default", now=clock.now())

@@ -208,9 +208,12 @@ class Deliverer:
         cursor, failures, first = consumer.cursor, consumer.failures, consumer.first_failure
         attempts: list[Delivery] = []
         delivered, failed = 0, False
-        started = time.monotonic()
+        started, lease_end = time.monotonic(), self.clock.now() + self.limits.lease
         for event in events:
-            if time.monotonic() - started > self.limits.round_budget:
+            # Past the lease another deliverer may own the consumer: stop sending.
+            if time.monotonic() - started > self.limits.round_budget or (
+                self.clock.now() >= lease_end
+            ):
                 break
             if not consumer.wants(event.kind, event.application):
                 cursor = event.id
