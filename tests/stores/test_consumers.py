@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from servers import postgres_server, redis_server  # noqa: F401 - fixtures
+from servers import postgres_server, redis_cluster, redis_server  # noqa: F401 - fixtures
 
 from sessionward.errors import AlreadyExists, NotFound
 from sessionward.stores.consumers import (
@@ -50,11 +50,20 @@ def _redis(request: pytest.FixtureRequest, tmp_path: Path) -> ConsumerStore:
     return RedisConsumerStore(server.url)
 
 
+def _redis_cluster(request: pytest.FixtureRequest, tmp_path: Path) -> ConsumerStore:
+    from sessionward.stores.consumers.redis import RedisConsumerStore
+
+    cluster = request.getfixturevalue("redis_cluster")
+    cluster.flush()
+    return RedisConsumerStore(cluster.url)
+
+
 BACKENDS: dict[str, Callable[[pytest.FixtureRequest, Path], ConsumerStore]] = {
     "memory": _memory,
     "sqlite": _sqlite,
     "postgres": _postgres,
     "redis": _redis,
+    "redis-cluster": _redis_cluster,
 }
 
 
