@@ -50,3 +50,30 @@ def test_the_page_lists_endpoints_and_their_deliveries(site: Site) -> None:
     assert "evt_" in detail.text
     assert admin.get("/admin/webhooks/wh_missing").status_code == 404
     assert 'href="/admin/webhooks"' in admin.get("/admin/").text
+
+
+def test_a_disabled_endpoint_is_enabled_from_the_page(site: Site) -> None:
+    hooks = site.runtime.webhooks
+    assert hooks is not None
+    hook, _ = create_webhook(
+        hooks.store, hooks.log, "https://hooks.test/", application="default",
+        now=site.clock.now(),
+    )  # fmt: skip
+    hooks.store.set_state(hook.id, "disabled", "repeated_failure", site.clock.now())
+    admin = site.browser()
+    admin.admin_login(site, "root", ADMIN_PASSWORD)
+    page = admin.get("/admin/webhooks")
+    assert "repeated_failure" in page.text
+    assert "Enable again" in page.text
+    done = admin.post(f"/admin/webhooks/{hook.id}/enable", {}, csrf_from="/admin/webhooks")
+    assert done.status_code == 303
+    state = hooks.store.get(hook.id)
+    assert state is not None
+    assert state.state == "active"
+    assert "Enable again" not in admin.get("/admin/webhooks").text
+    forged = site.browser()  # no console session: nothing changes
+    hooks.store.set_state(hook.id, "disabled", "by_test", site.clock.now())
+    forged.request("POST", f"/admin/webhooks/{hook.id}/enable")
+    state = hooks.store.get(hook.id)
+    assert state is not None
+    assert state.state == "disabled"

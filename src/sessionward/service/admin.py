@@ -542,6 +542,7 @@ def admin_app(rt: Runtime) -> Any:
         Route("/sessions/{session_id}/revoke", admin.revoke_session, methods=["POST"]),
         Route("/webhooks", hooks.index, methods=["GET"]),
         Route("/webhooks/{webhook_id}", hooks.detail, methods=["GET"]),
+        Route("/webhooks/{webhook_id}/enable", hooks.enable, methods=["POST"]),
     ]
     csrf = CsrfPolicy(rt.config.admin_origins, keys=[rt.state.secret("admin-csrf")])
     middleware = [

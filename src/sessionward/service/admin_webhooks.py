@@ -1,7 +1,7 @@
 """The admin console's webhooks page (``/admin/webhooks``): every endpoint of every
 application, its state and its latest delivery attempts; ``/admin/webhooks/{id}`` shows the
 whole kept history of one endpoint. Read-only: endpoints are managed through the API and the
-command line. Secrets are never shown."""
+command line; a disabled endpoint can be enabled again here. Secrets are never shown."""
 
 from __future__ import annotations
 
@@ -12,9 +12,11 @@ from starlette.responses import Response
 
 from sessionward.errors import StoreError
 from sessionward.service.admin_account import Console
-from sessionward.service.html import attr, esc, fmt_time
+from sessionward.service.forms import redirect
+from sessionward.service.html import attr, esc, fmt_time, hidden_csrf
 from sessionward.signals.webhook_endpoints import KIND
-from sessionward.stores.consumers import Consumer, Delivery
+from sessionward.stores.consumers import ACTIVE, Consumer, Delivery
+from sessionward.web.starlette import get_handle
 
 __all__ = ["AdminWebhooks"]
 
@@ -28,7 +30,7 @@ def _deliveries_table(deliveries: list[Delivery], caption: str) -> str:
         return '<p class="muted">No delivery attempt yet.</p>'
     rows = "".join(
         "<tr>"
-        f"<td>{esc(fmt_time(d.at))}</td><td><code>{esc(d.message_id or d.event_id)}</code></td>"
+        f"<td>{fmt_time(d.at)}</td><td><code>{esc(d.message_id or d.event_id)}</code></td>"
         f"<td>{d.attempt}</td><td>{esc(d.status if d.status is not None else '—')}</td>"
         f"<td>{'delivered' if d.ok else esc(d.error or 'failed')}</td>"
         f"<td>{d.latency_ms:.0f} ms</td></tr>"
@@ -49,9 +51,20 @@ def _state(consumer: Consumer) -> str:
     if consumer.failures:
         return (
             f"retrying: {consumer.failures} failure(s) in a row, next attempt"
-            f" {esc(fmt_time(consumer.next_attempt))}"
+            f" {fmt_time(consumer.next_attempt)}"
         )
     return "active"
+
+
+def _enable_form(consumer: Consumer, csrf: str) -> str:
+    if consumer.state == ACTIVE:
+        return ""
+    return (
+        f'<form method="post" action={attr(f"{ROOT}/webhooks/{consumer.id}/enable")}>'
+        f'{hidden_csrf(csrf)}<button type="submit">Enable again</button>'
+        '<span class="muted"> It then receives what it missed, as far as the log holds it.</span>'
+        "</form>"
+    )
 
 
 def _summary(consumer: Consumer) -> str:
@@ -60,7 +73,7 @@ def _summary(consumer: Consumer) -> str:
         f"<dl><dt>URL</dt><dd><code>{esc(consumer.url)}</code></dd>"
         f"<dt>Application</dt><dd>{esc(consumer.application)}</dd>"
         f"<dt>Events</dt><dd>{esc(events)}</dd><dt>State</dt><dd>{_state(consumer)}</dd>"
-        f"<dt>Created</dt><dd>{esc(fmt_time(consumer.created_at))}</dd></dl>"
+        f"<dt>Created</dt><dd>{fmt_time(consumer.created_at)}</dd></dl>"
     )
 
 
@@ -92,10 +105,11 @@ class AdminWebhooks:
                 " or <code>POST /v1/webhooks</code>.</p>"
             )
             return page.response(body)
+        csrf = await get_handle(request).csrf_token()
         sections = "".join(
             f"<section aria-labelledby={attr('wh-' + c.id)}>"
             f"<h2 id={attr('wh-' + c.id)}><a href={attr(f'{ROOT}/webhooks/{c.id}')}>"
-            f"{esc(c.id)}</a></h2>{_summary(c)}"
+            f"{esc(c.id)}</a></h2>{_summary(c)}{_enable_form(c, csrf)}"
             f"{_deliveries_table(recent, f'Latest {_RECENT} attempts')}</section>"
             for c, recent in found
         )
@@ -121,3 +135,16 @@ class AdminWebhooks:
             history, f"Delivery history (latest {_HISTORY} attempts)"
         )
         return page.response(body)
+
+    async def enable(self, request: Request) -> Response:
+        if self.admin.admin_name(request) is None:
+            return self.admin.sign_in_first(request)
+        consumer_id = str(request.path_params["webhook_id"])[:64]
+        hooks = self.rt.webhooks
+        if hooks is not None:
+            store, now = hooks.store, hooks.clock.now()
+            found = await asyncio.to_thread(store.get, consumer_id)
+            if found is not None and found.kind == KIND:
+                await asyncio.to_thread(store.set_state, consumer_id, ACTIVE, None, now)
+                hooks.deliverer.wake()
+        return redirect(f"{ROOT}/webhooks")
