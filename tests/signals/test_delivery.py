@@ -338,6 +338,30 @@ def test_a_deliverer_that_outlives_its_lease_moves_no_cursor(
     assert Counter(got)[f"evt_{ids[0]}"] <= 2
 
 
+def test_a_renderer_error_is_a_failed_attempt_retried_later(
+    clock: FakeClock, receiver: Receiver
+) -> None:
+    log, store = MemoryEventLog(), MemoryConsumerStore()
+    hook, secret = create_webhook(store, log, receiver.url, application="default", now=clock.now())
+    receiver.secret = secret.reveal()
+    store.set_credentials(hook.id, {"secrets": []})  # nothing to sign with
+    [event_id] = revoked(log, clock, 1)
+    engine = deliverer(log, store, clock)
+    try:
+        assert engine.run_once() == 0
+        [attempt] = store.deliveries(hook.id)
+        assert (attempt.error, attempt.ok) == ("render", False)
+        state = store.get(hook.id)
+        assert state is not None
+        assert state.failures == 1
+        store.set_credentials(hook.id, {"secrets": [{"secret": secret.reveal(), "expires": None}]})
+        clock.set(state.next_attempt)
+        assert engine.run_once() == 1
+    finally:
+        engine.stop()
+    assert receiver.ids() == [f"evt_{event_id}"]
+
+
 def test_no_raw_token_reaches_a_receiver(clock: FakeClock, receiver: Receiver) -> None:
     log, store = MemoryEventLog(), MemoryConsumerStore()
     _, secret = create_webhook(store, log, receiver.url, application="default", now=clock.now())

@@ -255,6 +255,9 @@ class Deliverer:
         except Undeliverable as exc:
             logger.warning("event %s not deliverable to %s: %s", event.id, consumer.id, exc)
             return Delivery(consumer.id, event.id, "", now, n, None, 0.0, "undeliverable")
+        except Exception:  # a renderer's bug or bad credentials: retried with back-off
+            logger.exception("rendering event %s for %s failed", event.id, consumer.id)
+            return Delivery(consumer.id, event.id, "", now, n, None, 0.0, "render")
         status, error, latency = self._post(consumer.url, rendered)
         return Delivery(consumer.id, event.id, rendered.message_id, now, n, status, latency, error)
 
