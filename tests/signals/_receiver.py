@@ -21,6 +21,8 @@ class Receiver:
         self.received: list[dict[str, Any]] = []  # verified messages, in arrival order
         self.refused = 0  # messages whose signature did not verify
         self.hold: threading.Event | None = None  # answers wait until it is set
+        #: False: keep messages unchecked (the test checks them on its own fake clock).
+        self.check = True
         self.lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -56,7 +58,11 @@ class Receiver:
     def take(self, headers: dict[str, str], body: bytes) -> None:
         assert self.secret is not None
         try:
-            payload = standardwebhooks.Webhook(self.secret).verify(body, headers)
+            payload = (
+                standardwebhooks.Webhook(self.secret).verify(body, headers)
+                if self.check
+                else json.loads(body)
+            )
         except standardwebhooks.WebhookVerificationError:
             with self.lock:
                 self.refused += 1

@@ -15,7 +15,14 @@ from servers import postgres_server, redis_server  # noqa: F401 - fixtures
 from sessionward import SessionManager
 from sessionward.core.events import EventBus, SessionCreated, SessionRevoked
 from sessionward.signals.delivery import Deliverer, Limits
-from sessionward.signals.webhook_endpoints import KIND, WebhookRenderer, create_webhook
+from sessionward.signals.webhook_endpoints import (
+    KIND,
+    ROTATION_GRACE,
+    WebhookRenderer,
+    create_webhook,
+    rotate_secret,
+)
+from sessionward.signals.webhooks import WebhookVerificationError, verify
 from sessionward.stores import MemoryStore
 from sessionward.stores.consumers import (
     DISABLED,
@@ -360,6 +367,34 @@ def test_a_renderer_error_is_a_failed_attempt_retried_later(
     finally:
         engine.stop()
     assert receiver.ids() == [f"evt_{event_id}"]
+
+
+def test_a_rotated_secret_signs_beside_the_new_one_for_a_day(
+    clock: FakeClock, receiver: Receiver
+) -> None:
+    log, store = MemoryEventLog(), MemoryConsumerStore()
+    hook, old = create_webhook(store, log, receiver.url, application="default", now=clock.now())
+    new = rotate_secret(store, hook.id, now=clock.now())
+    receiver.secret = old.reveal()  # a receiver not yet told about the new secret
+    revoked(log, clock, 1)
+    engine = deliverer(log, store, clock)
+    try:
+        assert engine.run_once() == 1
+        [message] = receiver.received
+        signatures = message["headers"]["webhook-signature"].split(" ")
+        assert len(signatures) == 2
+        assert verify([new], message["headers"], message["raw"], now=clock.now())
+        clock.advance(ROTATION_GRACE + 1)
+        receiver.check = False  # the library checks timestamps on the wall clock
+        revoked(log, clock, 1)
+        assert engine.run_once() == 1
+    finally:
+        engine.stop()
+    last = receiver.received[-1]
+    assert len(last["headers"]["webhook-signature"].split(" ")) == 1
+    with pytest.raises(WebhookVerificationError):
+        verify([old], last["headers"], last["raw"], now=clock.now())
+    assert verify([new], last["headers"], last["raw"], now=clock.now())
 
 
 def test_no_raw_token_reaches_a_receiver(clock: FakeClock, receiver: Receiver) -> None:
