@@ -131,3 +131,13 @@ def test_a_repeated_parameter_is_refused(service: Service) -> None:
         "/v1/events?kind=created&kind=revoked", headers=service.auth("admin")
     )
     assert answer.status_code == 400
+
+
+def test_metrics_count_the_audit_log(service: Service) -> None:
+    issue(service, "alice")
+    assert service.runtime.recorder is not None
+    assert service.runtime.recorder.flush()
+    text = service.client.get("/metrics", headers=service.auth("validate")).text
+    assert "sessionward_event_log_written_total 1" in text
+    assert "sessionward_event_log_dropped_total 0" in text
+    assert "sessionward_event_log_pending 0" in text
