@@ -1,11 +1,12 @@
 """The recorder: session events into a durable :class:`~sessionward.stores.eventlog.EventLog`,
 off the request's path.
 
-Subscribe a :class:`Recorder` to the manager's ``EventBus``. For each event it puts the
-event's dict (plus the application it belongs to) on a bounded in-memory queue and returns:
-the request that caused the event never waits for the log and never fails because of it. One
-background thread takes what has queued, waits up to ``linger`` seconds (20 ms) for more, and
-appends the lot in one transaction (group commit: under load, one write carries many events).
+Subscribe a :class:`Recorder` to the manager's ``EventBus``. For each event it puts the event
+(and the application it belongs to) on a bounded in-memory queue and returns: the request
+that caused the event never waits for the log and never fails because of it. One background
+thread wakes when the queue stops being empty, waits up to ``linger`` seconds (20 ms) for
+more, turns the events into their dicts and appends the lot in one transaction (group commit:
+under load, one write carries many events, and the thread wakes once per batch).
 
 Guarantees and limits:
 
