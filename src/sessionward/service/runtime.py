@@ -22,6 +22,7 @@ from sessionward.service.activity import Activity, application_of, tagged
 from sessionward.service.config import ServiceConfig
 from sessionward.service.keys import KeyRing
 from sessionward.service.metrics import Metrics
+from sessionward.service.receivers import Receivers, open_receivers
 from sessionward.service.state import ServiceState
 from sessionward.service.tenancy import admits
 from sessionward.service.throttle import Guard, open_guard
@@ -90,6 +91,7 @@ class Runtime:
     tokens: AsyncTokenService | None = None  # the JWT mode, when ``jwt_keys`` is configured
     event_log: EventLog | None = None  # the durable audit log (``config.event_log``)
     recorder: Recorder | None = None  # writes every event to ``event_log`` in the background
+    receivers: Receivers | None = None  # identity-provider links, back-channel logout, SSF
     _managers: dict[str, AsyncSessionManager] = field(default_factory=dict)
 
     def manager_for(self, application: str) -> AsyncSessionManager:
@@ -111,6 +113,8 @@ class Runtime:
         return manager
 
     async def close(self) -> None:
+        if self.receivers is not None:
+            await self.receivers.close()
         if self.recorder is not None:
             self.recorder.close()  # appends what is queued before the log closes
         if self.event_log is not None:
@@ -183,8 +187,19 @@ def open_runtime(
         state.close()
         raise
     guard = open_guard(config.store, state, clock.now, events)
+    receivers = open_receivers(config, manager)
     return Runtime(
-        config, manager, state, keys, activity, Metrics(), guard, tokens, event_log, recorder
+        config,
+        manager,
+        state,
+        keys,
+        activity,
+        Metrics(),
+        guard,
+        tokens,
+        event_log=event_log,
+        recorder=recorder,
+        receivers=receivers,
     )
 
 
