@@ -3,13 +3,22 @@ scope ``admin``, each seeing its own application's events only."""
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 import time
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from sessionward.errors import ConfigError
+from sessionward.service import ServiceConfig, create_app
+from sessionward.service.config import load_config
 from sessionward.service.keys import create_key
+from sessionward.service.runtime import Runtime
 
+from ._server import serve
 from .conftest import Service
 
 
@@ -141,3 +150,30 @@ def test_metrics_count_the_audit_log(service: Service) -> None:
     assert "sessionward_event_log_written_total 1" in text
     assert "sessionward_event_log_dropped_total 0" in text
     assert "sessionward_event_log_pending 0" in text
+
+
+def test_retention_and_the_log_itself_are_configurable() -> None:
+    environ = {"SESSIONWARD_EVENT_RETENTION_DAYS": "30", "SESSIONWARD_EVENT_LOG": "on"}
+    config = load_config(environ=environ)
+    assert config.event_retention == 30 * 86_400
+    assert load_config(environ={"SESSIONWARD_EVENT_RETENTION_DAYS": "0"}).event_retention is None
+    assert ServiceConfig().event_retention == 90 * 86_400
+    assert not load_config(environ={"SESSIONWARD_EVENT_LOG": "false"}).event_log
+    with pytest.raises(ConfigError):
+        ServiceConfig(event_retention_days=-1)
+
+
+def test_without_the_log_the_endpoint_says_so(tmp_path: Path) -> None:
+    config = ServiceConfig(store=str(tmp_path / "n.db"), admin=False, demo=False, event_log=False)
+    app = create_app(config)
+    runtime: Runtime = app.state.runtime
+    assert runtime.event_log is None
+    assert runtime.recorder is None
+    key = create_key(runtime.state, "admin", "k", time.time())[0]
+    with serve(app) as base:
+        answer = httpx.get(base + "/v1/events", headers={"authorization": f"Bearer {key}"})
+    asyncio.run(runtime.close())
+    assert answer.status_code == 404
+    assert "event_log" in answer.json()["error"]["message"]
+    tables = sqlite3.connect(tmp_path / "n.db").execute("SELECT name FROM sqlite_master")
+    assert ("sessionward_events",) not in tables.fetchall()

@@ -29,7 +29,6 @@ to see their own writes); ``stats()`` gives the counters for metrics.
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import logging
 import os
 import random
@@ -102,10 +101,11 @@ class Recorder:
         self._linger = linger
         self._batch = batch
         self._buffer = buffer
-        # A deque's append and popleft are atomic: the request side takes no lock, and wakes
-        # the writer only when the queue was empty (once per batch, not once per event).
+        # The request side numbers and queues an event under a short lock (so the queue is in
+        # number order, which flush() relies on), and wakes the writer only when it sleeps:
+        # once per batch, not once per event.
         self._queue: deque[tuple[int, Event, str | None]] = deque()
-        self._sequence = itertools.count(1)
+        self._queueing = threading.Lock()
         self._recorded = 0  # sequence number of the latest event queued
         self._done = threading.Condition()
         self._finished = 0  # every event up to this one is appended (or dropped)
@@ -129,9 +129,10 @@ class Recorder:
             return
         if self._pid != os.getpid():
             self._start()
-        sequence = next(self._sequence)
-        self._queue.append((sequence, event, self._application(event)))
-        self._recorded = sequence
+        application = self._application(event)
+        with self._queueing:
+            self._recorded += 1
+            self._queue.append((self._recorded, event, application))
         if not self._wake.is_set():
             self._wake.set()
 
