@@ -244,7 +244,7 @@ def test_a_malformed_cursor_is_refused(opener: Opener) -> None:
     with pytest.raises(InvalidArgument):
         log.read("sw1_not-a-cursor", 10)
     with pytest.raises(InvalidArgument):
-        log.query(EventQuery(before="12"))
+        log.query(EventQuery(before="12a"))
     with pytest.raises(InvalidArgument):
         log.read(None, 0)
 
@@ -307,3 +307,12 @@ def test_postgres_log_lives_beside_the_session_tables(postgres_server: PostgresS
         assert row == (1,)
     finally:
         log.close()
+
+
+def test_any_digit_string_is_a_cursor(log: EventLog) -> None:
+    written = log.append([entry(0), entry(1)])
+    assert len({len(i) for i in written}) == 1
+    assert all(i.isdigit() for i in written)
+    assert log.read("9" * 32, 10) == []  # past the newest: nothing newer
+    assert ids(log.query(EventQuery(before="9" * 32)).events) == written[::-1]
+    assert ids(log.read("0", 10)) == written

@@ -428,8 +428,13 @@ class Api:
     async def metrics(self, request: Request, key: ApiKey) -> Response:
         up = await self.rt.store_ready()
         count = await self.rt.session_count() if up else None
+        recorder = self.rt.recorder
         text = self.rt.metrics.render(
-            self.rt.activity, sessions=count, store_up=up, application=key.application
+            self.rt.activity,
+            sessions=count,
+            store_up=up,
+            application=key.application,
+            event_log=None if recorder is None else recorder.stats(),
         )
         return Response(text, media_type=CONTENT_TYPE, headers=_NO_STORE)
 

@@ -6,8 +6,11 @@ Tables (their own schema version, beside the session store's and the service's):
     sessionward_events         id INTEGER PRIMARY KEY AUTOINCREMENT (the cursor: never reused,
                                even after every row is pruned), at, kind, session_id, user_id,
                                application, fields (JSON text)
-    indexes                    (user_id, id), (session_id, id), (application, id), (kind, id)
-                               and (at): each filter of ``query`` reads its index newest first
+    indexes                    (user_id, id), (session_id, id) and (application, id): the
+                               filters of ``query`` read their index newest first; a query by
+                               kind or time alone walks the ids from the newest (ids follow
+                               time), and ``prune`` from the oldest. Each index costs every
+                               append a write, so there are no more.
 
 WAL journal with ``synchronous=NORMAL``, as the session store: a batch is one transaction, so a
 crash keeps or loses a batch whole, and readers never wait for the writer. Open the session
@@ -57,13 +60,11 @@ _SCHEMA = (
     "CREATE INDEX sessionward_events_by_session ON sessionward_events (session_id, id)"
     " WHERE session_id IS NOT NULL",
     "CREATE INDEX sessionward_events_by_application ON sessionward_events (application, id)",
-    "CREATE INDEX sessionward_events_by_kind ON sessionward_events (kind, id)",
-    "CREATE INDEX sessionward_events_by_time ON sessionward_events (at)",
 )
 _COLUMNS = "id, at, kind, session_id, user_id, application, fields"
 _INSERT = (
     "INSERT INTO sessionward_events (at, kind, session_id, user_id, application, fields)"
-    " VALUES (?, ?, ?, ?, ?, ?) RETURNING id"
+    " VALUES (?, ?, ?, ?, ?, ?)"
 )
 _READ = f"SELECT {_COLUMNS} FROM sessionward_events WHERE id > ? ORDER BY id LIMIT ?"  # noqa: S608
 _PRUNE = (
@@ -71,6 +72,7 @@ _PRUNE = (
     " (SELECT id FROM sessionward_events WHERE at < ? LIMIT ?)"
 )
 _PRUNE_CHUNK = 5000
+_CHECKPOINT_PAGES = 4000  # as the session store: fewer, larger checkpoints
 
 
 def _translate(exc: sqlite3.Error) -> SessionwardError:
@@ -132,6 +134,7 @@ class SQLiteEventLog:
             self._opened.append((os.getpid(), conn))
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute(f"PRAGMA wal_autocheckpoint={_CHECKPOINT_PAGES}")
         self._local.conn, self._local.pid = conn, os.getpid()
         return conn
 
@@ -163,12 +166,15 @@ class SQLiteEventLog:
         conn = self._connection()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            ids = [cursor(conn.execute(_INSERT, row).fetchone()[0]) for row in rows]
+            conn.executemany(_INSERT, rows)
+            # One writer holds the lock and AUTOINCREMENT counts up: the batch's ids are the
+            # consecutive numbers ending at the last one inserted.
+            last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
-        return ids
+        return [cursor(number) for number in range(last - len(rows) + 1, last + 1)]
 
     @_translated
     def read(self, after: str | None, limit: int) -> list[LoggedEvent]:
