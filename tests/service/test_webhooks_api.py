@@ -216,3 +216,32 @@ def test_endpoints_and_their_cursor_survive_a_restart(tmp_path: Path, receiver: 
         finally:
             asyncio.run(runtime.close())
     assert [p["data"]["user_id"] for p in receiver.payloads()] == ["u0", "u1"]
+
+
+def test_a_receiver_down_for_a_minute_gets_every_api_event_once_back(
+    live: Service, receiver: Receiver
+) -> None:
+    admin, issue = live.auth("admin"), live.auth("issue")
+    made = live.client.post("/v1/webhooks", json={"url": receiver.url}, headers=admin).json()
+    receiver.secret = made["secret"]
+    receiver.stop()
+    users = []
+    for step in range(6):  # a minute of the service's (injected) clock, sessions still issued
+        users.append(f"down{step}")
+        live.client.post("/v1/sessions", json={"user_id": users[-1]}, headers=issue)
+        assert deliver(live) == 0
+        live.clock.advance(10)
+    receiver.start()
+    users.append("back")
+    live.client.post("/v1/sessions", json={"user_id": "back"}, headers=issue)
+    for _ in range(20):
+        deliver(live)
+        live.clock.advance(5)
+    assert [p["data"]["user_id"] for p in receiver.payloads()] == users  # in order, each once
+    assert len(set(receiver.ids())) == len(users)
+    history = live.client.get(
+        f"/v1/webhooks/{made['webhook']['id']}/deliveries?limit=100", headers=admin
+    ).json()["deliveries"]
+    failed = [d for d in history if not d["ok"]]
+    assert failed
+    assert {d["error"] for d in failed} == {"connect"}
