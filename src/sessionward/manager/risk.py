@@ -48,7 +48,7 @@ from sessionward.core.risk import (
 from sessionward.core.risk_history import PopulationCounter, UserRisk
 from sessionward.core.risk_json import session_from_json, session_to_json
 from sessionward.core.risk_policy import RiskPolicy
-from sessionward.errors import RiskChallenge
+from sessionward.errors import RiskChallenge, RiskRevoked
 
 if TYPE_CHECKING:
     from sessionward.risk import Enricher
@@ -88,11 +88,28 @@ class Assessment(NamedTuple):
             reasons=reasons,
         )
 
-    def challenge(self, session_id: str) -> RiskChallenge:
-        """The error a step-up raises: the reasons as sentences and codes."""
-        reasons = self.verdict.reasons
+    def challenge(self, record: SessionRecord) -> RiskChallenge:
+        """The error a step-up raises: the reasons as sentences, codes and weights."""
+        v = self.verdict
         return RiskChallenge(
-            session_id, tuple(r.detail for r in reasons), tuple(str(r.signal) for r in reasons)
+            record.id,
+            tuple(r.detail for r in v.reasons),
+            tuple(str(r.signal) for r in v.reasons),
+            weights=tuple(round(r.weight, 2) for r in v.reasons),
+            score=round(v.score, 2),
+            user_id=record.user_id,
+        )
+
+    def revoked(self, record: SessionRecord) -> RiskRevoked:
+        """The error a revoke raises (an ``InvalidToken``)."""
+        v = self.verdict
+        return RiskRevoked(
+            record.id,
+            tuple(r.detail for r in v.reasons),
+            tuple(str(r.signal) for r in v.reasons),
+            weights=tuple(round(r.weight, 2) for r in v.reasons),
+            score=round(v.score, 2),
+            user_id=record.user_id,
         )
 
     @property

@@ -10,6 +10,7 @@ flags, at top level or under a ``[service]`` table, plus an optional ``[policy]`
     public_url = "https://sessions.example"
     trusted_proxies = ["10.0.0.0/8"]
     jwt_keys = "jwt-keys.json"        # opt-in JWT mode: JWKS and refresh endpoints
+    risk = true                       # hijack scoring (needs the risk extra; docs/risk.md)
 
     [policy]
     idle_timeout = 1800
@@ -58,6 +59,8 @@ class ServiceConfig:
       (``https://admin.sessions.example``): it then answers only requests for that host, and
       that host serves nothing else. Default: ``/admin`` beside everything else.
     * ``csp_report_uri``: where browsers report Content-Security-Policy violations.
+    * ``risk``: score every validate that carries a ``context`` with the risk engine and
+      answer its decision and reasons (needs the ``risk`` extra; see docs/risk.md).
     """
 
     host: str = "127.0.0.1"
@@ -73,6 +76,7 @@ class ServiceConfig:
     jwt_audience: str | None = None
     admin_url: str | None = None
     csp_report_uri: str | None = None
+    risk: bool = False
     policy: Policy = field(default_factory=Policy)
 
     def __post_init__(self) -> None:
@@ -138,7 +142,7 @@ def _is_report_uri(uri: str) -> bool:
 
 
 def _coerce(name: str, value: Any) -> Any:
-    kinds = {"port": int, "key_cache_seconds": float, "admin": bool, "demo": bool}
+    kinds = {"port": int, "key_cache_seconds": float, "admin": bool, "demo": bool, "risk": bool}
     if name == "trusted_proxies":
         if isinstance(value, str):
             return tuple(p.strip() for p in value.split(",") if p.strip())

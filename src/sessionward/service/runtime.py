@@ -18,6 +18,7 @@ from sessionward.core.events import EventBus, log_event
 from sessionward.core.record import SessionRecord
 from sessionward.errors import ConfigError, StoreError
 from sessionward.manager._async.manager import AsyncSessionManager
+from sessionward.manager.risk import RiskAssessor
 from sessionward.service.activity import Activity, tagged
 from sessionward.service.config import ServiceConfig
 from sessionward.service.keys import KeyRing
@@ -31,7 +32,7 @@ from sessionward.stores._async.sqlite import AsyncSQLiteStore
 if TYPE_CHECKING:
     from sessionward.jwt import AsyncTokenService
 
-__all__ = ["RESERVED_PREFIX", "Runtime", "open_runtime", "open_store"]
+__all__ = ["RESERVED_PREFIX", "Runtime", "open_risk", "open_runtime", "open_store"]
 
 #: User ids in this namespace belong to the service itself (admin accounts); the API refuses
 #: to issue sessions for them, so an ``issue`` key cannot mint an admin session.
@@ -86,6 +87,7 @@ class Runtime:
     metrics: Metrics
     guard: Guard  # throttles every guess of a secret (sessionward.service.throttle)
     tokens: AsyncTokenService | None = None  # the JWT mode, when ``jwt_keys`` is configured
+    risk: RiskAssessor | None = None  # hijack scoring, when ``risk`` is configured
     _managers: dict[str, AsyncSessionManager] = field(default_factory=dict)
 
     def manager_for(self, application: str) -> AsyncSessionManager:
@@ -102,6 +104,7 @@ class Runtime:
                 clock=base.clock,
                 events=events,
                 admit=admits(application),
+                risk=self.risk,
             )
             self._managers[application] = manager
         return manager
@@ -142,6 +145,7 @@ def open_runtime(
     clock = clock or SystemClock()
     activity = Activity(clock.now)
     events = EventBus([log_event, activity])
+    risk = open_risk() if config.risk else None
     store = store if store is not None else open_store(config.store)
     manager = AsyncSessionManager(
         store,
@@ -149,6 +153,7 @@ def open_runtime(
         clock=clock,
         events=events,
         admit=_not_a_refresh_family if config.jwt_keys else None,
+        risk=risk,
     )
     state = ServiceState(config.state_path)
     state.mark_served(clock.now())
@@ -159,7 +164,18 @@ def open_runtime(
         state.close()
         raise
     guard = open_guard(config.store, state, clock.now, events)
-    return Runtime(config, manager, state, keys, activity, Metrics(), guard, tokens)
+    return Runtime(config, manager, state, keys, activity, Metrics(), guard, tokens, risk)
+
+
+def open_risk() -> RiskAssessor:
+    """The risk assessor of ``risk = true``; a ``ConfigError`` that says what to install when
+    the ``risk`` extra is missing."""
+    try:
+        import geoip2fast  # noqa: F401 - only checked for presence here
+        import ua_parser  # noqa: F401
+    except ModuleNotFoundError as exc:
+        raise ConfigError(f"risk needs {exc.name}: pip install 'sessionward[risk]'") from None
+    return RiskAssessor()
 
 
 _FAMILY_MARK = '"_sessionward_refresh":'  # sessionward.jwt.refresh.FAMILY_KEY, as stored

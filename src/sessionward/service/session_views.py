@@ -1,0 +1,148 @@
+"""How a session is shown to people: its device as people name it, its network's owner and
+country, and the risk decisions taken on it with their reasons.
+
+One source for the admin pages, the demo's "Your devices" page and the API's session listing
+(:func:`view_json`), read from the stored record (``sessionward.manager.risk_view``) and, for
+decisions this process took but has not written yet (the history is written with the
+throttled periodic write), from the recent ``risk`` events of the service's activity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sessionward.core.record import Session
+from sessionward.manager.risk_view import SessionView, view_of
+from sessionward.service.html import esc, fmt_time
+
+__all__ = [
+    "decisions_list",
+    "device_cells",
+    "device_name",
+    "merged_decisions",
+    "owner_cells",
+    "title_of",
+    "view_json",
+    "view_panel",
+]
+
+_DECISION_TEXT = {
+    "log": "allowed and recorded",
+    "step_up": "asked to sign in again",
+    "revoke": "ended",
+}
+
+
+def _latest_address(session: Session) -> str:
+    history = session.context_history
+    last = history[-1] if history and isinstance(history[-1], dict) else {}
+    return str(last.get("ip") or "")
+
+
+def merged_decisions(
+    view: SessionView, events: Iterable[dict[str, Any]] = ()
+) -> list[dict[str, Any]]:
+    """The session's stored decisions and those in ``events`` (activity entries of kind
+    ``risk``), newest first, each once."""
+    found = {(d.get("t"), d.get("decision")): d for d in view.decisions}
+    for entry in events:
+        if entry.get("kind") != "risk":
+            continue
+        key = (entry.get("at"), entry.get("decision"))
+        if key in found:
+            continue
+        found[key] = {
+            "t": entry.get("at"),
+            "decision": entry.get("decision"),
+            "score": entry.get("score"),
+            "reasons": [
+                {"code": r[0], "weight": r[1], "sentence": r[2]}
+                for r in entry.get("reasons") or ()
+                if len(r) == 3
+            ],
+        }
+    return sorted(found.values(), key=lambda d: float(d.get("t") or 0), reverse=True)
+
+
+def view_json(session: Session, events: Iterable[dict[str, Any]] = ()) -> dict[str, Any]:
+    """The API's fields for one session: ``device``, ``network`` and ``risk_decisions``."""
+    view = view_of(session.record)
+    out = view.to_json()
+    out["risk_decisions"] = merged_decisions(view, events)
+    return out
+
+
+def device_cells(session: Session, *, address: bool = True) -> str:
+    """Two table cells: the device and the network (the address in small print after it,
+    for administrators; ``address=False`` leaves it out)."""
+    view = view_of(session.record)
+    ip = _latest_address(session) if address else ""
+    network = esc(view.network or "unknown network")
+    if ip:
+        network += f' <span class="muted">{esc(ip)}</span>'
+    return f"<td>{esc(view.device or 'unknown device')}</td><td>{network}</td>"
+
+
+def decisions_list(decisions: list[dict[str, Any]], *, empty: str) -> str:
+    """An HTML list of decisions with their reasons (sentence and weight)."""
+    if not decisions:
+        return f"<p>{esc(empty)}</p>"
+    items = []
+    for d in decisions:
+        what = _DECISION_TEXT.get(str(d.get("decision")), str(d.get("decision")))
+        reasons = "".join(
+            f"<li>{esc(r.get('sentence') or r.get('code'))}"
+            f' <span class="muted">({esc(r.get("code"))}, weight {esc(r.get("weight"))})</span>'
+            "</li>"
+            for r in d.get("reasons") or ()
+        )
+        items.append(
+            f"<li>{fmt_time(_number(d.get('t')))}: <strong>{esc(what)}</strong>"
+            f' <span class="muted">score {esc(d.get("score"))}</span>'
+            + (f"<ul>{reasons}</ul>" if reasons else "")
+            + "</li>"
+        )
+    return f'<ul class="risk-decisions">{"".join(items)}</ul>'
+
+
+def view_panel(session: Session, events: Iterable[dict[str, Any]] = ()) -> str:
+    """The session page's "Device and network" and "Risk decisions" sections."""
+    view = view_of(session.record)
+    ip = _latest_address(session)
+    rows = (
+        f"<dt>Device</dt><dd>{esc(view.device or 'unknown device')}</dd>"
+        f"<dt>Network</dt><dd>{esc(view.network or 'unknown network')}</dd>"
+        + (f"<dt>Last address</dt><dd>{esc(ip)}</dd>" if ip else "")
+    )
+    decisions = merged_decisions(view, events)
+    return (
+        f'<h2>Device and network</h2><dl class="panel">{rows}</dl>'
+        "<h2>Risk decisions</h2>"
+        + decisions_list(decisions, empty="No risk decision other than allow on this session.")
+    )
+
+
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
+
+
+def title_of(session: Session) -> str:
+    """A one-line description for confirmations: ``Firefox 133 on Windows, Comcast (US)``."""
+    view = view_of(session.record)
+    parts = [p for p in (view.device, view.network) if p]
+    return ", ".join(parts) or "unknown device"
+
+
+def owner_cells(session: Session, events: Iterable[dict[str, Any]] = ()) -> str:
+    """Two cells a user sees about one of their own sessions: the network (owner and
+    country, never the bare address) and the security checks it met, with their reasons."""
+    view = view_of(session.record)
+    decisions = merged_decisions(view, events)
+    checks = decisions_list(decisions, empty="None") if decisions else "None"
+    return f'<td>{esc(view.network or "unknown network")}</td><td class="checks">{checks}</td>'
+
+
+def device_name(session: Session, fallback: str) -> str:
+    """The device as people name it, or ``fallback`` (the application's own naming)."""
+    return view_of(session.record).device or fallback
