@@ -109,6 +109,11 @@ class SessionManager(Ending):
         self._history = ContextHistory(self.policy.context_history).after
         self._risk = risk
 
+    @property
+    def risk(self) -> RiskAssessor | None:
+        """The risk assessor scoring requests, or ``None`` when hijack scoring is off."""
+        return self._risk
+
     def _locality_of(self, user_id: str | None) -> bytes:
         """The leading bytes of a new id of ``user_id``'s: what a ``Locality`` store asks."""
         if user_id is None or self._locality is None:
