@@ -108,7 +108,8 @@ def test_a_stolen_token_replayed_elsewhere_gets_step_up_while_the_owner_is_allow
     assert "network.new_country" in codes
     country = next(r for r in risk["reasons"] if r["code"] == "network.new_country")
     assert country["weight"] > 0
-    assert "COMCAST" in country["sentence"] and "(US)" in country["sentence"]
+    assert "COMCAST" in country["sentence"]
+    assert "(US)" in country["sentence"]
     assert risk["score"] == pytest.approx(sum(r["weight"] for r in risk["reasons"]), abs=0.1)
     assert "73.1.2.3" not in str(risk)
 
@@ -207,7 +208,8 @@ def test_the_user_listing_names_device_network_and_decisions(scored: Service) ->
     (decision,) = session["risk_decisions"]
     assert decision["decision"] == "step_up"
     assert any(r["code"] == "network.new_country" for r in decision["reasons"])
-    assert "81.2.69.160" not in listed.text and SAFARI not in listed.text
+    assert "81.2.69.160" not in listed.text
+    assert SAFARI not in listed.text
 
 
 def test_the_openapi_document_describes_the_risk_fields() -> None:

@@ -152,7 +152,8 @@ def test_this_was_me_after_signing_in_again_restores_the_session_under_a_new_tok
         "POST", "/login/submit", json={"password": "right", "this_was_me": True}, headers=ABROAD
     )
     assert confirmed.status_code == 200
-    assert owner.token is not None and owner.token != old
+    assert owner.token is not None
+    assert owner.token != old
     clock.advance(60)
     assert owner.request("GET", "/me", headers=ABROAD).json() == {"user": "alice"}
     thief = Browserish(base)
@@ -170,7 +171,8 @@ def test_the_owners_fresh_sign_in_ends_the_challenged_session(
     assert owner.request("GET", "/me", headers=ABROAD).status_code == 401
     fresh = owner.request("POST", "/login/submit", json={"password": "right"}, headers=ABROAD)
     assert fresh.status_code == 200
-    assert owner.token is not None and owner.token != old
+    assert owner.token is not None
+    assert owner.token != old
     ended = [e for e in recorder.events if isinstance(e, SessionRevoked)]
     assert [e.reason for e in ended] == ["new-login"]
     home = Browserish(base)
@@ -233,7 +235,8 @@ def test_the_wsgi_middleware_lets_the_sign_in_page_run_too(tmp_path: Path) -> No
         assert login.text == "/login alice True"
         confirmed = client.request("POST", "/login/confirm", token=token, headers=ABROAD)
         assert confirmed.text == "/login/confirm alice False"
-        assert client.token is not None and client.token != token
+        assert client.token is not None
+        assert client.token != token
         clock.advance(60)
         assert client.request("GET", "/", headers=ABROAD).text == "/ alice False"
         client.client.close()

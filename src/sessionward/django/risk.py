@@ -99,7 +99,7 @@ def refusal(
     """The answer to a challenged request, or ``None`` when its view runs (a sign-in page)."""
     paths = step_up_paths()
     if _reaches(request.path, paths):
-        request.sessionward_challenge = challenge  # type: ignore[attr-defined]
+        request.sessionward_challenge = challenge
         return None
     page = request.method in ("GET", "HEAD") and "text/html" in headers.get("accept", "")
     if page:

@@ -538,6 +538,7 @@ def admin_app(rt: Runtime) -> Any:
             cookie=CookiePolicy(name="admin", same_site="Strict"),
             csrf=csrf,
             trusted_proxies=list(rt.config.trusted_proxies),
+            step_up_paths=[f"{ROOT}/login"],
         )
     ]
     return Starlette(routes=routes, middleware=middleware)

@@ -13,10 +13,12 @@ from collections.abc import Iterable
 from typing import Any
 
 from sessionward.core.record import Session
+from sessionward.errors import RiskChallenge
 from sessionward.manager.risk_view import SessionView, view_of
 from sessionward.service.html import esc, fmt_time
 
 __all__ = [
+    "challenge_notice",
     "decisions_list",
     "device_cells",
     "device_name",
@@ -146,3 +148,19 @@ def owner_cells(session: Session, events: Iterable[dict[str, Any]] = ()) -> str:
 def device_name(session: Session, fallback: str) -> str:
     """The device as people name it, or ``fallback`` (the application's own naming)."""
     return view_of(session.record).device or fallback
+
+
+def challenge_notice(challenge: RiskChallenge | None) -> str:
+    """The sign-in page's note for a challenged session: why it asks again, in the kinds of
+    evidence only (whoever reads it may hold a stolen cookie: the sentences, which name the
+    owner's networks and browser, are kept for the owner's own pages)."""
+    if challenge is None:
+        return ""
+    kinds = ", ".join(
+        dict.fromkeys(code.replace(".", ": ").replace("_", " ") for code in challenge.codes)
+    )
+    return (
+        '<p class="msg" role="status">Please sign in again: this visit does not look like your'
+        " usual ones" + (f" ({esc(kinds)})" if kinds else "") + ". If it was you, signing in"
+        " confirms it and we will remember this device and network.</p>"
+    )
