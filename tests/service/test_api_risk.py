@@ -117,6 +117,16 @@ def test_a_stolen_token_replayed_elsewhere_gets_step_up_while_the_owner_is_allow
     assert validate(scored, token, OWNER)["decision"] == "allow"  # the owner goes on
 
 
+def test_a_logged_request_is_served_with_its_reasons(scored: Service) -> None:
+    token = login(scored)
+    # Another British network and another language: unusual, not alarming.
+    answer = validate(scored, token, {**OWNER, "ip": "86.128.9.1", "accept_language": "de-DE"})
+    assert answer["decision"] == "allow"
+    assert answer["session"]["user_id"] == "alice"
+    assert answer["risk"]["decision"] == "log"
+    assert "language.changed" in [r["code"] for r in answer["risk"]["reasons"]]
+
+
 def test_without_a_context_nothing_is_scored(scored: Service) -> None:
     token = login(scored)
     response = scored.client.post(
@@ -209,6 +219,9 @@ def test_the_user_listing_names_device_network_and_decisions(scored: Service) ->
     assert decision["decision"] == "step_up"
     assert any(r["code"] == "network.new_country" for r in decision["reasons"])
     assert "81.2.69.160" not in listed.text
+    detail = scored.client.get(f"/v1/sessions/{session['id']}", headers=scored.auth("admin"))
+    assert detail.json()["session"]["device"] == "Safari 17 on macOS"
+    assert detail.json()["session"]["risk_decisions"][0]["decision"] == "step_up"
     assert SAFARI not in listed.text
 
 
