@@ -129,6 +129,11 @@ def test_the_owners_new_sign_in_ends_the_challenged_session_and_is_learned(site:
     assert site.manager.get(old_id) is None
     site.clock.advance(60)
     assert abroad.get("/me").json() == {"user": "alice"}
+    # The user's history came along: home is theirs in the new session too.
+    site.clock.advance(5 * HOURS)
+    home = site.client(OWNER)
+    home.cookies[COOKIE] = abroad.cookies[COOKIE].value
+    assert home.get("/me", HTTP_ACCEPT="application/json").json() == {"user": "alice"}
 
 
 def test_another_users_sign_in_leaves_the_challenged_session_alone(site: Site) -> None:

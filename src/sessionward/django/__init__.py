@@ -165,14 +165,17 @@ class SessionStore(SessionBase):  # type: ignore[misc]  # Django ships no types
 
     def _issue(self, user_id: str | None, data: dict[str, Any], previous: Session | None) -> None:
         payload = self._payload(data)
+        marked = None
         if user_id is not None:
             payload = binding.offer(payload, self.manager.clock.now())
-            self._end_challenged(user_id, payload.pop(_CHALLENGED, None))
+            marked = payload.pop(_CHALLENGED, None)
         checked = risk.CURRENT.get()
         context = None if checked is None else checked.context
         session = self.manager.issue(user_id, data=payload, previous=previous, context=context)
         self._sw = session
         self._session_key = session.token
+        if user_id is not None:  # after the issue: it takes the user's history from it
+            self._end_challenged(user_id, marked)
 
     def _end_challenged(self, user_id: str, marked: object) -> None:
         """The owner signed in again on the browser of a challenged session: end it (its

@@ -135,7 +135,6 @@ class AsyncSessionHandle:
         (``None``: the adapter's ``remember_by_default``)."""
         extra = self._data(remember)
         await self._settle_clear()
-        await self._end_challenged(user_id)
         if not extra and self._session is not None and REMEMBER_KEY in self._session.data:
             extra = {REMEMBER_KEY: False}  # the carried-over data must not keep it persistent
         if self.proof_jkt is not None:
@@ -149,6 +148,8 @@ class AsyncSessionHandle:
             context=self.context,
             previous=self._session,
         )
+        # After the new session: it takes the user's history from their live sessions.
+        await self._end_challenged(user_id)
         return self._adopt(session)
 
     async def confirm(self) -> Session:

@@ -136,7 +136,6 @@ class SessionHandle:
         (``None``: the adapter's ``remember_by_default``)."""
         extra = self._data(remember)
         self._settle_clear()
-        self._end_challenged(user_id)
         if not extra and self._session is not None and REMEMBER_KEY in self._session.data:
             extra = {REMEMBER_KEY: False}  # the carried-over data must not keep it persistent
         if self.proof_jkt is not None:
@@ -150,6 +149,8 @@ class SessionHandle:
             context=self.context,
             previous=self._session,
         )
+        # After the new session: it takes the user's history from their live sessions.
+        self._end_challenged(user_id)
         return self._adopt(session)
 
     def confirm(self) -> Session:
