@@ -165,6 +165,21 @@ def test_confirm_after_a_new_sign_in_teaches_the_context_and_rotates(scored: Ser
     assert validate(scored, new_token, travel)["decision"] == "allow"
 
 
+def test_signing_in_again_with_the_challenged_token_as_previous_ends_it(scored: Service) -> None:
+    token = login(scored)
+    travel = {**OWNER, "ip": "73.1.2.3"}
+    assert validate(scored, token, travel)["decision"] == "step-up"
+    response = scored.client.post(
+        "/v1/sessions",
+        json={"user_id": "alice", "context": travel, "previous_token": token},
+        headers=scored.auth("issue"),
+    )
+    assert response.status_code == 201, response.text
+    assert validate(scored, token, OWNER) == {"decision": "deny", "reason": "invalid"}
+    scored.clock.advance(60)
+    assert validate(scored, response.json()["token"], travel)["decision"] == "allow"
+
+
 def test_confirm_needs_the_context(scored: Service) -> None:
     token = login(scored)
     response = scored.client.post(

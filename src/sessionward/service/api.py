@@ -223,11 +223,14 @@ class Api:
         manager = self._manager(key)
         previous = None
         previous_token = fields.string("previous_token", limit=256)
+        challenged = None
         if previous_token is not None:
             try:
                 previous = await manager.validate(previous_token, context=context)
             except InvalidToken:
                 previous = None  # an invalid pre-login token is simply not carried over
+            except RiskChallenge as challenge:
+                challenged = challenge  # signing in again after a risk step-up
         # The application's stamp goes first (its manager's check reads a prefix); a
         # carried-over session's data begins with the same stamp.
         data = {APP_KEY: key.application, **(client_data(fields, "data") or {})}
@@ -239,6 +242,10 @@ class Api:
             context=context,
             previous=previous,
         )
+        if challenged is not None and challenged.user_id == user_id:
+            # The owner signed in again: their challenged session ends (after the new one
+            # took the user's history from it); another user's sign-in leaves it alone.
+            await manager.revoke(challenged.session_id, reason=RevokeReason.NEW_LOGIN)
         return _answer({"session": session_json(session), "token": session.token}, 201)
 
     async def validate(self, request: Request, key: ApiKey) -> Response:

@@ -7,7 +7,9 @@ hints and device signal of the application's user, not the application's own) an
 * ``step-up`` with ``"reason": "risk"``, the session's id and user, a ``message`` the
   application can show, and ``"risk": {"decision": "step_up", ...}``: the user must sign in
   again; the session survives, and ``POST /v1/sessions/confirm`` (after the sign-in) makes the
-  request's context the owner's and rotates the token, cutting off whoever else holds it;
+  request's context the owner's and rotates the token, cutting off whoever else holds it
+  (or ``POST /v1/sessions`` with the challenged token as ``previous_token`` starts a new
+  session and, for the same user, ends the challenged one);
 * ``deny`` with ``"reason": "risk"`` and ``"risk": {"decision": "revoke", ...}`` when the
   engine has just ended the session (any other denial stays ``"reason": "invalid"``).
 
