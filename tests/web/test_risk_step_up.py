@@ -248,3 +248,55 @@ def _context(headers: dict[str, str]) -> RequestContext:
         user_agent=headers["user-agent"],
         accept_language=headers["accept-language"],
     )
+
+
+def test_the_flask_extension_lets_the_sign_in_page_run(tmp_path: Path) -> None:
+    from flask import Flask, jsonify, request
+
+    from sessionward import SessionManager, SQLiteStore
+    from sessionward.web.flask import Sessionward, handle
+
+    from ._servers import wsgi_server
+
+    clock = FakeClock()
+    manager = SessionManager(
+        SQLiteStore(str(tmp_path / "f.db")),
+        policy=Policy(idle_timeout=86400, absolute_timeout=7 * 86400),
+        clock=clock,
+        risk=RiskAssessor(),
+    )
+    token = manager.issue("alice", context=_context(OWNER)).token
+    assert token is not None
+    clock.advance(5 * HOURS)
+    app = Flask(__name__)
+
+    @app.route("/login", methods=["GET", "POST"])
+    def login() -> Any:
+        current = handle()
+        if request.method == "POST" and current.challenge is not None:
+            current.confirm()  # after the application checked the password
+        challenge = current.challenge
+        return jsonify(
+            user=current.user_id,
+            challenged=challenge is not None,
+            codes=list(challenge.codes) if challenge else [],
+        )
+
+    @app.route("/me")
+    def me() -> Any:
+        return jsonify(user=handle().user_id)
+
+    Sessionward(app, manager, csrf=False, trusted_proxies=["127.0.0.1"], step_up_paths=["/login"])
+    with wsgi_server(lambda base: app) as base:
+        client = Browserish(base, cookie_name="__Host-session")
+        assert client.request("GET", "/me", token=token, headers=ABROAD).status_code == 401
+        page = client.request("GET", "/login", token=token, headers=ABROAD).json()
+        assert page["challenged"] is True
+        assert "network.new_country" in page["codes"]
+        confirmed = client.request("POST", "/login", token=token, headers=ABROAD).json()
+        assert confirmed == {"user": "alice", "challenged": False, "codes": []}
+        assert client.token is not None
+        assert client.token != token
+        clock.advance(60)
+        assert client.request("GET", "/me", headers=ABROAD).json() == {"user": "alice"}
+        client.client.close()
