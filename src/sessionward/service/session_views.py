@@ -138,11 +138,13 @@ def title_of(session: Session) -> str:
 
 def owner_cells(session: Session, events: Iterable[dict[str, Any]] = ()) -> str:
     """Two cells a user sees about one of their own sessions: the network (owner and
-    country, never the bare address) and the security checks it met, with their reasons."""
+    country rather than the bare address) and the security checks it met, with reasons."""
     view = view_of(session.record)
     decisions = merged_decisions(view, events)
     checks = decisions_list(decisions, empty="None") if decisions else "None"
-    return f'<td>{esc(view.network or "unknown network")}</td><td class="checks">{checks}</td>'
+    # Without the risk extra no owner is known: the user's own address is the next best.
+    network = view.network or _latest_address(session) or "unknown network"
+    return f'<td>{esc(network)}</td><td class="checks">{checks}</td>'
 
 
 def device_name(session: Session, fallback: str) -> str:
