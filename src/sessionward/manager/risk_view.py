@@ -99,9 +99,24 @@ def network_label(network: Network) -> str:
     return f"{where}, a {kind}" if kind else where
 
 
+_VIEWS: dict[str, SessionView] = {}
+_VIEW_MEMO = 4096
+
+
 def view_of(record: SessionRecord) -> SessionView:
-    """The view of one stored session (never raises for a context it cannot read)."""
+    """The view of one stored session (never raises for a context it cannot read);
+    remembered by the stored text (bounded), which a page shows again and again."""
     stored = record.context
+    view = _VIEWS.get(stored)
+    if view is None:
+        view = _view(stored)
+        if len(_VIEWS) >= _VIEW_MEMO:
+            _VIEWS.clear()
+        _VIEWS[stored] = view
+    return view
+
+
+def _view(stored: str) -> SessionView:
     decisions = tuple(_decision(d) for d in reversed(decisions_of(stored)))
     browser, network = _scored(stored)
     if browser is None or network is None:

@@ -46,9 +46,22 @@ def _dumps(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
+_SUFFIXES: dict[int, tuple[Verdict, bytes]] = {}
+_SUFFIX_MEMO = 4096
+
+
 def risk_suffix(verdict: Verdict) -> bytes:
-    """``,"risk":{...}`` to append inside a validate answer."""
-    return b',"risk":' + _dumps(risk_json(verdict))
+    """``,"risk":{...}`` to append inside a validate answer. The engine hands back the same
+    verdict object for an unchanged context, so its encoding is remembered by identity
+    (bounded; the verdict is kept with it, so its id cannot be reused meanwhile)."""
+    hit = _SUFFIXES.get(id(verdict))
+    if hit is not None and hit[0] is verdict:
+        return hit[1]
+    encoded = b',"risk":' + _dumps(risk_json(verdict))
+    if len(_SUFFIXES) >= _SUFFIX_MEMO:
+        _SUFFIXES.clear()
+    _SUFFIXES[id(verdict)] = (verdict, encoded)
+    return encoded
 
 
 def challenge_answer(challenge: RiskChallenge) -> bytes:
