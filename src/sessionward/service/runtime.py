@@ -164,7 +164,7 @@ def open_runtime(
         state.close()
         raise
     guard = open_guard(config.store, state, clock.now, events)
-    return Runtime(config, manager, state, keys, activity, Metrics(), guard, tokens, risk)
+    return Runtime(config, manager, state, keys, activity, Metrics(), guard, tokens, risk=risk)
 
 
 def open_risk() -> RiskAssessor:
