@@ -84,7 +84,7 @@ def _system(browser: Browser) -> str:
     if browser.os in ("iOS", "iPadOS"):
         return "iPad" if browser.device == "tablet" else "iPhone"
     if browser.os == "Android":
-        return "an Android tablet" if browser.device == "tablet" else "an Android phone"
+        return "an Android tablet" if browser.device == "tablet" else "Android"
     return _SYSTEMS.get(browser.os, browser.os)
 
 

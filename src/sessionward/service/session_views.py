@@ -15,7 +15,7 @@ from typing import Any
 from sessionward.core.record import Session
 from sessionward.errors import RiskChallenge
 from sessionward.manager.risk_view import SessionView, view_of
-from sessionward.service.html import esc, fmt_time
+from sessionward.service.html import attr, esc, fmt_time
 
 __all__ = [
     "challenge_notice",
@@ -36,10 +36,13 @@ _DECISION_TEXT = {
 }
 
 
-def _latest_address(session: Session) -> str:
+def _latest(session: Session) -> dict[str, Any]:
     history = session.context_history
-    last = history[-1] if history and isinstance(history[-1], dict) else {}
-    return str(last.get("ip") or "")
+    return history[-1] if history and isinstance(history[-1], dict) else {}
+
+
+def _latest_address(session: Session) -> str:
+    return str(_latest(session).get("ip") or "")
 
 
 def merged_decisions(
@@ -79,11 +82,17 @@ def device_cells(session: Session, *, address: bool = True) -> str:
     """Two table cells: the device and the network (the address in small print after it,
     for administrators; ``address=False`` leaves it out)."""
     view = view_of(session.record)
-    ip = _latest_address(session) if address else ""
+    latest = _latest(session)
+    ip = str(latest.get("ip") or "") if address else ""
     network = esc(view.network or "unknown network")
     if ip:
         network += f' <span class="muted">{esc(ip)}</span>'
-    return f"<td>{esc(view.device or 'unknown device')}</td><td>{network}</td>"
+    # A plain context history keeps the user agent: the full string in a tooltip.
+    agent = str(latest.get("user_agent") or "")
+    device = esc(view.device or "unknown device")
+    if agent:
+        device = f"<span title={attr(agent)}>{device}</span>"
+    return f"<td>{device}</td><td>{network}</td>"
 
 
 def decisions_list(decisions: list[dict[str, Any]], *, empty: str) -> str:
