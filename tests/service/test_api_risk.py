@@ -267,3 +267,23 @@ def test_risk_without_the_extra_is_a_config_error(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setitem(sys.modules, "geoip2fast", None)
     with pytest.raises(ConfigError, match=r"sessionward\[risk\]"):
         open_risk()
+
+
+def test_risk_is_configured_by_flag_environment_and_file(tmp_path: Path) -> None:
+    from sessionward.service.config import load_config
+
+    assert load_config({}, environ={}).risk is False
+    assert load_config({"risk": True}, environ={}).risk is True
+    assert load_config({}, environ={"SESSIONWARD_RISK": "1"}).risk is True
+    toml = tmp_path / "service.toml"
+    toml.write_text("risk = true\n", encoding="utf-8")
+    assert load_config({}, environ={}, config_file=str(toml)).risk is True
+
+
+def test_serve_takes_the_risk_flag(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sessionward.cli import build_parser
+    from sessionward.cli.serve import _load
+
+    monkeypatch.delenv("SESSIONWARD_RISK", raising=False)
+    assert _load(build_parser().parse_args(["serve", "--risk"])).risk is True
+    assert _load(build_parser().parse_args(["serve"])).risk is False
