@@ -93,6 +93,8 @@ from sessionward.service.tenancy import (
     public_user,
 )
 from sessionward.service.throttle import Throttled
+from sessionward.signals._async.links import AsyncIdpLinks
+from sessionward.signals.links import IdpLink
 
 if TYPE_CHECKING:
     from sessionward.jwt import AsyncTokenService, TokenPair
@@ -213,7 +215,7 @@ class Api:
     async def issue(self, request: Request, key: ApiKey) -> Response:
         fields = Fields(
             await json_body(request, optional=True),
-            {"user_id", "auth_level", "scopes", "data", "context", "previous_token"},
+            {"user_id", "auth_level", "scopes", "data", "context", "previous_token", "idp"},
         )
         user_id = fields.string("user_id", limit=MAX_USER_ID)
         if user_id is not None and user_id.startswith(RESERVED_PREFIX):
@@ -234,6 +236,11 @@ class Api:
         # The application's stamp goes first (its manager's check reads a prefix); a
         # carried-over session's data begins with the same stamp.
         data = {APP_KEY: key.application, **(client_data(fields, "data") or {})}
+        link = _idp_link(fields)
+        if link is not None:
+            if user_id is None:
+                raise ApiError(400, "invalid_request", "idp needs a user_id")
+            data.update(link.data())
         session = await manager.issue(
             user_id,
             auth_level=or_default(fields.integer("auth_level", maximum=100), 1),
@@ -242,6 +249,8 @@ class Api:
             context=context,
             previous=previous,
         )
+        if link is not None:  # indexed after the issue: a failed issue leaves no index entry
+            await AsyncIdpLinks(manager).remember(session)
         if challenged is not None and challenged.user_id == user_id:
             # The owner signed in again: their challenged session ends (after the new one
             # took the user's history from it); another user's sign-in leaves it alone.
@@ -461,6 +470,16 @@ class Api:
             self.rt.activity, sessions=count, store_up=up, application=key.application
         )
         return Response(text, media_type=CONTENT_TYPE, headers=_NO_STORE)
+
+
+def _idp_link(fields: Fields) -> IdpLink | None:
+    """The identity provider's ``iss`` with ``sid`` and/or ``sub`` of this login, if given."""
+    raw = fields.mapping("idp")
+    if raw is None:
+        return None
+    idp = Fields(raw, {"iss", "sid", "sub"}, "idp")
+    iss = idp.string("iss", required=True, limit=512) or ""
+    return IdpLink(iss, idp.string("sid", limit=512), idp.string("sub", limit=512))
 
 
 def mapped(exc: Exception) -> ApiError:

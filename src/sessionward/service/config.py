@@ -10,6 +10,9 @@ flags, at top level or under a ``[service]`` table, plus an optional ``[policy]`
     public_url = "https://sessions.example"
     trusted_proxies = ["10.0.0.0/8"]
     jwt_keys = "jwt-keys.json"        # opt-in JWT mode: JWKS and refresh endpoints
+    oidc_issuer = "https://login.example"   # back-channel logout from this provider
+    oidc_client_id = "shop"
+    ssf_issuer = "https://signals.example"  # Shared Signals pushed by this transmitter
     risk = true                       # hijack scoring (needs the risk extra; docs/risk.md)
 
     [policy]
@@ -59,6 +62,14 @@ class ServiceConfig:
       (``https://admin.sessions.example``): it then answers only requests for that host, and
       that host serves nothing else. Default: ``/admin`` beside everything else.
     * ``csp_report_uri``: where browsers report Content-Security-Policy violations.
+    * ``oidc_issuer`` / ``oidc_client_id``: turn on ``POST /v1/oidc/backchannel-logout`` for
+      logout tokens of that OpenID provider addressed to that client; ``oidc_jwks_url`` is its
+      JWK set (default: the ``jwks_uri`` of its ``/.well-known/openid-configuration``).
+    * ``ssf_issuer``: turns on ``POST /v1/ssf/events`` for SETs pushed by that Shared Signals
+      transmitter; ``ssf_jwks_url`` (default: the ``jwks_uri`` of its
+      ``/.well-known/ssf-configuration``), ``ssf_audience`` (default: the origin),
+      ``ssf_authorization`` (the exact ``Authorization`` header it must send, optional) and
+      ``ssf_credential_compromise`` (``revoke``, the default, or ``step-up``).
     * ``risk``: score every validate that carries a ``context`` with the risk engine and
       answer its decision and reasons (needs the ``risk`` extra; see docs/risk.md).
     """
@@ -76,6 +87,14 @@ class ServiceConfig:
     jwt_audience: str | None = None
     admin_url: str | None = None
     csp_report_uri: str | None = None
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_jwks_url: str | None = None
+    ssf_issuer: str | None = None
+    ssf_jwks_url: str | None = None
+    ssf_audience: str | None = None
+    ssf_authorization: str | None = field(default=None, repr=False)
+    ssf_credential_compromise: str = "revoke"
     risk: bool = False
     policy: Policy = field(default_factory=Policy)
 
@@ -92,6 +111,10 @@ class ServiceConfig:
             raise ConfigError("admin_url must name a host other than the public URL's")
         if self.csp_report_uri is not None and not _is_report_uri(self.csp_report_uri):
             raise ConfigError("csp_report_uri must be an http(s) URL or a path, without ';' ','")
+        if (self.oidc_issuer is None) != (self.oidc_client_id is None):
+            raise ConfigError("oidc_issuer and oidc_client_id go together")
+        if self.ssf_credential_compromise not in ("revoke", "step-up"):
+            raise ConfigError("ssf_credential_compromise must be 'revoke' or 'step-up'")
 
     @property
     def store_is_sqlite(self) -> bool:

@@ -10,6 +10,7 @@ from typing import Any
 
 from sessionward._version import __version__
 from sessionward.core.events import RevokeReason
+from sessionward.service.openapi_receivers import receiver_paths
 from sessionward.service.openapi_schemas import SCHEMAS, TOKEN, obj, ref
 from sessionward.service.tenancy import MAX_USER_ID
 
@@ -113,8 +114,10 @@ def _paths() -> dict[str, Any]:
                             "description": "The pre-login token: its data is carried over "
                             "and it is killed.",
                         },
+                        "idp": ref("IdpLink"),
                     }
-                ),
+                )
+                | {"dependentRequired": {"idp": ["user_id"]}},
             )
             | {
                 "responses": _with_409(
@@ -491,7 +494,7 @@ def openapi_document(server_url: str | None = None) -> dict[str, Any]:
             "another application's token, session id or user answers as an unknown one. Data "
             "keys starting `_sessionward` are the service's own and refused.",
         },
-        "paths": _with_throttling(_paths()),
+        "paths": {**_with_throttling(_paths()), **receiver_paths()},
         "components": {
             "schemas": SCHEMAS,
             "securitySchemes": {

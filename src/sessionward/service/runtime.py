@@ -23,6 +23,7 @@ from sessionward.service.activity import Activity, tagged
 from sessionward.service.config import ServiceConfig
 from sessionward.service.keys import KeyRing
 from sessionward.service.metrics import Metrics
+from sessionward.service.receivers import Receivers, open_receivers
 from sessionward.service.state import ServiceState
 from sessionward.service.tenancy import admits
 from sessionward.service.throttle import Guard, open_guard
@@ -87,6 +88,7 @@ class Runtime:
     metrics: Metrics
     guard: Guard  # throttles every guess of a secret (sessionward.service.throttle)
     tokens: AsyncTokenService | None = None  # the JWT mode, when ``jwt_keys`` is configured
+    receivers: Receivers | None = None  # identity-provider links, back-channel logout, SSF
     risk: RiskAssessor | None = None  # hijack scoring, when ``risk`` is configured
     _managers: dict[str, AsyncSessionManager] = field(default_factory=dict)
 
@@ -110,6 +112,8 @@ class Runtime:
         return manager
 
     async def close(self) -> None:
+        if self.receivers is not None:
+            await self.receivers.close()
         if self.tokens is not None:
             self.tokens.close()  # its manager shares the store closed just below
         await self.guard.close()
@@ -164,7 +168,10 @@ def open_runtime(
         state.close()
         raise
     guard = open_guard(config.store, state, clock.now, events)
-    return Runtime(config, manager, state, keys, activity, Metrics(), guard, tokens, risk=risk)
+    receivers = open_receivers(config, manager)
+    return Runtime(
+        config, manager, state, keys, activity, Metrics(), guard, tokens, receivers, risk=risk
+    )
 
 
 def open_risk() -> RiskAssessor:
