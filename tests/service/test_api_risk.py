@@ -163,6 +163,10 @@ def test_confirm_after_a_new_sign_in_teaches_the_context_and_rotates(scored: Ser
     assert validate(scored, token, travel) == {"decision": "deny", "reason": "invalid"}
     scored.clock.advance(60)
     assert validate(scored, new_token, travel)["decision"] == "allow"
+    listed = scored.client.get("/v1/users/alice/sessions", headers=scored.auth("issue"))
+    (session,) = listed.json()["sessions"]
+    decisions = [d["decision"] for d in session["risk_decisions"]]
+    assert decisions[:2] == ["confirmed", "step_up"]  # newest first
 
 
 def test_signing_in_again_with_the_challenged_token_as_previous_ends_it(scored: Service) -> None:
@@ -249,6 +253,7 @@ def test_the_openapi_document_describes_the_risk_fields() -> None:
         "log",
         "step_up",
         "revoke",
+        "confirmed",
     ]
     assert set(schemas["RiskReason"]["required"]) == {"code", "weight", "sentence"}
     validate_ok = document["paths"]["/v1/sessions/validate"]["post"]["responses"]["200"]

@@ -137,7 +137,10 @@ def test_the_owner_signing_in_again_confirms_and_keeps_the_session(site: Site) -
     assert again.status_code == 303
     assert travelling.cookies["__Host-shop"] != before  # rotated: the copy is cut off
     site.clock.advance(60)
-    assert travelling.get("/demo/devices").status_code == 200
+    devices = travelling.get("/demo/devices")
+    assert devices.status_code == 200
+    assert "confirmed by its owner, who signed in again" in devices.text
+    assert "asked to sign in again" in devices.text
     dead = owner.get("/demo/devices")  # the old token no longer signs anyone in
     assert (dead.status_code, dead.headers["location"]) == (303, "/demo/login")
 

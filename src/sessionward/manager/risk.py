@@ -129,8 +129,9 @@ def _summary(verdict: Verdict, now: float) -> dict[str, Any]:
 
 def decisions_of(stored: str) -> list[dict[str, Any]]:
     """The recent non-allow decisions a record's ``context`` holds (newest last), each
-    ``{"t", "decision", "score", "reasons": [[code, weight, sentence], ...]}``; empty for a
-    record written without risk scoring."""
+    ``{"t", "decision", "score", "reasons": [[code, weight, sentence], ...]}``, and the
+    owner's confirmations after a step-up (``"decision": "confirmed"``, no reasons); empty
+    for a record written without risk scoring."""
     try:
         loaded = json.loads(stored) if stored else None
     except ValueError:
@@ -232,7 +233,10 @@ class RiskAssessor:
         if state is None:
             return self.dump(RiskState(begin(obs), remember(UserRisk(), None, obs, self.policy)))
         user = remember(state.user, state.session, obs, self.policy)
-        return self.dump(RiskState(confirm(state.session, obs, self.policy), user, state.decisions))
+        # Shown with the decisions: the step-up was answered by the owner.
+        mark = {"t": now, "decision": "confirmed", "score": None, "reasons": []}
+        decisions = (*state.decisions, mark)[-_KEPT_DECISIONS:]
+        return self.dump(RiskState(confirm(state.session, obs, self.policy), user, decisions))
 
     def stored(self, record: SessionRecord) -> str:
         """The ``context`` field to write for ``record`` now: its newest history in memory."""

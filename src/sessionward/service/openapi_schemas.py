@@ -160,7 +160,12 @@ SCHEMAS: dict[str, Any] = {
         "required": ["decision", "score", "reasons"],
         "properties": {
             "t": {"type": ["number", "null"], "description": "When (listings only)."},
-            "decision": {"type": "string", "enum": ["allow", "log", "step_up", "revoke"]},
+            "decision": {
+                "type": "string",
+                "enum": ["allow", "log", "step_up", "revoke", "confirmed"],
+                "description": "`confirmed` (listings only): the owner signed in again after"
+                " a step-up and confirmed it was them.",
+            },
             "score": {"type": ["number", "null"]},
             "reasons": {"type": "array", "items": ref("RiskReason")},
         },

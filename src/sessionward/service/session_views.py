@@ -33,6 +33,7 @@ _DECISION_TEXT = {
     "log": "allowed and recorded",
     "step_up": "asked to sign in again",
     "revoke": "ended",
+    "confirmed": "confirmed by its owner, who signed in again",
 }
 
 
