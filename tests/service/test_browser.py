@@ -154,8 +154,8 @@ def test_demo_story(browser: Any, live: Live) -> None:
     rows = page.locator("#devices tbody tr")
     assert rows.count() == 2
     table = page.locator("#devices").inner_text()
-    assert "Firefox on Linux" in table
-    assert "Chrome on Android" in table
+    assert "Firefox 128 on Linux" in table  # as people name it, major version included
+    assert "Chrome 126 on Android" in table
     assert "127.0.0.1" in table
     assert "This device" in table
     live.shot(page, "04-devices")

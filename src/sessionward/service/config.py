@@ -13,6 +13,7 @@ flags, at top level or under a ``[service]`` table, plus an optional ``[policy]`
     oidc_issuer = "https://login.example"   # back-channel logout from this provider
     oidc_client_id = "shop"
     ssf_issuer = "https://signals.example"  # Shared Signals pushed by this transmitter
+    risk = true                       # hijack scoring (needs the risk extra; docs/risk.md)
 
     [policy]
     idle_timeout = 1800
@@ -75,6 +76,8 @@ class ServiceConfig:
       ``/.well-known/ssf-configuration``), ``ssf_audience`` (default: the origin),
       ``ssf_authorization`` (the exact ``Authorization`` header it must send, optional) and
       ``ssf_credential_compromise`` (``revoke``, the default, or ``step-up``).
+    * ``risk``: score every validate that carries a ``context`` with the risk engine and
+      answer its decision and reasons (needs the ``risk`` extra; see docs/risk.md).
     """
 
     host: str = "127.0.0.1"
@@ -101,6 +104,7 @@ class ServiceConfig:
     ssf_audience: str | None = None
     ssf_authorization: str | None = field(default=None, repr=False)
     ssf_credential_compromise: str = "revoke"
+    risk: bool = False
     policy: Policy = field(default_factory=Policy)
 
     def __post_init__(self) -> None:
@@ -186,6 +190,7 @@ def _coerce(name: str, value: Any) -> Any:
         "event_log": bool,
         "event_retention_days": float,
         "webhook_private_targets": bool,
+        "risk": bool,
     }
     if name == "trusted_proxies":
         if isinstance(value, str):
