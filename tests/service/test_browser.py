@@ -28,6 +28,7 @@ from sessionward.service.passwords import totp_now
 from sessionward.service.runtime import Runtime
 from sessionward.service.setup import new_setup_code
 from sessionward.service.state import UserRow
+from sessionward.signals.webhook_endpoints import create_webhook
 from sessionward.web import CsrfPolicy
 
 from ._browser import ARGS, CHROMIUM, artifacts_dir, axe_source, unavailable
@@ -313,6 +314,14 @@ def test_accessibility_axe(browser: Any, live: Live) -> None:
     session_id = live.runtime.activity.latest(1)[0]["session_id"]
     check(f"/admin/sessions/{session_id}")
     check(f"/admin/sessions/{session_id}/revoke")
+    hooks = live.runtime.webhooks
+    assert hooks is not None
+    hook, _ = create_webhook(
+        hooks.store, hooks.log, "http://127.0.0.1:9/", application="default", now=time.time()
+    )
+    hooks.store.set_state(hook.id, "disabled", "repeated_failure", time.time())
+    check("/admin/webhooks")  # with its enable form
+    check(f"/admin/webhooks/{hook.id}")
     context.close()
     assert not problems, "\n".join(problems)
 

@@ -77,6 +77,7 @@ GROUPS: list[CommandGroup] = [
     CommandGroup("sessions", "sessionward.cli.sessions:register", "list and revoke sessions"),
     CommandGroup("gc", "sessionward.cli.gc:register", "delete expired sessions"),
     CommandGroup("events", "sessionward.cli.events:register", "read the audit log of events"),
+    CommandGroup("webhooks", "sessionward.cli.webhooks:register", "signed webhook endpoints"),
     CommandGroup("tour", "sessionward.cli.tour:register", "walk through the main job"),
     CommandGroup(
         "serve", "sessionward.cli.serve:register", "run the service and the demo", "service"

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 from sessionward.service.api import Api, Handler, mapped
 from sessionward.service.api_errors import ApiError, error_response
 from sessionward.service.api_events import EventsApi
+from sessionward.service.api_webhooks import WebhooksApi, webhook_routes
 
 __all__ = ["CHALLENGE", "api_routes", "authenticate", "authenticate_request", "endpoint"]
 
@@ -167,6 +168,7 @@ def api_routes(runtime: Runtime, api: Api | None = None) -> list[Route]:
         ("/v1/tokens", "POST", "token_login", "issue", api.token_login),
         ("/v1/tokens/refresh", "POST", "token_refresh", "issue", api.token_refresh),
         ("/metrics", "GET", "metrics", "validate", api.metrics),
+        *webhook_routes(WebhooksApi(runtime)),
     ]
     by_path: dict[str, dict[str, Callable[..., Any]]] = {}
     for path, method, name, scope, handler in table:

@@ -64,6 +64,9 @@ class ServiceConfig:
     * ``event_log``: keep a durable audit log of session events in the store (default on;
       docs/events.md). ``event_retention_days``: how long its entries are kept (default 90;
       0 keeps them all, though Redis still bounds its stream by length).
+    * ``webhook_private_targets``: let ``POST /v1/webhooks`` add endpoints on loopback, private
+      or reserved addresses (default off: an application's key cannot aim the service at the
+      network it runs in; ``sessionward webhooks add`` is the operator's and is not checked).
     * ``oidc_issuer`` / ``oidc_client_id``: turn on ``POST /v1/oidc/backchannel-logout`` for
       logout tokens of that OpenID provider addressed to that client; ``oidc_jwks_url`` is its
       JWK set (default: the ``jwks_uri`` of its ``/.well-known/openid-configuration``).
@@ -89,6 +92,7 @@ class ServiceConfig:
     csp_report_uri: str | None = None
     event_log: bool = True
     event_retention_days: float = 90.0
+    webhook_private_targets: bool = False
     oidc_issuer: str | None = None
     oidc_client_id: str | None = None
     oidc_jwks_url: str | None = None
@@ -181,6 +185,7 @@ def _coerce(name: str, value: Any) -> Any:
         "demo": bool,
         "event_log": bool,
         "event_retention_days": float,
+        "webhook_private_targets": bool,
     }
     if name == "trusted_proxies":
         if isinstance(value, str):

@@ -26,9 +26,11 @@ from sessionward.service.receivers import Receivers, open_receivers
 from sessionward.service.state import ServiceState
 from sessionward.service.tenancy import admits
 from sessionward.service.throttle import Guard, open_guard
+from sessionward.service.webhooks import Webhooks, open_webhooks
 from sessionward.signals.recorder import Recorder
 from sessionward.stores._async.base import AsyncStore
 from sessionward.stores._async.sqlite import AsyncSQLiteStore
+from sessionward.stores.consumers import ConsumerStore
 from sessionward.stores.eventlog import EventLog, MemoryEventLog, open_event_log
 
 if TYPE_CHECKING:
@@ -92,6 +94,7 @@ class Runtime:
     event_log: EventLog | None = None  # the durable audit log (``config.event_log``)
     recorder: Recorder | None = None  # writes every event to ``event_log`` in the background
     receivers: Receivers | None = None  # identity-provider links, back-channel logout, SSF
+    webhooks: Webhooks | None = None  # endpoints and their deliverer (needs ``event_log``)
     _managers: dict[str, AsyncSessionManager] = field(default_factory=dict)
 
     def manager_for(self, application: str) -> AsyncSessionManager:
@@ -112,7 +115,14 @@ class Runtime:
             self._managers[application] = manager
         return manager
 
+    def start_background(self) -> None:
+        """Start the work that runs beside the requests: webhook delivery."""
+        if self.webhooks is not None:
+            self.webhooks.start()
+
     async def close(self) -> None:
+        if self.webhooks is not None:
+            self.webhooks.close()  # stops reading the log before it closes
         if self.receivers is not None:
             await self.receivers.close()
         if self.recorder is not None:
@@ -150,10 +160,12 @@ def open_runtime(
     clock: Clock | None = None,
     store: AsyncStore | None = None,
     event_log: EventLog | None = None,
+    consumers: ConsumerStore | None = None,
 ) -> Runtime:
     """Open the session store (first: see ``ServiceState``), the event log beside it and the
     service state. A given ``store`` without a given ``event_log`` gets an in-memory log."""
     clock = clock or SystemClock()
+    shared = store is None
     activity = Activity(clock.now)
     events = EventBus([log_event, activity])
     if store is None:
@@ -190,6 +202,11 @@ def open_runtime(
         raise
     guard = open_guard(config.store, state, clock.now, events)
     receivers = open_receivers(config, manager)
+    try:
+        webhooks = open_webhooks(config, event_log, clock, store=consumers, shared=shared)
+    except BaseException:
+        state.close()
+        raise
     return Runtime(
         config,
         manager,
@@ -202,6 +219,7 @@ def open_runtime(
         event_log=event_log,
         recorder=recorder,
         receivers=receivers,
+        webhooks=webhooks,
     )
 
 
