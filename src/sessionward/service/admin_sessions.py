@@ -31,6 +31,7 @@ from sessionward.service.admin_columns import (
     user_cell,
 )
 from sessionward.service.html import attr, esc, fmt_time, hidden_csrf
+from sessionward.service.session_views import device_cells, view_json
 from sessionward.stores._async.base import AsyncScan
 
 __all__ = [
@@ -160,7 +161,8 @@ class SessionQuery:
         if self.device:
             agent = _latest(session).get("user_agent") or ""
             wanted = self.device.lower()
-            if wanted not in device_label(agent).lower() and wanted not in agent.lower():
+            shown = (device_label(agent), agent, str(view_json(session)["device"]))
+            if not any(wanted in text.lower() for text in shown):
                 return False
         return True
 
@@ -244,7 +246,7 @@ def sessions_table(
         _sort_head(query, "user"),
         '<th scope="col">Application</th>',
         '<th scope="col">Device</th>',
-        '<th scope="col">Address</th>',
+        '<th scope="col">Network</th>',
         '<th scope="col">Risk</th>',
         _sort_head(query, "created"),
         _sort_head(query, "last_seen"),
@@ -307,16 +309,13 @@ def _pager(query: SessionQuery, page: int, pages: int) -> str:
 
 
 def _row(session: Session, current: Session | None, now: float) -> str:
-    latest = _latest(session)
-    agent = latest.get("user_agent")
     this = (
         ' <span class="tag">you</span>' if current is not None and current.id == session.id else ""
     )
     return (
         f"<tr><td>{user_cell(session)}{this}</td>"
         f"<td>{esc(application_name(application_of(session)))}</td>"
-        f"<td><span title={attr(agent or '')}>{esc(device_label(agent))}</span></td>"
-        f"<td>{esc(latest.get('ip') or '—')}</td><td>{risk_cell(session, now)}</td>"
+        f"{device_cells(session)}<td>{risk_cell(session, now)}</td>"
         f"<td>{fmt_time(session.created_at, short=True)}</td>"
         f"<td>{fmt_time(session.last_seen, short=True)}</td>"
         f'<td class="actions"><a href="{ROOT}/sessions/{esc(session.id)}">Details</a> '
