@@ -12,6 +12,7 @@ from sessionward.service.admin_columns import (
     application_name,
     application_of,
     keeps_risk,
+    pending_decisions,
     recent_risk,
     risk_cell,
     shown_user,
@@ -88,4 +89,43 @@ def test_a_recent_logged_decision_shows_and_filters_then_ages_out() -> None:
     unscored = SessionManager(MemoryStore()).issue("default/fay", data={APP_KEY: "default"})
     assert recent_risk(unscored, now) is None
     assert not keeps_risk("any", unscored, now)
+    manager.close()
+
+
+def test_decisions_not_yet_written_count_once_with_the_stored_ones() -> None:
+    clock = FakeClock()
+    manager, session = _logged(clock)
+    now = clock.now()
+    stored = recent_risk(session, now)
+    assert stored is not None
+    entries = [
+        {
+            "kind": "risk",
+            "session_id": session.id,
+            "at": stored["t"],
+            "decision": "log",
+            "score": stored["score"],
+            "reasons": [tuple(r) for r in stored["reasons"]],
+        },
+        {
+            "kind": "risk",
+            "session_id": session.id,
+            "at": now + 1,
+            "decision": "step_up",
+            "score": 7.4,
+            "reasons": [("network.new_country", 5.4, "new country: X (US)")],
+        },
+        {"kind": "risk", "session_id": "another", "at": now, "decision": "revoke"},
+        {"kind": "created", "session_id": session.id, "at": now},
+    ]
+    pending = pending_decisions(entries)
+    assert sorted(pending) == sorted(["another", session.id])
+    assert len(pending[session.id]) == 2
+    assert not keeps_risk("step_up", session, now + 1)
+    assert keeps_risk("step_up", session, now + 1, pending)
+    newest = recent_risk(session, now + 1, pending)
+    assert newest is not None
+    assert newest["decision"] == "step_up"
+    assert ">step-up</span>" in risk_cell(session, now + 1, pending)
+    assert "new country: X (US)" in risk_cell(session, now + 1, pending)
     manager.close()

@@ -4,18 +4,25 @@ devices, and the confirmation before a session ends."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from sessionward import Policy, RequestContext, SessionManager, SQLiteStore
+from sessionward.service import ServiceConfig, create_app
 from sessionward.service.keys import create_key
 from sessionward.service.passwords import totp_now
 from sessionward.service.tenancy import APP_KEY
 from sessionward.testing import FakeClock
 
+from ._browser import artifacts_dir
+from ._server import serve
 from .test_browser import FIREFOX_UA, PHONE_UA, Live, sign_in
 from .test_browser import browser as browser  # a fixture
 from .test_browser import live as live  # a fixture
@@ -175,3 +182,57 @@ def test_the_application_and_risk_filters(browser: Any, live: Live) -> None:
     page.get_by_label("Risk").select_option("step_up")
     page.get_by_role("button", name="Filter").click()
     assert page.get_by_text("No live session matches these filters.").is_visible()
+
+
+@pytest.fixture
+def scoring(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Live]:
+    """The service with hijack scoring on (``risk = true``)."""
+    pytest.importorskip("geoip2fast", reason="the risk extra is not installed")
+    app = create_app(ServiceConfig(store=str(tmp_path / "scoring.db"), risk=True))
+    shots = artifacts_dir() / request.node.name
+    shots.mkdir(parents=True, exist_ok=True)
+    try:
+        with serve(app) as base:
+            yield Live(base, app.state.runtime, shots)
+    finally:
+        closer = threading.Thread(target=asyncio.run, args=(app.state.runtime.close(),))
+        closer.start()
+        closer.join(10)
+
+
+def test_the_risk_filter_finds_a_step_up_not_yet_written(browser: Any, scoring: Live) -> None:
+    """A step-up the service's scoring asked for moments ago (kept in the process until the
+    session's next periodic write) is found by the risk filter."""
+    live = scoring
+    key, _ = create_key(live.runtime.state, "issue", "scored", time.time())
+    auth = {"authorization": f"Bearer {key}"}
+    home = {"ip": "81.2.69.160", "user_agent": FIREFOX_UA, "accept_language": "en-GB"}
+    abroad = {"ip": "73.1.2.3", "user_agent": FIREFOX_UA, "accept_language": "en-GB"}
+    issued = httpx.post(
+        f"{live.base}/v1/sessions", json={"user_id": "quinn", "context": home}, headers=auth
+    ).json()
+    _issue(live, key, "rita", FIREFOX_UA)  # an unremarkable session
+    answer = httpx.post(
+        f"{live.base}/v1/sessions/validate",
+        json={"token": issued["token"], "context": abroad},
+        headers=auth,
+    ).json()
+    assert answer["decision"] == "step-up"
+    from sessionward.manager.risk import decisions_of
+
+    store = SQLiteStore(str(live.runtime.config.store))
+    record = store.get(issued["session"]["id"])
+    store.close()
+    assert record is not None
+    assert "step_up" not in [d["decision"] for d in decisions_of(record.context)]  # not yet
+    page = _admin(browser, live)
+    page.goto(f"{live.base}/admin/sessions?risk=step_up")
+    assert page.locator("#result-count").inner_text() == "Showing 1 to 1 of 1 live session"
+    row = page.locator("tbody tr")
+    assert row.locator("td:first-child").inner_text() == "quinn"
+    assert row.locator(".tag").inner_text() == "step-up"
+    assert "new country" in (row.locator(".tag").get_attribute("title") or "")
+    live.shot(page, "sessions-step-up")
+    page.get_by_label("Risk").select_option("")
+    page.get_by_role("button", name="Filter").click()
+    assert page.locator("#result-count").inner_text() == "Showing 1 to 3 of 3 live sessions"

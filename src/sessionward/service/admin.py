@@ -38,7 +38,7 @@ from sessionward.service.admin_account import (
     AdminAccount,
     second_factor_next,
 )
-from sessionward.service.admin_columns import user_text
+from sessionward.service.admin_columns import pending_decisions, user_text
 from sessionward.service.admin_sessions import (
     SessionQuery,
     auth_level_text,
@@ -411,7 +411,8 @@ class Admin:
         if name is None:
             return self.sign_in_first(request)
         now = self.manager.clock.now()
-        query = SessionQuery.from_params(request.query_params, now)
+        pending = pending_decisions(self.rt.activity.recent)  # not written yet
+        query = SessionQuery.from_params(request.query_params, now, pending)
         found = await live_sessions(self.manager.store, now)
         if found is None:
             body = (

@@ -8,12 +8,16 @@ belong to the service's reserved applications, named here for people.
 
 Risk decisions are the ones the manager's hijack scoring keeps in the session record (the
 last few that were not a plain allow: ``log``, ``step_up``, ``revoke``; see
-``sessionward.manager.risk.decisions_of``); "recent" is the last :data:`RISK_WINDOW` seconds.
-A store written without risk scoring has none.
+``sessionward.manager.risk.decisions_of``) and, as the record is written only with the
+throttled periodic write, those this process took since (its ``risk`` events,
+:func:`pending_decisions`); "recent" is the last :data:`RISK_WINDOW` seconds. A store written
+without risk scoring has none.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 from urllib.parse import urlencode
 
@@ -28,6 +32,7 @@ __all__ = [
     "application_name",
     "applications",
     "keeps_risk",
+    "pending_decisions",
     "recent_risk",
     "risk_cell",
     "shown_user",
@@ -98,33 +103,62 @@ def user_cell(session: Session) -> str:
     return f'<a href="{ROOT}/users?{esc(urlencode(params))}">{esc(user)}</a>'
 
 
-def _recent(session: Session, now: float) -> list[dict[str, Any]]:
-    """The session's known risk decisions of the last :data:`RISK_WINDOW` seconds, newest
-    last."""
-    return [
+Pending = Mapping[str, Sequence[dict[str, Any]]]
+_NONE: Pending = {}
+
+
+def pending_decisions(entries: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Per session id, the decisions of this process's ``risk`` activity entries, in the
+    stored form (``{"t", "decision", "score", "reasons": [[code, weight, sentence], ...]}``)."""
+    found: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
+    for entry in entries:
+        session_id = entry.get("session_id")
+        if entry.get("kind") != "risk" or not isinstance(session_id, str):
+            continue
+        reasons = [list(r) for r in entry.get("reasons") or () if len(r) == 3]
+        found[session_id].append(
+            {
+                "t": entry.get("at"),
+                "decision": entry.get("decision"),
+                "score": entry.get("score"),
+                "reasons": reasons,
+            }
+        )
+    return dict(found)
+
+
+def _recent(session: Session, now: float, pending: Pending = _NONE) -> list[dict[str, Any]]:
+    """The session's known risk decisions of the last :data:`RISK_WINDOW` seconds, stored or
+    pending (each once), newest last."""
+    found = {
+        (d.get("t"), d.get("decision")): d
+        for d in [*decisions_of(session.record.context), *pending.get(session.id, ())]
+    }
+    recent = [
         d
-        for d in decisions_of(session.record.context)
+        for d in found.values()
         if isinstance(d.get("t"), (int, float))
         and now - d["t"] <= RISK_WINDOW
         and d.get("decision") in _DECISION_TEXT
     ]
+    return sorted(recent, key=lambda d: float(d["t"]))
 
 
-def recent_risk(session: Session, now: float) -> dict[str, Any] | None:
+def recent_risk(session: Session, now: float, pending: Pending = _NONE) -> dict[str, Any] | None:
     """The newest risk decision of the last :data:`RISK_WINDOW` seconds, if any."""
-    recent = _recent(session, now)
+    recent = _recent(session, now, pending)
     return recent[-1] if recent else None
 
 
-def keeps_risk(wanted: str, session: Session, now: float) -> bool:
+def keeps_risk(wanted: str, session: Session, now: float, pending: Pending = _NONE) -> bool:
     if not wanted:
         return True
-    recent = [d["decision"] for d in _recent(session, now)]
+    recent = [d["decision"] for d in _recent(session, now, pending)]
     return bool(recent) if wanted == "any" else wanted in recent
 
 
-def risk_cell(session: Session, now: float) -> str:
-    decision = recent_risk(session, now)
+def risk_cell(session: Session, now: float, pending: Pending = _NONE) -> str:
+    decision = recent_risk(session, now, pending)
     if decision is None:
         return '<span class="muted">—</span>'
     kind = str(decision["decision"])

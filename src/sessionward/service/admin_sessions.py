@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlencode
 
 from sessionward.core.record import Session
 from sessionward.service.admin_columns import (
     RISK_FILTERS,
+    Pending,
     application_name,
     application_of,
     applications,
@@ -124,9 +125,12 @@ class SessionQuery:
     descending: bool = True
     page: int = 1
     now: float = 0.0  # for "recent" risk decisions
+    pending: Pending = field(default_factory=dict)  # decisions not yet in the store
 
     @classmethod
-    def from_params(cls, params: Mapping[str, str], now: float = 0.0) -> SessionQuery:
+    def from_params(
+        cls, params: Mapping[str, str], now: float = 0.0, pending: Pending | None = None
+    ) -> SessionQuery:
         sort = params.get("sort", "last_seen")
         try:
             page = max(1, min(int(params.get("page", "1")), 10_000))
@@ -139,6 +143,7 @@ class SessionQuery:
             application=params.get("app", "").strip()[:63],
             risk=params.get("risk", "") if params.get("risk") in RISK_FILTERS else "",
             now=now,
+            pending=pending or {},
             sort=sort if sort in _SORTS else "last_seen",
             descending=params.get("order", "desc") != "asc",
             page=page,
@@ -156,7 +161,7 @@ class SessionQuery:
             return False
         if self.application and application_of(session) != self.application:
             return False
-        if not keeps_risk(self.risk, session, self.now):
+        if not keeps_risk(self.risk, session, self.now, self.pending):
             return False
         if self.device:
             agent = _latest(session).get("user_agent") or ""
@@ -252,7 +257,7 @@ def sessions_table(
         _sort_head(query, "last_seen"),
         '<th scope="col"><span class="sr-only">Actions</span></th>',
     ]
-    rows = "".join(_row(s, current, query.now) for s in shown)
+    rows = "".join(_row(s, current, query) for s in shown)
     first = (page - 1) * PAGE_SIZE + 1 if shown else 0
     summary = (
         f"Showing {first} to {first + len(shown) - 1} of {plural(len(kept), 'live session')}"
@@ -308,14 +313,14 @@ def _pager(query: SessionQuery, page: int, pages: int) -> str:
     )
 
 
-def _row(session: Session, current: Session | None, now: float) -> str:
+def _row(session: Session, current: Session | None, query: SessionQuery) -> str:
     this = (
         ' <span class="tag">you</span>' if current is not None and current.id == session.id else ""
     )
     return (
         f"<tr><td>{user_cell(session)}{this}</td>"
         f"<td>{esc(application_name(application_of(session)))}</td>"
-        f"{device_cells(session)}<td>{risk_cell(session, now)}</td>"
+        f"{device_cells(session)}<td>{risk_cell(session, query.now, query.pending)}</td>"
         f"<td>{fmt_time(session.created_at, short=True)}</td>"
         f"<td>{fmt_time(session.last_seen, short=True)}</td>"
         f'<td class="actions"><a href="{ROOT}/sessions/{esc(session.id)}">Details</a> '
