@@ -189,7 +189,8 @@ def test_full_flow_and_the_stolen_cookie_after_its_lifetime(site: Site) -> None:
     ]
     assert config["scope"]["scope_specification"][0]["path"] == "/static"
     assert f"Max-Age={LIFETIME}" in registered.headers["set-cookie"]
-    assert site.binding(alice) == ("bound", "dbsc", device.thumbprint, site.clock.now())
+    now = site.clock.now()
+    assert site.binding(alice) == ("bound", "dbsc", device.thumbprint, now, now)
     assert alice.get("/me").json() == {"user": "alice", "proven": True}
     stolen = dict(alice.others)
     # the long-lived session cookie alone is not enough

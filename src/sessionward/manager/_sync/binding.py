@@ -85,7 +85,7 @@ class Binder:
             else:
                 fresh, challenge = states.add_challenge(state, now, self.policy)
                 authorization = states.authorization_of(state) or ""
-            written = self._write(record, None, fresh, now)
+            written = self._write(record, fresh, now)
             if isinstance(written, Session):
                 return challenge, authorization
             if written is None:
@@ -122,7 +122,7 @@ class Binder:
                 raise self._refused(record, now, "challenge")
             bound = states.bound_state(registration.key, method, now)
             bound, cookie = states.new_cookie(bound, now, self.policy)
-            written = self._write(record, None, bound, now)
+            written = self._write(record, bound, now)
             if isinstance(written, Session):
                 self.manager.events.emit(
                     SessionBound(record.id, record.user_id, now, method=method, jkt=bound["jkt"])
@@ -138,48 +138,43 @@ class Binder:
         record = session.record
         for _ in range(_ATTEMPTS):
             now = self.manager.clock.now()
-            data = json.loads(record.data)
-            state = states.state_of(data)
-            if not states.cookie_bound(state) or sid is None:
+            stored = states.stored_text(record.data)
+            parts = states.cookie_bound_parts(stored)
+            if parts is None or sid is None:
                 return _END
-            assert state is not None  # noqa: S101 - cookie_bound checked it
-            if not hmac.compare_digest(str(state.get("sid", "")).encode(), sid.encode()):
+            if not hmac.compare_digest(parts[5].encode(), sid.encode()):
                 return _END
-            key = states.key_of(state)
+            key = states.stored_key(parts)
             if key is None:
                 return _END
-            spent = None if proof is None else self._spend(record, state, key, proof, now)
-            next_state, challenge = states.add_challenge(spent or state, now, self.policy)
-            cookie = None
-            if spent is not None:
-                next_state, cookie = states.new_cookie(next_state, now, self.policy)
-            written = self._write(record, data, next_state, now)
+            jti = None if proof is None else self._proof_jti(record, key, proof, now)
+            step = states.refresh_step(parts, jti, now, self.policy)
+            if jti is not None and step.cookie is None:
+                self._refused(record, now, "challenge")
+            assert stored is not None  # noqa: S101 - cookie_bound_parts checked it
+            limit = self.manager.policy.max_data_bytes
+            data = states.replace_stored(record.data, stored, step.value, limit)
+            written = self._replace(record, data, now)
             if isinstance(written, Session):
-                outcome: Literal["refreshed", "challenge"] = "refreshed" if cookie else "challenge"
-                return Refresh(outcome, sid, challenge, cookie, written)
+                outcome: Literal["refreshed", "challenge"] = (
+                    "refreshed" if step.cookie else "challenge"
+                )
+                return Refresh(outcome, sid, step.challenge, step.cookie, written)
             if written is None:
                 return _END
             record = written
         raise UpdateConflict("refresh kept losing races")  # answered 503: the browser retries
 
-    def _spend(
-        self,
-        record: SessionRecord,
-        state: dict[str, Any],
-        key: ClientKey,
-        proof: str,
-        now: float,
-    ) -> dict[str, Any] | None:
-        """The state with the proof's challenge spent, or ``None`` (an event says why)."""
+    def _proof_jti(
+        self, record: SessionRecord, key: ClientKey, proof: str, now: float
+    ) -> str | None:
+        """The challenge a refresh proof signed with ``key`` answers, or ``None`` (an event
+        says why)."""
         try:
-            jti = dbsc.verify_refresh(proof, key)
+            return dbsc.verify_refresh(proof, key)
         except InvalidProof as exc:
             self._refused(record, now, exc.reason)
             return None
-        spent = states.take_challenge(state, jti, now, self.policy)
-        if spent is None:
-            self._refused(record, now, "challenge")
-        return spent
 
     def cookie_ok(self, session: Session, presented: str | None) -> bool | None:
         """Whether a request of ``session`` proves the key through its bound cookie: ``None``
@@ -203,21 +198,24 @@ class Binder:
         return InvalidProof(reason, record.id)
 
     def _write(
-        self,
-        record: SessionRecord,
-        data: dict[str, Any] | None,
-        state: dict[str, Any] | None,
-        now: float,
+        self, record: SessionRecord, state: dict[str, Any] | None, now: float
     ) -> Session | SessionRecord | None:
-        """Store ``state`` in ``record`` (whose parsed ``data`` the caller may pass): the new
+        """Store ``state`` in ``record`` (see :meth:`_replace`)."""
+        data = states.with_state(json.loads(record.data), state)
+        return self._replace(
+            record, encode_data(data, self.manager.policy.max_data_bytes), now
+        )
+
+    def _replace(
+        self, record: SessionRecord, data: str, now: float
+    ) -> Session | SessionRecord | None:
+        """Write ``data`` (JSON text) into ``record`` with one conditional ``replace``: the new
         session, or the fresh record after a lost race, or ``None`` when it is gone."""
-        policy = self.manager.policy
-        data = states.with_state(json.loads(record.data) if data is None else data, state)
         updated = record._replace(
-            data=encode_data(data, policy.max_data_bytes),
+            data=data,
             version=record.version + 1,
             last_seen=now,
-            expires_at=idle_deadline(now, record.absolute_expires_at, policy),
+            expires_at=idle_deadline(now, record.absolute_expires_at, self.manager.policy),
         )
         try:
             self.manager.store.replace(updated, expected_version=record.version)
