@@ -48,6 +48,7 @@ __all__ = [
     "BindingPolicy",
     "Method",
     "binding_of",
+    "last_proof",
 ]
 
 BINDING_KEY: Final = "sessionward.binding"
@@ -187,6 +188,15 @@ def binding_of(data: Mapping[str, Any]) -> Binding:
         at if isinstance(at, int | float) else None,
         proved if isinstance(proved, int | float) else None,
     )
+
+
+def last_proof(binding: Binding, last_seen: float) -> float | None:
+    """When the client last proved its key, as far as the session record tells: the
+    registration or latest bound-cookie refresh; for DPoP, the session's last activity (every
+    request it accepts carries a proof, and activity is written with the usual throttle)."""
+    if binding.method == "dpop":
+        return last_seen
+    return binding.proven_at if binding.proven_at is not None else binding.bound_at
 
 
 def _challenge() -> str:

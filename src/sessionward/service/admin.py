@@ -40,6 +40,8 @@ from sessionward.service.admin_account import (
 from sessionward.service.admin_sessions import (
     SessionQuery,
     auth_level_text,
+    binding_summary,
+    binding_tag,
     confirm_form,
     device_label,
     live_sessions,
@@ -375,7 +377,8 @@ class Admin:
                 f"<dt>Authentication</dt><dd>{esc(auth_level_text(session.auth_level))}; "
                 f"proven {fmt_time(session.auth_time)}</dd>"
                 f"<dt>Token generation</dt><dd>{session.generation} "
-                '<span class="muted">(times its token was renewed)</span></dd></dl>'
+                '<span class="muted">(times its token was renewed)</span></dd>'
+                f"{binding_summary(session)}</dl>"
                 f'<p><a class="danger-link" href="{ROOT}/sessions/{esc(session.id)}/revoke">'
                 "End this session…</a></p>"
             )
@@ -508,7 +511,7 @@ def _session_row(session: Session, current: Session | None) -> str:
     return (
         f'<tr><td><a href="{ROOT}/sessions/{esc(session.id)}">{esc(session.id)}</a>{this}</td>'
         f"<td><span title={attr(latest.get('user_agent') or '')}>"
-        f"{esc(device_label(latest.get('user_agent')))}</span></td>"
+        f"{esc(device_label(latest.get('user_agent')))}</span>{binding_tag(session)}</td>"
         f"<td>{esc(latest.get('ip') or '—')}</td>"
         f"<td>{fmt_time(session.created_at)}</td><td>{fmt_time(session.last_seen)}</td>"
         f'<td><a class="danger-link" href="{ROOT}/sessions/{esc(session.id)}/revoke"'

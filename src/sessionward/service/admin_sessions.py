@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlencode
 
+from sessionward.core.binding import binding_of, last_proof
 from sessionward.core.record import Session
 from sessionward.service.html import attr, esc, fmt_time, hidden_csrf
 from sessionward.stores._async.base import AsyncScan
@@ -279,8 +280,8 @@ def _row(session: Session, current: Session | None) -> str:
     )
     return (
         f"<tr><td>{user}{this}</td>"
-        f"<td><span title={attr(agent or '')}>{esc(device_label(agent))}</span></td>"
-        f"<td>{esc(latest.get('ip') or '—')}</td>"
+        f"<td><span title={attr(agent or '')}>{esc(device_label(agent))}</span>"
+        f"{binding_tag(session)}</td><td>{esc(latest.get('ip') or '—')}</td>"
         f"<td>{fmt_time(session.created_at)}</td><td>{fmt_time(session.last_seen)}</td>"
         f'<td class="actions"><a href="{ROOT}/sessions/{esc(session.id)}">Details</a> '
         f'<a class="danger-link" href="{ROOT}/sessions/{esc(session.id)}/revoke"'
@@ -299,4 +300,31 @@ def confirm_form(
         " again. This cannot be undone.</p>"
         f'<p><button class="danger" type="submit">{esc(button)}</button> '
         f"<a href={attr(back)}>Cancel</a></p></form>"
+    )
+
+
+def binding_tag(session: Session) -> str:
+    """A short tag saying whether a listed session is bound to a key its client keeps."""
+    binding = binding_of(session.data)
+    label = f"bound: {binding.method}" if binding.bound else "unbound"
+    return f' <span class="tag" data-binding={attr(binding.state)}>{esc(label)}</span>'
+
+
+def binding_summary(session: Session) -> str:
+    """The key binding of a session for its detail page: state, method, the start of the key's
+    thumbprint and when the key was last proven."""
+    binding = binding_of(session.data)
+    if not binding.bound:
+        note = (
+            "offered at sign-in, never registered: works as an unbound session"
+            if binding.state == "offered"
+            else "a copied token works until the session ends"
+        )
+        return f'<dt>Key binding</dt><dd data-binding="{binding.state}">unbound ({note})</dd>'
+    jkt = f"{binding.jkt[:12]}…" if binding.jkt else "—"
+    return (
+        f'<dt>Key binding</dt><dd data-binding="bound">bound by {esc(binding.method or "?")}; '
+        f'key <code title="JWK thumbprint">{esc(jkt)}</code>; bound '
+        f"{fmt_time(binding.bound_at)}; last proof "
+        f"{fmt_time(last_proof(binding, session.last_seen))}</dd>"
     )

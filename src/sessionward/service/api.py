@@ -50,6 +50,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from sessionward.core import token as tokens
+from sessionward.core.binding import BINDING_KEY, binding_of, last_proof
 from sessionward.core.context import RequestContext
 from sessionward.core.events import RevokeReason
 from sessionward.core.record import Session, SessionRecord
@@ -129,16 +130,29 @@ def session_json(session: Session, *, detail: bool = False) -> dict[str, Any]:
         "auth_level": session.auth_level,
         "auth_time": session.auth_time,
         "scopes": sorted(session.scopes),
-        "data": public_data(session.data),
+        "data": {k: v for k, v in public_data(session.data).items() if k != BINDING_KEY},
         "created_at": session.created_at,
         "last_seen": session.last_seen,
         "expires_at": session.expires_at,
         "absolute_expires_at": session.absolute_expires_at,
         "generation": session.generation,
+        "binding": _binding_json(session),
     }
     if detail:
         out["context_history"] = session.context_history
     return out
+
+
+def _binding_json(session: Session) -> dict[str, Any]:
+    """Whether the session is bound to a key its client keeps (see docs/binding.md)."""
+    binding = binding_of(session.data)
+    return {
+        "state": binding.state,
+        "method": binding.method,
+        "jkt": binding.jkt,
+        "bound_at": binding.bound_at,
+        "last_proof_at": last_proof(binding, session.last_seen) if binding.bound else None,
+    }
 
 
 def _dumps(value: Any) -> str:

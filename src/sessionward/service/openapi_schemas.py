@@ -84,6 +84,7 @@ SCHEMAS: dict[str, Any] = {
             "expires_at",
             "absolute_expires_at",
             "generation",
+            "binding",
         ],
         "properties": {
             "id": {"type": "string", "description": "Public session id (16 characters)."},
@@ -98,7 +99,34 @@ SCHEMAS: dict[str, Any] = {
             "expires_at": TIME,
             "absolute_expires_at": TIME,
             "generation": {"type": "integer", "minimum": 0},
+            "binding": ref("Binding"),
             "context_history": {"type": "array", "items": {"type": "object"}},
+        },
+    },
+    "Binding": {
+        "type": "object",
+        "description": "Whether the session is bound to a key its client keeps and never "
+        "sends (DBSC, its WebCrypto fallback, or DPoP): a copied token alone is then refused.",
+        "required": ["state", "method", "jkt", "bound_at", "last_proof_at"],
+        "properties": {
+            "state": {
+                "type": "string",
+                "enum": ["unbound", "offered", "bound"],
+                "description": "`offered`: the login asked the browser to register a key and "
+                "it has not (yet); such a session works as an unbound one.",
+            },
+            "method": {"type": ["string", "null"], "enum": ["dbsc", "webcrypto", "dpop", None]},
+            "jkt": {
+                "type": ["string", "null"],
+                "description": "RFC 7638 thumbprint of the public key (`cnf.jkt`).",
+            },
+            "bound_at": {"type": ["number", "null"]},
+            "last_proof_at": {
+                "type": ["number", "null"],
+                "description": "The latest proof of the key the record tells of: the "
+                "registration or bound-cookie refresh; for `dpop`, the session's last "
+                "activity (every accepted request carried a proof).",
+            },
         },
     },
     "TokenPair": {
