@@ -228,16 +228,20 @@ def _wait(what: str, check: Callable[[], Any], seconds: float = 20.0) -> Any:
     raise AssertionError(f"timed out after {seconds:.0f} s waiting for {what}")
 
 
-def _record(served: Served, tmp_path: Path) -> Session:
+def _records(tmp_path: Path) -> list[Session]:
     from sessionward import SQLiteStore
 
     store = SQLiteStore(str(tmp_path / "s.db"))
     try:
-        bound = store.list_user("alice")
+        return [Session(record) for record in store.list_user("alice")]
     finally:
         store.close()
+
+
+def _record(served: Served, tmp_path: Path) -> Session:
+    bound = _records(tmp_path)
     assert len(bound) == 1, "one signed-in session"
-    return Session(bound[0])
+    return bound[0]
 
 
 def _launch(kind: Any, served: Served, native: bool) -> Any:
@@ -323,6 +327,11 @@ def test_native_dbsc_in_headless_chromium(
         served = _served_with_latest_cookie(native.log, asked)
         assert b"alice proven=True" in served.body
         _wait("a challenged refresh", lambda: _challenged(native.log.refreshes()))
+        refreshed = binding_of(_record(native, tmp_path).data)  # the server's record of it
+        assert refreshed.jkt == binding.jkt
+        assert refreshed.proven_at is not None
+        assert binding.proven_at is not None
+        assert refreshed.proven_at >= binding.proven_at + LIFETIME
         # more requests while the cookie lives: Chromium refreshes ahead of expiry
         for _ in range(3):
             page.goto(native.base + "/protected")
@@ -347,6 +356,7 @@ def test_native_dbsc_in_headless_chromium(
         page.goto(native.base + "/protected")
         page.goto(native.base + "/protected")
         assert native.log.refreshes(after) == [], "Chromium kept refreshing an ended session"
+        assert _records(tmp_path) == []  # ended on the server too
         context.close()
     finally:
         browser.close()
@@ -409,6 +419,7 @@ def test_webcrypto_fallback_with_native_dbsc_off(
         after = ended[-1].at + 0.01
         time.sleep(LIFETIME + 1)
         assert fallback.log.refreshes(after) == [], "the script kept refreshing"
+        assert _records(tmp_path) == []
         assert page.evaluate(_KEY_CHECK) is None  # the script forgot the ended session
         context.close()
     finally:

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import jwt as pyjwt
 import pytest
 from joserfc import jwk as jose_jwk
 from joserfc import jws as jose_jws
@@ -228,6 +229,18 @@ def test_joserfc_proofs_are_accepted(api: Api) -> None:
     assert _cnf(token) == {"jkt": key.thumbprint()}
     me = api.call("GET", "/api/me", None, token, proof=proof("GET", "/api/me", token))
     assert me.json() == {"sub": "alice"}
+    # and our DPoP-bound access token verifies under another library (PyJWT), with the JWKS
+    # we publish, naming the thumbprint joserfc computes for its own key
+    jwks = api.service.issuer.keyset.jwks()
+    decoded = pyjwt.decode(
+        token,
+        pyjwt.PyJWK(jwks["keys"][0]).key,
+        algorithms=["ES256"],
+        audience=AUD,
+        issuer=ISS,
+    )
+    assert decoded["cnf"] == {"jkt": key.thumbprint()}
+    assert decoded["sub"] == "alice"
 
 
 def test_async_service_binds_the_same_way() -> None:
