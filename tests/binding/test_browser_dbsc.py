@@ -4,8 +4,9 @@ its SPKI.
 
 * native DBSC (software keys, headless): registration with a browser-signed JWT, a refresh
   answered with a 403 + challenge and then a signed proof, a proactive refresh with the cached
-  challenge, the protected page served with the refreshed cookie, and ``{"continue": false}``
-  honoured (no refresh afterwards);
+  challenge, the protected page served with the refreshed cookie, a path the session config
+  excludes never held back for a refresh, and ``{"continue": false}`` honoured (no refresh
+  afterwards);
 * the WebCrypto fallback script with the native feature off, through the same flow.
 
 Everything is asserted from the server's side: its request log, its stored records, its
@@ -161,6 +162,9 @@ def build(manager: AsyncSessionManager, log: Log, *, fallback: bool) -> Any:
     async def favicon(request: Request) -> Response:
         return PlainTextResponse("", status_code=404)
 
+    async def public(request: Request) -> Response:
+        return page("public")
+
     def make(base: str) -> Any:
         csrf = CsrfPolicy([base], keys=[b"k" * 32], require_token=False)
         binding = DeviceBinding(BindingPolicy(cookie_lifetime=LIFETIME), excludes=("/public",))
@@ -168,7 +172,7 @@ def build(manager: AsyncSessionManager, log: Log, *, fallback: bool) -> Any:
             Route("/login", login),
             Route("/protected", protected),
             Route("/end", end),
-            Route("/public/x", favicon),
+            Route("/public/x", public),
             Route("/favicon.ico", favicon),
         ]
         options: dict[str, Any] = {"manager": manager, "csrf": csrf, "binding": binding}
@@ -320,8 +324,17 @@ def test_native_dbsc_in_headless_chromium(
         assert jwk is not None
         assert jwk["kty"] in ("EC", "RSA")
         assert "bound" in native.events.kinds()
-        # let the registration's cookie expire, then ask for a page in scope
+        # let the registration's cookie expire: a path the config excludes is not held back
+        # for a refresh, then a page in scope is
         time.sleep(max(0.0, registration.at + LIFETIME + 0.5 - time.time()))
+        public_at = time.time()
+        page.goto(native.base + "/public/x")
+        public = _wait(
+            "the excluded page",
+            lambda: [h for h in native.log.hits if h.path == "/public/x" and h.at >= public_at],
+        )
+        assert public[0].bound_in is None
+        assert native.log.refreshes(public_at) == [], "a refresh for an excluded path"
         asked = time.time()
         page.goto(native.base + "/protected")
         served = _served_with_latest_cookie(native.log, asked)
