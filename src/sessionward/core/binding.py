@@ -391,9 +391,8 @@ def stored_text(data: str) -> Stored | None:
     span = _span(data)
     if span is not None:
         return Stored(data[span[0] : span[1]], span)
-    if MARK not in data:
-        return None
-    value = json.loads(data).get(BINDING_KEY)
+    loaded = json.loads(data) if MARK in data else None
+    value = loaded.get(BINDING_KEY) if isinstance(loaded, dict) else None
     return Stored(value, None) if isinstance(value, str) else None
 
 
@@ -445,7 +444,7 @@ def refresh_step(parts: list[str], jti: str | None, now: float, policy: BindingP
     live, found = [], False
     for item in parts[9].split(",") if parts[9] else ():
         name, _, issued = item.partition(":")
-        if not issued.isdigit() or not low < int(issued) <= high:
+        if not issued.isdecimal() or not low < int(issued) <= high:
             continue
         if wanted is not None and not found and hmac.compare_digest(name.encode(), wanted):
             found = True
@@ -461,7 +460,7 @@ def refresh_step(parts: list[str], jti: str | None, now: float, policy: BindingP
     cookies = f"{_verifier(cookie)}:{math.ceil(now) + policy.cookie_lifetime}"
     for item in reversed(parts[10].split(",") if parts[10] else ()):
         until = item.partition(":")[2]
-        if until.isdigit() and int(until) > now:  # the newest one still alive is kept
+        if until.isdecimal() and int(until) > now:  # the newest one still alive is kept
             cookies = f"{item},{cookies}"  # _COOKIES_KEPT: the previous and the new
             break
     value = "|".join([*parts[:9], challenges, cookies, str(int(now))])
