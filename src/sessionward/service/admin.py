@@ -41,7 +41,6 @@ from sessionward.service.admin_sessions import (
     SessionQuery,
     auth_level_text,
     binding_summary,
-    binding_tag,
     confirm_form,
     device_label,
     live_sessions,
@@ -511,7 +510,7 @@ def _session_row(session: Session, current: Session | None) -> str:
     return (
         f'<tr><td><a href="{ROOT}/sessions/{esc(session.id)}">{esc(session.id)}</a>{this}</td>'
         f"<td><span title={attr(latest.get('user_agent') or '')}>"
-        f"{esc(device_label(latest.get('user_agent')))}</span>{binding_tag(session)}</td>"
+        f"{esc(device_label(latest.get('user_agent')))}</span></td>"
         f"<td>{esc(latest.get('ip') or '—')}</td>"
         f"<td>{fmt_time(session.created_at)}</td><td>{fmt_time(session.last_seen)}</td>"
         f'<td><a class="danger-link" href="{ROOT}/sessions/{esc(session.id)}/revoke"'
