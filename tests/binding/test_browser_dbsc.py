@@ -3,11 +3,10 @@
 its SPKI.
 
 * native DBSC (software keys, headless; offering ES256 and RS256, and RS256 alone):
-  registration with a browser-signed JWT, a refresh
-  answered with a 403 + challenge and then a signed proof, a proactive refresh with the cached
-  challenge, the protected page served with the refreshed cookie, a path the session config
-  excludes never held back for a refresh, and ``{"continue": false}`` honoured (no refresh
-  afterwards);
+  registration with a browser-signed JWT, a refresh answered with a 403 + challenge and then
+  a signed proof, a proactive refresh with the cached challenge, the protected page served
+  with the refreshed cookie, a path the session config excludes never held back for a
+  refresh, and ``{"continue": false}`` honoured (no refresh afterwards);
 * the WebCrypto fallback script with the native feature off, through the same flow.
 
 Everything is asserted from the server's side: its request log, its stored records, its
