@@ -401,7 +401,7 @@ class Api:
 
     async def token_login(self, request: Request, key: ApiKey) -> Response:
         service = self._tokens()
-        allowed = {"user_id", "auth_level", "scopes", "context", "end_other_sessions"}
+        allowed = {"user_id", "auth_level", "scopes", "context", "end_other_sessions", "dpop"}
         fields = Fields(await json_body(request), allowed)
         user_id = fields.string("user_id", required=True, limit=MAX_USER_ID) or ""
         if user_id.startswith(RESERVED_PREFIX):
@@ -415,18 +415,20 @@ class Api:
             auth_level=or_default(fields.integer("auth_level", maximum=100), 1),
             context=request_context(fields),
             end_other_sessions=end_others,
+            dpop_jkt=await _proven_key(service, fields),
         )
         return self._pair(service, pair, 201)
 
     async def token_refresh(self, request: Request, key: ApiKey) -> Response:
         service = self._tokens()
-        fields = Fields(await json_body(request), {"refresh_token", "context"})
+        fields = Fields(await json_body(request), {"refresh_token", "context", "dpop"})
         refresh_token = fields.string("refresh_token", required=True, limit=256)
         context = request_context(fields)
         family = await self.manager.store.get(tokens.parse(refresh_token).session_id)
         if family is None or application_of_user(family.user_id) != key.application:
             raise InvalidToken("unknown")  # another application's family is as unknown
-        pair = await service.refresh(refresh_token, context=context)  # InvalidToken: 401
+        jkt = await _proven_key(service, fields)  # a family bound to a key needs its proof
+        pair = await service.refresh(refresh_token, context=context, dpop_jkt=jkt)  # else 401
         return self._pair(service, pair, 200)
 
     async def metrics(self, request: Request, key: ApiKey) -> Response:
@@ -436,6 +438,20 @@ class Api:
             self.rt.activity, sessions=count, store_up=up, application=key.application
         )
         return Response(text, media_type=CONTENT_TYPE, headers=_NO_STORE)
+
+
+async def _proven_key(service: AsyncTokenService, fields: Fields) -> str | None:
+    """The thumbprint of the key of the client's DPoP proof that the backend passed on in
+    ``dpop`` (the client's ``DPoP`` header, and its request's method and absolute URL), checked
+    and its ``jti`` spent; ``None`` without one. A refused proof is an ``InvalidProof`` (401)."""
+    raw = fields.mapping("dpop")
+    if raw is None:
+        return None
+    dpop = Fields(raw, {"proof", "method", "url"}, "dpop")
+    proof = dpop.string("proof", required=True, limit=8192)
+    method = dpop.string("method", required=True, limit=16) or ""
+    url = dpop.string("url", required=True, limit=2048) or ""
+    return (await service.check_proof(proof, method=method, url=url)).jkt
 
 
 def mapped(exc: Exception) -> ApiError:

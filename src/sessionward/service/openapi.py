@@ -322,6 +322,7 @@ def _paths() -> dict[str, Any]:
                             "type": "boolean",
                             "description": "End the user's other refresh families.",
                         },
+                        "dpop": ref("DpopProof"),
                     },
                     ("user_id",),
                 ),
@@ -337,6 +338,7 @@ def _paths() -> dict[str, Any]:
                     {
                         "refresh_token": {**TOKEN, "description": "The refresh token."},
                         "context": ref("Context"),
+                        "dpop": ref("DpopProof"),
                     },
                     ("refresh_token",),
                 ),

@@ -141,12 +141,33 @@ SCHEMAS: dict[str, Any] = {
         ],
         "properties": {
             "access_token": {"type": "string", "description": "A signed JWT (verify: JWKS)."},
-            "token_type": {"type": "string", "enum": ["Bearer"]},
+            "token_type": {
+                "type": "string",
+                "enum": ["Bearer", "DPoP"],
+                "description": "`DPoP` for a family bound to the client's key (`cnf.jkt`).",
+            },
             "expires_in": {"type": "integer", "minimum": 0},
             "refresh_token": {"type": "string", "description": "Opaque; works once."},
             "session_id": {"type": "string", "description": "The tokens' `sid`."},
             "refresh_expires_at": TIME,
         },
+    },
+    "DpopProof": obj(
+        {
+            "proof": {"type": "string", "maxLength": 8192, "description": "The `DPoP` header."},
+            "method": {"type": "string", "maxLength": 16, "description": "Its request's method."},
+            "url": {
+                "type": "string",
+                "maxLength": 2048,
+                "description": "Its request's absolute URL, as the client named it in `htu`.",
+            },
+        },
+        ("proof", "method", "url"),
+    )
+    | {
+        "description": "A client's DPoP proof (RFC 9449), passed on by the backend that "
+        "received it. At login it binds the refresh family to the proof's key; a bound "
+        "family refreshes only with a proof of that key (401 otherwise)."
     },
     "SessionAndToken": {
         "type": "object",

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, cast
 
 from sessionward.clock import Clock, SystemClock
+from sessionward.core.dpop import DpopPolicy
 from sessionward.core.events import EventBus, log_event
 from sessionward.core.record import SessionRecord
 from sessionward.errors import ConfigError, StoreError
@@ -195,4 +196,5 @@ def open_token_service(config: ServiceConfig, manager: AsyncSessionManager) -> A
         keyset,
         issuer=config.origin,
         audience=config.jwt_audience or config.origin,
+        dpop=DpopPolicy(),  # used only for clients that send a proof (see docs/binding.md)
     )
