@@ -69,15 +69,25 @@ def test_demo_sign_in_offers_dbsc_and_the_devices_page_shows_the_binding(site: S
     laptop.cookies[BOUND] = bound
     assert laptop.get("/demo/account").status_code == 200
     assert phone.get("/demo/account").status_code == 200  # unbound sessions work as before
-    # the admin console: a tag in the list, the binding on the session's own page
+    # the admin console: the binding on each session's own page
     admin = site.browser()
     admin.admin_login(site, "root", ADMIN_PASSWORD)
-    listed = admin.get("/admin/sessions").text
-    assert 'data-binding="offered"' in listed  # the phone
-    row = next(r for r in listed.split("<tr>") if "bound: dbsc" in r)
-    match = re.search(r'href="/admin/sessions/([A-Za-z0-9_-]{16})"', row)
-    assert match is not None
-    detail = admin.get(f"/admin/sessions/{match.group(1)}").text
+    ids = dict(
+        re.findall(
+            r'<tr data-session="([^"]+)"><td>[^<]*<span class="tag" '
+            r'data-binding="([a-z]+)"',
+            devices,
+        )
+    )
+    assert sorted(ids.values()) == ["bound", "offered"]
+    for session_id, state in ids.items():
+        page = admin.get(f"/admin/sessions/{session_id}").text
+        shown = page.split("<dt>Key binding</dt>")[1].split("</dd>")[0]
+        assert f'data-binding="{state}"' in shown
+        if state == "offered":
+            assert "never registered" in shown
+    bound_id = next(i for i, state in ids.items() if state == "bound")
+    detail = admin.get(f"/admin/sessions/{bound_id}").text
     binding = detail.split("<dt>Key binding</dt>")[1].split("</dd>")[0]
     assert "bound by dbsc" in binding
     assert f"{device.thumbprint[:12]}…</code>" in binding

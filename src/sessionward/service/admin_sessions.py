@@ -211,7 +211,6 @@ def sessions_table(
         '<th scope="col">Address</th>',
         _sort_head(query, "created"),
         _sort_head(query, "last_seen"),
-        '<th scope="col">Key binding</th>',
         '<th scope="col"><span class="sr-only">Actions</span></th>',
     ]
     rows = "".join(_row(s, current) for s in shown)
@@ -284,7 +283,6 @@ def _row(session: Session, current: Session | None) -> str:
         f"<td><span title={attr(agent or '')}>{esc(device_label(agent))}</span></td>"
         f"<td>{esc(latest.get('ip') or '—')}</td>"
         f"<td>{fmt_time(session.created_at)}</td><td>{fmt_time(session.last_seen)}</td>"
-        f"<td>{binding_tag(session)}</td>"
         f'<td class="actions"><a href="{ROOT}/sessions/{esc(session.id)}">Details</a> '
         f'<a class="danger-link" href="{ROOT}/sessions/{esc(session.id)}/revoke"'
         f' aria-label="End session {esc(session.id)}">End…</a></td></tr>'
@@ -303,13 +301,6 @@ def confirm_form(
         f'<p><button class="danger" type="submit">{esc(button)}</button> '
         f"<a href={attr(back)}>Cancel</a></p></form>"
     )
-
-
-def binding_tag(session: Session) -> str:
-    """A short tag saying whether a listed session is bound to a key its client keeps."""
-    binding = binding_of(session.data)
-    label = f"bound: {binding.method}" if binding.bound else "unbound"
-    return f'<span class="tag" data-binding={attr(binding.state)}>{esc(label)}</span>'
 
 
 def binding_summary(session: Session) -> str:

@@ -40,6 +40,7 @@ __all__ = [
 ]
 
 
+
 MAX_BODY = 64 * 1024
 _STRING_MAX = 512
 _NUMBER_MAX = 10**10
