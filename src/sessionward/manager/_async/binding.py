@@ -135,6 +135,7 @@ class AsyncBinder:
     async def refresh(self, session: Session, sid: str | None, proof: str | None) -> Refresh:
         """Answer a refresh of the DBSC session ``sid`` held by ``session``'s browser."""
         record = session.record
+        checked: dict[ClientKey, str | None] = {}  # a lost race does not verify the proof again
         for _ in range(_ATTEMPTS):
             now = self.manager.clock.now()
             stored = states.stored_text(record.data)
@@ -146,7 +147,9 @@ class AsyncBinder:
             key = states.stored_key(parts)
             if key is None:
                 return _END
-            jti = None if proof is None else self._proof_jti(record, key, proof, now)
+            if proof is not None and key not in checked:
+                checked[key] = self._proof_jti(record, key, proof, now)
+            jti = checked.get(key)
             step = states.refresh_step(parts, jti, now, self.policy)
             if jti is not None and step.cookie is None:
                 self._refused(record, now, "challenge")
