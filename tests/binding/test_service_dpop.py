@@ -1,8 +1,12 @@
-"""DPoP through the service's JWT mode, over real HTTP: the backend passes on its client's
-``DPoP`` header (with the method and URL of the client's request) to ``/v1/tokens``, which
-binds the refresh family to that key, and to ``/v1/tokens/refresh``, which then refreshes only
-with a fresh proof of that key. The access tokens name the key (``cnf.jkt``) and verify under
-an independent library with the service's JWKS."""
+"""DPoP through the service's REST API, over real HTTP: the backend passes on its client's
+``DPoP`` header (with the method and URL of the client's request).
+
+* Opaque sessions: ``/v1/sessions`` binds the new session to the proof's key, and
+  ``/v1/sessions/validate`` then allows the token only with a fresh proof of that key made for
+  that token, method and URL.
+* The JWT mode: ``/v1/tokens`` binds the refresh family, ``/v1/tokens/refresh`` refreshes only
+  with a fresh proof of that key; the access tokens name the key (``cnf.jkt``) and verify
+  under an independent library with the service's JWKS."""
 
 from __future__ import annotations
 
@@ -81,3 +85,43 @@ def test_without_a_proof_the_family_stays_a_bearer_one(api: Service) -> None:
     assert refused.status_code == 401
     unknown = {"user_id": "bo", "dpop": {"proof": "x", "method": "POST", "url": APP, "k": 1}}
     assert _call(api, "/v1/tokens", unknown).status_code == 400
+
+
+def _validate(api: Service, token: str, dpop: dict[str, str] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"token": token}
+    if dpop is not None:
+        body["dpop"] = dpop
+    response = api.client.post("/v1/sessions/validate", json=body, headers=api.auth("validate"))
+    assert response.status_code == 200, response.text
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
+def test_an_opaque_session_issued_with_a_proof_validates_only_with_one(api: Service) -> None:
+    device, thief = Device(), Device()
+    issued = _call(api, "/v1/sessions", {"user_id": "cy", "dpop": _dpop(api, device, "/login")})
+    assert issued.status_code == 201, issued.text
+    token = issued.json()["token"]
+    binding = issued.json()["session"]["binding"]
+    assert (binding["state"], binding["method"], binding["jkt"]) == (
+        "bound",
+        "dpop",
+        device.thumbprint,
+    )
+    deny = {"decision": "deny", "reason": "invalid"}
+    assert _validate(api, token) == deny  # no proof
+    assert _validate(api, token, _dpop(api, thief, "/orders", token=token)) == deny
+    assert _validate(api, token, _dpop(api, device, "/orders")) == deny  # no ath: another token
+    other_url = _dpop(api, device, "/orders", token=token) | {"url": APP + "/admin"}
+    assert _validate(api, token, other_url) == deny
+    other_method = _dpop(api, device, "/orders", token=token) | {"method": "DELETE"}
+    assert _validate(api, token, other_method) == deny
+    stale = _dpop(api, device, "/orders", token=token)
+    api.clock.advance(120)  # older than the proof window
+    assert _validate(api, token, stale) == deny
+    once = _dpop(api, device, "/orders", token=token)
+    assert _validate(api, token, once)["decision"] == "allow"
+    assert _validate(api, token, once) == deny  # its jti is spent
+    plain = _call(api, "/v1/sessions", {"user_id": "cy"}).json()
+    assert plain["session"]["binding"]["state"] == "unbound"
+    assert _validate(api, plain["token"])["decision"] == "allow"  # unbound: a bearer token

@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
+from sessionward.core import binding as states
 from sessionward.core import token as tokens
 from sessionward.core.binding import BINDING_KEY, binding_of, last_proof
 from sessionward.core.context import RequestContext
@@ -69,7 +70,7 @@ from sessionward.errors import (
     UpdateConflict,
 )
 from sessionward.manager._async.manager import AsyncSessionManager
-from sessionward.service import history
+from sessionward.service import api_dpop, history
 from sessionward.service.api_errors import ApiError
 from sessionward.service.api_fields import (
     Fields,
@@ -191,7 +192,7 @@ class SessionJsonMemo:
         return encoded
 
 
-_VALIDATE_FIELDS = frozenset({"token", "context", "max_auth_age", "min_level"})
+_VALIDATE_FIELDS = frozenset({"token", "context", "max_auth_age", "min_level", "dpop"})
 _DENY = b'{"decision":"deny","reason":"invalid"}'
 _DECISION = {
     d: b'{"decision":"' + d.encode("ascii") + b'","session":'
@@ -230,7 +231,7 @@ class Api:
     async def issue(self, request: Request, key: ApiKey) -> Response:
         fields = Fields(
             await json_body(request, optional=True),
-            {"user_id", "auth_level", "scopes", "data", "context", "previous_token", "idp"},
+            {"user_id", "auth_level", "scopes", "data", "context", "previous_token", "idp", "dpop"},
         )
         user_id = fields.string("user_id", limit=MAX_USER_ID)
         if user_id is not None and user_id.startswith(RESERVED_PREFIX):
@@ -256,6 +257,9 @@ class Api:
             if user_id is None:
                 raise ApiError(400, "invalid_request", "idp needs a user_id")
             data.update(link.data())
+        jkt = await api_dpop.check(manager, api_dpop.passed_proof(fields))
+        if jkt is not None:  # the client proved a key: the session is bound to it
+            data[BINDING_KEY] = states.encode(states.dpop_state(jkt, manager.clock.now()))
         session = await manager.issue(
             user_id,
             auth_level=or_default(fields.integer("auth_level", maximum=100), 1),
@@ -279,6 +283,7 @@ class Api:
         """The validate endpoint past authentication and body parsing: the encoded 200 answer
         (``ApiError`` and the manager's errors propagate)."""
         token = body.get("token")
+        passed = None
         if len(body) == 1 and type(token) is str and len(token) <= 256:
             context, max_age, min_level = None, None, None  # the common body: only the token
         else:
@@ -287,9 +292,14 @@ class Api:
             max_age = fields.number("max_auth_age")
             min_level = fields.integer("min_level", maximum=100)
             token = fields.string("token", required=True, limit=256)
+            passed = api_dpop.passed_proof(fields)
         application = key.application
+        manager = self.rt.manager_for(application)
         try:
-            session = await self.rt.manager_for(application).validate(token, context=context)
+            session = await manager.validate(token, context=context)
+            bound = api_dpop.bound_key(session)
+            if bound is not None or passed is not None:  # a bound token needs its key's proof
+                await api_dpop.check(manager, passed, token=token, jkt=bound)
         except RiskChallenge as challenge:  # sign in again; the session survives
             self.rt.activity.decision("step-up", application)
             return challenge_answer(challenge)
@@ -495,17 +505,13 @@ class Api:
 
 
 async def _proven_key(service: AsyncTokenService, fields: Fields) -> str | None:
-    """The thumbprint of the key of the client's DPoP proof that the backend passed on in
-    ``dpop`` (the client's ``DPoP`` header, and its request's method and absolute URL), checked
-    and its ``jti`` spent; ``None`` without one. A refused proof is an ``InvalidProof`` (401)."""
-    raw = fields.mapping("dpop")
-    if raw is None:
+    """The key thumbprint of the client's DPoP proof passed on in ``dpop`` (see
+    :mod:`sessionward.service.api_dpop`), checked and its ``jti`` spent; ``None`` without one.
+    A refused proof is an ``InvalidProof`` (401)."""
+    passed = api_dpop.passed_proof(fields)
+    if passed is None:
         return None
-    dpop = Fields(raw, {"proof", "method", "url"}, "dpop")
-    proof = dpop.string("proof", required=True, limit=8192)
-    method = dpop.string("method", required=True, limit=16) or ""
-    url = dpop.string("url", required=True, limit=2048) or ""
-    return (await service.check_proof(proof, method=method, url=url)).jkt
+    return (await service.check_proof(passed.proof, method=passed.method, url=passed.url)).jkt
 
 
 def _idp_link(fields: Fields) -> IdpLink | None:

@@ -235,8 +235,10 @@ SCHEMAS: dict[str, Any] = {
     )
     | {
         "description": "A client's DPoP proof (RFC 9449), passed on by the backend that "
-        "received it. At login it binds the refresh family to the proof's key; a bound "
-        "family refreshes only with a proof of that key (401 otherwise)."
+        "received it. At issue (or a JWT-mode login) it binds the session (the refresh "
+        "family) to the proof's key; a bound session then validates only with a proof of that "
+        "key made for its token (`deny` otherwise), and a bound family refreshes only with "
+        "one (401 otherwise)."
     },
     "SessionAndToken": {
         "type": "object",
