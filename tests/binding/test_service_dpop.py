@@ -122,6 +122,21 @@ def test_an_opaque_session_issued_with_a_proof_validates_only_with_one(api: Serv
     once = _dpop(api, device, "/orders", token=token)
     assert _validate(api, token, once)["decision"] == "allow"
     assert _validate(api, token, once) == deny  # its jti is spent
+    session_id = issued.json()["session"]["id"]
+    seen = [
+        e.get("detail") or e.get("reason")
+        for e in api.runtime.activity.for_session(session_id)
+        if e["kind"] in ("theft-suspected", "rejected")
+    ]
+    assert seen == [
+        "binding-proof-dpop-missing",
+        "binding-proof-jkt",
+        "binding-ath",
+        "binding-htu",
+        "binding-htm",
+        "binding-iat",
+        "binding-replayed",
+    ]  # the first two as suspected theft
     plain = _call(api, "/v1/sessions", {"user_id": "cy"}).json()
     assert plain["session"]["binding"]["state"] == "unbound"
     assert _validate(api, plain["token"])["decision"] == "allow"  # unbound: a bearer token

@@ -297,9 +297,8 @@ class Api:
         manager = self.rt.manager_for(application)
         try:
             session = await manager.validate(token, context=context)
-            bound = api_dpop.bound_key(session)
-            if bound is not None or passed is not None:  # a bound token needs its key's proof
-                await api_dpop.check(manager, passed, token=token, jkt=bound)
+            if passed is not None or api_dpop.bound_key(session) is not None:
+                await api_dpop.check(manager, passed, token=token, session=session)
         except RiskChallenge as challenge:  # sign in again; the session survives
             self.rt.activity.decision("step-up", application)
             return challenge_answer(challenge)

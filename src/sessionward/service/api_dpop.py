@@ -15,7 +15,6 @@ from typing import Final, NamedTuple
 from sessionward.core import binding as states
 from sessionward.core.dpop import DpopPolicy
 from sessionward.core.record import Session
-from sessionward.errors import InvalidProof
 from sessionward.manager._async.binding import AsyncBinder
 from sessionward.manager._async.manager import AsyncSessionManager
 from sessionward.service.api_fields import Fields
@@ -60,16 +59,22 @@ async def check(
     passed: PassedProof | None,
     *,
     token: str | None = None,
-    jkt: str | None = None,
+    session: Session | None = None,
 ) -> str | None:
-    """Check a passed-on proof (for ``token`` when given, by the key ``jkt`` when given) and
-    spend its ``jti``; returns its key's thumbprint, ``None`` when no proof was passed and
-    none is needed. Raises :class:`~sessionward.errors.InvalidProof`."""
-    if passed is None:
-        if jkt is not None:
-            raise InvalidProof("dpop-missing")
+    """Check a passed-on proof (for ``token`` when given, by the key ``session`` is bound to
+    when it is) and spend its ``jti``; returns its key's thumbprint, ``None`` when no proof was
+    passed and none is needed. Raises :class:`~sessionward.errors.InvalidProof`; a refusal for
+    a bound session is an event of that session."""
+    jkt = None if session is None else bound_key(session)
+    if passed is None and jkt is None:
         return None
     checked = await AsyncBinder(manager).check_dpop(
-        POLICY, passed.proof, method=passed.method, url=passed.url, access_token=token, jkt=jkt
+        POLICY,
+        None if passed is None else passed.proof,
+        method="" if passed is None else passed.method,
+        url="" if passed is None else passed.url,
+        access_token=token,
+        jkt=jkt,
+        session=session,
     )
     return checked.jkt

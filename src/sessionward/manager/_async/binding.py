@@ -33,8 +33,19 @@ from sessionward.manager._async.manager import AsyncSessionManager
 __all__ = ["AsyncBinder", "Refresh", "Registered"]
 
 _ATTEMPTS = 4
-# Proof failures that only the holder of a copied cookie (and not of the key) produces.
-_FORGERY = frozenset(("signature", "alg", "typ", "jwk-malformed", "jwk-mismatch", "jwk-private"))
+# Proof failures that only the holder of a copied cookie or token (and not of the key) produces.
+_FORGERY = frozenset(
+    (
+        "signature",
+        "alg",
+        "typ",
+        "jwk-malformed",
+        "jwk-mismatch",
+        "jwk-private",
+        "jkt",
+        "dpop-missing",
+    )
+)
 
 
 class Registered(NamedTuple):
@@ -249,17 +260,27 @@ class AsyncBinder:
         url: str,
         access_token: str | None = None,
         jkt: str | None = None,
+        session: Session | None = None,
     ) -> DpopProof:
         """Verify a DPoP proof for this request and spend its ``jti``; raises
-        :class:`~sessionward.errors.InvalidProof` (``replayed`` for a ``jti`` seen before)."""
-        checked = policy.verify(
-            proof,
-            method=method,
-            url=url,
-            now=self.manager.clock.now(),
-            access_token=access_token,
-            jkt=jkt,
-        )
-        if not await self.first_use("dpop", f"{checked.jkt}.{checked.jti}", checked.replay_until):
-            raise InvalidProof("replayed")
+        :class:`~sessionward.errors.InvalidProof` (``replayed`` for a ``jti`` seen before).
+
+        With the ``session`` bound to the key ``jkt``, a refusal is also an event of that
+        session: ``TheftSuspected`` when the key was not proven at all (no proof, another
+        key's, a bad signature), ``TokenRejected`` otherwise; a request for the server's
+        nonce is part of the protocol and not reported."""
+        now = self.manager.clock.now()
+        try:
+            if proof is None:
+                raise InvalidProof("dpop-missing")
+            checked = policy.verify(
+                proof, method=method, url=url, now=now, access_token=access_token, jkt=jkt
+            )
+            spent = f"{checked.jkt}.{checked.jti}"
+            if not await self.first_use("dpop", spent, checked.replay_until):
+                raise InvalidProof("replayed")
+        except InvalidProof as exc:
+            if session is not None and jkt is not None and exc.reason != "use_dpop_nonce":
+                self._refused(session.record, now, exc.reason)
+            raise
         return checked
