@@ -91,6 +91,8 @@ _BY_USER = (
 )
 _LIVE_IDS = "SELECT id FROM sessions WHERE user_id = ? AND expires_at > ? ORDER BY created_at, id"
 _DELETE_USER = "DELETE FROM sessions WHERE user_id = ? AND id IS NOT ? RETURNING id"
+# The mark of ``SessionRecord.is_internal``: an empty verifier.
+_COUNT = "SELECT count(*) FROM sessions WHERE length(secret_hash) > 0"
 _SCAN = f"SELECT {_COLUMNS} FROM sessions WHERE id > ? ORDER BY id LIMIT ?"  # noqa: S608
 _CHUNK = "SELECT id FROM sessions WHERE id > ? ORDER BY id LIMIT ?"
 _IS_STRICT = "SELECT strict FROM pragma_table_list WHERE schema = 'main' AND name = 'sessions'"
@@ -262,12 +264,13 @@ class AsyncSQLiteStore:
         return [SessionRecord._make(r) for r in rows]
 
     async def count(self) -> int:
-        """Number of stored records (expired ones included until purged)."""
+        """Number of stored sessions (expired ones included until purged; internal records,
+        ``SessionRecord.is_internal``, not counted)."""
         return await self._worker.async_call(self._count)
 
     @_translated
     def _count(self) -> int:
-        return int(self._connection().execute("SELECT count(*) FROM sessions").fetchone()[0])
+        return int(self._connection().execute(_COUNT).fetchone()[0])
 
     # -- writes -------------------------------------------------------------------------------
 

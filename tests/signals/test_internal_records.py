@@ -1,0 +1,151 @@
+"""Records the library keeps in the session store that are not sessions (the replay records of
+DPoP proofs and of logout tokens, the identity-provider index) never show as sessions: the
+admin console's table, the stored-session count behind the dashboard and the metrics, and a
+user's listing show the real sessions only, on every store that can list or count; none of
+those records validates as a session, and every store purges them at their deadline."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pytest
+from proofs import Device
+from servers import postgres_server as postgres_server  # a fixture
+
+from sessionward import AsyncSessionManager, InvalidToken
+from sessionward.core import token as tokens
+from sessionward.core.dpop import DpopPolicy
+from sessionward.core.record import SessionRecord
+from sessionward.manager._async.binding import AsyncBinder
+from sessionward.service.admin_sessions import live_sessions
+from sessionward.service.config import ServiceConfig
+from sessionward.service.runtime import Runtime, open_runtime
+from sessionward.signals._async.jwks import AsyncKeySource
+from sessionward.signals._async.links import AsyncIdpLinks
+from sessionward.signals._async.receiver import AsyncBackchannelLogout
+from sessionward.signals.links import IdpLink
+from sessionward.stores import AsyncMemoryStore, AsyncScan, AsyncSQLiteStore, AsyncStore
+from sessionward.testing import FakeClock
+
+from .idp import CLIENT_ID, TestIdp
+
+URL = "https://api.example/orders"
+Opener = Callable[[], AsyncStore]
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Opener:
+    """Opens a fresh store of the kind (inside the test's event loop)."""
+    if request.param == "memory":
+        return AsyncMemoryStore
+    if request.param == "sqlite":
+        return lambda: AsyncSQLiteStore(tmp_path / "sessions.db")
+    from sessionward.stores.postgres import AsyncPostgresStore
+
+    server = request.getfixturevalue("postgres_server")
+    server.empty()
+    return lambda: AsyncPostgresStore(server.conninfo, max_size=4)
+
+
+def _runtime(store: AsyncStore, tmp_path: Path, clock: FakeClock) -> Runtime:
+    config = ServiceConfig(store=str(tmp_path / "service.db"), admin=False, demo=False)
+    return open_runtime(config, clock=clock, store=store)
+
+
+async def _all_records(store: AsyncStore) -> list[SessionRecord]:
+    assert isinstance(store, AsyncScan)
+    out: list[SessionRecord] = []
+    while page := await store.scan(after=out[-1].id if out else "", limit=2):
+        out.extend(page)
+    return out
+
+
+async def _record_everything(manager: AsyncSessionManager, idp: TestIdp) -> dict[str, str]:
+    """Real sessions (two linked to the provider, one anonymous) plus what a DPoP proof, a
+    back-channel logout and the provider links write; the ids of the live real sessions by
+    name."""
+    links = AsyncIdpLinks(manager)
+    clock = manager.clock
+    alice = await manager.issue("alice", data=IdpLink(idp.issuer, "sid-A", "sub-a").data())
+    bob = await manager.issue("bob", data=IdpLink(idp.issuer, "sid-B", "sub-b").data())
+    for session in (alice, bob):
+        await links.remember(session)
+    visitor = await manager.issue(None)
+    device = Device()
+    proof = device.dpop("GET", URL, iat=clock.now())
+    checked = await AsyncBinder(manager).check_dpop(DpopPolicy(), proof, method="GET", url=URL)
+    assert checked.jkt == device.thumbprint
+    keys = AsyncKeySource(idp.issuer, jwks_url=f"{idp.issuer}/jwks.json", clock=clock)
+    logout = AsyncBackchannelLogout(links, keys, client_id=CLIENT_ID)
+    body = urlencode({"logout_token": idp.logout_token(clock.now(), sid="sid-B")}).encode()
+    reply = await logout.handle(body, "application/x-www-form-urlencoded")
+    assert reply.status == 200
+    return {"alice": alice.id, "visitor": visitor.id}  # bob's session ended with the logout
+
+
+def _run(opener: Opener, tmp_path: Path, check: Callable[[Runtime], Awaitable[None]]) -> None:
+    async def scenario() -> None:
+        runtime = _runtime(opener(), tmp_path, FakeClock(time.time()))
+        try:
+            await check(runtime)
+        finally:
+            await runtime.close()
+
+    asyncio.run(scenario())
+
+
+def test_listings_and_counts_show_only_the_real_sessions(
+    opener: Opener, tmp_path: Path, idp: TestIdp
+) -> None:
+    async def check(runtime: Runtime) -> None:
+        manager = runtime.manager
+        store = manager.store
+        real = await _record_everything(manager, idp)
+        ids = set(real.values())
+        now = manager.clock.now()
+        internal = [r for r in await _all_records(store) if r.is_internal]
+        # two index records per link (sid and sub), one DPoP proof, one logout token
+        assert len(internal) == 6
+        assert all(r.expires_at > now and r.user_id is None for r in internal)
+        found = await live_sessions(store, now)  # the admin console's table
+        assert found is not None
+        assert {s.id for s in found[0]} == ids
+        assert found[1] is False
+        count = await runtime.session_count()
+        if hasattr(store, "count"):  # the SQL stores count; the memory store does not
+            assert count == len(ids)
+            metrics = runtime.metrics.render(runtime.activity, sessions=count, store_up=True)
+            assert f"sessionward_sessions {len(ids)}\n" in metrics
+        else:
+            assert count is None
+        assert [s.id for s in await manager.list_user("alice")] == [real["alice"]]
+        for record in internal:
+            assert await manager.get(record.id) is None
+
+    _run(opener, tmp_path, check)
+
+
+def test_an_internal_record_never_validates_and_is_purged_at_its_deadline(
+    opener: Opener, tmp_path: Path, idp: TestIdp
+) -> None:
+    async def check(runtime: Runtime) -> None:
+        manager = runtime.manager
+        real = set((await _record_everything(manager, idp)).values())
+        internal = [r for r in await _all_records(manager.store) if r.is_internal]
+        for record in internal:
+            token, _ = tokens.mint(record.id)  # a well-formed token naming the record
+            with pytest.raises(InvalidToken):
+                await manager.validate(token)
+            assert await manager.store.get(record.id) == record  # left alone
+        assert isinstance(manager.clock, FakeClock)
+        manager.clock.advance(max(r.expires_at for r in internal) - manager.clock.now() + 1)
+        assert await manager.purge_expired() >= len(internal)
+        left = await _all_records(manager.store)
+        assert not [r for r in left if r.is_internal]
+        assert not {r.id for r in left} & real  # the sessions' own idle deadline passed too
+
+    _run(opener, tmp_path, check)
