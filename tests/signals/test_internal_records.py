@@ -7,6 +7,7 @@ those records validates as a session, and every store purges them at their deadl
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -16,10 +17,11 @@ import pytest
 from proofs import Device
 from servers import postgres_server as postgres_server  # a fixture
 
-from sessionward import AsyncSessionManager, InvalidToken
+from sessionward import AsyncSessionManager, InvalidToken, cli
 from sessionward.core import token as tokens
 from sessionward.core.dpop import DpopPolicy
 from sessionward.core.record import SessionRecord
+from sessionward.errors import InvalidProof
 from sessionward.manager._async.binding import AsyncBinder
 from sessionward.service.admin_sessions import live_sessions
 from sessionward.service.config import ServiceConfig
@@ -64,10 +66,12 @@ async def _all_records(store: AsyncStore) -> list[SessionRecord]:
     return out
 
 
-async def _record_everything(manager: AsyncSessionManager, idp: TestIdp) -> dict[str, str]:
+async def _record_everything(
+    manager: AsyncSessionManager, idp: TestIdp
+) -> tuple[dict[str, str], str]:
     """Real sessions (two linked to the provider, one anonymous) plus what a DPoP proof, a
     back-channel logout and the provider links write; the ids of the live real sessions by
-    name."""
+    name, and the DPoP proof."""
     links = AsyncIdpLinks(manager)
     clock = manager.clock
     alice = await manager.issue("alice", data=IdpLink(idp.issuer, "sid-A", "sub-a").data())
@@ -84,7 +88,7 @@ async def _record_everything(manager: AsyncSessionManager, idp: TestIdp) -> dict
     body = urlencode({"logout_token": idp.logout_token(clock.now(), sid="sid-B")}).encode()
     reply = await logout.handle(body, "application/x-www-form-urlencoded")
     assert reply.status == 200
-    return {"alice": alice.id, "visitor": visitor.id}  # bob's session ended with the logout
+    return {"alice": alice.id, "visitor": visitor.id}, proof  # bob's ended with the logout
 
 
 def _run(opener: Opener, tmp_path: Path, check: Callable[[Runtime], Awaitable[None]]) -> None:
@@ -104,7 +108,7 @@ def test_listings_and_counts_show_only_the_real_sessions(
     async def check(runtime: Runtime) -> None:
         manager = runtime.manager
         store = manager.store
-        real = await _record_everything(manager, idp)
+        real, _ = await _record_everything(manager, idp)
         ids = set(real.values())
         now = manager.clock.now()
         internal = [r for r in await _all_records(store) if r.is_internal]
@@ -134,7 +138,8 @@ def test_an_internal_record_never_validates_and_is_purged_at_its_deadline(
 ) -> None:
     async def check(runtime: Runtime) -> None:
         manager = runtime.manager
-        real = set((await _record_everything(manager, idp)).values())
+        named, _ = await _record_everything(manager, idp)
+        real = set(named.values())
         internal = [r for r in await _all_records(manager.store) if r.is_internal]
         for record in internal:
             token, _ = tokens.mint(record.id)  # a well-formed token naming the record
@@ -149,3 +154,40 @@ def test_an_internal_record_never_validates_and_is_purged_at_its_deadline(
         assert not {r.id for r in left} & real  # the sessions' own idle deadline passed too
 
     _run(opener, tmp_path, check)
+
+
+def test_revoke_all_ends_the_sessions_and_keeps_the_spent_proofs(
+    opener: Opener, tmp_path: Path, idp: TestIdp
+) -> None:
+    async def check(runtime: Runtime) -> None:
+        manager = runtime.manager
+        real, proof = await _record_everything(manager, idp)
+        internal = [r for r in await _all_records(manager.store) if r.is_internal]
+        assert await manager.revoke_all() == len(real)
+        assert await _all_records(manager.store) == internal
+        binder = AsyncBinder(manager)
+        with pytest.raises(InvalidProof) as refused:  # a spent proof stays spent
+            await binder.check_dpop(DpopPolicy(), proof, method="GET", url=URL)
+        assert refused.value.reason == "replayed"
+
+    _run(opener, tmp_path, check)
+
+
+def test_the_sessions_command_lists_only_the_real_sessions(
+    tmp_path: Path, idp: TestIdp, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "sessions.db"
+    recorded: dict[str, str] = {}
+
+    async def check(runtime: Runtime) -> None:
+        recorded.update((await _record_everything(runtime.manager, idp))[0])
+        assert len(await _all_records(runtime.manager.store)) > len(recorded)
+
+    _run(lambda: AsyncSQLiteStore(path), tmp_path, check)
+    assert cli.main(["--db", str(path), "sessions", "list", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert {row["id"] for row in listed} == set(recorded.values())
+    assert cli.main(["--db", str(path), "sessions", "list"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[-1] == f"{len(recorded)} session(s)"
+    assert len(table) == 2 + len(recorded)  # the header, one line per session, the total

@@ -164,7 +164,10 @@ class _Queries:
         self.delete_user = spell(
             "DELETE FROM {s}.sessions WHERE user_id = %s AND id <> %s RETURNING id"
         )
-        self.delete_all = spell("DELETE FROM {s}.sessions WHERE id <> %s")
+        # Sessions only: the mark of ``SessionRecord.is_internal`` is an empty verifier.
+        self.delete_all = spell(
+            "DELETE FROM {s}.sessions WHERE id <> %s AND octet_length(secret_hash) > 0"
+        )
         self.scan = spell("SELECT {columns} FROM {s}.sessions WHERE id > %s ORDER BY id LIMIT %s")
         self.lock = "SELECT pg_advisory_xact_lock(%s)"
         self.purge = spell(

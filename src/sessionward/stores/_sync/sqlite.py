@@ -92,8 +92,9 @@ _BY_USER = (
 )
 _LIVE_IDS = "SELECT id FROM sessions WHERE user_id = ? AND expires_at > ? ORDER BY created_at, id"
 _DELETE_USER = "DELETE FROM sessions WHERE user_id = ? AND id IS NOT ? RETURNING id"
-# The mark of ``SessionRecord.is_internal``: an empty verifier.
+# Sessions only: the mark of ``SessionRecord.is_internal`` is an empty verifier.
 _COUNT = "SELECT count(*) FROM sessions WHERE length(secret_hash) > 0"
+_DELETE_ALL = "DELETE FROM sessions WHERE id != ? AND length(secret_hash) > 0"
 _SCAN = f"SELECT {_COLUMNS} FROM sessions WHERE id > ? ORDER BY id LIMIT ?"  # noqa: S608
 _CHUNK = "SELECT id FROM sessions WHERE id > ? ORDER BY id LIMIT ?"
 _IS_STRICT = "SELECT strict FROM pragma_table_list WHERE schema = 'main' AND name = 'sessions'"
@@ -332,7 +333,7 @@ class SQLiteStore:
 
     @_translated
     def _delete_all(self, keep: str | None) -> int:
-        cursor = self._connection().execute("DELETE FROM sessions WHERE id != ?", (keep or "",))
+        cursor = self._connection().execute(_DELETE_ALL, (keep or "",))
         return cursor.rowcount
 
     def purge_expired(self, now: float) -> int:
