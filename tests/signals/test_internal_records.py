@@ -11,6 +11,7 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import pytest
@@ -30,7 +31,13 @@ from sessionward.signals._async.jwks import AsyncKeySource
 from sessionward.signals._async.links import AsyncIdpLinks
 from sessionward.signals._async.receiver import AsyncBackchannelLogout
 from sessionward.signals.links import IdpLink
-from sessionward.stores import AsyncMemoryStore, AsyncScan, AsyncSQLiteStore, AsyncStore
+from sessionward.stores import (
+    AsyncCachedStore,
+    AsyncMemoryStore,
+    AsyncScan,
+    AsyncSQLiteStore,
+    AsyncStore,
+)
 from sessionward.testing import FakeClock
 
 from .idp import CLIENT_ID, TestIdp
@@ -39,18 +46,25 @@ URL = "https://api.example/orders"
 Opener = Callable[[], AsyncStore]
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
+@pytest.fixture(params=["memory", "sqlite", "postgres", "cached-memory", "cached-postgres"])
 def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Opener:
-    """Opens a fresh store of the kind (inside the test's event loop)."""
-    if request.param == "memory":
-        return AsyncMemoryStore
-    if request.param == "sqlite":
+    """Opens a fresh store of the kind (inside the test's event loop); ``cached-`` ones are
+    behind the local read cache."""
+    kind = request.param.removeprefix("cached-")
+    inner: Callable[[], Any]
+    if kind == "memory":
+        inner = AsyncMemoryStore
+    elif kind == "sqlite":
         return lambda: AsyncSQLiteStore(tmp_path / "sessions.db")
-    from sessionward.stores.postgres import AsyncPostgresStore
+    else:
+        from sessionward.stores.postgres import AsyncPostgresStore
 
-    server = request.getfixturevalue("postgres_server")
-    server.empty()
-    return lambda: AsyncPostgresStore(server.conninfo, max_size=4)
+        server = request.getfixturevalue("postgres_server")
+        server.empty()
+        inner = lambda: AsyncPostgresStore(server.conninfo, max_size=4)  # noqa: E731
+    if kind == request.param:
+        return inner
+    return lambda: AsyncCachedStore(inner())
 
 
 def _runtime(store: AsyncStore, tmp_path: Path, clock: FakeClock) -> Runtime:
