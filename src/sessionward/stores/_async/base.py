@@ -116,9 +116,10 @@ class AsyncDeleteAll(Protocol):
     async def delete_all(self, *, keep: str | None = None) -> int:
         """Delete every session except ``keep`` (anonymous ones and expired ones too) and
         return how many went. Internal records (``SessionRecord.is_internal``: spent proof
-        ids, the identity-provider index) stay until their own deadline. Records added while it runs may survive; none that existed
-        before it started does. A store with :class:`AsyncBroadcast` announces the change
-        (every id, or a loss, so local caches forget everything)."""
+        ids, the identity-provider index) stay until their own deadline. Sessions added while
+        it runs may survive; none that existed before it started does. A store with
+        :class:`AsyncBroadcast` announces the change (every id, or a loss, so local caches
+        forget everything)."""
 
 
 @runtime_checkable
