@@ -147,7 +147,7 @@ def test_listings_and_counts_show_only_the_real_sessions(
     _run(opener, tmp_path, check)
 
 
-def test_an_internal_record_never_validates_and_is_purged_at_its_deadline(
+def test_an_internal_record_is_never_a_session_and_is_purged_at_its_deadline(
     opener: Opener, tmp_path: Path, idp: TestIdp
 ) -> None:
     async def check(runtime: Runtime) -> None:
@@ -159,6 +159,8 @@ def test_an_internal_record_never_validates_and_is_purged_at_its_deadline(
             token, _ = tokens.mint(record.id)  # a well-formed token naming the record
             with pytest.raises(InvalidToken):
                 await manager.validate(token)
+            with pytest.raises(InvalidToken):  # nor changed as one by id
+                await manager.update_data(record.id, lambda data: data.update(n=1))
             assert await manager.store.get(record.id) == record  # left alone
         assert isinstance(manager.clock, FakeClock)
         manager.clock.advance(max(r.expires_at for r in internal) - manager.clock.now() + 1)
