@@ -347,3 +347,38 @@ def test_serve_takes_the_risk_flag(monkeypatch: pytest.MonkeyPatch) -> None:
     assert _load(build_parser().parse_args(["serve", "--no-risk"])).risk is False
     with pytest.raises(CommandError, match="not allowed"):
         build_parser().parse_args(["serve", "--risk", "--no-risk"])
+
+
+def test_the_device_signal_is_keyed_per_application_and_a_change_alone_never_revokes(
+    scored: Service,
+) -> None:
+    import json
+
+    from sessionward import SQLiteStore
+    from sessionward.web import DeviceSignal
+
+    raw = "R" * 22
+    response = scored.client.post(
+        "/v1/sessions",
+        json={"user_id": "alice", "context": {**OWNER, "device_signal": raw}},
+        headers=scored.auth("issue"),
+    )
+    token, session_id = response.json()["token"], response.json()["session"]["id"]
+    scored.clock.advance(60)
+    same = validate(scored, token, {**OWNER, "device_signal": raw})
+    assert "device.same" in [r["code"] for r in same["risk"]["reasons"]]
+    changed = validate(scored, token, {**OWNER, "device_signal": "S" * 22})
+    assert changed["risk"]["decision"] != "revoke"
+    assert "device.changed" in [r["code"] for r in changed["risk"]["reasons"]]
+    assert validate(scored, token, {**OWNER, "device_signal": raw})["decision"] == "allow"
+
+    secret = scored.runtime.state.secret("device-signal:default")
+    store = SQLiteStore(str(scored.path))
+    try:
+        record = store.get(session_id)
+    finally:
+        store.close()
+    assert record is not None
+    assert raw not in record.context
+    stored = json.loads(record.context)["session"]["device"]
+    assert stored == DeviceSignal(secret=secret).keyed(raw)

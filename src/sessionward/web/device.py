@@ -62,11 +62,13 @@ class DeviceSignal:
             name, sep, value = part.strip().partition("=")
             if sep and name == DEVICE_COOKIE:
                 value = value.strip()
-                if _VALUE.fullmatch(value) is None:
-                    return None
-                mac = hmac.new(self.secret, _LABEL + value.encode(), hashlib.sha256).digest()
-                return base64.urlsafe_b64encode(mac[:16]).rstrip(b"=").decode()
+                return None if _VALUE.fullmatch(value) is None else self.keyed(value)
         return None
+
+    def keyed(self, value: str) -> str:
+        """``value`` keyed with the secret (HMAC-SHA256, 128 bits, base64url)."""
+        mac = hmac.new(self.secret, _LABEL + value.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(mac[:16]).rstrip(b"=").decode()
 
 
 @functools.cache
