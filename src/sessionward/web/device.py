@@ -67,8 +67,13 @@ class DeviceSignal:
 
     def keyed(self, value: str) -> str:
         """``value`` keyed with the secret (HMAC-SHA256, 128 bits, base64url)."""
-        mac = hmac.new(self.secret, _LABEL + value.encode(), hashlib.sha256).digest()
-        return base64.urlsafe_b64encode(mac[:16]).rstrip(b"=").decode()
+        return _keyed(self.secret, value)
+
+
+@functools.lru_cache(maxsize=4096)  # a browser sends the same value on every request
+def _keyed(secret: bytes, value: str) -> str:
+    mac = hmac.new(secret, _LABEL + value.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac[:16]).rstrip(b"=").decode()
 
 
 @functools.cache
