@@ -212,3 +212,24 @@ def test_the_key_is_per_secret_and_only_well_formed_values_count() -> None:
         DeviceSignal(secret=b"short")
     with pytest.raises(ConfigError):
         DeviceSignal(secret=SECRET, path="device.js")
+
+
+def test_the_flask_extension_takes_the_setting() -> None:
+    from flask import Flask, jsonify
+
+    from sessionward import SessionManager, SQLiteStore
+    from sessionward.web.flask import Sessionward, handle
+
+    app = Flask(__name__)
+    device = DeviceSignal(secret=SECRET)
+    Sessionward(app, SessionManager(SQLiteStore(":memory:")), csrf=False, device_signal=device)
+
+    @app.get("/seen")
+    def seen() -> Any:
+        return jsonify(device=handle().context.device_key)
+
+    value = "F" * 22
+    with wsgi_server(lambda base: app) as base:
+        assert httpx.get(base + device.path, timeout=10).content.startswith(b"// sessionward")
+        answer = httpx.get(base + "/seen", cookies={DEVICE_COOKIE: value}, timeout=10)
+    assert answer.json() == {"device": device.key(f"{DEVICE_COOKIE}={value}")}
