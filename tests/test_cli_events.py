@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
+from servers import PostgresServer, RedisServer
+from servers import postgres_server as postgres_server  # a fixture
+from servers import redis_server as redis_server  # a fixture
 from test_cli import COMMAND, assert_error, sessionward
 
 from sessionward import SessionManager, SQLiteStore
@@ -124,3 +128,25 @@ def test_times() -> None:
 
 def test_an_unreachable_url_store_is_an_error() -> None:
     assert_error(sessionward("events", "list", "--store", "redis://127.0.0.1:1/0"), "redis")
+
+
+@pytest.fixture(params=["postgres", "redis"])
+def store_url(request: pytest.FixtureRequest) -> str:
+    if request.param == "postgres":
+        server: PostgresServer = request.getfixturevalue("postgres_server")
+        return server.url
+    redis: RedisServer = request.getfixturevalue("redis_server")
+    return redis.url
+
+
+def test_list_reads_a_postgres_or_redis_log(store_url: str) -> None:
+    user = f"shop/u-{secrets.token_hex(4)}"
+    log = open_event_log(store_url)
+    log.append([{"kind": "revoked", "at": time.time(), "session_id": "S" * 16,
+                 "user_id": user, "application": "shop", "reason": "risk"}])  # fmt: skip
+    log.close()
+    run = sessionward("events", "list", "--store", store_url, "--user", user)
+    assert run.status == 0, run.err
+    [line] = run.out.splitlines()
+    assert "revoked" in line
+    assert "reason=risk" in line

@@ -4,6 +4,8 @@ an unreachable log never blocks or fails the caller, and is caught up once it is
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -187,3 +189,31 @@ def test_many_threads_recording_at_once_lose_nothing(log: CountingLog) -> None:
         page = log.query(EventQuery(user_id=f"u{n}", limit=200))
         assert [e.at for e in page.events] == [NOW + n * 1000 + i for i in range(99, -1, -1)]
     recorder.close()
+
+
+_KILLED_WRITER = """
+import os, signal, sys, time
+from sessionward.core.events import SessionCreated
+from sessionward.signals.recorder import Recorder
+from sessionward.stores.eventlog.sqlite import SQLiteEventLog
+
+recorder = Recorder(SQLiteEventLog(sys.argv[1]))
+for i in range(100):
+    recorder(SessionCreated(f"S{i:015d}", "alice", 1_800_000_000.0 + i))
+time.sleep(float(sys.argv[2]))  # longer than linger plus a write
+for i in range(100, 110):
+    recorder(SessionCreated(f"S{i:015d}", "alice", 1_800_000_000.0 + i))
+os.kill(os.getpid(), signal.SIGKILL)  # at once: the last ten are probably still queued
+"""
+
+
+def test_a_killed_process_loses_only_what_it_had_not_yet_written(path: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _KILLED_WRITER, path, "0.5"], timeout=60, check=False
+    )
+    assert done.returncode == -9
+    log = SQLiteEventLog(path)
+    kept = [e.session_id for e in log.read(None, 1000)]
+    log.close()
+    assert len(kept) >= 100  # everything recorded before the last linger was written
+    assert kept == [f"S{i:015d}" for i in range(len(kept))]  # a crash loses a tail, no gap

@@ -16,8 +16,9 @@ from typing import Any
 
 import psycopg
 import pytest
-from servers import PostgresServer, RedisServer, free_port
+from servers import PostgresServer, RedisClusterServers, RedisServer, free_port
 from servers import postgres_server as postgres_server  # a fixture
+from servers import redis_cluster as redis_cluster  # a fixture
 from servers import redis_server as redis_server  # a fixture
 
 from sessionward import SQLiteStore
@@ -50,7 +51,7 @@ def entry(i: int, **fields: Any) -> dict[str, Any]:
     return out
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgres", "redis"])
+@pytest.fixture(params=["memory", "sqlite", "postgres", "redis", "redis-cluster"])
 def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
     opened: list[EventLog] = []
     kind = request.param
@@ -65,10 +66,14 @@ def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
         server: PostgresServer = request.getfixturevalue("postgres_server")
         schema = "ev_" + secrets.token_hex(4)
         make = lambda: PostgresEventLog(server.conninfo, schema=schema)  # noqa: E731
-    else:
+    elif kind == "redis":
         redis: RedisServer = request.getfixturevalue("redis_server")
         prefix = secrets.token_hex(4).encode()
         make = lambda: RedisEventLog(redis.url, prefix=prefix)  # noqa: E731
+    else:
+        cluster: RedisClusterServers = request.getfixturevalue("redis_cluster")
+        prefix = secrets.token_hex(4).encode()
+        make = lambda: RedisEventLog(cluster.url, prefix=prefix)  # noqa: E731
 
     def open_one() -> EventLog:
         log = make()
@@ -268,6 +273,8 @@ def test_an_unreachable_backend_raises_store_unavailable(opener: Opener, tmp_pat
         log.close()
         return
     port = free_port()
+    if kind == "redis-cluster":
+        pytest.skip("an unreachable Redis is tested on the standalone URL")
     if kind == "postgres":
         spec = f"postgresql://postgres@127.0.0.1:{port}/postgres"
         log = open_event_log(spec, timeout=0.5)

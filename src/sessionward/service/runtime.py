@@ -202,6 +202,8 @@ def open_runtime(
         tokens = open_token_service(config, manager) if config.jwt_keys else None
     except BaseException:
         state.close()
+        if event_log is not None:
+            event_log.close()
         raise
     guard = open_guard(config.store, state, clock.now, events)
     receivers = open_receivers(config, manager)

@@ -5,8 +5,11 @@ Subscribe a :class:`Recorder` to the manager's ``EventBus``. For each event it p
 (and the application it belongs to) on a bounded in-memory queue and returns: the request
 that caused the event never waits for the log and never fails because of it. One background
 thread wakes when the queue stops being empty, waits up to ``linger`` seconds (20 ms) for
-more, turns the events into their dicts and appends the lot in one transaction (group commit:
-under load, one write carries many events, and the thread wakes once per batch).
+more, turns the events into their dicts and appends them in transactions of up to ``batch``
+(200) events (group commit: under load, one write carries many events, and the thread wakes
+once per batch). On SQLite the log shares the session file, whose writes take turns: a batch
+holds the write lock for about as long as its inserts take (a few microseconds an event), and a
+session write that meets it waits that long, or SQLite's first busy-handler step (1 ms).
 
 Guarantees and limits:
 
@@ -86,7 +89,7 @@ class Recorder:
         retention: float | None = DEFAULT_RETENTION,
         prune_every: float = 3600.0,
         linger: float = 0.02,
-        batch: int = 500,
+        batch: int = 200,
         buffer: int = 10_000,
     ) -> None:
         if retention is not None and not retention > 0:

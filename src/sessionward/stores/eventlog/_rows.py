@@ -57,10 +57,6 @@ def check_limit(limit: int) -> int:
     return limit
 
 
-def check_query(query: EventQuery) -> None:
-    check_limit(query.limit)
-
-
 def dumps(value: Any) -> str:
     """Compact JSON; non-ASCII escaped, so any store takes it as it is."""
     return json.dumps(value, separators=(",", ":"), default=str)

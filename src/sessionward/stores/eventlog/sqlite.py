@@ -6,11 +6,9 @@ Tables (their own schema version, beside the session store's and the service's):
     sessionward_events         id INTEGER PRIMARY KEY AUTOINCREMENT (the cursor: never reused,
                                even after every row is pruned), at, kind, session_id, user_id,
                                application, fields (JSON text)
-    indexes                    (user_id, id), (session_id, id) and (application, id): the
-                               filters of ``query`` read their index newest first; a query by
-                               kind or time alone walks the ids from the newest (ids follow
-                               time), and ``prune`` from the oldest. Each index costs every
-                               append a write, so there are no more.
+    indexes                    (user_id, id), (session_id, id), (application, id), (kind, id)
+                               and (at): each filter of ``query`` reads its index newest first.
+                               A batch is one ``executemany`` in one transaction.
 
 WAL journal with ``synchronous=NORMAL``, as the session store: a batch is one transaction, so a
 crash keeps or loses a batch whole, and readers never wait for the writer. Open the session
@@ -60,6 +58,8 @@ _SCHEMA = (
     "CREATE INDEX sessionward_events_by_session ON sessionward_events (session_id, id)"
     " WHERE session_id IS NOT NULL",
     "CREATE INDEX sessionward_events_by_application ON sessionward_events (application, id)",
+    "CREATE INDEX sessionward_events_by_kind ON sessionward_events (kind, id)",
+    "CREATE INDEX sessionward_events_by_time ON sessionward_events (at)",
 )
 _COLUMNS = "id, at, kind, session_id, user_id, application, fields"
 _INSERT = (
