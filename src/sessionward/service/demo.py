@@ -54,7 +54,7 @@ from sessionward.service.shop_catalogue import (
 )
 from sessionward.service.state import UserRow
 from sessionward.service.tenancy import DEMO_APP
-from sessionward.web import CookiePolicy, CsrfPolicy
+from sessionward.web import CookiePolicy, CsrfPolicy, DeviceSignal
 from sessionward.web.asgi import SessionMiddleware
 from sessionward.web.binding import DeviceBinding
 from sessionward.web.starlette import get_handle
@@ -72,6 +72,7 @@ LOGO = (
     ' stroke="#7a3b12" stroke-width="2"/><path d="M12 11c-1-2 1-3 0-5M16 11c-1-2 1-3 0-5"'
     ' stroke="#7a3b12" stroke-width="1.6" fill="none" stroke-linecap="round"/></svg>'
 )
+DEVICE_SCRIPT = f"{ROOT}/sessionward/device.js"
 
 
 class Shop:
@@ -110,8 +111,15 @@ class Shop:
                 f'<a href="{ROOT}/login">Sign in</a>',
                 f'<a href="{ROOT}/register">Register</a>',
             ]
+        scripts = (DEVICE_SCRIPT,) if self.rt.config.demo_device_signal else ()
         return Page(
-            title, "Tea & Things", f"{ROOT}/", nav, stylesheets=STYLESHEETS, logo=LOGO
+            title,
+            "Tea & Things",
+            f"{ROOT}/",
+            nav,
+            stylesheets=STYLESHEETS,
+            logo=LOGO,
+            script_files=scripts,
         )
 
     # -- shop --------------------------------------------------------------------------------
@@ -358,6 +366,9 @@ def demo_app(rt: Runtime) -> Any:
         Route("/devices/{session_id}/sign-out", account.sign_out_device, methods=["GET", "POST"]),
     ]
     csrf = CsrfPolicy(rt.config.origins, keys=[rt.state.secret("demo-csrf")])
+    device = None
+    if rt.config.demo_device_signal:  # off by default; docs/risk.md, "Device signal"
+        device = DeviceSignal(secret=rt.state.secret("demo-device"), path=DEVICE_SCRIPT)
     middleware = [
         Middleware(
             SessionMiddleware,
@@ -367,6 +378,7 @@ def demo_app(rt: Runtime) -> Any:
             trusted_proxies=list(rt.config.trusted_proxies),
             step_up_paths=[f"{ROOT}/login"],  # a challenged session signs in again there
             binding=DeviceBinding(path=f"{ROOT}/dbsc"),  # browsers with DBSC bind the session
+            device_signal=device,
         )
     ]
     return Starlette(routes=routes, middleware=middleware)

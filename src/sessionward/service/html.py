@@ -144,11 +144,13 @@ class Page:
         *,
         stylesheets: Sequence[str] = (),
         logo: str = "",
+        script_files: Sequence[str] = (),
     ) -> None:
         """``stylesheets`` are same-origin paths loaded after the common style; ``logo`` is
         trusted markup (an inline SVG) shown before the brand name."""
         self.title, self.brand, self.home, self.nav = title, brand, home, nav
         self.stylesheets, self.logo = stylesheets, logo
+        self.script_files = script_files  # same-origin script paths, loaded with the nonce
         self.nonce = secrets.token_urlsafe(16)
 
     def response(
@@ -158,6 +160,10 @@ class Page:
         script = "".join(f'<script nonce="{self.nonce}">{s}</script>' for s in scripts)
         links = "".join(f'<link rel="stylesheet" href={attr(href)}>' for href in self.stylesheets)
         styles = ("'self' " if self.stylesheets else "") + f"'nonce-{self.nonce}'"
+        script += "".join(
+            f'<script nonce="{self.nonce}" src={attr(path)} defer></script>'
+            for path in self.script_files
+        )
         html = (
             '<!doctype html><html lang="en"><head><meta charset="utf-8">'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
