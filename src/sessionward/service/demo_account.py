@@ -427,6 +427,6 @@ def _device_row(session: Session, current: Session | None, events: list[dict[str
     return (
         f"<tr data-session={attr(session.id)}><td>{esc(device)}{_bound(session)}</td>"
         f"{owner_cells(session, events)}"
-        f"<td>{fmt_time(session.last_seen)}</td><td>{fmt_time(session.created_at)}</td>"
-        f"<td>{action}</td></tr>"
+        f"<td>{fmt_time(session.last_seen, short=True)}</td>"
+        f"<td>{fmt_time(session.created_at, short=True)}</td><td>{action}</td></tr>"
     )
