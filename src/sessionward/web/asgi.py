@@ -135,9 +135,7 @@ class SessionMiddleware:
                     session, proven = gate.admit(session, headers)
                 else:
                     credentials = authorization(headers)
-                    jkt = await gate.dpop(
-                        session, credentials, method, headers, url, precondition
-                    )
+                    jkt = await gate.dpop(session, credentials, method, headers, url, precondition)
                     proven = jkt is not None and session is not None
             except InvalidProof as exc:
                 log_refusal("dpop", exc.reason)
