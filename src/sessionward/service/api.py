@@ -219,7 +219,7 @@ class Api:
         self, fields: Fields, context: RequestContext | None, key: ApiKey
     ) -> Session:
         token = fields.string("token", required=True, limit=256)
-        return await self._manager(key).validate(token, context=context)
+        return await self._manager(key).validate(token, context=context, proof=api_dpop.unproven)
 
     async def _owned(self, session_id: str, key: ApiKey) -> Session | None:
         """A live session of the key's application by id; another's is as unknown."""
@@ -295,9 +295,11 @@ class Api:
             passed = api_dpop.passed_proof(fields)
         application = key.application
         manager = self.rt.manager_for(application)
+        proof = api_dpop.precondition(manager, passed, token)
         try:
-            session = await manager.validate(token, context=context)
-            if passed is not None or api_dpop.bound_key(session) is not None:
+            # A bound session's proof is checked before validate writes anything.
+            session = await manager.validate(token, context=context, proof=proof)
+            if passed is not None and proof.checked is None:  # a proof for an unbound session
                 await api_dpop.check(manager, passed, token=token, session=session)
         except RiskChallenge as challenge:  # sign in again; the session survives
             self.rt.activity.decision("step-up", application)

@@ -260,12 +260,12 @@ class AsyncSessionManager(AsyncEnding):
                 match, successor = match_secret(record, secret, now)
             admitted = self._admit is None or match is _NONE or self._admit(record)
             decision = decide(record, now, self.policy, match, admitted=admitted)
-            if decision is _SERVE and context is None and proof is None:
-                return Session(record, None, secret)  # the hot path: nothing to write
             if proof is not None and decision.action in _SCORED:
                 verdict = await proof(record)  # a refused proof raises: nothing written
                 if verdict is Proof.PENDING:
                     decision = decide(record, now, self.policy, match, proof=verdict)
+            if decision is _SERVE and context is None:
+                return Session(record, None, secret)  # the hot path: nothing to write
             scored, risk = None, self._risk
             if risk and context and record.user_id and decision.action in _SCORED:
                 scored = risk.assess(record, context, now, previous_secret=match is not _CURRENT)
