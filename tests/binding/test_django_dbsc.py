@@ -110,3 +110,39 @@ def test_django_login_register_refresh_and_logout(served: str, manager: SessionM
         assert ended.json() == {"continue": False}
     finally:
         browser.close()
+
+
+def test_django_an_unproven_request_writes_nothing(served: str, manager: SessionManager) -> None:
+    device, browser = Device(), Browserish(served, cookie_name=COOKIE)
+    thief = Browserish(served, cookie_name=COOKIE)
+    try:
+        offer = _login(browser).headers[dbsc.REGISTRATION]
+        params = dict(p.split("=", 1) for p in offer.split(";")[1:])
+        path, challenge, authorization = (
+            dbsc.item_text(params[k]) or "" for k in ("path", "challenge", "authorization")
+        )
+        registered = browser.post(
+            path, headers={"secure-session-response": device.registration(challenge, authorization)}
+        )
+        sid = registered.json()["session_identifier"]
+        assert browser.token is not None
+        session_id = browser.token[4:20]
+        CLOCK.advance(LIFETIME + 1)  # the bound cookie is dead, a touch is due
+        before = manager.store.get(session_id)
+        thief.token = browser.token  # the session cookie, copied
+        assert thief.get("/me").status_code == 401
+        assert browser.get("/me").status_code == 401  # the owner's expired bound cookie
+        assert manager.store.get(session_id) == before  # no touch, no context learned
+        refresh = "/sessionward/dbsc/refresh"
+        asked = browser.post(refresh, headers={"sec-secure-session-id": sid})
+        proof = device.refresh(dbsc.item_text(asked.headers[dbsc.CHALLENGE]) or "")
+        answered = browser.post(
+            refresh, headers={"sec-secure-session-id": sid, "secure-session-response": proof}
+        )
+        assert answered.status_code == 200
+        assert browser.get("/me").json()["user"] == "alice"
+        after = manager.store.get(session_id)
+        assert after is not None and after.last_seen == CLOCK.now()
+    finally:
+        browser.close()
+        thief.close()
