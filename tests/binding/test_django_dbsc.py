@@ -142,7 +142,8 @@ def test_django_an_unproven_request_writes_nothing(served: str, manager: Session
         assert answered.status_code == 200
         assert browser.get("/me").json()["user"] == "alice"
         after = manager.store.get(session_id)
-        assert after is not None and after.last_seen == CLOCK.now()
+        assert after is not None
+        assert after.last_seen == CLOCK.now()
     finally:
         browser.close()
         thief.close()

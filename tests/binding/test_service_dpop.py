@@ -170,7 +170,8 @@ def test_a_refused_validation_leaves_the_session_as_it_was(
     data = {"token": token, "set": {"cart": 1}}
     assert api.client.post("/v1/sessions/data", json=data, headers=api.auth("issue")).json()
     changed = store.get(session_id)
-    assert changed is not None and before is not None
+    assert changed is not None
+    assert before is not None
     assert (changed.generation, changed.secret_hash) == (before.generation, before.secret_hash)
     before = changed
     assert _validate(api, token) == deny
@@ -178,5 +179,6 @@ def test_a_refused_validation_leaves_the_session_as_it_was(
     owner = _validate(api, token, _dpop(api, device, "/orders", token=token))
     assert owner["decision"] == "rotate"  # the owner's proven request renews
     after = store.get(session_id)
-    assert after is not None and after.generation == before.generation + 1
+    assert after is not None
+    assert after.generation == before.generation + 1
     store.close()
