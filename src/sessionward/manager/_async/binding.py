@@ -69,6 +69,8 @@ class Refresh(NamedTuple):
 
 
 _END = Refresh("end")
+_UNBOUND = Proof.UNBOUND
+_MARK = states.MARK
 
 
 def dpop_key(record: SessionRecord) -> str | None:
@@ -92,6 +94,8 @@ class AsyncCookieCheck:
         self.presented = presented
 
     async def __call__(self, record: SessionRecord) -> Proof:
+        if _MARK not in record.data:  # the common case: not bound, no JSON parse
+            return _UNBOUND
         ok = self.binder.cookie_ok(Session(record), self.presented)
         if ok is None:
             return Proof.UNBOUND

@@ -72,6 +72,7 @@ _CURRENT = Match.CURRENT
 _NONE = Match.NONE
 _SCORED = frozenset({Action.ALLOW, Action.TOUCH, Action.ROTATE, Action.SUCCESSOR})
 _HOLD = Action.HOLD
+_PENDING = Proof.PENDING
 _RISK_ALLOW = RiskDecision.ALLOW
 _compare = hmac.compare_digest
 DataUpdate = Callable[[dict[str, Any]], Mapping[str, Any] | None]
@@ -262,7 +263,7 @@ class AsyncSessionManager(AsyncEnding):
             decision = decide(record, now, self.policy, match, admitted=admitted)
             if proof is not None and decision.action in _SCORED:
                 verdict = await proof(record)  # a refused proof raises: nothing written
-                if verdict is Proof.PENDING:
+                if verdict is _PENDING:
                     decision = decide(record, now, self.policy, match, proof=verdict)
             if decision is _SERVE and context is None:
                 return Session(record, None, secret)  # the hot path: nothing to write

@@ -70,6 +70,8 @@ class Refresh(NamedTuple):
 
 
 _END = Refresh("end")
+_UNBOUND = Proof.UNBOUND
+_MARK = states.MARK
 
 
 def dpop_key(record: SessionRecord) -> str | None:
@@ -93,6 +95,8 @@ class CookieCheck:
         self.presented = presented
 
     def __call__(self, record: SessionRecord) -> Proof:
+        if _MARK not in record.data:  # the common case: not bound, no JSON parse
+            return _UNBOUND
         ok = self.binder.cookie_ok(Session(record), self.presented)
         if ok is None:
             return Proof.UNBOUND
