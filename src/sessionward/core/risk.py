@@ -153,8 +153,8 @@ def assess(
 
 def decide(reasons: tuple[Reason, ...], policy: RiskPolicy) -> Verdict:
     """Thresholds, and for a revoke two groups of evidence that each pass ``corroboration``."""
-    ordered = tuple(sorted(reasons, key=lambda r: -r.weight))
-    score = sum(r.weight for r in ordered)
+    ordered = reasons if len(reasons) < 2 else tuple(sorted(reasons, key=_heaviest))
+    score = math.fsum(r.weight for r in ordered) if len(ordered) > 1 else _first(ordered)
     if score >= policy.step_up_at:
         groups: dict[str, float] = {}
         for reason in ordered:
@@ -165,6 +165,14 @@ def decide(reasons: tuple[Reason, ...], policy: RiskPolicy) -> Verdict:
     else:
         decision = Decision.LOG if score >= policy.log_at else Decision.ALLOW
     return Verdict(decision, score, ordered)
+
+
+def _heaviest(reason: Reason) -> float:
+    return -reason.weight
+
+
+def _first(reasons: tuple[Reason, ...]) -> float:
+    return reasons[0].weight if reasons else 0.0
 
 
 def learn(
@@ -234,12 +242,14 @@ def remember(
         half_life=policy.history_half_life,
         retention=policy.history_retention,
         limits=(4, policy.user_countries, policy.user_networks, policy.user_prefixes),
+        moved=len(new[0]) if session else 0,
     )
 
 
 # -- the network: Freeman's hierarchy with a session level in front ---------------------------
 
 _DEPTHS = (1, 2, 3, 4)
+_SPREAD_DEPTH = 2  # kind and country: see _network
 
 
 def novelty(session: SessionRisk, net: Network) -> int:
@@ -309,8 +319,13 @@ def _network(
         if first_new and depth >= first_new:
             total, distinct = user.total(parent)
             likely = max(smoothed(user.weight(key), total, distinct, prior), prior * floor)
-            if depth == first_new:
-                likely *= pop.move(depth, moves[depth - 1], policy.move_weight)
+            if depth == first_new:  # this user's habit, smoothed toward the population's
+                # (a user whose sessions are spread over kinds of network, or over
+                # countries, switches there: VPN on and off, a commute across a border)
+                usual = pop.move(depth, moves[depth - 1], policy.move_weight)
+                if depth <= _SPREAD_DEPTH:
+                    usual = max(usual, user.spread(parent))
+                likely *= user.move(depth, usual, policy.user_move_weight)
         else:
             likely = share
         # The attacker: mostly anyone, often in the victim's country (residential proxies),
@@ -321,8 +336,12 @@ def _network(
         elif depth == country_depth:
             countries = session.index.countries
             same = countries.count(net.country) / len(countries)
+            # Elsewhere, the population's countries, or any country at all: a country the
+            # site never sees is no less likely for a thief, and far less for the owner.
+            anywhere = policy.attacker_anywhere / policy.countries_vocabulary
+            elsewhere = (1 - policy.attacker_anywhere) * prior + anywhere
             chance = (
-                policy.attacker_same_country * same + (1 - policy.attacker_same_country) * prior
+                policy.attacker_same_country * same + (1 - policy.attacker_same_country) * elsewhere
             )
         else:
             chance = prior
@@ -495,7 +514,15 @@ def _elsewhere(
             other = latest.network.asn or "another network"
             text = f"also used from {other} {gap:.0f} s ago"
             reasons.append(Reason(Signal.CONCURRENT, weight, text))
-    moved = latest.network.country != net.country and latest.network.country and net.country
+    # Travel: a country new to the session on another network soon after the last request;
+    # a phone going back and forth between a roaming carrier and a hotel's Wi-Fi is not.
+    moved = (
+        latest.network.country != net.country
+        and latest.network.asn != net.asn
+        and latest.network.country
+        and net.country
+        and net.country not in session.index.countries
+    )
     if moved and not (latest.network.kind or net.kind) and gap <= policy.travel_window:
         text = f"{latest.network.country} -> {net.country} in {gap:.0f} s"
         reasons.append(Reason(Signal.TRAVEL, policy.travel, text))

@@ -18,7 +18,15 @@ from typing import Any, Protocol
 from sessionward.core.risk import Network
 from sessionward.errors import ConfigError
 
-__all__ = ["GeoLookup", "NetworkKinds", "geoip2fast_lookup", "prefix_of"]
+__all__ = [
+    "GeoLookup",
+    "NetworkKinds",
+    "address_number",
+    "geoip2fast_block",
+    "geoip2fast_lookup",
+    "locate",
+    "prefix_of",
+]
 
 #: ``address -> (as_name, country)``; empty strings when unknown.
 GeoLookup = Callable[[str], tuple[str, str]]
@@ -118,6 +126,39 @@ def geoip2fast_lookup(address: str) -> tuple[str, str]:
     return str(result.asn_name or ""), country.upper()
 
 
+def geoip2fast_block(address: str) -> tuple[str, str, int, int]:
+    """Like :func:`geoip2fast_lookup`, with the range of addresses (first and last, as
+    integers) that share its AS name and country: the intersection of the database's country
+    block and AS block holding ``address``. An empty range (first > last) when there is none.
+    """
+    result = _database().lookup(address)
+    country = str(result.country_code or "")
+    known = not result.is_private and len(country) == 2 and country.isalpha()
+    first, last = 0, -1
+    try:  # both blocks, or no range: outside an AS block, the country's says nothing of AS
+        nets = [ipaddress.ip_network(str(b), strict=False) for b in (result.cidr, result.asn_cidr)]
+    except ValueError:
+        nets = []
+    if len(nets) == 2 and nets[0].version == nets[1].version:
+        first = max(int(n.network_address) for n in nets)
+        last = min(int(n.broadcast_address) for n in nets)
+        if nets[0].version == 6:  # keep the two families apart: IPv6 above 2**32
+            first, last = first + _V6_OFFSET, last + _V6_OFFSET
+    if not known:
+        return "", "", first, last
+    return str(result.asn_name or ""), country.upper(), first, last
+
+
+_V6_OFFSET = 1 << 32
+
+
+def address_number(ip: str) -> int:
+    """A normalised address (see :func:`split`) as one integer, IPv6 above all of IPv4."""
+    if ":" in ip:
+        return int.from_bytes(socket.inet_pton(socket.AF_INET6, ip), "big") + _V6_OFFSET
+    return int.from_bytes(socket.inet_pton(socket.AF_INET, ip), "big")
+
+
 def network_of(address: str | None, geo: GeoLookup, kinds: NetworkKinds) -> Network:
     """Everything the engine wants to know about an address."""
     ip = _normal(address) if address else None
@@ -125,6 +166,20 @@ def network_of(address: str | None, geo: GeoLookup, kinds: NetworkKinds) -> Netw
         return Network()
     asn, country = geo(str(ip))
     return Network(_prefix(ip), asn, country, kinds(asn))
+
+
+def locate(address: str | None) -> tuple[str, str, int] | None:
+    """``(prefix, normalised address, address_number)``, or ``None`` if ``address`` is not an
+    address; IPv4 in dotted form without building address objects (the common case)."""
+    if address and address.count(".") == 3 and ":" not in address:
+        try:
+            packed = socket.inet_pton(socket.AF_INET, address)
+        except OSError:
+            return None
+        normal = socket.inet_ntop(socket.AF_INET, packed)
+        return f"{normal.rpartition('.')[0]}.0/{_V4_PREFIX}", normal, int.from_bytes(packed, "big")
+    parts = split(address)
+    return (parts[0], parts[1], address_number(parts[1])) if parts is not None else None
 
 
 def split(address: str | None) -> tuple[str, str] | None:
