@@ -174,9 +174,9 @@ class Owner:
 
 
 class Check:
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, samples: int = 400_000) -> None:
         self.rng = random.Random(seed)
-        self.atlas = Atlas(random.Random(seed + 1000))
+        self.atlas = Atlas(random.Random(seed + 1000), samples)
 
     def owner(self) -> Owner:
         rng, a = self.rng, self.atlas
@@ -382,8 +382,10 @@ class Check:
         s["attack"] = kind
 
 
-def generate(sessions: int, seed: int) -> Iterator[dict[str, Any]]:
-    gen, made, user = Check(seed), 0, 0
+def generate(sessions: int, seed: int, samples: int = 400_000) -> Iterator[dict[str, Any]]:
+    """At least ``sessions`` sessions (whole users); ``samples``: addresses looked up to find
+    the world's networks."""
+    gen, made, user = Check(seed, samples), 0, 0
     while made < sessions:
         batch = gen.sessions(f"v{user}", made)
         user += 1

@@ -76,6 +76,10 @@ class _Index(NamedTuple):
     countries: tuple[str, ...]  # one per network remembered: repeats count
     owners: frozenset[tuple[str, str]]  # (country, AS name)
     prefixes: frozenset[tuple[str, str]]  # (AS name, prefix)
+    #: The network reasons computed against exactly these networks, per network, with the
+    #: user history, population and policy they were computed with (a phone going back and
+    #: forth between Wi-Fi and its carrier asks the same question again). Bounded.
+    memo: dict[Network, tuple[int, int, RiskPolicy, tuple[Reason, ...]]]
 
     @classmethod
     def of(cls, networks: tuple[SeenNetwork, ...]) -> _Index:
@@ -85,6 +89,7 @@ class _Index(NamedTuple):
             tuple(n.country for n in nets),
             frozenset((n.country, n.asn) for n in nets),
             frozenset((n.asn, n.prefix) for n in nets),
+            {},
         )
 
     def grown(self, net: Network) -> _Index:
@@ -94,10 +99,12 @@ class _Index(NamedTuple):
             (*self.countries, net.country),
             self.owners | {(net.country, net.asn)},
             self.prefixes | {(net.asn, net.prefix)},
+            {},
         )
 
 
-_NO_INDEX = _Index({}, (), frozenset(), frozenset())
+_NO_INDEX = _Index({}, (), frozenset(), frozenset(), {})
+_MEMO_SIZE = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +153,10 @@ def assess(
     """Score ``obs`` against the session's and the user's history and the population."""
     static = session.cached
     if static is None or (obs.signals is not session.signals and obs.signals != session.signals):
-        static = decide(_static(obs.signals, session, user, population, policy), policy)
+        # A changed context: one decision over the context's and the behaviour's reasons.
+        reasons = _static(obs.signals, session, user, population, policy)
+        score = sum(r.weight for r in reasons)
+        return decide(reasons + _behaviour(obs, session, score, policy), policy)
     extra = _behaviour(obs, session, static.score, policy)
     return decide(static.reasons + extra, policy) if extra else static
 
@@ -154,7 +164,7 @@ def assess(
 def decide(reasons: tuple[Reason, ...], policy: RiskPolicy) -> Verdict:
     """Thresholds, and for a revoke two groups of evidence that each pass ``corroboration``."""
     ordered = reasons if len(reasons) < 2 else tuple(sorted(reasons, key=_heaviest))
-    score = math.fsum(r.weight for r in ordered) if len(ordered) > 1 else _first(ordered)
+    score = sum(r.weight for r in ordered) if len(ordered) > 1 else _first(ordered)
     if score >= policy.step_up_at:
         groups: dict[str, float] = {}
         for reason in ordered:
@@ -289,6 +299,25 @@ def network_path(net: Network) -> Path:
 
 
 def _network(
+    net: Network, session: SessionRisk, user: UserRisk, pop: Population, policy: RiskPolicy
+) -> tuple[Reason, ...]:
+    memo = session.index.memo
+    known = memo.get(net)
+    if (
+        known is not None
+        and known[0] == user.serial
+        and known[1] == pop.serial
+        and known[2] is policy
+    ):
+        return known[3]
+    reasons = _network_reasons(net, session, user, pop, policy)
+    if len(memo) >= _MEMO_SIZE:
+        memo.clear()
+    memo[net] = (user.serial, pop.serial, policy, reasons)
+    return reasons
+
+
+def _network_reasons(
     net: Network, session: SessionRisk, user: UserRisk, pop: Population, policy: RiskPolicy
 ) -> tuple[Reason, ...]:
     path, tree = network_path(net), session.tree

@@ -12,6 +12,7 @@ Everything here is pure: updates return new objects and time comes in as an argu
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -61,6 +62,7 @@ def _rank(tally: Tally) -> tuple[float, float]:
 
 Path = tuple[str, ...]
 
+_SERIALS = itertools.count(1)
 _MOVES_KEPT = 64.0  # past this many moves, old ones count half: recent habits weigh most
 
 
@@ -100,7 +102,7 @@ class UserRisk:
     :meth:`add` returns a new summary.
     """
 
-    __slots__ = ("_sizes", "_spread", "_totals", "moves", "tallies", "updated")
+    __slots__ = ("_sizes", "_spread", "_totals", "moves", "serial", "tallies", "updated")
 
     def __init__(
         self,
@@ -114,6 +116,7 @@ class UserRisk:
         #: each depth (kind, country, network, prefix): a VPN user switches kind often.
         self.moves = _bounded_moves(moves)
         self._spread: dict[Path, float] = {}
+        self.serial = next(_SERIALS)  # tells this summary from any other, for caches
         self._totals = _totals(self.tallies)
         self._sizes = _sizes(self.tallies)
 
@@ -203,6 +206,7 @@ class UserRisk:
         made.updated = updated
         made.moves = moves
         made._spread = {}
+        made.serial = next(_SERIALS)
         made._totals = totals if totals is not None else _totals(tallies)
         made._sizes = sizes
         return made
@@ -250,6 +254,8 @@ class Population:
     counts: Mapping[Path, int] = field(default_factory=lambda: MappingProxyType({}))
     total: int = 0
     moves: tuple[int, ...] = (0, 0, 0, 0)
+    #: Tells this snapshot from any other, for caches (never reused, unlike ``id``).
+    serial: int = field(default_factory=lambda: next(_SERIALS), compare=False, repr=False)
 
     def share(self, path: Path, vocabulary: int) -> float:
         """P(last part of ``path`` | the rest), add-one smoothed over ``vocabulary`` values."""

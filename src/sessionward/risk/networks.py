@@ -134,22 +134,33 @@ def geoip2fast_block(address: str) -> tuple[str, str, int, int]:
     result = _database().lookup(address)
     country = str(result.country_code or "")
     known = not result.is_private and len(country) == 2 and country.isalpha()
+    # Both blocks, or no range: outside an AS block, the country's says nothing of the AS.
+    blocks = [_span(str(b)) for b in (result.cidr, result.asn_cidr) if b]
     first, last = 0, -1
-    try:  # both blocks, or no range: outside an AS block, the country's says nothing of AS
-        nets = [ipaddress.ip_network(str(b), strict=False) for b in (result.cidr, result.asn_cidr)]
-    except ValueError:
-        nets = []
-    if len(nets) == 2 and nets[0].version == nets[1].version:
-        first = max(int(n.network_address) for n in nets)
-        last = min(int(n.broadcast_address) for n in nets)
-        if nets[0].version == 6:  # keep the two families apart: IPv6 above 2**32
-            first, last = first + _V6_OFFSET, last + _V6_OFFSET
+    if len(blocks) == 2 and None not in blocks:
+        first = max(b[0] for b in blocks if b is not None)
+        last = min(b[1] for b in blocks if b is not None)
     if not known:
         return "", "", first, last
     return str(result.asn_name or ""), country.upper(), first, last
 
 
 _V6_OFFSET = 1 << 32
+
+
+def _span(cidr: str) -> tuple[int, int] | None:
+    """First and last address numbers (see :func:`address_number`) of ``a.b.c.d/n``."""
+    address, _, length = cidr.partition("/")
+    try:
+        start, bits = address_number(address), int(length)
+    except (OSError, ValueError):
+        return None
+    width = 128 if ":" in address else 32
+    if not 0 <= bits <= width:
+        return None
+    size = 1 << (width - bits)
+    start -= (start - (_V6_OFFSET if width == 128 else 0)) % size
+    return start, start + size - 1
 
 
 def address_number(ip: str) -> int:
