@@ -10,6 +10,10 @@ flags, at top level or under a ``[service]`` table, plus an optional ``[policy]`
     public_url = "https://sessions.example"
     trusted_proxies = ["10.0.0.0/8"]
     jwt_keys = "jwt-keys.json"        # opt-in JWT mode: JWKS and refresh endpoints
+    oidc_issuer = "https://login.example"   # back-channel logout from this provider
+    oidc_client_id = "shop"
+    ssf_issuer = "https://signals.example"  # Shared Signals pushed by this transmitter
+    risk = true                       # hijack scoring (needs the risk extra; docs/risk.md)
 
     [policy]
     idle_timeout = 1800
@@ -58,6 +62,22 @@ class ServiceConfig:
       (``https://admin.sessions.example``): it then answers only requests for that host, and
       that host serves nothing else. Default: ``/admin`` beside everything else.
     * ``csp_report_uri``: where browsers report Content-Security-Policy violations.
+    * ``event_log``: keep a durable audit log of session events in the store (default on;
+      docs/events.md). ``event_retention_days``: how long its entries are kept (default 90;
+      0 keeps them all, though Redis still bounds its stream by length).
+    * ``webhook_private_targets``: let ``POST /v1/webhooks`` add endpoints on loopback, private
+      or reserved addresses (default off: an application's key cannot aim the service at the
+      network it runs in; ``sessionward webhooks add`` is the operator's and is not checked).
+    * ``oidc_issuer`` / ``oidc_client_id``: turn on ``POST /v1/oidc/backchannel-logout`` for
+      logout tokens of that OpenID provider addressed to that client; ``oidc_jwks_url`` is its
+      JWK set (default: the ``jwks_uri`` of its ``/.well-known/openid-configuration``).
+    * ``ssf_issuer``: turns on ``POST /v1/ssf/events`` for SETs pushed by that Shared Signals
+      transmitter; ``ssf_jwks_url`` (default: the ``jwks_uri`` of its
+      ``/.well-known/ssf-configuration``), ``ssf_audience`` (default: the origin),
+      ``ssf_authorization`` (the exact ``Authorization`` header it must send, optional) and
+      ``ssf_credential_compromise`` (``revoke``, the default, or ``step-up``).
+    * ``risk``: score every validate that carries a ``context`` with the risk engine and
+      answer its decision and reasons (needs the ``risk`` extra; see docs/risk.md).
     """
 
     host: str = "127.0.0.1"
@@ -73,6 +93,18 @@ class ServiceConfig:
     jwt_audience: str | None = None
     admin_url: str | None = None
     csp_report_uri: str | None = None
+    event_log: bool = True
+    event_retention_days: float = 90.0
+    webhook_private_targets: bool = False
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_jwks_url: str | None = None
+    ssf_issuer: str | None = None
+    ssf_jwks_url: str | None = None
+    ssf_audience: str | None = None
+    ssf_authorization: str | None = field(default=None, repr=False)
+    ssf_credential_compromise: str = "revoke"
+    risk: bool = False
     policy: Policy = field(default_factory=Policy)
 
     def __post_init__(self) -> None:
@@ -86,8 +118,14 @@ class ServiceConfig:
             raise ConfigError("admin_url must be an origin such as https://admin.example")
         if self.admin_url is not None and _host_of(self.admin_url) == _host_of(self.origin):
             raise ConfigError("admin_url must name a host other than the public URL's")
+        if not self.event_retention_days >= 0:
+            raise ConfigError("event_retention_days must be 0 (keep all) or a positive number")
         if self.csp_report_uri is not None and not _is_report_uri(self.csp_report_uri):
             raise ConfigError("csp_report_uri must be an http(s) URL or a path, without ';' ','")
+        if (self.oidc_issuer is None) != (self.oidc_client_id is None):
+            raise ConfigError("oidc_issuer and oidc_client_id go together")
+        if self.ssf_credential_compromise not in ("revoke", "step-up"):
+            raise ConfigError("ssf_credential_compromise must be 'revoke' or 'step-up'")
 
     @property
     def store_is_sqlite(self) -> bool:
@@ -98,6 +136,12 @@ class ServiceConfig:
         if self.state:
             return self.state
         return self.store if self.store_is_sqlite else "sessionward-service.db"
+
+    @property
+    def event_retention(self) -> float | None:
+        """Seconds the audit log keeps an entry (``None``: no time limit)."""
+        days = self.event_retention_days
+        return days * 86_400.0 if days > 0 else None
 
     @property
     def origin(self) -> str:
@@ -138,7 +182,16 @@ def _is_report_uri(uri: str) -> bool:
 
 
 def _coerce(name: str, value: Any) -> Any:
-    kinds = {"port": int, "key_cache_seconds": float, "admin": bool, "demo": bool}
+    kinds = {
+        "port": int,
+        "key_cache_seconds": float,
+        "admin": bool,
+        "demo": bool,
+        "event_log": bool,
+        "event_retention_days": float,
+        "webhook_private_targets": bool,
+        "risk": bool,
+    }
     if name == "trusted_proxies":
         if isinstance(value, str):
             return tuple(p.strip() for p in value.split(",") if p.strip())

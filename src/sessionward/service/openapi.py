@@ -10,7 +10,10 @@ from typing import Any
 
 from sessionward._version import __version__
 from sessionward.core.events import RevokeReason
+from sessionward.service.openapi_events import EVENT_SCHEMAS, events_paths
+from sessionward.service.openapi_receivers import receiver_paths
 from sessionward.service.openapi_schemas import SCHEMAS, TOKEN, obj, ref
+from sessionward.service.openapi_webhooks import WEBHOOK_SCHEMAS, webhook_paths
 from sessionward.service.tenancy import MAX_USER_ID
 
 __all__ = ["openapi_document"]
@@ -113,8 +116,10 @@ def _paths() -> dict[str, Any]:
                             "description": "The pre-login token: its data is carried over "
                             "and it is killed.",
                         },
+                        "idp": ref("IdpLink"),
                     }
-                ),
+                )
+                | {"dependentRequired": {"idp": ["user_id"]}},
             )
             | {
                 "responses": _with_409(
@@ -137,10 +142,23 @@ def _paths() -> dict[str, Any]:
                             },
                             "session": ref("Session"),
                             "token": {"type": "string", "description": "Present on rotate."},
-                            "reason": {"type": "string", "enum": ["invalid"]},
+                            "reason": {
+                                "type": "string",
+                                "enum": ["invalid", "risk"],
+                                "description": "On `deny`: `invalid`, or `risk` when the risk"
+                                " engine ended the session. On a `step-up` the risk engine"
+                                " asked for: `risk` (sign in again, then"
+                                " /v1/sessions/confirm).",
+                            },
+                            "message": {"type": "string", "description": "For the user."},
+                            "session_id": {"type": "string"},
+                            "user_id": {"type": ["string", "null"]},
+                            "risk": ref("RiskDecision"),
                         },
                     },
-                    "The decision. `deny` says only `invalid`.",
+                    "The decision. `deny` says only `invalid` (or `risk`). With `risk`"
+                    " configured and a `context` given, `risk` holds the risk engine's"
+                    " decision and reasons.",
                 ),
                 body=obj(
                     {
@@ -160,6 +178,20 @@ def _paths() -> dict[str, Any]:
                 _json(ref("SessionAndToken")),
                 body=obj({"token": TOKEN, "context": ref("Context")}, ("token",)),
             )
+        },
+        "/v1/sessions/confirm": {
+            "post": _op(
+                '"This was me": after a risk step-up and a new sign-in, the request\'s context'
+                " becomes the owner's and the token is rotated (anyone else holding it is cut"
+                " off)",
+                "issue",
+                _json(ref("SessionAndToken")),
+                body=obj({"token": TOKEN, "context": ref("Context")}, ("token", "context")),
+            )
+            | {
+                "responses": _with_409(_json(ref("SessionAndToken")), "200")
+                | {"404": _error("not_found: hijack scoring is not configured (risk)")}
+            },
         },
         "/v1/sessions/elevate": {
             "post": _op(
@@ -464,9 +496,12 @@ def openapi_document(server_url: str | None = None) -> dict[str, Any]:
             "another application's token, session id or user answers as an unknown one. Data "
             "keys starting `_sessionward` are the service's own and refused.",
         },
-        "paths": _with_throttling(_paths()),
+        "paths": {
+            **_with_throttling({**_paths(), **events_paths(), **webhook_paths()}),
+            **receiver_paths(),
+        },
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, **EVENT_SCHEMAS, **WEBHOOK_SCHEMAS},
             "securitySchemes": {
                 "apiKey": {
                     "type": "http",

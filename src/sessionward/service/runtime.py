@@ -18,20 +18,26 @@ from sessionward.core.events import EventBus, log_event
 from sessionward.core.record import SessionRecord
 from sessionward.errors import ConfigError, StoreError
 from sessionward.manager._async.manager import AsyncSessionManager
-from sessionward.service.activity import Activity, tagged
+from sessionward.manager.risk import RiskAssessor
+from sessionward.service.activity import Activity, application_of, tagged
 from sessionward.service.config import ServiceConfig
 from sessionward.service.keys import KeyRing
 from sessionward.service.metrics import Metrics
+from sessionward.service.receivers import Receivers, open_receivers
 from sessionward.service.state import ServiceState
 from sessionward.service.tenancy import admits
 from sessionward.service.throttle import Guard, open_guard
+from sessionward.service.webhooks import Webhooks, open_webhooks
+from sessionward.signals.recorder import Recorder
 from sessionward.stores._async.base import AsyncStore
 from sessionward.stores._async.sqlite import AsyncSQLiteStore
+from sessionward.stores.consumers import ConsumerStore
+from sessionward.stores.eventlog import EventLog, MemoryEventLog, open_event_log
 
 if TYPE_CHECKING:
     from sessionward.jwt import AsyncTokenService
 
-__all__ = ["RESERVED_PREFIX", "Runtime", "open_runtime", "open_store"]
+__all__ = ["RESERVED_PREFIX", "Runtime", "open_risk", "open_runtime", "open_store"]
 
 #: User ids in this namespace belong to the service itself (admin accounts); the API refuses
 #: to issue sessions for them, so an ``issue`` key cannot mint an admin session.
@@ -86,6 +92,11 @@ class Runtime:
     metrics: Metrics
     guard: Guard  # throttles every guess of a secret (sessionward.service.throttle)
     tokens: AsyncTokenService | None = None  # the JWT mode, when ``jwt_keys`` is configured
+    event_log: EventLog | None = None  # the durable audit log (``config.event_log``)
+    recorder: Recorder | None = None  # writes every event to ``event_log`` in the background
+    receivers: Receivers | None = None  # identity-provider links, back-channel logout, SSF
+    webhooks: Webhooks | None = None  # endpoints and their deliverer (needs ``event_log``)
+    risk: RiskAssessor | None = None  # hijack scoring, when ``risk`` is configured
     _managers: dict[str, AsyncSessionManager] = field(default_factory=dict)
 
     def manager_for(self, application: str) -> AsyncSessionManager:
@@ -102,11 +113,25 @@ class Runtime:
                 clock=base.clock,
                 events=events,
                 admit=admits(application),
+                risk=self.risk,
             )
             self._managers[application] = manager
         return manager
 
+    def start_background(self) -> None:
+        """Start the work that runs beside the requests: webhook delivery."""
+        if self.webhooks is not None:
+            self.webhooks.start()
+
     async def close(self) -> None:
+        if self.webhooks is not None:
+            self.webhooks.close()  # stops reading the log before it closes
+        if self.receivers is not None:
+            await self.receivers.close()
+        if self.recorder is not None:
+            self.recorder.close()  # appends what is queued before the log closes
+        if self.event_log is not None:
+            self.event_log.close()
         if self.tokens is not None:
             self.tokens.close()  # its manager shares the store closed just below
         await self.guard.close()
@@ -137,18 +162,38 @@ def open_runtime(
     *,
     clock: Clock | None = None,
     store: AsyncStore | None = None,
+    event_log: EventLog | None = None,
+    consumers: ConsumerStore | None = None,
 ) -> Runtime:
-    """Open the session store (first: see ``ServiceState``) and the service state."""
+    """Open the session store (first: see ``ServiceState``), the event log beside it and the
+    service state. A given ``store`` without a given ``event_log`` gets an in-memory log."""
     clock = clock or SystemClock()
+    shared = store is None
     activity = Activity(clock.now)
     events = EventBus([log_event, activity])
-    store = store if store is not None else open_store(config.store)
+    risk = open_risk() if config.risk else None
+    if store is None:
+        store = open_store(config.store)
+        if config.event_log and event_log is None:
+            event_log = open_event_log(config.store)
+    elif config.event_log and event_log is None:
+        event_log = MemoryEventLog()
+    recorder = None
+    if event_log is not None:
+        recorder = Recorder(
+            event_log,
+            application=application_of,
+            clock=clock.now,
+            retention=config.event_retention,
+        )
+        events.subscribe(recorder)
     manager = AsyncSessionManager(
         store,
         policy=config.policy,
         clock=clock,
         events=events,
         admit=_not_a_refresh_family if config.jwt_keys else None,
+        risk=risk,
     )
     state = ServiceState(config.state_path)
     state.mark_served(clock.now())
@@ -157,9 +202,42 @@ def open_runtime(
         tokens = open_token_service(config, manager) if config.jwt_keys else None
     except BaseException:
         state.close()
+        if event_log is not None:
+            event_log.close()
         raise
     guard = open_guard(config.store, state, clock.now, events)
-    return Runtime(config, manager, state, keys, activity, Metrics(), guard, tokens)
+    receivers = open_receivers(config, manager)
+    try:
+        webhooks = open_webhooks(config, event_log, clock, store=consumers, shared=shared)
+    except BaseException:
+        state.close()
+        raise
+    return Runtime(
+        config,
+        manager,
+        state,
+        keys,
+        activity,
+        Metrics(),
+        guard,
+        tokens,
+        event_log=event_log,
+        recorder=recorder,
+        receivers=receivers,
+        webhooks=webhooks,
+        risk=risk,
+    )
+
+
+def open_risk() -> RiskAssessor:
+    """The risk assessor of ``risk = true``; a ``ConfigError`` that says what to install when
+    the ``risk`` extra is missing."""
+    try:
+        import geoip2fast  # noqa: F401 - only checked for presence here
+        import ua_parser  # noqa: F401
+    except ModuleNotFoundError as exc:
+        raise ConfigError(f"risk needs {exc.name}: pip install 'sessionward[risk]'") from None
+    return RiskAssessor()
 
 
 _FAMILY_MARK = '"_sessionward_refresh":'  # sessionward.jwt.refresh.FAMILY_KEY, as stored
