@@ -21,6 +21,7 @@ from sessionward.core.risk import (
     assess,
     begin,
     learn,
+    owner,
     remember,
 )
 from sessionward.core.risk_history import Population, PopulationCounter, UserRisk
@@ -169,3 +170,25 @@ def test_a_network_asked_about_again_gets_the_same_reasons_until_the_history_cha
     # So is another policy.
     strict = RiskPolicy(move_network=0.05, move_prefix=0.915)
     assert assess(at(40.0, phone), session, user, Population(), strict).score > first.score
+
+
+def test_unlisted_networks_are_told_apart_by_their_slash_16() -> None:
+    here = Network("203.0.113.0/24")
+    next_door = Network("203.0.114.0/24")
+    elsewhere = Network("198.51.100.0/24")
+    assert (owner(here), owner(elsewhere)) == ("203.0/16", "198.51/16")
+    assert owner(Network("2001:db8:1::/48")) == "2001:db8/32"
+    assert owner(HOME) == HOME.asn
+    assert owner(Network()) == ""
+    user, session = UserRisk(), begin(at(0.0, sig(network=here)))
+    for day in range(5):
+        user = remember(user, None, at(day * DAY, sig(network=here)), POLICY)
+
+    def verdict(net: Network) -> Verdict:
+        return assess(at(600.0, sig(network=net)), session, user, Population(), POLICY)
+
+    near, far = verdict(next_door), verdict(elsewhere)
+    assert [r.signal for r in near.reasons] == [Signal.NETWORK_PREFIX]
+    assert [r.signal for r in far.reasons] == [Signal.NETWORK_ASN]
+    assert near.score < far.score
+    assert "unlisted network 198.51/16" in far.reasons[0].detail

@@ -61,6 +61,7 @@ __all__ = [
     "learn",
     "network_path",
     "novelty",
+    "owner",
     "remember",
 ]
 
@@ -93,8 +94,8 @@ class _Index(NamedTuple):
         return cls(
             _tree(networks),
             tuple(n.country for n in nets),
-            frozenset((n.country, n.asn) for n in nets),
-            frozenset((n.asn, n.prefix) for n in nets),
+            frozenset((n.country, owner(n)) for n in nets),
+            frozenset((owner(n), n.prefix) for n in nets),
             {},
         )
 
@@ -103,8 +104,8 @@ class _Index(NamedTuple):
         return _Index(
             _grown(self.tree, network_path(net)),
             (*self.countries, net.country),
-            self.owners | {(net.country, net.asn)},
-            self.prefixes | {(net.asn, net.prefix)},
+            self.owners | {(net.country, owner(net))},
+            self.prefixes | {(owner(net), net.prefix)},
             {},
         )
 
@@ -295,13 +296,25 @@ def _tree(networks: tuple[SeenNetwork, ...]) -> dict[Path, tuple[Path, ...]]:
     return {parent: tuple(kids) for parent, kids in children.items()}
 
 
+def owner(net: Network) -> str:
+    """Who runs the network: its AS name, or for an address no database lists, its /16
+    (IPv4) or /32 (IPv6) as the best stand-in (``"198.51/16"``), so that two unlisted
+    networks are not taken for one."""
+    if net.asn or not net.prefix:
+        return net.asn
+    address = net.prefix.partition("/")[0]
+    if ":" in address:
+        return ":".join(address.split(":")[:2]) + "/32"
+    return ".".join(address.split(".")[:2]) + "/16"
+
+
 def network_path(net: Network) -> Path:
     """The network's place in the hierarchy: kind, country, network (AS), prefix. For VPN,
     hosting and Tor networks the provider comes before the country: a VPN user's habit is the
     provider, and its exits hop between countries."""
     if net.kind:
-        return (net.kind, net.asn, net.country, net.prefix)
-    return (net.kind, net.country, net.asn, net.prefix)
+        return (net.kind, owner(net), net.country, net.prefix)
+    return (net.kind, net.country, owner(net), net.prefix)
 
 
 def _network(
@@ -404,13 +417,13 @@ _KIND_TEXT = {"hosting": "a hosting provider", "vpn": "a VPN provider", "tor": "
 
 def _level(net: Network, session: SessionRisk, user: UserRisk) -> tuple[Signal, str]:
     """The reason code: the finest level (prefix, network, country) shared with the session."""
-    where = f"{net.asn or 'unknown network'} ({net.country or '??'})"
+    where = f"{net.asn or 'unlisted network ' + owner(net)} ({net.country or '??'})"
     path = network_path(net)
     index = session.index
-    if (net.asn, net.prefix) in index.prefixes:
+    if (owner(net), net.prefix) in index.prefixes:
         return Signal.NETWORK_SAME, f"the session's network {where}"
     known = ", used before" if user.weight(path) else ""
-    if (net.country, net.asn) in index.owners:
+    if (net.country, owner(net)) in index.owners:
         return Signal.NETWORK_PREFIX, f"new prefix of {where}{known}"
     known = ", used before" if user.weight(path[:3]) else ""
     if net.country in index.countries:
@@ -455,7 +468,7 @@ def _behaviour(
         text = f"about {per_minute:.0f} requests a minute"
         reasons.append(Reason(Signal.VELOCITY, policy.velocity, text))
     if obs.previous_secret:
-        same = (net.country, net.asn) == (latest.network.country, latest.network.asn)
+        same = (net.country, owner(net)) == (latest.network.country, owner(latest.network))
         if not (same and obs.signals.browser == session.signals.browser):
             # A rotation race stays in one place; a stale copy comes from elsewhere.
             text = "a rotated-out secret from another context"
@@ -470,9 +483,9 @@ def _elsewhere(
     reasons: list[Reason] = []
     net, latest = obs.signals.network, session.networks[-1]
     gap = obs.t - latest.last
-    if (latest.network.country, latest.network.asn) != (net.country, net.asn):
+    if (latest.network.country, owner(latest.network)) != (net.country, owner(net)):
         back = any(
-            (s.network.country, s.network.asn) == (net.country, net.asn)
+            (s.network.country, owner(s.network)) == (net.country, owner(net))
             and obs.t - s.last <= policy.concurrent_window
             for s in session.networks[:-1]
         )
@@ -485,7 +498,7 @@ def _elsewhere(
     # a phone going back and forth between a roaming carrier and a hotel's Wi-Fi is not.
     moved = (
         latest.network.country != net.country
-        and latest.network.asn != net.asn
+        and owner(latest.network) != owner(net)
         and latest.network.country
         and net.country
         and net.country not in session.index.countries
