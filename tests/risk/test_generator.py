@@ -23,6 +23,7 @@ SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "risk_traces.py"
 
 @pytest.fixture(scope="module")
 def generator() -> ModuleType:
+    sys.path.insert(0, str(SCRIPT.parent))  # its parameters are a sibling module
     spec = importlib.util.spec_from_file_location("risk_traces", SCRIPT)
     assert spec is not None
     assert spec.loader is not None
