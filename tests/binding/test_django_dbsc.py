@@ -14,7 +14,7 @@ from proofs import Device
 from web._servers import Browserish, wsgi_server
 from web.test_django import COOKIE, POLICY
 
-from sessionward import SessionManager, SQLiteStore
+from sessionward import Policy, SessionManager, SQLiteStore
 from sessionward.core import dbsc
 from sessionward.core.binding import BindingPolicy, binding_of
 from sessionward.testing import FakeClock
@@ -147,3 +147,40 @@ def test_django_an_unproven_request_writes_nothing(served: str, manager: Session
     finally:
         browser.close()
         thief.close()
+
+
+def test_django_risk_check_learns_nothing_without_the_bound_cookie(tmp_path: Path) -> None:
+    pytest.importorskip("geoip2fast", reason="the risk extra is not installed")
+    from django.test import RequestFactory, override_settings
+
+    from sessionward.core import binding as states
+    from sessionward.core.jwk import client_key
+    from sessionward.django import risk
+    from sessionward.manager.risk import RiskAssessor
+
+    clock = FakeClock()
+    policy = Policy(idle_timeout=3600, absolute_timeout=86400, rotate_after=600)
+    store = SQLiteStore(str(tmp_path / "r.db"))
+    with SessionManager(store, policy=policy, clock=clock, risk=RiskAssessor()) as manager:
+        now = clock.now()
+        bound = states.bound_state(client_key(Device().jwk, "ES256"), "dbsc", now)
+        bound, cookie = states.new_cookie(bound, now, BindingPolicy(cookie_lifetime=LIFETIME))
+        session = manager.issue("alice", data={states.BINDING_KEY: states.encode(bound)})
+        assert session.token is not None
+        clock.advance(601)  # the bound cookie dead, a renewal due
+        before = manager.store.get(session.id)
+        binding = DeviceBinding(BindingPolicy(cookie_lifetime=LIFETIME))
+        with override_settings(SESSIONWARD_DEVICE_BINDING=binding, SESSIONWARD_MANAGER=manager):
+            for bound_cookie in (None, cookie):
+                request = RequestFactory().get(
+                    "/me", REMOTE_ADDR="203.0.113.9", HTTP_USER_AGENT="Thief/2.0"
+                )
+                request.COOKIES[COOKIE] = session.token
+                if bound_cookie is not None:
+                    request.COOKIES[BOUND] = bound_cookie
+                cookies = "; ".join(f"{k}={v}" for k, v in request.COOKIES.items())
+                headers = {"cookie": cookies, "user-agent": "Thief/2.0"}
+                checked = risk.check(manager, request, headers)
+                assert checked.session is not None
+                assert checked.session.token is None  # read, not renewed
+        assert manager.store.get(session.id) == before  # no renewal, no context learned
