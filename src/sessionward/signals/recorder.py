@@ -54,6 +54,18 @@ _RETRY_FIRST: Final = 0.1
 _RETRY_CAP: Final = 5.0
 
 
+# This process's id, kept up to date across fork() without a system call per event.
+_process = os.getpid()
+
+
+def _forked() -> None:
+    global _process
+    _process = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
 def _no_application(event: Event) -> str | None:
     return None
 
@@ -130,7 +142,7 @@ class Recorder:
         if self._closed or len(self._queue) >= self._buffer:
             self.dropped += 1
             return
-        if self._pid != os.getpid():
+        if self._pid != _process:
             self._start()
         application = self._application(event)
         with self._queueing:
