@@ -39,7 +39,7 @@ from typing import Any, Final, Literal, NamedTuple
 from sessionward.core import token as tokens
 from sessionward.core.jose import b64encode
 from sessionward.core.jwk import CLIENT_ALGORITHMS, ClientKey, client_key
-from sessionward.core.record import SessionRecord, encode_data
+from sessionward.core.record import SessionRecord, encode_data, internal_record
 from sessionward.errors import ConfigError, DataTooLarge, InvalidProof
 
 __all__ = [
@@ -471,25 +471,9 @@ def replay_record(kind: str, jti: str, until: float, now: float) -> SessionRecor
     """The record that remembers a used ``jti`` until ``until``: created with the store's
     create-only ``add``, so a second use of the same ``jti`` on any node finds it taken.
 
-    Its id is derived from the ``jti`` (in the session id alphabet and length), its verifier
-    is empty (no secret ever matches it) and it expires, like any record, at ``until``."""
+    Its id is derived from the ``jti`` (in the session id alphabet and length); it is an
+    internal record (:func:`~sessionward.core.record.internal_record`): never a session,
+    expiring at ``until``."""
     digest = hashlib.sha256(f"sessionward replay\x00{kind}\x00{jti}".encode()).digest()
-    return SessionRecord(
-        id=b64encode(digest[: tokens.ID_BYTES]),
-        secret_hash=b"",
-        prev_secret_hash=None,
-        grace_until=0.0,
-        generation=0,
-        user_id=None,
-        auth_level=0,
-        auth_time=None,
-        scopes="",
-        data=f'{{"{REPLAY_KEY}":"{kind}"}}',
-        created_at=now,
-        rotated_at=now,
-        last_seen=now,
-        expires_at=until,
-        absolute_expires_at=until,
-        version=1,
-        context="[]",
-    )
+    data = f'{{"{REPLAY_KEY}":"{kind}"}}'
+    return internal_record(b64encode(digest[: tokens.ID_BYTES]), data, until, now)

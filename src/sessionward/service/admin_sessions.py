@@ -158,8 +158,9 @@ class SessionQuery:
 
 
 async def live_sessions(store: object, now: float) -> tuple[list[Session], bool] | None:
-    """Every live session (up to :data:`MAX_SCAN` scanned) and whether the walk stopped
-    early; ``None`` when the store cannot list every session."""
+    """Every live session (up to :data:`MAX_SCAN` records scanned, internal records
+    skipped) and whether the walk stopped early; ``None`` when the store cannot list every
+    session."""
     if not isinstance(store, AsyncScan):
         return None
     out: list[Session] = []
@@ -170,7 +171,7 @@ async def live_sessions(store: object, now: float) -> tuple[list[Session], bool]
             return out, False
         seen += len(page)
         after = page[-1].id
-        out.extend(Session(r) for r in page if r.expires_at > now)
+        out.extend(Session(r) for r in page if r.expires_at > now and not r.is_internal)
     return out, True
 
 

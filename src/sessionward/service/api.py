@@ -98,6 +98,7 @@ from sessionward.service.tenancy import (
 from sessionward.service.throttle import Throttled
 from sessionward.signals._async.links import AsyncIdpLinks
 from sessionward.signals.links import IdpLink
+from sessionward.web.device import DeviceSignal
 
 if TYPE_CHECKING:
     from sessionward.jwt import AsyncTokenService, TokenPair
@@ -210,6 +211,16 @@ class Api:
         self.rt = runtime
         self.manager = runtime.manager
         self.sessions = SessionJsonMemo()
+        self._devices: dict[str, DeviceSignal] = {}
+
+    def _device(self, key: ApiKey) -> Callable[[str], str]:
+        """Keys a context's ``device_signal`` with a secret of the key's application, so the
+        stored values cannot be joined across applications (docs/risk.md, "Device signal")."""
+        signal = self._devices.get(key.application)
+        if signal is None:
+            secret = self.rt.state.secret(f"device-signal:{key.application}")
+            signal = self._devices[key.application] = DeviceSignal(secret=secret)
+        return signal.keyed
 
     def _manager(self, key: ApiKey) -> AsyncSessionManager:
         """The manager of the key's application: it authenticates no other's tokens."""
@@ -237,7 +248,7 @@ class Api:
         if user_id is not None and user_id.startswith(RESERVED_PREFIX):
             raise ApiError(403, "forbidden", f"user ids starting {RESERVED_PREFIX!r} are reserved")
         user_id = user_id_of(user_id, key)
-        context = request_context(fields)
+        context = request_context(fields, self._device(key))
         manager = self._manager(key)
         previous = None
         previous_token = fields.string("previous_token", limit=256)
@@ -288,7 +299,7 @@ class Api:
             context, max_age, min_level = None, None, None  # the common body: only the token
         else:
             fields = Fields(body, _VALIDATE_FIELDS)
-            context = request_context(fields)
+            context = request_context(fields, self._device(key))
             max_age = fields.number("max_auth_age")
             min_level = fields.integer("min_level", maximum=100)
             token = fields.string("token", required=True, limit=256)
@@ -327,7 +338,7 @@ class Api:
 
     async def rotate(self, request: Request, key: ApiKey) -> Response:
         fields = Fields(await json_body(request), {"token", "context"})
-        context = request_context(fields)
+        context = request_context(fields, self._device(key))
         session = await self._token_session(fields, context, key)
         if session.token is None:
             session = await self._manager(key).rotate(session, context=context)
@@ -375,7 +386,7 @@ class Api:
         step-up; the request's context becomes the owner's and the token is rotated."""
         fields = Fields(await json_body(request), {"token", "context"})
         token = fields.string("token", required=True, limit=256)
-        context = request_context(fields)
+        context = request_context(fields, self._device(key))
         if context is None:
             raise ApiError(400, "invalid_request", "context is required")
         manager = self._manager(key)
@@ -471,7 +482,7 @@ class Api:
             str(user_id_of(user_id, key)),
             scopes=fields.strings("scopes", ascii_only=True) or (),
             auth_level=or_default(fields.integer("auth_level", maximum=100), 1),
-            context=request_context(fields),
+            context=request_context(fields, self._device(key)),
             end_other_sessions=end_others,
             dpop_jkt=await _proven_key(service, fields),
         )
@@ -481,7 +492,7 @@ class Api:
         service = self._tokens()
         fields = Fields(await json_body(request), {"refresh_token", "context", "dpop"})
         refresh_token = fields.string("refresh_token", required=True, limit=256)
-        context = request_context(fields)
+        context = request_context(fields, self._device(key))
         family = await self.manager.store.get(tokens.parse(refresh_token).session_id)
         if family is None or application_of_user(family.user_id) != key.application:
             raise InvalidToken("unknown")  # another application's family is as unknown

@@ -71,7 +71,9 @@ SCHEMAS: dict[str, Any] = {
             "device_signal": {
                 "type": "string",
                 "maxLength": 128,
-                "description": "The optional device signal (docs/risk.md).",
+                "description": "The optional device signal (docs/risk.md): the value of the"
+                " user's __Host-sw-dev cookie, written by sessionward's device.js. The service"
+                " keys it with a secret of the application before it is scored or stored.",
             },
         },
     )
