@@ -14,7 +14,7 @@ from proofs import Device
 from web._servers import Browserish, wsgi_server
 from web.test_django import COOKIE, POLICY
 
-from sessionward import SessionManager, SQLiteStore
+from sessionward import Policy, SessionManager, SQLiteStore
 from sessionward.core import dbsc
 from sessionward.core.binding import BindingPolicy, binding_of
 from sessionward.testing import FakeClock
@@ -110,3 +110,77 @@ def test_django_login_register_refresh_and_logout(served: str, manager: SessionM
         assert ended.json() == {"continue": False}
     finally:
         browser.close()
+
+
+def test_django_an_unproven_request_writes_nothing(served: str, manager: SessionManager) -> None:
+    device, browser = Device(), Browserish(served, cookie_name=COOKIE)
+    thief = Browserish(served, cookie_name=COOKIE)
+    try:
+        offer = _login(browser).headers[dbsc.REGISTRATION]
+        params = dict(p.split("=", 1) for p in offer.split(";")[1:])
+        path, challenge, authorization = (
+            dbsc.item_text(params[k]) or "" for k in ("path", "challenge", "authorization")
+        )
+        registered = browser.post(
+            path, headers={"secure-session-response": device.registration(challenge, authorization)}
+        )
+        sid = registered.json()["session_identifier"]
+        assert browser.token is not None
+        session_id = browser.token[4:20]
+        CLOCK.advance(LIFETIME + 1)  # the bound cookie is dead, a touch is due
+        before = manager.store.get(session_id)
+        thief.token = browser.token  # the session cookie, copied
+        assert thief.get("/me").status_code == 401
+        assert browser.get("/me").status_code == 401  # the owner's expired bound cookie
+        assert manager.store.get(session_id) == before  # no touch, no context learned
+        refresh = "/sessionward/dbsc/refresh"
+        asked = browser.post(refresh, headers={"sec-secure-session-id": sid})
+        proof = device.refresh(dbsc.item_text(asked.headers[dbsc.CHALLENGE]) or "")
+        answered = browser.post(
+            refresh, headers={"sec-secure-session-id": sid, "secure-session-response": proof}
+        )
+        assert answered.status_code == 200
+        assert browser.get("/me").json()["user"] == "alice"
+        after = manager.store.get(session_id)
+        assert after is not None
+        assert after.last_seen == CLOCK.now()
+    finally:
+        browser.close()
+        thief.close()
+
+
+def test_django_risk_check_learns_nothing_without_the_bound_cookie(tmp_path: Path) -> None:
+    pytest.importorskip("geoip2fast", reason="the risk extra is not installed")
+    from django.test import RequestFactory, override_settings
+
+    from sessionward.core import binding as states
+    from sessionward.core.jwk import client_key
+    from sessionward.django import risk
+    from sessionward.manager.risk import RiskAssessor
+
+    clock = FakeClock()
+    policy = Policy(idle_timeout=3600, absolute_timeout=86400, rotate_after=600)
+    store = SQLiteStore(str(tmp_path / "r.db"))
+    with SessionManager(store, policy=policy, clock=clock, risk=RiskAssessor()) as manager:
+        now = clock.now()
+        bound = states.bound_state(client_key(Device().jwk, "ES256"), "dbsc", now)
+        bound, cookie = states.new_cookie(bound, now, BindingPolicy(cookie_lifetime=LIFETIME))
+        session = manager.issue("alice", data={states.BINDING_KEY: states.encode(bound)})
+        assert session.token is not None
+        clock.advance(601)  # the bound cookie dead, a renewal due
+        before = manager.store.get(session.id)
+        binding = DeviceBinding(BindingPolicy(cookie_lifetime=LIFETIME))
+        with override_settings(SESSIONWARD_DEVICE_BINDING=binding, SESSIONWARD_MANAGER=manager):
+            for bound_cookie in (None, cookie):
+                request = RequestFactory().get(
+                    "/me", REMOTE_ADDR="203.0.113.9", HTTP_USER_AGENT="Thief/2.0"
+                )
+                request.COOKIES[COOKIE] = session.token
+                if bound_cookie is not None:
+                    request.COOKIES[BOUND] = bound_cookie
+                cookies = "; ".join(f"{k}={v}" for k, v in request.COOKIES.items())
+                headers = {"cookie": cookies, "user-agent": "Thief/2.0"}
+                checked = risk.check(manager, request, headers)
+                assert checked.session is not None
+                assert checked.session.token is None  # read, not renewed
+        assert manager.store.get(session.id) == before  # no renewal, no context learned

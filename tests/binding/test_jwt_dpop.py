@@ -178,11 +178,33 @@ def test_a_bound_refresh_token_needs_a_proof_of_its_key(api: Api) -> None:
     assert api.call("GET", "/api/me", device, token).status_code == 200
 
 
+def test_a_refused_refresh_leaves_the_family_as_it_was(api: Api) -> None:
+    device, thief = Device(), Device()
+    api.login(device)
+    assert api.refresh_cookie is not None
+    session_id = api.refresh_cookie.split("=", 1)[1][4:20]
+    store = api.service.manager.store
+    api.clock.advance(121)  # a touch of the family is due (and the nonce is stale)
+    assert _error(api.call("POST", "/auth/refresh", device)) == "use_dpop_nonce"
+    before = store.get(session_id)
+    assert before is not None
+    assert _error(api.call("POST", "/auth/refresh", None)) == "invalid_dpop_proof"
+    assert _error(api.call("POST", "/auth/refresh", thief)) == "invalid_dpop_proof"
+    assert store.get(session_id) == before  # no rotation, no touch, no context written
+    fresh = api.call("POST", "/auth/refresh", device)  # the owner's refresh still works
+    assert fresh.status_code == 200
+    after = store.get(session_id)
+    assert after is not None
+    assert (after.generation, after.last_seen) == (before.generation + 1, api.clock.now())
+
+
 def test_a_bound_family_steps_up_only_with_a_proof_of_its_key(api: Api) -> None:
     service, clock = api.service, api.clock
     device, thief = Device(), Device()
     url = "https://api.example/auth/step-up"
     pair = service.login("alice", dpop_jkt=device.thumbprint, auth_level=1)
+    clock.advance(61)  # a touch is due
+    before = service.manager.store.get(pair.session_id)
 
     def proven(by: Device) -> str:
         proof = by.dpop("POST", url, iat=clock.now(), nonce=service.dpop_nonce())
@@ -196,6 +218,7 @@ def test_a_bound_family_steps_up_only_with_a_proof_of_its_key(api: Api) -> None:
     record = service.manager.store.get(pair.session_id)
     assert record is not None
     assert (record.auth_level, record.generation) == (1, 0)
+    assert record == before
     stepped = service.step_up(pair.refresh_token, auth_level=2, dpop_jkt=proven(device))
     assert stepped.token_type == "DPoP"  # noqa: S105 - a scheme name
     assert _cnf(stepped.access_token) == {"jkt": device.thumbprint}

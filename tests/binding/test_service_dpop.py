@@ -21,6 +21,8 @@ from proofs import Device
 from service.conftest import Service
 from service.test_jwt_api import ORIGIN, _jwt_service
 
+from sessionward import SQLiteStore
+
 APP = "https://app.example"
 
 
@@ -140,3 +142,43 @@ def test_an_opaque_session_issued_with_a_proof_validates_only_with_one(api: Serv
     plain = _call(api, "/v1/sessions", {"user_id": "cy"}).json()
     assert plain["session"]["binding"]["state"] == "unbound"
     assert _validate(api, plain["token"])["decision"] == "allow"  # unbound: a bearer token
+
+
+@pytest.fixture
+def renewing(tmp_path: Path) -> Iterator[Service]:
+    yield from _jwt_service(tmp_path, rotate_after=60)
+
+
+def test_a_refused_validation_leaves_the_session_as_it_was(
+    renewing: Service, tmp_path: Path
+) -> None:
+    api, device, thief = renewing, Device(), Device()
+    issued = _call(api, "/v1/sessions", {"user_id": "cy", "dpop": _dpop(api, device, "/login")})
+    token, session_id = issued.json()["token"], issued.json()["session"]["id"]
+    store = SQLiteStore(str(tmp_path / "service.db"))  # the service's own store, read directly
+    api.clock.advance(61)  # a renewal and a touch are due
+    before = store.get(session_id)
+    context = {"ip": "203.0.113.9", "user_agent": "thief/1.0"}
+    deny = {"decision": "deny", "reason": "invalid"}
+    for dpop in (None, _dpop(api, thief, "/orders", token=token)):
+        body: dict[str, Any] = {"token": token, "context": context}
+        if dpop is not None:
+            body["dpop"] = dpop
+        answer = api.client.post("/v1/sessions/validate", json=body, headers=api.auth("validate"))
+        assert answer.json() == deny
+    # the calls that pass no proof renew nothing on the way either
+    data = {"token": token, "set": {"cart": 1}}
+    assert api.client.post("/v1/sessions/data", json=data, headers=api.auth("issue")).json()
+    changed = store.get(session_id)
+    assert changed is not None
+    assert before is not None
+    assert (changed.generation, changed.secret_hash) == (before.generation, before.secret_hash)
+    before = changed
+    assert _validate(api, token) == deny
+    assert store.get(session_id) == before  # no renewal, no last-seen, no context learned
+    owner = _validate(api, token, _dpop(api, device, "/orders", token=token))
+    assert owner["decision"] == "rotate"  # the owner's proven request renews
+    after = store.get(session_id)
+    assert after is not None
+    assert after.generation == before.generation + 1
+    store.close()

@@ -337,13 +337,43 @@ def test_fallback_registration_through_the_same_endpoint(site: Site) -> None:
     assert script.headers["content-type"].startswith("text/javascript")
 
 
-def test_a_token_renewed_during_a_refresh_reaches_the_browser(site: Site) -> None:
+def test_a_token_is_renewed_only_after_the_refresh_proved_the_key(site: Site) -> None:
     device, alice = Device(), site.client()
     sid = _register(site, alice, device).json()["session_identifier"]
     before = alice.token
-    site.clock.advance(1001)  # the session's secret is due for renewal
+    site.clock.advance(1001)  # the session's secret is due for renewal, the bound cookie dead
     asked = _refresh(alice, sid)
     assert asked.status_code == 403
-    assert alice.token != before  # the renewed token came with the refresh's answer
+    assert alice.token == before  # nothing renewed before the key is proven
+    assert _refresh(alice, sid, device.refresh(_challenge(asked))).status_code == 200
+    assert alice.token == before
+    assert alice.get("/me").json() == {"user": "alice", "proven": True}
+    assert alice.token != before  # renewed with the live bound cookie
+
+
+def test_an_unproven_request_of_a_bound_session_writes_nothing(site: Site) -> None:
+    device, alice = Device(), site.client()
+    sid = _register(site, alice, device).json()["session_identifier"]
+    assert alice.token is not None
+    session_id = alice.token[4:20]
+    site.clock.advance(1001)  # the session's secret is due for renewal, the bound cookie dead
+    thief = site.client()
+    thief.token = alice.token  # the long-lived cookie, copied
+    before = site.records(session_id)
+    assert thief.get("/me").status_code == 401
+    assert site.records(session_id) == before  # no renewal, no touch, no context learned
+    asked = _refresh(thief, sid)
+    assert asked.status_code == 403
+    forged = _refresh(thief, sid, Device().refresh(_challenge(asked)))
+    assert forged.status_code == 403
+    assert "set-cookie" not in forged.headers or BOUND not in forged.headers["set-cookie"]
+    # the refresh protocol stores its new challenges, and nothing else
+    after = site.records(session_id)
+    assert after._replace(data=before.data, version=before.version) == before
+    assert thief.token == alice.token
+    # the owner refreshes with the key and carries on with the same token, renewed then
+    asked = _refresh(alice, sid)
     assert _refresh(alice, sid, device.refresh(_challenge(asked))).status_code == 200
     assert alice.get("/me").json() == {"user": "alice", "proven": True}
+    assert alice.token != thief.token
+    assert site.records(session_id).generation == before.generation + 1

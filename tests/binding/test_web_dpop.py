@@ -43,7 +43,7 @@ from sessionward.web.asgi import SessionMiddleware
 from sessionward.web.flask import Sessionward, handle
 from sessionward.web.starlette import get_handle
 
-POLICY = Policy(idle_timeout=3600, absolute_timeout=8 * 3600)
+POLICY = Policy(idle_timeout=3600, absolute_timeout=8 * 3600, rotate_after=1000)
 DPOP = DpopPolicy(nonce_key=secrets.token_bytes(32), nonce_lifetime=60)
 
 
@@ -213,6 +213,27 @@ def test_a_bound_token_is_refused_without_the_key(api: Api) -> None:
         "rejected:binding-htm",
         "rejected:binding-replayed",
     ]
+
+
+def test_a_refused_request_leaves_the_session_as_it_was(api: Api) -> None:
+    device, thief = Device(), Device()
+    token = api.login(device)
+    api.clock.advance(1001)  # a renewal and a touch are due
+    before = api.record(token).record
+    assert _error(api.call("GET", "/me", device, token)) == "use_dpop_nonce"  # a stale nonce
+    assert _error(api.call("GET", "/me", None, token)) == "invalid_dpop_proof"
+    assert _error(api.call("GET", "/me", thief, token)) == "invalid_dpop_proof"
+    assert _error(api.call("GET", "/me", device, token, scheme="Bearer")) == "invalid_token"
+    assert _error(api.call("GET", "/me", None, token, scheme="Bearer")) == "invalid_token"
+    # no renewal, no last-seen, no context learned: the record is exactly as it was
+    assert api.record(token).record == before
+    owner = api.call("GET", "/me", device, token)
+    assert owner.json() == {"user": "alice", "proven": True}
+    renewed = owner.headers["session-token"]  # the owner's proven request renews the token
+    assert renewed != token
+    after = api.record(renewed).record
+    assert (after.generation, after.last_seen) == (before.generation + 1, api.clock.now())
+    assert api.call("GET", "/me", device, renewed).status_code == 200
 
 
 def test_a_stale_nonce_is_refused_with_a_fresh_one(api: Api) -> None:

@@ -13,6 +13,7 @@ from sessionward.core.decision import (
     Action,
     Decision,
     Match,
+    Proof,
     Risk,
     deadline_passed,
     decide,
@@ -104,6 +105,19 @@ def test_the_risk_verdict_comes_after_authentication_and_before_renewal() -> Non
     )
     in_grace = due._replace(grace_until=T0 + 5)
     assert decide(in_grace, T0, POLICY, Match.PREVIOUS, risk=Risk.REVOKE).action is (Action.REVOKE)
+
+
+def test_a_pending_proof_holds_after_the_deadlines_and_before_risk_and_renewal() -> None:
+    due = record(rotated_at=T0 - 600, last_seen=T0 - 600)
+    held = Decision(Action.HOLD, "proof")
+    assert decide(due, T0, POLICY, Match.CURRENT, proof=Proof.PENDING) == held
+    assert decide(due, T0, POLICY, Match.CURRENT, proof=Proof.PENDING, risk=Risk.REVOKE) == held
+    in_grace = due._replace(grace_until=T0 + 5)
+    assert decide(in_grace, T0, POLICY, Match.PREVIOUS, proof=Proof.PENDING) == held
+    assert decide(due, T0, POLICY, Match.CURRENT, proof=Proof.PROVEN).action is Action.ROTATE
+    assert decide(due, T0, POLICY, Match.NONE, proof=Proof.PENDING).action is Action.REJECT
+    dead = due._replace(expires_at=T0)
+    assert decide(dead, T0, POLICY, Match.CURRENT, proof=Proof.PENDING).action is Action.EXPIRE
 
 
 def test_renewal_is_due_after_rotate_after_but_never_inside_a_grace_window() -> None:

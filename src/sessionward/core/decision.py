@@ -7,7 +7,9 @@ an error). Every lifetime rule lives here, and the deadline arithmetic lives in
 :func:`idle_deadline` alone, so it can be tested exhaustively without a store or a clock.
 
 ``risk`` is where a verdict on the request's context plugs in: it is weighed after the token
-is authenticated and the session is known to be alive, and before any renewal.
+is authenticated and the session is known to be alive, and before any renewal. ``proof`` is
+the verdict on a key-bound session's proof of possession, weighed at the same point and
+before ``risk``: a session whose proof is pending is served without any write.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ __all__ = [
     "Action",
     "Decision",
     "Match",
+    "Proof",
     "Risk",
     "deadline_passed",
     "decide",
@@ -55,6 +58,16 @@ class Risk(enum.Enum):
     REVOKE = "revoke"
 
 
+class Proof(enum.Enum):
+    """A verdict on the request's proof of the key a session is bound to (a refused proof
+    raises instead: no decision is made for it)."""
+
+    UNBOUND = "unbound"  # the session is bound to no key: nothing to prove
+    PROVEN = "proven"
+    #: not proven yet (a DBSC bound cookie expired, its refresh to come): serve, write nothing
+    PENDING = "pending"
+
+
 class Action(enum.Enum):
     """What the manager does with the request."""
 
@@ -62,6 +75,7 @@ class Action(enum.Enum):
     TOUCH = "touch"  # authenticated; write last_seen and the idle deadline
     ROTATE = "rotate"  # authenticated; renew the secret
     SUCCESSOR = "successor"  # a rotated-out secret inside its grace: hand over the current one
+    HOLD = "hold"  # authenticated, key not proven yet: no write, no renewal, no successor
     STEP_UP = "step-up"  # alive, but ask the user to authenticate again
     EXPIRE = "expire"  # a deadline passed: delete the session
     THEFT = "theft"  # a rotated-out secret after its grace: revoke the session
@@ -85,6 +99,7 @@ MISMATCH: Final = Decision(Action.REJECT, "mismatch")
 REFUSED: Final = Decision(Action.REJECT, "refused")
 EXPIRED_IDLE: Final = Decision(Action.EXPIRE, "idle")
 EXPIRED_ABSOLUTE: Final = Decision(Action.EXPIRE, "absolute")
+HOLD: Final = Decision(Action.HOLD, "proof")
 RISK_STEP_UP: Final = Decision(Action.STEP_UP, "risk")
 RISK_REVOKE: Final = Decision(Action.REVOKE, "risk")
 
@@ -144,15 +159,17 @@ def decide(
     *,
     admitted: bool = True,
     risk: Risk = Risk.ALLOW,
+    proof: Proof = Proof.UNBOUND,
 ) -> Decision:
     """What to do with a request that presented a secret of ``record`` (``match``) at ``now``.
 
     In order: a secret the record does not know is rejected (``mismatch``); the previous
     secret after its grace window is theft; a record the manager does not serve
     (``admitted=False``) is rejected (``refused``); a passed deadline expires the session
-    (``absolute`` when the absolute deadline passed, ``idle`` otherwise); the ``risk`` verdict
-    applies; a rotated-out secret inside its grace window gets the successor; a due renewal
-    rotates; a ``last_seen`` older than the touch interval is written; otherwise nothing.
+    (``absolute`` when the absolute deadline passed, ``idle`` otherwise); a pending ``proof``
+    holds (nothing is written, the key is proven first); the ``risk`` verdict applies; a
+    rotated-out secret inside its grace window gets the successor; a due renewal rotates; a
+    ``last_seen`` older than the touch interval is written; otherwise nothing.
     """
     if match is _NO_MATCH:
         return MISMATCH
@@ -162,6 +179,8 @@ def decide(
         return REFUSED
     if now >= record.expires_at:
         return deadline_passed(record, now) or EXPIRED_IDLE
+    if proof is Proof.PENDING:
+        return HOLD
     if risk is not _NO_RISK:
         return RISK_REVOKE if risk is Risk.REVOKE else RISK_STEP_UP
     if match is not _CURRENT_MATCH:

@@ -124,7 +124,8 @@ class SessionStore(SessionBase):  # type: ignore[misc]  # Django ships no types
                 session = self._checked(checked)
             else:
                 context = None if checked is None else checked.context
-                session = self.manager.validate(self.session_key, context=context)
+                proof = binding.precondition(self.manager)
+                session = self.manager.validate(self.session_key, context=context, proof=proof)
         except InvalidToken:
             self._session_key = None
             return {}

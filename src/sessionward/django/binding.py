@@ -23,6 +23,7 @@ from sessionward.core import binding as states
 from sessionward.core import dbsc
 from sessionward.core.record import Session
 from sessionward.manager._sync.manager import SessionManager
+from sessionward.manager._sync.proof import ProofCheck
 from sessionward.web._core import AdapterConfig
 from sessionward.web._sync.binding import DeviceGate
 from sessionward.web.binding import DeviceBinding
@@ -72,6 +73,19 @@ def current_gate(manager: SessionManager) -> DeviceGate | None:
         return None
     same_site = str(getattr(settings, "SESSION_COOKIE_SAMESITE", "Lax"))
     return gate(binding, manager, _cookie_name(), same_site)
+
+
+def precondition(
+    manager: SessionManager, headers: dict[str, str] | None = None
+) -> ProofCheck | None:
+    """The bound-cookie check ``validate`` runs before it writes anything: a bound session
+    without a live bound cookie is read, never renewed, touched or learned from (``headers``:
+    the request's, when the binding middleware has not started yet)."""
+    request = CURRENT.get()
+    if request is not None:
+        return request.gate.precondition(request.headers, "", "")
+    gate = None if headers is None else current_gate(manager)
+    return None if gate is None or headers is None else gate.precondition(headers, "", "")
 
 
 def admit(session: Session) -> Session | None:

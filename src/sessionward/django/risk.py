@@ -38,6 +38,7 @@ from django.shortcuts import resolve_url
 
 from sessionward.core.context import RequestContext
 from sessionward.core.record import Session
+from sessionward.django import binding
 from sessionward.errors import InvalidToken, RiskChallenge
 from sessionward.manager._sync.manager import SessionManager
 from sessionward.web._challenge import challenge_body
@@ -100,7 +101,8 @@ def check(manager: SessionManager, request: HttpRequest, headers: dict[str, str]
     if not key:
         return checked
     try:
-        checked.session = manager.validate(key, context=context)
+        proof = binding.precondition(manager, headers)  # a bound cookie checked first
+        checked.session = manager.validate(key, context=context, proof=proof)
     except RiskChallenge as challenge:
         checked.challenge = challenge
     except InvalidToken as error:

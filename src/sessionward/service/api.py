@@ -230,7 +230,7 @@ class Api:
         self, fields: Fields, context: RequestContext | None, key: ApiKey
     ) -> Session:
         token = fields.string("token", required=True, limit=256)
-        return await self._manager(key).validate(token, context=context)
+        return await self._manager(key).validate(token, context=context, proof=api_dpop.unproven)
 
     async def _owned(self, session_id: str, key: ApiKey) -> Session | None:
         """A live session of the key's application by id; another's is as unknown."""
@@ -255,7 +255,9 @@ class Api:
         challenged = None
         if previous_token is not None:
             try:
-                previous = await manager.validate(previous_token, context=context)
+                previous = await manager.validate(
+                    previous_token, context=context, proof=api_dpop.unproven
+                )
             except InvalidToken:
                 previous = None  # an invalid pre-login token is simply not carried over
             except RiskChallenge as challenge:
@@ -306,9 +308,11 @@ class Api:
             passed = api_dpop.passed_proof(fields)
         application = key.application
         manager = self.rt.manager_for(application)
+        proof = api_dpop.precondition(manager, passed, token)
         try:
-            session = await manager.validate(token, context=context)
-            if passed is not None or api_dpop.bound_key(session) is not None:
+            # A bound session's proof is checked before validate writes anything.
+            session = await manager.validate(token, context=context, proof=proof)
+            if passed is not None and proof.checked is None:  # a proof for an unbound session
                 await api_dpop.check(manager, passed, token=token, session=session)
         except RiskChallenge as challenge:  # sign in again; the session survives
             self.rt.activity.decision("step-up", application)
@@ -408,7 +412,8 @@ class Api:
         keep = fields.string("keep_session_id", limit=64)
         if keep is not None and not tokens.is_session_id(keep):
             raise ApiError(400, "invalid_request", "keep_session_id is not a session id")
-        reason = fields.string("reason", limit=64) or RevokeReason.LOGOUT_EVERYWHERE.value
+        given = fields.string("reason", limit=64)
+        reason = RevokeReason.LOGOUT_EVERYWHERE.value if given is None else given
         if reason not in _REVOKE_REASONS:
             raise ApiError(400, "invalid_request", "reason is not a known revoke reason")
         count = await self._manager(key).revoke_user(user_id, keep=keep, reason=reason)

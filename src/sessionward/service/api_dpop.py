@@ -13,13 +13,22 @@ from __future__ import annotations
 from typing import Final, NamedTuple
 
 from sessionward.core import binding as states
+from sessionward.core.decision import Proof
 from sessionward.core.dpop import DpopPolicy
-from sessionward.core.record import Session
-from sessionward.manager._async.binding import AsyncBinder
+from sessionward.core.record import Session, SessionRecord
+from sessionward.manager._async.binding import AsyncBinder, AsyncDpopCheck, dpop_key
 from sessionward.manager._async.manager import AsyncSessionManager
 from sessionward.service.api_fields import Fields
 
-__all__ = ["POLICY", "PassedProof", "bound_key", "check", "passed_proof"]
+__all__ = [
+    "POLICY",
+    "PassedProof",
+    "bound_key",
+    "check",
+    "passed_proof",
+    "precondition",
+    "unproven",
+]
 
 POLICY: Final = DpopPolicy()
 
@@ -78,3 +87,26 @@ async def check(
         session=session,
     )
     return checked.jkt
+
+
+def precondition(
+    manager: AsyncSessionManager, passed: PassedProof | None, token: str | None
+) -> AsyncDpopCheck:
+    """The proof check ``validate`` runs on ``token``'s session before it writes anything: a
+    session bound to a DPoP key needs ``passed``, a proof of that key for ``token``; a refusal
+    raises :class:`~sessionward.errors.InvalidProof` with the session untouched."""
+    return AsyncDpopCheck(
+        AsyncBinder(manager),
+        POLICY,
+        None if passed is None else passed.proof,
+        method="" if passed is None else passed.method,
+        url="" if passed is None else passed.url,
+        access_token=token,
+    )
+
+
+async def unproven(record: SessionRecord) -> Proof:
+    """The proof check of the calls that carry no proof (``rotate``, ``elevate``, data,
+    ``revoke``): the backend asks for the change itself, but the validation on the way
+    renews, touches and learns nothing for a session bound to a DPoP key."""
+    return Proof.UNBOUND if dpop_key(record) is None else Proof.PENDING

@@ -108,11 +108,19 @@ class SessionMiddleware:
         client = scope.get("client")
         context = config.context.capture(client[0] if client else None, headers)
         outcome = config.outcome(headers)
-        session, challenge = None, None
+        session, challenge, gate = None, None, self.gate
+        url, precondition = "", None
+        if gate is not None:
+            url = config.url(scope.get("scheme", "http"), headers.get("host"), scope["path"])
+            precondition = gate.precondition(headers, method, url)
         if token is not None:
             try:
-                session = await self.manager.validate(token, context=context)
+                session = await self.manager.validate(token, context=context, proof=precondition)
                 outcome.minted(session, self.manager.clock.now())
+            except InvalidProof as exc:  # a bound token without its key's proof: untouched
+                log_refusal("dpop", exc.reason)
+                await self._plain(send, 401, "proof of possession refused", gate=exc)
+                return
             except InvalidToken:
                 outcome.rejected = True
             except RiskChallenge as challenged:  # sign in again; the session survives
@@ -123,9 +131,8 @@ class SessionMiddleware:
             except StoreError:
                 await self._plain(send, config.unavailable_status, "session store unavailable")
                 return
-        proven, jkt, gate = False, None, self.gate
+        proven, jkt = False, None
         if gate is not None:
-            url = config.url(scope.get("scheme", "http"), headers.get("host"), scope["path"])
             route = gate.route(scope["path"])
             try:
                 if route is not None:  # with the outcome: a token renewed by this validation
@@ -138,7 +145,7 @@ class SessionMiddleware:
                     session, proven = gate.admit(session, headers)
                 else:
                     credentials = authorization(headers)
-                    jkt = await gate.dpop(session, credentials, method, headers, url)
+                    jkt = await gate.dpop(session, credentials, method, headers, url, precondition)
                     proven = jkt is not None and session is not None
             except InvalidProof as exc:
                 log_refusal("dpop", exc.reason)

@@ -22,6 +22,7 @@ from typing import Any, Literal
 from sessionward.core.dpop import DpopPolicy
 from sessionward.errors import InvalidProof, InvalidToken, RiskChallenge, StoreError
 from sessionward.manager._sync.manager import SessionManager
+from sessionward.manager._sync.proof import ProofCheck
 from sessionward.web._challenge import challenge_body, challenge_redirect
 from sessionward.web._core import AdapterConfig, Outcome, Transport, log_refusal, merge_headers
 from sessionward.web._http import Reply, authorization, environ_headers
@@ -98,15 +99,20 @@ class SessionMiddleware:
         if device is not None and path == device.path and method in ("GET", "HEAD"):
             start_response("200 OK", list(SCRIPT_HEADERS))
             return [device_script() if method == "GET" else b""]
+        url = config.url(environ.get("wsgi.url_scheme", "http"), headers.get("host"), path)
+        proof = None if self.gate is None else self.gate.precondition(headers, method, url)
         try:
-            handle = open_handle(self.manager, config, environ, headers)
+            handle = open_handle(self.manager, config, environ, headers, proof=proof)
+        except InvalidProof as exc:  # a bound token without its key's proof: untouched
+            log_refusal("dpop", exc.reason)
+            return self._plain(start_response, 401, "proof of possession refused", gate=exc)
         except StoreError:
             return self._plain(start_response, config.unavailable_status, "store unavailable")
         except RiskChallenge as challenge:  # sign in again; the session survives
             return self._challenged(start_response, challenge, environ, headers, method)
         if self.gate is not None:
             try:
-                reply = self._bind(self.gate, handle, environ, headers, method)
+                reply = self._bind(self.gate, handle, headers, method, (path, url, proof))
             except InvalidProof as exc:
                 log_refusal("dpop", exc.reason)
                 return self._plain(start_response, 401, "proof of possession refused", gate=exc)
@@ -134,13 +140,13 @@ class SessionMiddleware:
         self,
         gate: DeviceGate,
         handle: SessionHandle,
-        environ: Environ,
         headers: dict[str, str],
         method: str,
+        where: tuple[str, str, ProofCheck | None],
     ) -> Reply | None:
-        """Answer a binding endpoint, or check the request's binding in place."""
-        path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
-        url = self.config.url(environ.get("wsgi.url_scheme", "http"), headers.get("host"), path)
+        """Answer a binding endpoint, or check the request's binding in place (``where``: the
+        path, the URL and the proof check the validation ran)."""
+        path, url, proof = where
         session = handle._current()
         route = gate.route(path)
         if route is not None:
@@ -148,7 +154,7 @@ class SessionMiddleware:
         if self.config.cookie_mode:
             handle._session, handle.proven = gate.admit(session, headers)
         else:
-            jkt = gate.dpop(session, authorization(headers), method, headers, url)
+            jkt = gate.dpop(session, authorization(headers), method, headers, url, proof)
             handle.proof_jkt, handle.proven = jkt, jkt is not None and session is not None
         return None
 
@@ -220,13 +226,15 @@ def open_handle(
     headers: dict[str, str] | None = None,
     *,
     challenged_runs_without: bool = False,
+    proof: ProofCheck | None = None,
 ) -> SessionHandle:
     """Validate the request's token (an invalid one is noted for expiry, never raised) and
     return the request's handle. ``StoreError`` propagates: the caller fails closed. A
     ``RiskChallenge`` propagates too, unless ``challenged_runs_without`` or the path is one of
     the configured ``step_up_paths``: the request then runs without the session (which
     survives, its cookie untouched), the challenge in the handle's ``challenge`` and in
-    ``environ["sessionward.challenge"]`` for the application's sign-in page."""
+    ``environ["sessionward.challenge"]`` for the application's sign-in page. ``proof`` is
+    the key-bound session's proof check (``InvalidProof`` propagates, nothing written)."""
     headers = environ_headers(environ) if headers is None else headers
     token = config.token_from(headers)
     context = config.context.capture(environ.get("REMOTE_ADDR"), headers)
@@ -234,8 +242,10 @@ def open_handle(
     session, challenge = None, None
     if token is not None:
         try:
-            session = manager.validate(token, context=context)
+            session = manager.validate(token, context=context, proof=proof)
             outcome.minted(session, manager.clock.now())
+        except InvalidProof:
+            raise
         except InvalidToken:
             outcome.rejected = True
         except RiskChallenge as challenged:

@@ -29,6 +29,7 @@ from typing import Any
 from sessionward.core import binding as states
 from sessionward.core import token as tokens
 from sessionward.core.context import RequestContext
+from sessionward.core.decision import Proof
 from sessionward.core.dpop import DpopPolicy, DpopProof, bound_jkt
 from sessionward.core.events import (
     AllSessionsRevoked,
@@ -213,7 +214,9 @@ class TokenService:
         now = self.clock.now()
         parsed = tokens.parse(refresh_token)  # malformed: InvalidToken before any store access
         try:
-            session = self.manager.validate(refresh_token, context=context)
+            session = self.manager.validate(
+                refresh_token, context=context, proof=KeyCheck(dpop_jkt)
+            )
         except InvalidToken as exc:
             if exc.reason == "mismatch":
                 self._older_secret(parsed, now)
@@ -359,7 +362,9 @@ class TokenService:
         ):
             raise InvalidArgument("auth_level must be a non-negative integer")
         parsed = tokens.parse(refresh_token)
-        session = self.manager.validate(refresh_token, context=context)
+        session = self.manager.validate(
+            refresh_token, context=context, proof=KeyCheck(dpop_jkt)
+        )
         record = session.record
         family = refresh.family_of(json.loads(record.data))
         if family is None:
@@ -492,3 +497,21 @@ def _jkt_of(record: SessionRecord) -> str | None:
 def _check_key(bound: str | None, presented: str | None, session_id: str) -> None:
     if bound is not None and (presented is None or not hmac.compare_digest(bound, presented)):
         raise InvalidProof("jkt", session_id)
+
+
+class KeyCheck:
+    """``validate``'s precondition for a refresh family bound to a DPoP key: ``presented``,
+    the key of the request's checked proof, must be that key, or ``InvalidProof`` is raised
+    before the family is written (no renewal, no activity, no context learned)."""
+
+    __slots__ = ("presented",)
+
+    def __init__(self, presented: str | None) -> None:
+        self.presented = presented
+
+    def __call__(self, record: SessionRecord) -> Proof:
+        bound = _jkt_of(record)
+        if bound is None:
+            return Proof.UNBOUND
+        _check_key(bound, self.presented, record.id)
+        return Proof.PROVEN

@@ -16,7 +16,7 @@ from typing import Any, Literal, NamedTuple
 from sessionward.core import binding as states
 from sessionward.core import dbsc
 from sessionward.core.binding import BindingPolicy, Method
-from sessionward.core.decision import idle_deadline
+from sessionward.core.decision import Proof, idle_deadline
 from sessionward.core.dpop import DpopPolicy, DpopProof
 from sessionward.core.events import SessionBound, TheftSuspected, TokenRejected
 from sessionward.core.jwk import ClientKey
@@ -30,7 +30,7 @@ from sessionward.errors import (
 )
 from sessionward.manager._async.manager import AsyncSessionManager
 
-__all__ = ["AsyncBinder", "Refresh", "Registered"]
+__all__ = ["AsyncBinder", "AsyncCookieCheck", "AsyncDpopCheck", "Refresh", "Registered", "dpop_key"]
 
 _ATTEMPTS = 4
 # Proof failures that only the holder of a copied cookie or token (and not of the key) produces.
@@ -69,6 +69,81 @@ class Refresh(NamedTuple):
 
 
 _END = Refresh("end")
+_UNBOUND = Proof.UNBOUND
+_MARK = states.MARK
+
+
+def dpop_key(record: SessionRecord) -> str | None:
+    """The thumbprint of the DPoP key ``record``'s session is bound to, if any."""
+    if states.MARK not in record.data:  # the common case: no JSON parse
+        return None
+    state = states.state_of(json.loads(record.data))
+    jkt = state.get("jkt") if state is not None and state.get("method") == "dpop" else None
+    return jkt if isinstance(jkt, str) else None
+
+
+class AsyncCookieCheck:
+    """The DBSC precondition of ``validate``: a cookie-bound session is proven by a live bound
+    cookie (``presented``); without one it is pending, served without any write until the
+    browser's refresh proves the key (the adapter decides whether to serve it at all)."""
+
+    __slots__ = ("binder", "presented")
+
+    def __init__(self, binder: AsyncBinder, presented: str | None) -> None:
+        self.binder = binder
+        self.presented = presented
+
+    async def __call__(self, record: SessionRecord) -> Proof:
+        if _MARK not in record.data:  # the common case: not bound, no JSON parse
+            return _UNBOUND
+        ok = self.binder.cookie_ok(Session(record), self.presented)
+        if ok is None:
+            return Proof.UNBOUND
+        return Proof.PROVEN if ok else Proof.PENDING
+
+
+class AsyncDpopCheck:
+    """The DPoP precondition of ``validate``: a session bound to a DPoP key is served only
+    with a valid proof of that key for this request (``scheme`` ``dpop``); anything else
+    raises ``InvalidProof`` before the session is written. ``checked`` is the spent proof,
+    checked once however often a lost write race calls again."""
+
+    __slots__ = ("access_token", "binder", "checked", "method", "policy", "proof", "scheme", "url")
+
+    def __init__(
+        self,
+        binder: AsyncBinder,
+        policy: DpopPolicy,
+        proof: str | None,
+        *,
+        method: str,
+        url: str,
+        access_token: str | None,
+        scheme: str = "dpop",
+    ) -> None:
+        self.binder, self.policy, self.proof = binder, policy, proof
+        self.method, self.url, self.access_token = method, url, access_token
+        self.scheme = scheme
+        self.checked: DpopProof | None = None
+
+    async def __call__(self, record: SessionRecord) -> Proof:
+        jkt = dpop_key(record)
+        if jkt is None:
+            return Proof.UNBOUND
+        if self.checked is not None and hmac.compare_digest(self.checked.jkt, jkt):
+            return Proof.PROVEN
+        if self.scheme != "dpop":
+            raise InvalidProof("dpop-scheme", record.id)  # a bound token sent as a bearer token
+        self.checked = await self.binder.check_dpop(
+            self.policy,
+            self.proof,
+            method=self.method,
+            url=self.url,
+            access_token=self.access_token,
+            jkt=jkt,
+            session=Session(record),
+        )
+        return Proof.PROVEN
 
 
 class AsyncBinder:
@@ -167,7 +242,7 @@ class AsyncBinder:
             assert stored is not None  # noqa: S101 - cookie_bound_parts checked it
             limit = self.manager.policy.max_data_bytes
             data = states.replace_stored(record.data, stored, step.value, limit)
-            written = await self._replace(record, data, now)
+            written = await self._replace(record, data, now, active=step.cookie is not None)
             if isinstance(written, Session):
                 outcome: Literal["refreshed", "challenge"] = (
                     "refreshed" if step.cookie else "challenge"
@@ -220,16 +295,17 @@ class AsyncBinder:
         )
 
     async def _replace(
-        self, record: SessionRecord, data: str, now: float
+        self, record: SessionRecord, data: str, now: float, *, active: bool = True
     ) -> Session | SessionRecord | None:
         """Write ``data`` (JSON text) into ``record`` with one conditional ``replace``: the new
-        session, or the fresh record after a lost race, or ``None`` when it is gone."""
-        updated = record._replace(
-            data=data,
-            version=record.version + 1,
-            last_seen=now,
-            expires_at=idle_deadline(now, record.absolute_expires_at, self.manager.policy),
-        )
+        session, or the fresh record after a lost race, or ``None`` when it is gone. Not
+        ``active`` (a challenge sent, the key not proven): the activity time stays as it was."""
+        updated = record._replace(data=data, version=record.version + 1)
+        if active:
+            updated = updated._replace(
+                last_seen=now,
+                expires_at=idle_deadline(now, record.absolute_expires_at, self.manager.policy),
+            )
         try:
             await self.manager.store.replace(updated, expected_version=record.version)
         except VersionConflict:

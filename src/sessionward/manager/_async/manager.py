@@ -19,6 +19,7 @@ from sessionward.core.decision import (
     Action,
     Decision,
     Match,
+    Proof,
     deadline_passed,
     decide,
     idle_deadline,
@@ -32,10 +33,8 @@ from sessionward.core.events import (
     SessionElevated,
     SessionRotated,
     SessionValidatedWithRotation,
-    TheftSuspected,
     TokenRejected,
 )
-from sessionward.core.events import SessionExpired as ExpiredEvent
 from sessionward.core.policy import Policy
 from sessionward.core.record import (
     Session,
@@ -53,13 +52,13 @@ from sessionward.errors import (
     InvalidArgument,
     InvalidToken,
     NotFound,
-    SessionExpired,
     StepUpRequired,
     StoreCorrupt,
     UpdateConflict,
     VersionConflict,
 )
 from sessionward.manager._async.ending import AsyncEnding
+from sessionward.manager._async.proof import AsyncProofCheck
 from sessionward.manager.risk import Assessment, RiskAssessor
 from sessionward.stores._async.base import AsyncStore, AsyncUserIndex, UserCap
 from sessionward.stores.locality import MAX_LOCALITY_BYTES, Locality
@@ -72,6 +71,8 @@ _ROTATE = Action.ROTATE
 _CURRENT = Match.CURRENT
 _NONE = Match.NONE
 _SCORED = frozenset({Action.ALLOW, Action.TOUCH, Action.ROTATE, Action.SUCCESSOR})
+_HOLD = Action.HOLD
+_PENDING = Proof.PENDING
 _RISK_ALLOW = RiskDecision.ALLOW
 _compare = hmac.compare_digest
 DataUpdate = Callable[[dict[str, Any]], Mapping[str, Any] | None]
@@ -225,7 +226,13 @@ class AsyncSessionManager(AsyncEnding):
 
     # -- validating -------------------------------------------------------------------------
 
-    async def validate(self, token: object, *, context: RequestContext | None = None) -> Session:
+    async def validate(
+        self,
+        token: object,
+        *,
+        context: RequestContext | None = None,
+        proof: AsyncProofCheck | None = None,
+    ) -> Session:
         """Return the session ``token`` authenticates, or raise ``InvalidToken``.
 
         Malformed tokens are rejected before any store access. Idle and absolute deadlines are
@@ -233,7 +240,8 @@ class AsyncSessionManager(AsyncEnding):
         seconds ago still works, and the returned session carries the current token (its
         successor) for the client to switch to; presented after the window, it revokes the
         session as stolen. When the policy's ``rotate_after`` is due, the returned session
-        carries a new ``token``.
+        carries a new ``token``. ``proof`` checks a key-bound session's proof of possession
+        before anything is written (see ``manager._async.proof``).
         """
         now = self.clock.now()
         try:
@@ -253,6 +261,10 @@ class AsyncSessionManager(AsyncEnding):
                 match, successor = match_secret(record, secret, now)
             admitted = self._admit is None or match is _NONE or self._admit(record)
             decision = decide(record, now, self.policy, match, admitted=admitted)
+            if proof is not None and decision.action in _SCORED:
+                verdict = await proof(record)  # a refused proof raises: nothing written
+                if verdict is _PENDING:
+                    decision = decide(record, now, self.policy, match, proof=verdict)
             if decision is _SERVE and context is None:
                 return Session(record, None, secret)  # the hot path: nothing to write
             scored, risk = None, self._risk
@@ -294,6 +306,8 @@ class AsyncSessionManager(AsyncEnding):
         scored: Assessment | None = None,
     ) -> Session:
         action = decision.action
+        if action is _HOLD:
+            return Session(record, None, secret)
         if action is Action.ALLOW or action is Action.TOUCH:
             return await self._note_activity(
                 record, now, secret, context, touch=action is Action.TOUCH
@@ -339,18 +353,6 @@ class AsyncSessionManager(AsyncEnding):
     ) -> InvalidToken:
         self.events.emit(TokenRejected(session_id, user_id, now, reason=reason))
         return InvalidToken(reason, session_id)
-
-    async def _theft(self, record: SessionRecord, now: float) -> None:
-        self.events.emit(
-            TheftSuspected(record.id, record.user_id, now, generation=record.generation)
-        )
-        if await self.store.delete(record.id):
-            self._emit_revoked(record.id, record.user_id, now, RevokeReason.THEFT)
-
-    async def _expire(self, record: SessionRecord, now: float, deadline: str) -> None:
-        if await self.store.delete(record.id):
-            self.events.emit(ExpiredEvent(record.id, record.user_id, now, deadline=deadline))
-        raise SessionExpired(f"expired-{deadline}", record.id)
 
     async def _note_activity(
         self,

@@ -7,9 +7,16 @@ twin is generated from it. ``SessionManager`` inherits it.
 from __future__ import annotations
 
 from sessionward.clock import Clock
-from sessionward.core.events import AllSessionsRevoked, EventBus, RevokeReason, SessionRevoked
-from sessionward.core.record import Session, check_user_id, session_id_of
-from sessionward.errors import ConfigError
+from sessionward.core.events import (
+    AllSessionsRevoked,
+    EventBus,
+    RevokeReason,
+    SessionRevoked,
+    TheftSuspected,
+)
+from sessionward.core.events import SessionExpired as ExpiredEvent
+from sessionward.core.record import Session, SessionRecord, check_user_id, session_id_of
+from sessionward.errors import ConfigError, SessionExpired
 from sessionward.stores._sync.base import DeleteAll, Store, UserIndex
 
 __all__ = ["Ending"]
@@ -53,6 +60,20 @@ class Ending:
 
     def _emit_revoked(self, session_id: str, user_id: str | None, now: float, reason: str) -> None:
         self.events.emit(SessionRevoked(session_id, user_id, now, reason=str(reason)))
+
+    def _theft(self, record: SessionRecord, now: float) -> None:
+        """A rotated-out secret presented after its grace window: revoke the session."""
+        self.events.emit(
+            TheftSuspected(record.id, record.user_id, now, generation=record.generation)
+        )
+        if self.store.delete(record.id):
+            self._emit_revoked(record.id, record.user_id, now, RevokeReason.THEFT)
+
+    def _expire(self, record: SessionRecord, now: float, deadline: str) -> None:
+        """Delete a session whose ``deadline`` passed and raise ``SessionExpired``."""
+        if self.store.delete(record.id):
+            self.events.emit(ExpiredEvent(record.id, record.user_id, now, deadline=deadline))
+        raise SessionExpired(f"expired-{deadline}", record.id)
 
     def revoke_all(
         self, *, keep: Session | str | None = None, reason: str = RevokeReason.ADMIN

@@ -20,6 +20,7 @@ from sessionward.core.decision import (
     Action,
     Decision,
     Match,
+    Proof,
     deadline_passed,
     decide,
     idle_deadline,
@@ -33,10 +34,8 @@ from sessionward.core.events import (
     SessionElevated,
     SessionRotated,
     SessionValidatedWithRotation,
-    TheftSuspected,
     TokenRejected,
 )
-from sessionward.core.events import SessionExpired as ExpiredEvent
 from sessionward.core.policy import Policy
 from sessionward.core.record import (
     Session,
@@ -54,13 +53,13 @@ from sessionward.errors import (
     InvalidArgument,
     InvalidToken,
     NotFound,
-    SessionExpired,
     StepUpRequired,
     StoreCorrupt,
     UpdateConflict,
     VersionConflict,
 )
 from sessionward.manager._sync.ending import Ending
+from sessionward.manager._sync.proof import ProofCheck
 from sessionward.manager.risk import Assessment, RiskAssessor
 from sessionward.stores._sync.base import Store, UserIndex, UserCap
 from sessionward.stores.locality import MAX_LOCALITY_BYTES, Locality
@@ -73,6 +72,8 @@ _ROTATE = Action.ROTATE
 _CURRENT = Match.CURRENT
 _NONE = Match.NONE
 _SCORED = frozenset({Action.ALLOW, Action.TOUCH, Action.ROTATE, Action.SUCCESSOR})
+_HOLD = Action.HOLD
+_PENDING = Proof.PENDING
 _RISK_ALLOW = RiskDecision.ALLOW
 _compare = hmac.compare_digest
 DataUpdate = Callable[[dict[str, Any]], Mapping[str, Any] | None]
@@ -226,7 +227,13 @@ class SessionManager(Ending):
 
     # -- validating -------------------------------------------------------------------------
 
-    def validate(self, token: object, *, context: RequestContext | None = None) -> Session:
+    def validate(
+        self,
+        token: object,
+        *,
+        context: RequestContext | None = None,
+        proof: ProofCheck | None = None,
+    ) -> Session:
         """Return the session ``token`` authenticates, or raise ``InvalidToken``.
 
         Malformed tokens are rejected before any store access. Idle and absolute deadlines are
@@ -234,7 +241,8 @@ class SessionManager(Ending):
         seconds ago still works, and the returned session carries the current token (its
         successor) for the client to switch to; presented after the window, it revokes the
         session as stolen. When the policy's ``rotate_after`` is due, the returned session
-        carries a new ``token``.
+        carries a new ``token``. ``proof`` checks a key-bound session's proof of possession
+        before anything is written (see ``manager._sync.proof``).
         """
         now = self.clock.now()
         try:
@@ -254,6 +262,10 @@ class SessionManager(Ending):
                 match, successor = match_secret(record, secret, now)
             admitted = self._admit is None or match is _NONE or self._admit(record)
             decision = decide(record, now, self.policy, match, admitted=admitted)
+            if proof is not None and decision.action in _SCORED:
+                verdict = proof(record)  # a refused proof raises: nothing written
+                if verdict is _PENDING:
+                    decision = decide(record, now, self.policy, match, proof=verdict)
             if decision is _SERVE and context is None:
                 return Session(record, None, secret)  # the hot path: nothing to write
             scored, risk = None, self._risk
@@ -295,6 +307,8 @@ class SessionManager(Ending):
         scored: Assessment | None = None,
     ) -> Session:
         action = decision.action
+        if action is _HOLD:
+            return Session(record, None, secret)
         if action is Action.ALLOW or action is Action.TOUCH:
             return self._note_activity(
                 record, now, secret, context, touch=action is Action.TOUCH
@@ -340,18 +354,6 @@ class SessionManager(Ending):
     ) -> InvalidToken:
         self.events.emit(TokenRejected(session_id, user_id, now, reason=reason))
         return InvalidToken(reason, session_id)
-
-    def _theft(self, record: SessionRecord, now: float) -> None:
-        self.events.emit(
-            TheftSuspected(record.id, record.user_id, now, generation=record.generation)
-        )
-        if self.store.delete(record.id):
-            self._emit_revoked(record.id, record.user_id, now, RevokeReason.THEFT)
-
-    def _expire(self, record: SessionRecord, now: float, deadline: str) -> None:
-        if self.store.delete(record.id):
-            self.events.emit(ExpiredEvent(record.id, record.user_id, now, deadline=deadline))
-        raise SessionExpired(f"expired-{deadline}", record.id)
 
     def _note_activity(
         self,

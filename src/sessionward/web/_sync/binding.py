@@ -21,10 +21,11 @@ from sessionward.core.dpop import NONCE_HEADER
 from sessionward.core.events import TokenRejected
 from sessionward.core.record import Session
 from sessionward.errors import InvalidProof, UpdateConflict
-from sessionward.manager._sync.binding import Binder
+from sessionward.manager._sync.binding import Binder, CookieCheck, DpopCheck
 from sessionward.manager._sync.manager import SessionManager
+from sessionward.manager._sync.proof import ProofCheck
 from sessionward.web._core import AdapterConfig, Outcome
-from sessionward.web._http import Reply
+from sessionward.web._http import Reply, authorization
 from sessionward.web.binding import DeviceBinding, fallback_script
 
 __all__ = ["FALLBACK_HEADER", "DeviceGate"]
@@ -72,6 +73,31 @@ class DeviceGate:
         return None if binding is None else binding.route(path)
 
     # -- every request ----------------------------------------------------------------------
+
+    def precondition(
+        self, headers: Mapping[str, str], method: str, url: str
+    ) -> ProofCheck | None:
+        """The proof check ``validate`` runs on a bound session before it writes anything: the
+        bound cookie (a session without a live one is served unwritten, then refused or not by
+        :meth:`admit`), or the DPoP proof of this request (a refusal raises
+        ``InvalidProof``)."""
+        if self.config.cookie_mode:
+            if self.cookie is None:
+                return None
+            return CookieCheck(self.binder, self.cookie.read(headers.get("cookie")))
+        policy = self.config.dpop
+        if policy is None:
+            return None
+        scheme, token = authorization(headers) or ("", None)
+        return DpopCheck(
+            self.binder,
+            policy,
+            headers.get("dpop"),
+            method=method,
+            url=url,
+            access_token=token,
+            scheme=scheme,
+        )
 
     def admit(
         self, session: Session | None, headers: Mapping[str, str]
@@ -207,12 +233,16 @@ class DeviceGate:
         method: str,
         headers: Mapping[str, str],
         url: str,
+        precondition: ProofCheck | None = None,
     ) -> str | None:
         """Check the request's DPoP proof; returns the proven key's thumbprint (``None``
-        without a proof, which only an unbound token may do). Raises ``InvalidProof``."""
+        without a proof, which only an unbound token may do). Raises ``InvalidProof``. A proof
+        that :meth:`precondition` checked during the validation is not checked again."""
         policy = self.config.dpop
         if policy is None:
             return None
+        if isinstance(precondition, DpopCheck) and precondition.checked is not None:
+            return precondition.checked.jkt
         scheme, token = credentials if credentials is not None else ("", None)
         state = states.state_of(session.data) if session is not None else None
         jkt = state.get("jkt") if state is not None and state.get("method") == "dpop" else None
