@@ -49,6 +49,16 @@ def _number(value: object) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _network(session: dict[str, Any]) -> object:
+    """A risk-scoring service keeps no address: its view names the network instead."""
+    network = session.get("network")
+    return network.get("description") if isinstance(network, dict) else None
+
+
 def _parse(session_id: str, body: object) -> ServerSession:
     session = body.get("session") if isinstance(body, dict) else None
     if not isinstance(session, dict):
@@ -67,8 +77,8 @@ def _parse(session_id: str, body: object) -> ServerSession:
         session_id,
         True,
         session.get("user_id") if isinstance(session.get("user_id"), str) else None,
-        latest.get("user_agent") if isinstance(latest.get("user_agent"), str) else None,
-        latest.get("ip") if isinstance(latest.get("ip"), str) else None,
+        _text(latest.get("user_agent")) or _text(session.get("device")),
+        _text(latest.get("ip")) or _text(_network(session)),
         _number(session.get("created_at")),
         _number(session.get("last_seen")),
         _number(session.get("expires_at")),
