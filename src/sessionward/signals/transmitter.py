@@ -1,0 +1,281 @@
+"""The Shared Signals transmitter: streams fed from the event log, SETs queued per stream.
+
+Each stream reads the event log forward from its own cursor (``fill``): every entry of the
+stream's application, newer than the stream's ``since``, that maps to an event the stream
+delivers becomes one signed SET in the stream's queue, and the cursor moves, in one store
+transaction. A SET leaves the queue only when the receiver acknowledges it: a poll's ``ack``
+(RFC 8936) or a push answered ``202`` (RFC 8935). Until then it is delivered again, so
+delivery is at least once and a receiver deduplicates by ``jti`` (stable for one event on
+one stream: the same event always yields the same ``jti``).
+
+A ``paused`` stream does not fill: events wait in the log and flow once it is ``enabled``.
+A ``disabled`` stream holds nothing: enabling it again starts at that moment.
+
+The methods are synchronous (short store statements); the service calls them from its
+event loop as it does its state store, and the push loop from a worker thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict
+from typing import Any, Final
+
+from sessionward.errors import InvalidArgument
+from sessionward.jwt.keyset import KeySet
+from sessionward.signals.caep import signals_of
+from sessionward.signals.set import VERIFICATION, set_claims, sign_set
+from sessionward.signals.streams import POLL, Stream, new_stream, receiver_fields
+from sessionward.stores.eventlog.base import EventLog, LoggedEvent
+from sessionward.stores.ssf import PendingSet, StreamStore
+
+__all__ = ["TooSoon", "Transmitter", "UnknownStream"]
+
+_log = logging.getLogger("sessionward.signals")
+PAGE: Final = 200
+MAX_FILL: Final = 5000  # log entries read per fill call; the next call goes on
+MAX_EVENTS: Final = 1000  # SETs returned by one poll
+
+
+class UnknownStream(InvalidArgument):
+    """No stream with that id for this application."""
+
+
+class TooSoon(InvalidArgument):
+    """A verification request within ``min_verification_interval`` of the previous one."""
+
+
+def _to_stream(document: Mapping[str, Any]) -> Stream:
+    fields = dict(document)
+    requested = fields.get("events_requested")
+    fields["events_requested"] = None if requested is None else tuple(requested)
+    fields.pop("verified_at", None)
+    return Stream(**fields)
+
+
+def _document(stream: Stream, verified_at: float | None = None) -> dict[str, Any]:
+    out = asdict(stream)
+    out["events_requested"] = (
+        None if stream.events_requested is None else list(stream.events_requested)
+    )
+    if verified_at is not None:
+        out["verified_at"] = verified_at
+    return out
+
+
+class Transmitter:
+    """``issuer`` is the ``iss`` of every SET; ``keys`` sign them (the active key);
+    ``poll_url`` is the poll endpoint's URL without the stream id; ``public_user`` turns a
+    stored user id into the one receivers know."""
+
+    def __init__(
+        self,
+        *,
+        issuer: str,
+        keys: KeySet,
+        streams: StreamStore,
+        log: EventLog,
+        now: Callable[[], float],
+        poll_url: str,
+        public_user: Callable[[str], str | None] = lambda user: user,
+        allow_http: bool = False,
+    ) -> None:
+        self.issuer = issuer
+        self.keys = keys
+        self.streams = streams
+        self.log = log
+        self.now = now
+        self.poll_url = poll_url
+        self.public_user = public_user
+        self.allow_http = allow_http
+
+    # -- stream management ------------------------------------------------------------------
+
+    def create(self, application: str, fields: Mapping[str, Any]) -> Stream:
+        stream = new_stream(
+            fields,
+            application=application,
+            issuer=self.issuer,
+            audience=application,
+            poll_url=self.poll_url,
+            now=self.now(),
+            allow_http=self.allow_http,
+        )
+        self.streams.save(stream.stream_id, application, _document(stream))
+        _log.info("ssf stream %s created for %s (%s)", stream.stream_id, application, stream.method)
+        return stream
+
+    def get(self, application: str, stream_id: object) -> Stream:
+        if not isinstance(stream_id, str) or not stream_id:
+            raise InvalidArgument("stream_id is required")
+        document = self.streams.get(stream_id)
+        if document is None or document.get("application") != application:
+            raise UnknownStream("no such stream")
+        return _to_stream(document)
+
+    def streams_of(self, application: str) -> list[Stream]:
+        return [_to_stream(d) for d in self.streams.by_application(application)]
+
+    def update(self, application: str, body: Mapping[str, Any], *, replace_all: bool) -> Stream:
+        stream = self.get(application, body.get("stream_id"))
+        updated = receiver_fields(
+            stream,
+            body,
+            poll_url=self.poll_url,
+            replace_all=replace_all,
+            allow_http=self.allow_http,
+        )
+        self._save(updated)
+        return updated
+
+    def delete(self, application: str, stream_id: object) -> None:
+        stream = self.get(application, stream_id)
+        self.streams.delete(stream.stream_id)
+        _log.info("ssf stream %s deleted", stream.stream_id)
+
+    def set_status(
+        self, application: str, stream_id: object, status: object, reason: object = None
+    ) -> Stream:
+        stream = self.get(application, stream_id)
+        if reason is not None and (not isinstance(reason, str) or len(reason) > 256):
+            raise InvalidArgument("reason must be text of at most 256 characters")
+        if not isinstance(status, str):
+            raise InvalidArgument("status is required")
+        updated = stream.with_status(status, reason, self.now())
+        self._save(updated)
+        _log.info("ssf stream %s is %s", stream.stream_id, status)
+        return updated
+
+    def _save(self, stream: Stream) -> None:
+        verified_at = (self.streams.get(stream.stream_id) or {}).get("verified_at")
+        self.streams.save(stream.stream_id, stream.application, _document(stream, verified_at))
+
+    def verify(self, application: str, stream_id: object, state: object = None) -> str:
+        """Queue a verification event (SSF 1.0 §8.1.4); returns its ``jti``."""
+        stream = self.get(application, stream_id)
+        if state is not None and (not isinstance(state, str) or len(state) > 1024):
+            raise InvalidArgument("state must be text of at most 1024 characters")
+        now = self.now()
+        last = (self.streams.get(stream.stream_id) or {}).get("verified_at")
+        if isinstance(last, int | float) and now - last < stream.min_verification_interval:
+            raise TooSoon("a verification was requested less than the interval ago")
+        jti = secrets.token_hex(16)
+        body = {} if state is None else {"state": state}
+        sub_id = {"format": "opaque", "id": stream.stream_id}
+        token = self._sign(stream, jti, VERIFICATION, body, sub_id, None)
+        self.streams.save(stream.stream_id, application, _document(stream, now))
+        for _ in range(20):
+            cursor = self.streams.cursor(stream.stream_id)
+            if self.streams.enqueue(
+                stream.stream_id, cursor, cursor, [PendingSet(jti, token, now)]
+            ):
+                return jti
+        raise InvalidArgument("the stream kept changing; try again")  # pragma: no cover
+
+    # -- filling the queue ------------------------------------------------------------------
+
+    def fill(self, stream: Stream) -> int:
+        """Turn new log entries into queued SETs; returns how many SETs were queued."""
+        if stream.status != "enabled":
+            return 0
+        queued = read = 0
+        while read < MAX_FILL:
+            cursor = self.streams.cursor(stream.stream_id)
+            entries = self.log.read(cursor, PAGE)
+            if not entries:
+                break
+            sets = [s for entry in entries for s in self._sets_of(stream, entry)]
+            if not self.streams.enqueue(stream.stream_id, cursor, entries[-1].id, sets):
+                continue  # another process moved the cursor (or the stream is gone)
+            queued += len(sets)
+            read += len(entries)
+            if len(entries) < PAGE:
+                break
+        return queued
+
+    def _sets_of(self, stream: Stream, entry: LoggedEvent) -> list[PendingSet]:
+        if entry.application != stream.application or entry.at < stream.since:
+            return []
+        delivered = stream.events_delivered
+        out = []
+        for signal in signals_of(entry.to_dict(), issuer=self.issuer, public_user=self.public_user):
+            if signal.event_type not in delivered:
+                continue
+            jti = _jti(stream.stream_id, entry.id, signal.event_type)
+            token = self._sign(
+                stream, jti, signal.event_type, signal.event, signal.sub_id, signal.txn
+            )
+            out.append(PendingSet(jti, token, entry.at))
+        return out
+
+    def _sign(
+        self,
+        stream: Stream,
+        jti: str,
+        event_type: str,
+        event: Mapping[str, Any],
+        sub_id: Mapping[str, Any],
+        txn: str | None,
+    ) -> str:
+        claims = set_claims(
+            issuer=stream.iss,
+            audience=stream.aud,
+            jti=jti,
+            iat=int(self.now()),
+            event_type=event_type,
+            event=event,
+            sub_id=sub_id,
+            txn=txn,
+        )
+        return sign_set(claims, self.keys)
+
+    # -- poll delivery (RFC 8936) -----------------------------------------------------------
+
+    def poll(
+        self,
+        application: str,
+        stream_id: str,
+        *,
+        max_events: int | None,
+        ack: Sequence[str] = (),
+        set_errs: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> tuple[dict[str, str], bool]:
+        """Acknowledge, fill, and answer up to ``max_events`` queued SETs (``None``: the
+        limit of one poll) with whether more are waiting."""
+        stream = self.get(application, stream_id)
+        if stream.method != POLL:
+            raise UnknownStream("no such poll stream")
+        done = list(ack)
+        for jti, error in (set_errs or {}).items():
+            _log.warning(
+                "ssf stream %s: the receiver refused SET %s: %s",
+                stream_id,
+                jti,
+                str(error.get("err", "?"))[:64],
+            )
+            done.append(jti)
+        if done:
+            self.streams.ack(stream.stream_id, done)
+        self.fill(stream)
+        limit = MAX_EVENTS if max_events is None else min(max_events, MAX_EVENTS)
+        if limit <= 0:
+            return {}, self.streams.count(stream.stream_id) > 0
+        pending = self.streams.pending(stream.stream_id, limit + 1)
+        sets = {p.jti: p.token for p in pending[:limit]}
+        return sets, len(pending) > limit
+
+    def pending(self, stream: Stream, limit: int) -> list[PendingSet]:
+        """The queue of a push stream, after filling it (for the push deliverer)."""
+        self.fill(stream)
+        return self.streams.pending(stream.stream_id, limit)
+
+    def push_streams(self) -> list[Stream]:
+        return [s for s in map(_to_stream, self.streams.all()) if s.method != POLL]
+
+
+def _jti(stream_id: str, entry_id: str, event_type: str) -> str:
+    text = f"{stream_id}\x1f{entry_id}\x1f{event_type}"
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
