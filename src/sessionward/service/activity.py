@@ -21,7 +21,7 @@ from typing import Any
 from sessionward.core.events import Event, EventBus
 from sessionward.service.tenancy import application_of_user
 
-__all__ = ["Activity", "tagged"]
+__all__ = ["Activity", "application_of", "tagged"]
 
 Clock = Callable[[], float]
 
@@ -41,6 +41,12 @@ def tagged(bus: EventBus, application: str) -> EventBus:
             _EMITTING_FOR.reset(reset)
 
     return EventBus([forward])
+
+
+def application_of(event: Event) -> str | None:
+    """The application ``event`` belongs to: the one emitting it (see :func:`tagged`), else
+    the one its user id names."""
+    return _EMITTING_FOR.get() or application_of_user(event.user_id)
 
 
 class Activity:
@@ -63,8 +69,7 @@ class Activity:
     # -- recording ---------------------------------------------------------------------------
 
     def __call__(self, event: Event) -> None:
-        application = _EMITTING_FOR.get() or application_of_user(event.user_id)
-        self.record(event, application)
+        self.record(event, application_of(event))
 
     def record(self, event: Event, application: str | None) -> None:
         entry = event.to_dict()

@@ -40,7 +40,6 @@ __all__ = [
 ]
 
 
-
 MAX_BODY = 64 * 1024
 _STRING_MAX = 512
 _NUMBER_MAX = 10**10

@@ -34,6 +34,7 @@ from sessionward.service.config import ServiceConfig
 from sessionward.service.headers import SecurityHeaders
 from sessionward.service.openapi import openapi_document
 from sessionward.service.runtime import Runtime, open_runtime
+from sessionward.service.ssf import open_transmitter, ssf_routes
 from sessionward.stores._async.base import AsyncStore
 
 __all__ = ["ServiceApp", "create_app"]
@@ -62,6 +63,8 @@ def create_app(
     config = config or ServiceConfig()
     rt = runtime or open_runtime(config, clock=clock, store=store)
     api = Api(rt)
+    if rt.transmitter is None:
+        rt.transmitter, rt.ssf_off = open_transmitter(rt)
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"}, headers={"cache-control": "no-store"})
@@ -82,6 +85,7 @@ def create_app(
     routes: list[BaseRoute] = [
         *api_routes(rt, api),
         *apidocs_routes(),
+        *ssf_routes(rt),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),

@@ -10,15 +10,16 @@ a refresh token rotates on every use).
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, cast
 
 from sessionward.clock import Clock, SystemClock
-from sessionward.core.events import EventBus, log_event
+from sessionward.core.events import Event, EventBus, log_event
 from sessionward.core.record import SessionRecord
 from sessionward.errors import ConfigError, StoreError
 from sessionward.manager._async.manager import AsyncSessionManager
-from sessionward.service.activity import Activity, tagged
+from sessionward.service.activity import Activity, application_of, tagged
 from sessionward.service.config import ServiceConfig
 from sessionward.service.keys import KeyRing
 from sessionward.service.metrics import Metrics
@@ -27,9 +28,11 @@ from sessionward.service.tenancy import admits
 from sessionward.service.throttle import Guard, open_guard
 from sessionward.stores._async.base import AsyncStore
 from sessionward.stores._async.sqlite import AsyncSQLiteStore
+from sessionward.stores.eventlog import EventLog, MemoryEventLog
 
 if TYPE_CHECKING:
     from sessionward.jwt import AsyncTokenService
+    from sessionward.signals.transmitter import Transmitter
 
 __all__ = ["RESERVED_PREFIX", "Runtime", "open_runtime", "open_store"]
 
@@ -86,6 +89,9 @@ class Runtime:
     metrics: Metrics
     guard: Guard  # throttles every guess of a secret (sessionward.service.throttle)
     tokens: AsyncTokenService | None = None  # the JWT mode, when ``jwt_keys`` is configured
+    eventlog: EventLog | None = None  # every event, with its application
+    transmitter: Transmitter | None = None  # Shared Signals (sessionward.service.ssf)
+    ssf_off: str | None = None  # why there is no transmitter
     _managers: dict[str, AsyncSessionManager] = field(default_factory=dict)
 
     def manager_for(self, application: str) -> AsyncSessionManager:
@@ -107,6 +113,8 @@ class Runtime:
         return manager
 
     async def close(self) -> None:
+        if self.transmitter is not None:
+            self.transmitter.close()
         if self.tokens is not None:
             self.tokens.close()  # its manager shares the store closed just below
         await self.guard.close()
@@ -141,7 +149,8 @@ def open_runtime(
     """Open the session store (first: see ``ServiceState``) and the service state."""
     clock = clock or SystemClock()
     activity = Activity(clock.now)
-    events = EventBus([log_event, activity])
+    eventlog = MemoryEventLog()
+    events = EventBus([log_event, activity, _appender(eventlog)])
     store = store if store is not None else open_store(config.store)
     manager = AsyncSessionManager(
         store,
@@ -159,7 +168,18 @@ def open_runtime(
         state.close()
         raise
     guard = open_guard(config.store, state, clock.now, events)
-    return Runtime(config, manager, state, keys, activity, Metrics(), guard, tokens)
+    runtime = Runtime(config, manager, state, keys, activity, Metrics(), guard, tokens)
+    runtime.eventlog = eventlog
+    return runtime
+
+
+def _appender(log: EventLog) -> Callable[[Event], None]:
+    """An event-bus subscriber that appends each event, with its application, to ``log``."""
+
+    def append(event: Event) -> None:
+        log.append([{**event.to_dict(), "application": application_of(event)}])
+
+    return append
 
 
 _FAMILY_MARK = '"_sessionward_refresh":'  # sessionward.jwt.refresh.FAMILY_KEY, as stored

@@ -91,6 +91,11 @@ class Transmitter:
         self.poll_url = poll_url
         self.public_user = public_user
         self.allow_http = allow_http
+        #: Seconds a poll without ``returnImmediately`` waits for a SET.
+        self.long_poll = 10.0
+        #: Called when a SET was queued outside ``fill`` (a verification): the push loop's
+        #: wake-up.
+        self.queued: Callable[[], None] = lambda: None
 
     # -- stream management ------------------------------------------------------------------
 
@@ -172,6 +177,7 @@ class Transmitter:
             if self.streams.enqueue(
                 stream.stream_id, cursor, cursor, [PendingSet(jti, token, now)]
             ):
+                self.queued()
                 return jti
         raise InvalidArgument("the stream kept changing; try again")  # pragma: no cover
 
@@ -271,6 +277,9 @@ class Transmitter:
         """The queue of a push stream, after filling it (for the push deliverer)."""
         self.fill(stream)
         return self.streams.pending(stream.stream_id, limit)
+
+    def close(self) -> None:
+        self.streams.close()
 
     def push_streams(self) -> list[Stream]:
         return [s for s in map(_to_stream, self.streams.all()) if s.method != POLL]
