@@ -21,7 +21,8 @@ from the session's lifetime, and the rest is operational detail.
 
 Subjects use RFC 9493 formats: the user is ``iss_sub`` (the transmitter's issuer and the
 application's own user id), a session ``opaque`` (its public id, never a token), a device
-``opaque`` (the RFC 7638 thumbprint of the key the session is bound to), a tenant ``opaque``
+``iss_sub`` (the RFC 7638 thumbprint of the key the session is bound to, in the issuer's
+namespace), a tenant ``opaque``
 (the application's name). ``txn`` is the same for every SET of one cause (a theft and the
 revocation it caused share it). The input is an event's ``to_dict()`` with ``application``,
 as the event log stores it; nothing here reads a clock.
@@ -240,7 +241,10 @@ def _compliance(
     now_compliant: bool,
 ) -> Signal:
     jkt = entry.get("jkt")
-    device = _opaque(jkt) if isinstance(jkt, str) and jkt else None
+    issuer = user_subject["iss"]
+    device = (
+        {"format": "iss_sub", "iss": issuer, "sub": jkt} if isinstance(jkt, str) and jkt else None
+    )
     if now_compliant:
         statuses = ("not-compliant", "compliant")
         admin = f"bound: the session is bound to a {entry.get('method', 'device')} key"
