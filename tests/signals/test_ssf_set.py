@@ -8,7 +8,7 @@ import json
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import jwt as pyjwt
 import pytest
@@ -70,7 +70,7 @@ def read_with_joserfc(token: str, keys: KeySet) -> tuple[dict[str, Any], dict[st
     with warnings.catch_warnings():  # joserfc prefers the name "Ed25519" (RFC 9864)
         warnings.simplefilter("ignore", SecurityWarning)
         found = rfc_jws.deserialize_compact(
-            token, RfcKeySet.import_key_set(keys.jwks()), algorithms=[header["alg"]]
+            token, RfcKeySet.import_key_set(cast(Any, keys.jwks())), algorithms=[header["alg"]]
         )
     return dict(found.headers()), json.loads(found.payload)
 
