@@ -1,0 +1,76 @@
+"""A real HTTP webhook receiver on a loopback port that can go down and come back on the same
+port; it checks every message with the independent ``standardwebhooks`` package."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import standardwebhooks
+
+from servers import free_port
+
+
+class Receiver:
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.secret: str | None = None  # whsec_ text; set once the endpoint exists
+        self.status = 204
+        self.location: str | None = None
+        self.received: list[dict[str, Any]] = []  # verified messages, in arrival order
+        self.refused = 0  # messages whose signature did not verify
+        self.lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    def ids(self) -> list[str]:
+        with self.lock:
+            return [m["id"] for m in self.received]
+
+    def start(self) -> None:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", "0")))
+                receiver.take(dict(self.headers.items()), body)
+                self.send_response(receiver.status)
+                if receiver.location:
+                    self.send_header("location", receiver.location)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def take(self, headers: dict[str, str], body: bytes) -> None:
+        assert self.secret is not None
+        try:
+            payload = standardwebhooks.Webhook(self.secret).verify(body, headers)
+        except standardwebhooks.WebhookVerificationError:
+            with self.lock:
+                self.refused += 1
+            return
+        lower = {k.lower(): v for k, v in headers.items()}
+        with self.lock:
+            self.received.append(
+                {"id": lower["webhook-id"], "payload": payload, "raw": body, "headers": lower}
+            )
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def payloads(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [json.loads(m["raw"]) for m in self.received]

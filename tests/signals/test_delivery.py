@@ -1,0 +1,304 @@
+"""The delivery engine against a real HTTP receiver: order, retries with backoff, a receiver
+that is down for a minute, filters, disabling, two deliverers on one database."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sessionward import SessionManager
+from sessionward.core.events import EventBus, SessionCreated, SessionRevoked
+from sessionward.signals.delivery import Deliverer, Limits
+from sessionward.signals.webhook_endpoints import KIND, WebhookRenderer, create_webhook
+from sessionward.stores import MemoryStore
+from sessionward.stores.consumers import (
+    DISABLED,
+    ConsumerStore,
+    MemoryConsumerStore,
+    SQLiteConsumerStore,
+)
+from sessionward.stores.eventlog import MemoryEventLog
+from sessionward.testing import FakeClock
+from signals._receiver import Receiver
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    # On the wall clock: the receiver's standardwebhooks checks timestamps against real time.
+    return FakeClock(time.time())
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    rx = Receiver()
+    rx.start()
+    try:
+        yield rx
+    finally:
+        rx.stop()
+
+
+def revoked(log: MemoryEventLog, clock: FakeClock, n: int, app: str = "default") -> list[str]:
+    entries = [
+        {**SessionRevoked(f"sid{i}", f"{app}/user", clock.now()).to_dict(), "application": app}
+        for i in range(n)
+    ]
+    return log.append(entries)
+
+
+def deliverer(
+    log: MemoryEventLog, store: ConsumerStore, clock: FakeClock, **options: object
+) -> Deliverer:
+    return Deliverer(
+        log,
+        store,
+        {KIND: WebhookRenderer()},
+        clock=clock,
+        draw=lambda: 0.5,
+        **options,  # type: ignore[arg-type]
+    )
+
+
+def test_events_arrive_in_order_signed_and_with_the_log_id(
+    clock: FakeClock, receiver: Receiver
+) -> None:
+    log, store = MemoryEventLog(), MemoryConsumerStore()
+    revoked(log, clock, 2)  # before the endpoint exists: not sent
+    hook, secret = create_webhook(store, log, receiver.url, application="default", now=clock.now())
+    receiver.secret = secret.reveal()
+    ids = revoked(log, clock, 3)
+    engine = deliverer(log, store, clock)
+    try:
+        assert engine.run_once() == 3
+        assert engine.run_once() == 0
+    finally:
+        engine.stop()
+    assert receiver.ids() == [f"evt_{i}" for i in ids]
+    first = receiver.payloads()[0]
+    assert first["type"] == "session.revoked"
+    assert first["data"]["session_id"] == "sid0"
+    assert first["data"]["id"] == ids[0]
+    assert receiver.refused == 0
+    history = store.deliveries(hook.id)
+    assert [d.event_id for d in history] == ids[::-1]
+    assert all(d.ok and d.status == 204 and d.attempt == 1 for d in history)
+
+
+def test_a_receiver_down_for_a_minute_gets_every_event_once_back(
+    clock: FakeClock, receiver: Receiver
+) -> None:
+    log, store = MemoryEventLog(), MemoryConsumerStore()
+    hook, secret = create_webhook(store, log, receiver.url, application="default", now=clock.now())
+    receiver.secret = secret.reveal()
+    engine = deliverer(log, store, clock)
+    try:
+        before = revoked(log, clock, 3)
+        engine.run_once()
+        receiver.stop()
+        during = []
+        for _ in range(6):  # a minute of (injected) time, events still happening
+            during += revoked(log, clock, 2)
+            engine.run_once()
+            clock.advance(10)
+        state = store.get(hook.id)
+        assert state is not None
+        assert state.failures >= 2
+        assert state.next_attempt > clock.now() - 10  # backing off, not hammering
+        receiver.start()
+        after = revoked(log, clock, 2)
+        for _ in range(20):  # at most the longest back-off (40 s) later, all is through
+            engine.run_once()
+            clock.advance(5)
+    finally:
+        engine.stop()
+    expected = [f"evt_{i}" for i in before + during + after]
+    got = receiver.ids()
+    assert sorted(set(got)) == sorted(expected)  # none lost
+    assert got == expected  # in log order, each exactly once here
+    failed = [d for d in store.deliveries(hook.id, limit=100) if not d.ok]
+    assert failed
+    assert all(d.error == "connect" and d.status is None for d in failed)
+    assert {d.message_id for d in failed} == {f"evt_{during[0]}"}  # the head event, retried
+    [success] = [d for d in store.deliveries(hook.id, limit=100) if d.ok and d.attempt > 1]
+    assert success.message_id == failed[0].message_id
+    assert success.attempt == max(d.attempt for d in failed) + 1
+
+
+def test_retries_back_off_exponentially_and_keep_the_message_id(
+    clock: FakeClock, receiver: Receiver
+) -> None:
+    log, store = MemoryEventLog(), MemoryConsumerStore()
+    hook, secret = create_webhook(store, log, receiver.url, application="default", now=clock.now())
+    receiver.secret = secret.reveal()
+    receiver.status = 503
+    [event_id] = revoked(log, clock, 1)
+    engine = deliverer(log, store, clock)
+    start = clock.now()
+    delays = []
+    try:
+        for _ in range(4):
+            engine.run_once()
+            state = store.get(hook.id)
+            assert state is not None
+            delays.append(round(state.next_attempt - clock.now(), 3))
+            assert engine.run_once() == 0  # not due yet: nothing is sent
+            clock.set(state.next_attempt)
+        receiver.status = 200
+        assert engine.run_once() == 1
+    finally:
+        engine.stop()
+    assert delays == [5.0, 10.0, 20.0, 40.0]
+    assert receiver.ids() == [f"evt_{event_id}"] * 5
+    assert len({m["headers"]["webhook-timestamp"] for m in receiver.received}) == 5
+    assert clock.now() - start == pytest.approx(75.0)
+    assert [d.attempt for d in store.deliveries(hook.id)] == [5, 4, 3, 2, 1]
+
+
+def test_filters_by_kind_and_application(clock: FakeClock, receiver: Receiver) -> None:
+    log, store = MemoryEventLog(), MemoryConsumerStore()
+    hook, secret = create_webhook(
+        store, log, receiver.url, application="shop", now=clock.now(), kinds=["created"]
+    )
+    receiver.secret = secret.reveal()
+    created = SessionCreated("s1", "shop/u", clock.now()).to_dict()
+    ids = log.append(
+        [
+            {**created, "application": "shop"},
+            {**created, "application": "default"},
+            {**SessionRevoked("s1", "shop/u", clock.now()).to_dict(), "application": "shop"},
+            {**created, "application": "shop", "session_id": "s2"},
+        ]
+    )
+    engine = deliverer(log, store, clock)
+    try:
+        assert engine.run_once() == 2
+    finally:
+        engine.stop()
+    assert receiver.ids() == [f"evt_{ids[0]}", f"evt_{ids[3]}"]
+    state = store.get(hook.id)
+    assert state is not None
+    assert state.cursor == ids[3]
+
+
+def test_repeated_failure_disables_the_endpoint_after_five_days(clock: FakeClock) -> None:
+    log, store = MemoryEventLog(), MemoryConsumerStore()
+    down = Receiver()  # never started: every attempt is refused
+    hook, _ = create_webhook(store, log, down.url, application="default", now=clock.now())
+    revoked(log, clock, 1)
+    engine = deliverer(log, store, clock)
+    start, rounds = clock.now(), 0
+    try:
+        while (state := store.get(hook.id)) is not None and state.state != DISABLED:
+            clock.set(max(clock.now(), state.next_attempt))
+            engine.run_once()
+            rounds += 1
+            assert rounds < 500
+    finally:
+        engine.stop()
+    assert state is not None
+    assert state.disabled_reason == "repeated_failure"
+    assert 5 * 86_400 <= clock.now() - start < 5 * 86_400 + 3600 * 1.2
+    assert state.failures == rounds
+    assert rounds >= 10
+    assert engine.run_once() == 0  # a disabled endpoint is not tried
+    store.set_state(hook.id, "active", None, clock.now())
+    again = store.get(hook.id)
+    assert again is not None
+    assert again.failures == 0
+    assert again.cursor == state.cursor
+
+
+def test_redirects_are_failures_not_followed(clock: FakeClock, receiver: Receiver) -> None:
+    log, store = MemoryEventLog(), MemoryConsumerStore()
+    hook, secret = create_webhook(store, log, receiver.url, application="default", now=clock.now())
+    receiver.secret = secret.reveal()
+    receiver.status, receiver.location = 307, "http://127.0.0.1:9/elsewhere"
+    revoked(log, clock, 1)
+    engine = deliverer(log, store, clock)
+    try:
+        assert engine.run_once() == 0
+    finally:
+        engine.stop()
+    [attempt] = store.deliveries(hook.id)
+    assert (attempt.status, attempt.error, attempt.ok) == (307, "status", False)
+    assert len(receiver.received) == 1
+
+
+def test_an_oversized_event_is_recorded_and_skipped(clock: FakeClock, receiver: Receiver) -> None:
+    log, store = MemoryEventLog(), MemoryConsumerStore()
+    hook, secret = create_webhook(store, log, receiver.url, application="default", now=clock.now())
+    receiver.secret = secret.reveal()
+    big = {**SessionRevoked("s", "u", clock.now()).to_dict(), "application": "default"}
+    ids = log.append([{**big, "note": "x" * 5000}, big])
+    engine = deliverer(log, store, clock, limits=Limits(max_body=2000))
+    try:
+        assert engine.run_once() == 1
+    finally:
+        engine.stop()
+    assert receiver.ids() == [f"evt_{ids[1]}"]
+    assert [d.error for d in store.deliveries(hook.id)] == [None, "undeliverable"]
+
+
+def test_two_deliverers_on_one_database_never_send_an_event_twice(
+    clock: FakeClock, receiver: Receiver, tmp_path: Path
+) -> None:
+    log = MemoryEventLog()
+    setup = SQLiteConsumerStore(tmp_path / "shared.db")
+    _, secret = create_webhook(setup, log, receiver.url, application="default", now=clock.now())
+    receiver.secret = secret.reveal()
+    ids = revoked(log, clock, 60)
+    engines = [
+        deliverer(log, SQLiteConsumerStore(tmp_path / "shared.db"), clock, limits=Limits(batch=7))
+        for _ in range(2)
+    ]
+    sent: Counter[int] = Counter()
+    stop = threading.Event()
+
+    def work(n: int) -> None:
+        while not stop.is_set():
+            sent[n] += engines[n].run_once()
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 20
+    while len(receiver.ids()) < len(ids) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    for engine in engines:
+        engine.stop()
+    setup.close()
+    assert receiver.ids() == [f"evt_{i}" for i in ids]  # each once, in order
+    assert sum(sent.values()) == len(ids)
+
+
+def test_no_raw_token_reaches_a_receiver(clock: FakeClock, receiver: Receiver) -> None:
+    log, store = MemoryEventLog(), MemoryConsumerStore()
+    _, secret = create_webhook(store, log, receiver.url, application="default", now=clock.now())
+    receiver.secret = secret.reveal()
+
+    def record(event: object) -> None:
+        log.append([{**event.to_dict(), "application": "default"}])  # type: ignore[attr-defined]
+
+    manager = SessionManager(MemoryStore(), clock=clock, events=EventBus([record]))
+    issued = manager.issue("default/alice")
+    rotated = manager.rotate(manager.validate(issued.token))
+    manager.revoke(rotated)
+    engine = deliverer(log, store, clock)
+    try:
+        assert engine.run_once() >= 3
+    finally:
+        engine.stop()
+    raw = b"".join(m["raw"] for m in receiver.received)
+    for token in (issued.token, rotated.token):
+        assert token is not None
+        assert token.encode() not in raw
+        assert token[-20:].encode() not in raw
+    assert issued.id.encode() in raw
