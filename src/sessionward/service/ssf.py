@@ -43,6 +43,7 @@ __all__ = ["SCOPE", "open_transmitter", "ssf_routes", "transmitter_metadata"]
 
 SCOPE: Final = "issue"
 POLL_PATH: Final = "/ssf/poll/"
+PUSH_INTERVAL: Final = 1.0  # seconds between the push deliverer's rounds (events wake it)
 _NO_STORE: Final = {"cache-control": "no-store"}
 _METADATA_CACHE: Final = {"cache-control": "public, max-age=300"}
 
@@ -60,24 +61,33 @@ def open_transmitter(rt: Runtime) -> tuple[Transmitter | None, str | None]:
         return None, "Shared Signals need an ES256 or EdDSA key: receivers verify with the JWKS"
     if rt.eventlog is None:
         return None, "Shared Signals need the event log"
+    from sessionward.signals.delivery import Deliverer
+    from sessionward.signals.push import KIND, SetRenderer
     from sessionward.signals.transmitter import Transmitter
+    from sessionward.stores.consumers import SQLiteConsumerStore
     from sessionward.stores.ssf import SQLiteStreamStore
 
     origin = rt.config.origin
-    streams = SQLiteStreamStore(rt.config.state_path)
-    return (
-        Transmitter(
-            issuer=origin,
-            keys=keys,
-            streams=streams,
-            log=rt.eventlog,
-            now=rt.manager.clock.now,
-            poll_url=origin + POLL_PATH,
-            public_user=public_user,
-            allow_http=origin.startswith("http://"),
-        ),
-        None,
+    consumers = SQLiteConsumerStore(rt.config.state_path)
+    transmitter = Transmitter(
+        issuer=origin,
+        keys=keys,
+        streams=SQLiteStreamStore(rt.config.state_path),
+        log=rt.eventlog,
+        now=rt.manager.clock.now,
+        poll_url=origin + POLL_PATH,
+        public_user=public_user,
+        allow_http=origin.startswith("http://"),
+        consumers=consumers,
     )
+    deliverer = Deliverer(
+        rt.eventlog, consumers, {KIND: SetRenderer(transmitter)}, clock=rt.manager.clock
+    )
+    transmitter.wake = deliverer.wake
+    rt.manager.events.subscribe(lambda event: deliverer.wake())
+    transmitter.closing += [deliverer.stop, consumers.close]
+    deliverer.start(interval=PUSH_INTERVAL)
+    return transmitter, None
 
 
 def transmitter_metadata(origin: str) -> dict[str, Any]:
@@ -144,8 +154,8 @@ class _Handlers:
 
     async def status(self, request: Request, key: ApiKey) -> Response:
         with _mapped():
-            stream = self._tx().get(key.application, request.query_params.get("stream_id"))
-        return _json(stream.status_object())
+            status = self._tx().status_of(key.application, request.query_params.get("stream_id"))
+        return _json(status)
 
     async def set_status(self, request: Request, key: ApiKey) -> Response:
         body = await json_body(request)

@@ -27,8 +27,11 @@ from typing import Any, Final
 from sessionward.errors import InvalidArgument
 from sessionward.jwt.keyset import KeySet
 from sessionward.signals.caep import signals_of
+from sessionward.signals.delivery import log_end
+from sessionward.signals.push import AUTHORIZATION, KIND, SSF_KINDS, push_headers, send_verification
 from sessionward.signals.set import VERIFICATION, set_claims, sign_set
-from sessionward.signals.streams import POLL, Stream, new_stream, receiver_fields
+from sessionward.signals.streams import POLL, PUSH, STATUSES, Stream, new_stream, receiver_fields
+from sessionward.stores.consumers.base import ACTIVE, DISABLED, Consumer, ConsumerStore
 from sessionward.stores.eventlog.base import EventLog, LoggedEvent
 from sessionward.stores.ssf import PendingSet, StreamStore
 
@@ -82,6 +85,7 @@ class Transmitter:
         poll_url: str,
         public_user: Callable[[str], str | None] = lambda user: user,
         allow_http: bool = False,
+        consumers: ConsumerStore | None = None,
     ) -> None:
         self.issuer = issuer
         self.keys = keys
@@ -91,11 +95,14 @@ class Transmitter:
         self.poll_url = poll_url
         self.public_user = public_user
         self.allow_http = allow_http
+        #: Push streams are consumers here (sessionward.signals.push); ``None``: poll only.
+        self.consumers = consumers
         #: Seconds a poll without ``returnImmediately`` waits for a SET.
         self.long_poll = 10.0
-        #: Called when a SET was queued outside ``fill`` (a verification): the push loop's
-        #: wake-up.
-        self.queued: Callable[[], None] = lambda: None
+        #: Called when a push stream may have something to send (the deliverer's wake-up).
+        self.wake: Callable[[], None] = lambda: None
+        #: Run by :meth:`close` (the service stops its deliverer here).
+        self.closing: list[Callable[[], None]] = []
 
     # -- stream management ------------------------------------------------------------------
 
@@ -109,7 +116,13 @@ class Transmitter:
             now=self.now(),
             allow_http=self.allow_http,
         )
+        if stream.method == PUSH and self.consumers is None:
+            raise InvalidArgument("push delivery is not available here: use poll")
         self.streams.save(stream.stream_id, application, _document(stream))
+        end = log_end(self.log)  # a new stream starts now, not at the oldest entry kept
+        self.streams.enqueue(stream.stream_id, None, end, [])
+        if stream.method == PUSH:
+            self._add_consumer(stream, end)
         _log.info("ssf stream %s created for %s (%s)", stream.stream_id, application, stream.method)
         return stream
 
@@ -134,11 +147,19 @@ class Transmitter:
             allow_http=self.allow_http,
         )
         self._save(updated)
+        if (stream.method, stream.endpoint_url, stream.authorization) != (
+            updated.method,
+            updated.endpoint_url,
+            updated.authorization,
+        ):
+            self._replace_consumer(stream, updated)
         return updated
 
     def delete(self, application: str, stream_id: object) -> None:
         stream = self.get(application, stream_id)
         self.streams.delete(stream.stream_id)
+        if self.consumers is not None:
+            self.consumers.remove(stream.stream_id)
         _log.info("ssf stream %s deleted", stream.stream_id)
 
     def set_status(
@@ -149,10 +170,78 @@ class Transmitter:
             raise InvalidArgument("reason must be text of at most 256 characters")
         if not isinstance(status, str):
             raise InvalidArgument("status is required")
-        updated = stream.with_status(status, reason, self.now())
+        now = self.now()
+        updated = stream.with_status(status, reason, now)
         self._save(updated)
+        restart = stream.status == "disabled" and status != "disabled"
+        if restart:  # a disabled stream held nothing: it starts again at the end of the log
+            self._skip_to_end(stream.stream_id)
+        if updated.method == PUSH and self.consumers is not None:
+            if status == "enabled":
+                if restart:
+                    self.consumers.set_cursor(stream.stream_id, log_end(self.log))
+                self.consumers.set_state(stream.stream_id, ACTIVE, None, now)
+                self.wake()
+            else:
+                self.consumers.set_state(stream.stream_id, DISABLED, status, now)
         _log.info("ssf stream %s is %s", stream.stream_id, status)
         return updated
+
+    def status_of(self, application: str, stream_id: object) -> dict[str, Any]:
+        """The status object; a push stream the engine disabled after repeated failures is
+        ``paused`` (its events wait) with the reason."""
+        stream = self.get(application, stream_id)
+        out = stream.status_object()
+        consumer = None if self.consumers is None else self.consumers.get(stream.stream_id)
+        if (
+            stream.status == "enabled"
+            and consumer is not None
+            and consumer.state == DISABLED
+            and consumer.disabled_reason not in STATUSES
+        ):
+            out.update(status="paused", reason=f"delivery failed: {consumer.disabled_reason}")
+        return out
+
+    def _skip_to_end(self, stream_id: str) -> None:
+        for _ in range(20):
+            cursor = self.streams.cursor(stream_id)
+            if self.streams.enqueue(stream_id, cursor, log_end(self.log), []):
+                return
+
+    def _add_consumer(self, stream: Stream, cursor: str | None) -> None:
+        if self.consumers is None:
+            raise InvalidArgument("push delivery is not available here: use poll")
+        credentials = {} if stream.authorization is None else {AUTHORIZATION: stream.authorization}
+        self.consumers.add(
+            Consumer(
+                id=stream.stream_id,
+                kind=KIND,
+                application=stream.application,
+                url=stream.endpoint_url,
+                created_at=self.now(),
+                credentials=credentials,
+                kinds=SSF_KINDS,
+                cursor=cursor,
+                state=ACTIVE if stream.status == "enabled" else DISABLED,
+                disabled_reason=None if stream.status == "enabled" else stream.status,
+            )
+        )
+        self.wake()
+
+    def _replace_consumer(self, old: Stream, new: Stream) -> None:
+        """A new delivery target: a push stream keeps its place in the log; a stream that
+        changes method starts at the end of the log."""
+        if self.consumers is None:
+            if new.method == PUSH:
+                raise InvalidArgument("push delivery is not available here: use poll")
+            return
+        current = self.consumers.get(old.stream_id)
+        self.consumers.remove(old.stream_id)
+        if new.method == PUSH:
+            keep = current is not None and old.method == PUSH
+            self._add_consumer(new, current.cursor if keep and current else log_end(self.log))
+        else:
+            self._skip_to_end(new.stream_id)
 
     def _save(self, stream: Stream) -> None:
         verified_at = (self.streams.get(stream.stream_id) or {}).get("verified_at")
@@ -172,12 +261,17 @@ class Transmitter:
         sub_id = {"format": "opaque", "id": stream.stream_id}
         token = self._sign(stream, jti, VERIFICATION, body, sub_id, None)
         self.streams.save(stream.stream_id, application, _document(stream, now))
+        if stream.method == PUSH:
+            credentials = (
+                {} if stream.authorization is None else {AUTHORIZATION: stream.authorization}
+            )
+            send_verification(stream.endpoint_url, token, push_headers(credentials))
+            return jti
         for _ in range(20):
             cursor = self.streams.cursor(stream.stream_id)
             if self.streams.enqueue(
                 stream.stream_id, cursor, cursor, [PendingSet(jti, token, now)]
             ):
-                self.queued()
                 return jti
         raise InvalidArgument("the stream kept changing; try again")  # pragma: no cover
 
@@ -201,6 +295,13 @@ class Transmitter:
             if len(entries) < PAGE:
                 break
         return queued
+
+    def sets_for(self, stream_id: str, entry: LoggedEvent) -> list[PendingSet]:
+        """The SETs ``entry`` means for stream ``stream_id`` (the push renderer's question)."""
+        document = self.streams.get(stream_id)
+        if document is None:
+            return []
+        return self._sets_of(_to_stream(document), entry)
 
     def _sets_of(self, stream: Stream, entry: LoggedEvent) -> list[PendingSet]:
         if entry.application != stream.application or entry.at < stream.since:
@@ -273,16 +374,10 @@ class Transmitter:
         sets = {p.jti: p.token for p in pending[:limit]}
         return sets, len(pending) > limit
 
-    def pending(self, stream: Stream, limit: int) -> list[PendingSet]:
-        """The queue of a push stream, after filling it (for the push deliverer)."""
-        self.fill(stream)
-        return self.streams.pending(stream.stream_id, limit)
-
     def close(self) -> None:
+        for close in self.closing:
+            close()
         self.streams.close()
-
-    def push_streams(self) -> list[Stream]:
-        return [s for s in map(_to_stream, self.streams.all()) if s.method != POLL]
 
 
 def _jti(stream_id: str, entry_id: str, event_type: str) -> str:
