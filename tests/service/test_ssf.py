@@ -48,6 +48,7 @@ def _service(tmp_path: Path, alg: str | None = "ES256") -> Iterator[Service]:
     runtime: Runtime = app.state.runtime
     if runtime.transmitter is not None:
         runtime.transmitter.long_poll = 0.5
+    runtime.start_background()  # the deliverer (the app's lifespan starts it when served)
     try:
         with serve(app) as base, httpx.Client(base_url=base, timeout=10) as client:
             yield Service(app, runtime, clock, client, make_keys(runtime), path)
@@ -93,6 +94,8 @@ def create_stream(service: Service, **body: Any) -> dict[str, Any]:
 
 
 def poll(service: Service, stream: dict[str, Any], **body: Any) -> dict[str, Any]:
+    assert service.runtime.recorder is not None
+    assert service.runtime.recorder.flush()  # events reach the log from a background thread
     url = stream["delivery"]["endpoint_url"].removeprefix(ORIGIN)
     body.setdefault("returnImmediately", True)
     response = service.client.post(url, json=body, headers=service.auth("issue"))

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from servers import postgres_server, redis_server  # noqa: F401 - fixtures
 
 from sessionward.errors import AlreadyExists, NotFound
 from sessionward.stores.consumers import (
@@ -20,7 +21,6 @@ from sessionward.stores.consumers import (
     Outcome,
     SQLiteConsumerStore,
 )
-from servers import postgres_server, redis_server  # noqa: F401 - fixtures
 
 NOW = 1_800_000_000.0
 
@@ -33,7 +33,7 @@ def _sqlite(request: pytest.FixtureRequest, tmp_path: Path) -> ConsumerStore:
     return SQLiteConsumerStore(tmp_path / "consumers.db")
 
 
-def _postgres_later(request: pytest.FixtureRequest, tmp_path: Path) -> ConsumerStore:
+def _postgres(request: pytest.FixtureRequest, tmp_path: Path) -> ConsumerStore:
     from sessionward.stores.consumers.postgres import PostgresConsumerStore
 
     server = request.getfixturevalue("postgres_server")
@@ -42,7 +42,7 @@ def _postgres_later(request: pytest.FixtureRequest, tmp_path: Path) -> ConsumerS
     return store
 
 
-def _redis_later(request: pytest.FixtureRequest, tmp_path: Path) -> ConsumerStore:
+def _redis(request: pytest.FixtureRequest, tmp_path: Path) -> ConsumerStore:
     from sessionward.stores.consumers.redis import RedisConsumerStore
 
     server = request.getfixturevalue("redis_server")
@@ -53,6 +53,8 @@ def _redis_later(request: pytest.FixtureRequest, tmp_path: Path) -> ConsumerStor
 BACKENDS: dict[str, Callable[[pytest.FixtureRequest, Path], ConsumerStore]] = {
     "memory": _memory,
     "sqlite": _sqlite,
+    "postgres": _postgres,
+    "redis": _redis,
 }
 
 
@@ -134,13 +136,12 @@ def test_setters_change_one_thing_and_refuse_missing_consumers(store: ConsumerSt
     assert (got.state, got.failures, got.first_failure, got.next_attempt) == (
         ACTIVE, 0, None, NOW + 7,
     )  # fmt: skip
-    for change in (
-        lambda: store.set_cursor("nope", None),
-        lambda: store.set_credentials("nope", {}),
-        lambda: store.set_state("nope", DISABLED, None, NOW),
-    ):
-        with pytest.raises(NotFound):
-            change()
+    with pytest.raises(NotFound):
+        store.set_cursor("nope", None)
+    with pytest.raises(NotFound):
+        store.set_credentials("nope", {})
+    with pytest.raises(NotFound):
+        store.set_state("nope", DISABLED, None, NOW)
 
 
 def test_claim_takes_due_active_unleased_consumers_only(store: ConsumerStore) -> None:

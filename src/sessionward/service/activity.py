@@ -44,8 +44,8 @@ def tagged(bus: EventBus, application: str) -> EventBus:
 
 
 def application_of(event: Event) -> str | None:
-    """The application ``event`` belongs to: the one emitting it (see :func:`tagged`), else
-    the one its user id names."""
+    """The application ``event`` belongs to: the one its emitting manager serves (see
+    :func:`tagged`), else the one its stored user id names."""
     return _EMITTING_FOR.get() or application_of_user(event.user_id)
 
 

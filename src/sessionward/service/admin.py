@@ -31,6 +31,7 @@ from sessionward.core import token as tokens
 from sessionward.core.events import RevokeReason
 from sessionward.core.record import Session
 from sessionward.errors import AlreadyExists
+from sessionward.service import history
 from sessionward.service.admin_account import (
     ADMIN_MIN_PASSWORD,
     ROOT,
@@ -244,7 +245,7 @@ class Admin:
             for key, label in labels.items()
         )
         series = self.rt.activity.series([key for key, _, _ in _CHART], minutes=30)
-        feed = "".join(_feed_item(e) for e in self.rt.activity.latest(30))
+        feed = "".join(_feed_item(e) for e in await history.latest(self.rt, 30))
         body = (
             f'<section aria-labelledby="counts-h"><h2 id="counts-h">Live counts</h2>'
             f'<div class="grid" aria-live="polite">{stats}</div></section>'
@@ -353,9 +354,9 @@ class Admin:
             return self.sign_in_first(request)
         session_id = str(request.path_params["session_id"])
         session = await self.manager.get(session_id) if tokens.is_session_id(session_id) else None
-        events = self.rt.activity.for_session(session_id)
+        events = await history.for_session(self.rt, session_id)
         risk = [e for e in events if e["kind"] in ("theft-suspected", "rejected", "expired")]
-        history = "".join(
+        contexts = "".join(
             f"<tr><td>{fmt_time(h.get('since'))}</td><td>{esc(h.get('ip'))}</td>"
             f"<td>{esc(device_label(h.get('user_agent')))}"
             f'<span class="ua">{esc(h.get("user_agent"))}</span></td>'
@@ -383,7 +384,7 @@ class Admin:
             "<li>No risk decisions recorded for this session.</li>"
         )
         event_list = "".join(f"<li>{esc(_describe(e))}</li>" for e in events) or (
-            "<li>No events seen by this process.</li>"
+            "<li>No events recorded for this session.</li>"
         )
         body = (
             summary
@@ -392,8 +393,8 @@ class Admin:
                 '<div class="table-wrap"><table><thead><tr><th scope="col">Since</th>'
                 '<th scope="col">IP</th><th scope="col">Device (user agent)</th>'
                 '<th scope="col">Languages</th></tr></thead>'
-                f"<tbody>{history}</tbody></table></div>"
-                if history
+                f"<tbody>{contexts}</tbody></table></div>"
+                if contexts
                 else "<p>No request context recorded.</p>"
             )
             + "<h2>Risk decisions</h2>"

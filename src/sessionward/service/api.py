@@ -63,6 +63,7 @@ from sessionward.errors import (
     UpdateConflict,
 )
 from sessionward.manager._async.manager import AsyncSessionManager
+from sessionward.service import history
 from sessionward.service.api_errors import ApiError
 from sessionward.service.api_fields import (
     Fields,
@@ -361,7 +362,7 @@ class Api:
         session = await self._owned(self._session_id(request), key)
         if session is None:
             raise ApiError(404, "not_found", "no such session")
-        events = self.rt.activity.for_session(session.id)
+        events = await history.for_session(self.rt, session.id)
         return _answer({"session": session_json(session, detail=True), "events": events})
 
     async def delete_session(self, request: Request, key: ApiKey) -> Response:

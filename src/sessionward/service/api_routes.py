@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 from sessionward.service.api import Api, Handler, mapped
 from sessionward.service.api_errors import ApiError, error_response
+from sessionward.service.api_events import EventsApi
+from sessionward.service.api_webhooks import WebhooksApi, webhook_routes
 
 __all__ = ["CHALLENGE", "api_routes", "authenticate", "authenticate_request", "endpoint"]
 
@@ -149,6 +151,7 @@ register_url_convertor("anytext", _AnyText())
 def api_routes(runtime: Runtime, api: Api | None = None) -> list[Route]:
     """One route per path (so ``405`` answers list every method of the path)."""
     api = api or Api(runtime)
+    events = EventsApi(runtime)
     table: list[tuple[str, str, str, str, Handler]] = [
         ("/v1/sessions", "POST", "issue", "issue", api.issue),
         ("/v1/sessions/validate", "POST", "validate", "validate", api.validate),
@@ -161,9 +164,11 @@ def api_routes(runtime: Runtime, api: Api | None = None) -> list[Route]:
         ("/v1/sessions/revoke-all", "POST", "revoke_all", "admin", api.revoke_all),
         ("/v1/sessions/{session_id}", "GET", "get_session", "admin", api.get_session),
         ("/v1/sessions/{session_id}", "DELETE", "delete_session", "admin", api.delete_session),
+        ("/v1/events", "GET", "list_events", "admin", events.list_events),
         ("/v1/tokens", "POST", "token_login", "issue", api.token_login),
         ("/v1/tokens/refresh", "POST", "token_refresh", "issue", api.token_refresh),
         ("/metrics", "GET", "metrics", "validate", api.metrics),
+        *webhook_routes(WebhooksApi(runtime)),
     ]
     by_path: dict[str, dict[str, Callable[..., Any]]] = {}
     for path, method, name, scope, handler in table:

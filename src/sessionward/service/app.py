@@ -111,6 +111,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        rt.start_background()
         try:
             yield
         finally:

@@ -58,6 +58,9 @@ class ServiceConfig:
       (``https://admin.sessions.example``): it then answers only requests for that host, and
       that host serves nothing else. Default: ``/admin`` beside everything else.
     * ``csp_report_uri``: where browsers report Content-Security-Policy violations.
+    * ``event_log``: keep a durable audit log of session events in the store (default on;
+      docs/events.md). ``event_retention_days``: how long its entries are kept (default 90;
+      0 keeps them all, though Redis still bounds its stream by length).
     """
 
     host: str = "127.0.0.1"
@@ -73,6 +76,8 @@ class ServiceConfig:
     jwt_audience: str | None = None
     admin_url: str | None = None
     csp_report_uri: str | None = None
+    event_log: bool = True
+    event_retention_days: float = 90.0
     policy: Policy = field(default_factory=Policy)
 
     def __post_init__(self) -> None:
@@ -86,6 +91,8 @@ class ServiceConfig:
             raise ConfigError("admin_url must be an origin such as https://admin.example")
         if self.admin_url is not None and _host_of(self.admin_url) == _host_of(self.origin):
             raise ConfigError("admin_url must name a host other than the public URL's")
+        if not self.event_retention_days >= 0:
+            raise ConfigError("event_retention_days must be 0 (keep all) or a positive number")
         if self.csp_report_uri is not None and not _is_report_uri(self.csp_report_uri):
             raise ConfigError("csp_report_uri must be an http(s) URL or a path, without ';' ','")
 
@@ -98,6 +105,12 @@ class ServiceConfig:
         if self.state:
             return self.state
         return self.store if self.store_is_sqlite else "sessionward-service.db"
+
+    @property
+    def event_retention(self) -> float | None:
+        """Seconds the audit log keeps an entry (``None``: no time limit)."""
+        days = self.event_retention_days
+        return days * 86_400.0 if days > 0 else None
 
     @property
     def origin(self) -> str:
@@ -138,7 +151,14 @@ def _is_report_uri(uri: str) -> bool:
 
 
 def _coerce(name: str, value: Any) -> Any:
-    kinds = {"port": int, "key_cache_seconds": float, "admin": bool, "demo": bool}
+    kinds = {
+        "port": int,
+        "key_cache_seconds": float,
+        "admin": bool,
+        "demo": bool,
+        "event_log": bool,
+        "event_retention_days": float,
+    }
     if name == "trusted_proxies":
         if isinstance(value, str):
             return tuple(p.strip() for p in value.split(",") if p.strip())

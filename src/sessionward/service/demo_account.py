@@ -2,8 +2,10 @@
 
 * The account page: two-step verification (TOTP) turned on, replaced or off, and the password
   changed, each on a form that asks again for every factor the account has (full
-  re-authentication), rotates the session's token, tells the user (``FactorChanged``, shown
-  under "Security activity") and offers to sign out every other device (ticked by default).
+  re-authentication), rotates the session's token, tells the user (``FactorChanged``) and
+  offers to sign out every other device (ticked by default). "Recent security activity"
+  lists those changes, failed sign-ins and every session of the account that ended, saying
+  why in plain words (``sessionward.service.activity_text``), from the durable event log.
 * "Your devices": every session of the account; signing out one device or all the others
   asks for the password first.
 
@@ -22,7 +24,10 @@ from starlette.responses import Response
 from sessionward.core import token as tokens
 from sessionward.core.binding import binding_of
 from sessionward.core.events import RevokeReason
+from sessionward.core.policy import Policy
 from sessionward.core.record import Session
+from sessionward.service import history
+from sessionward.service.activity_text import NOTICE_KINDS, notice_sentence
 from sessionward.service.factors import (
     Checked,
     check_code,
@@ -50,7 +55,6 @@ ROOT = "/demo"
 REALM = "demo"
 DEMO_MIN_PASSWORD = 8
 _NEW_TOTP = "pending_totp"  # session data: the key being set up
-_NOTICE_KINDS = ("factor-changed", "authentication")
 _TOTP_DONE = {"on": "totp-on", "replace": "totp-replaced", "off": "totp-off"}
 
 
@@ -113,13 +117,8 @@ def _others_box(prefix: str) -> str:
     )
 
 
-def _notice(entry: dict[str, Any]) -> str:
-    if entry["kind"] == "factor-changed":
-        factor = "Two-step verification" if entry.get("factor") == "totp" else "Your password"
-        change = {"enrolled": "turned on", "removed": "turned off"}.get(entry["change"], "changed")
-        text = f"{factor} {change}"
-    else:
-        text = f"Failed sign-in attempt ({entry.get('factor')})"
+def _notice(entry: dict[str, Any], policy: Policy) -> str:
+    text = notice_sentence(entry, policy) or ""
     where = f" from {entry['ip']}" if entry.get("ip") else ""
     return f"<li>{fmt_time(entry.get('at'))}: {esc(text + where)}</li>"
 
@@ -189,13 +188,9 @@ class ShopAccount:
             totp = "<p>Two-step verification is off.</p>" + totp_form(
                 "on", "Add this key to an authenticator app, then enter its code.", "Turn on", True
             )
-        notices = [
-            e
-            for e in self.rt.activity.latest(200)
-            if e.get("user_id") == user
-            and e["kind"] in _NOTICE_KINDS
-            and not (e["kind"] == "authentication" and e.get("succeeded"))
-        ][:10]
+        policy = self.rt.manager.policy
+        found = await history.user_events(self.rt, user, NOTICE_KINDS, 50)
+        notices = [e for e in found if notice_sentence(e, policy) is not None][:10]
         body = (
             _message(request)
             + f'<dl class="panel"><dt>User name</dt><dd id="account-user">{esc(user)}</dd>'
@@ -215,8 +210,8 @@ class ShopAccount:
             )
             + _others_box("password")
             + '<p><button type="submit">Change password</button></p></form>'
-            '<h2>Security activity</h2><ul id="notices">'
-            + ("".join(_notice(e) for e in notices) or "<li>Nothing recent.</li>")
+            '<h2>Recent security activity</h2><ul id="notices">'
+            + ("".join(_notice(e, policy) for e in notices) or "<li>Nothing recent.</li>")
             + f'</ul><p><a href="{ROOT}/devices">See the devices signed in to your account</a></p>'
         )
         return (await self.shop.page(request, "Your account")).response(body)

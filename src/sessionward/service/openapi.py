@@ -10,6 +10,7 @@ from typing import Any
 
 from sessionward._version import __version__
 from sessionward.core.events import RevokeReason
+from sessionward.service.openapi_events import EVENT_SCHEMAS, events_paths
 from sessionward.service.openapi_schemas import SCHEMAS, TOKEN, obj, ref
 from sessionward.service.tenancy import MAX_USER_ID
 
@@ -464,9 +465,9 @@ def openapi_document(server_url: str | None = None) -> dict[str, Any]:
             "another application's token, session id or user answers as an unknown one. Data "
             "keys starting `_sessionward` are the service's own and refused.",
         },
-        "paths": _with_throttling(_paths()),
+        "paths": _with_throttling({**_paths(), **events_paths()}),
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, **EVENT_SCHEMAS},
             "securitySchemes": {
                 "apiKey": {
                     "type": "http",

@@ -10,12 +10,11 @@ a refresh token rotates on every use).
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, cast
 
 from sessionward.clock import Clock, SystemClock
-from sessionward.core.events import Event, EventBus, log_event
+from sessionward.core.events import EventBus, log_event
 from sessionward.core.record import SessionRecord
 from sessionward.errors import ConfigError, StoreError
 from sessionward.manager._async.manager import AsyncSessionManager
@@ -26,9 +25,12 @@ from sessionward.service.metrics import Metrics
 from sessionward.service.state import ServiceState
 from sessionward.service.tenancy import admits
 from sessionward.service.throttle import Guard, open_guard
+from sessionward.service.webhooks import Webhooks, open_webhooks
+from sessionward.signals.recorder import Recorder
 from sessionward.stores._async.base import AsyncStore
 from sessionward.stores._async.sqlite import AsyncSQLiteStore
-from sessionward.stores.eventlog import EventLog, MemoryEventLog
+from sessionward.stores.consumers import ConsumerStore
+from sessionward.stores.eventlog import EventLog, MemoryEventLog, open_event_log
 
 if TYPE_CHECKING:
     from sessionward.jwt import AsyncTokenService
@@ -89,7 +91,9 @@ class Runtime:
     metrics: Metrics
     guard: Guard  # throttles every guess of a secret (sessionward.service.throttle)
     tokens: AsyncTokenService | None = None  # the JWT mode, when ``jwt_keys`` is configured
-    eventlog: EventLog | None = None  # every event, with its application
+    event_log: EventLog | None = None  # the durable audit log (``config.event_log``)
+    recorder: Recorder | None = None  # writes every event to ``event_log`` in the background
+    webhooks: Webhooks | None = None  # endpoints and their deliverer (needs ``event_log``)
     transmitter: Transmitter | None = None  # Shared Signals (sessionward.service.ssf)
     ssf_off: str | None = None  # why there is no transmitter
     _managers: dict[str, AsyncSessionManager] = field(default_factory=dict)
@@ -112,9 +116,20 @@ class Runtime:
             self._managers[application] = manager
         return manager
 
+    def start_background(self) -> None:
+        """Start the work that runs beside the requests: webhook delivery."""
+        if self.webhooks is not None:
+            self.webhooks.start()
+
     async def close(self) -> None:
+        if self.webhooks is not None:
+            self.webhooks.close()  # stops reading the log before it closes
         if self.transmitter is not None:
             self.transmitter.close()
+        if self.recorder is not None:
+            self.recorder.close()  # appends what is queued before the log closes
+        if self.event_log is not None:
+            self.event_log.close()
         if self.tokens is not None:
             self.tokens.close()  # its manager shares the store closed just below
         await self.guard.close()
@@ -145,13 +160,30 @@ def open_runtime(
     *,
     clock: Clock | None = None,
     store: AsyncStore | None = None,
+    event_log: EventLog | None = None,
+    consumers: ConsumerStore | None = None,
 ) -> Runtime:
-    """Open the session store (first: see ``ServiceState``) and the service state."""
+    """Open the session store (first: see ``ServiceState``), the event log beside it and the
+    service state. A given ``store`` without a given ``event_log`` gets an in-memory log."""
     clock = clock or SystemClock()
+    shared = store is None
     activity = Activity(clock.now)
-    eventlog = MemoryEventLog()
-    events = EventBus([log_event, activity, _appender(eventlog)])
-    store = store if store is not None else open_store(config.store)
+    events = EventBus([log_event, activity])
+    if store is None:
+        store = open_store(config.store)
+        if config.event_log and event_log is None:
+            event_log = open_event_log(config.store)
+    elif config.event_log and event_log is None:
+        event_log = MemoryEventLog()
+    recorder = None
+    if event_log is not None:
+        recorder = Recorder(
+            event_log,
+            application=application_of,
+            clock=clock.now,
+            retention=config.event_retention,
+        )
+        events.subscribe(recorder)
     manager = AsyncSessionManager(
         store,
         policy=config.policy,
@@ -168,18 +200,11 @@ def open_runtime(
         state.close()
         raise
     guard = open_guard(config.store, state, clock.now, events)
-    runtime = Runtime(config, manager, state, keys, activity, Metrics(), guard, tokens)
-    runtime.eventlog = eventlog
-    return runtime
-
-
-def _appender(log: EventLog) -> Callable[[Event], None]:
-    """An event-bus subscriber that appends each event, with its application, to ``log``."""
-
-    def append(event: Event) -> None:
-        log.append([{**event.to_dict(), "application": application_of(event)}])
-
-    return append
+    webhooks = open_webhooks(config, event_log, clock, store=consumers, shared=shared)
+    return Runtime(
+        config, manager, state, keys, activity, Metrics(), guard, tokens, event_log, recorder,
+        webhooks,
+    )  # fmt: skip
 
 
 _FAMILY_MARK = '"_sessionward_refresh":'  # sessionward.jwt.refresh.FAMILY_KEY, as stored

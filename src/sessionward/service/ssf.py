@@ -43,7 +43,6 @@ __all__ = ["SCOPE", "open_transmitter", "ssf_routes", "transmitter_metadata"]
 
 SCOPE: Final = "issue"
 POLL_PATH: Final = "/ssf/poll/"
-PUSH_INTERVAL: Final = 1.0  # seconds between the push deliverer's rounds (events wake it)
 _NO_STORE: Final = {"cache-control": "no-store"}
 _METADATA_CACHE: Final = {"cache-control": "public, max-age=300"}
 
@@ -59,34 +58,27 @@ def open_transmitter(rt: Runtime) -> tuple[Transmitter | None, str | None]:
         return None, "Shared Signals need an active signing key in jwt_keys"
     if signing.symmetric:
         return None, "Shared Signals need an ES256 or EdDSA key: receivers verify with the JWKS"
-    if rt.eventlog is None:
-        return None, "Shared Signals need the event log"
-    from sessionward.signals.delivery import Deliverer
+    if rt.event_log is None or rt.webhooks is None:
+        return None, "Shared Signals need the event log (event_log = true)"
     from sessionward.signals.push import KIND, SetRenderer
     from sessionward.signals.transmitter import Transmitter
-    from sessionward.stores.consumers import SQLiteConsumerStore
     from sessionward.stores.ssf import SQLiteStreamStore
 
     origin = rt.config.origin
-    consumers = SQLiteConsumerStore(rt.config.state_path)
+    deliverer = rt.webhooks.deliverer
     transmitter = Transmitter(
         issuer=origin,
         keys=keys,
         streams=SQLiteStreamStore(rt.config.state_path),
-        log=rt.eventlog,
+        log=rt.event_log,
         now=rt.manager.clock.now,
         poll_url=origin + POLL_PATH,
         public_user=public_user,
         allow_http=origin.startswith("http://"),
-        consumers=consumers,
+        consumers=rt.webhooks.store,
     )
-    deliverer = Deliverer(
-        rt.eventlog, consumers, {KIND: SetRenderer(transmitter)}, clock=rt.manager.clock
-    )
+    deliverer.renderers[KIND] = SetRenderer(transmitter)  # push streams ride the same engine
     transmitter.wake = deliverer.wake
-    rt.manager.events.subscribe(lambda event: deliverer.wake())
-    transmitter.closing += [deliverer.stop, consumers.close]
-    deliverer.start(interval=PUSH_INTERVAL)
     return transmitter, None
 
 

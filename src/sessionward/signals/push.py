@@ -1,9 +1,11 @@
 """Push delivery of Shared Signals (RFC 8935) on the shared delivery engine.
 
 A push stream is also a consumer of kind ``ssf`` in the consumer store (same id as the
-stream): the :class:`~sessionward.signals.delivery.Deliverer` walks the event log for it,
-and :class:`SetRenderer` turns each entry into the SET the stream delivers — or skips it
-when the entry has no CAEP form or the stream does not deliver that event type. A request
+stream, the stream's configuration in its ``config``, the receiver's authorization header
+in its ``credentials``): the :class:`~sessionward.signals.delivery.Deliverer` walks the
+event log for it, and :class:`SetRenderer` turns each entry into the SET the stream
+delivers, or skips it when the entry has no CAEP form or the stream does not deliver that
+event type. A request
 is ``POST <endpoint_url>`` with ``Content-Type: application/secevent+jwt`` and the
 receiver's ``authorization_header``; a 2xx answer (RFC 8935 asks for 202) moves on, anything
 else is retried with the engine's backoff, in log order. The ``jti`` of a SET depends only on
@@ -23,7 +25,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 import httpx
 
@@ -54,7 +56,7 @@ def push_headers(consumer_credentials: Mapping[str, object]) -> dict[str, str]:
 
 
 class _Signs(Protocol):
-    def sets_for(self, stream_id: str, event: LoggedEvent) -> list[PendingSet]: ...
+    def sets_for(self, document: Mapping[str, Any], event: LoggedEvent) -> list[PendingSet]: ...
 
 
 class SetRenderer:
@@ -64,7 +66,7 @@ class SetRenderer:
         self.transmitter = transmitter
 
     def render(self, consumer: Consumer, event: LoggedEvent, now: float) -> Rendered:
-        found = self.transmitter.sets_for(consumer.id, event)
+        found = self.transmitter.sets_for(consumer.config, event)
         if not found:
             raise Skip
         (pending,) = found

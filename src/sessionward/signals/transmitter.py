@@ -21,7 +21,7 @@ import hashlib
 import logging
 import secrets
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any, Final
 
 from sessionward.errors import InvalidArgument
@@ -101,8 +101,6 @@ class Transmitter:
         self.long_poll = 10.0
         #: Called when a push stream may have something to send (the deliverer's wake-up).
         self.wake: Callable[[], None] = lambda: None
-        #: Run by :meth:`close` (the service stops its deliverer here).
-        self.closing: list[Callable[[], None]] = []
 
     # -- stream management ------------------------------------------------------------------
 
@@ -121,8 +119,7 @@ class Transmitter:
         self.streams.save(stream.stream_id, application, _document(stream))
         end = log_end(self.log)  # a new stream starts now, not at the oldest entry kept
         self.streams.enqueue(stream.stream_id, None, end, [])
-        if stream.method == PUSH:
-            self._add_consumer(stream, end)
+        self._sync_consumer(stream, restart=True)
         _log.info("ssf stream %s created for %s (%s)", stream.stream_id, application, stream.method)
         return stream
 
@@ -147,12 +144,9 @@ class Transmitter:
             allow_http=self.allow_http,
         )
         self._save(updated)
-        if (stream.method, stream.endpoint_url, stream.authorization) != (
-            updated.method,
-            updated.endpoint_url,
-            updated.authorization,
-        ):
-            self._replace_consumer(stream, updated)
+        if updated.method != stream.method:  # another method starts at the end of the log
+            self._skip_to_end(stream.stream_id)
+        self._sync_consumer(updated, restart=updated.method != stream.method)
         return updated
 
     def delete(self, application: str, stream_id: object) -> None:
@@ -176,14 +170,7 @@ class Transmitter:
         restart = stream.status == "disabled" and status != "disabled"
         if restart:  # a disabled stream held nothing: it starts again at the end of the log
             self._skip_to_end(stream.stream_id)
-        if updated.method == PUSH and self.consumers is not None:
-            if status == "enabled":
-                if restart:
-                    self.consumers.set_cursor(stream.stream_id, log_end(self.log))
-                self.consumers.set_state(stream.stream_id, ACTIVE, None, now)
-                self.wake()
-            else:
-                self.consumers.set_state(stream.stream_id, DISABLED, status, now)
+        self._sync_consumer(updated, restart=restart)
         _log.info("ssf stream %s is %s", stream.stream_id, status)
         return updated
 
@@ -208,44 +195,50 @@ class Transmitter:
             if self.streams.enqueue(stream_id, cursor, log_end(self.log), []):
                 return
 
-    def _add_consumer(self, stream: Stream, cursor: str | None) -> None:
-        if self.consumers is None:
-            raise InvalidArgument("push delivery is not available here: use poll")
-        credentials = {} if stream.authorization is None else {AUTHORIZATION: stream.authorization}
-        self.consumers.add(
-            Consumer(
-                id=stream.stream_id,
-                kind=KIND,
-                application=stream.application,
-                url=stream.endpoint_url,
-                created_at=self.now(),
-                credentials=credentials,
-                kinds=SSF_KINDS,
-                cursor=cursor,
-                state=ACTIVE if stream.status == "enabled" else DISABLED,
-                disabled_reason=None if stream.status == "enabled" else stream.status,
-            )
-        )
-        self.wake()
-
-    def _replace_consumer(self, old: Stream, new: Stream) -> None:
-        """A new delivery target: a push stream keeps its place in the log; a stream that
-        changes method starts at the end of the log."""
-        if self.consumers is None:
-            if new.method == PUSH:
-                raise InvalidArgument("push delivery is not available here: use poll")
-            return
-        current = self.consumers.get(old.stream_id)
-        self.consumers.remove(old.stream_id)
-        if new.method == PUSH:
-            keep = current is not None and old.method == PUSH
-            self._add_consumer(new, current.cursor if keep and current else log_end(self.log))
-        else:
-            self._skip_to_end(new.stream_id)
-
     def _save(self, stream: Stream) -> None:
         verified_at = (self.streams.get(stream.stream_id) or {}).get("verified_at")
         self.streams.save(stream.stream_id, stream.application, _document(stream, verified_at))
+
+    def _sync_consumer(self, stream: Stream, *, restart: bool) -> None:
+        """Make the stream's consumer (push streams only) match the stream: its target, its
+        credential, its document (what the renderer reads, on any node), its state. It
+        keeps its place in the log unless ``restart`` (then: the end of the log)."""
+        if self.consumers is None:
+            if stream.method == PUSH:
+                raise InvalidArgument("push delivery is not available here: use poll")
+            return
+        current = self.consumers.get(stream.stream_id)
+        if current is not None:
+            self.consumers.remove(stream.stream_id)
+        if stream.method != PUSH:
+            return
+        now = self.now()
+        enabled = stream.status == "enabled"
+        consumer = Consumer(
+            id=stream.stream_id,
+            kind=KIND,
+            application=stream.application,
+            url=stream.endpoint_url,
+            created_at=now if current is None else current.created_at,
+            config=_document(replace(stream, authorization=None)),
+            credentials={}
+            if stream.authorization is None
+            else {AUTHORIZATION: stream.authorization},
+            kinds=SSF_KINDS,
+            cursor=log_end(self.log) if restart or current is None else current.cursor,
+            state=ACTIVE if enabled else DISABLED,
+            disabled_reason=None if enabled else stream.status,
+            next_attempt=now,
+        )
+        if current is not None and enabled and current.state == ACTIVE:
+            consumer = consumer.with_(
+                failures=current.failures,
+                first_failure=current.first_failure,
+                next_attempt=current.next_attempt,
+            )
+        self.consumers.add(consumer)
+        if enabled:
+            self.wake()
 
     def verify(self, application: str, stream_id: object, state: object = None) -> str:
         """Queue a verification event (SSF 1.0 §8.1.4); returns its ``jti``."""
@@ -296,11 +289,9 @@ class Transmitter:
                 break
         return queued
 
-    def sets_for(self, stream_id: str, entry: LoggedEvent) -> list[PendingSet]:
-        """The SETs ``entry`` means for stream ``stream_id`` (the push renderer's question)."""
-        document = self.streams.get(stream_id)
-        if document is None:
-            return []
+    def sets_for(self, document: Mapping[str, Any], entry: LoggedEvent) -> list[PendingSet]:
+        """The SETs ``entry`` means for the stream of ``document`` (the push renderer's
+        question: the document travels with the consumer)."""
         return self._sets_of(_to_stream(document), entry)
 
     def _sets_of(self, stream: Stream, entry: LoggedEvent) -> list[PendingSet]:
@@ -375,8 +366,6 @@ class Transmitter:
         return sets, len(pending) > limit
 
     def close(self) -> None:
-        for close in self.closing:
-            close()
         self.streams.close()
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime
 import json
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -77,14 +77,18 @@ def _secrets(consumer: Consumer, now: float) -> list[Secret]:
 
 
 class WebhookRenderer:
-    """Renders an event as a Standard Webhooks message signed with every live secret."""
+    """Renders an event as a Standard Webhooks message signed with every live secret.
+    ``present`` gives the ``data`` of an event (default: the logged event as it is)."""
+
+    def __init__(self, present: Callable[[LoggedEvent], dict[str, Any]] | None = None) -> None:
+        self.present = present or LoggedEvent.to_dict
 
     def render(self, consumer: Consumer, event: LoggedEvent, now: float) -> Rendered:
         body = json.dumps(
             {
                 "type": "session." + event.kind,
                 "timestamp": _iso(event.at),
-                "data": event.to_dict(),
+                "data": self.present(event),
             },
             separators=(",", ":"),
             sort_keys=True,

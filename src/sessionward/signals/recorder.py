@@ -1,0 +1,261 @@
+"""The recorder: session events into a durable :class:`~sessionward.stores.eventlog.EventLog`,
+off the request's path.
+
+Subscribe a :class:`Recorder` to the manager's ``EventBus``. For each event it puts the
+event's dict (plus the application it belongs to) on a bounded in-memory queue and returns:
+the request that caused the event never waits for the log and never fails because of it. One
+background thread takes what has queued, waits up to ``linger`` seconds (20 ms) for more, and
+appends the lot in one transaction (group commit: under load, one write carries many events).
+
+Guarantees and limits:
+
+* Order: entries are appended in the order their events were emitted in this process.
+* A crash (``kill -9``, power loss) loses what was queued and not yet appended: at most the
+  events of the last ``linger`` plus one write (tens of milliseconds under normal load), or,
+  while the log is unreachable, everything buffered since it went away. A clean shutdown
+  (``close()``) appends what is queued first.
+* Outage: a failed append is retried with exponential backoff and jitter (0.1 s doubling to
+  5 s), keeping the batch in hand. Meanwhile events queue up to ``buffer`` (10,000); beyond
+  that they are dropped and counted (``dropped``), never blocking the request. An entry the
+  log refuses outright (``InvalidArgument``) is dropped alone, and counted.
+* Retention: every ``prune_every`` seconds (an hour) the thread drops entries older than
+  ``retention`` (90 days); ``retention=None`` keeps them all (Redis still bounds its stream).
+
+``flush()`` waits until everything recorded before it is appended (tests, admin reads that want
+to see their own writes); ``stats()`` gives the counters for metrics.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import random
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Final
+
+from sessionward.core.events import Event
+from sessionward.errors import InvalidArgument
+from sessionward.stores.eventlog.base import EventLog
+
+__all__ = ["DEFAULT_RETENTION", "Recorder"]
+
+_log = logging.getLogger("sessionward.events.recorder")
+
+DEFAULT_RETENTION: Final = 90 * 86_400.0
+_RETRY_FIRST: Final = 0.1
+_RETRY_CAP: Final = 5.0
+
+
+def _no_application(event: Event) -> str | None:
+    return None
+
+
+class Recorder:
+    """An ``EventBus`` subscriber that appends events to ``log`` from a background thread.
+
+    ``application(event)`` names the application an event belongs to (the service knows it from
+    the API key that caused it); ``clock()`` is the wall-clock time retention counts from.
+    """
+
+    def __init__(
+        self,
+        log: EventLog,
+        *,
+        application: Callable[[Event], str | None] = _no_application,
+        clock: Callable[[], float] = time.time,
+        retention: float | None = DEFAULT_RETENTION,
+        prune_every: float = 3600.0,
+        linger: float = 0.02,
+        batch: int = 500,
+        buffer: int = 10_000,
+    ) -> None:
+        if retention is not None and not retention > 0:
+            raise InvalidArgument("retention must be a positive number of seconds, or None")
+        if batch < 1 or buffer < 1 or linger < 0 or not prune_every > 0:
+            raise InvalidArgument("batch and buffer must be positive, linger not negative")
+        self.log = log
+        self.retention = retention
+        self._application = application
+        self._clock = clock
+        self._prune_every = prune_every
+        self._linger = linger
+        self._batch = batch
+        self._queue: queue.Queue[tuple[int, dict[str, Any]]] = queue.Queue(buffer)
+        self._done = threading.Condition()
+        self._recorded = 0  # sequence number of the latest entry queued
+        self._finished = 0  # every entry up to this one is appended (or dropped)
+        self._hurry = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        self._closed = False
+        self.written = 0
+        self.dropped = 0
+        self.failures = 0
+        self.pruned = 0
+
+    # -- the request side --------------------------------------------------------------------
+
+    def __call__(self, event: Event) -> None:
+        entry = event.to_dict()
+        entry["application"] = self._application(event)
+        self.record(entry)
+
+    def record(self, entry: dict[str, Any]) -> None:
+        """Queue one entry (an event's dict with ``application``); never blocks or raises."""
+        if self._closed:
+            self.dropped += 1
+            return
+        self._started()
+        with self._done:
+            sequence = self._recorded + 1
+            try:
+                self._queue.put_nowait((sequence, entry))
+            except queue.Full:
+                self.dropped += 1
+                return
+            self._recorded = sequence
+
+    def _started(self) -> None:
+        if self._thread is not None and self._pid == os.getpid():
+            return
+        with self._done:
+            if self._thread is not None and self._pid == os.getpid():
+                return
+            thread = threading.Thread(target=self._run, name="sessionward-recorder", daemon=True)
+            self._thread, self._pid = thread, os.getpid()
+            thread.start()
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until every entry recorded so far is appended; ``False`` on timeout."""
+        with self._done:
+            target = self._recorded
+            if self._finished >= target:
+                return True
+        self._hurry.set()
+        deadline = time.monotonic() + timeout
+        with self._done:
+            while self._finished < target:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._done.wait(left)
+        return True
+
+    def stats(self) -> dict[str, int]:
+        """Counters for metrics: appended, dropped (buffer full, refused, unwritten at close),
+        failed appends (each retry counts) and entries pruned by retention."""
+        return {
+            "written": self.written,
+            "dropped": self.dropped,
+            "failures": self.failures,
+            "pruned": self.pruned,
+            "pending": self._queue.qsize(),
+        }
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Append what is queued (waiting at most ``timeout``), then stop the thread. What the
+        log could not take by then is dropped and counted. The log itself stays open."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        self._hurry.set()
+        thread = self._thread
+        if thread is not None and self._pid == os.getpid():
+            thread.join(timeout)
+        lost = 0
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+            lost += 1
+        if lost:
+            self.dropped += lost
+            _log.error("event log: %d events were not written before shutdown", lost)
+
+    # -- the writer thread -------------------------------------------------------------------
+
+    def _run(self) -> None:
+        next_prune = time.monotonic()
+        while True:
+            if self.retention is not None and time.monotonic() >= next_prune:
+                self._prune()
+                next_prune = time.monotonic() + self._prune_every
+            batch = self._take(min(1.0, self._prune_every))
+            if batch:
+                self._write(batch)
+            elif self._stop.is_set():
+                return
+
+    def _take(self, wait: float) -> list[tuple[int, dict[str, Any]]]:
+        """The next batch: the first entry (waiting at most ``wait``), then whatever arrives
+        within ``linger``, up to ``batch`` entries."""
+        try:
+            batch = [self._queue.get(timeout=wait if not self._stop.is_set() else 0.01)]
+        except queue.Empty:
+            return []
+        deadline = time.monotonic() + self._linger
+        while len(batch) < self._batch:
+            left = deadline - time.monotonic()
+            try:
+                if left <= 0 or self._hurry.is_set():
+                    batch.append(self._queue.get_nowait())
+                else:
+                    batch.append(self._queue.get(timeout=left))
+            except queue.Empty:
+                break
+        self._hurry.clear()
+        return batch
+
+    def _write(self, batch: list[tuple[int, dict[str, Any]]]) -> None:
+        entries = [entry for _, entry in batch]
+        delay = _RETRY_FIRST
+        while True:
+            try:
+                self.log.append(entries)
+                self.written += len(entries)
+                break
+            except InvalidArgument:
+                self._write_one_by_one(entries)
+                break
+            except Exception as exc:
+                self.failures += 1
+                if self._stop.is_set():
+                    self.dropped += len(entries)
+                    _log.error("event log unavailable at shutdown: %d events lost", len(entries))
+                    break
+                _log.warning("event log append failed (%s); retrying in %.1f s", exc, delay)
+                self._stop.wait(delay * random.uniform(0.5, 1.0))  # noqa: S311 - jitter
+                delay = min(delay * 2, _RETRY_CAP)
+        self._finish(batch[-1][0])
+
+    def _write_one_by_one(self, entries: list[dict[str, Any]]) -> None:
+        for entry in entries:
+            try:
+                self.log.append([entry])
+                self.written += 1
+            except InvalidArgument as exc:
+                self.dropped += 1
+                _log.error("event log refused a %s event: %s", entry.get("kind"), exc)
+            except Exception as exc:  # an outage mid-way: these entries are retried no more
+                self.dropped += 1
+                self.failures += 1
+                _log.warning("event log append failed (%s): one event lost", exc)
+
+    def _finish(self, sequence: int) -> None:
+        with self._done:
+            self._finished = sequence
+            self._done.notify_all()
+
+    def _prune(self) -> None:
+        if self.retention is None:
+            return
+        try:
+            self.pruned += self.log.prune(self._clock() - self.retention)
+        except Exception as exc:
+            _log.warning("event log retention prune failed (%s); next try later", exc)

@@ -1,0 +1,267 @@
+"""Consumers in PostgreSQL: ``<schema>.consumers`` and ``<schema>.deliveries`` beside the
+sessions and the event log (default schema ``sessionward``), created on first use under an
+advisory lock.
+
+``claim`` is one ``UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED)``: deliverers
+on any number of nodes each take different consumers, without waiting on each other.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from sessionward.errors import (
+    AlreadyExists,
+    ConfigError,
+    NotFound,
+    StoreCorrupt,
+    StoreError,
+    StoreUnavailable,
+)
+from sessionward.stores.consumers.base import (
+    ACTIVE,
+    COLUMNS,
+    DELIVERY_COLUMNS,
+    Consumer,
+    Delivery,
+    Outcome,
+    State,
+    consumer_from_row,
+    consumer_row,
+    delivery_from_row,
+    delivery_row,
+)
+
+__all__ = ["PostgresConsumerStore"]
+
+_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,54}")
+_LOCK_KEY = 0x5357_636F_6E73  # "SWcons": one advisory lock for creating the tables
+
+_CREATE = (
+    "CREATE SCHEMA IF NOT EXISTS {s}",
+    """CREATE TABLE IF NOT EXISTS {s}.consumers (
+        id text PRIMARY KEY,
+        kind text NOT NULL,
+        application text NOT NULL,
+        url text NOT NULL,
+        created_at double precision NOT NULL,
+        config text NOT NULL,
+        credentials text NOT NULL,
+        kinds text,
+        cursor text,
+        state text NOT NULL,
+        failures integer NOT NULL,
+        first_failure double precision,
+        next_attempt double precision NOT NULL,
+        disabled_reason text,
+        lease_owner text,
+        lease_until double precision NOT NULL DEFAULT 0
+    )""",
+    """CREATE TABLE IF NOT EXISTS {s}.deliveries (
+        seq bigserial PRIMARY KEY,
+        consumer_id text NOT NULL,
+        event_id text NOT NULL,
+        message_id text NOT NULL,
+        at double precision NOT NULL,
+        attempt integer NOT NULL,
+        status integer,
+        latency_ms double precision NOT NULL,
+        error text
+    )""",
+    "CREATE INDEX IF NOT EXISTS deliveries_by_consumer ON {s}.deliveries (consumer_id, seq)",
+)
+
+
+def _translate(exc: psycopg.Error | PoolTimeout) -> StoreError:
+    if isinstance(exc, PoolTimeout | psycopg.OperationalError | psycopg.InterfaceError):
+        return StoreUnavailable(f"postgres: {type(exc).__name__}")
+    return StoreCorrupt(f"postgres: {type(exc).__name__}: {exc}")
+
+
+class PostgresConsumerStore:
+    def __init__(
+        self,
+        conninfo: str,
+        *,
+        schema: str = "sessionward",
+        max_size: int = 4,
+        timeout: float = 5.0,
+    ) -> None:
+        if not _SCHEMA_NAME.fullmatch(schema):
+            raise ConfigError("a schema name is lowercase letters, digits and _")
+        self._s = schema
+        self._pool = ConnectionPool(
+            conninfo,
+            min_size=1,
+            max_size=max_size,
+            timeout=timeout,
+            open=False,
+            kwargs={"autocommit": True, "connect_timeout": 5},
+        )
+        self._pool.open(wait=False)
+        with self._tx() as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+            for statement in _CREATE:
+                conn.execute(self._q(statement))
+
+    def _q(self, template: str) -> Any:
+        return (
+            template.replace("{s}", self._s)
+            .replace("{cols}", ", ".join(COLUMNS))
+            .replace("{dcols}", ", ".join(DELIVERY_COLUMNS))
+            .replace("{marks}", ", ".join("%s" for _ in COLUMNS))
+            .replace("{dmarks}", ", ".join("%s" for _ in DELIVERY_COLUMNS))
+        )
+
+    @contextmanager
+    def _tx(self) -> Iterator[psycopg.Connection[Any]]:
+        try:
+            with self._pool.connection() as conn, conn.transaction():
+                yield conn
+        except StoreError:
+            raise
+        except psycopg.errors.UniqueViolation:
+            raise AlreadyExists("consumer exists") from None
+        except (psycopg.Error, PoolTimeout) as exc:
+            raise _translate(exc) from exc
+
+    def clear(self) -> None:
+        """Delete every consumer and delivery (for tests)."""
+        with self._tx() as conn:
+            conn.execute(self._q("TRUNCATE {s}.consumers, {s}.deliveries"))
+
+    def add(self, consumer: Consumer) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                self._q("INSERT INTO {s}.consumers ({cols}) VALUES ({marks})"),
+                consumer_row(consumer),
+            )
+
+    def get(self, consumer_id: str) -> Consumer | None:
+        with self._tx() as conn:
+            row = conn.execute(
+                self._q("SELECT {cols} FROM {s}.consumers WHERE id = %s"), (consumer_id,)
+            ).fetchone()
+        return consumer_from_row(row) if row else None
+
+    def consumers(self, application: str | None = None, kind: str | None = None) -> list[Consumer]:
+        with self._tx() as conn:
+            rows = conn.execute(
+                self._q(
+                    "SELECT {cols} FROM {s}.consumers"
+                    " WHERE (%(a)s::text IS NULL OR application = %(a)s)"
+                    " AND (%(k)s::text IS NULL OR kind = %(k)s) ORDER BY created_at, id"
+                ),
+                {"a": application, "k": kind},
+            ).fetchall()
+        return [consumer_from_row(row) for row in rows]
+
+    def remove(self, consumer_id: str) -> bool:
+        with self._tx() as conn:
+            conn.execute(
+                self._q("DELETE FROM {s}.deliveries WHERE consumer_id = %s"), (consumer_id,)
+            )
+            done = conn.execute(self._q("DELETE FROM {s}.consumers WHERE id = %s"), (consumer_id,))
+            return done.rowcount > 0
+
+    def _update(self, consumer_id: str, assignments: str, args: Sequence[Any]) -> None:
+        with self._tx() as conn:
+            done = conn.execute(
+                # ``assignments`` is one of this module's literals, never user input.
+                self._q("UPDATE {s}.consumers SET " + assignments + " WHERE id = %s"),  # noqa: S608
+                (*args, consumer_id),
+            )
+            if done.rowcount == 0:
+                raise NotFound(f"no consumer {consumer_id}")
+
+    def set_credentials(self, consumer_id: str, credentials: dict[str, Any]) -> None:
+        self._update(consumer_id, "credentials = %s", (json.dumps(credentials),))
+
+    def set_state(self, consumer_id: str, state: State, reason: str | None, now: float) -> None:
+        if state == ACTIVE:
+            self._update(
+                consumer_id,
+                "state = %s, disabled_reason = NULL, failures = 0, first_failure = NULL,"
+                " next_attempt = %s",
+                (state, now),
+            )
+        else:
+            self._update(consumer_id, "state = %s, disabled_reason = %s", (state, reason))
+
+    def set_cursor(self, consumer_id: str, cursor: str | None) -> None:
+        self._update(consumer_id, "cursor = %s", (cursor,))
+
+    def claim(self, owner: str, now: float, lease: float, limit: int) -> list[Consumer]:
+        with self._tx() as conn:
+            rows = conn.execute(
+                self._q(
+                    "UPDATE {s}.consumers SET lease_owner = %(o)s, lease_until = %(u)s"
+                    " WHERE id IN (SELECT id FROM {s}.consumers WHERE state = 'active'"
+                    " AND next_attempt <= %(n)s AND lease_until <= %(n)s"
+                    " ORDER BY next_attempt, id LIMIT %(l)s FOR UPDATE SKIP LOCKED)"
+                    " RETURNING {cols}"
+                ),
+                {"o": owner, "u": now + lease, "n": now, "l": limit},
+            ).fetchall()
+        found = [consumer_from_row(row) for row in rows]
+        return sorted(found, key=lambda c: (c.next_attempt, c.id))
+
+    def finish(
+        self,
+        consumer_id: str,
+        owner: str,
+        outcome: Outcome,
+        attempts: Sequence[Delivery],
+        keep: int,
+    ) -> bool:
+        with self._tx() as conn:
+            done = conn.execute(
+                self._q(
+                    "UPDATE {s}.consumers SET cursor = %s, failures = %s, first_failure = %s,"
+                    " next_attempt = %s, state = %s, disabled_reason = %s, lease_owner = NULL,"
+                    " lease_until = 0 WHERE id = %s AND lease_owner = %s"
+                ),
+                (
+                    outcome.cursor, outcome.failures, outcome.first_failure,
+                    outcome.next_attempt, outcome.state, outcome.disabled_reason,
+                    consumer_id, owner,
+                ),
+            )  # fmt: skip
+            if done.rowcount == 0:
+                return False
+            if attempts:
+                with conn.cursor() as cur:
+                    cur.executemany(
+                        self._q("INSERT INTO {s}.deliveries ({dcols}) VALUES ({dmarks})"),
+                        [delivery_row(a) for a in attempts],
+                    )
+                conn.execute(
+                    self._q(
+                        "DELETE FROM {s}.deliveries WHERE consumer_id = %(c)s AND seq <="
+                        " (SELECT seq FROM {s}.deliveries WHERE consumer_id = %(c)s"
+                        " ORDER BY seq DESC LIMIT 1 OFFSET %(k)s)"
+                    ),
+                    {"c": consumer_id, "k": keep},
+                )
+            return True
+
+    def deliveries(self, consumer_id: str, limit: int = 50) -> list[Delivery]:
+        with self._tx() as conn:
+            rows = conn.execute(
+                self._q(
+                    "SELECT {dcols} FROM {s}.deliveries"
+                    " WHERE consumer_id = %s ORDER BY seq DESC LIMIT %s"
+                ),
+                (consumer_id, limit),
+            ).fetchall()
+        return [delivery_from_row(row) for row in rows]
+
+    def close(self) -> None:
+        self._pool.close()

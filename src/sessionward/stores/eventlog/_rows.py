@@ -1,0 +1,98 @@
+"""What the SQL and Redis event logs share: numbered cursors and entries split into columns.
+
+A cursor of the SQL logs is the row's integer id written with 20 digits, so the string order of
+ids is their append order in every backend (as :class:`MemoryEventLog`'s are).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sessionward.errors import InvalidArgument
+from sessionward.stores.eventlog.base import EventQuery, LoggedEvent
+
+__all__ = ["MAX_LIMIT", "check_limit", "columns", "cursor", "dumps", "number", "row_event"]
+
+MAX_LIMIT = 1000
+_FIXED = frozenset({"id", "at", "kind", "session_id", "user_id", "application"})
+
+
+def cursor(number: int) -> str:
+    return f"{number:020d}"
+
+
+def number(value: str) -> int:
+    """The row id a cursor names; ``InvalidArgument`` for anything else."""
+    if not isinstance(value, str) or len(value) != 20 or not value.isascii():
+        raise InvalidArgument("not an event cursor")
+    if not value.isdigit():
+        raise InvalidArgument("not an event cursor")
+    return int(value)
+
+
+def check_limit(limit: int) -> int:
+    if not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+        raise InvalidArgument(f"limit must be an integer from 1 to {MAX_LIMIT}")
+    return limit
+
+
+def check_query(query: EventQuery) -> None:
+    check_limit(query.limit)
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON; non-ASCII escaped, so any store takes it as it is."""
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+def columns(entry: dict[str, Any]) -> tuple[float, str, str | None, str | None, str | None, str]:
+    """``(at, kind, session_id, user_id, application, fields JSON)`` of an entry."""
+    fields = {k: v for k, v in entry.items() if k not in _FIXED}
+    return (
+        float(entry["at"]),
+        str(entry["kind"]),
+        entry.get("session_id"),
+        entry.get("user_id"),
+        entry.get("application"),
+        dumps(fields),
+    )
+
+
+def row_event(row: tuple[Any, ...]) -> LoggedEvent:
+    """A ``(id, at, kind, session_id, user_id, application, fields)`` row as an event."""
+    event_id, at, kind, session_id, user_id, application, fields = row
+    loaded = json.loads(fields) if isinstance(fields, str) else dict(fields)
+    return LoggedEvent(cursor(int(event_id)), at, kind, session_id, user_id, application, loaded)
+
+
+def where(query: EventQuery, mark: str) -> tuple[str, list[Any]]:
+    """The ``WHERE`` clause (``mark``: the driver's placeholder) and its parameters for every
+    filter and the cursor of ``query``; values are always parameters, never SQL text."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    for column, value in (
+        ("user_id", query.user_id),
+        ("session_id", query.session_id),
+        ("application", query.application),
+    ):
+        if value is not None:
+            clauses.append(f"{column} = {mark}")
+            params.append(value)
+    if query.kinds is not None:
+        kinds = sorted(query.kinds)
+        if not kinds:
+            clauses.append("1 = 0")
+        else:
+            clauses.append(f"kind IN ({', '.join([mark] * len(kinds))})")
+            params.extend(kinds)
+    if query.since is not None:
+        clauses.append(f"at >= {mark}")
+        params.append(float(query.since))
+    if query.until is not None:
+        clauses.append(f"at < {mark}")
+        params.append(float(query.until))
+    if query.before is not None:
+        clauses.append(f"id < {mark}")
+        params.append(number(query.before))
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params

@@ -1,0 +1,207 @@
+"""The event log in a SQLite file: by default the session store's own file, in tables of its own.
+
+Tables (their own schema version, beside the session store's and the service's)::
+
+    sessionward_events_schema  one row: the version (1); any other is refused (StoreCorrupt)
+    sessionward_events         id INTEGER PRIMARY KEY AUTOINCREMENT (the cursor: never reused,
+                               even after every row is pruned), at, kind, session_id, user_id,
+                               application, fields (JSON text)
+    indexes                    (user_id, id), (session_id, id), (application, id), (kind, id)
+                               and (at): each filter of ``query`` reads its index newest first
+
+WAL journal with ``synchronous=NORMAL``, as the session store: a batch is one transaction, so a
+crash keeps or loses a batch whole, and readers never wait for the writer. Open the session
+store first on a new file: it refuses a file whose only tables are somebody else's.
+Each thread uses its own connection. ``prune`` deletes in chunks, each its own transaction.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from contextlib import suppress
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sessionward.errors import (
+    InvalidArgument,
+    SessionwardError,
+    StoreCorrupt,
+    StoreUnavailable,
+)
+from sessionward.stores.eventlog._rows import check_limit, columns, cursor, number, row_event, where
+from sessionward.stores.eventlog.base import EventPage, EventQuery, LoggedEvent
+
+__all__ = ["SQLiteEventLog"]
+
+T = TypeVar("T")
+
+SCHEMA_VERSION = 1
+_SCHEMA = (
+    "CREATE TABLE sessionward_events_schema (version INTEGER NOT NULL) STRICT",
+    f"INSERT INTO sessionward_events_schema VALUES ({SCHEMA_VERSION})",  # noqa: S608 - constant
+    """CREATE TABLE sessionward_events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at REAL NOT NULL,
+        kind TEXT NOT NULL,
+        session_id TEXT,
+        user_id TEXT,
+        application TEXT,
+        fields TEXT NOT NULL
+    ) STRICT""",
+    "CREATE INDEX sessionward_events_by_user ON sessionward_events (user_id, id)"
+    " WHERE user_id IS NOT NULL",
+    "CREATE INDEX sessionward_events_by_session ON sessionward_events (session_id, id)"
+    " WHERE session_id IS NOT NULL",
+    "CREATE INDEX sessionward_events_by_application ON sessionward_events (application, id)",
+    "CREATE INDEX sessionward_events_by_kind ON sessionward_events (kind, id)",
+    "CREATE INDEX sessionward_events_by_time ON sessionward_events (at)",
+)
+_COLUMNS = "id, at, kind, session_id, user_id, application, fields"
+_INSERT = (
+    "INSERT INTO sessionward_events (at, kind, session_id, user_id, application, fields)"
+    " VALUES (?, ?, ?, ?, ?, ?) RETURNING id"
+)
+_READ = f"SELECT {_COLUMNS} FROM sessionward_events WHERE id > ? ORDER BY id LIMIT ?"  # noqa: S608
+_PRUNE = (
+    "DELETE FROM sessionward_events WHERE id IN"
+    " (SELECT id FROM sessionward_events WHERE at < ? LIMIT ?)"
+)
+_PRUNE_CHUNK = 5000
+
+
+def _translate(exc: sqlite3.Error) -> SessionwardError:
+    message = str(exc)
+    if isinstance(exc, sqlite3.OperationalError):
+        if "no such table" in message or "no such column" in message:
+            return StoreCorrupt(f"the event log's tables are missing ({message})")
+        return StoreUnavailable(f"sqlite: {message}")
+    if isinstance(exc, sqlite3.IntegrityError):
+        return InvalidArgument(f"event refused by the events table: {message}")
+    if isinstance(exc, sqlite3.DatabaseError):
+        return StoreCorrupt(f"database file is unreadable: {message}")
+    return StoreUnavailable(f"sqlite: {message}")
+
+
+def _translated(method: Callable[..., T]) -> Callable[..., T]:
+    @functools.wraps(method)
+    def call(*args: Any) -> T:
+        try:
+            return method(*args)
+        except sqlite3.Error as exc:
+            raise _translate(exc) from exc
+
+    return call
+
+
+class SQLiteEventLog:
+    """The event log in the SQLite file ``path``. ``create=False`` refuses a missing file."""
+
+    def __init__(
+        self, path: str | os.PathLike[str], *, busy_timeout: float = 5.0, create: bool = True
+    ) -> None:
+        self.path = os.fspath(path)
+        if self.path == ":memory:":
+            raise InvalidArgument("an in-memory SQLite event log would be lost: use a file")
+        if not create and not Path(self.path).is_file():
+            raise StoreUnavailable(f"no database file at {self.path}")
+        self._busy_timeout = busy_timeout
+        self._local = threading.local()
+        self._opened: list[tuple[int, sqlite3.Connection]] = []
+        self._lock = threading.Lock()
+        self._closed = False
+        try:
+            self._check_schema()
+        except BaseException:
+            self.close()
+            raise
+
+    def _connection(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None and self._local.pid == os.getpid():
+            return conn
+        if self._closed:
+            raise StoreUnavailable("the event log is closed")
+        conn = sqlite3.connect(
+            self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
+        )
+        with self._lock:
+            self._opened.append((os.getpid(), conn))
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        self._local.conn, self._local.pid = conn, os.getpid()
+        return conn
+
+    @_translated
+    def _check_schema(self) -> None:
+        conn = self._connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+            if "sessionward_events_schema" not in names:
+                for statement in _SCHEMA:
+                    conn.execute(statement)
+            rows = conn.execute("SELECT version FROM sessionward_events_schema").fetchall()
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        if rows != [(SCHEMA_VERSION,)]:
+            found = ", ".join(str(r[0]) for r in rows) or "none"
+            raise StoreCorrupt(
+                f"event log schema {found} is not one this sessionward reads ({SCHEMA_VERSION})"
+            )
+
+    @_translated
+    def append(self, entries: Sequence[dict[str, Any]]) -> list[str]:
+        rows = [columns(entry) for entry in entries]
+        if not rows:
+            return []
+        conn = self._connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            ids = [cursor(conn.execute(_INSERT, row).fetchone()[0]) for row in rows]
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return ids
+
+    @_translated
+    def read(self, after: str | None, limit: int) -> list[LoggedEvent]:
+        start = 0 if after is None else number(after)
+        rows = self._connection().execute(_READ, (start, check_limit(limit))).fetchall()
+        return [row_event(r) for r in rows]
+
+    @_translated
+    def query(self, query: EventQuery) -> EventPage:
+        clause, params = where(query, "?")
+        sql = f"SELECT {_COLUMNS} FROM sessionward_events{clause} ORDER BY id DESC LIMIT ?"  # noqa: S608 - filters are parameters
+        limit = check_limit(query.limit)
+        rows = self._connection().execute(sql, (*params, limit + 1)).fetchall()
+        events = [row_event(r) for r in rows[:limit]]
+        return EventPage(events, events[-1].id if len(rows) > limit else None)
+
+    @_translated
+    def prune(self, before: float) -> int:
+        conn = self._connection()
+        total = 0
+        while True:
+            deleted = conn.execute(_PRUNE, (float(before), _PRUNE_CHUNK)).rowcount
+            total += deleted
+            if deleted < _PRUNE_CHUNK:
+                return total
+
+    def close(self) -> None:
+        pid = os.getpid()
+        with self._lock:
+            self._closed = True
+            opened, self._opened = self._opened, []
+        for owner, conn in opened:
+            if owner == pid:
+                with suppress(sqlite3.Error):
+                    conn.close()
+        self._local = threading.local()
