@@ -12,6 +12,7 @@ from sessionward._version import __version__
 from sessionward.core.events import RevokeReason
 from sessionward.service.openapi_events import EVENT_SCHEMAS, events_paths
 from sessionward.service.openapi_schemas import SCHEMAS, TOKEN, obj, ref
+from sessionward.service.openapi_ssf import SSF_SCHEMAS, ssf_paths
 from sessionward.service.openapi_webhooks import WEBHOOK_SCHEMAS, webhook_paths
 from sessionward.service.tenancy import MAX_USER_ID
 
@@ -466,9 +467,9 @@ def openapi_document(server_url: str | None = None) -> dict[str, Any]:
             "another application's token, session id or user answers as an unknown one. Data "
             "keys starting `_sessionward` are the service's own and refused.",
         },
-        "paths": _with_throttling({**_paths(), **events_paths(), **webhook_paths()}),
+        "paths": _with_throttling({**_paths(), **events_paths(), **webhook_paths(), **ssf_paths()}),
         "components": {
-            "schemas": {**SCHEMAS, **EVENT_SCHEMAS, **WEBHOOK_SCHEMAS},
+            "schemas": {**SCHEMAS, **EVENT_SCHEMAS, **WEBHOOK_SCHEMAS, **SSF_SCHEMAS},
             "securitySchemes": {
                 "apiKey": {
                     "type": "http",

@@ -19,6 +19,7 @@ endpoint here answers 404 and says why.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -43,6 +44,9 @@ __all__ = ["SCOPE", "open_transmitter", "ssf_routes", "transmitter_metadata"]
 
 SCOPE: Final = "issue"
 POLL_PATH: Final = "/ssf/poll/"
+MAX_ACK: Final = 256  # jti values acknowledged by one poll
+MAX_SET_ERRS: Final = 16
+_JTI: Final = re.compile("[!-~]{1,64}")
 _NO_STORE: Final = {"cache-control": "no-store"}
 _METADATA_CACHE: Final = {"cache-control": "public, max-age=300"}
 
@@ -99,6 +103,23 @@ def transmitter_metadata(origin: str) -> dict[str, Any]:
 
 def _json(body: Any, status: int = 200) -> Response:
     return JSONResponse(body, status_code=status, headers=_NO_STORE)
+
+
+def _jti_shaped(value: object) -> bool:
+    return isinstance(value, str) and _JTI.fullmatch(value) is not None
+
+
+def _set_error(value: object) -> bool:
+    """An RFC 8936 §2.4.4 error: ``err`` (a code) and ``description`` (text), both short."""
+    if not isinstance(value, dict) or value.keys() - {"err", "description"}:
+        return False
+    err, description = value.get("err", ""), value.get("description", "")
+    return (
+        isinstance(err, str)
+        and _JTI.fullmatch(err or "x") is not None
+        and isinstance(description, str)
+        and len(description) <= 256
+    )
 
 
 class _Handlers:
@@ -185,6 +206,8 @@ def _poll_fields(
     body: Mapping[str, Any],
 ) -> tuple[int | None, bool, list[str], dict[str, Mapping[str, Any]]]:
     max_events = body.get("maxEvents")
+    if isinstance(max_events, float) and max_events.is_integer():
+        max_events = int(max_events)  # JSON has one number type: 10.0 is the integer 10
     if max_events is not None and (
         isinstance(max_events, bool) or not isinstance(max_events, int) or max_events < 0
     ):
@@ -193,11 +216,16 @@ def _poll_fields(
     if not isinstance(immediately, bool):
         raise ApiError(400, "invalid_request", "returnImmediately must be a boolean")
     ack = body.get("ack", [])
-    if not isinstance(ack, list) or not all(isinstance(j, str) for j in ack) or len(ack) > 10000:
-        raise ApiError(400, "invalid_request", "ack must be a list of jti strings")
+    if not isinstance(ack, list) or len(ack) > MAX_ACK or not all(map(_jti_shaped, ack)):
+        raise ApiError(400, "invalid_request", f"ack must list at most {MAX_ACK} jti values")
     set_errs = body.get("setErrs", {})
-    if not isinstance(set_errs, dict) or not all(isinstance(e, dict) for e in set_errs.values()):
-        raise ApiError(400, "invalid_request", "setErrs must map jti to an error object")
+    if (
+        not isinstance(set_errs, dict)
+        or len(set_errs) > MAX_SET_ERRS
+        or not all(map(_jti_shaped, set_errs))
+        or not all(map(_set_error, set_errs.values()))
+    ):
+        raise ApiError(400, "invalid_request", "setErrs must map jti to {err, description}")
     return max_events, immediately, ack, set_errs
 
 

@@ -11,6 +11,7 @@ older events are not sent on it. Pure: no I/O, no clock.
 from __future__ import annotations
 
 import ipaddress
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -36,6 +37,7 @@ STATUSES: Final = ("enabled", "paused", "disabled")
 MAX_DESCRIPTION: Final = 256
 MAX_URL: Final = 2048
 MAX_AUTHORIZATION: Final = 4096
+_PRINTABLE_ASCII: Final = re.compile("[ -~]*")
 _RECEIVER_FIELDS: Final = frozenset({"events_requested", "delivery", "description"})
 _TRANSMITTER_FIELDS: Final = frozenset(
     {"iss", "aud", "events_supported", "events_delivered", "min_verification_interval"}
@@ -111,6 +113,10 @@ def new_stream(
     allow_http: bool = False,
 ) -> Stream:
     """A stream from a create request's receiver fields (``delivery`` absent: poll)."""
+    unknown = fields.keys() - _RECEIVER_FIELDS
+    if unknown:
+        raise InvalidArgument(f"unknown stream fields: {', '.join(sorted(unknown))}")
+    _no_nulls(fields)
     stream_id = secrets.token_hex(16)
     method, endpoint, authorization = _delivery(
         fields.get("delivery"), poll_url + stream_id, allow_http
@@ -150,6 +156,7 @@ def receiver_fields(
     unknown = body.keys() - _RECEIVER_FIELDS - _TRANSMITTER_FIELDS - {"stream_id"}
     if unknown:
         raise InvalidArgument(f"unknown stream fields: {', '.join(sorted(unknown))}")
+    _no_nulls(body)
     out = stream
     if "delivery" in body or replace_all:
         method, endpoint, authorization = _delivery(
@@ -168,22 +175,23 @@ def _delivery(value: object, poll_url: str, allow_http: bool) -> tuple[str, str,
         return POLL, poll_url, None
     if not isinstance(value, dict):
         raise InvalidArgument("delivery must be an object")
+    unknown = value.keys() - {"method", "endpoint_url", "authorization_header"}
+    if unknown:
+        raise InvalidArgument(f"unknown delivery fields: {', '.join(sorted(unknown))}")
     method = value.get("method", POLL)
-    if method == POLL:
-        given = value.get("endpoint_url")
-        if given is not None and given != poll_url:
-            raise InvalidArgument("the poll endpoint_url is the transmitter's to choose")
+    authorization = value.get("authorization_header")
+    for name in ("endpoint_url", "authorization_header"):
+        if name in value and not isinstance(value[name], str):
+            raise InvalidArgument(f"{name} must be text")
+    if method == POLL:  # the poll endpoint is the transmitter's: a receiver's is ignored
         return POLL, poll_url, None
     if method != PUSH:
         raise InvalidArgument(f"delivery method must be {PUSH} (push) or {POLL} (poll)")
-    url = check_push_url(value.get("endpoint_url"), allow_http=allow_http)
-    authorization = value.get("authorization_header")
     if authorization is not None and (
-        not isinstance(authorization, str)
-        or not authorization.isprintable()
-        or len(authorization) > MAX_AUTHORIZATION
+        _PRINTABLE_ASCII.fullmatch(authorization) is None or len(authorization) > MAX_AUTHORIZATION
     ):
-        raise InvalidArgument("authorization_header must be printable text")
+        raise InvalidArgument("authorization_header must be printable ASCII text")
+    url = check_push_url(value.get("endpoint_url"), allow_http=allow_http)
     return PUSH, url, authorization
 
 
@@ -211,6 +219,12 @@ def _loopback(host: str) -> bool:
         return False
 
 
+def _no_nulls(fields: Mapping[str, Any]) -> None:
+    for name in ("events_requested", "description"):
+        if name in fields and fields[name] is None:
+            raise InvalidArgument(f"{name} must not be null: leave it out")
+
+
 def _requested(value: object) -> tuple[str, ...] | None:
     if value is None:
         return None
@@ -224,6 +238,6 @@ def _requested(value: object) -> tuple[str, ...] | None:
 def _description(value: object) -> str | None:
     if value is None:
         return None
-    if not isinstance(value, str) or not value.isprintable():
-        raise InvalidArgument("description must be printable text")
-    return value[:MAX_DESCRIPTION]
+    if not isinstance(value, str) or len(value) > MAX_DESCRIPTION:
+        raise InvalidArgument(f"description must be text of at most {MAX_DESCRIPTION}")
+    return value
