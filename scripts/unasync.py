@@ -34,6 +34,7 @@ RULES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\basync_"), "sync_"),
     (re.compile(r"\bredis\.asyncio\b"), "redis"),
     (re.compile(r"\baclose\b"), "close"),
+    (re.compile(r"\baiter_(bytes|raw|text|lines)\b"), r"iter_\1"),
     (re.compile(r"\basynccontextmanager\b"), "contextmanager"),
 ]
 

@@ -17,6 +17,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis import Case
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from sessionward.jwt import KeySet, save_keyset_file
 from sessionward.service import ServiceConfig, create_app
@@ -29,6 +30,8 @@ from sessionward.service.throttle_storage import StateWindows
 from ._server import serve
 
 schema = schemathesis.openapi.from_dict(openapi_document())
+RECEIVERS = ("/v1/oidc/backchannel-logout", "/v1/ssf/events")
+schemathesis.serializer.alias("application/secevent+jwt", "text/plain")  # a SET is text
 _KEY = mint_key()  # registered in the service's state by the fixture
 
 
@@ -48,7 +51,18 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     path = Path(tmp_path_factory.mktemp("schemathesis")) / "s.db"
     keys = path.with_name("jwt-keys.json")  # the JWT mode on, so its routes are exercised
     save_keyset_file(keys, KeySet.generate("ES256", now=time.time()))
-    app = create_app(ServiceConfig(store=str(path), admin=False, demo=False, jwt_keys=str(keys)))
+    # The receivers on too (a provider nobody serves: the fuzzer's tokens fail to parse first).
+    nobody = "http://127.0.0.1:9"
+    config = ServiceConfig(
+        store=str(path),
+        admin=False,
+        demo=False,
+        jwt_keys=str(keys),
+        oidc_issuer=nobody,
+        oidc_client_id="fuzz",
+        ssf_issuer=nobody,
+    )
+    app = create_app(config)
     runtime: Runtime = app.state.runtime
     register_key(runtime.state, _KEY, "admin", "schemathesis", time.time())
     # The fuzzer sends thousands of wrong keys from one address, on purpose (its ignored-auth
@@ -72,4 +86,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     database=None,
 )
 def test_api_conforms(case: Case[Any], live: str) -> None:
-    case.call_and_validate(base_url=live)
+    # A receiver's body is a signed token the schema cannot describe: a schema-valid one from
+    # the fuzzer is refused with 400, as the back-channel logout and RFC 8935 specs require.
+    excluded: list[Any] = [positive_data_acceptance] if case.operation.path in RECEIVERS else []
+    case.call_and_validate(base_url=live, excluded_checks=excluded)

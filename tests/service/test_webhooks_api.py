@@ -166,3 +166,53 @@ def test_the_openapi_document_describes_the_webhook_operations() -> None:
     assert set(paths["/v1/webhooks/{webhook_id}"]) == {"get", "delete"}
     for tail in ("deliveries", "rotate-secret", "enable"):
         assert f"/v1/webhooks/{{webhook_id}}/{tail}" in paths
+
+
+def test_a_hanging_endpoint_never_slows_the_requests(live: Service) -> None:
+    import socket
+
+    hanging = socket.socket()  # accepts connections (the backlog) and never answers
+    hanging.bind(("127.0.0.1", 0))
+    hanging.listen(16)
+    try:
+        url = f"http://127.0.0.1:{hanging.getsockname()[1]}/hook"
+        live.client.post("/v1/webhooks", json={"url": url}, headers=live.auth("admin"))
+        live.runtime.start_background()  # the deliverer thread, as the app's lifespan starts it
+        slowest = 0.0
+        for n in range(20):
+            started = time.perf_counter()
+            answer = live.client.post(
+                "/v1/sessions", json={"user_id": f"u{n}"}, headers=live.auth("issue")
+            )
+            slowest = max(slowest, time.perf_counter() - started)
+            assert answer.status_code == 201
+            time.sleep(0.05)
+        assert slowest < 1.0  # the deliverer waits up to 10 s on the endpoint meanwhile
+    finally:
+        hanging.close()
+
+
+def test_endpoints_and_their_cursor_survive_a_restart(tmp_path: Path, receiver: Receiver) -> None:
+    config = ServiceConfig(
+        store=str(tmp_path / "s.db"), admin=False, demo=False, policy=POLICY, key_cache_seconds=0
+    )
+    clock = FakeClock(time.time())
+    for round_ in range(2):
+        app = create_app(config, clock=clock)
+        runtime: Runtime = app.state.runtime
+        try:
+            with serve(app) as base, httpx.Client(base_url=base, timeout=10) as client:
+                keys = make_keys(runtime)
+                service = Service(app, runtime, clock, client, keys, Path(config.store))
+                if round_ == 0:
+                    made = client.post(
+                        "/v1/webhooks", json={"url": receiver.url}, headers=service.auth("admin")
+                    )
+                    receiver.secret = made.json()["secret"]
+                client.post(
+                    "/v1/sessions", json={"user_id": f"u{round_}"}, headers=service.auth("issue")
+                )
+                assert deliver(service) == 1
+        finally:
+            asyncio.run(runtime.close())
+    assert [p["data"]["user_id"] for p in receiver.payloads()] == ["u0", "u1"]

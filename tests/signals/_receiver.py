@@ -20,6 +20,9 @@ class Receiver:
         self.location: str | None = None
         self.received: list[dict[str, Any]] = []  # verified messages, in arrival order
         self.refused = 0  # messages whose signature did not verify
+        self.hold: threading.Event | None = None  # answers wait until it is set
+        #: False: keep messages unchecked (the test checks them on its own fake clock).
+        self.check = True
         self.lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -38,6 +41,8 @@ class Receiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", "0")))
                 receiver.take(dict(self.headers.items()), body)
+                if receiver.hold is not None:
+                    receiver.hold.wait(10)
                 self.send_response(receiver.status)
                 if receiver.location:
                     self.send_header("location", receiver.location)
@@ -53,7 +58,11 @@ class Receiver:
     def take(self, headers: dict[str, str], body: bytes) -> None:
         assert self.secret is not None
         try:
-            payload = standardwebhooks.Webhook(self.secret).verify(body, headers)
+            payload = (
+                standardwebhooks.Webhook(self.secret).verify(body, headers)
+                if self.check
+                else json.loads(body)
+            )
         except standardwebhooks.WebhookVerificationError:
             with self.lock:
                 self.refused += 1

@@ -10,11 +10,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from servers import postgres_server, redis_server  # noqa: F401 - fixtures
 
 from sessionward import SessionManager
 from sessionward.core.events import EventBus, SessionCreated, SessionRevoked
 from sessionward.signals.delivery import Deliverer, Limits
-from sessionward.signals.webhook_endpoints import KIND, WebhookRenderer, create_webhook
+from sessionward.signals.webhook_endpoints import (
+    KIND,
+    ROTATION_GRACE,
+    WebhookRenderer,
+    create_webhook,
+    rotate_secret,
+)
+from sessionward.signals.webhooks import WebhookVerificationError, verify
 from sessionward.stores import MemoryStore
 from sessionward.stores.consumers import (
     DISABLED,
@@ -244,18 +252,40 @@ def test_an_oversized_event_is_recorded_and_skipped(clock: FakeClock, receiver: 
     assert [d.error for d in store.deliveries(hook.id)] == [None, "undeliverable"]
 
 
+def _shared_stores(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> list[ConsumerStore]:
+    """Three connections to one consumer database: the setup's and two deliverers'."""
+    if backend == "sqlite":
+        return [SQLiteConsumerStore(tmp_path / "shared.db") for _ in range(3)]
+    if backend == "postgres":
+        from sessionward.stores.consumers.postgres import PostgresConsumerStore
+
+        server = request.getfixturevalue("postgres_server")
+        stores = [PostgresConsumerStore(server.conninfo) for _ in range(3)]
+        stores[0].clear()
+        return list(stores)
+    from sessionward.stores.consumers.redis import RedisConsumerStore
+
+    server = request.getfixturevalue("redis_server")
+    server.call("FLUSHALL")
+    return [RedisConsumerStore(server.url) for _ in range(3)]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres", "redis"])
 def test_two_deliverers_on_one_database_never_send_an_event_twice(
-    clock: FakeClock, receiver: Receiver, tmp_path: Path
+    backend: str,
+    clock: FakeClock,
+    receiver: Receiver,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
     log = MemoryEventLog()
-    setup = SQLiteConsumerStore(tmp_path / "shared.db")
+    setup, *nodes = _shared_stores(backend, request, tmp_path)
     _, secret = create_webhook(setup, log, receiver.url, application="default", now=clock.now())
     receiver.secret = secret.reveal()
     ids = revoked(log, clock, 60)
-    engines = [
-        deliverer(log, SQLiteConsumerStore(tmp_path / "shared.db"), clock, limits=Limits(batch=7))
-        for _ in range(2)
-    ]
+    engines = [deliverer(log, node, clock, limits=Limits(batch=7)) for node in nodes]
     sent: Counter[int] = Counter()
     stop = threading.Event()
 
@@ -272,11 +302,99 @@ def test_two_deliverers_on_one_database_never_send_an_event_twice(
     stop.set()
     for thread in threads:
         thread.join()
-    for engine in engines:
+    for engine, node in zip(engines, nodes, strict=True):
         engine.stop()
+        node.close()
     setup.close()
     assert receiver.ids() == [f"evt_{i}" for i in ids]  # each once, in order
     assert sum(sent.values()) == len(ids)
+
+
+def test_a_deliverer_that_outlives_its_lease_moves_no_cursor(
+    clock: FakeClock, receiver: Receiver, tmp_path: Path
+) -> None:
+    log = MemoryEventLog()
+    setup = SQLiteConsumerStore(tmp_path / "shared.db")
+    hook, secret = create_webhook(setup, log, receiver.url, application="default", now=clock.now())
+    receiver.secret = secret.reveal()
+    ids = revoked(log, clock, 3)
+    slow, fast = (
+        deliverer(log, SQLiteConsumerStore(tmp_path / "shared.db"), clock) for _ in range(2)
+    )
+    receiver.hold = threading.Event()
+    stalled = threading.Thread(target=slow.run_once)
+    stalled.start()  # claims the endpoint, then hangs on the receiver's first answer
+    deadline = time.monotonic() + 10
+    while not receiver.ids() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    clock.advance(Limits().lease + 1)  # the stalled deliverer's lease runs out
+    receiver.hold.set()
+    receiver.hold = None
+    assert fast.run_once() >= 2  # takes over; the first event may go out twice
+    stalled.join()
+    assert fast.run_once() == 0
+    for engine in (slow, fast):
+        engine.stop()
+    state = setup.get(hook.id)
+    setup.close()
+    assert state is not None
+    assert state.cursor == ids[-1]
+    got = receiver.ids()
+    assert sorted(set(got)) == sorted(f"evt_{i}" for i in ids)  # none lost
+    assert got[-len(ids) :] == [f"evt_{i}" for i in ids]  # the taker sent all, in order
+    assert Counter(got)[f"evt_{ids[0]}"] <= 2
+
+
+def test_a_renderer_error_is_a_failed_attempt_retried_later(
+    clock: FakeClock, receiver: Receiver
+) -> None:
+    log, store = MemoryEventLog(), MemoryConsumerStore()
+    hook, secret = create_webhook(store, log, receiver.url, application="default", now=clock.now())
+    receiver.secret = secret.reveal()
+    store.set_credentials(hook.id, {"secrets": []})  # nothing to sign with
+    [event_id] = revoked(log, clock, 1)
+    engine = deliverer(log, store, clock)
+    try:
+        assert engine.run_once() == 0
+        [attempt] = store.deliveries(hook.id)
+        assert (attempt.error, attempt.ok) == ("render", False)
+        state = store.get(hook.id)
+        assert state is not None
+        assert state.failures == 1
+        store.set_credentials(hook.id, {"secrets": [{"secret": secret.reveal(), "expires": None}]})
+        clock.set(state.next_attempt)
+        assert engine.run_once() == 1
+    finally:
+        engine.stop()
+    assert receiver.ids() == [f"evt_{event_id}"]
+
+
+def test_a_rotated_secret_signs_beside_the_new_one_for_a_day(
+    clock: FakeClock, receiver: Receiver
+) -> None:
+    log, store = MemoryEventLog(), MemoryConsumerStore()
+    hook, old = create_webhook(store, log, receiver.url, application="default", now=clock.now())
+    new = rotate_secret(store, hook.id, now=clock.now())
+    receiver.secret = old.reveal()  # a receiver not yet told about the new secret
+    revoked(log, clock, 1)
+    engine = deliverer(log, store, clock)
+    try:
+        assert engine.run_once() == 1
+        [message] = receiver.received
+        signatures = message["headers"]["webhook-signature"].split(" ")
+        assert len(signatures) == 2
+        assert verify([new], message["headers"], message["raw"], now=clock.now())
+        clock.advance(ROTATION_GRACE + 1)
+        receiver.check = False  # the library checks timestamps on the wall clock
+        revoked(log, clock, 1)
+        assert engine.run_once() == 1
+    finally:
+        engine.stop()
+    last = receiver.received[-1]
+    assert len(last["headers"]["webhook-signature"].split(" ")) == 1
+    with pytest.raises(WebhookVerificationError):
+        verify([old], last["headers"], last["raw"], now=clock.now())
+    assert verify([new], last["headers"], last["raw"], now=clock.now())
 
 
 def test_no_raw_token_reaches_a_receiver(clock: FakeClock, receiver: Receiver) -> None:

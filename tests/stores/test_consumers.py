@@ -8,9 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from servers import postgres_server, redis_server  # noqa: F401 - fixtures
+from servers import (  # noqa: F401 - fixtures
+    free_port,
+    postgres_server,
+    redis_cluster,
+    redis_server,
+)
 
-from sessionward.errors import AlreadyExists, NotFound
+from sessionward.errors import AlreadyExists, NotFound, StoreUnavailable
 from sessionward.stores.consumers import (
     ACTIVE,
     DISABLED,
@@ -50,11 +55,20 @@ def _redis(request: pytest.FixtureRequest, tmp_path: Path) -> ConsumerStore:
     return RedisConsumerStore(server.url)
 
 
+def _redis_cluster(request: pytest.FixtureRequest, tmp_path: Path) -> ConsumerStore:
+    from sessionward.stores.consumers.redis import RedisConsumerStore
+
+    cluster = request.getfixturevalue("redis_cluster")
+    cluster.flush()
+    return RedisConsumerStore(cluster.url)
+
+
 BACKENDS: dict[str, Callable[[pytest.FixtureRequest, Path], ConsumerStore]] = {
     "memory": _memory,
     "sqlite": _sqlite,
     "postgres": _postgres,
     "redis": _redis,
+    "redis-cluster": _redis_cluster,
 }
 
 
@@ -213,3 +227,18 @@ def test_history_is_newest_first_and_bounded(store: ConsumerStore) -> None:
     assert [d.event_id for d in store.deliveries("wh_1", limit=2)] == ["e6", "e5"]
     [other] = store.deliveries("wh_2")
     assert (other.status, other.ok, other.error) == (503, False, None)
+
+
+def test_postgres_opens_while_the_server_is_down_and_fails_closed() -> None:
+    pytest.importorskip("psycopg_pool")
+    from sessionward.stores.consumers.postgres import PostgresConsumerStore
+
+    port = free_port()
+    store = PostgresConsumerStore(f"host=127.0.0.1 port={port} user=x dbname=x", timeout=0.5)
+    try:
+        with pytest.raises(StoreUnavailable):
+            store.consumers()
+        with pytest.raises(StoreUnavailable):
+            store.claim("me", NOW, 60, 10)
+    finally:
+        store.close()

@@ -73,6 +73,7 @@ class CommandGroup:
 GROUPS: list[CommandGroup] = [
     CommandGroup("sessions", "sessionward.cli.sessions:register", "list and revoke sessions"),
     CommandGroup("gc", "sessionward.cli.gc:register", "delete expired sessions"),
+    CommandGroup("webhooks", "sessionward.cli.webhooks:register", "signed webhook endpoints"),
     CommandGroup("tour", "sessionward.cli.tour:register", "walk through the main job"),
     CommandGroup(
         "serve", "sessionward.cli.serve:register", "run the service and the demo", "service"

@@ -52,6 +52,9 @@ class RevokeReason(enum.StrEnum):
     ACCOUNT_DISABLED = "account-disabled"
     EXPIRED = "expired"
     RISK = "risk"
+    IDP_LOGOUT = "idp-logout"  # the identity provider ended its session (back-channel logout)
+    SHARED_SIGNAL = "shared-signal"  # a Shared Signals transmitter revoked the session (CAEP)
+    CREDENTIAL_COMPROMISE = "credential-compromise"  # a RISC credential-compromise event
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,6 +47,7 @@ from sessionward.service.admin_sessions import (
     plural,
     sessions_table,
 )
+from sessionward.service.admin_webhooks import AdminWebhooks
 from sessionward.service.factors import NAME, check_password, check_setup_code
 from sessionward.service.forms import form_fields, redirect, try_again, with_retry_after
 from sessionward.service.html import Page, attr, chart_svg, esc, fmt_time, hidden_csrf
@@ -106,6 +107,7 @@ class Admin:
     async def page(self, request: Request, title: str, name: str | None = None) -> Page:
         """A console page; signed in, its navigation holds the sign-out button."""
         nav = [f'<a href="{ROOT}/">Dashboard</a>', f'<a href="{ROOT}/sessions">Sessions</a>']
+        nav.append(f'<a href="{ROOT}/webhooks">Webhooks</a>')
         if self.rt.config.admin_host is None:
             nav.append('<a href="/demo/">Demo shop</a>')
         name = name or self.signed_in(request)
@@ -520,6 +522,7 @@ def _session_row(session: Session, current: Session | None) -> str:
 def admin_app(rt: Runtime) -> Any:
     admin = Admin(rt)
     account = AdminAccount(admin)
+    hooks = AdminWebhooks(admin)
     routes = [
         Route("/", admin.dashboard, methods=["GET"]),
         Route("/setup", admin.setup, methods=["GET", "POST"]),
@@ -537,6 +540,9 @@ def admin_app(rt: Runtime) -> Any:
         Route("/sessions/{session_id}", admin.session_detail, methods=["GET"]),
         Route("/sessions/{session_id}/revoke", admin.confirm_revoke_session, methods=["GET"]),
         Route("/sessions/{session_id}/revoke", admin.revoke_session, methods=["POST"]),
+        Route("/webhooks", hooks.index, methods=["GET"]),
+        Route("/webhooks/{webhook_id}", hooks.detail, methods=["GET"]),
+        Route("/webhooks/{webhook_id}/enable", hooks.enable, methods=["POST"]),
     ]
     csrf = CsrfPolicy(rt.config.admin_origins, keys=[rt.state.secret("admin-csrf")])
     middleware = [

@@ -87,6 +87,8 @@ from sessionward.service.tenancy import (
     public_user,
 )
 from sessionward.service.throttle import Throttled
+from sessionward.signals._async.links import AsyncIdpLinks
+from sessionward.signals.links import IdpLink
 
 if TYPE_CHECKING:
     from sessionward.jwt import AsyncTokenService, TokenPair
@@ -207,7 +209,7 @@ class Api:
     async def issue(self, request: Request, key: ApiKey) -> Response:
         fields = Fields(
             await json_body(request, optional=True),
-            {"user_id", "auth_level", "scopes", "data", "context", "previous_token"},
+            {"user_id", "auth_level", "scopes", "data", "context", "previous_token", "idp"},
         )
         user_id = fields.string("user_id", limit=MAX_USER_ID)
         if user_id is not None and user_id.startswith(RESERVED_PREFIX):
@@ -225,6 +227,11 @@ class Api:
         # The application's stamp goes first (its manager's check reads a prefix); a
         # carried-over session's data begins with the same stamp.
         data = {APP_KEY: key.application, **(client_data(fields, "data") or {})}
+        link = _idp_link(fields)
+        if link is not None:
+            if user_id is None:
+                raise ApiError(400, "invalid_request", "idp needs a user_id")
+            data.update(link.data())
         session = await manager.issue(
             user_id,
             auth_level=or_default(fields.integer("auth_level", maximum=100), 1),
@@ -233,6 +240,8 @@ class Api:
             context=context,
             previous=previous,
         )
+        if link is not None:  # indexed after the issue: a failed issue leaves no index entry
+            await AsyncIdpLinks(manager).remember(session)
         return _answer({"session": session_json(session), "token": session.token}, 201)
 
     async def validate(self, request: Request, key: ApiKey) -> Response:
@@ -423,6 +432,16 @@ class Api:
             self.rt.activity, sessions=count, store_up=up, application=key.application
         )
         return Response(text, media_type=CONTENT_TYPE, headers=_NO_STORE)
+
+
+def _idp_link(fields: Fields) -> IdpLink | None:
+    """The identity provider's ``iss`` with ``sid`` and/or ``sub`` of this login, if given."""
+    raw = fields.mapping("idp")
+    if raw is None:
+        return None
+    idp = Fields(raw, {"iss", "sid", "sub"}, "idp")
+    iss = idp.string("iss", required=True, limit=512) or ""
+    return IdpLink(iss, idp.string("sid", limit=512), idp.string("sub", limit=512))
 
 
 def mapped(exc: Exception) -> ApiError:

@@ -33,6 +33,7 @@ from sessionward.service.bounds import RequestBounds
 from sessionward.service.config import ServiceConfig
 from sessionward.service.headers import SecurityHeaders
 from sessionward.service.openapi import openapi_document
+from sessionward.service.receivers import open_receivers, receiver_routes
 from sessionward.service.runtime import Runtime, open_runtime
 from sessionward.service.ssf import open_transmitter, ssf_routes
 from sessionward.stores._async.base import AsyncStore
@@ -82,8 +83,11 @@ def create_app(
     async def index(request: Request) -> Response:
         return HTMLResponse(_INDEX, headers={"content-security-policy": _INDEX_CSP})
 
+    if rt.receivers is None:
+        rt.receivers = open_receivers(config, rt.manager)
     routes: list[BaseRoute] = [
         *api_routes(rt, api),
+        *receiver_routes(rt.receivers, rt.metrics),
         *apidocs_routes(),
         *ssf_routes(rt),
         Route("/healthz", healthz, methods=["GET"]),

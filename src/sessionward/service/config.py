@@ -10,6 +10,9 @@ flags, at top level or under a ``[service]`` table, plus an optional ``[policy]`
     public_url = "https://sessions.example"
     trusted_proxies = ["10.0.0.0/8"]
     jwt_keys = "jwt-keys.json"        # opt-in JWT mode: JWKS and refresh endpoints
+    oidc_issuer = "https://login.example"   # back-channel logout from this provider
+    oidc_client_id = "shop"
+    ssf_issuer = "https://signals.example"  # Shared Signals pushed by this transmitter
 
     [policy]
     idle_timeout = 1800
@@ -61,6 +64,14 @@ class ServiceConfig:
     * ``event_log``: keep a durable audit log of session events in the store (default on;
       docs/events.md). ``event_retention_days``: how long its entries are kept (default 90;
       0 keeps them all, though Redis still bounds its stream by length).
+    * ``oidc_issuer`` / ``oidc_client_id``: turn on ``POST /v1/oidc/backchannel-logout`` for
+      logout tokens of that OpenID provider addressed to that client; ``oidc_jwks_url`` is its
+      JWK set (default: the ``jwks_uri`` of its ``/.well-known/openid-configuration``).
+    * ``ssf_issuer``: turns on ``POST /v1/ssf/events`` for SETs pushed by that Shared Signals
+      transmitter; ``ssf_jwks_url`` (default: the ``jwks_uri`` of its
+      ``/.well-known/ssf-configuration``), ``ssf_audience`` (default: the origin),
+      ``ssf_authorization`` (the exact ``Authorization`` header it must send, optional) and
+      ``ssf_credential_compromise`` (``revoke``, the default, or ``step-up``).
     """
 
     host: str = "127.0.0.1"
@@ -78,6 +89,14 @@ class ServiceConfig:
     csp_report_uri: str | None = None
     event_log: bool = True
     event_retention_days: float = 90.0
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_jwks_url: str | None = None
+    ssf_issuer: str | None = None
+    ssf_jwks_url: str | None = None
+    ssf_audience: str | None = None
+    ssf_authorization: str | None = field(default=None, repr=False)
+    ssf_credential_compromise: str = "revoke"
     policy: Policy = field(default_factory=Policy)
 
     def __post_init__(self) -> None:
@@ -95,6 +114,10 @@ class ServiceConfig:
             raise ConfigError("event_retention_days must be 0 (keep all) or a positive number")
         if self.csp_report_uri is not None and not _is_report_uri(self.csp_report_uri):
             raise ConfigError("csp_report_uri must be an http(s) URL or a path, without ';' ','")
+        if (self.oidc_issuer is None) != (self.oidc_client_id is None):
+            raise ConfigError("oidc_issuer and oidc_client_id go together")
+        if self.ssf_credential_compromise not in ("revoke", "step-up"):
+            raise ConfigError("ssf_credential_compromise must be 'revoke' or 'step-up'")
 
     @property
     def store_is_sqlite(self) -> bool:

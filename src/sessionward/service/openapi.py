@@ -11,6 +11,7 @@ from typing import Any
 from sessionward._version import __version__
 from sessionward.core.events import RevokeReason
 from sessionward.service.openapi_events import EVENT_SCHEMAS, events_paths
+from sessionward.service.openapi_receivers import receiver_paths
 from sessionward.service.openapi_schemas import SCHEMAS, TOKEN, obj, ref
 from sessionward.service.openapi_ssf import SSF_SCHEMAS, ssf_paths
 from sessionward.service.openapi_webhooks import WEBHOOK_SCHEMAS, webhook_paths
@@ -116,8 +117,10 @@ def _paths() -> dict[str, Any]:
                             "description": "The pre-login token: its data is carried over "
                             "and it is killed.",
                         },
+                        "idp": ref("IdpLink"),
                     }
-                ),
+                )
+                | {"dependentRequired": {"idp": ["user_id"]}},
             )
             | {
                 "responses": _with_409(
@@ -467,7 +470,10 @@ def openapi_document(server_url: str | None = None) -> dict[str, Any]:
             "another application's token, session id or user answers as an unknown one. Data "
             "keys starting `_sessionward` are the service's own and refused.",
         },
-        "paths": _with_throttling({**_paths(), **events_paths(), **webhook_paths(), **ssf_paths()}),
+        "paths": {
+            **_with_throttling({**_paths(), **events_paths(), **webhook_paths(), **ssf_paths()}),
+            **receiver_paths(),
+        },
         "components": {
             "schemas": {**SCHEMAS, **EVENT_SCHEMAS, **WEBHOOK_SCHEMAS, **SSF_SCHEMAS},
             "securitySchemes": {

@@ -70,6 +70,20 @@ SCHEMAS: dict[str, Any] = {
             },
         }
     ),
+    "IdpLink": {
+        **obj(
+            {
+                "iss": {"type": "string", "minLength": 1, "maxLength": 512},
+                "sid": {"type": "string", "minLength": 1, "maxLength": 512},
+                "sub": {"type": "string", "minLength": 1, "maxLength": 512},
+            },
+            ("iss",),
+        ),
+        "anyOf": [{"required": ["sid"]}, {"required": ["sub"]}],
+        "description": "The OpenID provider's `iss`, `sid` and/or `sub` of this login (from the "
+        "ID token): back-channel logout and Shared Signals events naming them end this session. "
+        "Needs a `user_id`.",
+    },
     "Session": {
         "type": "object",
         "required": [

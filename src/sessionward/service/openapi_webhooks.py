@@ -67,7 +67,7 @@ WEBHOOK_SCHEMAS: dict[str, Any] = {
             "latency_ms": {"type": "number"},
             "error": {
                 **_NULL_STR,
-                "description": "timeout, connect, http, status or undeliverable",
+                "description": "timeout, connect, http, status, render or undeliverable",
             },
             "ok": {"type": "boolean"},
         },

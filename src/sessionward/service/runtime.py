@@ -22,6 +22,7 @@ from sessionward.service.activity import Activity, application_of, tagged
 from sessionward.service.config import ServiceConfig
 from sessionward.service.keys import KeyRing
 from sessionward.service.metrics import Metrics
+from sessionward.service.receivers import Receivers, open_receivers
 from sessionward.service.state import ServiceState
 from sessionward.service.tenancy import admits
 from sessionward.service.throttle import Guard, open_guard
@@ -93,6 +94,7 @@ class Runtime:
     tokens: AsyncTokenService | None = None  # the JWT mode, when ``jwt_keys`` is configured
     event_log: EventLog | None = None  # the durable audit log (``config.event_log``)
     recorder: Recorder | None = None  # writes every event to ``event_log`` in the background
+    receivers: Receivers | None = None  # identity-provider links, back-channel logout, SSF
     webhooks: Webhooks | None = None  # endpoints and their deliverer (needs ``event_log``)
     transmitter: Transmitter | None = None  # Shared Signals (sessionward.service.ssf)
     ssf_off: str | None = None  # why there is no transmitter
@@ -126,6 +128,8 @@ class Runtime:
             self.webhooks.close()  # stops reading the log before it closes
         if self.transmitter is not None:
             self.transmitter.close()
+        if self.receivers is not None:
+            await self.receivers.close()
         if self.recorder is not None:
             self.recorder.close()  # appends what is queued before the log closes
         if self.event_log is not None:
@@ -200,11 +204,26 @@ def open_runtime(
         state.close()
         raise
     guard = open_guard(config.store, state, clock.now, events)
-    webhooks = open_webhooks(config, event_log, clock, store=consumers, shared=shared)
+    receivers = open_receivers(config, manager)
+    try:
+        webhooks = open_webhooks(config, event_log, clock, store=consumers, shared=shared)
+    except BaseException:
+        state.close()
+        raise
     return Runtime(
-        config, manager, state, keys, activity, Metrics(), guard, tokens, event_log, recorder,
-        webhooks,
-    )  # fmt: skip
+        config,
+        manager,
+        state,
+        keys,
+        activity,
+        Metrics(),
+        guard,
+        tokens,
+        event_log=event_log,
+        recorder=recorder,
+        receivers=receivers,
+        webhooks=webhooks,
+    )
 
 
 _FAMILY_MARK = '"_sessionward_refresh":'  # sessionward.jwt.refresh.FAMILY_KEY, as stored

@@ -1,6 +1,6 @@
 """The delivery engine: durable, at-least-once push of event-log entries to HTTP consumers.
 
-Shared by webhooks (:mod:`sessionward.signals.webhook_render`) and Shared Signals push
+Shared by webhooks (:mod:`sessionward.signals.webhook_endpoints`) and Shared Signals push
 streams: each consumer kind plugs a :class:`Renderer` that turns one
 :class:`~sessionward.stores.eventlog.base.LoggedEvent` into a request body and headers; the
 :class:`Deliverer` does the rest::
@@ -20,7 +20,8 @@ and for each walks ``EventLog.read(cursor, batch)`` forward:
   a 2xx moves the cursor past it, anything else stops the round for that consumer: events
   reach each consumer in log order, and a failing event blocks the ones behind it;
 * the round's outcome and its attempts (status, latency, error code) are written together,
-  and only while this deliverer still holds the lease.
+  and only while this deliverer still holds the lease; a round stops sending when the lease
+  runs out (``Limits.lease``, well beyond ``Limits.round_budget`` plus one request's timeout).
 
 Guarantees: **at-least-once** (a crash between a 2xx and the write of the new cursor sends
 the event again, with the same idempotency id: renderers derive it from the log entry id);
@@ -214,9 +215,12 @@ class Deliverer:
         cursor, failures, first = consumer.cursor, consumer.failures, consumer.first_failure
         attempts: list[Delivery] = []
         delivered, failed = 0, False
-        started = time.monotonic()
+        started, lease_end = time.monotonic(), self.clock.now() + self.limits.lease
         for event in events:
-            if time.monotonic() - started > self.limits.round_budget:
+            # Past the lease another deliverer may own the consumer: stop sending.
+            if time.monotonic() - started > self.limits.round_budget or (
+                self.clock.now() >= lease_end
+            ):
                 break
             if not consumer.wants(event.kind, event.application):
                 cursor = event.id
@@ -262,6 +266,9 @@ class Deliverer:
         except Undeliverable as exc:
             logger.warning("event %s not deliverable to %s: %s", event.id, consumer.id, exc)
             return Delivery(consumer.id, event.id, "", now, n, None, 0.0, "undeliverable")
+        except Exception:  # a renderer's bug or bad credentials: retried with back-off
+            logger.exception("rendering event %s for %s failed", event.id, consumer.id)
+            return Delivery(consumer.id, event.id, "", now, n, None, 0.0, "render")
         status, error, latency = self._post(consumer.url, rendered)
         return Delivery(consumer.id, event.id, rendered.message_id, now, n, status, latency, error)
 

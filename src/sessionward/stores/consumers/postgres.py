@@ -2,7 +2,8 @@
 sessions and the event log (default schema ``sessionward``), created on first use under an
 advisory lock.
 
-``claim`` is one ``UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED)``: deliverers
+The pool opens and the tables are created on first use. ``claim`` is one
+``UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED)``: deliverers
 on any number of nodes each take different consumers, without waiting on each other.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -105,11 +107,22 @@ class PostgresConsumerStore:
             open=False,
             kwargs={"autocommit": True, "connect_timeout": 5},
         )
-        self._pool.open(wait=False)
-        with self._tx() as conn:
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
-            for statement in _CREATE:
-                conn.execute(self._q(statement))
+        self._ready = False
+        self._opening = threading.Lock()
+
+    def _ensure(self) -> None:
+        """Open the pool and create the tables on first use, so that a service starts while
+        the database is still down (the calls then raise ``StoreUnavailable``)."""
+        with self._opening:
+            if self._ready:
+                return
+            if self._pool.closed:
+                self._pool.open(wait=False)
+            with self._pool.connection() as conn, conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+                for statement in _CREATE:
+                    conn.execute(self._q(statement))
+            self._ready = True
 
     def _q(self, template: str) -> Any:
         return (
@@ -123,6 +136,8 @@ class PostgresConsumerStore:
     @contextmanager
     def _tx(self) -> Iterator[psycopg.Connection[Any]]:
         try:
+            if not self._ready:
+                self._ensure()
             with self._pool.connection() as conn, conn.transaction():
                 yield conn
         except StoreError:

@@ -86,6 +86,7 @@ class SQLiteConsumerStore:
             self._conn.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
             if self.path != ":memory:":
                 self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
             with self._write() as conn:
                 for statement in _SCHEMA:
                     conn.execute(statement)

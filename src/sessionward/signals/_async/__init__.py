@@ -1,0 +1,1 @@
+"""Async sources of the signals package (the ``_sync`` twins are generated)."""
