@@ -5,6 +5,8 @@ acknowledgements, and every SET checked with PyJWT against the service's JWKS.""
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -297,3 +299,32 @@ def test_elevation_becomes_token_claims_change(ssf: Service) -> None:
     assert claims["events"][TOKEN_CLAIMS_CHANGE]["claims"] == {"auth_level": 2}
     assert claims["sub_id"]["format"] == "complex"
     assert claims["sub_id"]["user"]["sub"] == "bob"
+
+
+def test_no_token_or_receiver_secret_in_logs_or_answers(
+    ssf: Service, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    credential = "Bearer receiver-secret-value-1"
+    body = {
+        "delivery": {
+            "method": "urn:ietf:rfc:8935",
+            "endpoint_url": "http://127.0.0.1:9/events",  # discard port: every push fails
+            "authorization_header": credential,
+        }
+    }
+    auth = ssf.auth("issue")
+    pushed = ssf.client.post("/ssf/stream", json=body, headers=auth)
+    assert pushed.status_code == 201
+    polled = create_stream(ssf)
+    token = issue_and_revoke(ssf, "carol")
+    answers = [poll(ssf, polled), ssf.client.get("/ssf/stream", headers=auth).json()]
+    ssf.client.post("/ssf/verify", json={"stream_id": pushed.json()["stream_id"]}, headers=auth)
+    time.sleep(1.5)  # a delivery round or two, and the verification's first try
+    secret = token.rsplit("_", 1)[-1]
+    seen = caplog.text + json.dumps(answers) + pushed.text
+    ((set_token),) = answers[0]["sets"].values()
+    session_id = decode(ssf, set_token)["sub_id"]["session"]["id"]
+    assert session_id in caplog.text  # the public id is logged: the capture works
+    for leak in (token, secret, credential, "receiver-secret-value-1"):
+        assert leak not in seen
