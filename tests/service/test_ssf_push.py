@@ -192,3 +192,38 @@ def test_push_needs_https_except_to_loopback(ssf: Service) -> None:
         body = {"delivery": {"method": "urn:ietf:rfc:8935", "endpoint_url": url}}
         answer = ssf.client.post("/ssf/stream", json=body, headers=ssf.auth("issue"))
         assert answer.status_code == 400, url
+
+
+def test_a_poll_stream_switched_to_push_and_to_another_receiver(ssf: Service) -> None:
+    auth = ssf.auth("issue")
+    created = ssf.client.post("/ssf/stream", json={}, headers=auth).json()
+    stream_id = created["stream_id"]
+    first = Receiver(ssf.client.get("/.well-known/jwks.json").json())
+    second = Receiver(ssf.client.get("/.well-known/jwks.json").json())
+    with uvicorn_thread(first.app) as one, uvicorn_thread(second.app) as two:
+        delivery = {
+            "method": "urn:ietf:rfc:8935",
+            "endpoint_url": one + "/events",
+            "authorization_header": AUTHORIZATION,
+        }
+        body = {"stream_id": stream_id, "delivery": delivery}
+        patched = ssf.client.patch("/ssf/stream", json=body, headers=auth)
+        assert patched.json()["delivery"]["endpoint_url"] == one + "/events"
+        revoke_sessions(ssf, ["to-first"])
+        first.wait_for(lambda: len(first.jtis()) == 1)
+        body["delivery"] = {**delivery, "endpoint_url": two + "/events"}
+        assert ssf.client.patch("/ssf/stream", json=body, headers=auth).status_code == 200
+        revoke_sessions(ssf, ["to-second"])
+        second.wait_for(lambda: len(second.jtis()) == 1)
+        assert [c["sub_id"]["user"]["sub"] for c in second.received] == ["to-second"]
+        assert len(first.jtis()) == 1
+        replaced = ssf.client.put("/ssf/stream", json={"stream_id": stream_id}, headers=auth)
+        assert replaced.json()["delivery"]["method"] == "urn:ietf:rfc:8936"  # PUT: back to poll
+        revoke_sessions(ssf, ["polled"])
+        time.sleep(1.5)
+        assert len(second.jtis()) == 1
+        assert ssf.runtime.recorder is not None
+        assert ssf.runtime.recorder.flush()
+        url = f"/ssf/poll/{stream_id}"
+        sets = ssf.client.post(url, json={"returnImmediately": True}, headers=auth).json()["sets"]
+        assert len(sets) == 1
