@@ -129,7 +129,7 @@ def test_push_delivers_verified_sets_and_a_verification_event(ssf: Service) -> N
 
         for token in tokens:  # no raw token in any SET, nor in the stored streams
             assert all(token not in raw for raw in receiver.raw)
-            secret = token.rsplit("_", 1)[-1]
+            secret = token[4 + 16 : 4 + 58]  # sw1_, the 16-character id, then the secret
             assert all(secret not in raw for raw in receiver.raw)
         with sqlite3.connect(ssf.path) as db:
             stored = str(db.execute("SELECT * FROM ssf_streams").fetchall())
@@ -227,3 +227,30 @@ def test_a_poll_stream_switched_to_push_and_to_another_receiver(ssf: Service) ->
         url = f"/ssf/poll/{stream_id}"
         sets = ssf.client.post(url, json={"returnImmediately": True}, headers=auth).json()["sets"]
         assert len(sets) == 1
+
+
+def test_a_stream_the_engine_disabled_reads_paused_until_enabled(ssf: Service) -> None:
+    stream = push_stream(ssf, "http://127.0.0.1:9/events")
+    webhooks = ssf.runtime.webhooks
+    assert webhooks is not None
+    revoke_sessions(ssf, ["unreachable"])  # something to fail on (nobody listens on port 9)
+    deadline = time.monotonic() + 15
+    while True:
+        consumer = webhooks.store.get(stream["stream_id"])
+        assert consumer is not None
+        if consumer.failures >= 1:
+            break
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    # Failed once; its retry is due on the service's (fake, still) clock: no round holds it.
+    webhooks.store.set_state(stream["stream_id"], "disabled", "repeated_failure", time.time())
+    auth, query = ssf.auth("issue"), {"stream_id": stream["stream_id"]}
+    status = ssf.client.get("/ssf/status", params=query, headers=auth).json()
+    assert status["status"] == "paused"
+    assert status["reason"] == "delivery failed: repeated_failure"
+    body = {**query, "status": "enabled"}
+    assert ssf.client.post("/ssf/status", json=body, headers=auth).status_code == 200
+    enabled = webhooks.store.get(stream["stream_id"])
+    assert enabled is not None
+    assert enabled.state == "active"
+    assert ssf.client.get("/ssf/status", params=query, headers=auth).json()["status"] == "enabled"

@@ -189,16 +189,20 @@ class _Handlers:
         body = await json_body(request, optional=True)
         stream_id = request.path_params["stream_id"]
         max_events, immediately, ack, set_errs = _poll_fields(body)
+        # A poll signs the SETs of every event logged since the last one: off the event loop.
         with _mapped():
-            sets, more = tx.poll(
-                key.application, stream_id, max_events=max_events, ack=ack, set_errs=set_errs
-            )
+            sets, more = await asyncio.to_thread(
+                tx.poll, key.application, stream_id, max_events=max_events, ack=ack,
+                set_errs=set_errs,
+            )  # fmt: skip
             deadline = time.monotonic() + tx.long_poll
             while not sets and not immediately and max_events != 0:
                 if time.monotonic() >= deadline:
                     break
                 await asyncio.sleep(0.25)
-                sets, more = tx.poll(key.application, stream_id, max_events=max_events)
+                sets, more = await asyncio.to_thread(
+                    tx.poll, key.application, stream_id, max_events=max_events
+                )
         return _json({"sets": sets, "moreAvailable": more})
 
 

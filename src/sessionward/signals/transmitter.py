@@ -39,7 +39,7 @@ __all__ = ["TooSoon", "Transmitter", "UnknownStream"]
 
 _log = logging.getLogger("sessionward.signals")
 PAGE: Final = 200
-MAX_FILL: Final = 5000  # log entries read per fill call; the next call goes on
+MAX_FILL: Final = 1000  # log entries read per fill call; the next call goes on
 MAX_EVENTS: Final = 256  # SETs returned by one poll (as many as one poll may acknowledge)
 
 
