@@ -328,3 +328,29 @@ def test_no_token_or_receiver_secret_in_logs_or_answers(
     assert session_id in caplog.text  # the public id is logged: the capture works
     for leak in (token, secret, credential, "receiver-secret-value-1"):
         assert leak not in seen
+
+
+def test_an_application_has_at_most_twenty_streams(ssf: Service) -> None:
+    from sessionward.signals.transmitter import MAX_STREAMS
+
+    for _ in range(MAX_STREAMS):
+        create_stream(ssf)
+    refused = ssf.client.post("/ssf/stream", json={}, headers=ssf.auth("issue"))
+    assert refused.status_code == 409
+    assert refused.json()["error"]["code"] == "conflict"
+
+
+def test_a_poll_stream_holds_at_most_max_pending_and_the_log_keeps_the_rest(
+    ssf: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sessionward.signals import transmitter
+
+    monkeypatch.setattr(transmitter, "MAX_PENDING", 2)
+    stream = create_stream(ssf)
+    for user in ("q1", "q2", "q3", "q4"):
+        issue_and_revoke(ssf, user)
+    first = poll(ssf, stream, maxEvents=10)
+    assert len(first["sets"]) == 2  # the queue is full: nothing more was read from the log
+    second = poll(ssf, stream, maxEvents=10, ack=list(first["sets"]))
+    users = [decode(ssf, t)["sub_id"]["user"]["sub"] for t in second["sets"].values()]
+    assert users == ["q3", "q4"]

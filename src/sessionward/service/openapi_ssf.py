@@ -101,6 +101,7 @@ _ERRORS = {
     "401": "unauthenticated",
     "403": "forbidden (scope)",
     "404": "not_found: no such stream of this application, or Shared Signals are off",
+    "409": "conflict: the application has 20 streams already",
     "413": "request_too_large",
     "415": "unsupported_media",
     "429": "too_many_requests: a verification within min_verification_interval",
@@ -203,7 +204,7 @@ def ssf_paths() -> dict[str, Any]:
             "post": _op(
                 "Shared Signals: create a stream (no delivery: poll)",
                 _ok(stream, "Created."),
-                _BODY_CODES,
+                (*_BODY_CODES, "409"),
                 status="201",
                 body=obj(receiver),
                 body_required=False,

@@ -236,12 +236,14 @@ def _poll_fields(
 @contextmanager
 def _mapped() -> Iterator[None]:
     """Stream errors as API errors: an unknown stream is 404, a verification too soon 429."""
-    from sessionward.signals.transmitter import TooSoon, UnknownStream
+    from sessionward.signals.transmitter import TooManyStreams, TooSoon, UnknownStream
 
     try:
         yield
     except UnknownStream:
         raise ApiError(404, "not_found", "no such stream") from None
+    except TooManyStreams as exc:
+        raise ApiError(409, "conflict", str(exc)) from None
     except TooSoon as exc:
         raise ApiError(429, "too_many_requests", str(exc)) from None
     except InvalidArgument as exc:

@@ -35,16 +35,22 @@ from sessionward.stores.consumers.base import ACTIVE, DISABLED, Consumer, Consum
 from sessionward.stores.eventlog.base import EventLog, LoggedEvent
 from sessionward.stores.ssf import PendingSet, StreamStore
 
-__all__ = ["TooSoon", "Transmitter", "UnknownStream"]
+__all__ = ["TooManyStreams", "TooSoon", "Transmitter", "UnknownStream"]
 
 _log = logging.getLogger("sessionward.signals")
 PAGE: Final = 200
 MAX_FILL: Final = 1000  # log entries read per fill call; the next call goes on
+MAX_STREAMS: Final = 20  # per application
+MAX_PENDING: Final = 10_000  # SETs waiting for a poll's ack; past it the log holds the rest
 MAX_EVENTS: Final = 256  # SETs returned by one poll (as many as one poll may acknowledge)
 
 
 class UnknownStream(InvalidArgument):
     """No stream with that id for this application."""
+
+
+class TooManyStreams(InvalidArgument):
+    """The application has ``MAX_STREAMS`` streams already."""
 
 
 class TooSoon(InvalidArgument):
@@ -105,6 +111,8 @@ class Transmitter:
     # -- stream management ------------------------------------------------------------------
 
     def create(self, application: str, fields: Mapping[str, Any]) -> Stream:
+        if len(self.streams.by_application(application)) >= MAX_STREAMS:
+            raise TooManyStreams(f"an application has at most {MAX_STREAMS} streams")
         stream = new_stream(
             fields,
             application=application,
@@ -276,8 +284,11 @@ class Transmitter:
             return 0
         queued = read = 0
         while read < MAX_FILL:
+            room = MAX_PENDING - self.streams.count(stream.stream_id)  # an entry: one SET at most
+            if room <= 0:
+                break
             cursor = self.streams.cursor(stream.stream_id)
-            entries = self.log.read(cursor, PAGE)
+            entries = self.log.read(cursor, min(PAGE, room))
             if not entries:
                 break
             sets = [s for entry in entries for s in self._sets_of(stream, entry)]
@@ -285,7 +296,7 @@ class Transmitter:
                 continue  # another process moved the cursor (or the stream is gone)
             queued += len(sets)
             read += len(entries)
-            if len(entries) < PAGE:
+            if len(entries) < min(PAGE, room):
                 break
         return queued
 
