@@ -75,6 +75,7 @@ ERRORS = [
     "InvalidToken",
     "NotFound",
     "RiskChallenge",
+    "RiskRevoked",
     "SessionExpired",
     "SessionLimitReached",
     "SessionwardError",

@@ -6,6 +6,7 @@ library's exceptions never cross our public API (stores translate them at their 
     SessionwardError
     ├── InvalidToken            the presented token does not authenticate (opaque to callers)
     │   ├── SessionExpired      ... because the session's idle or absolute deadline passed
+    │   ├── RiskRevoked         ... because the risk engine ended the session (a likely thief)
     │   └── InvalidProof        a DBSC or DPoP proof of possession is missing or does not verify
     ├── StepUpRequired          the session is valid but its authentication is too old or too weak
     │   └── RiskChallenge       ... or the request's context is unlike the session owner's
@@ -37,6 +38,7 @@ __all__ = [
     "InvalidToken",
     "NotFound",
     "RiskChallenge",
+    "RiskRevoked",
     "SessionExpired",
     "SessionLimitReached",
     "SessionwardError",
@@ -91,16 +93,70 @@ class RiskChallenge(StepUpRequired):
     """The request's context is unlike the session's owner: the user must sign in again
     before the session serves it. The session survives (the owner's other requests still
     work); ``reasons`` are sentences an application can show ("new country: Rostelecom
-    (RU)"), ``codes`` their stable codes, ``session_id`` the public id."""
+    (RU)"), ``codes`` their stable codes and ``weights`` their weights (same order, heaviest
+    first), ``score`` their sum, ``session_id`` the public id and ``user_id`` its user."""
 
     def __init__(
-        self, session_id: str, reasons: tuple[str, ...] = (), codes: tuple[str, ...] = ()
+        self,
+        session_id: str,
+        reasons: tuple[str, ...] = (),
+        codes: tuple[str, ...] = (),
+        *,
+        weights: tuple[float, ...] = (),
+        score: float = 0.0,
+        user_id: str | None = None,
     ) -> None:
         super().__init__(max_age=None, min_level=1)
         self.args = ("sign in again: this request does not look like the session's owner",)
         self.session_id = session_id
         self.reasons = reasons
         self.codes = codes
+        self.weights = weights
+        self.score = score
+        self.user_id = user_id
+
+    def reason_list(self) -> list[dict[str, object]]:
+        """``[{"code", "weight", "sentence"}, ...]``, heaviest first."""
+        return _reason_list(self.codes, self.weights, self.reasons)
+
+
+def _reason_list(
+    codes: tuple[str, ...], weights: tuple[float, ...], reasons: tuple[str, ...]
+) -> list[dict[str, object]]:
+    weights = weights or (0.0,) * len(codes)
+    return [
+        {"code": c, "weight": w, "sentence": s}
+        for c, w, s in zip(codes, weights, reasons, strict=False)
+    ]
+
+
+class RiskRevoked(InvalidToken):
+    """The risk engine ended the session: the request's context made a thief far likelier
+    than the owner. ``str()`` stays opaque, as for every ``InvalidToken``; ``reasons``,
+    ``codes``, ``weights`` and ``score`` are as in ``RiskChallenge``, for the application's
+    server side and its logs: never show the sentences to the client that presented the
+    token (they name the owner's networks and browser)."""
+
+    def __init__(
+        self,
+        session_id: str,
+        reasons: tuple[str, ...] = (),
+        codes: tuple[str, ...] = (),
+        *,
+        weights: tuple[float, ...] = (),
+        score: float = 0.0,
+        user_id: str | None = None,
+    ) -> None:
+        super().__init__("risk", session_id)
+        self.reasons = reasons
+        self.codes = codes
+        self.weights = weights
+        self.score = score
+        self.user_id = user_id
+
+    def reason_list(self) -> list[dict[str, object]]:
+        """``[{"code", "weight", "sentence"}, ...]``, heaviest first."""
+        return _reason_list(self.codes, self.weights, self.reasons)
 
 
 class SessionLimitReached(SessionwardError):

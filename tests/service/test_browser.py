@@ -28,6 +28,7 @@ from sessionward.service.passwords import totp_now
 from sessionward.service.runtime import Runtime
 from sessionward.service.setup import new_setup_code
 from sessionward.service.state import UserRow
+from sessionward.signals.webhook_endpoints import create_webhook
 from sessionward.web import CsrfPolicy
 
 from ._browser import ARGS, CHROMIUM, artifacts_dir, axe_source, unavailable
@@ -153,8 +154,8 @@ def test_demo_story(browser: Any, live: Live) -> None:
     rows = page.locator("#devices tbody tr")
     assert rows.count() == 2
     table = page.locator("#devices").inner_text()
-    assert "Firefox on Linux" in table
-    assert "Chrome on Android" in table
+    assert "Firefox 128 on Linux" in table  # as people name it, major version included
+    assert "Chrome 126 on Android" in table
     assert "127.0.0.1" in table
     assert "This device" in table
     live.shot(page, "04-devices")
@@ -313,6 +314,14 @@ def test_accessibility_axe(browser: Any, live: Live) -> None:
     session_id = live.runtime.activity.latest(1)[0]["session_id"]
     check(f"/admin/sessions/{session_id}")
     check(f"/admin/sessions/{session_id}/revoke")
+    hooks = live.runtime.webhooks
+    assert hooks is not None
+    hook, _ = create_webhook(
+        hooks.store, hooks.log, "http://127.0.0.1:9/", application="default", now=time.time()
+    )
+    hooks.store.set_state(hook.id, "disabled", "repeated_failure", time.time())
+    check("/admin/webhooks")  # with its enable form
+    check(f"/admin/webhooks/{hook.id}")
     context.close()
     assert not problems, "\n".join(problems)
 

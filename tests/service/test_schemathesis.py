@@ -61,6 +61,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         oidc_issuer=nobody,
         oidc_client_id="fuzz",
         ssf_issuer=nobody,
+        webhook_private_targets=True,  # generated webhook hosts need no name resolution
     )
     app = create_app(config)
     runtime: Runtime = app.state.runtime

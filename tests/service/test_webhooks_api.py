@@ -27,7 +27,12 @@ def live(tmp_path: Path) -> Iterator[Service]:
     clock = FakeClock(time.time())  # the receiver checks timestamps against the wall clock
     path = tmp_path / "service.db"
     config = ServiceConfig(
-        store=str(path), admin=False, demo=False, policy=POLICY, key_cache_seconds=0
+        store=str(path),
+        admin=False,
+        demo=False,
+        policy=POLICY,
+        key_cache_seconds=0,
+        webhook_private_targets=True,  # the receivers listen on loopback
     )
     app = create_app(config, clock=clock)
     runtime: Runtime = app.state.runtime
@@ -98,6 +103,35 @@ def test_bad_endpoints_are_refused(live: Service, body: dict[str, object], fragm
     assert answer.status_code == 400
     assert answer.json()["error"]["code"] == "invalid_request"
     assert fragment in answer.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:6379/",
+        "http://localhost/hook",
+        "http://10.1.2.3/",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::1]/",
+        "http://100.64.0.1/",
+        "https://no-such-host.invalid/",
+    ],
+)
+def test_by_default_a_key_cannot_aim_the_service_at_its_own_network(
+    service: Service, url: str
+) -> None:
+    answer = service.client.post("/v1/webhooks", json={"url": url}, headers=service.auth("admin"))
+    assert answer.status_code == 400
+    assert answer.json()["error"]["code"] == "invalid_request"
+    listed = service.client.get("/v1/webhooks", headers=service.auth("admin"))
+    assert listed.json() == {"webhooks": []}
+
+
+def test_a_public_address_is_accepted_by_default(service: Service) -> None:
+    answer = service.client.post(
+        "/v1/webhooks", json={"url": "https://93.184.215.14/hook"}, headers=service.auth("admin")
+    )
+    assert answer.status_code == 201
 
 
 def test_scope_and_application_fence_the_endpoints(live: Service) -> None:
@@ -194,7 +228,12 @@ def test_a_hanging_endpoint_never_slows_the_requests(live: Service) -> None:
 
 def test_endpoints_and_their_cursor_survive_a_restart(tmp_path: Path, receiver: Receiver) -> None:
     config = ServiceConfig(
-        store=str(tmp_path / "s.db"), admin=False, demo=False, policy=POLICY, key_cache_seconds=0
+        store=str(tmp_path / "s.db"),
+        admin=False,
+        demo=False,
+        policy=POLICY,
+        key_cache_seconds=0,
+        webhook_private_targets=True,
     )
     clock = FakeClock(time.time())
     for round_ in range(2):
@@ -216,3 +255,32 @@ def test_endpoints_and_their_cursor_survive_a_restart(tmp_path: Path, receiver: 
         finally:
             asyncio.run(runtime.close())
     assert [p["data"]["user_id"] for p in receiver.payloads()] == ["u0", "u1"]
+
+
+def test_a_receiver_down_for_a_minute_gets_every_api_event_once_back(
+    live: Service, receiver: Receiver
+) -> None:
+    admin, issue = live.auth("admin"), live.auth("issue")
+    made = live.client.post("/v1/webhooks", json={"url": receiver.url}, headers=admin).json()
+    receiver.secret = made["secret"]
+    receiver.stop()
+    users = []
+    for step in range(6):  # a minute of the service's (injected) clock, sessions still issued
+        users.append(f"down{step}")
+        live.client.post("/v1/sessions", json={"user_id": users[-1]}, headers=issue)
+        assert deliver(live) == 0
+        live.clock.advance(10)
+    receiver.start()
+    users.append("back")
+    live.client.post("/v1/sessions", json={"user_id": "back"}, headers=issue)
+    for _ in range(20):
+        deliver(live)
+        live.clock.advance(5)
+    assert [p["data"]["user_id"] for p in receiver.payloads()] == users  # in order, each once
+    assert len(set(receiver.ids())) == len(users)
+    history = live.client.get(
+        f"/v1/webhooks/{made['webhook']['id']}/deliveries?limit=100", headers=admin
+    ).json()["deliveries"]
+    failed = [d for d in history if not d["ok"]]
+    assert failed
+    assert {d["error"] for d in failed} == {"connect"}

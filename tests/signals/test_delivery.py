@@ -25,6 +25,7 @@ from sessionward.signals.webhook_endpoints import (
 from sessionward.signals.webhooks import WebhookVerificationError, verify
 from sessionward.stores import MemoryStore
 from sessionward.stores.consumers import (
+    ALL_APPLICATIONS,
     DISABLED,
     ConsumerStore,
     MemoryConsumerStore,
@@ -191,6 +192,24 @@ def test_filters_by_kind_and_application(clock: FakeClock, receiver: Receiver) -
     state = store.get(hook.id)
     assert state is not None
     assert state.cursor == ids[3]
+
+
+def test_an_all_applications_endpoint_gets_a_library_log_s_events(
+    clock: FakeClock, receiver: Receiver
+) -> None:
+    log, store = MemoryEventLog(), MemoryConsumerStore()
+    _, secret = create_webhook(
+        store, log, receiver.url, application=ALL_APPLICATIONS, now=clock.now()
+    )
+    receiver.secret = secret.reveal()
+    event = SessionRevoked("s1", "alice", clock.now()).to_dict()
+    ids = log.append([{**event, "application": None}, {**event, "application": "shop"}])
+    engine = deliverer(log, store, clock)
+    try:
+        assert engine.run_once() == 2
+    finally:
+        engine.stop()
+    assert receiver.ids() == [f"evt_{i}" for i in ids]
 
 
 def test_repeated_failure_disables_the_endpoint_after_five_days(clock: FakeClock) -> None:

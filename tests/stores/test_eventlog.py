@@ -16,8 +16,9 @@ from typing import Any
 
 import psycopg
 import pytest
-from servers import PostgresServer, RedisServer, free_port
+from servers import PostgresServer, RedisClusterServers, RedisServer, free_port
 from servers import postgres_server as postgres_server  # a fixture
+from servers import redis_cluster as redis_cluster  # a fixture
 from servers import redis_server as redis_server  # a fixture
 
 from sessionward import SQLiteStore
@@ -50,7 +51,7 @@ def entry(i: int, **fields: Any) -> dict[str, Any]:
     return out
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgres", "redis"])
+@pytest.fixture(params=["memory", "sqlite", "postgres", "redis", "redis-cluster"])
 def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
     opened: list[EventLog] = []
     kind = request.param
@@ -65,10 +66,14 @@ def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
         server: PostgresServer = request.getfixturevalue("postgres_server")
         schema = "ev_" + secrets.token_hex(4)
         make = lambda: PostgresEventLog(server.conninfo, schema=schema)  # noqa: E731
-    else:
+    elif kind == "redis":
         redis: RedisServer = request.getfixturevalue("redis_server")
         prefix = secrets.token_hex(4).encode()
         make = lambda: RedisEventLog(redis.url, prefix=prefix)  # noqa: E731
+    else:
+        cluster: RedisClusterServers = request.getfixturevalue("redis_cluster")
+        prefix = secrets.token_hex(4).encode()
+        make = lambda: RedisEventLog(cluster.url, prefix=prefix)  # noqa: E731
 
     def open_one() -> EventLog:
         log = make()
@@ -244,7 +249,7 @@ def test_a_malformed_cursor_is_refused(opener: Opener) -> None:
     with pytest.raises(InvalidArgument):
         log.read("sw1_not-a-cursor", 10)
     with pytest.raises(InvalidArgument):
-        log.query(EventQuery(before="12"))
+        log.query(EventQuery(before="12a"))
     with pytest.raises(InvalidArgument):
         log.read(None, 0)
 
@@ -268,6 +273,8 @@ def test_an_unreachable_backend_raises_store_unavailable(opener: Opener, tmp_pat
         log.close()
         return
     port = free_port()
+    if kind == "redis-cluster":
+        pytest.skip("an unreachable Redis is tested on the standalone URL")
     if kind == "postgres":
         spec = f"postgresql://postgres@127.0.0.1:{port}/postgres"
         log = open_event_log(spec, timeout=0.5)
@@ -307,3 +314,12 @@ def test_postgres_log_lives_beside_the_session_tables(postgres_server: PostgresS
         assert row == (1,)
     finally:
         log.close()
+
+
+def test_any_digit_string_is_a_cursor(log: EventLog) -> None:
+    written = log.append([entry(0), entry(1)])
+    assert len({len(i) for i in written}) == 1
+    assert all(i.isdigit() for i in written)
+    assert log.read("9" * 32, 10) == []  # past the newest: nothing newer
+    assert ids(log.query(EventQuery(before="9" * 32)).events) == written[::-1]
+    assert ids(log.read("0", 10)) == written

@@ -6,6 +6,8 @@
     sessionward --db sessions.db sessions revoke-user U
     sessionward --db sessions.db sessions revoke-all --yes
     sessionward --db sessions.db gc
+    sessionward --db sessions.db events list [--user U] [--kind K] [--since T] [--json]
+    sessionward --db sessions.db events tail [--follow]
     sessionward tour [--db PATH]
     sessionward serve | demo | api-keys ... # the service (extra 'service')
     sessionward jwt-keys ...                # JWT signing keys (extra 'jwt')
@@ -13,7 +15,8 @@
 ``--db`` may also follow the subcommand, or come from ``SESSIONWARD_DB``. Management commands
 never create a database: a missing file is an error. Exit status: 0 done, 1 nothing matched
 (``revoke`` of an unknown id, ``revoke-user`` or ``list --user`` of a user without sessions,
-``api-keys revoke`` of an unknown key), 2 error (one line on stderr, never a traceback; set
+``api-keys revoke`` of an unknown key, ``events list`` whose filters matched no event),
+2 error (one line on stderr, never a traceback; set
 ``SESSIONWARD_DEBUG=1`` to see the traceback of an unexpected failure).
 
 Adding commands: every subcommand group is a ``register(subparsers)`` function listed in
@@ -73,6 +76,7 @@ class CommandGroup:
 GROUPS: list[CommandGroup] = [
     CommandGroup("sessions", "sessionward.cli.sessions:register", "list and revoke sessions"),
     CommandGroup("gc", "sessionward.cli.gc:register", "delete expired sessions"),
+    CommandGroup("events", "sessionward.cli.events:register", "read the audit log of events"),
     CommandGroup("webhooks", "sessionward.cli.webhooks:register", "signed webhook endpoints"),
     CommandGroup("tour", "sessionward.cli.tour:register", "walk through the main job"),
     CommandGroup(

@@ -59,6 +59,11 @@ def _serve_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--csp-report-uri", help="where browsers report CSP violations")
     parser.add_argument("--no-demo", action="store_true", help="do not serve /demo")
+    parser.add_argument(
+        "--risk",
+        action="store_true",
+        help="hijack scoring on validate (needs the risk extra; see docs/risk.md)",
+    )
     parser.add_argument("--log-level", default="info", help="uvicorn log level (default info)")
     parser.add_argument(
         "--access-log", action="store_true", help="log every request (off by default: its cost)"
@@ -97,6 +102,8 @@ def _load(args: argparse.Namespace) -> ServiceConfig:
         flags["admin"] = False
     if args.no_demo:
         flags["demo"] = False
+    if args.risk:
+        flags["risk"] = True
     return load(args, **flags)
 
 

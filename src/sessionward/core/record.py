@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sessionward.core.token import is_session_id
 from sessionward.errors import DataTooLarge, InvalidArgument
+
+if TYPE_CHECKING:
+    from sessionward.core.risk_types import Verdict
 
 __all__ = [
     "Session",
@@ -105,9 +108,13 @@ class Session:
 
     ``_presented`` is the secret this session was authenticated (or minted) with, kept so a
     later rotation knows which secret it rotates from; it is never shown, stored or logged.
+
+    ``risk`` is the risk engine's verdict on the request that validated it (``decision``
+    ``allow`` or ``log``, ``score``, ``reasons``), when the manager scores requests and this
+    one came with a context; ``None`` otherwise.
     """
 
-    __slots__ = ("_data", "_presented", "record", "token")
+    __slots__ = ("_data", "_presented", "record", "risk", "token")
 
     def __init__(
         self, record: SessionRecord, token: str | None = None, presented: bytes | None = None
@@ -116,6 +123,7 @@ class Session:
         self.token = token
         self._presented = presented
         self._data: dict[str, Any] | None = None
+        self.risk: Verdict | None = None
 
     @property
     def id(self) -> str:

@@ -14,7 +14,9 @@ Settings:
 When the session's data gains ``_auth_user_id`` (``auth.login``), the next save issues the
 session to that user with a fresh token, so "log out everywhere" (``revoke_user``) and the
 concurrent-session cap work. See docs/django.md; for sessions bound to the browser's key
-(``SESSIONWARD_DEVICE_BINDING``), :mod:`sessionward.django.binding` and docs/binding.md.
+(``SESSIONWARD_DEVICE_BINDING``), :mod:`sessionward.django.binding` and docs/binding.md; for
+hijack scoring (a manager with ``risk=RiskAssessor()``), :mod:`sessionward.django.risk` and
+docs/risk.md.
 """
 
 from __future__ import annotations
@@ -33,8 +35,8 @@ from sessionward.core import binding as states
 from sessionward.core import token as tokens
 from sessionward.core.events import RevokeReason
 from sessionward.core.record import Session
-from sessionward.django import binding
-from sessionward.errors import InvalidToken
+from sessionward.django import binding, risk
+from sessionward.errors import InvalidToken, RiskChallenge
 from sessionward.manager._sync.manager import SessionManager
 from sessionward.stores._sync.sqlite import SQLiteStore
 
@@ -42,6 +44,9 @@ __all__ = ["SessionStore", "get_manager"]
 
 #: Private data key holding the deadline of a custom ``set_expiry`` (Django's own expiry).
 _DJANGO_EXPIRES = "sessionward.django_expires"
+#: Private data key of an anonymous session started on a challenged request: the public id
+#: of the challenged session, ended when its owner signs in on this browser.
+_CHALLENGED = "sessionward.challenged"
 
 
 @functools.cache
@@ -66,6 +71,11 @@ def _reset_manager(*, setting: str, **kwargs: Any) -> None:
 
 
 setting_changed.connect(_reset_manager)
+
+
+def _challenged_here() -> RiskChallenge | None:
+    checked = risk.CURRENT.get()
+    return None if checked is None else checked.challenge
 
 
 def _user_of(data: dict[str, Any]) -> str | None:
@@ -108,10 +118,18 @@ class SessionStore(SessionBase):  # type: ignore[misc]  # Django ships no types
         self._sw = None
         if self.session_key is None:
             return {}
+        checked = risk.CURRENT.get()
         try:
-            session = self.manager.validate(self.session_key)
+            if checked is not None and checked.key == self.session_key:
+                session = self._checked(checked)
+            else:
+                context = None if checked is None else checked.context
+                session = self.manager.validate(self.session_key, context=context)
         except InvalidToken:
             self._session_key = None
+            return {}
+        except RiskChallenge:
+            # Served to no one, the cookie kept: the session survives for its owner.
             return {}
         data = dict(session.data)
         data.pop(states.BINDING_KEY, None)  # the engine's own; views never see it
@@ -128,18 +146,47 @@ class SessionStore(SessionBase):  # type: ignore[misc]  # Django ships no types
             self.modified = True
         return data
 
+    @staticmethod
+    def _checked(checked: risk.Checked) -> Session:
+        """What the middleware's validation of this very key gave."""
+        if checked.challenge is not None:
+            raise checked.challenge
+        if checked.error is not None or checked.session is None:
+            raise checked.error or InvalidToken()
+        return checked.session
+
     def create(self) -> None:
         data = self._get_session(no_load=True)
+        challenged = _challenged_here()
+        if challenged is not None:  # remember it: the owner's sign-in will end it
+            data = {**data, _CHALLENGED: challenged.session_id}
         self._issue(_user_of(data), data, previous=None)
         self.modified = True
 
     def _issue(self, user_id: str | None, data: dict[str, Any], previous: Session | None) -> None:
         payload = self._payload(data)
+        marked = None
         if user_id is not None:
             payload = binding.offer(payload, self.manager.clock.now())
-        session = self.manager.issue(user_id, data=payload, previous=previous)
+            marked = payload.pop(_CHALLENGED, None)
+        checked = risk.CURRENT.get()
+        context = None if checked is None else checked.context
+        session = self.manager.issue(user_id, data=payload, previous=previous, context=context)
         self._sw = session
         self._session_key = session.token
+        if user_id is not None:  # after the issue: it takes the user's history from it
+            self._end_challenged(user_id, marked)
+
+    def _end_challenged(self, user_id: str, marked: object) -> None:
+        """The owner signed in again on the browser of a challenged session: end it (its
+        token may be a thief's copy); another user's sign-in leaves it alone."""
+        challenged = _challenged_here()
+        session_id = challenged.session_id if challenged is not None else marked
+        if not isinstance(session_id, str) or not tokens.is_session_id(session_id):
+            return
+        found = self.manager.get(session_id)
+        if found is not None and found.user_id == user_id:
+            self.manager.revoke(found, reason=RevokeReason.NEW_LOGIN)
 
     def _payload(self, data: dict[str, Any]) -> dict[str, Any]:
         if "_session_expiry" not in data:
@@ -164,7 +211,11 @@ class SessionStore(SessionBase):  # type: ignore[misc]  # Django ships no types
             raise UpdateError from None  # deleted meanwhile (a logout elsewhere)
 
     def delete(self, session_key: str | None = None) -> None:
-        session = self._authentic(session_key if session_key is not None else self.session_key)
+        key = session_key if session_key is not None else self.session_key
+        checked = risk.CURRENT.get()
+        if checked is not None and checked.challenge is not None and key == checked.key:
+            return  # a challenged session ends only at its owner's sign-in (``_issue``)
+        session = self._authentic(key)
         if session is not None:
             self.manager.revoke(session)
 

@@ -8,6 +8,9 @@ Add ``"sessionward.django.middleware.SessionwardMiddleware"`` to ``MIDDLEWARE`` 
   ``CsrfViewMiddleware`` keeps doing the token part);
 * adds ``Cache-Control: no-store`` to responses that set the session cookie;
 * adds ``Clear-Site-Data`` to responses that delete it (logout);
+* with a manager that scores requests (``risk=RiskAssessor()``), validates the session with
+  the request's context: a step-up becomes Django's sign-in flow and a revoke a logout (see
+  :mod:`sessionward.django.risk`);
 * with ``SESSIONWARD_DEVICE_BINDING`` set, answers the DBSC endpoints, offers a binding with a
   login's response and expires the bound cookie with a logout
   (see :mod:`sessionward.django.binding`).
@@ -24,7 +27,8 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
 
 from sessionward.core.dbsc import REGISTRATION
-from sessionward.django import binding, get_manager
+from sessionward.django import binding, get_manager, risk
+from sessionward.errors import StoreError
 from sessionward.web._core import CLEAR_SITE_DATA
 from sessionward.web._http import Reply
 from sessionward.web._sync.binding import DeviceGate
@@ -52,6 +56,24 @@ class SessionwardMiddleware:
         if reason is not None:
             _log.info("sessionward refused request: csrf (%s)", reason)
             return HttpResponseForbidden("cross-site request refused")
+        manager = get_manager()
+        if manager.risk is None:
+            return self._serve(request, headers)
+        try:
+            checked = risk.check(manager, request, headers)
+        except StoreError:
+            return HttpResponse("session store unavailable", status=503)
+        if checked.challenge is not None:
+            refused = risk.refusal(request, checked.challenge, headers)
+            if refused is not None:
+                return refused
+        token = risk.CURRENT.set(checked)
+        try:
+            return self._serve(request, headers)
+        finally:
+            risk.CURRENT.reset(token)
+
+    def _serve(self, request: HttpRequest, headers: dict[str, str]) -> HttpResponse:
         gate = binding.current_gate(get_manager())
         if gate is None:
             return self._finish(self.get_response(request), None)

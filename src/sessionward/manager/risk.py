@@ -48,7 +48,7 @@ from sessionward.core.risk import (
 from sessionward.core.risk_history import PopulationCounter, UserRisk
 from sessionward.core.risk_json import session_from_json, session_to_json
 from sessionward.core.risk_policy import RiskPolicy
-from sessionward.errors import RiskChallenge
+from sessionward.errors import RiskChallenge, RiskRevoked
 
 if TYPE_CHECKING:
     from sessionward.risk import Enricher
@@ -88,11 +88,28 @@ class Assessment(NamedTuple):
             reasons=reasons,
         )
 
-    def challenge(self, session_id: str) -> RiskChallenge:
-        """The error a step-up raises: the reasons as sentences and codes."""
-        reasons = self.verdict.reasons
+    def challenge(self, record: SessionRecord) -> RiskChallenge:
+        """The error a step-up raises: the reasons as sentences, codes and weights."""
+        v = self.verdict
         return RiskChallenge(
-            session_id, tuple(r.detail for r in reasons), tuple(str(r.signal) for r in reasons)
+            record.id,
+            tuple(r.detail for r in v.reasons),
+            tuple(str(r.signal) for r in v.reasons),
+            weights=tuple(round(r.weight, 2) for r in v.reasons),
+            score=round(v.score, 2),
+            user_id=record.user_id,
+        )
+
+    def revoked(self, record: SessionRecord) -> RiskRevoked:
+        """The error a revoke raises (an ``InvalidToken``)."""
+        v = self.verdict
+        return RiskRevoked(
+            record.id,
+            tuple(r.detail for r in v.reasons),
+            tuple(str(r.signal) for r in v.reasons),
+            weights=tuple(round(r.weight, 2) for r in v.reasons),
+            score=round(v.score, 2),
+            user_id=record.user_id,
         )
 
     @property
@@ -112,8 +129,9 @@ def _summary(verdict: Verdict, now: float) -> dict[str, Any]:
 
 def decisions_of(stored: str) -> list[dict[str, Any]]:
     """The recent non-allow decisions a record's ``context`` holds (newest last), each
-    ``{"t", "decision", "score", "reasons": [[code, weight, sentence], ...]}``; empty for a
-    record written without risk scoring."""
+    ``{"t", "decision", "score", "reasons": [[code, weight, sentence], ...]}``, and the
+    owner's confirmations after a step-up (``"decision": "confirmed"``, no reasons); empty
+    for a record written without risk scoring."""
     try:
         loaded = json.loads(stored) if stored else None
     except ValueError:
@@ -215,7 +233,10 @@ class RiskAssessor:
         if state is None:
             return self.dump(RiskState(begin(obs), remember(UserRisk(), None, obs, self.policy)))
         user = remember(state.user, state.session, obs, self.policy)
-        return self.dump(RiskState(confirm(state.session, obs, self.policy), user, state.decisions))
+        # Shown with the decisions: the step-up was answered by the owner.
+        mark = {"t": now, "decision": "confirmed", "score": None, "reasons": []}
+        decisions = (*state.decisions, mark)[-_KEPT_DECISIONS:]
+        return self.dump(RiskState(confirm(state.session, obs, self.policy), user, decisions))
 
     def stored(self, record: SessionRecord) -> str:
         """The ``context`` field to write for ``record`` now: its newest history in memory."""

@@ -31,6 +31,9 @@ _ENDED: Final[dict[str, str]] = {
     RevokeReason.ACCOUNT_DISABLED: "Ended because your account was disabled",
     RevokeReason.EXPIRED: "Ended because it expired",
     RevokeReason.RISK: "Ended because it was used from an unusual place",
+    RevokeReason.IDP_LOGOUT: "Signed out when you signed out of your sign-in provider",
+    RevokeReason.SHARED_SIGNAL: "Ended at the request of a connected security service",
+    RevokeReason.CREDENTIAL_COMPROMISE: "Ended because your sign-in details may be exposed",
 }
 
 

@@ -54,6 +54,7 @@ from sessionward.service.html import Page, attr, chart_svg, esc, fmt_time, hidde
 from sessionward.service.password_policy import password_problem
 from sessionward.service.passwords import hash_password_async
 from sessionward.service.runtime import ADMIN_SCOPE, ADMIN_USER_PREFIX, Runtime
+from sessionward.service.session_views import device_cells, title_of, view_panel
 from sessionward.service.state import UserRow
 from sessionward.service.tenancy import ADMIN_APP, stored_user
 from sessionward.web import CookiePolicy, CsrfPolicy
@@ -326,7 +327,7 @@ class Admin:
         rows = "".join(_session_row(s, handle.session) for s in sessions)
         table = (
             '<table><caption class="sr-only">Live sessions</caption><thead><tr>'
-            '<th scope="col">Session</th><th scope="col">Device</th><th scope="col">Place</th>'
+            '<th scope="col">Session</th><th scope="col">Device</th><th scope="col">Network</th>'
             '<th scope="col">Created</th><th scope="col">Last activity</th>'
             '<th scope="col"><span class="sr-only">Actions</span></th></tr></thead>'
             f"<tbody>{rows}</tbody></table>"
@@ -357,7 +358,6 @@ class Admin:
         session_id = str(request.path_params["session_id"])
         session = await self.manager.get(session_id) if tokens.is_session_id(session_id) else None
         events = await history.for_session(self.rt, session_id)
-        risk = [e for e in events if e["kind"] in ("theft-suspected", "rejected", "expired")]
         contexts = "".join(
             f"<tr><td>{fmt_time(h.get('since'))}</td><td>{esc(h.get('ip'))}</td>"
             f"<td>{esc(device_label(h.get('user_agent')))}"
@@ -382,9 +382,6 @@ class Admin:
                 f'<p><a class="danger-link" href="{ROOT}/sessions/{esc(session.id)}/revoke">'
                 "End this session…</a></p>"
             )
-        risk_list = "".join(f"<li>{esc(_describe(e))}</li>" for e in risk) or (
-            "<li>No risk decisions recorded for this session.</li>"
-        )
         event_list = "".join(f"<li>{esc(_describe(e))}</li>" for e in events) or (
             "<li>No events recorded for this session.</li>"
         )
@@ -399,9 +396,8 @@ class Admin:
                 if contexts
                 else "<p>No request context recorded.</p>"
             )
-            + "<h2>Risk decisions</h2>"
-            + '<p class="muted">Rejections, suspected theft and expiry, with their reasons.</p>'
-            + f"<ul>{risk_list}</ul><h2>Events</h2><ul>{event_list}</ul>"
+            + (view_panel(session, events) if session is not None else "")
+            + f"<h2>Events</h2><ul>{event_list}</ul>"
         )
         return (await self.page(request, f"Session {session_id}", name)).response(body)
 
@@ -430,7 +426,7 @@ class Admin:
             body = f'<p>This session has already ended. <a href="{ROOT}/sessions">Sessions</a></p>'
             return (await self.page(request, "End a session", name)).response(body, status=404)
         who = esc(session.user_id) if session.user_id else "an anonymous visitor"
-        device = esc(device_label((session.context_history or [{}])[-1].get("user_agent")))
+        device = esc(title_of(session))
         body = confirm_form(
             f"{ROOT}/sessions/{session.id}/revoke",
             await get_handle(request).csrf_token(),
@@ -502,7 +498,6 @@ def _feed_item(entry: dict[str, Any]) -> str:
 
 
 def _session_row(session: Session, current: Session | None) -> str:
-    latest = session.context_history[-1] if session.context_history else {}
     this = (
         ' <span class="tag">this admin session</span>'
         if current and current.id == session.id
@@ -510,9 +505,7 @@ def _session_row(session: Session, current: Session | None) -> str:
     )
     return (
         f'<tr><td><a href="{ROOT}/sessions/{esc(session.id)}">{esc(session.id)}</a>{this}</td>'
-        f"<td><span title={attr(latest.get('user_agent') or '')}>"
-        f"{esc(device_label(latest.get('user_agent')))}</span></td>"
-        f"<td>{esc(latest.get('ip') or '—')}</td>"
+        f"{device_cells(session)}"
         f"<td>{fmt_time(session.created_at)}</td><td>{fmt_time(session.last_seen)}</td>"
         f'<td><a class="danger-link" href="{ROOT}/sessions/{esc(session.id)}/revoke"'
         f' aria-label="End session {esc(session.id)}">End…</a></td></tr>'
@@ -552,6 +545,7 @@ def admin_app(rt: Runtime) -> Any:
             cookie=CookiePolicy(name="admin", same_site="Strict"),
             csrf=csrf,
             trusted_proxies=list(rt.config.trusted_proxies),
+            step_up_paths=[f"{ROOT}/login"],
         )
     ]
     return Starlette(routes=routes, middleware=middleware)

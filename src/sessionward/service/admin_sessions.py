@@ -20,6 +20,7 @@ from urllib.parse import urlencode
 
 from sessionward.core.record import Session
 from sessionward.service.html import attr, esc, fmt_time, hidden_csrf
+from sessionward.service.session_views import device_cells, view_json
 from sessionward.stores._async.base import AsyncScan
 
 __all__ = [
@@ -136,7 +137,8 @@ class SessionQuery:
         if self.device:
             agent = _latest(session).get("user_agent") or ""
             wanted = self.device.lower()
-            if wanted not in device_label(agent).lower() and wanted not in agent.lower():
+            shown = (device_label(agent), agent, str(view_json(session)["device"]))
+            if not any(wanted in text.lower() for text in shown):
                 return False
         return True
 
@@ -207,7 +209,7 @@ def sessions_table(
     heads = [
         _sort_head(query, "user"),
         '<th scope="col">Device</th>',
-        '<th scope="col">Address</th>',
+        '<th scope="col">Network</th>',
         _sort_head(query, "created"),
         _sort_head(query, "last_seen"),
         '<th scope="col"><span class="sr-only">Actions</span></th>',
@@ -267,8 +269,6 @@ def _pager(query: SessionQuery, page: int, pages: int) -> str:
 
 
 def _row(session: Session, current: Session | None) -> str:
-    latest = _latest(session)
-    agent = latest.get("user_agent")
     this = (
         ' <span class="tag">you</span>' if current is not None and current.id == session.id else ""
     )
@@ -279,8 +279,7 @@ def _row(session: Session, current: Session | None) -> str:
     )
     return (
         f"<tr><td>{user}{this}</td>"
-        f"<td><span title={attr(agent or '')}>{esc(device_label(agent))}</span></td>"
-        f"<td>{esc(latest.get('ip') or '—')}</td>"
+        f"{device_cells(session)}"
         f"<td>{fmt_time(session.created_at)}</td><td>{fmt_time(session.last_seen)}</td>"
         f'<td class="actions"><a href="{ROOT}/sessions/{esc(session.id)}">Details</a> '
         f'<a class="danger-link" href="{ROOT}/sessions/{esc(session.id)}/revoke"'

@@ -36,7 +36,10 @@ Without ``jwt_keys`` those three answer ``not_found``.
 
 The validate endpoint answers 200 with a ``decision`` (``allow``, ``rotate``, ``step-up`` or
 ``deny``); a denied token gets ``"reason": "invalid"`` and nothing more, while the real reason
-(unknown, mismatch, expired, reused...) goes to the event log.
+(unknown, mismatch, expired, reused...) goes to the event log. With hijack scoring on (the
+service's ``risk``), a validate that carries a ``context`` also answers the risk engine's
+decision and reasons, a risk step-up says ``"reason": "risk"`` and a session the engine
+ended is denied with ``"reason": "risk"`` (see ``sessionward.service.api_risk``).
 """
 
 from __future__ import annotations
@@ -57,6 +60,8 @@ from sessionward.errors import (
     DataTooLarge,
     InvalidArgument,
     InvalidToken,
+    RiskChallenge,
+    RiskRevoked,
     SessionLimitReached,
     StepUpRequired,
     StoreError,
@@ -74,9 +79,11 @@ from sessionward.service.api_fields import (
     request_context,
     user_id_of,
 )
+from sessionward.service.api_risk import challenge_answer, revoked_answer, risk_suffix
 from sessionward.service.keys import ApiKey
 from sessionward.service.metrics import CONTENT_TYPE
 from sessionward.service.runtime import RESERVED_PREFIX, Runtime
+from sessionward.service.session_views import view_json
 from sessionward.service.tenancy import (
     APP_KEY,
     MAX_USER_ID,
@@ -219,11 +226,14 @@ class Api:
         manager = self._manager(key)
         previous = None
         previous_token = fields.string("previous_token", limit=256)
+        challenged = None
         if previous_token is not None:
             try:
                 previous = await manager.validate(previous_token, context=context)
             except InvalidToken:
                 previous = None  # an invalid pre-login token is simply not carried over
+            except RiskChallenge as challenge:
+                challenged = challenge  # signing in again after a risk step-up
         # The application's stamp goes first (its manager's check reads a prefix); a
         # carried-over session's data begins with the same stamp.
         data = {APP_KEY: key.application, **(client_data(fields, "data") or {})}
@@ -242,6 +252,10 @@ class Api:
         )
         if link is not None:  # indexed after the issue: a failed issue leaves no index entry
             await AsyncIdpLinks(manager).remember(session)
+        if challenged is not None and challenged.user_id == user_id:
+            # The owner signed in again: their challenged session ends (after the new one
+            # took the user's history from it); another user's sign-in leaves it alone.
+            await manager.revoke(challenged.session_id, reason=RevokeReason.NEW_LOGIN)
         return _answer({"session": session_json(session), "token": session.token}, 201)
 
     async def validate(self, request: Request, key: ApiKey) -> Response:
@@ -262,6 +276,12 @@ class Api:
         application = key.application
         try:
             session = await self.rt.manager_for(application).validate(token, context=context)
+        except RiskChallenge as challenge:  # sign in again; the session survives
+            self.rt.activity.decision("step-up", application)
+            return challenge_answer(challenge)
+        except RiskRevoked as revoked:
+            self.rt.activity.decision("deny", application)
+            return revoked_answer(revoked)
         except InvalidToken:
             self.rt.activity.decision("deny", application)
             return _DENY
@@ -278,6 +298,8 @@ class Api:
         out = _DECISION[decision] + self.sessions.encoded(session.record)
         if session.token is not None:
             out += b',"token":' + _dumps(session.token).encode("ascii")
+        if session.risk is not None:
+            out += risk_suffix(session.risk)
         return out + b"}"
 
     async def rotate(self, request: Request, key: ApiKey) -> Response:
@@ -325,10 +347,26 @@ class Api:
             return _answer({"revoked": False})
         return _answer({"revoked": await self._manager(key).revoke(session)})
 
+    async def confirm(self, request: Request, key: ApiKey) -> Response:
+        """ "This was me": the application has signed its user in again after a risk
+        step-up; the request's context becomes the owner's and the token is rotated."""
+        fields = Fields(await json_body(request), {"token", "context"})
+        token = fields.string("token", required=True, limit=256)
+        context = request_context(fields)
+        if context is None:
+            raise ApiError(400, "invalid_request", "context is required")
+        manager = self._manager(key)
+        if self.rt.risk is None:
+            raise ApiError(404, "not_found", "hijack scoring is not configured (risk)")
+        session = await manager.confirm(token, context=context)
+        return _answer({"session": session_json(session), "token": session.token})
+
     async def list_user(self, request: Request, key: ApiKey) -> Response:
         user_id = path_user(request, key)
         sessions = await self._manager(key).list_user(user_id)
-        return _answer({"sessions": [session_json(s) for s in sessions]})
+        activity = self.rt.activity
+        listed = [{**session_json(s), **view_json(s, activity.for_session(s.id))} for s in sessions]
+        return _answer({"sessions": listed})
 
     async def revoke_user(self, request: Request, key: ApiKey) -> Response:
         user_id = path_user(request, key)
@@ -372,7 +410,8 @@ class Api:
         if session is None:
             raise ApiError(404, "not_found", "no such session")
         events = await history.for_session(self.rt, session.id)
-        return _answer({"session": session_json(session, detail=True), "events": events})
+        shown = {**session_json(session, detail=True), **view_json(session, events)}
+        return _answer({"session": shown, "events": events})
 
     async def delete_session(self, request: Request, key: ApiKey) -> Response:
         session_id = self._session_id(request)
@@ -428,8 +467,13 @@ class Api:
     async def metrics(self, request: Request, key: ApiKey) -> Response:
         up = await self.rt.store_ready()
         count = await self.rt.session_count() if up else None
+        recorder = self.rt.recorder
         text = self.rt.metrics.render(
-            self.rt.activity, sessions=count, store_up=up, application=key.application
+            self.rt.activity,
+            sessions=count,
+            store_up=up,
+            application=key.application,
+            event_log=None if recorder is None else recorder.stats(),
         )
         return Response(text, media_type=CONTENT_TYPE, headers=_NO_STORE)
 

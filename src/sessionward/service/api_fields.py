@@ -188,7 +188,7 @@ def request_context(fields: Fields) -> RequestContext | None:
     raw = fields.mapping("context")
     if raw is None:
         return None
-    ctx = Fields(raw, {"ip", "user_agent", "accept_language", "client_hints"}, "context")
+    ctx = Fields(raw, _CONTEXT_FIELDS, "context")
     hints = ctx.mapping("client_hints") or {}
     if len(hints) > 16 or not all(
         isinstance(v, str) and len(k) <= 64 and len(v) <= _STRING_MAX for k, v in hints.items()
@@ -198,8 +198,17 @@ def request_context(fields: Fields) -> RequestContext | None:
         ip=ctx.string("ip", limit=64),
         user_agent=ctx.string("user_agent"),
         accept_language=ctx.string("accept_language"),
-        client_hints=dict(hints),
+        client_hints={k.lower(): v for k, v in hints.items()},
+        device_key=ctx.string("device_signal", limit=128),
     )
+
+
+#: What the calling application passes about its user's request: the user's address (not the
+#: application's), user agent, Accept-Language, Sec-CH-UA-* client hints and the optional
+#: device signal.
+_CONTEXT_FIELDS = frozenset(
+    {"ip", "user_agent", "accept_language", "client_hints", "device_signal"}
+)
 
 
 def path_user(request: Request, key: ApiKey) -> str:

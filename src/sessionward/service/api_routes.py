@@ -157,6 +157,7 @@ def api_routes(runtime: Runtime, api: Api | None = None) -> list[Route]:
         ("/v1/sessions/validate", "POST", "validate", "validate", api.validate),
         ("/v1/sessions/rotate", "POST", "rotate", "issue", api.rotate),
         ("/v1/sessions/elevate", "POST", "elevate", "issue", api.elevate),
+        ("/v1/sessions/confirm", "POST", "confirm", "issue", api.confirm),
         ("/v1/sessions/data", "POST", "update_data", "issue", api.update_data),
         ("/v1/sessions/revoke", "POST", "revoke", "issue", api.revoke),
         ("/v1/users/{user_id:anytext}/sessions", "GET", "list_user", "issue", api.list_user),

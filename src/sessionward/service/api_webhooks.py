@@ -95,12 +95,13 @@ class WebhooksApi:
         url = fields.string("url", required=True, limit=2000) or ""
         events = fields.strings("events")
         description = fields.string("description", limit=200) or ""
+        public_only = not self.rt.config.webhook_private_targets
 
         def create() -> tuple[Consumer, Any]:
             now = hooks.clock.now()
             return create_webhook(
                 hooks.store, hooks.log, url, application=key.application, now=now,
-                kinds=events, description=description,
+                kinds=events, description=description, public_only=public_only,
             )  # fmt: skip
 
         consumer, secret = await self._io(create)

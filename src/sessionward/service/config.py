@@ -13,6 +13,7 @@ flags, at top level or under a ``[service]`` table, plus an optional ``[policy]`
     oidc_issuer = "https://login.example"   # back-channel logout from this provider
     oidc_client_id = "shop"
     ssf_issuer = "https://signals.example"  # Shared Signals pushed by this transmitter
+    risk = true                       # hijack scoring (needs the risk extra; docs/risk.md)
 
     [policy]
     idle_timeout = 1800
@@ -64,6 +65,9 @@ class ServiceConfig:
     * ``event_log``: keep a durable audit log of session events in the store (default on;
       docs/events.md). ``event_retention_days``: how long its entries are kept (default 90;
       0 keeps them all, though Redis still bounds its stream by length).
+    * ``webhook_private_targets``: let ``POST /v1/webhooks`` add endpoints on loopback, private
+      or reserved addresses (default off: an application's key cannot aim the service at the
+      network it runs in; ``sessionward webhooks add`` is the operator's and is not checked).
     * ``oidc_issuer`` / ``oidc_client_id``: turn on ``POST /v1/oidc/backchannel-logout`` for
       logout tokens of that OpenID provider addressed to that client; ``oidc_jwks_url`` is its
       JWK set (default: the ``jwks_uri`` of its ``/.well-known/openid-configuration``).
@@ -72,6 +76,8 @@ class ServiceConfig:
       ``/.well-known/ssf-configuration``), ``ssf_audience`` (default: the origin),
       ``ssf_authorization`` (the exact ``Authorization`` header it must send, optional) and
       ``ssf_credential_compromise`` (``revoke``, the default, or ``step-up``).
+    * ``risk``: score every validate that carries a ``context`` with the risk engine and
+      answer its decision and reasons (needs the ``risk`` extra; see docs/risk.md).
     """
 
     host: str = "127.0.0.1"
@@ -89,6 +95,7 @@ class ServiceConfig:
     csp_report_uri: str | None = None
     event_log: bool = True
     event_retention_days: float = 90.0
+    webhook_private_targets: bool = False
     oidc_issuer: str | None = None
     oidc_client_id: str | None = None
     oidc_jwks_url: str | None = None
@@ -97,6 +104,7 @@ class ServiceConfig:
     ssf_audience: str | None = None
     ssf_authorization: str | None = field(default=None, repr=False)
     ssf_credential_compromise: str = "revoke"
+    risk: bool = False
     policy: Policy = field(default_factory=Policy)
 
     def __post_init__(self) -> None:
@@ -181,6 +189,8 @@ def _coerce(name: str, value: Any) -> Any:
         "demo": bool,
         "event_log": bool,
         "event_retention_days": float,
+        "webhook_private_targets": bool,
+        "risk": bool,
     }
     if name == "trusted_proxies":
         if isinstance(value, str):

@@ -43,6 +43,7 @@ from sessionward.service.html import Page, attr, esc, hidden_csrf
 from sessionward.service.password_policy import MAX_LENGTH, password_problem
 from sessionward.service.passwords import hash_password_async
 from sessionward.service.runtime import RESERVED_PREFIX, Runtime
+from sessionward.service.session_views import challenge_notice
 from sessionward.service.state import UserRow
 from sessionward.service.tenancy import DEMO_APP
 from sessionward.web import CookiePolicy, CsrfPolicy
@@ -206,6 +207,10 @@ class Shop:
             fields = await form_fields(request)
             name = fields.get("username", "").strip().lower()
             proven = await check_password(self.rt, handle, REALM, name, fields.get("password", ""))
+            challenge = handle.challenge
+            if proven.ok and challenge is not None and challenge.user_id == name:
+                await handle.confirm()  # "this was me": the session goes on, its context learned
+                return redirect(f"{ROOT}/")
             if proven.ok:
                 await handle.login(name)  # the cart comes along; the guest token dies
                 target = "cart" if request.query_params.get("next") == "cart" else ""
@@ -216,6 +221,7 @@ class Shop:
         action = f"{ROOT}/login" + ("?next=cart" if request.query_params.get("next") else "")
         body = (
             _message(request)
+            + challenge_notice(handle.challenge)
             + _error(error)
             + _account_form(action, csrf, "Sign in", "current-password")
         )
@@ -339,6 +345,7 @@ def demo_app(rt: Runtime) -> Any:
             cookie=CookiePolicy(name="shop"),
             csrf=csrf,
             trusted_proxies=list(rt.config.trusted_proxies),
+            step_up_paths=[f"{ROOT}/login"],  # a challenged session signs in again there
             binding=DeviceBinding(path=f"{ROOT}/dbsc"),  # browsers with DBSC bind the session
         )
     ]

@@ -46,6 +46,7 @@ from sessionward.service.passwords import (
 )
 from sessionward.service.qr import qr_svg
 from sessionward.service.runtime import Runtime
+from sessionward.service.session_views import device_name, owner_cells, title_of
 from sessionward.web._async.handle import AsyncSessionHandle
 from sessionward.web.starlette import get_handle
 
@@ -285,13 +286,15 @@ class ShopAccount:
         current = handle.session
         csrf = await handle.csrf_token()
         sessions = await self.rt.manager.list_user(user)
-        rows = "".join(_device_row(s, current) for s in sessions)
+        activity = self.rt.activity
+        rows = "".join(_device_row(s, current, activity.for_session(s.id)) for s in sessions)
         others = len([s for s in sessions if current is None or s.id != current.id])
         body = (
             _message(request)
             + '<table id="devices"><caption class="sr-only">Signed-in devices</caption><thead>'
-            '<tr><th scope="col">Device</th><th scope="col">Place</th>'
-            '<th scope="col">Last activity</th><th scope="col">Signed in</th>'
+            '<tr><th scope="col">Device</th><th scope="col">Network</th>'
+            '<th scope="col">Security checks</th><th scope="col">Last activity</th>'
+            '<th scope="col">Signed in</th>'
             '<th scope="col"><span class="sr-only">Actions</span></th></tr></thead>'
             f"<tbody>{rows}</tbody></table>"
             + (
@@ -353,8 +356,8 @@ class ShopAccount:
         latest = target.context_history[-1] if target.context_history else {}
         csrf = await handle.csrf_token()
         body = (
-            f"<p>Sign out <strong>{esc(device_of(latest.get('user_agent')))}</strong> "
-            f"({esc(latest.get('ip') or 'unknown place')}, last active "
+            f"<p>Sign out <strong>{esc(device_name(target, device_of(latest.get('user_agent'))))}"
+            f"</strong> ({esc(title_of(target))}, last active "
             f"{fmt_time(target.last_seen)})?</p>"
             f'<form method="post" action="{ROOT}/devices/{esc(target.id)}/sign-out" '
             f'class="panel">{hidden_csrf(csrf)}'
@@ -399,9 +402,9 @@ def _bound(session: Session) -> str:
     return f' <span class="tag" data-binding={attr(binding.state)}>{esc(label)}</span>'
 
 
-def _device_row(session: Session, current: Session | None) -> str:
+def _device_row(session: Session, current: Session | None, events: list[dict[str, Any]]) -> str:
     latest: dict[str, Any] = session.context_history[-1] if session.context_history else {}
-    device = device_of(latest.get("user_agent"))
+    device = device_name(session, device_of(latest.get("user_agent")))
     this = current is not None and current.id == session.id
     action = (
         '<span class="tag">This device</span>'
@@ -411,7 +414,7 @@ def _device_row(session: Session, current: Session | None) -> str:
     )
     return (
         f"<tr data-session={attr(session.id)}><td>{esc(device)}{_bound(session)}</td>"
-        f"<td>{esc(latest.get('ip') or 'unknown')}</td>"
+        f"{owner_cells(session, events)}"
         f"<td>{fmt_time(session.last_seen)}</td><td>{fmt_time(session.created_at)}</td>"
         f"<td>{action}</td></tr>"
     )

@@ -5,7 +5,7 @@
 A read first waits (briefly) for this process's recorder to append what it has queued, so a
 page shows the events of the request that led to it. The log's calls block, so they run on a
 worker thread, off the event loop. If the log cannot be read, the pages fall back to what this
-process saw and say so; the API answers ``store_unavailable``.
+process saw (with a warning in the service log); the API answers ``store_unavailable``.
 """
 
 from __future__ import annotations

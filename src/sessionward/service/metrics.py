@@ -59,6 +59,7 @@ class Metrics:
         sessions: int | None,
         store_up: bool,
         application: str | None = None,
+        event_log: dict[str, int] | None = None,
     ) -> str:
         """The exposition; the series labelled by application are ``application``'s only
         when it is given (an API key sees its own application's)."""
@@ -123,6 +124,17 @@ class Metrics:
                 kind, _, value = what.partition(":")
                 if kind == group and application in (None, app):
                     sample(name, count, application=app, **{label: value})
+        if event_log is not None:
+            for name, help_text in (
+                ("written", "Events appended to the audit log."),
+                ("dropped", "Events the audit log lost (buffer full, refused, at shutdown)."),
+                ("failures", "Failed appends to the audit log (each retry counts)."),
+            ):
+                metric = f"sessionward_event_log_{name}_total"
+                family(metric, "counter", help_text)
+                sample(metric, event_log[name])
+            family("sessionward_event_log_pending", "gauge", "Events queued for the audit log.")
+            sample("sessionward_event_log_pending", event_log["pending"])
         family("sessionward_store_up", "gauge", "1 if the session store answered the scrape.")
         sample("sessionward_store_up", 1 if store_up else 0)
         if sessions is not None:

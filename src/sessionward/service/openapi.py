@@ -143,10 +143,23 @@ def _paths() -> dict[str, Any]:
                             },
                             "session": ref("Session"),
                             "token": {"type": "string", "description": "Present on rotate."},
-                            "reason": {"type": "string", "enum": ["invalid"]},
+                            "reason": {
+                                "type": "string",
+                                "enum": ["invalid", "risk"],
+                                "description": "On `deny`: `invalid`, or `risk` when the risk"
+                                " engine ended the session. On a `step-up` the risk engine"
+                                " asked for: `risk` (sign in again, then"
+                                " /v1/sessions/confirm).",
+                            },
+                            "message": {"type": "string", "description": "For the user."},
+                            "session_id": {"type": "string"},
+                            "user_id": {"type": ["string", "null"]},
+                            "risk": ref("RiskDecision"),
                         },
                     },
-                    "The decision. `deny` says only `invalid`.",
+                    "The decision. `deny` says only `invalid` (or `risk`). With `risk`"
+                    " configured and a `context` given, `risk` holds the risk engine's"
+                    " decision and reasons.",
                 ),
                 body=obj(
                     {
@@ -166,6 +179,20 @@ def _paths() -> dict[str, Any]:
                 _json(ref("SessionAndToken")),
                 body=obj({"token": TOKEN, "context": ref("Context")}, ("token",)),
             )
+        },
+        "/v1/sessions/confirm": {
+            "post": _op(
+                '"This was me": after a risk step-up and a new sign-in, the request\'s context'
+                " becomes the owner's and the token is rotated (anyone else holding it is cut"
+                " off)",
+                "issue",
+                _json(ref("SessionAndToken")),
+                body=obj({"token": TOKEN, "context": ref("Context")}, ("token", "context")),
+            )
+            | {
+                "responses": _with_409(_json(ref("SessionAndToken")), "200")
+                | {"404": _error("not_found: hijack scoring is not configured (risk)")}
+            },
         },
         "/v1/sessions/elevate": {
             "post": _op(

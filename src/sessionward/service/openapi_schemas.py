@@ -67,9 +67,20 @@ SCHEMAS: dict[str, Any] = {
                 "maxProperties": 16,
                 "propertyNames": {"maxLength": 64},
                 "additionalProperties": STR,
+                "description": "The user's Sec-CH-UA-* request headers by lower-case name.",
             },
-        }
-    ),
+            "device_signal": {
+                "type": "string",
+                "maxLength": 128,
+                "description": "The optional device signal (docs/risk.md).",
+            },
+        },
+    )
+    | {
+        "description": "The request of the application's user, as the application received"
+        " it: the user's address (not the application's), user agent, Accept-Language,"
+        " client hints and device signal. Scored when the service runs with `risk`."
+    },
     "IdpLink": {
         **obj(
             {
@@ -114,6 +125,50 @@ SCHEMAS: dict[str, Any] = {
             "absolute_expires_at": TIME,
             "generation": {"type": "integer", "minimum": 0},
             "context_history": {"type": "array", "items": {"type": "object"}},
+            "device": {
+                "type": "string",
+                "description": 'As people name it ("Firefox 133 on Windows"); "" if unknown.'
+                " In listings and a session's detail.",
+            },
+            "network": obj(
+                {
+                    "description": {"type": "string", "description": "Owner (country)."},
+                    "owner": {"type": "string", "description": "The network's AS name."},
+                    "country": {"type": "string", "description": "ISO 3166 code."},
+                    "kind": {"type": "string", "enum": ["", "hosting", "vpn", "tor"]},
+                }
+            ),
+            "risk_decisions": {
+                "type": "array",
+                "description": "Recent risk decisions other than allow, newest first.",
+                "items": ref("RiskDecision"),
+            },
+        },
+    },
+    "RiskReason": obj(
+        {
+            "code": {"type": "string", "description": "Stable: network.new_country, ..."},
+            "weight": {"type": "number"},
+            "sentence": {
+                "type": "string",
+                "description": "Names the owner's networks and browser: for the owner's eyes.",
+            },
+        },
+        ("code", "weight", "sentence"),
+    ),
+    "RiskDecision": {
+        "type": "object",
+        "required": ["decision", "score", "reasons"],
+        "properties": {
+            "t": {"type": ["number", "null"], "description": "When (listings only)."},
+            "decision": {
+                "type": "string",
+                "enum": ["allow", "log", "step_up", "revoke", "confirmed"],
+                "description": "`confirmed` (listings only): the owner signed in again after"
+                " a step-up and confirmed it was them.",
+            },
+            "score": {"type": ["number", "null"]},
+            "reasons": {"type": "array", "items": ref("RiskReason")},
         },
     },
     "TokenPair": {

@@ -18,6 +18,7 @@ from sessionward.core.events import EventBus, log_event
 from sessionward.core.record import SessionRecord
 from sessionward.errors import ConfigError, StoreError
 from sessionward.manager._async.manager import AsyncSessionManager
+from sessionward.manager.risk import RiskAssessor
 from sessionward.service.activity import Activity, application_of, tagged
 from sessionward.service.config import ServiceConfig
 from sessionward.service.keys import KeyRing
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     from sessionward.jwt import AsyncTokenService
     from sessionward.signals.transmitter import Transmitter
 
-__all__ = ["RESERVED_PREFIX", "Runtime", "open_runtime", "open_store"]
+__all__ = ["RESERVED_PREFIX", "Runtime", "open_risk", "open_runtime", "open_store"]
 
 #: User ids in this namespace belong to the service itself (admin accounts); the API refuses
 #: to issue sessions for them, so an ``issue`` key cannot mint an admin session.
@@ -96,6 +97,7 @@ class Runtime:
     recorder: Recorder | None = None  # writes every event to ``event_log`` in the background
     receivers: Receivers | None = None  # identity-provider links, back-channel logout, SSF
     webhooks: Webhooks | None = None  # endpoints and their deliverer (needs ``event_log``)
+    risk: RiskAssessor | None = None  # hijack scoring, when ``risk`` is configured
     transmitter: Transmitter | None = None  # Shared Signals (sessionward.service.ssf)
     ssf_off: str | None = None  # why there is no transmitter
     _managers: dict[str, AsyncSessionManager] = field(default_factory=dict)
@@ -114,6 +116,7 @@ class Runtime:
                 clock=base.clock,
                 events=events,
                 admit=admits(application),
+                risk=self.risk,
             )
             self._managers[application] = manager
         return manager
@@ -173,6 +176,7 @@ def open_runtime(
     shared = store is None
     activity = Activity(clock.now)
     events = EventBus([log_event, activity])
+    risk = open_risk() if config.risk else None
     if store is None:
         store = open_store(config.store)
         if config.event_log and event_log is None:
@@ -194,6 +198,7 @@ def open_runtime(
         clock=clock,
         events=events,
         admit=_not_a_refresh_family if config.jwt_keys else None,
+        risk=risk,
     )
     state = ServiceState(config.state_path)
     state.mark_served(clock.now())
@@ -202,6 +207,8 @@ def open_runtime(
         tokens = open_token_service(config, manager) if config.jwt_keys else None
     except BaseException:
         state.close()
+        if event_log is not None:
+            event_log.close()
         raise
     guard = open_guard(config.store, state, clock.now, events)
     receivers = open_receivers(config, manager)
@@ -223,7 +230,19 @@ def open_runtime(
         recorder=recorder,
         receivers=receivers,
         webhooks=webhooks,
+        risk=risk,
     )
+
+
+def open_risk() -> RiskAssessor:
+    """The risk assessor of ``risk = true``; a ``ConfigError`` that says what to install when
+    the ``risk`` extra is missing."""
+    try:
+        import geoip2fast  # noqa: F401 - only checked for presence here
+        import ua_parser  # noqa: F401
+    except ModuleNotFoundError as exc:
+        raise ConfigError(f"risk needs {exc.name}: pip install 'sessionward[risk]'") from None
+    return RiskAssessor()
 
 
 _FAMILY_MARK = '"_sessionward_refresh":'  # sessionward.jwt.refresh.FAMILY_KEY, as stored

@@ -1,11 +1,15 @@
 """The recorder: session events into a durable :class:`~sessionward.stores.eventlog.EventLog`,
 off the request's path.
 
-Subscribe a :class:`Recorder` to the manager's ``EventBus``. For each event it puts the
-event's dict (plus the application it belongs to) on a bounded in-memory queue and returns:
-the request that caused the event never waits for the log and never fails because of it. One
-background thread takes what has queued, waits up to ``linger`` seconds (20 ms) for more, and
-appends the lot in one transaction (group commit: under load, one write carries many events).
+Subscribe a :class:`Recorder` to the manager's ``EventBus``. For each event it puts the event
+(and the application it belongs to) on a bounded in-memory queue and returns: the request
+that caused the event never waits for the log and never fails because of it. One background
+thread wakes when the queue stops being empty, waits up to ``linger`` seconds (20 ms) for
+more, turns the events into their dicts and appends them in transactions of up to ``batch``
+(200) events (group commit: under load, one write carries many events, and the thread wakes
+once per batch). On SQLite the log shares the session file, whose writes take turns: a batch
+holds the write lock for about as long as its inserts take (a few microseconds an event), and a
+session write that meets it waits that long, or SQLite's first busy-handler step (1 ms).
 
 Guarantees and limits:
 
@@ -27,12 +31,13 @@ to see their own writes); ``stats()`` gives the counters for metrics.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
-import queue
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -53,6 +58,21 @@ def _no_application(event: Event) -> str | None:
     return None
 
 
+_FIELDS: dict[type[Event], tuple[str, ...]] = {}
+
+
+def _entry(event: Event, application: str | None) -> dict[str, Any]:
+    """``event.to_dict()`` plus ``application``, without ``asdict``'s deep copy (an event's
+    fields are immutable: strings, numbers and tuples)."""
+    names = _FIELDS.get(type(event))
+    if names is None:
+        names = _FIELDS[type(event)] = tuple(f.name for f in dataclasses.fields(event))
+    entry = {name: getattr(event, name) for name in names}
+    entry["kind"] = event.kind
+    entry["application"] = application
+    return entry
+
+
 class Recorder:
     """An ``EventBus`` subscriber that appends events to ``log`` from a background thread.
 
@@ -69,7 +89,7 @@ class Recorder:
         retention: float | None = DEFAULT_RETENTION,
         prune_every: float = 3600.0,
         linger: float = 0.02,
-        batch: int = 500,
+        batch: int = 200,
         buffer: int = 10_000,
     ) -> None:
         if retention is not None and not retention > 0:
@@ -83,10 +103,16 @@ class Recorder:
         self._prune_every = prune_every
         self._linger = linger
         self._batch = batch
-        self._queue: queue.Queue[tuple[int, dict[str, Any]]] = queue.Queue(buffer)
+        self._buffer = buffer
+        # The request side numbers and queues an event under a short lock (so the queue is in
+        # number order, which flush() relies on), and wakes the writer only when it sleeps:
+        # once per batch, not once per event.
+        self._queue: deque[tuple[int, Event, str | None]] = deque()
+        self._queueing = threading.Lock()
+        self._recorded = 0  # sequence number of the latest event queued
         self._done = threading.Condition()
-        self._recorded = 0  # sequence number of the latest entry queued
-        self._finished = 0  # every entry up to this one is appended (or dropped)
+        self._finished = 0  # every event up to this one is appended (or dropped)
+        self._wake = threading.Event()
         self._hurry = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -100,42 +126,37 @@ class Recorder:
     # -- the request side --------------------------------------------------------------------
 
     def __call__(self, event: Event) -> None:
-        entry = event.to_dict()
-        entry["application"] = self._application(event)
-        self.record(entry)
-
-    def record(self, entry: dict[str, Any]) -> None:
-        """Queue one entry (an event's dict with ``application``); never blocks or raises."""
-        if self._closed:
+        """Queue ``event`` (never blocks, never raises); its dict is made by the writer."""
+        if self._closed or len(self._queue) >= self._buffer:
             self.dropped += 1
             return
-        self._started()
-        with self._done:
-            sequence = self._recorded + 1
-            try:
-                self._queue.put_nowait((sequence, entry))
-            except queue.Full:
-                self.dropped += 1
-                return
-            self._recorded = sequence
+        if self._pid != os.getpid():
+            self._start()
+        application = self._application(event)
+        with self._queueing:
+            self._recorded += 1
+            self._queue.append((self._recorded, event, application))
+        if not self._wake.is_set():
+            self._wake.set()
 
-    def _started(self) -> None:
-        if self._thread is not None and self._pid == os.getpid():
-            return
+    def _start(self) -> None:
         with self._done:
-            if self._thread is not None and self._pid == os.getpid():
+            if self._pid == os.getpid():
                 return
+            if self._pid:  # a child of fork(): the parent's queue and thread are not ours
+                self._queue.clear()
             thread = threading.Thread(target=self._run, name="sessionward-recorder", daemon=True)
             self._thread, self._pid = thread, os.getpid()
             thread.start()
 
     def flush(self, timeout: float = 5.0) -> bool:
-        """Wait until every entry recorded so far is appended; ``False`` on timeout."""
+        """Wait until every event recorded so far is appended; ``False`` on timeout."""
+        target = self._recorded
         with self._done:
-            target = self._recorded
             if self._finished >= target:
                 return True
         self._hurry.set()
+        self._wake.set()
         deadline = time.monotonic() + timeout
         with self._done:
             while self._finished < target:
@@ -153,7 +174,7 @@ class Recorder:
             "dropped": self.dropped,
             "failures": self.failures,
             "pruned": self.pruned,
-            "pending": self._queue.qsize(),
+            "pending": len(self._queue),
         }
 
     def close(self, timeout: float = 5.0) -> None:
@@ -164,16 +185,12 @@ class Recorder:
         self._closed = True
         self._stop.set()
         self._hurry.set()
+        self._wake.set()
         thread = self._thread
         if thread is not None and self._pid == os.getpid():
             thread.join(timeout)
-        lost = 0
-        while True:
-            try:
-                self._queue.get_nowait()
-            except queue.Empty:
-                break
-            lost += 1
+        lost = len(self._queue)
+        self._queue.clear()
         if lost:
             self.dropped += lost
             _log.error("event log: %d events were not written before shutdown", lost)
@@ -193,23 +210,22 @@ class Recorder:
                 return
 
     def _take(self, wait: float) -> list[tuple[int, dict[str, Any]]]:
-        """The next batch: the first entry (waiting at most ``wait``), then whatever arrives
-        within ``linger``, up to ``batch`` entries."""
-        try:
-            batch = [self._queue.get(timeout=wait if not self._stop.is_set() else 0.01)]
-        except queue.Empty:
-            return []
-        deadline = time.monotonic() + self._linger
-        while len(batch) < self._batch:
-            left = deadline - time.monotonic()
-            try:
-                if left <= 0 or self._hurry.is_set():
-                    batch.append(self._queue.get_nowait())
-                else:
-                    batch.append(self._queue.get(timeout=left))
-            except queue.Empty:
-                break
+        """The next batch: once something is queued (waiting at most ``wait``), whatever
+        arrives within ``linger``, up to ``batch`` entries, as dicts."""
+        if not self._queue:
+            self._wake.clear()
+            if not self._queue and not self._stop.is_set():
+                self._wake.wait(wait)
+            if not self._queue:
+                return []
+        if self._linger and not self._hurry.is_set() and len(self._queue) < self._batch:
+            self._hurry.wait(self._linger)
         self._hurry.clear()
+        batch: list[tuple[int, dict[str, Any]]] = []
+        queued = self._queue
+        while queued and len(batch) < self._batch:
+            sequence, event, application = queued.popleft()
+            batch.append((sequence, _entry(event, application)))
         return batch
 
     def _write(self, batch: list[tuple[int, dict[str, Any]]]) -> None:

@@ -18,8 +18,10 @@ whose credentials hold its signing secrets. Each event becomes one POST::
 from __future__ import annotations
 
 import datetime
+import ipaddress
 import json
 import secrets
+import socket
 from collections.abc import Callable, Iterable
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -35,6 +37,7 @@ __all__ = [
     "KIND",
     "ROTATION_GRACE",
     "WebhookRenderer",
+    "check_public_target",
     "create_webhook",
     "event_kinds",
     "message_id",
@@ -114,6 +117,31 @@ def check_url(url: str) -> str:
     return url
 
 
+def check_public_target(url: str) -> None:
+    """Refuse a URL whose host is, or resolves to, an address that is not globally routable
+    (loopback, private, link-local, carrier-grade NAT, reserved): a tenant must not make the
+    service POST into its own network. Checked when the endpoint is added; a name that
+    resolves elsewhere later is not re-checked."""
+    host = urlsplit(url).hostname or ""
+    try:
+        literal: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(host)
+    except ValueError:
+        literal = None
+    if literal is not None:
+        found = [literal]
+    else:
+        try:
+            infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError):
+            raise InvalidArgument(f"the webhook host {host[:100]!r} does not resolve") from None
+        found = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
+    if not found or not all(address.is_global for address in found):
+        raise InvalidArgument(
+            "the webhook URL points at a loopback, private or reserved address"
+            " (the service setting webhook_private_targets allows it)"
+        )
+
+
 def check_kinds(kinds: Iterable[str] | None) -> frozenset[str] | None:
     if kinds is None:
         return None
@@ -136,9 +164,13 @@ def create_webhook(
     now: float,
     kinds: Iterable[str] | None = None,
     description: str = "",
+    public_only: bool = False,
 ) -> tuple[Consumer, Secret]:
     """Register an endpoint that receives the events logged from now on; returns it and its
-    secret (shown to the caller once, never again)."""
+    secret (shown to the caller once, never again). ``public_only`` refuses a target on a
+    non-public address (:func:`check_public_target`)."""
+    if public_only:
+        check_public_target(check_url(url))
     if len(store.consumers(application, KIND)) >= MAX_ENDPOINTS:
         raise InvalidArgument(f"at most {MAX_ENDPOINTS} webhook endpoints per application")
     secret = Secret.generate()

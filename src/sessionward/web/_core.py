@@ -87,6 +87,11 @@ class AdapterConfig:
     * ``origin``: the public origin (``https://app.example``) requests are checked against (a
       DPoP proof's ``htu``, a registration's ``aud``); default: the request's scheme and
       ``Host``. Set it behind a proxy that changes either.
+    * ``step_up_paths``: paths (and everything under them) a request the risk engine
+      challenged still reaches, without its session: the sign-in page, so the user can sign
+      in again. The handle's ``challenge`` then holds the reasons and ``confirm()`` ("this was
+      me", after the sign-in) restores the session. Elsewhere such a request gets a 401 (a
+      browser's page request a redirect to the first of these paths, with ``next``).
     """
 
     transport: Transport = "cookie"
@@ -101,8 +106,13 @@ class AdapterConfig:
     binding: DeviceBinding | None = None
     dpop: DpopPolicy | None = None
     origin: str | None = None
+    step_up_paths: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        if isinstance(self.step_up_paths, str) or not all(
+            isinstance(p, str) and p.startswith("/") and p.isprintable() for p in self.step_up_paths
+        ):
+            raise ConfigError("step_up_paths must be a list of paths starting with '/'")
         if self.transport not in ("cookie", "bearer"):
             raise ConfigError("transport must be 'cookie' or 'bearer'")
         if self.transport == "cookie" and self.csrf is None:
@@ -127,6 +137,14 @@ class AdapterConfig:
             not re.fullmatch(r"https?://[A-Za-z0-9.:\[\]-]+", self.origin)
         ):
             raise ConfigError("origin must be scheme://host[:port], without a path")
+
+    def reaches_when_challenged(self, path: str) -> bool:
+        """Whether a request the risk engine challenged still runs for ``path``."""
+        for allowed in self.step_up_paths:
+            base = allowed.rstrip("/")
+            if path in (allowed, base) or path.startswith(base + "/"):
+                return True
+        return False
 
     @property
     def cookie_mode(self) -> bool:

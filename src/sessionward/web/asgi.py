@@ -31,7 +31,7 @@ from sessionward.errors import InvalidProof, InvalidToken, RiskChallenge, StoreE
 from sessionward.manager._async.manager import AsyncSessionManager
 from sessionward.web._async.binding import AsyncDeviceGate
 from sessionward.web._async.handle import AsyncSessionHandle
-from sessionward.web._challenge import challenge_body
+from sessionward.web._challenge import challenge_body, challenge_redirect
 from sessionward.web._core import AdapterConfig, Outcome, Transport, log_refusal, merge_headers
 from sessionward.web._http import asgi_headers, authorization
 from sessionward.web.binding import DeviceBinding
@@ -67,6 +67,7 @@ class SessionMiddleware:
         binding: DeviceBinding | None = None,
         dpop: DpopPolicy | None = None,
         origin: str | None = None,
+        step_up_paths: tuple[str, ...] | list[str] = (),
     ) -> None:
         self.app = app
         self.manager = manager
@@ -82,6 +83,7 @@ class SessionMiddleware:
             binding=binding,
             dpop=dpop,
             origin=origin,
+            step_up_paths=tuple(step_up_paths),
         )
         self.gate = (
             None if binding is None and dpop is None else AsyncDeviceGate(manager, self.config)
@@ -96,17 +98,18 @@ class SessionMiddleware:
         client = scope.get("client")
         context = config.context.capture(client[0] if client else None, headers)
         outcome = config.outcome(headers)
-        session = None
+        session, challenge = None, None
         if token is not None:
             try:
                 session = await self.manager.validate(token, context=context)
                 outcome.minted(session, self.manager.clock.now())
             except InvalidToken:
                 outcome.rejected = True
-            except RiskChallenge as challenge:  # sign in again; the session survives
-                kind, body = challenge_body(challenge, headers)
-                await self._plain(send, 401, body.decode(), content_type=kind)
-                return
+            except RiskChallenge as challenged:  # sign in again; the session survives
+                if not config.reaches_when_challenged(scope["path"]):
+                    await self._challenged(send, challenged, scope, headers)
+                    return
+                challenge = challenged  # the sign-in page runs, without the session
             except StoreError:
                 await self._plain(send, config.unavailable_status, "session store unavailable")
                 return
@@ -155,6 +158,8 @@ class SessionMiddleware:
             presented=token is not None,
             proven=proven,
             proof_jkt=jkt,
+            challenge=challenge,
+            challenged_token=token if challenge is not None else None,
         )
         scope["sessionward"] = handle
         scope.setdefault("state", {})["sessionward"] = handle
@@ -184,6 +189,20 @@ class SessionMiddleware:
             if started:
                 raise
             await self._plain(send, self.config.unavailable_status, "session store unavailable")
+
+    async def _challenged(
+        self, send: Send, challenge: RiskChallenge, scope: Scope, headers: dict[str, str]
+    ) -> None:
+        query = scope.get("query_string", b"").decode("latin-1")
+        paths = self.config.step_up_paths
+        location = challenge_redirect(paths, scope["method"], scope["path"], query, headers)
+        if location is None:
+            kind, body = challenge_body(challenge, headers)
+            await self._plain(send, 401, body.decode(), content_type=kind)
+            return
+        raw = [(b"location", location.encode("latin-1")), (b"cache-control", b"no-store")]
+        await send({"type": "http.response.start", "status": 303, "headers": raw})
+        await send({"type": "http.response.body", "body": b""})
 
     async def _plain(
         self,

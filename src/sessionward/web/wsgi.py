@@ -21,7 +21,7 @@ from typing import Any, Literal
 from sessionward.core.dpop import DpopPolicy
 from sessionward.errors import InvalidProof, InvalidToken, RiskChallenge, StoreError
 from sessionward.manager._sync.manager import SessionManager
-from sessionward.web._challenge import challenge_body
+from sessionward.web._challenge import challenge_body, challenge_redirect
 from sessionward.web._core import AdapterConfig, Outcome, Transport, log_refusal, merge_headers
 from sessionward.web._http import Reply, authorization, environ_headers
 from sessionward.web._sync.binding import DeviceGate
@@ -38,6 +38,7 @@ StartResponse = Callable[..., Any]
 WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
 _REASONS = {
     200: "OK",
+    303: "See Other",
     400: "Bad Request",
     401: "Unauthorized",
     403: "Forbidden",
@@ -66,6 +67,7 @@ class SessionMiddleware:
         binding: DeviceBinding | None = None,
         dpop: DpopPolicy | None = None,
         origin: str | None = None,
+        step_up_paths: tuple[str, ...] | list[str] = (),
     ) -> None:
         self.app = app
         self.manager = manager
@@ -81,6 +83,7 @@ class SessionMiddleware:
             binding=binding,
             dpop=dpop,
             origin=origin,
+            step_up_paths=tuple(step_up_paths),
         )
         self.gate = None if binding is None and dpop is None else DeviceGate(manager, self.config)
 
@@ -92,8 +95,7 @@ class SessionMiddleware:
         except StoreError:
             return self._plain(start_response, config.unavailable_status, "store unavailable")
         except RiskChallenge as challenge:  # sign in again; the session survives
-            kind, body = challenge_body(challenge, headers)
-            return self._plain(start_response, 401, body.decode(), content_type=kind)
+            return self._challenged(start_response, challenge, environ, headers, method)
         if self.gate is not None:
             try:
                 reply = self._bind(self.gate, handle, environ, headers, method)
@@ -164,6 +166,24 @@ class SessionMiddleware:
                 raise
             return self._plain(start_response, self.config.unavailable_status, "store unavailable")
 
+    def _challenged(
+        self,
+        start_response: StartResponse,
+        challenge: RiskChallenge,
+        environ: Environ,
+        headers: dict[str, str],
+        method: str,
+    ) -> list[bytes]:
+        path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+        query = environ.get("QUERY_STRING", "")
+        paths = self.config.step_up_paths
+        location = challenge_redirect(paths, method, path, query, headers)
+        if location is None:
+            kind, body = challenge_body(challenge, headers)
+            return self._plain(start_response, 401, body.decode(), content_type=kind)
+        start_response("303 See Other", [("location", location), ("cache-control", "no-store")])
+        return [b""]
+
     def _plain(
         self,
         start_response: StartResponse,
@@ -195,25 +215,36 @@ def open_handle(
 ) -> SessionHandle:
     """Validate the request's token (an invalid one is noted for expiry, never raised) and
     return the request's handle. ``StoreError`` propagates: the caller fails closed. A
-    ``RiskChallenge`` propagates too, unless ``challenged_runs_without``: the request then runs
-    without the session (which survives, its cookie untouched) and the challenge is left in
+    ``RiskChallenge`` propagates too, unless ``challenged_runs_without`` or the path is one of
+    the configured ``step_up_paths``: the request then runs without the session (which
+    survives, its cookie untouched), the challenge in the handle's ``challenge`` and in
     ``environ["sessionward.challenge"]`` for the application's sign-in page."""
     headers = environ_headers(environ) if headers is None else headers
     token = config.token_from(headers)
     context = config.context.capture(environ.get("REMOTE_ADDR"), headers)
     outcome = config.outcome(headers)
-    session = None
+    session, challenge = None, None
     if token is not None:
         try:
             session = manager.validate(token, context=context)
             outcome.minted(session, manager.clock.now())
         except InvalidToken:
             outcome.rejected = True
-        except RiskChallenge as challenge:
-            if not challenged_runs_without:
+        except RiskChallenge as challenged:
+            path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+            if not (challenged_runs_without or config.reaches_when_challenged(path)):
                 raise
-            environ["sessionward.challenge"] = challenge
-    return SessionHandle(manager, config, session, context, outcome, presented=token is not None)
+            environ["sessionward.challenge"] = challenge = challenged
+    return SessionHandle(
+        manager,
+        config,
+        session,
+        context,
+        outcome,
+        presented=token is not None,
+        challenge=challenge,
+        challenged_token=token if challenge is not None else None,
+    )
 
 
 def _read_body(environ: Environ, limit: int) -> bytes | None:

@@ -108,6 +108,11 @@ class AsyncSessionManager(AsyncEnding):
         self._history = ContextHistory(self.policy.context_history).after
         self._risk = risk
 
+    @property
+    def risk(self) -> RiskAssessor | None:
+        """The risk assessor scoring requests, or ``None`` when hijack scoring is off."""
+        return self._risk
+
     def _locality_of(self, user_id: str | None) -> bytes:
         """The leading bytes of a new id of ``user_id``'s: what a ``Locality`` store asks."""
         if user_id is None or self._locality is None:
@@ -257,11 +262,16 @@ class AsyncSessionManager(AsyncEnding):
                     self.events.emit(scored.event(record, now))
                     decision = decide(record, now, self.policy, match, risk=scored.risk)
             if decision.action is not _ROTATE:
-                return await self._carry_out(
+                served = await self._carry_out(
                     decision, record, secret, successor, now, context, scored
                 )
+                if scored is not None:
+                    served.risk = scored.verdict
+                return served
             renewed = await self._rotate_record(record, now, secret, context=context)
             if renewed is not None:
+                if scored is not None:
+                    renewed.risk = scored.verdict
                 self.events.emit(
                     SessionValidatedWithRotation(
                         record.id, record.user_id, now, generation=renewed.generation
@@ -289,10 +299,12 @@ class AsyncSessionManager(AsyncEnding):
                 record, now, secret, context, touch=action is Action.TOUCH
             )
         if action is Action.STEP_UP and scored is not None:
-            raise scored.challenge(record.id)
+            raise scored.challenge(record)
         if action is Action.REVOKE:
             if await self.store.delete(record.id):
                 self._emit_revoked(record.id, record.user_id, now, RevokeReason.RISK)
+            if scored is not None:
+                raise scored.revoked(record)
             raise InvalidToken("risk", record.id)
         if action is Action.SUCCESSOR:
             return self._handover(record, secret, successor, now)
@@ -506,6 +518,8 @@ class AsyncSessionManager(AsyncEnding):
         for _ in range(_ID_ATTEMPTS):
             if match_secret(record, secret, now)[0] is not _CURRENT:
                 raise self._rejected("mismatch", record.id, record.user_id, now)
+            if self._admit is not None and not self._admit(record):
+                raise self._rejected("refused", record.id, record.user_id, now)
             learned = self._risk.confirmed(record, context, now)
             confirmed = await self._rotate_record(
                 record, now, None, grace=False, stored=learned, auth_time=now

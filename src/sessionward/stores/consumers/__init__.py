@@ -7,6 +7,7 @@ The contract is :class:`~sessionward.stores.consumers.base.ConsumerStore`; see t
 from sessionward.errors import ConfigError
 from sessionward.stores.consumers.base import (
     ACTIVE,
+    ALL_APPLICATIONS,
     DISABLED,
     Consumer,
     ConsumerStore,
@@ -18,6 +19,7 @@ from sessionward.stores.consumers.sqlite import SQLiteConsumerStore
 
 __all__ = [
     "ACTIVE",
+    "ALL_APPLICATIONS",
     "DISABLED",
     "Consumer",
     "ConsumerStore",

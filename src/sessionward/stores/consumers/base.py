@@ -39,6 +39,7 @@ from typing import Any, Final, Literal, Protocol, runtime_checkable
 
 __all__ = [
     "ACTIVE",
+    "ALL_APPLICATIONS",
     "COLUMNS",
     "DELIVERY_COLUMNS",
     "DISABLED",
@@ -53,6 +54,9 @@ __all__ = [
 ]
 
 ACTIVE: Final = "active"
+#: A consumer of this application receives the events of every application, and those logged
+#: without one (a library's own log): for single-application use, never for a tenant.
+ALL_APPLICATIONS: Final = "*"
 DISABLED: Final = "disabled"
 State = Literal["active", "disabled"]
 
@@ -61,7 +65,7 @@ State = Literal["active", "disabled"]
 class Consumer:
     id: str
     kind: str  # the renderer: "webhook", "ssf", ...
-    application: str  # the tenancy namespace whose events it receives
+    application: str  # the tenancy namespace whose events it receives (or ALL_APPLICATIONS)
     url: str
     created_at: float
     config: dict[str, Any] = field(default_factory=dict)
@@ -75,7 +79,8 @@ class Consumer:
     disabled_reason: str | None = None
 
     def wants(self, kind: str, application: str | None) -> bool:
-        return application == self.application and (self.kinds is None or kind in self.kinds)
+        mine = self.application == ALL_APPLICATIONS or application == self.application
+        return mine and (self.kinds is None or kind in self.kinds)
 
     def public(self) -> dict[str, Any]:
         """Everything but the credentials, JSON-compatible."""

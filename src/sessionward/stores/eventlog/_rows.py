@@ -1,7 +1,9 @@
 """What the SQL and Redis event logs share: numbered cursors and entries split into columns.
 
-A cursor of the SQL logs is the row's integer id written with 20 digits, so the string order of
-ids is their append order in every backend (as :class:`MemoryEventLog`'s are).
+A cursor is a string of digits in every backend: the SQL logs write the row's integer id with
+20 digits, so the string order of ids is their append order (as :class:`MemoryEventLog`'s
+are). Any string of 1 to 32 digits is accepted as a cursor by every backend (a number past the
+last id simply selects nothing newer), so one pattern describes them all.
 """
 
 from __future__ import annotations
@@ -12,7 +14,17 @@ from typing import Any
 from sessionward.errors import InvalidArgument
 from sessionward.stores.eventlog.base import EventQuery, LoggedEvent
 
-__all__ = ["MAX_LIMIT", "check_limit", "columns", "cursor", "dumps", "number", "row_event"]
+__all__ = [
+    "MAX_LIMIT",
+    "check_limit",
+    "columns",
+    "cursor",
+    "digits",
+    "dumps",
+    "number",
+    "row_event",
+    "where",
+]
 
 MAX_LIMIT = 1000
 _FIXED = frozenset({"id", "at", "kind", "session_id", "user_id", "application"})
@@ -22,23 +34,27 @@ def cursor(number: int) -> str:
     return f"{number:020d}"
 
 
-def number(value: str) -> int:
-    """The row id a cursor names; ``InvalidArgument`` for anything else."""
-    if not isinstance(value, str) or len(value) != 20 or not value.isascii():
+_LARGEST = 2**63 - 1  # SQLite's and PostgreSQL's largest integer
+
+
+def digits(value: str) -> int:
+    """The number a cursor spells; ``InvalidArgument`` for anything but 1 to 32 digits."""
+    if not isinstance(value, str) or not 1 <= len(value) <= 32 or not value.isascii():
         raise InvalidArgument("not an event cursor")
     if not value.isdigit():
         raise InvalidArgument("not an event cursor")
     return int(value)
 
 
+def number(value: str) -> int:
+    """The row id a cursor names (capped at the largest a SQL integer holds)."""
+    return min(digits(value), _LARGEST)
+
+
 def check_limit(limit: int) -> int:
     if not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
         raise InvalidArgument(f"limit must be an integer from 1 to {MAX_LIMIT}")
     return limit
-
-
-def check_query(query: EventQuery) -> None:
-    check_limit(query.limit)
 
 
 def dumps(value: Any) -> str:

@@ -67,6 +67,8 @@ _PRUNE_CHUNK = 5000
 
 
 def _lock_key(text: str) -> int:
+    """The advisory-lock key of ``text``; for a schema name, the very key the session store
+    takes while it creates the schema, so the two never race to create it."""
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], signed=True)
 
 

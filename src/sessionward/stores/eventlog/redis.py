@@ -10,8 +10,9 @@ store's (``sessionward.stores.redis``); on a Cluster the stream lives in one slo
   So ids follow both the order of appends and, within clock skew, the events' times.
   ``MAXLEN ~ maxlen`` (default 100,000) bounds the stream: the oldest entries go first,
   whatever the retention says.
-* ``read``: ``XRANGE`` from the exclusive cursor. A cursor is the stream id written with fixed
-  widths (``<15 digits>-<10 digits>``) so that cursors sort as strings in append order.
+* ``read``: ``XRANGE`` from the exclusive cursor. A cursor is the stream id as 25 digits
+  (the milliseconds in 15, the sequence number in 10), so cursors sort as strings in append
+  order.
 * ``query``: Redis has no secondary index on a stream. The entries are scanned newest first
   with ``XREVRANGE`` in pages of 500 (from the ``before`` cursor, down to ``since``), and
   filtered here. A query by user, session or kind therefore costs a read of every entry newer
@@ -27,20 +28,20 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Sequence
 from typing import Any, Final
 
-from sessionward.errors import ConfigError, InvalidArgument, StoreCorrupt
+from sessionward.errors import ConfigError, StoreCorrupt
 from sessionward.stores._sync.redis import _TRANSLATED, _connect
-from sessionward.stores.eventlog._rows import check_limit, dumps
+from sessionward.stores.eventlog._rows import check_limit, digits, dumps
 from sessionward.stores.eventlog.base import EventPage, EventQuery, LoggedEvent
 from sessionward.stores.eventlog.memory import matches, to_logged
 
 __all__ = ["RedisEventLog"]
 
 _PAGE: Final = 500
-_CURSOR = re.compile(r"([0-9]{15})-([0-9]{10})")
+_SEQ: Final = 10**10
+_LARGEST: Final = 2**64 - 1  # the largest millisecond part of a stream id
 _APPEND: Final = """
 local ids = {}
 for i = 2, #ARGV, 2 do
@@ -57,14 +58,12 @@ return ids
 def _cursor(stream_id: bytes | str) -> str:
     text = stream_id.decode("ascii") if isinstance(stream_id, bytes) else stream_id
     ms, _, seq = text.partition("-")
-    return f"{int(ms):015d}-{int(seq):010d}"
+    return f"{int(ms):015d}{int(seq):010d}"
 
 
 def _stream_id(cursor: str) -> str:
-    found = _CURSOR.fullmatch(cursor) if isinstance(cursor, str) else None
-    if found is None:
-        raise InvalidArgument("not an event cursor")
-    return f"{int(found[1])}-{int(found[2])}"
+    ms, seq = divmod(digits(cursor), _SEQ)
+    return f"{min(ms, _LARGEST)}-{seq}"
 
 
 def _ms(at: float) -> int:

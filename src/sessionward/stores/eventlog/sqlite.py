@@ -7,7 +7,8 @@ Tables (their own schema version, beside the session store's and the service's):
                                even after every row is pruned), at, kind, session_id, user_id,
                                application, fields (JSON text)
     indexes                    (user_id, id), (session_id, id), (application, id), (kind, id)
-                               and (at): each filter of ``query`` reads its index newest first
+                               and (at): each filter of ``query`` reads its index newest first.
+                               A batch is one ``executemany`` in one transaction.
 
 WAL journal with ``synchronous=NORMAL``, as the session store: a batch is one transaction, so a
 crash keeps or loses a batch whole, and readers never wait for the writer. Open the session
@@ -63,7 +64,7 @@ _SCHEMA = (
 _COLUMNS = "id, at, kind, session_id, user_id, application, fields"
 _INSERT = (
     "INSERT INTO sessionward_events (at, kind, session_id, user_id, application, fields)"
-    " VALUES (?, ?, ?, ?, ?, ?) RETURNING id"
+    " VALUES (?, ?, ?, ?, ?, ?)"
 )
 _READ = f"SELECT {_COLUMNS} FROM sessionward_events WHERE id > ? ORDER BY id LIMIT ?"  # noqa: S608
 _PRUNE = (
@@ -71,6 +72,7 @@ _PRUNE = (
     " (SELECT id FROM sessionward_events WHERE at < ? LIMIT ?)"
 )
 _PRUNE_CHUNK = 5000
+_CHECKPOINT_PAGES = 4000  # as the session store: fewer, larger checkpoints
 
 
 def _translate(exc: sqlite3.Error) -> SessionwardError:
@@ -132,6 +134,7 @@ class SQLiteEventLog:
             self._opened.append((os.getpid(), conn))
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute(f"PRAGMA wal_autocheckpoint={_CHECKPOINT_PAGES}")
         self._local.conn, self._local.pid = conn, os.getpid()
         return conn
 
@@ -163,12 +166,15 @@ class SQLiteEventLog:
         conn = self._connection()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            ids = [cursor(conn.execute(_INSERT, row).fetchone()[0]) for row in rows]
+            conn.executemany(_INSERT, rows)
+            # One writer holds the lock and AUTOINCREMENT counts up: the batch's ids are the
+            # consecutive numbers ending at the last one inserted.
+            last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
-        return ids
+        return [cursor(number) for number in range(last - len(rows) + 1, last + 1)]
 
     @_translated
     def read(self, after: str | None, limit: int) -> list[LoggedEvent]:

@@ -15,7 +15,9 @@ from typing import Any
 
 from sessionward.core import binding as states
 from sessionward.core.context import RequestContext
+from sessionward.core.events import RevokeReason
 from sessionward.core.record import Session
+from sessionward.errors import RiskChallenge
 from sessionward.manager._sync.manager import SessionManager
 from sessionward.web._core import REMEMBER_KEY, AdapterConfig, DataChange, Outcome
 from sessionward.web.mapping import SessionMapping
@@ -27,8 +29,10 @@ class SessionHandle:
     """The request's session (``None`` if none or invalid) and the actions that change it."""
 
     __slots__ = (
+        "_challenged_token",
         "_mapping",
         "_session",
+        "challenge",
         "config",
         "context",
         "manager",
@@ -49,6 +53,8 @@ class SessionHandle:
         presented: bool,
         proven: bool = False,
         proof_jkt: str | None = None,
+        challenge: RiskChallenge | None = None,
+        challenged_token: str | None = None,
     ) -> None:
         self.manager = manager
         self.config = config
@@ -63,6 +69,12 @@ class SessionHandle:
         self.proof_jkt = proof_jkt
         self._session = session
         self._mapping: SessionMapping | None = None
+        #: The risk engine's challenge when this request was let through to a sign-in page
+        #: (``step_up_paths``) without its session: ``reasons``, ``codes``, ``user_id``. The
+        #: session survives; :meth:`confirm` restores it once the user has signed in again.
+        self.challenge = challenge
+        # The presented token, kept for ``confirm`` only, and only while challenged.
+        self._challenged_token = challenged_token if challenge is not None else None
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._session!r}>"
@@ -137,7 +149,32 @@ class SessionHandle:
             context=self.context,
             previous=self._session,
         )
+        # After the new session: it takes the user's history from their live sessions.
+        self._end_challenged(user_id)
         return self._adopt(session)
+
+    def confirm(self) -> Session:
+        """ "This was me": call it once the user of a challenged request has signed in
+        again (password, passkey, second factor). The request's context becomes the
+        session's and the user's own, and the session continues under a new token (whoever
+        else holds the old one is cut off)."""
+        token = self._challenged_token
+        if self.challenge is None or token is None:
+            raise RuntimeError("no risk challenge on this request")
+        session = self.manager.confirm(token, context=self.context)
+        self.challenge, self._challenged_token = None, None
+        return self._adopt(session)
+
+    def _end_challenged(self, user_id: str) -> None:
+        """The owner's new sign-in replaces their challenged session: end it rather than
+        leave its token alive for whoever else holds it. Another user's sign-in on this
+        browser leaves it alone (the owner's other requests still use it)."""
+        challenge = self.challenge
+        if challenge is None:
+            return
+        if challenge.user_id == user_id:
+            self.manager.revoke(challenge.session_id, reason=RevokeReason.NEW_LOGIN)
+        self.challenge, self._challenged_token = None, None
 
     def ensure(self) -> Session:
         """The current session, or a new anonymous one (for something to store, such as a

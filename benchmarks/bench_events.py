@@ -1,0 +1,167 @@
+"""Audit-log benchmark: what the recorder adds to ``issue``, ``revoke`` and ``validate`` on
+SQLite, in one run.
+
+Run by hand (not in CI):
+
+    .venv/bin/python benchmarks/bench_events.py [--ops 400] [--rounds 7]
+
+Two managers on two SQLite files (WAL, the defaults): one whose event bus has no subscriber,
+one whose bus has the :class:`~sessionward.signals.recorder.Recorder` appending to the event
+log in the same file (the service's set-up). Each round times ``--ops`` calls of each
+operation on both, interleaved; medians of the rounds, and their ratio, in three columns:
+
+* caller CPU: the calling thread's CPU time in the loop (``time.thread_time``): what the
+  request itself pays (queueing the event);
+* process CPU: the whole process's CPU time until the recorder has written every entry of
+  the batch (``flush()``): what the machine pays, the log's writes included;
+* wall clock of the loop: what a caller waits for, on a busy machine mostly its queue for a
+  core.
+
+``validate`` of a live session that needs no write (no renewal, no rotation) emits no event;
+the run checks that the recorder wrote nothing for it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from sessionward import Policy, SessionManager, SQLiteStore
+from sessionward.core.events import EventBus
+from sessionward.signals.recorder import Recorder
+from sessionward.stores.eventlog import open_event_log
+
+Setup = Callable[[SessionManager, int], object]
+POLICY = Policy(idle_timeout=3600, absolute_timeout=8 * 3600, rotate_after=None)
+
+
+class Side:
+    """One manager on its own file, with or without the recorder."""
+
+    def __init__(self, path: Path, recorded: bool) -> None:
+        self.store = SQLiteStore(path)
+        self.log = open_event_log(str(path))
+        self.recorder = Recorder(self.log) if recorded else None
+        bus = EventBus([self.recorder] if self.recorder else [])
+        self.manager = SessionManager(self.store, policy=POLICY, events=bus)
+        self.counter = 0
+
+    def settle(self) -> None:
+        if self.recorder is not None and not self.recorder.flush(30):
+            raise SystemExit("the recorder did not catch up")
+
+    def close(self) -> None:
+        if self.recorder is not None:
+            self.recorder.close()
+        self.log.close()
+        self.manager.close()
+
+
+Times = tuple[float, float, float]
+COLUMNS = ("caller CPU", "process CPU", "wall clock")
+
+
+def _now() -> Times:
+    return time.thread_time(), time.process_time(), time.perf_counter()
+
+
+def _since(start: Times, loop_end: Times) -> Times:
+    """The calling thread's CPU seconds in the loop (what the request pays), the process's
+    CPU seconds until the recorder caught up (every thread: what the machine pays), and the
+    wall-clock seconds of the loop."""
+    end = _now()
+    return loop_end[0] - start[0], end[1] - start[1], loop_end[2] - start[2]
+
+
+def time_issue(side: Side, ops: int) -> Times:
+    side.settle()
+    start = _now()
+    for _ in range(ops):
+        side.counter += 1
+        side.manager.issue(f"user{side.counter}")
+    loop_end = _now()
+    side.settle()
+    return _since(start, loop_end)
+
+
+def time_revoke(side: Side, ops: int) -> Times:
+    sessions = []
+    for _ in range(ops):
+        side.counter += 1
+        sessions.append(side.manager.issue(f"user{side.counter}"))
+    side.settle()
+    start = _now()
+    for session in sessions:
+        side.manager.revoke(session)
+    loop_end = _now()
+    side.settle()
+    return _since(start, loop_end)
+
+
+def time_validate(side: Side, ops: int) -> Times:
+    side.counter += 1
+    token = side.manager.issue(f"user{side.counter}").token
+    assert token is not None
+    side.settle()
+    written = side.recorder.stats()["written"] if side.recorder else 0
+    start = _now()
+    for _ in range(ops):
+        side.manager.validate(token)
+    loop_end = _now()
+    side.settle()
+    elapsed = _since(start, loop_end)
+    if side.recorder is not None and side.recorder.stats()["written"] != written:
+        raise SystemExit("validate that allows without a change emitted an event")
+    return elapsed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ops", type=int, default=400, help="calls per batch")
+    parser.add_argument("--rounds", type=int, default=7)
+    args = parser.parse_args(argv)
+    benches = {"issue": time_issue, "revoke": time_revoke, "validate": time_validate}
+    results: dict[tuple[str, bool], list[Times]] = {
+        (n, bool(r)): [] for n in benches for r in (0, 1)
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        sides = {r: Side(Path(tmp) / f"{r}.db", bool(r)) for r in (0, 1)}
+        gc.disable()
+        try:
+            for round_ in range(args.rounds + 1):  # the first round warms up
+                for name, bench in benches.items():
+                    for recorded in (0, 1) if round_ % 2 else (1, 0):
+                        elapsed = bench(sides[recorded], args.ops)
+                        per_op: Times = (
+                            elapsed[0] / args.ops,
+                            elapsed[1] / args.ops,
+                            elapsed[2] / args.ops,
+                        )
+                        if round_:
+                            results[(name, bool(recorded))].append(per_op)
+                gc.collect()
+        finally:
+            gc.enable()
+            for side in sides.values():
+                side.close()
+    print(f"SQLite, {args.ops} calls per batch, median of {args.rounds} rounds (Python "
+          f"{sys.version.split()[0]})")  # fmt: skip
+    print(f"{'per call':<10}" + "".join(f"{c + ': off / on':>30}" for c in COLUMNS))
+    for name in benches:
+        row = f"{name:<10}"
+        for column in range(len(COLUMNS)):
+            off: float = statistics.median(r[column] for r in results[(name, False)])
+            on: float = statistics.median(r[column] for r in results[(name, True)])
+            row += f"{off * 1e6:>10.1f} /{on * 1e6:>7.1f} µs {on / off:>5.2f}x"
+        print(row)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,294 @@
+"""Hijack scoring through the service's API over real HTTP (uvicorn on a loopback port, a real
+SQLite file, a fake clock): the application passes its user's request context in the
+validate body, and the answer carries the risk decision and its reasons."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+pytest.importorskip("geoip2fast", reason="the risk extra is not installed")
+pytest.importorskip("ua_parser", reason="the risk extra is not installed")
+
+from sessionward import Policy
+from sessionward.errors import ConfigError
+from sessionward.service import ServiceConfig, create_app
+from sessionward.service.openapi import openapi_document
+from sessionward.service.runtime import Runtime
+from sessionward.testing import FakeClock
+
+from ._server import serve
+from .conftest import Service, make_keys
+
+SAFARI = (
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko)"
+    " Version/17.4 Safari/605.1.15"
+)
+FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
+HOURS = 3600.0
+# The user's own request as the application saw it: Andrews & Arnold (GB), Safari on a Mac.
+OWNER = {"ip": "81.2.69.160", "user_agent": SAFARI, "accept_language": "en-GB,en;q=0.9"}
+# A stolen token replayed from Comcast (US) with another Safari version.
+THIEF = {
+    "ip": "73.1.2.3",
+    "user_agent": SAFARI.replace("Version/17.4", "Version/18.1"),
+    "accept_language": "en-GB,en;q=0.9",
+}
+# Replayed from a Russian network in Firefox on Linux with Russian as the language.
+FOREIGN = {"ip": "95.173.136.70", "user_agent": FIREFOX, "accept_language": "ru"}
+
+
+@pytest.fixture
+def scored(tmp_path: Path) -> Iterator[Service]:
+    clock = FakeClock()
+    path = tmp_path / "service.db"
+    config = ServiceConfig(
+        store=str(path),
+        admin=False,
+        demo=False,
+        policy=Policy(idle_timeout=24 * HOURS, absolute_timeout=7 * 24 * HOURS),
+        key_cache_seconds=0,
+        risk=True,
+    )
+    app = create_app(config, clock=clock)
+    runtime: Runtime = app.state.runtime
+    try:
+        with serve(app) as base, httpx.Client(base_url=base, timeout=10) as client:
+            yield Service(app, runtime, clock, client, make_keys(runtime), path)
+    finally:
+        asyncio.run(runtime.close())
+
+
+def login(service: Service, user: str = "alice") -> str:
+    response = service.client.post(
+        "/v1/sessions",
+        json={"user_id": user, "context": OWNER},
+        headers=service.auth("issue"),
+    )
+    assert response.status_code == 201, response.text
+    service.clock.advance(5 * HOURS)  # later: no impossible-travel signal
+    token: str = response.json()["token"]
+    return token
+
+
+def validate(service: Service, token: str, context: dict[str, Any]) -> dict[str, Any]:
+    response = service.client.post(
+        "/v1/sessions/validate",
+        json={"token": token, "context": context},
+        headers=service.auth("validate"),
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def test_a_stolen_token_replayed_elsewhere_gets_step_up_while_the_owner_is_allowed(
+    scored: Service,
+) -> None:
+    token = login(scored)
+    first = validate(scored, token, OWNER)
+    assert first["decision"] == "allow"
+    assert first["risk"]["decision"] == "allow"
+    assert first["session"]["user_id"] == "alice"
+
+    stolen = validate(scored, token, THIEF)
+    assert stolen["decision"] == "step-up"
+    assert stolen["reason"] == "risk"
+    assert stolen["message"].startswith("Please sign in again")
+    assert stolen["user_id"] == "alice"
+    assert "session" not in stolen  # nothing of the session is served to this request
+    risk = stolen["risk"]
+    assert risk["decision"] == "step_up"
+    codes = [r["code"] for r in risk["reasons"]]
+    assert "network.new_country" in codes
+    country = next(r for r in risk["reasons"] if r["code"] == "network.new_country")
+    assert country["weight"] > 0
+    assert "COMCAST" in country["sentence"]
+    assert "(US)" in country["sentence"]
+    assert risk["score"] == pytest.approx(sum(r["weight"] for r in risk["reasons"]), abs=0.1)
+    assert "73.1.2.3" not in str(risk)
+
+    scored.clock.advance(30)
+    assert validate(scored, token, OWNER)["decision"] == "allow"  # the owner goes on
+
+
+def test_a_logged_request_is_served_with_its_reasons(scored: Service) -> None:
+    token = login(scored)
+    # Another British network and another language: unusual, not alarming.
+    answer = validate(scored, token, {**OWNER, "ip": "86.128.9.1", "accept_language": "de-DE"})
+    assert answer["decision"] == "allow"
+    assert answer["session"]["user_id"] == "alice"
+    assert answer["risk"]["decision"] == "log"
+    assert "language.changed" in [r["code"] for r in answer["risk"]["reasons"]]
+
+
+def test_without_a_context_nothing_is_scored(scored: Service) -> None:
+    token = login(scored)
+    response = scored.client.post(
+        "/v1/sessions/validate", json={"token": token}, headers=scored.auth("validate")
+    )
+    assert response.json()["decision"] == "allow"
+    assert "risk" not in response.json()
+
+
+def test_a_revoke_ends_the_session_and_says_why(scored: Service) -> None:
+    token = login(scored)
+    ended = validate(scored, token, FOREIGN)
+    assert ended["decision"] == "deny"
+    assert ended["reason"] == "risk"
+    assert ended["risk"]["decision"] == "revoke"
+    groups = {r["code"].partition(".")[0] for r in ended["risk"]["reasons"]}
+    assert {"network", "browser"} <= groups
+    assert validate(scored, token, OWNER) == {"decision": "deny", "reason": "invalid"}
+
+
+def test_confirm_after_a_new_sign_in_teaches_the_context_and_rotates(scored: Service) -> None:
+    token = login(scored)
+    travel = {**OWNER, "ip": "73.1.2.3"}  # the owner abroad, in their own browser
+    assert validate(scored, token, travel)["decision"] == "step-up"
+    # The application signed its user in again (password, passkey), then confirms.
+    response = scored.client.post(
+        "/v1/sessions/confirm",
+        json={"token": token, "context": travel},
+        headers=scored.auth("issue"),
+    )
+    assert response.status_code == 200, response.text
+    new_token = response.json()["token"]
+    assert new_token != token
+    assert validate(scored, token, travel) == {"decision": "deny", "reason": "invalid"}
+    scored.clock.advance(60)
+    assert validate(scored, new_token, travel)["decision"] == "allow"
+    listed = scored.client.get("/v1/users/alice/sessions", headers=scored.auth("issue"))
+    (session,) = listed.json()["sessions"]
+    decisions = [d["decision"] for d in session["risk_decisions"]]
+    assert decisions[:2] == ["confirmed", "step_up"]  # newest first
+
+
+def test_signing_in_again_with_the_challenged_token_as_previous_ends_it(scored: Service) -> None:
+    token = login(scored)
+    travel = {**OWNER, "ip": "73.1.2.3"}
+    assert validate(scored, token, travel)["decision"] == "step-up"
+    response = scored.client.post(
+        "/v1/sessions",
+        json={"user_id": "alice", "context": travel, "previous_token": token},
+        headers=scored.auth("issue"),
+    )
+    assert response.status_code == 201, response.text
+    assert validate(scored, token, OWNER) == {"decision": "deny", "reason": "invalid"}
+    scored.clock.advance(60)
+    assert validate(scored, response.json()["token"], travel)["decision"] == "allow"
+
+
+def test_confirm_needs_the_context(scored: Service) -> None:
+    token = login(scored)
+    response = scored.client.post(
+        "/v1/sessions/confirm", json={"token": token}, headers=scored.auth("issue")
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_request"
+
+
+def test_confirm_answers_not_found_without_risk(service: Service) -> None:
+    response = service.client.post(
+        "/v1/sessions",
+        json={"user_id": "alice", "context": OWNER},
+        headers=service.auth("issue"),
+    )
+    token = response.json()["token"]
+    confirm = service.client.post(
+        "/v1/sessions/confirm",
+        json={"token": token, "context": OWNER},
+        headers=service.auth("issue"),
+    )
+    assert confirm.status_code == 404
+    assert confirm.json()["error"]["code"] == "not_found"
+
+
+def test_another_applications_key_cannot_confirm(scored: Service) -> None:
+    from sessionward.service.keys import create_key
+
+    token = login(scored)
+    other, _ = create_key(scored.runtime.state, "issue", "other app", 0.0, application="shop2")
+    response = scored.client.post(
+        "/v1/sessions/confirm",
+        json={"token": token, "context": OWNER},
+        headers={"authorization": f"Bearer {other}"},
+    )
+    assert response.status_code == 401
+    assert validate(scored, token, OWNER)["decision"] == "allow"
+
+
+def test_the_user_listing_names_device_network_and_decisions(scored: Service) -> None:
+    token = login(scored)
+    validate(scored, token, OWNER)
+    validate(scored, token, THIEF)
+    listed = scored.client.get("/v1/users/alice/sessions", headers=scored.auth("issue"))
+    assert listed.status_code == 200
+    (session,) = listed.json()["sessions"]
+    assert session["device"] == "Safari 17 on macOS"
+    assert session["network"]["owner"] == "Andrews & Arnold Ltd"
+    assert session["network"]["country"] == "GB"
+    assert session["network"]["description"] == "Andrews & Arnold Ltd (GB)"
+    (decision,) = session["risk_decisions"]
+    assert decision["decision"] == "step_up"
+    assert any(r["code"] == "network.new_country" for r in decision["reasons"])
+    assert "81.2.69.160" not in listed.text
+    detail = scored.client.get(f"/v1/sessions/{session['id']}", headers=scored.auth("admin"))
+    assert detail.json()["session"]["device"] == "Safari 17 on macOS"
+    assert detail.json()["session"]["risk_decisions"][0]["decision"] == "step_up"
+    assert SAFARI not in listed.text
+
+
+def test_the_openapi_document_describes_the_risk_fields() -> None:
+    document = openapi_document()
+    schemas = document["components"]["schemas"]
+    assert set(schemas["Context"]["properties"]) >= {"ip", "user_agent", "device_signal"}
+    assert schemas["RiskDecision"]["properties"]["decision"]["enum"] == [
+        "allow",
+        "log",
+        "step_up",
+        "revoke",
+        "confirmed",
+    ]
+    assert set(schemas["RiskReason"]["required"]) == {"code", "weight", "sentence"}
+    validate_ok = document["paths"]["/v1/sessions/validate"]["post"]["responses"]["200"]
+    answer = validate_ok["content"]["application/json"]["schema"]["properties"]
+    assert answer["risk"] == {"$ref": "#/components/schemas/RiskDecision"}
+    assert "risk" in answer["reason"]["enum"]
+    assert "/v1/sessions/confirm" in document["paths"]
+    assert {"device", "network", "risk_decisions"} <= set(schemas["Session"]["properties"])
+
+
+def test_risk_without_the_extra_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from sessionward.service.runtime import open_risk
+
+    monkeypatch.setitem(sys.modules, "geoip2fast", None)
+    with pytest.raises(ConfigError, match=r"sessionward\[risk\]"):
+        open_risk()
+
+
+def test_risk_is_configured_by_flag_environment_and_file(tmp_path: Path) -> None:
+    from sessionward.service.config import load_config
+
+    assert load_config({}, environ={}).risk is False
+    assert load_config({"risk": True}, environ={}).risk is True
+    assert load_config({}, environ={"SESSIONWARD_RISK": "1"}).risk is True
+    toml = tmp_path / "service.toml"
+    toml.write_text("risk = true\n", encoding="utf-8")
+    assert load_config({}, environ={}, config_file=str(toml)).risk is True
+
+
+def test_serve_takes_the_risk_flag(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sessionward.cli import build_parser
+    from sessionward.cli.serve import _load
+
+    monkeypatch.delenv("SESSIONWARD_RISK", raising=False)
+    assert _load(build_parser().parse_args(["serve", "--risk"])).risk is True
+    assert _load(build_parser().parse_args(["serve"])).risk is False

@@ -1,0 +1,219 @@
+"""The recorder: events reach the durable log in order, in batches, off the caller's thread;
+an unreachable log never blocks or fails the caller, and is caught up once it is back."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sessionward import SessionManager, SQLiteStore
+from sessionward.core.events import EventBus, SessionCreated, SessionRevoked
+from sessionward.errors import InvalidArgument
+from sessionward.signals.recorder import Recorder
+from sessionward.stores.eventlog import EventQuery
+from sessionward.stores.eventlog.sqlite import SQLiteEventLog
+from sessionward.testing import FakeClock
+
+NOW = 1_800_000_000.0
+
+
+class CountingLog(SQLiteEventLog):
+    """A real SQLite log that remembers the size of every append."""
+
+    def __init__(self, path: str, **options: Any) -> None:
+        super().__init__(path, **options)
+        self.batches: list[int] = []
+
+    def append(self, entries: Sequence[dict[str, Any]]) -> list[str]:
+        ids = super().append(entries)
+        self.batches.append(len(entries))
+        return ids
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> str:
+    db = str(tmp_path / "s.db")
+    SQLiteStore(db).close()
+    return db
+
+
+@pytest.fixture
+def log(path: str) -> Iterator[CountingLog]:
+    opened = CountingLog(path, busy_timeout=0.05)
+    yield opened
+    opened.close()
+
+
+class Locked:
+    """Another connection holding the database's write lock: the log cannot append."""
+
+    def __init__(self, path: str) -> None:
+        self.conn = sqlite3.connect(path, isolation_level=None)
+        self.conn.execute("BEGIN EXCLUSIVE")
+
+    def release(self) -> None:
+        self.conn.execute("ROLLBACK")
+        self.conn.close()
+
+
+def created(i: int, user: str = "alice") -> SessionCreated:
+    return SessionCreated(f"S{i:015d}", user, NOW + i)
+
+
+def test_events_of_a_manager_reach_the_log_in_order_with_their_application(
+    log: CountingLog, path: str
+) -> None:
+    recorder = Recorder(log, application=lambda event: f"app-of-{event.user_id}")
+    with SessionManager(SQLiteStore(path), events=EventBus([recorder])) as manager:
+        session = manager.issue("alice")
+        manager.revoke(session)
+    assert recorder.flush()
+    events = log.read(None, 10)
+    assert [e.kind for e in events] == ["created", "revoked"]
+    assert all(e.session_id == session.id for e in events)
+    assert events[0].application == "app-of-alice"
+    assert events[1].fields["reason"] == "logout"
+    recorder.close()
+
+
+def test_bursts_are_written_in_a_few_large_batches(log: CountingLog) -> None:
+    recorder = Recorder(log, linger=0.05)
+    for i in range(300):
+        recorder(created(i))
+    assert recorder.flush()
+    assert sum(log.batches) == 300
+    assert len(log.batches) < 30  # group commit: not one transaction per event
+    assert [e.at for e in log.read(None, 1000)] == [NOW + i for i in range(300)]
+    recorder.close()
+
+
+def test_close_writes_what_is_queued(log: CountingLog) -> None:
+    recorder = Recorder(log, linger=1.0)
+    for i in range(5):
+        recorder(created(i))
+    recorder.close()
+    assert len(log.read(None, 10)) == 5
+    assert recorder.stats()["dropped"] == 0
+    recorder(created(9))  # after close: dropped and counted, never raised
+    assert recorder.stats()["dropped"] == 1
+
+
+def test_an_outage_never_blocks_the_caller_and_is_caught_up(log: CountingLog, path: str) -> None:
+    recorder = Recorder(log, linger=0.0)
+    lock = Locked(path)
+    try:
+        started = time.perf_counter()
+        for i in range(50):
+            recorder(created(i))
+        assert time.perf_counter() - started < 0.05  # queued, not written
+        assert not recorder.flush(timeout=0.3)
+        assert recorder.stats()["failures"] >= 1
+    finally:
+        lock.release()
+    assert recorder.flush(timeout=10)
+    assert len(log.read(None, 100)) == 50
+    assert recorder.stats()["dropped"] == 0
+    recorder.close()
+
+
+def test_a_full_buffer_drops_and_counts_instead_of_waiting(log: CountingLog, path: str) -> None:
+    recorder = Recorder(log, linger=0.0, buffer=5)
+    lock = Locked(path)
+    try:
+        recorder(created(0))
+        deadline = time.monotonic() + 5
+        while recorder.stats()["failures"] == 0:  # the writer holds event 0 and retries
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        for i in range(1, 20):
+            recorder(created(i))
+        assert recorder.stats()["dropped"] == 14  # 5 queued behind the one in hand
+    finally:
+        lock.release()
+    assert recorder.flush(timeout=10)
+    assert [e.at for e in log.read(None, 100)] == [NOW + i for i in range(6)]
+    recorder.close()
+
+
+def test_an_entry_the_log_refuses_is_dropped_alone(log: CountingLog) -> None:
+    class Picky(CountingLog):
+        def append(self, entries: Sequence[dict[str, Any]]) -> list[str]:
+            if any(e["user_id"] == "bad" for e in entries):
+                raise InvalidArgument("refused")
+            return super().append(entries)
+
+    picky = Picky(log.path)
+    recorder = Recorder(picky, linger=0.2)
+    for i, user in enumerate(["a", "bad", "c"]):
+        recorder(created(i, user))
+    assert recorder.flush()
+    assert [e.user_id for e in picky.read(None, 10)] == ["a", "c"]
+    assert recorder.stats()["dropped"] == 1
+    recorder.close()
+    picky.close()
+
+
+def test_retention_prunes_entries_older_than_it(log: CountingLog) -> None:
+    clock = FakeClock(NOW + 100 * 86_400)
+    log.append([created(0).to_dict(), {**created(1).to_dict(), "at": NOW + 95 * 86_400}])
+    recorder = Recorder(log, clock=clock.now, retention=30 * 86_400)
+    recorder(SessionRevoked("S000000000000002", "alice", clock.now()))
+    assert recorder.flush()
+    assert [e.at for e in log.read(None, 10)] == [NOW + 95 * 86_400, clock.now()]
+    assert recorder.stats()["pruned"] == 1
+    recorder.close()
+
+
+def test_many_threads_recording_at_once_lose_nothing(log: CountingLog) -> None:
+    recorder = Recorder(log)
+
+    def emit(n: int) -> None:
+        for i in range(100):
+            recorder(created(n * 1000 + i, user=f"u{n}"))
+
+    threads = [threading.Thread(target=emit, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert recorder.flush()
+    for n in range(4):
+        page = log.query(EventQuery(user_id=f"u{n}", limit=200))
+        assert [e.at for e in page.events] == [NOW + n * 1000 + i for i in range(99, -1, -1)]
+    recorder.close()
+
+
+_KILLED_WRITER = """
+import os, signal, sys, time
+from sessionward.core.events import SessionCreated
+from sessionward.signals.recorder import Recorder
+from sessionward.stores.eventlog.sqlite import SQLiteEventLog
+
+recorder = Recorder(SQLiteEventLog(sys.argv[1]))
+for i in range(100):
+    recorder(SessionCreated(f"S{i:015d}", "alice", 1_800_000_000.0 + i))
+time.sleep(float(sys.argv[2]))  # longer than linger plus a write
+for i in range(100, 110):
+    recorder(SessionCreated(f"S{i:015d}", "alice", 1_800_000_000.0 + i))
+os.kill(os.getpid(), signal.SIGKILL)  # at once: the last ten are probably still queued
+"""
+
+
+def test_a_killed_process_loses_only_what_it_had_not_yet_written(path: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _KILLED_WRITER, path, "0.5"], timeout=60, check=False
+    )
+    assert done.returncode == -9
+    log = SQLiteEventLog(path)
+    kept = [e.session_id for e in log.read(None, 1000)]
+    log.close()
+    assert len(kept) >= 100  # everything recorded before the last linger was written
+    assert kept == [f"S{i:015d}" for i in range(len(kept))]  # a crash loses a tail, no gap

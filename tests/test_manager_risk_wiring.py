@@ -1,0 +1,89 @@
+"""What the manager hands its callers about a risk verdict: ``Session.risk`` for a served
+request, ``RiskChallenge`` and ``RiskRevoked`` with codes, weights, score and user, and a
+confirmation refused for a session the manager does not admit."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("geoip2fast", reason="the risk extra is not installed")
+pytest.importorskip("ua_parser", reason="the risk extra is not installed")
+
+from sessionward import InvalidToken, MemoryStore, Policy, RequestContext, SessionManager
+from sessionward.core.record import Session
+from sessionward.errors import RiskChallenge, RiskRevoked
+from sessionward.manager.risk import RiskAssessor
+from sessionward.testing import FakeClock
+
+SAFARI = (
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko)"
+    " Version/17.4 Safari/605.1.15"
+)
+FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
+HOME = RequestContext(ip="81.2.69.160", user_agent=SAFARI, accept_language="en-GB")
+GERMAN = RequestContext(ip="86.128.9.1", user_agent=SAFARI, accept_language="de-DE")
+ABROAD = RequestContext(ip="73.1.2.3", user_agent=SAFARI, accept_language="en-GB")
+THIEF = RequestContext(ip="95.173.136.70", user_agent=FIREFOX, accept_language="ru")
+HOURS = 3600.0
+
+
+def world(**options: object) -> tuple[SessionManager, FakeClock, Session]:
+    clock = FakeClock()
+    manager = SessionManager(
+        MemoryStore(),
+        policy=Policy(idle_timeout=24 * HOURS, absolute_timeout=7 * 24 * HOURS),
+        clock=clock,
+        risk=RiskAssessor(),
+        **options,  # type: ignore[arg-type]
+    )
+    session = manager.issue("alice", context=HOME)
+    clock.advance(5 * HOURS)
+    return manager, clock, session
+
+
+def test_a_served_session_carries_its_verdict() -> None:
+    manager, _, session = world()
+    assert manager.risk is not None
+    served = manager.validate(session.token, context=HOME)
+    assert served.risk is not None
+    assert str(served.risk.decision) == "allow"
+    logged = manager.validate(session.token, context=GERMAN)
+    assert logged.risk is not None
+    assert str(logged.risk.decision) == "log"
+    assert "language.changed" in [str(r.signal) for r in logged.risk.reasons]
+    assert manager.validate(session.token).risk is None  # no context: nothing scored
+
+
+def test_a_challenge_carries_codes_weights_score_and_user() -> None:
+    manager, _, session = world()
+    with pytest.raises(RiskChallenge) as caught:
+        manager.validate(session.token, context=ABROAD)
+    challenge = caught.value
+    assert challenge.user_id == "alice"
+    assert len(challenge.weights) == len(challenge.codes) == len(challenge.reasons)
+    assert challenge.score == pytest.approx(sum(challenge.weights), abs=0.05)
+    first = challenge.reason_list()[0]
+    assert first == {
+        "code": challenge.codes[0],
+        "weight": challenge.weights[0],
+        "sentence": challenge.reasons[0],
+    }
+
+
+def test_a_revoke_is_an_invalid_token_with_its_reasons() -> None:
+    manager, _, session = world()
+    with pytest.raises(RiskRevoked) as caught:
+        manager.validate(session.token, context=THIEF)
+    revoked = caught.value
+    assert isinstance(revoked, InvalidToken)
+    assert revoked.reason == "risk"
+    assert str(revoked) == "invalid session token"  # opaque, as every InvalidToken
+    assert {code.partition(".")[0] for code in revoked.codes} >= {"network", "browser"}
+    assert revoked.score >= 9
+
+
+def test_confirm_refuses_a_session_the_manager_does_not_admit() -> None:
+    manager, _, session = world(admit=lambda record: False)
+    with pytest.raises(InvalidToken) as caught:
+        manager.confirm(session.token, context=ABROAD)
+    assert caught.value.reason == "refused"
