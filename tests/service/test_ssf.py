@@ -30,7 +30,11 @@ from .conftest import Service, make_keys
 ORIGIN = "http://127.0.0.1:8000"
 
 
-def _service(tmp_path: Path, alg: str | None = "ES256") -> Iterator[Service]:
+def _service(
+    tmp_path: Path, alg: str | None = "ES256", *, private_targets: bool = True
+) -> Iterator[Service]:
+    """The service in the JWT mode; ``private_targets`` lets push streams aim at the
+    loopback receivers of these tests."""
     clock = FakeClock(time.time())
     path = tmp_path / "service.db"
     jwt_keys = None
@@ -45,6 +49,7 @@ def _service(tmp_path: Path, alg: str | None = "ES256") -> Iterator[Service]:
         policy=Policy(idle_timeout=600, absolute_timeout=3600),
         key_cache_seconds=0,
         jwt_keys=jwt_keys,
+        webhook_private_targets=private_targets,
     )
     app = create_app(config, clock=clock)
     runtime: Runtime = app.state.runtime
@@ -354,3 +359,13 @@ def test_a_poll_stream_holds_at_most_max_pending_and_the_log_keeps_the_rest(
     second = poll(ssf, stream, maxEvents=10, ack=list(first["sets"]))
     users = [decode(ssf, t)["sub_id"]["user"]["sub"] for t in second["sets"].values()]
     assert users == ["q3", "q4"]
+
+
+def test_push_targets_on_private_addresses_are_refused_by_default(tmp_path: Path) -> None:
+    for service in _service(tmp_path, private_targets=False):
+        for url in ("http://127.0.0.1:9/events", "https://10.1.2.3/events", "https://[::1]/"):
+            body = {"delivery": {"method": "urn:ietf:rfc:8935", "endpoint_url": url}}
+            answer = service.client.post("/ssf/stream", json=body, headers=service.auth("issue"))
+            assert answer.status_code == 400, url
+            assert "webhook_private_targets" in answer.json()["error"]["message"]
+        assert create_stream(service)["delivery"]["method"] == "urn:ietf:rfc:8936"  # poll is fine

@@ -79,6 +79,7 @@ def open_transmitter(rt: Runtime) -> tuple[Transmitter | None, str | None]:
         poll_url=origin + POLL_PATH,
         public_user=public_user,
         allow_http=origin.startswith("http://"),
+        public_only=not rt.config.webhook_private_targets,
         consumers=rt.webhooks.store,
     )
     deliverer.renderers[KIND] = SetRenderer(transmitter)  # push streams ride the same engine
@@ -137,7 +138,8 @@ class _Handlers:
     async def create(self, request: Request, key: ApiKey) -> Response:
         body = await json_body(request, optional=True)
         with _mapped():
-            stream = self._tx().create(key.application, body)
+            # off the event loop: a push target's host name is resolved (public_only)
+            stream = await asyncio.to_thread(self._tx().create, key.application, body)
         return _json(stream.configuration(), 201)
 
     async def read(self, request: Request, key: ApiKey) -> Response:
@@ -151,13 +153,17 @@ class _Handlers:
     async def patch(self, request: Request, key: ApiKey) -> Response:
         body = await json_body(request)
         with _mapped():
-            stream = self._tx().update(key.application, body, replace_all=False)
+            stream = await asyncio.to_thread(
+                self._tx().update, key.application, body, replace_all=False
+            )
         return _json(stream.configuration())
 
     async def put(self, request: Request, key: ApiKey) -> Response:
         body = await json_body(request)
         with _mapped():
-            stream = self._tx().update(key.application, body, replace_all=True)
+            stream = await asyncio.to_thread(
+                self._tx().update, key.application, body, replace_all=True
+            )
         return _json(stream.configuration())
 
     async def delete(self, request: Request, key: ApiKey) -> Response:

@@ -31,6 +31,7 @@ from sessionward.signals.delivery import log_end
 from sessionward.signals.push import AUTHORIZATION, KIND, SSF_KINDS, push_headers, send_verification
 from sessionward.signals.set import VERIFICATION, set_claims, sign_set
 from sessionward.signals.streams import POLL, PUSH, STATUSES, Stream, new_stream, receiver_fields
+from sessionward.signals.webhook_endpoints import check_public_target
 from sessionward.stores.consumers.base import ACTIVE, DISABLED, Consumer, ConsumerStore
 from sessionward.stores.eventlog.base import EventLog, LoggedEvent
 from sessionward.stores.ssf import PendingSet, StreamStore
@@ -91,6 +92,7 @@ class Transmitter:
         poll_url: str,
         public_user: Callable[[str], str | None] = lambda user: user,
         allow_http: bool = False,
+        public_only: bool = False,
         consumers: ConsumerStore | None = None,
     ) -> None:
         self.issuer = issuer
@@ -101,6 +103,8 @@ class Transmitter:
         self.poll_url = poll_url
         self.public_user = public_user
         self.allow_http = allow_http
+        #: Refuse push targets on loopback, private or reserved addresses (resolving names).
+        self.public_only = public_only
         #: Push streams are consumers here (sessionward.signals.push); ``None``: poll only.
         self.consumers = consumers
         #: Seconds a poll without ``returnImmediately`` waits for a SET.
@@ -124,6 +128,7 @@ class Transmitter:
         )
         if stream.method == PUSH and self.consumers is None:
             raise InvalidArgument("push delivery is not available here: use poll")
+        self._check_target(stream)
         self.streams.save(stream.stream_id, application, _document(stream))
         end = log_end(self.log)  # a new stream starts now, not at the oldest entry kept
         self.streams.enqueue(stream.stream_id, None, end, [])
@@ -151,6 +156,8 @@ class Transmitter:
             replace_all=replace_all,
             allow_http=self.allow_http,
         )
+        if updated.endpoint_url != stream.endpoint_url:
+            self._check_target(updated)
         self._save(updated)
         if updated.method != stream.method:  # another method starts at the end of the log
             self._skip_to_end(stream.stream_id)
@@ -202,6 +209,10 @@ class Transmitter:
             cursor = self.streams.cursor(stream_id)
             if self.streams.enqueue(stream_id, cursor, log_end(self.log), []):
                 return
+
+    def _check_target(self, stream: Stream) -> None:
+        if stream.method == PUSH and self.public_only:
+            check_public_target(stream.endpoint_url)
 
     def _save(self, stream: Stream) -> None:
         verified_at = (self.streams.get(stream.stream_id) or {}).get("verified_at")
