@@ -135,6 +135,7 @@ def test_push_delivers_verified_sets_and_a_verification_event(ssf: Service) -> N
             stored = str(db.execute("SELECT * FROM ssf_streams").fetchall())
             stored += str(db.execute("SELECT * FROM ssf_pending").fetchall())
         assert all(token not in stored for token in tokens)
+        assert AUTHORIZATION not in stored  # kept once, with the stream's consumer
 
 
 def test_paused_push_stream_holds_events_until_enabled(ssf: Service) -> None:

@@ -67,7 +67,9 @@ def _to_stream(document: Mapping[str, Any]) -> Stream:
 
 
 def _document(stream: Stream, verified_at: float | None = None) -> dict[str, Any]:
-    out = asdict(stream)
+    """The stored form. The receiver's ``authorization_header`` is kept once, with the push
+    stream's consumer (its ``credentials``), not here."""
+    out = asdict(replace(stream, authorization=None))
     out["events_requested"] = (
         None if stream.events_requested is None else list(stream.events_requested)
     )
@@ -142,7 +144,13 @@ class Transmitter:
         document = self.streams.get(stream_id)
         if document is None or document.get("application") != application:
             raise UnknownStream("no such stream")
-        return _to_stream(document)
+        stream = _to_stream(document)
+        consumer = None if self.consumers is None else self.consumers.get(stream.stream_id)
+        if stream.method == PUSH and consumer is not None:
+            authorization = consumer.credentials.get(AUTHORIZATION)
+            if isinstance(authorization, str):
+                stream = replace(stream, authorization=authorization)
+        return stream
 
     def streams_of(self, application: str) -> list[Stream]:
         return [_to_stream(d) for d in self.streams.by_application(application)]
@@ -239,7 +247,7 @@ class Transmitter:
             application=stream.application,
             url=stream.endpoint_url,
             created_at=now if current is None else current.created_at,
-            config=_document(replace(stream, authorization=None)),
+            config=_document(stream),
             credentials={}
             if stream.authorization is None
             else {AUTHORIZATION: stream.authorization},
