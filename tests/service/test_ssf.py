@@ -259,12 +259,17 @@ def test_paused_stream_holds_events_and_disabled_drops_them(ssf: Service) -> Non
         read = ssf.client.get("/ssf/status", params={"stream_id": stream_id}, headers=auth)
         assert read.json() == {"stream_id": stream_id, "status": value, "reason": "maintenance"}
 
+    issue_and_revoke(ssf, "queued")
+    assert ssf.runtime.recorder is not None
+    assert ssf.runtime.recorder.flush()
+    assert ssf.runtime.transmitter is not None
+    ssf.runtime.transmitter.fill(ssf.runtime.transmitter.get("default", stream_id))
     status("paused")
     issue_and_revoke(ssf, "held")
-    assert poll(ssf, stream)["sets"] == {}
+    assert poll(ssf, stream)["sets"] == {}  # neither what was queued nor what came since
     status("enabled")
     held = poll(ssf, stream)["sets"]
-    assert [decode(ssf, t)["sub_id"]["user"]["sub"] for t in held.values()] == ["held"]
+    assert [decode(ssf, t)["sub_id"]["user"]["sub"] for t in held.values()] == ["queued", "held"]
     poll(ssf, stream, maxEvents=0, ack=list(held))
     status("disabled")
     ssf.clock.advance(1)

@@ -1,18 +1,19 @@
-"""The Shared Signals transmitter: streams fed from the event log, SETs queued per stream.
+"""The Shared Signals transmitter: stream management, and the SETs of each stream.
 
-Each stream reads the event log forward from its own cursor (``fill``): every entry of the
+A poll stream reads the event log forward from its own cursor (``fill``): every entry of the
 stream's application, newer than the stream's ``since``, that maps to an event the stream
 delivers becomes one signed SET in the stream's queue, and the cursor moves, in one store
-transaction. A SET leaves the queue only when the receiver acknowledges it: a poll's ``ack``
-(RFC 8936) or a push answered ``202`` (RFC 8935). Until then it is delivered again, so
-delivery is at least once and a receiver deduplicates by ``jti`` (stable for one event on
-one stream: the same event always yields the same ``jti``).
+transaction. A SET leaves the queue when a poll acknowledges it (``ack`` or ``setErrs``,
+RFC 8936); until then every poll answers it again. A push stream is a consumer of the
+delivery engine (:mod:`sessionward.signals.push`), which asks :meth:`Transmitter.sets_for`
+for each entry's SET. Either way delivery is at least once and a receiver deduplicates by
+``jti``, which is stable for one event on one stream.
 
-A ``paused`` stream does not fill: events wait in the log and flow once it is ``enabled``.
-A ``disabled`` stream holds nothing: enabling it again starts at that moment.
+A ``paused`` stream sends nothing: events wait in the log and flow once it is ``enabled``.
+A ``disabled`` stream holds nothing: enabling it again starts at the end of the log.
 
-The methods are synchronous (short store statements); the service calls them from its
-event loop as it does its state store, and the push loop from a worker thread.
+The methods are synchronous (short store statements, a signature per SET); the service
+calls the heavier ones in a worker thread.
 """
 
 from __future__ import annotations
@@ -190,6 +191,9 @@ class Transmitter:
         now = self.now()
         updated = stream.with_status(status, reason, now)
         self._save(updated)
+        if status == "disabled":  # holds nothing: what was waiting for a poll goes too
+            queued = self.streams.pending(stream.stream_id, MAX_PENDING)
+            self.streams.ack(stream.stream_id, [p.jti for p in queued])
         restart = stream.status == "disabled" and status != "disabled"
         if restart:  # a disabled stream held nothing: it starts again at the end of the log
             self._skip_to_end(stream.stream_id)
@@ -282,6 +286,8 @@ class Transmitter:
         token = self._sign(stream, jti, VERIFICATION, body, sub_id, None)
         self.streams.save(stream.stream_id, application, _document(stream, now))
         if stream.method == PUSH:
+            if stream.status != "enabled":
+                raise InvalidArgument(f"the stream is {stream.status}: nothing is sent on it")
             credentials = (
                 {} if stream.authorization is None else {AUTHORIZATION: stream.authorization}
             )
@@ -301,8 +307,8 @@ class Transmitter:
         """Turn new log entries into queued SETs; returns how many SETs were queued."""
         if stream.status != "enabled":
             return 0
-        queued = read = 0
-        while read < MAX_FILL:
+        queued = read = lost = 0
+        while read < MAX_FILL and lost < 20:
             room = MAX_PENDING - self.streams.count(stream.stream_id)  # an entry: one SET at most
             if room <= 0:
                 break
@@ -312,7 +318,8 @@ class Transmitter:
                 break
             sets = [s for entry in entries for s in self._sets_of(stream, entry)]
             if not self.streams.enqueue(stream.stream_id, cursor, entries[-1].id, sets):
-                continue  # another process moved the cursor (or the stream is gone)
+                lost += 1  # another process moved the cursor (or the stream is gone)
+                continue
             queued += len(sets)
             read += len(entries)
             if len(entries) < min(PAGE, room):
@@ -389,6 +396,8 @@ class Transmitter:
             self.streams.ack(stream.stream_id, done)
         self.fill(stream)
         limit = MAX_EVENTS if max_events is None else min(max_events, MAX_EVENTS)
+        if stream.status != "enabled":  # a paused or disabled stream transmits nothing
+            return {}, False
         if limit <= 0:
             return {}, self.streams.count(stream.stream_id) > 0
         pending = self.streams.pending(stream.stream_id, limit + 1)
