@@ -374,3 +374,24 @@ def test_push_targets_on_private_addresses_are_refused_by_default(tmp_path: Path
             assert answer.status_code == 400, url
             assert "webhook_private_targets" in answer.json()["error"]["message"]
         assert create_stream(service)["delivery"]["method"] == "urn:ietf:rfc:8936"  # poll is fine
+
+
+def test_a_set_waiting_through_a_key_revocation_is_signed_again(ssf: Service) -> None:
+    from sessionward.jwt import generate_key
+
+    stream = create_stream(ssf)
+    issue_and_revoke(ssf, "dave")
+    (first,) = poll(ssf, stream)["sets"].items()
+    assert ssf.runtime.tokens is not None
+    keyset = ssf.runtime.tokens.verifier.keyset
+    old_kid = keyset.signing_key.kid
+    keyset.revoke(old_kid, now=time.time(), replacement=generate_key("ES256"))
+    (again,) = poll(ssf, stream)["sets"].items()
+    assert again[0] == first[0]  # the same SET (jti), under a key the JWKS still has
+    assert pyjwt.get_unverified_header(again[1])["kid"] != old_kid
+    assert decode(ssf, again[1]) == decode_unverified(first[1])
+
+
+def decode_unverified(token: str) -> dict[str, Any]:
+    claims: dict[str, Any] = pyjwt.decode(token, options={"verify_signature": False})
+    return claims

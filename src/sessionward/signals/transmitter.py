@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, replace
 from typing import Any, Final
 
+from sessionward.core.jose import b64decode, loads_object
 from sessionward.errors import InvalidArgument
 from sessionward.jwt.keyset import KeySet
 from sessionward.signals.caep import signals_of
@@ -401,8 +402,18 @@ class Transmitter:
         if limit <= 0:
             return {}, self.streams.count(stream.stream_id) > 0
         pending = self.streams.pending(stream.stream_id, limit + 1)
-        sets = {p.jti: p.token for p in pending[:limit]}
+        sets = {p.jti: self._current(p.token) for p in pending[:limit]}
         return sets, len(pending) > limit
+
+    def _current(self, token: str) -> str:
+        """``token`` as queued, or signed again when its key no longer verifies (rotated out
+        of the key set, or revoked, while the SET waited for its poll): same claims, same
+        ``jti``."""
+        header, payload, _ = token.split(".")
+        kid = loads_object(b64decode(header)).get("kid")
+        if isinstance(kid, str) and self.keys.get(kid) is not None:
+            return token
+        return sign_set(loads_object(b64decode(payload)), self.keys)
 
     def close(self) -> None:
         self.streams.close()
