@@ -86,7 +86,9 @@ _UPDATE = (
     + " WHERE id = ? AND version = ?"
 )
 _TOUCH = "UPDATE sessions SET last_seen = ?, expires_at = ? WHERE id = ? AND last_seen < ?"
-_BY_USER = f"SELECT {_COLUMNS} FROM sessions WHERE user_id = ? ORDER BY created_at, id"  # noqa: S608
+_BY_USER = (
+    f"SELECT {_COLUMNS} FROM sessions WHERE user_id = ? ORDER BY created_at, id"  # noqa: S608
+)
 _LIVE_IDS = "SELECT id FROM sessions WHERE user_id = ? AND expires_at > ? ORDER BY created_at, id"
 _DELETE_USER = "DELETE FROM sessions WHERE user_id = ? AND id IS NOT ? RETURNING id"
 _SCAN = f"SELECT {_COLUMNS} FROM sessions WHERE id > ? ORDER BY id LIMIT ?"  # noqa: S608
