@@ -1,10 +1,10 @@
 """sessionward: session tokens done right.
 
-    from sessionward import SessionManager, SQLiteStore
+from sessionward import SessionManager, SQLiteStore
 
-    manager = SessionManager(SQLiteStore("sessions.db"))
-    session = manager.issue("alice")          # session.token goes to the client
-    same = manager.validate(session.token)    # raises InvalidToken when it must
+manager = SessionManager(SQLiteStore("sessions.db"))
+session = manager.issue("alice")          # session.token goes to the client
+same = manager.validate(session.token)    # raises InvalidToken when it must
 """
 
 from sessionward._version import __version__

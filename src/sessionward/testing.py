@@ -48,9 +48,7 @@ def memory_manager(
     """A manager on a fresh in-memory store with a fake clock and an event recorder."""
     clock = clock or FakeClock()
     recorder = EventRecorder()
-    manager = SessionManager(
-        MemoryStore(), policy=policy, clock=clock, events=EventBus([recorder])
-    )
+    manager = SessionManager(MemoryStore(), policy=policy, clock=clock, events=EventBus([recorder]))
     return manager, clock, recorder
 
 

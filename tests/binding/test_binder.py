@@ -58,19 +58,23 @@ def test_register_then_refresh_with_challenge(h: Harness, alg: str) -> None:
     session, challenge, authorization = _offered(h)
     registered = binder.register(session, device.registration(challenge, authorization))
     stored = _current(h, session)
-    assert tuple(binding_of(stored.data)) == ("bound", "dbsc", device.thumbprint, h.clock.now())
+    at = h.clock.now()
+    assert tuple(binding_of(stored.data)) == ("bound", "dbsc", device.thumbprint, at, at)
     assert binder.cookie_ok(stored, registered.cookie) is True
     assert "bound" in h.kinds()
     # the first refresh carries no proof: 403 + a challenge, stored for this session
+    h.clock.advance(10)
     asked = binder.refresh(stored, registered.sid, None)
     assert asked.outcome == "challenge"
     assert asked.challenge is not None
+    assert binding_of(_current(h, session).data).proven_at == at  # a challenge proves nothing
     answered = binder.refresh(_current(h, session), registered.sid, device.refresh(asked.challenge))
     assert answered.outcome == "refreshed"
     assert answered.cookie is not None
     assert answered.challenge is not None  # the next one, cached by the browser
     stored = _current(h, session)
     assert binder.cookie_ok(stored, answered.cookie) is True
+    assert binding_of(stored.data).proven_at == at + 10  # when the key was last proven
     # the cached challenge works at once, without a 403 round trip
     again = binder.refresh(stored, registered.sid, device.refresh(answered.challenge))
     assert again.outcome == "refreshed"

@@ -2,10 +2,11 @@
 ``playwright install``) against the ASGI middleware over HTTPS, the test certificate pinned by
 its SPKI.
 
-* native DBSC (software keys, headless): registration with a browser-signed JWT, a refresh
-  answered with a 403 + challenge and then a signed proof, a proactive refresh with the cached
-  challenge, the protected page served with the refreshed cookie, and ``{"continue": false}``
-  honoured (no refresh afterwards);
+* native DBSC (software keys, headless; offering ES256 and RS256, and RS256 alone):
+  registration with a browser-signed JWT, a refresh answered with a 403 + challenge and then
+  a signed proof, a proactive refresh with the cached challenge, the protected page served
+  with the refreshed cookie, a path the session config excludes never held back for a
+  refresh, and ``{"continue": false}`` honoured (no refresh afterwards);
 * the WebCrypto fallback script with the native feature off, through the same flow.
 
 Everything is asserted from the server's side: its request log, its stored records, its
@@ -132,7 +133,13 @@ def recording(app: Any, log: Log) -> Any:
     return wrapped
 
 
-def build(manager: AsyncSessionManager, log: Log, *, fallback: bool) -> Any:
+def build(
+    manager: AsyncSessionManager,
+    log: Log,
+    *,
+    fallback: bool,
+    algorithms: tuple[str, ...] = ("ES256", "RS256"),
+) -> Any:
     script = (
         '<script src="/sessionward/dbsc/fallback.js" data-delay="100" defer></script>'
         if fallback
@@ -161,14 +168,18 @@ def build(manager: AsyncSessionManager, log: Log, *, fallback: bool) -> Any:
     async def favicon(request: Request) -> Response:
         return PlainTextResponse("", status_code=404)
 
+    async def public(request: Request) -> Response:
+        return page("public")
+
     def make(base: str) -> Any:
         csrf = CsrfPolicy([base], keys=[b"k" * 32], require_token=False)
-        binding = DeviceBinding(BindingPolicy(cookie_lifetime=LIFETIME), excludes=("/public",))
+        policy = BindingPolicy(cookie_lifetime=LIFETIME, algorithms=algorithms)
+        binding = DeviceBinding(policy, excludes=("/public",))
         routes = [
             Route("/login", login),
             Route("/protected", protected),
             Route("/end", end),
-            Route("/public/x", favicon),
+            Route("/public/x", public),
             Route("/favicon.ico", favicon),
         ]
         options: dict[str, Any] = {"manager": manager, "csrf": csrf, "binding": binding}
@@ -185,6 +196,7 @@ class Served:
     manager: AsyncSessionManager
     events: EventRecorder
     spki: str
+    algorithms: tuple[str, ...]
 
 
 @pytest.fixture(scope="module")
@@ -199,7 +211,9 @@ def playwright_browser_type() -> Iterator[Any]:
         yield playwright.chromium
 
 
-def _serve(tmp_path: Path, fallback: bool) -> Iterator[Served]:
+def _serve(
+    tmp_path: Path, fallback: bool, algorithms: tuple[str, ...] = ("ES256", "RS256")
+) -> Iterator[Served]:
     log, events = Log(), EventRecorder()
     manager = AsyncSessionManager(
         AsyncSQLiteStore(str(tmp_path / "s.db")),
@@ -207,7 +221,7 @@ def _serve(tmp_path: Path, fallback: bool) -> Iterator[Served]:
         events=EventBus([events]),
     )
     cert, key, spki = make_certificate(tmp_path)
-    app = build(manager, log, fallback=fallback)
+    app = build(manager, log, fallback=fallback, algorithms=algorithms)
     holder: dict[str, Any] = {}
 
     async def lazy(scope: Any, receive: Any, send: Any) -> None:
@@ -215,7 +229,7 @@ def _serve(tmp_path: Path, fallback: bool) -> Iterator[Served]:
 
     with tls_server(lazy, cert, key) as base:
         holder["app"] = app(base)
-        yield Served(base, log, manager, events, spki)
+        yield Served(base, log, manager, events, spki, algorithms)
 
 
 def _wait(what: str, check: Callable[[], Any], seconds: float = 20.0) -> Any:
@@ -228,16 +242,20 @@ def _wait(what: str, check: Callable[[], Any], seconds: float = 20.0) -> Any:
     raise AssertionError(f"timed out after {seconds:.0f} s waiting for {what}")
 
 
-def _record(served: Served, tmp_path: Path) -> Session:
+def _records(tmp_path: Path) -> list[Session]:
     from sessionward import SQLiteStore
 
     store = SQLiteStore(str(tmp_path / "s.db"))
     try:
-        bound = store.list_user("alice")
+        return [Session(record) for record in store.list_user("alice")]
     finally:
         store.close()
+
+
+def _record(served: Served, tmp_path: Path) -> Session:
+    bound = _records(tmp_path)
     assert len(bound) == 1, "one signed-in session"
-    return Session(bound[0])
+    return bound[0]
 
 
 def _launch(kind: Any, served: Served, native: bool) -> Any:
@@ -248,8 +266,8 @@ def _launch(kind: Any, served: Served, native: bool) -> Any:
 
 
 @pytest.fixture
-def native(tmp_path: Path) -> Iterator[Served]:
-    yield from _serve(tmp_path, fallback=False)
+def native(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Served]:
+    yield from _serve(tmp_path, fallback=False, algorithms=request.param)
 
 
 @pytest.fixture
@@ -291,6 +309,9 @@ def _proactive(log: Log) -> Hit | None:
     return None
 
 
+@pytest.mark.parametrize(
+    "native", [("ES256", "RS256"), ("RS256",)], indirect=True, ids=["offered-both", "RS256-only"]
+)
 def test_native_dbsc_in_headless_chromium(
     playwright_browser_type: Any, native: Served, tmp_path: Path
 ) -> None:
@@ -311,18 +332,32 @@ def test_native_dbsc_in_headless_chromium(
         assert (binding.state, binding.method) == ("bound", "dbsc")
         state = states.state_of(session.data)
         assert state is not None
-        assert state["alg"] in ("ES256", "RS256")
+        assert state["alg"] == native.algorithms[0]  # Chromium takes the first it supports
         jwk = states.jwk_of(state)
         assert jwk is not None
         assert jwk["kty"] in ("EC", "RSA")
         assert "bound" in native.events.kinds()
-        # let the registration's cookie expire, then ask for a page in scope
+        # let the registration's cookie expire: a path the config excludes is not held back
+        # for a refresh, then a page in scope is
         time.sleep(max(0.0, registration.at + LIFETIME + 0.5 - time.time()))
+        public_at = time.time()
+        page.goto(native.base + "/public/x")
+        public = _wait(
+            "the excluded page",
+            lambda: [h for h in native.log.hits if h.path == "/public/x" and h.at >= public_at],
+        )
+        assert public[0].bound_in is None
+        assert native.log.refreshes(public_at) == [], "a refresh for an excluded path"
         asked = time.time()
         page.goto(native.base + "/protected")
         served = _served_with_latest_cookie(native.log, asked)
         assert b"alice proven=True" in served.body
         _wait("a challenged refresh", lambda: _challenged(native.log.refreshes()))
+        refreshed = binding_of(_record(native, tmp_path).data)  # the server's record of it
+        assert refreshed.jkt == binding.jkt
+        assert refreshed.proven_at is not None
+        assert binding.proven_at is not None
+        assert refreshed.proven_at >= binding.proven_at + LIFETIME
         # more requests while the cookie lives: Chromium refreshes ahead of expiry
         for _ in range(3):
             page.goto(native.base + "/protected")
@@ -347,6 +382,7 @@ def test_native_dbsc_in_headless_chromium(
         page.goto(native.base + "/protected")
         page.goto(native.base + "/protected")
         assert native.log.refreshes(after) == [], "Chromium kept refreshing an ended session"
+        assert _records(tmp_path) == []  # ended on the server too
         context.close()
     finally:
         browser.close()
@@ -409,6 +445,7 @@ def test_webcrypto_fallback_with_native_dbsc_off(
         after = ended[-1].at + 0.01
         time.sleep(LIFETIME + 1)
         assert fallback.log.refreshes(after) == [], "the script kept refreshing"
+        assert _records(tmp_path) == []
         assert page.evaluate(_KEY_CHECK) is None  # the script forgot the ended session
         context.close()
     finally:

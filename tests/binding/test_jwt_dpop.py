@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import jwt as pyjwt
 import pytest
 from joserfc import jwk as jose_jwk
 from joserfc import jws as jose_jws
@@ -177,6 +178,34 @@ def test_a_bound_refresh_token_needs_a_proof_of_its_key(api: Api) -> None:
     assert api.call("GET", "/api/me", device, token).status_code == 200
 
 
+def test_a_bound_family_steps_up_only_with_a_proof_of_its_key(api: Api) -> None:
+    service, clock = api.service, api.clock
+    device, thief = Device(), Device()
+    url = "https://api.example/auth/step-up"
+    pair = service.login("alice", dpop_jkt=device.thumbprint, auth_level=1)
+
+    def proven(by: Device) -> str:
+        proof = by.dpop("POST", url, iat=clock.now(), nonce=service.dpop_nonce())
+        return service.check_proof(proof, method="POST", url=url).jkt
+
+    for presented in (None, proven(thief)):
+        with pytest.raises(InvalidProof) as refused:
+            service.step_up(pair.refresh_token, auth_level=2, dpop_jkt=presented)
+        assert refused.value.reason == "jkt"
+    # Nothing changed: the refresh token is still the family's current one, at level 1.
+    record = service.manager.store.get(pair.session_id)
+    assert record is not None
+    assert (record.auth_level, record.generation) == (1, 0)
+    stepped = service.step_up(pair.refresh_token, auth_level=2, dpop_jkt=proven(device))
+    assert stepped.token_type == "DPoP"  # noqa: S105 - a scheme name
+    assert _cnf(stepped.access_token) == {"jkt": device.thumbprint}
+    after = service.manager.store.get(pair.session_id)
+    assert after is not None
+    assert (after.auth_level, after.generation) == (2, 1)
+    with pytest.raises(InvalidProof):  # the stepped-up family is still bound to the key
+        service.refresh(stepped.refresh_token, dpop_jkt=proven(thief))
+
+
 def test_joserfc_proofs_are_accepted(api: Api) -> None:
     key = jose_jwk.ECKey.generate_key("P-256")
     registry = JWSRegistry(algorithms=["ES256"])
@@ -200,6 +229,18 @@ def test_joserfc_proofs_are_accepted(api: Api) -> None:
     assert _cnf(token) == {"jkt": key.thumbprint()}
     me = api.call("GET", "/api/me", None, token, proof=proof("GET", "/api/me", token))
     assert me.json() == {"sub": "alice"}
+    # and our DPoP-bound access token verifies under another library (PyJWT), with the JWKS
+    # we publish, naming the thumbprint joserfc computes for its own key
+    jwks = api.service.issuer.keyset.jwks()
+    decoded = pyjwt.decode(
+        token,
+        pyjwt.PyJWK(jwks["keys"][0]).key,
+        algorithms=["ES256"],
+        audience=AUD,
+        issuer=ISS,
+    )
+    assert decoded["cnf"] == {"jkt": key.thumbprint()}
+    assert decoded["sub"] == "alice"
 
 
 def test_async_service_binds_the_same_way() -> None:
@@ -224,6 +265,12 @@ def test_async_service_binds_the_same_way() -> None:
             await service.refresh(pair.refresh_token)
         again = await service.refresh(pair.refresh_token, dpop_jkt=device.thumbprint)
         assert again.token_type == "DPoP"  # noqa: S105 - a scheme name
+        with pytest.raises(InvalidProof):
+            await service.step_up(again.refresh_token, auth_level=2)
+        with pytest.raises(InvalidProof):
+            await service.step_up(again.refresh_token, auth_level=2, dpop_jkt=Device().thumbprint)
+        up = await service.step_up(again.refresh_token, auth_level=2, dpop_jkt=device.thumbprint)
+        assert up.token_type == "DPoP"  # noqa: S105 - a scheme name
         await manager.close()
 
     asyncio.run(run())

@@ -189,7 +189,8 @@ def test_full_flow_and_the_stolen_cookie_after_its_lifetime(site: Site) -> None:
     ]
     assert config["scope"]["scope_specification"][0]["path"] == "/static"
     assert f"Max-Age={LIFETIME}" in registered.headers["set-cookie"]
-    assert site.binding(alice) == ("bound", "dbsc", device.thumbprint, site.clock.now())
+    now = site.clock.now()
+    assert site.binding(alice) == ("bound", "dbsc", device.thumbprint, now, now)
     assert alice.get("/me").json() == {"user": "alice", "proven": True}
     stolen = dict(alice.others)
     # the long-lived session cookie alone is not enough
@@ -201,12 +202,16 @@ def test_full_flow_and_the_stolen_cookie_after_its_lifetime(site: Site) -> None:
     thief.others = stolen
     assert thief.get("/me").status_code == 401
     assert "binding-cookie" in [getattr(e, "reason", "") for e in site.recorder.events]
-    # the device refreshes: 403 + challenge, then a signed proof
+    # the device refreshes: 403 + challenge, then a signed proof; each one write of the record
+    assert alice.token is not None
+    before = site.records(alice.token[4:20])
     asked = _refresh(alice, sid)
     assert asked.status_code == 403
     assert "set-cookie" not in asked.headers
     answered = _refresh(alice, sid, device.refresh(_challenge(asked)))
     assert answered.status_code == 200
+    after = site.records(alice.token[4:20])
+    assert (after.version, after.last_seen) == (before.version + 2, site.clock.now())
     assert answered.json()["session_identifier"] == sid
     assert alice.others[BOUND] != stolen[BOUND]
     assert alice.get("/me").json() == {"user": "alice", "proven": True}

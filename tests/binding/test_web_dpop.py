@@ -36,6 +36,7 @@ from sessionward import (
 )
 from sessionward.core.binding import binding_of
 from sessionward.core.dpop import DpopPolicy, access_token_hash
+from sessionward.core.events import TheftSuspected, TokenRejected
 from sessionward.core.record import Session
 from sessionward.testing import EventRecorder, FakeClock
 from sessionward.web.asgi import SessionMiddleware
@@ -178,6 +179,19 @@ def test_login_with_a_proof_binds_the_token(api: Api) -> None:
     assert api.call("POST", "/me", device, token).status_code == 200
 
 
+def _signals(api: Api, session_id: str) -> list[str]:
+    """What the session's refused proofs said in events, oldest first."""
+    out = []
+    for event in api.recorder.events:
+        if event.session_id != session_id:
+            continue
+        if isinstance(event, TheftSuspected):
+            out.append(f"theft:{event.detail}")
+        elif isinstance(event, TokenRejected):
+            out.append(f"rejected:{event.reason}")
+    return out
+
+
 def test_a_bound_token_is_refused_without_the_key(api: Api) -> None:
     device, thief = Device(), Device()
     token = api.login(device)
@@ -191,6 +205,14 @@ def test_a_bound_token_is_refused_without_the_key(api: Api) -> None:
     proof = device.dpop("GET", api.base + "/me", iat=api.clock.now(), token=token, nonce=api.nonce)
     assert api.call("GET", "/me", None, token, proof=proof).status_code == 200
     assert _error(api.call("GET", "/me", None, token, proof=proof)) == "invalid_dpop_proof"
+    # a missing proof or another key's is the theft signal; the rest are rejections
+    assert _signals(api, token[4:20]) == [
+        "theft:binding-proof-dpop-missing",
+        "theft:binding-proof-jkt",
+        "rejected:binding-htu",
+        "rejected:binding-htm",
+        "rejected:binding-replayed",
+    ]
 
 
 def test_a_stale_nonce_is_refused_with_a_fresh_one(api: Api) -> None:

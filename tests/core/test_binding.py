@@ -13,7 +13,7 @@ from sessionward.core import token as tokens
 from sessionward.core.binding import BindingPolicy, binding_of
 from sessionward.core.jwk import client_key
 from sessionward.core.record import Session
-from sessionward.errors import ConfigError
+from sessionward.errors import ConfigError, DataTooLarge
 
 NOW = 1_800_000_000.0
 POLICY = BindingPolicy(cookie_lifetime=300, challenge_lifetime=600)
@@ -68,7 +68,7 @@ def test_binding_view_and_what_needs_a_cookie() -> None:
     key = client_key(Device().jwk, "ES256")
     bound = states.bound_state(key, "webcrypto", NOW)
     view = binding_of({states.BINDING_KEY: states.encode(bound)})
-    assert tuple(view) == ("bound", "webcrypto", key.thumbprint, NOW)
+    assert tuple(view) == ("bound", "webcrypto", key.thumbprint, NOW, None)
     assert view.bound
     assert states.cookie_bound(bound)
     dpop = states.dpop_state("jkt", NOW)
@@ -92,7 +92,7 @@ def test_the_stored_form_round_trips_and_refuses_garbage() -> None:
     decoded = states.decode(text)
     assert decoded is not None
     assert states.encode(decoded) == text
-    for name in ("state", "method", "alg", "jkt", "sid", "at", "challenges", "cookies"):
+    for name in ("state", "method", "alg", "jkt", "sid", "at", "challenges", "cookies", "proved"):
         assert decoded[name] == state[name], name
     assert states.jwk_of(decoded) == key.jwk
     assert states.key_of(decoded) is key
@@ -104,7 +104,7 @@ def test_the_stored_form_round_trips_and_refuses_garbage() -> None:
     assert states.decode(states.encode(offered)) == {
         **offered,
         "cookies": [],
-        "_stored_head": states.encode(offered).rsplit("|", 2)[0],
+        "_stored_head": states.encode(offered).rsplit("|", 3)[0],
     }
     for bad in (
         "",
@@ -114,6 +114,69 @@ def test_the_stored_form_round_trips_and_refuses_garbage() -> None:
         "b1|" * 10,
     ):
         assert states.state_of({states.BINDING_KEY: bad}) is None
+
+
+def _bound_text(data: dict[str, object], *, last: bool = True) -> tuple[str, str, str]:
+    """Session data JSON holding a bound state with one outstanding challenge, as stored
+    (``last=False``: the binding is not the last member, so it is not found in place)."""
+    key = client_key(Device().jwk, "ES256")
+    state, cookie = states.new_cookie(states.bound_state(key, "dbsc", NOW), NOW, POLICY)
+    state, challenge = states.add_challenge(state, NOW, POLICY)
+    bound = states.with_state(data, state)
+    if not last:
+        bound = {states.BINDING_KEY: bound.pop(states.BINDING_KEY), **bound}
+    text = json.dumps(bound, separators=(",", ":"), ensure_ascii=False)
+    return text, challenge, cookie
+
+
+@pytest.mark.parametrize("last", [True, False])
+@pytest.mark.parametrize(
+    "data",
+    [
+        {},
+        {"cart": ["tea"], "note": 'a "quoted" \\ text'},
+        {"trap": '"sessionward.binding":"b1|bound|dbsc"}'},  # the mark inside a string value
+        {"nested": {"sessionward.binding": "b1|x"}, "ünïcode": "✓"},
+    ],
+)
+def test_the_refresh_reads_and_writes_the_stored_text(data: dict[str, object], last: bool) -> None:
+    text, challenge, old_cookie = _bound_text(data, last=last)
+    stored = states.stored_text(text)
+    assert stored is not None
+    assert stored.value == json.loads(text)[states.BINDING_KEY]
+    assert (stored.span is not None) == (last or not data)  # found in place when last
+    parts = states.cookie_bound_parts(stored)
+    assert parts is not None
+    step = states.refresh_step(parts, challenge, NOW + 10, POLICY)
+    assert step.cookie is not None
+    written = states.replace_stored(text, stored, step.value, 65536)
+    after = json.loads(written)
+    assert {k: v for k, v in after.items() if k != states.BINDING_KEY} == data
+    state = states.state_of(after)
+    assert state is not None
+    assert states.cookie_ok(state, step.cookie, NOW + 10)
+    assert states.cookie_ok(state, old_cookie, NOW + 10)  # the previous one lives its life out
+    assert binding_of(after).proven_at == NOW + 10
+    assert states.take_challenge(state, challenge, NOW + 10, POLICY) is None  # spent
+    assert states.take_challenge(state, step.challenge, NOW + 10, POLICY) is not None
+    with pytest.raises(DataTooLarge):
+        states.replace_stored(text, stored, step.value, len(text) // 2)
+
+
+def test_the_refresh_step_without_a_live_challenge_mints_no_cookie() -> None:
+    text, challenge, _ = _bound_text({"cart": []})
+    parts = states.cookie_bound_parts(states.stored_text(text))
+    assert parts is not None
+    for jti, at in ((None, NOW), ("not-ours", NOW), (challenge, NOW + POLICY.challenge_lifetime)):
+        step = states.refresh_step(parts, jti, at, POLICY)
+        assert step.cookie is None
+        assert step.challenge in step.value
+        assert step.value.split("|")[10] == parts[10]  # the cookies as they were
+    unbound = json.dumps(
+        {"cart": [], states.BINDING_KEY: states.encode(states.dpop_state("j", NOW))}
+    )
+    assert states.cookie_bound_parts(states.stored_text(unbound)) is None
+    assert states.stored_text('{"cart":[]}') is None
 
 
 def test_replay_record_looks_like_an_expiring_anonymous_record() -> None:

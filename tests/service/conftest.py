@@ -58,3 +58,21 @@ def service(tmp_path: Path) -> Iterator[Service]:
             yield Service(app, runtime, clock, client, make_keys(runtime), path)
     finally:
         asyncio.run(runtime.close())
+
+
+@pytest.fixture
+def unscored(tmp_path: Path) -> Iterator[Service]:
+    """The service with hijack scoring turned off (``risk = false``): sessions then keep
+    their raw context history instead of the risk engine's summary."""
+    clock = FakeClock()
+    path = tmp_path / "unscored.db"
+    config = ServiceConfig(
+        store=str(path), admin=False, demo=False, policy=POLICY, key_cache_seconds=0, risk=False
+    )
+    app = create_app(config, clock=clock)
+    runtime: Runtime = app.state.runtime
+    try:
+        with serve(app) as base, httpx.Client(base_url=base, timeout=10) as client:
+            yield Service(app, runtime, clock, client, make_keys(runtime), path)
+    finally:
+        asyncio.run(runtime.close())

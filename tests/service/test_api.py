@@ -92,7 +92,8 @@ def test_validate_denies_every_kind_of_bad_token_identically(service: Service) -
     assert any(e["kind"] == "expired" for e in service.runtime.activity.recent)
 
 
-def test_validate_records_context_and_decides_step_up(service: Service) -> None:
+def test_validate_records_context_and_decides_step_up(unscored: Service) -> None:
+    service = unscored  # without hijack scoring a session keeps its raw context history
     token = issue(service, user_id="erin")["token"]
     service.clock.advance(400)
     answer = validate(service, token, context={"ip": "198.51.100.1"}, max_auth_age=300)
@@ -248,7 +249,8 @@ def test_user_ids_with_line_breaks_are_routed(service: Service) -> None:
     assert revoked.json() == {"revoked": 1}
 
 
-def test_admin_get_and_delete_session(service: Service) -> None:
+def test_admin_get_and_delete_session(unscored: Service) -> None:
+    service = unscored  # the raw context history is shown when hijack scoring is off
     body = issue(service, user_id="kim", context={"user_agent": "Firefox/128"})
     session_id = body["session"]["id"]
     admin = service.auth("admin")

@@ -193,7 +193,57 @@ def test_confirm_needs_the_context(scored: Service) -> None:
     assert response.json()["error"]["code"] == "invalid_request"
 
 
-def test_confirm_answers_not_found_without_risk(service: Service) -> None:
+def test_the_issue_example_is_not_allowed_with_the_default_configuration(
+    service: Service,
+) -> None:
+    """Signed in from 198.51.100.1 in Safari on macOS; the token then validated from a Tor
+    exit with curl and another language. The ``service`` fixture sets nothing about risk:
+    scoring is on by default."""
+    assert service.runtime.config.risk is True
+    issued = service.client.post(
+        "/v1/sessions",
+        json={
+            "user_id": "alice",
+            "context": {"ip": "198.51.100.1", "user_agent": SAFARI, "accept_language": "en-US"},
+        },
+        headers=service.auth("issue"),
+    )
+    assert issued.status_code == 201
+    token, session_id = issued.json()["token"], issued.json()["session"]["id"]
+    service.clock.advance(60)
+    thief = {"ip": "185.220.101.1", "user_agent": "curl/8.0", "accept_language": "ru"}
+    answer = validate(service, token, thief)
+    assert answer["decision"] in ("step-up", "deny")
+    assert answer["reason"] == "risk"
+    assert "session" not in answer
+    assert answer["risk"]["decision"] in ("step_up", "revoke")
+    codes = {r["code"] for r in answer["risk"]["reasons"]}
+    # the network (a Tor exit elsewhere), the browser (a tool, not Safari), the language
+    assert {code.partition(".")[0] for code in codes} >= {"network", "browser", "language"}
+    weights = [r["weight"] for r in answer["risk"]["reasons"]]
+    assert answer["risk"]["score"] == pytest.approx(sum(weights), abs=0.1)
+    listed = service.client.get("/v1/events", headers=service.auth("admin")).json()["events"]
+    risk = [e for e in listed if e["kind"] == "risk" and e["session_id"] == session_id]
+    assert len(risk) == 1
+    assert risk[0]["decision"] == answer["risk"]["decision"]
+    assert "185.220.101.1" not in str(listed)
+    assert token not in str(listed)
+
+
+def test_without_a_context_the_default_scoring_changes_nothing(service: Service) -> None:
+    issued = service.client.post(
+        "/v1/sessions", json={"user_id": "alice"}, headers=service.auth("issue")
+    )
+    token = issued.json()["token"]
+    answer = service.client.post(
+        "/v1/sessions/validate", json={"token": token}, headers=service.auth("validate")
+    ).json()
+    assert answer["decision"] == "allow"
+    assert "risk" not in answer
+
+
+def test_confirm_answers_not_found_without_risk(unscored: Service) -> None:
+    service = unscored
     response = service.client.post(
         "/v1/sessions",
         json={"user_id": "alice", "context": OWNER},
@@ -270,25 +320,65 @@ def test_risk_without_the_extra_is_a_config_error(monkeypatch: pytest.MonkeyPatc
     from sessionward.service.runtime import open_risk
 
     monkeypatch.setitem(sys.modules, "geoip2fast", None)
-    with pytest.raises(ConfigError, match=r"sessionward\[risk\]"):
+    with pytest.raises(ConfigError, match=r"sessionward\[service\].*--no-risk"):
         open_risk()
 
 
 def test_risk_is_configured_by_flag_environment_and_file(tmp_path: Path) -> None:
     from sessionward.service.config import load_config
 
-    assert load_config({}, environ={}).risk is False
-    assert load_config({"risk": True}, environ={}).risk is True
-    assert load_config({}, environ={"SESSIONWARD_RISK": "1"}).risk is True
+    assert load_config({}, environ={}).risk is True  # on by default
+    assert load_config({"risk": False}, environ={}).risk is False
+    assert load_config({}, environ={"SESSIONWARD_RISK": "0"}).risk is False
     toml = tmp_path / "service.toml"
-    toml.write_text("risk = true\n", encoding="utf-8")
-    assert load_config({}, environ={}, config_file=str(toml)).risk is True
+    toml.write_text("risk = false\n", encoding="utf-8")
+    assert load_config({}, environ={}, config_file=str(toml)).risk is False
+    assert load_config({"risk": True}, environ={}, config_file=str(toml)).risk is True
 
 
 def test_serve_takes_the_risk_flag(monkeypatch: pytest.MonkeyPatch) -> None:
     from sessionward.cli import build_parser
+    from sessionward.cli._common import CommandError
     from sessionward.cli.serve import _load
 
     monkeypatch.delenv("SESSIONWARD_RISK", raising=False)
     assert _load(build_parser().parse_args(["serve", "--risk"])).risk is True
-    assert _load(build_parser().parse_args(["serve"])).risk is False
+    assert _load(build_parser().parse_args(["serve"])).risk is True
+    assert _load(build_parser().parse_args(["serve", "--no-risk"])).risk is False
+    with pytest.raises(CommandError, match="not allowed"):
+        build_parser().parse_args(["serve", "--risk", "--no-risk"])
+
+
+def test_the_device_signal_is_keyed_per_application_and_a_change_alone_never_revokes(
+    scored: Service,
+) -> None:
+    import json
+
+    from sessionward import SQLiteStore
+    from sessionward.web import DeviceSignal
+
+    raw = "R" * 22
+    response = scored.client.post(
+        "/v1/sessions",
+        json={"user_id": "alice", "context": {**OWNER, "device_signal": raw}},
+        headers=scored.auth("issue"),
+    )
+    token, session_id = response.json()["token"], response.json()["session"]["id"]
+    scored.clock.advance(60)
+    same = validate(scored, token, {**OWNER, "device_signal": raw})
+    assert "device.same" in [r["code"] for r in same["risk"]["reasons"]]
+    changed = validate(scored, token, {**OWNER, "device_signal": "S" * 22})
+    assert changed["risk"]["decision"] != "revoke"
+    assert "device.changed" in [r["code"] for r in changed["risk"]["reasons"]]
+    assert validate(scored, token, {**OWNER, "device_signal": raw})["decision"] == "allow"
+
+    secret = scored.runtime.state.secret("device-signal:default")
+    store = SQLiteStore(str(scored.path))
+    try:
+        record = store.get(session_id)
+    finally:
+        store.close()
+    assert record is not None
+    assert raw not in record.context
+    stored = json.loads(record.context)["session"]["device"]
+    assert stored == DeviceSignal(secret=secret).keyed(raw)

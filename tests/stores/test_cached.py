@@ -28,12 +28,16 @@ from sessionward.core.record import SessionRecord
 from sessionward.errors import ConfigError
 from sessionward.stores import (
     AsyncCachedStore,
+    AsyncDeleteAll,
     AsyncMemoryStore,
+    AsyncScan,
     AsyncUserIndex,
     Broadcast,
     CachedStore,
+    DeleteAll,
     Locality,
     MemoryStore,
+    Scan,
     SQLiteStore,
     UserIndex,
 )
@@ -316,6 +320,22 @@ def test_writes_through_the_cache_drop_its_copy_before_any_report(world: World) 
     assert world.cache.get(other.id) is None
 
 
+def test_delete_all_through_the_cache_drops_every_copy_before_any_report(world: World) -> None:
+    kept, gone = _live(world, user_id="alice"), _live(world)
+    assert world.cache.get(gone.id) == gone
+    assert world.cache.get(kept.id) == kept
+    world.inner.held = True
+    assert world.cache.delete_all(keep=kept.id) == 1
+    assert world.cache.get(gone.id) is None
+    assert world.cache.get(kept.id) == kept
+
+
+def test_scan_goes_through_the_cache(world: World) -> None:
+    records = sorted((_live(world, user_id=f"u{i}") for i in range(5)), key=lambda r: r.id)
+    assert world.cache.scan(limit=3) == records[:3]
+    assert world.cache.scan(after=records[2].id) == records[3:]
+
+
 def test_a_cap_eviction_through_the_cache_drops_the_evicted(world: World) -> None:
     from sessionward.stores import UserCap
 
@@ -435,6 +455,10 @@ def test_the_cache_has_exactly_the_inner_stores_capabilities(
     assert isinstance(cache, CachedStore)
     assert isinstance(cache, UserIndex) is indexed
     assert isinstance(cache, Locality) is placed
+    # the memory store deletes all and scans; the stand-ins without an index do neither
+    assert isinstance(cache, DeleteAll) is indexed
+    assert isinstance(cache, Scan) is indexed
+    assert not hasattr(cache, "count")  # the memory store does not count
     assert not isinstance(cache, Broadcast)
     if placed:
         assert isinstance(cache, Locality)
@@ -444,7 +468,10 @@ def test_the_cache_has_exactly_the_inner_stores_capabilities(
 def test_async_cache_has_the_inner_stores_index() -> None:
     cache = AsyncCachedStore(AsyncMemoryStore())
     assert isinstance(cache, AsyncUserIndex)
+    assert isinstance(cache, AsyncDeleteAll)
+    assert isinstance(cache, AsyncScan)
     assert not isinstance(cache, Locality)
+    assert type(cache) is type(AsyncCachedStore(AsyncMemoryStore()))  # one class per set
 
 
 def test_a_store_without_broadcast_is_refused(tmp_path: Any) -> None:
@@ -476,6 +503,20 @@ def test_logout_on_another_node_ends_the_session_here() -> None:
     there.revoke_user("alice")
     with pytest.raises(InvalidToken):
         here.validate(session.token)
+
+
+def test_revoke_all_through_the_cache_ends_every_session_here() -> None:
+    shared = MemoryStore()
+    quiet = EventBus([])
+    here = SessionManager(CachedStore(shared), events=quiet)
+    mine, *others = [here.issue(user) for user in ("admin", "alice", None)]
+    for session in (mine, *others):
+        assert here.validate(session.token).id == session.id  # now cached
+    assert here.revoke_all(keep=mine) == 2
+    assert here.validate(mine.token).id == mine.id
+    for session in others:
+        with pytest.raises(InvalidToken):
+            here.validate(session.token)
 
 
 def test_async_logout_on_another_node_ends_the_session_here() -> None:

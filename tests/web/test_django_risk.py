@@ -166,3 +166,44 @@ def test_a_real_server_challenges_a_replay_from_another_address(site: Site) -> N
         assert mine.status_code == 200
         assert mine.json() == {"user": "alice"}
         client.client.close()
+
+
+def test_the_device_signal_is_served_read_and_a_change_alone_is_not_a_revoke(
+    site: Site,
+) -> None:
+    import json
+
+    from sessionward.django.risk import device_signal
+    from sessionward.web.device import DEVICE_COOKIE
+
+    assert device_signal() is None  # off by default
+    assert site.client(OWNER).get("/sessionward/device.js").status_code == 404
+    with override_settings(SESSIONWARD_DEVICE_SIGNAL=True):
+        script = site.client(OWNER).get("/sessionward/device.js")
+        assert script.status_code == 200
+        assert script["Content-Type"].startswith("text/javascript")
+        assert b"crypto.subtle.digest" in script.content
+        device = device_signal()
+        assert device is not None
+        mine, other = "M" * 22, "O" * 22
+        environ = {**OWNER, "HTTP_COOKIE": f"{DEVICE_COOKIE}={mine}"}  # at sign-in: no jar yet
+        cookie = site.sign_in(environ)
+        record = site.manager.store.get(tokens.parse(cookie).session_id)
+        assert record is not None
+        stored = json.loads(record.context)["session"]["device"]
+        assert stored == device.key(f"{DEVICE_COOKIE}={mine}")
+        assert mine not in record.context
+
+        def client(value: str) -> Client:
+            browser = site.client(OWNER, cookie)
+            browser.cookies[DEVICE_COOKIE] = value
+            return browser
+
+        assert client(mine).get("/me").json() == {"user": "alice"}
+        answer = client(other).get("/me", HTTP_ACCEPT="application/json")
+        assert answer.status_code in (200, 401)  # served or challenged: never logged out
+        if answer.status_code == 401:
+            assert "device.changed" in answer.json()["reasons"]
+        assert COOKIE not in answer.cookies
+        assert site.manager.get(tokens.parse(cookie).session_id) is not None
+        assert client(mine).get("/me").json() == {"user": "alice"}

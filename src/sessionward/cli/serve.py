@@ -59,10 +59,20 @@ def _serve_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--csp-report-uri", help="where browsers report CSP violations")
     parser.add_argument("--no-demo", action="store_true", help="do not serve /demo")
-    parser.add_argument(
+    risk = parser.add_mutually_exclusive_group()
+    risk.add_argument(
         "--risk",
         action="store_true",
-        help="hijack scoring on validate (needs the risk extra; see docs/risk.md)",
+        default=None,
+        help="hijack scoring on validate (the default; see docs/risk.md)",
+    )
+    risk.add_argument(
+        "--no-risk", dest="risk", action="store_false", help="turn hijack scoring off"
+    )
+    parser.add_argument(
+        "--demo-device-signal",
+        action="store_true",
+        help="the demo shop sends the optional device signal (see docs/risk.md)",
     )
     parser.add_argument("--log-level", default="info", help="uvicorn log level (default info)")
     parser.add_argument(
@@ -102,8 +112,10 @@ def _load(args: argparse.Namespace) -> ServiceConfig:
         flags["admin"] = False
     if args.no_demo:
         flags["demo"] = False
-    if args.risk:
-        flags["risk"] = True
+    if args.risk is not None:
+        flags["risk"] = args.risk
+    if args.demo_device_signal:
+        flags["demo_device_signal"] = True
     return load(args, **flags)
 
 

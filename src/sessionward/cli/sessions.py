@@ -75,7 +75,8 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _records(store: Store, user: str | None) -> list[SessionRecord]:
-    """Every stored record (expired ones too, until purged), by user, then oldest first."""
+    """Every stored session (expired ones too, until purged; no internal record), by user,
+    then oldest first."""
     if user is not None:
         if not isinstance(store, UserIndex):
             raise CommandError("this store cannot list a user's sessions")
@@ -83,8 +84,10 @@ def _records(store: Store, user: str | None) -> list[SessionRecord]:
     if not isinstance(store, Scan):
         raise CommandError("this store cannot list every session")
     records: list[SessionRecord] = []
-    while page := store.scan(after=records[-1].id if records else "", limit=_PAGE):
-        records.extend(page)
+    after = ""
+    while page := store.scan(after=after, limit=_PAGE):
+        records.extend(r for r in page if not r.is_internal)
+        after = page[-1].id
     records.sort(key=lambda r: (r.user_id is not None, r.user_id or "", r.created_at, r.id))
     return records
 

@@ -28,7 +28,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import json
 import math
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -37,8 +39,8 @@ from typing import Any, Final, Literal, NamedTuple
 from sessionward.core import token as tokens
 from sessionward.core.jose import b64encode
 from sessionward.core.jwk import CLIENT_ALGORITHMS, ClientKey, client_key
-from sessionward.core.record import SessionRecord
-from sessionward.errors import ConfigError, InvalidProof
+from sessionward.core.record import SessionRecord, encode_data, internal_record
+from sessionward.errors import ConfigError, DataTooLarge, InvalidProof
 
 __all__ = [
     "BINDING_KEY",
@@ -46,6 +48,7 @@ __all__ = [
     "BindingPolicy",
     "Method",
     "binding_of",
+    "last_proof",
 ]
 
 BINDING_KEY: Final = "sessionward.binding"
@@ -91,12 +94,18 @@ class BindingPolicy:
 
 
 class Binding(NamedTuple):
-    """What an application, an admin page or a device list may show about a binding."""
+    """What an application, an admin page or a device list may show about a binding.
+
+    ``proven_at`` is when the client last proved the key with a signature the session record
+    keeps track of (the registration or the latest bound-cookie refresh). A DPoP client proves
+    it on every request without a write to the session, so its ``proven_at`` stays ``None``:
+    its session's ``last_seen`` tells when it was last used, and every use carried a proof."""
 
     state: Literal["unbound", "offered", "bound"]
     method: str | None = None
     jkt: str | None = None
     bound_at: float | None = None
+    proven_at: float | None = None
 
     @property
     def bound(self) -> bool:
@@ -124,7 +133,8 @@ def encode(state: Mapping[str, Any]) -> str:
         fields = "|".join(["" if state.get(n) is None else str(state[n]) for n in _FIELDS])
         head = f"b1|{fields}|{_pairs(sorted(state.get('jwk', {}).items()))}"
     challenges, cookies = _pairs(state.get("challenges", ())), _pairs(state.get("cookies", ()))
-    return f"{head}|{challenges}|{cookies}"
+    proved = state.get("proved")
+    return f"{head}|{challenges}|{cookies}|{'' if proved is None else int(proved)}"
 
 
 def _numbered(text: str) -> list[list[Any]]:
@@ -138,7 +148,7 @@ def _numbered(text: str) -> list[list[Any]]:
 def decode(text: str) -> dict[str, Any] | None:
     """The state in its stored form, or ``None`` for anything else."""
     parts = text.split("|")
-    if len(parts) != 11 or parts[0] != "b1":
+    if len(parts) not in (11, 12) or parts[0] != "b1":
         return None
     try:
         state: dict[str, Any] = {n: v for n, v in zip(_FIELDS, parts[1:8], strict=True) if v}
@@ -146,6 +156,8 @@ def decode(text: str) -> dict[str, Any] | None:
             state["at"] = int(state["at"])
         state["challenges"] = _numbered(parts[9])
         state["cookies"] = _numbered(parts[10])
+        if len(parts) == 12 and parts[11]:
+            state["proved"] = int(parts[11])
     except ValueError:
         return None
     if parts[8]:
@@ -168,13 +180,23 @@ def binding_of(data: Mapping[str, Any]) -> Binding:
         return UNBOUND
     if state["state"] == "offered":
         return Binding("offered")
-    at = state.get("at")
+    at, proved = state.get("at"), state.get("proved")
     return Binding(
         "bound",
         state.get("method") if state.get("method") in METHODS else None,
         state.get("jkt") if isinstance(state.get("jkt"), str) else None,
         at if isinstance(at, int | float) else None,
+        proved if isinstance(proved, int | float) else None,
     )
+
+
+def last_proof(binding: Binding, last_seen: float) -> float | None:
+    """When the client last proved its key, as far as the session record tells: the
+    registration or latest bound-cookie refresh; for DPoP, the session's last activity (every
+    request it accepts carries a proof, and activity is written with the usual throttle)."""
+    if binding.method == "dpop":
+        return last_seen
+    return binding.proven_at if binding.proven_at is not None else binding.bound_at
 
 
 def _challenge() -> str:
@@ -299,7 +321,7 @@ def new_cookie(
     value = secrets.token_urlsafe(32)
     kept = [c for c in _cookies(state) if c[1] > now][-(_COOKIES_KEPT - 1) :]
     until = math.ceil(now) + policy.cookie_lifetime
-    return {**state, "cookies": [*kept, [_verifier(value), until]]}, value
+    return {**state, "cookies": [*kept, [_verifier(value), until]], "proved": int(now)}, value
 
 
 def _cookies(state: Mapping[str, Any]) -> list[list[Any]]:
@@ -331,29 +353,127 @@ def with_state(data: Mapping[str, Any], state: Mapping[str, Any] | None) -> dict
     return out
 
 
+# -- the refresh, on the stored form ---------------------------------------------------------
+# A refresh is a bound session's hot path: it reads the stored string straight out of the
+# record's JSON text and writes the new one back in place, so the session's data is neither
+# parsed nor serialised again.
+
+_STORED: Final = re.compile(r"[A-Za-z0-9_|:,.-]*")  # what :func:`encode` is made of
+_COOKIE_BOUND: Final = ("dbsc", "webcrypto")
+
+
+def _span(text: str) -> tuple[int, int] | None:
+    """Where the stored binding sits in a record's data JSON text when it is the top-level
+    object's last member (as :func:`with_state` and :func:`replace_stored` leave it).
+
+    Sound for any JSON text: a raw ``"`` always delimits a string, so ``"sessionward.binding":``
+    is a member name; a value without ``"`` or ``\\`` ends at the next quote; and a ``}`` that
+    is the text's last character closes the top-level object."""
+    if not text.endswith('"}'):
+        return None
+    at = text.rfind(MARK)
+    start, end = at + len(MARK) + 1, len(text) - 2
+    if at < 0 or start > end or text[start - 1] != '"':
+        return None
+    return (start, end) if _STORED.fullmatch(text, start, end) is not None else None
+
+
+class Stored(NamedTuple):
+    """The stored binding of a record's data JSON text and where it sits in it (``span``,
+    ``None`` when the text must be parsed to replace it)."""
+
+    value: str
+    span: tuple[int, int] | None
+
+
+def stored_text(data: str) -> Stored | None:
+    """The stored binding in a record's data JSON text, or ``None``."""
+    span = _span(data)
+    if span is not None:
+        return Stored(data[span[0] : span[1]], span)
+    loaded = json.loads(data) if MARK in data else None
+    value = loaded.get(BINDING_KEY) if isinstance(loaded, dict) else None
+    return Stored(value, None) if isinstance(value, str) else None
+
+
+def replace_stored(data: str, stored: Stored, value: str, limit: int) -> str:
+    """A record's data JSON text with ``value`` in place of ``stored`` (found in ``data`` by
+    :func:`stored_text`); ``DataTooLarge`` past ``limit`` bytes."""
+    span = stored.span
+    if span is None:
+        kept = {k: v for k, v in json.loads(data).items() if k != BINDING_KEY}
+        return encode_data({**kept, BINDING_KEY: value}, limit)
+    text = f"{data[: span[0]]}{value}{data[span[1] :]}"
+    if len(text) > limit and len(text.encode("utf-8")) > limit:
+        raise DataTooLarge(f"session data exceeds {limit} bytes")
+    return text
+
+
+def cookie_bound_parts(stored: Stored | None) -> list[str] | None:
+    """The fields of a stored state bound through a cookie (DBSC or the fallback), else
+    ``None``."""
+    parts = None if stored is None else stored.value.split("|")
+    if parts is None or len(parts) not in (11, 12) or parts[0] != "b1":
+        return None
+    return parts if parts[1] == "bound" and parts[2] in _COOKIE_BOUND else None
+
+
+def stored_key(parts: list[str]) -> ClientKey | None:
+    """The registered key of a state's fields (cached), or ``None`` when damaged."""
+    try:
+        return _stored_key(parts[8], parts[3]) if parts[8] and parts[3] else None
+    except InvalidProof:
+        return None
+
+
+class Step(NamedTuple):
+    """A refresh's outcome: the new stored ``value``, the next ``challenge``, and the new
+    bound ``cookie`` when the refresh answered an outstanding challenge (``None`` otherwise)."""
+
+    value: str
+    challenge: str
+    cookie: str | None
+
+
+def refresh_step(parts: list[str], jti: str | None, now: float, policy: BindingPolicy) -> Step:
+    """Spend the challenge ``jti`` (from a proof whose signature checked) and issue the next
+    challenge, plus a new bound cookie when ``jti`` was outstanding and unexpired. Compared in
+    constant time; expired challenges and cookies are dropped on the way."""
+    low, high = now - policy.challenge_lifetime, now + 60
+    wanted = None if jti is None else jti.encode()
+    live, found = [], False
+    for item in parts[9].split(",") if parts[9] else ():
+        name, _, issued = item.partition(":")
+        if not issued.isdecimal() or not low < int(issued) <= high:
+            continue
+        if wanted is not None and not found and hmac.compare_digest(name.encode(), wanted):
+            found = True
+            continue
+        live.append(item)
+    fresh = b64encode(secrets.token_bytes(56))  # 24 bytes of challenge, 32 of cookie
+    challenge, cookie = fresh[:32], fresh[32:]
+    live.append(f"{challenge}:{int(now)}")
+    challenges = ",".join(live[-policy.max_challenges :])
+    if not found:
+        proved = parts[11] if len(parts) == 12 else ""
+        return Step("|".join([*parts[:9], challenges, parts[10], proved]), challenge, None)
+    cookies = f"{_verifier(cookie)}:{math.ceil(now) + policy.cookie_lifetime}"
+    for item in reversed(parts[10].split(",") if parts[10] else ()):
+        until = item.partition(":")[2]
+        if until.isdecimal() and int(until) > now:  # the newest one still alive is kept
+            cookies = f"{item},{cookies}"  # _COOKIES_KEPT: the previous and the new
+            break
+    value = "|".join([*parts[:9], challenges, cookies, str(int(now))])
+    return Step(value, challenge, cookie)
+
+
 def replay_record(kind: str, jti: str, until: float, now: float) -> SessionRecord:
     """The record that remembers a used ``jti`` until ``until``: created with the store's
     create-only ``add``, so a second use of the same ``jti`` on any node finds it taken.
 
-    Its id is derived from the ``jti`` (in the session id alphabet and length), its verifier
-    is empty (no secret ever matches it) and it expires, like any record, at ``until``."""
+    Its id is derived from the ``jti`` (in the session id alphabet and length); it is an
+    internal record (:func:`~sessionward.core.record.internal_record`): never a session,
+    expiring at ``until``."""
     digest = hashlib.sha256(f"sessionward replay\x00{kind}\x00{jti}".encode()).digest()
-    return SessionRecord(
-        id=b64encode(digest[: tokens.ID_BYTES]),
-        secret_hash=b"",
-        prev_secret_hash=None,
-        grace_until=0.0,
-        generation=0,
-        user_id=None,
-        auth_level=0,
-        auth_time=None,
-        scopes="",
-        data=f'{{"{REPLAY_KEY}":"{kind}"}}',
-        created_at=now,
-        rotated_at=now,
-        last_seen=now,
-        expires_at=until,
-        absolute_expires_at=until,
-        version=1,
-        context="[]",
-    )
+    data = f'{{"{REPLAY_KEY}":"{kind}"}}'
+    return internal_record(b64encode(digest[: tokens.ID_BYTES]), data, until, now)

@@ -24,6 +24,7 @@ __all__ = [
     "check_user_id",
     "encode_data",
     "encode_scopes",
+    "internal_record",
     "session_id_of",
 ]
 
@@ -32,7 +33,11 @@ class SessionRecord(NamedTuple):
     """One session as stored. Times are seconds since the epoch; ``secret_hash`` and
     ``prev_secret_hash`` are verifiers (see ``core.token.verifier``); ``successor`` holds the
     links that lead a secret rotated out inside its grace window to the current one (see
-    ``core.successor``), opaque to stores."""
+    ``core.successor``), opaque to stores.
+
+    A store also keeps a few records that are not sessions (:attr:`is_internal`): the
+    replay records of spent proof ids and the identity-provider index. They are made by
+    :func:`internal_record` alone."""
 
     id: str
     secret_hash: bytes
@@ -53,6 +58,13 @@ class SessionRecord(NamedTuple):
     context: str
     successor: bytes | None = None
 
+    @property
+    def is_internal(self) -> bool:
+        """Whether this record is not a session but bookkeeping the library keeps in the
+        session store (see :func:`internal_record`). Listings and counts of sessions skip it;
+        stores that count in SQL test the same mark (``length(secret_hash) > 0``)."""
+        return not self.secret_hash
+
     def __repr__(self) -> str:
         # Hashes are not secrets, but they are noise; keep reprs short and obviously safe.
         return (
@@ -62,6 +74,38 @@ class SessionRecord(NamedTuple):
 
 
 FIELDS = SessionRecord._fields
+
+
+def internal_record(
+    record_id: str, data: str, until: float, now: float, version: int = 1
+) -> SessionRecord:
+    """A record that is not a session, holding ``data`` (JSON text under a ``sessionward.``
+    key) until ``until``.
+
+    Its mark is the empty verifier: every session has a verifier of ``VERIFIER_BYTES``, and
+    no presented secret ever matches an empty one (nor is there a previous secret or a
+    successor link to match), so it can never be validated as a session. It has no user, so
+    no per-user listing shows it, and it expires at ``until`` like any record, so every store
+    purges it then."""
+    return SessionRecord(
+        id=record_id,
+        secret_hash=b"",
+        prev_secret_hash=None,
+        grace_until=0.0,
+        generation=0,
+        user_id=None,
+        auth_level=0,
+        auth_time=None,
+        scopes="",
+        data=data,
+        created_at=now,
+        rotated_at=now,
+        last_seen=now,
+        expires_at=until,
+        absolute_expires_at=until,
+        version=version,
+        context="[]",
+    )
 
 
 def encode_data(data: Mapping[str, Any], limit: int) -> str:

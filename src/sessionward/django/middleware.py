@@ -37,6 +37,7 @@ from sessionward.web.csrf import CsrfPolicy
 __all__ = ["SessionwardMiddleware"]
 
 _log = logging.getLogger("sessionward.web")
+_READS = ("GET", "HEAD")
 
 
 class SessionwardMiddleware:
@@ -57,6 +58,9 @@ class SessionwardMiddleware:
             _log.info("sessionward refused request: csrf (%s)", reason)
             return HttpResponseForbidden("cross-site request refused")
         manager = get_manager()
+        device = risk.device_signal()
+        if device is not None and request.path == device.path and request.method in _READS:
+            return risk.device_script_response(request.method or "GET")
         if manager.risk is None:
             return self._serve(request, headers)
         try:

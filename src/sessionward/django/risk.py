@@ -17,11 +17,17 @@ with the request's context (client address, read from ``X-Forwarded-For`` only b
   owner signs in again (``auth.login``), the challenged session is ended and the new one
   starts from this request's context, which becomes the user's own;
 * revoke: the session is ended and the cookie deleted, as at a logout.
+
+``SESSIONWARD_DEVICE_SIGNAL = True`` (off by default) adds the optional device signal: the
+middleware serves ``/sessionward/device.js`` and reads its cookie into the context, keyed
+with a secret derived from ``SECRET_KEY`` (see docs/risk.md, "Device signal").
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import hmac
 from contextvars import ContextVar
 from dataclasses import dataclass
 from urllib.parse import urlencode
@@ -36,8 +42,9 @@ from sessionward.errors import InvalidToken, RiskChallenge
 from sessionward.manager._sync.manager import SessionManager
 from sessionward.web._challenge import challenge_body
 from sessionward.web.context import ContextCapture
+from sessionward.web.device import SCRIPT_HEADERS, DeviceSignal, device_script
 
-__all__ = ["CURRENT", "Checked", "check", "refusal"]
+__all__ = ["CURRENT", "Checked", "check", "device_script_response", "device_signal", "refusal"]
 
 
 @dataclass(slots=True)
@@ -56,15 +63,38 @@ CURRENT: ContextVar[Checked | None] = ContextVar("sessionward_django_risk", defa
 
 
 @functools.cache
-def _capture(proxies: tuple[str, ...]) -> ContextCapture:
-    return ContextCapture(proxies)
+def _capture(proxies: tuple[str, ...], device: DeviceSignal | None) -> ContextCapture:
+    return ContextCapture(proxies, device)
+
+
+def device_signal() -> DeviceSignal | None:
+    """The device signal of ``SESSIONWARD_DEVICE_SIGNAL = True``, or ``None`` (the default)."""
+    if getattr(settings, "SESSIONWARD_DEVICE_SIGNAL", False) is not True:
+        return None
+    return _device(str(settings.SECRET_KEY))
+
+
+@functools.cache
+def _device(secret_key: str) -> DeviceSignal:
+    # Its own key, derived from SECRET_KEY: the device values never reuse Django's secret.
+    derived = hmac.new(secret_key.encode(), b"sessionward device signal", hashlib.sha256)
+    return DeviceSignal(secret=derived.digest())
+
+
+def device_script_response(method: str) -> HttpResponse:
+    """``device.js``, as the other adapters serve it."""
+    response = HttpResponse(device_script() if method == "GET" else b"")
+    for name, value in SCRIPT_HEADERS:
+        response[name] = value
+    return response
 
 
 def check(manager: SessionManager, request: HttpRequest, headers: dict[str, str]) -> Checked:
     """Capture the request's context and validate its session cookie with it
     (``StoreError`` propagates: the caller fails closed)."""
     proxies = tuple(getattr(settings, "SESSIONWARD_TRUSTED_PROXIES", ()))
-    context = _capture(proxies).capture(request.META.get("REMOTE_ADDR"), headers)
+    capture = _capture(proxies, device_signal())
+    context = capture.capture(request.META.get("REMOTE_ADDR"), headers)
     key = request.COOKIES.get(settings.SESSION_COOKIE_NAME)
     checked = Checked(context, key or None)
     if not key:

@@ -41,6 +41,7 @@ from sessionward.service.admin_account import (
 from sessionward.service.admin_sessions import (
     SessionQuery,
     auth_level_text,
+    binding_summary,
     confirm_form,
     device_label,
     live_sessions,
@@ -378,7 +379,8 @@ class Admin:
                 f"<dt>Authentication</dt><dd>{esc(auth_level_text(session.auth_level))}; "
                 f"proven {fmt_time(session.auth_time)}</dd>"
                 f"<dt>Token generation</dt><dd>{session.generation} "
-                '<span class="muted">(times its token was renewed)</span></dd></dl>'
+                '<span class="muted">(times its token was renewed)</span></dd>'
+                f"{binding_summary(session)}</dl>"
                 f'<p><a class="danger-link" href="{ROOT}/sessions/{esc(session.id)}/revoke">'
                 "End this session…</a></p>"
             )

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlencode
 
+from sessionward.core.binding import binding_of, last_proof
 from sessionward.core.record import Session
 from sessionward.service.html import attr, esc, fmt_time, hidden_csrf
 from sessionward.service.session_views import device_cells, view_json
@@ -157,8 +158,9 @@ class SessionQuery:
 
 
 async def live_sessions(store: object, now: float) -> tuple[list[Session], bool] | None:
-    """Every live session (up to :data:`MAX_SCAN` scanned) and whether the walk stopped
-    early; ``None`` when the store cannot list every session."""
+    """Every live session (up to :data:`MAX_SCAN` records scanned, internal records
+    skipped) and whether the walk stopped early; ``None`` when the store cannot list every
+    session."""
     if not isinstance(store, AsyncScan):
         return None
     out: list[Session] = []
@@ -169,7 +171,7 @@ async def live_sessions(store: object, now: float) -> tuple[list[Session], bool]
             return out, False
         seen += len(page)
         after = page[-1].id
-        out.extend(Session(r) for r in page if r.expires_at > now)
+        out.extend(Session(r) for r in page if r.expires_at > now and not r.is_internal)
     return out, True
 
 
@@ -298,4 +300,24 @@ def confirm_form(
         " again. This cannot be undone.</p>"
         f'<p><button class="danger" type="submit">{esc(button)}</button> '
         f"<a href={attr(back)}>Cancel</a></p></form>"
+    )
+
+
+def binding_summary(session: Session) -> str:
+    """The key binding of a session for its detail page: state, method, the start of the key's
+    thumbprint and when the key was last proven."""
+    binding = binding_of(session.data)
+    if not binding.bound:
+        note = (
+            "offered at sign-in, never registered: works as an unbound session"
+            if binding.state == "offered"
+            else "a copied token works until the session ends"
+        )
+        return f'<dt>Key binding</dt><dd data-binding="{binding.state}">unbound ({note})</dd>'
+    jkt = f"{binding.jkt[:12]}…" if binding.jkt else "—"
+    return (
+        f'<dt>Key binding</dt><dd data-binding="bound">bound by {esc(binding.method or "?")}; '
+        f'key <code title="JWK thumbprint">{esc(jkt)}</code>; bound '
+        f"{fmt_time(binding.bound_at)}; last proof "
+        f"{fmt_time(last_proof(binding, session.last_seen))}</dd>"
     )

@@ -52,7 +52,9 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
+from sessionward.core import binding as states
 from sessionward.core import token as tokens
+from sessionward.core.binding import BINDING_KEY, binding_of, last_proof
 from sessionward.core.context import RequestContext
 from sessionward.core.events import RevokeReason
 from sessionward.core.record import Session, SessionRecord
@@ -68,7 +70,7 @@ from sessionward.errors import (
     UpdateConflict,
 )
 from sessionward.manager._async.manager import AsyncSessionManager
-from sessionward.service import history
+from sessionward.service import api_dpop, history
 from sessionward.service.api_errors import ApiError
 from sessionward.service.api_fields import (
     Fields,
@@ -96,6 +98,7 @@ from sessionward.service.tenancy import (
 from sessionward.service.throttle import Throttled
 from sessionward.signals._async.links import AsyncIdpLinks
 from sessionward.signals.links import IdpLink
+from sessionward.web.device import DeviceSignal
 
 if TYPE_CHECKING:
     from sessionward.jwt import AsyncTokenService, TokenPair
@@ -139,16 +142,29 @@ def session_json(session: Session, *, detail: bool = False) -> dict[str, Any]:
         "auth_level": session.auth_level,
         "auth_time": session.auth_time,
         "scopes": sorted(session.scopes),
-        "data": public_data(session.data),
+        "data": {k: v for k, v in public_data(session.data).items() if k != BINDING_KEY},
         "created_at": session.created_at,
         "last_seen": session.last_seen,
         "expires_at": session.expires_at,
         "absolute_expires_at": session.absolute_expires_at,
         "generation": session.generation,
+        "binding": _binding_json(session),
     }
     if detail:
         out["context_history"] = session.context_history
     return out
+
+
+def _binding_json(session: Session) -> dict[str, Any]:
+    """Whether the session is bound to a key its client keeps (see docs/binding.md)."""
+    binding = binding_of(session.data)
+    return {
+        "state": binding.state,
+        "method": binding.method,
+        "jkt": binding.jkt,
+        "bound_at": binding.bound_at,
+        "last_proof_at": last_proof(binding, session.last_seen) if binding.bound else None,
+    }
 
 
 def _dumps(value: Any) -> str:
@@ -177,7 +193,7 @@ class SessionJsonMemo:
         return encoded
 
 
-_VALIDATE_FIELDS = frozenset({"token", "context", "max_auth_age", "min_level"})
+_VALIDATE_FIELDS = frozenset({"token", "context", "max_auth_age", "min_level", "dpop"})
 _DENY = b'{"decision":"deny","reason":"invalid"}'
 _DECISION = {
     d: b'{"decision":"' + d.encode("ascii") + b'","session":'
@@ -195,6 +211,16 @@ class Api:
         self.rt = runtime
         self.manager = runtime.manager
         self.sessions = SessionJsonMemo()
+        self._devices: dict[str, DeviceSignal] = {}
+
+    def _device(self, key: ApiKey) -> Callable[[str], str]:
+        """Keys a context's ``device_signal`` with a secret of the key's application, so the
+        stored values cannot be joined across applications (docs/risk.md, "Device signal")."""
+        signal = self._devices.get(key.application)
+        if signal is None:
+            secret = self.rt.state.secret(f"device-signal:{key.application}")
+            signal = self._devices[key.application] = DeviceSignal(secret=secret)
+        return signal.keyed
 
     def _manager(self, key: ApiKey) -> AsyncSessionManager:
         """The manager of the key's application: it authenticates no other's tokens."""
@@ -216,13 +242,13 @@ class Api:
     async def issue(self, request: Request, key: ApiKey) -> Response:
         fields = Fields(
             await json_body(request, optional=True),
-            {"user_id", "auth_level", "scopes", "data", "context", "previous_token", "idp"},
+            {"user_id", "auth_level", "scopes", "data", "context", "previous_token", "idp", "dpop"},
         )
         user_id = fields.string("user_id", limit=MAX_USER_ID)
         if user_id is not None and user_id.startswith(RESERVED_PREFIX):
             raise ApiError(403, "forbidden", f"user ids starting {RESERVED_PREFIX!r} are reserved")
         user_id = user_id_of(user_id, key)
-        context = request_context(fields)
+        context = request_context(fields, self._device(key))
         manager = self._manager(key)
         previous = None
         previous_token = fields.string("previous_token", limit=256)
@@ -242,6 +268,9 @@ class Api:
             if user_id is None:
                 raise ApiError(400, "invalid_request", "idp needs a user_id")
             data.update(link.data())
+        jkt = await api_dpop.check(manager, api_dpop.passed_proof(fields))
+        if jkt is not None:  # the client proved a key: the session is bound to it
+            data[BINDING_KEY] = states.encode(states.dpop_state(jkt, manager.clock.now()))
         session = await manager.issue(
             user_id,
             auth_level=or_default(fields.integer("auth_level", maximum=100), 1),
@@ -265,17 +294,22 @@ class Api:
         """The validate endpoint past authentication and body parsing: the encoded 200 answer
         (``ApiError`` and the manager's errors propagate)."""
         token = body.get("token")
+        passed = None
         if len(body) == 1 and type(token) is str and len(token) <= 256:
             context, max_age, min_level = None, None, None  # the common body: only the token
         else:
             fields = Fields(body, _VALIDATE_FIELDS)
-            context = request_context(fields)
+            context = request_context(fields, self._device(key))
             max_age = fields.number("max_auth_age")
             min_level = fields.integer("min_level", maximum=100)
             token = fields.string("token", required=True, limit=256)
+            passed = api_dpop.passed_proof(fields)
         application = key.application
+        manager = self.rt.manager_for(application)
         try:
-            session = await self.rt.manager_for(application).validate(token, context=context)
+            session = await manager.validate(token, context=context)
+            if passed is not None or api_dpop.bound_key(session) is not None:
+                await api_dpop.check(manager, passed, token=token, session=session)
         except RiskChallenge as challenge:  # sign in again; the session survives
             self.rt.activity.decision("step-up", application)
             return challenge_answer(challenge)
@@ -304,7 +338,7 @@ class Api:
 
     async def rotate(self, request: Request, key: ApiKey) -> Response:
         fields = Fields(await json_body(request), {"token", "context"})
-        context = request_context(fields)
+        context = request_context(fields, self._device(key))
         session = await self._token_session(fields, context, key)
         if session.token is None:
             session = await self._manager(key).rotate(session, context=context)
@@ -352,7 +386,7 @@ class Api:
         step-up; the request's context becomes the owner's and the token is rotated."""
         fields = Fields(await json_body(request), {"token", "context"})
         token = fields.string("token", required=True, limit=256)
-        context = request_context(fields)
+        context = request_context(fields, self._device(key))
         if context is None:
             raise ApiError(400, "invalid_request", "context is required")
         manager = self._manager(key)
@@ -436,7 +470,7 @@ class Api:
 
     async def token_login(self, request: Request, key: ApiKey) -> Response:
         service = self._tokens()
-        allowed = {"user_id", "auth_level", "scopes", "context", "end_other_sessions"}
+        allowed = {"user_id", "auth_level", "scopes", "context", "end_other_sessions", "dpop"}
         fields = Fields(await json_body(request), allowed)
         user_id = fields.string("user_id", required=True, limit=MAX_USER_ID) or ""
         if user_id.startswith(RESERVED_PREFIX):
@@ -448,20 +482,22 @@ class Api:
             str(user_id_of(user_id, key)),
             scopes=fields.strings("scopes", ascii_only=True) or (),
             auth_level=or_default(fields.integer("auth_level", maximum=100), 1),
-            context=request_context(fields),
+            context=request_context(fields, self._device(key)),
             end_other_sessions=end_others,
+            dpop_jkt=await _proven_key(service, fields),
         )
         return self._pair(service, pair, 201)
 
     async def token_refresh(self, request: Request, key: ApiKey) -> Response:
         service = self._tokens()
-        fields = Fields(await json_body(request), {"refresh_token", "context"})
+        fields = Fields(await json_body(request), {"refresh_token", "context", "dpop"})
         refresh_token = fields.string("refresh_token", required=True, limit=256)
-        context = request_context(fields)
+        context = request_context(fields, self._device(key))
         family = await self.manager.store.get(tokens.parse(refresh_token).session_id)
         if family is None or application_of_user(family.user_id) != key.application:
             raise InvalidToken("unknown")  # another application's family is as unknown
-        pair = await service.refresh(refresh_token, context=context)  # InvalidToken: 401
+        jkt = await _proven_key(service, fields)  # a family bound to a key needs its proof
+        pair = await service.refresh(refresh_token, context=context, dpop_jkt=jkt)  # else 401
         return self._pair(service, pair, 200)
 
     async def metrics(self, request: Request, key: ApiKey) -> Response:
@@ -476,6 +512,16 @@ class Api:
             event_log=None if recorder is None else recorder.stats(),
         )
         return Response(text, media_type=CONTENT_TYPE, headers=_NO_STORE)
+
+
+async def _proven_key(service: AsyncTokenService, fields: Fields) -> str | None:
+    """The key thumbprint of the client's DPoP proof passed on in ``dpop`` (see
+    :mod:`sessionward.service.api_dpop`), checked and its ``jti`` spent; ``None`` without one.
+    A refused proof is an ``InvalidProof`` (401)."""
+    passed = api_dpop.passed_proof(fields)
+    if passed is None:
+        return None
+    return (await service.check_proof(passed.proof, method=passed.method, url=passed.url)).jkt
 
 
 def _idp_link(fields: Fields) -> IdpLink | None:

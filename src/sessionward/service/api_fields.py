@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING, Any
 
@@ -184,11 +185,15 @@ class Fields:
         return value
 
 
-def request_context(fields: Fields) -> RequestContext | None:
+def request_context(
+    fields: Fields, device: Callable[[str], str] | None = None
+) -> RequestContext | None:
+    """The ``context`` field; ``device`` keys its ``device_signal`` (per application)."""
     raw = fields.mapping("context")
     if raw is None:
         return None
     ctx = Fields(raw, _CONTEXT_FIELDS, "context")
+    signal = ctx.string("device_signal", limit=128)
     hints = ctx.mapping("client_hints") or {}
     if len(hints) > 16 or not all(
         isinstance(v, str) and len(k) <= 64 and len(v) <= _STRING_MAX for k, v in hints.items()
@@ -199,7 +204,7 @@ def request_context(fields: Fields) -> RequestContext | None:
         user_agent=ctx.string("user_agent"),
         accept_language=ctx.string("accept_language"),
         client_hints={k.lower(): v for k, v in hints.items()},
-        device_key=ctx.string("device_signal", limit=128),
+        device_key=None if signal is None or device is None else device(signal),
     )
 
 

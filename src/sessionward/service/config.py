@@ -13,7 +13,8 @@ flags, at top level or under a ``[service]`` table, plus an optional ``[policy]`
     oidc_issuer = "https://login.example"   # back-channel logout from this provider
     oidc_client_id = "shop"
     ssf_issuer = "https://signals.example"  # Shared Signals pushed by this transmitter
-    risk = true                       # hijack scoring (needs the risk extra; docs/risk.md)
+    risk = false                      # hijack scoring is on unless this says so (docs/risk.md)
+    demo_device_signal = true         # the demo shop sends the device signal (off by default)
 
     [policy]
     idle_timeout = 1800
@@ -77,8 +78,11 @@ class ServiceConfig:
       ``/.well-known/ssf-configuration``), ``ssf_audience`` (default: the origin),
       ``ssf_authorization`` (the exact ``Authorization`` header it must send, optional) and
       ``ssf_credential_compromise`` (``revoke``, the default, or ``step-up``).
-    * ``risk``: score every validate that carries a ``context`` with the risk engine and
-      answer its decision and reasons (needs the ``risk`` extra; see docs/risk.md).
+    * ``risk`` (on by default): score every validate that carries a ``context`` with the
+      risk engine and answer its decision and reasons (see docs/risk.md). A validate without
+      a ``context`` is not scored, so an application that sends none sees no change.
+    * ``demo_device_signal`` (off by default): the demo shop serves ``device.js`` and scores
+      the device signal (see docs/risk.md, "Device signal").
     """
 
     host: str = "127.0.0.1"
@@ -105,7 +109,8 @@ class ServiceConfig:
     ssf_audience: str | None = None
     ssf_authorization: str | None = field(default=None, repr=False)
     ssf_credential_compromise: str = "revoke"
-    risk: bool = False
+    risk: bool = True
+    demo_device_signal: bool = False
     policy: Policy = field(default_factory=Policy)
 
     def __post_init__(self) -> None:
@@ -192,6 +197,7 @@ def _coerce(name: str, value: Any) -> Any:
         "event_retention_days": float,
         "webhook_private_targets": bool,
         "risk": bool,
+        "demo_device_signal": bool,
     }
     if name == "trusted_proxies":
         if isinstance(value, str):

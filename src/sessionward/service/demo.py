@@ -46,7 +46,7 @@ from sessionward.service.runtime import RESERVED_PREFIX, Runtime
 from sessionward.service.session_views import challenge_notice
 from sessionward.service.state import UserRow
 from sessionward.service.tenancy import DEMO_APP
-from sessionward.web import CookiePolicy, CsrfPolicy
+from sessionward.web import CookiePolicy, CsrfPolicy, DeviceSignal
 from sessionward.web.asgi import SessionMiddleware
 from sessionward.web.binding import DeviceBinding
 from sessionward.web.starlette import get_handle
@@ -56,6 +56,7 @@ __all__ = ["PRODUCTS", "demo_app"]
 ROOT = "/demo"
 REALM = "demo"
 STEP_UP_SECONDS = 300
+DEVICE_SCRIPT = f"{ROOT}/sessionward/device.js"
 PRODUCTS = {
     "tea": ("Green tea", 4.50),
     "mug": ("Stoneware mug", 12.00),
@@ -100,7 +101,9 @@ class Shop:
                 f'<a href="{ROOT}/login">Sign in</a>',
                 f'<a href="{ROOT}/register">Register</a>',
             ]
-        return Page(title, "Tea & Things (sessionward demo)", f"{ROOT}/", nav)
+        scripts = (DEVICE_SCRIPT,) if self.rt.config.demo_device_signal else ()
+        brand = "Tea & Things (sessionward demo)"
+        return Page(title, brand, f"{ROOT}/", nav, script_files=scripts)
 
     # -- shop --------------------------------------------------------------------------------
 
@@ -338,6 +341,9 @@ def demo_app(rt: Runtime) -> Any:
         Route("/devices/{session_id}/sign-out", account.sign_out_device, methods=["GET", "POST"]),
     ]
     csrf = CsrfPolicy(rt.config.origins, keys=[rt.state.secret("demo-csrf")])
+    device = None
+    if rt.config.demo_device_signal:  # off by default; docs/risk.md, "Device signal"
+        device = DeviceSignal(secret=rt.state.secret("demo-device"), path=DEVICE_SCRIPT)
     middleware = [
         Middleware(
             SessionMiddleware,
@@ -347,6 +353,7 @@ def demo_app(rt: Runtime) -> Any:
             trusted_proxies=list(rt.config.trusted_proxies),
             step_up_paths=[f"{ROOT}/login"],  # a challenged session signs in again there
             binding=DeviceBinding(path=f"{ROOT}/dbsc"),  # browsers with DBSC bind the session
+            device_signal=device,
         )
     ]
     return Starlette(routes=routes, middleware=middleware)

@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from sessionward.core import token as tokens
-from sessionward.core.binding import binding_of
+from sessionward.core.binding import binding_of, last_proof
 from sessionward.core.events import RevokeReason
 from sessionward.core.policy import Policy
 from sessionward.core.record import Session
@@ -396,10 +396,17 @@ def _message(request: Request) -> str:
 
 def _bound(session: Session) -> str:
     """Whether the session is bound to a key the browser keeps (a copied cookie is then
-    worth minutes), or an ordinary, unbound one."""
+    worth minutes), or an ordinary, unbound one: the method, the start of the key's
+    thumbprint and when the device last proved it."""
     binding = binding_of(session.data)
-    label = f"key-bound ({binding.method})" if binding.bound else "not key-bound"
-    return f' <span class="tag" data-binding={attr(binding.state)}>{esc(label)}</span>'
+    if not binding.bound:
+        return f' <span class="tag" data-binding={attr(binding.state)}>not key-bound</span>'
+    key = f"{binding.jkt[:8]}…" if binding.jkt else "?"
+    return (
+        f' <span class="tag" data-binding="bound">key-bound ({esc(binding.method or "?")})'
+        f'</span> <span class="muted">key <code>{esc(key)}</code>, last proof '
+        f"{fmt_time(last_proof(binding, session.last_seen))}</span>"
+    )
 
 
 def _device_row(session: Session, current: Session | None, events: list[dict[str, Any]]) -> str:

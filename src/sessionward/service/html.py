@@ -111,8 +111,17 @@ td.actions{white-space:nowrap}
 class Page:
     """One HTML page: title, navigation, body; rendered with security headers."""
 
-    def __init__(self, title: str, brand: str, home: str, nav: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        title: str,
+        brand: str,
+        home: str,
+        nav: Sequence[str] = (),
+        *,
+        script_files: Sequence[str] = (),
+    ) -> None:
         self.title, self.brand, self.home, self.nav = title, brand, home, nav
+        self.script_files = script_files  # same-origin script paths, loaded with the nonce
         self.nonce = secrets.token_urlsafe(16)
 
     def response(
@@ -120,6 +129,10 @@ class Page:
     ) -> HTMLResponse:
         nav = "".join(f"<li>{item}</li>" for item in self.nav)
         script = "".join(f'<script nonce="{self.nonce}">{s}</script>' for s in scripts)
+        script += "".join(
+            f'<script nonce="{self.nonce}" src={attr(path)} defer></script>'
+            for path in self.script_files
+        )
         html = (
             '<!doctype html><html lang="en"><head><meta charset="utf-8">'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'

@@ -118,6 +118,7 @@ def _paths() -> dict[str, Any]:
                             "and it is killed.",
                         },
                         "idp": ref("IdpLink"),
+                        "dpop": ref("DpopProof"),
                     }
                 )
                 | {"dependentRequired": {"idp": ["user_id"]}},
@@ -167,6 +168,7 @@ def _paths() -> dict[str, Any]:
                         "context": ref("Context"),
                         "max_auth_age": {"type": "number", "minimum": 0, "maximum": 1e10},
                         "min_level": {"type": "integer", "minimum": 0, "maximum": 100},
+                        "dpop": ref("DpopProof"),
                     },
                     ("token",),
                 ),
@@ -355,6 +357,7 @@ def _paths() -> dict[str, Any]:
                             "type": "boolean",
                             "description": "End the user's other refresh families.",
                         },
+                        "dpop": ref("DpopProof"),
                     },
                     ("user_id",),
                 ),
@@ -370,6 +373,7 @@ def _paths() -> dict[str, Any]:
                     {
                         "refresh_token": {**TOKEN, "description": "The refresh token."},
                         "context": ref("Context"),
+                        "dpop": ref("DpopProof"),
                     },
                     ("refresh_token",),
                 ),

@@ -72,7 +72,9 @@ SCHEMAS: dict[str, Any] = {
             "device_signal": {
                 "type": "string",
                 "maxLength": 128,
-                "description": "The optional device signal (docs/risk.md).",
+                "description": "The optional device signal (docs/risk.md): the value of the"
+                " user's __Host-sw-dev cookie, written by sessionward's device.js. The service"
+                " keys it with a secret of the application before it is scored or stored.",
             },
         },
     )
@@ -110,6 +112,7 @@ SCHEMAS: dict[str, Any] = {
             "expires_at",
             "absolute_expires_at",
             "generation",
+            "binding",
         ],
         "properties": {
             "id": {"type": "string", "description": "Public session id (16 characters)."},
@@ -124,6 +127,7 @@ SCHEMAS: dict[str, Any] = {
             "expires_at": TIME,
             "absolute_expires_at": TIME,
             "generation": {"type": "integer", "minimum": 0},
+            "binding": ref("Binding"),
             "context_history": {"type": "array", "items": {"type": "object"}},
             "device": {
                 "type": "string",
@@ -171,6 +175,32 @@ SCHEMAS: dict[str, Any] = {
             "reasons": {"type": "array", "items": ref("RiskReason")},
         },
     },
+    "Binding": {
+        "type": "object",
+        "description": "Whether the session is bound to a key its client keeps and never "
+        "sends (DBSC, its WebCrypto fallback, or DPoP): a copied token alone is then refused.",
+        "required": ["state", "method", "jkt", "bound_at", "last_proof_at"],
+        "properties": {
+            "state": {
+                "type": "string",
+                "enum": ["unbound", "offered", "bound"],
+                "description": "`offered`: the login asked the browser to register a key and "
+                "it has not (yet); such a session works as an unbound one.",
+            },
+            "method": {"type": ["string", "null"], "enum": ["dbsc", "webcrypto", "dpop", None]},
+            "jkt": {
+                "type": ["string", "null"],
+                "description": "RFC 7638 thumbprint of the public key (`cnf.jkt`).",
+            },
+            "bound_at": {"type": ["number", "null"]},
+            "last_proof_at": {
+                "type": ["number", "null"],
+                "description": "The latest proof of the key the record tells of: the "
+                "registration or bound-cookie refresh; for `dpop`, the session's last "
+                "activity (every accepted request carried a proof).",
+            },
+        },
+    },
     "TokenPair": {
         "type": "object",
         "required": [
@@ -183,12 +213,35 @@ SCHEMAS: dict[str, Any] = {
         ],
         "properties": {
             "access_token": {"type": "string", "description": "A signed JWT (verify: JWKS)."},
-            "token_type": {"type": "string", "enum": ["Bearer"]},
+            "token_type": {
+                "type": "string",
+                "enum": ["Bearer", "DPoP"],
+                "description": "`DPoP` for a family bound to the client's key (`cnf.jkt`).",
+            },
             "expires_in": {"type": "integer", "minimum": 0},
             "refresh_token": {"type": "string", "description": "Opaque; works once."},
             "session_id": {"type": "string", "description": "The tokens' `sid`."},
             "refresh_expires_at": TIME,
         },
+    },
+    "DpopProof": obj(
+        {
+            "proof": {"type": "string", "maxLength": 8192, "description": "The `DPoP` header."},
+            "method": {"type": "string", "maxLength": 16, "description": "Its request's method."},
+            "url": {
+                "type": "string",
+                "maxLength": 2048,
+                "description": "Its request's absolute URL, as the client named it in `htu`.",
+            },
+        },
+        ("proof", "method", "url"),
+    )
+    | {
+        "description": "A client's DPoP proof (RFC 9449), passed on by the backend that "
+        "received it. At issue (or a JWT-mode login) it binds the session (the refresh "
+        "family) to the proof's key; a bound session then validates only with a proof of that "
+        "key made for its token (`deny` otherwise), and a bound family refreshes only with "
+        "one (401 otherwise)."
     },
     "SessionAndToken": {
         "type": "object",

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, cast
 
 from sessionward.clock import Clock, SystemClock
+from sessionward.core.dpop import DpopPolicy
 from sessionward.core.events import EventBus, log_event
 from sessionward.core.record import SessionRecord
 from sessionward.errors import ConfigError, StoreError
@@ -235,13 +236,16 @@ def open_runtime(
 
 
 def open_risk() -> RiskAssessor:
-    """The risk assessor of ``risk = true``; a ``ConfigError`` that says what to install when
-    the ``risk`` extra is missing."""
+    """The risk assessor of ``risk = true`` (the default); a ``ConfigError`` that says what
+    to install, or how to turn scoring off, when its packages are missing."""
     try:
         import geoip2fast  # noqa: F401 - only checked for presence here
         import ua_parser  # noqa: F401
     except ModuleNotFoundError as exc:
-        raise ConfigError(f"risk needs {exc.name}: pip install 'sessionward[risk]'") from None
+        raise ConfigError(
+            f"hijack scoring (on by default) needs {exc.name}: pip install "
+            "'sessionward[service]', or turn it off with --no-risk (risk = false)"
+        ) from None
     return RiskAssessor()
 
 
@@ -278,4 +282,5 @@ def open_token_service(config: ServiceConfig, manager: AsyncSessionManager) -> A
         keyset,
         issuer=config.origin,
         audience=config.jwt_audience or config.origin,
+        dpop=DpopPolicy(),  # used only for clients that send a proof (see docs/binding.md)
     )

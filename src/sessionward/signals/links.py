@@ -11,8 +11,8 @@ derived from ``(iss, sid)`` or ``(iss, sub)``, whose data lists the user ids tha
 session under that name, and which expires with the last of those sessions. A lookup is then
 one ``get`` plus the per-user index every store has (``list_user``), filtered by the link.
 
-Index records have no secret (no token ever matches them) and no user, like the replay
-records of DPoP proofs.
+Index records are internal records (:func:`~sessionward.core.record.internal_record`), like
+the replay records of spent proof ids: never a session, skipped by every listing and count.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any, Final, Literal
 
 from sessionward.core import token as tokens
 from sessionward.core.jose import b64encode
-from sessionward.core.record import SessionRecord
+from sessionward.core.record import SessionRecord, internal_record
 from sessionward.errors import InvalidArgument
 
 __all__ = [
@@ -102,30 +102,12 @@ def index_record(
     ``until``."""
     kept = users[-MAX_INDEXED_USERS:]
     data = json.dumps({INDEX_KEY: kept}, separators=(",", ":"), ensure_ascii=False)
-    return SessionRecord(
-        id=record_id,
-        secret_hash=b"",
-        prev_secret_hash=None,
-        grace_until=0.0,
-        generation=0,
-        user_id=None,
-        auth_level=0,
-        auth_time=None,
-        scopes="",
-        data=data,
-        created_at=now,
-        rotated_at=now,
-        last_seen=now,
-        expires_at=until,
-        absolute_expires_at=until,
-        version=version,
-        context="[]",
-    )
+    return internal_record(record_id, data, until, now, version)
 
 
 def index_users(record: SessionRecord | None, now: float) -> list[str]:
     """The user ids a live index record lists (none for a missing, expired or foreign one)."""
-    if record is None or record.expires_at <= now or record.secret_hash:
+    if record is None or record.expires_at <= now or not record.is_internal:
         return []
     try:
         users = json.loads(record.data).get(INDEX_KEY)

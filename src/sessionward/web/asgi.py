@@ -19,6 +19,8 @@ through as if authenticated. WebSocket and lifespan scopes pass through untouche
 
 With ``binding=DeviceBinding()`` (cookie transport) or ``dpop=DpopPolicy()`` (bearer transport)
 sessions are bound to a key the client keeps: see :mod:`sessionward.web.binding`.
+With ``device_signal=DeviceSignal(secret=...)`` the middleware serves ``device.js`` and puts
+the device signal in each request's context (off by default; :mod:`sessionward.web.device`).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from sessionward.web.binding import DeviceBinding
 from sessionward.web.context import ContextCapture
 from sessionward.web.cookies import CookiePolicy
 from sessionward.web.csrf import CsrfPolicy
+from sessionward.web.device import SCRIPT_HEADERS, DeviceSignal, device_script
 
 __all__ = ["AsyncSessionHandle", "SessionMiddleware"]
 
@@ -68,6 +71,7 @@ class SessionMiddleware:
         dpop: DpopPolicy | None = None,
         origin: str | None = None,
         step_up_paths: tuple[str, ...] | list[str] = (),
+        device_signal: DeviceSignal | None = None,
     ) -> None:
         self.app = app
         self.manager = manager
@@ -75,7 +79,7 @@ class SessionMiddleware:
             transport=transport,
             cookie=cookie or CookiePolicy(),
             csrf=csrf,
-            context=ContextCapture(trusted_proxies),
+            context=ContextCapture(trusted_proxies, device_signal),
             unavailable_status=unavailable_status,
             realm=realm,
             token_header=token_header,
@@ -94,6 +98,12 @@ class SessionMiddleware:
             await self.app(scope, receive, send)
             return
         config, headers, method = self.config, asgi_headers(scope["headers"]), scope["method"]
+        device = config.context.device
+        if device is not None and scope["path"] == device.path and method in ("GET", "HEAD"):
+            await _send_reply(send, 200, list(SCRIPT_HEADERS))
+            body = device_script() if method == "GET" else b""
+            await send({"type": "http.response.body", "body": body})
+            return
         token = config.token_from(headers)
         client = scope.get("client")
         context = config.context.capture(client[0] if client else None, headers)

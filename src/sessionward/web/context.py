@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 
 from sessionward.core.context import RequestContext
 from sessionward.errors import ConfigError
+from sessionward.web.device import DeviceSignal
 
 __all__ = ["ContextCapture"]
 
@@ -37,11 +38,15 @@ class ContextCapture:
 
     ``trusted_proxies``: addresses or networks (``"10.0.0.0/8"``) of the reverse proxies in
     front of the application. Empty (the default) means ``X-Forwarded-For`` is never read.
+    ``device``: read the optional device signal (see :mod:`sessionward.web.device`).
     """
 
-    __slots__ = ("_trusted",)
+    __slots__ = ("_trusted", "device")
 
-    def __init__(self, trusted_proxies: Iterable[str] = ()) -> None:
+    def __init__(
+        self, trusted_proxies: Iterable[str] = (), device: DeviceSignal | None = None
+    ) -> None:
+        self.device = device
         if isinstance(trusted_proxies, str):
             raise ConfigError("trusted_proxies must be a list of addresses or networks")
         try:
@@ -80,4 +85,5 @@ class ContextCapture:
             user_agent=headers.get("user-agent"),
             accept_language=headers.get("accept-language"),
             client_hints=hints,
+            device_key=None if self.device is None else self.device.key(headers.get("cookie")),
         )

@@ -104,6 +104,7 @@ class Sessionward:
             cookie=cookie,
             remember_by_default=remember,
             trusted_proxies=options.get("trusted_proxies", ()),
+            device_signal=options.get("device_signal"),
         )
         app.extensions["sessionward"] = self
         app.jinja_env.globals["csrf_token"] = lambda: handle().csrf_token()

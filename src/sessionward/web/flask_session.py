@@ -35,6 +35,7 @@ from sessionward.web._core import AdapterConfig, log_refusal
 from sessionward.web._sync.handle import SessionHandle
 from sessionward.web.context import ContextCapture
 from sessionward.web.cookies import CookiePolicy
+from sessionward.web.device import DeviceSignal
 from sessionward.web.mapping import SessionMapping
 from sessionward.web.wsgi import open_handle
 
@@ -159,6 +160,7 @@ class SessionInterface(_FlaskInterface):
         cookie: CookiePolicy | None = None,
         remember_by_default: bool | None = None,
         trusted_proxies: tuple[str, ...] | list[str] = (),
+        device_signal: DeviceSignal | None = None,
     ) -> None:
         if csrf is not False:
             raise ConfigError(
@@ -168,7 +170,7 @@ class SessionInterface(_FlaskInterface):
         self.manager = manager
         self.cookie = cookie
         self.remember_by_default = remember_by_default
-        self._context = ContextCapture(trusted_proxies)
+        self._context = ContextCapture(trusted_proxies, device_signal)
         self._configs: dict[tuple[Any, ...], AdapterConfig] = {}
 
     def _config(self, app: Flask) -> AdapterConfig:

@@ -9,7 +9,8 @@ added when the application calls ``start_response``; a session change made after
 example while a streamed body is being produced) cannot reach the client.
 
 ``binding=`` and ``dpop=`` bind sessions to a key the client keeps, as in the ASGI middleware
-(see :mod:`sessionward.web.binding`).
+(see :mod:`sessionward.web.binding`); ``device_signal=`` serves ``device.js`` and reads the
+device signal, as there too (:mod:`sessionward.web.device`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from sessionward.web.binding import DeviceBinding
 from sessionward.web.context import ContextCapture
 from sessionward.web.cookies import CookiePolicy
 from sessionward.web.csrf import CsrfPolicy
+from sessionward.web.device import SCRIPT_HEADERS, DeviceSignal, device_script
 
 __all__ = ["SessionHandle", "SessionMiddleware", "open_handle"]
 
@@ -68,6 +70,7 @@ class SessionMiddleware:
         dpop: DpopPolicy | None = None,
         origin: str | None = None,
         step_up_paths: tuple[str, ...] | list[str] = (),
+        device_signal: DeviceSignal | None = None,
     ) -> None:
         self.app = app
         self.manager = manager
@@ -75,7 +78,7 @@ class SessionMiddleware:
             transport=transport,
             cookie=cookie or CookiePolicy(),
             csrf=csrf,
-            context=ContextCapture(trusted_proxies),
+            context=ContextCapture(trusted_proxies, device_signal),
             unavailable_status=unavailable_status,
             realm=realm,
             token_header=token_header,
@@ -90,6 +93,11 @@ class SessionMiddleware:
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         config, headers = self.config, environ_headers(environ)
         method = environ.get("REQUEST_METHOD", "GET")
+        device = config.context.device
+        path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+        if device is not None and path == device.path and method in ("GET", "HEAD"):
+            start_response("200 OK", list(SCRIPT_HEADERS))
+            return [device_script() if method == "GET" else b""]
         try:
             handle = open_handle(self.manager, config, environ, headers)
         except StoreError:

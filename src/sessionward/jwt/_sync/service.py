@@ -343,13 +343,16 @@ class TokenService:
         auth_level: int | None = None,
         access: AccessClaims | None = None,
         context: RequestContext | None = None,
+        dpop_jkt: str | None = None,
     ) -> TokenPair:
         """Record a fresh re-authentication of the family's user (the application has just
         checked a factor again): a new pair whose access token carries the new ``auth_time``
         (and ``auth_level``). The refresh token rotates with no grace window: the old one is
         dead at once, and presenting it later ends the family as stolen. ``access``, the
         access token the client held, is denied too. Only the family's current refresh token
-        can step up (``InvalidToken("stale")`` otherwise)."""
+        can step up (``InvalidToken("stale")`` otherwise). A family bound to a DPoP key steps
+        up only when ``dpop_jkt``, the key of the request's checked proof, is that key
+        (``InvalidProof`` otherwise, and nothing changes)."""
         now = self.clock.now()
         if auth_level is not None and (
             isinstance(auth_level, bool) or not isinstance(auth_level, int) or auth_level < 0
@@ -363,6 +366,7 @@ class TokenService:
             raise InvalidToken("not-refresh", record.id)
         if not tokens.secret_matches(parsed.secret, record.secret_hash):
             raise InvalidToken("stale", record.id)
+        _check_key(_jkt_of(record), dpop_jkt, record.id)
         changes: dict[str, Any] = {"auth_time": now}
         if auth_level is not None:
             changes["auth_level"] = auth_level

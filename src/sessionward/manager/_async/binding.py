@@ -33,8 +33,19 @@ from sessionward.manager._async.manager import AsyncSessionManager
 __all__ = ["AsyncBinder", "Refresh", "Registered"]
 
 _ATTEMPTS = 4
-# Proof failures that only the holder of a copied cookie (and not of the key) produces.
-_FORGERY = frozenset(("signature", "alg", "typ", "jwk-malformed", "jwk-mismatch", "jwk-private"))
+# Proof failures that only the holder of a copied cookie or token (and not of the key) produces.
+_FORGERY = frozenset(
+    (
+        "signature",
+        "alg",
+        "typ",
+        "jwk-malformed",
+        "jwk-mismatch",
+        "jwk-private",
+        "jkt",
+        "dpop-missing",
+    )
+)
 
 
 class Registered(NamedTuple):
@@ -84,7 +95,7 @@ class AsyncBinder:
             else:
                 fresh, challenge = states.add_challenge(state, now, self.policy)
                 authorization = states.authorization_of(state) or ""
-            written = await self._write(record, None, fresh, now)
+            written = await self._write(record, fresh, now)
             if isinstance(written, Session):
                 return challenge, authorization
             if written is None:
@@ -121,7 +132,7 @@ class AsyncBinder:
                 raise self._refused(record, now, "challenge")
             bound = states.bound_state(registration.key, method, now)
             bound, cookie = states.new_cookie(bound, now, self.policy)
-            written = await self._write(record, None, bound, now)
+            written = await self._write(record, bound, now)
             if isinstance(written, Session):
                 self.manager.events.emit(
                     SessionBound(record.id, record.user_id, now, method=method, jkt=bound["jkt"])
@@ -135,50 +146,48 @@ class AsyncBinder:
     async def refresh(self, session: Session, sid: str | None, proof: str | None) -> Refresh:
         """Answer a refresh of the DBSC session ``sid`` held by ``session``'s browser."""
         record = session.record
+        checked: dict[ClientKey, str | None] = {}  # a lost race does not verify the proof again
         for _ in range(_ATTEMPTS):
             now = self.manager.clock.now()
-            data = json.loads(record.data)
-            state = states.state_of(data)
-            if not states.cookie_bound(state) or sid is None:
+            stored = states.stored_text(record.data)
+            parts = states.cookie_bound_parts(stored)
+            if parts is None or sid is None:
                 return _END
-            assert state is not None  # noqa: S101 - cookie_bound checked it
-            if not hmac.compare_digest(str(state.get("sid", "")).encode(), sid.encode()):
+            if not hmac.compare_digest(parts[5].encode(), sid.encode()):
                 return _END
-            key = states.key_of(state)
+            key = states.stored_key(parts)
             if key is None:
                 return _END
-            spent = None if proof is None else self._spend(record, state, key, proof, now)
-            next_state, challenge = states.add_challenge(spent or state, now, self.policy)
-            cookie = None
-            if spent is not None:
-                next_state, cookie = states.new_cookie(next_state, now, self.policy)
-            written = await self._write(record, data, next_state, now)
+            if proof is not None and key not in checked:
+                checked[key] = self._proof_jti(record, key, proof, now)
+            jti = checked.get(key)
+            step = states.refresh_step(parts, jti, now, self.policy)
+            if jti is not None and step.cookie is None:
+                self._refused(record, now, "challenge")
+            assert stored is not None  # noqa: S101 - cookie_bound_parts checked it
+            limit = self.manager.policy.max_data_bytes
+            data = states.replace_stored(record.data, stored, step.value, limit)
+            written = await self._replace(record, data, now)
             if isinstance(written, Session):
-                outcome: Literal["refreshed", "challenge"] = "refreshed" if cookie else "challenge"
-                return Refresh(outcome, sid, challenge, cookie, written)
+                outcome: Literal["refreshed", "challenge"] = (
+                    "refreshed" if step.cookie else "challenge"
+                )
+                return Refresh(outcome, sid, step.challenge, step.cookie, written)
             if written is None:
                 return _END
             record = written
         raise UpdateConflict("refresh kept losing races")  # answered 503: the browser retries
 
-    def _spend(
-        self,
-        record: SessionRecord,
-        state: dict[str, Any],
-        key: ClientKey,
-        proof: str,
-        now: float,
-    ) -> dict[str, Any] | None:
-        """The state with the proof's challenge spent, or ``None`` (an event says why)."""
+    def _proof_jti(
+        self, record: SessionRecord, key: ClientKey, proof: str, now: float
+    ) -> str | None:
+        """The challenge a refresh proof signed with ``key`` answers, or ``None`` (an event
+        says why)."""
         try:
-            jti = dbsc.verify_refresh(proof, key)
+            return dbsc.verify_refresh(proof, key)
         except InvalidProof as exc:
             self._refused(record, now, exc.reason)
             return None
-        spent = states.take_challenge(state, jti, now, self.policy)
-        if spent is None:
-            self._refused(record, now, "challenge")
-        return spent
 
     def cookie_ok(self, session: Session, presented: str | None) -> bool | None:
         """Whether a request of ``session`` proves the key through its bound cookie: ``None``
@@ -202,21 +211,24 @@ class AsyncBinder:
         return InvalidProof(reason, record.id)
 
     async def _write(
-        self,
-        record: SessionRecord,
-        data: dict[str, Any] | None,
-        state: dict[str, Any] | None,
-        now: float,
+        self, record: SessionRecord, state: dict[str, Any] | None, now: float
     ) -> Session | SessionRecord | None:
-        """Store ``state`` in ``record`` (whose parsed ``data`` the caller may pass): the new
+        """Store ``state`` in ``record`` (see :meth:`_replace`)."""
+        data = states.with_state(json.loads(record.data), state)
+        return await self._replace(
+            record, encode_data(data, self.manager.policy.max_data_bytes), now
+        )
+
+    async def _replace(
+        self, record: SessionRecord, data: str, now: float
+    ) -> Session | SessionRecord | None:
+        """Write ``data`` (JSON text) into ``record`` with one conditional ``replace``: the new
         session, or the fresh record after a lost race, or ``None`` when it is gone."""
-        policy = self.manager.policy
-        data = states.with_state(json.loads(record.data) if data is None else data, state)
         updated = record._replace(
-            data=encode_data(data, policy.max_data_bytes),
+            data=data,
             version=record.version + 1,
             last_seen=now,
-            expires_at=idle_deadline(now, record.absolute_expires_at, policy),
+            expires_at=idle_deadline(now, record.absolute_expires_at, self.manager.policy),
         )
         try:
             await self.manager.store.replace(updated, expected_version=record.version)
@@ -248,17 +260,27 @@ class AsyncBinder:
         url: str,
         access_token: str | None = None,
         jkt: str | None = None,
+        session: Session | None = None,
     ) -> DpopProof:
         """Verify a DPoP proof for this request and spend its ``jti``; raises
-        :class:`~sessionward.errors.InvalidProof` (``replayed`` for a ``jti`` seen before)."""
-        checked = policy.verify(
-            proof,
-            method=method,
-            url=url,
-            now=self.manager.clock.now(),
-            access_token=access_token,
-            jkt=jkt,
-        )
-        if not await self.first_use("dpop", f"{checked.jkt}.{checked.jti}", checked.replay_until):
-            raise InvalidProof("replayed")
+        :class:`~sessionward.errors.InvalidProof` (``replayed`` for a ``jti`` seen before).
+
+        With the ``session`` bound to the key ``jkt``, a refusal is also an event of that
+        session: ``TheftSuspected`` when the key was not proven at all (no proof, another
+        key's, a bad signature), ``TokenRejected`` otherwise; a request for the server's
+        nonce is part of the protocol and not reported."""
+        now = self.manager.clock.now()
+        try:
+            if proof is None:
+                raise InvalidProof("dpop-missing")
+            checked = policy.verify(
+                proof, method=method, url=url, now=now, access_token=access_token, jkt=jkt
+            )
+            spent = f"{checked.jkt}.{checked.jti}"
+            if not await self.first_use("dpop", spent, checked.replay_until):
+                raise InvalidProof("replayed")
+        except InvalidProof as exc:
+            if session is not None and jkt is not None and exc.reason != "use_dpop_nonce":
+                self._refused(session.record, now, exc.reason)
+            raise
         return checked

@@ -462,7 +462,7 @@ class AsyncSessionManager(AsyncEnding):
 
     async def _live(self, session_id: str, now: float) -> SessionRecord:
         record = await self.store.get(session_id)
-        if record is None:
+        if record is None or record.is_internal:  # an internal record is no session
             raise InvalidToken("unknown", session_id)
         passed = deadline_passed(record, now)
         if passed is not None:

@@ -92,8 +92,8 @@ class Ending:
 
     def get(self, session_id: str) -> Session | None:
         """A live session by public id (for admin tools), or ``None``. Not an authentication:
-        never use it with an id a client supplied."""
+        never use it with an id a client supplied. An internal record is no session: ``None``."""
         record = self.store.get(session_id_of(session_id))
-        if record is None or self.clock.now() >= record.expires_at:
+        if record is None or record.is_internal or self.clock.now() >= record.expires_at:
             return None
         return Session(record)

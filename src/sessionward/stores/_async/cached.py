@@ -22,21 +22,25 @@ What it cannot promise: another process's change is seen here once its announcem
 arrived, which takes as long as the store's delivery (Redis pub/sub, PostgreSQL NOTIFY); ``ttl``
 is the bound when delivery fails silently.
 
-The cache has the capabilities of the store it wraps: it is an ``AsyncUserIndex`` or a
-``Locality`` exactly when the inner store is (those calls go straight through).
+The cache has the capabilities of the store it wraps: it is an ``AsyncUserIndex``, a
+``Locality``, an ``AsyncDeleteAll`` or an ``AsyncScan``, and has ``count``, exactly when the
+inner store does (those calls go straight through; ``delete_all`` then forgets every copy).
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterable
-from typing import Protocol, cast
+from typing import Protocol, cast, runtime_checkable
 
 from sessionward.clock import Clock
 from sessionward.core.record import SessionRecord
 from sessionward.errors import ConfigError, StoreError
 from sessionward.stores._async.base import (
     AsyncBroadcast,
+    AsyncDeleteAll,
+    AsyncScan,
     AsyncStore,
     AsyncSubscription,
     AsyncUserIndex,
@@ -78,7 +82,7 @@ class AsyncCachedStore:
         clock: Clock | None = None,
     ) -> AsyncCachedStore:
         if cls is AsyncCachedStore:  # the subclass with the inner store's capabilities
-            cls = _CAPABLE[isinstance(inner, AsyncUserIndex), isinstance(inner, Locality)]
+            cls = _capable(tuple(isinstance(inner, has) for has, _ in _CAPABILITIES))
         return super().__new__(cls)
 
     def __init__(
@@ -228,13 +232,53 @@ class _WithLocality(AsyncCachedStore):
         return cast(Locality, self.inner).user_locality(user_id)
 
 
-class _WithBoth(_WithUserIndex, _WithLocality):
-    """The cache over a store with both capabilities."""
+class _WithDeleteAll(AsyncCachedStore):
+    """The cache over a store that deletes every record at once."""
+
+    async def delete_all(self, *, keep: str | None = None) -> int:
+        try:
+            return await cast(AsyncDeleteAll, self.inner).delete_all(keep=keep)
+        finally:
+            await self._drop(None)  # every copy but ``keep``'s is stale: forget them all
 
 
-_CAPABLE: dict[tuple[bool, bool], type[AsyncCachedStore]] = {
-    (False, False): AsyncCachedStore,
-    (True, False): _WithUserIndex,
-    (False, True): _WithLocality,
-    (True, True): _WithBoth,
-}
+class _WithScan(AsyncCachedStore):
+    """The cache over a store that walks its records (admin tools: never cached)."""
+
+    async def scan(self, *, after: str = "", limit: int = 500) -> list[SessionRecord]:
+        return await cast(AsyncScan, self.inner).scan(after=after, limit=limit)
+
+
+class _WithCount(AsyncCachedStore):
+    """The cache over a store that counts its sessions (``count``, read by the service's
+    dashboard and metrics)."""
+
+    async def count(self) -> int:
+        return await cast(_Counting, self.inner).count()
+
+
+@runtime_checkable
+class _Counting(Protocol):
+    async def count(self) -> int: ...
+
+
+# Each capability the inner store may have, and the cache's class that passes it through.
+_CAPABILITIES: tuple[tuple[type, type[AsyncCachedStore]], ...] = (
+    (AsyncUserIndex, _WithUserIndex),
+    (Locality, _WithLocality),
+    (AsyncDeleteAll, _WithDeleteAll),
+    (AsyncScan, _WithScan),
+    (_Counting, _WithCount),
+)
+
+
+@functools.cache
+def _capable(has: tuple[bool, ...]) -> type[AsyncCachedStore]:
+    """The cache's class with exactly the capabilities ``has`` marks (in ``_CAPABILITIES``
+    order): one class per combination, made once."""
+    bases = tuple(cached for (_, cached), wanted in zip(_CAPABILITIES, has, strict=True) if wanted)
+    if not bases:
+        return AsyncCachedStore
+    if len(bases) == 1:
+        return bases[0]
+    return type(AsyncCachedStore.__name__, bases, {"__doc__": AsyncCachedStore.__doc__})

@@ -86,11 +86,12 @@ _UPDATE = (
     + " WHERE id = ? AND version = ?"
 )
 _TOUCH = "UPDATE sessions SET last_seen = ?, expires_at = ? WHERE id = ? AND last_seen < ?"
-_BY_USER = (
-    f"SELECT {_COLUMNS} FROM sessions WHERE user_id = ? ORDER BY created_at, id"  # noqa: S608
-)
+_BY_USER = f"SELECT {_COLUMNS} FROM sessions WHERE user_id = ? ORDER BY created_at, id"  # noqa: S608
 _LIVE_IDS = "SELECT id FROM sessions WHERE user_id = ? AND expires_at > ? ORDER BY created_at, id"
 _DELETE_USER = "DELETE FROM sessions WHERE user_id = ? AND id IS NOT ? RETURNING id"
+# Sessions only: the mark of ``SessionRecord.is_internal`` is an empty verifier.
+_COUNT = "SELECT count(*) FROM sessions WHERE length(secret_hash) > 0"
+_DELETE_ALL = "DELETE FROM sessions WHERE id != ? AND length(secret_hash) > 0"
 _SCAN = f"SELECT {_COLUMNS} FROM sessions WHERE id > ? ORDER BY id LIMIT ?"  # noqa: S608
 _CHUNK = "SELECT id FROM sessions WHERE id > ? ORDER BY id LIMIT ?"
 _IS_STRICT = "SELECT strict FROM pragma_table_list WHERE schema = 'main' AND name = 'sessions'"
@@ -262,12 +263,13 @@ class AsyncSQLiteStore:
         return [SessionRecord._make(r) for r in rows]
 
     async def count(self) -> int:
-        """Number of stored records (expired ones included until purged)."""
+        """Number of stored sessions (expired ones included until purged; internal records,
+        ``SessionRecord.is_internal``, not counted)."""
         return await self._worker.async_call(self._count)
 
     @_translated
     def _count(self) -> int:
-        return int(self._connection().execute("SELECT count(*) FROM sessions").fetchone()[0])
+        return int(self._connection().execute(_COUNT).fetchone()[0])
 
     # -- writes -------------------------------------------------------------------------------
 
@@ -328,7 +330,7 @@ class AsyncSQLiteStore:
 
     @_translated
     def _delete_all(self, keep: str | None) -> int:
-        cursor = self._connection().execute("DELETE FROM sessions WHERE id != ?", (keep or "",))
+        cursor = self._connection().execute(_DELETE_ALL, (keep or "",))
         return cursor.rowcount
 
     async def purge_expired(self, now: float) -> int:

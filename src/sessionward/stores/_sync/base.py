@@ -112,13 +112,15 @@ class Subscription(Protocol):
 
 @runtime_checkable
 class DeleteAll(Protocol):
-    """A store that can delete every record at once."""
+    """A store that can delete every session at once."""
 
     def delete_all(self, *, keep: str | None = None) -> int:
-        """Delete every record except ``keep`` (anonymous ones and expired ones too) and
-        return how many went. Records added while it runs may survive; none that existed
-        before it started does. A store with :class:`Broadcast` announces the change
-        (every id, or a loss, so local caches forget everything)."""
+        """Delete every session except ``keep`` (anonymous ones and expired ones too) and
+        return how many went. Internal records (``SessionRecord.is_internal``: spent proof
+        ids, the identity-provider index) stay until their own deadline. Sessions added while
+        it runs may survive; none that existed before it started does. A store with
+        :class:`Broadcast` announces the change (every id, or a loss, so local caches
+        forget everything)."""
 
 
 @runtime_checkable

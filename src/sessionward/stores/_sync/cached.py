@@ -23,21 +23,25 @@ What it cannot promise: another process's change is seen here once its announcem
 arrived, which takes as long as the store's delivery (Redis pub/sub, PostgreSQL NOTIFY); ``ttl``
 is the bound when delivery fails silently.
 
-The cache has the capabilities of the store it wraps: it is an ``UserIndex`` or a
-``Locality`` exactly when the inner store is (those calls go straight through).
+The cache has the capabilities of the store it wraps: it is an ``UserIndex``, a
+``Locality``, an ``DeleteAll`` or an ``Scan``, and has ``count``, exactly when the
+inner store does (those calls go straight through; ``delete_all`` then forgets every copy).
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterable
-from typing import Protocol, cast
+from typing import Protocol, cast, runtime_checkable
 
 from sessionward.clock import Clock
 from sessionward.core.record import SessionRecord
 from sessionward.errors import ConfigError, StoreError
 from sessionward.stores._sync.base import (
     Broadcast,
+    DeleteAll,
+    Scan,
     Store,
     Subscription,
     UserIndex,
@@ -79,7 +83,7 @@ class CachedStore:
         clock: Clock | None = None,
     ) -> CachedStore:
         if cls is CachedStore:  # the subclass with the inner store's capabilities
-            cls = _CAPABLE[isinstance(inner, UserIndex), isinstance(inner, Locality)]
+            cls = _capable(tuple(isinstance(inner, has) for has, _ in _CAPABILITIES))
         return super().__new__(cls)
 
     def __init__(
@@ -229,13 +233,53 @@ class _WithLocality(CachedStore):
         return cast(Locality, self.inner).user_locality(user_id)
 
 
-class _WithBoth(_WithUserIndex, _WithLocality):
-    """The cache over a store with both capabilities."""
+class _WithDeleteAll(CachedStore):
+    """The cache over a store that deletes every record at once."""
+
+    def delete_all(self, *, keep: str | None = None) -> int:
+        try:
+            return cast(DeleteAll, self.inner).delete_all(keep=keep)
+        finally:
+            self._drop(None)  # every copy but ``keep``'s is stale: forget them all
 
 
-_CAPABLE: dict[tuple[bool, bool], type[CachedStore]] = {
-    (False, False): CachedStore,
-    (True, False): _WithUserIndex,
-    (False, True): _WithLocality,
-    (True, True): _WithBoth,
-}
+class _WithScan(CachedStore):
+    """The cache over a store that walks its records (admin tools: never cached)."""
+
+    def scan(self, *, after: str = "", limit: int = 500) -> list[SessionRecord]:
+        return cast(Scan, self.inner).scan(after=after, limit=limit)
+
+
+class _WithCount(CachedStore):
+    """The cache over a store that counts its sessions (``count``, read by the service's
+    dashboard and metrics)."""
+
+    def count(self) -> int:
+        return cast(_Counting, self.inner).count()
+
+
+@runtime_checkable
+class _Counting(Protocol):
+    def count(self) -> int: ...
+
+
+# Each capability the inner store may have, and the cache's class that passes it through.
+_CAPABILITIES: tuple[tuple[type, type[CachedStore]], ...] = (
+    (UserIndex, _WithUserIndex),
+    (Locality, _WithLocality),
+    (DeleteAll, _WithDeleteAll),
+    (Scan, _WithScan),
+    (_Counting, _WithCount),
+)
+
+
+@functools.cache
+def _capable(has: tuple[bool, ...]) -> type[CachedStore]:
+    """The cache's class with exactly the capabilities ``has`` marks (in ``_CAPABILITIES``
+    order): one class per combination, made once."""
+    bases = tuple(cached for (_, cached), wanted in zip(_CAPABILITIES, has, strict=True) if wanted)
+    if not bases:
+        return CachedStore
+    if len(bases) == 1:
+        return bases[0]
+    return type(CachedStore.__name__, bases, {"__doc__": CachedStore.__doc__})

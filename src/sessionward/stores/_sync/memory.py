@@ -129,7 +129,7 @@ class MemoryStore:
 
     def delete_all(self, *, keep: str | None = None) -> int:
         with self._lock:
-            doomed = [i for i in self._records if i != keep]
+            doomed = [i for i, r in self._records.items() if i != keep and not r.is_internal]
             for session_id in doomed:
                 self._remove(session_id)
             self._announce(doomed)

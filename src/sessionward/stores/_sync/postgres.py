@@ -27,6 +27,8 @@ Behaviour:
   version on the locked row, so of two racing writers exactly one wins. ``touch`` only moves
   ``last_seen`` forward. ``purge_expired`` deletes in chunks of 1,000 ids, each its own short
   transaction. There is no index on ``expires_at``, so a touch stays a cheap HOT update.
+* Scan (admin listings) walks the primary key a page at a time; ``count`` counts sessions
+  (internal records, those with an empty verifier, left out) with one sequential scan.
 * Broadcast: :meth:`PostgresStore.subscribe` listens on a dedicated connection. The
   trigger's NOTIFY is part of the writing transaction: it is delivered if and only if the
   change commits. A subscriber must call ``changed()`` regularly (or close): PostgreSQL keeps
@@ -162,7 +164,11 @@ class _Queries:
         self.delete_user = spell(
             "DELETE FROM {s}.sessions WHERE user_id = %s AND id <> %s RETURNING id"
         )
-        self.delete_all = spell("DELETE FROM {s}.sessions WHERE id <> %s")
+        # Sessions only: the mark of ``SessionRecord.is_internal`` is an empty verifier.
+        self.delete_all = spell(
+            "DELETE FROM {s}.sessions WHERE id <> %s AND octet_length(secret_hash) > 0"
+        )
+        self.scan = spell("SELECT {columns} FROM {s}.sessions WHERE id > %s ORDER BY id LIMIT %s")
         self.lock = "SELECT pg_advisory_xact_lock(%s)"
         self.purge = spell(
             "WITH chunk AS (SELECT id FROM {s}.sessions WHERE id > %s ORDER BY id LIMIT %s),"
@@ -170,7 +176,8 @@ class _Queries:
             " AND t.expires_at <= %s RETURNING 1)"
             " SELECT (SELECT max(id) FROM chunk), (SELECT count(*) FROM doomed)"
         )
-        self.count = spell("SELECT count(*) FROM {s}.sessions")
+        # Sessions only: the mark of ``SessionRecord.is_internal`` is an empty verifier.
+        self.count = spell("SELECT count(*) FROM {s}.sessions WHERE octet_length(secret_hash) > 0")
 
 
 def _lock_key(*parts: str) -> int:
@@ -413,8 +420,16 @@ class PostgresStore:
             cursor = conn.execute(self._q.delete_all, ("" if keep is None else keep,))
             return cursor.rowcount
 
+    def scan(self, *, after: str = "", limit: int = 500) -> list[SessionRecord]:
+        """A page of the primary key's order (ids are ``COLLATE "C"``: Python's order)."""
+        if limit < 1:
+            raise InvalidArgument("limit must be at least 1")
+        rows = self._read(self._q.scan, (after, limit))
+        return [SessionRecord._make(row) for row in rows]
+
     def count(self) -> int:
-        """Number of stored records (expired ones included until purged)."""
+        """Number of stored sessions (expired ones included until purged; internal records,
+        ``SessionRecord.is_internal``, not counted)."""
         rows = self._read(self._q.count, ())
         return int(rows[0][0])
 

@@ -221,7 +221,7 @@ class AsyncDeviceGate:
         if proof is None and jkt is None and scheme != "dpop":
             return None
         checked = await self.binder.check_dpop(
-            policy, proof, method=method, url=url, access_token=token, jkt=jkt
+            policy, proof, method=method, url=url, access_token=token, jkt=jkt, session=session
         )
         return checked.jkt
 

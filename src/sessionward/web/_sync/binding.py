@@ -222,7 +222,7 @@ class DeviceGate:
         if proof is None and jkt is None and scheme != "dpop":
             return None
         checked = self.binder.check_dpop(
-            policy, proof, method=method, url=url, access_token=token, jkt=jkt
+            policy, proof, method=method, url=url, access_token=token, jkt=jkt, session=session
         )
         return checked.jkt
 
