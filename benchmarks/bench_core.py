@@ -176,8 +176,12 @@ def django_benches(workdir: Path, sessions: int) -> dict[str, Bench]:
         DATABASES={
             "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": workdir / "django.db"}
         },
-        CACHES={"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-                            "OPTIONS": {"MAX_ENTRIES": sessions + 10}}},
+        CACHES={
+            "default": {
+                "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+                "OPTIONS": {"MAX_ENTRIES": sessions + 10},
+            }
+        },
         USE_TZ=True,
     )
     django.setup()
@@ -188,8 +192,11 @@ def django_benches(workdir: Path, sessions: int) -> dict[str, Bench]:
     from django.utils import timezone
 
     call_command("migrate", verbosity=0)
-    payload = {"_auth_user_id": "1", "_auth_user_backend": "django.contrib.auth.backends."
-               "ModelBackend", "_auth_user_hash": "ab" * 32}
+    payload = {
+        "_auth_user_id": "1",
+        "_auth_user_backend": "django.contrib.auth.backends.ModelBackend",
+        "_auth_user_hash": "ab" * 32,
+    }
     encoded = DbStore().encode(payload)
     expire = timezone.now() + timezone.timedelta(days=1)
     keys = [f"{i:032x}" for i in range(sessions)]
@@ -291,8 +298,10 @@ def main() -> int:
         benches.update(django_benches(workdir, args.sessions))
         benches.update(starlette_benches())
         benches.update(pyjwt_benches())
-        print(f"python {sys.version.split()[0]}, sqlite {sqlite3.sqlite_version}, "
-              f"{args.sessions} sessions per SQLite file, {args.rounds} interleaved rounds\n")
+        print(
+            f"python {sys.version.split()[0]}, sqlite {sqlite3.sqlite_version}, "
+            f"{args.sessions} sessions per SQLite file, {args.rounds} interleaved rounds\n"
+        )
         print(report(run(benches, args.rounds)))
     return 0
 

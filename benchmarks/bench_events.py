@@ -19,12 +19,19 @@ operation on both, interleaved; medians of the rounds, and their ratio, in three
 
 ``validate`` of a live session that needs no write (no renewal, no rotation) emits no event;
 the run checks that the recorder wrote nothing for it.
+
+Then the writer thread's work per event, measured alone on a fresh file (``--entries``
+``SessionRevoked`` events with random session ids, appended in batches of 200, after as many
+already written): making the entry's dict, its columns (the fields' JSON), and the append
+(insert and commit), once with the log's indexes and once without the index by session.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
+import secrets
 import statistics
 import sys
 import tempfile
@@ -33,9 +40,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sessionward import Policy, SessionManager, SQLiteStore
-from sessionward.core.events import EventBus
-from sessionward.signals.recorder import Recorder
+from sessionward.core.events import EventBus, SessionRevoked
+from sessionward.signals.recorder import Recorder, _entry
 from sessionward.stores.eventlog import open_event_log
+from sessionward.stores.eventlog._rows import columns
+from sessionward.stores.eventlog.sqlite import SQLiteEventLog
 
 Setup = Callable[[SessionManager, int], object]
 POLICY = Policy(idle_timeout=3600, absolute_timeout=8 * 3600, rotate_after=None)
@@ -121,10 +130,45 @@ def time_validate(side: Side, ops: int) -> Times:
     return elapsed
 
 
+def _per_event(work: Callable[[], object], count: int) -> float:
+    start = time.thread_time()
+    work()
+    return (time.thread_time() - start) / count * 1e6
+
+
+def writer_breakdown(tmp: Path, count: int) -> list[tuple[str, float]]:
+    """Microseconds of CPU per event for each step of the writer thread's work."""
+    events = [
+        SessionRevoked(session_id=secrets.token_urlsafe(16), user_id=f"user{i}", at=time.time())
+        for i in range(count)
+    ]
+    entries = [_entry(event, None) for event in events]
+    steps = [
+        ("entry dict", _per_event(lambda: [_entry(e, None) for e in events], count)),
+        ("columns (fields JSON)", _per_event(lambda: [columns(e) for e in entries], count)),
+    ]
+
+    def append_all(log: SQLiteEventLog) -> None:
+        for i in range(0, count, 200):
+            log.append(entries[i : i + 200])
+
+    for label, indexed in (("append, all indexes", True), ("append, no session index", False)):
+        path = tmp / f"breakdown-{indexed}.db"
+        SQLiteStore(path).close()
+        log = SQLiteEventLog(path)
+        if not indexed:
+            log._connection().execute("DROP INDEX sessionward_events_by_session")
+        append_all(log)  # a log that already holds as many entries
+        steps.append((label, _per_event(functools.partial(append_all, log), count)))
+        log.close()
+    return steps
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ops", type=int, default=400, help="calls per batch")
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--entries", type=int, default=10_000, help="for the breakdown")
     args = parser.parse_args(argv)
     benches = {"issue": time_issue, "revoke": time_revoke, "validate": time_validate}
     results: dict[tuple[str, bool], list[Times]] = {
@@ -150,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
             gc.enable()
             for side in sides.values():
                 side.close()
+        breakdown = writer_breakdown(Path(tmp), args.entries)
     print(f"SQLite, {args.ops} calls per batch, median of {args.rounds} rounds (Python "
           f"{sys.version.split()[0]})")  # fmt: skip
     print(f"{'per call':<10}" + "".join(f"{c + ': off / on':>30}" for c in COLUMNS))
@@ -160,6 +205,9 @@ def main(argv: list[str] | None = None) -> int:
             on: float = statistics.median(r[column] for r in results[(name, True)])
             row += f"{off * 1e6:>10.1f} /{on * 1e6:>7.1f} µs {on / off:>5.2f}x"
         print(row)
+    print(f"writer thread, CPU per event ({args.entries} entries):")
+    for label, micros in breakdown:
+        print(f"  {label:<26}{micros:>6.1f} µs")
     return 0
 
 

@@ -15,8 +15,11 @@ Every row, the baseline too, captures a fresh context (the adapters already do t
 
 * unchanged: the session's own context again;
 * changed, address in a known /24: a new address in a block seen before (a phone's carrier);
-* changed, new network: an address in a /24 the enricher has not seen, the browser's user
-  agent cached;
+* changed, new network: an address in a /24 the enricher has not seen (Comcast's, in
+  database blocks of /11 to /15 that the enricher caches as ranges after their first
+  lookup), the browser's user agent cached;
+* changed, block never looked up: addresses scattered over the IPv4 space, so that most
+  need a lookup in geoip2fast's tables;
 * changed, nothing cached: a new address and a new user agent string.
 
 Method as in bench_core.py: calibrated batches (~40 ms, GC off), interleaved rounds, medians
@@ -106,6 +109,15 @@ def _addresses() -> itertools.cycle[str]:
     return itertools.cycle(f"73.{i // 256 % 256}.{i % 256}.{1 + i % 250}" for i in range(60_000))
 
 
+def _scattered() -> itertools.cycle[str]:
+    """Addresses all over the IPv4 space: most fall in a database block not looked up yet."""
+    step = 2_654_435_761  # a large odd stride through 2**32
+    numbers = ((16_777_216 + i * step) % 3_758_096_384 for i in range(60_000))
+    return itertools.cycle(
+        f"{n >> 24}.{n >> 16 & 255}.{n >> 8 & 255}.{1 + n % 250}" for n in numbers
+    )
+
+
 def _neighbours() -> itertools.cycle[str]:
     """New addresses in a few known /24s, as a phone's carrier hands them out."""
     return itertools.cycle(f"{BLOCKS[i % len(BLOCKS)]}.9.{i // 4 % 254 + 1}" for i in range(60_000))
@@ -138,7 +150,7 @@ def benches() -> dict[str, Bench]:
     session = learn(session, first, assess(first, session, user, population, policy), policy)
     state = {"session": session}
     users = {"alice": user}
-    addresses, neighbours = _addresses(), _neighbours()
+    addresses, neighbours, scattered = _addresses(), _neighbours(), _scattered()
     builds = itertools.count(1)
 
     def plain() -> object:
@@ -178,6 +190,9 @@ def benches() -> dict[str, Bench]:
             _context(next(neighbours)), False
         ),
         "validate + risk, changed: new network": lambda: scored(_context(next(addresses)), False),
+        "validate + risk, changed: block never looked up": lambda: scored(
+            _context(next(scattered)), False
+        ),
         "validate + risk, changed: nothing cached": lambda: scored(
             _context(next(addresses), next(builds)), False
         ),
@@ -219,6 +234,7 @@ TARGETS = [
     ("validate + risk, context unchanged", 10.0),
     ("validate + risk, changed: address in a known /24", 60.0),
     ("validate + risk, changed: new network", 60.0),
+    ("validate + risk, changed: block never looked up", 60.0),
     ("validate + risk, changed: nothing cached", 60.0),
 ]
 

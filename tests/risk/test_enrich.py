@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from importlib import resources
 
@@ -29,6 +30,7 @@ from sessionward.risk.agents import (
     platform_mismatch,
     platform_of,
 )
+from sessionward.risk.networks import address_number, geoip2fast_block, locate, split
 
 SAFARI_MAC = (
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko)"
@@ -224,3 +226,47 @@ def test_the_stolen_cookie_from_a_tor_exit_is_not_allowed() -> None:
     groups = {r.group for r in stolen.reasons if r.weight > 0}
     assert {"network", "browser", "language"} <= groups
     assert any(r.detail == "a Tor exit" for r in stolen.reasons)
+
+
+def test_a_new_block_inside_a_database_range_looked_up_before_needs_no_lookup(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from sessionward.risk import enrich
+
+    asked: list[str] = []
+
+    def counted(address: str) -> tuple[str, str, int, int]:
+        asked.append(address)
+        return geoip2fast_block(address)
+
+    monkeypatch.setattr(enrich, "geoip2fast_block", counted)
+    enricher = Enricher()
+    # Comcast's 73.0.0.0/13 is one block of the data (AS and country); 81.2.69.0/24 another.
+    addresses = ["73.1.2.3", "73.5.9.9", "73.7.0.1", "81.2.69.160", "73.200.9.9"]
+    found = [enricher.signals(RequestContext(ip=a)).network for a in addresses]
+    assert asked == ["73.1.2.3", "81.2.69.160", "73.200.9.9"]
+    for address, network in zip(addresses, found, strict=True):
+        assert (network.asn, network.country) == geoip2fast_lookup(address)
+
+
+def test_database_ranges_hold_one_owner_and_country() -> None:
+    asn, country, first, last = geoip2fast_block("81.2.69.160")
+    assert (asn, country) == geoip2fast_lookup("81.2.69.160")
+    assert first <= address_number("81.2.69.160") <= last
+    assert geoip2fast_lookup(str(ipaddress.IPv4Address(first))) == (asn, country)
+    assert geoip2fast_lookup(str(ipaddress.IPv4Address(last))) == (asn, country)
+    *_, first6, last6 = geoip2fast_block("2a02:8010::1")
+    assert last < first6 <= address_number("2a02:8010::1") <= last6  # IPv6 above IPv4
+    private = geoip2fast_block("10.1.2.3")
+    assert private[:2] == ("", "")
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["81.2.69.160", "::ffff:81.2.69.160", "2a02:8010::1", "01.2.3.4", "1.2.3.256", "", "x"],
+)
+def test_locate_agrees_with_split(address: str) -> None:
+    located, parts = locate(address), split(address)
+    assert (located[:2] if located else None) == parts
+    if located is not None:
+        assert located[2] == address_number(located[1])

@@ -23,6 +23,7 @@ SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "risk_traces.py"
 
 @pytest.fixture(scope="module")
 def generator() -> ModuleType:
+    sys.path.insert(0, str(SCRIPT.parent))  # its parameters are a sibling module
     spec = importlib.util.spec_from_file_location("risk_traces", SCRIPT)
     assert spec is not None
     assert spec.loader is not None
@@ -60,3 +61,31 @@ def test_addresses_belong_to_the_networks_they_claim(generator: ModuleType) -> N
             address = generator._prefix_address(rng, net)
             found = enricher.signals(RequestContext(ip=address)).network
             assert (found.asn, found.country) == (net.asn, net.country), (role, address)
+
+
+CHECK = SCRIPT.with_name("risk_traces_check.py")
+
+
+@pytest.fixture(scope="module")
+def check() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("risk_traces_check", CHECK)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["risk_traces_check"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_check_generator_writes_readable_traces_on_real_networks(check: ModuleType) -> None:
+    made = [json.dumps(s) for s in check.generate(200, 3, samples=40_000)]
+    assert made == [json.dumps(s) for s in check.generate(200, 3, samples=40_000)]
+    traces = read_traces(made)
+    assert len(traces) >= 200
+    attacked = [t for t in traces if t.attacked]
+    assert attacked
+    assert all(t.attack for t in attacked)
+    assert not any(t.attack for t in traces if not t.attacked)
+    enricher = Enricher()
+    owners = [enricher.signals(e.context).network for t in traces[:50] for e in t.events]
+    assert sum(1 for n in owners if n.asn and n.country) >= 0.95 * len(owners)

@@ -3,6 +3,7 @@ an unreachable log never blocks or fails the caller, and is caught up once it is
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import subprocess
 import sys
@@ -217,3 +218,25 @@ def test_a_killed_process_loses_only_what_it_had_not_yet_written(path: str) -> N
     log.close()
     assert len(kept) >= 100  # everything recorded before the last linger was written
     assert kept == [f"S{i:015d}" for i in range(len(kept))]  # a crash loses a tail, no gap
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() is POSIX")
+def test_a_forked_child_records_with_a_writer_thread_of_its_own(path: str) -> None:
+    log = SQLiteEventLog(path)
+    recorder = Recorder(log)
+    recorder(SessionCreated("parent", "u", NOW))
+    assert recorder.flush(10)  # the parent's writer thread is running, and idle
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the child
+        code = 1
+        try:
+            recorder(SessionRevoked("child", "u", NOW))
+            code = 0 if recorder.flush(10) and recorder.stats()["written"] == 2 else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    recorder.close()
+    kinds = sorted((e.session_id, e.kind) for e in log.query(EventQuery()).events)
+    log.close()
+    assert kinds == [("child", "revoked"), ("parent", "created")]

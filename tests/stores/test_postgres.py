@@ -99,7 +99,11 @@ def test_schema_is_created_with_its_index_and_trigger(
     assert sql(server, "SELECT version FROM sessionward.schema_version") == [(2,)]
     indexes = {
         row[0]
-        for row in sql(server, "SELECT indexname FROM pg_indexes WHERE schemaname = 'sessionward'")
+        for row in sql(
+            server,
+            "SELECT indexname FROM pg_indexes"
+            " WHERE schemaname = 'sessionward' AND tablename = 'sessions'",
+        )
     }
     assert indexes == {"sessions_pkey", "sessions_by_user"}
     triggers = sql(

@@ -26,6 +26,12 @@ from typing import NamedTuple
 
 from sessionward.core.risk_history import Path, Population, UserRisk, smoothed
 from sessionward.core.risk_policy import RiskPolicy
+from sessionward.core.risk_signals import (
+    browser_change,
+    device_change,
+    language_change,
+    platform_change,
+)
 from sessionward.core.risk_types import (
     Browser,
     Decision,
@@ -55,6 +61,7 @@ __all__ = [
     "learn",
     "network_path",
     "novelty",
+    "owner",
     "remember",
 ]
 
@@ -76,6 +83,10 @@ class _Index(NamedTuple):
     countries: tuple[str, ...]  # one per network remembered: repeats count
     owners: frozenset[tuple[str, str]]  # (country, AS name)
     prefixes: frozenset[tuple[str, str]]  # (AS name, prefix)
+    #: The network reasons computed against exactly these networks, per network, with the
+    #: user history, population and policy they were computed with (a phone going back and
+    #: forth between Wi-Fi and its carrier asks the same question again). Bounded.
+    memo: dict[Network, tuple[int, int, RiskPolicy, tuple[Reason, ...]]]
 
     @classmethod
     def of(cls, networks: tuple[SeenNetwork, ...]) -> _Index:
@@ -83,8 +94,9 @@ class _Index(NamedTuple):
         return cls(
             _tree(networks),
             tuple(n.country for n in nets),
-            frozenset((n.country, n.asn) for n in nets),
-            frozenset((n.asn, n.prefix) for n in nets),
+            frozenset((n.country, owner(n)) for n in nets),
+            frozenset((owner(n), n.prefix) for n in nets),
+            {},
         )
 
     def grown(self, net: Network) -> _Index:
@@ -92,12 +104,14 @@ class _Index(NamedTuple):
         return _Index(
             _grown(self.tree, network_path(net)),
             (*self.countries, net.country),
-            self.owners | {(net.country, net.asn)},
-            self.prefixes | {(net.asn, net.prefix)},
+            self.owners | {(net.country, owner(net))},
+            self.prefixes | {(owner(net), net.prefix)},
+            {},
         )
 
 
-_NO_INDEX = _Index({}, (), frozenset(), frozenset())
+_NO_INDEX = _Index({}, (), frozenset(), frozenset(), {})
+_MEMO_SIZE = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,15 +160,18 @@ def assess(
     """Score ``obs`` against the session's and the user's history and the population."""
     static = session.cached
     if static is None or (obs.signals is not session.signals and obs.signals != session.signals):
-        static = decide(_static(obs.signals, session, user, population, policy), policy)
+        # A changed context: one decision over the context's and the behaviour's reasons.
+        reasons = _static(obs.signals, session, user, population, policy)
+        score = sum(r.weight for r in reasons)
+        return decide(reasons + _behaviour(obs, session, score, policy), policy)
     extra = _behaviour(obs, session, static.score, policy)
     return decide(static.reasons + extra, policy) if extra else static
 
 
 def decide(reasons: tuple[Reason, ...], policy: RiskPolicy) -> Verdict:
     """Thresholds, and for a revoke two groups of evidence that each pass ``corroboration``."""
-    ordered = tuple(sorted(reasons, key=lambda r: -r.weight))
-    score = sum(r.weight for r in ordered)
+    ordered = reasons if len(reasons) < 2 else tuple(sorted(reasons, key=_heaviest))
+    score = sum(r.weight for r in ordered) if len(ordered) > 1 else _first(ordered)
     if score >= policy.step_up_at:
         groups: dict[str, float] = {}
         for reason in ordered:
@@ -165,6 +182,14 @@ def decide(reasons: tuple[Reason, ...], policy: RiskPolicy) -> Verdict:
     else:
         decision = Decision.LOG if score >= policy.log_at else Decision.ALLOW
     return Verdict(decision, score, ordered)
+
+
+def _heaviest(reason: Reason) -> float:
+    return -reason.weight
+
+
+def _first(reasons: tuple[Reason, ...]) -> float:
+    return reasons[0].weight if reasons else 0.0
 
 
 def learn(
@@ -234,12 +259,14 @@ def remember(
         half_life=policy.history_half_life,
         retention=policy.history_retention,
         limits=(4, policy.user_countries, policy.user_networks, policy.user_prefixes),
+        moved=len(new[0]) if session else 0,
     )
 
 
 # -- the network: Freeman's hierarchy with a session level in front ---------------------------
 
 _DEPTHS = (1, 2, 3, 4)
+_SPREAD_DEPTH = 2  # kind and country: see _network
 
 
 def novelty(session: SessionRisk, net: Network) -> int:
@@ -269,16 +296,47 @@ def _tree(networks: tuple[SeenNetwork, ...]) -> dict[Path, tuple[Path, ...]]:
     return {parent: tuple(kids) for parent, kids in children.items()}
 
 
+def owner(net: Network) -> str:
+    """Who runs the network: its AS name, or for an address no database lists, its /16
+    (IPv4) or /32 (IPv6) as the best stand-in (``"198.51/16"``), so that two unlisted
+    networks are not taken for one."""
+    if net.asn or not net.prefix:
+        return net.asn
+    address = net.prefix.partition("/")[0]
+    if ":" in address:
+        return ":".join(address.split(":")[:2]) + "/32"
+    return ".".join(address.split(".")[:2]) + "/16"
+
+
 def network_path(net: Network) -> Path:
     """The network's place in the hierarchy: kind, country, network (AS), prefix. For VPN,
     hosting and Tor networks the provider comes before the country: a VPN user's habit is the
     provider, and its exits hop between countries."""
     if net.kind:
-        return (net.kind, net.asn, net.country, net.prefix)
-    return (net.kind, net.country, net.asn, net.prefix)
+        return (net.kind, owner(net), net.country, net.prefix)
+    return (net.kind, net.country, owner(net), net.prefix)
 
 
 def _network(
+    net: Network, session: SessionRisk, user: UserRisk, pop: Population, policy: RiskPolicy
+) -> tuple[Reason, ...]:
+    memo = session.index.memo
+    known = memo.get(net)
+    if (
+        known is not None
+        and known[0] == user.serial
+        and known[1] == pop.serial
+        and known[2] is policy
+    ):
+        return known[3]
+    reasons = _network_reasons(net, session, user, pop, policy)
+    if len(memo) >= _MEMO_SIZE:
+        memo.clear()
+    memo[net] = (user.serial, pop.serial, policy, reasons)
+    return reasons
+
+
+def _network_reasons(
     net: Network, session: SessionRisk, user: UserRisk, pop: Population, policy: RiskPolicy
 ) -> tuple[Reason, ...]:
     path, tree = network_path(net), session.tree
@@ -309,8 +367,13 @@ def _network(
         if first_new and depth >= first_new:
             total, distinct = user.total(parent)
             likely = max(smoothed(user.weight(key), total, distinct, prior), prior * floor)
-            if depth == first_new:
-                likely *= pop.move(depth, moves[depth - 1], policy.move_weight)
+            if depth == first_new:  # this user's habit, smoothed toward the population's
+                # (a user whose sessions are spread over kinds of network, or over
+                # countries, switches there: VPN on and off, a commute across a border)
+                usual = pop.move(depth, moves[depth - 1], policy.move_weight)
+                if depth <= _SPREAD_DEPTH:
+                    usual = max(usual, user.spread(parent))
+                likely *= user.move(depth, usual, policy.user_move_weight)
         else:
             likely = share
         # The attacker: mostly anyone, often in the victim's country (residential proxies),
@@ -321,8 +384,12 @@ def _network(
         elif depth == country_depth:
             countries = session.index.countries
             same = countries.count(net.country) / len(countries)
+            # Elsewhere, the population's countries, or any country at all: a country the
+            # site never sees is no less likely for a thief, and far less for the owner.
+            anywhere = policy.attacker_anywhere / policy.countries_vocabulary
+            elsewhere = (1 - policy.attacker_anywhere) * prior + anywhere
             chance = (
-                policy.attacker_same_country * same + (1 - policy.attacker_same_country) * prior
+                policy.attacker_same_country * same + (1 - policy.attacker_same_country) * elsewhere
             )
         else:
             chance = prior
@@ -350,13 +417,13 @@ _KIND_TEXT = {"hosting": "a hosting provider", "vpn": "a VPN provider", "tor": "
 
 def _level(net: Network, session: SessionRisk, user: UserRisk) -> tuple[Signal, str]:
     """The reason code: the finest level (prefix, network, country) shared with the session."""
-    where = f"{net.asn or 'unknown network'} ({net.country or '??'})"
+    where = f"{net.asn or 'unlisted network ' + owner(net)} ({net.country or '??'})"
     path = network_path(net)
     index = session.index
-    if (net.asn, net.prefix) in index.prefixes:
+    if (owner(net), net.prefix) in index.prefixes:
         return Signal.NETWORK_SAME, f"the session's network {where}"
     known = ", used before" if user.weight(path) else ""
-    if (net.country, net.asn) in index.owners:
+    if (net.country, owner(net)) in index.owners:
         return Signal.NETWORK_PREFIX, f"new prefix of {where}{known}"
     known = ", used before" if user.weight(path[:3]) else ""
     if net.country in index.countries:
@@ -372,81 +439,13 @@ def _static(
 ) -> tuple[Reason, ...]:
     reasons = list(_network(signals.network, session, user, pop, policy))
     reference = session.signals
-    browser = _browser(reference.browser, signals.browser, policy)
+    browser = browser_change(reference.browser, signals.browser, policy)
     if browser is not None:
         reasons.append(browser)
-    reasons.extend(_language(reference.language, signals.language, policy))
-    reasons.extend(_platform(reference, signals, policy))
-    reasons.extend(_device(reference.device_signal, signals.device_signal, policy))
+    reasons.extend(language_change(reference.language, signals.language, policy))
+    reasons.extend(platform_change(reference, signals, policy))
+    reasons.extend(device_change(reference.device_signal, signals.device_signal, policy))
     return tuple(reasons)
-
-
-def _describe(b: Browser) -> str:
-    version = f" {b.major}" if b.major is not None else ""
-    return f"{b.family or 'unknown browser'}{version} on {b.os or 'unknown system'}"
-
-
-def _browser(old: Browser, new: Browser, policy: RiskPolicy) -> Reason | None:
-    if old == new or not (old.family or old.os):
-        return None
-    change = f"{_describe(old)} -> {_describe(new)}"
-    if old.device != new.device:
-        return Reason(Signal.BROWSER_DEVICE, policy.browser_device, change)
-    if old.os != new.os:
-        return Reason(Signal.BROWSER_OS, policy.browser_os, change)
-    if old.family != new.family:
-        return Reason(Signal.BROWSER_FAMILY, policy.browser_family, change)
-    step = (new.major or 0) - (old.major or 0)
-    os_step = (new.os_major or 0) - (old.os_major or 0)
-    if step < 0 or os_step < 0:
-        return Reason(Signal.BROWSER_DOWNGRADE, policy.browser_downgrade, change)
-    if step > policy.browser_max_update:
-        return Reason(Signal.BROWSER_JUMP, policy.browser_jump, change)
-    return Reason(Signal.BROWSER_UPDATE, policy.browser_update, change)
-
-
-def _language(old: str, new: str, policy: RiskPolicy) -> tuple[Reason, ...]:
-    if old == new:
-        return ()
-    if not new:
-        return (
-            Reason(Signal.LANGUAGE_MISSING, policy.language_missing, f"no language (was {old})"),
-        )
-    if not old:
-        return (Reason(Signal.LANGUAGE_ADDED, policy.language_added, f"language {new} appeared"),)
-    change = f"{old} -> {new}"
-    if old.partition("-")[0] == new.partition("-")[0]:
-        return (Reason(Signal.LANGUAGE_REGION, policy.language_region, change),)
-    return (Reason(Signal.LANGUAGE_CHANGED, policy.language_changed, change),)
-
-
-def _platform(old: Signals, new: Signals, policy: RiskPolicy) -> tuple[Reason, ...]:
-    reasons = []
-    if new.platform_mismatch and not old.platform_mismatch:
-        text = f"client hint {new.platform!r} contradicts the user agent"
-        reasons.append(Reason(Signal.PLATFORM_MISMATCH, policy.platform_mismatch, text))
-    if old.platform != new.platform:
-        if not new.platform:
-            signal, weight = Signal.PLATFORM_MISSING, policy.platform_missing
-        elif not old.platform:
-            signal, weight = Signal.PLATFORM_ADDED, policy.platform_added
-        else:
-            signal, weight = Signal.PLATFORM_CHANGED, policy.platform_changed
-        text = f"platform hint {old.platform or 'none'} -> {new.platform or 'none'}"
-        reasons.append(Reason(signal, weight, text))
-    return tuple(reasons)
-
-
-def _device(old: str, new: str, policy: RiskPolicy) -> tuple[Reason, ...]:
-    if not old and not new:
-        return ()
-    if old == new:
-        return (Reason(Signal.DEVICE_SAME, policy.device_same, "the session's device signal"),)
-    if not new:
-        return (Reason(Signal.DEVICE_MISSING, policy.device_missing, "no device signal"),)
-    if not old:
-        return (Reason(Signal.DEVICE_ADDED, policy.device_added, "device signal appeared"),)
-    return (Reason(Signal.DEVICE_CHANGED, policy.device_changed, "another device signal"),)
 
 
 # -- behaviour -------------------------------------------------------------------------------
@@ -469,7 +468,7 @@ def _behaviour(
         text = f"about {per_minute:.0f} requests a minute"
         reasons.append(Reason(Signal.VELOCITY, policy.velocity, text))
     if obs.previous_secret:
-        same = (net.country, net.asn) == (latest.network.country, latest.network.asn)
+        same = (net.country, owner(net)) == (latest.network.country, owner(latest.network))
         if not (same and obs.signals.browser == session.signals.browser):
             # A rotation race stays in one place; a stale copy comes from elsewhere.
             text = "a rotated-out secret from another context"
@@ -484,9 +483,9 @@ def _elsewhere(
     reasons: list[Reason] = []
     net, latest = obs.signals.network, session.networks[-1]
     gap = obs.t - latest.last
-    if (latest.network.country, latest.network.asn) != (net.country, net.asn):
+    if (latest.network.country, owner(latest.network)) != (net.country, owner(net)):
         back = any(
-            (s.network.country, s.network.asn) == (net.country, net.asn)
+            (s.network.country, owner(s.network)) == (net.country, owner(net))
             and obs.t - s.last <= policy.concurrent_window
             for s in session.networks[:-1]
         )
@@ -495,7 +494,15 @@ def _elsewhere(
             other = latest.network.asn or "another network"
             text = f"also used from {other} {gap:.0f} s ago"
             reasons.append(Reason(Signal.CONCURRENT, weight, text))
-    moved = latest.network.country != net.country and latest.network.country and net.country
+    # Travel: a country new to the session on another network soon after the last request;
+    # a phone going back and forth between a roaming carrier and a hotel's Wi-Fi is not.
+    moved = (
+        latest.network.country != net.country
+        and owner(latest.network) != owner(net)
+        and latest.network.country
+        and net.country
+        and net.country not in session.index.countries
+    )
     if moved and not (latest.network.kind or net.kind) and gap <= policy.travel_window:
         text = f"{latest.network.country} -> {net.country} in {gap:.0f} s"
         reasons.append(Reason(Signal.TRAVEL, policy.travel, text))

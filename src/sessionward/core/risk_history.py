@@ -12,6 +12,7 @@ Everything here is pure: updates return new objects and time comes in as an argu
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -61,6 +62,21 @@ def _rank(tally: Tally) -> tuple[float, float]:
 
 Path = tuple[str, ...]
 
+_SERIALS = itertools.count(1)
+_MOVES_KEPT = 64.0  # past this many moves, old ones count half: recent habits weigh most
+
+
+def _bounded_moves(moves: tuple[float, ...]) -> tuple[float, ...]:
+    if len(moves) != 4:
+        raise ValueError("moves: one count per depth (kind, country, network, prefix)")
+    if sum(moves) > _MOVES_KEPT:
+        return tuple(m / 2 for m in moves)
+    return moves
+
+
+def _count(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < 1e6
+
 
 def _sizes(tallies: Mapping[Path, Tally]) -> list[int]:
     """How many values there are at each depth (1 to 4)."""
@@ -86,11 +102,21 @@ class UserRisk:
     :meth:`add` returns a new summary.
     """
 
-    __slots__ = ("_sizes", "_totals", "tallies", "updated")
+    __slots__ = ("_sizes", "_spread", "_totals", "moves", "serial", "tallies", "updated")
 
-    def __init__(self, tallies: Mapping[Path, Tally] | None = None, updated: float = 0.0) -> None:
+    def __init__(
+        self,
+        tallies: Mapping[Path, Tally] | None = None,
+        updated: float = 0.0,
+        moves: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0),
+    ) -> None:
         self.tallies: Mapping[Path, Tally] = MappingProxyType(dict(tallies or {}))
         self.updated = updated  # the time the weights were last decayed to
+        #: How often this user's allowed requests first left their session's networks at
+        #: each depth (kind, country, network, prefix): a VPN user switches kind often.
+        self.moves = _bounded_moves(moves)
+        self._spread: dict[Path, float] = {}
+        self.serial = next(_SERIALS)  # tells this summary from any other, for caches
         self._totals = _totals(self.tallies)
         self._sizes = _sizes(self.tallies)
 
@@ -110,9 +136,12 @@ class UserRisk:
         half_life: float,
         retention: float,
         limits: tuple[int, ...],
+        moved: int = 0,
     ) -> UserRisk:
         """One session's first use of these paths: each gets one more session. ``limits``:
-        how many values to keep at each depth (kinds, countries, networks, prefixes)."""
+        how many values to keep at each depth (kinds, countries, networks, prefixes);
+        ``moved``: the depth (1 to 4) at which a request of a live session first left its
+        networks (0 for a login)."""
         # Decay (and forget) only when it moves weights by more than about 1%: a busy user
         # adds values often, and each full pass costs as much as the rest of a request.
         paths = tuple(paths)
@@ -135,7 +164,33 @@ class UserRisk:
                 if totals is not None:
                     total, distinct = totals[weakest[:-1]]
                     totals[weakest[:-1]] = (total - gone.weight, distinct - 1)
-        return UserRisk._made(out, self.updated if fresh else now, totals, sizes)
+        moves = self.moves
+        if 1 <= moved <= 4:
+            moves = _bounded_moves(tuple(m + (d == moved) for d, m in enumerate(moves, 1)))
+        return UserRisk._made(out, self.updated if fresh else now, totals, sizes, moves)
+
+    def spread(self, parent: Path) -> float:
+        """How likely two of this user's sessions differ just below ``parent``: one minus
+        the sum of the squared shares of its values (0 for a user who always used one)."""
+        cached = self._spread.get(parent)
+        if cached is None:
+            total, distinct = self.total(parent)
+            cached = 0.0
+            if distinct > 1 and total > 0:
+                depth = len(parent) + 1
+                squares = sum(
+                    (t.weight / total) ** 2
+                    for k, t in self.tallies.items()
+                    if len(k) == depth and k[:-1] == parent
+                )
+                cached = max(0.0, 1.0 - squares)
+            self._spread[parent] = cached
+        return cached
+
+    def move(self, depth: int, population: float, weight: float) -> float:
+        """The share of this user's moves that first differ at ``depth``, smoothed toward the
+        population's share ``population`` (worth ``weight`` moves)."""
+        return (self.moves[depth - 1] + weight * population) / (sum(self.moves) + weight)
 
     @classmethod
     def _made(
@@ -144,19 +199,25 @@ class UserRisk:
         updated: float,
         totals: dict[Path, tuple[float, int]] | None,
         sizes: list[int],
+        moves: tuple[float, ...],
     ) -> UserRisk:
         made = cls.__new__(cls)
         made.tallies = MappingProxyType(tallies)
         made.updated = updated
+        made.moves = moves
+        made._spread = {}
+        made.serial = next(_SERIALS)
         made._totals = totals if totals is not None else _totals(tallies)
         made._sizes = sizes
         return made
 
     def to_json(self) -> dict[str, object]:
-        """Plain data for storage: the paths and their decayed weights, nothing else."""
+        """Plain data for storage: the paths and their decayed weights, and four move
+        counts; nothing else."""
         return {
             "updated": self.updated,
             "paths": [[*k, t.weight, t.last] for k, t in self.tallies.items()],
+            "moves": list(self.moves),
         }
 
     @classmethod
@@ -171,7 +232,11 @@ class UserRisk:
             if valid and isinstance(weight, int | float) and isinstance(last, int | float):
                 tallies[tuple(str(k) for k in key)] = Tally(float(weight), float(last))
         updated = data.get("updated")
-        return cls(tallies, float(updated) if isinstance(updated, int | float) else 0.0)
+        raw = data.get("moves")
+        moves: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0)
+        if isinstance(raw, list) and len(raw) == 4 and all(_count(m) for m in raw):
+            moves = tuple(float(m) for m in raw)
+        return cls(tallies, float(updated) if isinstance(updated, int | float) else 0.0, moves)
 
     def __repr__(self) -> str:
         return f"UserRisk(values={len(self.tallies)})"
@@ -189,6 +254,8 @@ class Population:
     counts: Mapping[Path, int] = field(default_factory=lambda: MappingProxyType({}))
     total: int = 0
     moves: tuple[int, ...] = (0, 0, 0, 0)
+    #: Tells this snapshot from any other, for caches (never reused, unlike ``id``).
+    serial: int = field(default_factory=lambda: next(_SERIALS), compare=False, repr=False)
 
     def share(self, path: Path, vocabulary: int) -> float:
         """P(last part of ``path`` | the rest), add-one smoothed over ``vocabulary`` values."""

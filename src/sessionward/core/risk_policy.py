@@ -30,9 +30,13 @@ class RiskPolicy:
     networks, ``move_kind``, ``move_country``, ``move_network``, ``move_prefix`` say where it
     first differs: another kind of network (ordinary, hosting, VPN, Tor), another country,
     another network (AS) or another prefix of the same network; they sum to 1 and are priors,
-    worth ``move_weight`` moves, until the population's own counts take over.
+    worth ``move_weight`` moves, until the population's own counts take over; a user's own
+    moves (a VPN user switches kind often) count against the population's, which is worth
+    ``user_move_weight`` of them.
     ``attacker_local`` is how often an attacker works from the victim's own network;
     ``attacker_same_country`` how often from the victim's country (residential proxies);
+    elsewhere, ``attacker_anywhere`` of them come from any country at all rather than from
+    the population's countries;
     ``attacker_tor``/``_vpn``/``_hosting`` the share of attackers on such networks, against
     ``population_tor``/``_vpn``/``_hosting`` (priors, worth ``population_weight`` sessions,
     for the share among all users). ``novelty_cap`` bounds what one level of the user's
@@ -50,8 +54,10 @@ class RiskPolicy:
     move_network: float = 0.15
     move_prefix: float = 0.815
     move_weight: float = 1000.0
+    user_move_weight: float = 4.0
     attacker_local: float = 0.02
     attacker_same_country: float = 0.35
+    attacker_anywhere: float = 0.5
     attacker_tor: float = 0.05
     attacker_vpn: float = 0.2
     attacker_hosting: float = 0.15
@@ -151,11 +157,12 @@ _PROBABILITIES = tuple(
     f.name
     for f in fields(RiskPolicy)
     if f.name.startswith(("move_", "attacker_", "population_"))
-    and f.name not in ("population_weight", "move_weight")
+    and f.name not in ("population_weight", "move_weight", "user_move_weight")
 )
 _POSITIVE = (
     "population_weight",
     "move_weight",
+    "user_move_weight",
     "novelty_cap",
     "countries_vocabulary",
     "networks_vocabulary",

@@ -63,7 +63,10 @@ class Signal(enum.StrEnum):
 
     @property
     def group(self) -> str:
-        return self.value.partition(".")[0]
+        return _GROUPS[self]
+
+
+_GROUPS = {signal: signal.value.partition(".")[0] for signal in Signal}
 
 
 @dataclass(frozen=True, slots=True)

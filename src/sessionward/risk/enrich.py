@@ -8,6 +8,7 @@ carrier's block).
 
 from __future__ import annotations
 
+import bisect
 from collections import OrderedDict
 from collections.abc import Hashable
 from typing import Generic, TypeVar
@@ -16,7 +17,14 @@ from sessionward.core.context import RequestContext
 from sessionward.core.risk import Browser, Network, Observation, Signals
 from sessionward.errors import ConfigError
 from sessionward.risk.agents import language_of, parse_user_agent, platform_mismatch, platform_of
-from sessionward.risk.networks import GeoLookup, NetworkKinds, geoip2fast_lookup, network_of, split
+from sessionward.risk.networks import (
+    GeoLookup,
+    NetworkKinds,
+    geoip2fast_block,
+    geoip2fast_lookup,
+    locate,
+    network_of,
+)
 
 __all__ = ["Enricher"]
 
@@ -48,6 +56,41 @@ class _Bounded(Generic[K, V]):
         return len(self._data)
 
 
+class _Ranges:
+    """Address ranges that share one AS name and country, as the database answered them:
+    a new /24 inside a block looked up before (a consumer ISP's /12, a carrier's pools)
+    costs a binary search instead of a database lookup. Bounded; the oldest range goes
+    first."""
+
+    __slots__ = ("_ends", "_order", "_size", "_starts", "_values")
+
+    def __init__(self, size: int) -> None:
+        self._starts: list[int] = []  # sorted; ranges do not overlap (one database)
+        self._ends: dict[int, int] = {}
+        self._values: dict[int, tuple[str, str]] = {}
+        self._order: OrderedDict[int, None] = OrderedDict()
+        self._size = size
+
+    def get(self, number: int) -> tuple[str, str] | None:
+        i = bisect.bisect_right(self._starts, number) - 1
+        if i >= 0:
+            start = self._starts[i]
+            if number <= self._ends[start]:
+                return self._values[start]
+        return None
+
+    def put(self, first: int, last: int, value: tuple[str, str]) -> None:
+        if first > last or first in self._ends:
+            return
+        if len(self._starts) >= self._size:
+            oldest, _ = self._order.popitem(last=False)
+            del self._starts[bisect.bisect_left(self._starts, oldest)]
+            del self._ends[oldest], self._values[oldest]
+        bisect.insort(self._starts, first)
+        self._ends[first], self._values[first] = last, value
+        self._order[first] = None
+
+
 class Enricher:
     """Signals from a request context: network (prefix, AS name, country, kind), parsed user
     agent, first language, platform hint, device signal.
@@ -57,7 +100,16 @@ class Enricher:
     shipped with sessionward); ``cache_size`` bounds each of the three caches.
     """
 
-    __slots__ = ("_agents", "_blocks", "_contexts", "_geo", "_headers", "_kinds", "_networks")
+    __slots__ = (
+        "_agents",
+        "_blocks",
+        "_contexts",
+        "_geo",
+        "_headers",
+        "_kinds",
+        "_networks",
+        "_ranges",
+    )
 
     def __init__(
         self,
@@ -69,6 +121,8 @@ class Enricher:
         if not 1 <= cache_size <= 1_000_000:
             raise ConfigError("cache_size must be between 1 and 1000000")
         self._geo = geo or geoip2fast_lookup
+        # With the default data, whole database blocks are cached, not only /24s.
+        self._ranges = _Ranges(cache_size) if geo is None else None
         self._kinds = kinds or NetworkKinds.default()
         self._contexts: _Bounded[tuple[object, ...], Signals] = _Bounded(cache_size)
         self._networks: _Bounded[str | None, Network] = _Bounded(cache_size)
@@ -117,13 +171,22 @@ class Enricher:
         """A new address: its /24 (/48) is often known already (a phone's carrier hands out
         addresses from a few blocks), and one owner and country per block is what the engine
         works with."""
-        parts = split(address)
+        parts = locate(address)
         if parts is None:
             return Network()
-        prefix, normal = parts
+        prefix, normal, number = parts
         network = self._blocks.get(prefix)
         if network is None:
-            network = self._blocks.put(prefix, network_of(normal, self._geo, self._kinds))
+            if self._ranges is None:
+                network = network_of(normal, self._geo, self._kinds)
+            else:
+                owner = self._ranges.get(number)
+                if owner is None:
+                    asn, country, first, last = geoip2fast_block(normal)
+                    owner = (asn, country)
+                    self._ranges.put(first, last, owner)
+                network = Network(prefix, owner[0], owner[1], self._kinds(owner[0]))
+            network = self._blocks.put(prefix, network)
         return network
 
     def _browser(self, user_agent: str) -> Browser:

@@ -18,7 +18,15 @@ from typing import Any, Protocol
 from sessionward.core.risk import Network
 from sessionward.errors import ConfigError
 
-__all__ = ["GeoLookup", "NetworkKinds", "geoip2fast_lookup", "prefix_of"]
+__all__ = [
+    "GeoLookup",
+    "NetworkKinds",
+    "address_number",
+    "geoip2fast_block",
+    "geoip2fast_lookup",
+    "locate",
+    "prefix_of",
+]
 
 #: ``address -> (as_name, country)``; empty strings when unknown.
 GeoLookup = Callable[[str], tuple[str, str]]
@@ -118,6 +126,50 @@ def geoip2fast_lookup(address: str) -> tuple[str, str]:
     return str(result.asn_name or ""), country.upper()
 
 
+def geoip2fast_block(address: str) -> tuple[str, str, int, int]:
+    """Like :func:`geoip2fast_lookup`, with the range of addresses (first and last, as
+    integers) that share its AS name and country: the intersection of the database's country
+    block and AS block holding ``address``. An empty range (first > last) when there is none.
+    """
+    result = _database().lookup(address)
+    country = str(result.country_code or "")
+    known = not result.is_private and len(country) == 2 and country.isalpha()
+    # Both blocks, or no range: outside an AS block, the country's says nothing of the AS.
+    blocks = [_span(str(b)) for b in (result.cidr, result.asn_cidr) if b]
+    first, last = 0, -1
+    if len(blocks) == 2 and None not in blocks:
+        first = max(b[0] for b in blocks if b is not None)
+        last = min(b[1] for b in blocks if b is not None)
+    if not known:
+        return "", "", first, last
+    return str(result.asn_name or ""), country.upper(), first, last
+
+
+_V6_OFFSET = 1 << 32
+
+
+def _span(cidr: str) -> tuple[int, int] | None:
+    """First and last address numbers (see :func:`address_number`) of ``a.b.c.d/n``."""
+    address, _, length = cidr.partition("/")
+    try:
+        start, bits = address_number(address), int(length)
+    except (OSError, ValueError):
+        return None
+    width = 128 if ":" in address else 32
+    if not 0 <= bits <= width:
+        return None
+    size = 1 << (width - bits)
+    start -= (start - (_V6_OFFSET if width == 128 else 0)) % size
+    return start, start + size - 1
+
+
+def address_number(ip: str) -> int:
+    """A normalised address (see :func:`split`) as one integer, IPv6 above all of IPv4."""
+    if ":" in ip:
+        return int.from_bytes(socket.inet_pton(socket.AF_INET6, ip), "big") + _V6_OFFSET
+    return int.from_bytes(socket.inet_pton(socket.AF_INET, ip), "big")
+
+
 def network_of(address: str | None, geo: GeoLookup, kinds: NetworkKinds) -> Network:
     """Everything the engine wants to know about an address."""
     ip = _normal(address) if address else None
@@ -125,6 +177,20 @@ def network_of(address: str | None, geo: GeoLookup, kinds: NetworkKinds) -> Netw
         return Network()
     asn, country = geo(str(ip))
     return Network(_prefix(ip), asn, country, kinds(asn))
+
+
+def locate(address: str | None) -> tuple[str, str, int] | None:
+    """``(prefix, normalised address, address_number)``, or ``None`` if ``address`` is not an
+    address; IPv4 in dotted form without building address objects (the common case)."""
+    if address and address.count(".") == 3 and ":" not in address:
+        try:
+            packed = socket.inet_pton(socket.AF_INET, address)
+        except OSError:
+            return None
+        normal = socket.inet_ntop(socket.AF_INET, packed)
+        return f"{normal.rpartition('.')[0]}.0/{_V4_PREFIX}", normal, int.from_bytes(packed, "big")
+    parts = split(address)
+    return (parts[0], parts[1], address_number(parts[1])) if parts is not None else None
 
 
 def split(address: str | None) -> tuple[str, str] | None:

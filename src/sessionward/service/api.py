@@ -408,7 +408,8 @@ class Api:
         keep = fields.string("keep_session_id", limit=64)
         if keep is not None and not tokens.is_session_id(keep):
             raise ApiError(400, "invalid_request", "keep_session_id is not a session id")
-        reason = fields.string("reason", limit=64) or RevokeReason.LOGOUT_EVERYWHERE.value
+        given = fields.string("reason", limit=64)
+        reason = RevokeReason.LOGOUT_EVERYWHERE.value if given is None else given
         if reason not in _REVOKE_REASONS:
             raise ApiError(400, "invalid_request", "reason is not a known revoke reason")
         count = await self._manager(key).revoke_user(user_id, keep=keep, reason=reason)

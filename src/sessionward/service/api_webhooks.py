@@ -34,7 +34,12 @@ from sessionward.service.api_fields import Fields, json_body
 from sessionward.service.keys import ApiKey
 from sessionward.service.runtime import Runtime
 from sessionward.service.webhooks import Webhooks
-from sessionward.signals.webhook_endpoints import KIND, create_webhook, rotate_secret
+from sessionward.signals.webhook_endpoints import (
+    KIND,
+    TooManyEndpoints,
+    create_webhook,
+    rotate_secret,
+)
 from sessionward.stores.consumers import ACTIVE, Consumer, Delivery
 
 __all__ = ["MAX_DELIVERIES", "WebhooksApi", "delivery_json", "webhook_json"]
@@ -104,7 +109,10 @@ class WebhooksApi:
                 kinds=events, description=description, public_only=public_only,
             )  # fmt: skip
 
-        consumer, secret = await self._io(create)
+        try:
+            consumer, secret = await self._io(create)
+        except TooManyEndpoints as exc:
+            raise ApiError(409, "limit_reached", str(exc)) from None
         return _answer({"webhook": webhook_json(consumer), "secret": secret.reveal()}, 201)
 
     async def list(self, request: Request, key: ApiKey) -> Response:

@@ -6,13 +6,13 @@ from typing import Any
 
 from sessionward.service.api_webhooks import MAX_DELIVERIES
 from sessionward.service.openapi_schemas import TIME, obj, ref
-from sessionward.signals.webhook_endpoints import MAX_URL, event_kinds
+from sessionward.signals.webhook_endpoints import MAX_URL, URL_PATTERN, event_kinds
 
 __all__ = ["WEBHOOK_SCHEMAS", "webhook_paths"]
 
 _NULL_STR = {"type": ["string", "null"]}
 _NULL_INT = {"type": ["integer", "null"]}
-_URL = "^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[!-~]*)?$"
+_URL = URL_PATTERN
 
 WEBHOOK_SCHEMAS: dict[str, Any] = {
     "Webhook": {
@@ -88,6 +88,7 @@ _ERRORS = {
     "401": "unauthenticated",
     "403": "forbidden (scope)",
     "404": "not_found: no such webhook of this application, or the event log is off",
+    "409": "limit_reached: the application has the most endpoints it may have",
     "413": "request_too_large",
     "415": "unsupported_media",
     "503": "store_unavailable",
@@ -161,7 +162,7 @@ def webhook_paths() -> dict[str, Any]:
                     obj({"webhook": ref("Webhook"), "secret": secret}, ("webhook", "secret")),
                     "Created",
                 ),
-                ("400", "401", "403", "404", "413", "415", "503"),
+                ("400", "401", "403", "404", "409", "413", "415", "503"),
                 status="201",
                 body=create,
             ),

@@ -8,7 +8,7 @@ thread wakes when the queue stops being empty, waits up to ``linger`` seconds (2
 more, turns the events into their dicts and appends them in transactions of up to ``batch``
 (200) events (group commit: under load, one write carries many events, and the thread wakes
 once per batch). On SQLite the log shares the session file, whose writes take turns: a batch
-holds the write lock for about as long as its inserts take (a few microseconds an event), and a
+holds the write lock for about as long as its inserts take (about 10 µs an event), and a
 session write that meets it waits that long, or SQLite's first busy-handler step (1 ms).
 
 Guarantees and limits:
@@ -52,6 +52,18 @@ _log = logging.getLogger("sessionward.events.recorder")
 DEFAULT_RETENTION: Final = 90 * 86_400.0
 _RETRY_FIRST: Final = 0.1
 _RETRY_CAP: Final = 5.0
+
+
+# This process's id, kept up to date across fork() without a system call per event.
+_process = os.getpid()
+
+
+def _forked() -> None:
+    global _process
+    _process = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
 
 
 def _no_application(event: Event) -> str | None:
@@ -130,7 +142,7 @@ class Recorder:
         if self._closed or len(self._queue) >= self._buffer:
             self.dropped += 1
             return
-        if self._pid != os.getpid():
+        if self._pid != _process:
             self._start()
         application = self._application(event)
         with self._queueing:

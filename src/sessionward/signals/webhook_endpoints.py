@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import json
+import re
 import secrets
 import socket
 from collections.abc import Callable, Iterable
@@ -48,6 +49,13 @@ KIND: Final = "webhook"
 #: Seconds a replaced secret keeps signing (beside the new one) after a rotation.
 ROTATION_GRACE: Final = 86_400.0
 MAX_URL: Final = 2000
+_PORT = "(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})"
+#: What an endpoint URL may be, as the OpenAPI document states it: http(s), a host name or
+#: IPv4 literal, an optional port, and a path and query of printable ASCII without ``#``.
+URL_PATTERN: Final = (
+    "^https?://[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:" + _PORT + ')?(/[!-"$-~]*)?$'
+)
+_URL = re.compile(URL_PATTERN)
 MAX_ENDPOINTS: Final = 50  # per application
 
 
@@ -114,6 +122,11 @@ def check_url(url: str) -> str:
         raise InvalidArgument("a webhook URL starts with https:// (or http://) and a host")
     if parts.username is not None or parts.password is not None or parts.fragment:
         raise InvalidArgument("a webhook URL carries no user, password or fragment")
+    if _URL.fullmatch(url) is None:
+        raise InvalidArgument(
+            "a webhook URL is https:// (or http://), a host name, an optional port up to"
+            " 65535 and a path of printable ASCII"
+        )
     return url
 
 
@@ -155,6 +168,10 @@ def check_kinds(kinds: Iterable[str] | None) -> frozenset[str] | None:
     return chosen or None
 
 
+class TooManyEndpoints(InvalidArgument):
+    """The application has :data:`MAX_ENDPOINTS` endpoints already."""
+
+
 def create_webhook(
     store: ConsumerStore,
     log: EventLog,
@@ -172,7 +189,7 @@ def create_webhook(
     if public_only:
         check_public_target(check_url(url))
     if len(store.consumers(application, KIND)) >= MAX_ENDPOINTS:
-        raise InvalidArgument(f"at most {MAX_ENDPOINTS} webhook endpoints per application")
+        raise TooManyEndpoints(f"at most {MAX_ENDPOINTS} webhook endpoints per application")
     secret = Secret.generate()
     consumer = Consumer(
         id="wh_" + secrets.token_urlsafe(12),

@@ -9,6 +9,7 @@ last id simply selects nothing newer), so one pattern describes them all.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from sessionward.errors import InvalidArgument
@@ -57,9 +58,42 @@ def check_limit(limit: int) -> int:
     return limit
 
 
+# One encoder for every call (``json.dumps`` with options builds a new one each time).
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
+_quote = json.encoder.encode_basestring_ascii
+_INFINITE = (math.inf, -math.inf)
+
+
+def _flat(value: dict[Any, Any]) -> str | None:
+    """An entry's fields as JSON, written directly when every key is a string and every value
+    a string, number, boolean or null (most events: a few such fields); ``None`` otherwise."""
+    parts = []
+    for key, item in value.items():
+        if not isinstance(key, str):
+            return None
+        if isinstance(item, str):
+            text = _quote(item)
+        elif item is None:
+            text = "null"
+        elif item is True or item is False:
+            text = "true" if item else "false"
+        elif type(item) is int:
+            text = int.__repr__(item)
+        elif type(item) is float and item == item and item not in _INFINITE:
+            text = float.__repr__(item)
+        else:
+            return None
+        parts.append(f"{_quote(key)}:{text}")
+    return "{" + ",".join(parts) + "}"
+
+
 def dumps(value: Any) -> str:
     """Compact JSON; non-ASCII escaped, so any store takes it as it is."""
-    return json.dumps(value, separators=(",", ":"), default=str)
+    if type(value) is dict:
+        text = _flat(value)
+        if text is not None:
+            return text
+    return _ENCODER.encode(value)
 
 
 def columns(entry: dict[str, Any]) -> tuple[float, str, str | None, str | None, str | None, str]:
