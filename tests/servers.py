@@ -510,10 +510,12 @@ def uvicorn_thread(
     host: str = "127.0.0.1",
     graceful: int | None = None,
     cert: tuple[str, str] | None = None,
+    port: int = 0,
     **options: Any,
 ) -> Iterator[str]:
     """Serve ``make_app(base_url)`` with a real uvicorn in a thread of the test process, on a
-    free port of ``host`` (https with ``cert`` = (certfile, keyfile)); yields the base URL.
+    free port of ``host`` (or ``port``: a receiver that comes back where it was; https with
+    ``cert`` = (certfile, keyfile)); yields the base URL.
 
     In-process, so a ``FakeClock`` given to the app drives its expiry. ``graceful`` bounds how
     long open streams are waited for at shutdown; ``options`` go to ``uvicorn.Config``."""
@@ -523,7 +525,7 @@ def uvicorn_thread(
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, 0))
+    sock.bind((host, port))
     base = f"{'https' if cert else 'http'}://{host}:{sock.getsockname()[1]}"
     settings: dict[str, Any] = {"access_log": False, **options}
     if graceful is not None:

@@ -35,6 +35,7 @@ from sessionward.service.headers import SecurityHeaders
 from sessionward.service.openapi import openapi_document
 from sessionward.service.receivers import open_receivers, receiver_routes
 from sessionward.service.runtime import Runtime, open_runtime
+from sessionward.service.ssf import open_transmitter, ssf_routes
 from sessionward.stores._async.base import AsyncStore
 
 __all__ = ["ServiceApp", "create_app"]
@@ -63,6 +64,8 @@ def create_app(
     config = config or ServiceConfig()
     rt = runtime or open_runtime(config, clock=clock, store=store)
     api = Api(rt)
+    if rt.transmitter is None:
+        rt.transmitter, rt.ssf_off = open_transmitter(rt)
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"}, headers={"cache-control": "no-store"})
@@ -86,6 +89,7 @@ def create_app(
         *api_routes(rt, api),
         *receiver_routes(rt.receivers, rt.metrics),
         *apidocs_routes(),
+        *ssf_routes(rt),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),

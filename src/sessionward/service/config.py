@@ -66,9 +66,10 @@ class ServiceConfig:
     * ``event_log``: keep a durable audit log of session events in the store (default on;
       docs/events.md). ``event_retention_days``: how long its entries are kept (default 90;
       0 keeps them all, though Redis still bounds its stream by length).
-    * ``webhook_private_targets``: let ``POST /v1/webhooks`` add endpoints on loopback, private
-      or reserved addresses (default off: an application's key cannot aim the service at the
-      network it runs in; ``sessionward webhooks add`` is the operator's and is not checked).
+    * ``webhook_private_targets``: let ``POST /v1/webhooks`` add endpoints (and Shared Signals
+      push streams their targets) on loopback, private or reserved addresses (default off: an
+      application's key cannot aim the service at the network it runs in; ``sessionward
+      webhooks add`` is the operator's and is not checked).
     * ``oidc_issuer`` / ``oidc_client_id``: turn on ``POST /v1/oidc/backchannel-logout`` for
       logout tokens of that OpenID provider addressed to that client; ``oidc_jwks_url`` is its
       JWK set (default: the ``jwks_uri`` of its ``/.well-known/openid-configuration``).

@@ -13,6 +13,7 @@ from sessionward.core.events import RevokeReason
 from sessionward.service.openapi_events import EVENT_SCHEMAS, events_paths
 from sessionward.service.openapi_receivers import receiver_paths
 from sessionward.service.openapi_schemas import SCHEMAS, TOKEN, obj, ref
+from sessionward.service.openapi_ssf import SSF_SCHEMAS, ssf_paths
 from sessionward.service.openapi_webhooks import WEBHOOK_SCHEMAS, webhook_paths
 from sessionward.service.tenancy import MAX_USER_ID
 
@@ -501,11 +502,11 @@ def openapi_document(server_url: str | None = None) -> dict[str, Any]:
             "keys starting `_sessionward` are the service's own and refused.",
         },
         "paths": {
-            **_with_throttling({**_paths(), **events_paths(), **webhook_paths()}),
+            **_with_throttling({**_paths(), **events_paths(), **webhook_paths(), **ssf_paths()}),
             **receiver_paths(),
         },
         "components": {
-            "schemas": {**SCHEMAS, **EVENT_SCHEMAS, **WEBHOOK_SCHEMAS},
+            "schemas": {**SCHEMAS, **EVENT_SCHEMAS, **WEBHOOK_SCHEMAS, **SSF_SCHEMAS},
             "securitySchemes": {
                 "apiKey": {
                     "type": "http",

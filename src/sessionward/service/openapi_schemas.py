@@ -48,6 +48,7 @@ SCHEMAS: dict[str, Any] = {
                             "data_too_large",
                             "unsupported_media",
                             "store_unavailable",
+                            "too_many_requests",
                             "internal",
                         ],
                     },

@@ -37,6 +37,7 @@ from sessionward.stores.eventlog import EventLog, MemoryEventLog, open_event_log
 
 if TYPE_CHECKING:
     from sessionward.jwt import AsyncTokenService
+    from sessionward.signals.transmitter import Transmitter
 
 __all__ = ["RESERVED_PREFIX", "Runtime", "open_risk", "open_runtime", "open_store"]
 
@@ -98,6 +99,8 @@ class Runtime:
     receivers: Receivers | None = None  # identity-provider links, back-channel logout, SSF
     webhooks: Webhooks | None = None  # endpoints and their deliverer (needs ``event_log``)
     risk: RiskAssessor | None = None  # hijack scoring, when ``risk`` is configured
+    transmitter: Transmitter | None = None  # Shared Signals (sessionward.service.ssf)
+    ssf_off: str | None = None  # why there is no transmitter
     _managers: dict[str, AsyncSessionManager] = field(default_factory=dict)
 
     def manager_for(self, application: str) -> AsyncSessionManager:
@@ -127,6 +130,8 @@ class Runtime:
     async def close(self) -> None:
         if self.webhooks is not None:
             self.webhooks.close()  # stops reading the log before it closes
+        if self.transmitter is not None:
+            self.transmitter.close()
         if self.receivers is not None:
             await self.receivers.close()
         if self.recorder is not None:

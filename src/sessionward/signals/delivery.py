@@ -64,6 +64,7 @@ __all__ = [
     "Rendered",
     "Renderer",
     "RetryPolicy",
+    "Skip",
     "Undeliverable",
     "log_end",
 ]
@@ -87,6 +88,11 @@ class Undeliverable(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class Skip(Exception):
+    """Raised by a renderer for an event that means nothing to this consumer (a Shared
+    Signals stream for an event with no CAEP form): the cursor moves past it, unrecorded."""
 
 
 class Renderer(Protocol):
@@ -221,6 +227,9 @@ class Deliverer:
                 continue
             now = self.clock.now()
             attempt = self._attempt(consumer, renderer, event, now, failures + 1)
+            if attempt is None:
+                cursor = event.id
+                continue
             attempts.append(attempt)
             if attempt.ok or (attempt.status is None and attempt.error == "undeliverable"):
                 cursor, failures, first = event.id, 0, None
@@ -247,11 +256,13 @@ class Deliverer:
 
     def _attempt(
         self, consumer: Consumer, renderer: Renderer, event: LoggedEvent, now: float, n: int
-    ) -> Delivery:
+    ) -> Delivery | None:
         try:
             rendered = renderer.render(consumer, event, now)
             if len(rendered.body) > self.limits.max_body:
                 raise Undeliverable("too_large")
+        except Skip:
+            return None
         except Undeliverable as exc:
             logger.warning("event %s not deliverable to %s: %s", event.id, consumer.id, exc)
             return Delivery(consumer.id, event.id, "", now, n, None, 0.0, "undeliverable")

@@ -1,0 +1,272 @@
+"""The OpenAPI description of the Shared Signals transmitter (``sessionward.service.ssf``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sessionward.service.openapi_schemas import obj, ref
+from sessionward.service.ssf import MAX_ACK, MAX_SET_ERRS
+from sessionward.signals.caep import EVENTS_SUPPORTED
+from sessionward.signals.streams import MAX_AUTHORIZATION, MAX_DESCRIPTION, MAX_URL, POLL, PUSH
+
+__all__ = ["SSF_SCHEMAS", "ssf_paths"]
+
+_URI_LIST = {"type": "array", "items": {"type": "string"}}
+_STATUS = {"type": "string", "enum": ["enabled", "paused", "disabled"]}
+_ID = {"type": "string", "minLength": 1, "maxLength": 64}
+_JTI = {"type": "string", "pattern": "^[!-~]{1,64}$"}
+
+SSF_SCHEMAS: dict[str, Any] = {
+    "SsfDelivery": {
+        "description": f"`{PUSH}`: push to the receiver's `endpoint_url` (RFC 8935), https"
+        " (http only to a loopback host when the service itself runs on http), with its"
+        f" `authorization_header` (never shown). `{POLL}` or no method: poll the"
+        " `endpoint_url` the transmitter gives (RFC 8936; one given is ignored).",
+        "oneOf": [
+            {
+                **obj(
+                    {
+                        "method": {"const": PUSH},
+                        "endpoint_url": {
+                            "type": "string",
+                            "maxLength": MAX_URL,
+                            "pattern": "^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[!-~]*)?$",
+                        },
+                        "authorization_header": {
+                            "type": "string",
+                            "maxLength": MAX_AUTHORIZATION,
+                            "pattern": "^[ -~]*$",
+                        },
+                    },
+                    ("method", "endpoint_url"),
+                ),
+            },
+            obj(
+                {
+                    "method": {"const": POLL},
+                    "endpoint_url": {"type": "string"},
+                    "authorization_header": {"type": "string"},
+                }
+            ),
+        ],
+    },
+    "SsfStream": {
+        "type": "object",
+        "description": "A stream configuration (SSF 1.0 §8.1.1).",
+        "required": [
+            "stream_id",
+            "iss",
+            "aud",
+            "delivery",
+            "events_supported",
+            "events_delivered",
+        ],
+        "properties": {
+            "stream_id": {"type": "string"},
+            "iss": {"type": "string"},
+            "aud": {"type": "string", "description": "The application of the stream's key."},
+            "delivery": obj(
+                {
+                    "method": {"type": "string", "enum": [PUSH, POLL]},
+                    "endpoint_url": {"type": "string"},
+                },
+                ("method", "endpoint_url"),
+            ),
+            "events_supported": {**_URI_LIST, "description": ", ".join(EVENTS_SUPPORTED)},
+            "events_requested": _URI_LIST,
+            "events_delivered": _URI_LIST,
+            "min_verification_interval": {"type": "integer"},
+            "description": {"type": "string"},
+        },
+    },
+    "SsfStatus": obj(
+        {"stream_id": {"type": "string"}, "status": _STATUS, "reason": {"type": "string"}},
+        ("stream_id", "status"),
+    ),
+}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": ref("Error")}}}
+
+
+def _ok(schema: dict[str, Any] | None, description: str = "OK") -> dict[str, Any]:
+    if schema is None:
+        return {"description": description}
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_ERRORS = {
+    "400": "invalid_request",
+    "401": "unauthenticated",
+    "403": "forbidden (scope)",
+    "404": "not_found: no such stream of this application, or Shared Signals are off",
+    "409": "conflict: the application has 20 streams already",
+    "413": "request_too_large",
+    "415": "unsupported_media",
+    "429": "too_many_requests: a verification within min_verification_interval",
+    "503": "store_unavailable",
+}
+_BODY_CODES = ("400", "401", "403", "404", "413", "415", "503")
+_QUERY_CODES = ("400", "401", "403", "404", "503")
+
+
+def _op(
+    summary: str,
+    ok: dict[str, Any],
+    codes: tuple[str, ...],
+    *,
+    status: str = "200",
+    body: dict[str, Any] | None = None,
+    body_required: bool = True,
+    params: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "summary": summary,
+        "description": "Needs an API key of scope `issue` (or wider). A key sees its own"
+        " application's streams only.",
+        "security": [{"apiKey": []}],
+        "responses": {status: ok, **{code: _error(_ERRORS[code]) for code in codes}},
+    }
+    if body is not None:
+        op["requestBody"] = {
+            "required": body_required,
+            "content": {"application/json": {"schema": body}},
+        }
+    if params:
+        op["parameters"] = params
+    return op
+
+
+def _stream_id(required: bool) -> dict[str, Any]:
+    return {
+        "name": "stream_id",
+        "in": "query",
+        "required": required,
+        "schema": _ID,
+    }
+
+
+def ssf_paths() -> dict[str, Any]:
+    receiver = {
+        "events_requested": {**_URI_LIST, "maxItems": 64},
+        "delivery": {"anyOf": [ref("SsfDelivery"), {"type": "null"}]},
+        "description": {"type": "string", "maxLength": MAX_DESCRIPTION},
+    }
+    change = obj({"stream_id": _ID, **receiver}, ("stream_id",))
+    change["additionalProperties"] = True  # transmitter fields may come back unchanged
+    stream = ref("SsfStream")
+    many = {"type": "array", "items": stream}
+    poll_body = obj(
+        {
+            "maxEvents": {"type": "integer", "minimum": 0},
+            "returnImmediately": {"type": "boolean"},
+            "ack": {"type": "array", "items": _JTI, "maxItems": MAX_ACK},
+            "setErrs": {
+                "type": "object",
+                "maxProperties": MAX_SET_ERRS,
+                "propertyNames": _JTI,
+                "additionalProperties": obj(
+                    {"err": _JTI, "description": {"type": "string", "maxLength": 256}}
+                ),
+            },
+        }
+    )
+    poll_answer = obj(
+        {
+            "sets": {"type": "object", "additionalProperties": {"type": "string"}},
+            "moreAvailable": {"type": "boolean"},
+        },
+        ("sets", "moreAvailable"),
+    )
+    status_body = obj(
+        {"stream_id": _ID, "status": _STATUS, "reason": {"type": "string", "maxLength": 256}},
+        ("stream_id", "status"),
+    )
+    return {
+        "/.well-known/ssf-configuration": {
+            "get": {
+                "summary": "Shared Signals: the transmitter configuration (SSF 1.0 §7)",
+                "security": [],
+                "responses": {
+                    "200": _ok({"type": "object", "required": ["issuer", "jwks_uri"]}),
+                    "404": _error("not_found: Shared Signals are off (the message says why)"),
+                },
+            }
+        },
+        "/ssf/stream": {
+            "get": _op(
+                "Shared Signals: one stream (stream_id) or every stream of the application",
+                _ok({"oneOf": [stream, many]}),
+                _QUERY_CODES,
+                params=[_stream_id(False)],
+            ),
+            "post": _op(
+                "Shared Signals: create a stream (no delivery: poll)",
+                _ok(stream, "Created."),
+                (*_BODY_CODES, "409"),
+                status="201",
+                body=obj(receiver),
+                body_required=False,
+            ),
+            "patch": _op(
+                "Shared Signals: change the fields given", _ok(stream), _BODY_CODES, body=change
+            ),
+            "put": _op(
+                "Shared Signals: replace the receiver's fields",
+                _ok(stream),
+                _BODY_CODES,
+                body=change,
+            ),
+            "delete": _op(
+                "Shared Signals: delete a stream and what it holds",
+                _ok(None, "Deleted."),
+                _QUERY_CODES,
+                status="204",
+                params=[_stream_id(True)],
+            ),
+        },
+        "/ssf/status": {
+            "get": _op(
+                "Shared Signals: a stream's status",
+                _ok(ref("SsfStatus")),
+                _QUERY_CODES,
+                params=[_stream_id(True)],
+            ),
+            "post": _op(
+                "Shared Signals: enable, pause (hold events) or disable (drop events)",
+                _ok(ref("SsfStatus")),
+                _BODY_CODES,
+                body=status_body,
+            ),
+        },
+        "/ssf/verify": {
+            "post": _op(
+                "Shared Signals: send a verification event on a stream",
+                _ok(None, "Queued (poll) or being sent (push)."),
+                (*_BODY_CODES, "429"),
+                status="204",
+                body=obj(
+                    {"stream_id": _ID, "state": {"type": "string", "maxLength": 1024}},
+                    ("stream_id",),
+                ),
+            ),
+        },
+        "/ssf/poll/{stream_id}": {
+            "post": _op(
+                "Shared Signals: poll for SETs and acknowledge them (RFC 8936)",
+                _ok(poll_answer),
+                _BODY_CODES,
+                body=poll_body,
+                body_required=False,
+                params=[
+                    {
+                        "name": "stream_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "minLength": 1, "maxLength": 64},
+                    }
+                ],
+            ),
+        },
+    }

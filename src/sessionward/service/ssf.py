@@ -1,0 +1,298 @@
+"""The Shared Signals (SSF 1.0) transmitter's HTTP side.
+
+    GET  /.well-known/ssf-configuration   transmitter metadata (anyone)
+    GET|POST|PATCH|PUT|DELETE /ssf/stream stream configuration (SSF 1.0 §8.1.1)
+    GET|POST /ssf/status                  stream status (§8.1.2)
+    POST /ssf/verify                      ask for a verification event (§8.1.4)
+    POST /ssf/poll/{stream_id}            poll delivery (RFC 8936)
+
+Every endpoint but the metadata takes an API key of scope ``issue`` (``Authorization: Bearer
+swk_...``): a stream belongs to the key's application, carries that application's events
+only, and is visible to that application's keys only. Answers and errors are JSON
+(``{"error": {"code", "message"}}`` like the rest of the API); an unknown stream is 404.
+
+Shared Signals are on when the JWT mode is (``jwt_keys``) with an ES256 or EdDSA key: SETs
+are signed with its active key and verified with ``/.well-known/jwks.json``. Otherwise every
+endpoint here answers 404 and says why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Final
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from sessionward.errors import ConfigError, InvalidArgument
+from sessionward.service.api_errors import ApiError, error_response
+from sessionward.service.api_fields import json_body
+from sessionward.service.api_routes import endpoint
+from sessionward.service.keys import ApiKey
+from sessionward.service.tenancy import public_user
+
+if TYPE_CHECKING:
+    from sessionward.service.runtime import Runtime
+    from sessionward.signals.transmitter import Transmitter
+
+__all__ = ["SCOPE", "open_transmitter", "ssf_routes", "transmitter_metadata"]
+
+SCOPE: Final = "issue"
+POLL_PATH: Final = "/ssf/poll/"
+MAX_ACK: Final = 256  # jti values acknowledged by one poll
+MAX_SET_ERRS: Final = 16
+_JTI: Final = re.compile("[!-~]{1,64}")
+_NO_STORE: Final = {"cache-control": "no-store"}
+_METADATA_CACHE: Final = {"cache-control": "public, max-age=300"}
+
+
+def open_transmitter(rt: Runtime) -> tuple[Transmitter | None, str | None]:
+    """The transmitter of this service, or ``None`` and the reason it is off."""
+    if rt.tokens is None:
+        return None, "Shared Signals need the JWT mode: configure jwt_keys (ES256 or EdDSA)"
+    keys = rt.tokens.verifier.keyset
+    try:
+        signing = keys.signing_key
+    except ConfigError:
+        return None, "Shared Signals need an active signing key in jwt_keys"
+    if signing.symmetric:
+        return None, "Shared Signals need an ES256 or EdDSA key: receivers verify with the JWKS"
+    if rt.event_log is None or rt.webhooks is None:
+        return None, "Shared Signals need the event log (event_log = true)"
+    from sessionward.signals.push import KIND, SetRenderer
+    from sessionward.signals.transmitter import Transmitter
+    from sessionward.stores.ssf import SQLiteStreamStore
+
+    origin = rt.config.origin
+    deliverer = rt.webhooks.deliverer
+    transmitter = Transmitter(
+        issuer=origin,
+        keys=keys,
+        streams=SQLiteStreamStore(rt.config.state_path),
+        log=rt.event_log,
+        now=rt.manager.clock.now,
+        poll_url=origin + POLL_PATH,
+        public_user=public_user,
+        allow_http=origin.startswith("http://"),
+        public_only=not rt.config.webhook_private_targets,
+        consumers=rt.webhooks.store,
+    )
+    deliverer.renderers[KIND] = SetRenderer(transmitter)  # push streams ride the same engine
+    transmitter.wake = deliverer.wake
+    return transmitter, None
+
+
+def transmitter_metadata(origin: str) -> dict[str, Any]:
+    """The Transmitter Configuration Metadata (SSF 1.0 §7.1)."""
+    return {
+        "spec_version": "1_0",
+        "issuer": origin,
+        "jwks_uri": f"{origin}/.well-known/jwks.json",
+        "delivery_methods_supported": ["urn:ietf:rfc:8935", "urn:ietf:rfc:8936"],
+        "configuration_endpoint": f"{origin}/ssf/stream",
+        "status_endpoint": f"{origin}/ssf/status",
+        "verification_endpoint": f"{origin}/ssf/verify",
+        "authorization_schemes": [{"spec_urn": "urn:ietf:rfc:6750"}],
+        "default_subjects": "ALL",
+    }
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return JSONResponse(body, status_code=status, headers=_NO_STORE)
+
+
+def _jti_shaped(value: object) -> bool:
+    return isinstance(value, str) and _JTI.fullmatch(value) is not None
+
+
+def _set_error(value: object) -> bool:
+    """An RFC 8936 §2.4.4 error: ``err`` (a code) and ``description`` (text), both short."""
+    if not isinstance(value, dict) or value.keys() - {"err", "description"}:
+        return False
+    err, description = value.get("err", ""), value.get("description", "")
+    return (
+        isinstance(err, str)
+        and _JTI.fullmatch(err or "x") is not None
+        and isinstance(description, str)
+        and len(description) <= 256
+    )
+
+
+class _Handlers:
+    """The endpoints' bodies; ``endpoint`` wraps each with the API key check."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+
+    def _tx(self) -> Transmitter:
+        transmitter = self.rt.transmitter
+        if transmitter is None:
+            raise ApiError(404, "not_found", self.rt.ssf_off or "Shared Signals are off")
+        return transmitter
+
+    async def create(self, request: Request, key: ApiKey) -> Response:
+        body = await json_body(request, optional=True)
+        with _mapped():
+            # off the event loop: a push target's host name is resolved (public_only)
+            stream = await asyncio.to_thread(self._tx().create, key.application, body)
+        return _json(stream.configuration(), 201)
+
+    async def read(self, request: Request, key: ApiKey) -> Response:
+        tx = self._tx()
+        stream_id = request.query_params.get("stream_id")
+        with _mapped():
+            if stream_id is None:
+                return _json([s.configuration() for s in tx.streams_of(key.application)])
+            return _json(tx.get(key.application, stream_id).configuration())
+
+    async def patch(self, request: Request, key: ApiKey) -> Response:
+        body = await json_body(request)
+        with _mapped():
+            stream = await asyncio.to_thread(
+                self._tx().update, key.application, body, replace_all=False
+            )
+        return _json(stream.configuration())
+
+    async def put(self, request: Request, key: ApiKey) -> Response:
+        body = await json_body(request)
+        with _mapped():
+            stream = await asyncio.to_thread(
+                self._tx().update, key.application, body, replace_all=True
+            )
+        return _json(stream.configuration())
+
+    async def delete(self, request: Request, key: ApiKey) -> Response:
+        with _mapped():
+            self._tx().delete(key.application, request.query_params.get("stream_id"))
+        return Response(status_code=204, headers=_NO_STORE)
+
+    async def status(self, request: Request, key: ApiKey) -> Response:
+        with _mapped():
+            status = self._tx().status_of(key.application, request.query_params.get("stream_id"))
+        return _json(status)
+
+    async def set_status(self, request: Request, key: ApiKey) -> Response:
+        body = await json_body(request)
+        with _mapped():
+            stream = self._tx().set_status(
+                key.application, body.get("stream_id"), body.get("status"), body.get("reason")
+            )
+        return _json(stream.status_object())
+
+    async def verify(self, request: Request, key: ApiKey) -> Response:
+        body = await json_body(request)
+        with _mapped():
+            self._tx().verify(key.application, body.get("stream_id"), body.get("state"))
+        return Response(status_code=204, headers=_NO_STORE)
+
+    async def poll(self, request: Request, key: ApiKey) -> Response:
+        tx = self._tx()
+        body = await json_body(request, optional=True)
+        stream_id = request.path_params["stream_id"]
+        max_events, immediately, ack, set_errs = _poll_fields(body)
+        # A poll signs the SETs of every event logged since the last one: off the event loop.
+        with _mapped():
+            sets, more = await asyncio.to_thread(
+                tx.poll, key.application, stream_id, max_events=max_events, ack=ack,
+                set_errs=set_errs,
+            )  # fmt: skip
+            deadline = time.monotonic() + tx.long_poll
+            while not sets and not immediately and max_events != 0:
+                if time.monotonic() >= deadline:
+                    break
+                await asyncio.sleep(0.25)
+                sets, more = await asyncio.to_thread(
+                    tx.poll, key.application, stream_id, max_events=max_events
+                )
+        return _json({"sets": sets, "moreAvailable": more})
+
+
+def _poll_fields(
+    body: Mapping[str, Any],
+) -> tuple[int | None, bool, list[str], dict[str, Mapping[str, Any]]]:
+    max_events = body.get("maxEvents")
+    if isinstance(max_events, float) and max_events.is_integer():
+        max_events = int(max_events)  # JSON has one number type: 10.0 is the integer 10
+    if max_events is not None and (
+        isinstance(max_events, bool) or not isinstance(max_events, int) or max_events < 0
+    ):
+        raise ApiError(400, "invalid_request", "maxEvents must be a non-negative integer")
+    immediately = body.get("returnImmediately", False)
+    if not isinstance(immediately, bool):
+        raise ApiError(400, "invalid_request", "returnImmediately must be a boolean")
+    ack = body.get("ack", [])
+    if not isinstance(ack, list) or len(ack) > MAX_ACK or not all(map(_jti_shaped, ack)):
+        raise ApiError(400, "invalid_request", f"ack must list at most {MAX_ACK} jti values")
+    set_errs = body.get("setErrs", {})
+    if (
+        not isinstance(set_errs, dict)
+        or len(set_errs) > MAX_SET_ERRS
+        or not all(map(_jti_shaped, set_errs))
+        or not all(map(_set_error, set_errs.values()))
+    ):
+        raise ApiError(400, "invalid_request", "setErrs must map jti to {err, description}")
+    return max_events, immediately, ack, set_errs
+
+
+@contextmanager
+def _mapped() -> Iterator[None]:
+    """Stream errors as API errors: an unknown stream is 404, a verification too soon 429."""
+    from sessionward.signals.transmitter import TooManyStreams, TooSoon, UnknownStream
+
+    try:
+        yield
+    except UnknownStream:
+        raise ApiError(404, "not_found", "no such stream") from None
+    except TooManyStreams as exc:
+        raise ApiError(409, "conflict", str(exc)) from None
+    except TooSoon as exc:
+        raise ApiError(429, "too_many_requests", str(exc)) from None
+    except InvalidArgument as exc:
+        raise ApiError(400, "invalid_request", str(exc)) from None
+
+
+def _metadata(rt: Runtime) -> Callable[..., Any]:
+    async def run(request: Request) -> Response:
+        if rt.transmitter is None:
+            return error_response(404, "not_found", rt.ssf_off or "Shared Signals are off")
+        return JSONResponse(transmitter_metadata(rt.config.origin), headers=_METADATA_CACHE)
+
+    return run
+
+
+def _by_method(handlers: dict[str, Callable[..., Any]]) -> Callable[..., Any]:
+    async def run(request: Request) -> Response:
+        method = "GET" if request.method == "HEAD" else request.method
+        response: Response = await handlers[method](request)
+        return response
+
+    return run
+
+
+def ssf_routes(rt: Runtime) -> list[Route]:
+    h = _Handlers(rt)
+    table: dict[str, dict[str, tuple[str, Any]]] = {
+        "/ssf/stream": {
+            "GET": ("ssf_stream_read", h.read),
+            "POST": ("ssf_stream_create", h.create),
+            "PATCH": ("ssf_stream_update", h.patch),
+            "PUT": ("ssf_stream_replace", h.put),
+            "DELETE": ("ssf_stream_delete", h.delete),
+        },
+        "/ssf/status": {
+            "GET": ("ssf_status_read", h.status),
+            "POST": ("ssf_status_update", h.set_status),
+        },
+        "/ssf/verify": {"POST": ("ssf_verify", h.verify)},
+        POLL_PATH + "{stream_id}": {"POST": ("ssf_poll", h.poll)},
+    }
+    routes = [Route("/.well-known/ssf-configuration", _metadata(rt), methods=["GET"])]
+    for path, methods in table.items():
+        handlers = {m: endpoint(rt, name, SCOPE, fn) for m, (name, fn) in methods.items()}
+        routes.append(Route(path, _by_method(handlers), methods=list(handlers)))
+    return routes
