@@ -108,12 +108,18 @@ def test_two_service_processes_on_one_store_see_the_same_log(
         revoked = two.call("/v1/sessions/revoke", "issue", {"token": made["token"]})
         assert revoked.json() == {"revoked": True}
         for node, key in ((one, admin["a"]), (two, admin["b"])):
-            seen = httpx.get(
-                node.base + "/v1/events",
-                params={"session": session},
-                headers={"authorization": f"Bearer {key}"},
-                timeout=10,
-            ).json()
+            # The recorder writes in the background: wait (with a deadline) for its batch.
+            deadline = time.monotonic() + 15
+            while True:
+                seen = httpx.get(
+                    node.base + "/v1/events",
+                    params={"session": session},
+                    headers={"authorization": f"Bearer {key}"},
+                    timeout=10,
+                ).json()
+                if len(seen["events"]) >= 2 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
             assert [e["kind"] for e in seen["events"]] == ["revoked", "created"], node.base
             assert [e["user_id"] for e in seen["events"]] == [user, user]
 
