@@ -220,7 +220,7 @@ def test_admin_story(browser: Any, live: Live) -> None:
     assert revoke_links.count() == 1
     live.shot(page, "02-search-bob")
     page.locator("tbody a").first.click()
-    assert page.get_by_role("heading", name="Context history").is_visible()
+    assert page.get_by_role("heading", name="Device and network").is_visible()
     assert "Chrome 126 on Android" in page.locator("main").inner_text()
     live.shot(page, "03-session-detail")
     page.get_by_role("link", name="End this session…").click()

@@ -393,15 +393,17 @@ class Admin:
         )
         body = (
             summary
-            + "<h2>Context history</h2>"
+            # Kept only without hijack scoring, which stores named devices and networks instead
+            # of addresses and user agents (the panel below shows them either way).
             + (
+                "<h2>Context history</h2>"
                 '<div class="table-wrap" tabindex="0" role="region" aria-label="Context history">'
                 '<table><thead><tr><th scope="col">Since</th>'
                 '<th scope="col">IP</th><th scope="col">Device (user agent)</th>'
                 '<th scope="col">Languages</th></tr></thead>'
                 f"<tbody>{contexts}</tbody></table></div>"
                 if contexts
-                else "<p>No request context recorded.</p>"
+                else ""
             )
             + (view_panel(session, events) if session is not None else "")
             + f"<h2>Events</h2><ul>{event_list}</ul>"
