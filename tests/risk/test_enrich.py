@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import random
 from importlib import resources
 
 import pytest
@@ -23,7 +24,7 @@ from sessionward.core.risk import (
 )
 from sessionward.core.risk_history import Population, UserRisk
 from sessionward.core.risk_policy import RiskPolicy
-from sessionward.risk import Enricher, NetworkKinds, geoip2fast_lookup, prefix_of
+from sessionward.risk import Enricher, NetworkKinds, agents, geoip2fast_lookup, prefix_of
 from sessionward.risk.agents import (
     language_of,
     parse_user_agent,
@@ -270,3 +271,46 @@ def test_locate_agrees_with_split(address: str) -> None:
     assert (located[:2] if located else None) == parts
     if located is not None:
         assert located[2] == address_number(located[1])
+
+
+@pytest.mark.parametrize(
+    "user_agent",
+    [
+        GOOGLEBOT,
+        CHROME_WIN,
+        "bot",
+        "robot/1.0",
+        "abot1",
+        "bots",
+        "x BOT;",
+        "bot_x",
+        "bot-x",
+        "Mozilla/5.0 (compatible; bingbot/2.0)",
+        "AhrefsCrawler",
+        "SPIDER",
+        "Yahoo! Slurp",
+        "BingPreview/1.0b",
+        "botany",
+        "bot\u212a",  # the Kelvin sign: a word character, folds to "k"
+        "\u017fpider",  # the long s folds to "s" under the pattern only
+        "robot é",
+        "roboté",
+    ],
+)
+def test_the_bot_check_answers_as_the_pattern(user_agent: str) -> None:
+    assert agents._is_bot(user_agent) is (agents._BOT.search(user_agent) is not None)
+
+
+def test_random_strings_get_the_same_bot_answer_as_the_pattern() -> None:
+    rng = random.Random(7)
+    letters = "botBOTcrawlspiderslurpxk_ 9;-/é\u212a\u017f"
+    for _ in range(20_000):
+        text = "".join(rng.choice(letters) for _ in range(rng.randint(0, 12)))
+        assert agents._is_bot(text) is (agents._BOT.search(text) is not None), text
+
+
+def test_the_native_matcher_is_used_when_installed() -> None:
+    pytest.importorskip("ua_parser_rs", reason="ua-parser-rs is not installed")
+    from ua_parser.regex import Resolver
+
+    assert isinstance(agents._parser().resolver, Resolver)

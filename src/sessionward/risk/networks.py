@@ -135,11 +135,12 @@ def geoip2fast_block(address: str) -> tuple[str, str, int, int]:
     country = str(result.country_code or "")
     known = not result.is_private and len(country) == 2 and country.isalpha()
     # Both blocks, or no range: outside an AS block, the country's says nothing of the AS.
-    blocks = [_span(str(b)) for b in (result.cidr, result.asn_cidr) if b]
     first, last = 0, -1
-    if len(blocks) == 2 and None not in blocks:
-        first = max(b[0] for b in blocks if b is not None)
-        last = min(b[1] for b in blocks if b is not None)
+    if result.cidr and result.asn_cidr:
+        country_block, as_block = _span(str(result.cidr)), _span(str(result.asn_cidr))
+        if country_block is not None and as_block is not None:
+            first = max(country_block[0], as_block[0])
+            last = min(country_block[1], as_block[1])
     if not known:
         return "", "", first, last
     return str(result.asn_name or ""), country.upper(), first, last
