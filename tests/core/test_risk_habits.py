@@ -192,3 +192,35 @@ def test_unlisted_networks_are_told_apart_by_their_slash_16() -> None:
     assert [r.signal for r in far.reasons] == [Signal.NETWORK_ASN]
     assert near.score < far.score
     assert "unlisted network 198.51/16" in far.reasons[0].detail
+
+
+def test_a_network_scored_in_parts_matches_a_fresh_score() -> None:
+    """The kind, country and network part of the network reasons is kept per session and
+    reused for each new prefix; every verdict equals the one a session without kept parts
+    gives, also after the user's history, the population or the policy changed."""
+    session = begin(Observation(0.0, BASE))
+    for t, net in ((10.0, VPN), (20.0, HOME)):
+        session = learn(
+            session, Observation(t, sig(network=net)), Verdict(Decision.ALLOW, 0.0, ()), POLICY
+        )
+    counter = PopulationCounter()
+    counter.add(("", "GB", HOME.asn))
+    users = (remember(UserRisk(), None, Observation(0.0, BASE), POLICY), UserRisk())
+    contexts = [
+        (u, p, q)
+        for u in users
+        for p in (Population(), counter.snapshot())
+        for q in (POLICY, RiskPolicy(attacker_same_country=0.5))
+    ]
+    nets = [
+        dataclasses.replace(base, prefix=f"{base.prefix.rsplit('.', 2)[0]}.{i}.0/24")
+        for base in (HOME, OFFICE, VPN, FRANCE, NOWHERE, Network("198.51.7.0/24", "", "GB"))
+        for i in (7, 8, 69, 1)
+    ]
+    for user, population, policy in contexts:
+        for net in nets:
+            obs = Observation(30.0, sig(network=net))
+            fresh = SessionRisk(session.networks, session.signals, session.last_t, session.rate)
+            assert assess(obs, session, user, population, policy) == assess(
+                obs, fresh, user, population, policy
+            ), net

@@ -87,6 +87,9 @@ class _Index(NamedTuple):
     #: user history, population and policy they were computed with (a phone going back and
     #: forth between Wi-Fi and its carrier asks the same question again). Bounded.
     memo: dict[Network, tuple[int, int, RiskPolicy, tuple[Reason, ...]]]
+    #: The kind, country and network part of those reasons, per path to the network and AS
+    #: name, kept the same way: a new /24 of a known network computes only its prefix part.
+    upper: dict[tuple[Path, str], tuple[int, int, RiskPolicy, _Upper]]
 
     @classmethod
     def of(cls, networks: tuple[SeenNetwork, ...]) -> _Index:
@@ -96,6 +99,7 @@ class _Index(NamedTuple):
             tuple(n.country for n in nets),
             frozenset((n.country, owner(n)) for n in nets),
             frozenset((owner(n), n.prefix) for n in nets),
+            {},
             {},
         )
 
@@ -107,10 +111,11 @@ class _Index(NamedTuple):
             self.owners | {(net.country, owner(net))},
             self.prefixes | {(owner(net), net.prefix)},
             {},
+            {},
         )
 
 
-_NO_INDEX = _Index({}, (), frozenset(), frozenset(), {})
+_NO_INDEX = _Index({}, (), frozenset(), frozenset(), {}, {})
 _MEMO_SIZE = 16
 
 
@@ -336,25 +341,90 @@ def _network(
     return reasons
 
 
+class _Upper(NamedTuple):
+    """The network reasons' depths 1 to 3 (kind, country, network), shared by every prefix of
+    one network: the running products, the first new depth (0: none), the kind's own odds
+    and what the reason's text needs."""
+
+    legit: float
+    attacker: float
+    local: float
+    first_new: int
+    kind_legit: float
+    kind_attacker: float
+    where: str
+    owned: bool  # the session used this network (same country and owner) before
+    level: tuple[Signal, str]  # the reason code and text when it did not
+    kind_known: bool  # no network kind, or one the session used before
+
+
 def _network_reasons(
     net: Network, session: SessionRisk, user: UserRisk, pop: Population, policy: RiskPolicy
 ) -> tuple[Reason, ...]:
     path, tree = network_path(net), session.tree
+    memo, name = session.index.upper, (path[:3], net.asn)
+    kept = memo.get(name)
+    if kept and kept[0] == user.serial and kept[1] == pop.serial and kept[2] is policy:
+        up = kept[3]
+    else:
+        up = _upper(net, session, user, pop, policy)
+        if len(memo) >= _MEMO_SIZE:
+            memo.clear()
+        memo[name] = (user.serial, pop.serial, policy, up)
+    # The prefix: the session's own prefixes of this network in front, else the user's.
+    key, parent, prior = path, path[:3], 1.0 / policy.prefixes_vocabulary
+    here = tree.get(parent, ())
+    share = 1.0 / len(here) if key in here else 0.0
+    first_new = up.first_new or (0 if share else 4)
+    if first_new:
+        total, distinct = user.total(parent)
+        floor = math.exp(-policy.novelty_cap)
+        likely = max(smoothed(user.weight(key), total, distinct, prior), prior * floor)
+        if first_new == 4:
+            usual = pop.move(4, policy.move_prefix, policy.move_weight)
+            likely *= user.move(4, usual, policy.user_move_weight)
+    else:
+        likely = share
+    legit, attacker, local = up.legit * likely, up.attacker * prior, up.local * share
+    # Now and then the attacker works from the victim's own network (malware relaying).
+    total_weight = math.log(
+        (policy.attacker_local * local + (1 - policy.attacker_local) * attacker) / legit
+    )
+    # The reason code: the finest level (prefix, network, country) shared with the session.
+    if (owner(net), net.prefix) in session.index.prefixes:
+        level, detail = Signal.NETWORK_SAME, f"the session's network {up.where}"
+    elif up.owned:
+        used = ", used before" if user.weight(path) else ""
+        level, detail = Signal.NETWORK_PREFIX, f"new prefix of {up.where}{used}"
+    else:
+        level, detail = up.level
+    if up.kind_known:
+        return (Reason(level, total_weight, detail),)
+    kind_weight = math.log(up.kind_attacker / up.kind_legit)
+    return (
+        Reason(level, total_weight - kind_weight, detail),
+        Reason(Signal.NETWORK_KIND, kind_weight, _KIND_TEXT.get(net.kind, net.kind)),
+    )
+
+
+def _upper(
+    net: Network, session: SessionRisk, user: UserRisk, pop: Population, policy: RiskPolicy
+) -> _Upper:
+    path, tree = network_path(net), session.tree
     first_new = 0  # the first depth the session has not used, found on the way down
     country_depth = 3 if net.kind else 2
     floor = math.exp(-policy.novelty_cap)
-    moves = (policy.move_kind, policy.move_country, policy.move_network, policy.move_prefix)
+    moves = (policy.move_kind, policy.move_country, policy.move_network)
     # The population, per depth: the attacker's distribution and the prior the user's
     # estimate is smoothed toward.
     priors = (
         pop.kind(net.kind, policy.population_kind(net.kind), policy.population_weight),
         pop.share(path[:2], _vocabulary(policy, country_depth == 2)),
         pop.share(path[:3], _vocabulary(policy, country_depth == 3)),
-        1.0 / policy.prefixes_vocabulary,
     )
     legit = attacker = local = 1.0
     kind_legit = kind_attacker = 1.0
-    for depth in _DEPTHS:
+    for depth in _UPPER_DEPTHS:
         key, parent, prior = path[:depth], path[: depth - 1], priors[depth - 1]
         here = tree.get(parent, ())
         share = 1.0 / len(here) if key in here else 0.0
@@ -394,18 +464,21 @@ def _network_reasons(
         else:
             chance = prior
         legit, attacker, local = legit * likely, attacker * chance, local * share
-    # Now and then the attacker works from the victim's own network (malware relaying).
-    total_weight = math.log(
-        (policy.attacker_local * local + (1 - policy.attacker_local) * attacker) / legit
+    where = f"{net.asn or 'unlisted network ' + owner(net)} ({net.country or '??'})"
+    index = session.index
+    owned = (net.country, owner(net)) in index.owners
+    known = ", used before" if user.weight(path[:3]) else ""
+    if net.country in index.countries:
+        level = Signal.NETWORK_ASN, f"new network {where}{known}"
+    else:
+        level = Signal.NETWORK_COUNTRY, f"new country: {where}{known}"
+    kinds = not net.kind or (net.kind,) in tree.get((), ())
+    return _Upper(
+        legit, attacker, local, first_new, kind_legit, kind_attacker, where, owned, level, kinds
     )
-    level, detail = _level(net, session, user)
-    if not net.kind or (net.kind,) in tree.get((), ()):
-        return (Reason(level, total_weight, detail),)
-    kind_weight = math.log(kind_attacker / kind_legit)
-    return (
-        Reason(level, total_weight - kind_weight, detail),
-        Reason(Signal.NETWORK_KIND, kind_weight, _KIND_TEXT.get(net.kind, net.kind)),
-    )
+
+
+_UPPER_DEPTHS = (1, 2, 3)
 
 
 def _vocabulary(policy: RiskPolicy, countries: bool) -> int:
@@ -413,22 +486,6 @@ def _vocabulary(policy: RiskPolicy, countries: bool) -> int:
 
 
 _KIND_TEXT = {"hosting": "a hosting provider", "vpn": "a VPN provider", "tor": "a Tor exit"}
-
-
-def _level(net: Network, session: SessionRisk, user: UserRisk) -> tuple[Signal, str]:
-    """The reason code: the finest level (prefix, network, country) shared with the session."""
-    where = f"{net.asn or 'unlisted network ' + owner(net)} ({net.country or '??'})"
-    path = network_path(net)
-    index = session.index
-    if (owner(net), net.prefix) in index.prefixes:
-        return Signal.NETWORK_SAME, f"the session's network {where}"
-    known = ", used before" if user.weight(path) else ""
-    if (net.country, owner(net)) in index.owners:
-        return Signal.NETWORK_PREFIX, f"new prefix of {where}{known}"
-    known = ", used before" if user.weight(path[:3]) else ""
-    if net.country in index.countries:
-        return Signal.NETWORK_ASN, f"new network {where}{known}"
-    return Signal.NETWORK_COUNTRY, f"new country: {where}{known}"
 
 
 # -- browser, language, client hint, device signal: compared with the session's own ----------
