@@ -98,9 +98,13 @@ def raw(server: RedisServer) -> Iterator[redis.Redis]:
     client.close()
 
 
-def store_on(url: str, clock: FakeClock, **options: Any) -> RedisStore:
+def store_on(
+    url: str, clock: FakeClock, offset: float | None = None, **options: Any
+) -> RedisStore:
     """A store whose TTLs run in real time from the fake clock's present."""
-    store = RedisStore(url, clock_offset=time.time() - clock.now(), **options)
+    if offset is None:
+        offset = time.time() - clock.now()
+    store = RedisStore(url, clock_offset=offset, **options)
     store.get("AAAAAAAAAAAAAAAA")  # the first call reads the salt
     return store
 
@@ -271,7 +275,7 @@ def test_keys_are_as_documented(server: RedisServer, raw: redis.Redis) -> None:
 def test_ttls_follow_the_deadlines(server: RedisServer, raw: redis.Redis) -> None:
     clock = FakeClock()
     offset = time.time() - clock.now()
-    store = store_on(server.url, clock)
+    store = store_on(server.url, clock, offset)  # one offset: the expected times round alike
     first = local_record(store, clock.now(), "alice", expires_at=clock.now() + 600)
     second = local_record(store, clock.now(), "alice", expires_at=clock.now() + 900)
     index = index_of(store, "alice")
