@@ -203,3 +203,33 @@ def test_replay_record_looks_like_an_expiring_anonymous_record() -> None:
 def test_policy_refuses_unsafe_values(options: dict[str, object]) -> None:
     with pytest.raises(ConfigError):
         BindingPolicy(**options)  # type: ignore[arg-type]
+
+
+def test_the_stored_key_follows_the_stored_jwk_and_its_cache_is_bounded() -> None:
+    device, other = Device(), Device()
+    state = states.decode(
+        states.encode(states.bound_state(client_key(device.jwk, "ES256"), "dbsc", NOW))
+    )
+    assert state is not None
+    key = states.key_of(state)
+    assert key is not None
+    assert key.thumbprint == device.thumbprint
+    # Another key written in the same session's state: the next read uses it, never the old one.
+    rebound = states.bound_state(client_key(other.jwk, "ES256"), "dbsc", NOW, sid=state["sid"])
+    parts = states.cookie_bound_parts(
+        states.stored_text(json.dumps({states.BINDING_KEY: states.encode(rebound)}))
+    )
+    assert parts is not None
+    fresh = states.stored_key(parts)
+    assert fresh is not None
+    assert fresh.thumbprint == other.thumbprint
+    assert not fresh.verify(b"x", device.signature(b"x"))
+    # A damaged stored key is refused, not answered from the cache.
+    damaged = [*parts[:8], parts[8].replace(other.jwk["x"], device.jwk["x"]), *parts[9:]]
+    assert states.stored_key(damaged) is None
+    maxsize = states._stored_key.cache_info().maxsize
+    assert maxsize is not None
+    assert 0 < maxsize <= 1024
+    for _ in range(3):
+        states.stored_key(parts)
+    assert states._stored_key.cache_info().currsize <= maxsize

@@ -34,6 +34,7 @@ import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
+from hashlib import sha256 as _sha256
 from typing import Any, Final, Literal, NamedTuple
 
 from sessionward.core import token as tokens
@@ -58,6 +59,7 @@ REPLAY_KEY: Final = "sessionward.replay"
 Method = Literal["dbsc", "webcrypto", "dpop"]
 METHODS: Final = ("dbsc", "webcrypto", "dpop")
 _COOKIES_KEPT: Final = 2
+_VERIFIER_BYTES: Final = tokens.VERIFIER_BYTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,7 +312,7 @@ def cookie_bound(state: Mapping[str, Any] | None) -> bool:
 
 
 def _verifier(value: str) -> str:
-    return b64encode(hashlib.sha256(value.encode("ascii")).digest()[: tokens.VERIFIER_BYTES])
+    return b64encode(_sha256(value.encode("ascii")).digest()[:_VERIFIER_BYTES])
 
 
 def new_cookie(
@@ -440,31 +442,34 @@ def refresh_step(parts: list[str], jti: str | None, now: float, policy: BindingP
     challenge, plus a new bound cookie when ``jti`` was outstanding and unexpired. Compared in
     constant time; expired challenges and cookies are dropped on the way."""
     low, high = now - policy.challenge_lifetime, now + 60
-    wanted = None if jti is None else jti.encode()
+    # Stored challenges are ASCII, so a non-ASCII ``jti`` matches none (and ``compare_digest``
+    # takes ASCII text as it is).
+    wanted = jti if jti is not None and jti.isascii() else None
     live, found = [], False
     for item in parts[9].split(",") if parts[9] else ():
         name, _, issued = item.partition(":")
         if not issued.isdecimal() or not low < int(issued) <= high:
             continue
-        if wanted is not None and not found and hmac.compare_digest(name.encode(), wanted):
+        if wanted is not None and not found and hmac.compare_digest(name, wanted):
             found = True
             continue
         live.append(item)
     fresh = b64encode(secrets.token_bytes(56))  # 24 bytes of challenge, 32 of cookie
-    challenge, cookie = fresh[:32], fresh[32:]
-    live.append(f"{challenge}:{int(now)}")
+    challenge, second = fresh[:32], int(now)
+    live.append(f"{challenge}:{second}")
     challenges = ",".join(live[-policy.max_challenges :])
+    head = "|".join(parts[:9])
     if not found:
         proved = parts[11] if len(parts) == 12 else ""
-        return Step("|".join([*parts[:9], challenges, parts[10], proved]), challenge, None)
+        return Step(f"{head}|{challenges}|{parts[10]}|{proved}", challenge, None)
+    cookie = fresh[32:]
     cookies = f"{_verifier(cookie)}:{math.ceil(now) + policy.cookie_lifetime}"
-    for item in reversed(parts[10].split(",") if parts[10] else ()):
+    for item in reversed(parts[10].split(",")) if parts[10] else ():
         until = item.partition(":")[2]
         if until.isdecimal() and int(until) > now:  # the newest one still alive is kept
             cookies = f"{item},{cookies}"  # _COOKIES_KEPT: the previous and the new
             break
-    value = "|".join([*parts[:9], challenges, cookies, str(int(now))])
-    return Step(value, challenge, cookie)
+    return Step(f"{head}|{challenges}|{cookies}|{second}", challenge, cookie)
 
 
 def replay_record(kind: str, jti: str, until: float, now: float) -> SessionRecord:
