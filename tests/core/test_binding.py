@@ -233,3 +233,21 @@ def test_the_stored_key_follows_the_stored_jwk_and_its_cache_is_bounded() -> Non
     for _ in range(3):
         states.stored_key(parts)
     assert states._stored_key.cache_info().currsize <= maxsize
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ('{"sessionward.binding":"b1|a"}', "b1|a"),
+        ('{"sessionward.binding":"b1\\"|a"}', 'b1"|a'),
+        ('{"sessionward.binding":"\\u0062\\u0031|a"}', "b1|a"),
+        ('{"sessionward.binding":"b1|\\/a"}', "b1|/a"),
+        ('{"sessionward.binding":"b1|é"}', "b1|é"),
+    ],
+)
+def test_the_stored_text_is_the_json_value_however_it_is_spelled(text: str, value: str) -> None:
+    stored = states.stored_text(text)
+    assert stored is not None
+    assert stored.value == value == json.loads(text)[states.BINDING_KEY]
+    in_place = text[24:-2] == value and value.isascii()  # spelled literally, in ASCII
+    assert (stored.span is not None) == in_place

@@ -30,7 +30,6 @@ import hashlib
 import hmac
 import json
 import math
-import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -360,7 +359,6 @@ def with_state(data: Mapping[str, Any], state: Mapping[str, Any] | None) -> dict
 # record's JSON text and writes the new one back in place, so the session's data is neither
 # parsed nor serialised again.
 
-_STORED: Final = re.compile(r"[A-Za-z0-9_|:,.-]*")  # what :func:`encode` is made of
 _COOKIE_BOUND: Final = ("dbsc", "webcrypto")
 
 
@@ -377,7 +375,7 @@ def _span(text: str) -> tuple[int, int] | None:
     start, end = at + len(MARK) + 1, len(text) - 2
     if at < 0 or start > end or text[start - 1] != '"':
         return None
-    return (start, end) if _STORED.fullmatch(text, start, end) is not None else None
+    return start, end
 
 
 class Stored(NamedTuple):
@@ -392,7 +390,12 @@ def stored_text(data: str) -> Stored | None:
     """The stored binding in a record's data JSON text, or ``None``."""
     span = _span(data)
     if span is not None:
-        return Stored(data[span[0] : span[1]], span)
+        value = data[span[0] : span[1]]
+        # ASCII without a quote or a backslash (``isascii`` reads a flag): JSON text spells
+        # such a string as it is, so the span holds the value itself. What :func:`encode`
+        # writes always qualifies; the fields are checked one by one where they are read.
+        if value.isascii() and '"' not in value and "\\" not in value:
+            return Stored(value, span)
     loaded = json.loads(data) if MARK in data else None
     value = loaded.get(BINDING_KEY) if isinstance(loaded, dict) else None
     return Stored(value, None) if isinstance(value, str) else None
