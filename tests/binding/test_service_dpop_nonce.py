@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import secrets
 import time
 from collections.abc import Iterator
@@ -19,6 +20,9 @@ from typing import Any
 
 import httpx
 import pytest
+from joserfc import jwk as jose_jwk
+from joserfc import jws as jose_jws
+from joserfc.jws import JWSRegistry
 from proofs import Device
 from service._forms import TOTP, site_at
 from service._server import serve
@@ -312,3 +316,29 @@ def test_a_dpop_bound_session_shows_its_binding_to_the_admin_and_in_the_listing(
         assert "bound by dpop" in shown
         assert f'<code title="JWK thumbprint">{device.thumbprint[:12]}…</code>' in shown
         assert device.thumbprint not in shown  # shortened
+
+
+def test_proofs_made_by_joserfc_with_the_nonce_are_accepted(api: Service) -> None:
+    key = jose_jwk.ECKey.generate_key("P-256")
+    registry = JWSRegistry(algorithms=["ES256"])
+
+    def dpop(path: str, nonce: str | None) -> dict[str, str]:
+        header = {"typ": "dpop+jwt", "alg": "ES256", "jwk": key.as_dict(private=False)}
+        claims: dict[str, Any] = {
+            "jti": secrets.token_urlsafe(16),
+            "htm": "POST",
+            "htu": APP + path,
+            "iat": int(api.clock.now()),
+        }
+        if nonce is not None:
+            claims["nonce"] = nonce
+        proof = jose_jws.serialize_compact(header, json.dumps(claims), key, registry=registry)
+        return {"proof": proof, "method": "POST", "url": APP + path}
+
+    client = Client(api)
+    nonce = _asked(client.post("/v1/tokens", {"user_id": "fa", "dpop": dpop("/login", None)}))
+    login = client.post("/v1/tokens", {"user_id": "fa", "dpop": dpop("/login", nonce)})
+    assert login.status_code == 201, login.text
+    assert login.json()["token_type"] == "DPoP"  # noqa: S105 - a scheme name
+    body = {"refresh_token": login.json()["refresh_token"], "dpop": dpop("/refresh", nonce)}
+    assert client.post("/v1/tokens/refresh", body).status_code == 200
