@@ -342,3 +342,18 @@ def test_proofs_made_by_joserfc_with_the_nonce_are_accepted(api: Service) -> Non
     assert login.json()["token_type"] == "DPoP"  # noqa: S105 - a scheme name
     body = {"refresh_token": login.json()["refresh_token"], "dpop": dpop("/refresh", nonce)}
     assert client.post("/v1/tokens/refresh", body).status_code == 200
+
+
+def test_a_sign_in_asked_for_the_nonce_leaves_the_pre_login_session_alone(api: Service) -> None:
+    client = Client(api)
+    anonymous = client.post("/v1/sessions", {"data": {"cart": 2}})
+    previous = anonymous.json()["token"]
+    body = {"user_id": "gu", "previous_token": previous}
+    _asked(client.post("/v1/sessions", body | {"dpop": client.dpop("/login", nonce=None)}))
+    still = client.post("/v1/sessions/validate", {"token": previous}, "validate")
+    assert still.json()["decision"] == "allow"  # not carried over, not killed
+    issued = client.post("/v1/sessions", body | {"dpop": client.dpop("/login")})
+    assert issued.status_code == 201, issued.text
+    assert issued.json()["session"]["data"] == {"cart": 2}
+    gone = client.post("/v1/sessions/validate", {"token": previous}, "validate")
+    assert gone.json() == DENY

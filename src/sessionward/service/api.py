@@ -254,6 +254,9 @@ class Api:
         user_id = user_id_of(user_id, key)
         context = request_context(fields, self._device(key))
         manager = self._manager(key)
+        passed = api_dpop.passed_proof(fields)  # checked first: a retry with the nonce repeats
+        with api_dpop.nonce_asked(self.rt.dpop, manager.clock.now()):  # nothing else
+            jkt = await api_dpop.check(manager, self.rt.dpop, passed)
         previous = None
         previous_token = fields.string("previous_token", limit=256)
         challenged = None
@@ -274,9 +277,6 @@ class Api:
             if user_id is None:
                 raise ApiError(400, "invalid_request", "idp needs a user_id")
             data.update(link.data())
-        passed = api_dpop.passed_proof(fields)
-        with api_dpop.nonce_asked(self.rt.dpop, manager.clock.now()):
-            jkt = await api_dpop.check(manager, self.rt.dpop, passed)
         if jkt is not None:  # the client proved a key: the session is bound to it
             data[BINDING_KEY] = states.encode(states.dpop_state(jkt, manager.clock.now()))
         session = await manager.issue(
