@@ -490,11 +490,12 @@ class Api:
             raise ApiError(404, "not_found", _NO_JWT)
         return self.rt.tokens
 
-    def _pair(self, service: AsyncTokenService, pair: TokenPair, fields: Fields) -> Response:
+    def _pair(
+        self, service: AsyncTokenService, pair: TokenPair, status: int, fields: Fields
+    ) -> Response:
         body = pair.response(service.clock.now())
         body["session_id"] = pair.session_id
         body["refresh_expires_at"] = pair.refresh_expires_at
-        status = 200 if "refresh_token" in fields.body else 201
         return self._nonce(_answer(body, status), fields.body)
 
     async def token_login(self, request: Request, key: ApiKey) -> Response:
@@ -517,7 +518,7 @@ class Api:
             end_other_sessions=end_others,
             dpop_jkt=jkt,
         )
-        return self._pair(service, pair, fields)
+        return self._pair(service, pair, 201, fields)
 
     async def token_refresh(self, request: Request, key: ApiKey) -> Response:
         service = self._tokens()
@@ -530,7 +531,7 @@ class Api:
         with api_dpop.nonce_asked(self.rt.dpop, service.clock.now()):
             jkt = await _proven_key(service, fields)  # a family bound to a key needs its proof
         pair = await service.refresh(refresh_token, context=context, dpop_jkt=jkt)  # else 401
-        return self._pair(service, pair, fields)
+        return self._pair(service, pair, 200, fields)
 
     async def metrics(self, request: Request, key: ApiKey) -> Response:
         up = await self.rt.store_ready()
