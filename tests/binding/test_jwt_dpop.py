@@ -417,3 +417,27 @@ def test_the_service_logs_out_a_bound_family_only_with_its_key() -> None:
         await manager.close()
 
     asyncio.run(run())
+
+
+def test_a_bound_familys_pair_handed_to_a_retry_stays_dpop() -> None:
+    """A refresh retried with the previous refresh token inside the grace window (another
+    tab, a lost answer) gets the very same pair, bound and named as such, and only with a
+    proof of the family's key."""
+    clock = FakeClock(time.time())
+    manager = SessionManager(MemoryStore(), policy=POLICY, clock=clock)
+    service = TokenService(
+        manager,
+        KeySet.generate("ES256", now=clock.now()),
+        issuer=ISS,
+        audience=AUD,
+        dpop=DpopPolicy(),
+    )
+    device = Device()
+    pair = service.login("alice", dpop_jkt=device.thumbprint)
+    first = service.refresh(pair.refresh_token, dpop_jkt=device.thumbprint)
+    with pytest.raises(InvalidProof):
+        service.refresh(pair.refresh_token, dpop_jkt=Device().thumbprint)
+    again = service.refresh(pair.refresh_token, dpop_jkt=device.thumbprint)
+    assert (again.access_token, again.refresh_token) == (first.access_token, first.refresh_token)
+    assert again.token_type == "DPoP"  # noqa: S105 - a scheme name
+    manager.close()
