@@ -357,3 +357,19 @@ def test_a_sign_in_asked_for_the_nonce_leaves_the_pre_login_session_alone(api: S
     assert issued.json()["session"]["data"] == {"cart": 2}
     gone = client.post("/v1/sessions/validate", {"token": previous}, "validate")
     assert gone.json() == DENY
+
+
+def test_serve_takes_the_nonce_flag_and_toml_setting(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from sessionward.cli import build_parser
+    from sessionward.cli.serve import _load
+
+    monkeypatch.delenv("SESSIONWARD_DPOP_NONCES", raising=False)
+    monkeypatch.delenv("SESSIONWARD_CONFIG", raising=False)
+    assert _load(build_parser().parse_args(["serve", "--dpop-nonces"])).dpop_nonces is True
+    assert _load(build_parser().parse_args(["serve"])).dpop_nonces is False
+    toml = tmp_path / "sessionward.toml"
+    toml.write_text('dpop_nonces = true\ndpop_nonce_key = "' + "A" * 43 + '"\n')
+    config = load_config(environ={}, config_file=str(toml))
+    assert (config.dpop_nonces, config.nonce_key_bytes()) == (True, bytes(32))
