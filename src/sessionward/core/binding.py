@@ -390,12 +390,12 @@ def stored_text(data: str) -> Stored | None:
     """The stored binding in a record's data JSON text, or ``None``."""
     span = _span(data)
     if span is not None:
-        value = data[span[0] : span[1]]
+        literal = data[span[0] : span[1]]
         # ASCII without a quote or a backslash (``isascii`` reads a flag): JSON text spells
         # such a string as it is, so the span holds the value itself. What :func:`encode`
         # writes always qualifies; the fields are checked one by one where they are read.
-        if value.isascii() and '"' not in value and "\\" not in value:
-            return Stored(value, span)
+        if literal.isascii() and '"' not in literal and "\\" not in literal:
+            return Stored(literal, span)
     loaded = json.loads(data) if MARK in data else None
     value = loaded.get(BINDING_KEY) if isinstance(loaded, dict) else None
     return Stored(value, None) if isinstance(value, str) else None
