@@ -251,3 +251,15 @@ def test_the_stored_text_is_the_json_value_however_it_is_spelled(text: str, valu
     assert stored.value == value == json.loads(text)[states.BINDING_KEY]
     in_place = text[24:-2] == value and value.isascii()  # spelled literally, in ASCII
     assert (stored.span is not None) == in_place
+
+
+def test_a_damaged_stored_state_is_not_cookie_bound() -> None:
+    text, challenge, _ = _bound_text({"cart": []})
+    stored = states.stored_text(text)
+    assert stored is not None
+    assert states.cookie_bound_parts(stored) is not None
+    # Characters :func:`encode` never writes, reached through JSON escapes (the parsed path):
+    for damaged in (challenge[:-1] + "\\u00e9", challenge + ",\\u0663:1"):
+        spelled = text.replace(challenge, damaged)
+        assert states.stored_text(spelled) is not None
+        assert states.cookie_bound_parts(states.stored_text(spelled)) is None

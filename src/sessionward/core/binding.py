@@ -416,8 +416,8 @@ def replace_stored(data: str, stored: Stored, value: str, limit: int) -> str:
 
 def cookie_bound_parts(stored: Stored | None) -> list[str] | None:
     """The fields of a stored state bound through a cookie (DBSC or the fallback), else
-    ``None``."""
-    parts = None if stored is None else stored.value.split("|")
+    ``None``. :func:`encode` writes ASCII only: anything else is a damaged state."""
+    parts = None if stored is None or not stored.value.isascii() else stored.value.split("|")
     if parts is None or len(parts) not in (11, 12) or parts[0] != "b1":
         return None
     return parts if parts[1] == "bound" and parts[2] in _COOKIE_BOUND else None
