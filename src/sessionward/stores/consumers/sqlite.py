@@ -15,7 +15,6 @@ from typing import Any
 from sessionward.errors import AlreadyExists, NotFound, StoreUnavailable
 from sessionward.stores._sqlite_db import SQLiteDB
 from sessionward.stores.consumers.base import (
-    ACTIVE,
     COLUMNS,
     DELIVERY_COLUMNS,
     Consumer,
@@ -26,6 +25,7 @@ from sessionward.stores.consumers.base import (
     consumer_row,
     delivery_from_row,
     delivery_row,
+    state_change,
 )
 
 __all__ = ["SQLiteConsumerStore"]
@@ -111,31 +111,25 @@ class SQLiteConsumerStore:
             done = conn.execute("DELETE FROM sessionward_consumers WHERE id = ?", (consumer_id,))
             return done.rowcount > 0
 
-    def _update(self, consumer_id: str, assignments: str, args: Sequence[Any]) -> None:
+    def _update(self, consumer_id: str, changes: dict[str, Any]) -> None:
+        # The names are this module's and state_change's literals, never user input.
+        assignments = ", ".join(f"{name} = ?" for name in changes)
         with self._db.write() as conn:
             done = conn.execute(
                 f"UPDATE sessionward_consumers SET {assignments} WHERE id = ?",  # noqa: S608
-                (*args, consumer_id),
+                (*changes.values(), consumer_id),
             )
             if done.rowcount == 0:
                 raise NotFound(f"no consumer {consumer_id}")
 
     def set_credentials(self, consumer_id: str, credentials: dict[str, Any]) -> None:
-        self._update(consumer_id, "credentials = ?", (json.dumps(credentials),))
+        self._update(consumer_id, {"credentials": json.dumps(credentials)})
 
     def set_state(self, consumer_id: str, state: State, reason: str | None, now: float) -> None:
-        if state == ACTIVE:
-            self._update(
-                consumer_id,
-                "state = ?, disabled_reason = NULL, failures = 0, first_failure = NULL,"
-                " next_attempt = ?",
-                (state, now),
-            )
-        else:
-            self._update(consumer_id, "state = ?, disabled_reason = ?", (state, reason))
+        self._update(consumer_id, state_change(state, reason, now))
 
     def set_cursor(self, consumer_id: str, cursor: str | None) -> None:
-        self._update(consumer_id, "cursor = ?", (cursor,))
+        self._update(consumer_id, {"cursor": cursor})
 
     def claim(self, owner: str, now: float, lease: float, limit: int) -> list[Consumer]:
         with self._db.write() as conn:
