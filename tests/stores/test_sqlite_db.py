@@ -18,9 +18,9 @@ from contract.records import make_record
 
 from sessionward import SQLiteStore
 from sessionward.core.events import SessionRevoked
-from sessionward.errors import AlreadyExists, StoreUnavailable
+from sessionward.errors import AlreadyExists, InvalidArgument, StoreCorrupt, StoreUnavailable
 from sessionward.service.state import ServiceState
-from sessionward.stores._sqlite_db import SQLiteDB
+from sessionward.stores._sqlite_db import SQLiteDB, schema_error
 from sessionward.stores.consumers.sqlite import SQLiteConsumerStore
 from sessionward.stores.eventlog.sqlite import SQLiteEventLog
 from sessionward.stores.ssf import SQLiteStreamStore
@@ -324,3 +324,30 @@ def test_each_store_creates_its_file_0600(tmp_path: Path, name: str) -> None:
         assert _mode(tmp_path / "store.db-wal") == 0o600
     finally:
         close()
+
+
+def test_schema_error_maps_each_kind_of_sqlite_failure(tmp_path: Path) -> None:
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY) STRICT")
+    conn.execute("INSERT INTO t VALUES (1)")
+
+    def caught(sql: str) -> sqlite3.Error:
+        with pytest.raises(sqlite3.Error) as raised:
+            conn.execute(sql)
+        return raised.value
+
+    def mapped(exc: sqlite3.Error) -> Exception:
+        return schema_error(exc, missing="tables gone", refused="row refused")
+
+    assert isinstance(mapped(caught("INSERT INTO t VALUES (1)")), InvalidArgument)
+    missing = mapped(caught("SELECT * FROM nowhere"))
+    assert isinstance(missing, StoreCorrupt)
+    assert str(missing).startswith("tables gone (no such table")
+    assert isinstance(mapped(sqlite3.DatabaseError("file is not a database")), StoreCorrupt)
+    path = tmp_path / "busy.db"
+    other = sqlite3.connect(path, timeout=0.05, isolation_level=None)
+    with _locked(path), pytest.raises(sqlite3.OperationalError, match="locked") as locked:
+        other.execute("CREATE TABLE u (x)")
+    assert isinstance(mapped(locked.value), StoreUnavailable)
+    conn.close()
+    other.close()

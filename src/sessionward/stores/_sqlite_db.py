@@ -31,13 +31,30 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from typing import Any, NoReturn, TypeVar
 
-from sessionward.errors import StoreUnavailable
+from sessionward.errors import InvalidArgument, SessionwardError, StoreCorrupt, StoreUnavailable
 
-__all__ = ["SQLiteDB", "Translate", "translated"]
+__all__ = ["SQLiteDB", "Translate", "schema_error", "translated"]
 
 T = TypeVar("T")
 Translate = Callable[[sqlite3.Error], Exception]
 """A store's mapping of a ``sqlite3`` error to the error it raises."""
+
+
+def schema_error(exc: sqlite3.Error, *, missing: str, refused: str) -> SessionwardError:
+    """The mapping of a store that owns a schema: a missing table or column is
+    ``StoreCorrupt("<missing> (...)")``, a row the table refuses ``InvalidArgument("<refused>:
+    ...")``, an unreadable file ``StoreCorrupt``, and anything else (a locked or busy file, a
+    disk error, a closed connection) ``StoreUnavailable``: fail closed."""
+    message = str(exc)
+    if isinstance(exc, sqlite3.IntegrityError):
+        return InvalidArgument(f"{refused}: {message}")
+    if isinstance(exc, sqlite3.OperationalError):
+        if "no such table" in message or "no such column" in message:
+            return StoreCorrupt(f"{missing} ({message})")
+        return StoreUnavailable(f"sqlite: {message}")
+    if isinstance(exc, sqlite3.DatabaseError):
+        return StoreCorrupt(f"database file is unreadable: {message}")
+    return StoreUnavailable(f"sqlite: {message}")
 
 
 def translated(translate: Translate) -> Callable[[Callable[..., T]], Callable[..., T]]:

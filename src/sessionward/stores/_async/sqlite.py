@@ -39,7 +39,7 @@ from sessionward.errors import (
     VersionConflict,
 )
 from sessionward.stores._async.base import UserCap
-from sessionward.stores._sqlite_db import SQLiteDB, translated
+from sessionward.stores._sqlite_db import SQLiteDB, schema_error, translated
 from sessionward.stores._worker import Worker
 
 __all__ = ["AsyncSQLiteStore"]
@@ -97,18 +97,14 @@ _CHECKPOINT_PAGES = 4000
 
 def _translate(exc: sqlite3.Error) -> SessionwardError:
     """sqlite3's exceptions as ours; nothing of sqlite3 escapes this module."""
-    message = str(exc)
-    if isinstance(exc, sqlite3.IntegrityError):
-        if exc.sqlite_errorcode == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
-            return AlreadyExists(message)
-        return InvalidArgument(f"record refused by the sessions table: {message}")
-    if isinstance(exc, sqlite3.OperationalError):
-        if "no such table" in message or "no such column" in message:
-            return StoreCorrupt(f"not a sessionward database ({message})")
-        return StoreUnavailable(f"sqlite: {message}")
-    if isinstance(exc, sqlite3.DatabaseError):
-        return StoreCorrupt(f"database file is unreadable: {message}")
-    return StoreUnavailable(f"sqlite: {message}")
+    if (
+        isinstance(exc, sqlite3.IntegrityError)
+        and exc.sqlite_errorcode == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+    ):
+        return AlreadyExists(str(exc))
+    return schema_error(
+        exc, missing="not a sessionward database", refused="record refused by the sessions table"
+    )
 
 
 _translated = translated(_translate)

@@ -30,7 +30,7 @@ from sessionward.errors import (
     StoreCorrupt,
     StoreUnavailable,
 )
-from sessionward.stores._sqlite_db import SQLiteDB
+from sessionward.stores._sqlite_db import SQLiteDB, schema_error
 from sessionward.stores.eventlog._rows import check_limit, columns, cursor, number, row_event, where
 from sessionward.stores.eventlog.base import EventPage, EventQuery, LoggedEvent
 
@@ -72,16 +72,11 @@ _CHECKPOINT_PAGES = 4000  # as the session store: fewer, larger checkpoints
 
 
 def _translate(exc: sqlite3.Error) -> SessionwardError:
-    message = str(exc)
-    if isinstance(exc, sqlite3.OperationalError):
-        if "no such table" in message or "no such column" in message:
-            return StoreCorrupt(f"the event log's tables are missing ({message})")
-        return StoreUnavailable(f"sqlite: {message}")
-    if isinstance(exc, sqlite3.IntegrityError):
-        return InvalidArgument(f"event refused by the events table: {message}")
-    if isinstance(exc, sqlite3.DatabaseError):
-        return StoreCorrupt(f"database file is unreadable: {message}")
-    return StoreUnavailable(f"sqlite: {message}")
+    return schema_error(
+        exc,
+        missing="the event log's tables are missing",
+        refused="event refused by the events table",
+    )
 
 
 class SQLiteEventLog:
