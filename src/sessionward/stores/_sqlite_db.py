@@ -107,7 +107,6 @@ class SQLiteDB:
         self.memory = path == ":memory:"
         self._busy_timeout = busy_timeout
         self._translate = translate
-        self._per_thread = per_thread
         self._pragmas = [] if synchronous is None else [f"PRAGMA synchronous={synchronous}"]
         if not self.memory:
             self._pragmas.append("PRAGMA journal_mode=WAL")
