@@ -89,6 +89,10 @@ class SQLiteDB:
     ``translate`` maps a ``sqlite3`` error to the store's error; ``chain=False`` raises it
     without the ``sqlite3`` error as its cause. ``closed`` is the message of the
     ``StoreUnavailable`` raised by a per-thread database used after :meth:`close`.
+
+    ``connection()`` is the calling thread's connection (per-thread) or the shared one; a
+    statement run on it directly is not translated (use :meth:`write`, :meth:`query`,
+    :meth:`execute`, or a :func:`translated` method).
     """
 
     def __init__(
@@ -120,23 +124,18 @@ class SQLiteDB:
         self._local = threading.local()
         self._opened: list[tuple[int, sqlite3.Connection]] = []
         self._closed = False
-        self._shared: sqlite3.Connection | None = None
+        self.connection: Callable[[], sqlite3.Connection] = self._own_connection
         if not per_thread:
             try:
-                self._shared = self._open()
+                shared = self._open()
             except sqlite3.Error as exc:
                 self.close()
                 self._fail(exc)
+            self.connection = lambda: shared
 
     # -- connections ---------------------------------------------------------------------------
 
-    def connection(self) -> sqlite3.Connection:
-        """The calling thread's connection (per-thread), or the shared one. Statements run on
-        it directly are not translated: use :meth:`write`, :meth:`query`, :meth:`execute` or
-        a :func:`translated` method."""
-        shared = self._shared
-        if shared is not None:
-            return shared
+    def _own_connection(self) -> sqlite3.Connection:
         local = self._local
         conn: sqlite3.Connection | None = getattr(local, "conn", None)
         if conn is None or local.pid != os.getpid():
