@@ -182,8 +182,8 @@ class SQLiteStreamStore:
             os.fspath(path),
             busy_timeout=busy_timeout,
             translate=_unavailable,
-            synchronous=None,
-            chain=False,
+            synchronous=None,  # SQLite's default (FULL): each commit is synced to disk
+            chain=False,  # errors name the sqlite3 error type only, and carry no cause
         )
         with self._db.write() as conn:
             for statement in _SCHEMA:
