@@ -8,7 +8,7 @@ Tables (their own schema version, beside the session store's and the service's):
                                application, fields (JSON text)
     indexes                    (user_id, id), (session_id, id), (application, id), (kind, id)
                                and (at): each filter of ``query`` reads its index newest first.
-                               A batch is one ``executemany`` in one transaction.
+                               A batch is a few multi-row inserts in one transaction.
 
 WAL journal with ``synchronous=NORMAL``, as the session store: a batch is one transaction, so a
 crash keeps or loses a batch whole, and readers never wait for the writer. Open the session
@@ -62,10 +62,14 @@ _SCHEMA = (
     "CREATE INDEX sessionward_events_by_time ON sessionward_events (at)",
 )
 _COLUMNS = "id, at, kind, session_id, user_id, application, fields"
-_INSERT = (
-    "INSERT INTO sessionward_events (at, kind, session_id, user_id, application, fields)"
-    " VALUES (?, ?, ?, ?, ?, ?)"
-)
+# A batch is inserted by a few multi-row statements of 128, 64, ..., 1 rows (at most 768
+# parameters, under any SQLite's limit): each is one step in SQLite, so the writer thread lets
+# go of the interpreter and takes it back a few times per batch rather than once per row, and
+# the batch holds the write lock for less time. Eight fixed texts stay in the statement cache.
+_INSERT_SIZES = (128, 64, 32, 16, 8, 4, 2, 1)
+_ROWS = "INSERT INTO sessionward_events (at, kind, session_id, user_id, application, fields) "
+_ONE = "(?, ?, ?, ?, ?, ?)"
+_INSERT = {size: _ROWS + "VALUES " + ", ".join([_ONE] * size) for size in _INSERT_SIZES}
 _READ = f"SELECT {_COLUMNS} FROM sessionward_events WHERE id > ? ORDER BY id LIMIT ?"  # noqa: S608
 _PRUNE = (
     "DELETE FROM sessionward_events WHERE id IN"
@@ -97,6 +101,15 @@ def _translated(method: Callable[..., T]) -> Callable[..., T]:
             raise _translate(exc) from exc
 
     return call
+
+
+def _insert(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+    start, left = 0, len(rows)
+    for size in _INSERT_SIZES:
+        while left >= size:
+            chunk = rows[start : start + size]
+            conn.execute(_INSERT[size], [value for row in chunk for value in row])
+            start, left = start + size, left - size
 
 
 class SQLiteEventLog:
@@ -166,7 +179,7 @@ class SQLiteEventLog:
         conn = self._connection()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.executemany(_INSERT, rows)
+            _insert(conn, rows)
             # One writer holds the lock and AUTOINCREMENT counts up: the batch's ids are the
             # consecutive numbers ending at the last one inserted.
             last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
