@@ -26,7 +26,9 @@ Guarantees and limits:
   ``retention`` (90 days); ``retention=None`` keeps them all (Redis still bounds its stream).
 
 ``flush()`` waits until everything recorded before it is appended (tests, admin reads that want
-to see their own writes); ``stats()`` gives the counters for metrics.
+to see their own writes); ``stats()`` gives the counters for metrics; ``on_append(callback)``
+calls ``callback()`` on the writer thread after each batch is committed (a deliverer's
+``wake``: it reads the log at once rather than at its next poll).
 """
 
 from __future__ import annotations
@@ -130,6 +132,7 @@ class Recorder:
         self._thread: threading.Thread | None = None
         self._pid = 0
         self._closed = False
+        self._listeners: list[Callable[[], None]] = []
         self.written = 0
         self.dropped = 0
         self.failures = 0
@@ -177,6 +180,11 @@ class Recorder:
                     return False
                 self._done.wait(left)
         return True
+
+    def on_append(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` on the writer thread after each batch is appended, once its
+        entries can be read. It must return quickly; an exception it raises is logged."""
+        self._listeners.append(callback)
 
     def stats(self) -> dict[str, int]:
         """Counters for metrics: appended, dropped (buffer full, refused, unwritten at close),
@@ -247,6 +255,7 @@ class Recorder:
             try:
                 self.log.append(entries)
                 self.written += len(entries)
+                self._appended()
                 break
             except InvalidArgument:
                 self._write_one_by_one(entries)
@@ -262,7 +271,15 @@ class Recorder:
                 delay = min(delay * 2, _RETRY_CAP)
         self._finish(batch[-1][0])
 
+    def _appended(self) -> None:
+        for listener in self._listeners:
+            try:
+                listener()
+            except Exception:
+                _log.exception("event log listener %r failed", listener)
+
     def _write_one_by_one(self, entries: list[dict[str, Any]]) -> None:
+        written = self.written
         for entry in entries:
             try:
                 self.log.append([entry])
@@ -274,6 +291,8 @@ class Recorder:
                 self.dropped += 1
                 self.failures += 1
                 _log.warning("event log append failed (%s): one event lost", exc)
+        if self.written != written:
+            self._appended()
 
     def _finish(self, sequence: int) -> None:
         with self._done:
