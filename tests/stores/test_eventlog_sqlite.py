@@ -55,10 +55,9 @@ def test_a_user_s_session_is_written_once_and_read_through_the_user_s_index(path
         assert pairs(path) == [("S1", "alice", NOW), ("S2", "alice", NOW + 1)]
         assert indexed_by_session(path) == 1  # only the anonymous entry
         sql, params = _session_query(EventQuery(session_id="S1"))
-        plan = " ".join(
-            str(row[3])
-            for row in log._connection().execute(f"EXPLAIN QUERY PLAN {sql} LIMIT 5", params)
-        )
+        with sqlite3.connect(path) as conn:
+            explained = conn.execute(f"EXPLAIN QUERY PLAN {sql} LIMIT 5", params)
+            plan = " ".join(str(row[3]) for row in explained)
         assert "USING INDEX sessionward_events_by_user" in plan
         assert "SCAN sessionward_events" not in plan  # never a walk through every entry
         got = log.query(EventQuery(session_id="S1")).events
