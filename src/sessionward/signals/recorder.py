@@ -8,8 +8,9 @@ thread wakes when the queue stops being empty, waits up to ``linger`` seconds (2
 more, turns the events into their dicts and appends them in transactions of up to ``batch``
 (200) events (group commit: under load, one write carries many events, and the thread wakes
 once per batch). On SQLite the log shares the session file, whose writes take turns: a batch
-holds the write lock for about as long as its inserts take (about 10 µs an event), and a
-session write that meets it waits that long, or SQLite's first busy-handler step (1 ms).
+holds the write lock for about as long as its inserts take (under 10 µs an event for a session
+already logged, more for a new one), and a session write that meets it waits that long, or
+SQLite's first busy-handler step (1 ms).
 
 Guarantees and limits:
 
