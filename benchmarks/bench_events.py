@@ -158,7 +158,11 @@ def writer_breakdown(tmp: Path, count: int) -> list[tuple[str, float]]:
     SQLiteStore(path).close()
     log = SQLiteEventLog(path)
     later = [_entry(event, None) for event in revoked]
-    append_all(log, later)  # a log that already holds as many entries
+    others = [
+        _entry(SessionCreated(secrets.token_urlsafe(16), f"other{i}", time.time()), None)
+        for i in range(count)
+    ]
+    append_all(log, others)  # a log that already holds as many entries, of other sessions
     steps.append(("append, new sessions", _per_event(lambda: append_all(log, entries), count)))
     steps.append(("append, sessions seen", _per_event(lambda: append_all(log, later), count)))
     log.close()
