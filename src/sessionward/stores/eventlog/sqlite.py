@@ -7,8 +7,8 @@ Tables (their own schema version, beside the session store's and the service's):
     sessionward_events          id INTEGER PRIMARY KEY AUTOINCREMENT (the cursor: never reused,
                                 even after every row is pruned), at, kind, session_id, user_id,
                                 application, fields (JSON text)
-    sessionward_event_sessions  (session_id, user_id, at): each user a session's events name,
-                                written once per session (``at``: when it was first seen)
+    sessionward_event_sessions  (session_id, user_id): each user a session's entries name,
+                                written by the session's first entry, dropped with its last
     indexes                     (user_id, id), (application, id), (kind, id), (at), and
                                 (session_id, id) for anonymous sessions' events only: each
                                 filter of ``query`` reads its index newest first.
@@ -66,10 +66,8 @@ _VERSION_2 = (
     """CREATE TABLE sessionward_event_sessions (
         session_id TEXT NOT NULL,
         user_id TEXT NOT NULL,
-        at REAL NOT NULL,
         PRIMARY KEY (session_id, user_id)
     ) STRICT, WITHOUT ROWID""",
-    "CREATE INDEX sessionward_event_sessions_by_time ON sessionward_event_sessions (at)",
     "CREATE INDEX sessionward_events_by_anonymous_session ON sessionward_events"
     " (session_id, id) WHERE session_id IS NOT NULL AND user_id IS NULL",
 )
@@ -86,9 +84,9 @@ _SCHEMA = (
 )
 _UPGRADE_1 = (
     *_VERSION_2,
-    "INSERT OR IGNORE INTO sessionward_event_sessions (session_id, user_id, at)"
-    " SELECT session_id, user_id, min(at) FROM sessionward_events"
-    " WHERE session_id IS NOT NULL AND user_id IS NOT NULL GROUP BY session_id, user_id",
+    "INSERT OR IGNORE INTO sessionward_event_sessions (session_id, user_id)"
+    " SELECT DISTINCT session_id, user_id FROM sessionward_events"
+    " WHERE session_id IS NOT NULL AND user_id IS NOT NULL",
     "DROP INDEX sessionward_events_by_session",
     "UPDATE sessionward_events_schema SET version = 2",
 )
@@ -101,20 +99,15 @@ _INSERT_SIZES = (128, 64, 32, 16, 8, 4, 2, 1)
 _ROWS = "INSERT INTO sessionward_events (at, kind, session_id, user_id, application, fields) "
 _ONE = "(?, ?, ?, ?, ?, ?)"
 _INSERT = {size: _ROWS + "VALUES " + ", ".join([_ONE] * size) for size in _INSERT_SIZES}
-_PAIRS = "INSERT OR IGNORE INTO sessionward_event_sessions (session_id, user_id, at) "
-_PAIR = {size: _PAIRS + "VALUES " + ", ".join(["(?, ?, ?)"] * size) for size in _INSERT_SIZES}
+_PAIRS = "INSERT OR IGNORE INTO sessionward_event_sessions (session_id, user_id) "
+_PAIR = {size: _PAIRS + "VALUES " + ", ".join(["(?, ?)"] * size) for size in _INSERT_SIZES}
 _READ = f"SELECT {_COLUMNS} FROM sessionward_events WHERE id > ? ORDER BY id LIMIT ?"  # noqa: S608
-_PRUNE = (
-    "DELETE FROM sessionward_events WHERE id IN"
-    " (SELECT id FROM sessionward_events WHERE at < ? LIMIT ?)"
-)
-# The (session, user) pairs first seen before the cut whose entries are all gone; the check
-# walks the user's entries through their index.
-_PRUNE_SESSIONS = (
-    "DELETE FROM sessionward_event_sessions WHERE (session_id, user_id) IN"
-    " (SELECT s.session_id, s.user_id FROM sessionward_event_sessions s WHERE s.at < ?"
-    " AND NOT EXISTS (SELECT 1 FROM sessionward_events e"
-    " WHERE e.user_id = s.user_id AND e.session_id = s.session_id) LIMIT ?)"
+_PRUNE_SELECT = "SELECT id, session_id, user_id FROM sessionward_events WHERE at < ? LIMIT ?"
+_PRUNE_ROW = "DELETE FROM sessionward_events WHERE id = ?"
+# A (session, user) pair whose entries are all gone; the check walks the user's entries.
+_PRUNE_PAIR = (
+    "DELETE FROM sessionward_event_sessions WHERE session_id = ?1 AND user_id = ?2"
+    " AND NOT EXISTS (SELECT 1 FROM sessionward_events WHERE user_id = ?2 AND session_id = ?1)"
 )
 _PRUNE_CHUNK = 5000
 _CHECKPOINT_PAGES = 4000  # as the session store: fewer, larger checkpoints
@@ -249,11 +242,9 @@ class SQLiteEventLog:
             _insert(conn, _INSERT, rows)
             # Each (session, user) pair once: a session's first entry writes it, the later
             # ones only look it up.
-            pairs = {
-                (r[2], r[3]): r[0] for r in reversed(rows) if r[2] is not None and r[3] is not None
-            }
+            pairs = {(r[2], r[3]) for r in rows if r[2] is not None and r[3] is not None}
             if pairs:
-                _insert(conn, _PAIR, [(*pair, at) for pair, at in pairs.items()])
+                _insert(conn, _PAIR, list(pairs))
             # One writer holds the lock and AUTOINCREMENT counts up: the batch's ids are the
             # consecutive numbers ending at the last one inserted.
             last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
@@ -286,13 +277,20 @@ class SQLiteEventLog:
         conn = self._connection()
         total = 0
         while True:
-            deleted = conn.execute(_PRUNE, (float(before), _PRUNE_CHUNK)).rowcount
-            total += deleted
-            if deleted < _PRUNE_CHUNK:
-                break
-        while conn.execute(_PRUNE_SESSIONS, (float(before), _PRUNE_CHUNK)).rowcount:
-            pass
-        return total
+            # A chunk a transaction: its entries, then the pairs none of whose entries is left.
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                rows = conn.execute(_PRUNE_SELECT, (float(before), _PRUNE_CHUNK)).fetchall()
+                conn.executemany(_PRUNE_ROW, [(r[0],) for r in rows])
+                pairs = {(r[1], r[2]) for r in rows if r[1] is not None and r[2] is not None}
+                conn.executemany(_PRUNE_PAIR, pairs)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            total += len(rows)
+            if len(rows) < _PRUNE_CHUNK:
+                return total
 
     def close(self) -> None:
         pid = os.getpid()
