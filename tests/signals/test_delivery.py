@@ -3,6 +3,7 @@ that is down for a minute, filters, disabling, two deliverers on one database.""
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections import Counter
@@ -480,3 +481,30 @@ def test_an_event_recorded_in_this_process_is_delivered_at_once_not_at_the_next_
         recorder.close()
         engine.stop()
         log.close()
+
+
+def test_wake_ups_in_a_burst_start_at_most_one_round_per_soonest(clock: FakeClock) -> None:
+    """A recorder writing a batch every few milliseconds does not make the deliverer claim
+    (a write transaction) as often: woken rounds start at least ``soonest`` apart."""
+    log, store = MemoryEventLog(), MemoryConsumerStore()
+    starts: list[float] = []
+    first = threading.Event()
+
+    class Counted(Deliverer):
+        def run_once(self) -> int:
+            starts.append(time.monotonic())
+            first.set()
+            return super().run_once()
+
+    engine = Counted(log, store, {KIND: WebhookRenderer()}, clock=clock)
+    try:
+        engine.start(interval=3600.0, soonest=0.2)
+        assert first.wait(10)
+        end = time.monotonic() + 1.0
+        while time.monotonic() < end:  # a second of wake-ups, as fast as they come
+            engine.wake()
+    finally:
+        engine.stop()
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert 2 <= len(starts) <= 7  # the first, then at most one per 0.2 s of the second
+    assert all(gap >= 0.19 for gap in gaps)  # (a round notes its start a moment in)
