@@ -87,7 +87,7 @@ _UPGRADE_1 = (
     "INSERT OR IGNORE INTO sessionward_event_sessions (session_id, user_id)"
     " SELECT DISTINCT session_id, user_id FROM sessionward_events"
     " WHERE session_id IS NOT NULL AND user_id IS NOT NULL",
-    "DROP INDEX sessionward_events_by_session",
+    "DROP INDEX IF EXISTS sessionward_events_by_session",
     "UPDATE sessionward_events_schema SET version = 2",
 )
 _COLUMNS = "id, at, kind, session_id, user_id, application, fields"
