@@ -31,6 +31,7 @@ from sessionward.core.risk_signals import (
     device_change,
     language_change,
     platform_change,
+    same_browser,
 )
 from sessionward.core.risk_types import (
     Browser,
@@ -502,6 +503,7 @@ def _static(
     reasons.extend(language_change(reference.language, signals.language, policy))
     reasons.extend(platform_change(reference, signals, policy))
     reasons.extend(device_change(reference.device_signal, signals.device_signal, policy))
+    reasons.extend(same_browser(reference, signals, policy))
     return tuple(reasons)
 
 

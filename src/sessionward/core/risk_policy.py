@@ -42,6 +42,11 @@ class RiskPolicy:
     for the share among all users). ``novelty_cap`` bounds what one level of the user's
     history can say (in log units). ``*_vocabulary``: how many values the population is
     assumed to spread over before it has been counted.
+
+    ``browser_same`` (0: off; at most 0) is added when every browser attribute is the
+    session's (user agent, language, platform hint, device signal): thieves who copy the user
+    agent do not always copy the rest. It lowers every such score, a thief's with a full copy
+    too; docs/risk.md gives what it trades on the evaluation corpora.
     """
 
     log_at: float = 2.5
@@ -70,6 +75,7 @@ class RiskPolicy:
     networks_vocabulary: int = 50
     prefixes_vocabulary: int = 500
 
+    browser_same: float = 0.0
     browser_update: float = 0.7
     browser_max_update: int = 3
     browser_jump: float = 2.0
@@ -129,6 +135,8 @@ class RiskPolicy:
         for name in _COUNTS:
             if not 1 <= getattr(self, name) <= 1024:
                 raise ConfigError(f"{name} must be between 1 and 1024")
+        if self.browser_same > 0:
+            raise ConfigError("browser_same is evidence for the owner: it must be at most 0")
         if self.history_retention < self.history_half_life:
             raise ConfigError("history_retention must be at least history_half_life")
 

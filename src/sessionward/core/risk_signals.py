@@ -9,7 +9,13 @@ from __future__ import annotations
 from sessionward.core.risk_policy import RiskPolicy
 from sessionward.core.risk_types import Browser, Reason, Signal, Signals
 
-__all__ = ["browser_change", "device_change", "language_change", "platform_change"]
+__all__ = [
+    "browser_change",
+    "device_change",
+    "language_change",
+    "platform_change",
+    "same_browser",
+]
 
 
 def _describe(b: Browser) -> str:
@@ -78,3 +84,21 @@ def device_change(old: str, new: str, policy: RiskPolicy) -> tuple[Reason, ...]:
     if not old:
         return (Reason(Signal.DEVICE_ADDED, policy.device_added, "device signal appeared"),)
     return (Reason(Signal.DEVICE_CHANGED, policy.device_changed, "another device signal"),)
+
+
+def same_browser(old: Signals, new: Signals, policy: RiskPolicy) -> tuple[Reason, ...]:
+    """``policy.browser_same`` (off at 0) when every browser attribute is the session's: the
+    parsed user agent, the language, the platform hint (both absent counts for Safari and
+    Firefox, which send none) and, if the session has one, the device signal. Thieves often
+    copy the user agent and less often all of it, so a whole match is weak evidence of the
+    owner; how weak depends on how much thieves copy (see docs/risk.md)."""
+    if not policy.browser_same or old.browser != new.browser or not new.language:
+        return ()
+    if not (new.browser.family or new.browser.os) or new.language != old.language:
+        return ()
+    if new.platform != old.platform or new.platform_mismatch:
+        return ()
+    if old.device_signal and new.device_signal != old.device_signal:
+        return ()
+    text = "every browser attribute as the session's"
+    return (Reason(Signal.BROWSER_SAME, policy.browser_same, text),)
