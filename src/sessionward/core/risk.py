@@ -28,6 +28,7 @@ from sessionward.core.risk_history import Path, Population, UserRisk, smoothed
 from sessionward.core.risk_policy import RiskPolicy
 from sessionward.core.risk_signals import (
     browser_change,
+    challenge,
     device_change,
     language_change,
     platform_change,
@@ -184,7 +185,7 @@ def decide(reasons: tuple[Reason, ...], policy: RiskPolicy) -> Verdict:
             groups[reason.group] = groups.get(reason.group, 0.0) + reason.weight
         strong = sum(1 for w in groups.values() if w >= policy.corroboration)
         severe = score >= policy.revoke_at and strong >= 2
-        decision = Decision.REVOKE if severe else Decision.STEP_UP
+        decision = Decision.REVOKE if severe else challenge(groups, score, policy)
     else:
         decision = Decision.LOG if score >= policy.log_at else Decision.ALLOW
     return Verdict(decision, score, ordered)

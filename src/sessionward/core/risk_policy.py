@@ -24,7 +24,9 @@ class RiskPolicy:
 
     Decisions: ``log_at``, ``step_up_at``, ``revoke_at`` are score thresholds; a revoke also
     needs two groups of evidence (network, browser, language, platform, device, behaviour)
-    whose weights each add up to ``corroboration``.
+    whose weights each add up to ``corroboration``. ``step_up_alone_at`` (0: off) raises the
+    step-up threshold, up to ``revoke_at``, for a request whose only evidence is the network
+    (every browser attribute the session's, no behaviour reason): below it, a log.
 
     The network model (probabilities). When a legitimate request leaves its session's
     networks, ``move_kind``, ``move_country``, ``move_network``, ``move_prefix`` say where it
@@ -53,6 +55,7 @@ class RiskPolicy:
     step_up_at: float = 5.0
     revoke_at: float = 9.0
     corroboration: float = 2.5
+    step_up_alone_at: float = 0.0
 
     move_kind: float = 0.03
     move_country: float = 0.005
@@ -115,6 +118,10 @@ class RiskPolicy:
     def __post_init__(self) -> None:
         if not 0 < self.log_at <= self.step_up_at <= self.revoke_at:
             raise ConfigError("need 0 < log_at <= step_up_at <= revoke_at")
+        if self.step_up_alone_at and not self.step_up_at <= self.step_up_alone_at <= self.revoke_at:
+            raise ConfigError(
+                "step_up_alone_at must be 0 (off) or between step_up_at and revoke_at"
+            )
         if self.corroboration <= 0:
             raise ConfigError("corroboration must be positive")
         for name in _PROBABILITIES:

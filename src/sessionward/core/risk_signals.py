@@ -7,10 +7,11 @@ the strongest. A matching browser is no evidence of the owner: thieves copy user
 from __future__ import annotations
 
 from sessionward.core.risk_policy import RiskPolicy
-from sessionward.core.risk_types import Browser, Reason, Signal, Signals
+from sessionward.core.risk_types import Browser, Decision, Reason, Signal, Signals
 
 __all__ = [
     "browser_change",
+    "challenge",
     "device_change",
     "language_change",
     "platform_change",
@@ -102,3 +103,12 @@ def same_browser(old: Signals, new: Signals, policy: RiskPolicy) -> tuple[Reason
         return ()
     text = "every browser attribute as the session's"
     return (Reason(Signal.BROWSER_SAME, policy.browser_same, text),)
+
+
+def challenge(groups: dict[str, float], score: float, policy: RiskPolicy) -> Decision:
+    """A score past ``step_up_at`` that does not revoke: a step-up, or a log when
+    ``policy.step_up_alone_at`` is set, the score is below it and the network is the only group
+    of evidence against the request (a move with nothing else different)."""
+    if score < policy.step_up_alone_at and all(w <= 0 for g, w in groups.items() if g != "network"):
+        return Decision.LOG
+    return Decision.STEP_UP

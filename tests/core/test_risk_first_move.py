@@ -1,6 +1,8 @@
-"""Every browser attribute as the session's (``RiskPolicy.browser_same``), on fixed contexts:
-off by default, weak evidence of the owner when set, never said of a partial copy, and it
-does not turn a thief's other differences or a revoke into something milder than a step-up."""
+"""An owner's first move against a thief's, on fixed contexts: every browser attribute as the
+session's (``RiskPolicy.browser_same``: off by default, weak evidence of the owner when set,
+never said of a partial copy) and a move with nothing else different
+(``RiskPolicy.step_up_alone_at``: off by default, a log below it; a move plus any other
+difference still asks for a sign-in, and neither turns a revoke into something milder)."""
 
 from __future__ import annotations
 
@@ -15,11 +17,13 @@ from sessionward.core.risk import (
     Decision,
     Network,
     Observation,
+    Reason,
     Signal,
     Signals,
     Verdict,
     assess,
     begin,
+    decide,
     remember,
 )
 from sessionward.core.risk_history import Population, UserRisk
@@ -102,3 +106,58 @@ def test_a_foreign_replay_with_its_own_browser_is_still_revoked() -> None:
 def test_a_positive_weight_is_refused() -> None:
     with pytest.raises(ConfigError):
         RiskPolicy(browser_same=0.5)
+
+
+ALONE = RiskPolicy(step_up_alone_at=7.0)
+MOVE = Reason(Signal.NETWORK_COUNTRY, 6.0, "new country: Orange (FR)")
+
+
+@pytest.mark.parametrize(
+    ("reasons", "policy", "expected"),
+    [
+        ((MOVE,), OFF, Decision.STEP_UP),
+        ((MOVE,), ALONE, Decision.LOG),
+        ((MOVE, Reason(Signal.BROWSER_SAME, -0.7, "same")), ALONE, Decision.LOG),
+        ((MOVE, Reason(Signal.DEVICE_SAME, -1.0, "same")), ALONE, Decision.LOG),
+        ((Reason(Signal.NETWORK_COUNTRY, 7.5, "far"),), ALONE, Decision.STEP_UP),
+        ((MOVE, Reason(Signal.LANGUAGE_REGION, 1.0, "en-gb -> en-us")), ALONE, Decision.STEP_UP),
+        ((MOVE, Reason(Signal.PLATFORM_MISSING, 2.0, "none")), ALONE, Decision.STEP_UP),
+        ((MOVE, Reason(Signal.TRAVEL, 2.0, "GB -> FR in 600 s")), ALONE, Decision.STEP_UP),
+        ((MOVE, Reason(Signal.CONCURRENT, 1.0, "also used")), ALONE, Decision.STEP_UP),
+    ],
+    ids=[
+        "off",
+        "alone",
+        "same browser",
+        "same device",
+        "above",
+        "language",
+        "hint",
+        "travel",
+        "concurrent",
+    ],
+)
+def test_a_move_alone_is_logged_below_its_threshold(
+    reasons: tuple[Reason, ...], policy: RiskPolicy, expected: Decision
+) -> None:
+    assert decide(reasons, policy).decision is expected
+
+
+def test_a_move_alone_never_softens_a_revoke() -> None:
+    reasons = (Reason(Signal.NETWORK_COUNTRY, 6.0, "far"), Reason(Signal.BROWSER_OS, 5.0, "x"))
+    assert decide(reasons, ALONE).decision is Decision.REVOKE
+
+
+def test_a_first_trip_with_the_same_browser_is_logged_and_a_partial_copy_is_not() -> None:
+    # A user whose sessions all started at home: a first trip is a step-up by default.
+    trip = sig(network=HOTEL)
+    assert verdict(trip, OFF).decision is Decision.STEP_UP
+    policy = RiskPolicy(step_up_alone_at=9.0)
+    assert verdict(trip, policy).decision is Decision.LOG
+    assert verdict(sig(trip, language="en-us"), policy).decision is Decision.STEP_UP
+
+
+@pytest.mark.parametrize("value", [4.0, 9.5, -1.0])
+def test_a_threshold_outside_step_up_and_revoke_is_refused(value: float) -> None:
+    with pytest.raises(ConfigError):
+        RiskPolicy(step_up_alone_at=value)
