@@ -28,9 +28,11 @@ from sessionward.core.risk_history import Path, Population, UserRisk, smoothed
 from sessionward.core.risk_policy import RiskPolicy
 from sessionward.core.risk_signals import (
     browser_change,
+    challenge,
     device_change,
     language_change,
     platform_change,
+    same_browser,
 )
 from sessionward.core.risk_types import (
     Browser,
@@ -183,7 +185,7 @@ def decide(reasons: tuple[Reason, ...], policy: RiskPolicy) -> Verdict:
             groups[reason.group] = groups.get(reason.group, 0.0) + reason.weight
         strong = sum(1 for w in groups.values() if w >= policy.corroboration)
         severe = score >= policy.revoke_at and strong >= 2
-        decision = Decision.REVOKE if severe else Decision.STEP_UP
+        decision = Decision.REVOKE if severe else challenge(groups, score, policy)
     else:
         decision = Decision.LOG if score >= policy.log_at else Decision.ALLOW
     return Verdict(decision, score, ordered)
@@ -502,6 +504,7 @@ def _static(
     reasons.extend(language_change(reference.language, signals.language, policy))
     reasons.extend(platform_change(reference, signals, policy))
     reasons.extend(device_change(reference.device_signal, signals.device_signal, policy))
+    reasons.extend(same_browser(reference, signals, policy))
     return tuple(reasons)
 
 
