@@ -5,8 +5,8 @@ Run by hand (not in CI):
     .venv/bin/pip install -e '.[risk]'
     .venv/bin/python benchmarks/bench_risk.py [--rounds 11]
 
-The manager does not call the engine yet, so each request is modelled as the validate plus
-the engine's own work, which is what the wiring adds: enrich the captured context (cached),
+Each request is modelled as a validate without scoring plus the engine's own work, which is
+what the manager's ``risk=`` wiring adds to it: enrich the captured context (cached),
 score it (``assess``) and update the session's history (``learn``). Folding a new network into
 the user's history (``remember``) goes with the session's throttled context write, not with
 every request; its own row gives its cost.
