@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from operator import attrgetter
 
 from sessionward.core.risk_history import Path, Population, UserRisk
 from sessionward.core.risk_network import DEPTHS, NetworkIndex, network_path, owner
@@ -35,6 +36,7 @@ from sessionward.core.risk_signals import (
     same_browser,
 )
 from sessionward.core.risk_types import (
+    GROUPS,
     Browser,
     Decision,
     Network,
@@ -129,34 +131,42 @@ def assess(
     if static is None or (obs.signals is not session.signals and obs.signals != session.signals):
         # A changed context: one decision over the context's and the behaviour's reasons.
         reasons = _static(obs.signals, session, user, population, policy)
-        score = sum(r.weight for r in reasons)
-        return decide(reasons + _behaviour(obs, session, score, policy), policy)
-    extra = _behaviour(obs, session, static.score, policy)
-    return decide(static.reasons + extra, policy) if extra else static
+        _behaviour(obs, session, reasons, None, policy)
+        return _decide(reasons, policy)
+    extra: list[Reason] = []
+    _behaviour(obs, session, extra, static.score, policy)
+    return _decide([*static.reasons, *extra], policy) if extra else static
 
 
 def decide(reasons: tuple[Reason, ...], policy: RiskPolicy) -> Verdict:
     """Thresholds, and for a revoke two groups of evidence that each pass ``corroboration``."""
-    ordered = reasons if len(reasons) < 2 else tuple(sorted(reasons, key=_heaviest))
-    score = sum(r.weight for r in ordered) if len(ordered) > 1 else _first(ordered)
+    return _decide(list(reasons), policy)
+
+
+_WEIGHT = attrgetter("weight")
+
+
+def _decide(reasons: list[Reason], policy: RiskPolicy) -> Verdict:
+    """:func:`decide` on a list it may reorder."""
+    if len(reasons) > 1:
+        # Heaviest first; the sort is stable, so equal weights keep their order.
+        reasons.sort(key=_WEIGHT, reverse=True)
+        score = sum([r.weight for r in reasons])
+    else:
+        score = reasons[0].weight if reasons else 0.0
+    ordered = tuple(reasons)
     if score >= policy.step_up_at:
         groups: dict[str, float] = {}
         for reason in ordered:
-            groups[reason.group] = groups.get(reason.group, 0.0) + reason.weight
-        strong = sum(1 for w in groups.values() if w >= policy.corroboration)
-        severe = score >= policy.revoke_at and strong >= 2
+            group = GROUPS[reason.signal]
+            groups[group] = groups.get(group, 0.0) + reason.weight
+        severe = score >= policy.revoke_at and (
+            sum(1 for w in groups.values() if w >= policy.corroboration) >= 2
+        )
         decision = Decision.REVOKE if severe else challenge(groups, score, policy)
     else:
         decision = Decision.LOG if score >= policy.log_at else Decision.ALLOW
     return Verdict(decision, score, ordered)
-
-
-def _heaviest(reason: Reason) -> float:
-    return -reason.weight
-
-
-def _first(reasons: tuple[Reason, ...]) -> float:
-    return reasons[0].weight if reasons else 0.0
 
 
 def learn(
@@ -251,17 +261,21 @@ def novelty(session: SessionRisk, net: Network) -> int:
 
 def _static(
     signals: Signals, session: SessionRisk, user: UserRisk, pop: Population, policy: RiskPolicy
-) -> tuple[Reason, ...]:
-    reasons = list(session.index.reasons(signals.network, user, pop, policy))
+) -> list[Reason]:
+    reasons = [*session.index.reasons(signals.network, user, pop, policy)]
     reference = session.signals
-    browser = browser_change(reference.browser, signals.browser, policy)
-    if browser is not None:
-        reasons.append(browser)
-    reasons.extend(language_change(reference.language, signals.language, policy))
+    if reference.browser is not signals.browser:
+        browser = browser_change(reference.browser, signals.browser, policy)
+        if browser is not None:
+            reasons.append(browser)
+    if reference.language != signals.language:
+        reasons.extend(language_change(reference.language, signals.language, policy))
     reasons.extend(platform_change(reference, signals, policy))
-    reasons.extend(device_change(reference.device_signal, signals.device_signal, policy))
-    reasons.extend(same_browser(reference, signals, policy))
-    return tuple(reasons)
+    if reference.device_signal or signals.device_signal:
+        reasons.extend(device_change(reference.device_signal, signals.device_signal, policy))
+    if policy.browser_same:
+        reasons.extend(same_browser(reference, signals, policy))
+    return reasons
 
 
 # -- behaviour -------------------------------------------------------------------------------
@@ -272,14 +286,23 @@ def _rate(session: SessionRisk, t: float, policy: RiskPolicy) -> float:
     return session.rate * math.exp2(-max(t - session.last_t, 0.0) / policy.rate_half_life)
 
 
+_LN2 = math.log(2)
+
+
 def _behaviour(
-    obs: Observation, session: SessionRisk, score: float, policy: RiskPolicy
-) -> tuple[Reason, ...]:
+    obs: Observation,
+    session: SessionRisk,
+    reasons: list[Reason],
+    score: float | None,
+    policy: RiskPolicy,
+) -> None:
+    """Appends the behaviour reasons to ``reasons``: the request's context reasons, whose sum
+    is ``score`` (``None``: summed when needed), or none of them."""
     net, latest = obs.signals.network, session.networks[-1]
-    here = net is latest.network or net == latest.network
-    reasons = [] if here else _elsewhere(obs, session, score, policy)
+    if net is not latest.network and net != latest.network:
+        _elsewhere(obs, session, reasons, score, policy)
     count = _rate(session, obs.t, policy) + 1.0
-    per_minute = count * math.log(2) / policy.rate_half_life * 60
+    per_minute = count * _LN2 / policy.rate_half_life * 60
     if per_minute > policy.velocity_limit:
         text = f"about {per_minute:.0f} requests a minute"
         reasons.append(Reason(Signal.VELOCITY, policy.velocity, text))
@@ -289,40 +312,53 @@ def _behaviour(
             # A rotation race stays in one place; a stale copy comes from elsewhere.
             text = "a rotated-out secret from another context"
             reasons.append(Reason(Signal.PREVIOUS_SECRET, policy.previous_secret, text))
-    return tuple(reasons)
 
 
 def _elsewhere(
-    obs: Observation, session: SessionRisk, score: float, policy: RiskPolicy
-) -> list[Reason]:
+    obs: Observation,
+    session: SessionRisk,
+    reasons: list[Reason],
+    score: float | None,
+    policy: RiskPolicy,
+) -> None:
     """Concurrent use and impossible travel: this request against the session's latest."""
-    reasons: list[Reason] = []
     net, latest = obs.signals.network, session.networks[-1]
+    last = latest.network
     gap = obs.t - latest.last
-    if (latest.network.country, owner(latest.network)) != (net.country, owner(net)):
-        back = any(
-            (s.network.country, owner(s.network)) == (net.country, owner(net))
+    country, name = net.country, owner(net)
+    other_owner = last.country != country or owner(last) != name
+    # Concurrent use needs one of the session's other networks with this country and owner
+    # (the index knows whether the session has any) used within the window.
+    if (
+        other_owner
+        and gap <= policy.concurrent_window
+        and (country, name) in session.index.owners
+        and any(
+            s.network.country == country
+            and owner(s.network) == name
             and obs.t - s.last <= policy.concurrent_window
             for s in session.networks[:-1]
         )
-        if back and gap <= policy.concurrent_window:  # here, there, here again: two holders
-            weight = max(score, latest.score) - score + policy.concurrent
-            other = latest.network.asn or "another network"
-            text = f"also used from {other} {gap:.0f} s ago"
-            reasons.append(Reason(Signal.CONCURRENT, weight, text))
+    ):  # here, there, here again: two holders
+        if score is None:
+            score = sum([r.weight for r in reasons])
+        weight = max(score, latest.score) - score + policy.concurrent
+        other = last.asn or "another network"
+        text = f"also used from {other} {gap:.0f} s ago"
+        reasons.append(Reason(Signal.CONCURRENT, weight, text))
     # Travel: a country new to the session on another network soon after the last request;
     # a phone going back and forth between a roaming carrier and a hotel's Wi-Fi is not.
-    moved = (
-        latest.network.country != net.country
-        and owner(latest.network) != owner(net)
-        and latest.network.country
-        and net.country
-        and net.country not in session.index.countries
-    )
-    if moved and not (latest.network.kind or net.kind) and gap <= policy.travel_window:
-        text = f"{latest.network.country} -> {net.country} in {gap:.0f} s"
+    if (
+        last.country != country
+        and last.country
+        and country
+        and not (last.kind or net.kind)
+        and gap <= policy.travel_window
+        and owner(last) != name
+        and country not in session.index.countries
+    ):
+        text = f"{last.country} -> {country} in {gap:.0f} s"
         reasons.append(Reason(Signal.TRAVEL, policy.travel, text))
-    return reasons
 
 
 # -- learning --------------------------------------------------------------------------------

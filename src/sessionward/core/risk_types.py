@@ -64,10 +64,11 @@ class Signal(enum.StrEnum):
 
     @property
     def group(self) -> str:
-        return _GROUPS[self]
+        return GROUPS[self]
 
 
-_GROUPS = {signal: signal.value.partition(".")[0] for signal in Signal}
+#: Each reason code's group of evidence (what :attr:`Signal.group` answers).
+GROUPS = {signal: signal.value.partition(".")[0] for signal in Signal}
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import bisect
 from collections import OrderedDict
 from collections.abc import Hashable
-from typing import Generic, TypeVar
+from typing import TypeVar
 
 from sessionward.core.context import RequestContext
 from sessionward.core.risk import Browser, Network, Observation, Signals
@@ -30,30 +30,26 @@ __all__ = ["Enricher"]
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
+#: A context's signals but its network: browser, language, platform, device signal, mismatch.
+_Client = tuple[Browser, str, str, str, bool]
 
 
-class _Bounded(Generic[K, V]):
-    """A dictionary that forgets its oldest entry when full (insertion order)."""
+class _Bounded(OrderedDict[K, V]):
+    """A dictionary that forgets its oldest entry when full (insertion order). An
+    OrderedDict: dropping the oldest entry is O(1) (a plain dict would scan the slots its
+    earlier deletions left at the front), and ``get`` is the dictionary's own."""
 
-    __slots__ = ("_data", "_size")
+    __slots__ = ("_size",)
 
     def __init__(self, size: int) -> None:
-        # OrderedDict: dropping the oldest entry is O(1); a plain dict would scan the slots
-        # its earlier deletions left at the front.
-        self._data: OrderedDict[K, V] = OrderedDict()
+        super().__init__()
         self._size = size
 
-    def get(self, key: K) -> V | None:
-        return self._data.get(key)
-
     def put(self, key: K, value: V) -> V:
-        if len(self._data) >= self._size:
-            self._data.popitem(last=False)
-        self._data[key] = value
+        if len(self) >= self._size:
+            self.popitem(last=False)
+        self[key] = value
         return value
-
-    def __len__(self) -> int:
-        return len(self._data)
 
 
 class _Ranges:
@@ -103,6 +99,7 @@ class Enricher:
     __slots__ = (
         "_agents",
         "_blocks",
+        "_clients",
         "_contexts",
         "_geo",
         "_headers",
@@ -128,6 +125,7 @@ class Enricher:
         self._networks: _Bounded[str | None, Network] = _Bounded(cache_size)
         self._blocks: _Bounded[str, Network] = _Bounded(cache_size)
         self._agents: _Bounded[str, Browser] = _Bounded(cache_size)
+        self._clients: _Bounded[tuple[object, ...], _Client] = _Bounded(cache_size)
         self._headers: _Bounded[tuple[str | None, str], tuple[str, str]] = _Bounded(cache_size)
 
     def signals(self, context: RequestContext) -> Signals:
@@ -135,17 +133,19 @@ class Enricher:
         cached = self._contexts.get(key)
         if cached is not None:
             return cached
+        # Everything but the address: a phone changing address keeps it.
+        client = self._clients.get(key[1:])
+        if client is None:
+            client = self._clients.put(key[1:], self._client(context))
+        browser, language, platform, device, mismatch = client
+        signals = Signals(self._network(context.ip), browser, language, platform, device, mismatch)
+        return self._contexts.put(key, signals)
+
+    def _client(self, context: RequestContext) -> _Client:
         browser = self._browser(context.user_agent or "")
         language, platform = self._header_values(context)
-        signals = Signals(
-            self._network(context.ip),
-            browser,
-            language,
-            platform,
-            context.device_key or "",
-            platform_mismatch(browser, platform),
-        )
-        return self._contexts.put(key, signals)
+        mismatch = platform_mismatch(browser, platform)
+        return browser, language, platform, context.device_key or "", mismatch
 
     def observe(
         self, context: RequestContext, now: float, *, previous_secret: bool = False
