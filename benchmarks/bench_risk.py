@@ -26,7 +26,10 @@ The addresses are made before the runs (the rows time the engine, not the making
 data). Method as in bench_core.py: calibrated batches (~40 ms, GC off), interleaved rounds, medians
 and min-max; the added cost is the median of the row minus the median of plain validate. The
 CPU-time columns (``time.process_time``) are the same medians without the time spent waiting
-for a core, for a shared machine.
+for a core, for a shared machine. ``--calls N [--row NAME]`` times nothing: it builds the
+same world and calls one row N times, for an instruction counter (``valgrind
+--tool=callgrind``) whose difference between two values of N is repeatable where timings are
+not.
 """
 
 from __future__ import annotations
@@ -244,7 +247,19 @@ TARGETS = [
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=11)
+    parser.add_argument(
+        "--calls",
+        type=int,
+        metavar="N",
+        help="no timing: call the row named by --row N times (for an instruction counter)",
+    )
+    parser.add_argument("--row", default="validate + risk, changed: block never looked up")
     args = parser.parse_args()
+    if args.calls is not None:
+        row = benches()[args.row]
+        for _ in range(args.calls):
+            row()
+        return 0
     print(f"python {sys.version.split()[0]}, {args.rounds} interleaved rounds\n")
     print(report(run(benches(), args.rounds)))
     return 0
