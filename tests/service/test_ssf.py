@@ -31,7 +31,11 @@ ORIGIN = "http://127.0.0.1:8000"
 
 
 def _service(
-    tmp_path: Path, alg: str | None = "ES256", *, private_targets: bool = True
+    tmp_path: Path,
+    alg: str | None = "ES256",
+    *,
+    private_targets: bool = True,
+    default_subjects: str = "ALL",
 ) -> Iterator[Service]:
     """The service in the JWT mode; ``private_targets`` lets push streams aim at the
     loopback receivers of these tests."""
@@ -50,6 +54,7 @@ def _service(
         key_cache_seconds=0,
         jwt_keys=jwt_keys,
         webhook_private_targets=private_targets,
+        ssf_default_subjects=default_subjects,
     )
     app = create_app(config, clock=clock)
     runtime: Runtime = app.state.runtime
