@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,18 +16,29 @@ from typing import Any
 import httpx
 import jwt as pyjwt
 import pytest
-from servers import uvicorn_thread
+from servers import PostgresServer, RedisServer, uvicorn_thread
+from servers import postgres_server as postgres_server  # a fixture
+from servers import redis_server as redis_server  # a fixture
 
+from sessionward.clock import SystemClock
+from sessionward.core.events import SessionRevoked
+from sessionward.jwt import KeySet
 from sessionward.service import ServiceConfig, create_app
 from sessionward.service.keys import create_key
 from sessionward.service.runtime import Runtime
 from sessionward.signals.caep import SESSION_REVOKED
+from sessionward.signals.delivery import Deliverer
+from sessionward.signals.push import KIND, SetRenderer
 from sessionward.signals.set import STREAM_UPDATED, VERIFICATION
+from sessionward.signals.transmitter import Transmitter
+from sessionward.stores.consumers import ConsumerStore
+from sessionward.stores.eventlog.sqlite import SQLiteEventLog
+from sessionward.stores.ssf import SQLiteStreamStore
 
 from ._server import serve
 from .conftest import Service
 from .test_ssf import ORIGIN, _service, create_stream, decode, issue_and_revoke, poll
-from .test_ssf_push import Receiver, push_stream, revoke_sessions
+from .test_ssf_push import AUTHORIZATION, Receiver, push_stream, revoke_sessions
 
 ADD, REMOVE = "/ssf/subjects:add", "/ssf/subjects:remove"
 
@@ -309,6 +321,85 @@ def test_a_push_stream_filters_by_subject(ssf: Service) -> None:
         receiver.wait_for(lambda: len(receiver.jtis()) == 1)
         time.sleep(1.5)  # another round: nothing more comes
         assert [c["sub_id"]["user"]["sub"] for c in receiver.received] == ["loud"]
+
+
+def _consumer_store(kind: str, request: pytest.FixtureRequest) -> ConsumerStore:
+    if kind == "postgres":
+        from sessionward.stores.consumers.postgres import PostgresConsumerStore
+
+        server: PostgresServer = request.getfixturevalue("postgres_server")
+        store: ConsumerStore = PostgresConsumerStore(server.conninfo)
+    else:
+        from sessionward.stores.consumers.redis import RedisConsumerStore
+
+        redis: RedisServer = request.getfixturevalue("redis_server")
+        store = RedisConsumerStore(f"redis://127.0.0.1:{redis.port}/11")
+    return store
+
+
+@pytest.mark.parametrize("kind", ["postgres", "redis"])
+def test_a_push_streams_subjects_ride_its_consumer_in_a_shared_store(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """With PostgreSQL or Redis holding the consumers (what every node's deliverer reads),
+    a push stream's consumer carries the subjects; a change keeps its place and history."""
+    log = SQLiteEventLog(str(tmp_path / "log.db"))
+    keys = KeySet.generate("ES256", now=time.time())
+    consumers = _consumer_store(kind, request)
+    transmitter = Transmitter(
+        issuer=ORIGIN, keys=keys, streams=SQLiteStreamStore(tmp_path / "s.db"), log=log,
+        now=time.time, poll_url=ORIGIN + "/ssf/poll/", allow_http=True, consumers=consumers,
+    )  # fmt: skip
+    deliverer = Deliverer(log, consumers, {KIND: SetRenderer(transmitter)}, clock=SystemClock())
+    receiver = Receiver(keys.jwks())
+    quiet, loud = (f"{name}-{uuid.uuid4().hex[:8]}" for name in ("quiet", "loud"))
+
+    def revoke(*names: str) -> None:
+        log.append(
+            [
+                {**SessionRevoked(uuid.uuid4().hex[:16], n, time.time(), reason="logout").to_dict(),
+                 "application": "default"}
+                for n in names
+            ]
+        )  # fmt: skip
+
+    def deliver_until(count: int) -> None:
+        deadline = time.monotonic() + 15
+        while len(receiver.jtis()) < count:
+            assert time.monotonic() < deadline, receiver.jtis()
+            deliverer.run_once()
+
+    try:
+        with uvicorn_thread(receiver.app) as base:
+            fields = {
+                "delivery": {
+                    "method": "urn:ietf:rfc:8935",
+                    "endpoint_url": base + "/events",
+                    "authorization_header": AUTHORIZATION,
+                }
+            }
+            stream = transmitter.create("default", fields)
+            revoke(loud)
+            deliver_until(1)
+            transmitter.remove_subject("default", stream.stream_id, user(quiet))
+            stored = consumers.get(stream.stream_id)
+            assert stored is not None
+            assert stored.config["subjects"] == [user(quiet)]
+            assert len(consumers.deliveries(stream.stream_id)) == 1  # the history stays
+            revoke(quiet, loud)
+            deliver_until(2)
+            deliverer.run_once()  # another round: nothing more comes
+            assert [c["sub_id"]["user"]["sub"] for c in receiver.received] == [loud, loud]
+            transmitter.add_subject("default", stream.stream_id, user(quiet))
+            revoke(quiet)
+            deliver_until(3)
+            assert receiver.received[-1]["sub_id"]["user"]["sub"] == quiet
+            transmitter.delete("default", stream.stream_id)
+    finally:
+        deliverer.stop()
+        transmitter.close()
+        consumers.close()
+        log.close()
 
 
 def test_subjects_and_mode_survive_a_restart(tmp_path: Path) -> None:

@@ -34,7 +34,7 @@ from dataclasses import asdict, replace
 from typing import Any, Final
 
 from sessionward.core.jose import b64decode, loads_object
-from sessionward.errors import InvalidArgument
+from sessionward.errors import InvalidArgument, NotFound
 from sessionward.jwt.keyset import KeySet
 from sessionward.signals.caep import signals_of
 from sessionward.signals.delivery import log_end
@@ -312,10 +312,16 @@ class Transmitter:
                 return None
             return {**document, "default_subjects": mode, "subjects": after}
 
-        if self.streams.update(stream.stream_id, edit) is None:
+        document = self.streams.update(stream.stream_id, edit)
+        if document is None:
             raise UnknownStream("no such stream")
-        if stream.method == PUSH:  # the consumer carries the document the renderer reads
-            self._sync_consumer(stream, restart=False)
+        if stream.method == PUSH and self.consumers is not None:
+            # The consumer carries the document the renderer reads, on every node; its place
+            # in the log, its state and its delivery history stay.
+            try:
+                self.consumers.set_config(stream.stream_id, _document(stream, document))
+            except NotFound:
+                self._sync_consumer(stream, restart=False)
 
     def status_of(self, application: str, stream_id: object) -> dict[str, Any]:
         """The status object; a push stream the engine disabled after repeated failures is

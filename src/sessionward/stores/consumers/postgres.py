@@ -199,6 +199,9 @@ class PostgresConsumerStore:
     def set_credentials(self, consumer_id: str, credentials: dict[str, Any]) -> None:
         self._update(consumer_id, "credentials = %s", (json.dumps(credentials),))
 
+    def set_config(self, consumer_id: str, config: dict[str, Any]) -> None:
+        self._update(consumer_id, "config = %s", (json.dumps(config),))
+
     def set_state(self, consumer_id: str, state: State, reason: str | None, now: float) -> None:
         if state == ACTIVE:
             self._update(
