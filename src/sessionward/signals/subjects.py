@@ -39,6 +39,7 @@ __all__ = [
     "DEFAULT_SUBJECTS",
     "MAX_SUBJECTS",
     "NONE",
+    "SubjectFilter",
     "added",
     "carries",
     "check_subject",
@@ -125,17 +126,68 @@ def carries(
     mode: str, subjects: Sequence[Mapping[str, Any]], sub_id: Mapping[str, Any], application: str
 ) -> bool:
     """Whether a stream of ``mode`` with this list sends an event about ``sub_id``."""
-    hit = any(matches(s, sub_id, application) for s in subjects)
-    return hit if mode == NONE else not hit
+    return SubjectFilter(mode, subjects, application).carries(sub_id)
 
 
 def matches(subject: Mapping[str, Any], sub_id: Mapping[str, Any], application: str) -> bool:
     """Whether the receiver's ``subject`` matches an event's ``sub_id`` (module doc)."""
-    members = _members(sub_id, application)
-    if subject.get("format") != "complex":
-        return any(_same(subject, m, role == "user") for role, m in members.items())
-    shared = [k for k in MEMBERS if k in subject and k in members]
-    return bool(shared) and all(_same(subject[k], members[k], k == "user") for k in shared)
+    return SubjectFilter(NONE, [subject], application).carries(sub_id)
+
+
+class SubjectFilter:
+    """A stream's mode and list, prepared once: an event costs a set lookup per member of its
+    ``sub_id`` (simple subjects) and a pass over the complex subjects listed."""
+
+    __slots__ = ("application", "complex", "mode", "simple")
+
+    def __init__(self, mode: str, subjects: Sequence[Mapping[str, Any]], application: str) -> None:
+        self.mode = mode
+        self.application = application
+        self.simple: set[tuple[str, ...]] = set()
+        self.complex: list[dict[str, tuple[str, ...]]] = []
+        for subject in subjects:
+            if subject.get("format") == "complex":
+                members = {k: _key(v) for k, v in subject.items() if k in MEMBERS}
+                self.complex.append(members)
+            else:
+                self.simple.add(_key(subject))
+
+    def carries(self, sub_id: Mapping[str, Any]) -> bool:
+        hit = self._hit(sub_id)
+        return hit if self.mode == NONE else not hit
+
+    def _hit(self, sub_id: Mapping[str, Any]) -> bool:
+        if not self.simple and not self.complex:
+            return False
+        keys = {
+            role: _keys(member, role == "user")
+            for role, member in _members(sub_id, self.application).items()
+        }
+        if self.simple and any(not self.simple.isdisjoint(k) for k in keys.values()):
+            return True
+        for members in self.complex:
+            shared = [name for name in members if name in keys]
+            if shared and all(members[name] in keys[name] for name in shared):
+                return True
+        return False
+
+
+def _key(subject: Mapping[str, Any]) -> tuple[str, ...]:
+    fmt = str(subject.get("format"))
+    fields = _FIELDS.get(fmt)
+    if fields is None:  # a format no receiver can list: it matches nothing listed
+        return ("?", repr(sorted(subject.items())))
+    return (fmt, *(str(subject.get(field)) for field in fields))
+
+
+def _keys(member: Mapping[str, Any], user: bool) -> set[tuple[str, ...]]:
+    """An event member's keys: its own, and for a user named by an address, that address as
+    an ``email`` subject."""
+    out = {_key(member)}
+    sub = member.get("sub")
+    if user and member.get("format") == "iss_sub" and isinstance(sub, str) and "@" in sub:
+        out.add(("email", sub.casefold()))
+    return out
 
 
 def _members(sub_id: Mapping[str, Any], application: str) -> dict[str, Mapping[str, Any]]:
@@ -147,18 +199,3 @@ def _members(sub_id: Mapping[str, Any], application: str) -> dict[str, Mapping[s
         out = {"": sub_id}
     out.setdefault("tenant", {"format": "opaque", "id": application})
     return out
-
-
-def _same(theirs: Mapping[str, Any], ours: Mapping[str, Any], user: bool) -> bool:
-    """The receiver's simple subject is the event's member; an ``email`` is the same as the
-    user (``user``: the member names one) whose id is that address."""
-    if dict(theirs) == dict(ours):
-        return True
-    sub = ours.get("sub")
-    return (
-        user
-        and theirs.get("format") == "email"
-        and ours.get("format") == "iss_sub"
-        and isinstance(sub, str)
-        and sub.casefold() == theirs.get("email")
-    )

@@ -44,8 +44,8 @@ from sessionward.signals.streams import POLL, PUSH, STATUSES, Stream, new_stream
 from sessionward.signals.subjects import (
     ALL,
     DEFAULT_SUBJECTS,
+    SubjectFilter,
     added,
-    carries,
     check_subject,
     removed,
 )
@@ -149,6 +149,9 @@ class Transmitter:
         self.wake: Callable[[], None] = lambda: None
         #: The subjects a new stream carries before any is added or removed (SSF 1.0 §7.1).
         self.default_subjects = default_subjects
+        # Per stream: the last list seen (the very object) and its prepared filter; a fill
+        # reads the document once, a push round once per consumer.
+        self._filters: dict[str, tuple[object, SubjectFilter]] = {}
 
     # -- stream management ------------------------------------------------------------------
 
@@ -457,12 +460,12 @@ class Transmitter:
         if entry.application != stream.application or entry.at < stream.since:
             return []
         delivered = stream.events_delivered
-        mode, subjects = _subject_filter(document)
+        subjects = self._filter(stream, document)
         out = []
         for signal in signals_of(entry.to_dict(), issuer=self.issuer, public_user=self.public_user):
             if signal.event_type not in delivered:
                 continue
-            if not carries(mode, subjects, signal.sub_id, stream.application):
+            if not subjects.carries(signal.sub_id):
                 continue
             jti = _jti(stream.stream_id, entry.id, signal.event_type)
             token = self._sign(
@@ -470,6 +473,18 @@ class Transmitter:
             )
             out.append(PendingSet(jti, token, entry.at))
         return out
+
+    def _filter(self, stream: Stream, document: Mapping[str, Any]) -> SubjectFilter:
+        listed = document.get("subjects")
+        cached = self._filters.get(stream.stream_id)
+        if cached is not None and cached[0] is listed and listed is not None:
+            return cached[1]
+        mode, subjects = _subject_filter(document)
+        prepared = SubjectFilter(mode, subjects, stream.application)
+        if len(self._filters) >= 1024:
+            self._filters.clear()
+        self._filters[stream.stream_id] = (listed, prepared)
+        return prepared
 
     def _sign(
         self,
