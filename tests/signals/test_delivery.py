@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from servers import postgres_server, redis_server  # noqa: F401 - fixtures
+from servers import WAIT, postgres_server, redis_server, wait_until  # noqa: F401 - fixtures
 
 from sessionward import SessionManager
 from sessionward.core.events import EventBus, SessionCreated, SessionRevoked
@@ -49,7 +49,7 @@ def receiver() -> Iterator[Receiver]:
     try:
         yield rx
     finally:
-        rx.stop()
+        rx.close()
 
 
 def revoked(log: MemoryEventLog, clock: FakeClock, n: int, app: str = "default") -> list[str]:
@@ -227,6 +227,7 @@ def test_repeated_failure_disables_the_endpoint_after_five_days(clock: FakeClock
             assert rounds < 500
     finally:
         engine.stop()
+        down.close()
     assert state is not None
     assert state.disabled_reason == "repeated_failure"
     assert 5 * 86_400 <= clock.now() - start < 5 * 86_400 + 3600 * 1.2
@@ -315,7 +316,7 @@ def test_two_deliverers_on_one_database_never_send_an_event_twice(
     threads = [threading.Thread(target=work, args=(n,)) for n in range(2)]
     for thread in threads:
         thread.start()
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + WAIT
     while len(receiver.ids()) < len(ids) and time.monotonic() < deadline:
         time.sleep(0.02)
     stop.set()
@@ -343,9 +344,7 @@ def test_a_deliverer_that_outlives_its_lease_moves_no_cursor(
     receiver.hold = threading.Event()
     stalled = threading.Thread(target=slow.run_once)
     stalled.start()  # claims the endpoint, then hangs on the receiver's first answer
-    deadline = time.monotonic() + 10
-    while not receiver.ids() and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(receiver.ids, "the stalled deliverer's first message")
     clock.advance(Limits().lease + 1)  # the stalled deliverer's lease runs out
     receiver.hold.set()
     receiver.hold = None
