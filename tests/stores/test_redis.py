@@ -1108,34 +1108,48 @@ def test_the_url_chooses_the_mode(server: RedisServer, cluster: RedisClusterServ
 def sentinel(server: RedisServer) -> Iterator[str]:
     """A Sentinel watching the test server as ``mymaster``: the URL to reach it through."""
     directory = Path(tempfile.mkdtemp(prefix="sw-sentinel-"))
-    port = free_port()
-    config = directory / "sentinel.conf"
-    config.write_text(
-        f"port {port}\nbind 127.0.0.1\ndir {directory}\n"
-        f"sentinel monitor mymaster 127.0.0.1 {server.port} 1\n"
-    )
-    process = subprocess.Popen(
-        ["redis-server", str(config), "--sentinel"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    process: subprocess.Popen[bytes] | None = None
     try:
-        client = redis.Redis(host="127.0.0.1", port=port)
+        for _ in range(3):  # a free port another process takes before the Sentinel: another
+            port = free_port()
+            config = directory / "sentinel.conf"
+            config.write_text(
+                f"port {port}\nbind 127.0.0.1\ndir {directory}\n"
+                f"sentinel monitor mymaster 127.0.0.1 {server.port} 1\n"
+            )
+            process = subprocess.Popen(
+                ["redis-server", str(config), "--sentinel"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            if _sentinel_answers(process, port):
+                break
+        else:
+            raise AssertionError("no Sentinel started on three free ports")
+        yield f"redis+sentinel://127.0.0.1:{port}/mymaster/0"
+    finally:
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=10)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _sentinel_answers(process: subprocess.Popen[bytes], port: int) -> bool:
+    """True once the Sentinel names the master; False if it exited (its port was taken)."""
+    client = redis.Redis(host="127.0.0.1", port=port)
+    try:
         deadline = time.monotonic() + WAIT
-        while True:
+        while process.poll() is None:
             try:
                 if client.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", "mymaster"):  # type: ignore[no-untyped-call]
-                    break
+                    return True
             except redis.ConnectionError:
                 pass
             assert time.monotonic() < deadline, "sentinel did not start"
             time.sleep(0.05)
-        client.close()
-        yield f"redis+sentinel://127.0.0.1:{port}/mymaster/0"
+        return False
     finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=10)
-        shutil.rmtree(directory, ignore_errors=True)
+        client.close()
 
 
 def test_sentinel_finds_the_master(sentinel: str, raw: redis.Redis) -> None:
