@@ -157,7 +157,7 @@ def writer_breakdown(tmp: Path, count: int) -> list[tuple[str, float]]:
         SQLiteStore(path).close()
         log = SQLiteEventLog(path)
         if not indexed:
-            log._connection().execute("DROP INDEX sessionward_events_by_session")
+            log._db.execute("DROP INDEX sessionward_events_by_session")
         append_all(log)  # a log that already holds as many entries
         steps.append((label, _per_event(functools.partial(append_all, log), count)))
         log.close()

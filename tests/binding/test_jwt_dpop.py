@@ -109,6 +109,8 @@ def api() -> Iterator[Api]:
                     reply = endpoints.login(service.login("alice", dpop_jkt=jkt), now=clock.now())
                 elif path == "/auth/refresh":
                     reply = endpoints.refresh(service, method, headers, url=url)
+                elif path == "/auth/logout":
+                    reply = endpoints.logout(service, method, headers, url=url)
                 else:
                     claims = authenticate(service, headers, method=method, url=url)
                     body = json.dumps({"sub": claims.sub}).encode()
@@ -132,6 +134,14 @@ def api() -> Iterator[Api]:
 def _error(response: httpx.Response) -> str:
     assert response.status_code == 401
     return response.headers["www-authenticate"].split('error="')[1].split('"')[0]
+
+
+def _token_error(response: httpx.Response) -> str:
+    """A token endpoint's refusal (RFC 9449 §5, §8): 400 and the error in the body."""
+    assert response.status_code == 400, response.text
+    assert "www-authenticate" not in response.headers
+    error: str = response.json()["error"]
+    return error
 
 
 def _cnf(token: str) -> Any:
@@ -169,10 +179,17 @@ def test_a_bound_access_token_needs_a_proof_of_its_key(api: Api) -> None:
 def test_a_bound_refresh_token_needs_a_proof_of_its_key(api: Api) -> None:
     device, thief = Device(), Device()
     api.login(device)
-    assert _error(api.call("POST", "/auth/refresh", None)) == "invalid_dpop_proof"
-    assert _error(api.call("POST", "/auth/refresh", thief)) == "invalid_dpop_proof"
+    assert _token_error(api.call("POST", "/auth/refresh", None)) == "invalid_dpop_proof"
+    assert _token_error(api.call("POST", "/auth/refresh", thief)) == "invalid_dpop_proof"
+    other_url = api.call("POST", "/auth/refresh", device, url=api.base + "/auth/logout")
+    assert _token_error(other_url) == "invalid_dpop_proof"
+    for_get = device.dpop("GET", api.base + "/auth/refresh", iat=api.clock.now(), nonce=api.nonce)
+    assert _token_error(api.call("POST", "/auth/refresh", None, proof=for_get)) == (
+        "invalid_dpop_proof"
+    )
     fresh = api.call("POST", "/auth/refresh", device)
     assert fresh.status_code == 200
+    assert fresh.headers["dpop-nonce"] == api.service.dpop_nonce()  # a fresh one with success
     token = fresh.json()["access_token"]
     assert _cnf(token) == {"jkt": device.thumbprint}
     assert api.call("GET", "/api/me", device, token).status_code == 200
@@ -185,11 +202,13 @@ def test_a_refused_refresh_leaves_the_family_as_it_was(api: Api) -> None:
     session_id = api.refresh_cookie.split("=", 1)[1][4:20]
     store = api.service.manager.store
     api.clock.advance(121)  # a touch of the family is due (and the nonce is stale)
-    assert _error(api.call("POST", "/auth/refresh", device)) == "use_dpop_nonce"
+    stale = api.call("POST", "/auth/refresh", device)
+    assert _token_error(stale) == "use_dpop_nonce"
+    assert stale.headers["dpop-nonce"] == api.service.dpop_nonce()
     before = store.get(session_id)
     assert before is not None
-    assert _error(api.call("POST", "/auth/refresh", None)) == "invalid_dpop_proof"
-    assert _error(api.call("POST", "/auth/refresh", thief)) == "invalid_dpop_proof"
+    assert _token_error(api.call("POST", "/auth/refresh", None)) == "invalid_dpop_proof"
+    assert _token_error(api.call("POST", "/auth/refresh", thief)) == "invalid_dpop_proof"
     assert store.get(session_id) == before  # no rotation, no touch, no context written
     fresh = api.call("POST", "/auth/refresh", device)  # the owner's refresh still works
     assert fresh.status_code == 200
@@ -297,3 +316,128 @@ def test_async_service_binds_the_same_way() -> None:
         await manager.close()
 
     asyncio.run(run())
+
+
+def test_a_bound_family_logs_out_only_with_a_proof_of_its_key(api: Api) -> None:
+    """A stolen refresh token cannot even end its owner's session: logout needs the proof
+    that refresh needs, and a refused logout ends nothing and keeps the cookie."""
+    device, thief = Device(), Device()
+    api.login(device)
+    assert api.refresh_cookie is not None
+    session_id = api.refresh_cookie.split("=", 1)[1][4:20]
+    store = api.service.manager.store
+    once = device.dpop("POST", api.base + "/auth/refresh", iat=api.clock.now(), nonce=api.nonce)
+    assert api.call("POST", "/auth/refresh", None, proof=once).status_code == 200
+    cookie = api.refresh_cookie
+    before = store.get(session_id)
+    refused = [
+        api.call("POST", "/auth/logout", None),  # no proof
+        api.call("POST", "/auth/logout", thief),  # another key's
+        api.call("POST", "/auth/logout", device, url=api.base + "/auth/refresh"),  # another URL
+        api.call("POST", "/auth/logout", None, proof=once),  # spent, and for another URL
+    ]
+    for response in refused:
+        assert _token_error(response) == "invalid_dpop_proof"
+        assert "set-cookie" not in response.headers
+    assert store.get(session_id) == before  # nothing ended, nothing written
+    replayed = device.dpop("POST", api.base + "/auth/logout", iat=api.clock.now(), nonce=api.nonce)
+    assert api.call("POST", "/auth/logout", None, proof=replayed).status_code == 200
+    assert api.refresh_cookie != cookie  # expired by the owner's logout
+    api.refresh_cookie = cookie
+    assert _token_error(api.call("POST", "/auth/logout", None, proof=replayed)) == (
+        "invalid_dpop_proof"
+    )
+    assert store.get(session_id) is None  # ended by the owner's proven logout only
+
+
+def test_a_logout_with_a_stale_nonce_asks_for_the_current_one(api: Api) -> None:
+    device = Device()
+    api.login(device)
+    assert api.refresh_cookie is not None
+    session_id = api.refresh_cookie.split("=", 1)[1][4:20]
+    api.clock.advance(121)  # two nonce windows of 60 s: the client's nonce is stale
+    stale = api.call("POST", "/auth/logout", device)
+    assert _token_error(stale) == "use_dpop_nonce"
+    assert stale.headers["dpop-nonce"] == api.service.dpop_nonce()
+    assert api.service.manager.store.get(session_id) is not None
+    assert api.call("POST", "/auth/logout", device).status_code == 200  # with the new nonce
+    assert api.service.manager.store.get(session_id) is None
+
+
+def test_a_logout_with_the_access_token_uses_its_checked_proof() -> None:
+    """``authenticate`` spent the request's proof for the access token; ``logout`` then takes
+    the key it proved (the token's ``cnf.jkt``) instead of checking the proof again."""
+    clock = FakeClock(time.time())
+    manager = SessionManager(MemoryStore(), policy=POLICY, clock=clock)
+    service = TokenService(
+        manager,
+        KeySet.generate("ES256", now=clock.now()),
+        issuer=ISS,
+        audience=AUD,
+        dpop=DpopPolicy(),
+    )
+    endpoints = TokenEndpoints(csrf=CsrfPolicy([AUD], keys=[secrets.token_bytes(32)]))
+    device, url = Device(), AUD + "/auth/logout"
+    pair = service.login("alice", dpop_jkt=device.thumbprint)
+    proof = device.dpop("POST", url, iat=clock.now(), token=pair.access_token)
+    headers = {
+        "authorization": f"DPoP {pair.access_token}",
+        "dpop": proof,
+        "cookie": f"__Secure-rt={pair.refresh_token}",
+        "sec-fetch-site": "same-origin",
+    }
+    claims = authenticate(service, headers, method="POST", url=url)
+    reply = endpoints.logout(service, "POST", headers, access=claims, url=url)
+    assert reply.status == 200
+    assert manager.store.get(pair.session_id) is None
+    manager.close()
+
+
+def test_the_service_logs_out_a_bound_family_only_with_its_key() -> None:
+    async def run() -> None:
+        clock = FakeClock(time.time())
+        manager = AsyncSessionManager(AsyncMemoryStore(), policy=POLICY, clock=clock)
+        service = AsyncTokenService(
+            manager,
+            KeySet.generate("ES256", now=clock.now()),
+            issuer=ISS,
+            audience=AUD,
+            dpop=DpopPolicy(),
+        )
+        device = Device()
+        pair = await service.login("alice", dpop_jkt=device.thumbprint)
+        for presented in (None, Device().thumbprint):
+            with pytest.raises(InvalidProof):
+                await service.logout(refresh_token=pair.refresh_token, dpop_jkt=presented)
+        assert await manager.store.get(pair.session_id) is not None
+        assert await service.logout(refresh_token=pair.refresh_token, dpop_jkt=device.thumbprint)
+        assert await manager.store.get(pair.session_id) is None
+        plain = await service.login("bob")  # an unbound family needs no proof
+        assert await service.logout(refresh_token=plain.refresh_token)
+        await manager.close()
+
+    asyncio.run(run())
+
+
+def test_a_bound_familys_pair_handed_to_a_retry_stays_dpop() -> None:
+    """A refresh retried with the previous refresh token inside the grace window (another
+    tab, a lost answer) gets the very same pair, bound and named as such, and only with a
+    proof of the family's key."""
+    clock = FakeClock(time.time())
+    manager = SessionManager(MemoryStore(), policy=POLICY, clock=clock)
+    service = TokenService(
+        manager,
+        KeySet.generate("ES256", now=clock.now()),
+        issuer=ISS,
+        audience=AUD,
+        dpop=DpopPolicy(),
+    )
+    device = Device()
+    pair = service.login("alice", dpop_jkt=device.thumbprint)
+    first = service.refresh(pair.refresh_token, dpop_jkt=device.thumbprint)
+    with pytest.raises(InvalidProof):
+        service.refresh(pair.refresh_token, dpop_jkt=Device().thumbprint)
+    again = service.refresh(pair.refresh_token, dpop_jkt=device.thumbprint)
+    assert (again.access_token, again.refresh_token) == (first.access_token, first.refresh_token)
+    assert again.token_type == "DPoP"  # noqa: S105 - a scheme name
+    manager.close()

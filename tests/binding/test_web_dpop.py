@@ -277,3 +277,25 @@ def test_proofs_made_by_joserfc_are_accepted(api: Api) -> None:
     assert binding_of(api.record(token).data).jkt == key.thumbprint()
     me = api.call("GET", "/me", None, token, proof=proof("GET", "/me", token))
     assert me.json() == {"user": "alice", "proven": True}
+
+
+def test_a_missing_forged_or_foreign_nonce_is_asked_again(api: Api) -> None:
+    """Each answer carries the current nonce; a proof without it, with a made-up one, or with
+    one under another key is refused with ``use_dpop_nonce`` and the current nonce, and the
+    session is left as it was."""
+    device = Device()
+    token = api.login(device)
+    ok = api.call("GET", "/me", device, token)
+    assert ok.status_code == 200
+    current = DPOP.nonce(api.clock.now())
+    assert ok.headers["dpop-nonce"] == current
+    token = ok.headers.get("session-token", token)
+    before = api.record(token).record
+    foreign = DpopPolicy(nonce_key=secrets.token_bytes(32), nonce_lifetime=60)
+    for nonce in (None, "A" * 32, foreign.nonce(api.clock.now())):
+        proof = device.dpop("GET", api.base + "/me", iat=api.clock.now(), token=token, nonce=nonce)
+        asked = api.call("GET", "/me", None, token, proof=proof)
+        assert _error(asked) == "use_dpop_nonce"
+        assert asked.headers["dpop-nonce"] == current
+    assert api.record(token).record == before
+    assert api.call("GET", "/me", device, token).json() == {"user": "alice", "proven": True}

@@ -74,6 +74,11 @@ def _serve_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="the demo shop sends the optional device signal (see docs/risk.md)",
     )
+    parser.add_argument(
+        "--dpop-nonces",
+        action="store_true",
+        help="DPoP proofs must carry a server nonce (see docs/binding.md)",
+    )
     parser.add_argument("--log-level", default="info", help="uvicorn log level (default info)")
     parser.add_argument(
         "--access-log", action="store_true", help="log every request (off by default: its cost)"
@@ -116,6 +121,8 @@ def _load(args: argparse.Namespace) -> ServiceConfig:
         flags["risk"] = args.risk
     if args.demo_device_signal:
         flags["demo_device_signal"] = True
+    if args.dpop_nonces:
+        flags["dpop_nonces"] = True
     return load(args, **flags)
 
 

@@ -18,21 +18,23 @@ check the request's provenance (``Sec-Fetch-Site`` / ``Origin`` / ``Referer``, t
 ``Cache-Control: no-store``. The refresh token is never put in a body.
 
 With a service built with ``dpop=DpopPolicy(...)``, pass the request's absolute ``url``: a
-family bound to a DPoP key refreshes only with a proof of that key, and its access tokens
-(``Authorization: DPoP <token>``) are accepted only with one; refusals are
-:func:`dpop_unauthorized` replies (``WWW-Authenticate: DPoP``, ``DPoP-Nonce``).
+family bound to a DPoP key refreshes and logs out only with a proof of that key, and its access
+tokens (``Authorization: DPoP <token>``) are accepted only with one. The token endpoints refuse
+a proof as a token endpoint does (:func:`dpop_token_error`: ``400``, ``invalid_dpop_proof`` or
+``use_dpop_nonce``); an API route as a resource server does (:func:`dpop_unauthorized`:
+``401``, ``WWW-Authenticate: DPoP``). Both send the current nonce in ``DPoP-Nonce`` when nonces
+are on, and so do the token endpoints' successful replies.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sessionward.core.dpop import NONCE_HEADER
+from sessionward.core.dpop import NONCE_HEADER, bound_jkt
 from sessionward.errors import ConfigError, InvalidArgument, InvalidProof, InvalidToken
 from sessionward.jwt._async.service import AsyncTokenService
 from sessionward.jwt._sync.service import TokenService
@@ -47,6 +49,7 @@ __all__ = [
     "TokenEndpoints",
     "authenticate",
     "authenticate_async",
+    "dpop_token_error",
     "dpop_unauthorized",
 ]
 
@@ -131,17 +134,18 @@ class TokenEndpoints:
 
     # -- replies ----------------------------------------------------------------------------
 
-    def login(self, pair: TokenPair, *, now: float) -> Reply:
-        """200 with the access token in the body and the refresh token in the cookie."""
+    def login(self, pair: TokenPair, *, now: float, nonce: str | None = None) -> Reply:
+        """200 with the access token in the body and the refresh token in the cookie (and
+        ``nonce``, the service's :meth:`~sessionward.jwt.TokenService.dpop_nonce`, in
+        ``DPoP-Nonce``)."""
         body = {
             "access_token": pair.access_token,
             "token_type": pair.token_type,  # "DPoP" for a family bound to a key
             "expires_in": max(0, int(pair.access_expires_at - now)),
         }
         max_age = max(1, int(pair.refresh_expires_at - now))
-        return _json(
-            200, body, ("set-cookie", self.cookie.header(pair.refresh_token, max_age=max_age))
-        )
+        cookie = ("set-cookie", self.cookie.header(pair.refresh_token, max_age=max_age))
+        return _json(200, body, cookie, *(() if nonce is None else ((NONCE_HEADER, nonce),)))
 
     def _refused(self, method: str, headers: Mapping[str, str]) -> Reply | None:
         if method.upper() != "POST":
@@ -177,10 +181,10 @@ class TokenEndpoints:
                 jkt = service.check_proof(headers.get("dpop"), method=method, url=url).jkt
             pair = service.refresh(token, dpop_jkt=jkt)
         except InvalidProof as exc:
-            return dpop_unauthorized(service, exc)
+            return dpop_token_error(service, exc)
         except InvalidToken:
             return self._invalid()
-        return self.login(pair, now=service.clock.now())
+        return self.login(pair, now=service.clock.now(), nonce=service.dpop_nonce())
 
     def logout(
         self,
@@ -189,14 +193,29 @@ class TokenEndpoints:
         headers: Mapping[str, str],
         *,
         access: AccessClaims | None = None,
+        url: str | None = None,
     ) -> Reply:
-        """``POST <path>/logout``: end the family and clear the cookie (always 200)."""
+        """``POST <path>/logout``: end the family and clear the cookie (200, also for a
+        refresh token that was dead already). A family bound to a DPoP key ends only with a
+        proof of that key: the request's own (with DPoP on and ``url`` given), or the one
+        ``authenticate`` checked for ``access``; without it the reply is
+        :func:`dpop_token_error` and nothing ends."""
         refused = self._refused(method, headers)
         if refused is not None:
             return refused
         token = self.cookie.read(headers.get("cookie"))
-        with contextlib.suppress(InvalidToken):  # ended already, or garbage: clear it anyway
-            service.logout(refresh_token=token, access=access)
+        try:
+            jkt = None if access is None else bound_jkt(access.claims)
+            if jkt is None and service.dpop is not None and "dpop" in headers and url is not None:
+                jkt = service.check_proof(headers.get("dpop"), method=method, url=url).jkt
+            service.logout(refresh_token=token, access=access, dpop_jkt=jkt)
+        except InvalidProof as exc:
+            return dpop_token_error(service, exc)
+        except InvalidToken:
+            pass  # ended already, or garbage: clear the cookie anyway
+        return self._logged_out()
+
+    def _logged_out(self) -> Reply:
         return _json(
             200,
             {"status": "logged-out"},
@@ -227,10 +246,10 @@ class TokenEndpoints:
                 jkt = (await service.check_proof(headers.get("dpop"), method=method, url=url)).jkt
             pair = await service.refresh(token, dpop_jkt=jkt)
         except InvalidProof as exc:
-            return dpop_unauthorized(service, exc)
+            return dpop_token_error(service, exc)
         except InvalidToken:
             return self._invalid()
-        return self.login(pair, now=service.clock.now())
+        return self.login(pair, now=service.clock.now(), nonce=service.dpop_nonce())
 
     async def logout_async(
         self,
@@ -239,20 +258,23 @@ class TokenEndpoints:
         headers: Mapping[str, str],
         *,
         access: AccessClaims | None = None,
+        url: str | None = None,
     ) -> Reply:
         """The :meth:`logout` of an :class:`AsyncTokenService`."""
         refused = self._refused(method, headers)
         if refused is not None:
             return refused
         token = self.cookie.read(headers.get("cookie"))
-        with contextlib.suppress(InvalidToken):
-            await service.logout(refresh_token=token, access=access)
-        return _json(
-            200,
-            {"status": "logged-out"},
-            ("set-cookie", self.cookie.expire()),
-            ("clear-site-data", '"cookies", "storage"'),
-        )
+        try:
+            jkt = None if access is None else bound_jkt(access.claims)
+            if jkt is None and service.dpop is not None and "dpop" in headers and url is not None:
+                jkt = (await service.check_proof(headers.get("dpop"), method=method, url=url)).jkt
+            await service.logout(refresh_token=token, access=access, dpop_jkt=jkt)
+        except InvalidProof as exc:
+            return dpop_token_error(service, exc)
+        except InvalidToken:
+            pass  # ended already, or garbage: clear the cookie anyway
+        return self._logged_out()
 
 
 UNAUTHORIZED = Reply(
@@ -279,6 +301,16 @@ def dpop_unauthorized(service: TokenService | AsyncTokenService, exc: InvalidPro
     if nonce is not None:
         headers.append((NONCE_HEADER, nonce))
     return Reply(401, headers, json.dumps({"error": error}).encode("ascii"))
+
+
+def dpop_token_error(service: TokenService | AsyncTokenService, exc: InvalidProof) -> Reply:
+    """A token endpoint's refusal of a DPoP proof (RFC 9449 §5, §8): ``400`` with
+    ``{"error": "use_dpop_nonce"}`` (sign again with the nonce in ``DPoP-Nonce``) or
+    ``{"error": "invalid_dpop_proof"}``, and the current nonce when nonces are on."""
+    error = "use_dpop_nonce" if exc.reason == "use_dpop_nonce" else "invalid_dpop_proof"
+    nonce = service.dpop_nonce()
+    extra = () if nonce is None else ((NONCE_HEADER, nonce),)
+    return _json(400, {"error": error}, *extra)
 
 
 def _credentials(headers: Mapping[str, str], dpop: bool) -> tuple[str, str]:

@@ -10,6 +10,8 @@ code                   status  meaning
 invalid_request        400     body or parameter not acceptable (message says which)
 unauthenticated        401     missing, malformed, unknown or revoked API key
 invalid_token          401     the session token does not authenticate (never why)
+use_dpop_nonce         400     sign the DPoP proof again with the nonce in ``DPoP-Nonce``
+                               (401 with ``WWW-Authenticate: DPoP`` from validate)
 forbidden              403     the key's scope does not allow this operation
 step_up_required       403     the session must re-authenticate first
 not_found              404     no such route or session
@@ -56,11 +58,13 @@ from sessionward.core import binding as states
 from sessionward.core import token as tokens
 from sessionward.core.binding import BINDING_KEY, binding_of, last_proof
 from sessionward.core.context import RequestContext
+from sessionward.core.dpop import USE_NONCE
 from sessionward.core.events import RevokeReason
 from sessionward.core.record import Session, SessionRecord
 from sessionward.errors import (
     DataTooLarge,
     InvalidArgument,
+    InvalidProof,
     InvalidToken,
     RiskChallenge,
     RiskRevoked,
@@ -250,6 +254,9 @@ class Api:
         user_id = user_id_of(user_id, key)
         context = request_context(fields, self._device(key))
         manager = self._manager(key)
+        passed = api_dpop.passed_proof(fields)  # checked first: a retry with the nonce repeats
+        with api_dpop.nonce_asked(self.rt.dpop, manager.clock.now()):  # nothing else
+            jkt = await api_dpop.check(manager, self.rt.dpop, passed)
         previous = None
         previous_token = fields.string("previous_token", limit=256)
         challenged = None
@@ -270,7 +277,6 @@ class Api:
             if user_id is None:
                 raise ApiError(400, "invalid_request", "idp needs a user_id")
             data.update(link.data())
-        jkt = await api_dpop.check(manager, api_dpop.passed_proof(fields))
         if jkt is not None:  # the client proved a key: the session is bound to it
             data[BINDING_KEY] = states.encode(states.dpop_state(jkt, manager.clock.now()))
         session = await manager.issue(
@@ -287,10 +293,18 @@ class Api:
             # The owner signed in again: their challenged session ends (after the new one
             # took the user's history from it); another user's sign-in leaves it alone.
             await manager.revoke(challenged.session_id, reason=RevokeReason.NEW_LOGIN)
-        return _answer({"session": session_json(session), "token": session.token}, 201)
+        answer = _answer({"session": session_json(session), "token": session.token}, 201)
+        return self._nonce(answer, fields.body)
+
+    def _nonce(self, answer: Response, body: Mapping[str, Any]) -> Response:
+        """The answer to a call that passed a DPoP proof carries the current nonce."""
+        if "dpop" not in body:
+            return answer
+        return api_dpop.offer_nonce(answer, self.rt.dpop, self.manager.clock.now())
 
     async def validate(self, request: Request, key: ApiKey) -> Response:
-        return _JsonAnswer(await self.validate_answer(await json_body(request), key))
+        body = await json_body(request)
+        return self._nonce(_JsonAnswer(await self.validate_answer(body, key)), body)
 
     async def validate_answer(self, body: dict[str, Any], key: ApiKey) -> bytes:
         """The validate endpoint past authentication and body parsing: the encoded 200 answer
@@ -308,19 +322,22 @@ class Api:
             passed = api_dpop.passed_proof(fields)
         application = key.application
         manager = self.rt.manager_for(application)
-        proof = api_dpop.precondition(manager, passed, token)
+        dpop = self.rt.dpop
+        proof = api_dpop.precondition(manager, dpop, passed, token)
         try:
             # A bound session's proof is checked before validate writes anything.
             session = await manager.validate(token, context=context, proof=proof)
             if passed is not None and proof.checked is None:  # a proof for an unbound session
-                await api_dpop.check(manager, passed, token=token, session=session)
+                await api_dpop.check(manager, dpop, passed, token=token, session=session)
         except RiskChallenge as challenge:  # sign in again; the session survives
             self.rt.activity.decision("step-up", application)
             return challenge_answer(challenge)
         except RiskRevoked as revoked:
             self.rt.activity.decision("deny", application)
             return revoked_answer(revoked)
-        except InvalidToken:
+        except InvalidToken as exc:
+            if isinstance(exc, InvalidProof) and exc.reason == USE_NONCE:
+                raise api_dpop.nonce_refusal(dpop, manager.clock.now(), resource=True) from None
             self.rt.activity.decision("deny", application)
             return _DENY
         decision = "rotate" if session.token is not None else "allow"
@@ -378,12 +395,18 @@ class Api:
         return _answer(body)
 
     async def revoke(self, request: Request, key: ApiKey) -> Response:
-        fields = Fields(await json_body(request), {"token"})
+        """A session bound to a DPoP key ends only with a proof of that key (as it validates):
+        a stolen token cannot even end its owner's session."""
+        fields = Fields(await json_body(request), {"token", "dpop"})
+        token = fields.string("token", required=True, limit=256)
+        manager = self._manager(key)
+        proof = api_dpop.precondition(manager, self.rt.dpop, api_dpop.passed_proof(fields), token)
         try:
-            session = await self._token_session(fields, None, key)
+            with api_dpop.nonce_asked(self.rt.dpop, manager.clock.now()):
+                session = await manager.validate(token, proof=proof)
         except InvalidToken:
-            return _answer({"revoked": False})
-        return _answer({"revoked": await self._manager(key).revoke(session)})
+            return self._nonce(_answer({"revoked": False}), fields.body)
+        return self._nonce(_answer({"revoked": await manager.revoke(session)}), fields.body)
 
     async def confirm(self, request: Request, key: ApiKey) -> Response:
         """ "This was me": the application has signed its user in again after a risk
@@ -467,11 +490,13 @@ class Api:
             raise ApiError(404, "not_found", _NO_JWT)
         return self.rt.tokens
 
-    def _pair(self, service: AsyncTokenService, pair: TokenPair, status: int) -> Response:
+    def _pair(
+        self, service: AsyncTokenService, pair: TokenPair, status: int, fields: Fields
+    ) -> Response:
         body = pair.response(service.clock.now())
         body["session_id"] = pair.session_id
         body["refresh_expires_at"] = pair.refresh_expires_at
-        return _answer(body, status)
+        return self._nonce(_answer(body, status), fields.body)
 
     async def token_login(self, request: Request, key: ApiKey) -> Response:
         service = self._tokens()
@@ -483,15 +508,17 @@ class Api:
         end_others = fields.body.get("end_other_sessions", False)
         if not isinstance(end_others, bool):
             raise ApiError(400, "invalid_request", "end_other_sessions must be true or false")
+        with api_dpop.nonce_asked(self.rt.dpop, service.clock.now()):
+            jkt = await _proven_key(service, fields)
         pair = await service.login(
             str(user_id_of(user_id, key)),
             scopes=fields.strings("scopes", ascii_only=True) or (),
             auth_level=or_default(fields.integer("auth_level", maximum=100), 1),
             context=request_context(fields, self._device(key)),
             end_other_sessions=end_others,
-            dpop_jkt=await _proven_key(service, fields),
+            dpop_jkt=jkt,
         )
-        return self._pair(service, pair, 201)
+        return self._pair(service, pair, 201, fields)
 
     async def token_refresh(self, request: Request, key: ApiKey) -> Response:
         service = self._tokens()
@@ -501,9 +528,10 @@ class Api:
         family = await self.manager.store.get(tokens.parse(refresh_token).session_id)
         if family is None or application_of_user(family.user_id) != key.application:
             raise InvalidToken("unknown")  # another application's family is as unknown
-        jkt = await _proven_key(service, fields)  # a family bound to a key needs its proof
+        with api_dpop.nonce_asked(self.rt.dpop, service.clock.now()):
+            jkt = await _proven_key(service, fields)  # a family bound to a key needs its proof
         pair = await service.refresh(refresh_token, context=context, dpop_jkt=jkt)  # else 401
-        return self._pair(service, pair, 200)
+        return self._pair(service, pair, 200, fields)
 
     async def metrics(self, request: Request, key: ApiKey) -> Response:
         up = await self.rt.store_ready()

@@ -5,32 +5,76 @@ that header's value, with the method and absolute URL of the client's request, i
 field of an API call. At issue (and at a JWT-mode login) a checked proof binds the new
 session to the proof's key; a session bound so is then validated (or refreshed) only with a
 fresh proof of that key, made for that token (``ath``). Each proof's ``jti`` is spent in the
-session store, shared by every node. The service sends no nonces.
+session store, shared by every node.
+
+With ``dpop_nonces`` on (:func:`sessionward.service.runtime.dpop_policy`), a proof must also
+carry a current server nonce (RFC 9449 §8): one without gets ``use_dpop_nonce`` and the current
+nonce in ``DPoP-Nonce`` (``400`` from the calls that issue, refresh or end a token, as a token
+endpoint answers; ``401`` with ``WWW-Authenticate: DPoP`` from validate, as a resource server
+answers), and every answer to a call that passed a proof carries the current nonce too. The
+backend hands both headers to its client.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Final, NamedTuple
+
+from starlette.responses import Response
 
 from sessionward.core import binding as states
 from sessionward.core.decision import Proof
-from sessionward.core.dpop import DpopPolicy
+from sessionward.core.dpop import NONCE_HEADER, USE_NONCE, DpopPolicy
 from sessionward.core.record import Session, SessionRecord
+from sessionward.errors import InvalidProof
 from sessionward.manager._async.binding import AsyncBinder, AsyncDpopCheck, dpop_key
 from sessionward.manager._async.manager import AsyncSessionManager
+from sessionward.service.api_errors import ApiError
 from sessionward.service.api_fields import Fields
 
 __all__ = [
-    "POLICY",
     "PassedProof",
     "bound_key",
     "check",
+    "nonce_asked",
+    "nonce_refusal",
+    "offer_nonce",
     "passed_proof",
     "precondition",
     "unproven",
 ]
 
-POLICY: Final = DpopPolicy()
+_ASK: Final = "sign the proof again with the nonce in DPoP-Nonce"
+
+
+def nonce_refusal(policy: DpopPolicy, now: float, *, resource: bool = False) -> ApiError:
+    """The answer asking for a proof with the current nonce: ``400`` (a token endpoint's
+    answer) or, for a ``resource`` request (validate), ``401`` with ``WWW-Authenticate``."""
+    headers = {NONCE_HEADER: policy.nonce(now) or ""}
+    if resource:
+        headers["www-authenticate"] = f'DPoP error="{USE_NONCE}", algs="{policy.algs_param}"'
+    return ApiError(401 if resource else 400, USE_NONCE, _ASK, headers)
+
+
+@contextmanager
+def nonce_asked(policy: DpopPolicy, now: float, *, resource: bool = False) -> Iterator[None]:
+    """Turns a proof refused for its nonce into :func:`nonce_refusal`'s answer; every other
+    refusal passes through."""
+    try:
+        yield
+    except InvalidProof as exc:
+        if exc.reason == USE_NONCE:
+            raise nonce_refusal(policy, now, resource=resource) from None
+        raise
+
+
+def offer_nonce(response: Response, policy: DpopPolicy, now: float) -> Response:
+    """``response`` with the current nonce in ``DPoP-Nonce`` (when nonces are on)."""
+    nonce = policy.nonce(now)
+    if nonce is not None:
+        response.raw_headers.append((NONCE_HEADER.encode("ascii"), nonce.encode("ascii")))
+    return response
 
 
 class PassedProof(NamedTuple):
@@ -65,6 +109,7 @@ def bound_key(session: Session) -> str | None:
 
 async def check(
     manager: AsyncSessionManager,
+    policy: DpopPolicy,
     passed: PassedProof | None,
     *,
     token: str | None = None,
@@ -78,7 +123,7 @@ async def check(
     if passed is None and jkt is None:
         return None
     checked = await AsyncBinder(manager).check_dpop(
-        POLICY,
+        policy,
         None if passed is None else passed.proof,
         method="" if passed is None else passed.method,
         url="" if passed is None else passed.url,
@@ -90,14 +135,17 @@ async def check(
 
 
 def precondition(
-    manager: AsyncSessionManager, passed: PassedProof | None, token: str | None
+    manager: AsyncSessionManager,
+    policy: DpopPolicy,
+    passed: PassedProof | None,
+    token: str | None,
 ) -> AsyncDpopCheck:
     """The proof check ``validate`` runs on ``token``'s session before it writes anything: a
     session bound to a DPoP key needs ``passed``, a proof of that key for ``token``; a refusal
     raises :class:`~sessionward.errors.InvalidProof` with the session untouched."""
     return AsyncDpopCheck(
         AsyncBinder(manager),
-        POLICY,
+        policy,
         None if passed is None else passed.proof,
         method="" if passed is None else passed.method,
         url="" if passed is None else passed.url,
@@ -106,7 +154,7 @@ def precondition(
 
 
 async def unproven(record: SessionRecord) -> Proof:
-    """The proof check of the calls that carry no proof (``rotate``, ``elevate``, data,
-    ``revoke``): the backend asks for the change itself, but the validation on the way
+    """The proof check of the calls that carry no proof (``rotate``, ``elevate``, data):
+    the backend asks for the change itself, but the validation on the way
     renews, touches and learns nothing for a session bound to a DPoP key."""
     return Proof.UNBOUND if dpop_key(record) is None else Proof.PENDING

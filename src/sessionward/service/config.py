@@ -15,6 +15,7 @@ flags, at top level or under a ``[service]`` table, plus an optional ``[policy]`
     ssf_issuer = "https://signals.example"  # Shared Signals pushed by this transmitter
     risk = false                      # hijack scoring is on unless this says so (docs/risk.md)
     demo_device_signal = true         # the demo shop sends the device signal (off by default)
+    dpop_nonces = true                # DPoP proofs must carry a server nonce (off by default)
 
     [policy]
     idle_timeout = 1800
@@ -24,6 +25,7 @@ flags, at top level or under a ``[service]`` table, plus an optional ``[policy]`
 
 from __future__ import annotations
 
+import base64
 import os
 import tomllib
 from collections.abc import Mapping
@@ -83,6 +85,10 @@ class ServiceConfig:
       a ``context`` is not scored, so an application that sends none sees no change.
     * ``demo_device_signal`` (off by default): the demo shop serves ``device.js`` and scores
       the device signal (see docs/risk.md, "Device signal").
+    * ``dpop_nonces`` (off by default): every DPoP proof passed on in a ``dpop`` field must
+      carry a current server nonce (RFC 9449 §8); ``dpop_nonce_key`` is the key the nonces are
+      made with, base64 of at least 32 random bytes and the same on every host (default: a
+      secret of the state file, shared by the processes of one host).
     """
 
     host: str = "127.0.0.1"
@@ -111,6 +117,8 @@ class ServiceConfig:
     ssf_credential_compromise: str = "revoke"
     risk: bool = True
     demo_device_signal: bool = False
+    dpop_nonces: bool = False
+    dpop_nonce_key: str | None = field(default=None, repr=False)
     policy: Policy = field(default_factory=Policy)
 
     def __post_init__(self) -> None:
@@ -132,6 +140,23 @@ class ServiceConfig:
             raise ConfigError("oidc_issuer and oidc_client_id go together")
         if self.ssf_credential_compromise not in ("revoke", "step-up"):
             raise ConfigError("ssf_credential_compromise must be 'revoke' or 'step-up'")
+        if self.dpop_nonce_key is not None:
+            if not self.dpop_nonces:
+                raise ConfigError("dpop_nonce_key is set but dpop_nonces is off")
+            self.nonce_key_bytes()  # raises when it is not a key
+
+    def nonce_key_bytes(self) -> bytes | None:
+        """``dpop_nonce_key`` decoded (standard or URL-safe base64), or ``None`` when unset."""
+        if self.dpop_nonce_key is None:
+            return None
+        text = self.dpop_nonce_key.strip().replace("+", "-").replace("/", "_").rstrip("=")
+        try:
+            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        except ValueError:
+            raw = b""
+        if len(raw) < 32:
+            raise ConfigError("dpop_nonce_key must be base64 of at least 32 random bytes")
+        return raw
 
     @property
     def store_is_sqlite(self) -> bool:
@@ -198,6 +223,7 @@ def _coerce(name: str, value: Any) -> Any:
         "webhook_private_targets": bool,
         "risk": bool,
         "demo_device_signal": bool,
+        "dpop_nonces": bool,
     }
     if name == "trusted_proxies":
         if isinstance(value, str):

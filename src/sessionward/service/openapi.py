@@ -10,6 +10,7 @@ from typing import Any
 
 from sessionward._version import __version__
 from sessionward.core.events import RevokeReason
+from sessionward.service.openapi_dpop import with_nonces
 from sessionward.service.openapi_events import EVENT_SCHEMAS, events_paths
 from sessionward.service.openapi_receivers import receiver_paths
 from sessionward.service.openapi_schemas import SCHEMAS, TOKEN, obj, ref
@@ -93,7 +94,6 @@ _STATUS = {"type": "object", "required": ["status"], "properties": {"status": {"
 
 
 def _paths() -> dict[str, Any]:
-    token_only = obj({"token": TOKEN}, ("token",))
     user = _param("user_id", "The user id (URL-encoded).")
     session_id = _param("session_id", "The public session id (16 characters).")
     return {
@@ -246,8 +246,12 @@ def _paths() -> dict[str, Any]:
             "post": _op(
                 "End the session of this token (logout); idempotent",
                 "issue",
-                _json(_REVOKED_BOOL),
-                body=token_only,
+                _json(
+                    _REVOKED_BOOL,
+                    "`revoked` is false for an unknown token, and for a"
+                    " session bound to a DPoP key without a proof of that key for the token.",
+                ),
+                body=obj({"token": TOKEN, "dpop": ref("DpopProof")}, ("token",)),
             )
         },
         "/v1/users/{user_id}/sessions": {
@@ -502,7 +506,9 @@ def openapi_document(server_url: str | None = None) -> dict[str, Any]:
             "keys starting `_sessionward` are the service's own and refused.",
         },
         "paths": {
-            **_with_throttling({**_paths(), **events_paths(), **webhook_paths(), **ssf_paths()}),
+            **_with_throttling(
+                {**with_nonces(_paths()), **events_paths(), **webhook_paths(), **ssf_paths()}
+            ),
             **receiver_paths(),
         },
         "components": {

@@ -39,7 +39,14 @@ if TYPE_CHECKING:
     from sessionward.jwt import AsyncTokenService
     from sessionward.signals.transmitter import Transmitter
 
-__all__ = ["RESERVED_PREFIX", "Runtime", "open_risk", "open_runtime", "open_store"]
+__all__ = [
+    "RESERVED_PREFIX",
+    "Runtime",
+    "dpop_policy",
+    "open_risk",
+    "open_runtime",
+    "open_store",
+]
 
 #: User ids in this namespace belong to the service itself (admin accounts); the API refuses
 #: to issue sessions for them, so an ``issue`` key cannot mint an admin session.
@@ -101,6 +108,7 @@ class Runtime:
     risk: RiskAssessor | None = None  # hijack scoring, when ``risk`` is configured
     transmitter: Transmitter | None = None  # Shared Signals (sessionward.service.ssf)
     ssf_off: str | None = None  # why there is no transmitter
+    dpop: DpopPolicy = field(default_factory=DpopPolicy)  # proofs passed on in ``dpop`` fields
     _managers: dict[str, AsyncSessionManager] = field(default_factory=dict)
 
     def manager_for(self, application: str) -> AsyncSessionManager:
@@ -205,7 +213,8 @@ def open_runtime(
     state.mark_served(clock.now())
     keys = KeyRing(state, cache_seconds=config.key_cache_seconds)
     try:
-        tokens = open_token_service(config, manager) if config.jwt_keys else None
+        dpop = dpop_policy(config, state)
+        tokens = open_token_service(config, manager, dpop) if config.jwt_keys else None
     except BaseException:
         state.close()
         if event_log is not None:
@@ -232,7 +241,17 @@ def open_runtime(
         receivers=receivers,
         webhooks=webhooks,
         risk=risk,
+        dpop=dpop,
     )
+
+
+def dpop_policy(config: ServiceConfig, state: ServiceState) -> DpopPolicy:
+    """How the API checks DPoP proofs: with ``dpop_nonces``, each must carry a current nonce,
+    an HMAC of a time window under ``dpop_nonce_key`` (or the state file's secret), so every
+    process holding the key issues and accepts the same nonces without a store round trip."""
+    if not config.dpop_nonces:
+        return DpopPolicy()
+    return DpopPolicy(nonce_key=config.nonce_key_bytes() or state.secret("dpop-nonce"))
 
 
 def open_risk() -> RiskAssessor:
@@ -258,7 +277,9 @@ def _not_a_refresh_family(record: SessionRecord) -> bool:
     return _FAMILY_MARK not in record.data
 
 
-def open_token_service(config: ServiceConfig, manager: AsyncSessionManager) -> AsyncTokenService:
+def open_token_service(
+    config: ServiceConfig, manager: AsyncSessionManager, dpop: DpopPolicy | None = None
+) -> AsyncTokenService:
     """The JWT mode: ``config.jwt_keys`` is a key file's path or the key text itself."""
     try:
         from sessionward.jwt import AsyncTokenService
@@ -282,5 +303,5 @@ def open_token_service(config: ServiceConfig, manager: AsyncSessionManager) -> A
         keyset,
         issuer=config.origin,
         audience=config.jwt_audience or config.origin,
-        dpop=DpopPolicy(),  # used only for clients that send a proof (see docs/binding.md)
+        dpop=dpop or DpopPolicy(),  # used only for clients that send a proof (docs/binding.md)
     )

@@ -20,12 +20,10 @@ import json
 import os
 import secrets
 import sqlite3
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 from sessionward.errors import AlreadyExists, StoreCorrupt, StoreError, StoreUnavailable
+from sessionward.stores._sqlite_db import SQLiteDB
 
 __all__ = ["ApiKeyRow", "ServiceState", "UserRow"]
 
@@ -112,6 +110,7 @@ class UserRow(NamedTuple):
 _SELECT_KEYS = (
     "SELECT id, digest, scope, name, created_at, revoked_at, application FROM service_api_keys"
 )
+_HITS = "SELECT hits FROM service_throttle WHERE key = ?"
 
 
 class ServiceState:
@@ -119,21 +118,11 @@ class ServiceState:
 
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 5.0) -> None:
         self.path = os.fspath(path)
-        self._lock = threading.RLock()
-        try:
-            self._conn = sqlite3.connect(
-                self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
-            )
-            self._conn.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
-            if self.path != ":memory:":
-                self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._migrate()
-        except sqlite3.Error as exc:
-            raise _translate(exc) from exc
+        self._db = SQLiteDB(self.path, busy_timeout=busy_timeout, translate=_translate)
+        self._migrate()
 
     def _migrate(self) -> None:
-        with self._transaction() as conn:
+        with self._db.write() as conn:
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS sessionward_service_schema"
                 " (version INTEGER NOT NULL) STRICT"
@@ -151,35 +140,18 @@ class ServiceState:
                     conn.execute(statement)
                 conn.execute("UPDATE sessionward_service_schema SET version = ?", (step,))
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            conn = self._conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-
-    def _run(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
-        try:
-            with self._lock:
-                return self._conn.execute(sql, params)
-        except sqlite3.IntegrityError as exc:
-            raise AlreadyExists(str(exc)) from exc
-        except sqlite3.Error as exc:
-            raise _translate(exc) from exc
+    def _one(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
+        """The first row of one statement, or ``None``."""
+        rows = self._db.query(sql, params)
+        return rows[0] if rows else None
 
     def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+        self._db.close()
 
     # -- API keys ----------------------------------------------------------------------------
 
     def add_key(self, row: ApiKeyRow) -> None:
-        self._run(
+        self._db.execute(
             "INSERT INTO service_api_keys"
             " (id, digest, scope, name, created_at, revoked_at, application)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -187,38 +159,38 @@ class ServiceState:
         )
 
     def get_key(self, key_id: str) -> ApiKeyRow | None:
-        row = self._run(_SELECT_KEYS + " WHERE id = ?", (key_id,)).fetchone()
+        row = self._one(_SELECT_KEYS + " WHERE id = ?", (key_id,))
         return None if row is None else ApiKeyRow._make(row)
 
     def list_keys(self) -> list[ApiKeyRow]:
-        rows = self._run(_SELECT_KEYS + " ORDER BY created_at, id").fetchall()
+        rows = self._db.query(_SELECT_KEYS + " ORDER BY created_at, id")
         return [ApiKeyRow._make(r) for r in rows]
 
     def revoke_key(self, key_id: str, now: float) -> bool:
-        cursor = self._run(
+        changed = self._db.execute(
             "UPDATE service_api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
             (now, key_id),
         )
-        return cursor.rowcount > 0
+        return changed > 0
 
     # -- accounts (realm "admin" or "demo") --------------------------------------------------
 
     def add_user(self, row: UserRow) -> None:
         """Create-only; ``AlreadyExists`` when the name is taken in that realm."""
-        self._run("INSERT INTO service_accounts VALUES (?, ?, ?, ?, ?)", tuple(row))
+        self._db.execute("INSERT INTO service_accounts VALUES (?, ?, ?, ?, ?)", tuple(row))
 
     def get_user(self, realm: str, name: str) -> UserRow | None:
-        row = self._run(
+        row = self._one(
             "SELECT * FROM service_accounts WHERE realm = ? AND name = ?", (realm, name)
-        ).fetchone()
+        )
         return None if row is None else UserRow._make(row)
 
     def count_users(self, realm: str) -> int:
-        row = self._run("SELECT count(*) FROM service_accounts WHERE realm = ?", (realm,))
-        return int(row.fetchone()[0])
+        row = self._one("SELECT count(*) FROM service_accounts WHERE realm = ?", (realm,))
+        return int(row[0])
 
     def set_password_hash(self, realm: str, name: str, password_hash: str) -> None:
-        self._run(
+        self._db.execute(
             "UPDATE service_accounts SET password_hash = ? WHERE realm = ? AND name = ?",
             (password_hash, realm, name),
         )
@@ -226,39 +198,33 @@ class ServiceState:
     def set_totp(self, realm: str, name: str, secret: str | None) -> None:
         """Set (or with ``None`` remove) the account's TOTP key; the steps claimed with any
         other key are forgotten with it."""
-        try:
-            with self._transaction() as conn:
-                conn.execute(
-                    "UPDATE service_accounts SET totp_secret = ? WHERE realm = ? AND name = ?",
-                    (secret, realm, name),
-                )
-                conn.execute(
-                    "DELETE FROM service_totp_used WHERE realm = ? AND name = ? AND key IS NOT ?",
-                    (realm, name, None if secret is None else _key_of(secret)),
-                )
-        except sqlite3.Error as exc:
-            raise _translate(exc) from exc
+        with self._db.write() as conn:
+            conn.execute(
+                "UPDATE service_accounts SET totp_secret = ? WHERE realm = ? AND name = ?",
+                (secret, realm, name),
+            )
+            conn.execute(
+                "DELETE FROM service_totp_used WHERE realm = ? AND name = ? AND key IS NOT ?",
+                (realm, name, None if secret is None else _key_of(secret)),
+            )
 
     # -- the one-time admin setup code -------------------------------------------------------
 
     def replace_setup_code(self, digest: bytes, now: float) -> None:
-        self._run("INSERT OR REPLACE INTO service_setup VALUES (1, ?, ?)", (digest, now))
+        self._db.execute("INSERT OR REPLACE INTO service_setup VALUES (1, ?, ?)", (digest, now))
 
     def consume_setup_code(self, check: Any) -> bool:
         """Delete the setup code if ``check(stored_digest)`` is true; atomic across processes,
         so a code is consumed at most once."""
-        try:
-            with self._transaction() as conn:
-                row = conn.execute("SELECT digest FROM service_setup WHERE id = 1").fetchone()
-                if row is None or not check(row[0]):
-                    return False
-                conn.execute("DELETE FROM service_setup WHERE id = 1")
-                return True
-        except sqlite3.Error as exc:
-            raise _translate(exc) from exc
+        with self._db.write() as conn:
+            row = conn.execute("SELECT digest FROM service_setup WHERE id = 1").fetchone()
+            if row is None or not check(row[0]):
+                return False
+            conn.execute("DELETE FROM service_setup WHERE id = 1")
+            return True
 
     def has_setup_code(self) -> bool:
-        return self._run("SELECT 1 FROM service_setup WHERE id = 1").fetchone() is not None
+        return self._one("SELECT 1 FROM service_setup WHERE id = 1") is not None
 
     def claim_totp_step(self, realm: str, name: str, secret: str, step: int) -> bool:
         """Record ``step`` as the last TOTP step accepted for the account with the key
@@ -266,95 +232,83 @@ class ServiceState:
         step or an earlier one again. One statement, so two processes cannot both claim the
         same code. Per key, so the code of a new key being set up and the current key's code
         of the same step are each good once."""
-        cursor = self._run(
+        changed = self._db.execute(
             "INSERT INTO service_totp_used VALUES (?, ?, ?, ?) ON CONFLICT (realm, name, key)"
             " DO UPDATE SET step = excluded.step WHERE excluded.step > service_totp_used.step",
             (realm, name, _key_of(secret), step),
         )
-        return cursor.rowcount > 0
+        return changed > 0
 
     # -- rate-limit windows (the SQLite backend of sessionward.service.throttle) -------------
 
     def window_acquire(self, key: str, limit: int, expiry: float, amount: int, now: float) -> bool:
         """Add ``amount`` hits at ``now`` unless that makes more than ``limit`` within the
         last ``expiry`` seconds; atomic across processes (one write transaction)."""
-        try:
-            with self._transaction() as conn:
-                hits = self._live_hits(conn, key, now - expiry)
-                if len(hits) + amount > limit:
-                    return False
-                hits = ([now] * amount + hits)[:limit]
-                conn.execute(
-                    "INSERT OR REPLACE INTO service_throttle VALUES (?, ?, 0, ?)",
-                    (key, json.dumps(hits), now + expiry),
-                )
-                return True
-        except sqlite3.Error as exc:
-            raise _translate(exc) from exc
+        with self._db.write() as conn:
+            hits = _live_hits(conn.execute(_HITS, (key,)).fetchall(), now - expiry)
+            if len(hits) + amount > limit:
+                return False
+            hits = ([now] * amount + hits)[:limit]
+            conn.execute(
+                "INSERT OR REPLACE INTO service_throttle VALUES (?, ?, 0, ?)",
+                (key, json.dumps(hits), now + expiry),
+            )
+            return True
 
     def window(self, key: str, expiry: float, now: float) -> tuple[float, int]:
         """``(oldest hit in the window, number of hits)``, or ``(now, 0)``."""
-        with self._lock:
-            hits = self._live_hits(self._conn, key, now - expiry)
+        hits = _live_hits(self._db.query(_HITS, (key,)), now - expiry)
         return (hits[-1], len(hits)) if hits else (now, 0)
-
-    def _live_hits(self, conn: sqlite3.Connection, key: str, since: float) -> list[float]:
-        try:
-            row = conn.execute("SELECT hits FROM service_throttle WHERE key = ?", (key,))
-            found = row.fetchone()
-        except sqlite3.Error as exc:
-            raise _translate(exc) from exc
-        return [] if found is None else [t for t in json.loads(found[0]) if t > since]
 
     def counter_add(self, key: str, expiry: float, amount: int, now: float) -> int:
         """Add to a counter that starts at 0 and lives ``expiry`` seconds from its first add."""
-        row = self._run(
+        row = self._one(
             "INSERT INTO service_throttle VALUES (?, '[]', ?, ?) ON CONFLICT (key) DO UPDATE SET"
             " count = CASE WHEN expires_at > ? THEN count + excluded.count"
             " ELSE excluded.count END,"
             " expires_at = CASE WHEN expires_at > ? THEN expires_at"
             " ELSE excluded.expires_at END RETURNING count",
             (key, amount, now + expiry, now, now),
-        ).fetchone()
+        )
         return int(row[0])
 
     def counter(self, key: str, now: float) -> tuple[int, float]:
         """``(count, expires_at)`` of a live counter, or ``(0, now)``."""
-        row = self._run(
+        row = self._one(
             "SELECT count, expires_at FROM service_throttle WHERE key = ? AND expires_at > ?",
             (key, now),
-        ).fetchone()
+        )
         return (0, now) if row is None else (int(row[0]), float(row[1]))
 
     def forget_window(self, key: str) -> None:
-        self._run("DELETE FROM service_throttle WHERE key = ?", (key,))
+        self._db.execute("DELETE FROM service_throttle WHERE key = ?", (key,))
 
     def purge_windows(self, now: float) -> int:
-        return self._run("DELETE FROM service_throttle WHERE expires_at <= ?", (now,)).rowcount
+        return self._db.execute("DELETE FROM service_throttle WHERE expires_at <= ?", (now,))
 
     # -- server secrets ----------------------------------------------------------------------
 
     def secret(self, name: str, size: int = 32) -> bytes:
         """A named random secret, created on first use and shared by every process."""
-        self._run(
+        self._db.execute(
             "INSERT OR IGNORE INTO service_secrets VALUES (?, ?)", (name, secrets.token_bytes(size))
         )
-        row = self._run("SELECT value FROM service_secrets WHERE name = ?", (name,)).fetchone()
+        row = self._one("SELECT value FROM service_secrets WHERE name = ?", (name,))
         return bytes(row[0])
 
     # -- who uses this file ------------------------------------------------------------------
 
     def mark_served(self, now: float) -> None:
         """Record that a service opened this file (``sessionward serve``)."""
-        self._run("INSERT OR REPLACE INTO service_served VALUES (1, ?)", (now,))
+        self._db.execute("INSERT OR REPLACE INTO service_served VALUES (1, ?)", (now,))
 
     def served_at(self) -> float | None:
         """When a service last opened this file, or ``None`` if none ever did."""
-        row = self._run("SELECT at FROM service_served WHERE id = 1").fetchone()
+        row = self._one("SELECT at FROM service_served WHERE id = 1")
         return None if row is None else float(row[0])
 
     def ping(self) -> None:
-        self._run("SELECT 1").fetchone()
+        self._db.query("SELECT 1")
 
 
 def _key_of(secret: str) -> bytes:
@@ -362,7 +316,14 @@ def _key_of(secret: str) -> bytes:
     return hashlib.sha256(secret.encode("ascii", "replace")).digest()[:16]
 
 
+def _live_hits(rows: list[Any], since: float) -> list[float]:
+    """The hits of a ``service_throttle`` row (``rows`` of ``_HITS``) later than ``since``."""
+    return [t for t in json.loads(rows[0][0]) if t > since] if rows else []
+
+
 def _translate(exc: sqlite3.Error) -> StoreError:
+    if isinstance(exc, sqlite3.IntegrityError):
+        return AlreadyExists(str(exc))
     if isinstance(exc, sqlite3.OperationalError):
         return StoreUnavailable(f"service state: {exc}")
     return StoreCorrupt(f"service state: {exc}")

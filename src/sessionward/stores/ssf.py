@@ -20,12 +20,12 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from sessionward.errors import StoreUnavailable
+from sessionward.stores._sqlite_db import SQLiteDB
 
 __all__ = ["MemoryStreamStore", "PendingSet", "SQLiteStreamStore", "StreamStore"]
 
@@ -169,47 +169,29 @@ _SCHEMA = (
 )
 
 
+def _unavailable(exc: sqlite3.Error) -> StoreUnavailable:
+    return StoreUnavailable(f"stream store: {type(exc).__name__}")
+
+
 class SQLiteStreamStore:
     """Tables ``ssf_streams`` and ``ssf_pending`` in the SQLite file at ``path`` (it may be
     shared with other tables: the service's state file)."""
 
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 5.0) -> None:
-        self._lock = threading.Lock()
-        try:
-            self._conn = sqlite3.connect(
-                path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
-            )
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            with self._transaction() as conn:
-                for statement in _SCHEMA:
-                    conn.execute(statement)
-        except sqlite3.Error as exc:
-            raise StoreUnavailable(f"stream store: {type(exc).__name__}") from None
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            try:
-                self._conn.execute("BEGIN IMMEDIATE")
-                try:
-                    yield self._conn
-                except BaseException:
-                    self._conn.execute("ROLLBACK")
-                    raise
-                self._conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                raise StoreUnavailable(f"stream store: {type(exc).__name__}") from None
-
-    def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
-        with self._lock:
-            try:
-                return self._conn.execute(sql, params).fetchall()
-            except sqlite3.Error as exc:
-                raise StoreUnavailable(f"stream store: {type(exc).__name__}") from None
+        self._db = SQLiteDB(
+            os.fspath(path),
+            busy_timeout=busy_timeout,
+            translate=_unavailable,
+            synchronous=None,  # SQLite's default (FULL): each commit is synced to disk
+            chain=False,  # errors name the sqlite3 error type only, and carry no cause
+        )
+        with self._db.write() as conn:
+            for statement in _SCHEMA:
+                conn.execute(statement)
 
     def save(self, stream_id: str, application: str, document: dict[str, Any]) -> None:
         text = json.dumps(document, separators=(",", ":"))
-        with self._transaction() as conn:
+        with self._db.write() as conn:
             conn.execute(
                 "INSERT INTO ssf_streams (id, application, document, created) VALUES"
                 " (?, ?, ?, (SELECT COALESCE(MAX(created), 0) + 1 FROM ssf_streams))"
@@ -218,34 +200,34 @@ class SQLiteStreamStore:
             )
 
     def get(self, stream_id: str) -> dict[str, Any] | None:
-        rows = self._rows("SELECT document FROM ssf_streams WHERE id = ?", (stream_id,))
+        rows = self._db.query("SELECT document FROM ssf_streams WHERE id = ?", (stream_id,))
         return json.loads(rows[0][0]) if rows else None
 
     def by_application(self, application: str) -> list[dict[str, Any]]:
-        rows = self._rows(
+        rows = self._db.query(
             "SELECT document FROM ssf_streams WHERE application = ? ORDER BY created",
             (application,),
         )
         return [json.loads(r[0]) for r in rows]
 
     def all(self) -> list[dict[str, Any]]:
-        rows = self._rows("SELECT document FROM ssf_streams ORDER BY created")
+        rows = self._db.query("SELECT document FROM ssf_streams ORDER BY created")
         return [json.loads(r[0]) for r in rows]
 
     def delete(self, stream_id: str) -> bool:
-        with self._transaction() as conn:
+        with self._db.write() as conn:
             conn.execute("DELETE FROM ssf_pending WHERE stream_id = ?", (stream_id,))
             gone = conn.execute("DELETE FROM ssf_streams WHERE id = ?", (stream_id,)).rowcount
         return bool(gone)
 
     def cursor(self, stream_id: str) -> str | None:
-        rows = self._rows("SELECT cursor FROM ssf_streams WHERE id = ?", (stream_id,))
+        rows = self._db.query("SELECT cursor FROM ssf_streams WHERE id = ?", (stream_id,))
         return rows[0][0] if rows else None
 
     def enqueue(
         self, stream_id: str, expected: str | None, cursor: str | None, sets: Sequence[PendingSet]
     ) -> bool:
-        with self._transaction() as conn:
+        with self._db.write() as conn:
             moved = conn.execute(
                 "UPDATE ssf_streams SET cursor = ? WHERE id = ? AND cursor IS ?",
                 (cursor, stream_id, expected),
@@ -260,7 +242,7 @@ class SQLiteStreamStore:
         return True
 
     def pending(self, stream_id: str, limit: int) -> list[PendingSet]:
-        rows = self._rows(
+        rows = self._db.query(
             "SELECT jti, token, created_at FROM ssf_pending WHERE stream_id = ?"
             " ORDER BY seq LIMIT ?",
             (stream_id, max(limit, 0)),
@@ -268,14 +250,14 @@ class SQLiteStreamStore:
         return [PendingSet(r[0], r[1], r[2]) for r in rows]
 
     def count(self, stream_id: str) -> int:
-        rows = self._rows("SELECT COUNT(*) FROM ssf_pending WHERE stream_id = ?", (stream_id,))
+        rows = self._db.query("SELECT COUNT(*) FROM ssf_pending WHERE stream_id = ?", (stream_id,))
         return int(rows[0][0])
 
     def ack(self, stream_id: str, jtis: Sequence[str]) -> int:
         unique = sorted(set(jtis))
         if not unique:
             return 0
-        with self._transaction() as conn:
+        with self._db.write() as conn:
             return sum(
                 conn.execute(
                     "DELETE FROM ssf_pending WHERE stream_id = ? AND jti = ?", (stream_id, jti)
@@ -284,5 +266,4 @@ class SQLiteStreamStore:
             )
 
     def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+        self._db.close()

@@ -235,6 +235,8 @@ class TokenService:
                 handed = refresh.open_handoff(record, parsed.secret, now)
                 if handed is None:
                     raise InvalidToken("stale", record.id)
+                if _jkt_of(record) is not None:  # the handed pair names the key too
+                    return handed._replace(token_type="DPoP")  # noqa: S106 - a scheme name
                 return handed
             # Another request rotated the family first: read its result.
             fresh = self.manager.store.get(record.id)
@@ -449,18 +451,26 @@ class TokenService:
         *,
         refresh_token: object = None,
         access: AccessClaims | None = None,
+        dpop_jkt: str | None = None,
     ) -> bool:
         """End the family of ``refresh_token`` (validated first) or of the verified ``access``
         claims; the presented access token's ``jti`` is denied until it expires. ``True`` if
-        a session ended."""
+        a session ended.
+
+        A family bound to a DPoP key ends by its refresh token only when ``dpop_jkt``, the key
+        of the request's checked proof, is that key (``InvalidProof`` otherwise, and nothing
+        changes), as it refreshes: a stolen refresh token cannot even end its owner's
+        session."""
         now = self.clock.now()
         session_id: str | None = None
+        if refresh_token is not None:
+            session: Session = self.manager.validate(
+                refresh_token, proof=KeyCheck(dpop_jkt)
+            )
+            session_id = session.id
         if access is not None:
             self.revocations.deny(access.iss, access.jti, exp=access.exp, now=now)
-            session_id = access.sid
-        if refresh_token is not None:
-            session: Session = self.manager.validate(refresh_token)
-            session_id = session.id
+            session_id = access.sid if session_id is None else session_id
         if session_id is None:
             return False
         ended = self.manager.revoke(session_id, reason=RevokeReason.LOGOUT)

@@ -23,14 +23,9 @@ cancelled may still complete.
 
 from __future__ import annotations
 
-import functools
 import os
 import sqlite3
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import TypeVar
 
 from sessionward.core.record import FIELDS, SessionRecord
 from sessionward.errors import (
@@ -44,11 +39,10 @@ from sessionward.errors import (
     VersionConflict,
 )
 from sessionward.stores._async.base import UserCap
+from sessionward.stores._sqlite_db import SQLiteDB, schema_error, translated
 from sessionward.stores._worker import Worker
 
 __all__ = ["AsyncSQLiteStore"]
-
-T = TypeVar("T")
 
 SCHEMA_VERSION = 3
 SCHEMA = (
@@ -103,29 +97,17 @@ _CHECKPOINT_PAGES = 4000
 
 def _translate(exc: sqlite3.Error) -> SessionwardError:
     """sqlite3's exceptions as ours; nothing of sqlite3 escapes this module."""
-    message = str(exc)
-    if isinstance(exc, sqlite3.IntegrityError):
-        if exc.sqlite_errorcode == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
-            return AlreadyExists(message)
-        return InvalidArgument(f"record refused by the sessions table: {message}")
-    if isinstance(exc, sqlite3.OperationalError):
-        if "no such table" in message or "no such column" in message:
-            return StoreCorrupt(f"not a sessionward database ({message})")
-        return StoreUnavailable(f"sqlite: {message}")
-    if isinstance(exc, sqlite3.DatabaseError):
-        return StoreCorrupt(f"database file is unreadable: {message}")
-    return StoreUnavailable(f"sqlite: {message}")
+    if (
+        isinstance(exc, sqlite3.IntegrityError)
+        and exc.sqlite_errorcode == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+    ):
+        return AlreadyExists(str(exc))
+    return schema_error(
+        exc, missing="not a sessionward database", refused="record refused by the sessions table"
+    )
 
 
-def _translated(method: Callable[..., T]) -> Callable[..., T]:
-    @functools.wraps(method)
-    def call(*args: object) -> T:
-        try:
-            return method(*args)
-        except sqlite3.Error as exc:
-            raise _translate(exc) from exc
-
-    return call
+_translated = translated(_translate)
 
 
 class AsyncSQLiteStore:
@@ -145,61 +127,21 @@ class AsyncSQLiteStore:
             raise StoreUnavailable(f"no database file at {self.path}")
         if busy_timeout < 0:
             raise InvalidArgument("busy_timeout must not be negative")
-        self._busy_timeout = busy_timeout
-        self._local = threading.local()
-        self._opened: list[tuple[int, sqlite3.Connection]] = []
-        self._lock = threading.Lock()
-        self._closed = False
+        self._db = SQLiteDB(
+            self.path,
+            busy_timeout=busy_timeout,
+            translate=_translate,
+            per_thread=True,
+            checkpoint_pages=_CHECKPOINT_PAGES,
+        )
+        self._connection = self._db.connection
+        self._transaction = self._db.write
         self._worker = Worker("sessionward-sqlite")
         try:
             self._check_schema()
         except BaseException:
             self._close()  # a refused file is not left open
             raise
-
-    # -- connections --------------------------------------------------------------------------
-
-    def _connection(self) -> sqlite3.Connection:
-        local = self._local
-        conn: sqlite3.Connection | None = getattr(local, "conn", None)
-        if conn is None or local.pid != os.getpid():
-            conn = self._open()
-        return conn
-
-    def _open(self) -> sqlite3.Connection:
-        if self._closed:
-            raise StoreUnavailable("store is closed")
-        pid = os.getpid()
-        shared = [c for p, c in self._opened if p == pid] if self._memory else []
-        if shared:
-            conn = shared[0]  # the one in-memory database; the worker serialises its use
-        else:
-            conn = sqlite3.connect(
-                self.path,
-                timeout=self._busy_timeout,
-                isolation_level=None,
-                check_same_thread=False,  # close() closes every thread's connection
-            )
-            with self._lock:
-                self._opened.append((pid, conn))  # before the pragmas, which fail on a bad file
-            conn.execute("PRAGMA synchronous=NORMAL")
-            if not self._memory:
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute(f"PRAGMA wal_autocheckpoint={_CHECKPOINT_PAGES}")
-        self._local.conn = conn
-        self._local.pid = pid
-        return conn
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        conn = self._connection()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
 
     @_translated
     def _check_schema(self) -> None:
@@ -367,12 +309,4 @@ class AsyncSQLiteStore:
         self._worker.close()
 
     def _close(self) -> None:
-        pid = os.getpid()
-        with self._lock:
-            self._closed = True
-            opened, self._opened = self._opened, []
-        for owner, conn in opened:
-            if owner == pid:  # another process's connections are its own to close
-                with suppress(sqlite3.Error):
-                    conn.close()
-        self._local = threading.local()
+        self._db.close()

@@ -51,6 +51,7 @@ __all__ = [
     "consumer_row",
     "delivery_from_row",
     "delivery_row",
+    "state_change",
 ]
 
 ACTIVE: Final = "active"
@@ -173,6 +174,17 @@ COLUMNS: Final = (
 DELIVERY_COLUMNS: Final = (
     "consumer_id", "event_id", "message_id", "at", "attempt", "status", "latency_ms", "error",
 )  # fmt: skip
+
+
+def state_change(state: State, reason: str | None, now: float) -> dict[str, Any]:
+    """The fields ``set_state`` writes, by name: ``active`` also clears the failure count and
+    makes the consumer due ``now``; any other state records ``reason``."""
+    if state == ACTIVE:
+        return {
+            "state": state, "disabled_reason": None, "failures": 0, "first_failure": None,
+            "next_attempt": now,
+        }  # fmt: skip
+    return {"state": state, "disabled_reason": reason}
 
 
 def consumer_row(consumer: Consumer) -> tuple[Any, ...]:

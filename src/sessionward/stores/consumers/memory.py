@@ -8,7 +8,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from sessionward.errors import AlreadyExists, NotFound
-from sessionward.stores.consumers.base import ACTIVE, Consumer, Delivery, Outcome, State
+from sessionward.stores.consumers.base import (
+    ACTIVE,
+    Consumer,
+    Delivery,
+    Outcome,
+    State,
+    state_change,
+)
 
 __all__ = ["MemoryConsumerStore"]
 
@@ -57,13 +64,7 @@ class MemoryConsumerStore:
         self._change(consumer_id, credentials=credentials)
 
     def set_state(self, consumer_id: str, state: State, reason: str | None, now: float) -> None:
-        if state == ACTIVE:
-            self._change(
-                consumer_id, state=state, disabled_reason=None, failures=0,
-                first_failure=None, next_attempt=now,
-            )  # fmt: skip
-        else:
-            self._change(consumer_id, state=state, disabled_reason=reason)
+        self._change(consumer_id, **state_change(state, reason, now))
 
     def set_cursor(self, consumer_id: str, cursor: str | None) -> None:
         self._change(consumer_id, cursor=cursor)

@@ -28,7 +28,6 @@ from sessionward.errors import (
     StoreUnavailable,
 )
 from sessionward.stores.consumers.base import (
-    ACTIVE,
     COLUMNS,
     DELIVERY_COLUMNS,
     Consumer,
@@ -39,6 +38,7 @@ from sessionward.stores.consumers.base import (
     consumer_row,
     delivery_from_row,
     delivery_row,
+    state_change,
 )
 
 __all__ = ["PostgresConsumerStore"]
@@ -186,32 +186,25 @@ class PostgresConsumerStore:
             done = conn.execute(self._q("DELETE FROM {s}.consumers WHERE id = %s"), (consumer_id,))
             return done.rowcount > 0
 
-    def _update(self, consumer_id: str, assignments: str, args: Sequence[Any]) -> None:
+    def _update(self, consumer_id: str, changes: dict[str, Any]) -> None:
+        # The names are this module's and state_change's literals, never user input.
+        assignments = ", ".join(f"{name} = %s" for name in changes)
         with self._tx() as conn:
             done = conn.execute(
-                # ``assignments`` is one of this module's literals, never user input.
                 self._q("UPDATE {s}.consumers SET " + assignments + " WHERE id = %s"),  # noqa: S608
-                (*args, consumer_id),
+                (*changes.values(), consumer_id),
             )
             if done.rowcount == 0:
                 raise NotFound(f"no consumer {consumer_id}")
 
     def set_credentials(self, consumer_id: str, credentials: dict[str, Any]) -> None:
-        self._update(consumer_id, "credentials = %s", (json.dumps(credentials),))
+        self._update(consumer_id, {"credentials": json.dumps(credentials)})
 
     def set_state(self, consumer_id: str, state: State, reason: str | None, now: float) -> None:
-        if state == ACTIVE:
-            self._update(
-                consumer_id,
-                "state = %s, disabled_reason = NULL, failures = 0, first_failure = NULL,"
-                " next_attempt = %s",
-                (state, now),
-            )
-        else:
-            self._update(consumer_id, "state = %s, disabled_reason = %s", (state, reason))
+        self._update(consumer_id, state_change(state, reason, now))
 
     def set_cursor(self, consumer_id: str, cursor: str | None) -> None:
-        self._update(consumer_id, "cursor = %s", (cursor,))
+        self._update(consumer_id, {"cursor": cursor})
 
     def claim(self, owner: str, now: float, lease: float, limit: int) -> list[Consumer]:
         with self._tx() as conn:

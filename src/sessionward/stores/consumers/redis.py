@@ -19,7 +19,6 @@ from typing import Any, Final
 from sessionward.errors import AlreadyExists, ConfigError, NotFound
 from sessionward.stores._sync.redis import _TRANSLATED, _connect
 from sessionward.stores.consumers.base import (
-    ACTIVE,
     COLUMNS,
     Consumer,
     Delivery,
@@ -29,6 +28,7 @@ from sessionward.stores.consumers.base import (
     consumer_row,
     delivery_from_row,
     delivery_row,
+    state_change,
 )
 
 __all__ = ["RedisConsumerStore"]
@@ -150,8 +150,8 @@ class RedisConsumerStore:
             keys = [self._hash + consumer_id, self._list + consumer_id, self._ids]
             return bool(self._remove(keys=keys, args=[consumer_id]))
 
-    def _update(self, consumer_id: str, names: Sequence[str], values: Sequence[Any]) -> None:
-        kept, cleared = _fields(names, values)
+    def _update(self, consumer_id: str, changes: dict[str, Any]) -> None:
+        kept, cleared = _fields(list(changes), list(changes.values()))
         with _TRANSLATED:
             done = self._update_script(
                 keys=[self._hash + consumer_id], args=[json.dumps(kept), json.dumps(cleared)]
@@ -160,17 +160,13 @@ class RedisConsumerStore:
             raise NotFound(f"no consumer {consumer_id}")
 
     def set_credentials(self, consumer_id: str, credentials: dict[str, Any]) -> None:
-        self._update(consumer_id, ["credentials"], [json.dumps(credentials)])
+        self._update(consumer_id, {"credentials": json.dumps(credentials)})
 
     def set_state(self, consumer_id: str, state: State, reason: str | None, now: float) -> None:
-        if state == ACTIVE:
-            names = ["state", "disabled_reason", "failures", "first_failure", "next_attempt"]
-            self._update(consumer_id, names, [state, None, 0, None, now])
-        else:
-            self._update(consumer_id, ["state", "disabled_reason"], [state, reason])
+        self._update(consumer_id, state_change(state, reason, now))
 
     def set_cursor(self, consumer_id: str, cursor: str | None) -> None:
-        self._update(consumer_id, ["cursor"], [cursor])
+        self._update(consumer_id, {"cursor": cursor})
 
     def claim(self, owner: str, now: float, lease: float, limit: int) -> list[Consumer]:
         with _TRANSLATED:

@@ -9,14 +9,12 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Any
 
-from sessionward.errors import AlreadyExists, NotFound, StoreError, StoreUnavailable
+from sessionward.errors import AlreadyExists, NotFound, StoreUnavailable
+from sessionward.stores._sqlite_db import SQLiteDB
 from sessionward.stores.consumers.base import (
-    ACTIVE,
     COLUMNS,
     DELIVERY_COLUMNS,
     Consumer,
@@ -27,6 +25,7 @@ from sessionward.stores.consumers.base import (
     consumer_row,
     delivery_from_row,
     delivery_row,
+    state_change,
 )
 
 __all__ = ["SQLiteConsumerStore"]
@@ -75,60 +74,31 @@ _RECORD = (
 )
 
 
+def _unavailable(exc: sqlite3.Error) -> StoreUnavailable:
+    return StoreUnavailable(f"sqlite: {exc}")
+
+
 class SQLiteConsumerStore:
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 5.0) -> None:
         self.path = os.fspath(path)
-        self._lock = threading.Lock()
-        try:
-            self._conn = sqlite3.connect(
-                self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
-            )
-            self._conn.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
-            if self.path != ":memory:":
-                self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            with self._write() as conn:
-                for statement in _SCHEMA:
-                    conn.execute(statement)
-        except sqlite3.Error as exc:
-            raise StoreUnavailable(f"sqlite: {exc}") from exc
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            try:
-                self._conn.execute("BEGIN IMMEDIATE")
-                try:
-                    yield self._conn
-                except BaseException:
-                    self._conn.execute("ROLLBACK")
-                    raise
-                self._conn.execute("COMMIT")
-            except StoreError:
-                raise
-            except sqlite3.Error as exc:
-                raise StoreUnavailable(f"sqlite: {exc}") from exc
-
-    def _read(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
-        with self._lock:
-            try:
-                return self._conn.execute(sql, args).fetchall()
-            except sqlite3.Error as exc:
-                raise StoreUnavailable(f"sqlite: {exc}") from exc
+        self._db = SQLiteDB(self.path, busy_timeout=busy_timeout, translate=_unavailable)
+        with self._db.write() as conn:
+            for statement in _SCHEMA:
+                conn.execute(statement)
 
     def add(self, consumer: Consumer) -> None:
-        with self._write() as conn:
+        with self._db.write() as conn:
             try:
                 conn.execute(_INSERT, consumer_row(consumer))
             except sqlite3.IntegrityError:
                 raise AlreadyExists(f"consumer {consumer.id} exists") from None
 
     def get(self, consumer_id: str) -> Consumer | None:
-        rows = self._read(_SELECT + " WHERE id = ?", (consumer_id,))
+        rows = self._db.query(_SELECT + " WHERE id = ?", (consumer_id,))
         return consumer_from_row(rows[0]) if rows else None
 
     def consumers(self, application: str | None = None, kind: str | None = None) -> list[Consumer]:
-        rows = self._read(
+        rows = self._db.query(
             _SELECT + " WHERE (?1 IS NULL OR application = ?1) AND (?2 IS NULL OR kind = ?2)"
             " ORDER BY created_at, id",
             (application, kind),
@@ -136,39 +106,33 @@ class SQLiteConsumerStore:
         return [consumer_from_row(row) for row in rows]
 
     def remove(self, consumer_id: str) -> bool:
-        with self._write() as conn:
+        with self._db.write() as conn:
             conn.execute("DELETE FROM sessionward_deliveries WHERE consumer_id = ?", (consumer_id,))
             done = conn.execute("DELETE FROM sessionward_consumers WHERE id = ?", (consumer_id,))
             return done.rowcount > 0
 
-    def _update(self, consumer_id: str, assignments: str, args: Sequence[Any]) -> None:
-        with self._write() as conn:
+    def _update(self, consumer_id: str, changes: dict[str, Any]) -> None:
+        # The names are this module's and state_change's literals, never user input.
+        assignments = ", ".join(f"{name} = ?" for name in changes)
+        with self._db.write() as conn:
             done = conn.execute(
                 f"UPDATE sessionward_consumers SET {assignments} WHERE id = ?",  # noqa: S608
-                (*args, consumer_id),
+                (*changes.values(), consumer_id),
             )
             if done.rowcount == 0:
                 raise NotFound(f"no consumer {consumer_id}")
 
     def set_credentials(self, consumer_id: str, credentials: dict[str, Any]) -> None:
-        self._update(consumer_id, "credentials = ?", (json.dumps(credentials),))
+        self._update(consumer_id, {"credentials": json.dumps(credentials)})
 
     def set_state(self, consumer_id: str, state: State, reason: str | None, now: float) -> None:
-        if state == ACTIVE:
-            self._update(
-                consumer_id,
-                "state = ?, disabled_reason = NULL, failures = 0, first_failure = NULL,"
-                " next_attempt = ?",
-                (state, now),
-            )
-        else:
-            self._update(consumer_id, "state = ?, disabled_reason = ?", (state, reason))
+        self._update(consumer_id, state_change(state, reason, now))
 
     def set_cursor(self, consumer_id: str, cursor: str | None) -> None:
-        self._update(consumer_id, "cursor = ?", (cursor,))
+        self._update(consumer_id, {"cursor": cursor})
 
     def claim(self, owner: str, now: float, lease: float, limit: int) -> list[Consumer]:
-        with self._write() as conn:
+        with self._db.write() as conn:
             rows = conn.execute(
                 _SELECT + " WHERE state = 'active' AND next_attempt <= ? AND lease_until <= ?"
                 " ORDER BY next_attempt, id LIMIT ?",
@@ -188,7 +152,7 @@ class SQLiteConsumerStore:
         attempts: Sequence[Delivery],
         keep: int,
     ) -> bool:
-        with self._write() as conn:
+        with self._db.write() as conn:
             done = conn.execute(
                 "UPDATE sessionward_consumers SET cursor = ?, failures = ?, first_failure = ?,"
                 " next_attempt = ?, state = ?, disabled_reason = ?, lease_owner = NULL,"
@@ -211,7 +175,7 @@ class SQLiteConsumerStore:
             return True
 
     def deliveries(self, consumer_id: str, limit: int = 50) -> list[Delivery]:
-        rows = self._read(
+        rows = self._db.query(
             f"SELECT {', '.join(DELIVERY_COLUMNS)} FROM sessionward_deliveries"  # noqa: S608
             " WHERE consumer_id = ? ORDER BY seq DESC LIMIT ?",
             (consumer_id, limit),
@@ -219,5 +183,4 @@ class SQLiteConsumerStore:
         return [delivery_from_row(row) for row in rows]
 
     def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+        self._db.close()

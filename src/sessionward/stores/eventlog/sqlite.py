@@ -18,14 +18,11 @@ Each thread uses its own connection. ``prune`` deletes in chunks, each its own t
 
 from __future__ import annotations
 
-import functools
 import os
 import sqlite3
-import threading
-from collections.abc import Callable, Sequence
-from contextlib import suppress
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from sessionward.errors import (
     InvalidArgument,
@@ -33,12 +30,11 @@ from sessionward.errors import (
     StoreCorrupt,
     StoreUnavailable,
 )
+from sessionward.stores._sqlite_db import SQLiteDB, schema_error
 from sessionward.stores.eventlog._rows import check_limit, columns, cursor, number, row_event, where
 from sessionward.stores.eventlog.base import EventPage, EventQuery, LoggedEvent
 
 __all__ = ["SQLiteEventLog"]
-
-T = TypeVar("T")
 
 SCHEMA_VERSION = 1
 _SCHEMA = (
@@ -76,27 +72,11 @@ _CHECKPOINT_PAGES = 4000  # as the session store: fewer, larger checkpoints
 
 
 def _translate(exc: sqlite3.Error) -> SessionwardError:
-    message = str(exc)
-    if isinstance(exc, sqlite3.OperationalError):
-        if "no such table" in message or "no such column" in message:
-            return StoreCorrupt(f"the event log's tables are missing ({message})")
-        return StoreUnavailable(f"sqlite: {message}")
-    if isinstance(exc, sqlite3.IntegrityError):
-        return InvalidArgument(f"event refused by the events table: {message}")
-    if isinstance(exc, sqlite3.DatabaseError):
-        return StoreCorrupt(f"database file is unreadable: {message}")
-    return StoreUnavailable(f"sqlite: {message}")
-
-
-def _translated(method: Callable[..., T]) -> Callable[..., T]:
-    @functools.wraps(method)
-    def call(*args: Any) -> T:
-        try:
-            return method(*args)
-        except sqlite3.Error as exc:
-            raise _translate(exc) from exc
-
-    return call
+    return schema_error(
+        exc,
+        missing="the event log's tables are missing",
+        refused="event refused by the events table",
+    )
 
 
 class SQLiteEventLog:
@@ -110,104 +90,64 @@ class SQLiteEventLog:
             raise InvalidArgument("an in-memory SQLite event log would be lost: use a file")
         if not create and not Path(self.path).is_file():
             raise StoreUnavailable(f"no database file at {self.path}")
-        self._busy_timeout = busy_timeout
-        self._local = threading.local()
-        self._opened: list[tuple[int, sqlite3.Connection]] = []
-        self._lock = threading.Lock()
-        self._closed = False
+        self._db = SQLiteDB(
+            self.path,
+            busy_timeout=busy_timeout,
+            translate=_translate,
+            per_thread=True,
+            checkpoint_pages=_CHECKPOINT_PAGES,
+            closed="the event log is closed",
+        )
         try:
             self._check_schema()
         except BaseException:
             self.close()
             raise
 
-    def _connection(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is not None and self._local.pid == os.getpid():
-            return conn
-        if self._closed:
-            raise StoreUnavailable("the event log is closed")
-        conn = sqlite3.connect(
-            self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
-        )
-        with self._lock:
-            self._opened.append((os.getpid(), conn))
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute(f"PRAGMA wal_autocheckpoint={_CHECKPOINT_PAGES}")
-        self._local.conn, self._local.pid = conn, os.getpid()
-        return conn
-
-    @_translated
     def _check_schema(self) -> None:
-        conn = self._connection()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self._db.write() as conn:
             names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
             if "sessionward_events_schema" not in names:
                 for statement in _SCHEMA:
                     conn.execute(statement)
             rows = conn.execute("SELECT version FROM sessionward_events_schema").fetchall()
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
         if rows != [(SCHEMA_VERSION,)]:
             found = ", ".join(str(r[0]) for r in rows) or "none"
             raise StoreCorrupt(
                 f"event log schema {found} is not one this sessionward reads ({SCHEMA_VERSION})"
             )
 
-    @_translated
     def append(self, entries: Sequence[dict[str, Any]]) -> list[str]:
         rows = [columns(entry) for entry in entries]
         if not rows:
             return []
-        conn = self._connection()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self._db.write() as conn:
             conn.executemany(_INSERT, rows)
             # One writer holds the lock and AUTOINCREMENT counts up: the batch's ids are the
             # consecutive numbers ending at the last one inserted.
             last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
         return [cursor(number) for number in range(last - len(rows) + 1, last + 1)]
 
-    @_translated
     def read(self, after: str | None, limit: int) -> list[LoggedEvent]:
         start = 0 if after is None else number(after)
-        rows = self._connection().execute(_READ, (start, check_limit(limit))).fetchall()
+        rows = self._db.query(_READ, (start, check_limit(limit)))
         return [row_event(r) for r in rows]
 
-    @_translated
     def query(self, query: EventQuery) -> EventPage:
         clause, params = where(query, "?")
         sql = f"SELECT {_COLUMNS} FROM sessionward_events{clause} ORDER BY id DESC LIMIT ?"  # noqa: S608 - filters are parameters
         limit = check_limit(query.limit)
-        rows = self._connection().execute(sql, (*params, limit + 1)).fetchall()
+        rows = self._db.query(sql, (*params, limit + 1))
         events = [row_event(r) for r in rows[:limit]]
         return EventPage(events, events[-1].id if len(rows) > limit else None)
 
-    @_translated
     def prune(self, before: float) -> int:
-        conn = self._connection()
         total = 0
         while True:
-            deleted = conn.execute(_PRUNE, (float(before), _PRUNE_CHUNK)).rowcount
+            deleted = self._db.execute(_PRUNE, (float(before), _PRUNE_CHUNK))
             total += deleted
             if deleted < _PRUNE_CHUNK:
                 return total
 
     def close(self) -> None:
-        pid = os.getpid()
-        with self._lock:
-            self._closed = True
-            opened, self._opened = self._opened, []
-        for owner, conn in opened:
-            if owner == pid:
-                with suppress(sqlite3.Error):
-                    conn.close()
-        self._local = threading.local()
+        self._db.close()
