@@ -20,16 +20,16 @@ operation on both, interleaved; medians of the rounds, and their ratio, in three
 ``validate`` of a live session that needs no write (no renewal, no rotation) emits no event;
 the run checks that the recorder wrote nothing for it.
 
-Then the writer thread's work per event, measured alone on a fresh file (``--entries``
-``SessionRevoked`` events with random session ids, appended in batches of 200, after as many
-already written): making the entry's dict, its columns (the fields' JSON), and the append
-(insert and commit), once with the log's indexes and once without the index by session.
+Then the writer thread's work per event, measured alone on a fresh file (``--entries`` events
+with random session ids, appended in batches of 200, after as many already written): making the
+entry's dict, its columns (the fields' JSON), and the append (columns, inserts, commit), once
+for ``SessionCreated`` events of new sessions (what ``issue`` writes) and once for
+``SessionRevoked`` events of those sessions (what ``revoke`` writes).
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import gc
 import secrets
 import statistics
@@ -38,9 +38,10 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from sessionward import Policy, SessionManager, SQLiteStore
-from sessionward.core.events import EventBus, SessionRevoked
+from sessionward.core.events import EventBus, SessionCreated, SessionRevoked
 from sessionward.signals.recorder import Recorder, _entry
 from sessionward.stores.eventlog import open_event_log
 from sessionward.stores.eventlog._rows import columns
@@ -138,29 +139,33 @@ def _per_event(work: Callable[[], object], count: int) -> float:
 
 def writer_breakdown(tmp: Path, count: int) -> list[tuple[str, float]]:
     """Microseconds of CPU per event for each step of the writer thread's work."""
-    events = [
-        SessionRevoked(session_id=secrets.token_urlsafe(16), user_id=f"user{i}", at=time.time())
+    created = [
+        SessionCreated(session_id=secrets.token_urlsafe(16), user_id=f"user{i}", at=time.time())
         for i in range(count)
     ]
-    entries = [_entry(event, None) for event in events]
+    revoked = [SessionRevoked(e.session_id, e.user_id, time.time()) for e in created]
+    entries = [_entry(event, None) for event in created]
     steps = [
-        ("entry dict", _per_event(lambda: [_entry(e, None) for e in events], count)),
+        ("entry dict", _per_event(lambda: [_entry(e, None) for e in revoked], count)),
         ("columns (fields JSON)", _per_event(lambda: [columns(e) for e in entries], count)),
     ]
 
-    def append_all(log: SQLiteEventLog) -> None:
+    def append_all(log: SQLiteEventLog, batch: list[dict[str, Any]]) -> None:
         for i in range(0, count, 200):
-            log.append(entries[i : i + 200])
+            log.append(batch[i : i + 200])
 
-    for label, indexed in (("append, all indexes", True), ("append, no session index", False)):
-        path = tmp / f"breakdown-{indexed}.db"
-        SQLiteStore(path).close()
-        log = SQLiteEventLog(path)
-        if not indexed:
-            log._db.execute("DROP INDEX sessionward_events_by_session")
-        append_all(log)  # a log that already holds as many entries
-        steps.append((label, _per_event(functools.partial(append_all, log), count)))
-        log.close()
+    path = tmp / "breakdown.db"
+    SQLiteStore(path).close()
+    log = SQLiteEventLog(path)
+    later = [_entry(event, None) for event in revoked]
+    others = [
+        _entry(SessionCreated(secrets.token_urlsafe(16), f"other{i}", time.time()), None)
+        for i in range(count)
+    ]
+    append_all(log, others)  # a log that already holds as many entries, of other sessions
+    steps.append(("append, new sessions", _per_event(lambda: append_all(log, entries), count)))
+    steps.append(("append, sessions seen", _per_event(lambda: append_all(log, later), count)))
+    log.close()
     return steps
 
 

@@ -5,8 +5,8 @@ Run by hand (not in CI):
     .venv/bin/pip install -e '.[risk]'
     .venv/bin/python benchmarks/bench_risk.py [--rounds 11]
 
-The manager does not call the engine yet, so each request is modelled as the validate plus
-the engine's own work, which is what the wiring adds: enrich the captured context (cached),
+Each request is modelled as a validate without scoring plus the engine's own work, which is
+what the manager's ``risk=`` wiring adds to it: enrich the captured context (cached),
 score it (``assess``) and update the session's history (``learn``). Folding a new network into
 the user's history (``remember``) goes with the session's throttled context write, not with
 every request; its own row gives its cost.
@@ -22,7 +22,8 @@ Every row, the baseline too, captures a fresh context (the adapters already do t
   need a lookup in geoip2fast's tables;
 * changed, nothing cached: a new address and a new user agent string.
 
-Method as in bench_core.py: calibrated batches (~40 ms, GC off), interleaved rounds, medians
+The addresses are made before the runs (the rows time the engine, not the making of test
+data). Method as in bench_core.py: calibrated batches (~40 ms, GC off), interleaved rounds, medians
 and min-max; the added cost is the median of the row minus the median of plain validate. The
 CPU-time columns (``time.process_time``) are the same medians without the time spent waiting
 for a core, for a shared machine.
@@ -106,7 +107,7 @@ def _context(address: str, build: int = 0) -> RequestContext:
 
 def _addresses() -> itertools.cycle[str]:
     """Addresses in /24s the enricher has not seen (more than it caches): Comcast's 73.0.0.0/8."""
-    return itertools.cycle(f"73.{i // 256 % 256}.{i % 256}.{1 + i % 250}" for i in range(60_000))
+    return itertools.cycle([f"73.{i // 256 % 256}.{i % 256}.{1 + i % 250}" for i in range(60_000)])
 
 
 def _scattered() -> itertools.cycle[str]:
@@ -114,13 +115,14 @@ def _scattered() -> itertools.cycle[str]:
     step = 2_654_435_761  # a large odd stride through 2**32
     numbers = ((16_777_216 + i * step) % 3_758_096_384 for i in range(60_000))
     return itertools.cycle(
-        f"{n >> 24}.{n >> 16 & 255}.{n >> 8 & 255}.{1 + n % 250}" for n in numbers
+        [f"{n >> 24}.{n >> 16 & 255}.{n >> 8 & 255}.{1 + n % 250}" for n in numbers]
     )
 
 
 def _neighbours() -> itertools.cycle[str]:
     """New addresses in a few known /24s, as a phone's carrier hands them out."""
-    return itertools.cycle(f"{BLOCKS[i % len(BLOCKS)]}.9.{i // 4 % 254 + 1}" for i in range(60_000))
+    made = [f"{BLOCKS[i % len(BLOCKS)]}.9.{i // 4 % 254 + 1}" for i in range(60_000)]
+    return itertools.cycle(made)
 
 
 def _world(policy: RiskPolicy, enricher: Enricher, now: float) -> tuple[UserRisk, Population]:

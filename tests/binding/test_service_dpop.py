@@ -166,9 +166,10 @@ def test_a_refused_validation_leaves_the_session_as_it_was(
             body["dpop"] = dpop
         answer = api.client.post("/v1/sessions/validate", json=body, headers=api.auth("validate"))
         assert answer.json() == deny
-    # the calls that pass no proof renew nothing on the way either
+    # a call that acts on the session without a proof is refused and renews nothing either
     data = {"token": token, "set": {"cart": 1}}
-    assert api.client.post("/v1/sessions/data", json=data, headers=api.auth("issue")).json()
+    refused = api.client.post("/v1/sessions/data", json=data, headers=api.auth("issue"))
+    assert refused.status_code == 401
     changed = store.get(session_id)
     assert changed is not None
     assert before is not None

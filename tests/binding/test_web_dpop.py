@@ -58,10 +58,20 @@ def asgi_app(manager: AsyncSessionManager) -> Callable[[str], Any]:
         body = {"user": session.user_id if session else None, "proven": h.proven}
         return JSONResponse(body, status_code=200 if session else 401)
 
+    async def act(request: Request) -> Response:
+        h = get_handle(request)
+        if h.session is None:
+            return JSONResponse({"acted": False}, status_code=401)
+        await h.update_data(lambda data: data.update(cart=3))
+        await h.elevate(auth_level=2)
+        await h.rotate()
+        return JSONResponse({"acted": True})
+
     def make(base: str) -> Starlette:
         routes = [
             Route("/login", login, methods=["POST"]),
             Route("/me", me, methods=["GET", "POST"]),
+            Route("/act", act, methods=["POST"]),
         ]
         options: dict[str, Any] = {"manager": manager, "transport": "bearer", "dpop": DPOP}
         return Starlette(routes=routes, middleware=[Middleware(SessionMiddleware, **options)])
@@ -84,6 +94,16 @@ def flask_app(manager: SessionManager) -> Callable[[str], Any]:
             session = handle().session
             body = {"user": session.user_id if session else None, "proven": handle().proven}
             return jsonify(body), 200 if session else 401
+
+        @app.post("/act")
+        def act() -> Any:
+            h = handle()
+            if h.session is None:
+                return jsonify(acted=False), 401
+            h.update_data(lambda data: data.update(cart=3))
+            h.elevate(auth_level=2)
+            h.rotate()
+            return jsonify(acted=True)
 
         return app
 
@@ -234,6 +254,23 @@ def test_a_refused_request_leaves_the_session_as_it_was(api: Api) -> None:
     after = api.record(renewed).record
     assert (after.generation, after.last_seen) == (before.generation + 1, api.clock.now())
     assert api.call("GET", "/me", device, renewed).status_code == 200
+
+
+def test_the_handle_changes_a_bound_session_only_in_a_proven_request(api: Api) -> None:
+    """Data changes, elevation and rotation through the handle: the application never runs
+    for a bound token without its key's proof, so a copied token changes nothing."""
+    device, thief = Device(), Device()
+    token = api.login(device)
+    before = api.record(token).record
+    assert _error(api.call("POST", "/act", None, token)) == "invalid_dpop_proof"
+    assert _error(api.call("POST", "/act", thief, token)) == "invalid_dpop_proof"
+    assert _error(api.call("POST", "/act", device, token, scheme="Bearer")) == "invalid_token"
+    assert api.record(token).record == before
+    acted = api.call("POST", "/act", device, token)
+    assert acted.json() == {"acted": True}
+    after = api.record(acted.headers["session-token"])
+    assert (after.auth_level, after.data["cart"]) == (2, 3)
+    assert after.generation > before.generation
 
 
 def test_a_stale_nonce_is_refused_with_a_fresh_one(api: Api) -> None:

@@ -203,3 +203,63 @@ def test_replay_record_looks_like_an_expiring_anonymous_record() -> None:
 def test_policy_refuses_unsafe_values(options: dict[str, object]) -> None:
     with pytest.raises(ConfigError):
         BindingPolicy(**options)  # type: ignore[arg-type]
+
+
+def test_the_stored_key_follows_the_stored_jwk_and_its_cache_is_bounded() -> None:
+    device, other = Device(), Device()
+    state = states.decode(
+        states.encode(states.bound_state(client_key(device.jwk, "ES256"), "dbsc", NOW))
+    )
+    assert state is not None
+    key = states.key_of(state)
+    assert key is not None
+    assert key.thumbprint == device.thumbprint
+    # Another key written in the same session's state: the next read uses it, never the old one.
+    rebound = states.bound_state(client_key(other.jwk, "ES256"), "dbsc", NOW, sid=state["sid"])
+    parts = states.cookie_bound_parts(
+        states.stored_text(json.dumps({states.BINDING_KEY: states.encode(rebound)}))
+    )
+    assert parts is not None
+    fresh = states.stored_key(parts)
+    assert fresh is not None
+    assert fresh.thumbprint == other.thumbprint
+    assert not fresh.verify(b"x", device.signature(b"x"))
+    # A damaged stored key is refused, not answered from the cache.
+    damaged = [*parts[:8], parts[8].replace(other.jwk["x"], device.jwk["x"]), *parts[9:]]
+    assert states.stored_key(damaged) is None
+    maxsize = states._stored_key.cache_info().maxsize
+    assert maxsize is not None
+    assert 0 < maxsize <= 1024
+    for _ in range(3):
+        states.stored_key(parts)
+    assert states._stored_key.cache_info().currsize <= maxsize
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ('{"sessionward.binding":"b1|a"}', "b1|a"),
+        ('{"sessionward.binding":"b1\\"|a"}', 'b1"|a'),
+        ('{"sessionward.binding":"\\u0062\\u0031|a"}', "b1|a"),
+        ('{"sessionward.binding":"b1|\\/a"}', "b1|/a"),
+        ('{"sessionward.binding":"b1|é"}', "b1|é"),
+    ],
+)
+def test_the_stored_text_is_the_json_value_however_it_is_spelled(text: str, value: str) -> None:
+    stored = states.stored_text(text)
+    assert stored is not None
+    assert stored.value == value == json.loads(text)[states.BINDING_KEY]
+    in_place = text[24:-2] == value and value.isascii()  # spelled literally, in ASCII
+    assert (stored.span is not None) == in_place
+
+
+def test_a_damaged_stored_state_is_not_cookie_bound() -> None:
+    text, challenge, _ = _bound_text({"cart": []})
+    stored = states.stored_text(text)
+    assert stored is not None
+    assert states.cookie_bound_parts(stored) is not None
+    # Characters :func:`encode` never writes, reached through JSON escapes (the parsed path):
+    for damaged in (challenge[:-1] + "\\u00e9", challenge + ",\\u0663:1"):
+        spelled = text.replace(challenge, damaged)
+        assert states.stored_text(spelled) is not None
+        assert states.cookie_bound_parts(states.stored_text(spelled)) is None

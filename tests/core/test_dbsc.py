@@ -143,3 +143,15 @@ def test_session_config_has_what_chromium_needs() -> None:
         }
     ]
     assert dbsc.end_config() == {"continue": False}
+
+
+def test_refresh_values_bare_quoted_or_with_parameters() -> None:
+    device = Device()
+    key = client_key(device.jwk, "ES256")
+    jwt = device.refresh("c3")
+    for value in (jwt, f"  {jwt} ", f'"{jwt}"', f"{jwt};x=1", f'"{jwt}";x="a;b"'):
+        assert dbsc.verify_refresh(value, key) == "c3"
+    for bad in (f"{jwt} x", f"{jwt}!", f'"{jwt}', f"{jwt}\n.", "", "  ", f"x{jwt}", f'{jwt}"'):
+        with pytest.raises(InvalidProof) as caught:
+            dbsc.verify_refresh(bad, key)
+        assert caught.value.reason in ("malformed", "signature")

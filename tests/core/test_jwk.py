@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from proofs import Device, b64
 
-from sessionward.core.jwk import client_key, thumbprint
-from sessionward.core.jws import parse_compact
+from sessionward.core.jwk import _cached, client_key, thumbprint
+from sessionward.core.jws import header_key, parse_compact
 from sessionward.errors import InvalidProof
 
 
@@ -98,3 +100,46 @@ def test_compact_parsing_is_strict() -> None:
     ]:
         with pytest.raises(InvalidProof):
             parse_compact(bad)
+
+
+def _header_segment(jwk: dict[str, str]) -> str:
+    return b64(json.dumps({"alg": "ES256", "jwk": jwk, "typ": "dpop+jwt"}).encode())
+
+
+def test_a_changed_key_is_never_served_from_the_caches() -> None:
+    device, other = Device(), Device()
+    first = client_key(device.jwk, "ES256")
+    assert client_key(dict(device.jwk), "ES256") is first  # an equal JWK: the cached key
+    # The same members but for one coordinate (another key, or a tampered one): never the
+    # cached key, and a point off the curve is refused rather than answered from the cache.
+    changed = {**device.jwk, "y": other.jwk["y"]}
+    with pytest.raises(InvalidProof):
+        client_key(changed, "ES256")
+    swapped = client_key(other.jwk, "ES256")
+    assert swapped is not first
+    assert swapped.thumbprint == other.thumbprint != first.thumbprint
+    assert not swapped.verify(b"data", device.signature(b"data"))
+    # The key named by a proof header follows the header's exact bytes.
+    mine = header_key(_header_segment(device.jwk), "ES256")
+    theirs = header_key(_header_segment(other.jwk), "ES256")
+    assert mine is first
+    assert theirs is swapped
+    assert header_key(_header_segment(device.jwk), "ES256") is first
+
+
+def test_the_key_caches_are_bounded() -> None:
+    for cached in (_cached, header_key):
+        maxsize = cached.cache_info().maxsize
+        assert maxsize is not None
+        assert 0 < maxsize <= 1024
+    devices = [Device() for _ in range(header_key.cache_info().maxsize + 8)]  # type: ignore[operator]
+    for device in devices:
+        header_key(_header_segment(device.jwk), "ES256")
+    for cached in (_cached, header_key):
+        info = cached.cache_info()
+        assert info.currsize <= info.maxsize  # type: ignore[operator]
+    # The oldest entries were dropped, and asking again builds a working key.
+    before = header_key.cache_info().misses
+    key = header_key(_header_segment(devices[0].jwk), "ES256")
+    assert header_key.cache_info().misses == before + 1
+    assert key.verify(b"x", devices[0].signature(b"x"))

@@ -287,3 +287,37 @@ def test_a_receiver_down_for_a_minute_gets_every_api_event_once_back(
     failed = [d for d in history if not d["ok"]]
     assert failed
     assert {d["error"] for d in failed} == {"connect"}
+
+
+def test_this_process_s_events_leave_at_once_not_at_the_next_poll(
+    tmp_path: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The recorder wakes the service's deliverer after each batch: with a poll once an hour,
+    each event still reaches the receiver within seconds of the request that caused it."""
+    import sessionward.service.webhooks as service_webhooks
+
+    monkeypatch.setattr(service_webhooks, "POLL_SECONDS", 3600.0)
+    config = ServiceConfig(
+        store=str(tmp_path / "service.db"), admin=False, demo=False, policy=POLICY,
+        key_cache_seconds=0, webhook_private_targets=True,
+    )  # fmt: skip
+    clock = FakeClock(time.time())
+    app = create_app(config, clock=clock)
+    runtime: Runtime = app.state.runtime
+    try:
+        with serve(app) as base, httpx.Client(base_url=base, timeout=10) as client:
+            live = Service(app, runtime, clock, client, make_keys(runtime), tmp_path)
+            runtime.start_background()  # the deliverer thread, as the app's lifespan starts it
+            made = client.post(
+                "/v1/webhooks", json={"url": receiver.url}, headers=live.auth("admin")
+            )
+            receiver.secret = made.json()["secret"]
+            for n, user in enumerate(("alice", "bob"), start=1):
+                # The second event comes after the deliverer's first round has sent the
+                # first: only a wake-up brings it before the hour is up.
+                client.post("/v1/sessions", json={"user_id": user}, headers=live.auth("issue"))
+                assert receiver.wait_for(n, timeout=5.0), f"event {n} not delivered within 5 s"
+    finally:
+        asyncio.run(runtime.close())
+    users = [p["data"]["user_id"] for p in receiver.payloads()]
+    assert users == ["alice", "bob"]

@@ -33,6 +33,7 @@ class Receiver:
         #: False: keep messages unchecked (the test checks them on its own fake clock).
         self.check = True
         self.lock = threading.Lock()
+        self._arrived = threading.Condition(self.lock)
         self._server: ThreadingHTTPServer | None = None
 
     @property
@@ -81,6 +82,12 @@ class Receiver:
             self.received.append(
                 {"id": lower["webhook-id"], "payload": payload, "raw": body, "headers": lower}
             )
+            self._arrived.notify_all()
+
+    def wait_for(self, count: int, timeout: float) -> bool:
+        """Wait until ``count`` verified messages have arrived; ``False`` after ``timeout``."""
+        with self._arrived:
+            return self._arrived.wait_for(lambda: len(self.received) >= count, timeout)
 
     def stop(self) -> None:
         if self._server is not None:

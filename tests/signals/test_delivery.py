@@ -3,6 +3,7 @@ that is down for a minute, filters, disabling, two deliverers on one database.""
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections import Counter
@@ -12,9 +13,10 @@ from pathlib import Path
 import pytest
 from servers import WAIT, postgres_server, redis_server, wait_until  # noqa: F401 - fixtures
 
-from sessionward import SessionManager
+from sessionward import SessionManager, SQLiteStore
 from sessionward.core.events import EventBus, SessionCreated, SessionRevoked
 from sessionward.signals.delivery import Deliverer, Limits
+from sessionward.signals.recorder import Recorder
 from sessionward.signals.webhook_endpoints import (
     KIND,
     ROTATION_GRACE,
@@ -32,6 +34,7 @@ from sessionward.stores.consumers import (
     SQLiteConsumerStore,
 )
 from sessionward.stores.eventlog import MemoryEventLog
+from sessionward.stores.eventlog.sqlite import SQLiteEventLog
 from sessionward.testing import FakeClock
 from signals._receiver import Receiver
 
@@ -438,3 +441,69 @@ def test_no_raw_token_reaches_a_receiver(clock: FakeClock, receiver: Receiver) -
         assert token.encode() not in raw
         assert token[-20:].encode() not in raw
     assert issued.id.encode() in raw
+
+
+def test_an_event_recorded_in_this_process_is_delivered_at_once_not_at_the_next_poll(
+    clock: FakeClock, receiver: Receiver, tmp_path: Path
+) -> None:
+    """The recorder wakes the deliverer after each batch: with a poll once an hour, the event
+    still arrives well under a second after it was recorded."""
+    path = tmp_path / "s.db"
+    SQLiteStore(path).close()
+    log, store = SQLiteEventLog(path), MemoryConsumerStore()
+    rounds = threading.Semaphore(0)
+
+    class Counted(Deliverer):
+        def run_once(self) -> int:
+            try:
+                return super().run_once()
+            finally:
+                rounds.release()
+
+    engine = Counted(log, store, {KIND: WebhookRenderer()}, clock=clock, draw=lambda: 0.5)
+    recorder = Recorder(log, application=lambda event: "default")
+    recorder.on_append(engine.wake)
+    try:
+        _, secret = create_webhook(store, log, receiver.url, application="default", now=0.0)
+        receiver.secret = secret.reveal()
+        engine.start(interval=3600.0)
+        assert rounds.acquire(timeout=10)  # the first round, at start: nothing logged yet
+        assert receiver.ids() == []
+        recorded = time.monotonic()
+        recorder(SessionRevoked("sid-prompt", "user", clock.now()))
+        deadline = recorded + 1.0
+        while not receiver.ids() and time.monotonic() < deadline:
+            rounds.acquire(timeout=max(0.0, deadline - time.monotonic()))
+        assert len(receiver.ids()) == 1, "not delivered within a second of being recorded"
+        assert receiver.payloads()[0]["data"]["session_id"] == "sid-prompt"
+    finally:
+        recorder.close()
+        engine.stop()
+        log.close()
+
+
+def test_wake_ups_in_a_burst_start_at_most_one_round_per_soonest(clock: FakeClock) -> None:
+    """A recorder writing a batch every few milliseconds does not make the deliverer claim
+    (a write transaction) as often: woken rounds start at least ``soonest`` apart."""
+    log, store = MemoryEventLog(), MemoryConsumerStore()
+    starts: list[float] = []
+    first = threading.Event()
+
+    class Counted(Deliverer):
+        def run_once(self) -> int:
+            starts.append(time.monotonic())
+            first.set()
+            return super().run_once()
+
+    engine = Counted(log, store, {KIND: WebhookRenderer()}, clock=clock)
+    try:
+        engine.start(interval=3600.0, soonest=0.2)
+        assert first.wait(10)
+        end = time.monotonic() + 1.0
+        while time.monotonic() < end:  # a second of wake-ups, as fast as they come
+            engine.wake()
+    finally:
+        engine.stop()
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert 2 <= len(starts) <= 7  # the first, then at most one per 0.2 s of the second
+    assert all(gap >= 0.19 for gap in gaps)  # (a round notes its start a moment in)

@@ -242,3 +242,35 @@ def test_a_forked_child_records_with_a_writer_thread_of_its_own(path: str) -> No
     kinds = sorted((e.session_id, e.kind) for e in log.query(EventQuery()).events)
     log.close()
     assert kinds == [("child", "revoked"), ("parent", "created")]
+
+
+def test_a_listener_runs_after_each_batch_once_its_entries_can_be_read(
+    log: CountingLog, path: str
+) -> None:
+    recorder = Recorder(log, linger=0)
+    seen: list[int] = []
+    called = threading.Event()
+
+    def listener() -> None:
+        reader = SQLiteEventLog(path)  # another connection: the batch is committed
+        try:
+            seen.append(len(reader.read(None, 100)))
+        finally:
+            reader.close()
+        called.set()
+
+    def broken() -> None:
+        raise RuntimeError("a listener's bug")
+
+    recorder.on_append(broken)
+    recorder.on_append(listener)
+    recorder(created(1))
+    assert called.wait(10)
+    assert seen[0] >= 1
+    called.clear()
+    recorder(created(2))  # the broken listener stopped neither the writer nor the next one
+    assert called.wait(10)
+    assert recorder.flush()
+    assert seen[-1] == 2
+    assert recorder.stats()["written"] == 2
+    recorder.close()

@@ -323,3 +323,34 @@ def test_any_digit_string_is_a_cursor(log: EventLog) -> None:
     assert log.read("9" * 32, 10) == []  # past the newest: nothing newer
     assert ids(log.query(EventQuery(before="9" * 32)).events) == written[::-1]
     assert ids(log.read("0", 10)) == written
+
+
+def test_a_session_s_entries_across_batches_among_its_user_s_others(log: EventLog) -> None:
+    """A session's entries, written over several batches between its user's other sessions'
+    and other users' (and an anonymous session's, whose user is ``None``), page newest first
+    with the other filters applied."""
+    ours: list[str] = []
+    anonymous: list[str] = []
+    for batch in range(4):
+        entries = [
+            entry(10 * batch, session_id="S-ours", user_id="app/alice", kind="rotated"),
+            entry(10 * batch + 1, session_id=f"S-other{batch}", user_id="app/alice"),
+            entry(10 * batch + 2, session_id="S-ours-too", user_id="app/bob"),
+            entry(10 * batch + 3, session_id="S-anonymous", user_id=None, kind="rotated"),
+            entry(10 * batch + 4, session_id="S-ours", user_id="app/alice", kind="revoked"),
+        ]
+        written = log.append(entries)
+        ours += [written[0], written[4]]
+        anonymous.append(written[3])
+    pages = every_page(log, EventQuery(session_id="S-ours", limit=3))
+    assert [e.id for p in pages for e in p] == ours[::-1]
+    assert {e.user_id for p in pages for e in p} == {"app/alice"}
+    revoked = log.query(EventQuery(session_id="S-ours", kinds=frozenset({"revoked"}), limit=50))
+    assert ids(revoked.events) == ours[1::2][::-1]
+    later = log.query(EventQuery(session_id="S-ours", since=NOW + 20, limit=50))
+    assert ids(later.events) == ours[4:][::-1]
+    both = log.query(EventQuery(session_id="S-ours", user_id="app/alice", limit=50))
+    assert ids(both.events) == ours[::-1]
+    assert log.query(EventQuery(session_id="S-ours", user_id="app/bob")).events == []
+    assert ids(log.query(EventQuery(session_id="S-anonymous")).events) == anonymous[::-1]
+    assert log.query(EventQuery(session_id="S-nobody")).events == []

@@ -30,10 +30,10 @@ import hashlib
 import hmac
 import json
 import math
-import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
+from hashlib import sha256 as _sha256
 from typing import Any, Final, Literal, NamedTuple
 
 from sessionward.core import token as tokens
@@ -58,6 +58,7 @@ REPLAY_KEY: Final = "sessionward.replay"
 Method = Literal["dbsc", "webcrypto", "dpop"]
 METHODS: Final = ("dbsc", "webcrypto", "dpop")
 _COOKIES_KEPT: Final = 2
+_VERIFIER_BYTES: Final = tokens.VERIFIER_BYTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,7 +311,7 @@ def cookie_bound(state: Mapping[str, Any] | None) -> bool:
 
 
 def _verifier(value: str) -> str:
-    return b64encode(hashlib.sha256(value.encode("ascii")).digest()[: tokens.VERIFIER_BYTES])
+    return b64encode(_sha256(value.encode("ascii")).digest()[:_VERIFIER_BYTES])
 
 
 def new_cookie(
@@ -358,7 +359,6 @@ def with_state(data: Mapping[str, Any], state: Mapping[str, Any] | None) -> dict
 # record's JSON text and writes the new one back in place, so the session's data is neither
 # parsed nor serialised again.
 
-_STORED: Final = re.compile(r"[A-Za-z0-9_|:,.-]*")  # what :func:`encode` is made of
 _COOKIE_BOUND: Final = ("dbsc", "webcrypto")
 
 
@@ -375,7 +375,7 @@ def _span(text: str) -> tuple[int, int] | None:
     start, end = at + len(MARK) + 1, len(text) - 2
     if at < 0 or start > end or text[start - 1] != '"':
         return None
-    return (start, end) if _STORED.fullmatch(text, start, end) is not None else None
+    return start, end
 
 
 class Stored(NamedTuple):
@@ -390,7 +390,12 @@ def stored_text(data: str) -> Stored | None:
     """The stored binding in a record's data JSON text, or ``None``."""
     span = _span(data)
     if span is not None:
-        return Stored(data[span[0] : span[1]], span)
+        literal = data[span[0] : span[1]]
+        # ASCII without a quote or a backslash (``isascii`` reads a flag): JSON text spells
+        # such a string as it is, so the span holds the value itself. What :func:`encode`
+        # writes always qualifies; the fields are checked one by one where they are read.
+        if literal.isascii() and '"' not in literal and "\\" not in literal:
+            return Stored(literal, span)
     loaded = json.loads(data) if MARK in data else None
     value = loaded.get(BINDING_KEY) if isinstance(loaded, dict) else None
     return Stored(value, None) if isinstance(value, str) else None
@@ -411,8 +416,8 @@ def replace_stored(data: str, stored: Stored, value: str, limit: int) -> str:
 
 def cookie_bound_parts(stored: Stored | None) -> list[str] | None:
     """The fields of a stored state bound through a cookie (DBSC or the fallback), else
-    ``None``."""
-    parts = None if stored is None else stored.value.split("|")
+    ``None``. :func:`encode` writes ASCII only: anything else is a damaged state."""
+    parts = None if stored is None or not stored.value.isascii() else stored.value.split("|")
     if parts is None or len(parts) not in (11, 12) or parts[0] != "b1":
         return None
     return parts if parts[1] == "bound" and parts[2] in _COOKIE_BOUND else None
@@ -440,31 +445,34 @@ def refresh_step(parts: list[str], jti: str | None, now: float, policy: BindingP
     challenge, plus a new bound cookie when ``jti`` was outstanding and unexpired. Compared in
     constant time; expired challenges and cookies are dropped on the way."""
     low, high = now - policy.challenge_lifetime, now + 60
-    wanted = None if jti is None else jti.encode()
+    # Stored challenges are ASCII, so a non-ASCII ``jti`` matches none (and ``compare_digest``
+    # takes ASCII text as it is).
+    wanted = jti if jti is not None and jti.isascii() else None
     live, found = [], False
     for item in parts[9].split(",") if parts[9] else ():
         name, _, issued = item.partition(":")
         if not issued.isdecimal() or not low < int(issued) <= high:
             continue
-        if wanted is not None and not found and hmac.compare_digest(name.encode(), wanted):
+        if wanted is not None and not found and hmac.compare_digest(name, wanted):
             found = True
             continue
         live.append(item)
     fresh = b64encode(secrets.token_bytes(56))  # 24 bytes of challenge, 32 of cookie
-    challenge, cookie = fresh[:32], fresh[32:]
-    live.append(f"{challenge}:{int(now)}")
+    challenge, second = fresh[:32], int(now)
+    live.append(f"{challenge}:{second}")
     challenges = ",".join(live[-policy.max_challenges :])
+    head = "|".join(parts[:9])
     if not found:
         proved = parts[11] if len(parts) == 12 else ""
-        return Step("|".join([*parts[:9], challenges, parts[10], proved]), challenge, None)
+        return Step(f"{head}|{challenges}|{parts[10]}|{proved}", challenge, None)
+    cookie = fresh[32:]
     cookies = f"{_verifier(cookie)}:{math.ceil(now) + policy.cookie_lifetime}"
-    for item in reversed(parts[10].split(",") if parts[10] else ()):
+    for item in reversed(parts[10].split(",")) if parts[10] else ():
         until = item.partition(":")[2]
         if until.isdecimal() and int(until) > now:  # the newest one still alive is kept
             cookies = f"{item},{cookies}"  # _COOKIES_KEPT: the previous and the new
             break
-    value = "|".join([*parts[:9], challenges, cookies, str(int(now))])
-    return Step(value, challenge, cookie)
+    return Step(f"{head}|{challenges}|{cookies}|{second}", challenge, cookie)
 
 
 def replay_record(kind: str, jti: str, until: float, now: float) -> SessionRecord:

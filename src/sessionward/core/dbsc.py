@@ -85,6 +85,15 @@ def item_text(value: str | None) -> str | None:
     return text or None
 
 
+def _jws_text(value: str | None) -> str | None:
+    """:func:`item_text` for a header holding a compact JWS. A bare value without ``"`` or
+    ``;`` (what Chromium sends) is taken as it is: its characters are checked by the JWS
+    parse, which refuses what :func:`item_text` would have refused."""
+    if value is None or '"' in value or ";" in value:
+        return item_text(value)
+    return value.strip()
+
+
 def parse_skipped(value: str | None) -> list[tuple[str, str | None]]:
     """``Secure-Session-Skipped: reason;session_identifier="sid", ...`` as ``(reason, sid)``
     pairs; malformed items are left out."""
@@ -169,7 +178,7 @@ def verify_registration(
     equal to the one we sent (when we sent one) and ``aud``, when the browser adds it, equal
     to ``audience`` (the registration URL). The caller checks ``jti`` against the challenges
     it issued. Raises :class:`~sessionward.errors.InvalidProof`."""
-    jwt = parse_compact(item_text(text))
+    jwt = parse_compact(_jws_text(text))
     header = jwt.header
     if header.get("typ") != TYP:
         raise InvalidProof("typ")
@@ -195,7 +204,7 @@ def verify_registration(
 def verify_refresh(text: str | None, key: ClientKey) -> str:
     """Check a refresh JWT against the key stored at registration (a ``jwk`` in the header is
     ignored) and return its ``jti`` for the caller to match with an outstanding challenge."""
-    jwt = parse_compact(item_text(text))
+    jwt = parse_compact(_jws_text(text))
     if jwt.header.get("typ") != TYP:
         raise InvalidProof("typ")
     if jwt.header.get("alg") != key.alg:

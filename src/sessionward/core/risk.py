@@ -22,15 +22,17 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import NamedTuple
 
-from sessionward.core.risk_history import Path, Population, UserRisk, smoothed
+from sessionward.core.risk_history import Path, Population, UserRisk
+from sessionward.core.risk_network import DEPTHS, NetworkIndex, network_path, owner
 from sessionward.core.risk_policy import RiskPolicy
 from sessionward.core.risk_signals import (
     browser_change,
+    challenge,
     device_change,
     language_change,
     platform_change,
+    same_browser,
 )
 from sessionward.core.risk_types import (
     Browser,
@@ -76,47 +78,7 @@ class SeenNetwork:
     score: float
 
 
-class _Index(NamedTuple):
-    """What the network model asks of a session's networks, computed once per change."""
-
-    tree: Mapping[Path, tuple[Path, ...]]
-    countries: tuple[str, ...]  # one per network remembered: repeats count
-    owners: frozenset[tuple[str, str]]  # (country, AS name)
-    prefixes: frozenset[tuple[str, str]]  # (AS name, prefix)
-    #: The network reasons computed against exactly these networks, per network, with the
-    #: user history, population and policy they were computed with (a phone going back and
-    #: forth between Wi-Fi and its carrier asks the same question again). Bounded.
-    memo: dict[Network, tuple[int, int, RiskPolicy, tuple[Reason, ...]]]
-    #: The kind, country and network part of those reasons, per path to the network and AS
-    #: name, kept the same way: a new /24 of a known network computes only its prefix part.
-    upper: dict[tuple[Path, str], tuple[int, int, RiskPolicy, _Upper]]
-
-    @classmethod
-    def of(cls, networks: tuple[SeenNetwork, ...]) -> _Index:
-        nets = [s.network for s in networks]
-        return cls(
-            _tree(networks),
-            tuple(n.country for n in nets),
-            frozenset((n.country, owner(n)) for n in nets),
-            frozenset((owner(n), n.prefix) for n in nets),
-            {},
-            {},
-        )
-
-    def grown(self, net: Network) -> _Index:
-        """The index with one more network."""
-        return _Index(
-            _grown(self.tree, network_path(net)),
-            (*self.countries, net.country),
-            self.owners | {(net.country, owner(net))},
-            self.prefixes | {(owner(net), net.prefix)},
-            {},
-            {},
-        )
-
-
-_NO_INDEX = _Index({}, (), frozenset(), frozenset(), {}, {})
-_MEMO_SIZE = 16
+_NO_INDEX = NetworkIndex({}, (), frozenset(), frozenset())
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,12 +92,12 @@ class SessionRisk:
     last_t: float
     rate: float = 1.0
     cached: Verdict | None = None
-    #: Derived from ``networks`` (built when not given): see :class:`_Index`.
-    index: _Index = field(default=_NO_INDEX, compare=False, repr=False)
+    #: Derived from ``networks`` (built when not given): see :class:`NetworkIndex`.
+    index: NetworkIndex = field(default=_NO_INDEX, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.index is _NO_INDEX:
-            object.__setattr__(self, "index", _Index.of(self.networks))
+            object.__setattr__(self, "index", NetworkIndex.of(s.network for s in self.networks))
 
     @property
     def tree(self) -> Mapping[Path, tuple[Path, ...]]:
@@ -183,7 +145,7 @@ def decide(reasons: tuple[Reason, ...], policy: RiskPolicy) -> Verdict:
             groups[reason.group] = groups.get(reason.group, 0.0) + reason.weight
         strong = sum(1 for w in groups.values() if w >= policy.corroboration)
         severe = score >= policy.revoke_at and strong >= 2
-        decision = Decision.REVOKE if severe else Decision.STEP_UP
+        decision = Decision.REVOKE if severe else challenge(groups, score, policy)
     else:
         decision = Decision.LOG if score >= policy.log_at else Decision.ALLOW
     return Verdict(decision, score, ordered)
@@ -220,7 +182,11 @@ def learn(
     index = session.index
     if changed:  # grow the index rather than rebuild it, unless a network was forgotten
         evicted = len(networks) <= len(session.networks)
-        index = _Index.of(networks) if evicted else index.grown(obs.signals.network)
+        index = (
+            NetworkIndex.of(s.network for s in networks)
+            if evicted
+            else index.grown(obs.signals.network)
+        )
     changed = changed or signals != session.signals
     cached = None if changed or obs.signals != signals else _static_part(verdict, policy)
     return SessionRisk(networks, signals, obs.t, rate, cached, index)
@@ -253,9 +219,9 @@ def remember(
     seen = {
         network_path(s.network)[:depth]
         for s in (session.networks if session else ())
-        for depth in _DEPTHS
+        for depth in DEPTHS
     }
-    new = [path[:depth] for depth in _DEPTHS if path[:depth] not in seen]
+    new = [path[:depth] for depth in DEPTHS if path[:depth] not in seen]
     if not new:
         return user
     return user.add(
@@ -268,10 +234,7 @@ def remember(
     )
 
 
-# -- the network: Freeman's hierarchy with a session level in front ---------------------------
-
-_DEPTHS = (1, 2, 3, 4)
-_SPREAD_DEPTH = 2  # kind and country: see _network
+# -- the network: Freeman's hierarchy with a session level in front (risk_network.py) ---------
 
 
 def novelty(session: SessionRisk, net: Network) -> int:
@@ -280,212 +243,7 @@ def novelty(session: SessionRisk, net: Network) -> int:
     if net == session.networks[-1].network:
         return 0
     path, tree = network_path(net), session.tree
-    return next((d for d in _DEPTHS if path[:d] not in tree.get(path[: d - 1], ())), 0)
-
-
-def _grown(tree: Mapping[Path, tuple[Path, ...]], path: Path) -> dict[Path, tuple[Path, ...]]:
-    out = dict(tree)
-    for depth in _DEPTHS:
-        kids = out.get(path[: depth - 1], ())
-        if path[:depth] not in kids:
-            out[path[: depth - 1]] = (*kids, path[:depth])
-    return out
-
-
-def _tree(networks: tuple[SeenNetwork, ...]) -> dict[Path, tuple[Path, ...]]:
-    children: dict[Path, dict[Path, None]] = {}
-    for seen in networks:
-        path = network_path(seen.network)
-        for depth in _DEPTHS:
-            children.setdefault(path[: depth - 1], {})[path[:depth]] = None
-    return {parent: tuple(kids) for parent, kids in children.items()}
-
-
-def owner(net: Network) -> str:
-    """Who runs the network: its AS name, or for an address no database lists, its /16
-    (IPv4) or /32 (IPv6) as the best stand-in (``"198.51/16"``), so that two unlisted
-    networks are not taken for one."""
-    if net.asn or not net.prefix:
-        return net.asn
-    address = net.prefix.partition("/")[0]
-    if ":" in address:
-        return ":".join(address.split(":")[:2]) + "/32"
-    return ".".join(address.split(".")[:2]) + "/16"
-
-
-def network_path(net: Network) -> Path:
-    """The network's place in the hierarchy: kind, country, network (AS), prefix. For VPN,
-    hosting and Tor networks the provider comes before the country: a VPN user's habit is the
-    provider, and its exits hop between countries."""
-    if net.kind:
-        return (net.kind, owner(net), net.country, net.prefix)
-    return (net.kind, net.country, owner(net), net.prefix)
-
-
-def _network(
-    net: Network, session: SessionRisk, user: UserRisk, pop: Population, policy: RiskPolicy
-) -> tuple[Reason, ...]:
-    memo = session.index.memo
-    known = memo.get(net)
-    if (
-        known is not None
-        and known[0] == user.serial
-        and known[1] == pop.serial
-        and known[2] is policy
-    ):
-        return known[3]
-    reasons = _network_reasons(net, session, user, pop, policy)
-    if len(memo) >= _MEMO_SIZE:
-        memo.clear()
-    memo[net] = (user.serial, pop.serial, policy, reasons)
-    return reasons
-
-
-class _Upper(NamedTuple):
-    """The network reasons' depths 1 to 3 (kind, country, network), shared by every prefix of
-    one network: the running products, the first new depth (0: none), the kind's own odds
-    and what the reason's text needs."""
-
-    legit: float
-    attacker: float
-    local: float
-    first_new: int
-    kind_legit: float
-    kind_attacker: float
-    where: str
-    owned: bool  # the session used this network (same country and owner) before
-    level: tuple[Signal, str]  # the reason code and text when it did not
-    kind_known: bool  # no network kind, or one the session used before
-
-
-def _network_reasons(
-    net: Network, session: SessionRisk, user: UserRisk, pop: Population, policy: RiskPolicy
-) -> tuple[Reason, ...]:
-    path, tree = network_path(net), session.tree
-    memo, name = session.index.upper, (path[:3], net.asn)
-    kept = memo.get(name)
-    if kept and kept[0] == user.serial and kept[1] == pop.serial and kept[2] is policy:
-        up = kept[3]
-    else:
-        up = _upper(net, session, user, pop, policy)
-        if len(memo) >= _MEMO_SIZE:
-            memo.clear()
-        memo[name] = (user.serial, pop.serial, policy, up)
-    # The prefix: the session's own prefixes of this network in front, else the user's.
-    key, parent, prior = path, path[:3], 1.0 / policy.prefixes_vocabulary
-    here = tree.get(parent, ())
-    share = 1.0 / len(here) if key in here else 0.0
-    first_new = up.first_new or (0 if share else 4)
-    if first_new:
-        total, distinct = user.total(parent)
-        floor = math.exp(-policy.novelty_cap)
-        likely = max(smoothed(user.weight(key), total, distinct, prior), prior * floor)
-        if first_new == 4:
-            usual = pop.move(4, policy.move_prefix, policy.move_weight)
-            likely *= user.move(4, usual, policy.user_move_weight)
-    else:
-        likely = share
-    legit, attacker, local = up.legit * likely, up.attacker * prior, up.local * share
-    # Now and then the attacker works from the victim's own network (malware relaying).
-    total_weight = math.log(
-        (policy.attacker_local * local + (1 - policy.attacker_local) * attacker) / legit
-    )
-    # The reason code: the finest level (prefix, network, country) shared with the session.
-    if (owner(net), net.prefix) in session.index.prefixes:
-        level, detail = Signal.NETWORK_SAME, f"the session's network {up.where}"
-    elif up.owned:
-        used = ", used before" if user.weight(path) else ""
-        level, detail = Signal.NETWORK_PREFIX, f"new prefix of {up.where}{used}"
-    else:
-        level, detail = up.level
-    if up.kind_known:
-        return (Reason(level, total_weight, detail),)
-    kind_weight = math.log(up.kind_attacker / up.kind_legit)
-    return (
-        Reason(level, total_weight - kind_weight, detail),
-        Reason(Signal.NETWORK_KIND, kind_weight, _KIND_TEXT.get(net.kind, net.kind)),
-    )
-
-
-def _upper(
-    net: Network, session: SessionRisk, user: UserRisk, pop: Population, policy: RiskPolicy
-) -> _Upper:
-    path, tree = network_path(net), session.tree
-    first_new = 0  # the first depth the session has not used, found on the way down
-    country_depth = 3 if net.kind else 2
-    floor = math.exp(-policy.novelty_cap)
-    moves = (policy.move_kind, policy.move_country, policy.move_network)
-    # The population, per depth: the attacker's distribution and the prior the user's
-    # estimate is smoothed toward.
-    priors = (
-        pop.kind(net.kind, policy.population_kind(net.kind), policy.population_weight),
-        pop.share(path[:2], _vocabulary(policy, country_depth == 2)),
-        pop.share(path[:3], _vocabulary(policy, country_depth == 3)),
-    )
-    legit = attacker = local = 1.0
-    kind_legit = kind_attacker = 1.0
-    for depth in _UPPER_DEPTHS:
-        key, parent, prior = path[:depth], path[: depth - 1], priors[depth - 1]
-        here = tree.get(parent, ())
-        share = 1.0 / len(here) if key in here else 0.0
-        if not share and not first_new:
-            first_new = depth
-        # The session's own values in front: a legitimate request mostly stays put. One that
-        # moves is weighed against where legitimate requests move to, learned from the
-        # population (the odds that matter are those of a move being an attack), and against
-        # the user's own habits: Witten-Bell over past sessions, smoothed toward the population.
-        if first_new and depth >= first_new:
-            total, distinct = user.total(parent)
-            likely = max(smoothed(user.weight(key), total, distinct, prior), prior * floor)
-            if depth == first_new:  # this user's habit, smoothed toward the population's
-                # (a user whose sessions are spread over kinds of network, or over
-                # countries, switches there: VPN on and off, a commute across a border)
-                usual = pop.move(depth, moves[depth - 1], policy.move_weight)
-                if depth <= _SPREAD_DEPTH:
-                    usual = max(usual, user.spread(parent))
-                likely *= user.move(depth, usual, policy.user_move_weight)
-        else:
-            likely = share
-        # The attacker: mostly anyone, often in the victim's country (residential proxies),
-        # with a taste for hosting, VPN and Tor networks.
-        if depth == 1:
-            chance = policy.attacker_kind(net.kind)
-            kind_legit, kind_attacker = likely, chance
-        elif depth == country_depth:
-            countries = session.index.countries
-            same = countries.count(net.country) / len(countries)
-            # Elsewhere, the population's countries, or any country at all: a country the
-            # site never sees is no less likely for a thief, and far less for the owner.
-            anywhere = policy.attacker_anywhere / policy.countries_vocabulary
-            elsewhere = (1 - policy.attacker_anywhere) * prior + anywhere
-            chance = (
-                policy.attacker_same_country * same + (1 - policy.attacker_same_country) * elsewhere
-            )
-        else:
-            chance = prior
-        legit, attacker, local = legit * likely, attacker * chance, local * share
-    where = f"{net.asn or 'unlisted network ' + owner(net)} ({net.country or '??'})"
-    index = session.index
-    owned = (net.country, owner(net)) in index.owners
-    known = ", used before" if user.weight(path[:3]) else ""
-    if net.country in index.countries:
-        level = Signal.NETWORK_ASN, f"new network {where}{known}"
-    else:
-        level = Signal.NETWORK_COUNTRY, f"new country: {where}{known}"
-    kinds = not net.kind or (net.kind,) in tree.get((), ())
-    return _Upper(
-        legit, attacker, local, first_new, kind_legit, kind_attacker, where, owned, level, kinds
-    )
-
-
-_UPPER_DEPTHS = (1, 2, 3)
-
-
-def _vocabulary(policy: RiskPolicy, countries: bool) -> int:
-    return policy.countries_vocabulary if countries else policy.networks_vocabulary
-
-
-_KIND_TEXT = {"hosting": "a hosting provider", "vpn": "a VPN provider", "tor": "a Tor exit"}
+    return next((d for d in DEPTHS if path[:d] not in tree.get(path[: d - 1], ())), 0)
 
 
 # -- browser, language, client hint, device signal: compared with the session's own ----------
@@ -494,7 +252,7 @@ _KIND_TEXT = {"hosting": "a hosting provider", "vpn": "a VPN provider", "tor": "
 def _static(
     signals: Signals, session: SessionRisk, user: UserRisk, pop: Population, policy: RiskPolicy
 ) -> tuple[Reason, ...]:
-    reasons = list(_network(signals.network, session, user, pop, policy))
+    reasons = list(session.index.reasons(signals.network, user, pop, policy))
     reference = session.signals
     browser = browser_change(reference.browser, signals.browser, policy)
     if browser is not None:
@@ -502,6 +260,7 @@ def _static(
     reasons.extend(language_change(reference.language, signals.language, policy))
     reasons.extend(platform_change(reference, signals, policy))
     reasons.extend(device_change(reference.device_signal, signals.device_signal, policy))
+    reasons.extend(same_browser(reference, signals, policy))
     return tuple(reasons)
 
 

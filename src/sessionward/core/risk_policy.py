@@ -24,7 +24,9 @@ class RiskPolicy:
 
     Decisions: ``log_at``, ``step_up_at``, ``revoke_at`` are score thresholds; a revoke also
     needs two groups of evidence (network, browser, language, platform, device, behaviour)
-    whose weights each add up to ``corroboration``.
+    whose weights each add up to ``corroboration``. ``step_up_alone_at`` (0: off) raises the
+    step-up threshold, up to ``revoke_at``, for a request whose only evidence is the network
+    (every browser attribute the session's, no behaviour reason): below it, a log.
 
     The network model (probabilities). When a legitimate request leaves its session's
     networks, ``move_kind``, ``move_country``, ``move_network``, ``move_prefix`` say where it
@@ -42,12 +44,18 @@ class RiskPolicy:
     for the share among all users). ``novelty_cap`` bounds what one level of the user's
     history can say (in log units). ``*_vocabulary``: how many values the population is
     assumed to spread over before it has been counted.
+
+    ``browser_same`` (0: off; at most 0) is added when every browser attribute is the
+    session's (user agent, language, platform hint, device signal): thieves who copy the user
+    agent do not always copy the rest. It lowers every such score, a thief's with a full copy
+    too; docs/risk.md gives what it trades on the evaluation corpora.
     """
 
     log_at: float = 2.5
     step_up_at: float = 5.0
     revoke_at: float = 9.0
     corroboration: float = 2.5
+    step_up_alone_at: float = 0.0
 
     move_kind: float = 0.03
     move_country: float = 0.005
@@ -70,6 +78,7 @@ class RiskPolicy:
     networks_vocabulary: int = 50
     prefixes_vocabulary: int = 500
 
+    browser_same: float = 0.0
     browser_update: float = 0.7
     browser_max_update: int = 3
     browser_jump: float = 2.0
@@ -109,6 +118,10 @@ class RiskPolicy:
     def __post_init__(self) -> None:
         if not 0 < self.log_at <= self.step_up_at <= self.revoke_at:
             raise ConfigError("need 0 < log_at <= step_up_at <= revoke_at")
+        if self.step_up_alone_at and not self.step_up_at <= self.step_up_alone_at <= self.revoke_at:
+            raise ConfigError(
+                "step_up_alone_at must be 0 (off) or between step_up_at and revoke_at"
+            )
         if self.corroboration <= 0:
             raise ConfigError("corroboration must be positive")
         for name in _PROBABILITIES:
@@ -129,6 +142,8 @@ class RiskPolicy:
         for name in _COUNTS:
             if not 1 <= getattr(self, name) <= 1024:
                 raise ConfigError(f"{name} must be between 1 and 1024")
+        if self.browser_same > 0:
+            raise ConfigError("browser_same is evidence for the owner: it must be at most 0")
         if self.history_retention < self.history_half_life:
             raise ConfigError("history_retention must be at least history_half_life")
 

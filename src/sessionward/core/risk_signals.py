@@ -7,9 +7,16 @@ the strongest. A matching browser is no evidence of the owner: thieves copy user
 from __future__ import annotations
 
 from sessionward.core.risk_policy import RiskPolicy
-from sessionward.core.risk_types import Browser, Reason, Signal, Signals
+from sessionward.core.risk_types import Browser, Decision, Reason, Signal, Signals
 
-__all__ = ["browser_change", "device_change", "language_change", "platform_change"]
+__all__ = [
+    "browser_change",
+    "challenge",
+    "device_change",
+    "language_change",
+    "platform_change",
+    "same_browser",
+]
 
 
 def _describe(b: Browser) -> str:
@@ -78,3 +85,30 @@ def device_change(old: str, new: str, policy: RiskPolicy) -> tuple[Reason, ...]:
     if not old:
         return (Reason(Signal.DEVICE_ADDED, policy.device_added, "device signal appeared"),)
     return (Reason(Signal.DEVICE_CHANGED, policy.device_changed, "another device signal"),)
+
+
+def same_browser(old: Signals, new: Signals, policy: RiskPolicy) -> tuple[Reason, ...]:
+    """``policy.browser_same`` (off at 0) when every browser attribute is the session's: the
+    parsed user agent, the language, the platform hint (both absent counts for Safari and
+    Firefox, which send none) and, if the session has one, the device signal. Thieves often
+    copy the user agent and less often all of it, so a whole match is weak evidence of the
+    owner; how weak depends on how much thieves copy (see docs/risk.md)."""
+    if not policy.browser_same or old.browser != new.browser or not new.language:
+        return ()
+    if not (new.browser.family or new.browser.os) or new.language != old.language:
+        return ()
+    if new.platform != old.platform or new.platform_mismatch:
+        return ()
+    if old.device_signal and new.device_signal != old.device_signal:
+        return ()
+    text = "every browser attribute as the session's"
+    return (Reason(Signal.BROWSER_SAME, policy.browser_same, text),)
+
+
+def challenge(groups: dict[str, float], score: float, policy: RiskPolicy) -> Decision:
+    """A score past ``step_up_at`` that does not revoke: a step-up, or a log when
+    ``policy.step_up_alone_at`` is set, the score is below it and the network is the only group
+    of evidence against the request (a move with nothing else different)."""
+    if score < policy.step_up_alone_at and all(w <= 0 for g, w in groups.items() if g != "network"):
+        return Decision.LOG
+    return Decision.STEP_UP

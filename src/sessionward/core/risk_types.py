@@ -38,6 +38,7 @@ class Signal(enum.StrEnum):
     NETWORK_ASN = "network.new_network"
     NETWORK_COUNTRY = "network.new_country"
     NETWORK_KIND = "network.kind"
+    BROWSER_SAME = "browser.same"
     BROWSER_UPDATE = "browser.update"
     BROWSER_DOWNGRADE = "browser.downgrade"
     BROWSER_JUMP = "browser.version_jump"

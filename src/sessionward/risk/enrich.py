@@ -57,21 +57,21 @@ class _Bounded(Generic[K, V]):
 
 
 class _Ranges:
-    """Address ranges that share one AS name and country, as the database answered them:
-    a new /24 inside a block looked up before (a consumer ISP's /12, a carrier's pools)
-    costs a binary search instead of a database lookup. Bounded; the oldest range goes
-    first."""
+    """Address ranges that share one AS name and country, as the database answered them,
+    with the network's kind: a new /24 inside a block looked up before (a consumer ISP's
+    /12, a carrier's pools) costs a binary search instead of a database lookup. Bounded; the
+    oldest range goes first."""
 
     __slots__ = ("_ends", "_order", "_size", "_starts", "_values")
 
     def __init__(self, size: int) -> None:
         self._starts: list[int] = []  # sorted; ranges do not overlap (one database)
         self._ends: dict[int, int] = {}
-        self._values: dict[int, tuple[str, str]] = {}
+        self._values: dict[int, tuple[str, str, str]] = {}
         self._order: OrderedDict[int, None] = OrderedDict()
         self._size = size
 
-    def get(self, number: int) -> tuple[str, str] | None:
+    def get(self, number: int) -> tuple[str, str, str] | None:
         i = bisect.bisect_right(self._starts, number) - 1
         if i >= 0:
             start = self._starts[i]
@@ -79,7 +79,7 @@ class _Ranges:
                 return self._values[start]
         return None
 
-    def put(self, first: int, last: int, value: tuple[str, str]) -> None:
+    def put(self, first: int, last: int, value: tuple[str, str, str]) -> None:
         if first > last or first in self._ends:
             return
         if len(self._starts) >= self._size:
@@ -183,9 +183,9 @@ class Enricher:
                 owner = self._ranges.get(number)
                 if owner is None:
                     asn, country, first, last = geoip2fast_block(normal)
-                    owner = (asn, country)
+                    owner = (asn, country, self._kinds(asn))
                     self._ranges.put(first, last, owner)
-                network = Network(prefix, owner[0], owner[1], self._kinds(owner[0]))
+                network = Network(prefix, *owner)
             network = self._blocks.put(prefix, network)
         return network
 

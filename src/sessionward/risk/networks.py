@@ -152,6 +152,17 @@ _V6_OFFSET = 1 << 32
 def _span(cidr: str) -> tuple[int, int] | None:
     """First and last address numbers (see :func:`address_number`) of ``a.b.c.d/n``."""
     address, _, length = cidr.partition("/")
+    if length.isdigit() and address.count(".") == 3 and ":" not in address:
+        try:  # IPv4, the common case: no wider checks needed
+            packed, bits = socket.inet_pton(socket.AF_INET, address), int(length)
+        except (OSError, ValueError):
+            return None
+        if bits > 32:
+            return None
+        size = 1 << (32 - bits)
+        start = int.from_bytes(packed, "big")
+        start -= start % size
+        return start, start + size - 1
     try:
         start, bits = address_number(address), int(length)
     except (OSError, ValueError):

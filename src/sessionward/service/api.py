@@ -234,7 +234,8 @@ class Api:
         self, fields: Fields, context: RequestContext | None, key: ApiKey
     ) -> Session:
         token = fields.string("token", required=True, limit=256)
-        return await self._manager(key).validate(token, context=context, proof=api_dpop.unproven)
+        manager, passed = self._manager(key), api_dpop.passed_proof(fields)
+        return await api_dpop.proven_session(manager, self.rt.dpop, passed, token, context)
 
     async def _owned(self, session_id: str, key: ApiKey) -> Session | None:
         """A live session of the key's application by id; another's is as unknown."""
@@ -358,25 +359,27 @@ class Api:
         return out + b"}"
 
     async def rotate(self, request: Request, key: ApiKey) -> Response:
-        fields = Fields(await json_body(request), {"token", "context"})
+        fields = Fields(await json_body(request), {"token", "context", "dpop"})
         context = request_context(fields, self._device(key))
         session = await self._token_session(fields, context, key)
         if session.token is None:
             session = await self._manager(key).rotate(session, context=context)
-        return _answer({"session": session_json(session), "token": session.token})
+        answer = _answer({"session": session_json(session), "token": session.token})
+        return self._nonce(answer, fields.body)
 
     async def elevate(self, request: Request, key: ApiKey) -> Response:
-        fields = Fields(await json_body(request), {"token", "auth_level", "scopes"})
+        fields = Fields(await json_body(request), {"token", "auth_level", "scopes", "dpop"})
         session = await self._token_session(fields, None, key)
         elevated = await self._manager(key).elevate(
             session,
             auth_level=fields.integer("auth_level", maximum=100),
             scopes=fields.strings("scopes", ascii_only=True),
         )
-        return _answer({"session": session_json(elevated), "token": elevated.token})
+        answer = _answer({"session": session_json(elevated), "token": elevated.token})
+        return self._nonce(answer, fields.body)
 
     async def update_data(self, request: Request, key: ApiKey) -> Response:
-        fields = Fields(await json_body(request), {"token", "set", "unset"})
+        fields = Fields(await json_body(request), {"token", "set", "unset", "dpop"})
         changes = client_data(fields, "set") or {}
         removals = fields.strings("unset") or []
         if any(name.startswith(RESERVED_DATA_PREFIX) for name in removals):
@@ -392,7 +395,7 @@ class Api:
         body: dict[str, Any] = {"session": session_json(updated)}
         if session.token is not None:  # validate renewed it on the way: deliver the new token
             body["token"] = session.token
-        return _answer(body)
+        return self._nonce(_answer(body), fields.body)
 
     async def revoke(self, request: Request, key: ApiKey) -> Response:
         """A session bound to a DPoP key ends only with a proof of that key (as it validates):
@@ -411,16 +414,19 @@ class Api:
     async def confirm(self, request: Request, key: ApiKey) -> Response:
         """ "This was me": the application has signed its user in again after a risk
         step-up; the request's context becomes the owner's and the token is rotated."""
-        fields = Fields(await json_body(request), {"token", "context"})
-        token = fields.string("token", required=True, limit=256)
+        fields = Fields(await json_body(request), {"token", "context", "dpop"})
+        token = fields.string("token", required=True, limit=256) or ""
         context = request_context(fields, self._device(key))
         if context is None:
             raise ApiError(400, "invalid_request", "context is required")
         manager = self._manager(key)
         if self.rt.risk is None:
             raise ApiError(404, "not_found", "hijack scoring is not configured (risk)")
+        passed, admitted = api_dpop.passed_proof(fields), admits(key.application)
+        await api_dpop.confirm_check(manager, self.rt.dpop, passed, token, admitted)
         session = await manager.confirm(token, context=context)
-        return _answer({"session": session_json(session), "token": session.token})
+        answer = _answer({"session": session_json(session), "token": session.token})
+        return self._nonce(answer, fields.body)
 
     async def list_user(self, request: Request, key: ApiKey) -> Response:
         user_id = path_user(request, key)
@@ -509,7 +515,7 @@ class Api:
         if not isinstance(end_others, bool):
             raise ApiError(400, "invalid_request", "end_other_sessions must be true or false")
         with api_dpop.nonce_asked(self.rt.dpop, service.clock.now()):
-            jkt = await _proven_key(service, fields)
+            jkt = await api_dpop.proven_key(service, fields)
         pair = await service.login(
             str(user_id_of(user_id, key)),
             scopes=fields.strings("scopes", ascii_only=True) or (),
@@ -529,7 +535,7 @@ class Api:
         if family is None or application_of_user(family.user_id) != key.application:
             raise InvalidToken("unknown")  # another application's family is as unknown
         with api_dpop.nonce_asked(self.rt.dpop, service.clock.now()):
-            jkt = await _proven_key(service, fields)  # a family bound to a key needs its proof
+            jkt = await api_dpop.proven_key(service, fields)  # a bound family needs its proof
         pair = await service.refresh(refresh_token, context=context, dpop_jkt=jkt)  # else 401
         return self._pair(service, pair, 200, fields)
 
@@ -545,16 +551,6 @@ class Api:
             event_log=None if recorder is None else recorder.stats(),
         )
         return Response(text, media_type=CONTENT_TYPE, headers=_NO_STORE)
-
-
-async def _proven_key(service: AsyncTokenService, fields: Fields) -> str | None:
-    """The key thumbprint of the client's DPoP proof passed on in ``dpop`` (see
-    :mod:`sessionward.service.api_dpop`), checked and its ``jti`` spent; ``None`` without one.
-    A refused proof is an ``InvalidProof`` (401)."""
-    passed = api_dpop.passed_proof(fields)
-    if passed is None:
-        return None
-    return (await service.check_proof(passed.proof, method=passed.method, url=passed.url)).jkt
 
 
 def _idp_link(fields: Fields) -> IdpLink | None:

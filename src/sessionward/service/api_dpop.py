@@ -4,8 +4,9 @@ The client signs a ``DPoP`` proof for each request it makes to the backend; the 
 that header's value, with the method and absolute URL of the client's request, in the ``dpop``
 field of an API call. At issue (and at a JWT-mode login) a checked proof binds the new
 session to the proof's key; a session bound so is then validated (or refreshed) only with a
-fresh proof of that key, made for that token (``ath``). Each proof's ``jti`` is spent in the
-session store, shared by every node.
+fresh proof of that key, made for that token (``ath``); so is every other call that acts on it
+(``rotate``, ``elevate``, ``data``, ``confirm``, ``revoke``): a token copied without the key
+changes nothing. Each proof's ``jti`` is spent in the session store, shared by every node.
 
 With ``dpop_nonces`` on (:func:`sessionward.service.runtime.dpop_policy`), a proof must also
 carry a current server nonce (RFC 9449 §8): one without gets ``use_dpop_nonce`` and the current
@@ -17,31 +18,39 @@ backend hands both headers to its client.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Final, NamedTuple
+from typing import TYPE_CHECKING, Final, NamedTuple
 
 from starlette.responses import Response
 
 from sessionward.core import binding as states
-from sessionward.core.decision import Proof
+from sessionward.core import token as tokens
+from sessionward.core.context import RequestContext
+from sessionward.core.decision import Match, Proof, match_secret
 from sessionward.core.dpop import NONCE_HEADER, USE_NONCE, DpopPolicy
 from sessionward.core.record import Session, SessionRecord
-from sessionward.errors import InvalidProof
+from sessionward.errors import InvalidProof, InvalidToken
 from sessionward.manager._async.binding import AsyncBinder, AsyncDpopCheck, dpop_key
 from sessionward.manager._async.manager import AsyncSessionManager
 from sessionward.service.api_errors import ApiError
 from sessionward.service.api_fields import Fields
 
+if TYPE_CHECKING:
+    from sessionward.jwt import AsyncTokenService
+
 __all__ = [
     "PassedProof",
     "bound_key",
     "check",
+    "confirm_check",
     "nonce_asked",
     "nonce_refusal",
     "offer_nonce",
     "passed_proof",
     "precondition",
+    "proven_key",
+    "proven_session",
     "unproven",
 ]
 
@@ -96,6 +105,16 @@ def passed_proof(fields: Fields) -> PassedProof | None:
         dpop.string("method", required=True, limit=16) or "",
         dpop.string("url", required=True, limit=2048) or "",
     )
+
+
+async def proven_key(service: AsyncTokenService, fields: Fields) -> str | None:
+    """The key thumbprint of the client's DPoP proof passed on in ``dpop`` (a JWT-mode login
+    or refresh), checked and its ``jti`` spent; ``None`` without one. A refused proof is an
+    ``InvalidProof`` (401)."""
+    passed = passed_proof(fields)
+    if passed is None:
+        return None
+    return (await service.check_proof(passed.proof, method=passed.method, url=passed.url)).jkt
 
 
 def bound_key(session: Session) -> str | None:
@@ -153,8 +172,53 @@ def precondition(
     )
 
 
+async def proven_session(
+    manager: AsyncSessionManager,
+    policy: DpopPolicy,
+    passed: PassedProof | None,
+    token: str | None,
+    context: RequestContext | None = None,
+) -> Session:
+    """The session ``token`` authenticates, for a call that acts on it (``rotate``,
+    ``elevate``, ``data``): one bound to a DPoP key only with ``passed``, a proof of that key
+    for ``token``, checked as validate checks it and before anything is written. A refusal
+    raises :class:`~sessionward.errors.InvalidProof` (401 ``invalid_token``) with the session
+    untouched; a proof without the current nonce gets :func:`nonce_refusal`'s answer."""
+    proof = precondition(manager, policy, passed, token)
+    with nonce_asked(policy, manager.clock.now()):
+        session = await manager.validate(token, context=context, proof=proof)
+        if passed is not None and proof.checked is None:  # a proof for an unbound session
+            await check(manager, policy, passed, token=token, session=session)
+    return session
+
+
+async def confirm_check(
+    manager: AsyncSessionManager,
+    policy: DpopPolicy,
+    passed: PassedProof | None,
+    token: str,
+    admitted: Callable[[SessionRecord], bool],
+) -> None:
+    """``confirm``'s proof check, before the confirmation writes anything: when ``token`` is
+    the current token of an ``admitted`` session bound to a DPoP key, ``passed`` must be a
+    proof of that key for ``token`` (raises as :func:`proven_session`). Every other token is
+    left to the confirmation, which refuses it."""
+    try:
+        session_id, secret = tokens.parse(token)
+    except InvalidToken:
+        return
+    record = await manager.store.get(session_id)
+    now = manager.clock.now()
+    if record is None or record.is_internal or not admitted(record):
+        return
+    if match_secret(record, secret, now)[0] is not Match.CURRENT:
+        return
+    with nonce_asked(policy, now):
+        await check(manager, policy, passed, token=token, session=Session(record))
+
+
 async def unproven(record: SessionRecord) -> Proof:
-    """The proof check of the calls that carry no proof (``rotate``, ``elevate``, data):
-    the backend asks for the change itself, but the validation on the way
-    renews, touches and learns nothing for a session bound to a DPoP key."""
+    """The proof check of a pre-login token carried over at issue (``previous_token``): the
+    validation on the way renews, touches and learns nothing for a session bound to a DPoP
+    key."""
     return Proof.UNBOUND if dpop_key(record) is None else Proof.PENDING

@@ -1,5 +1,6 @@
-"""The OpenAPI document's part on DPoP server nonces (``dpop_nonces``, RFC 9449 §8): which
-calls may ask for the current nonce, and the ``DPoP-Nonce`` header of their answers."""
+"""The OpenAPI document's part on DPoP: the ``dpop`` field of the calls that act on a session
+bound to a key, and server nonces (``dpop_nonces``, RFC 9449 §8): which calls may ask for the
+current nonce, and the ``DPoP-Nonce`` header of their answers."""
 
 from __future__ import annotations
 
@@ -16,9 +17,24 @@ _CALLS: Final = {
     "/v1/sessions": False,
     "/v1/sessions/validate": True,
     "/v1/sessions/revoke": False,
+    "/v1/sessions/rotate": False,
+    "/v1/sessions/elevate": False,
+    "/v1/sessions/data": False,
+    "/v1/sessions/confirm": False,
     "/v1/tokens": False,
     "/v1/tokens/refresh": False,
 }
+#: The calls that act on a session by its token and take its proof only when it is bound.
+_BOUND: Final = (
+    "/v1/sessions/rotate",
+    "/v1/sessions/elevate",
+    "/v1/sessions/data",
+    "/v1/sessions/confirm",
+)
+_BOUND_NOTE: Final = (
+    " A session bound to a DPoP key needs `dpop`, a proof of that key made for its token"
+    " (401 `invalid_token` otherwise, the session unchanged); an unbound one needs none."
+)
 _NONCE: Final = {
     "description": "The current DPoP nonce (RFC 9449 §8), when `dpop_nonces` is on: hand it"
     " to the client, which puts it in its next proofs.",
@@ -51,11 +67,14 @@ def _asking(status: str, responses: dict[str, Any], resource: bool) -> dict[str,
 
 
 def with_nonces(paths: dict[str, Any]) -> dict[str, Any]:
-    """``paths`` with the nonce answers of the calls that take a ``dpop`` proof."""
+    """``paths`` with the ``dpop`` field of the calls on a bound session, and the nonce
+    answers of the calls that take a ``dpop`` proof."""
     for path, resource in _CALLS.items():
         operation = paths.get(path, {}).get("post")
         if operation is None:
             continue
+        if path in _BOUND:
+            operation = paths[path]["post"] = _with_proof(operation)
         responses = operation["responses"]
         for status, answer in list(responses.items()):
             if status.startswith("2"):
@@ -64,3 +83,12 @@ def with_nonces(paths: dict[str, Any]) -> dict[str, Any]:
         asked = "401" if resource else "400"
         responses[asked] = _asking(asked, responses, resource)
     return paths
+
+
+def _with_proof(operation: dict[str, Any]) -> dict[str, Any]:
+    """``operation`` taking an optional ``dpop`` proof, with a note on when it needs one."""
+    operation = copy.deepcopy(operation)
+    schema = operation["requestBody"]["content"]["application/json"]["schema"]
+    schema["properties"]["dpop"] = ref("DpopProof")
+    operation["description"] = operation.get("description", "") + _BOUND_NOTE
+    return operation

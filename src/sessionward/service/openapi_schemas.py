@@ -241,8 +241,9 @@ SCHEMAS: dict[str, Any] = {
         "description": "A client's DPoP proof (RFC 9449), passed on by the backend that "
         "received it. At issue (or a JWT-mode login) it binds the session (the refresh "
         "family) to the proof's key; a bound session then validates only with a proof of that "
-        "key made for its token (`deny` otherwise), ends by `/v1/sessions/revoke` only with "
-        "one, and a bound family refreshes only with one (401 otherwise). With `dpop_nonces` "
+        "key made for its token (`deny` otherwise), and is rotated, elevated, confirmed, has its "
+        "data changed or ends by `/v1/sessions/revoke` only with one; a bound family "
+        "refreshes only with one (401 otherwise). With `dpop_nonces` "
         "on, the proof must carry the current server nonce (`use_dpop_nonce` otherwise)."
     },
     "SessionAndToken": {

@@ -227,6 +227,10 @@ def open_runtime(
     except BaseException:
         state.close()
         raise
+    if recorder is not None and webhooks is not None:
+        # This process's events reach its deliverer as soon as they are written; other
+        # nodes' events at its next poll.
+        recorder.on_append(webhooks.deliverer.wake)
     return Runtime(
         config,
         manager,

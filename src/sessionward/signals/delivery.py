@@ -288,28 +288,37 @@ class Deliverer:
 
     # -- the background thread ---------------------------------------------------------------
 
-    def start(self, interval: float = 1.0) -> None:
+    def start(self, interval: float = 1.0, soonest: float = 0.1) -> None:
         """Deliver in a daemon thread: a round every ``interval`` seconds, or sooner after
-        :meth:`wake`."""
+        :meth:`wake`, but never within ``soonest`` seconds of the previous round's start (a
+        recorder that wakes the deliverer after every batch costs at most ``1 / soonest``
+        rounds a second, each a write transaction on the consumer store)."""
         if self._thread is not None:
             return
         self._stop.clear()
         self._thread = threading.Thread(
-            target=self._loop, args=(interval,), name="sessionward-deliverer", daemon=True
+            target=self._loop,
+            args=(interval, soonest),
+            name="sessionward-deliverer",
+            daemon=True,
         )
         self._thread.start()
 
     def wake(self) -> None:
         self._wake.set()
 
-    def _loop(self, interval: float) -> None:
+    def _loop(self, interval: float, soonest: float) -> None:
         while not self._stop.is_set():
+            began = time.monotonic()
             try:
                 self.run_once()
             except Exception:
                 logger.exception("delivery round failed")
             self._wake.wait(interval)
-            self._wake.clear()
+            rest = soonest - (time.monotonic() - began)
+            if rest > 0:
+                self._stop.wait(rest)
+            self._wake.clear()  # what it announced is in the log: the next round reads it
 
     def stop(self, timeout: float = 15.0) -> None:
         """Stop the thread (a round in flight finishes) and close what this deliverer opened."""

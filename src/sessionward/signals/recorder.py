@@ -8,8 +8,9 @@ thread wakes when the queue stops being empty, waits up to ``linger`` seconds (2
 more, turns the events into their dicts and appends them in transactions of up to ``batch``
 (200) events (group commit: under load, one write carries many events, and the thread wakes
 once per batch). On SQLite the log shares the session file, whose writes take turns: a batch
-holds the write lock for about as long as its inserts take (about 10 µs an event), and a
-session write that meets it waits that long, or SQLite's first busy-handler step (1 ms).
+holds the write lock for about as long as its inserts take (under 10 µs an event for a session
+already logged, more for a new one), and a session write that meets it waits that long, or
+SQLite's first busy-handler step (1 ms).
 
 Guarantees and limits:
 
@@ -26,7 +27,9 @@ Guarantees and limits:
   ``retention`` (90 days); ``retention=None`` keeps them all (Redis still bounds its stream).
 
 ``flush()`` waits until everything recorded before it is appended (tests, admin reads that want
-to see their own writes); ``stats()`` gives the counters for metrics.
+to see their own writes); ``stats()`` gives the counters for metrics; ``on_append(callback)``
+calls ``callback()`` on the writer thread after each batch is committed (a deliverer's
+``wake``: it reads the log at once rather than at its next poll).
 """
 
 from __future__ import annotations
@@ -130,6 +133,7 @@ class Recorder:
         self._thread: threading.Thread | None = None
         self._pid = 0
         self._closed = False
+        self._listeners: list[Callable[[], None]] = []
         self.written = 0
         self.dropped = 0
         self.failures = 0
@@ -177,6 +181,11 @@ class Recorder:
                     return False
                 self._done.wait(left)
         return True
+
+    def on_append(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` on the writer thread after each batch is appended, once its
+        entries can be read. It must return quickly; an exception it raises is logged."""
+        self._listeners.append(callback)
 
     def stats(self) -> dict[str, int]:
         """Counters for metrics: appended, dropped (buffer full, refused, unwritten at close),
@@ -247,6 +256,7 @@ class Recorder:
             try:
                 self.log.append(entries)
                 self.written += len(entries)
+                self._appended()
                 break
             except InvalidArgument:
                 self._write_one_by_one(entries)
@@ -262,7 +272,15 @@ class Recorder:
                 delay = min(delay * 2, _RETRY_CAP)
         self._finish(batch[-1][0])
 
+    def _appended(self) -> None:
+        for listener in self._listeners:
+            try:
+                listener()
+            except Exception:
+                _log.exception("event log listener %r failed", listener)
+
     def _write_one_by_one(self, entries: list[dict[str, Any]]) -> None:
+        written = self.written
         for entry in entries:
             try:
                 self.log.append([entry])
@@ -274,6 +292,8 @@ class Recorder:
                 self.dropped += 1
                 self.failures += 1
                 _log.warning("event log append failed (%s): one event lost", exc)
+        if self.written != written:
+            self._appended()
 
     def _finish(self, sequence: int) -> None:
         with self._done:

@@ -222,33 +222,37 @@ class Binder:
     def refresh(self, session: Session, sid: str | None, proof: str | None) -> Refresh:
         """Answer a refresh of the DBSC session ``sid`` held by ``session``'s browser."""
         record = session.record
-        checked: dict[ClientKey, str | None] = {}  # a lost race does not verify the proof again
+        # A lost race re-reads the record; the proof is verified again only if the stored key
+        # changed in between (keys are cached, one object per stored key).
+        verified: tuple[ClientKey, str | None] | None = None
+        policy = self.policy
         for _ in range(_ATTEMPTS):
             now = self.manager.clock.now()
             stored = states.stored_text(record.data)
             parts = states.cookie_bound_parts(stored)
-            if parts is None or sid is None:
+            if parts is None or stored is None or sid is None:
                 return _END
             if not hmac.compare_digest(parts[5].encode(), sid.encode()):
                 return _END
             key = states.stored_key(parts)
             if key is None:
                 return _END
-            if proof is not None and key not in checked:
-                checked[key] = self._proof_jti(record, key, proof, now)
-            jti = checked.get(key)
-            step = states.refresh_step(parts, jti, now, self.policy)
-            if jti is not None and step.cookie is None:
+            jti = None
+            if proof is not None:
+                if verified is None or verified[0] is not key:
+                    verified = (key, self._proof_jti(record, key, proof, now))
+                jti = verified[1]
+            step = states.refresh_step(parts, jti, now, policy)
+            cookie = step.cookie
+            if jti is not None and cookie is None:
                 self._refused(record, now, "challenge")
-            assert stored is not None  # noqa: S101 - cookie_bound_parts checked it
             limit = self.manager.policy.max_data_bytes
             data = states.replace_stored(record.data, stored, step.value, limit)
-            written = self._replace(record, data, now, active=step.cookie is not None)
+            written = self._replace(record, data, now, active=cookie is not None)
             if isinstance(written, Session):
-                outcome: Literal["refreshed", "challenge"] = (
-                    "refreshed" if step.cookie else "challenge"
-                )
-                return Refresh(outcome, sid, step.challenge, step.cookie, written)
+                if cookie is None:
+                    return Refresh("challenge", sid, step.challenge, None, written)
+                return Refresh("refreshed", sid, step.challenge, cookie, written)
             if written is None:
                 return _END
             record = written
@@ -301,12 +305,15 @@ class Binder:
         """Write ``data`` (JSON text) into ``record`` with one conditional ``replace``: the new
         session, or the fresh record after a lost race, or ``None`` when it is gone. Not
         ``active`` (a challenge sent, the key not proven): the activity time stays as it was."""
-        updated = record._replace(data=data, version=record.version + 1)
         if active:
-            updated = updated._replace(
+            updated = record._replace(
+                data=data,
+                version=record.version + 1,
                 last_seen=now,
                 expires_at=idle_deadline(now, record.absolute_expires_at, self.manager.policy),
             )
+        else:
+            updated = record._replace(data=data, version=record.version + 1)
         try:
             self.manager.store.replace(updated, expected_version=record.version)
         except VersionConflict:

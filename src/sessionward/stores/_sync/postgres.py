@@ -47,11 +47,8 @@ Behaviour:
 
 from __future__ import annotations
 
-import hashlib
 import os
-import re
 import selectors
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -74,16 +71,22 @@ from sessionward.errors import (
     StoreUnavailable,
     VersionConflict,
 )
+from sessionward.stores._postgres_db import (
+    DRIVER_ERRORS,
+    LOCK,
+    ProcessPool,
+    lock_key,
+    schema_name,
+    translate,
+)
 
 __all__ = ["PostgresStore", "PostgresSubscription"]
 
 SCHEMA_VERSION: Final = 2
-_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,54}")  # "<schema>_changes" fits in 63 bytes
 _PURGE_CHUNK: Final = 1000
 _DOWN_WAIT: Final = 0.25  # pool wait while the server is known to be down
 _RECONNECT: Final = 0.5  # the pool's reconnect_timeout: retry on demand after this
 _RELISTEN: Final = 1.0  # a lost subscription reconnects at most this often
-_DRIVER_ERRORS = (psycopg.Error, UnicodeEncodeError)
 # A silent network partition would leave a listener waiting forever: TCP keepalives notice
 # it within about 10 s (libpq options; ignored on Unix sockets).
 _KEEPALIVES: Final = {"keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 3}
@@ -169,7 +172,7 @@ class _Queries:
             "DELETE FROM {s}.sessions WHERE id <> %s AND octet_length(secret_hash) > 0"
         )
         self.scan = spell("SELECT {columns} FROM {s}.sessions WHERE id > %s ORDER BY id LIMIT %s")
-        self.lock = "SELECT pg_advisory_xact_lock(%s)"
+        self.lock = LOCK
         self.purge = spell(
             "WITH chunk AS (SELECT id FROM {s}.sessions WHERE id > %s ORDER BY id LIMIT %s),"
             " doomed AS (DELETE FROM {s}.sessions t USING chunk WHERE t.id = chunk.id"
@@ -178,12 +181,6 @@ class _Queries:
         )
         # Sessions only: the mark of ``SessionRecord.is_internal`` is an empty verifier.
         self.count = spell("SELECT count(*) FROM {s}.sessions WHERE octet_length(secret_hash) > 0")
-
-
-def _lock_key(*parts: str) -> int:
-    """A 64-bit advisory-lock key for ``parts`` (the schema, then a user id)."""
-    text = "\0".join(parts).encode("utf-8", "surrogatepass")
-    return int.from_bytes(hashlib.sha256(text).digest()[:8], signed=True)
 
 
 def _dropped(exc: BaseException) -> bool:
@@ -196,18 +193,9 @@ def _dropped(exc: BaseException) -> bool:
 
 
 def _translate(exc: Exception) -> StoreError | InvalidArgument:
-    if isinstance(exc, UnicodeEncodeError):
-        return InvalidArgument("postgres cannot store text that is not valid Unicode")
     if isinstance(exc, pg_errors.UniqueViolation):
         return AlreadyExists("a session with this id exists")
-    name = type(exc).__name__
-    # The primary message only: a DETAIL line may quote a row's values.
-    message = getattr(getattr(exc, "diag", None), "message_primary", None) or str(exc)
-    if isinstance(exc, psycopg.DataError):
-        return InvalidArgument(f"postgres cannot store this value ({name}: {message})")
-    if isinstance(exc, psycopg.ProgrammingError | psycopg.IntegrityError):
-        return StoreCorrupt(f"postgres: not the schema sessionward expects ({name}: {message})")
-    return StoreUnavailable(f"postgres: {name}: {message}")
+    return translate(exc, expected="the schema sessionward expects")
 
 
 class PostgresStore:
@@ -224,8 +212,7 @@ class PostgresStore:
         timeout: float = 2.0,
         connect_timeout: int = 2,
     ) -> None:
-        if not _SCHEMA_NAME.fullmatch(schema):
-            raise ConfigError("schema must be a lower-case SQL identifier of at most 55 bytes")
+        schema_name(schema)
         if not 0 <= min_size <= max_size or max_size < 1:
             raise ConfigError("need 0 <= min_size <= max_size and max_size >= 1")
         if not timeout > 0 or connect_timeout < 1:
@@ -236,12 +223,13 @@ class PostgresStore:
         self._timeout = timeout
         self._connect_timeout = connect_timeout
         self._q = _Queries(schema)
-        self._lock = threading.Lock()
-        self._pool: ConnectionPool[Any] | None = None
-        self._pool_pid = 0  # the process that opened _pool
+        self._pools = ProcessPool(self._new_pool, closed="postgres: the store is closed")
         self._ready_pid = 0  # the process in which the pool is open and the schema checked
         self._down = False  # the last request met an unreachable server
-        self._closed = False
+
+    @property
+    def _pool(self) -> ConnectionPool[Any] | None:
+        return self._pools.pool
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -249,31 +237,26 @@ class PostgresStore:
         """Open the pool and create or check the schema (otherwise done on first use)."""
         self._open()
 
+    def _new_pool(self) -> ConnectionPool[Any]:
+        return ConnectionPool(
+            self._conninfo,
+            min_size=self._sizes[0],
+            max_size=self._sizes[1],
+            timeout=self._timeout,
+            reconnect_timeout=_RECONNECT,
+            open=False,
+            name=f"sessionward-{self.schema}",
+            kwargs=self._connect_options(),
+        )
+
     def _open(self) -> ConnectionPool[Any]:
-        if self._closed:
-            raise StoreUnavailable("postgres: the store is closed")
         pid = os.getpid()
-        with self._lock:
-            if self._pool is None or self._pool_pid != pid:
-                # A pool inherited through fork() is dropped, never closed: closing would end
-                # the parent's sessions on the shared sockets.
-                self._pool = ConnectionPool(
-                    self._conninfo,
-                    min_size=self._sizes[0],
-                    max_size=self._sizes[1],
-                    timeout=self._timeout,
-                    reconnect_timeout=_RECONNECT,
-                    open=False,
-                    name=f"sessionward-{self.schema}",
-                    kwargs=self._connect_options(),
-                )
-                self._pool_pid = pid
-            pool = self._pool
+        pool = self._pools.get()
         pool.open(wait=False)
         try:
             with pool.connection(self._wait()) as conn, conn.transaction():
                 self._check_schema(conn)
-        except _DRIVER_ERRORS as exc:
+        except DRIVER_ERRORS as exc:
             raise self._failed(exc) from exc
         self._ready_pid = pid
         return pool
@@ -283,7 +266,7 @@ class PostgresStore:
 
     def _check_schema(self, conn: psycopg.Connection[Any]) -> None:
         q = self._q
-        conn.execute(q.lock, (_lock_key(self.schema),))
+        conn.execute(q.lock, (lock_key(self.schema),))
         cursor = conn.execute("SELECT to_regclass(%s)", (q.version_table,))
         found = cursor.fetchone()
         if found is None or found[0] is None:
@@ -318,11 +301,9 @@ class PostgresStore:
         return error
 
     def close(self) -> None:
-        self._closed = True
         self._ready_pid = 0
-        with self._lock:
-            pool, self._pool = self._pool, None
-        if pool is not None and self._pool_pid == os.getpid():
+        pool = self._pools.close()
+        if pool is not None:
             pool.close()
 
     @contextmanager
@@ -332,7 +313,7 @@ class PostgresStore:
         try:
             with pool.connection(self._wait()) as conn:
                 yield conn
-        except _DRIVER_ERRORS as exc:
+        except DRIVER_ERRORS as exc:
             raise self._failed(exc) from exc
         self._down = False
 
@@ -347,7 +328,7 @@ class PostgresStore:
                     rows: list[tuple[Any, ...]] = cursor.fetchall()
                 self._down = False
                 return rows
-            except _DRIVER_ERRORS as exc:
+            except DRIVER_ERRORS as exc:
                 error = self._failed(exc)
                 if attempt == 2 or not _dropped(exc):
                     raise error from exc
@@ -366,7 +347,7 @@ class PostgresStore:
                 conn.execute(q.insert, record, prepare=True)
                 return []
             with conn.transaction():
-                conn.execute(q.lock, (_lock_key(self.schema, record.user_id),))
+                conn.execute(q.lock, (lock_key(self.schema, record.user_id),))
                 cursor = conn.execute(q.live_ids, (record.user_id, cap.now), prepare=True)
                 live = [row[0] for row in cursor.fetchall()]
                 excess = len(live) - cap.limit + 1

@@ -10,7 +10,6 @@ on any number of nodes each take different consumers, without waiting on each ot
 from __future__ import annotations
 
 import json
-import re
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -21,12 +20,12 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from sessionward.errors import (
     AlreadyExists,
-    ConfigError,
     NotFound,
     StoreCorrupt,
     StoreError,
     StoreUnavailable,
 )
+from sessionward.stores._postgres_db import LOCK, schema_name
 from sessionward.stores.consumers.base import (
     COLUMNS,
     DELIVERY_COLUMNS,
@@ -43,7 +42,6 @@ from sessionward.stores.consumers.base import (
 
 __all__ = ["PostgresConsumerStore"]
 
-_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,54}")
 _LOCK_KEY = 0x5357_636F_6E73  # "SWcons": one advisory lock for creating the tables
 
 _CREATE = (
@@ -96,9 +94,7 @@ class PostgresConsumerStore:
         max_size: int = 4,
         timeout: float = 5.0,
     ) -> None:
-        if not _SCHEMA_NAME.fullmatch(schema):
-            raise ConfigError("a schema name is lowercase letters, digits and _")
-        self._s = schema
+        self._s = schema_name(schema, "a schema name is lowercase letters, digits and _")
         self._pool = ConnectionPool(
             conninfo,
             min_size=1,
@@ -119,7 +115,7 @@ class PostgresConsumerStore:
             if self._pool.closed:
                 self._pool.open(wait=False)
             with self._pool.connection() as conn, conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+                conn.execute(LOCK, (_LOCK_KEY,))
                 for statement in _CREATE:
                     conn.execute(self._q(statement))
             self._ready = True

@@ -64,11 +64,14 @@ _quote = json.encoder.encode_basestring_ascii
 _INFINITE = (math.inf, -math.inf)
 
 
-def _flat(value: dict[Any, Any]) -> str | None:
-    """An entry's fields as JSON, written directly when every key is a string and every value
-    a string, number, boolean or null (most events: a few such fields); ``None`` otherwise."""
+def _flat(items: Any, skip: frozenset[str] = frozenset()) -> str | None:
+    """JSON for ``items`` (a dict's ``items()``) without the keys in ``skip``, written directly
+    when every key is a string and every value a string, number, boolean or null (most events:
+    a few such fields); ``None`` otherwise."""
     parts = []
-    for key, item in value.items():
+    for key, item in items:
+        if key in skip:
+            continue
         if not isinstance(key, str):
             return None
         if isinstance(item, str):
@@ -90,22 +93,25 @@ def _flat(value: dict[Any, Any]) -> str | None:
 def dumps(value: Any) -> str:
     """Compact JSON; non-ASCII escaped, so any store takes it as it is."""
     if type(value) is dict:
-        text = _flat(value)
+        text = _flat(value.items())
         if text is not None:
             return text
     return _ENCODER.encode(value)
 
 
 def columns(entry: dict[str, Any]) -> tuple[float, str, str | None, str | None, str | None, str]:
-    """``(at, kind, session_id, user_id, application, fields JSON)`` of an entry."""
-    fields = {k: v for k, v in entry.items() if k not in _FIXED}
+    """``(at, kind, session_id, user_id, application, fields JSON)`` of an entry; the fields'
+    JSON is written straight from the entry (no dict of the other keys, for most events)."""
+    fields = _flat(entry.items(), _FIXED)
+    if fields is None:
+        fields = _ENCODER.encode({k: v for k, v in entry.items() if k not in _FIXED})
     return (
         float(entry["at"]),
         str(entry["kind"]),
         entry.get("session_id"),
         entry.get("user_id"),
         entry.get("application"),
-        dumps(fields),
+        fields,
     )
 
 

@@ -19,10 +19,6 @@ character) raises ``InvalidArgument``.
 
 from __future__ import annotations
 
-import hashlib
-import os
-import re
-import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Final
@@ -30,12 +26,14 @@ from typing import Any, Final
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from sessionward.errors import (
-    ConfigError,
-    InvalidArgument,
-    StoreCorrupt,
-    StoreError,
-    StoreUnavailable,
+from sessionward.errors import InvalidArgument, StoreCorrupt, StoreError
+from sessionward.stores._postgres_db import (
+    DRIVER_ERRORS,
+    LOCK,
+    ProcessPool,
+    lock_key,
+    schema_name,
+    translate,
 )
 from sessionward.stores.eventlog._rows import check_limit, columns, cursor, number, row_event, where
 from sessionward.stores.eventlog.base import EventPage, EventQuery, LoggedEvent
@@ -43,7 +41,6 @@ from sessionward.stores.eventlog.base import EventPage, EventQuery, LoggedEvent
 __all__ = ["PostgresEventLog"]
 
 SCHEMA_VERSION: Final = 1
-_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,54}")
 _CREATE: Final = (
     "CREATE SCHEMA IF NOT EXISTS {s}",
     "CREATE TABLE {s}.events_schema_version (version integer NOT NULL)",
@@ -66,22 +63,8 @@ _COLUMNS = "id, at, kind, session_id, user_id, application, fields"
 _PRUNE_CHUNK = 5000
 
 
-def _lock_key(text: str) -> int:
-    """The advisory-lock key of ``text``; for a schema name, the very key the session store
-    takes while it creates the schema, so the two never race to create it."""
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], signed=True)
-
-
 def _translate(exc: Exception) -> StoreError | InvalidArgument:
-    name = type(exc).__name__
-    message = getattr(getattr(exc, "diag", None), "message_primary", None) or str(exc)
-    if isinstance(exc, UnicodeEncodeError):
-        return InvalidArgument("postgres cannot store text that is not valid Unicode")
-    if isinstance(exc, psycopg.DataError):
-        return InvalidArgument(f"postgres cannot store this value ({name}: {message})")
-    if isinstance(exc, psycopg.ProgrammingError | psycopg.IntegrityError):
-        return StoreCorrupt(f"postgres: not the event log sessionward expects ({name}: {message})")
-    return StoreUnavailable(f"postgres: {name}: {message}")
+    return translate(exc, expected="the event log sessionward expects")
 
 
 class PostgresEventLog:
@@ -96,9 +79,7 @@ class PostgresEventLog:
         timeout: float = 2.0,
         connect_timeout: int = 2,
     ) -> None:
-        if not _SCHEMA_NAME.fullmatch(schema):
-            raise ConfigError("schema must be a lower-case SQL identifier of at most 55 bytes")
-        self.schema = schema
+        self.schema = schema_name(schema)
         self._conninfo = conninfo
         self._max_size = max_size
         self._timeout = timeout
@@ -111,35 +92,29 @@ class PostgresEventLog:
         self._read = f"SELECT {_COLUMNS} FROM {t} WHERE id > %s ORDER BY id LIMIT %s"  # noqa: S608
         self._select = f"SELECT {_COLUMNS} FROM {t}"  # noqa: S608 - a validated schema name
         self._prune = f"DELETE FROM {t} WHERE id IN (SELECT id FROM {t} WHERE at < %s LIMIT %s)"  # noqa: S608
-        self._lock = threading.Lock()
-        self._pool: ConnectionPool[Any] | None = None
-        self._pid = 0
+        self._pools = ProcessPool(self._new_pool, closed="postgres: the event log is closed")
         self._ready = False
-        self._closed = False
-        self._append_lock = _lock_key(f"sessionward-events\0{schema}")
+        self._append_lock = lock_key("sessionward-events", schema)
 
-    def _open(self) -> ConnectionPool[Any]:
-        with self._lock:
-            if self._closed:
-                raise StoreUnavailable("postgres: the event log is closed")
-            if self._pool is None or self._pid != os.getpid():
-                self._pool = ConnectionPool(
-                    self._conninfo,
-                    min_size=0,
-                    max_size=self._max_size,
-                    timeout=self._timeout,
-                    reconnect_timeout=0.5,
-                    open=False,
-                    name=f"sessionward-events-{self.schema}",
-                    kwargs={"autocommit": True, "connect_timeout": self._connect_timeout},
-                )
-                self._pid, self._ready = os.getpid(), False
-                self._pool.open(wait=False)
-            return self._pool
+    def _new_pool(self) -> ConnectionPool[Any]:
+        """A new process's pool (its schema not yet checked), open before any thread sees it."""
+        pool: ConnectionPool[Any] = ConnectionPool(
+            self._conninfo,
+            min_size=0,
+            max_size=self._max_size,
+            timeout=self._timeout,
+            reconnect_timeout=0.5,
+            open=False,
+            name=f"sessionward-events-{self.schema}",
+            kwargs={"autocommit": True, "connect_timeout": self._connect_timeout},
+        )
+        self._ready = False
+        pool.open(wait=False)
+        return pool
 
     @contextmanager
     def _connection(self) -> Iterator[psycopg.Connection[Any]]:
-        pool = self._open()
+        pool = self._pools.get()
         try:
             with pool.connection() as conn:
                 if not self._ready:
@@ -147,12 +122,12 @@ class PostgresEventLog:
                         self._check_schema(conn)
                     self._ready = True
                 yield conn
-        except (psycopg.Error, UnicodeEncodeError) as exc:
+        except DRIVER_ERRORS as exc:
             raise _translate(exc) from exc
 
     def _check_schema(self, conn: psycopg.Connection[Any]) -> None:
         s = self.schema
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(s),))
+        conn.execute(LOCK, (lock_key(s),))
         found = conn.execute("SELECT to_regclass(%s)", (f"{s}.events_schema_version",)).fetchone()
         if found is None or found[0] is None:
             for statement in _CREATE:
@@ -175,7 +150,7 @@ class PostgresEventLog:
         if not rows:
             return []
         with self._connection() as conn, conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._append_lock,))
+            conn.execute(LOCK, (self._append_lock,))
             with conn.cursor() as cur:
                 cur.executemany(self._insert, rows, returning=True)
                 ids = []
@@ -211,8 +186,6 @@ class PostgresEventLog:
                     return total
 
     def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            pool, self._pool = self._pool, None
-        if pool is not None and self._pid == os.getpid():
+        pool = self._pools.close()
+        if pool is not None:
             pool.close()
