@@ -471,10 +471,10 @@ def test_an_event_recorded_in_this_process_is_delivered_at_once_not_at_the_next_
         assert receiver.ids() == []
         recorded = time.monotonic()
         recorder(SessionRevoked("sid-prompt", "user", clock.now()))
-        deadline = recorded + 1.0
+        deadline = recorded + WAIT  # the next poll is an hour away: a loaded machine is not
         while not receiver.ids() and time.monotonic() < deadline:
             rounds.acquire(timeout=max(0.0, deadline - time.monotonic()))
-        assert len(receiver.ids()) == 1, "not delivered within a second of being recorded"
+        assert len(receiver.ids()) == 1, "not delivered long before the next poll"
         assert receiver.payloads()[0]["data"]["session_id"] == "sid-prompt"
     finally:
         recorder.close()
@@ -506,4 +506,6 @@ def test_wake_ups_in_a_burst_start_at_most_one_round_per_soonest(clock: FakeCloc
         engine.stop()
     gaps = [b - a for a, b in itertools.pairwise(starts)]
     assert 2 <= len(starts) <= 7  # the first, then at most one per 0.2 s of the second
-    assert all(gap >= 0.19 for gap in gaps)  # (a round notes its start a moment in)
+    # A round notes its start a moment in, and that moment varies on a loaded machine:
+    # half of soonest still tells spaced rounds from rounds as fast as the wake-ups.
+    assert all(gap >= 0.1 for gap in gaps), gaps
