@@ -17,12 +17,20 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from sessionward import AsyncSessionManager, EventBus, Policy, SessionManager
 from sessionward.core.record import SessionRecord
 from sessionward.errors import VersionConflict
 from sessionward.stores import AsyncMemoryStore, AsyncSQLiteStore, MemoryStore, SQLiteStore
 from sessionward.testing import EventRecorder, FakeClock
+
+# CI runs the suite on a loaded 2-core machine: slow example generation and slow examples say
+# nothing about the code under test there, so no property test fails on time.
+settings.register_profile(
+    "sessionward", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("sessionward")
 
 WRITES = ("add", "replace", "touch", "delete", "delete_user", "purge_expired")
 

@@ -6,6 +6,10 @@ test session. A missing binary skips the tests that need it with a clear reason,
 ``SESSIONWARD_REQUIRE_SERVICES=1`` is set (CI), which turns the skip into a failure.
 
 Fixtures (session scope): ``redis_server``, ``redis_cluster``, ``postgres_server``.
+
+Also the waiting helpers every test shares: :func:`wait_until` polls with a deadline of
+:data:`WAIT` (CI runs the suite on a loaded 2-core machine), :func:`reserved_port` holds a port
+for a server that starts later.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ import pytest
 T = TypeVar("T")
 REQUIRE_ENV = "SESSIONWARD_REQUIRE_SERVICES"
 START_TIMEOUT = 20.0
+#: How long a test waits for background work (threads, deliverers, broadcasts) before failing.
+WAIT = 30.0
 
 
 def unavailable(reason: str) -> None:
@@ -44,6 +50,32 @@ def _port_is_free(port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def wait_until(
+    check: Callable[[], T], what: str, timeout: float = WAIT, interval: float = 0.02
+) -> T:
+    """Call ``check`` until it returns something truthy, and return that; fail the test with
+    ``what`` after ``timeout`` seconds. Exceptions from ``check`` are not swallowed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = check()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+def reserved_port() -> socket.socket:
+    """A loopback port held for a server that starts later (or stops and comes back): a socket
+    bound with ``SO_REUSEPORT`` that never listens. Connections are refused as if nobody were
+    there, no other process can take the port meanwhile, and a server socket with
+    ``SO_REUSEPORT`` (:func:`uvicorn_thread` sets it) can bind it. Close it when done."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
 
 
 def free_port(*, with_bus: bool = False) -> int:
@@ -525,6 +557,7 @@ def uvicorn_thread(
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)  # a port from reserved_port()
     sock.bind((host, port))
     base = f"{'https' if cert else 'http'}://{host}:{sock.getsockname()[1]}"
     settings: dict[str, Any] = {"access_log": False, **options}
@@ -536,7 +569,7 @@ def uvicorn_thread(
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + START_TIMEOUT
     while not server.started:
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("uvicorn did not start")

@@ -88,7 +88,7 @@ def test_deliveries_show_what_a_deliverer_sent(db: str, capsys: pytest.CaptureFi
             store.close()
             log.close()
     finally:
-        receiver.stop()
+        receiver.close()
     assert receiver.ids() == [f"evt_{ids[0]}"]
     status, out = run(capsys, "deliveries", hook_id, "--json", "--db", db)
     assert status == 0

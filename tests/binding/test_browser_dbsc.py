@@ -75,6 +75,7 @@ class Hit:
     method: str
     path: str
     status: int = 0
+    answered_at: float = 0.0  # when the answer's head went out (a Max-Age counts from there)
     bound_in: str | None = None
     bound_out: str | None = None
     proof: bool = False
@@ -119,6 +120,7 @@ def recording(app: Any, log: Log) -> Any:
         async def watch(message: Any) -> None:
             if message["type"] == "http.response.start":
                 hit.status = message["status"]
+                hit.answered_at = time.time()
                 for key, value in message.get("headers", []):
                     name, text = key.decode().lower(), value.decode()
                     if name == "set-cookie" and text.startswith(BOUND + "="):
@@ -341,7 +343,7 @@ def test_native_dbsc_in_headless_chromium(
         # for a refresh, then a page in scope is
         # (the browser dates the cookie from when it read the answer, which a loaded machine
         # delays past the server's clock: wait until the browser's own jar has dropped it)
-        time.sleep(max(0.0, registration.at + LIFETIME + 0.5 - time.time()))
+        time.sleep(max(0.0, registration.answered_at + LIFETIME + 0.5 - time.time()))
         _wait(
             "the registration's bound cookie to expire in the browser",
             lambda: not [c for c in context.cookies() if c["name"] == BOUND],

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
+from servers import WAIT
 
 from sessionward.stores import AsyncBroadcast, AsyncScan, Broadcast, Scan, UserCap
 from sessionward.testing import FakeClock
@@ -57,9 +58,9 @@ def test_scan_of_an_empty_store_is_empty(store: IndexedStore) -> None:
 
 
 def _until(run: Callable[[Any], Any], subscription: Any, wanted: set[str]) -> list[str]:
-    """What the subscription reports until every wanted id came (2 s at most)."""
+    """What the subscription reports until every wanted id came (``WAIT`` s at most)."""
     got: list[str] = []
-    deadline = time.monotonic() + 2.0
+    deadline = time.monotonic() + WAIT
     while not wanted <= set(got) and time.monotonic() < deadline:
         ids: Sequence[str] | None = run(subscription.changed())
         assert ids is not None, "a healthy subscription reported a loss"

@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from jwt_fixtures import clock  # noqa: F401
 from jwt_forge import AUD, DROP, ISS, b64, claims, compact_json, header, token
 from jwt_reference import joserfc_accepts, policy_violations, pyjwt_accepts
+from servers import wait_until
 
 from sessionward.errors import InvalidToken
 from sessionward.jwt import AccessTokenIssuer, AccessTokenVerifier, Key, KeySet, generate_key
@@ -545,10 +546,7 @@ def test_key_urls_in_headers_are_never_fetched(clock: FakeClock) -> None:
                     verifier.verify(jws)
         # The probe works: a connection to it is seen.
         socket.create_connection(("127.0.0.1", listener.port), timeout=2).close()
-        for _ in range(50):
-            if listener.connections:
-                break
-            threading.Event().wait(0.02)
+        wait_until(lambda: listener.connections, "the probe's thread to count the connection")
         assert listener.connections == 1
     finally:
         listener.close()

@@ -261,7 +261,9 @@ def test_any_one_character_change_is_rejected_and_libraries_agree(position: int,
     now = int(time.time())
     clock = FakeClock(now)
     keyset = _FUZZ_KEYSET
-    jws = _FUZZ_TOKEN
+    # Issued now (not at import: the run may come more than its 900 s lifetime later).
+    issuer = AccessTokenIssuer(keyset, issuer=ISS, audience=AUD, lifetime=900, clock=clock)
+    jws = issuer.issue(subject="alice", session_id=SID).token
     i = position % len(jws)
     mutated = jws[:i] + char + jws[i + 1 :]
     verifier = AccessTokenVerifier(keyset, issuer=ISS, audience=AUD, clock=clock, cache_size=0)
@@ -280,11 +282,6 @@ def test_any_one_character_change_is_rejected_and_libraries_agree(position: int,
 
 
 _FUZZ_KEYSET = KeySet.generate("ES256", now=time.time())
-_FUZZ_TOKEN = (
-    AccessTokenIssuer(_FUZZ_KEYSET, issuer=ISS, audience=AUD, lifetime=900)
-    .issue(subject="alice", session_id=SID)
-    .token
-)
 
 
 @settings(max_examples=300, deadline=None)

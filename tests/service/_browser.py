@@ -9,9 +9,12 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
+
+from sessionward.service.passwords import STEP, totp_now
 
 CHROMIUM = os.environ.get("SESSIONWARD_CHROMIUM", "/usr/bin/chromium")
 ARGS = [
@@ -23,6 +26,17 @@ ARGS = [
     "--no-first-run",
 ]
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def code_to_type(secret: str, room: float = 10.0) -> str:
+    """The authenticator's code, to type into a page served on the real clock. The server
+    takes a code until ``TOTP_DRIFT`` (5 s) after its 30 s step ends, and typing it in and
+    submitting can take seconds on a loaded machine: with less than ``room`` seconds left in
+    the step, this waits for the next one (a code that then lasts ``room`` + 5 s at least)."""
+    left = STEP - time.time() % STEP
+    if left < room:
+        time.sleep(left + 0.01)  # into the next step: not a synchronisation
+    return totp_now(secret, time.time())
 
 
 def unavailable(reason: str) -> None:

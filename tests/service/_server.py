@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import time
 from contextlib import AbstractContextManager
 from typing import Any
 
-from servers import uvicorn_thread
+from servers import WAIT, uvicorn_thread, wait_until
 
 
 def serve(app: Any, host: str = "127.0.0.1", graceful: int = 1) -> AbstractContextManager[str]:
@@ -23,16 +22,17 @@ def serve(app: Any, host: str = "127.0.0.1", graceful: int = 1) -> AbstractConte
 # -- ``sessionward serve`` in a subprocess -----------------------------------------------------
 
 
-def wait_until_ok(url: str, attempts: int = 100) -> None:
-    """Poll ``url`` until it answers 200 (at most ``attempts`` tries; the caller asserts)."""
+def wait_until_ok(url: str, timeout: float = WAIT) -> None:
+    """Poll ``url`` until it answers 200; fail the test after ``timeout`` seconds."""
     import httpx
 
-    for _ in range(attempts):
+    def ok() -> bool:
         try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
+            return httpx.get(url, timeout=5).status_code == 200
         except httpx.TransportError:
-            time.sleep(0.1)
+            return False
+
+    wait_until(ok, f"{url} to answer 200", timeout, interval=0.1)
 
 
 def interrupt(process: subprocess.Popen[str]) -> None:

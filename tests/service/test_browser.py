@@ -24,14 +24,13 @@ import pytest
 from argon2 import PasswordHasher
 
 from sessionward.service import ServiceConfig, create_app
-from sessionward.service.passwords import totp_now
 from sessionward.service.runtime import Runtime
 from sessionward.service.setup import new_setup_code
 from sessionward.service.state import UserRow
 from sessionward.signals.webhook_endpoints import create_webhook
 from sessionward.web import CsrfPolicy
 
-from ._browser import ARGS, CHROMIUM, artifacts_dir, axe_source, unavailable
+from ._browser import ARGS, CHROMIUM, artifacts_dir, axe_source, code_to_type, unavailable
 from ._server import serve
 
 FIREFOX_UA = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
@@ -197,7 +196,7 @@ def test_admin_story(browser: Any, live: Live) -> None:
     page.get_by_role("button", name="Create admin account").click()
     page.wait_for_url(f"{base}/admin/enrol")  # no console before a second factor
     secret = page.locator("#totp-secret").inner_text()
-    page.get_by_label("Code from your authenticator app").fill(totp_now(secret, time.time()))
+    page.get_by_label("Code from your authenticator app").fill(code_to_type(secret))
     page.get_by_role("button", name="Turn on").click()
     page.wait_for_url(f"{base}/admin/")
     assert page.get_by_role("button", name="Sign out").is_visible()
@@ -209,7 +208,8 @@ def test_admin_story(browser: Any, live: Live) -> None:
     user_page = user.new_page()
     sign_in(user_page, base, "bob", "biscuits-and-tea")
     user_page.wait_for_url(f"{base}/demo/")
-    page.locator("#feed li", has_text="created · bob").first.wait_for(timeout=10_000)
+    # Through the recorder's writer thread, the event log and the stream: up to 30 s.
+    page.locator("#feed li", has_text="created · bob").first.wait_for(timeout=30_000)
     live.shot(page, "01-dashboard-live-feed")
 
     # Search, open the session, revoke it.
@@ -309,7 +309,7 @@ def test_accessibility_axe(browser: Any, live: Live) -> None:
     page.wait_for_url(live.base + "/admin/enrol")
     check("/admin/enrol")
     secret = page.locator("#totp-secret").inner_text()
-    page.get_by_label("Code from your authenticator app").fill(totp_now(secret, time.time()))
+    page.get_by_label("Code from your authenticator app").fill(code_to_type(secret))
     page.get_by_role("button", name="Turn on").click()
     page.wait_for_url(live.base + "/admin/")
     for path in AXE_PAGES_ADMIN:

@@ -17,11 +17,10 @@ import pytest
 from sessionward import Policy, RequestContext, SessionManager, SQLiteStore
 from sessionward.service import ServiceConfig, create_app
 from sessionward.service.keys import create_key
-from sessionward.service.passwords import totp_now
 from sessionward.service.tenancy import APP_KEY
 from sessionward.testing import FakeClock
 
-from ._browser import artifacts_dir
+from ._browser import artifacts_dir, code_to_type
 from ._server import serve
 from .test_browser import FIREFOX_UA, PHONE_UA, Live, sign_in
 from .test_browser import browser as browser  # a fixture
@@ -48,7 +47,7 @@ def _admin(browser: Any, live: Live) -> Any:
     sign_in(page, live.base, "root", "root-password-12", area="admin")
     page.wait_for_url(live.base + "/admin/enrol")
     secret = page.locator("#totp-secret").inner_text()
-    page.get_by_label("Code from your authenticator app").fill(totp_now(secret, time.time()))
+    page.get_by_label("Code from your authenticator app").fill(code_to_type(secret))
     page.get_by_role("button", name="Turn on").click()
     page.wait_for_url(live.base + "/admin/")
     return page

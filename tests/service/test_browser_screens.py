@@ -22,10 +22,10 @@ from typing import Any
 import httpx
 
 from sessionward.service.keys import create_key
-from sessionward.service.passwords import new_totp_secret, totp_now
+from sessionward.service.passwords import new_totp_secret
 from sessionward.service.setup import new_setup_code
 
-from ._browser import axe_source, screenshots_dir
+from ._browser import axe_source, code_to_type, screenshots_dir
 from .test_browser import FIREFOX_UA, PHONE_UA, Live, sign_in
 from .test_browser import browser as browser  # a fixture
 from .test_browser import live as live  # a fixture
@@ -103,7 +103,7 @@ def _enrol_admin(page: Any, live: Live, camera: Camera) -> None:
     page.wait_for_url(f"{live.base}/admin/enrol")
     camera.take(page, "admin-enrol-totp")
     secret: str = page.locator("#totp-secret").inner_text()
-    page.get_by_label("Code from your authenticator app").fill(totp_now(secret, time.time()))
+    page.get_by_label("Code from your authenticator app").fill(code_to_type(secret))
     page.get_by_role("button", name="Turn on").click()
     page.wait_for_url(f"{live.base}/admin/")
 
@@ -148,7 +148,7 @@ def _shop(browser: Any, live: Live, camera: Camera) -> None:
     page.get_by_role("button", name="Place order").click()
     page.wait_for_url(f"{live.base}/demo/step-up?next=checkout")
     camera.take(page, "shop-checkout-step-up")
-    page.get_by_label("Code").fill(totp_now(secret, time.time()))
+    page.get_by_label("Code").fill(code_to_type(secret))
     page.get_by_role("button", name="Verify and place the order").click()
     page.wait_for_url(f"{live.base}/demo/?msg=ordered")
     camera.take(page, "shop-order-placed")

@@ -5,12 +5,12 @@ finishes after the step-up code."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from sessionward.service.passwords import new_totp_secret, totp_now, totp_uri
+from sessionward.service.passwords import new_totp_secret, totp_uri
 
+from ._browser import code_to_type
 from ._qr_read import read_qr
 from .test_browser import FIREFOX_UA, PHONE_UA, Live, sign_in
 from .test_browser import browser as browser  # a fixture
@@ -37,7 +37,7 @@ def test_totp_enrolment_by_qr_code(browser: Any, live: Live) -> None:
     live.shot(page, "totp-qr-phone")
     assert read_qr(qr.screenshot()) == [uri]  # still readable on a phone's width
     # The app that scanned it produces codes the shop accepts.
-    page.get_by_label("Code the new key shows").fill(totp_now(secret, time.time()))
+    page.get_by_label("Code the new key shows").fill(code_to_type(secret))
     page.get_by_label("Your password").fill("carol-password-1")
     page.get_by_role("button", name="Turn on").click()
     page.wait_for_url(f"{live.base}/demo/account?**")
@@ -86,7 +86,7 @@ def test_checkout_finishes_after_the_step_up_code(browser: Any, live: Live) -> N
     page.get_by_role("button", name="Place order").click()
     page.wait_for_url(f"{live.base}/demo/step-up?next=checkout")
     live.shot(page, "step-up")
-    page.get_by_label("Code").fill(totp_now(secret, time.time()))
+    page.get_by_label("Code").fill(code_to_type(secret))
     page.get_by_role("button", name="Verify and place the order").click()
     page.wait_for_url(f"{live.base}/demo/?msg=ordered")  # no second "Place order"
     assert page.get_by_text("Thank you: your order is placed.").is_visible()

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from servers import PostgresServer, RedisServer
+from servers import WAIT, PostgresServer, RedisServer
 from servers import postgres_server as postgres_server  # a fixture
 from servers import redis_server as redis_server  # a fixture
 from test_no_secrets_in_logs import leaks
@@ -109,7 +109,7 @@ def test_two_service_processes_on_one_store_see_the_same_log(
         assert revoked.json() == {"revoked": True}
         for node, key in ((one, admin["a"]), (two, admin["b"])):
             # The recorder writes in the background: wait (with a deadline) for its batch.
-            deadline = time.monotonic() + 15
+            deadline = time.monotonic() + WAIT
             while True:
                 seen = httpx.get(
                     node.base + "/v1/events",
@@ -144,7 +144,7 @@ def test_no_stored_entry_holds_a_token(tmp_path: Path) -> None:
         client.post("/v1/sessions/revoke", json={"token": seen[-1]})
         client.post("/v1/users/erin/revoke", json={})
         assert runtime.recorder is not None
-        assert runtime.recorder.flush()
+        assert runtime.recorder.flush(WAIT)
     asyncio.run(runtime.close())
     with sqlite3.connect(path) as conn:
         rows = [" ".join(map(str, r)) for r in conn.execute("SELECT * FROM sessionward_events")]

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from servers import WAIT
 
 from sessionward.errors import ConfigError
 from sessionward.service import ServiceConfig, create_app
@@ -145,7 +146,7 @@ def test_a_repeated_parameter_is_refused(service: Service) -> None:
 def test_metrics_count_the_audit_log(service: Service) -> None:
     issue(service, "alice")
     assert service.runtime.recorder is not None
-    assert service.runtime.recorder.flush()
+    assert service.runtime.recorder.flush(WAIT)
     text = service.client.get("/metrics", headers=service.auth("validate")).text
     assert "sessionward_event_log_written_total 1" in text
     assert "sessionward_event_log_dropped_total 0" in text

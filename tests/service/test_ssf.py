@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import jwt as pyjwt
 import pytest
+from servers import WAIT
 
 from sessionward import Policy
 from sessionward.jwt import KeySet, save_keyset_file
@@ -31,7 +32,11 @@ ORIGIN = "http://127.0.0.1:8000"
 
 
 def _service(
-    tmp_path: Path, alg: str | None = "ES256", *, private_targets: bool = True
+    tmp_path: Path,
+    alg: str | None = "ES256",
+    *,
+    private_targets: bool = True,
+    default_subjects: str = "ALL",
 ) -> Iterator[Service]:
     """The service in the JWT mode; ``private_targets`` lets push streams aim at the
     loopback receivers of these tests."""
@@ -50,6 +55,7 @@ def _service(
         key_cache_seconds=0,
         jwt_keys=jwt_keys,
         webhook_private_targets=private_targets,
+        ssf_default_subjects=default_subjects,
     )
     app = create_app(config, clock=clock)
     runtime: Runtime = app.state.runtime
@@ -102,7 +108,7 @@ def create_stream(service: Service, **body: Any) -> dict[str, Any]:
 
 def poll(service: Service, stream: dict[str, Any], **body: Any) -> dict[str, Any]:
     assert service.runtime.recorder is not None
-    assert service.runtime.recorder.flush()  # events reach the log from a background thread
+    assert service.runtime.recorder.flush(WAIT)  # events reach the log from a background thread
     url = stream["delivery"]["endpoint_url"].removeprefix(ORIGIN)
     body.setdefault("returnImmediately", True)
     response = service.client.post(url, json=body, headers=service.auth("issue"))
@@ -261,7 +267,7 @@ def test_paused_stream_holds_events_and_disabled_drops_them(ssf: Service) -> Non
 
     issue_and_revoke(ssf, "queued")
     assert ssf.runtime.recorder is not None
-    assert ssf.runtime.recorder.flush()
+    assert ssf.runtime.recorder.flush(WAIT)
     assert ssf.runtime.transmitter is not None
     ssf.runtime.transmitter.fill(ssf.runtime.transmitter.get("default", stream_id))
     status("paused")

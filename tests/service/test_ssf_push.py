@@ -4,6 +4,7 @@ verification, a paused stream, and a receiver that is down and then back."""
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 import time
@@ -13,7 +14,7 @@ from typing import Any
 
 import jwt as pyjwt
 import pytest
-from servers import free_port, uvicorn_thread
+from servers import WAIT, reserved_port, uvicorn_thread, wait_until
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -67,7 +68,7 @@ class Receiver:
         with self.lock:
             return [c["jti"] for c in self.received]
 
-    def wait_for(self, check: Callable[[], bool], seconds: float = 15.0) -> None:
+    def wait_for(self, check: Callable[[], bool], seconds: float = WAIT) -> None:
         deadline = time.monotonic() + seconds
         while not check():
             assert time.monotonic() < deadline, f"timed out; received {self.jtis()}"
@@ -156,32 +157,36 @@ def test_paused_push_stream_holds_events_until_enabled(ssf: Service) -> None:
 
 def test_a_receiver_down_then_up_gets_every_set(ssf: Service) -> None:
     receiver = Receiver(ssf.client.get("/.well-known/jwks.json").json())
-    port = free_port()
-    stream = push_stream(ssf, f"http://127.0.0.1:{port}/events")  # nobody listens yet
-    users = [f"down{i}" for i in range(6)]
-    revoke_sessions(ssf, users)
-    transmitter = ssf.runtime.transmitter
-    assert transmitter is not None
-    consumers = transmitter.consumers
-    assert consumers is not None
+    with contextlib.closing(reserved_port()) as reserved:  # refused until the receiver is up
+        port = reserved.getsockname()[1]
+        stream = push_stream(ssf, f"http://127.0.0.1:{port}/events")
+        users = [f"down{i}" for i in range(6)]
+        revoke_sessions(ssf, users)
+        transmitter = ssf.runtime.transmitter
+        assert transmitter is not None
+        consumers = transmitter.consumers
+        assert consumers is not None
 
-    def failures() -> int:
-        consumer = consumers.get(stream["stream_id"])
-        return 0 if consumer is None else consumer.failures
+        def failures() -> int:
+            consumer = consumers.get(stream["stream_id"])
+            return 0 if consumer is None else consumer.failures
 
-    deadline = time.monotonic() + 15
-    while failures() < 1:  # the first attempt found nobody listening
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    with uvicorn_thread(receiver.app, port=port):
-        for _ in range(3):  # the backoff runs on the service's clock
-            ssf.clock.advance(3600)
-            transmitter.wake()
-            time.sleep(0.3)
-        receiver.wait_for(lambda: len(set(receiver.jtis())) == len(users))
-        got = [c["sub_id"]["user"]["sub"] for c in receiver.received]
-        assert sorted(set(got)) == sorted(users)  # every one, a duplicate only by jti
-        assert len(set(receiver.jtis())) == len(users)
+        wait_until(lambda: failures() >= 1, "the first attempt to find nobody listening")
+        with uvicorn_thread(receiver.app, port=port):
+
+            def all_received() -> bool:
+                if len(set(receiver.jtis())) == len(users):
+                    return True
+                consumer = consumers.get(stream["stream_id"])
+                if consumer is not None and consumer.next_attempt > ssf.clock.now():
+                    ssf.clock.set(consumer.next_attempt)  # the backoff runs on this clock
+                transmitter.wake()
+                return False
+
+            wait_until(all_received, f"every SET; received {receiver.jtis()}", interval=0.3)
+            got = [c["sub_id"]["user"]["sub"] for c in receiver.received]
+            assert sorted(set(got)) == sorted(users)  # every one, a duplicate only by jti
+            assert len(set(receiver.jtis())) == len(users)
     status = ssf.client.get(
         "/ssf/status", params={"stream_id": stream["stream_id"]}, headers=ssf.auth("issue")
     )
@@ -224,7 +229,7 @@ def test_a_poll_stream_switched_to_push_and_to_another_receiver(ssf: Service) ->
         time.sleep(1.5)
         assert len(second.jtis()) == 1
         assert ssf.runtime.recorder is not None
-        assert ssf.runtime.recorder.flush()
+        assert ssf.runtime.recorder.flush(WAIT)
         url = f"/ssf/poll/{stream_id}"
         sets = ssf.client.post(url, json={"returnImmediately": True}, headers=auth).json()["sets"]
         assert len(sets) == 1
@@ -235,14 +240,13 @@ def test_a_stream_the_engine_disabled_reads_paused_until_enabled(ssf: Service) -
     webhooks = ssf.runtime.webhooks
     assert webhooks is not None
     revoke_sessions(ssf, ["unreachable"])  # something to fail on (nobody listens on port 9)
-    deadline = time.monotonic() + 15
-    while True:
+
+    def failed() -> bool:
         consumer = webhooks.store.get(stream["stream_id"])
         assert consumer is not None
-        if consumer.failures >= 1:
-            break
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+        return consumer.failures >= 1
+
+    wait_until(failed, "a failed delivery")
     # Failed once; its retry is due on the service's (fake, still) clock: no round holds it.
     webhooks.store.set_state(stream["stream_id"], "disabled", "repeated_failure", time.time())
     auth, query = ssf.auth("issue"), {"stream_id": stream["stream_id"]}

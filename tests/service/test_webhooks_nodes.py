@@ -26,7 +26,7 @@ def receiver() -> Iterator[Receiver]:
     try:
         yield rx
     finally:
-        rx.stop()
+        rx.close()
 
 
 def _add(store: str, url: str) -> str:

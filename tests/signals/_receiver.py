@@ -1,5 +1,9 @@
 """A real HTTP webhook receiver on a loopback port that can go down and come back on the same
-port; it checks every message with the independent ``standardwebhooks`` package."""
+port; it checks every message with the independent ``standardwebhooks`` package.
+
+The port is held from the start (:func:`servers.reserved_port`): while the receiver is down,
+deliveries are refused and no other process can take the port. :meth:`Receiver.close` lets it
+go."""
 
 from __future__ import annotations
 
@@ -9,12 +13,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import standardwebhooks
-from servers import free_port
+from servers import reserved_port
+
+
+class _Server(ThreadingHTTPServer):
+    allow_reuse_port = True  # binds the port the receiver holds
 
 
 class Receiver:
     def __init__(self) -> None:
-        self.port = free_port()
+        self._reserved = reserved_port()
+        self.port: int = self._reserved.getsockname()[1]
         self.secret: str | None = None  # whsec_ text; set once the endpoint exists
         self.status = 204
         self.location: str | None = None
@@ -53,7 +62,7 @@ class Receiver:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server = _Server(("127.0.0.1", self.port), Handler)
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
 
     def take(self, headers: dict[str, str], body: bytes) -> None:
@@ -85,6 +94,11 @@ class Receiver:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+    def close(self) -> None:
+        """Stop, and let the port go."""
+        self.stop()
+        self._reserved.close()
 
     def payloads(self) -> list[dict[str, Any]]:
         with self.lock:

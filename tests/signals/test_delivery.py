@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from servers import postgres_server, redis_server  # noqa: F401 - fixtures
+from servers import WAIT, postgres_server, redis_server, wait_until  # noqa: F401 - fixtures
 
 from sessionward import SessionManager, SQLiteStore
 from sessionward.core.events import EventBus, SessionCreated, SessionRevoked
@@ -52,7 +52,7 @@ def receiver() -> Iterator[Receiver]:
     try:
         yield rx
     finally:
-        rx.stop()
+        rx.close()
 
 
 def revoked(log: MemoryEventLog, clock: FakeClock, n: int, app: str = "default") -> list[str]:
@@ -230,6 +230,7 @@ def test_repeated_failure_disables_the_endpoint_after_five_days(clock: FakeClock
             assert rounds < 500
     finally:
         engine.stop()
+        down.close()
     assert state is not None
     assert state.disabled_reason == "repeated_failure"
     assert 5 * 86_400 <= clock.now() - start < 5 * 86_400 + 3600 * 1.2
@@ -318,7 +319,7 @@ def test_two_deliverers_on_one_database_never_send_an_event_twice(
     threads = [threading.Thread(target=work, args=(n,)) for n in range(2)]
     for thread in threads:
         thread.start()
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + WAIT
     while len(receiver.ids()) < len(ids) and time.monotonic() < deadline:
         time.sleep(0.02)
     stop.set()
@@ -346,9 +347,7 @@ def test_a_deliverer_that_outlives_its_lease_moves_no_cursor(
     receiver.hold = threading.Event()
     stalled = threading.Thread(target=slow.run_once)
     stalled.start()  # claims the endpoint, then hangs on the receiver's first answer
-    deadline = time.monotonic() + 10
-    while not receiver.ids() and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(receiver.ids, "the stalled deliverer's first message")
     clock.advance(Limits().lease + 1)  # the stalled deliverer's lease runs out
     receiver.hold.set()
     receiver.hold = None
@@ -472,10 +471,10 @@ def test_an_event_recorded_in_this_process_is_delivered_at_once_not_at_the_next_
         assert receiver.ids() == []
         recorded = time.monotonic()
         recorder(SessionRevoked("sid-prompt", "user", clock.now()))
-        deadline = recorded + 1.0
+        deadline = recorded + WAIT  # the next poll is an hour away: a loaded machine is not
         while not receiver.ids() and time.monotonic() < deadline:
             rounds.acquire(timeout=max(0.0, deadline - time.monotonic()))
-        assert len(receiver.ids()) == 1, "not delivered within a second of being recorded"
+        assert len(receiver.ids()) == 1, "not delivered long before the next poll"
         assert receiver.payloads()[0]["data"]["session_id"] == "sid-prompt"
     finally:
         recorder.close()
@@ -507,4 +506,6 @@ def test_wake_ups_in_a_burst_start_at_most_one_round_per_soonest(clock: FakeCloc
         engine.stop()
     gaps = [b - a for a, b in itertools.pairwise(starts)]
     assert 2 <= len(starts) <= 7  # the first, then at most one per 0.2 s of the second
-    assert all(gap >= 0.19 for gap in gaps)  # (a round notes its start a moment in)
+    # A round notes its start a moment in, and that moment varies on a loaded machine:
+    # half of soonest still tells spaced rounds from rounds as fast as the wake-ups.
+    assert all(gap >= 0.1 for gap in gaps), gaps

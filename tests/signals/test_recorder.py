@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from servers import WAIT, wait_until
 
 from sessionward import SessionManager, SQLiteStore
 from sessionward.core.events import EventBus, SessionCreated, SessionRevoked
@@ -76,7 +77,7 @@ def test_events_of_a_manager_reach_the_log_in_order_with_their_application(
     with SessionManager(SQLiteStore(path), events=EventBus([recorder])) as manager:
         session = manager.issue("alice")
         manager.revoke(session)
-    assert recorder.flush()
+    assert recorder.flush(WAIT)
     events = log.read(None, 10)
     assert [e.kind for e in events] == ["created", "revoked"]
     assert all(e.session_id == session.id for e in events)
@@ -89,7 +90,7 @@ def test_bursts_are_written_in_a_few_large_batches(log: CountingLog) -> None:
     recorder = Recorder(log, linger=0.05)
     for i in range(300):
         recorder(created(i))
-    assert recorder.flush()
+    assert recorder.flush(WAIT)
     assert sum(log.batches) == 300
     assert len(log.batches) < 30  # group commit: not one transaction per event
     assert [e.at for e in log.read(None, 1000)] == [NOW + i for i in range(300)]
@@ -114,12 +115,14 @@ def test_an_outage_never_blocks_the_caller_and_is_caught_up(log: CountingLog, pa
         started = time.perf_counter()
         for i in range(50):
             recorder(created(i))
-        assert time.perf_counter() - started < 0.05  # queued, not written
+        # Queued, not written: a caller that waited on the locked log would wait its busy
+        # timeout (0.05 s) per event, 2.5 s in all.
+        assert time.perf_counter() - started < 1.0
+        wait_until(lambda: recorder.stats()["failures"] >= 1, "the writer to fail")
         assert not recorder.flush(timeout=0.3)
-        assert recorder.stats()["failures"] >= 1
     finally:
         lock.release()
-    assert recorder.flush(timeout=10)
+    assert recorder.flush(timeout=WAIT)
     assert len(log.read(None, 100)) == 50
     assert recorder.stats()["dropped"] == 0
     recorder.close()
@@ -130,16 +133,14 @@ def test_a_full_buffer_drops_and_counts_instead_of_waiting(log: CountingLog, pat
     lock = Locked(path)
     try:
         recorder(created(0))
-        deadline = time.monotonic() + 5
-        while recorder.stats()["failures"] == 0:  # the writer holds event 0 and retries
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
+        # The writer holds event 0 and retries.
+        wait_until(lambda: recorder.stats()["failures"] >= 1, "the writer to fail")
         for i in range(1, 20):
             recorder(created(i))
         assert recorder.stats()["dropped"] == 14  # 5 queued behind the one in hand
     finally:
         lock.release()
-    assert recorder.flush(timeout=10)
+    assert recorder.flush(timeout=WAIT)
     assert [e.at for e in log.read(None, 100)] == [NOW + i for i in range(6)]
     recorder.close()
 
@@ -155,7 +156,7 @@ def test_an_entry_the_log_refuses_is_dropped_alone(log: CountingLog) -> None:
     recorder = Recorder(picky, linger=0.2)
     for i, user in enumerate(["a", "bad", "c"]):
         recorder(created(i, user))
-    assert recorder.flush()
+    assert recorder.flush(WAIT)
     assert [e.user_id for e in picky.read(None, 10)] == ["a", "c"]
     assert recorder.stats()["dropped"] == 1
     recorder.close()
@@ -167,7 +168,7 @@ def test_retention_prunes_entries_older_than_it(log: CountingLog) -> None:
     log.append([created(0).to_dict(), {**created(1).to_dict(), "at": NOW + 95 * 86_400}])
     recorder = Recorder(log, clock=clock.now, retention=30 * 86_400)
     recorder(SessionRevoked("S000000000000002", "alice", clock.now()))
-    assert recorder.flush()
+    assert recorder.flush(WAIT)
     assert [e.at for e in log.read(None, 10)] == [NOW + 95 * 86_400, clock.now()]
     assert recorder.stats()["pruned"] == 1
     recorder.close()
@@ -185,7 +186,7 @@ def test_many_threads_recording_at_once_lose_nothing(log: CountingLog) -> None:
         thread.start()
     for thread in threads:
         thread.join()
-    assert recorder.flush()
+    assert recorder.flush(WAIT)
     for n in range(4):
         page = log.query(EventQuery(user_id=f"u{n}", limit=200))
         assert [e.at for e in page.events] == [NOW + n * 1000 + i for i in range(99, -1, -1)]
@@ -201,7 +202,8 @@ from sessionward.stores.eventlog.sqlite import SQLiteEventLog
 recorder = Recorder(SQLiteEventLog(sys.argv[1]))
 for i in range(100):
     recorder(SessionCreated(f"S{i:015d}", "alice", 1_800_000_000.0 + i))
-time.sleep(float(sys.argv[2]))  # longer than linger plus a write
+if not recorder.flush(float(sys.argv[2])):  # written by the writer thread
+    sys.exit(3)
 for i in range(100, 110):
     recorder(SessionCreated(f"S{i:015d}", "alice", 1_800_000_000.0 + i))
 os.kill(os.getpid(), signal.SIGKILL)  # at once: the last ten are probably still queued
@@ -210,13 +212,13 @@ os.kill(os.getpid(), signal.SIGKILL)  # at once: the last ten are probably still
 
 def test_a_killed_process_loses_only_what_it_had_not_yet_written(path: str) -> None:
     done = subprocess.run(
-        [sys.executable, "-c", _KILLED_WRITER, path, "0.5"], timeout=60, check=False
+        [sys.executable, "-c", _KILLED_WRITER, path, str(WAIT)], timeout=60, check=False
     )
     assert done.returncode == -9
     log = SQLiteEventLog(path)
     kept = [e.session_id for e in log.read(None, 1000)]
     log.close()
-    assert len(kept) >= 100  # everything recorded before the last linger was written
+    assert len(kept) >= 100  # everything flushed before the kill was written
     assert kept == [f"S{i:015d}" for i in range(len(kept))]  # a crash loses a tail, no gap
 
 
@@ -225,13 +227,13 @@ def test_a_forked_child_records_with_a_writer_thread_of_its_own(path: str) -> No
     log = SQLiteEventLog(path)
     recorder = Recorder(log)
     recorder(SessionCreated("parent", "u", NOW))
-    assert recorder.flush(10)  # the parent's writer thread is running, and idle
+    assert recorder.flush(WAIT)  # the parent's writer thread is running, and idle
     child = os.fork()
     if child == 0:  # pragma: no cover - runs in the child
         code = 1
         try:
             recorder(SessionRevoked("child", "u", NOW))
-            code = 0 if recorder.flush(10) and recorder.stats()["written"] == 2 else 1
+            code = 0 if recorder.flush(WAIT) and recorder.stats()["written"] == 2 else 1
         finally:
             os._exit(code)
     _, status = os.waitpid(child, 0)

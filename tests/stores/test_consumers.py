@@ -242,3 +242,17 @@ def test_postgres_opens_while_the_server_is_down_and_fails_closed() -> None:
             store.claim("me", NOW, 60, 10)
     finally:
         store.close()
+
+
+def test_set_config_replaces_only_the_config(store: ConsumerStore) -> None:
+    store.add(consumer())
+    assert [c.id for c in store.claim("me", NOW, 60, 10)] == ["wh_1"]
+    assert store.finish("wh_1", "me", Outcome("c9", 0, None, NOW), [attempt("wh_1", 1)], 10)
+    store.set_config("wh_1", {"subjects": [{"format": "opaque", "id": "s"}], "n": 2})
+    got = store.get("wh_1")
+    assert got is not None
+    assert got.config == {"subjects": [{"format": "opaque", "id": "s"}], "n": 2}
+    assert got == consumer(cursor="c9", config=got.config)  # the rest as it was
+    assert [d.event_id for d in store.deliveries("wh_1")] == ["e1"]  # the history stays
+    with pytest.raises(NotFound):
+        store.set_config("missing", {})

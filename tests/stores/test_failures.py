@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
-from servers import PostgresServer, RedisServer, private_redis
+from servers import PostgresServer, RedisServer, private_redis, wait_until
 from servers import postgres_server as postgres_server  # a fixture
 
 from sessionward import AsyncSessionManager, Policy, Session, SessionManager
@@ -93,6 +93,10 @@ class Stream:
         thread.start()
         self.threads.append(thread)
 
+    def wait_for(self, what: str, check: Callable[[Outcome], bool]) -> None:
+        """Until some outcome passes ``check`` (the threads may be slow on a loaded machine)."""
+        wait_until(lambda: any(check(o) for o in list(self.outcomes)), what)
+
     def finish(self) -> None:
         self.stop.set()
         for thread in self.threads:
@@ -107,13 +111,22 @@ class Outage:
     up: float  # ... and accepts connections
 
 
-def _outage(stop: Callable[[], None], start: Callable[[], None], *, down_for: float) -> Outage:
+def _outage(
+    stream: Stream, stop: Callable[[], None], start: Callable[[], None], *, down_for: float
+) -> Outage:
+    """Stop the server for at least ``down_for`` seconds, and until a request ran wholly in
+    the outage; start it again; then wait until requests have run for ``RECOVERY`` seconds
+    past the moment it accepted connections."""
+    stream.wait_for("a request before the outage", lambda o: o.kind == "ok")
     stop()
     down = time.monotonic()
-    time.sleep(down_for)
+    time.sleep(down_for)  # the length of the outage, not a synchronisation
+    stream.wait_for("a request during the outage", lambda o: o.start > down)
     spawned = time.monotonic()
     start()
-    return Outage(down, spawned, time.monotonic())
+    up = time.monotonic()
+    stream.wait_for("a request after the recovery time", lambda o: o.start > up + RECOVERY)
+    return Outage(down, spawned, up)
 
 
 def _check(outcomes: list[Outcome], outage: Outage) -> None:
@@ -153,9 +166,7 @@ def test_redis_outage(persistent_redis: RedisServer) -> None:
     stream.run_async(
         lambda: AsyncSessionManager(AsyncRedisStore(url), policy=POLICY), session.token
     )
-    time.sleep(0.4)
-    outage = _outage(persistent_redis.stop, persistent_redis.start, down_for=1.0)
-    time.sleep(RECOVERY + 1.0)
+    outage = _outage(stream, persistent_redis.stop, persistent_redis.start, down_for=1.0)
     stream.finish()
     _check(stream.outcomes, outage)
     _all_validate(manager, committed)
@@ -206,10 +217,8 @@ def test_postgres_crash_and_restart(pg: PostgresServer, crash: str) -> None:
     )
     issuing = threading.Thread(target=writer, daemon=True)
     issuing.start()
-    time.sleep(0.4)
     stop = (lambda: pg.stop("immediate")) if crash == "immediate" else pg.kill
-    outage = _outage(stop, pg.start, down_for=1.0)
-    time.sleep(RECOVERY + 1.0)
+    outage = _outage(stream, stop, pg.start, down_for=1.0)
     writing.clear()
     issuing.join(timeout=15)
     stream.finish()

@@ -18,7 +18,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from servers import PostgresServer, free_port
+from servers import WAIT, PostgresServer, free_port
 from servers import postgres_server as postgres_server  # a fixture
 
 from sessionward import AsyncSessionManager, Policy, SessionManager
@@ -416,13 +416,17 @@ def test_purge_deletes_in_chunks_and_leaves_readers_alone(
 
     reader = threading.Thread(target=read)
     reader.start()
+    started = time.monotonic()
     try:
         assert store.purge_expired(now) == 6000
     finally:
+        purging = time.monotonic() - started
         done.set()
         reader.join(timeout=10)
     assert store.count() == 1
-    assert slowest < 0.5
+    # A reader held up by the purge would wait about as long as the purge (longer than usual
+    # on a loaded machine): no read took half of it, nor half a second.
+    assert slowest < max(0.5, purging / 2), (slowest, purging)
 
 
 # -- failures ----------------------------------------------------------------------------------
@@ -459,7 +463,7 @@ def test_a_read_after_a_restart_is_retried_on_a_fresh_connection(
 
 
 def test_while_the_server_is_down_requests_fail_fast(server: PostgresServer) -> None:
-    store = PostgresStore(server.conninfo, timeout=5.0)
+    store = PostgresStore(server.conninfo, timeout=30.0)
     try:
         store.add(record("AAAAAAAAAAAAAAAA"))
         server.stop("immediate")
@@ -469,10 +473,10 @@ def test_while_the_server_is_down_requests_fail_fast(server: PostgresServer) -> 
             with pytest.raises(StoreUnavailable):
                 store.get("AAAAAAAAAAAAAAAA")
             took.append(time.monotonic() - started)
-        assert max(took) < 1.0, took  # not the 5 s pool timeout
+        assert max(took) < 5.0, took  # not the 30 s pool timeout
     finally:
         server.start()
-    deadline = time.monotonic() + 3.0
+    deadline = time.monotonic() + WAIT
     while True:  # and back on its own once the server is
         try:
             assert store.get("AAAAAAAAAAAAAAAA") == record("AAAAAAAAAAAAAAAA")
@@ -532,7 +536,7 @@ def test_a_forked_child_opens_its_own_pool(server: PostgresServer) -> None:
 # -- broadcast ---------------------------------------------------------------------------------
 
 
-def _wait_for_ids(subscription: object, wanted: set[str], timeout: float = 3.0) -> bool:
+def _wait_for_ids(subscription: object, wanted: set[str], timeout: float = WAIT) -> bool:
     """Poll ``changed()`` until every id in ``wanted`` was announced (False on a loss)."""
     heard: set[str] = set()
     deadline = time.monotonic() + timeout
@@ -607,7 +611,7 @@ def test_changed_reads_only_what_has_arrived(server: PostgresServer, store: Post
         started = time.perf_counter()
         for _ in range(1000):
             assert subscription.changed() == []
-        assert time.perf_counter() - started < 0.5  # no waiting
+        assert time.perf_counter() - started < 5.0  # no waiting (5 ms a call would be 5 s)
         assert sql(server, listener) == before  # and not one statement sent
     finally:
         subscription.close()
@@ -628,7 +632,7 @@ def test_a_lost_listener_is_reported_then_listens_again(
         store.delete("AAAAAAAAAAAAAAAA")  # announced to nobody: the listener is gone
         time.sleep(0.1)  # what the server sent before it ended has reached our socket
         assert subscription.changed() is None  # the very next call reports the loss
-        deadline = time.monotonic() + 3.0
+        deadline = time.monotonic() + WAIT
         while True:  # None until it listens again (at most once a second)
             time.sleep(0.05)
             answer = subscription.changed()
@@ -670,7 +674,7 @@ def test_async_subscription_hears_changes(server: PostgresServer) -> None:
             assert await subscription.changed() == []
             await store.delete("AAAAAAAAAAAAAAAA")
             heard: list[str] = []
-            deadline = time.monotonic() + 3.0
+            deadline = time.monotonic() + WAIT
             while not heard:
                 answer = await subscription.changed()
                 assert answer is not None

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
+from servers import WAIT
 
 from sessionward import SessionManager, SQLiteStore
 from sessionward.testing import FakeClock
@@ -151,7 +152,7 @@ def test_kill_9_of_a_writer_leaves_a_consistent_database(db: Path) -> None:
     SQLiteStore(db).close()  # the schema exists before the child starts
     issued: list[str] = []
     updated: dict[str, int] = {}
-    deadline = time.monotonic() + 8
+    deadline = time.monotonic() + WAIT  # it stops at 150 updates; this is for a slow start
     with _spawn("churn", str(db), str(START)) as child:
         assert child.stdout is not None
         assert child.stderr is not None

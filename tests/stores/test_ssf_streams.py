@@ -103,3 +103,63 @@ def test_two_transmitters_fill_one_stream_once(tmp_path: Path) -> None:
     first.close()
     second.close()
     log.close()
+
+
+def test_update_changes_the_document_in_one_step_and_pending_filters_by_prefix(
+    store: StreamStore,
+) -> None:
+    assert store.update("missing", lambda d: {**d, "n": 1}) is None
+    store.save("s1", "shop", {"n": 1})
+    assert store.update("s1", lambda d: {**d, "n": d["n"] + 1}) == {"n": 2}
+    assert store.update("s1", lambda d: None) == {"n": 2}  # None: left as it is
+    assert store.get("s1") == {"n": 2}
+    store.enqueue("s1", None, "1", sets("a1", "su-b", "c2", "su-d"))
+    assert [p.jti for p in store.pending("s1", 10, "su-")] == ["su-b", "su-d"]
+    assert [p.jti for p in store.pending("s1", 1, "su-")] == ["su-b"]
+    assert [p.jti for p in store.pending("s1", 10)] == ["a1", "su-b", "c2", "su-d"]
+
+
+def test_subject_changes_from_two_processes_on_one_file_are_all_kept(tmp_path: Path) -> None:
+    """Two transmitters (as two service processes would) add subjects to one stream at once:
+    each change is a read-modify-write in one transaction, so none is lost."""
+    path = tmp_path / "s.db"
+    log = SQLiteEventLog(str(path))
+    keys = KeySet.generate("ES256", now=time.time())
+
+    def transmitter() -> Transmitter:
+        return Transmitter(
+            issuer="https://sessions.example", keys=keys, streams=SQLiteStreamStore(path),
+            log=log, now=time.time, poll_url="https://sessions.example/ssf/poll/",
+            default_subjects="NONE",
+        )  # fmt: skip
+
+    first, second = transmitter(), transmitter()
+    stream = first.create("shop", {})
+
+    def add_many(tx: Transmitter, prefix: str) -> None:
+        for i in range(40):
+            subject = {
+                "format": "iss_sub",
+                "iss": "https://sessions.example",
+                "sub": f"{prefix}{i}",
+            }
+            tx.add_subject("shop", stream.stream_id, subject)
+
+    threads = [
+        threading.Thread(target=add_many, args=(first, "a")),
+        threading.Thread(target=add_many, args=(second, "b")),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    mode, listed = second.subjects_of("shop", stream.stream_id)
+    assert mode == "NONE"
+    assert sorted(s["sub"] for s in listed) == sorted(
+        [f"a{i}" for i in range(40)] + [f"b{i}" for i in range(40)]
+    )
+    first.set_status("shop", stream.stream_id, "paused")  # a status change keeps the subjects
+    assert len(first.subjects_of("shop", stream.stream_id)[1]) == 80
+    first.close()
+    second.close()
+    log.close()

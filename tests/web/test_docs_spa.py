@@ -9,13 +9,13 @@ import importlib.util
 import secrets
 import sys
 import threading
-import time
 from pathlib import Path
 from types import ModuleType
 
 import httpx
 import pytest
 import uvicorn
+from servers import START_TIMEOUT, wait_until
 
 from sessionward.errors import StoreError
 
@@ -52,9 +52,7 @@ def test_the_spa_section_of_the_web_docs_works(
     server = uvicorn.Server(uvicorn.Config(module.app, lifespan="on", log_config=None))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: server.started, "uvicorn to start", START_TIMEOUT, interval=0.01)
     # httpx keeps no Secure cookie over plain http: carry the cookies by hand, as a browser
     # does for http://localhost.
     client = _Client(base)

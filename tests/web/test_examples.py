@@ -131,26 +131,39 @@ def _free_port() -> int:
         return port
 
 
-def test_django_project_runs_with_one_command(tmp_path: Path) -> None:
-    port = _free_port()
-    env = {**os.environ, "EXAMPLE_PORT": str(port), "EXAMPLE_DATA_DIR": str(tmp_path)}
-    process = subprocess.Popen(
-        [sys.executable, str(EXAMPLES / "django_project" / "run.py")],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
+def _start_django_example(tmp_path: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """The example on a free port; on a port another process took meanwhile, on another."""
+    for _ in range(3):
+        port = _free_port()
+        env = {**os.environ, "EXAMPLE_PORT": str(port), "EXAMPLE_DATA_DIR": str(tmp_path)}
+        process = subprocess.Popen(
+            [sys.executable, str(EXAMPLES / "django_project" / "run.py")],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
-        while True:
+        while process.poll() is None:
             try:
                 httpx.get(base + "/login", timeout=1)
-                break
+                return process, base
             except httpx.TransportError:
-                assert process.poll() is None, process.stderr.read() if process.stderr else ""
-                assert time.monotonic() < deadline, "the example did not start"
+                if time.monotonic() > deadline:
+                    process.kill()
+                    process.wait(10)
+                    raise AssertionError("the example did not start") from None
                 time.sleep(0.2)
+        error = process.stderr.read().decode() if process.stderr else ""
+        if process.stderr:
+            process.stderr.close()
+        assert "already in use" in error, error
+    raise AssertionError("three free ports were taken before the example could bind them")
+
+
+def test_django_project_runs_with_one_command(tmp_path: Path) -> None:
+    process, base = _start_django_example(tmp_path)
+    try:
         client = Browserish(base)
         token = hidden(client.get("/login").text, "csrfmiddlewaretoken")
         client.post(

@@ -80,6 +80,9 @@ class ServiceConfig:
       ``/.well-known/ssf-configuration``), ``ssf_audience`` (default: the origin),
       ``ssf_authorization`` (the exact ``Authorization`` header it must send, optional) and
       ``ssf_credential_compromise`` (``revoke``, the default, or ``step-up``).
+    * ``ssf_default_subjects``: the subjects a new stream of this service's Shared Signals
+      transmitter carries: ``ALL`` (the default; a receiver removes the ones it does not
+      want) or ``NONE`` (only the subjects a receiver adds).
     * ``risk`` (on by default): score every validate that carries a ``context`` with the
       risk engine and answer its decision and reasons (see docs/risk.md). A validate without
       a ``context`` is not scored, so an application that sends none sees no change.
@@ -115,6 +118,7 @@ class ServiceConfig:
     ssf_audience: str | None = None
     ssf_authorization: str | None = field(default=None, repr=False)
     ssf_credential_compromise: str = "revoke"
+    ssf_default_subjects: str = "ALL"
     risk: bool = True
     demo_device_signal: bool = False
     dpop_nonces: bool = False
@@ -140,6 +144,8 @@ class ServiceConfig:
             raise ConfigError("oidc_issuer and oidc_client_id go together")
         if self.ssf_credential_compromise not in ("revoke", "step-up"):
             raise ConfigError("ssf_credential_compromise must be 'revoke' or 'step-up'")
+        if self.ssf_default_subjects not in ("ALL", "NONE"):
+            raise ConfigError("ssf_default_subjects must be 'ALL' or 'NONE'")
         if self.dpop_nonce_key is not None:
             if not self.dpop_nonces:
                 raise ConfigError("dpop_nonce_key is set but dpop_nonces is off")

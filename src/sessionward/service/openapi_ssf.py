@@ -5,9 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from sessionward.service.openapi_schemas import obj, ref
-from sessionward.service.ssf import MAX_ACK, MAX_SET_ERRS
+from sessionward.service.ssf import (
+    ADD_SUBJECT,
+    MAX_ACK,
+    MAX_SET_ERRS,
+    OPERATOR_STATUS,
+    REMOVE_SUBJECT,
+)
 from sessionward.signals.caep import EVENTS_SUPPORTED
 from sessionward.signals.streams import MAX_AUTHORIZATION, MAX_DESCRIPTION, MAX_URL, POLL, PUSH
+from sessionward.signals.subjects import MAX_SUBJECTS, MAX_TEXT, MEMBERS
 
 __all__ = ["SSF_SCHEMAS", "ssf_paths"]
 
@@ -15,6 +22,18 @@ _URI_LIST = {"type": "array", "items": {"type": "string"}}
 _STATUS = {"type": "string", "enum": ["enabled", "paused", "disabled"]}
 _ID = {"type": "string", "minLength": 1, "maxLength": 64}
 _JTI = {"type": "string", "pattern": "^[!-~]{1,64}$"}
+_TEXT = {"type": "string", "minLength": 1, "maxLength": MAX_TEXT, "pattern": "^[ -~]+$"}
+_SIMPLE_SUBJECTS = [
+    obj({"format": {"const": "opaque"}, "id": _TEXT}, ("format", "id")),
+    obj(
+        {
+            "format": {"const": "email"},
+            "email": {**_TEXT, "pattern": "^[ -~]+@[ -~]+$"},
+        },
+        ("format", "email"),
+    ),
+    obj({"format": {"const": "iss_sub"}, "iss": _TEXT, "sub": _TEXT}, ("format", "iss", "sub")),
+]
 
 SSF_SCHEMAS: dict[str, Any] = {
     "SsfDelivery": {
@@ -79,6 +98,29 @@ SSF_SCHEMAS: dict[str, Any] = {
             "description": {"type": "string"},
         },
     },
+    "SsfSimpleSubject": {
+        "description": "An RFC 9493 Subject Identifier of format `opaque`, `email` or `iss_sub`.",
+        "oneOf": _SIMPLE_SUBJECTS,
+    },
+    "SsfSubject": {
+        "description": "A simple subject, or a `complex` one with at least one of the members"
+        f" {', '.join(MEMBERS)} (each a simple subject). An `email` subject stands for the"
+        " user whose id is that address (case-insensitive); every event also carries the"
+        ' `tenant` `{"format": "opaque", "id": <application>}`.',
+        "oneOf": [
+            *_SIMPLE_SUBJECTS,
+            {
+                **obj(
+                    {
+                        "format": {"const": "complex"},
+                        **{m: ref("SsfSimpleSubject") for m in MEMBERS},
+                    },
+                    ("format",),
+                ),
+                "minProperties": 2,
+            },
+        ],
+    },
     "SsfStatus": obj(
         {"stream_id": {"type": "string"}, "status": _STATUS, "reason": {"type": "string"}},
         ("stream_id", "status"),
@@ -120,11 +162,15 @@ def _op(
     body: dict[str, Any] | None = None,
     body_required: bool = True,
     params: list[dict[str, Any]] | None = None,
+    scope: str = "issue",
+    note: str = "",
 ) -> dict[str, Any]:
     op: dict[str, Any] = {
         "summary": summary,
-        "description": "Needs an API key of scope `issue` (or wider). A key sees its own"
-        " application's streams only.",
+        "description": f"Needs an API key of scope `{scope}`"
+        + (" (or wider)" if scope != "admin" else "")
+        + ". A key sees its own application's streams only."
+        + (f" {note}" if note else ""),
         "security": [{"apiKey": []}],
         "responses": {status: ok, **{code: _error(_ERRORS[code]) for code in codes}},
     }
@@ -238,6 +284,51 @@ def ssf_paths() -> dict[str, Any]:
                 _ok(ref("SsfStatus")),
                 _BODY_CODES,
                 body=status_body,
+            ),
+        },
+        ADD_SUBJECT: {
+            "post": _op(
+                "Shared Signals: send the events about a subject on a stream (SSF 1.0 §8.1.3.2)",
+                _ok(None, "Added (an empty answer)."),
+                _BODY_CODES,
+                body=obj(
+                    {
+                        "stream_id": _ID,
+                        "subject": ref("SsfSubject"),
+                        "verified": {"type": "boolean"},
+                    },
+                    ("stream_id", "subject"),
+                ),
+                note="With `default_subjects` `NONE` the subject joins the stream's list (at"
+                f" most {MAX_SUBJECTS}); with `ALL` an earlier removal of the same subject is"
+                " undone.",
+            ),
+        },
+        REMOVE_SUBJECT: {
+            "post": _op(
+                "Shared Signals: stop the events about a subject on a stream (SSF 1.0 §8.1.3.3)",
+                _ok(None, "Removed."),
+                _BODY_CODES,
+                status="204",
+                body=obj(
+                    {"stream_id": _ID, "subject": ref("SsfSubject")}, ("stream_id", "subject")
+                ),
+                note="With `default_subjects` `ALL` the subject joins the stream's list of"
+                f" removed subjects (at most {MAX_SUBJECTS}); with `NONE` the same subject,"
+                " added earlier, leaves the list.",
+            ),
+        },
+        OPERATOR_STATUS: {
+            "post": _op(
+                "Shared Signals: the transmitter's own status change, told to the receiver",
+                _ok(ref("SsfStatus")),
+                _BODY_CODES,
+                body=status_body,
+                scope="admin",
+                note="The receiver gets a stream-updated SET (SSF 1.0 §8.1.5) with the new"
+                " `status` and `reason`: before the stream stops, or once it is enabled again"
+                " (on a poll stream it is answered whatever the status). The same status"
+                " again only changes the reason.",
             ),
         },
         "/ssf/verify": {

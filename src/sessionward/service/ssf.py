@@ -3,12 +3,17 @@
     GET  /.well-known/ssf-configuration   transmitter metadata (anyone)
     GET|POST|PATCH|PUT|DELETE /ssf/stream stream configuration (SSF 1.0 §8.1.1)
     GET|POST /ssf/status                  stream status (§8.1.2)
+    POST /ssf/subjects:add                add a subject to a stream (§8.1.3.2)
+    POST /ssf/subjects:remove             remove a subject from a stream (§8.1.3.3)
     POST /ssf/verify                      ask for a verification event (§8.1.4)
     POST /ssf/poll/{stream_id}            poll delivery (RFC 8936)
+    POST /v1/ssf/streams/status           the transmitter's own status change (§8.1.5)
 
 Every endpoint but the metadata takes an API key of scope ``issue`` (``Authorization: Bearer
 swk_...``): a stream belongs to the key's application, carries that application's events
-only, and is visible to that application's keys only. Answers and errors are JSON
+only, and is visible to that application's keys only. The last one is the operator's, not
+the receiver's: it takes a key of scope ``admin`` and tells the receiver with a
+stream-updated event. Answers and errors are JSON
 (``{"error": {"code", "message"}}`` like the rest of the API); an unknown stream is 404.
 
 Shared Signals are on when the JWT mode is (``jwt_keys``) with an ES256 or EdDSA key: SETs
@@ -44,6 +49,9 @@ __all__ = ["SCOPE", "open_transmitter", "ssf_routes", "transmitter_metadata"]
 
 SCOPE: Final = "issue"
 POLL_PATH: Final = "/ssf/poll/"
+ADD_SUBJECT: Final = "/ssf/subjects:add"
+REMOVE_SUBJECT: Final = "/ssf/subjects:remove"
+OPERATOR_STATUS: Final = "/v1/ssf/streams/status"
 MAX_ACK: Final = 256  # jti values acknowledged by one poll
 MAX_SET_ERRS: Final = 16
 _JTI: Final = re.compile("[!-~]{1,64}")
@@ -81,13 +89,14 @@ def open_transmitter(rt: Runtime) -> tuple[Transmitter | None, str | None]:
         allow_http=origin.startswith("http://"),
         public_only=not rt.config.webhook_private_targets,
         consumers=rt.webhooks.store,
+        default_subjects=rt.config.ssf_default_subjects,
     )
     deliverer.renderers[KIND] = SetRenderer(transmitter)  # push streams ride the same engine
     transmitter.wake = deliverer.wake
     return transmitter, None
 
 
-def transmitter_metadata(origin: str) -> dict[str, Any]:
+def transmitter_metadata(origin: str, default_subjects: str = "ALL") -> dict[str, Any]:
     """The Transmitter Configuration Metadata (SSF 1.0 §7.1)."""
     return {
         "spec_version": "1_0",
@@ -96,9 +105,11 @@ def transmitter_metadata(origin: str) -> dict[str, Any]:
         "delivery_methods_supported": ["urn:ietf:rfc:8935", "urn:ietf:rfc:8936"],
         "configuration_endpoint": f"{origin}/ssf/stream",
         "status_endpoint": f"{origin}/ssf/status",
+        "add_subject_endpoint": f"{origin}{ADD_SUBJECT}",
+        "remove_subject_endpoint": f"{origin}{REMOVE_SUBJECT}",
         "verification_endpoint": f"{origin}/ssf/verify",
         "authorization_schemes": [{"spec_urn": "urn:ietf:rfc:6750"}],
-        "default_subjects": "ALL",
+        "default_subjects": default_subjects,
     }
 
 
@@ -184,6 +195,33 @@ class _Handlers:
             )
         return _json(stream.status_object())
 
+    async def add_subject(self, request: Request, key: ApiKey) -> Response:
+        body = await json_body(request)
+        with _mapped():  # off the event loop: a push stream's consumer is rewritten
+            await asyncio.to_thread(
+                self._tx().add_subject,
+                key.application, body.get("stream_id"), body.get("subject"), body.get("verified"),
+            )  # fmt: skip
+        return Response(status_code=200, headers=_NO_STORE)
+
+    async def remove_subject(self, request: Request, key: ApiKey) -> Response:
+        body = await json_body(request)
+        with _mapped():
+            await asyncio.to_thread(
+                self._tx().remove_subject,
+                key.application, body.get("stream_id"), body.get("subject"),
+            )  # fmt: skip
+        return Response(status_code=204, headers=_NO_STORE)
+
+    async def operator_status(self, request: Request, key: ApiKey) -> Response:
+        body = await json_body(request)
+        with _mapped():
+            stream = await asyncio.to_thread(
+                self._tx().change_status,
+                key.application, body.get("stream_id"), body.get("status"), body.get("reason"),
+            )  # fmt: skip
+        return _json(stream.status_object())
+
     async def verify(self, request: Request, key: ApiKey) -> Response:
         body = await json_body(request)
         with _mapped():
@@ -260,7 +298,8 @@ def _metadata(rt: Runtime) -> Callable[..., Any]:
     async def run(request: Request) -> Response:
         if rt.transmitter is None:
             return error_response(404, "not_found", rt.ssf_off or "Shared Signals are off")
-        return JSONResponse(transmitter_metadata(rt.config.origin), headers=_METADATA_CACHE)
+        metadata = transmitter_metadata(rt.config.origin, rt.transmitter.default_subjects)
+        return JSONResponse(metadata, headers=_METADATA_CACHE)
 
     return run
 
@@ -276,23 +315,26 @@ def _by_method(handlers: dict[str, Callable[..., Any]]) -> Callable[..., Any]:
 
 def ssf_routes(rt: Runtime) -> list[Route]:
     h = _Handlers(rt)
-    table: dict[str, dict[str, tuple[str, Any]]] = {
+    table: dict[str, dict[str, tuple[str, Any, str]]] = {
         "/ssf/stream": {
-            "GET": ("ssf_stream_read", h.read),
-            "POST": ("ssf_stream_create", h.create),
-            "PATCH": ("ssf_stream_update", h.patch),
-            "PUT": ("ssf_stream_replace", h.put),
-            "DELETE": ("ssf_stream_delete", h.delete),
+            "GET": ("ssf_stream_read", h.read, SCOPE),
+            "POST": ("ssf_stream_create", h.create, SCOPE),
+            "PATCH": ("ssf_stream_update", h.patch, SCOPE),
+            "PUT": ("ssf_stream_replace", h.put, SCOPE),
+            "DELETE": ("ssf_stream_delete", h.delete, SCOPE),
         },
         "/ssf/status": {
-            "GET": ("ssf_status_read", h.status),
-            "POST": ("ssf_status_update", h.set_status),
+            "GET": ("ssf_status_read", h.status, SCOPE),
+            "POST": ("ssf_status_update", h.set_status, SCOPE),
         },
-        "/ssf/verify": {"POST": ("ssf_verify", h.verify)},
-        POLL_PATH + "{stream_id}": {"POST": ("ssf_poll", h.poll)},
+        ADD_SUBJECT: {"POST": ("ssf_subject_add", h.add_subject, SCOPE)},
+        REMOVE_SUBJECT: {"POST": ("ssf_subject_remove", h.remove_subject, SCOPE)},
+        "/ssf/verify": {"POST": ("ssf_verify", h.verify, SCOPE)},
+        POLL_PATH + "{stream_id}": {"POST": ("ssf_poll", h.poll, SCOPE)},
+        OPERATOR_STATUS: {"POST": ("ssf_operator_status", h.operator_status, "admin")},
     }
     routes = [Route("/.well-known/ssf-configuration", _metadata(rt), methods=["GET"])]
     for path, methods in table.items():
-        handlers = {m: endpoint(rt, name, SCOPE, fn) for m, (name, fn) in methods.items()}
+        handlers = {m: endpoint(rt, name, scope, fn) for m, (name, fn, scope) in methods.items()}
         routes.append(Route(path, _by_method(handlers), methods=list(handlers)))
     return routes

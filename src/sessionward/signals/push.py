@@ -15,8 +15,8 @@ Stream status maps onto the consumer: ``paused`` disables it and keeps its curso
 wait and flow when it is enabled again); ``disabled`` disables it and, when it is enabled
 again, moves the cursor to the end of the log (nothing held).
 
-Verification events do not come from the log: :func:`send_verification` posts one at once,
-from a thread of its own, with a few retries.
+Verification and stream-updated events do not come from the log: :func:`send_verification`
+posts one at once, from a thread of its own, with a few retries.
 """
 
 from __future__ import annotations
@@ -83,9 +83,11 @@ def send_verification(
     attempts: int = 4,
     pause: float = 1.0,
     timeout: float = 10.0,
+    what: str = "verification",
 ) -> threading.Thread:
-    """POST a verification SET from a daemon thread: up to ``attempts`` tries, ``pause``
-    seconds doubling between them, until a 2xx answer."""
+    """POST a SET that comes from no log entry (a verification, a stream-updated notice:
+    ``what``, for the logs) from a daemon thread: up to ``attempts`` tries, ``pause`` seconds
+    doubling between them, until a 2xx answer."""
 
     def run() -> None:
         wait = pause
@@ -98,10 +100,10 @@ def send_verification(
                     outcome = type(exc).__name__
                 if isinstance(outcome, int) and 200 <= outcome < 300:
                     return
-                _log.info("ssf verification attempt %d failed: %s", attempt, outcome)
+                _log.info("ssf %s attempt %d failed: %s", what, attempt, outcome)
                 time.sleep(wait)
                 wait *= 2
-        _log.warning("ssf verification event not delivered after %d attempts", attempts)
+        _log.warning("ssf %s event not delivered after %d attempts", what, attempts)
 
     thread = threading.Thread(target=run, name="sessionward-ssf-verify", daemon=True)
     thread.start()

@@ -28,6 +28,7 @@ __all__ = [
     "MAX_SET_SIZE",
     "SET_MEDIA_TYPE",
     "SET_TYP",
+    "STREAM_UPDATED",
     "VERIFICATION",
     "SecurityEvent",
     "SetRejected",
@@ -41,6 +42,7 @@ SET_MEDIA_TYPE: Final = "application/secevent+jwt"
 MAX_SET_SIZE: Final = 16 * 1024
 CAEP: Final = "https://schemas.openid.net/secevent/caep/event-type/"
 VERIFICATION: Final = "https://schemas.openid.net/secevent/ssf/event-type/verification"
+STREAM_UPDATED: Final = "https://schemas.openid.net/secevent/ssf/event-type/stream-updated"
 _TYPS: Final = frozenset({SET_TYP, SET_MEDIA_TYPE})
 
 

@@ -10,7 +10,15 @@ for each entry's SET. Either way delivery is at least once and a receiver dedupl
 ``jti``, which is stable for one event on one stream.
 
 A ``paused`` stream sends nothing: events wait in the log and flow once it is ``enabled``.
-A ``disabled`` stream holds nothing: enabling it again starts at the end of the log.
+A ``disabled`` stream holds nothing: enabling it again starts at the end of the log. When the
+transmitter itself changes a stream's status (:meth:`Transmitter.change_status`, not the
+receiver's request), it sends a ``stream-updated`` SET: before stopping the stream, or once
+it is enabled again; on a poll stream such a SET is answered whatever the status.
+
+Subjects (:mod:`sessionward.signals.subjects`): each stream keeps the transmitter's
+``default_subjects`` of its creation and a list of subjects; an event whose ``sub_id`` the
+stream does not carry makes no SET on it. The list is decided when the SET is made (a poll's
+fill, a push delivery), so a subject added while events wait in a paused stream gets them.
 
 The methods are synchronous (short store statements, a signature per SET); the service
 calls the heavier ones in a worker thread.
@@ -26,13 +34,21 @@ from dataclasses import asdict, replace
 from typing import Any, Final
 
 from sessionward.core.jose import b64decode, loads_object
-from sessionward.errors import InvalidArgument
+from sessionward.errors import InvalidArgument, NotFound
 from sessionward.jwt.keyset import KeySet
 from sessionward.signals.caep import signals_of
 from sessionward.signals.delivery import log_end
 from sessionward.signals.push import AUTHORIZATION, KIND, SSF_KINDS, push_headers, send_verification
-from sessionward.signals.set import VERIFICATION, set_claims, sign_set
+from sessionward.signals.set import STREAM_UPDATED, VERIFICATION, set_claims, sign_set
 from sessionward.signals.streams import POLL, PUSH, STATUSES, Stream, new_stream, receiver_fields
+from sessionward.signals.subjects import (
+    ALL,
+    DEFAULT_SUBJECTS,
+    SubjectFilter,
+    added,
+    check_subject,
+    removed,
+)
 from sessionward.signals.webhook_endpoints import check_public_target
 from sessionward.stores.consumers.base import ACTIVE, DISABLED, Consumer, ConsumerStore
 from sessionward.stores.eventlog.base import EventLog, LoggedEvent
@@ -46,6 +62,9 @@ MAX_FILL: Final = 1000  # log entries read per fill call; the next call goes on
 MAX_STREAMS: Final = 20  # per application
 MAX_PENDING: Final = 10_000  # SETs waiting for a poll's ack; past it the log holds the rest
 MAX_EVENTS: Final = 256  # SETs returned by one poll (as many as one poll may acknowledge)
+NOTICE: Final = "su-"  # the jti prefix of stream-updated SETs: polled whatever the status
+#: The stored document's keys beside the stream's own fields.
+_EXTRA: Final = ("verified_at", "default_subjects", "subjects")
 
 
 class UnknownStream(InvalidArgument):
@@ -64,20 +83,30 @@ def _to_stream(document: Mapping[str, Any]) -> Stream:
     fields = dict(document)
     requested = fields.get("events_requested")
     fields["events_requested"] = None if requested is None else tuple(requested)
-    fields.pop("verified_at", None)
+    for name in _EXTRA:
+        fields.pop(name, None)
     return Stream(**fields)
 
 
-def _document(stream: Stream, verified_at: float | None = None) -> dict[str, Any]:
-    """The stored form. The receiver's ``authorization_header`` is kept once, with the push
-    stream's consumer (its ``credentials``), not here."""
+def _document(stream: Stream, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The stored form: the stream, and ``extra`` (verification time, subjects). The
+    receiver's ``authorization_header`` is kept once, with the push stream's consumer (its
+    ``credentials``), not here."""
     out = asdict(replace(stream, authorization=None))
     out["events_requested"] = (
         None if stream.events_requested is None else list(stream.events_requested)
     )
-    if verified_at is not None:
-        out["verified_at"] = verified_at
+    out.update({k: v for k, v in (extra or {}).items() if k in _EXTRA})
     return out
+
+
+def _subject_filter(document: Mapping[str, Any]) -> tuple[str, list[Any]]:
+    """The stream's subject mode and list (a stream stored without them carries ALL)."""
+    mode = document.get("default_subjects", ALL)
+    subjects = document.get("subjects")
+    return (mode if mode in DEFAULT_SUBJECTS else ALL), (
+        subjects if isinstance(subjects, list) else []
+    )
 
 
 class Transmitter:
@@ -98,7 +127,10 @@ class Transmitter:
         allow_http: bool = False,
         public_only: bool = False,
         consumers: ConsumerStore | None = None,
+        default_subjects: str = ALL,
     ) -> None:
+        if default_subjects not in DEFAULT_SUBJECTS:
+            raise InvalidArgument("default_subjects must be ALL or NONE")
         self.issuer = issuer
         self.keys = keys
         self.streams = streams
@@ -115,6 +147,11 @@ class Transmitter:
         self.long_poll = 10.0
         #: Called when a push stream may have something to send (the deliverer's wake-up).
         self.wake: Callable[[], None] = lambda: None
+        #: The subjects a new stream carries before any is added or removed (SSF 1.0 §7.1).
+        self.default_subjects = default_subjects
+        # Per stream: the last list seen (the very object) and its prepared filter; a fill
+        # reads the document once, a push round once per consumer.
+        self._filters: dict[str, tuple[object, SubjectFilter]] = {}
 
     # -- stream management ------------------------------------------------------------------
 
@@ -133,7 +170,8 @@ class Transmitter:
         if stream.method == PUSH and self.consumers is None:
             raise InvalidArgument("push delivery is not available here: use poll")
         self._check_target(stream)
-        self.streams.save(stream.stream_id, application, _document(stream))
+        extra = {"default_subjects": self.default_subjects, "subjects": []}
+        self.streams.save(stream.stream_id, application, _document(stream, extra))
         end = log_end(self.log)  # a new stream starts now, not at the oldest entry kept
         self.streams.enqueue(stream.stream_id, None, end, [])
         self._sync_consumer(stream, restart=True)
@@ -184,11 +222,37 @@ class Transmitter:
     def set_status(
         self, application: str, stream_id: object, status: object, reason: object = None
     ) -> Stream:
+        """The receiver's request (SSF 1.0 §8.1.2.2): no stream-updated event."""
         stream = self.get(application, stream_id)
-        if reason is not None and (not isinstance(reason, str) or len(reason) > 256):
-            raise InvalidArgument("reason must be text of at most 256 characters")
-        if not isinstance(status, str):
-            raise InvalidArgument("status is required")
+        return self._apply_status(stream, *_status_args(status, reason))
+
+    def change_status(
+        self, application: str, stream_id: object, status: object, reason: object = None
+    ) -> Stream:
+        """The transmitter's own decision (an operator's): the stream's receiver is told with
+        a stream-updated SET (SSF 1.0 §8.1.5), before the stream stops, or once it is
+        enabled again. The same status again changes the reason only, and tells nothing."""
+        stream = self.get(application, stream_id)
+        status, reason = _status_args(status, reason)
+        if status == stream.status:
+            return self._apply_status(stream, status, reason)
+        body: dict[str, Any] = {"status": status}
+        if reason:
+            body["reason"] = reason
+        jti = NOTICE + secrets.token_hex(16)
+        sub_id = {"format": "opaque", "id": stream.stream_id}
+        token = self._sign(stream, jti, STREAM_UPDATED, body, sub_id, None)
+        if stream.method == PUSH and stream.status == "enabled":
+            self._push_now(stream, token)  # told before it stops
+        updated = self._apply_status(stream, status, reason)
+        if stream.method == PUSH and stream.status != "enabled":
+            self._push_now(stream, token)
+        elif stream.method == POLL:  # after a disabling drop; answered whatever the status
+            self._queue(stream.stream_id, PendingSet(jti, token, self.now()))
+        _log.info("ssf stream %s: stream-updated (%s) sent", stream.stream_id, status)
+        return updated
+
+    def _apply_status(self, stream: Stream, status: str, reason: str | None) -> Stream:
         now = self.now()
         updated = stream.with_status(status, reason, now)
         self._save(updated)
@@ -201,6 +265,66 @@ class Transmitter:
         self._sync_consumer(updated, restart=restart)
         _log.info("ssf stream %s is %s", stream.stream_id, status)
         return updated
+
+    def _push_now(self, stream: Stream, token: str) -> None:
+        credentials = {} if stream.authorization is None else {AUTHORIZATION: stream.authorization}
+        send_verification(stream.endpoint_url, token, push_headers(credentials), what="notice")
+
+    def _queue(self, stream_id: str, pending: PendingSet) -> None:
+        """Queue one SET that comes from no log entry (the cursor stays)."""
+        for _ in range(20):
+            cursor = self.streams.cursor(stream_id)
+            if self.streams.enqueue(stream_id, cursor, cursor, [pending]):
+                return
+        raise InvalidArgument("the stream kept changing; try again")  # pragma: no cover
+
+    # -- subjects (SSF 1.0 §8.1.3) ----------------------------------------------------------
+
+    def add_subject(
+        self, application: str, stream_id: object, subject: object, verified: object = None
+    ) -> None:
+        """The receiver wants events about ``subject`` (an RFC 9493 Subject Identifier)."""
+        if verified is not None and not isinstance(verified, bool):
+            raise InvalidArgument("verified must be a boolean")
+        self._subjects(application, stream_id, subject, added)
+
+    def remove_subject(self, application: str, stream_id: object, subject: object) -> None:
+        """The receiver wants no more events about ``subject``."""
+        self._subjects(application, stream_id, subject, removed)
+
+    def subjects_of(self, application: str, stream_id: object) -> tuple[str, list[Any]]:
+        """The stream's mode (``ALL``: the list is what was removed; ``NONE``: what was
+        added) and its list."""
+        stream = self.get(application, stream_id)
+        return _subject_filter(self.streams.get(stream.stream_id) or {})
+
+    def _subjects(
+        self,
+        application: str,
+        stream_id: object,
+        subject: object,
+        change: Callable[[str, list[Any], dict[str, Any]], list[Any]],
+    ) -> None:
+        stream = self.get(application, stream_id)
+        checked = check_subject(subject)
+
+        def edit(document: dict[str, Any]) -> dict[str, Any] | None:
+            mode, subjects = _subject_filter(document)
+            after = change(mode, subjects, checked)
+            if after == subjects and "default_subjects" in document:
+                return None
+            return {**document, "default_subjects": mode, "subjects": after}
+
+        document = self.streams.update(stream.stream_id, edit)
+        if document is None:
+            raise UnknownStream("no such stream")
+        if stream.method == PUSH and self.consumers is not None:
+            # The consumer carries the document the renderer reads, on every node; its place
+            # in the log, its state and its delivery history stay.
+            try:
+                self.consumers.set_config(stream.stream_id, _document(stream, document))
+            except NotFound:
+                self._sync_consumer(stream, restart=False)
 
     def status_of(self, application: str, stream_id: object) -> dict[str, Any]:
         """The status object; a push stream the engine disabled after repeated failures is
@@ -228,8 +352,13 @@ class Transmitter:
             check_public_target(stream.endpoint_url)
 
     def _save(self, stream: Stream) -> None:
-        verified_at = (self.streams.get(stream.stream_id) or {}).get("verified_at")
-        self.streams.save(stream.stream_id, stream.application, _document(stream, verified_at))
+        """Store the stream's fields; what else the document holds (subjects, the last
+        verification) is kept as it is at that moment."""
+        if (
+            self.streams.update(stream.stream_id, lambda current: _document(stream, current))
+            is None
+        ):
+            raise UnknownStream("no such stream")
 
     def _sync_consumer(self, stream: Stream, *, restart: bool) -> None:
         """Make the stream's consumer (push streams only) match the stream: its target, its
@@ -252,7 +381,7 @@ class Transmitter:
             application=stream.application,
             url=stream.endpoint_url,
             created_at=now if current is None else current.created_at,
-            config=_document(stream),
+            config=_document(stream, self.streams.get(stream.stream_id)),
             credentials={}
             if stream.authorization is None
             else {AUTHORIZATION: stream.authorization},
@@ -285,22 +414,14 @@ class Transmitter:
         body = {} if state is None else {"state": state}
         sub_id = {"format": "opaque", "id": stream.stream_id}
         token = self._sign(stream, jti, VERIFICATION, body, sub_id, None)
-        self.streams.save(stream.stream_id, application, _document(stream, now))
+        self.streams.update(stream.stream_id, lambda document: {**document, "verified_at": now})
         if stream.method == PUSH:
             if stream.status != "enabled":
                 raise InvalidArgument(f"the stream is {stream.status}: nothing is sent on it")
-            credentials = (
-                {} if stream.authorization is None else {AUTHORIZATION: stream.authorization}
-            )
-            send_verification(stream.endpoint_url, token, push_headers(credentials))
+            self._push_now(stream, token)
             return jti
-        for _ in range(20):
-            cursor = self.streams.cursor(stream.stream_id)
-            if self.streams.enqueue(
-                stream.stream_id, cursor, cursor, [PendingSet(jti, token, now)]
-            ):
-                return jti
-        raise InvalidArgument("the stream kept changing; try again")  # pragma: no cover
+        self._queue(stream.stream_id, PendingSet(jti, token, now))
+        return jti
 
     # -- filling the queue ------------------------------------------------------------------
 
@@ -308,6 +429,7 @@ class Transmitter:
         """Turn new log entries into queued SETs; returns how many SETs were queued."""
         if stream.status != "enabled":
             return 0
+        document = self.streams.get(stream.stream_id) or {}
         queued = read = lost = 0
         while read < MAX_FILL and lost < 20:
             room = MAX_PENDING - self.streams.count(stream.stream_id)  # an entry: one SET at most
@@ -317,7 +439,7 @@ class Transmitter:
             entries = self.log.read(cursor, min(PAGE, room))
             if not entries:
                 break
-            sets = [s for entry in entries for s in self._sets_of(stream, entry)]
+            sets = [s for entry in entries for s in self._sets_of(stream, entry, document)]
             if not self.streams.enqueue(stream.stream_id, cursor, entries[-1].id, sets):
                 lost += 1  # another process moved the cursor (or the stream is gone)
                 continue
@@ -330,15 +452,20 @@ class Transmitter:
     def sets_for(self, document: Mapping[str, Any], entry: LoggedEvent) -> list[PendingSet]:
         """The SETs ``entry`` means for the stream of ``document`` (the push renderer's
         question: the document travels with the consumer)."""
-        return self._sets_of(_to_stream(document), entry)
+        return self._sets_of(_to_stream(document), entry, document)
 
-    def _sets_of(self, stream: Stream, entry: LoggedEvent) -> list[PendingSet]:
+    def _sets_of(
+        self, stream: Stream, entry: LoggedEvent, document: Mapping[str, Any]
+    ) -> list[PendingSet]:
         if entry.application != stream.application or entry.at < stream.since:
             return []
         delivered = stream.events_delivered
+        subjects = self._filter(stream, document)
         out = []
         for signal in signals_of(entry.to_dict(), issuer=self.issuer, public_user=self.public_user):
             if signal.event_type not in delivered:
+                continue
+            if not subjects.carries(signal.sub_id):
                 continue
             jti = _jti(stream.stream_id, entry.id, signal.event_type)
             token = self._sign(
@@ -346,6 +473,18 @@ class Transmitter:
             )
             out.append(PendingSet(jti, token, entry.at))
         return out
+
+    def _filter(self, stream: Stream, document: Mapping[str, Any]) -> SubjectFilter:
+        listed = document.get("subjects")
+        cached = self._filters.get(stream.stream_id)
+        if cached is not None and cached[0] is listed and listed is not None:
+            return cached[1]
+        mode, subjects = _subject_filter(document)
+        prepared = SubjectFilter(mode, subjects, stream.application)
+        if len(self._filters) >= 1024:
+            self._filters.clear()
+        self._filters[stream.stream_id] = (listed, prepared)
+        return prepared
 
     def _sign(
         self,
@@ -396,12 +535,10 @@ class Transmitter:
         if done:
             self.streams.ack(stream.stream_id, done)
         self.fill(stream)
-        limit = MAX_EVENTS if max_events is None else min(max_events, MAX_EVENTS)
-        if stream.status != "enabled":  # a paused or disabled stream transmits nothing
-            return {}, False
-        if limit <= 0:
-            return {}, self.streams.count(stream.stream_id) > 0
-        pending = self.streams.pending(stream.stream_id, limit + 1)
+        limit = max(MAX_EVENTS if max_events is None else min(max_events, MAX_EVENTS), 0)
+        # A paused or disabled stream transmits nothing but its stream-updated notices.
+        prefix = "" if stream.status == "enabled" else NOTICE
+        pending = self.streams.pending(stream.stream_id, limit + 1, prefix)
         sets = {p.jti: self._current(p.token) for p in pending[:limit]}
         return sets, len(pending) > limit
 
@@ -417,6 +554,16 @@ class Transmitter:
 
     def close(self) -> None:
         self.streams.close()
+
+
+def _status_args(status: object, reason: object) -> tuple[str, str | None]:
+    if reason is not None and (not isinstance(reason, str) or len(reason) > 256):
+        raise InvalidArgument("reason must be text of at most 256 characters")
+    if not isinstance(status, str):
+        raise InvalidArgument("status is required")
+    if status not in STATUSES:
+        raise InvalidArgument(f"status must be one of {', '.join(STATUSES)}")
+    return status, reason
 
 
 def _jti(stream_id: str, entry_id: str, event_type: str) -> str:

@@ -20,7 +20,7 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -44,6 +44,13 @@ class StreamStore(Protocol):
 
     def get(self, stream_id: str) -> dict[str, Any] | None: ...
 
+    def update(
+        self, stream_id: str, change: Callable[[dict[str, Any]], dict[str, Any] | None]
+    ) -> dict[str, Any] | None:
+        """Replace the stream's document with ``change(document)`` in one transaction (no
+        other writer in between, in any process); ``change`` returning ``None`` leaves it.
+        Returns the document now stored, or ``None`` if there is no such stream."""
+
     def by_application(self, application: str) -> list[dict[str, Any]]:
         """The application's streams, oldest first."""
 
@@ -61,8 +68,9 @@ class StreamStore(Protocol):
         """Queue ``sets`` and move the cursor to ``cursor``, if the cursor is still
         ``expected`` and the stream exists; a ``jti`` already queued is not queued again."""
 
-    def pending(self, stream_id: str, limit: int) -> list[PendingSet]:
-        """Up to ``limit`` queued SETs, oldest first (``limit=0``: none)."""
+    def pending(self, stream_id: str, limit: int, prefix: str = "") -> list[PendingSet]:
+        """Up to ``limit`` queued SETs, oldest first (``limit=0``: none); with ``prefix``,
+        only those whose ``jti`` starts with it."""
 
     def count(self, stream_id: str) -> int: ...
 
@@ -98,6 +106,18 @@ class MemoryStreamStore:
             entry = self._streams.get(stream_id)
             return None if entry is None else dict(entry.document)
 
+    def update(
+        self, stream_id: str, change: Callable[[dict[str, Any]], dict[str, Any] | None]
+    ) -> dict[str, Any] | None:
+        with self._lock:
+            entry = self._streams.get(stream_id)
+            if entry is None:
+                return None
+            changed = change(dict(entry.document))
+            if changed is not None:
+                entry.document = dict(changed)
+            return dict(entry.document)
+
     def by_application(self, application: str) -> list[dict[str, Any]]:
         with self._lock:
             return [
@@ -129,10 +149,11 @@ class MemoryStreamStore:
             entry.cursor = cursor
             return True
 
-    def pending(self, stream_id: str, limit: int) -> list[PendingSet]:
+    def pending(self, stream_id: str, limit: int, prefix: str = "") -> list[PendingSet]:
         with self._lock:
             entry = self._streams.get(stream_id)
-            return [] if entry is None else list(entry.queue.values())[: max(limit, 0)]
+            queue = [] if entry is None else entry.queue.values()
+            return [p for p in queue if p.jti.startswith(prefix)][: max(limit, 0)]
 
     def count(self, stream_id: str) -> int:
         with self._lock:
@@ -203,6 +224,25 @@ class SQLiteStreamStore:
         rows = self._db.query("SELECT document FROM ssf_streams WHERE id = ?", (stream_id,))
         return json.loads(rows[0][0]) if rows else None
 
+    def update(
+        self, stream_id: str, change: Callable[[dict[str, Any]], dict[str, Any] | None]
+    ) -> dict[str, Any] | None:
+        with self._db.write() as conn:
+            rows = conn.execute(
+                "SELECT document FROM ssf_streams WHERE id = ?", (stream_id,)
+            ).fetchall()
+            if not rows:
+                return None
+            document: dict[str, Any] = json.loads(rows[0][0])
+            changed = change(document)
+            if changed is None:
+                return document
+            conn.execute(
+                "UPDATE ssf_streams SET document = ? WHERE id = ?",
+                (json.dumps(changed, separators=(",", ":")), stream_id),
+            )
+            return changed
+
     def by_application(self, application: str) -> list[dict[str, Any]]:
         rows = self._db.query(
             "SELECT document FROM ssf_streams WHERE application = ? ORDER BY created",
@@ -241,11 +281,11 @@ class SQLiteStreamStore:
             )
         return True
 
-    def pending(self, stream_id: str, limit: int) -> list[PendingSet]:
+    def pending(self, stream_id: str, limit: int, prefix: str = "") -> list[PendingSet]:
         rows = self._db.query(
             "SELECT jti, token, created_at FROM ssf_pending WHERE stream_id = ?"
-            " ORDER BY seq LIMIT ?",
-            (stream_id, max(limit, 0)),
+            " AND substr(jti, 1, ?) = ? ORDER BY seq LIMIT ?",
+            (stream_id, len(prefix), prefix, max(limit, 0)),
         )
         return [PendingSet(r[0], r[1], r[2]) for r in rows]
 

@@ -142,6 +142,9 @@ class ConsumerStore(Protocol):
 
     def set_credentials(self, consumer_id: str, credentials: dict[str, Any]) -> None: ...
 
+    def set_config(self, consumer_id: str, config: dict[str, Any]) -> None:
+        """Replace ``config``; the cursor, state, lease and history stay."""
+
     def set_state(self, consumer_id: str, state: State, reason: str | None, now: float) -> None:
         """``active`` also clears ``failures`` / ``first_failure`` and sets
         ``next_attempt = now``."""

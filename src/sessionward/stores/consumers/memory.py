@@ -63,6 +63,9 @@ class MemoryConsumerStore:
     def set_credentials(self, consumer_id: str, credentials: dict[str, Any]) -> None:
         self._change(consumer_id, credentials=credentials)
 
+    def set_config(self, consumer_id: str, config: dict[str, Any]) -> None:
+        self._change(consumer_id, config=config)
+
     def set_state(self, consumer_id: str, state: State, reason: str | None, now: float) -> None:
         self._change(consumer_id, **state_change(state, reason, now))
 

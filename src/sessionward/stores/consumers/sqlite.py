@@ -125,6 +125,9 @@ class SQLiteConsumerStore:
     def set_credentials(self, consumer_id: str, credentials: dict[str, Any]) -> None:
         self._update(consumer_id, {"credentials": json.dumps(credentials)})
 
+    def set_config(self, consumer_id: str, config: dict[str, Any]) -> None:
+        self._update(consumer_id, {"config": json.dumps(config)})
+
     def set_state(self, consumer_id: str, state: State, reason: str | None, now: float) -> None:
         self._update(consumer_id, state_change(state, reason, now))
 
