@@ -256,3 +256,24 @@ def test_set_config_replaces_only_the_config(store: ConsumerStore) -> None:
     assert [d.event_id for d in store.deliveries("wh_1")] == ["e1"]  # the history stays
     with pytest.raises(NotFound):
         store.set_config("missing", {})
+
+
+def test_sqlite_asking_when_nothing_is_due_takes_no_write_lock(tmp_path: Path) -> None:
+    """An idle deliverer asks every second; a worker stopped (or stalled) while asking must
+    not leave the file's write lock held for every other process."""
+    import sqlite3
+
+    path = tmp_path / "consumers.db"
+    store = SQLiteConsumerStore(path, busy_timeout=0.2)
+    store.add(consumer("later", next_attempt=NOW + 10))
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another process is writing
+        assert store.claim("one", NOW, 60, 10) == []  # nothing due: a read, no wait
+        with pytest.raises(StoreUnavailable):  # something due: it needs the write lock
+            store.claim("one", NOW + 30, 60, 10)
+        other.execute("ROLLBACK")
+        assert [c.id for c in store.claim("one", NOW + 30, 60, 10)] == ["later"]
+    finally:
+        other.close()
+        store.close()

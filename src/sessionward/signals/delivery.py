@@ -292,7 +292,8 @@ class Deliverer:
         """Deliver in a daemon thread: a round every ``interval`` seconds, or sooner after
         :meth:`wake`, but never within ``soonest`` seconds of the previous round's start (a
         recorder that wakes the deliverer after every batch costs at most ``1 / soonest``
-        rounds a second, each a write transaction on the consumer store)."""
+        rounds a second; a round is a read of the consumer store when nothing is due, a write
+        transaction when something is)."""
         if self._thread is not None:
             return
         self._stop.clear()

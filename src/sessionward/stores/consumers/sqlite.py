@@ -64,6 +64,8 @@ _SCHEMA = (
         ON sessionward_deliveries (consumer_id, seq)""",
 )
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM sessionward_consumers"  # noqa: S608
+_DUE = " WHERE state = 'active' AND next_attempt <= ? AND lease_until <= ?"
+_ANY_DUE = "SELECT 1 FROM sessionward_consumers" + _DUE + " LIMIT 1"  # noqa: S608
 _INSERT = (
     f"INSERT INTO sessionward_consumers ({', '.join(COLUMNS)})"  # noqa: S608
     f" VALUES ({', '.join('?' for _ in COLUMNS)})"
@@ -135,10 +137,13 @@ class SQLiteConsumerStore:
         self._update(consumer_id, {"cursor": cursor})
 
     def claim(self, owner: str, now: float, lease: float, limit: int) -> list[Consumer]:
+        # An idle deliverer asks every second: a read first, so that asking when nothing is
+        # due takes no write lock on a file other processes (and other workers) write to.
+        if not self._db.query(_ANY_DUE, (now, now)):
+            return []
         with self._db.write() as conn:
             rows = conn.execute(
-                _SELECT + " WHERE state = 'active' AND next_attempt <= ? AND lease_until <= ?"
-                " ORDER BY next_attempt, id LIMIT ?",
+                _SELECT + _DUE + " ORDER BY next_attempt, id LIMIT ?",
                 (now, now, limit),
             ).fetchall()
             conn.executemany(
