@@ -21,8 +21,8 @@ from sessionward import (
     SessionManager,
 )
 from sessionward.core.events import log_event
-from sessionward.core.record import Session
-from sessionward.errors import RiskChallenge, RiskRevoked
+from sessionward.core.record import Session, SessionRecord
+from sessionward.errors import RiskChallenge, RiskRevoked, StoreUnavailable
 from sessionward.manager.risk import RiskAssessor
 from sessionward.testing import EventRecorder, FakeClock
 
@@ -135,3 +135,53 @@ def test_no_token_fragment_in_risk_events_exceptions_or_logs(
     for public in (session.id, owner.id, stolen.id):  # the positive control
         assert any(public in text for text in texts)
     assert leaks(texts, tokens_seen) == []
+
+
+class _WritesDown(MemoryStore):
+    """A memory store whose writes fail once ``down`` is set (reads keep working)."""
+
+    down = False
+
+    def _check(self) -> None:
+        if self.down:
+            raise StoreUnavailable("store down")
+
+    def replace(self, record: SessionRecord, *, expected_version: int) -> None:
+        self._check()
+        super().replace(record, expected_version=expected_version)
+
+    def touch(self, session_id: str, *, last_seen: float, expires_at: float) -> None:
+        self._check()
+        super().touch(session_id, last_seen=last_seen, expires_at=expires_at)
+
+    def delete(self, session_id: str) -> bool:
+        self._check()
+        return super().delete(session_id)
+
+
+def test_a_store_that_cannot_write_fails_closed() -> None:
+    """A revoke the store cannot carry out, or a confirmation it cannot write, serves nothing:
+    the caller gets ``StoreUnavailable`` (a 503 from the adapters), never the session."""
+    store = _WritesDown()
+    clock = FakeClock()
+    manager = SessionManager(
+        store,
+        policy=Policy(idle_timeout=24 * HOURS, absolute_timeout=7 * 24 * HOURS),
+        clock=clock,
+        risk=RiskAssessor(),
+    )
+    thief_target = manager.issue("bob", context=HOME)
+    owner = manager.issue("alice", context=HOME)
+    clock.advance(5 * HOURS)
+    with pytest.raises(RiskChallenge):
+        manager.validate(owner.token, context=ABROAD)
+    store.down = True
+    with pytest.raises(StoreUnavailable):
+        manager.validate(thief_target.token, context=THIEF)  # a revoke it cannot write
+    with pytest.raises(StoreUnavailable):
+        manager.confirm(owner.token, context=ABROAD)
+    store.down = False
+    with pytest.raises(RiskChallenge):  # nothing was learned: still a stranger's context
+        manager.validate(owner.token, context=ABROAD)
+    with pytest.raises(RiskRevoked):  # and the thief's session ends once the store is back
+        manager.validate(thief_target.token, context=THIEF)
