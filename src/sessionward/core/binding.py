@@ -457,16 +457,6 @@ def presented_ok(parts: list[str], presented: str | None, now: float) -> bool:
     return ok
 
 
-def stored_cookie_ok(data: str, presented: str | None, now: float) -> bool | None:
-    """:func:`cookie_ok` read straight from a record's data JSON text: ``None`` when the
-    session needs no bound cookie (not bound, only offered, or bound by DPoP), else whether
-    ``presented`` is one of its bound cookies still inside its lifetime."""
-    fields = bound_fields(data)
-    if fields is None or fields[1][2] == "dpop":
-        return None
-    return presented_ok(fields[1], presented, now)
-
-
 def stored_key(parts: list[str]) -> ClientKey | None:
     """The registered key of a state's fields (cached), or ``None`` when damaged."""
     try:

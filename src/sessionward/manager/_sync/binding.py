@@ -98,10 +98,9 @@ class CookieCheck:
     def __call__(self, record: SessionRecord) -> Proof:
         if _MARK not in record.data:  # the common case: not bound, no JSON parse
             return _UNBOUND
-        fields = self.binder.fields(record.data)
-        if fields is None or fields[1][2] == "dpop":
+        ok = self.binder.stored_cookie_ok(record.data, self.presented)
+        if ok is None:
             return Proof.UNBOUND
-        ok = states.presented_ok(fields[1], self.presented, self.binder.manager.clock.now())
         return Proof.PROVEN if ok else Proof.PENDING
 
 
@@ -287,7 +286,15 @@ class Binder:
     def cookie_ok(self, session: Session, presented: str | None) -> bool | None:
         """Whether a request of ``session`` proves the key through its bound cookie: ``None``
         when the session does not need one (not bound, or bound by DPoP)."""
-        return states.stored_cookie_ok(session.record.data, presented, self.manager.clock.now())
+        return self.stored_cookie_ok(session.record.data, presented)
+
+    def stored_cookie_ok(self, data: str, presented: str | None) -> bool | None:
+        """:meth:`cookie_ok` of a record's data JSON text, read in place (once per record:
+        the validation's check and the adapter's admission read the same one)."""
+        fields = self.fields(data)
+        if fields is None or fields[1][2] == "dpop":
+            return None
+        return states.presented_ok(fields[1], presented, self.manager.clock.now())
 
     def _refused(self, record: SessionRecord, now: float, reason: str) -> InvalidProof:
         events = self.manager.events
