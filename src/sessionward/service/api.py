@@ -422,9 +422,9 @@ class Api:
         manager = self._manager(key)
         if self.rt.risk is None:
             raise ApiError(404, "not_found", "hijack scoring is not configured (risk)")
-        passed, admitted = api_dpop.passed_proof(fields), admits(key.application)
-        await api_dpop.confirm_check(manager, self.rt.dpop, passed, token, admitted)
-        session = await manager.confirm(token, context=context)
+        proof = api_dpop.ConfirmProof(manager, self.rt.dpop, api_dpop.passed_proof(fields), token)
+        with api_dpop.nonce_asked(self.rt.dpop, manager.clock.now()):
+            session = await manager.confirm(token, context=context, proof=proof)
         answer = _answer({"session": session_json(session), "token": session.token})
         return self._nonce(answer, fields.body)
 
