@@ -119,6 +119,7 @@ def _paths() -> dict[str, Any]:
                         },
                         "idp": ref("IdpLink"),
                         "dpop": ref("DpopProof"),
+                        "dbsc": ref("DbscOptions"),
                     }
                 )
                 | {"dependentRequired": {"idp": ["user_id"]}},
@@ -169,11 +170,19 @@ def _paths() -> dict[str, Any]:
                         "max_auth_age": {"type": "number", "minimum": 0, "maximum": 1e10},
                         "min_level": {"type": "integer", "minimum": 0, "maximum": 100},
                         "dpop": ref("DpopProof"),
+                        "bound_cookie": {
+                            "type": "string",
+                            "maxLength": 256,
+                            "description": "The value of the DBSC bound cookie (`__Host-"
+                            "<name>-bound`): a session bound by DBSC is denied without a live"
+                            " one.",
+                        },
                     },
                     ("token",),
                 ),
             )
         },
+        **_dbsc_paths(),
         "/v1/sessions/rotate": {
             "post": _op(
                 "Give the session a new secret (the old one has a short grace window)",
@@ -435,6 +444,40 @@ def _paths() -> dict[str, Any]:
                 "security": [],
                 "responses": {"200": _json({"type": "object"})},
             }
+        },
+    }
+
+
+def _dbsc_paths() -> dict[str, Any]:
+    """The two calls a backend relays its browser's DBSC requests through."""
+    relay = _json(ref("DbscRelay"), "What to answer the browser (always 200 here).")
+    options: dict[str, Any] = ref("DbscOptions")
+    jwt = {"type": "string", "maxLength": 3072}
+    register: dict[str, Any] = {"token": TOKEN, "response": jwt}
+    register |= {"url": {"type": "string", "maxLength": 1024}, "dbsc": options}
+    refresh: dict[str, Any] = {
+        "token": TOKEN,
+        "session_identifier": {"type": "string", "maxLength": 512},
+    }
+    refresh |= {"response": jwt, "dbsc": options}
+    return {
+        "/v1/sessions/dbsc/register": {
+            "post": _op(
+                "DBSC registration: pass on the browser's `Secure-Session-Response` (`response`)"
+                " and session token; `url`, the registration URL, checks a JWT's `aud`",
+                "issue",
+                relay,
+                body=obj(register, ("token", "response")),
+            )
+        },
+        "/v1/sessions/dbsc/refresh": {
+            "post": _op(
+                "DBSC refresh: pass on `Sec-Secure-Session-Id` (`session_identifier`), the"
+                " `Secure-Session-Response` if any and the session token (none: end)",
+                "issue",
+                relay,
+                body=obj(refresh, ("session_identifier",)),
+            )
         },
     }
 
