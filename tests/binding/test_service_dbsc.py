@@ -21,6 +21,7 @@ from service.conftest import Service, make_keys
 from sessionward import Policy
 from sessionward.core import dbsc
 from sessionward.service import ServiceConfig, create_app
+from sessionward.service.keys import create_key
 from sessionward.service.openapi import openapi_document
 from sessionward.service.runtime import Runtime
 from sessionward.testing import FakeClock
@@ -293,3 +294,38 @@ def test_the_relay_calls_need_an_issue_key_and_valid_options(api: Service) -> No
         assert "Relay" in str(paths[path]["post"]["responses"]["200"])
     validate = paths["/v1/sessions/validate"]["post"]["requestBody"]["content"]
     assert "bound_cookie" in validate["application/json"]["schema"]["properties"]
+
+
+def test_another_applications_key_cannot_relay_or_validate(api: Service) -> None:
+    blog = {
+        scope: create_key(api.runtime.state, scope, "blog", time.time(), "blog")[0]
+        for scope in ("issue", "validate")
+    }
+    device = Device()
+    token, offer = _offer(api)
+    jwt = device.registration(offer["challenge"], offer["authorization"])
+
+    def as_blog(path: str, body: dict[str, Any], scope: str = "issue") -> Any:
+        headers = {"authorization": f"Bearer {blog[scope]}"}
+        answer = api.client.post(path, json=body, headers=headers)
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    refused = as_blog(REGISTER, {"token": token, "response": jwt})
+    assert refused["status"] == 401
+    assert refused["cookie"] is None
+    assert _validate(api, token)["session"]["binding"]["state"] == "offered"  # untouched
+    ours = _post(api, REGISTER, {"token": token, "response": jwt})
+    sid, cookie = ours["body"]["session_identifier"], ours["cookie"]["value"]
+    ended = as_blog(REFRESH, {"token": token, "session_identifier": sid})
+    assert ended["body"] == {"continue": False}
+    body = {"token": token, "bound_cookie": cookie}
+    assert as_blog("/v1/sessions/validate", body, "validate")["decision"] == "deny"
+    assert _validate(api, token, cookie)["decision"] == "allow"
+
+
+def test_a_copied_token_without_its_bound_cookie_is_reported(api: Service) -> None:
+    token, _, _ = _register(api, Device())
+    assert _validate(api, token)["decision"] == "deny"
+    reasons = [e.get("reason") for e in api.runtime.activity.recent]
+    assert reasons[-1] == "binding-cookie"

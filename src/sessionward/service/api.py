@@ -41,7 +41,9 @@ The validate endpoint answers 200 with a ``decision`` (``allow``, ``rotate``, ``
 (unknown, mismatch, expired, reused...) goes to the event log. With hijack scoring on (the
 service's ``risk``), a validate that carries a ``context`` also answers the risk engine's
 decision and reasons, a risk step-up says ``"reason": "risk"`` and a session the engine
-ended is denied with ``"reason": "risk"`` (see ``sessionward.service.api_risk``).
+ended is denied with ``"reason": "risk"`` (see ``sessionward.service.api_risk``). A session
+bound by DBSC validates only with its live bound cookie (``bound_cookie``); the backend relays
+its browser's DBSC registration and refreshes (``sessionward.service.api_dbsc``).
 """
 
 from __future__ import annotations
