@@ -1,7 +1,7 @@
 """Device Bound Session Credentials (DBSC) through the REST API: a backend relays its browser.
 
-The service speaks the protocol (the adapters' :class:`~sessionward.web._async.binding.
-AsyncDeviceGate` and the manager's binder do all of it); the backend only moves headers:
+The service speaks the protocol (the adapters' ``AsyncDeviceGate`` and the manager's binder
+do all of it); the backend only moves headers:
 
 * ``POST /v1/sessions`` with ``dbsc`` answers ``dbsc.registration``: the backend sends it to
   the browser as ``Secure-Session-Registration``.
@@ -9,7 +9,7 @@ AsyncDeviceGate` and the manager's binder do all of it); the backend only moves 
   passes that value and the session token to ``/v1/sessions/dbsc/register``, and to
   ``/v1/sessions/dbsc/refresh`` what the browser sends to ``<path>/refresh``
   (``Sec-Secure-Session-Id`` and, when it answers a challenge, ``Secure-Session-Response``).
-  Both answer a :func:`relay`: the status, headers, JSON body and bound cookie the backend
+  Both answer a relay (:func:`_relay`): the status, headers, JSON body and bound cookie the backend
   sends back to the browser.
 * ``/v1/sessions/validate`` takes the bound cookie's value (``bound_cookie``): a session
   bound so is denied without a live one, so its long-lived token copied alone is worthless.
