@@ -18,7 +18,7 @@ from proofs import Device
 from service._server import serve
 from service.conftest import Service, make_keys
 
-from sessionward import Policy
+from sessionward import Policy, SQLiteStore
 from sessionward.core import dbsc
 from sessionward.service import ServiceConfig, create_app
 from sessionward.service.keys import create_key
@@ -254,8 +254,9 @@ def test_bad_registrations_are_refused_and_leave_the_offer(api: Service) -> None
 
 def test_after_logout_a_refresh_ends_the_browser_session(api: Service) -> None:
     device = Device()
-    token, sid, _ = _register(api, device)
-    assert _post(api, "/v1/sessions/revoke", {"token": token}) == {"revoked": True}
+    token, sid, cookie = _register(api, device)
+    logout = {"token": token, "bound_cookie": cookie}
+    assert _post(api, "/v1/sessions/revoke", logout) == {"revoked": True}
     for body in (
         {"token": token, "session_identifier": sid},
         {"token": token, "session_identifier": sid, "response": device.refresh("x")},
@@ -329,3 +330,35 @@ def test_a_copied_token_without_its_bound_cookie_is_reported(api: Service) -> No
     assert _validate(api, token)["decision"] == "deny"
     reasons = [e.get("reason") for e in api.runtime.activity.recent]
     assert reasons[-1] == "binding-cookie"
+
+
+def test_the_calls_on_a_bound_session_need_its_bound_cookie(api: Service) -> None:
+    token, _, cookie = _register(api, Device())
+    calls = {
+        "/v1/sessions/rotate": {},
+        "/v1/sessions/elevate": {"auth_level": 2},
+        "/v1/sessions/data": {"set": {"cart": 3}},
+    }
+    store = SQLiteStore(str(api.path))
+    try:
+        before = _validate(api, token, cookie)["session"]
+        record = store.get(before["id"])
+        for path, extra in calls.items():
+            for bound in ({}, {"bound_cookie": "x" * 43}):
+                body = {"token": token, **extra, **bound}
+                refused = api.client.post(path, json=body, headers=api.auth("issue"))
+                assert refused.status_code == 401, (path, refused.text)
+                assert refused.json()["error"]["code"] == "invalid_token"
+        revoked = _post(api, "/v1/sessions/revoke", {"token": token})
+        assert revoked == {"revoked": False}
+        assert store.get(before["id"]) == record  # nothing written by any of them
+        elevated = _post(
+            api, "/v1/sessions/elevate", {"token": token, "auth_level": 2, "bound_cookie": cookie}
+        )
+        token = elevated["token"]
+        assert elevated["session"]["auth_level"] == 2
+        assert _validate(api, token, cookie)["decision"] == "allow"  # still bound, same cookie
+        owner = {"token": token, "bound_cookie": cookie}
+        assert _post(api, "/v1/sessions/revoke", owner) == {"revoked": True}
+    finally:
+        store.close()

@@ -194,9 +194,8 @@ class SessionJsonMemo:
         return encoded
 
 
-_VALIDATE_FIELDS = frozenset(
-    {"token", "context", "max_auth_age", "min_level", "dpop", "bound_cookie"}
-)
+_BOUND = "bound_cookie"
+_VALIDATE_FIELDS = frozenset({"token", "context", "max_auth_age", "min_level", "dpop", _BOUND})
 _DENY = b'{"decision":"deny","reason":"invalid"}'
 _DECISION = {
     d: b'{"decision":"' + d.encode("ascii") + b'","session":'
@@ -234,8 +233,9 @@ class Api:
         self, fields: Fields, context: RequestContext | None, key: ApiKey
     ) -> Session:
         token = fields.string("token", required=True, limit=256)
+        bound = fields.string("bound_cookie", limit=256)
         manager, passed = self._manager(key), api_dpop.passed_proof(fields)
-        return await api_dpop.proven_session(manager, self.rt.dpop, passed, token, context)
+        return await api_dbsc.proven_session(manager, self.rt.dpop, passed, token, bound, context)
 
     async def _owned(self, session_id: str, key: ApiKey) -> Session | None:
         """A live session of the key's application by id; another's is as unknown."""
@@ -370,7 +370,7 @@ class Api:
         return out + b"}"
 
     async def rotate(self, request: Request, key: ApiKey) -> Response:
-        fields = Fields(await json_body(request), {"token", "context", "dpop"})
+        fields = Fields(await json_body(request), {"token", "context", "dpop", _BOUND})
         context = request_context(fields, self._device(key))
         session = await self._token_session(fields, context, key)
         if session.token is None:
@@ -379,7 +379,7 @@ class Api:
         return self._nonce(answer, fields.body)
 
     async def elevate(self, request: Request, key: ApiKey) -> Response:
-        fields = Fields(await json_body(request), {"token", "auth_level", "scopes", "dpop"})
+        fields = Fields(await json_body(request), {"token", "auth_level", "scopes", "dpop", _BOUND})
         session = await self._token_session(fields, None, key)
         elevated = await self._manager(key).elevate(
             session,
@@ -390,7 +390,7 @@ class Api:
         return self._nonce(answer, fields.body)
 
     async def update_data(self, request: Request, key: ApiKey) -> Response:
-        fields = Fields(await json_body(request), {"token", "set", "unset", "dpop"})
+        fields = Fields(await json_body(request), {"token", "set", "unset", "dpop", _BOUND})
         changes = client_data(fields, "set") or {}
         removals = fields.strings("unset") or []
         if any(name.startswith(RESERVED_DATA_PREFIX) for name in removals):
@@ -411,13 +411,17 @@ class Api:
     async def revoke(self, request: Request, key: ApiKey) -> Response:
         """A session bound to a DPoP key ends only with a proof of that key (as it validates):
         a stolen token cannot even end its owner's session."""
-        fields = Fields(await json_body(request), {"token", "dpop"})
+        fields = Fields(await json_body(request), {"token", "dpop", _BOUND})
         token = fields.string("token", required=True, limit=256)
-        manager = self._manager(key)
-        proof = api_dpop.precondition(manager, self.rt.dpop, api_dpop.passed_proof(fields), token)
+        bound = fields.string(_BOUND, limit=256)
+        manager, passed = self._manager(key), api_dpop.passed_proof(fields)
+        proof = api_dbsc.precondition(manager, self.rt.dpop, passed, token, bound)
         try:
             with api_dpop.nonce_asked(self.rt.dpop, manager.clock.now()):
                 session = await manager.validate(token, proof=proof)
+            if proof.pending:  # bound by DBSC, without a live bound cookie
+                api_dbsc.refuse_unproven(manager, session)
+                raise InvalidToken("binding-cookie")
         except InvalidToken:
             return self._nonce(_answer({"revoked": False}), fields.body)
         return self._nonce(_answer({"revoked": await manager.revoke(session)}), fields.body)

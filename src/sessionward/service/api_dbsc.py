@@ -9,10 +9,11 @@ do all of it); the backend only moves headers:
   passes that value and the session token to ``/v1/sessions/dbsc/register``, and to
   ``/v1/sessions/dbsc/refresh`` what the browser sends to ``<path>/refresh``
   (``Sec-Secure-Session-Id`` and, when it answers a challenge, ``Secure-Session-Response``).
-  Both answer a relay (:func:`_relay`): the status, headers, JSON body and bound cookie the backend
-  sends back to the browser.
+  Both answer a relay (:func:`_relay`): the status, headers, JSON body and bound cookie the
+  backend sends back to the browser.
 * ``/v1/sessions/validate`` takes the bound cookie's value (``bound_cookie``): a session
-  bound so is denied without a live one, so its long-lived token copied alone is worthless.
+  bound so is denied without a live one, so its long-lived token copied alone is worthless;
+  so do ``rotate``, ``elevate``, ``data`` and ``revoke`` (:func:`proven_session`).
 
 ``dbsc`` options: ``path`` (where the backend serves ``register`` and ``refresh``, default
 ``/sessionward/dbsc``) and ``cookie_name`` (the session cookie's base name; the bound cookie
@@ -29,6 +30,7 @@ from starlette.responses import Response
 
 from sessionward.core import binding as states
 from sessionward.core import dbsc
+from sessionward.core.context import RequestContext
 from sessionward.core.decision import Proof
 from sessionward.core.dpop import DpopPolicy
 from sessionward.core.events import TokenRejected
@@ -36,6 +38,7 @@ from sessionward.core.record import Session, SessionRecord
 from sessionward.errors import ConfigError, InvalidToken
 from sessionward.manager._async.binding import AsyncBinder, AsyncCookieCheck, AsyncDpopCheck
 from sessionward.manager._async.manager import AsyncSessionManager
+from sessionward.service import api_dpop
 from sessionward.service.api_dpop import PassedProof
 from sessionward.service.api_errors import ApiError
 from sessionward.service.api_fields import Fields, json_body
@@ -47,7 +50,7 @@ from sessionward.web._http import Reply
 from sessionward.web.binding import DeviceBinding
 from sessionward.web.cookies import CookiePolicy
 
-__all__ = ["BoundCheck", "DbscApi", "precondition"]
+__all__ = ["BoundCheck", "DbscApi", "precondition", "proven_session", "refuse_unproven"]
 
 _UNBOUND: Final = Proof.UNBOUND
 _PENDING: Final = Proof.PENDING
@@ -115,6 +118,27 @@ def refuse_unproven(manager: AsyncSessionManager, session: Session) -> None:
     """Report a DBSC-bound session presented without a live bound cookie."""
     now = manager.clock.now()
     manager.events.emit(TokenRejected(session.id, session.user_id, now, reason="binding-cookie"))
+
+
+async def proven_session(
+    manager: AsyncSessionManager,
+    policy: DpopPolicy,
+    passed: PassedProof | None,
+    token: str | None,
+    bound_cookie: str | None,
+    context: RequestContext | None = None,
+) -> Session:
+    """:func:`sessionward.service.api_dpop.proven_session`, and a session bound by DBSC only
+    with a live ``bound_cookie``: without one it raises ``InvalidToken`` (401), unwritten."""
+    check = precondition(manager, policy, passed, token, bound_cookie)
+    with api_dpop.nonce_asked(policy, manager.clock.now()):
+        session = await manager.validate(token, context=context, proof=check)
+        if check.pending:
+            refuse_unproven(manager, session)
+            raise InvalidToken("binding-cookie", session.id)
+        if passed is not None and check.checked is None:  # a proof for an unbound session
+            await api_dpop.check(manager, policy, passed, token=token, session=session)
+    return session
 
 
 def _cookie_json(policy: CookiePolicy, header: str) -> dict[str, Any]:

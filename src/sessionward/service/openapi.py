@@ -13,7 +13,7 @@ from sessionward.core.events import RevokeReason
 from sessionward.service.openapi_dpop import with_nonces
 from sessionward.service.openapi_events import EVENT_SCHEMAS, events_paths
 from sessionward.service.openapi_receivers import receiver_paths
-from sessionward.service.openapi_schemas import SCHEMAS, TOKEN, obj, ref
+from sessionward.service.openapi_schemas import BOUND_COOKIE, SCHEMAS, TOKEN, obj, ref
 from sessionward.service.openapi_ssf import SSF_SCHEMAS, ssf_paths
 from sessionward.service.openapi_webhooks import WEBHOOK_SCHEMAS, webhook_paths
 from sessionward.service.tenancy import MAX_USER_ID
@@ -170,13 +170,7 @@ def _paths() -> dict[str, Any]:
                         "max_auth_age": {"type": "number", "minimum": 0, "maximum": 1e10},
                         "min_level": {"type": "integer", "minimum": 0, "maximum": 100},
                         "dpop": ref("DpopProof"),
-                        "bound_cookie": {
-                            "type": "string",
-                            "maxLength": 256,
-                            "description": "The value of the DBSC bound cookie (`__Host-"
-                            "<name>-bound`): a session bound by DBSC is denied without a live"
-                            " one.",
-                        },
+                        "bound_cookie": BOUND_COOKIE,
                     },
                     ("token",),
                 ),
@@ -188,7 +182,10 @@ def _paths() -> dict[str, Any]:
                 "Give the session a new secret (the old one has a short grace window)",
                 "issue",
                 _json(ref("SessionAndToken")),
-                body=obj({"token": TOKEN, "context": ref("Context")}, ("token",)),
+                body=obj(
+                    {"token": TOKEN, "context": ref("Context"), "bound_cookie": BOUND_COOKIE},
+                    ("token",),
+                ),
             )
         },
         "/v1/sessions/confirm": {
@@ -215,6 +212,7 @@ def _paths() -> dict[str, Any]:
                         "token": TOKEN,
                         "auth_level": {"type": "integer", "minimum": 0, "maximum": 100},
                         "scopes": _SCOPES,
+                        "bound_cookie": BOUND_COOKIE,
                     },
                     ("token",),
                 ),
@@ -237,6 +235,7 @@ def _paths() -> dict[str, Any]:
                             "maxItems": 64,
                             "items": {"type": "string", "minLength": 1, "maxLength": 128},
                         },
+                        "bound_cookie": BOUND_COOKIE,
                     },
                     ("token",),
                 ),
@@ -258,9 +257,13 @@ def _paths() -> dict[str, Any]:
                 _json(
                     _REVOKED_BOOL,
                     "`revoked` is false for an unknown token, and for a"
-                    " session bound to a DPoP key without a proof of that key for the token.",
+                    " session bound to a DPoP key without a proof of that key for the token"
+                    " or by DBSC without a live bound cookie.",
                 ),
-                body=obj({"token": TOKEN, "dpop": ref("DpopProof")}, ("token",)),
+                body=obj(
+                    {"token": TOKEN, "dpop": ref("DpopProof"), "bound_cookie": BOUND_COOKIE},
+                    ("token",),
+                ),
             )
         },
         "/v1/users/{user_id}/sessions": {

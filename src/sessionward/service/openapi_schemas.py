@@ -5,11 +5,17 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["SCHEMAS", "STR", "TIME", "TOKEN", "obj", "ref"]
+__all__ = ["BOUND_COOKIE", "SCHEMAS", "STR", "TIME", "TOKEN", "obj", "ref"]
 
 STR = {"type": "string", "maxLength": 512}
 TOKEN = {"type": "string", "maxLength": 256, "description": "A session token (sw1_...)."}
 TIME = {"type": "number", "description": "Seconds since the Unix epoch."}
+BOUND_COOKIE = {
+    "type": "string",
+    "maxLength": 256,
+    "description": "The value of the DBSC bound cookie (`__Host-<name>-bound`) the request"
+    " carried: a session bound by DBSC is refused without a live one.",
+}
 
 
 def ref(name: str) -> dict[str, str]:
