@@ -334,7 +334,7 @@ def test_a_copied_token_without_its_bound_cookie_is_reported(api: Service) -> No
 
 def test_the_calls_on_a_bound_session_need_its_bound_cookie(api: Service) -> None:
     token, _, cookie = _register(api, Device())
-    calls = {
+    calls: dict[str, dict[str, Any]] = {
         "/v1/sessions/rotate": {},
         "/v1/sessions/elevate": {"auth_level": 2},
         "/v1/sessions/data": {"set": {"cart": 3}},
@@ -344,7 +344,8 @@ def test_the_calls_on_a_bound_session_need_its_bound_cookie(api: Service) -> Non
         before = _validate(api, token, cookie)["session"]
         record = store.get(before["id"])
         for path, extra in calls.items():
-            for bound in ({}, {"bound_cookie": "x" * 43}):
+            bounds: tuple[dict[str, str], ...] = ({}, {"bound_cookie": "x" * 43})
+            for bound in bounds:
                 body = {"token": token, **extra, **bound}
                 refused = api.client.post(path, json=body, headers=api.auth("issue"))
                 assert refused.status_code == 401, (path, refused.text)
