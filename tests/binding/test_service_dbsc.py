@@ -33,6 +33,15 @@ REGISTER, REFRESH = "/v1/sessions/dbsc/register", "/v1/sessions/dbsc/refresh"
 
 @pytest.fixture
 def api(tmp_path: Path) -> Iterator[Service]:
+    yield from _service(tmp_path, risk=False)
+
+
+@pytest.fixture
+def scoring_api(tmp_path: Path) -> Iterator[Service]:
+    yield from _service(tmp_path, risk=True)
+
+
+def _service(tmp_path: Path, *, risk: bool) -> Iterator[Service]:
     clock = FakeClock(time.time())
     config = ServiceConfig(
         store=str(tmp_path / "service.db"),
@@ -41,7 +50,7 @@ def api(tmp_path: Path) -> Iterator[Service]:
         demo=False,
         policy=Policy(idle_timeout=3600, absolute_timeout=86400, rotate_after=None),
         key_cache_seconds=0,
-        risk=False,
+        risk=risk,
     )
     app = create_app(config, clock=clock)
     runtime: Runtime = app.state.runtime
@@ -361,5 +370,26 @@ def test_the_calls_on_a_bound_session_need_its_bound_cookie(api: Service) -> Non
         assert _validate(api, token, cookie)["decision"] == "allow"  # still bound, same cookie
         owner = {"token": token, "bound_cookie": cookie}
         assert _post(api, "/v1/sessions/revoke", owner) == {"revoked": True}
+    finally:
+        store.close()
+
+
+def test_this_was_me_on_a_bound_session_needs_its_bound_cookie(scoring_api: Service) -> None:
+    api = scoring_api
+    token, _, cookie = _register(api, Device())
+    context = {"ip": "198.51.100.7", "user_agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0"}
+    store = SQLiteStore(str(api.path))
+    try:
+        before = _validate(api, token, cookie)["session"]
+        record = store.get(before["id"])
+        for bound in ({}, {"bound_cookie": "x" * 43}):
+            body = {"token": token, "context": context, **bound}
+            refused = api.client.post("/v1/sessions/confirm", json=body, headers=api.auth("issue"))
+            assert refused.status_code == 401, refused.text
+            assert store.get(before["id"]) == record  # nothing learned, nothing rotated
+        owner = {"token": token, "context": context, "bound_cookie": cookie}
+        confirmed = _post(api, "/v1/sessions/confirm", owner)
+        assert confirmed["token"] != token  # rotated with no grace: a copy is cut off
+        assert _validate(api, confirmed["token"], cookie)["decision"] == "allow"
     finally:
         store.close()

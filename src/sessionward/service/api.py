@@ -429,7 +429,7 @@ class Api:
     async def confirm(self, request: Request, key: ApiKey) -> Response:
         """ "This was me": the application has signed its user in again after a risk
         step-up; the request's context becomes the owner's and the token is rotated."""
-        fields = Fields(await json_body(request), {"token", "context", "dpop"})
+        fields = Fields(await json_body(request), {"token", "context", "dpop", _BOUND})
         token = fields.string("token", required=True, limit=256) or ""
         context = request_context(fields, self._device(key))
         if context is None:
@@ -437,7 +437,10 @@ class Api:
         manager = self._manager(key)
         if self.rt.risk is None:
             raise ApiError(404, "not_found", "hijack scoring is not configured (risk)")
-        proof = api_dpop.ConfirmProof(manager, self.rt.dpop, api_dpop.passed_proof(fields), token)
+        passed, dpop = api_dpop.passed_proof(fields), self.rt.dpop
+        cookie = fields.string(_BOUND, limit=256)
+        bound = api_dbsc.precondition(manager, dpop, passed, token, cookie)
+        proof = api_dpop.ConfirmProof(manager, dpop, passed, token, bound)
         with api_dpop.nonce_asked(self.rt.dpop, manager.clock.now()):
             session = await manager.confirm(token, context=context, proof=proof)
         answer = _answer({"session": session_json(session), "token": session.token})

@@ -194,7 +194,9 @@ async def proven_session(
 class ConfirmProof:
     """``confirm``'s proof check, run by the manager before the confirmation writes anything:
     a session bound to a DPoP key needs ``passed``, a proof of that key for ``token`` (as
-    :func:`proven_session`); a proof passed for an unbound session is checked too, once."""
+    :func:`proven_session`); a proof passed for an unbound session is checked too, once.
+    ``bound`` replaces the check of the session's binding (one that also knows DBSC's bound
+    cookie: :func:`sessionward.service.api_dbsc.precondition`)."""
 
     __slots__ = ("bound", "manager", "passed", "policy", "spent", "token")
 
@@ -204,9 +206,10 @@ class ConfirmProof:
         policy: DpopPolicy,
         passed: PassedProof | None,
         token: str,
+        bound: AsyncDpopCheck | None = None,
     ) -> None:
         self.manager, self.policy, self.passed, self.token = manager, policy, passed, token
-        self.bound = precondition(manager, policy, passed, token)
+        self.bound = precondition(manager, policy, passed, token) if bound is None else bound
         self.spent = False
 
     async def __call__(self, record: SessionRecord) -> Proof:

@@ -195,7 +195,10 @@ def _paths() -> dict[str, Any]:
                 " off)",
                 "issue",
                 _json(ref("SessionAndToken")),
-                body=obj({"token": TOKEN, "context": ref("Context")}, ("token", "context")),
+                body=obj(
+                    {"token": TOKEN, "context": ref("Context"), "bound_cookie": BOUND_COOKIE},
+                    ("token", "context"),
+                ),
             )
             | {
                 "responses": _with_409(_json(ref("SessionAndToken")), "200")
