@@ -75,6 +75,7 @@ from sessionward.service import api_dbsc, api_dpop, history
 from sessionward.service.api_dbsc import DbscApi
 from sessionward.service.api_errors import ApiError, mapped
 from sessionward.service.api_fields import (
+    PRINTABLE,
     Fields,
     client_data,
     json_body,
@@ -392,7 +393,7 @@ class Api:
     async def update_data(self, request: Request, key: ApiKey) -> Response:
         fields = Fields(await json_body(request), {"token", "set", "unset", "dpop", _BOUND})
         changes = client_data(fields, "set") or {}
-        removals = fields.strings("unset") or []
+        removals = fields.strings("unset", limit=30) or []
         if any(name.startswith(RESERVED_DATA_PREFIX) for name in removals):
             raise ApiError(400, "invalid_request", _RESERVED_DATA)
         session = await self._token_session(fields, None, key)
@@ -577,5 +578,5 @@ def _idp_link(fields: Fields) -> IdpLink | None:
     if raw is None:
         return None
     idp = Fields(raw, {"iss", "sid", "sub"}, "idp")
-    iss = idp.string("iss", required=True, limit=512) or ""
-    return IdpLink(iss, idp.string("sid", limit=512), idp.string("sub", limit=512))
+    iss = idp.string("iss", required=True, limit=512, chars=PRINTABLE) or ""
+    return IdpLink(iss, idp.string("sid", limit=512), idp.string("sub", limit=512, chars=PRINTABLE))

@@ -33,7 +33,7 @@ from sessionward.errors import InvalidProof
 from sessionward.manager._async.binding import AsyncBinder, AsyncDpopCheck, dpop_key
 from sessionward.manager._async.manager import AsyncSessionManager
 from sessionward.service.api_errors import ApiError
-from sessionward.service.api_fields import Fields
+from sessionward.service.api_fields import PRINTABLE, TOKEN68, URI_CHARS, Fields
 
 if TYPE_CHECKING:
     from sessionward.jwt import AsyncTokenService
@@ -100,9 +100,9 @@ def passed_proof(fields: Fields) -> PassedProof | None:
         return None
     dpop = Fields(raw, {"proof", "method", "url"}, "dpop")
     return PassedProof(
-        dpop.string("proof", required=True, limit=8192) or "",
-        dpop.string("method", required=True, limit=16) or "",
-        dpop.string("url", required=True, limit=2048) or "",
+        dpop.string("proof", required=True, limit=8192, chars=TOKEN68) or "",
+        dpop.string("method", required=True, limit=16, chars=PRINTABLE) or "",
+        dpop.string("url", required=True, limit=2048, chars=URI_CHARS) or "",
     )
 
 

@@ -28,7 +28,12 @@ if TYPE_CHECKING:
 from sessionward.service.api_errors import ApiError
 
 __all__ = [
+    "FIELD_NAME",
     "MAX_BODY",
+    "PRINTABLE",
+    "SCOPE",
+    "TOKEN68",
+    "URI_CHARS",
     "Fields",
     "client_data",
     "json_body",
@@ -44,7 +49,19 @@ __all__ = [
 MAX_BODY = 64 * 1024
 _STRING_MAX = 512
 _NUMBER_MAX = 10**10
-_SCOPE = re.compile("[!-~]{1,128}")  # printable ASCII, no space: the scope separator
+#: What some fields may hold (the OpenAPI document states them as ``^...$`` patterns):
+#: printable ASCII (JWTs, most header values); a URI's characters (RFC 3986: no space, ``"``
+#: or ``\``); an HTTP field name (RFC 9110 5.1); a token68 header value (RFC 9110 11.2: a
+#: DPoP proof); an OAuth scope token (RFC 6749 3.3; no space, the separator). Besides what
+#: the protocols say, a character of these takes at most 2 bytes of JSON where another takes
+#: up to 12: every body the document allows fits in ``MAX_BODY``
+#: (tests/service/test_openapi_body_bounds.py).
+PRINTABLE = "[ -~]*"
+URI_CHARS = "[!#-\\[\\]-~]*"
+FIELD_NAME = "[!#-'*+.0-9A-Z^-z|~-]*"
+TOKEN68 = "[A-Za-z0-9._~+/-]*=*"
+SCOPE = "[!#-\\[\\]-~]{1,128}"
+_SCOPE = re.compile(SCOPE)
 _RESERVED_DATA = f"data keys starting {RESERVED_DATA_PREFIX!r} are reserved"
 
 
@@ -128,12 +145,23 @@ class Fields:
             raise ApiError(400, "invalid_request", f"{name} must not be null")
         return self.body[name]
 
-    def string(self, name: str, *, required: bool = False, limit: int = _STRING_MAX) -> str | None:
+    def string(
+        self,
+        name: str,
+        *,
+        required: bool = False,
+        limit: int = _STRING_MAX,
+        chars: str | None = None,
+    ) -> str | None:
+        """The string ``name`` of at most ``limit`` characters, all matching ``chars`` (one of
+        ``PRINTABLE``, ``URI_CHARS``, ...) if given."""
         value = self._get(name, required)
         if value is None:
             return None
         if not isinstance(value, str) or len(value) > limit:
             raise ApiError(400, "invalid_request", f"{name} must be a string of <= {limit} chars")
+        if chars is not None and re.fullmatch(chars, value) is None:
+            raise ApiError(400, "invalid_request", f"{name} has characters it cannot hold")
         return value
 
     def integer(self, name: str, *, minimum: int = 0, maximum: int = 2**31) -> int | None:
@@ -196,9 +224,16 @@ def request_context(
     signal = ctx.string("device_signal", limit=128)
     hints = ctx.mapping("client_hints") or {}
     if len(hints) > 16 or not all(
-        isinstance(v, str) and len(k) <= 64 and len(v) <= _STRING_MAX for k, v in hints.items()
+        isinstance(v, str)
+        and len(k) <= 64
+        and len(v) <= _STRING_MAX
+        and re.fullmatch(FIELD_NAME, k) is not None
+        and re.fullmatch(PRINTABLE, v) is not None
+        for k, v in hints.items()
     ):
-        raise ApiError(400, "invalid_request", "client_hints must map short names to strings")
+        raise ApiError(
+            400, "invalid_request", "client_hints must map header names to printable ASCII strings"
+        )
     return RequestContext(
         ip=ctx.string("ip", limit=64),
         user_agent=ctx.string("user_agent"),

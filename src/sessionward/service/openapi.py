@@ -10,6 +10,7 @@ from typing import Any
 
 from sessionward._version import __version__
 from sessionward.core.events import RevokeReason
+from sessionward.service.api_fields import SCOPE
 from sessionward.service.openapi_dpop import with_nonces
 from sessionward.service.openapi_events import EVENT_SCHEMAS, events_paths
 from sessionward.service.openapi_receivers import receiver_paths
@@ -88,7 +89,12 @@ _NO_BODY_ERRORS = ("401", "403", "503")
 _SCOPES = {
     "type": "array",
     "maxItems": 64,
-    "items": {"type": "string", "pattern": "^[!-~]{1,128}$", "description": "Printable ASCII."},
+    "items": {
+        "type": "string",
+        "pattern": f"^{SCOPE}$",
+        "description": "An OAuth scope token (RFC 6749 3.3): printable ASCII but space,"
+        ' `"` and `\\`.',
+    },
 }
 _STATUS = {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}}
 
@@ -235,7 +241,7 @@ def _paths() -> dict[str, Any]:
                         "set": {"type": "object"},
                         "unset": {
                             "type": "array",
-                            "maxItems": 64,
+                            "maxItems": 30,
                             "items": {"type": "string", "minLength": 1, "maxLength": 128},
                         },
                         "bound_cookie": BOUND_COOKIE,

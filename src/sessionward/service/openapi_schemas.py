@@ -5,9 +5,18 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["BOUND_COOKIE", "SCHEMAS", "STR", "TIME", "TOKEN", "obj", "ref"]
+from sessionward.service.api_fields import FIELD_NAME, PRINTABLE, TOKEN68, URI_CHARS
 
+__all__ = ["ASCII", "BOUND_COOKIE", "SCHEMAS", "STR", "TIME", "TOKEN", "obj", "ref"]
+
+#: Printable ASCII (``api_fields.PRINTABLE``), refused (400) outside of in the fields that
+#: carry it, like their length limits. Each of its characters takes at most 2 bytes of JSON
+#: (``\"``, ``\\``) where another takes up to 12 (``\ud83d\ude00``): every body the document
+#: allows fits in the service's body limit (tests/service/test_openapi_body_bounds.py).
+ASCII = f"^{PRINTABLE}$"
 STR = {"type": "string", "maxLength": 512}
+#: Tokens and bound cookies stay any text: a tampered cookie is answered as an unknown token
+#: (``valid: false``, ``revoked: false``, 401), never refused as a malformed request.
 TOKEN = {"type": "string", "maxLength": 256, "description": "A session token (sw1_...)."}
 TIME = {"type": "number", "description": "Seconds since the Unix epoch."}
 BOUND_COOKIE = {
@@ -67,14 +76,20 @@ SCHEMAS: dict[str, Any] = {
     "Context": obj(
         {
             "ip": {"type": "string", "maxLength": 64},
+            # The user's User-Agent and Accept-Language stay any text: an HTTP field value may
+            # carry obs-text bytes (RFC 9110 5.5), which an application decodes as Latin-1 or
+            # otherwise, and a login must not fail on its user's odd header. Their 12-byte
+            # worst case per character fits the body limit; the client hints below cannot.
             "user_agent": STR,
             "accept_language": STR,
             "client_hints": {
                 "type": "object",
                 "maxProperties": 16,
-                "propertyNames": {"maxLength": 64},
-                "additionalProperties": STR,
-                "description": "The user's Sec-CH-UA-* request headers by lower-case name.",
+                # Sec-CH-UA-* are structured fields (RFC 8941): printable ASCII by grammar.
+                "propertyNames": {"maxLength": 64, "pattern": f"^{FIELD_NAME}$"},
+                "additionalProperties": {"type": "string", "maxLength": 512, "pattern": ASCII},
+                "description": "The user's Sec-CH-UA-* request headers by lower-case name"
+                " (printable ASCII).",
             },
             "device_signal": {
                 "type": "string",
@@ -93,9 +108,11 @@ SCHEMAS: dict[str, Any] = {
     "IdpLink": {
         **obj(
             {
-                "iss": {"type": "string", "minLength": 1, "maxLength": 512},
+                # An issuer is a URL and OpenID Connect Core 1.0 (2) makes `sub` ASCII; `sid`
+                # has no such rule.
+                "iss": {"type": "string", "minLength": 1, "maxLength": 512, "pattern": ASCII},
                 "sid": {"type": "string", "minLength": 1, "maxLength": 512},
-                "sub": {"type": "string", "minLength": 1, "maxLength": 512},
+                "sub": {"type": "string", "minLength": 1, "maxLength": 512, "pattern": ASCII},
             },
             ("iss",),
         ),
@@ -233,11 +250,22 @@ SCHEMAS: dict[str, Any] = {
     },
     "DpopProof": obj(
         {
-            "proof": {"type": "string", "maxLength": 8192, "description": "The `DPoP` header."},
-            "method": {"type": "string", "maxLength": 16, "description": "Its request's method."},
+            "proof": {
+                "type": "string",
+                "maxLength": 8192,
+                "pattern": f"^{TOKEN68}$",
+                "description": "The `DPoP` header (token68, RFC 9449 4.1).",
+            },
+            "method": {
+                "type": "string",
+                "maxLength": 16,
+                "pattern": ASCII,
+                "description": "Its request's method.",
+            },
             "url": {
                 "type": "string",
                 "maxLength": 2048,
+                "pattern": f"^{URI_CHARS}$",
                 "description": "Its request's absolute URL, as the client named it in `htu`.",
             },
         },
