@@ -372,6 +372,19 @@ def test_a_poll_stream_holds_at_most_max_pending_and_the_log_keeps_the_rest(
     assert users == ["q3", "q4"]
 
 
+def test_a_poll_asks_for_any_number_of_events_up_to_the_documented_maximum(ssf: Service) -> None:
+    from sessionward.service.ssf import MAX_POLL_ASKED
+
+    stream = create_stream(ssf)
+    issue_and_revoke(ssf)
+    assert len(poll(ssf, stream, maxEvents=MAX_POLL_ASKED)["sets"]) == 1
+    url = stream["delivery"]["endpoint_url"].removeprefix(ORIGIN)
+    body = {"maxEvents": MAX_POLL_ASKED + 1, "returnImmediately": True}
+    answer = ssf.client.post(url, json=body, headers=ssf.auth("issue"))
+    assert answer.status_code == 400
+    assert answer.json()["error"]["message"].startswith("maxEvents")
+
+
 def test_push_targets_on_private_addresses_are_refused_by_default(tmp_path: Path) -> None:
     for service in _service(tmp_path, private_targets=False):
         for url in ("http://127.0.0.1:9/events", "https://10.1.2.3/events", "https://[::1]/"):

@@ -8,6 +8,7 @@ from sessionward.service.openapi_schemas import obj, ref
 from sessionward.service.ssf import (
     ADD_SUBJECT,
     MAX_ACK,
+    MAX_POLL_ASKED,
     MAX_SET_ERRS,
     OPERATOR_STATUS,
     REMOVE_SUBJECT,
@@ -205,7 +206,7 @@ def ssf_paths() -> dict[str, Any]:
     many = {"type": "array", "items": stream}
     poll_body = obj(
         {
-            "maxEvents": {"type": "integer", "minimum": 0},
+            "maxEvents": {"type": "integer", "minimum": 0, "maximum": MAX_POLL_ASKED},
             "returnImmediately": {"type": "boolean"},
             "ack": {"type": "array", "items": _JTI, "maxItems": MAX_ACK},
             "setErrs": {

@@ -54,6 +54,9 @@ REMOVE_SUBJECT: Final = "/ssf/subjects:remove"
 OPERATOR_STATUS: Final = "/v1/ssf/streams/status"
 MAX_ACK: Final = 256  # jti values acknowledged by one poll
 MAX_SET_ERRS: Final = 16
+#: The largest ``maxEvents`` a poll may ask for (RFC 8936 sets none; one poll answers at most
+#: ``transmitter.MAX_EVENTS`` SETs whatever it asks).
+MAX_POLL_ASKED: Final = 2**31 - 1
 _JTI: Final = re.compile("[!-~]{1,64}")
 _NO_STORE: Final = {"cache-control": "no-store"}
 _METADATA_CACHE: Final = {"cache-control": "public, max-age=300"}
@@ -257,9 +260,13 @@ def _poll_fields(
     if isinstance(max_events, float) and max_events.is_integer():
         max_events = int(max_events)  # JSON has one number type: 10.0 is the integer 10
     if max_events is not None and (
-        isinstance(max_events, bool) or not isinstance(max_events, int) or max_events < 0
+        isinstance(max_events, bool)
+        or not isinstance(max_events, int)
+        or not 0 <= max_events <= MAX_POLL_ASKED
     ):
-        raise ApiError(400, "invalid_request", "maxEvents must be a non-negative integer")
+        raise ApiError(
+            400, "invalid_request", f"maxEvents must be an integer from 0 to {MAX_POLL_ASKED}"
+        )
     immediately = body.get("returnImmediately", False)
     if not isinstance(immediately, bool):
         raise ApiError(400, "invalid_request", "returnImmediately must be a boolean")
