@@ -60,6 +60,7 @@ SCHEMAS: dict[str, Any] = {
                             "method_not_allowed",
                             "session_limit",
                             "conflict",
+                            "limit_reached",
                             "request_too_large",
                             "data_too_large",
                             "unsupported_media",
