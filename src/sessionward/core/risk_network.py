@@ -101,7 +101,8 @@ class NetworkIndex:
         self.countries = countries  # one per network remembered: repeats count
         self.owners = owners  # (country, AS name)
         self.prefixes = prefixes  # (AS name, prefix)
-        self._reasons: dict[Network, tuple[_Stamp, tuple[Reason, ...]]] = {}
+        # By prefix (its hash is kept by the string; a Network's is computed on each use).
+        self._reasons: dict[str, tuple[_Stamp, Network, tuple[Reason, ...]]] = {}
         self._upper: dict[tuple[Path, str], tuple[_Stamp, _Upper]] = {}
         self._kinds: dict[str, tuple[_Stamp, _Kind]] = {}
 
@@ -130,9 +131,9 @@ class NetworkIndex:
         """The network reasons of a request from ``net`` (a phone going back and forth
         between Wi-Fi and its carrier asks the same question again: answered once)."""
         stamp = (user.serial, pop.serial, policy)
-        known = self._reasons.get(net)
-        if known is not None and known[0] == stamp:
-            return known[1]
+        known = self._reasons.get(net.prefix)
+        if known is not None and known[0] == stamp and (known[1] is net or known[1] == net):
+            return known[2]
         path = network_path(net)
         top = self._kind(net.kind, stamp, user, pop, policy)
         name = (path[:3], net.asn)
@@ -142,7 +143,10 @@ class NetworkIndex:
         else:
             up = _keep(self._upper, name, stamp, self._depths(net, path, top, user, pop, policy))
         reasons = self._prefix(net, path, top, up, user, policy)
-        return _keep(self._reasons, net, stamp, reasons)
+        if len(self._reasons) >= _MEMO_SIZE:
+            self._reasons.clear()
+        self._reasons[net.prefix] = stamp, net, reasons
+        return reasons
 
     def _kind(
         self, kind: str, stamp: _Stamp, user: UserRisk, pop: Population, policy: RiskPolicy
@@ -168,29 +172,14 @@ class NetworkIndex:
         # population, and against the user's own habits (see _kind_terms).
         key = path[:2]
         prior = pop.share(key, top.vocabularies[0])
-        share = 1.0 / len(top.here) if key in top.here else 0.0
-        first_new = top.new or (0 if share else 2)
-        if first_new:
-            estimate = smoothed(user.weight(key), top.total, top.distinct, prior)
-            likely = max(estimate, prior * top.floor)
-            if first_new == 2:
-                likely *= top.moves[0]
-        else:
-            likely = share
+        totals = top.total, top.distinct
+        likely, share, first_new = _step(key, top.here, prior, top.new, user, top, totals)
         chance = prior if net.kind else self._country(net.country, prior, policy)
         legit, attacker, local = top.legit * likely, top.attacker * chance, top.local * share
         parent, key = key, path[:3]
         prior = pop.share(key, top.vocabularies[1])
         here = self.tree.get(parent, ())
-        share = 1.0 / len(here) if key in here else 0.0
-        first_new = first_new or (0 if share else 3)
-        if first_new:
-            total, distinct = user.total(parent)
-            likely = max(smoothed(user.weight(key), total, distinct, prior), prior * top.floor)
-            if first_new == 3:
-                likely *= top.moves[1]
-        else:
-            likely = share
+        likely, share, first_new = _step(key, here, prior, first_new, user, top)
         chance = self._country(net.country, prior, policy) if net.kind else prior
         legit, attacker, local = legit * likely, attacker * chance, local * share
         owned_by = path[1] if net.kind else path[2]
@@ -223,17 +212,8 @@ class NetworkIndex:
         policy: RiskPolicy,
     ) -> tuple[Reason, ...]:
         """Depth 4: the session's own prefixes of this network in front, else the user's."""
-        parent, prior = path[:3], 1.0 / policy.prefixes_vocabulary
-        here = self.tree.get(parent, ())
-        share = 1.0 / len(here) if path in here else 0.0
-        first_new = up.first_new or (0 if share else 4)
-        if first_new:
-            total, distinct = user.total(parent)
-            likely = max(smoothed(user.weight(path), total, distinct, prior), prior * top.floor)
-            if first_new == 4:
-                likely *= top.moves[2]
-        else:
-            likely = share
+        prior, here = 1.0 / policy.prefixes_vocabulary, self.tree.get(path[:3], ())
+        likely, share, _ = _step(path, here, prior, up.first_new, user, top)
         legit, attacker, local = up.legit * likely, up.attacker * prior, up.local * share
         # Now and then the attacker works from the victim's own network (malware relaying).
         total_weight = math.log(
@@ -307,6 +287,32 @@ def _kind_terms(
         (move(2, key), move(3, ()), move(4, ())),
         math.log(chance / likely) if kind and not share else None,
     )
+
+
+def _step(
+    key: Path,
+    here: tuple[Path, ...],
+    prior: float,
+    first_new: int,
+    user: UserRisk,
+    top: _Kind,
+    totals: tuple[float, int] | None = None,
+) -> tuple[float, float, int]:
+    """One depth of a network's path below its kind (``key``; ``here``: the session's values
+    at that depth under the same parent): how likely the owner is to use it, the session's
+    own values in front, else the user's smoothed toward ``prior``; the session's share of
+    it; and the first depth the session has not used (0: none). ``totals``: the user's
+    :meth:`UserRisk.total` under the parent, if known."""
+    share = 1.0 / len(here) if key in here else 0.0
+    depth = len(key)
+    first_new = first_new or (0 if share else depth)
+    if not first_new:
+        return share, share, 0
+    total, distinct = totals or user.total(key[:-1])
+    likely = max(smoothed(user.weight(key), total, distinct, prior), prior * top.floor)
+    if first_new == depth:
+        likely *= top.moves[depth - 2]
+    return likely, share, first_new
 
 
 def _keep(memo: dict[K, tuple[_Stamp, V]], key: K, stamp: _Stamp, value: V) -> V:
