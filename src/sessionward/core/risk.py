@@ -45,6 +45,7 @@ from sessionward.core.risk_types import (
     Signal,
     Signals,
     Verdict,
+    quick_init,
 )
 
 __all__ = [
@@ -70,6 +71,7 @@ __all__ = [
 ]
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class SeenNetwork:
     """A network the session used: first and last use, and the score it arrived with."""
@@ -83,6 +85,7 @@ class SeenNetwork:
 _NO_INDEX = NetworkIndex({}, (), frozenset(), frozenset())
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class SessionRisk:
     """A session's bounded history: its recent networks (latest last), the signals it has
