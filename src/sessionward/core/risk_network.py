@@ -172,14 +172,29 @@ class NetworkIndex:
         # population, and against the user's own habits (see _kind_terms).
         key = path[:2]
         prior = pop.share(key, top.vocabularies[0])
-        totals = top.total, top.distinct
-        likely, share, first_new = _step(key, top.here, prior, top.new, user, top, totals)
+        share = 1.0 / len(top.here) if key in top.here else 0.0
+        first_new = top.new or (0 if share else 2)
+        if first_new:
+            estimate = smoothed(user.weight(key), top.total, top.distinct, prior)
+            likely = max(estimate, prior * top.floor)
+            if first_new == 2:
+                likely *= top.moves[0]
+        else:
+            likely = share
         chance = prior if net.kind else self._country(net.country, prior, policy)
         legit, attacker, local = top.legit * likely, top.attacker * chance, top.local * share
         parent, key = key, path[:3]
         prior = pop.share(key, top.vocabularies[1])
         here = self.tree.get(parent, ())
-        likely, share, first_new = _step(key, here, prior, first_new, user, top)
+        share = 1.0 / len(here) if key in here else 0.0
+        first_new = first_new or (0 if share else 3)
+        if first_new:
+            total, distinct = user.total(parent)
+            likely = max(smoothed(user.weight(key), total, distinct, prior), prior * top.floor)
+            if first_new == 3:
+                likely *= top.moves[1]
+        else:
+            likely = share
         chance = self._country(net.country, prior, policy) if net.kind else prior
         legit, attacker, local = legit * likely, attacker * chance, local * share
         owned_by = path[1] if net.kind else path[2]
@@ -213,7 +228,15 @@ class NetworkIndex:
     ) -> tuple[Reason, ...]:
         """Depth 4: the session's own prefixes of this network in front, else the user's."""
         prior, here = 1.0 / policy.prefixes_vocabulary, self.tree.get(path[:3], ())
-        likely, share, _ = _step(path, here, prior, up.first_new, user, top)
+        share = 1.0 / len(here) if path in here else 0.0
+        first_new = up.first_new or (0 if share else 4)
+        if first_new:
+            total, distinct = user.total(path[:3])
+            likely = max(smoothed(user.weight(path), total, distinct, prior), prior * top.floor)
+            if first_new == 4:
+                likely *= top.moves[2]
+        else:
+            likely = share
         legit, attacker, local = up.legit * likely, up.attacker * prior, up.local * share
         # Now and then the attacker works from the victim's own network (malware relaying).
         total_weight = math.log(
@@ -287,32 +310,6 @@ def _kind_terms(
         (move(2, key), move(3, ()), move(4, ())),
         math.log(chance / likely) if kind and not share else None,
     )
-
-
-def _step(
-    key: Path,
-    here: tuple[Path, ...],
-    prior: float,
-    first_new: int,
-    user: UserRisk,
-    top: _Kind,
-    totals: tuple[float, int] | None = None,
-) -> tuple[float, float, int]:
-    """One depth of a network's path below its kind (``key``; ``here``: the session's values
-    at that depth under the same parent): how likely the owner is to use it, the session's
-    own values in front, else the user's smoothed toward ``prior``; the session's share of
-    it; and the first depth the session has not used (0: none). ``totals``: the user's
-    :meth:`UserRisk.total` under the parent, if known."""
-    share = 1.0 / len(here) if key in here else 0.0
-    depth = len(key)
-    first_new = first_new or (0 if share else depth)
-    if not first_new:
-        return share, share, 0
-    total, distinct = totals or user.total(key[:-1])
-    likely = max(smoothed(user.weight(key), total, distinct, prior), prior * top.floor)
-    if first_new == depth:
-        likely *= top.moves[depth - 2]
-    return likely, share, first_new
 
 
 def _keep(memo: dict[K, tuple[_Stamp, V]], key: K, stamp: _Stamp, value: V) -> V:
