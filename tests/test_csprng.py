@@ -25,11 +25,13 @@ import time
 from collections.abc import Callable
 
 import pytest
+from proofs import Device
 
 from sessionward import MemoryStore, SessionManager
 from sessionward.core import token as tokens
 from sessionward.jwt import AccessTokenIssuer, KeySet
 from sessionward.jwt.keys import HmacKey
+from sessionward.manager._sync.binding import Binder
 from sessionward.service.html import Page
 from sessionward.service.keys import KEY_PREFIX, mint_key
 from sessionward.service.passwords import new_totp_secret
@@ -95,6 +97,29 @@ def _service_secret() -> list[bytes]:
         state.close()
 
 
+def _dbsc() -> list[bytes]:
+    """A DBSC registration offer and two bound cookies with the next challenges: the first
+    cookie minted at registration, the second by a refresh."""
+    device = Device()
+    with SessionManager(MemoryStore()) as manager:
+        binder = Binder(manager)
+        session = manager.issue("alice")
+        offered = binder.reoffer(session)
+        assert offered is not None
+        challenge, authorization = offered
+        current = manager.get(session.id)
+        assert current is not None
+        registered = binder.register(current, device.registration(challenge, authorization))
+        asked = binder.refresh(registered.session, registered.sid, None)
+        assert asked.challenge is not None
+        assert asked.session is not None
+        refreshed = binder.refresh(asked.session, registered.sid, device.refresh(asked.challenge))
+        assert refreshed.cookie is not None
+        assert refreshed.challenge is not None
+        values = [challenge, authorization, registered.cookie, asked.challenge]
+        return [_b64(v) for v in (*values, refreshed.cookie, refreshed.challenge)]
+
+
 def _jwt_id_and_key() -> list[bytes]:
     key = HmacKey.generate()
     issuer = AccessTokenIssuer(KeySet.generate("ES256", now=time.time()), issuer="i", audience="a")
@@ -114,6 +139,7 @@ GENERATORS: dict[str, Callable[[], list[bytes]]] = {
     "totp-seed": lambda: [base64.b32decode(new_totp_secret())],
     "jwt-jti-and-hs256-key": _jwt_id_and_key,
     "csp-nonce": lambda: [_b64(Page("t", "b", "/").nonce)],
+    "dbsc-challenges-authorization-bound-cookies": _dbsc,
 }
 
 

@@ -43,12 +43,31 @@ ROUNDS = 3
 class Racing:
     """A real store that counts the lost races (``VersionConflict``) it reports. With
     ``yielding``, every async call first yields to the event loop, as a networked store does,
-    so concurrent tasks really interleave."""
+    so concurrent tasks really interleave. :meth:`gate` holds the next reads' answers until that
+    many threads have read, so they all start from one version and their writes must collide
+    (on a loaded machine, released threads may otherwise run one after another)."""
 
     def __init__(self, inner: Any, *, yielding: bool = False) -> None:
         self.inner = inner
         self.yielding = yielding
         self.conflicts = 0
+        self._lock = threading.Lock()
+        self._gate: threading.Barrier | None = None
+        self._gated = 0
+
+    def gate(self, parties: int) -> None:
+        with self._lock:
+            self._gate, self._gated = threading.Barrier(parties, timeout=30), parties
+
+    def _hold(self) -> None:
+        with self._lock:
+            gate = self._gate
+            if gate is None:
+                return
+            self._gated -= 1
+            if self._gated == 0:
+                self._gate = None
+        gate.wait()
 
     def __getattr__(self, name: str) -> Any:
         target = getattr(self.inner, name)
@@ -69,10 +88,13 @@ class Racing:
 
         def call(*args: Any, **kwargs: Any) -> Any:
             try:
-                return target(*args, **kwargs)
+                result = target(*args, **kwargs)
             except VersionConflict:
                 self.conflicts += 1
                 raise
+            if name == "get":
+                self._hold()
+            return result
 
         return call
 
@@ -147,6 +169,8 @@ def test_threads_validating_one_token_when_rotation_is_due(backend: str, tmp_pat
             old = manager.issue("alice").token
             assert old is not None
             clock.advance(60)
+            if attempt == 0:
+                store.gate(CLIENTS)
             last = _renew_all(manager, old)
             new = last[0]
             assert new != old
@@ -178,7 +202,9 @@ def test_threads_rotating_one_token_explicitly_round_after_round(
             assert first is not None
             held = [first] * CLIENTS
             rounds = [first]
-            for _ in range(ROUNDS):
+            for round_ in range(ROUNDS):
+                if attempt == round_ == 0:
+                    store.gate(CLIENTS)
                 held = _rotate_all(manager, held)
                 assert len(set(held)) == 1
                 assert held[0] not in rounds  # a new secret each round, one for all clients

@@ -4,16 +4,27 @@ confirmation refused for a session the manager does not admit."""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
+from test_no_secrets_in_logs import exception_texts, leaks, record_texts
 
 pytest.importorskip("geoip2fast", reason="the risk extra is not installed")
 pytest.importorskip("ua_parser", reason="the risk extra is not installed")
 
-from sessionward import InvalidToken, MemoryStore, Policy, RequestContext, SessionManager
-from sessionward.core.record import Session
-from sessionward.errors import RiskChallenge, RiskRevoked
+from sessionward import (
+    EventBus,
+    InvalidToken,
+    MemoryStore,
+    Policy,
+    RequestContext,
+    SessionManager,
+)
+from sessionward.core.events import log_event
+from sessionward.core.record import Session, SessionRecord
+from sessionward.errors import RiskChallenge, RiskRevoked, StoreUnavailable
 from sessionward.manager.risk import RiskAssessor
-from sessionward.testing import FakeClock
+from sessionward.testing import EventRecorder, FakeClock
 
 SAFARI = (
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko)"
@@ -87,3 +98,90 @@ def test_confirm_refuses_a_session_the_manager_does_not_admit() -> None:
     with pytest.raises(InvalidToken) as caught:
         manager.confirm(session.token, context=ABROAD)
     assert caught.value.reason == "refused"
+
+
+def test_no_token_fragment_in_risk_events_exceptions_or_logs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """ASVS 16.2.5 for hijack scoring: the log, step-up and revoke decisions (their events,
+    log lines and exceptions) and the owner's confirmation carry the public id, never any
+    spelling of the token's secret, not even masked (the detector of
+    ``test_no_secrets_in_logs``)."""
+    caplog.set_level(logging.DEBUG)
+    manager, clock, session = world(events=EventBus([log_event]))
+    recorder = EventRecorder()
+    manager.events.subscribe(recorder)
+    owner = manager.issue("alice", context=HOME)
+    stolen = manager.issue("bob", context=HOME)
+    clock.advance(5 * HOURS)
+    tokens_seen = [s.token for s in (session, owner, stolen) if s.token is not None]
+    assert len(tokens_seen) == 3
+    manager.validate(session.token, context=GERMAN)  # log
+    raised: list[BaseException] = []
+    with pytest.raises(RiskChallenge) as challenged:
+        manager.validate(owner.token, context=ABROAD)  # step-up
+    raised.append(challenged.value)
+    confirmed = manager.confirm(owner.token, context=ABROAD)  # "this was me"
+    assert confirmed.token is not None
+    tokens_seen.append(confirmed.token)
+    with pytest.raises(RiskRevoked) as revoked:
+        manager.validate(stolen.token, context=THIEF)  # revoke
+    raised.append(revoked.value)
+    kinds = {e.kind for e in recorder.events}
+    assert {"risk", "elevated", "revoked"} <= kinds, kinds
+    texts = [repr(e.to_dict()) for e in recorder.events] + [repr(e) for e in recorder.events]
+    texts += [t for exc in raised for t in exception_texts(exc)]
+    texts += [t for record in caplog.records for t in record_texts(record)]
+    for public in (session.id, owner.id, stolen.id):  # the positive control
+        assert any(public in text for text in texts)
+    assert leaks(texts, tokens_seen) == []
+
+
+class _WritesDown(MemoryStore):
+    """A memory store whose writes fail once ``down`` is set (reads keep working)."""
+
+    down = False
+
+    def _check(self) -> None:
+        if self.down:
+            raise StoreUnavailable("store down")
+
+    def replace(self, record: SessionRecord, *, expected_version: int) -> None:
+        self._check()
+        super().replace(record, expected_version=expected_version)
+
+    def touch(self, session_id: str, *, last_seen: float, expires_at: float) -> None:
+        self._check()
+        super().touch(session_id, last_seen=last_seen, expires_at=expires_at)
+
+    def delete(self, session_id: str) -> bool:
+        self._check()
+        return super().delete(session_id)
+
+
+def test_a_store_that_cannot_write_fails_closed() -> None:
+    """A revoke the store cannot carry out, or a confirmation it cannot write, serves nothing:
+    the caller gets ``StoreUnavailable`` (a 503 from the adapters), never the session."""
+    store = _WritesDown()
+    clock = FakeClock()
+    manager = SessionManager(
+        store,
+        policy=Policy(idle_timeout=24 * HOURS, absolute_timeout=7 * 24 * HOURS),
+        clock=clock,
+        risk=RiskAssessor(),
+    )
+    thief_target = manager.issue("bob", context=HOME)
+    owner = manager.issue("alice", context=HOME)
+    clock.advance(5 * HOURS)
+    with pytest.raises(RiskChallenge):
+        manager.validate(owner.token, context=ABROAD)
+    store.down = True
+    with pytest.raises(StoreUnavailable):
+        manager.validate(thief_target.token, context=THIEF)  # a revoke it cannot write
+    with pytest.raises(StoreUnavailable):
+        manager.confirm(owner.token, context=ABROAD)
+    store.down = False
+    with pytest.raises(RiskChallenge):  # nothing was learned: still a stranger's context
+        manager.validate(owner.token, context=ABROAD)
+    with pytest.raises(RiskRevoked):  # and the thief's session ends once the store is back
+        manager.validate(thief_target.token, context=THIEF)

@@ -89,7 +89,39 @@ class StepUpRequired(SessionwardError):
         self.min_level = min_level
 
 
-class RiskChallenge(StepUpRequired):
+class _RiskFindings:
+    """What the risk engine found, carried by :class:`RiskChallenge` and :class:`RiskRevoked`."""
+
+    reasons: tuple[str, ...]
+    codes: tuple[str, ...]
+    weights: tuple[float, ...]
+    score: float
+    user_id: str | None
+
+    def _found(
+        self,
+        reasons: tuple[str, ...],
+        codes: tuple[str, ...],
+        weights: tuple[float, ...],
+        score: float,
+        user_id: str | None,
+    ) -> None:
+        self.reasons = reasons
+        self.codes = codes
+        self.weights = weights
+        self.score = score
+        self.user_id = user_id
+
+    def reason_list(self) -> list[dict[str, object]]:
+        """``[{"code", "weight", "sentence"}, ...]``, heaviest first."""
+        weights = self.weights or (0.0,) * len(self.codes)
+        return [
+            {"code": c, "weight": w, "sentence": s}
+            for c, w, s in zip(self.codes, weights, self.reasons, strict=False)
+        ]
+
+
+class RiskChallenge(_RiskFindings, StepUpRequired):
     """The request's context is unlike the session's owner: the user must sign in again
     before the session serves it. The session survives (the owner's other requests still
     work); ``reasons`` are sentences an application can show ("new country: Rostelecom
@@ -109,28 +141,10 @@ class RiskChallenge(StepUpRequired):
         super().__init__(max_age=None, min_level=1)
         self.args = ("sign in again: this request does not look like the session's owner",)
         self.session_id = session_id
-        self.reasons = reasons
-        self.codes = codes
-        self.weights = weights
-        self.score = score
-        self.user_id = user_id
-
-    def reason_list(self) -> list[dict[str, object]]:
-        """``[{"code", "weight", "sentence"}, ...]``, heaviest first."""
-        return _reason_list(self.codes, self.weights, self.reasons)
+        self._found(reasons, codes, weights, score, user_id)
 
 
-def _reason_list(
-    codes: tuple[str, ...], weights: tuple[float, ...], reasons: tuple[str, ...]
-) -> list[dict[str, object]]:
-    weights = weights or (0.0,) * len(codes)
-    return [
-        {"code": c, "weight": w, "sentence": s}
-        for c, w, s in zip(codes, weights, reasons, strict=False)
-    ]
-
-
-class RiskRevoked(InvalidToken):
+class RiskRevoked(_RiskFindings, InvalidToken):
     """The risk engine ended the session: the request's context made a thief far likelier
     than the owner. ``str()`` stays opaque, as for every ``InvalidToken``; ``reasons``,
     ``codes``, ``weights`` and ``score`` are as in ``RiskChallenge``, for the application's
@@ -148,15 +162,7 @@ class RiskRevoked(InvalidToken):
         user_id: str | None = None,
     ) -> None:
         super().__init__("risk", session_id)
-        self.reasons = reasons
-        self.codes = codes
-        self.weights = weights
-        self.score = score
-        self.user_id = user_id
-
-    def reason_list(self) -> list[dict[str, object]]:
-        """``[{"code", "weight", "sentence"}, ...]``, heaviest first."""
-        return _reason_list(self.codes, self.weights, self.reasons)
+        self._found(reasons, codes, weights, score, user_id)
 
 
 class SessionLimitReached(SessionwardError):

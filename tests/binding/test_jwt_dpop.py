@@ -131,6 +131,29 @@ def api() -> Iterator[Api]:
     manager.close()
 
 
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(time.time())
+
+
+@pytest.fixture
+def service(clock: FakeClock) -> Iterator[TokenService]:
+    """A token service with DPoP on (no nonces), its families in memory."""
+    manager = SessionManager(MemoryStore(), policy=POLICY, clock=clock)
+    keys = KeySet.generate("ES256", now=clock.now())
+    yield TokenService(manager, keys, issuer=ISS, audience=AUD, dpop=DpopPolicy())
+    manager.close()
+
+
+@pytest.fixture
+def async_service(clock: FakeClock) -> Iterator[AsyncTokenService]:
+    """:func:`service`'s async twin (its calls run in the test's ``asyncio.run``)."""
+    manager = AsyncSessionManager(AsyncMemoryStore(), policy=POLICY, clock=clock)
+    keys = KeySet.generate("ES256", now=clock.now())
+    yield AsyncTokenService(manager, keys, issuer=ISS, audience=AUD, dpop=DpopPolicy())
+    asyncio.run(manager.close())
+
+
 def _error(response: httpx.Response) -> str:
     assert response.status_code == 401
     return response.headers["www-authenticate"].split('error="')[1].split('"')[0]
@@ -285,17 +308,12 @@ def test_joserfc_proofs_are_accepted(api: Api) -> None:
     assert decoded["sub"] == "alice"
 
 
-def test_async_service_binds_the_same_way() -> None:
+def test_async_service_binds_the_same_way(
+    async_service: AsyncTokenService, clock: FakeClock
+) -> None:
+    service = async_service
+
     async def run() -> None:
-        clock = FakeClock(time.time())
-        manager = AsyncSessionManager(AsyncMemoryStore(), policy=POLICY, clock=clock)
-        service = AsyncTokenService(
-            manager,
-            KeySet.generate("ES256", now=clock.now()),
-            issuer=ISS,
-            audience=AUD,
-            dpop=DpopPolicy(),
-        )
         device, url = Device(), "https://api.example/me"
         pair = await service.login("alice", dpop_jkt=device.thumbprint)
         proof = device.dpop("GET", url, iat=clock.now(), token=pair.access_token)
@@ -313,7 +331,6 @@ def test_async_service_binds_the_same_way() -> None:
             await service.step_up(again.refresh_token, auth_level=2, dpop_jkt=Device().thumbprint)
         up = await service.step_up(again.refresh_token, auth_level=2, dpop_jkt=device.thumbprint)
         assert up.token_type == "DPoP"  # noqa: S105 - a scheme name
-        await manager.close()
 
     asyncio.run(run())
 
@@ -364,18 +381,11 @@ def test_a_logout_with_a_stale_nonce_asks_for_the_current_one(api: Api) -> None:
     assert api.service.manager.store.get(session_id) is None
 
 
-def test_a_logout_with_the_access_token_uses_its_checked_proof() -> None:
+def test_a_logout_with_the_access_token_uses_its_checked_proof(
+    service: TokenService, clock: FakeClock
+) -> None:
     """``authenticate`` spent the request's proof for the access token; ``logout`` then takes
     the key it proved (the token's ``cnf.jkt``) instead of checking the proof again."""
-    clock = FakeClock(time.time())
-    manager = SessionManager(MemoryStore(), policy=POLICY, clock=clock)
-    service = TokenService(
-        manager,
-        KeySet.generate("ES256", now=clock.now()),
-        issuer=ISS,
-        audience=AUD,
-        dpop=DpopPolicy(),
-    )
     endpoints = TokenEndpoints(csrf=CsrfPolicy([AUD], keys=[secrets.token_bytes(32)]))
     device, url = Device(), AUD + "/auth/logout"
     pair = service.login("alice", dpop_jkt=device.thumbprint)
@@ -389,49 +399,33 @@ def test_a_logout_with_the_access_token_uses_its_checked_proof() -> None:
     claims = authenticate(service, headers, method="POST", url=url)
     reply = endpoints.logout(service, "POST", headers, access=claims, url=url)
     assert reply.status == 200
-    assert manager.store.get(pair.session_id) is None
-    manager.close()
+    assert service.manager.store.get(pair.session_id) is None
 
 
-def test_the_service_logs_out_a_bound_family_only_with_its_key() -> None:
+def test_the_service_logs_out_a_bound_family_only_with_its_key(
+    async_service: AsyncTokenService,
+) -> None:
+    service, store = async_service, async_service.manager.store
+
     async def run() -> None:
-        clock = FakeClock(time.time())
-        manager = AsyncSessionManager(AsyncMemoryStore(), policy=POLICY, clock=clock)
-        service = AsyncTokenService(
-            manager,
-            KeySet.generate("ES256", now=clock.now()),
-            issuer=ISS,
-            audience=AUD,
-            dpop=DpopPolicy(),
-        )
         device = Device()
         pair = await service.login("alice", dpop_jkt=device.thumbprint)
         for presented in (None, Device().thumbprint):
             with pytest.raises(InvalidProof):
                 await service.logout(refresh_token=pair.refresh_token, dpop_jkt=presented)
-        assert await manager.store.get(pair.session_id) is not None
+        assert await store.get(pair.session_id) is not None
         assert await service.logout(refresh_token=pair.refresh_token, dpop_jkt=device.thumbprint)
-        assert await manager.store.get(pair.session_id) is None
+        assert await store.get(pair.session_id) is None
         plain = await service.login("bob")  # an unbound family needs no proof
         assert await service.logout(refresh_token=plain.refresh_token)
-        await manager.close()
 
     asyncio.run(run())
 
 
-def test_a_bound_familys_pair_handed_to_a_retry_stays_dpop() -> None:
+def test_a_bound_familys_pair_handed_to_a_retry_stays_dpop(service: TokenService) -> None:
     """A refresh retried with the previous refresh token inside the grace window (another
     tab, a lost answer) gets the very same pair, bound and named as such, and only with a
     proof of the family's key."""
-    clock = FakeClock(time.time())
-    manager = SessionManager(MemoryStore(), policy=POLICY, clock=clock)
-    service = TokenService(
-        manager,
-        KeySet.generate("ES256", now=clock.now()),
-        issuer=ISS,
-        audience=AUD,
-        dpop=DpopPolicy(),
-    )
     device = Device()
     pair = service.login("alice", dpop_jkt=device.thumbprint)
     first = service.refresh(pair.refresh_token, dpop_jkt=device.thumbprint)
@@ -440,4 +434,3 @@ def test_a_bound_familys_pair_handed_to_a_retry_stays_dpop() -> None:
     again = service.refresh(pair.refresh_token, dpop_jkt=device.thumbprint)
     assert (again.access_token, again.refresh_token) == (first.access_token, first.refresh_token)
     assert again.token_type == "DPoP"  # noqa: S105 - a scheme name
-    manager.close()

@@ -377,3 +377,41 @@ def test_an_unproven_request_of_a_bound_session_writes_nothing(site: Site) -> No
     assert alice.get("/me").json() == {"user": "alice", "proven": True}
     assert alice.token != thief.token
     assert site.records(session_id).generation == before.generation + 1
+
+
+def _bound_cookie(response: httpx.Response) -> list[str]:
+    """The attributes of the bound cookie ``response`` sets (lower-cased; the value and the
+    ``Expires`` date that repeats ``Max-Age`` left out)."""
+    values = [v for v in response.headers.get_list("set-cookie") if v.startswith(BOUND + "=")]
+    assert len(values) == 1, values
+    parts = (part.strip().lower() for part in values[0].split(";")[1:])
+    return sorted(p for p in parts if not p.startswith("expires="))
+
+
+def test_the_bound_cookie_is_a_host_cookie_and_no_answer_is_cached(site: Site) -> None:
+    """SECURITY.md 3.3.1-3.3.4 and the cheat sheet's ``no-store`` on answers that carry a
+    credential: the bound cookie is ``__Host-``, ``Secure``, ``HttpOnly``, ``SameSite``, no
+    ``Domain``; every binding answer (registration, challenge, refresh) says ``no-store``."""
+    device, alice = Device(), site.client()
+    registered = _register(site, alice, device)
+    sid = registered.json()["session_identifier"]
+    asked = _refresh(alice, sid)
+    answered = _refresh(alice, sid, device.refresh(_challenge(asked)))
+    for response in (registered, asked, answered):
+        assert response.headers["cache-control"] == "no-store", response.request.url
+    expected = ["httponly", f"max-age={LIFETIME}", "path=/", "samesite=lax", "secure"]
+    assert _bound_cookie(registered) == expected
+    assert _bound_cookie(answered) == expected
+
+
+def test_another_sessions_bound_cookie_proves_nothing(site: Site) -> None:
+    """The cheat sheet's "validate all session cookies and the binding between them": a live
+    bound cookie of one session, sent with another session's token, is no proof."""
+    alice, bob = site.client(), site.client()
+    _register(site, alice, Device())
+    _register(site, bob, Device())
+    assert bob.get("/me").json() == {"user": "alice", "proven": True}  # bob's own pair works
+    mixed = site.client()
+    mixed.token, mixed.others = alice.token, {BOUND: bob.others[BOUND]}
+    assert mixed.get("/me").status_code == 401
+    assert alice.get("/me").json() == {"user": "alice", "proven": True}

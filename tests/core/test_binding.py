@@ -263,3 +263,48 @@ def test_a_damaged_stored_state_is_not_cookie_bound() -> None:
         spelled = text.replace(challenge, damaged)
         assert states.stored_text(spelled) is not None
         assert states.cookie_bound_parts(states.stored_text(spelled)) is None
+
+
+def _stored_cookie_ok(text: str, presented: str | None, now: float) -> bool | None:
+    """The bound-cookie check as the binder runs it on a record's data JSON text."""
+    fields = states.bound_fields(text)
+    if fields is None or fields[1][2] == "dpop":
+        return None
+    return states.presented_ok(fields[1], presented, now)
+
+
+@pytest.mark.parametrize("data", [{}, {"cart": ["tea"], "note": 'a "quoted" \\ text'}])
+@pytest.mark.parametrize("last", [True, False])
+def test_the_bound_cookie_check_on_the_stored_text_agrees_with_the_state(
+    data: dict[str, object], last: bool
+) -> None:
+    text, challenge, old_cookie = _bound_text(data, last=last)
+    stored = states.stored_text(text)
+    parts = states.cookie_bound_parts(stored)
+    assert stored is not None
+    assert parts is not None
+    step = states.refresh_step(parts, challenge, NOW + 10, POLICY)
+    assert step.cookie is not None
+    written = states.replace_stored(text, stored, step.value, 65536)
+    state = states.state_of(json.loads(written))
+    assert state is not None
+    for presented in (step.cookie, old_cookie, "a-cookie-we-never-made", "", None, "é", "x" * 200):
+        for at in (NOW + 10, NOW + 299, NOW + 310, NOW + 1000):
+            expected = states.cookie_ok(state, presented, at)
+            assert _stored_cookie_ok(written, presented, at) is expected
+
+
+def test_the_bound_cookie_check_on_the_stored_text_knows_what_needs_no_cookie() -> None:
+    offered, _, _ = states.offer(NOW)
+    for state in (offered, states.dpop_state("jkt", NOW)):
+        text = json.dumps({"cart": [], states.BINDING_KEY: states.encode(state)})
+        assert _stored_cookie_ok(text, "anything", NOW) is None
+    assert _stored_cookie_ok('{"cart":[]}', "anything", NOW) is None
+    # A bound state whose cookie list is damaged accepts no cookie (it is not taken as unbound).
+    text, _, cookie = _bound_text({})
+    value = json.loads(text)[states.BINDING_KEY]
+    fields = value.split("|")
+    assert _stored_cookie_ok(text, cookie, NOW + 1) is True
+    fields[10] = fields[10].replace(":", ":x")
+    damaged = json.dumps({states.BINDING_KEY: "|".join(fields)})
+    assert _stored_cookie_ok(damaged, cookie, NOW + 1) is False

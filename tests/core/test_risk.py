@@ -457,6 +457,19 @@ def test_the_user_history_decays_and_forgets() -> None:
     assert gone.weight(("", "RU")) == 1
 
 
+def test_the_user_history_halves_once_per_half_life_however_often_it_is_updated() -> None:
+    # A value left unused decays by its age once, not again at every later update.
+    user = new_user()
+    step = POLICY.history_half_life / 8
+    for k in range(1, 9):
+        net = Network(f"81.2.{k}.0/24", "Andrews & Arnold Ltd", "GB")
+        user = remember(user, None, Observation(k * step, sig(network=net)), POLICY)
+    assert user.weight(("", "GB", HOME.asn, HOME.prefix)) == pytest.approx(0.5)
+    # The value used at the last update is still worth a whole session.
+    last = ("", "GB", HOME.asn, "81.2.8.0/24")
+    assert user.weight(last) == pytest.approx(1.0)
+
+
 def test_the_user_history_is_bounded() -> None:
     policy = RiskPolicy(user_prefixes=4)
     user = UserRisk()

@@ -11,6 +11,7 @@ import pytest
 
 from sessionward.service.keys import KeyRing, create_key, mint_key
 from sessionward.service.state import ServiceState
+from sessionward.testing import FakeClock
 
 
 @pytest.fixture
@@ -57,19 +58,37 @@ def test_revocation_is_seen_at_once_without_cache(state: ServiceState) -> None:
 
 
 def test_cached_keys_outlive_revocation_by_at_most_the_cache_time(state: ServiceState) -> None:
-    raw, row = create_key(state, "validate", "", time.time())
-    ring = KeyRing(state, cache_seconds=1.0)
-    # The ring reads its own clock inside authenticate: between these two readings.
-    before = time.monotonic()
+    clock = FakeClock()
+    raw, row = create_key(state, "validate", "", clock.now())
+    ring = KeyRing(state, cache_seconds=1.0, clock=clock)
     assert ring.authenticate(raw) is not None
-    after = time.monotonic()
-    assert state.revoke_key(row.id, time.time())
-    still = ring.authenticate(raw)
-    if time.monotonic() - before < 1.0:  # (a stalled machine could pass the whole lag)
-        assert still is not None  # the documented lag: this process trusts its cache
-    time.sleep(max(0.0, after + 1.0 - time.monotonic()) + 0.01)
+    assert state.revoke_key(row.id, clock.now())
+    clock.advance(0.999)
+    assert ring.authenticate(raw) is not None  # the documented lag: this process trusts its cache
+    assert ring.cached(raw) is not None
+    clock.advance(0.001)
+    assert ring.cached(raw) is None
     assert ring.authenticate(raw) is None  # and never beyond it
     # A wrong secret for a cached key id is no key, cache or not.
-    other, _ = create_key(state, "validate", "", time.time())
-    ring.authenticate(other)
+    other, _ = create_key(state, "validate", "", clock.now())
+    assert ring.authenticate(other) is not None
     assert ring.authenticate(other[:-1] + ("A" if other[-1] != "A" else "B")) is None
+
+
+def test_a_clock_set_back_does_not_extend_the_cache(state: ServiceState) -> None:
+    clock = FakeClock()
+    raw, row = create_key(state, "validate", "", clock.now())
+    ring = KeyRing(state, cache_seconds=5.0, clock=clock)
+    assert ring.authenticate(raw) is not None
+    assert state.revoke_key(row.id, clock.now())
+    clock.advance(-3600.0)  # the wall clock stepped back: the entry's age is unknown
+    assert ring.cached(raw) is None
+    assert ring.authenticate(raw) is None
+
+
+def test_the_default_clock_is_the_system_clock(state: ServiceState) -> None:
+    raw, row = create_key(state, "validate", "", time.time())
+    ring = KeyRing(state, cache_seconds=3600.0)
+    assert ring.authenticate(raw) is not None
+    assert state.revoke_key(row.id, time.time())
+    assert ring.authenticate(raw) is not None  # cached for an hour of the wall clock

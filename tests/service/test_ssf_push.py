@@ -259,3 +259,33 @@ def test_a_stream_the_engine_disabled_reads_paused_until_enabled(ssf: Service) -
     assert enabled is not None
     assert enabled.state == "active"
     assert ssf.client.get("/ssf/status", params=query, headers=auth).json()["status"] == "enabled"
+
+
+def _sender_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "sessionward-ssf-verify"]
+
+
+def test_closing_the_runtime_stops_a_verification_still_retrying(tmp_path: Path) -> None:
+    attempts: list[float] = []
+
+    def refusing(base: str) -> Starlette:
+        async def events(request: Request) -> Response:
+            attempts.append(time.monotonic())
+            return Response(status_code=503)  # retried: 1 s, 2 s, 4 s apart
+
+        return Starlette(routes=[Route("/events", events, methods=["POST"])])
+
+    running = contextlib.ExitStack()
+    ssf = running.enter_context(contextlib.contextmanager(_service)(tmp_path))
+    with running, uvicorn_thread(refusing) as base:
+        stream = push_stream(ssf, base + "/events")
+        before = set(_sender_threads())
+        body = {"stream_id": stream["stream_id"]}
+        answer = ssf.client.post("/ssf/verify", json=body, headers=ssf.auth("issue"))
+        assert answer.status_code == 204
+        wait_until(lambda: attempts, "the first attempt of the verification")
+        assert set(_sender_threads()) - before  # waiting to try again
+        began = time.monotonic()
+        running.close()  # closes the runtime, which stops and joins the sender
+        assert time.monotonic() - began < WAIT / 3
+        assert not _sender_threads()

@@ -3,6 +3,7 @@ schema names, advisory-lock keys, error mapping, the per-process pool, closing."
 
 from __future__ import annotations
 
+import asyncio
 import os
 import select
 import subprocess
@@ -14,10 +15,13 @@ from collections.abc import Callable
 import psycopg
 import pytest
 from psycopg_pool import PoolTimeout
-from servers import free_port
+from servers import PostgresServer, free_port
+from servers import postgres_server as postgres_server  # a fixture
 
 from sessionward.errors import ConfigError, InvalidArgument, StoreCorrupt, StoreUnavailable
+from sessionward.service.throttle_storage import PostgresWindows
 from sessionward.stores._postgres_db import ProcessPool, lock_key, schema_name, translate
+from sessionward.stores.consumers.base import Consumer
 from sessionward.stores.consumers.postgres import PostgresConsumerStore
 from sessionward.stores.eventlog.postgres import PostgresEventLog
 from sessionward.stores.postgres import AsyncPostgresStore, PostgresStore
@@ -240,3 +244,68 @@ def test_a_forked_child_makes_its_own_pool_and_leaves_the_parents() -> None:
     assert _in_child(child_closes)
     assert pools.get() is parent
     assert made == [parent]
+
+
+def _consumers_backend(store: PostgresConsumerStore) -> int:
+    with store._tx() as conn:
+        return int(conn.info.backend_pid)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork() with the pool's threads
+def test_a_forked_child_opens_its_own_consumer_pool(postgres_server: PostgresServer) -> None:
+    store = PostgresConsumerStore(postgres_server.conninfo, schema="sw_fork_consumers", max_size=1)
+    try:
+        store.clear()
+        store.add(Consumer("wh_fork", "webhook", "app", "https://h.example/", 0.0))
+        parent = _consumers_backend(store)
+
+        def child_uses_its_own() -> bool:
+            import gc
+
+            found = store.get("wh_fork")
+            own = _consumers_backend(store) != parent
+            gc.collect()  # the inherited pool is garbage now: collecting it must be harmless
+            store.close()
+            return found is not None and found.url == "https://h.example/" and own
+
+        assert _in_child(child_uses_its_own)
+        # The child neither used nor ended the parent's connection.
+        assert _consumers_backend(store) == parent
+        found = store.get("wh_fork")
+        assert found is not None
+        assert found.url == "https://h.example/"
+    finally:
+        store.close()
+
+
+async def _windows_backend(windows: PostgresWindows) -> int:
+    async with await windows._conn() as conn:
+        return int(conn.info.backend_pid)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork() with the pool's threads
+def test_a_forked_child_opens_its_own_rate_limit_pool(postgres_server: PostgresServer) -> None:
+    windows = PostgresWindows(postgres_server.conninfo, time.time, max_size=1)
+    key = f"fork-{time.monotonic_ns()}"
+    loop = asyncio.new_event_loop()  # the parent's one loop, as in a served process
+    try:
+        assert loop.run_until_complete(windows.acquire_entry(key, 3, 60))
+        parent = loop.run_until_complete(_windows_backend(windows))
+
+        def child_uses_its_own() -> bool:
+            async def use() -> bool:
+                hit = await windows.acquire_entry(key, 3, 60)
+                own = await _windows_backend(windows) != parent
+                await windows.close()
+                return hit and own
+
+            return asyncio.run(use())
+
+        assert _in_child(child_uses_its_own)
+        assert loop.run_until_complete(_windows_backend(windows)) == parent
+        assert loop.run_until_complete(windows.get_moving_window(key, 3, 60))[1] == 2
+        assert loop.run_until_complete(windows.acquire_entry(key, 3, 60))
+        assert not loop.run_until_complete(windows.acquire_entry(key, 3, 60))
+    finally:
+        loop.run_until_complete(windows.close())
+        loop.close()

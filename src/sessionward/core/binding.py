@@ -25,11 +25,13 @@ never refuses a cookie the browser still holds). Nothing here does I/O or reads 
 
 from __future__ import annotations
 
+import binascii
 import functools
 import hashlib
 import hmac
 import json
 import math
+import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -59,6 +61,9 @@ Method = Literal["dbsc", "webcrypto", "dpop"]
 METHODS: Final = ("dbsc", "webcrypto", "dpop")
 _COOKIES_KEPT: Final = 2
 _VERIFIER_BYTES: Final = tokens.VERIFIER_BYTES
+_b2a: Final = binascii.b2a_base64
+_urandom: Final = os.urandom  # what ``secrets.token_bytes`` calls, minus its frame
+_URLSAFE: Final = bytes.maketrans(b"+/", b"-_")
 
 
 @dataclass(frozen=True, slots=True)
@@ -423,6 +428,35 @@ def cookie_bound_parts(stored: Stored | None) -> list[str] | None:
     return parts if parts[1] == "bound" and parts[2] in _COOKIE_BOUND else None
 
 
+def bound_fields(data: str) -> tuple[Stored, list[str]] | None:
+    """The stored binding of a record's data JSON text and its fields, when it is a ``bound``
+    state (any method; :func:`encode` writes ASCII only, anything else is a damaged state)."""
+    if MARK not in data:  # the common case: not bound, nothing parsed
+        return None
+    stored = stored_text(data)
+    if stored is None or not stored.value.isascii():
+        return None
+    parts = stored.value.split("|")
+    if len(parts) not in (11, 12) or parts[0] != "b1" or parts[1] != "bound":
+        return None
+    return stored, parts
+
+
+def presented_ok(parts: list[str], presented: str | None, now: float) -> bool:
+    """:func:`cookie_ok` on the fields of a stored state (see :func:`bound_fields`): whether
+    ``presented`` is one of its bound cookies still inside its lifetime. A damaged cookie list
+    accepts no cookie."""
+    if not presented or not presented.isascii() or len(presented) > 128:
+        return False
+    verifier = _verifier(presented)
+    ok = False
+    for item in parts[10].split(",") if parts[10] else ():
+        kept, _, until = item.partition(":")
+        if hmac.compare_digest(kept, verifier) and until.isdecimal() and now < int(until):
+            ok = True
+    return ok
+
+
 def stored_key(parts: list[str]) -> ClientKey | None:
     """The registered key of a state's fields (cached), or ``None`` when damaged."""
     try:
@@ -451,28 +485,30 @@ def refresh_step(parts: list[str], jti: str | None, now: float, policy: BindingP
     live, found = [], False
     for item in parts[9].split(",") if parts[9] else ():
         name, _, issued = item.partition(":")
-        if not issued.isdecimal() or not low < int(issued) <= high:
-            continue
-        if wanted is not None and not found and hmac.compare_digest(name, wanted):
-            found = True
-            continue
-        live.append(item)
-    fresh = b64encode(secrets.token_bytes(56))  # 24 bytes of challenge, 32 of cookie
+        if issued.isdecimal() and low < int(issued) <= high:
+            if wanted is not None and not found and hmac.compare_digest(name, wanted):
+                found = True
+            else:
+                live.append(item)
+    # One CSPRNG call and one encoding: 24 bytes of challenge (32 characters), then 32 of
+    # cookie (43 characters, the padding ``=`` left out).
+    fresh = _b2a(_urandom(56), newline=False).translate(_URLSAFE).decode()
     challenge, second = fresh[:32], int(now)
     live.append(f"{challenge}:{second}")
-    challenges = ",".join(live[-policy.max_challenges :])
+    if len(live) > policy.max_challenges:
+        live = live[-policy.max_challenges :]
     head = "|".join(parts[:9])
     if not found:
         proved = parts[11] if len(parts) == 12 else ""
-        return Step(f"{head}|{challenges}|{parts[10]}|{proved}", challenge, None)
-    cookie = fresh[32:]
+        return Step(f"{head}|{','.join(live)}|{parts[10]}|{proved}", challenge, None)
+    cookie = fresh[32:75]
     cookies = f"{_verifier(cookie)}:{math.ceil(now) + policy.cookie_lifetime}"
     for item in reversed(parts[10].split(",")) if parts[10] else ():
         until = item.partition(":")[2]
         if until.isdecimal() and int(until) > now:  # the newest one still alive is kept
             cookies = f"{item},{cookies}"  # _COOKIES_KEPT: the previous and the new
             break
-    return Step(f"{head}|{challenges}|{cookies}|{second}", challenge, cookie)
+    return Step(f"{head}|{','.join(live)}|{cookies}|{second}", challenge, cookie)
 
 
 def replay_record(kind: str, jti: str, until: float, now: float) -> SessionRecord:

@@ -45,13 +45,15 @@ class Tally:
 
 
 def _decay(
-    tallies: Mapping[K, Tally], now: float, half_life: float, horizon: float
+    tallies: Mapping[K, Tally], now: float, since: float, half_life: float, horizon: float
 ) -> dict[K, Tally]:
+    """The tallies' weights, decayed from ``since`` (when they were last decayed to; 0:
+    never, so each from its last use) to ``now``, without those unused for ``horizon``."""
     out: dict[K, Tally] = {}
     for key, tally in tallies.items():
-        age = now - tally.last
-        if age > horizon:
+        if now - tally.last > horizon:
             continue
+        age = now - (since or tally.last)
         out[key] = Tally(tally.weight * math.exp2(-max(age, 0.0) / half_life), tally.last)
     return out
 
@@ -146,7 +148,11 @@ class UserRisk:
         # adds values often, and each full pass costs as much as the rest of a request.
         paths = tuple(paths)
         fresh = now - self.updated < half_life / 64
-        out = dict(self.tallies) if fresh else _decay(self.tallies, now, half_life, retention)
+        out = (
+            dict(self.tallies)
+            if fresh
+            else _decay(self.tallies, now, self.updated, half_life, retention)
+        )
         totals: dict[Path, tuple[float, int]] | None = dict(self._totals) if fresh else None
         sizes = list(self._sizes) if fresh else _sizes(out)
         for path in paths:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from sessionward.core.context import RequestContext
 from sessionward.core.decision import Risk
@@ -56,6 +56,7 @@ if TYPE_CHECKING:
 __all__ = ["Assessment", "RiskAssessor", "RiskState", "decisions_of"]
 
 _KEPT_DECISIONS = 8
+_Found = TypeVar("_Found", RiskChallenge, RiskRevoked)
 _MEMO_SIZE = 4096
 _RISKS = {Decision.STEP_UP: Risk.STEP_UP, Decision.REVOKE: Risk.REVOKE}
 
@@ -90,20 +91,15 @@ class Assessment(NamedTuple):
 
     def challenge(self, record: SessionRecord) -> RiskChallenge:
         """The error a step-up raises: the reasons as sentences, codes and weights."""
-        v = self.verdict
-        return RiskChallenge(
-            record.id,
-            tuple(r.detail for r in v.reasons),
-            tuple(str(r.signal) for r in v.reasons),
-            weights=tuple(round(r.weight, 2) for r in v.reasons),
-            score=round(v.score, 2),
-            user_id=record.user_id,
-        )
+        return self._error(RiskChallenge, record)
 
     def revoked(self, record: SessionRecord) -> RiskRevoked:
         """The error a revoke raises (an ``InvalidToken``)."""
+        return self._error(RiskRevoked, record)
+
+    def _error(self, kind: type[_Found], record: SessionRecord) -> _Found:
         v = self.verdict
-        return RiskRevoked(
+        return kind(
             record.id,
             tuple(r.detail for r in v.reasons),
             tuple(str(r.signal) for r in v.reasons),

@@ -41,7 +41,9 @@ The validate endpoint answers 200 with a ``decision`` (``allow``, ``rotate``, ``
 (unknown, mismatch, expired, reused...) goes to the event log. With hijack scoring on (the
 service's ``risk``), a validate that carries a ``context`` also answers the risk engine's
 decision and reasons, a risk step-up says ``"reason": "risk"`` and a session the engine
-ended is denied with ``"reason": "risk"`` (see ``sessionward.service.api_risk``).
+ended is denied with ``"reason": "risk"`` (see ``sessionward.service.api_risk``). A session
+bound by DBSC validates only with its live bound cookie (``bound_cookie``); the backend relays
+its browser's DBSC registration and refreshes (``sessionward.service.api_dbsc``).
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import Response
 
 from sessionward.core import binding as states
@@ -62,20 +64,16 @@ from sessionward.core.dpop import USE_NONCE
 from sessionward.core.events import RevokeReason
 from sessionward.core.record import Session, SessionRecord
 from sessionward.errors import (
-    DataTooLarge,
-    InvalidArgument,
     InvalidProof,
     InvalidToken,
     RiskChallenge,
     RiskRevoked,
-    SessionLimitReached,
     StepUpRequired,
-    StoreError,
-    UpdateConflict,
 )
 from sessionward.manager._async.manager import AsyncSessionManager
-from sessionward.service import api_dpop, history
-from sessionward.service.api_errors import ApiError
+from sessionward.service import api_dbsc, api_dpop, history
+from sessionward.service.api_dbsc import DbscApi
+from sessionward.service.api_errors import ApiError, mapped
 from sessionward.service.api_fields import (
     Fields,
     client_data,
@@ -99,7 +97,6 @@ from sessionward.service.tenancy import (
     public_data,
     public_user,
 )
-from sessionward.service.throttle import Throttled
 from sessionward.signals._async.links import AsyncIdpLinks
 from sessionward.signals.links import IdpLink
 from sessionward.web.device import DeviceSignal
@@ -107,7 +104,7 @@ from sessionward.web.device import DeviceSignal
 if TYPE_CHECKING:
     from sessionward.jwt import AsyncTokenService, TokenPair
 
-__all__ = ["Api", "session_json"]
+__all__ = ["Api", "mapped", "session_json"]
 
 _log = logging.getLogger("sessionward.service")
 _NO_STORE = {"cache-control": "no-store"}
@@ -197,7 +194,8 @@ class SessionJsonMemo:
         return encoded
 
 
-_VALIDATE_FIELDS = frozenset({"token", "context", "max_auth_age", "min_level", "dpop"})
+_BOUND = "bound_cookie"
+_VALIDATE_FIELDS = frozenset({"token", "context", "max_auth_age", "min_level", "dpop", _BOUND})
 _DENY = b'{"decision":"deny","reason":"invalid"}'
 _DECISION = {
     d: b'{"decision":"' + d.encode("ascii") + b'","session":'
@@ -216,6 +214,7 @@ class Api:
         self.manager = runtime.manager
         self.sessions = SessionJsonMemo()
         self._devices: dict[str, DeviceSignal] = {}
+        self.dbsc = DbscApi(runtime)
 
     def _device(self, key: ApiKey) -> Callable[[str], str]:
         """Keys a context's ``device_signal`` with a secret of the key's application, so the
@@ -234,8 +233,9 @@ class Api:
         self, fields: Fields, context: RequestContext | None, key: ApiKey
     ) -> Session:
         token = fields.string("token", required=True, limit=256)
+        bound = fields.string("bound_cookie", limit=256)
         manager, passed = self._manager(key), api_dpop.passed_proof(fields)
-        return await api_dpop.proven_session(manager, self.rt.dpop, passed, token, context)
+        return await api_dbsc.proven_session(manager, self.rt.dpop, passed, token, bound, context)
 
     async def _owned(self, session_id: str, key: ApiKey) -> Session | None:
         """A live session of the key's application by id; another's is as unknown."""
@@ -247,7 +247,8 @@ class Api:
     async def issue(self, request: Request, key: ApiKey) -> Response:
         fields = Fields(
             await json_body(request, optional=True),
-            {"user_id", "auth_level", "scopes", "data", "context", "previous_token", "idp", "dpop"},
+            {"user_id", "auth_level", "scopes", "data", "context", "previous_token", "idp"}
+            | {"dpop", "dbsc"},
         )
         user_id = fields.string("user_id", limit=MAX_USER_ID)
         if user_id is not None and user_id.startswith(RESERVED_PREFIX):
@@ -294,8 +295,14 @@ class Api:
             # The owner signed in again: their challenged session ends (after the new one
             # took the user's history from it); another user's sign-in leaves it alone.
             await manager.revoke(challenged.session_id, reason=RevokeReason.NEW_LOGIN)
-        answer = _answer({"session": session_json(session), "token": session.token}, 201)
-        return self._nonce(answer, fields.body)
+        body = {"session": session_json(session), "token": session.token}
+        offer = fields.mapping("dbsc")
+        if offer is not None and session.user_id is not None:  # the binding offer: one write
+            registration = await self.dbsc.offer(key, offer, session)
+            offered = await manager.get(session.id)
+            body["session"] = session_json(offered or session)
+            body["dbsc"] = {"registration": registration}
+        return self._nonce(_answer(body, 201), fields.body)
 
     def _nonce(self, answer: Response, body: Mapping[str, Any]) -> Response:
         """The answer to a call that passed a DPoP proof carries the current nonce."""
@@ -311,7 +318,7 @@ class Api:
         """The validate endpoint past authentication and body parsing: the encoded 200 answer
         (``ApiError`` and the manager's errors propagate)."""
         token = body.get("token")
-        passed = None
+        passed, bound_cookie = None, None
         if len(body) == 1 and type(token) is str and len(token) <= 256:
             context, max_age, min_level = None, None, None  # the common body: only the token
         else:
@@ -321,13 +328,17 @@ class Api:
             min_level = fields.integer("min_level", maximum=100)
             token = fields.string("token", required=True, limit=256)
             passed = api_dpop.passed_proof(fields)
+            bound_cookie = fields.string("bound_cookie", limit=256)
         application = key.application
         manager = self.rt.manager_for(application)
         dpop = self.rt.dpop
-        proof = api_dpop.precondition(manager, dpop, passed, token)
+        proof = api_dbsc.precondition(manager, dpop, passed, token, bound_cookie)
         try:
             # A bound session's proof is checked before validate writes anything.
             session = await manager.validate(token, context=context, proof=proof)
+            if proof.pending:  # bound by DBSC, without a live bound cookie: a copied token
+                api_dbsc.refuse_unproven(manager, session)
+                raise InvalidToken("binding-cookie")
             if passed is not None and proof.checked is None:  # a proof for an unbound session
                 await api_dpop.check(manager, dpop, passed, token=token, session=session)
         except RiskChallenge as challenge:  # sign in again; the session survives
@@ -359,7 +370,7 @@ class Api:
         return out + b"}"
 
     async def rotate(self, request: Request, key: ApiKey) -> Response:
-        fields = Fields(await json_body(request), {"token", "context", "dpop"})
+        fields = Fields(await json_body(request), {"token", "context", "dpop", _BOUND})
         context = request_context(fields, self._device(key))
         session = await self._token_session(fields, context, key)
         if session.token is None:
@@ -368,7 +379,7 @@ class Api:
         return self._nonce(answer, fields.body)
 
     async def elevate(self, request: Request, key: ApiKey) -> Response:
-        fields = Fields(await json_body(request), {"token", "auth_level", "scopes", "dpop"})
+        fields = Fields(await json_body(request), {"token", "auth_level", "scopes", "dpop", _BOUND})
         session = await self._token_session(fields, None, key)
         elevated = await self._manager(key).elevate(
             session,
@@ -379,7 +390,7 @@ class Api:
         return self._nonce(answer, fields.body)
 
     async def update_data(self, request: Request, key: ApiKey) -> Response:
-        fields = Fields(await json_body(request), {"token", "set", "unset", "dpop"})
+        fields = Fields(await json_body(request), {"token", "set", "unset", "dpop", _BOUND})
         changes = client_data(fields, "set") or {}
         removals = fields.strings("unset") or []
         if any(name.startswith(RESERVED_DATA_PREFIX) for name in removals):
@@ -400,13 +411,17 @@ class Api:
     async def revoke(self, request: Request, key: ApiKey) -> Response:
         """A session bound to a DPoP key ends only with a proof of that key (as it validates):
         a stolen token cannot even end its owner's session."""
-        fields = Fields(await json_body(request), {"token", "dpop"})
+        fields = Fields(await json_body(request), {"token", "dpop", _BOUND})
         token = fields.string("token", required=True, limit=256)
-        manager = self._manager(key)
-        proof = api_dpop.precondition(manager, self.rt.dpop, api_dpop.passed_proof(fields), token)
+        bound = fields.string(_BOUND, limit=256)
+        manager, passed = self._manager(key), api_dpop.passed_proof(fields)
+        proof = api_dbsc.precondition(manager, self.rt.dpop, passed, token, bound)
         try:
             with api_dpop.nonce_asked(self.rt.dpop, manager.clock.now()):
                 session = await manager.validate(token, proof=proof)
+            if proof.pending:  # bound by DBSC, without a live bound cookie
+                api_dbsc.refuse_unproven(manager, session)
+                raise InvalidToken("binding-cookie")
         except InvalidToken:
             return self._nonce(_answer({"revoked": False}), fields.body)
         return self._nonce(_answer({"revoked": await manager.revoke(session)}), fields.body)
@@ -414,7 +429,7 @@ class Api:
     async def confirm(self, request: Request, key: ApiKey) -> Response:
         """ "This was me": the application has signed its user in again after a risk
         step-up; the request's context becomes the owner's and the token is rotated."""
-        fields = Fields(await json_body(request), {"token", "context", "dpop"})
+        fields = Fields(await json_body(request), {"token", "context", "dpop", _BOUND})
         token = fields.string("token", required=True, limit=256) or ""
         context = request_context(fields, self._device(key))
         if context is None:
@@ -422,9 +437,12 @@ class Api:
         manager = self._manager(key)
         if self.rt.risk is None:
             raise ApiError(404, "not_found", "hijack scoring is not configured (risk)")
-        passed, admitted = api_dpop.passed_proof(fields), admits(key.application)
-        await api_dpop.confirm_check(manager, self.rt.dpop, passed, token, admitted)
-        session = await manager.confirm(token, context=context)
+        passed, dpop = api_dpop.passed_proof(fields), self.rt.dpop
+        cookie = fields.string(_BOUND, limit=256)
+        bound = api_dbsc.precondition(manager, dpop, passed, token, cookie)
+        proof = api_dpop.ConfirmProof(manager, dpop, passed, token, bound)
+        with api_dpop.nonce_asked(self.rt.dpop, manager.clock.now()):
+            session = await manager.confirm(token, context=context, proof=proof)
         answer = _answer({"session": session_json(session), "token": session.token})
         return self._nonce(answer, fields.body)
 
@@ -561,32 +579,3 @@ def _idp_link(fields: Fields) -> IdpLink | None:
     idp = Fields(raw, {"iss", "sid", "sub"}, "idp")
     iss = idp.string("iss", required=True, limit=512) or ""
     return IdpLink(iss, idp.string("sid", limit=512), idp.string("sub", limit=512))
-
-
-def mapped(exc: Exception) -> ApiError:
-    """The answer for an exception raised while serving an API request."""
-    if isinstance(exc, ApiError):
-        return exc
-    if isinstance(exc, Throttled):
-        wait = exc.retry_after
-        message = f"too many failed attempts; try again in {wait} s"
-        return ApiError(429, "too_many_attempts", message, {"retry-after": str(wait)})
-    if isinstance(exc, ClientDisconnect):  # gone, or cut off by RequestBounds: nobody listens
-        return ApiError(400, "invalid_request", "the client disconnected")
-    if isinstance(exc, InvalidToken):
-        return ApiError(401, "invalid_token", "invalid")
-    if isinstance(exc, StepUpRequired):
-        return ApiError(403, "step_up_required", "re-authentication required")
-    if isinstance(exc, SessionLimitReached):
-        return ApiError(409, "session_limit", "the user's session limit is reached")
-    if isinstance(exc, UpdateConflict):
-        return ApiError(409, "conflict", "concurrent updates; retry")
-    if isinstance(exc, DataTooLarge):
-        return ApiError(413, "data_too_large", "session data exceeds the size limit")
-    if isinstance(exc, InvalidArgument):
-        return ApiError(400, "invalid_request", str(exc))
-    if isinstance(exc, StoreError):
-        _log.error("session store unavailable: %s", type(exc).__name__)
-        return ApiError(503, "store_unavailable", "the session store is unavailable")
-    _log.exception("unexpected error in the API")
-    return ApiError(500, "internal", "internal error")

@@ -18,19 +18,18 @@ backend hands both headers to its client.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Final, NamedTuple
 
 from starlette.responses import Response
 
 from sessionward.core import binding as states
-from sessionward.core import token as tokens
 from sessionward.core.context import RequestContext
-from sessionward.core.decision import Match, Proof, match_secret
+from sessionward.core.decision import Proof
 from sessionward.core.dpop import NONCE_HEADER, USE_NONCE, DpopPolicy
 from sessionward.core.record import Session, SessionRecord
-from sessionward.errors import InvalidProof, InvalidToken
+from sessionward.errors import InvalidProof
 from sessionward.manager._async.binding import AsyncBinder, AsyncDpopCheck, dpop_key
 from sessionward.manager._async.manager import AsyncSessionManager
 from sessionward.service.api_errors import ApiError
@@ -40,10 +39,10 @@ if TYPE_CHECKING:
     from sessionward.jwt import AsyncTokenService
 
 __all__ = [
+    "ConfirmProof",
     "PassedProof",
     "bound_key",
     "check",
-    "confirm_check",
     "nonce_asked",
     "nonce_refusal",
     "offer_nonce",
@@ -192,29 +191,34 @@ async def proven_session(
     return session
 
 
-async def confirm_check(
-    manager: AsyncSessionManager,
-    policy: DpopPolicy,
-    passed: PassedProof | None,
-    token: str,
-    admitted: Callable[[SessionRecord], bool],
-) -> None:
-    """``confirm``'s proof check, before the confirmation writes anything: when ``token`` is
-    the current token of an ``admitted`` session bound to a DPoP key, ``passed`` must be a
-    proof of that key for ``token`` (raises as :func:`proven_session`). Every other token is
-    left to the confirmation, which refuses it."""
-    try:
-        session_id, secret = tokens.parse(token)
-    except InvalidToken:
-        return
-    record = await manager.store.get(session_id)
-    now = manager.clock.now()
-    if record is None or record.is_internal or not admitted(record):
-        return
-    if match_secret(record, secret, now)[0] is not Match.CURRENT:
-        return
-    with nonce_asked(policy, now):
-        await check(manager, policy, passed, token=token, session=Session(record))
+class ConfirmProof:
+    """``confirm``'s proof check, run by the manager before the confirmation writes anything:
+    a session bound to a DPoP key needs ``passed``, a proof of that key for ``token`` (as
+    :func:`proven_session`); a proof passed for an unbound session is checked too, once.
+    ``bound`` replaces the check of the session's binding (one that also knows DBSC's bound
+    cookie: :func:`sessionward.service.api_dbsc.precondition`)."""
+
+    __slots__ = ("bound", "manager", "passed", "policy", "spent", "token")
+
+    def __init__(
+        self,
+        manager: AsyncSessionManager,
+        policy: DpopPolicy,
+        passed: PassedProof | None,
+        token: str,
+        bound: AsyncDpopCheck | None = None,
+    ) -> None:
+        self.manager, self.policy, self.passed, self.token = manager, policy, passed, token
+        self.bound = precondition(manager, policy, passed, token) if bound is None else bound
+        self.spent = False
+
+    async def __call__(self, record: SessionRecord) -> Proof:
+        verdict = await self.bound(record)
+        if verdict is Proof.UNBOUND and self.passed is not None and not self.spent:
+            session = Session(record)
+            await check(self.manager, self.policy, self.passed, token=self.token, session=session)
+            self.spent = True
+        return verdict
 
 
 async def unproven(record: SessionRecord) -> Proof:

@@ -20,8 +20,8 @@ from sessionward.web.context import ContextCapture
 if TYPE_CHECKING:
     pass
 
-from sessionward.service.api import Api, Handler, mapped
-from sessionward.service.api_errors import ApiError, error_response
+from sessionward.service.api import Api, Handler
+from sessionward.service.api_errors import ApiError, error_response, mapped
 from sessionward.service.api_events import EventsApi
 from sessionward.service.api_webhooks import WebhooksApi, webhook_routes
 
@@ -160,6 +160,8 @@ def api_routes(runtime: Runtime, api: Api | None = None) -> list[Route]:
         ("/v1/sessions/confirm", "POST", "confirm", "issue", api.confirm),
         ("/v1/sessions/data", "POST", "update_data", "issue", api.update_data),
         ("/v1/sessions/revoke", "POST", "revoke", "issue", api.revoke),
+        ("/v1/sessions/dbsc/register", "POST", "dbsc_register", "issue", api.dbsc.register),
+        ("/v1/sessions/dbsc/refresh", "POST", "dbsc_refresh", "issue", api.dbsc.refresh),
         ("/v1/users/{user_id:anytext}/sessions", "GET", "list_user", "issue", api.list_user),
         ("/v1/users/{user_id:anytext}/revoke", "POST", "revoke_user", "issue", api.revoke_user),
         ("/v1/sessions/revoke-all", "POST", "revoke_all", "admin", api.revoke_all),

@@ -11,7 +11,9 @@ only that application's sessions and users.
 The id (16 base64url characters) is public: it names the key in ``api-keys list`` and logs. The
 secret (256 bits) is shown once by ``api-keys create`` and never stored; the stored digest is
 sha256 of the whole key, compared in constant time. A lookup result is cached per process for
-``cache_seconds`` (default 5), so a revoked key stops working everywhere within that time.
+``cache_seconds`` (default 5) of the ring's clock, so a revoked key stops working everywhere
+within that time; an entry the clock shows as written in the future (the clock was set back)
+counts as expired.
 """
 
 from __future__ import annotations
@@ -21,9 +23,9 @@ import hashlib
 import hmac
 import re
 import secrets
-import time
 from typing import Final
 
+from sessionward.clock import Clock, SystemClock
 from sessionward.errors import InvalidArgument
 from sessionward.service.state import ApiKeyRow, ServiceState
 from sessionward.service.tenancy import DEFAULT_APP, check_application
@@ -116,11 +118,15 @@ def create_key(
 
 
 class KeyRing:
-    """Authenticates presented keys against the state, with a short per-process cache."""
+    """Authenticates presented keys against the state, with a short per-process cache whose
+    age ``clock`` measures (default: the system clock)."""
 
-    def __init__(self, state: ServiceState, *, cache_seconds: float = 5.0) -> None:
+    def __init__(
+        self, state: ServiceState, *, cache_seconds: float = 5.0, clock: Clock | None = None
+    ) -> None:
         self.state = state
         self.cache_seconds = cache_seconds
+        self.clock: Clock = clock or SystemClock()
         self._cache: dict[bytes, tuple[float, ApiKey]] = {}
 
     def authenticate(self, presented: object) -> ApiKey | None:
@@ -135,10 +141,10 @@ class KeyRing:
             digest = _digest(presented)
         except UnicodeEncodeError:
             return None
-        now = time.monotonic()
-        hit = self._cache.get(digest)
-        if hit is not None and now - hit[0] < self.cache_seconds:
-            return hit[1]
+        now = self.clock.now()
+        hit = self._fresh(digest, now)
+        if hit is not None:
+            return hit
         return self._look_up(presented, digest, now)
 
     def cached(self, presented: str) -> ApiKey | None:
@@ -146,8 +152,11 @@ class KeyRing:
         state lookup. The API checks the throttle only for keys not found here."""
         if len(presented) != _KEY_LENGTH or not presented.isascii():
             return None
-        hit = self._cache.get(_digest(presented))
-        if hit is not None and time.monotonic() - hit[0] < self.cache_seconds:
+        return self._fresh(_digest(presented), self.clock.now())
+
+    def _fresh(self, digest: bytes, now: float) -> ApiKey | None:
+        hit = self._cache.get(digest)
+        if hit is not None and 0.0 <= now - hit[0] < self.cache_seconds:
             return hit[1]
         return None
 

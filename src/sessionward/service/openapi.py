@@ -13,7 +13,7 @@ from sessionward.core.events import RevokeReason
 from sessionward.service.openapi_dpop import with_nonces
 from sessionward.service.openapi_events import EVENT_SCHEMAS, events_paths
 from sessionward.service.openapi_receivers import receiver_paths
-from sessionward.service.openapi_schemas import SCHEMAS, TOKEN, obj, ref
+from sessionward.service.openapi_schemas import BOUND_COOKIE, SCHEMAS, TOKEN, obj, ref
 from sessionward.service.openapi_ssf import SSF_SCHEMAS, ssf_paths
 from sessionward.service.openapi_webhooks import WEBHOOK_SCHEMAS, webhook_paths
 from sessionward.service.tenancy import MAX_USER_ID
@@ -119,6 +119,7 @@ def _paths() -> dict[str, Any]:
                         },
                         "idp": ref("IdpLink"),
                         "dpop": ref("DpopProof"),
+                        "dbsc": ref("DbscOptions"),
                     }
                 )
                 | {"dependentRequired": {"idp": ["user_id"]}},
@@ -169,17 +170,22 @@ def _paths() -> dict[str, Any]:
                         "max_auth_age": {"type": "number", "minimum": 0, "maximum": 1e10},
                         "min_level": {"type": "integer", "minimum": 0, "maximum": 100},
                         "dpop": ref("DpopProof"),
+                        "bound_cookie": BOUND_COOKIE,
                     },
                     ("token",),
                 ),
             )
         },
+        **_dbsc_paths(),
         "/v1/sessions/rotate": {
             "post": _op(
                 "Give the session a new secret (the old one has a short grace window)",
                 "issue",
                 _json(ref("SessionAndToken")),
-                body=obj({"token": TOKEN, "context": ref("Context")}, ("token",)),
+                body=obj(
+                    {"token": TOKEN, "context": ref("Context"), "bound_cookie": BOUND_COOKIE},
+                    ("token",),
+                ),
             )
         },
         "/v1/sessions/confirm": {
@@ -189,7 +195,10 @@ def _paths() -> dict[str, Any]:
                 " off)",
                 "issue",
                 _json(ref("SessionAndToken")),
-                body=obj({"token": TOKEN, "context": ref("Context")}, ("token", "context")),
+                body=obj(
+                    {"token": TOKEN, "context": ref("Context"), "bound_cookie": BOUND_COOKIE},
+                    ("token", "context"),
+                ),
             )
             | {
                 "responses": _with_409(_json(ref("SessionAndToken")), "200")
@@ -206,6 +215,7 @@ def _paths() -> dict[str, Any]:
                         "token": TOKEN,
                         "auth_level": {"type": "integer", "minimum": 0, "maximum": 100},
                         "scopes": _SCOPES,
+                        "bound_cookie": BOUND_COOKIE,
                     },
                     ("token",),
                 ),
@@ -228,6 +238,7 @@ def _paths() -> dict[str, Any]:
                             "maxItems": 64,
                             "items": {"type": "string", "minLength": 1, "maxLength": 128},
                         },
+                        "bound_cookie": BOUND_COOKIE,
                     },
                     ("token",),
                 ),
@@ -249,9 +260,13 @@ def _paths() -> dict[str, Any]:
                 _json(
                     _REVOKED_BOOL,
                     "`revoked` is false for an unknown token, and for a"
-                    " session bound to a DPoP key without a proof of that key for the token.",
+                    " session bound to a DPoP key without a proof of that key for the token"
+                    " or by DBSC without a live bound cookie.",
                 ),
-                body=obj({"token": TOKEN, "dpop": ref("DpopProof")}, ("token",)),
+                body=obj(
+                    {"token": TOKEN, "dpop": ref("DpopProof"), "bound_cookie": BOUND_COOKIE},
+                    ("token",),
+                ),
             )
         },
         "/v1/users/{user_id}/sessions": {
@@ -435,6 +450,40 @@ def _paths() -> dict[str, Any]:
                 "security": [],
                 "responses": {"200": _json({"type": "object"})},
             }
+        },
+    }
+
+
+def _dbsc_paths() -> dict[str, Any]:
+    """The two calls a backend relays its browser's DBSC requests through."""
+    relay = _json(ref("DbscRelay"), "What to answer the browser (always 200 here).")
+    options: dict[str, Any] = ref("DbscOptions")
+    jwt = {"type": "string", "maxLength": 3072}
+    register: dict[str, Any] = {"token": TOKEN, "response": jwt}
+    register |= {"url": {"type": "string", "maxLength": 1024}, "dbsc": options}
+    refresh: dict[str, Any] = {
+        "token": TOKEN,
+        "session_identifier": {"type": "string", "maxLength": 512},
+    }
+    refresh |= {"response": jwt, "dbsc": options}
+    return {
+        "/v1/sessions/dbsc/register": {
+            "post": _op(
+                "DBSC registration: pass on the browser's `Secure-Session-Response` (`response`)"
+                " and session token; `url`, the registration URL, checks a JWT's `aud`",
+                "issue",
+                relay,
+                body=obj(register, ("token", "response")),
+            )
+        },
+        "/v1/sessions/dbsc/refresh": {
+            "post": _op(
+                "DBSC refresh: pass on `Sec-Secure-Session-Id` (`session_identifier`), the"
+                " `Secure-Session-Response` if any and the session token (none: end)",
+                "issue",
+                relay,
+                body=obj(refresh, ("session_identifier",)),
+            )
         },
     }
 

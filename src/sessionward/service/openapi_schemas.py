@@ -5,11 +5,17 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["SCHEMAS", "STR", "TIME", "TOKEN", "obj", "ref"]
+__all__ = ["BOUND_COOKIE", "SCHEMAS", "STR", "TIME", "TOKEN", "obj", "ref"]
 
 STR = {"type": "string", "maxLength": 512}
 TOKEN = {"type": "string", "maxLength": 256, "description": "A session token (sw1_...)."}
 TIME = {"type": "number", "description": "Seconds since the Unix epoch."}
+BOUND_COOKIE = {
+    "type": "string",
+    "maxLength": 256,
+    "description": "The value of the DBSC bound cookie (`__Host-<name>-bound`) the request"
+    " carried: a session bound by DBSC is refused without a live one.",
+}
 
 
 def ref(name: str) -> dict[str, str]:
@@ -252,6 +258,68 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "session": ref("Session"),
             "token": {"type": ["string", "null"], "description": "The new token, if minted."},
+            "dbsc": obj(
+                {
+                    "registration": {
+                        "type": ["string", "null"],
+                        "description": "Send it to the browser as `Secure-Session-Registration`"
+                        " (`null` for an anonymous session).",
+                    }
+                },
+                ("registration",),
+            )
+            | {"description": "Only from an issue that asked for `dbsc`."},
+        },
+    },
+    "DbscOptions": obj(
+        {
+            "path": {
+                "type": "string",
+                "maxLength": 256,
+                "pattern": "^(/[A-Za-z0-9._~-]+)+$",
+                "description": "Where the backend serves `<path>/register` and `<path>/refresh`"
+                " (default `/sessionward/dbsc`).",
+            },
+            "cookie_name": {
+                "type": "string",
+                "maxLength": 58,
+                "pattern": "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
+                "not": {"pattern": "^__([Hh][Oo][Ss][Tt]|[Ss][Ee][Cc][Uu][Rr][Ee])-"},
+                "description": "The session cookie's base name (default `id`); the bound"
+                " cookie is `__Host-<name>-bound`. No `__Host-` prefix.",
+            },
+        }
+    )
+    | {
+        "description": "Device Bound Session Credentials relayed by the backend (see"
+        " docs/binding.md): give the same options in every call of a session."
+    },
+    "BoundCookie": obj(
+        {
+            "name": {"type": "string"},
+            "value": {"type": "string", "description": "Empty when the cookie is deleted."},
+            "max_age": {"type": "integer", "minimum": 0, "description": "0 deletes it."},
+            "path": {"type": "string"},
+            "secure": {"type": "boolean"},
+            "http_only": {"type": "boolean"},
+            "same_site": {"type": "string", "enum": ["Lax", "Strict"]},
+        },
+        ("name", "value", "max_age", "path", "secure", "http_only", "same_site"),
+    ),
+    "DbscRelay": {
+        "type": "object",
+        "required": ["status", "headers", "body", "cookie", "set_cookie"],
+        "description": "What the backend answers its browser's DBSC request with: `status`,"
+        " `headers`, `body` (JSON; `null`: none) and the bound cookie, either set from"
+        " `cookie`'s fields or sent as `set_cookie` (a `Set-Cookie` value); both `null` when"
+        " none is set.",
+        "properties": {
+            "status": {"type": "integer", "enum": [200, 400, 401, 403, 503]},
+            "headers": {"type": "object", "additionalProperties": {"type": "string"}},
+            "body": {"type": ["object", "null"]},
+            "cookie": {"oneOf": [ref("BoundCookie"), {"type": "null"}]},
+            "set_cookie": {"type": ["string", "null"]},
+            "token": {"type": "string", "description": "The session's new token, if renewed."},
         },
     },
 }

@@ -211,7 +211,7 @@ def open_runtime(
     )
     state = ServiceState(config.state_path)
     state.mark_served(clock.now())
-    keys = KeyRing(state, cache_seconds=config.key_cache_seconds)
+    keys = KeyRing(state, cache_seconds=config.key_cache_seconds, clock=clock)
     try:
         dpop = dpop_policy(config, state)
         tokens = open_token_service(config, manager, dpop) if config.jwt_keys else None

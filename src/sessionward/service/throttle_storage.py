@@ -8,7 +8,8 @@ with ``MovingWindowSupport``):
 * :class:`StateWindows`: the service state's SQLite file (the session file by default), table
   ``service_throttle``; every process on the host shares it.
 * :class:`PostgresWindows`: table ``sessionward_throttle`` in the session database (created on
-  first use), on a small pool of its own; every node shares it.
+  first use), on a small pool of its own in each process (a child of ``fork()`` makes its
+  own and leaves the parent's connections alone); every node shares it.
 
 A window is one row per key holding the times of its latest hits (never more than the limit),
 read and rewritten in one transaction, so a hit is atomic across processes and nodes. Time is
@@ -123,18 +124,25 @@ class PostgresWindows(_Windows):
         super().__init__(now)
         from psycopg_pool import AsyncConnectionPool
 
-        self.pool: Any = AsyncConnectionPool(
-            conninfo, min_size=1, max_size=max_size, open=False, kwargs={"autocommit": True}
-        )
+        from sessionward.stores._postgres_db import ProcessPool
+
+        def make() -> Any:
+            return AsyncConnectionPool(
+                conninfo, min_size=1, max_size=max_size, open=False, kwargs={"autocommit": True}
+            )
+
+        self._pools = ProcessPool(make, closed="rate-limit store: closed")
         self._ready = False
 
     async def _conn(self) -> Any:
+        pool = self._pools.get()
+        if pool.closed:  # this process's, new: opened in the loop that uses it
+            await pool.open(wait=False)
         if not self._ready:
-            await self.pool.open(wait=False)
-            async with self.pool.connection(timeout=5) as conn:
+            async with pool.connection(timeout=5) as conn:
                 await conn.execute(_PG_TABLE)
             self._ready = True
-        return self.pool.connection(timeout=5)
+        return pool.connection(timeout=5)
 
     async def _run(self, sql: str, params: tuple[Any, ...]) -> Any:
         import psycopg
@@ -208,7 +216,9 @@ class PostgresWindows(_Windows):
         return 0
 
     async def close(self) -> None:
-        await self.pool.close()
+        pool = self._pools.close()
+        if pool is not None:
+            await pool.close()
 
 
 def redis_windows(url: str) -> tuple[Storage, Closer | None]:

@@ -16,14 +16,14 @@ wait and flow when it is enabled again); ``disabled`` disables it and, when it i
 again, moves the cursor to the end of the log (nothing held).
 
 Verification and stream-updated events do not come from the log: :func:`send_verification`
-posts one at once, from a thread of its own, with a few retries.
+posts one at once, from a thread of its own, with a few retries; setting its ``stop`` event
+ends the retries (the transmitter sets it when it closes, and joins the thread).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Mapping
 from typing import Any, Final, Protocol
 
@@ -84,15 +84,21 @@ def send_verification(
     pause: float = 1.0,
     timeout: float = 10.0,
     what: str = "verification",
+    stop: threading.Event | None = None,
 ) -> threading.Thread:
     """POST a SET that comes from no log entry (a verification, a stream-updated notice:
     ``what``, for the logs) from a daemon thread: up to ``attempts`` tries, ``pause`` seconds
-    doubling between them, until a 2xx answer."""
+    doubling between them, until a 2xx answer. Once ``stop`` is set no try starts and a
+    pause ends at once (a request in flight ends within ``timeout``)."""
+    stop = stop or threading.Event()
 
     def run() -> None:
         wait = pause
         with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client:
             for attempt in range(1, attempts + 1):
+                if stop.is_set():
+                    _log.info("ssf %s abandoned: the transmitter closed", what)
+                    return
                 outcome: int | str
                 try:
                     outcome = client.post(url, content=token, headers=dict(headers)).status_code
@@ -101,8 +107,9 @@ def send_verification(
                 if isinstance(outcome, int) and 200 <= outcome < 300:
                     return
                 _log.info("ssf %s attempt %d failed: %s", what, attempt, outcome)
-                time.sleep(wait)
-                wait *= 2
+                if attempt < attempts:
+                    stop.wait(wait)
+                    wait *= 2
         _log.warning("ssf %s event not delivered after %d attempts", what, attempts)
 
     thread = threading.Thread(target=run, name="sessionward-ssf-verify", daemon=True)

@@ -29,6 +29,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, replace
 from typing import Any, Final
@@ -152,6 +154,10 @@ class Transmitter:
         # Per stream: the last list seen (the very object) and its prepared filter; a fill
         # reads the document once, a push round once per consumer.
         self._filters: dict[str, tuple[object, SubjectFilter]] = {}
+        # The threads sending verification and stream-updated events; close() stops them.
+        self._stop = threading.Event()
+        self._senders: list[threading.Thread] = []
+        self._senders_lock = threading.Lock()
 
     # -- stream management ------------------------------------------------------------------
 
@@ -268,7 +274,14 @@ class Transmitter:
 
     def _push_now(self, stream: Stream, token: str) -> None:
         credentials = {} if stream.authorization is None else {AUTHORIZATION: stream.authorization}
-        send_verification(stream.endpoint_url, token, push_headers(credentials), what="notice")
+        headers = push_headers(credentials)
+        with self._senders_lock:
+            self._senders = [t for t in self._senders if t.is_alive()]
+            self._senders.append(
+                send_verification(
+                    stream.endpoint_url, token, headers, what="notice", stop=self._stop
+                )
+            )
 
     def _queue(self, stream_id: str, pending: PendingSet) -> None:
         """Queue one SET that comes from no log entry (the cursor stays)."""
@@ -552,7 +565,15 @@ class Transmitter:
             return token
         return sign_set(loads_object(b64decode(payload)), self.keys)
 
-    def close(self) -> None:
+    def close(self, timeout: float = 15.0) -> None:
+        """Stop the senders' retries and wait up to ``timeout`` seconds for a request in
+        flight, then close the stream store."""
+        with self._senders_lock:
+            self._stop.set()
+            senders, self._senders = self._senders, []
+        deadline = time.monotonic() + timeout
+        for thread in senders:
+            thread.join(max(0.0, deadline - time.monotonic()))
         self.streams.close()
 
 

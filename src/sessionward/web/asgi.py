@@ -177,6 +177,7 @@ class SessionMiddleware:
             proof_jkt=jkt,
             challenge=challenge,
             challenged_token=token if challenge is not None else None,
+            challenged_proof=precondition,
         )
         scope["sessionward"] = handle
         scope.setdefault("state", {})["sessionward"] = handle

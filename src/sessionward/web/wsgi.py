@@ -262,6 +262,7 @@ def open_handle(
         presented=token is not None,
         challenge=challenge,
         challenged_token=token if challenge is not None else None,
+        challenged_proof=proof,
     )
 
 

@@ -21,7 +21,7 @@ from sessionward.core.decision import Proof, idle_deadline
 from sessionward.core.dpop import DpopPolicy, DpopProof
 from sessionward.core.events import SessionBound, TheftSuspected, TokenRejected
 from sessionward.core.jwk import ClientKey
-from sessionward.core.record import Session, SessionRecord, encode_data
+from sessionward.core.record import Session, SessionRecord, encode_data, revised
 from sessionward.errors import (
     AlreadyExists,
     InvalidProof,
@@ -72,6 +72,7 @@ class Refresh(NamedTuple):
 _END = Refresh("end")
 _UNBOUND = Proof.UNBOUND
 _MARK = states.MARK
+_COOKIE_BOUND = ("dbsc", "webcrypto")
 
 
 def dpop_key(record: SessionRecord) -> str | None:
@@ -97,7 +98,7 @@ class CookieCheck:
     def __call__(self, record: SessionRecord) -> Proof:
         if _MARK not in record.data:  # the common case: not bound, no JSON parse
             return _UNBOUND
-        ok = self.binder.cookie_ok(Session(record), self.presented)
+        ok = self.binder.stored_cookie_ok(record.data, self.presented)
         if ok is None:
             return Proof.UNBOUND
         return Proof.PROVEN if ok else Proof.PENDING
@@ -153,6 +154,19 @@ class Binder:
     def __init__(self, manager: SessionManager, policy: BindingPolicy | None = None) -> None:
         self.manager = manager
         self.policy = policy or BindingPolicy()
+        # The fields of the binding last read, by the identity of the record's data text: a
+        # refresh request reads them in its validation (the bound-cookie check) and again in
+        # the refresh, of the very same record. A tuple, replaced whole: safe across threads.
+        self._last: tuple[str, tuple[states.Stored, list[str]] | None] = ("", None)
+
+    def fields(self, data: str) -> tuple[states.Stored, list[str]] | None:
+        """:func:`~sessionward.core.binding.bound_fields` of ``data``, read once per record."""
+        last = self._last
+        if last[0] is data:
+            return last[1]
+        fields = states.bound_fields(data)
+        self._last = (data, fields)
+        return fields
 
     # -- DBSC -------------------------------------------------------------------------------
 
@@ -228,10 +242,10 @@ class Binder:
         policy = self.policy
         for _ in range(_ATTEMPTS):
             now = self.manager.clock.now()
-            stored = states.stored_text(record.data)
-            parts = states.cookie_bound_parts(stored)
-            if parts is None or stored is None or sid is None:
+            fields = self.fields(record.data)
+            if fields is None or fields[1][2] not in _COOKIE_BOUND or sid is None:
                 return _END
+            stored, parts = fields
             if not hmac.compare_digest(parts[5].encode(), sid.encode()):
                 return _END
             key = states.stored_key(parts)
@@ -272,13 +286,15 @@ class Binder:
     def cookie_ok(self, session: Session, presented: str | None) -> bool | None:
         """Whether a request of ``session`` proves the key through its bound cookie: ``None``
         when the session does not need one (not bound, or bound by DPoP)."""
-        if states.MARK not in session.record.data:  # the common case: no JSON parse
+        return self.stored_cookie_ok(session.record.data, presented)
+
+    def stored_cookie_ok(self, data: str, presented: str | None) -> bool | None:
+        """:meth:`cookie_ok` of a record's data JSON text, read in place (once per record:
+        the validation's check and the adapter's admission read the same one)."""
+        fields = self.fields(data)
+        if fields is None or fields[1][2] == "dpop":
             return None
-        state = states.state_of(session.data)
-        if not states.cookie_bound(state):
-            return None
-        assert state is not None  # noqa: S101 - cookie_bound checked it
-        return states.cookie_ok(state, presented, self.manager.clock.now())
+        return states.presented_ok(fields[1], presented, self.manager.clock.now())
 
     def _refused(self, record: SessionRecord, now: float, reason: str) -> InvalidProof:
         events = self.manager.events
@@ -306,14 +322,10 @@ class Binder:
         session, or the fresh record after a lost race, or ``None`` when it is gone. Not
         ``active`` (a challenge sent, the key not proven): the activity time stays as it was."""
         if active:
-            updated = record._replace(
-                data=data,
-                version=record.version + 1,
-                last_seen=now,
-                expires_at=idle_deadline(now, record.absolute_expires_at, self.manager.policy),
-            )
+            deadline = idle_deadline(now, record.absolute_expires_at, self.manager.policy)
+            updated = revised(record, data, record.version + 1, now, deadline)
         else:
-            updated = record._replace(data=data, version=record.version + 1)
+            updated = revised(record, data, record.version + 1, record.last_seen, record.expires_at)
         try:
             self.manager.store.replace(updated, expected_version=record.version)
         except VersionConflict:

@@ -49,7 +49,6 @@ from sessionward.core.risk_types import Decision as RiskDecision
 from sessionward.core.successor import links_after_rotation, successor_of
 from sessionward.errors import (
     AlreadyExists,
-    ConfigError,
     InvalidArgument,
     InvalidToken,
     NotFound,
@@ -58,6 +57,7 @@ from sessionward.errors import (
     UpdateConflict,
     VersionConflict,
 )
+from sessionward.manager._sync.confirming import Confirming
 from sessionward.manager._sync.ending import Ending
 from sessionward.manager._sync.proof import ProofCheck
 from sessionward.manager.risk import Assessment, RiskAssessor
@@ -79,7 +79,7 @@ _compare = hmac.compare_digest
 DataUpdate = Callable[[dict[str, Any]], Mapping[str, Any] | None]
 
 
-class SessionManager(Ending):
+class SessionManager(Ending, Confirming):
     """Issues, validates, rotates and revokes sessions kept in ``store``.
 
     ``policy`` sets lifetimes and renewal, ``clock`` supplies the time (inject a fake one in
@@ -507,33 +507,6 @@ class SessionManager(Ending):
                 return elevated
             record = self._live(session.id, now)
         raise UpdateConflict("elevation kept losing races")
-
-    def confirm(self, token: object, *, context: RequestContext) -> Session:
-        """ "This was me": after a ``RiskChallenge``, once the user has signed in again, the
-        request's context becomes the session's and the user's own, ``auth_time`` becomes now,
-        and the secret is rotated with no grace window (whoever else holds the token is cut
-        off). Returns the session with its new token."""
-        if self._risk is None:
-            raise ConfigError("this manager was given no risk assessor")
-        now = self.clock.now()
-        session_id, secret = tokens.parse(token)
-        record = self._live(session_id, now)
-        for _ in range(_ID_ATTEMPTS):
-            if match_secret(record, secret, now)[0] is not _CURRENT:
-                raise self._rejected("mismatch", record.id, record.user_id, now)
-            if self._admit is not None and not self._admit(record):
-                raise self._rejected("refused", record.id, record.user_id, now)
-            learned = self._risk.confirmed(record, context, now)
-            confirmed = self._rotate_record(
-                record, now, None, grace=False, stored=learned, auth_time=now
-            )
-            if confirmed is not None:
-                self.events.emit(
-                    SessionElevated(record.id, record.user_id, now, auth_level=record.auth_level)
-                )
-                return confirmed
-            record = self._live(session_id, now)
-        raise UpdateConflict("confirmation kept losing races")
 
     def require_recent_auth(
         self, session: Session, *, max_age: float | None = None, min_level: int = 1

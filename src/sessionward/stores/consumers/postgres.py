@@ -2,7 +2,8 @@
 sessions and the event log (default schema ``sessionward``), created on first use under an
 advisory lock.
 
-The pool opens and the tables are created on first use. ``claim`` is one
+The pool opens and the tables are created on first use; each process uses a pool of its own
+(a child of ``fork()`` makes one and leaves the parent's connections alone). ``claim`` is one
 ``UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED)``: deliverers
 on any number of nodes each take different consumers, without waiting on each other.
 """
@@ -25,7 +26,7 @@ from sessionward.errors import (
     StoreError,
     StoreUnavailable,
 )
-from sessionward.stores._postgres_db import LOCK, schema_name
+from sessionward.stores._postgres_db import LOCK, ProcessPool, schema_name
 from sessionward.stores.consumers.base import (
     COLUMNS,
     DELIVERY_COLUMNS,
@@ -95,26 +96,33 @@ class PostgresConsumerStore:
         timeout: float = 5.0,
     ) -> None:
         self._s = schema_name(schema, "a schema name is lowercase letters, digits and _")
-        self._pool = ConnectionPool(
-            conninfo,
-            min_size=1,
-            max_size=max_size,
-            timeout=timeout,
-            open=False,
-            kwargs={"autocommit": True, "connect_timeout": 5},
-        )
+        self._conninfo = conninfo
+        self._max_size = max_size
+        self._timeout = timeout
+        self._pools = ProcessPool(self._new_pool, closed="postgres: the consumer store is closed")
         self._ready = False
         self._opening = threading.Lock()
 
-    def _ensure(self) -> None:
-        """Open the pool and create the tables on first use, so that a service starts while
-        the database is still down (the calls then raise ``StoreUnavailable``)."""
+    def _new_pool(self) -> ConnectionPool[Any]:
+        """This process's pool, opened on its first use (so that a service starts while the
+        database is still down: the calls then raise ``StoreUnavailable``)."""
+        pool: ConnectionPool[Any] = ConnectionPool(
+            self._conninfo,
+            min_size=1,
+            max_size=self._max_size,
+            timeout=self._timeout,
+            open=False,
+            kwargs={"autocommit": True, "connect_timeout": 5},
+        )
+        pool.open(wait=False)
+        return pool
+
+    def _ensure(self, pool: ConnectionPool[Any]) -> None:
+        """Create the tables on first use."""
         with self._opening:
             if self._ready:
                 return
-            if self._pool.closed:
-                self._pool.open(wait=False)
-            with self._pool.connection() as conn, conn.transaction():
+            with pool.connection() as conn, conn.transaction():
                 conn.execute(LOCK, (_LOCK_KEY,))
                 for statement in _CREATE:
                     conn.execute(self._q(statement))
@@ -132,9 +140,10 @@ class PostgresConsumerStore:
     @contextmanager
     def _tx(self) -> Iterator[psycopg.Connection[Any]]:
         try:
+            pool = self._pools.get()
             if not self._ready:
-                self._ensure()
-            with self._pool.connection() as conn, conn.transaction():
+                self._ensure(pool)
+            with pool.connection() as conn, conn.transaction():
                 yield conn
         except StoreError:
             raise
@@ -271,4 +280,6 @@ class PostgresConsumerStore:
         return [delivery_from_row(row) for row in rows]
 
     def close(self) -> None:
-        self._pool.close()
+        pool = self._pools.close()
+        if pool is not None:
+            pool.close()

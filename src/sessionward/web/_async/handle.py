@@ -18,6 +18,7 @@ from sessionward.core.events import RevokeReason
 from sessionward.core.record import Session
 from sessionward.errors import RiskChallenge
 from sessionward.manager._async.manager import AsyncSessionManager
+from sessionward.manager._async.proof import AsyncProofCheck
 from sessionward.web._core import REMEMBER_KEY, AdapterConfig, DataChange, Outcome
 from sessionward.web.mapping import SessionMapping
 
@@ -28,6 +29,7 @@ class AsyncSessionHandle:
     """The request's session (``None`` if none or invalid) and the actions that change it."""
 
     __slots__ = (
+        "_challenged_proof",
         "_challenged_token",
         "_mapping",
         "_session",
@@ -54,6 +56,7 @@ class AsyncSessionHandle:
         proof_jkt: str | None = None,
         challenge: RiskChallenge | None = None,
         challenged_token: str | None = None,
+        challenged_proof: AsyncProofCheck | None = None,
     ) -> None:
         self.manager = manager
         self.config = config
@@ -72,8 +75,10 @@ class AsyncSessionHandle:
         #: (``step_up_paths``) without its session: ``reasons``, ``codes``, ``user_id``. The
         #: session survives; :meth:`confirm` restores it once the user has signed in again.
         self.challenge = challenge
-        # The presented token, kept for ``confirm`` only, and only while challenged.
+        # The presented token and the proof check its validation ran (a key-bound session is
+        # confirmed only with its key's proof), kept for ``confirm`` only, while challenged.
         self._challenged_token = challenged_token if challenge is not None else None
+        self._challenged_proof = challenged_proof if challenge is not None else None
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._session!r}>"
@@ -160,8 +165,9 @@ class AsyncSessionHandle:
         token = self._challenged_token
         if self.challenge is None or token is None:
             raise RuntimeError("no risk challenge on this request")
-        session = await self.manager.confirm(token, context=self.context)
-        self.challenge, self._challenged_token = None, None
+        proof = self._challenged_proof
+        session = await self.manager.confirm(token, context=self.context, proof=proof)
+        self.challenge, self._challenged_token, self._challenged_proof = None, None, None
         return self._adopt(session)
 
     async def _end_challenged(self, user_id: str) -> None:
@@ -173,7 +179,7 @@ class AsyncSessionHandle:
             return
         if challenge.user_id == user_id:
             await self.manager.revoke(challenge.session_id, reason=RevokeReason.NEW_LOGIN)
-        self.challenge, self._challenged_token = None, None
+        self.challenge, self._challenged_token, self._challenged_proof = None, None, None
 
     async def ensure(self) -> Session:
         """The current session, or a new anonymous one (for something to store, such as a

@@ -19,6 +19,7 @@ from sessionward.core.events import RevokeReason
 from sessionward.core.record import Session
 from sessionward.errors import RiskChallenge
 from sessionward.manager._sync.manager import SessionManager
+from sessionward.manager._sync.proof import ProofCheck
 from sessionward.web._core import REMEMBER_KEY, AdapterConfig, DataChange, Outcome
 from sessionward.web.mapping import SessionMapping
 
@@ -29,6 +30,7 @@ class SessionHandle:
     """The request's session (``None`` if none or invalid) and the actions that change it."""
 
     __slots__ = (
+        "_challenged_proof",
         "_challenged_token",
         "_mapping",
         "_session",
@@ -55,6 +57,7 @@ class SessionHandle:
         proof_jkt: str | None = None,
         challenge: RiskChallenge | None = None,
         challenged_token: str | None = None,
+        challenged_proof: ProofCheck | None = None,
     ) -> None:
         self.manager = manager
         self.config = config
@@ -73,8 +76,10 @@ class SessionHandle:
         #: (``step_up_paths``) without its session: ``reasons``, ``codes``, ``user_id``. The
         #: session survives; :meth:`confirm` restores it once the user has signed in again.
         self.challenge = challenge
-        # The presented token, kept for ``confirm`` only, and only while challenged.
+        # The presented token and the proof check its validation ran (a key-bound session is
+        # confirmed only with its key's proof), kept for ``confirm`` only, while challenged.
         self._challenged_token = challenged_token if challenge is not None else None
+        self._challenged_proof = challenged_proof if challenge is not None else None
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._session!r}>"
@@ -161,8 +166,9 @@ class SessionHandle:
         token = self._challenged_token
         if self.challenge is None or token is None:
             raise RuntimeError("no risk challenge on this request")
-        session = self.manager.confirm(token, context=self.context)
-        self.challenge, self._challenged_token = None, None
+        proof = self._challenged_proof
+        session = self.manager.confirm(token, context=self.context, proof=proof)
+        self.challenge, self._challenged_token, self._challenged_proof = None, None, None
         return self._adopt(session)
 
     def _end_challenged(self, user_id: str) -> None:
@@ -174,7 +180,7 @@ class SessionHandle:
             return
         if challenge.user_id == user_id:
             self.manager.revoke(challenge.session_id, reason=RevokeReason.NEW_LOGIN)
-        self.challenge, self._challenged_token = None, None
+        self.challenge, self._challenged_token, self._challenged_proof = None, None, None
 
     def ensure(self) -> Session:
         """The current session, or a new anonymous one (for something to store, such as a
