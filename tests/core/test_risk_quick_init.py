@@ -4,7 +4,6 @@ dataclass's own."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 import pytest
 
@@ -19,7 +18,7 @@ class Plain:
     c: tuple[int, ...] = ()
 
 
-Quick: Any = quick_init(
+Quick = quick_init(
     dataclasses.make_dataclass(
         "Quick", [("a", int), ("b", str, "b"), ("c", tuple[int, ...], ())], frozen=True, slots=True
     )
@@ -30,7 +29,7 @@ Quick: Any = quick_init(
     ("args", "kwargs"), [((1,), {}), ((1, "x"), {}), ((1,), {"c": (2,)}), ((), {"a": 3, "b": ""})]
 )
 def test_quick_init_takes_the_same_arguments_and_keeps_the_same_values(
-    args: tuple[Any, ...], kwargs: dict[str, Any]
+    args: tuple[object, ...], kwargs: dict[str, object]
 ) -> None:
     plain, quick = Plain(*args, **kwargs), Quick(*args, **kwargs)
     assert dataclasses.astuple(plain) == dataclasses.astuple(quick)
@@ -38,7 +37,7 @@ def test_quick_init_takes_the_same_arguments_and_keeps_the_same_values(
     with pytest.raises(TypeError):
         Quick()
     with pytest.raises(dataclasses.FrozenInstanceError):
-        quick.a = 2
+        quick.a = 2  # type: ignore[misc]
 
 
 def test_the_engine_values_use_it_and_post_init_still_runs() -> None:
