@@ -45,7 +45,6 @@ from sessionward.core.risk_types import (
     Signal,
     Signals,
     Verdict,
-    quick_init,
 )
 
 __all__ = [
@@ -71,7 +70,6 @@ __all__ = [
 ]
 
 
-@quick_init
 @dataclass(frozen=True, slots=True)
 class SeenNetwork:
     """A network the session used: first and last use, and the score it arrived with."""
@@ -85,7 +83,6 @@ class SeenNetwork:
 _NO_INDEX = NetworkIndex({}, (), frozenset(), frozenset())
 
 
-@quick_init
 @dataclass(frozen=True, slots=True)
 class SessionRisk:
     """A session's bounded history: its recent networks (latest last), the signals it has

@@ -5,10 +5,8 @@ Immutable and typed; :mod:`sessionward.core.risk` re-exports them.
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 from dataclasses import dataclass
-from typing import Any, TypeVar
 
 __all__ = [
     "Browser",
@@ -72,36 +70,7 @@ class Signal(enum.StrEnum):
 #: Each reason code's group of evidence (what :attr:`Signal.group` answers).
 GROUPS = {signal: signal.value.partition(".")[0] for signal in Signal}
 
-T = TypeVar("T")
 
-
-def quick_init(cls: type[T]) -> type[T]:
-    """Give a frozen, slotted dataclass an ``__init__`` that stores each field through its
-    slot rather than through ``object.__setattr__``: the same parameters, defaults and
-    ``__post_init__``, in about 60% of the time. The engine builds several of these values
-    on every request whose context changed."""
-    fields = dataclasses.fields(cls)  # type: ignore[arg-type]
-    if any(not f.init or f.kw_only or f.default_factory is not dataclasses.MISSING for f in fields):
-        return cls  # not needed by the engine's values: keep the generated one
-    names = [f.name for f in fields]
-    scope: dict[str, Any] = {f"_set_{n}": getattr(cls, n).__set__ for n in names}
-    scope.update({f"_default_{f.name}": f.default for f in fields})
-    params = [
-        n if f.default is dataclasses.MISSING else f"{n}=_default_{n}"
-        for n, f in zip(names, fields, strict=True)
-    ]
-    body = [f"    _set_{n}(self, {n})" for n in names]
-    if hasattr(cls, "__post_init__"):
-        body.append("    self.__post_init__()")
-    source = f"def __init__(self, {', '.join(params)}):\n" + "\n".join(body)
-    exec(source, scope)  # noqa: S102 (built from the class's own field names)
-    init = scope["__init__"]
-    init.__qualname__ = f"{cls.__qualname__}.__init__"
-    type.__setattr__(cls, "__init__", init)
-    return cls
-
-
-@quick_init
 @dataclass(frozen=True, slots=True)
 class Network:
     """Where a request came from, enriched: ``prefix`` is the /24 (IPv4) or /48 (IPv6),
@@ -114,7 +83,6 @@ class Network:
     kind: str = ""
 
 
-@quick_init
 @dataclass(frozen=True, slots=True)
 class Browser:
     """The parsed user agent: browser family and major version, system family and major
@@ -127,7 +95,6 @@ class Browser:
     device: str = ""
 
 
-@quick_init
 @dataclass(frozen=True, slots=True)
 class Signals:
     """A request's context without its time: what the engine compares."""
@@ -140,7 +107,6 @@ class Signals:
     platform_mismatch: bool = False  # the client hint contradicts the user agent
 
 
-@quick_init
 @dataclass(frozen=True, slots=True)
 class Observation:
     """One request: its signals, its time (from the injected clock) and whether it presented
@@ -151,7 +117,6 @@ class Observation:
     previous_secret: bool = False
 
 
-@quick_init
 @dataclass(frozen=True, slots=True)
 class Reason:
     """One piece of evidence: a code, its weight (log likelihood ratio) and a sentence."""
@@ -165,7 +130,6 @@ class Reason:
         return self.signal.group
 
 
-@quick_init
 @dataclass(frozen=True, slots=True)
 class Verdict:
     """The decision, the score (the sum of the weights) and the reasons, heaviest first."""
