@@ -101,7 +101,8 @@ class NetworkIndex:
         self.countries = countries  # one per network remembered: repeats count
         self.owners = owners  # (country, AS name)
         self.prefixes = prefixes  # (AS name, prefix)
-        self._reasons: dict[Network, tuple[_Stamp, tuple[Reason, ...]]] = {}
+        # By prefix (its hash is kept by the string; a Network's is computed on each use).
+        self._reasons: dict[str, tuple[_Stamp, Network, tuple[Reason, ...]]] = {}
         self._upper: dict[tuple[Path, str], tuple[_Stamp, _Upper]] = {}
         self._kinds: dict[str, tuple[_Stamp, _Kind]] = {}
 
@@ -130,9 +131,9 @@ class NetworkIndex:
         """The network reasons of a request from ``net`` (a phone going back and forth
         between Wi-Fi and its carrier asks the same question again: answered once)."""
         stamp = (user.serial, pop.serial, policy)
-        known = self._reasons.get(net)
-        if known is not None and known[0] == stamp:
-            return known[1]
+        known = self._reasons.get(net.prefix)
+        if known is not None and known[0] == stamp and (known[1] is net or known[1] == net):
+            return known[2]
         path = network_path(net)
         top = self._kind(net.kind, stamp, user, pop, policy)
         name = (path[:3], net.asn)
@@ -142,7 +143,10 @@ class NetworkIndex:
         else:
             up = _keep(self._upper, name, stamp, self._depths(net, path, top, user, pop, policy))
         reasons = self._prefix(net, path, top, up, user, policy)
-        return _keep(self._reasons, net, stamp, reasons)
+        if len(self._reasons) >= _MEMO_SIZE:
+            self._reasons.clear()
+        self._reasons[net.prefix] = stamp, net, reasons
+        return reasons
 
     def _kind(
         self, kind: str, stamp: _Stamp, user: UserRisk, pop: Population, policy: RiskPolicy
@@ -223,12 +227,11 @@ class NetworkIndex:
         policy: RiskPolicy,
     ) -> tuple[Reason, ...]:
         """Depth 4: the session's own prefixes of this network in front, else the user's."""
-        parent, prior = path[:3], 1.0 / policy.prefixes_vocabulary
-        here = self.tree.get(parent, ())
+        prior, here = 1.0 / policy.prefixes_vocabulary, self.tree.get(path[:3], ())
         share = 1.0 / len(here) if path in here else 0.0
         first_new = up.first_new or (0 if share else 4)
         if first_new:
-            total, distinct = user.total(parent)
+            total, distinct = user.total(path[:3])
             likely = max(smoothed(user.weight(path), total, distinct, prior), prior * top.floor)
             if first_new == 4:
                 likely *= top.moves[2]

@@ -108,6 +108,8 @@ _loaded: list[_GeoIP2Fast] = []
 def _database() -> _GeoIP2Fast:
     # geoip2fast keeps its tables in module globals, so one copy per process; loading takes
     # a fraction of a second and is done once, under a lock, on first use.
+    if _loaded:
+        return _loaded[0]
     with _lock:
         if not _loaded:
             from geoip2fast import GeoIP2Fast
@@ -149,20 +151,22 @@ def geoip2fast_block(address: str) -> tuple[str, str, int, int]:
 _V6_OFFSET = 1 << 32
 
 
+_V4_SIZES = {str(bits): 1 << (32 - bits) for bits in range(33)}
+
+
 def _span(cidr: str) -> tuple[int, int] | None:
     """First and last address numbers (see :func:`address_number`) of ``a.b.c.d/n``."""
     address, _, length = cidr.partition("/")
-    if length.isdigit() and address.count(".") == 3 and ":" not in address:
+    size = _V4_SIZES.get(length)
+    if size is not None and ":" not in address:
         try:  # IPv4, the common case: no wider checks needed
-            packed, bits = socket.inet_pton(socket.AF_INET, address), int(length)
-        except (OSError, ValueError):
+            start = int.from_bytes(socket.inet_pton(socket.AF_INET, address), "big")
+        except OSError:
             return None
-        if bits > 32:
-            return None
-        size = 1 << (32 - bits)
-        start = int.from_bytes(packed, "big")
         start -= start % size
         return start, start + size - 1
+    if not length.isdigit():
+        return None
     try:
         start, bits = address_number(address), int(length)
     except (OSError, ValueError):
@@ -199,8 +203,10 @@ def locate(address: str | None) -> tuple[str, str, int] | None:
             packed = socket.inet_pton(socket.AF_INET, address)
         except OSError:
             return None
-        normal = socket.inet_ntop(socket.AF_INET, packed)
-        return f"{normal.rpartition('.')[0]}.0/{_V4_PREFIX}", normal, int.from_bytes(packed, "big")
+        # inet_pton takes four decimal numbers without leading zeros and nothing else: an
+        # address it takes is in normal form already.
+        prefix = f"{address.rpartition('.')[0]}.0/{_V4_PREFIX}"
+        return prefix, address, int.from_bytes(packed, "big")
     parts = split(address)
     return (parts[0], parts[1], address_number(parts[1])) if parts is not None else None
 
