@@ -31,7 +31,6 @@ import hashlib
 import hmac
 import json
 import math
-import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -62,7 +61,6 @@ METHODS: Final = ("dbsc", "webcrypto", "dpop")
 _COOKIES_KEPT: Final = 2
 _VERIFIER_BYTES: Final = tokens.VERIFIER_BYTES
 _b2a: Final = binascii.b2a_base64
-_urandom: Final = os.urandom  # what ``secrets.token_bytes`` calls, minus its frame
 _URLSAFE: Final = bytes.maketrans(b"+/", b"-_")
 
 
@@ -492,7 +490,7 @@ def refresh_step(parts: list[str], jti: str | None, now: float, policy: BindingP
                 live.append(item)
     # One CSPRNG call and one encoding: 24 bytes of challenge (32 characters), then 32 of
     # cookie (43 characters, the padding ``=`` left out).
-    fresh = _b2a(_urandom(56), newline=False).translate(_URLSAFE).decode()
+    fresh = _b2a(secrets.token_bytes(56), newline=False).translate(_URLSAFE).decode()
     challenge, second = fresh[:32], int(now)
     live.append(f"{challenge}:{second}")
     if len(live) > policy.max_challenges:
