@@ -11,7 +11,6 @@ the source; ``sessionward.manager._sync.confirming`` is generated from it.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -32,11 +31,9 @@ _ATTEMPTS = 4
 
 
 def key_bound(record: SessionRecord) -> bool:
-    """Whether ``record``'s session is bound to a key (DBSC, the page script or DPoP)."""
-    if states.MARK not in record.data:  # the common case: no JSON parse
-        return False
-    state = states.state_of(json.loads(record.data))
-    return state is not None and state["state"] == "bound"
+    """Whether ``record``'s session is bound to a key (DBSC, the page script or DPoP); a
+    damaged bound state counts as bound, so it is confirmed only with a proof."""
+    return states.bound_fields(record.data) is not None
 
 
 class Confirming:
