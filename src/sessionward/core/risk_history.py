@@ -104,7 +104,16 @@ class UserRisk:
     :meth:`add` returns a new summary.
     """
 
-    __slots__ = ("_sizes", "_spread", "_totals", "moves", "serial", "tallies", "updated")
+    __slots__ = (
+        "_sizes",
+        "_spread",
+        "_totals",
+        "latest",
+        "moves",
+        "serial",
+        "tallies",
+        "updated",
+    )
 
     def __init__(
         self,
@@ -119,6 +128,8 @@ class UserRisk:
         self.moves = _bounded_moves(moves)
         self._spread: dict[Path, float] = {}
         self.serial = next(_SERIALS)  # tells this summary from any other, for caches
+        #: When it last learned a value (0: never): of two copies, the later knows more.
+        self.latest = max((t.last for t in self.tallies.values()), default=0.0)
         self._totals = _totals(self.tallies)
         self._sizes = _sizes(self.tallies)
 
@@ -173,7 +184,8 @@ class UserRisk:
         moves = self.moves
         if 1 <= moved <= 4:
             moves = _bounded_moves(tuple(m + (d == moved) for d, m in enumerate(moves, 1)))
-        return UserRisk._made(out, self.updated if fresh else now, totals, sizes, moves)
+        latest = max(self.latest, now)
+        return UserRisk._made(out, self.updated if fresh else now, totals, sizes, moves, latest)
 
     def spread(self, parent: Path) -> float:
         """How likely two of this user's sessions differ just below ``parent``: one minus
@@ -206,6 +218,7 @@ class UserRisk:
         totals: dict[Path, tuple[float, int]] | None,
         sizes: list[int],
         moves: tuple[float, ...],
+        latest: float,
     ) -> UserRisk:
         made = cls.__new__(cls)
         made.tallies = MappingProxyType(tallies)
@@ -213,6 +226,7 @@ class UserRisk:
         made.moves = moves
         made._spread = {}
         made.serial = next(_SERIALS)
+        made.latest = latest
         made._totals = totals if totals is not None else _totals(tallies)
         made._sizes = sizes
         return made

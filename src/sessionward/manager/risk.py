@@ -8,9 +8,17 @@ What a session record keeps (its ``context`` field, JSON): the engine's session 
 (networks as prefix, owner, country and kind; the parsed browser; the first language range;
 the platform hint; the device signal), the user's history across sessions as it stood when
 the session last wrote, and the last few decisions that were not a plain allow, with their
-reasons. No address and no user-agent string. A new login takes the user's history from
-their most recently active session, so it lives as long as the user has a live session;
-logging out of every session starts it afresh.
+reasons. No address and no user-agent string.
+
+The user's history belongs to the user, not to one session: what one session learns (a
+network allowed or confirmed) counts for the user's other sessions at once. Each process
+keeps the newest copy per user in memory; the store keeps one internal record per user
+(:func:`user_record_id`, ``history_retention`` after its last write), written at sign-in, at a
+confirmation and with a session's periodic write when the copy in memory has learned
+something since. A sign-in starts from that record; before a request is challenged, the
+record is read again, so no process challenges a request that the user's newest history,
+wherever it was learned, would allow. Ending every session of the user
+(``revoke_user``) deletes it.
 
 Writes are throttled: the history is written only with the manager's own periodic write
 (``touch_interval``) or a rotation, never because the context changed, so neither a thief nor
@@ -23,14 +31,17 @@ This module does no I/O: the manager reads and writes; the assessor scores and s
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
+from sessionward.core import token as tokens
 from sessionward.core.context import RequestContext
 from sessionward.core.decision import Risk
 from sessionward.core.events import RiskAssessed
-from sessionward.core.record import SessionRecord
+from sessionward.core.jose import b64encode
+from sessionward.core.record import SessionRecord, internal_record
 from sessionward.core.risk import (
     LOGIN,
     Decision,
@@ -53,12 +64,33 @@ from sessionward.errors import RiskChallenge, RiskRevoked
 if TYPE_CHECKING:
     from sessionward.risk import Enricher
 
-__all__ = ["Assessment", "RiskAssessor", "RiskState", "decisions_of"]
+__all__ = ["Assessment", "RiskAssessor", "RiskState", "decisions_of", "user_record_id"]
 
 _KEPT_DECISIONS = 8
 _Found = TypeVar("_Found", RiskChallenge, RiskRevoked)
 _MEMO_SIZE = 4096
 _RISKS = {Decision.STEP_UP: Risk.STEP_UP, Decision.REVOKE: Risk.REVOKE}
+_CHALLENGES = frozenset(_RISKS)
+_USER_KEY = "sessionward.risk_user"
+
+
+def user_record_id(user_id: str) -> str:
+    """The id of the internal record that holds ``user_id``'s risk history: in the session
+    id alphabet and length, in a namespace of its own."""
+    digest = hashlib.sha256(f"sessionward risk-user\x00{user_id}".encode())
+    return b64encode(digest.digest()[: tokens.ID_BYTES])
+
+
+def _stored_user(record: SessionRecord | None, now: float) -> UserRisk | None:
+    """The history a live user record holds (``None`` for a missing, expired, foreign or
+    damaged one)."""
+    if record is None or record.expires_at <= now or not record.is_internal:
+        return None
+    try:
+        found = json.loads(record.data).get(_USER_KEY)
+    except (ValueError, AttributeError):
+        return None
+    return UserRisk.from_json(found) if isinstance(found, dict) else None
 
 
 class RiskState(NamedTuple):
@@ -70,11 +102,18 @@ class RiskState(NamedTuple):
 
 
 class Assessment(NamedTuple):
-    """One request's verdict and the session's history after it."""
+    """One request's verdict and the session's history after it (``before``: the history
+    it was scored against)."""
 
     verdict: Verdict
     state: RiskState
     observation: Observation
+    before: RiskState | None = None
+
+    @property
+    def challenging(self) -> bool:
+        """Whether the verdict is a step-up or a revoke."""
+        return self.verdict.decision in _CHALLENGES
 
     def event(self, record: SessionRecord, now: float) -> RiskAssessed:
         """The event that reports this verdict (reason sentences, never an address)."""
@@ -163,23 +202,37 @@ class RiskAssessor:
         self._refresh = max(1, population_refresh)
         self._logins = 0
         self._memo: dict[tuple[str, str], RiskState] = {}
+        self._users: dict[str, UserRisk] = {}  # each user's newest history in this process
+        self._saved: dict[str, float] = {}  # the ``latest`` of each user's record as written
 
     # -- at login ---------------------------------------------------------------------------
 
     def login(
-        self, context: RequestContext | None, now: float, others: Iterable[SessionRecord]
+        self,
+        context: RequestContext | None,
+        now: float,
+        others: Iterable[SessionRecord],
+        stored: SessionRecord | None = None,
+        user_id: str | None = None,
     ) -> str:
-        """The ``context`` field of a new session signed in with ``context``; the user's
-        history comes from the most recently active of ``others`` (their live sessions)."""
+        """The ``context`` field of a new session of ``user_id`` signed in with ``context``;
+        the user's history is the newest of their record (``stored``, see
+        :func:`user_record_id`), this process's copy and the most recently active of
+        ``others`` (their live sessions, written before the user record existed)."""
         if context is None:
             return ""
         obs = self.enricher.observe(context, now)
-        user = UserRisk()
+        user = _stored_user(stored, now) or UserRisk()
         newest = max(others, key=lambda r: r.last_seen, default=None)
         if newest is not None:
             state = self._state(newest)
-            user = state.user if state is not None else user
+            if state is not None and state.user.latest > user.latest:
+                user = state.user
+        if user_id is not None:
+            user = self._freshest(user_id, user)
         user = remember(user, None, obs, self.policy)
+        if user_id is not None:
+            self._users[user_id] = user
         self._counter.add(network_path(obs.signals.network))
         self._logins += 1
         if self._logins % self._refresh == 0 or self._logins == 1:
@@ -203,23 +256,58 @@ class RiskAssessor:
         if state is None:
             # No history this engine can read (a session from before scoring was turned on):
             # this request starts it, as a login would.
-            state = RiskState(begin(obs), remember(UserRisk(), None, obs, self.policy))
+            user = UserRisk()
+            if record.user_id is not None:
+                user = self._freshest(record.user_id, user)
+            state = RiskState(begin(obs), remember(user, None, obs, self.policy))
+            if record.user_id is not None:
+                self._users[record.user_id] = state.user
             after = Assessment(LOGIN, state, obs)
         else:
-            verdict = assess(obs, state.session, state.user, self._population, self.policy)
             user = state.user
-            if verdict.decision is Decision.ALLOW:
-                depth = novelty(state.session, obs.signals.network)
-                if depth:
-                    self._counter.moved(depth)
-                    user = remember(user, state.session, obs, self.policy)
-            decisions = state.decisions
-            if verdict.decision is not Decision.ALLOW:
-                decisions = (*decisions, _summary(verdict, now))[-_KEPT_DECISIONS:]
-            learned = learn(state.session, obs, verdict, self.policy)
-            after = Assessment(verdict, RiskState(learned, user, decisions), obs)
+            if record.user_id is not None:
+                user = self._freshest(record.user_id, user)
+            after = self._scored(record, state, user, obs, now)
         self._keep(record, after.state)
         return after
+
+    def reconsider(
+        self, record: SessionRecord, scored: Assessment, stored: SessionRecord | None, now: float
+    ) -> Assessment:
+        """``scored`` (a challenge) scored again against the user's record as the store holds
+        it (``stored``, see :func:`user_record_id`), if that knows more than the history it
+        was scored against: another process may have learned what this one has not."""
+        before, user = scored.before, _stored_user(stored, now)
+        if before is None or user is None or user.latest <= before.user.latest:
+            return scored
+        if record.user_id is not None:
+            user = self._freshest(record.user_id, user)
+        after = self._scored(record, before, user, scored.observation, now)
+        self._keep(record, after.state)
+        return after
+
+    def _scored(
+        self,
+        record: SessionRecord,
+        state: RiskState,
+        user: UserRisk,
+        obs: Observation,
+        now: float,
+    ) -> Assessment:
+        verdict = assess(obs, state.session, user, self._population, self.policy)
+        before = RiskState(state.session, user, state.decisions)
+        if verdict.decision is Decision.ALLOW:
+            depth = novelty(state.session, obs.signals.network)
+            if depth:
+                self._counter.moved(depth)
+                user = remember(user, state.session, obs, self.policy)
+                if record.user_id is not None:
+                    self._users[record.user_id] = user
+        decisions = state.decisions
+        if verdict.decision is not Decision.ALLOW:
+            decisions = (*decisions, _summary(verdict, now))[-_KEPT_DECISIONS:]
+        learned = learn(state.session, obs, verdict, self.policy)
+        return Assessment(verdict, RiskState(learned, user, decisions), obs, before)
 
     def confirmed(self, record: SessionRecord, context: RequestContext, now: float) -> str:
         """The ``context`` field after the owner confirmed this request's context (signed in
@@ -228,7 +316,11 @@ class RiskAssessor:
         state = self._state(record)
         if state is None:
             return self.dump(RiskState(begin(obs), remember(UserRisk(), None, obs, self.policy)))
-        user = remember(state.user, state.session, obs, self.policy)
+        user = state.user
+        if record.user_id is not None:
+            user = self._users.get(record.user_id, user)
+            user = user if user.latest >= state.user.latest else state.user
+        user = remember(user, state.session, obs, self.policy)
         # Shown with the decisions: the step-up was answered by the owner.
         mark = {"t": now, "decision": "confirmed", "score": None, "reasons": []}
         decisions = (*state.decisions, mark)[-_KEPT_DECISIONS:]
@@ -249,6 +341,66 @@ class RiskAssessor:
             },
             separators=(",", ":"),
         )
+
+    # -- the user's record ------------------------------------------------------------------
+
+    def user_record(
+        self, user_id: str, stored: SessionRecord | None, now: float
+    ) -> SessionRecord | None:
+        """The user's record to write now (a new version of ``stored``, or a first one), or
+        ``None`` when this process's copy of the history has learned nothing that the record
+        (as last written from here) or ``stored`` lacks."""
+        user = self._users.get(user_id)
+        if user is None or not self.unsaved(user_id):
+            return None
+        held = _stored_user(stored, now)
+        if held is not None and held.latest >= user.latest:
+            self._saved[user_id] = held.latest
+            return None
+        data = json.dumps({_USER_KEY: user.to_json()}, separators=(",", ":"))
+        until = now + self.policy.history_retention
+        version = 1 if stored is None else stored.version + 1
+        return internal_record(user_record_id(user_id), data, until, now, version)
+
+    def adopt(self, user_id: str, stored: str) -> None:
+        """The user's history in ``stored`` (a ``context`` field this assessor made, now
+        written: a confirmation) becomes this process's copy, if it is the newest."""
+        try:
+            found = json.loads(stored).get("user")
+        except (ValueError, AttributeError):
+            return
+        if isinstance(found, dict):
+            self._freshest(user_id, UserRisk.from_json(found))
+
+    def unsaved(self, user_id: str) -> bool:
+        """Whether this process's copy of the user's history learned something it has not
+        written (a dictionary lookup: called with every periodic write)."""
+        user = self._users.get(user_id)
+        return user is not None and user.latest > self._saved.get(user_id, 0.0)
+
+    def user_saved(self, user_id: str, record: SessionRecord) -> None:
+        """``record`` (from :meth:`user_record`) is in the store."""
+        user = _stored_user(record, record.created_at)
+        if user is not None:
+            self._saved[user_id] = user.latest
+
+    def forget_user(self, user_id: str) -> None:
+        """Drop this process's copy of the user's history (their record was deleted)."""
+        self._users.pop(user_id, None)
+        self._saved.pop(user_id, None)
+
+    def _freshest(self, user_id: str, user: UserRisk) -> UserRisk:
+        """Of ``user`` and this process's copy of the user's history, the one that learned
+        last; kept as this process's copy."""
+        users = self._users
+        held = users.get(user_id)
+        if held is not None and held.latest >= user.latest:
+            return held
+        if len(users) >= _MEMO_SIZE:
+            users.clear()
+            self._saved.clear()
+        users[user_id] = user
+        return user
 
     # -- memory -----------------------------------------------------------------------------
 

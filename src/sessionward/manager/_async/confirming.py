@@ -63,6 +63,10 @@ class AsyncConfirming:
             self, reason: str, session_id: str, user_id: str | None, now: float
         ) -> InvalidToken: ...
 
+        async def _save_user_history(
+            self, user_id: str | None, now: float, *, after_commit: bool = False
+        ) -> None: ...
+
     async def confirm(
         self,
         token: object,
@@ -94,6 +98,9 @@ class AsyncConfirming:
                 record, now, None, grace=False, stored=learned, auth_time=now
             )
             if confirmed is not None:
+                if record.user_id is not None:  # what was confirmed is the user's own now
+                    self._risk.adopt(record.user_id, learned)
+                    await self._save_user_history(record.user_id, now, after_commit=True)
                 self.events.emit(
                     SessionElevated(record.id, record.user_id, now, auth_level=record.auth_level)
                 )

@@ -59,6 +59,7 @@ from sessionward.errors import (
 from sessionward.manager._async.confirming import AsyncConfirming
 from sessionward.manager._async.ending import AsyncEnding
 from sessionward.manager._async.proof import AsyncProofCheck
+from sessionward.manager._async.remembering import AsyncRemembering
 from sessionward.manager.risk import Assessment, RiskAssessor
 from sessionward.stores._async.base import AsyncStore, AsyncUserIndex, UserCap
 from sessionward.stores.locality import MAX_LOCALITY_BYTES, Locality
@@ -78,7 +79,7 @@ _compare = hmac.compare_digest
 DataUpdate = Callable[[dict[str, Any]], Mapping[str, Any] | None]
 
 
-class AsyncSessionManager(AsyncEnding, AsyncConfirming):
+class AsyncSessionManager(AsyncEnding, AsyncConfirming, AsyncRemembering):
     """Issues, validates, rotates and revokes sessions kept in ``store``.
 
     ``policy`` sets lifetimes and renewal, ``clock`` supplies the time (inject a fake one in
@@ -160,7 +161,10 @@ class AsyncSessionManager(AsyncEnding, AsyncConfirming):
             history = self._history("", context, now)
         else:
             others = await self.list_user(user_id) if user_id and self._index else []
-            history = self._risk.login(context, now, (o.record for o in others))
+            stored = await self._user_history(user_id)
+            history = self._risk.login(context, now, (o.record for o in others), stored, user_id)
+            if user_id is not None:
+                await self._write_user_history(self._risk, user_id, now, stored)
         cap = self._cap(user_id, now)
         replaced_first = False
         if previous is not None and cap is not None and previous.user_id == user_id:
@@ -270,6 +274,8 @@ class AsyncSessionManager(AsyncEnding, AsyncConfirming):
             scored, risk = None, self._risk
             if risk and context and record.user_id and decision.action in _SCORED:
                 scored = risk.assess(record, context, now, previous_secret=match is not _CURRENT)
+                if scored.challenging:  # unless the user's newest history says otherwise
+                    scored = await self._reconsidered(risk, record, scored, now)
                 if scored.verdict.decision is not _RISK_ALLOW:
                     self.events.emit(scored.event(record, now))
                     decision = decide(record, now, self.policy, match, risk=scored.risk)
@@ -364,6 +370,8 @@ class AsyncSessionManager(AsyncEnding, AsyncConfirming):
         touch: bool,
     ) -> Session:
         history = record.context  # scored history rides on the periodic write only
+        if touch and self._risk is not None:
+            await self._save_user_history(record.user_id, now)
         if touch or self._risk is None:
             history = self._context_after(record, context, now)
         expires_at = idle_deadline(now, record.absolute_expires_at, self.policy)

@@ -6,6 +6,8 @@ twin is generated from it. ``SessionManager`` inherits it.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from sessionward.clock import Clock
 from sessionward.core.events import (
     AllSessionsRevoked,
@@ -30,6 +32,10 @@ class Ending:
     events: EventBus
     _index: UserIndex | None
 
+    if TYPE_CHECKING:
+
+        def _forget_user_history(self, user_id: str) -> None: ...
+
     # -- ending -----------------------------------------------------------------------------
 
     def revoke(self, session: Session | str, *, reason: str = RevokeReason.LOGOUT) -> bool:
@@ -49,10 +55,14 @@ class Ending:
         reason: str = RevokeReason.LOGOUT_EVERYWHERE,
     ) -> int:
         """End every session of ``user_id`` (logout everywhere, account disabled, password
-        change), optionally keeping the current one. Returns how many ended."""
+        change), optionally keeping the current one. Returns how many ended. Without
+        ``keep``, the user's risk history goes too: the next sign-in starts afresh, so that
+        nothing a thief's allowed requests taught it survives."""
         check_user_id(user_id)
         keep_id = None if keep is None else session_id_of(keep)
         deleted = self._user_index().delete_user(user_id, keep=keep_id)
+        if keep_id is None:
+            self._forget_user_history(user_id)
         now = self.clock.now()
         for session_id in deleted:
             self._emit_revoked(session_id, user_id, now, reason)

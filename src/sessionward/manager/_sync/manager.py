@@ -60,6 +60,7 @@ from sessionward.errors import (
 from sessionward.manager._sync.confirming import Confirming
 from sessionward.manager._sync.ending import Ending
 from sessionward.manager._sync.proof import ProofCheck
+from sessionward.manager._sync.remembering import Remembering
 from sessionward.manager.risk import Assessment, RiskAssessor
 from sessionward.stores._sync.base import Store, UserIndex, UserCap
 from sessionward.stores.locality import MAX_LOCALITY_BYTES, Locality
@@ -79,7 +80,7 @@ _compare = hmac.compare_digest
 DataUpdate = Callable[[dict[str, Any]], Mapping[str, Any] | None]
 
 
-class SessionManager(Ending, Confirming):
+class SessionManager(Ending, Confirming, Remembering):
     """Issues, validates, rotates and revokes sessions kept in ``store``.
 
     ``policy`` sets lifetimes and renewal, ``clock`` supplies the time (inject a fake one in
@@ -161,7 +162,10 @@ class SessionManager(Ending, Confirming):
             history = self._history("", context, now)
         else:
             others = self.list_user(user_id) if user_id and self._index else []
-            history = self._risk.login(context, now, (o.record for o in others))
+            stored = self._user_history(user_id)
+            history = self._risk.login(context, now, (o.record for o in others), stored, user_id)
+            if user_id is not None:
+                self._write_user_history(self._risk, user_id, now, stored)
         cap = self._cap(user_id, now)
         replaced_first = False
         if previous is not None and cap is not None and previous.user_id == user_id:
@@ -271,6 +275,8 @@ class SessionManager(Ending, Confirming):
             scored, risk = None, self._risk
             if risk and context and record.user_id and decision.action in _SCORED:
                 scored = risk.assess(record, context, now, previous_secret=match is not _CURRENT)
+                if scored.challenging:  # unless the user's newest history says otherwise
+                    scored = self._reconsidered(risk, record, scored, now)
                 if scored.verdict.decision is not _RISK_ALLOW:
                     self.events.emit(scored.event(record, now))
                     decision = decide(record, now, self.policy, match, risk=scored.risk)
@@ -365,6 +371,8 @@ class SessionManager(Ending, Confirming):
         touch: bool,
     ) -> Session:
         history = record.context  # scored history rides on the periodic write only
+        if touch and self._risk is not None:
+            self._save_user_history(record.user_id, now)
         if touch or self._risk is None:
             history = self._context_after(record, context, now)
         expires_at = idle_deadline(now, record.absolute_expires_at, self.policy)
