@@ -135,7 +135,9 @@ def test_the_owner_confirms_with_a_live_bound_cookie(served: tuple[str, FakeCloc
     # the long-lived cookie alone: pending, so never scored, challenged or confirmed
     thief = Browserish(base)
     thief.token = token
-    assert thief.post("/login", headers=ABROAD).json() == {"confirmed": False}  # no challenge
+    probe = thief.get("/me", headers=ABROAD)  # no challenge, and no session served
+    assert probe.status_code == 200
+    assert probe.json() == {"user": None}
     # the owner abroad, with a live bound cookie: challenged, then "this was me"
     assert alice.get("/me", headers=ABROAD).status_code == 401
     confirmed = alice.post("/login", headers=ABROAD)

@@ -100,9 +100,7 @@ def raw(server: RedisServer) -> Iterator[redis.Redis]:
     client.close()
 
 
-def store_on(
-    url: str, clock: FakeClock, offset: float | None = None, **options: Any
-) -> RedisStore:
+def store_on(url: str, clock: FakeClock, offset: float | None = None, **options: Any) -> RedisStore:
     """A store whose TTLs run in real time from the fake clock's present."""
     if offset is None:
         offset = time.time() - clock.now()

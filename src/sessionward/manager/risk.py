@@ -354,7 +354,10 @@ class RiskAssessor:
         if user is None or not self.unsaved(user_id):
             return None
         held = _stored_user(stored, now)
-        if held is not None and held.latest >= user.latest:
+        if held is not None and (
+            held.latest > user.latest
+            or (held.latest == user.latest and held.tallies == user.tallies)
+        ):
             self._saved[user_id] = held.latest
             return None
         data = json.dumps({_USER_KEY: user.to_json()}, separators=(",", ":"))

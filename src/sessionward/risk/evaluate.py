@@ -4,9 +4,10 @@ Replay runs every event of every session in time order across the whole file, as
 would see them: each session keeps its history, each user's history grows across sessions,
 and the population counts every login. It plays what ``manager.risk.RiskAssessor`` does in
 one process: the user's history is one, shared by all their sessions at once and kept after
-they end (nothing in a trace calls ``revoke_user``, which would forget it). The first event of a session is its login (allowed,
-and learned); a revoked session answers ``revoke`` to everything after. The engine sees the
-request context and its time only: never ``actor`` or ``attack``.
+they end (nothing in a trace calls ``revoke_user``, which would forget it). The first event
+of a session is its login (allowed, and learned); a revoked session answers ``revoke`` to
+everything after. The engine sees the request context and its time only: never ``actor`` or
+``attack``.
 
 A step-up asks the requester to sign in again. The owner can, and the context they confirmed
 is then learned, as the manager does after a successful step-up; an attacker cannot. This is

@@ -208,7 +208,7 @@ async def live_sessions(store: object, now: float) -> tuple[list[Session], bool]
 
 def _options(choices: Mapping[str, str], chosen: str) -> str:
     return "".join(
-        f'<option value={attr(key)}{" selected" if key == chosen else ""}>{esc(label)}</option>'
+        f"<option value={attr(key)}{' selected' if key == chosen else ''}>{esc(label)}</option>"
         for key, label in choices.items()
     )
 

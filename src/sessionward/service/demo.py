@@ -219,9 +219,13 @@ class Shop:
             " of the most common passwords, and not your user name or the shop's name with a"
             " few characters added."
         )
-        body = _error(error) + _account_form(
-            f"{ROOT}/register", csrf, "Create account", "new-password", name=name, rule=rule
-        ) + f'<p>Already have an account? <a href="{ROOT}/login">Sign in</a>.</p>'
+        body = (
+            _error(error)
+            + _account_form(
+                f"{ROOT}/register", csrf, "Create account", "new-password", name=name, rule=rule
+            )
+            + f'<p>Already have an account? <a href="{ROOT}/login">Sign in</a>.</p>'
+        )
         return (await self.page(request, "Register")).response(body, status=400 if error else 200)
 
     async def login(self, request: Request) -> Response:

@@ -463,9 +463,7 @@ class AsyncTokenService:
         now = self.clock.now()
         session_id: str | None = None
         if refresh_token is not None:
-            session: Session = await self.manager.validate(
-                refresh_token, proof=KeyCheck(dpop_jkt)
-            )
+            session: Session = await self.manager.validate(refresh_token, proof=KeyCheck(dpop_jkt))
             session_id = session.id
         if access is not None:
             self.revocations.deny(access.iss, access.jti, exp=access.exp, now=now)

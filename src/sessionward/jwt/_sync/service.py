@@ -464,9 +464,7 @@ class TokenService:
         now = self.clock.now()
         session_id: str | None = None
         if refresh_token is not None:
-            session: Session = self.manager.validate(
-                refresh_token, proof=KeyCheck(dpop_jkt)
-            )
+            session: Session = self.manager.validate(refresh_token, proof=KeyCheck(dpop_jkt))
             session_id = session.id
         if access is not None:
             self.revocations.deny(access.iss, access.jti, exp=access.exp, now=now)
