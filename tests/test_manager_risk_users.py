@@ -19,11 +19,11 @@ pytest.importorskip("ua_parser", reason="the risk extra is not installed")
 
 from conftest import CountingStore, SyncFacade
 
-from sessionward import AsyncSessionManager, Policy, RequestContext, SessionManager
+from sessionward import AsyncSessionManager, MemoryStore, Policy, RequestContext, SessionManager
 from sessionward.core.record import Session
 from sessionward.errors import RiskChallenge
 from sessionward.manager.risk import RiskAssessor, user_record_id
-from sessionward.stores import AsyncMemoryStore, AsyncSQLiteStore, MemoryStore, SQLiteStore
+from sessionward.stores import AsyncMemoryStore, AsyncSQLiteStore, SQLiteStore
 from sessionward.testing import FakeClock
 
 SAFARI = (
@@ -230,3 +230,23 @@ def test_a_network_hopping_session_writes_the_users_record_with_its_periodic_wri
     assert store.calls["replace"] == 2  # the session's periodic write and the user's record
     record = _record(store, user_record_id("alice"))
     assert "86.129.3.0/24" in record.data
+
+
+def test_what_a_session_learned_between_writes_outlives_other_sessions_writes() -> None:
+    """Each periodic write gives a session a new stored history; thousands of them (another
+    busy session's) must not push out what a quiet session learned since its last write."""
+    clock = FakeClock()
+    manager = SessionManager(MemoryStore(), policy=POLICY, clock=clock, risk=RiskAssessor())
+    busy = manager.issue("bob", context=LAPTOP_HOME)
+    quiet = manager.issue("alice", context=LAPTOP_HOME)
+    clock.advance(HOURS)
+    manager.validate(quiet.token, context=LAPTOP_HOME)  # the periodic write
+    first = manager.validate(quiet.token, context=ctx("86.128.9.1"))  # BT: a new network
+    assert first.risk is not None
+    assert "network.new_network" in [str(r.signal) for r in first.risk.reasons]
+    for _ in range(4200):  # a write each time
+        clock.advance(manager.policy.effective_touch_interval + 1)
+        manager.validate(busy.token, context=LAPTOP_HOME)
+    again = manager.validate(quiet.token, context=ctx("86.128.9.2"))
+    assert again.risk is not None
+    assert "network.new_network" not in [str(r.signal) for r in again.risk.reasons]

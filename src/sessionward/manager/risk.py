@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import OrderedDict
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
@@ -201,8 +202,10 @@ class RiskAssessor:
         self._population = self._counter.snapshot()
         self._refresh = max(1, population_refresh)
         self._logins = 0
-        self._memo: dict[tuple[str, str], RiskState] = {}
-        self._users: dict[str, UserRisk] = {}  # each user's newest history in this process
+        # Per session id: the stored ``context`` a history was read from or learned over, and
+        # the history; the least recently used session goes first.
+        self._memo: OrderedDict[str, tuple[str, RiskState]] = OrderedDict()
+        self._users: OrderedDict[str, UserRisk] = OrderedDict()  # each user's newest copy
         self._saved: dict[str, float] = {}  # the ``latest`` of each user's record as written
 
     # -- at login ---------------------------------------------------------------------------
@@ -232,7 +235,7 @@ class RiskAssessor:
             user = self._freshest(user_id, user)
         user = remember(user, None, obs, self.policy)
         if user_id is not None:
-            self._users[user_id] = user
+            self._own(user_id, user)
         self._counter.add(network_path(obs.signals.network))
         self._logins += 1
         if self._logins % self._refresh == 0 or self._logins == 1:
@@ -261,7 +264,7 @@ class RiskAssessor:
                 user = self._freshest(record.user_id, user)
             state = RiskState(begin(obs), remember(user, None, obs, self.policy))
             if record.user_id is not None:
-                self._users[record.user_id] = state.user
+                self._own(record.user_id, state.user)
             after = Assessment(LOGIN, state, obs)
         else:
             user = state.user
@@ -302,7 +305,7 @@ class RiskAssessor:
                 self._counter.moved(depth)
                 user = remember(user, state.session, obs, self.policy)
                 if record.user_id is not None:
-                    self._users[record.user_id] = user
+                    self._own(record.user_id, user)
         decisions = state.decisions
         if verdict.decision is not Decision.ALLOW:
             decisions = (*decisions, _summary(verdict, now))[-_KEPT_DECISIONS:]
@@ -321,6 +324,7 @@ class RiskAssessor:
             user = self._users.get(record.user_id, user)
             user = user if user.latest >= state.user.latest else state.user
         user = remember(user, state.session, obs, self.policy)
+        self._counter.moved(novelty(state.session, obs.signals.network))  # a legitimate move
         # Shown with the decisions: the step-up was answered by the owner.
         mark = {"t": now, "decision": "confirmed", "score": None, "reasons": []}
         decisions = (*state.decisions, mark)[-_KEPT_DECISIONS:]
@@ -328,7 +332,7 @@ class RiskAssessor:
 
     def stored(self, record: SessionRecord) -> str:
         """The ``context`` field to write for ``record`` now: its newest history in memory."""
-        state = self._memo.get((record.id, record.context))
+        state = self._held(record)
         return record.context if state is None else self.dump(state)
 
     @staticmethod
@@ -395,21 +399,35 @@ class RiskAssessor:
     def _freshest(self, user_id: str, user: UserRisk) -> UserRisk:
         """Of ``user`` and this process's copy of the user's history, the one that learned
         last; kept as this process's copy."""
-        users = self._users
-        held = users.get(user_id)
+        held = self._users.get(user_id)
         if held is not None and held.latest >= user.latest:
+            self._users.move_to_end(user_id)
             return held
-        if len(users) >= _MEMO_SIZE:
-            users.clear()
-            self._saved.clear()
-        users[user_id] = user
+        self._own(user_id, user)
         return user
+
+    def _own(self, user_id: str, user: UserRisk) -> None:
+        """``user`` becomes this process's copy of the user's history; past the bound, the
+        least recently used user's copy goes (their record in the store keeps it)."""
+        users = self._users
+        users[user_id] = user
+        users.move_to_end(user_id)
+        if len(users) > _MEMO_SIZE:
+            gone, _ = users.popitem(last=False)
+            self._saved.pop(gone, None)
 
     # -- memory -----------------------------------------------------------------------------
 
+    def _held(self, record: SessionRecord) -> RiskState | None:
+        """The history this process holds for ``record``, if it was read from or learned
+        over the ``context`` the record holds now (another process's write makes it stale)."""
+        entry = self._memo.get(record.id)
+        if entry is None or not (entry[0] is record.context or entry[0] == record.context):
+            return None
+        return entry[1]
+
     def _state(self, record: SessionRecord) -> RiskState | None:
-        key = (record.id, record.context)
-        state = self._memo.get(key)
+        state = self._held(record)
         if state is not None:
             return state
         try:
@@ -432,6 +450,7 @@ class RiskAssessor:
 
     def _keep(self, record: SessionRecord, state: RiskState) -> None:
         memo = self._memo
-        if len(memo) >= _MEMO_SIZE:
-            memo.clear()
-        memo[(record.id, record.context)] = state
+        memo[record.id] = (record.context, state)
+        memo.move_to_end(record.id)
+        if len(memo) > _MEMO_SIZE:
+            memo.popitem(last=False)

@@ -80,7 +80,7 @@ def replay(
             user = remember(user, None, obs, policy)
             counter.add(network_path(obs.signals.network))
             logins += 1
-            if logins % population_refresh == 0:
+            if logins % population_refresh == 0 or logins == 1:  # as the manager's assessor
                 population = counter.snapshot()
         elif revoked[n]:
             decisions[n][i] = Decision.REVOKE
