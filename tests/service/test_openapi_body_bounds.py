@@ -39,30 +39,6 @@ FREE_FORM = {
     ("/v1/sessions/data", "post", ".set"),
 }
 
-#: Findings not fixed yet, each to go: the Shared Signals stream calls (fields a transmitter
-#: defines, some echoed back unchanged) and the two receivers, whose
-#: bodies (a form, a bare JWT) only the body limit bounds today.
-KNOWN = {
-    ("/ssf/stream", "post"): [
-        ".events_requested[]: string without maxLength",
-        ".delivery.endpoint_url: string without maxLength",
-        ".delivery.authorization_header: string without maxLength",
-    ],
-    ("/v1/oidc/backchannel-logout", "post"): [
-        ".logout_token: string without maxLength",
-        ": object without maxProperties",
-    ],
-    ("/v1/ssf/events", "post"): [": string without maxLength"],
-}
-KNOWN[("/ssf/stream", "patch")] = KNOWN[("/ssf/stream", "put")] = [
-    *KNOWN[("/ssf/stream", "post")],
-    ": object without maxProperties",
-]
-
-#: Bounded but over the limit, to go too: a poll's 256 acknowledgements and 16 errors of
-#: 256-character descriptions (RFC 8936 2.4.4: human-readable text, any characters).
-KNOWN_OVER = {("/ssf/poll/{stream_id}", "post")}
-
 
 def char_cost(c: int) -> int:
     """Bytes ``json.dumps`` (``ensure_ascii``) writes for code point ``c``."""
@@ -249,10 +225,8 @@ def test_the_limits_agree() -> None:
 def test_every_valid_body_fits(path: str, method: str, media: str, schema: dict[str, Any]) -> None:
     walk = Walk()
     largest = walk.size(schema, "", (path, method))  # a form's encoding is sized as JSON's
-    assert walk.findings == KNOWN.get((path, method), []), f"{method.upper()} {path}"
-    if not walk.findings:
-        fits = largest <= MAX_BODY_BYTES
-        assert fits != ((path, method) in KNOWN_OVER), f"{method.upper()} {path}: {largest} bytes"
+    assert walk.findings == [], f"{method.upper()} {path}"
+    assert largest <= MAX_BODY_BYTES, f"{method.upper()} {path}: {largest} bytes"
 
 
 def test_the_walk_finds_what_it_should() -> None:

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from sessionward.signals._async.receiver import MAX_FORM_FIELDS, MAX_FORM_NAME, MAX_FORM_VALUE
+from sessionward.signals.keys import MAX_TOKEN
+
 __all__ = ["receiver_paths"]
 
 
@@ -34,11 +37,23 @@ def _set_error(description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+#: A compact JWS (three base64url parts), at most ``MAX_TOKEN`` characters.
+_JWS = {
+    "type": "string",
+    "maxLength": MAX_TOKEN,
+    "pattern": "^[A-Za-z0-9_-]+[.][A-Za-z0-9_-]+[.][A-Za-z0-9_-]+$",
+}
+
+
 def receiver_paths() -> dict[str, Any]:
     logout_form = {
         "type": "object",
+        "description": f"Other values (at most {MAX_FORM_FIELDS} in all) are ignored.",
         "required": ["logout_token"],
-        "properties": {"logout_token": {"type": "string", "description": "A signed JWT."}},
+        "properties": {"logout_token": {**_JWS, "description": "A signed JWT."}},
+        "maxProperties": MAX_FORM_FIELDS,
+        "propertyNames": {"maxLength": MAX_FORM_NAME},
+        "additionalProperties": {"type": "string", "maxLength": MAX_FORM_VALUE},
     }
     return {
         "/v1/oidc/backchannel-logout": {
@@ -73,7 +88,7 @@ def receiver_paths() -> dict[str, Any]:
                 "security": [],
                 "requestBody": {
                     "required": True,
-                    "content": {"application/secevent+jwt": {"schema": {"type": "string"}}},
+                    "content": {"application/secevent+jwt": {"schema": _JWS}},
                 },
                 "responses": {
                     "202": {"description": "Accepted."},

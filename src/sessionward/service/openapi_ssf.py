@@ -7,14 +7,25 @@ from typing import Any
 from sessionward.service.openapi_schemas import obj, ref
 from sessionward.service.ssf import (
     ADD_SUBJECT,
+    JTI_PATTERN,
     MAX_ACK,
+    MAX_ERR_DESCRIPTION,
     MAX_POLL_ASKED,
     MAX_SET_ERRS,
     OPERATOR_STATUS,
     REMOVE_SUBJECT,
 )
+from sessionward.service.tenancy import APPLICATION_PATTERN
 from sessionward.signals.caep import EVENTS_SUPPORTED
-from sessionward.signals.streams import MAX_AUTHORIZATION, MAX_DESCRIPTION, MAX_URL, POLL, PUSH
+from sessionward.signals.streams import (
+    EVENT_TYPE_PATTERN,
+    MAX_AUTHORIZATION,
+    MAX_DESCRIPTION,
+    MAX_EVENTS_REQUESTED,
+    MAX_URL,
+    POLL,
+    PUSH,
+)
 from sessionward.signals.subjects import MAX_SUBJECTS, MAX_TEXT, MEMBERS
 
 __all__ = ["SSF_SCHEMAS", "ssf_paths"]
@@ -22,7 +33,9 @@ __all__ = ["SSF_SCHEMAS", "ssf_paths"]
 _URI_LIST = {"type": "array", "items": {"type": "string"}}
 _STATUS = {"type": "string", "enum": ["enabled", "paused", "disabled"]}
 _ID = {"type": "string", "minLength": 1, "maxLength": 64}
-_JTI = {"type": "string", "pattern": "^[!-~]{1,64}$"}
+_JTI = {"type": "string", "pattern": f"^{JTI_PATTERN}$"}
+_URL = {"type": "string", "maxLength": MAX_URL, "pattern": "^[!-~]*$"}
+_AUTHORIZATION = {"type": "string", "maxLength": MAX_AUTHORIZATION, "pattern": "^[ -~]*$"}
 _TEXT = {"type": "string", "minLength": 1, "maxLength": MAX_TEXT, "pattern": "^[ -~]+$"}
 _SIMPLE_SUBJECTS = [
     obj({"format": {"const": "opaque"}, "id": _TEXT}, ("format", "id")),
@@ -52,11 +65,7 @@ SSF_SCHEMAS: dict[str, Any] = {
                             "maxLength": MAX_URL,
                             "pattern": "^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[!-~]*)?$",
                         },
-                        "authorization_header": {
-                            "type": "string",
-                            "maxLength": MAX_AUTHORIZATION,
-                            "pattern": "^[ -~]*$",
-                        },
+                        "authorization_header": _AUTHORIZATION,
                     },
                     ("method", "endpoint_url"),
                 ),
@@ -64,8 +73,8 @@ SSF_SCHEMAS: dict[str, Any] = {
             obj(
                 {
                     "method": {"const": POLL},
-                    "endpoint_url": {"type": "string"},
-                    "authorization_header": {"type": "string"},
+                    "endpoint_url": _URL,
+                    "authorization_header": _AUTHORIZATION,
                 }
             ),
         ],
@@ -195,13 +204,27 @@ def _stream_id(required: bool) -> dict[str, Any]:
 
 
 def ssf_paths() -> dict[str, Any]:
+    event_type = {"type": "string", "pattern": f"^{EVENT_TYPE_PATTERN}$"}
+    requested = {"type": "array", "items": event_type, "maxItems": MAX_EVENTS_REQUESTED}
     receiver = {
-        "events_requested": {**_URI_LIST, "maxItems": 64},
+        "events_requested": requested,
         "delivery": {"anyOf": [ref("SsfDelivery"), {"type": "null"}]},
         "description": {"type": "string", "maxLength": MAX_DESCRIPTION},
     }
-    change = obj({"stream_id": _ID, **receiver}, ("stream_id",))
-    change["additionalProperties"] = True  # transmitter fields may come back unchanged
+    # The transmitter's fields may come back, unchanged (another value is refused).
+    transmitter = {
+        "iss": {"type": "string", "maxLength": MAX_URL, "pattern": "^[!-~]+$"},
+        "aud": {"type": "string", "pattern": f"^{APPLICATION_PATTERN}$"},
+        "events_supported": {"const": list(EVENTS_SUPPORTED)},
+        "events_delivered": {
+            "type": "array",
+            "items": {"enum": list(EVENTS_SUPPORTED)},
+            "maxItems": len(EVENTS_SUPPORTED),
+            "uniqueItems": True,
+        },
+        "min_verification_interval": {"type": "integer", "minimum": 0, "maximum": 86_400},
+    }
+    change = obj({"stream_id": _ID, **receiver, **transmitter}, ("stream_id",))
     stream = ref("SsfStream")
     many = {"type": "array", "items": stream}
     poll_body = obj(
@@ -214,7 +237,10 @@ def ssf_paths() -> dict[str, Any]:
                 "maxProperties": MAX_SET_ERRS,
                 "propertyNames": _JTI,
                 "additionalProperties": obj(
-                    {"err": _JTI, "description": {"type": "string", "maxLength": 256}}
+                    {
+                        "err": _JTI,
+                        "description": {"type": "string", "maxLength": MAX_ERR_DESCRIPTION},
+                    }
                 ),
             },
         }

@@ -52,12 +52,19 @@ POLL_PATH: Final = "/ssf/poll/"
 ADD_SUBJECT: Final = "/ssf/subjects:add"
 REMOVE_SUBJECT: Final = "/ssf/subjects:remove"
 OPERATOR_STATUS: Final = "/v1/ssf/streams/status"
-MAX_ACK: Final = 256  # jti values acknowledged by one poll
+MAX_ACK: Final = 256  # jti values acknowledged by one poll: as many as one poll answers
+#: Refused SETs reported by one poll: a receiver refuses a SET only when it is broken.
 MAX_SET_ERRS: Final = 16
+#: A ``setErrs`` description (RFC 8936: human-readable text, any characters), never stored;
+#: with 256 acknowledgements and 16 errors the largest poll still fits the body limit.
+MAX_ERR_DESCRIPTION: Final = 200
+#: A ``jti`` this transmitter issues (32 hex digits, ``su-`` before some), or an ``err`` code
+#: (RFC 8935's registry: ``invalid_key``...): a few URL-safe characters.
+JTI_PATTERN: Final = "[A-Za-z0-9_.:-]{1,64}"
 #: The largest ``maxEvents`` a poll may ask for (RFC 8936 sets none; one poll answers at most
 #: ``transmitter.MAX_EVENTS`` SETs whatever it asks).
 MAX_POLL_ASKED: Final = 2**31 - 1
-_JTI: Final = re.compile("[!-~]{1,64}")
+_JTI: Final = re.compile(JTI_PATTERN)
 _NO_STORE: Final = {"cache-control": "no-store"}
 _METADATA_CACHE: Final = {"cache-control": "public, max-age=300"}
 
@@ -133,7 +140,7 @@ def _set_error(value: object) -> bool:
         isinstance(err, str)
         and _JTI.fullmatch(err or "x") is not None
         and isinstance(description, str)
-        and len(description) <= 256
+        and len(description) <= MAX_ERR_DESCRIPTION
     )
 
 
@@ -272,7 +279,9 @@ def _poll_fields(
         raise ApiError(400, "invalid_request", "returnImmediately must be a boolean")
     ack = body.get("ack", [])
     if not isinstance(ack, list) or len(ack) > MAX_ACK or not all(map(_jti_shaped, ack)):
-        raise ApiError(400, "invalid_request", f"ack must list at most {MAX_ACK} jti values")
+        raise ApiError(
+            400, "invalid_request", f"ack must list at most {MAX_ACK} jti values ({JTI_PATTERN})"
+        )
     set_errs = body.get("setErrs", {})
     if (
         not isinstance(set_errs, dict)
@@ -280,7 +289,12 @@ def _poll_fields(
         or not all(map(_jti_shaped, set_errs))
         or not all(map(_set_error, set_errs.values()))
     ):
-        raise ApiError(400, "invalid_request", "setErrs must map jti to {err, description}")
+        raise ApiError(
+            400,
+            "invalid_request",
+            f"setErrs must map at most {MAX_SET_ERRS} jti values to {{err, description}}"
+            f" (a description of at most {MAX_ERR_DESCRIPTION} characters)",
+        )
     return max_events, immediately, ack, set_errs
 
 

@@ -30,6 +30,7 @@ from sessionward.errors import InvalidArgument
 
 __all__ = [
     "ADMIN_APP",
+    "APPLICATION_PATTERN",
     "APP_KEY",
     "DEFAULT_APP",
     "DEMO_APP",
@@ -49,7 +50,9 @@ RESERVED_DATA_PREFIX: Final = "_sessionward"
 DEFAULT_APP: Final = "default"
 DEMO_APP: Final = "sessionward:demo"
 ADMIN_APP: Final = "sessionward:admin"
-_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
+#: An application's name (an API key's, a stream's ``aud``).
+APPLICATION_PATTERN: Final = "[a-z0-9][a-z0-9_.-]{0,62}"
+_NAME = re.compile(APPLICATION_PATTERN)
 #: A client's user id: with ``<application>/`` before it, within the manager's 256.
 MAX_USER_ID: Final = 192
 _MARK: Final = f'"{APP_KEY}":'

@@ -38,6 +38,8 @@ __all__ = [
 KeyAlgorithm = Literal["RS256", "ES256", "PS256", "EdDSA"]
 ALGORITHMS: Final[tuple[KeyAlgorithm, ...]] = ("RS256", "ES256", "PS256", "EdDSA")
 MAX_KEYS: Final = 32
+#: A logout token or a SET: a dozen claims and one event, some hundreds of bytes before
+#: base64url, and a signature (RSA-4096: 683 characters); 16 KiB leaves room many times over.
 MAX_TOKEN: Final = 16 * 1024
 _PRIVATE: Final = frozenset(("d", "p", "q", "dp", "dq", "qi", "oth", "k"))
 _PSS: Final = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
@@ -163,7 +165,10 @@ def _keys_of(jwk: object, algorithms: Sequence[str]) -> Iterable[IssuerKey]:
 
 def parse_signed(text: object, algorithms: Sequence[str] = ALGORITHMS) -> SignedJwt:
     """``text`` parsed strictly, its ``alg`` on the allow-list; ``SignalRejected``
-    (``malformed``, ``alg-not-allowed``) otherwise. The signature is not checked yet."""
+    (``too-large``, ``malformed``, ``alg-not-allowed``) otherwise. The signature is not
+    checked yet."""
+    if isinstance(text, str) and len(text) > MAX_TOKEN:
+        raise SignalRejected("too-large")
     try:
         jwt = parse_compact(text, max_size=MAX_TOKEN)
     except InvalidProof:

@@ -35,9 +35,19 @@ PUSH: Final = "urn:ietf:rfc:8935"
 POLL: Final = "urn:ietf:rfc:8936"
 STATUSES: Final = ("enabled", "paused", "disabled")
 MAX_DESCRIPTION: Final = 256
+#: The longest URL browsers and proxies handle everywhere.
 MAX_URL: Final = 2048
+#: A bearer token or a Basic credential, with room to spare for a signed JWT.
 MAX_AUTHORIZATION: Final = 4096
+#: Event types a stream may request: every CAEP and RISC type defined today is some 20, each
+#: a URI of under 100 characters; a receiver may ask for types this transmitter lacks.
+MAX_EVENTS_REQUESTED: Final = 64
+MAX_EVENT_TYPE: Final = 256
+#: An event type is a URI (RFC 3986): its characters, no space, quote or backslash.
+EVENT_TYPE_PATTERN: Final = r"[A-Za-z0-9._~:/?#\[\]@!$&'()*+,;=%-]" + f"{{1,{MAX_EVENT_TYPE}}}"
+_EVENT_TYPE: Final = re.compile(EVENT_TYPE_PATTERN)
 _PRINTABLE_ASCII: Final = re.compile("[ -~]*")
+_URL_CHARS: Final = re.compile("[!-~]*")
 _RECEIVER_FIELDS: Final = frozenset({"events_requested", "delivery", "description"})
 _TRANSMITTER_FIELDS: Final = frozenset(
     {"iss", "aud", "events_supported", "events_delivered", "min_verification_interval"}
@@ -180,19 +190,26 @@ def _delivery(value: object, poll_url: str, allow_http: bool) -> tuple[str, str,
         raise InvalidArgument(f"unknown delivery fields: {', '.join(sorted(unknown))}")
     method = value.get("method", POLL)
     authorization = value.get("authorization_header")
-    for name in ("endpoint_url", "authorization_header"):
-        if name in value and not isinstance(value[name], str):
-            raise InvalidArgument(f"{name} must be text")
+    _check_text(value, "endpoint_url", MAX_URL, _URL_CHARS, "a URL")
+    _check_text(value, "authorization_header", MAX_AUTHORIZATION, _PRINTABLE_ASCII, "text")
     if method == POLL:  # the poll endpoint is the transmitter's: a receiver's is ignored
         return POLL, poll_url, None
     if method != PUSH:
         raise InvalidArgument(f"delivery method must be {PUSH} (push) or {POLL} (poll)")
-    if authorization is not None and (
-        _PRINTABLE_ASCII.fullmatch(authorization) is None or len(authorization) > MAX_AUTHORIZATION
-    ):
-        raise InvalidArgument("authorization_header must be printable ASCII text")
     url = check_push_url(value.get("endpoint_url"), allow_http=allow_http)
     return PUSH, url, authorization
+
+
+def _check_text(
+    value: Mapping[str, Any], name: str, limit: int, chars: re.Pattern[str], what: str
+) -> None:
+    """Bounded whatever the method, a poll stream's ignored ones too."""
+    if name not in value:
+        return
+    text = value[name]
+    if not isinstance(text, str) or len(text) > limit or chars.fullmatch(text) is None:
+        kind = "printable ASCII" if chars is _PRINTABLE_ASCII else "ASCII without spaces"
+        raise InvalidArgument(f"{name} must be {what}: {kind}, at most {limit} characters")
 
 
 def check_push_url(url: object, *, allow_http: bool = False) -> str:
@@ -228,10 +245,15 @@ def _no_nulls(fields: Mapping[str, Any]) -> None:
 def _requested(value: object) -> tuple[str, ...] | None:
     if value is None:
         return None
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise InvalidArgument("events_requested must be a list of event type URIs")
-    if len(value) > 64 or any(len(v) > 512 for v in value):
-        raise InvalidArgument("events_requested is too long")
+    if (
+        not isinstance(value, list)
+        or len(value) > MAX_EVENTS_REQUESTED
+        or not all(isinstance(v, str) and _EVENT_TYPE.fullmatch(v) for v in value)
+    ):
+        raise InvalidArgument(
+            f"events_requested must list at most {MAX_EVENTS_REQUESTED} event type URIs of"
+            f" at most {MAX_EVENT_TYPE} characters"
+        )
     return tuple(dict.fromkeys(value))
 
 

@@ -36,6 +36,11 @@ __all__ = ["AsyncBackchannelLogout", "AsyncSsfReceiver"]
 
 _log = logging.getLogger("sessionward.signals")
 MAX_BODY: Final = 32 * 1024
+#: A logout form: the token and whatever else a provider adds (Back-Channel Logout 1.0 lets it
+#: add values a receiver does not understand, to be ignored), a handful of short fields.
+MAX_FORM_FIELDS: Final = 8
+MAX_FORM_NAME: Final = 64
+MAX_FORM_VALUE: Final = 256
 _FORM: Final = "application/x-www-form-urlencoded"
 _SET: Final = "application/secevent+jwt"
 CompromisePolicy = Literal["revoke", "step-up"]
@@ -118,12 +123,15 @@ def _logout_token(body: bytes, content_type: str | None) -> str:
     if _media(content_type) != _FORM or len(body) > MAX_BODY:
         raise SignalRejected("not-a-form")
     try:
-        form = parse_qs(body.decode("ascii"), strict_parsing=True, max_num_fields=8)
+        form = parse_qs(body.decode("ascii"), strict_parsing=True, max_num_fields=MAX_FORM_FIELDS)
     except (UnicodeDecodeError, ValueError):
         raise SignalRejected("not-a-form") from None
-    tokens = form.get("logout_token", [])
+    tokens = form.pop("logout_token", [])
     if len(tokens) != 1:
         raise SignalRejected("no-logout-token")
+    for name, values in form.items():
+        if len(name) > MAX_FORM_NAME or any(len(v) > MAX_FORM_VALUE for v in values):
+            raise SignalRejected("form-value-too-long")
     return tokens[0]
 
 
