@@ -8,27 +8,32 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+import jsonschema_rs
 import pytest
 from signals.idp import CLIENT_ID, TestIdp
 
 from sessionward.errors import ConfigError
 from sessionward.service import ServiceConfig, create_app
 from sessionward.service.config import load_config
+from sessionward.service.openapi import openapi_document
 from sessionward.service.runtime import Runtime
+from sessionward.signals._async.receiver import MAX_FORM_NAME, MAX_FORM_VALUE
 from sessionward.signals.claims import SESSION_REVOKED
+from sessionward.signals.keys import MAX_TOKEN
 from sessionward.testing import FakeClock
 
 from ._server import serve
 from .conftest import make_keys
 
 AUDIENCE = "https://shop.example"
+FORM = "application/x-www-form-urlencoded"
 
 
 @dataclass
@@ -166,3 +171,77 @@ def test_the_receiver_settings_load_from_the_environment() -> None:
         load_config(environ={"SESSIONWARD_OIDC_ISSUER": "https://login.example"})
     with pytest.raises(ConfigError):
         load_config(environ={"SESSIONWARD_SSF_CREDENTIAL_COMPROMISE": "ignore"})
+
+
+def _padded(make: Callable[[str], str], low: int, high: int) -> str:
+    """A token from ``make(padding)`` whose length is within ``low..high`` (base64url grows
+    by one or two characters per byte: a range of 3 is always reachable)."""
+    size = max(0, (low - len(make(""))) * 3 // 4 - 8)
+    while len(token := make("x" * size)) < low:
+        size += 1
+    assert len(token) <= high
+    return token
+
+
+def _form_schema() -> dict[str, Any]:
+    operation = openapi_document()["paths"]["/v1/oidc/backchannel-logout"]["post"]
+    schema: dict[str, Any] = operation["requestBody"]["content"][FORM]["schema"]
+    return schema
+
+
+def test_a_logout_form_just_outside_its_bounds_is_refused_and_ends_nothing(
+    nodes: list[Node], idp: TestIdp
+) -> None:
+    a, b = nodes
+    target = a.issue("alice", {"iss": idp.issuer, "sid": "sid-A"}).json()["token"]
+    schema = jsonschema_rs.Draft202012Validator(_form_schema())
+
+    def logout(pad: str) -> str:
+        return idp.logout_token(time.time(), sid="sid-A", pad=pad)
+
+    inside = _padded(logout, MAX_TOKEN - 2, MAX_TOKEN)
+    extra = {f"x{i}".ljust(MAX_FORM_NAME, "n"): "v" * MAX_FORM_VALUE for i in range(7)}
+    too_long = _padded(logout, MAX_TOKEN + 1, MAX_TOKEN + 3)
+    outside = [
+        ("too-large", {"logout_token": too_long}),
+        ("form-value-too-long", {"logout_token": inside, "n" * (MAX_FORM_NAME + 1): "v"}),
+        ("form-value-too-long", {"logout_token": inside, "x": "v" * (MAX_FORM_VALUE + 1)}),
+        ("not-a-form", {"logout_token": inside, **extra, "y": "v"}),
+    ]
+    for reason, form in outside:
+        assert not schema.is_valid(form)
+        answer = b.client.post("/v1/oidc/backchannel-logout", data=form)
+        assert answer.status_code == 400, reason
+        assert answer.json() == {"error": "invalid_request", "error_description": reason}
+        assert a.decision(target) == "allow"
+    form = {"logout_token": inside, **extra}  # the same token: a refusal spent nothing
+    assert schema.is_valid(form)
+    assert b.client.post("/v1/oidc/backchannel-logout", data=form).status_code == 200
+    assert a.decision(target) == "deny"
+
+
+def test_a_set_just_outside_its_bound_is_refused_and_changes_nothing(
+    nodes: list[Node], idp: TestIdp
+) -> None:
+    a, b = nodes
+    target = a.issue("alice", {"iss": idp.issuer, "sub": "sub-alice"}).json()["token"]
+    operation = openapi_document()["paths"]["/v1/ssf/events"]["post"]
+    schema = operation["requestBody"]["content"]["application/secevent+jwt"]["schema"]
+    check = jsonschema_rs.Draft202012Validator(schema)
+    subject = {"format": "iss_sub", "iss": idp.issuer, "sub": "sub-alice"}
+
+    def event(pad: str) -> str:
+        events: dict[str, Any] = {SESSION_REVOKED: {}}
+        return idp.set_token(time.time(), events, audience=AUDIENCE, sub_id=subject, pad=pad)
+
+    headers = {"content-type": "application/secevent+jwt"}
+    too_long = _padded(event, MAX_TOKEN + 1, MAX_TOKEN + 3)
+    assert not check.is_valid(too_long)
+    refused = b.client.post("/v1/ssf/events", content=too_long, headers=headers)
+    assert refused.status_code == 400
+    assert refused.json() == {"err": "invalid_request", "description": "too-large"}
+    assert a.decision(target) == "allow"
+    inside = _padded(event, MAX_TOKEN - 2, MAX_TOKEN)
+    assert check.is_valid(inside)
+    assert b.client.post("/v1/ssf/events", content=inside, headers=headers).status_code == 202
+    assert a.decision(target) == "deny"
