@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from sessionward.service.bounds import MAX_BODY_BYTES
+from sessionward.service.openapi_schemas import ref
 from sessionward.signals._async.receiver import MAX_FORM_FIELDS, MAX_FORM_NAME, MAX_FORM_VALUE
 from sessionward.signals.keys import MAX_TOKEN
 
@@ -18,6 +20,13 @@ def _oauth_error(description: str) -> dict[str, Any]:
         "properties": {"error": {"type": "string"}, "error_description": {"type": "string"}},
     }
     return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+#: The service's own body limit, answered before the receiver reads the body.
+_TOO_LARGE = {
+    "description": f"request_too_large: the body exceeds {MAX_BODY_BYTES // 1024} KiB",
+    "content": {"application/json": {"schema": ref("Error")}},
+}
 
 
 def _set_error(description: str) -> dict[str, Any]:
@@ -72,6 +81,7 @@ def receiver_paths() -> dict[str, Any]:
                 "responses": {
                     "200": {"description": "Done (also when no session was linked)."},
                     "400": _oauth_error("invalid_request: the logout token was refused"),
+                    "413": _TOO_LARGE,
                     "501": _oauth_error("not_configured: oidc_issuer is not set"),
                     "503": _oauth_error("temporarily_unavailable: keys or store unreachable"),
                 },
@@ -94,6 +104,7 @@ def receiver_paths() -> dict[str, Any]:
                     "202": {"description": "Accepted."},
                     "400": _set_error("The SET was refused; nothing changed."),
                     "401": _set_error("authentication_failed: the Authorization header"),
+                    "413": _TOO_LARGE,
                     "501": _oauth_error("not_configured: ssf_issuer is not set"),
                     "503": _set_error("temporarily_unavailable: keys or store unreachable"),
                 },
