@@ -53,7 +53,7 @@ ADD_SUBJECT: Final = "/ssf/subjects:add"
 REMOVE_SUBJECT: Final = "/ssf/subjects:remove"
 OPERATOR_STATUS: Final = "/v1/ssf/streams/status"
 MAX_ACK: Final = 256  # jti values acknowledged by one poll: as many as one poll answers
-#: Refused SETs reported by one poll: a receiver refuses a SET only when it is broken.
+#: Refused SETs reported by one poll (a receiver refuses one it cannot verify or use).
 MAX_SET_ERRS: Final = 16
 #: A ``setErrs`` description (RFC 8936: human-readable text, any characters), never stored;
 #: with 256 acknowledgements and 16 errors the largest poll still fits the body limit.

@@ -35,12 +35,12 @@ PUSH: Final = "urn:ietf:rfc:8935"
 POLL: Final = "urn:ietf:rfc:8936"
 STATUSES: Final = ("enabled", "paused", "disabled")
 MAX_DESCRIPTION: Final = 256
-#: The longest URL browsers and proxies handle everywhere.
+#: A URL every browser, proxy and server handles.
 MAX_URL: Final = 2048
 #: A bearer token or a Basic credential, with room to spare for a signed JWT.
 MAX_AUTHORIZATION: Final = 4096
-#: Event types a stream may request: every CAEP and RISC type defined today is some 20, each
-#: a URI of under 100 characters; a receiver may ask for types this transmitter lacks.
+#: Event types a stream may request: the CAEP, RISC and SSF types defined today are fewer than
+#: 30, each a URI of under 100 characters; a receiver may ask for types this transmitter lacks.
 MAX_EVENTS_REQUESTED: Final = 64
 MAX_EVENT_TYPE: Final = 256
 #: An event type is a URI (RFC 3986): its characters, no space, quote or backslash.
