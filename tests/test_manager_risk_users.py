@@ -250,3 +250,21 @@ def test_what_a_session_learned_between_writes_outlives_other_sessions_writes() 
     again = manager.validate(quiet.token, context=ctx("86.128.9.2"))
     assert again.risk is not None
     assert "network.new_network" not in [str(r.signal) for r in again.risk.reasons]
+
+
+def test_without_a_users_record_a_sign_in_takes_the_history_of_their_newest_session() -> None:
+    """Sessions written before the user's record existed hold the user's history themselves:
+    a sign-in then starts from the most recently active one."""
+    clock = FakeClock()
+    store = MemoryStore()
+    manager = SessionManager(store, policy=POLICY, clock=clock, risk=RiskAssessor())
+    laptop, _ = _trip(manager, clock)
+    manager.validate(laptop.token, context=LAPTOP_ABROAD)
+    assert store.delete(user_record_id("alice"))
+    fresh = SessionManager(store, policy=POLICY, clock=clock, risk=RiskAssessor())  # restarted
+    again = fresh.issue("alice", context=LAPTOP_HOME)
+    assert "73.1.2.0/24" in json.dumps(json.loads(again.record.context)["user"])
+    clock.advance(2 * DAYS)
+    served = fresh.validate(again.token, context=LAPTOP_ABROAD)
+    assert served.risk is not None
+    assert str(served.risk.decision) in ("allow", "log")

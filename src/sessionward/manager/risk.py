@@ -207,6 +207,7 @@ class RiskAssessor:
         self._memo: OrderedDict[str, tuple[str, RiskState]] = OrderedDict()
         self._users: OrderedDict[str, UserRisk] = OrderedDict()  # each user's newest copy
         self._saved: dict[str, float] = {}  # the ``latest`` of each user's record as written
+        self._confirming: OrderedDict[str, tuple[str, int]] = OrderedDict()
 
     # -- at login ---------------------------------------------------------------------------
 
@@ -324,11 +325,13 @@ class RiskAssessor:
             user = self._users.get(record.user_id, user)
             user = user if user.latest >= state.user.latest else state.user
         user = remember(user, state.session, obs, self.policy)
-        self._counter.moved(novelty(state.session, obs.signals.network))  # a legitimate move
         # Shown with the decisions: the step-up was answered by the owner.
         mark = {"t": now, "decision": "confirmed", "score": None, "reasons": []}
         decisions = (*state.decisions, mark)[-_KEPT_DECISIONS:]
-        return self.dump(RiskState(confirm(state.session, obs, self.policy), user, decisions))
+        learned = self.dump(RiskState(confirm(state.session, obs, self.policy), user, decisions))
+        # A legitimate move for the population, counted once the confirmation is written.
+        _put(self._confirming, record.id, (learned, novelty(state.session, obs.signals.network)))
+        return learned
 
     def stored(self, record: SessionRecord) -> str:
         """The ``context`` field to write for ``record`` now: its newest history in memory."""
@@ -369,15 +372,19 @@ class RiskAssessor:
         version = 1 if stored is None else stored.version + 1
         return internal_record(user_record_id(user_id), data, until, now, version)
 
-    def adopt(self, user_id: str, stored: str) -> None:
-        """The user's history in ``stored`` (a ``context`` field this assessor made, now
-        written: a confirmation) becomes this process's copy, if it is the newest."""
+    def adopt(self, record: SessionRecord, stored: str) -> None:
+        """``stored`` (what :meth:`confirmed` made for ``record``) is written: its user's
+        history becomes this process's copy if it is the newest, and the confirmed request
+        counts as a legitimate move."""
+        pending = self._confirming.pop(record.id, None)
+        if pending is not None and pending[0] is stored:
+            self._counter.moved(pending[1])
         try:
             found = json.loads(stored).get("user")
         except (ValueError, AttributeError):
             return
-        if isinstance(found, dict):
-            self._freshest(user_id, UserRisk.from_json(found))
+        if isinstance(found, dict) and record.user_id is not None:
+            self._freshest(record.user_id, UserRisk.from_json(found))
 
     def unsaved(self, user_id: str) -> bool:
         """Whether this process's copy of the user's history learned something it has not
@@ -401,7 +408,7 @@ class RiskAssessor:
         last; kept as this process's copy."""
         held = self._users.get(user_id)
         if held is not None and held.latest >= user.latest:
-            self._users.move_to_end(user_id)
+            _put(self._users, user_id, held)
             return held
         self._own(user_id, user)
         return user
@@ -409,11 +416,8 @@ class RiskAssessor:
     def _own(self, user_id: str, user: UserRisk) -> None:
         """``user`` becomes this process's copy of the user's history; past the bound, the
         least recently used user's copy goes (their record in the store keeps it)."""
-        users = self._users
-        users[user_id] = user
-        users.move_to_end(user_id)
-        if len(users) > _MEMO_SIZE:
-            gone, _ = users.popitem(last=False)
+        gone = _put(self._users, user_id, user)
+        if gone is not None:
             self._saved.pop(gone, None)
 
     # -- memory -----------------------------------------------------------------------------
@@ -449,8 +453,21 @@ class RiskAssessor:
         return state
 
     def _keep(self, record: SessionRecord, state: RiskState) -> None:
-        memo = self._memo
-        memo[record.id] = (record.context, state)
-        memo.move_to_end(record.id)
-        if len(memo) > _MEMO_SIZE:
-            memo.popitem(last=False)
+        _put(self._memo, record.id, (record.context, state))
+
+
+_V = TypeVar("_V")
+
+
+def _put(memo: OrderedDict[str, _V], key: str, value: _V) -> str | None:
+    """``memo[key] = value`` as its most recently used entry; past ``_MEMO_SIZE`` the least
+    recently used goes, and its key is returned. Each step is one dictionary operation, so
+    threads sharing the assessor cannot make another's step fail."""
+    memo.pop(key, None)
+    memo[key] = value
+    if len(memo) > _MEMO_SIZE:
+        try:
+            return memo.popitem(last=False)[0]
+        except KeyError:  # another thread emptied it first
+            return None
+    return None

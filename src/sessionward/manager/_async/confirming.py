@@ -98,9 +98,8 @@ class AsyncConfirming:
                 record, now, None, grace=False, stored=learned, auth_time=now
             )
             if confirmed is not None:
-                if record.user_id is not None:  # what was confirmed is the user's own now
-                    self._risk.adopt(record.user_id, learned)
-                    await self._save_user_history(record.user_id, now, after_commit=True)
+                self._risk.adopt(record, learned)  # what was confirmed is the user's own now
+                await self._save_user_history(record.user_id, now, after_commit=True)
                 self.events.emit(
                     SessionElevated(record.id, record.user_id, now, auth_level=record.auth_level)
                 )

@@ -161,8 +161,10 @@ class SessionManager(Ending, Confirming, Remembering):
         if self._risk is None:
             history = self._history("", context, now)
         else:
-            others = self.list_user(user_id) if user_id and self._index else []
             stored = self._user_history(user_id)
+            # Sessions written before the user's record existed hold the history themselves.
+            listed = stored is None and self._index is not None
+            others = self.list_user(user_id) if user_id and listed else []
             history = self._risk.login(context, now, (o.record for o in others), stored, user_id)
             if user_id is not None:
                 self._write_user_history(self._risk, user_id, now, stored)
