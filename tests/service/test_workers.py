@@ -74,7 +74,13 @@ def _state(pid: int) -> str:
 
 @contextmanager
 def paused(pid: int) -> Iterator[None]:
-    """The worker ``pid`` stopped: every new connection goes to the others meanwhile."""
+    """The worker ``pid`` stopped: every new connection goes to the others meanwhile.
+
+    A worker's last answer may still be followed by a write of its own (the audit log's
+    batch, within about 20 ms). Frozen inside that write it would hold the SQLite write
+    lock, and the other worker would rightly answer 503 once its busy timeout ran out: so
+    the worker is given time to finish before it is stopped."""
+    time.sleep(0.25)
     os.kill(pid, signal.SIGSTOP)
     try:
         deadline = time.monotonic() + 10
