@@ -268,3 +268,15 @@ def test_without_a_users_record_a_sign_in_takes_the_history_of_their_newest_sess
     served = fresh.validate(again.token, context=LAPTOP_ABROAD)
     assert served.risk is not None
     assert str(served.risk.decision) in ("allow", "log")
+
+
+def test_a_sign_in_without_a_context_reads_and_writes_no_history(
+    make: Callable[..., Made],
+) -> None:
+    clock = FakeClock()
+    manager, store = make(clock)
+    store.reset()
+    manager.issue("alice")
+    assert store.calls["get"] == 0
+    assert store.calls["add"] == 1  # the session alone
+    assert _record(store, user_record_id("alice")) is None

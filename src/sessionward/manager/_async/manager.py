@@ -160,12 +160,13 @@ class AsyncSessionManager(AsyncEnding, AsyncConfirming, AsyncRemembering):
         if self._risk is None:
             history = self._history("", context, now)
         else:
-            stored = await self._user_history(user_id)
+            scoring = context is not None and user_id is not None  # else: nothing to read
+            stored = await self._user_history(user_id) if scoring else None
             # Sessions written before the user's record existed hold the history themselves.
-            listed = stored is None and self._index is not None
+            listed = scoring and stored is None and self._index is not None
             others = await self.list_user(user_id) if user_id and listed else []
             history = self._risk.login(context, now, (o.record for o in others), stored, user_id)
-            if user_id is not None:
+            if user_id is not None and scoring:
                 await self._write_user_history(self._risk, user_id, now, stored)
         cap = self._cap(user_id, now)
         replaced_first = False
