@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import binascii
 import functools
-import hashlib
 import hmac
 import json
 import math
@@ -40,7 +39,7 @@ from typing import Any, Final, Literal, NamedTuple
 from sessionward.core import token as tokens
 from sessionward.core.jose import b64encode
 from sessionward.core.jwk import CLIENT_ALGORITHMS, ClientKey, client_key
-from sessionward.core.record import SessionRecord, encode_data, internal_record
+from sessionward.core.record import SessionRecord, encode_data, internal_id, internal_record
 from sessionward.errors import ConfigError, DataTooLarge, InvalidProof
 
 __all__ = [
@@ -516,6 +515,5 @@ def replay_record(kind: str, jti: str, until: float, now: float) -> SessionRecor
     Its id is derived from the ``jti`` (in the session id alphabet and length); it is an
     internal record (:func:`~sessionward.core.record.internal_record`): never a session,
     expiring at ``until``."""
-    digest = hashlib.sha256(f"sessionward replay\x00{kind}\x00{jti}".encode()).digest()
     data = f'{{"{REPLAY_KEY}":"{kind}"}}'
-    return internal_record(b64encode(digest[: tokens.ID_BYTES]), data, until, now)
+    return internal_record(internal_id("replay", kind, jti), data, until, now)

@@ -8,11 +8,13 @@ the token the client must switch to, when there is one.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from sessionward.core.token import is_session_id
+from sessionward.core.jose import b64encode
+from sessionward.core.token import ID_BYTES, is_session_id
 from sessionward.errors import DataTooLarge, InvalidArgument
 
 if TYPE_CHECKING:
@@ -119,6 +121,25 @@ def internal_record(
         version=version,
         context="[]",
     )
+
+
+def internal_id(namespace: str, *parts: str) -> str:
+    """The id of the internal record ``parts`` name in ``namespace``: their hash, in the
+    session id alphabet and length (a session's id is random: no session can take it)."""
+    digest = hashlib.sha256("\x00".join((f"sessionward {namespace}", *parts)).encode())
+    return b64encode(digest.digest()[:ID_BYTES])
+
+
+def internal_value(record: SessionRecord | None, key: str, now: float) -> object:
+    """What a live internal record holds under ``key`` in its data; ``None`` for a missing,
+    expired or damaged record, or one that is a session."""
+    if record is None or record.expires_at <= now or not record.is_internal:
+        return None
+    try:
+        loaded = json.loads(record.data)
+    except ValueError:
+        return None
+    return loaded.get(key) if isinstance(loaded, dict) else None
 
 
 def encode_data(data: Mapping[str, Any], limit: int) -> str:

@@ -31,18 +31,15 @@ This module does no I/O: the manager reads and writes; the assessor scores and s
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import OrderedDict
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
-from sessionward.core import token as tokens
 from sessionward.core.context import RequestContext
 from sessionward.core.decision import Risk
 from sessionward.core.events import RiskAssessed
-from sessionward.core.jose import b64encode
-from sessionward.core.record import SessionRecord, internal_record
+from sessionward.core.record import SessionRecord, internal_id, internal_record, internal_value
 from sessionward.core.risk import (
     LOGIN,
     Decision,
@@ -78,19 +75,13 @@ _USER_KEY = "sessionward.risk_user"
 def user_record_id(user_id: str) -> str:
     """The id of the internal record that holds ``user_id``'s risk history: in the session
     id alphabet and length, in a namespace of its own."""
-    digest = hashlib.sha256(f"sessionward risk-user\x00{user_id}".encode())
-    return b64encode(digest.digest()[: tokens.ID_BYTES])
+    return internal_id("risk-user", user_id)
 
 
 def _stored_user(record: SessionRecord | None, now: float) -> UserRisk | None:
     """The history a live user record holds (``None`` for a missing, expired, foreign or
     damaged one)."""
-    if record is None or record.expires_at <= now or not record.is_internal:
-        return None
-    try:
-        found = json.loads(record.data).get(_USER_KEY)
-    except (ValueError, AttributeError):
-        return None
+    found = internal_value(record, _USER_KEY, now)
     return UserRisk.from_json(found) if isinstance(found, dict) else None
 
 

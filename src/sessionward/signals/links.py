@@ -17,15 +17,12 @@ the replay records of spent proof ids: never a session, skipped by every listing
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-from sessionward.core import token as tokens
-from sessionward.core.jose import b64encode
-from sessionward.core.record import SessionRecord, internal_record
+from sessionward.core.record import SessionRecord, internal_id, internal_record, internal_value
 from sessionward.errors import InvalidArgument
 
 __all__ = [
@@ -91,8 +88,7 @@ def link_of(data: Mapping[str, Any]) -> IdpLink | None:
 def index_id(kind: IndexKind, iss: str, value: str) -> str:
     """The id of the index record of ``(iss, sid)`` or ``(iss, sub)``: in the session id
     alphabet and length, and in a namespace of its own."""
-    digest = hashlib.sha256(f"sessionward idp-index\x00{kind}\x00{iss}\x00{value}".encode())
-    return b64encode(digest.digest()[: tokens.ID_BYTES])
+    return internal_id("idp-index", kind, iss, value)
 
 
 def index_record(
@@ -107,12 +103,7 @@ def index_record(
 
 def index_users(record: SessionRecord | None, now: float) -> list[str]:
     """The user ids a live index record lists (none for a missing, expired or foreign one)."""
-    if record is None or record.expires_at <= now or not record.is_internal:
-        return []
-    try:
-        users = json.loads(record.data).get(INDEX_KEY)
-    except (ValueError, AttributeError):
-        return []
+    users = internal_value(record, INDEX_KEY, now)
     if not isinstance(users, list):
         return []
     return [u for u in users if isinstance(u, str)]
