@@ -198,7 +198,8 @@ class RiskAssessor:
         self._memo: OrderedDict[str, tuple[str, RiskState]] = OrderedDict()
         self._users: OrderedDict[str, UserRisk] = OrderedDict()  # each user's newest copy
         self._saved: dict[str, float] = {}  # the ``latest`` of each user's record as written
-        self._confirming: OrderedDict[str, tuple[str, int]] = OrderedDict()
+        # What confirmed() made per session, until the manager has written it (see adopt).
+        self._confirming: OrderedDict[str, tuple[str, int, UserRisk]] = OrderedDict()
 
     # -- at login ---------------------------------------------------------------------------
 
@@ -310,7 +311,10 @@ class RiskAssessor:
         obs = self.enricher.observe(context, now)
         state = self._state(record)
         if state is None:
-            return self.dump(RiskState(begin(obs), remember(UserRisk(), None, obs, self.policy)))
+            fresh = remember(UserRisk(), None, obs, self.policy)
+            learned = self.dump(RiskState(begin(obs), fresh))
+            _put(self._confirming, record.id, (learned, 0, fresh))
+            return learned
         user = state.user
         if record.user_id is not None:
             user = self._users.get(record.user_id, user)
@@ -321,7 +325,8 @@ class RiskAssessor:
         decisions = (*state.decisions, mark)[-_KEPT_DECISIONS:]
         learned = self.dump(RiskState(confirm(state.session, obs, self.policy), user, decisions))
         # A legitimate move for the population, counted once the confirmation is written.
-        _put(self._confirming, record.id, (learned, novelty(state.session, obs.signals.network)))
+        depth = novelty(state.session, obs.signals.network)
+        _put(self._confirming, record.id, (learned, depth, user))
         return learned
 
     def stored(self, record: SessionRecord) -> str:
@@ -368,14 +373,12 @@ class RiskAssessor:
         history becomes this process's copy if it is the newest, and the confirmed request
         counts as a legitimate move."""
         pending = self._confirming.pop(record.id, None)
-        if pending is not None and pending[0] is stored:
-            self._counter.moved(pending[1])
-        try:
-            found = json.loads(stored).get("user")
-        except (ValueError, AttributeError):
+        if pending is None or pending[0] is not stored:
             return
-        if isinstance(found, dict) and record.user_id is not None:
-            self._freshest(record.user_id, UserRisk.from_json(found))
+        _, depth, user = pending
+        self._counter.moved(depth)
+        if record.user_id is not None:
+            self._freshest(record.user_id, user)
 
     def unsaved(self, user_id: str) -> bool:
         """Whether this process's copy of the user's history learned something it has not
