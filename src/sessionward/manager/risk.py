@@ -316,9 +316,8 @@ class RiskAssessor:
             _put(self._confirming, record.id, (learned, 0, fresh))
             return learned
         user = state.user
-        if record.user_id is not None:
-            user = self._users.get(record.user_id, user)
-            user = user if user.latest >= state.user.latest else state.user
+        if record.user_id is not None:  # kept only once the confirmation is written (adopt)
+            user = self._newest(record.user_id, user)
         user = remember(user, state.session, obs, self.policy)
         # Shown with the decisions: the step-up was answered by the owner.
         mark = {"t": now, "decision": "confirmed", "score": None, "reasons": []}
@@ -397,15 +396,17 @@ class RiskAssessor:
         self._users.pop(user_id, None)
         self._saved.pop(user_id, None)
 
-    def _freshest(self, user_id: str, user: UserRisk) -> UserRisk:
+    def _newest(self, user_id: str, user: UserRisk) -> UserRisk:
         """Of ``user`` and this process's copy of the user's history, the one that learned
-        last; kept as this process's copy."""
+        last."""
         held = self._users.get(user_id)
-        if held is not None and held.latest >= user.latest:
-            _put(self._users, user_id, held)
-            return held
-        self._own(user_id, user)
-        return user
+        return held if held is not None and held.latest >= user.latest else user
+
+    def _freshest(self, user_id: str, user: UserRisk) -> UserRisk:
+        """:meth:`_newest`, kept as this process's copy."""
+        newest = self._newest(user_id, user)
+        self._own(user_id, newest)
+        return newest
 
     def _own(self, user_id: str, user: UserRisk) -> None:
         """``user`` becomes this process's copy of the user's history; past the bound, the
