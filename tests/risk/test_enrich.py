@@ -8,6 +8,8 @@ import random
 from importlib import resources
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 pytest.importorskip("geoip2fast", reason="the risk extra is not installed")
 pytest.importorskip("ua_parser", reason="the risk extra is not installed")
@@ -260,6 +262,42 @@ def test_database_ranges_hold_one_owner_and_country() -> None:
     assert last < first6 <= address_number("2a02:8010::1") <= last6  # IPv6 above IPv4
     private = geoip2fast_block("10.1.2.3")
     assert private[:2] == ("", "")
+
+
+@pytest.mark.parametrize(
+    ("address", "prefix"),
+    [
+        ("fe80::1%eth0", "fe80::/48"),  # link-local, with the interface's zone
+        ("2a02:8010::1%1", "2a02:8010::/48"),
+        ("::ffff:81.2.69.160%2", "81.2.69.0/24"),
+    ],
+)
+def test_an_ipv6_zone_is_dropped(address: str, prefix: str) -> None:
+    # The zone names an interface on the peer's side: the address is the same network.
+    assert prefix_of(address) == prefix
+    assert locate(address) is not None
+    network = Enricher().observe(RequestContext(ip=address), 0.0).signals.network
+    assert network.prefix == prefix
+    if prefix.startswith("2a02:8010"):
+        assert network.country == "GB"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        st.text(alphabet="0123456789abcdefABCDEF.:%[]/ ,-x", max_size=48),
+        st.ip_addresses().map(str),
+        st.builds("{}%{}".format, st.ip_addresses(v=6), st.text(max_size=8)),
+        st.builds("{}:{}".format, st.ip_addresses(v=4), st.integers(0, 65535)),
+    )
+)
+def test_any_address_string_is_observed_without_an_error(address: str) -> None:
+    # Adapters pass what the server or a trusted proxy says; the service takes a string.
+    network = _ENRICHER.observe(RequestContext(ip=address), 0.0).signals.network
+    assert network.prefix == (prefix_of(address) or "")
+
+
+_ENRICHER = Enricher()
 
 
 @pytest.mark.parametrize(

@@ -45,8 +45,11 @@ def _normal(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | Non
         ip = ipaddress.ip_address(address)
     except ValueError:
         return None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.scope_id is not None:  # "fe80::1%eth0": the zone names an interface of the peer
+            ip = ipaddress.IPv6Address(address.partition("%")[0])
+        if ip.ipv4_mapped is not None:
+            return ip.ipv4_mapped
     return ip
 
 
