@@ -104,6 +104,8 @@ BAD_LINES = [
     ("not json", "not JSON"),
     ("[]", "a session must be an object"),
     ('{"events": [{"t": 1}]}', "'session' is missing"),
+    ('{"session": true, "events": [{"t": 1}]}', "'session' must be a string"),
+    ('{"session": 1.5, "events": [{"t": 1}]}', "'session' must be a string"),
     ('{"session": "s", "events": []}', "'events' must be a non-empty list"),
     ('{"session": "s", "events": [{"t": "1"}]}', "'t' must be a number"),
     ('{"session": "s", "events": [{"t": 1, "actor": "thief"}]}', "'actor' must be"),
@@ -131,6 +133,25 @@ def test_a_session_may_appear_once() -> None:
     line = '{"session": "s", "events": [{"t": 0}]}'
     with pytest.raises(TraceError, match="appears twice"):
         read_traces([line, "", line])
+
+
+def test_integer_ids_are_read_and_written_back_as_given(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    traces = tmp_path / "ids.jsonl"
+    traces.write_text(
+        '{"session": 7, "user": 3, "events": [{"t": 0}, {"t": 1}]}\n'
+        '{"session": "7b", "user": "3", "events": [{"t": 2}]}\n',
+        "utf-8",
+    )
+    out = tmp_path / "decisions.jsonl"
+    assert cli.main(["risk", "eval", str(traces), "--decisions", str(out)]) == 0
+    rows = [json.loads(line) for line in out.read_text("utf-8").splitlines()]
+    assert [(r["session"], r["i"]) for r in rows] == [(7, 0), (7, 1), ("7b", 0)]
+    assert "legitimate sessions 2:" in capsys.readouterr().out
+    one, again = '{"session": 7, "events": [{"t": 0}]}', '{"session": "7", "events": [{"t": 1}]}'
+    with pytest.raises(TraceError, match="session '7' appears twice"):
+        read_traces([one, again])
 
 
 def test_the_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

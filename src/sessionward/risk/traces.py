@@ -5,9 +5,11 @@
      "device_signal": "..."}]}
 
 Events are in time order and the first is the login; ``t`` counts seconds from one epoch
-shared by the whole file. Optional: ``"attack"`` on a session names its attack class (for the
-report), ``"secret": "previous"`` on an event says the request presented a secret that a
-rotation replaced. ``actor`` and ``attack`` are for scoring only: the engine never sees them.
+shared by the whole file. A session or user id may also be an integer; a session's id is
+written back with its decisions as the file gave it. Optional: ``"attack"`` on a session names
+its attack class (for the report), ``"secret": "previous"`` on an event says the request
+presented a secret that a rotation replaced. ``actor`` and ``attack`` are for scoring only:
+the engine never sees them.
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ class Event:
 
 @dataclass(frozen=True, slots=True)
 class Trace:
-    session: str
+    #: As the file gives it (a string, or an integer), and so written back with its decisions.
+    session: str | int
     user: str | None
     attack: str | None
     events: tuple[Event, ...]
@@ -89,9 +92,11 @@ def _trace(line: str, number: int) -> Trace:
         raise TraceError(f"{where}: not JSON ({exc.msg})") from None
     if not isinstance(raw, dict):
         raise TraceError(f"{where}: a session must be an object")
-    session = _text(raw.get("session"), "'session'", where)
-    if not session:
-        raise TraceError(f"{where}: 'session' is missing")
+    session = raw.get("session")
+    if not isinstance(session, int) or isinstance(session, bool):
+        session = _text(session, "'session'", where)
+        if not session:
+            raise TraceError(f"{where}: 'session' is missing")
     user = raw.get("user")
     user = None if user in (None, "") else _text(str(user), "'user'", where)
     attack = _text(raw.get("attack"), "'attack'", where)
@@ -111,8 +116,9 @@ def read_traces(lines: Iterable[str]) -> list[Trace]:
     for number, line in enumerate(lines, 1):
         if line.strip():
             trace = _trace(line, number)
-            if trace.session in seen:
+            key = str(trace.session)  # 7 and "7" are one session to a scorer reading ids as text
+            if key in seen:
                 raise TraceError(f"line {number}: session {trace.session!r} appears twice")
-            seen.add(trace.session)
+            seen.add(key)
             traces.append(trace)
     return traces
