@@ -127,7 +127,7 @@ def _through_manager(traces: Sequence[Trace]) -> Decisions:
 
 def _differing(
     traces: Sequence[Trace], a: Decisions, b: Decisions
-) -> list[tuple[str, int, str, str]]:
+) -> list[tuple[str | int, int, str, str]]:
     return [
         (trace.session, i, x.value, y.value)
         for trace, xs, ys in zip(traces, a, b, strict=True)

@@ -48,7 +48,7 @@ def traces() -> list[Trace]:
 
 def _not_allowed(
     traces: list[Trace], decisions: list[list[Decision]]
-) -> dict[tuple[str, int], str]:
+) -> dict[tuple[str | int, int], str]:
     return {
         (trace.session, i): d.value
         for trace, made in zip(traces, decisions, strict=True)
