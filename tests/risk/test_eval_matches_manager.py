@@ -91,7 +91,8 @@ def _through_manager(traces: Sequence[Trace]) -> Decisions:
         risk=RiskAssessor(population_refresh=REFRESH),
     )
     decisions = [[Decision.ALLOW] * len(t.events) for t in traces]
-    tokens: list[str] = [""] * len(traces)
+    tokens: list[str] = [""] * len(traces)  # the owner's
+    stolen: list[str | None] = [None] * len(traces)  # the thief's, copied before their first use
     revoked = [False] * len(traces)
     for t, n, i in _order(traces):
         trace, event = traces[n], traces[n].events[i]
@@ -101,8 +102,12 @@ def _through_manager(traces: Sequence[Trace]) -> Decisions:
             assert issued.token is not None
             tokens[n] = issued.token
             continue
+        if event.attacker and stolen[n] is None:
+            stolen[n] = tokens[n]
+        token = stolen[n] if event.attacker else tokens[n]
+        assert token is not None
         try:
-            served = manager.validate(tokens[n], context=event.context)
+            served = manager.validate(token, context=event.context)
         except RiskChallenge:
             decisions[n][i] = Decision.STEP_UP
             if not event.attacker:  # the owner signs in again
@@ -114,13 +119,14 @@ def _through_manager(traces: Sequence[Trace]) -> Decisions:
             decisions[n][i], revoked[n] = Decision.REVOKE, True
             continue
         except InvalidToken:
-            assert revoked[n], f"{trace.session} event {i}: rejected without a revoke"
+            # Revoked, or a thief whose secret the owner's confirmation rotated out.
+            assert revoked[n] or token != tokens[n], f"{trace.session} event {i}: rejected"
             decisions[n][i] = Decision.REVOKE
             continue
         assert not revoked[n], f"{trace.session} event {i}: served after a revoke"
         assert served.risk is not None, f"{trace.session} event {i}: not scored"
         decisions[n][i] = served.risk.decision
-        if served.token is not None:
+        if served.token is not None and token == tokens[n]:
             tokens[n] = served.token
     return decisions
 
@@ -134,6 +140,23 @@ def _differing(
         for i, (x, y) in enumerate(zip(xs, ys, strict=True))
         if x is not y
     ]
+
+
+def _thieves_cut_off(traces: Sequence[Trace], decisions: Decisions) -> int:
+    """Sessions whose thief was refused while the owner was served after: the owner's
+    confirmation rotated the thief's secret out."""
+    return sum(
+        any(
+            e.attacker
+            and d is Decision.REVOKE
+            and any(
+                not later.attacker and dl is not Decision.REVOKE
+                for later, dl in zip(trace.events[i:], row[i:], strict=True)
+            )
+            for i, (e, d) in enumerate(zip(trace.events, row, strict=True))
+        )
+        for trace, row in zip(traces, decisions, strict=True)
+    )
 
 
 def _concurrent_users(traces: Sequence[Trace]) -> int:
@@ -177,3 +200,4 @@ def test_replay_decides_every_event_as_the_manager_on_the_check_corpus() -> None
     evaluated, managed = replay(traces), _through_manager(traces)
 
     assert _differing(traces, evaluated, managed) == [], _MANAGER_RULES
+    assert _thieves_cut_off(traces, managed) > 0

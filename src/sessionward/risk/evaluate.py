@@ -10,9 +10,13 @@ everything after. The engine sees the request context and its time only: never `
 ``attack``.
 
 A step-up asks the requester to sign in again. The owner can, and the context they confirmed
-is then learned, as the manager does after a successful step-up; an attacker cannot. This is
-the one place the replay uses ``actor``: to play the world's answer to a challenge, never as
-an input to a decision. ``reauth=False`` turns it off (nothing challenged is ever learned).
+is then learned, as the manager does after a successful step-up; an attacker cannot. The
+confirmation rotates the secret with no grace window, so a thief who had already used the
+token holds a dead secret from then on: the manager refuses every later request of theirs,
+and the replay writes ``revoke`` for them (the token is over for its holder; the owner's
+session goes on). These are the only places the replay uses ``actor``: to play the world's
+answer to a challenge and who holds which secret, never as an input to the engine.
+``reauth=False`` turns both off (nothing challenged is ever learned).
 
 Scoring: a session is attacked if any event is an attacker's. It is *detected* at the first
 event from the attacker's first request on whose decision is ``step_up`` or ``revoke`` (a
@@ -65,6 +69,9 @@ def replay(
     decisions: list[list[Decision]] = [[Decision.ALLOW] * len(t.events) for t in traces]
     sessions: list[SessionRisk | None] = [None] * len(traces)
     revoked = [False] * len(traces)
+    # The thief's first request: from then on they hold the secret current at that time.
+    thief = [next((i for i, e in enumerate(t.events) if e.attacker), None) for t in traces]
+    cut_off = [False] * len(traces)  # the owner's confirmation rotated the thief's secret out
     users: dict[str, UserRisk] = {}
     counter = PopulationCounter()
     population = counter.snapshot()
@@ -85,6 +92,9 @@ def replay(
         elif revoked[n]:
             decisions[n][i] = Decision.REVOKE
             continue
+        elif cut_off[n] and event.attacker:  # a secret rotated out with no grace window
+            decisions[n][i] = Decision.REVOKE  # refused for good; the owner's session goes on
+            continue
         else:
             verdict = assess(obs, session, user, population, policy)
             decisions[n][i] = verdict.decision
@@ -94,6 +104,7 @@ def replay(
                 counter.moved(novelty(session, obs.signals.network))
             if confirmed:  # the owner signs in again: the context is theirs
                 sessions[n] = confirm(session, obs, policy)
+                cut_off[n] = cut_off[n] or (thief[n] is not None and thief[n] < i)
             else:
                 sessions[n] = learn(session, obs, verdict, policy)
             revoked[n] = verdict.decision is Decision.REVOKE
