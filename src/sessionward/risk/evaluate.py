@@ -104,7 +104,8 @@ def replay(
                 counter.moved(novelty(session, obs.signals.network))
             if confirmed:  # the owner signs in again: the context is theirs
                 sessions[n] = confirm(session, obs, policy)
-                cut_off[n] = cut_off[n] or (thief[n] is not None and thief[n] < i)
+                first = thief[n]
+                cut_off[n] = cut_off[n] or (first is not None and first < i)
             else:
                 sessions[n] = learn(session, obs, verdict, policy)
             revoked[n] = verdict.decision is Decision.REVOKE
