@@ -127,6 +127,18 @@ def test_a_logged_request_is_served_with_its_reasons(scored: Service) -> None:
     assert "language.changed" in [r["code"] for r in answer["risk"]["reasons"]]
 
 
+@pytest.mark.parametrize(
+    "address",
+    ["fe80::1%eth0", "2a02:8010::1%1", "81.2.69.160:443", "[2a02:8010::1]", "unknown", ""],
+)
+def test_any_address_the_application_passes_gets_a_decision(scored: Service, address: str) -> None:
+    # Whatever the application's server reported as the peer: a decision, never an error.
+    token = login(scored)
+    answer = validate(scored, token, {**OWNER, "ip": address})
+    assert answer["risk"]["decision"] in {"allow", "log", "step_up", "revoke"}
+    assert address not in str(answer["risk"]) or not address
+
+
 def test_without_a_context_nothing_is_scored(scored: Service) -> None:
     token = login(scored)
     response = scored.client.post(
