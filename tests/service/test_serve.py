@@ -174,6 +174,35 @@ def test_state_location_and_origins() -> None:
     assert public.origins == ["https://sessions.example"]
 
 
+@pytest.mark.parametrize("setting", ["public_url", "admin_url"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sessions.example",
+        "ftp://sessions.example",
+        "https://sessions.example/app",
+        "https://sessions.example/?next=/",
+        "https://sessions.example/#top",
+        "https://user:pass@sessions.example",
+        "https://sessions.example:99999",
+        "https://",
+        "https://" + "a" * 2050 + ".example",
+    ],
+)
+def test_the_public_and_admin_urls_must_be_origins(setting: str, url: str) -> None:
+    # They are compared with the Origin header of every form post and printed as links.
+    with pytest.raises(ConfigError, match=f"{setting} must be an origin"):
+        ServiceConfig(**{setting: url})  # type: ignore[arg-type]
+
+
+def test_origins_with_a_port_or_a_final_slash_are_taken() -> None:
+    config = ServiceConfig(
+        public_url="https://sessions.example:8443/", admin_url="https://admin.example/"
+    )
+    assert config.origin == "https://sessions.example:8443"
+    assert config.admin_origins == ["https://admin.example"]
+
+
 def test_store_urls_use_the_plug_in_stores() -> None:
     with pytest.raises(ConfigError, match="unknown store URL scheme"):
         open_store("memcached://x")
