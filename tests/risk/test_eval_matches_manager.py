@@ -51,10 +51,8 @@ Decisions = list[list[Decision]]
 
 _MANAGER_RULES = """
 What the manager does that replay does not (src/sessionward/manager/risk.py):
-1. confirm() starts from the history after the challenged request, which already counted
-   it in the request rate, so a confirmed request counts twice;
-2. a written history (periodic write, confirmation) is read back without its cached verdict,
-   which is then computed again against the user's and the population's newest history.
+a written history (periodic write, confirmation) is read back without its cached verdict,
+which is then computed again against the user's and the population's newest history.
 """
 
 

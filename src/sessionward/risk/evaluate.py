@@ -103,7 +103,8 @@ def replay(
                 user = remember(user, session, obs, policy)  # a logged request: the session only
                 counter.moved(novelty(session, obs.signals.network))
             if confirmed:  # the owner signs in again: the context is theirs
-                sessions[n] = confirm(session, obs, policy)
+                # The challenged request, then the sign-in that confirms it: two requests.
+                sessions[n] = confirm(learn(session, obs, verdict, policy), obs, policy)
                 first = thief[n]
                 cut_off[n] = cut_off[n] or (first is not None and first < i)
             else:
