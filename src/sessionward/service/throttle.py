@@ -87,6 +87,10 @@ RULES: dict[str, Rules] = {
     "setup-code": Rules(address="5/minute;20/hour", pair="5/minute;20/hour", account="100/day"),
     # Failures only: a key holds 256 random bits; this stops scanning, not a lucky guess.
     "api-key": Rules(address="30/minute;300/hour;3000/day", pair="10/minute", account="1000/day"),
+    # Actions that store something without a secret, counted per address (Guard.count); wide
+    # enough for the many users behind one carrier-grade NAT (docs/throttling.md).
+    "guest-session": Rules(address="60/minute;600/hour;3000/day"),
+    "registration": Rules(address="5/minute;20/hour;50/day"),
 }
 
 
