@@ -13,7 +13,9 @@ Registration says the same whether or not the name was free (the account is crea
 it was; the password is hashed either way), so it tells nobody which names exist: sign in
 afterwards. New passwords follow ``sessionward.service.password_policy``. Every password and
 code check is throttled, a code works once, and each check is a security event
-(``sessionward.service.factors``).
+(``sessionward.service.factors``). Guest sessions started and registrations are counted per
+client address in the same windows (docs/throttling.md): over the limit, the form answers
+429 and nothing is stored.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from sessionward.service.forms import (
     WRONG_CODE,
     form_fields,
     redirect,
+    too_many,
     try_again,
     with_retry_after,
 )
@@ -54,6 +57,7 @@ from sessionward.service.shop_catalogue import (
 )
 from sessionward.service.state import UserRow
 from sessionward.service.tenancy import DEMO_APP
+from sessionward.service.throttle import Throttled
 from sessionward.web import CookiePolicy, CsrfPolicy, DeviceSignal
 from sessionward.web.asgi import SessionMiddleware
 from sessionward.web.binding import DeviceBinding
@@ -157,7 +161,12 @@ class Shop:
     async def cart_add(self, request: Request) -> Response:
         item = (await form_fields(request)).get("item", "")
         if item in PRODUCTS:
-            await get_handle(request).update_data(
+            handle = get_handle(request)
+            if handle.session is None:  # the first item starts a guest session: counted
+                refused = await self._over_limit(request, "guest-session", f"{ROOT}/")
+                if refused is not None:
+                    return refused
+            await handle.update_data(
                 lambda data: {**data, "cart": [*_cart(data), item][-MAX_CART:]}
             )
         return redirect(f"{ROOT}/cart")
@@ -196,7 +205,7 @@ class Shop:
 
     async def register(self, request: Request) -> Response:
         handle = get_handle(request)
-        error = ""
+        error, back = "", f"{ROOT}/register"
         fields: dict[str, str] = {}
         if request.method == "POST":
             fields = await form_fields(request)
@@ -207,6 +216,8 @@ class Shop:
                 error = "Choose a user name of 3 to 32 letters, digits, '.', '_' or '-'."
             elif problem is not None:
                 error = problem
+            elif (refused := await self._over_limit(request, "registration", back)) is not None:
+                return refused
             else:
                 hashed = await hash_password_async(password)  # a taken name costs the same
                 with contextlib.suppress(AlreadyExists):
@@ -227,6 +238,17 @@ class Shop:
             + f'<p>Already have an account? <a href="{ROOT}/login">Sign in</a>.</p>'
         )
         return (await self.page(request, "Register")).response(body, status=400 if error else 200)
+
+    async def _over_limit(self, request: Request, kind: str, back: str) -> Response | None:
+        """Count an action that stores something without a secret (``kind``: a guest session
+        started, a registration) for the client's address: ``None`` when it may go ahead,
+        else the 429 page (the action is then neither counted nor done)."""
+        try:
+            await self.rt.guard.count(kind, get_handle(request).context.ip)
+        except Throttled as exc:
+            page = await self.page(request, "Too many attempts")
+            return too_many(page, exc.retry_after, back)
+        return None
 
     async def login(self, request: Request) -> Response:
         handle = get_handle(request)

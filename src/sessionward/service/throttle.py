@@ -21,6 +21,10 @@ attempt before it is checked (:meth:`Guard.attempt`, through :func:`reserve` in
 API keys are checked against the windows on a key-cache miss and counted only when they fail
 (:meth:`Guard.check`, :meth:`Guard.failed`), since a valid key is looked up every few seconds
 by every process. Account names and addresses are stored only as hashes.
+
+The same windows bound actions that store something without a secret (a guest session the
+demo shop starts, a registration): every such action from an address counts, whatever its
+outcome, through :meth:`Guard.count`; they have an address set only.
 """
 
 from __future__ import annotations
@@ -68,11 +72,12 @@ TRUSTED_DAYS = 30
 
 @dataclass(frozen=True, slots=True)
 class Rules:
-    """The windows of one kind of secret, in ``limits``' notation (``"5/minute;20/hour"``)."""
+    """The windows of one kind of secret, or of action, in ``limits``' notation
+    (``"5/minute;20/hour"``); an empty string is a set without windows."""
 
     address: str
-    pair: str
-    account: str
+    pair: str = ""
+    account: str = ""
 
 
 _HUMAN = Rules(address="10/minute;50/hour;300/day", pair="5/minute;20/hour", account="100/day")
@@ -82,13 +87,18 @@ RULES: dict[str, Rules] = {
     "setup-code": Rules(address="5/minute;20/hour", pair="5/minute;20/hour", account="100/day"),
     # Failures only: a key holds 256 random bits; this stops scanning, not a lucky guess.
     "api-key": Rules(address="30/minute;300/hour;3000/day", pair="10/minute", account="1000/day"),
+    # Actions that store something without a secret, counted per address (Guard.count); wide
+    # enough for the many users behind one carrier-grade NAT (docs/throttling.md).
+    "guest-session": Rules(address="60/minute;600/hour;3000/day"),
+    "registration": Rules(address="5/minute;20/hour;50/day"),
 }
 
 
 @dataclass(frozen=True, slots=True)
 class GuessThrottled(Event):
-    """A window filled: ``secret`` (the kind) is throttled for ``limited`` (``address``,
-    ``pair`` or ``account``) for ``retry_after`` seconds. ``user_id`` is the account."""
+    """A window filled: ``reason`` is the kind (a secret, or an action such as
+    ``guest-session``) and the set (``address``, ``pair`` or ``account``), throttled for
+    ``retry_after`` seconds. ``user_id`` is the account (``None`` for an address set)."""
 
     kind: ClassVar[str] = "throttled"
     reason: str = ""
@@ -143,7 +153,7 @@ class Guard:
         self.now = now
         self.events = events
         self.rules = {
-            kind: {name: parse_many(getattr(r, name)) for name in ("address", "pair", "account")}
+            kind: {name: _parsed(getattr(r, name)) for name in ("address", "pair", "account")}
             for kind, r in (rules or RULES).items()
         }
         self.trust = parse_many(f"1/{TRUSTED_DAYS} days")[0]
@@ -160,6 +170,14 @@ class Guard:
         except (StoreError, StorageError) as exc:
             raise _unavailable(exc) from exc
 
+    async def count(self, kind: str, address: str | None) -> None:
+        """Count one action of ``kind`` from ``address`` (a guest session started, a
+        registration: every one counts, whatever its outcome), or raise :class:`Throttled`
+        (nothing is counted then). The action that fills a window reports it."""
+        sets = await self._sets(kind, None, address)
+        await self.attempt(kind, None, address)
+        await self._report_full(kind, sets, None)
+
     async def check(self, kind: str, account: str | None, address: str | None) -> None:
         """Raise :class:`Throttled` if an attempt now would be refused; count nothing."""
         await self._refuse_if_full(await self._sets(kind, account, address))
@@ -175,6 +193,15 @@ class Guard:
                 for item in window.items:
                     if not reserved:
                         await self.limiter.hit(item, window.key)
+        except (StoreError, StorageError) as exc:
+            raise _unavailable(exc) from exc
+        await self._report_full(kind, sets, account)
+
+    async def _report_full(self, kind: str, sets: list[_Set], account: str | None) -> None:
+        """Emit an event for each set with a window that is now full (its first only)."""
+        try:
+            for window in sets:
+                for item in window.items:
                     if not await self.limiter.test(item, window.key):
                         stats = await self.limiter.get_window_stats(item, window.key)
                         wait = retry_seconds(stats.reset_time, self.now())
@@ -232,7 +259,7 @@ class Guard:
             raise Throttled(wait)
 
     def _emit(self, kind: str, limited: str, account: str | None, wait: int) -> None:
-        _log.warning("sessionward throttled %s guesses (%s) for %d s", kind, limited, wait)
+        _log.warning("sessionward throttled %s attempts (%s) for %d s", kind, limited, wait)
         if self.events is not None:
             self.events.emit(
                 GuessThrottled(
@@ -271,6 +298,10 @@ def open_guard(
         return Guard(windows, now=now, events=events, close=windows.close)
     storage, close = redis_windows(store)
     return Guard(storage, now=time.time, events=events, close=close)  # limits' own clock
+
+
+def _parsed(windows: str) -> list[RateLimitItem]:
+    return parse_many(windows) if windows else []
 
 
 def _unavailable(exc: Exception) -> StoreUnavailable:
