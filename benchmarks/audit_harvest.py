@@ -28,7 +28,6 @@ from argon2 import PasswordHasher
 from sessionward.cli import main
 from sessionward.service import ServiceConfig, create_app
 from sessionward.service.state import UserRow
-from sessionward.service.throttle import RULES, Guard, Rules
 
 PASSWORD = "wonderland-tea-party"  # noqa: S105 - the throwaway account of this local shop
 SCENARIO = """
@@ -55,11 +54,12 @@ def run(samples: int, concurrency: int, html: str) -> None:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     base = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    app = create_app(ServiceConfig(store=str(directory / "shop.db"), public_url=base, admin=False))
+    # Every sample is a new guest session from one address: no limit on them.
+    config = ServiceConfig(
+        store=str(directory / "shop.db"), public_url=base, admin=False, demo_guest_limit=False
+    )
+    app = create_app(config)
     runtime = app.state.runtime
-    # Every sample is a new guest session from one address: no limit on them (no windows).
-    rules = {**RULES, "guest-session": Rules(address="")}
-    runtime.guard = Guard(runtime.guard.storage, now=runtime.guard.now, rules=rules)
     row = UserRow("demo", "alice", PasswordHasher().hash(PASSWORD), None, time.time())
     runtime.state.add_user(row)
     server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_config=None, access_log=False))

@@ -93,6 +93,19 @@ def test_guest_sessions_are_limited_per_address(site: Site) -> None:
     assert "Cart (1)" in cart.text
 
 
+def test_the_guest_limit_can_be_turned_off_registrations_stay_limited(tmp_path: Path) -> None:
+    # As an audit's token harvest needs: any number of guest sessions from one address.
+    with site_at(tmp_path, trusted_proxies=("127.0.0.1",), demo_guest_limit=False) as site:
+        for _ in range(GUESTS + 5):
+            assert _add(_from(site, "203.0.113.70")).status_code == 303
+        assert _sessions(site) == GUESTS + 5
+        assert _throttled(site) == []
+        client = _from(site, "203.0.113.70")
+        for n in range(SIGN_UPS):
+            assert _register(client, f"kim{n}").status_code == 303
+        _refused(_register(client, "kim-more"))
+
+
 def test_registrations_are_limited_per_address(site: Site) -> None:
     site.add_user("demo", "ann", "ann's own password")
     client = _from(site, "2001:db8:1:1::10")
@@ -144,3 +157,23 @@ def test_a_store_outage_refuses_rather_than_count_nothing(site: Site) -> None:
     assert _sessions(site) == 0
     assert _register(shopper, "zoe").status_code == 503
     assert runtime.state.get_user("demo", "zoe") is None
+
+
+def test_the_guest_limit_is_configured_by_flag_environment_and_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sessionward.cli import build_parser
+    from sessionward.cli.serve import _load
+    from sessionward.service.config import load_config
+
+    assert load_config({}, environ={}).demo_guest_limit is True  # on by default
+    off = {"SESSIONWARD_DEMO_GUEST_LIMIT": "false"}
+    assert load_config({}, environ=off).demo_guest_limit is False
+    toml = tmp_path / "service.toml"
+    toml.write_text("demo_guest_limit = false\n", encoding="utf-8")
+    assert load_config({}, environ={}, config_file=str(toml)).demo_guest_limit is False
+    monkeypatch.delenv("SESSIONWARD_DEMO_GUEST_LIMIT", raising=False)
+    for command in ("serve", "demo"):
+        flagged = build_parser().parse_args([command, "--no-demo-guest-limit"])
+        assert _load(flagged).demo_guest_limit is False
+        assert _load(build_parser().parse_args([command])).demo_guest_limit is True

@@ -75,6 +75,11 @@ def _serve_options(parser: argparse.ArgumentParser) -> None:
         help="the demo shop sends the optional device signal (see docs/risk.md)",
     )
     parser.add_argument(
+        "--no-demo-guest-limit",
+        action="store_true",
+        help="no limit on the demo shop's new guest sessions per address (to audit the shop)",
+    )
+    parser.add_argument(
         "--dpop-nonces",
         action="store_true",
         help="DPoP proofs must carry a server nonce (see docs/binding.md)",
@@ -121,6 +126,8 @@ def _load(args: argparse.Namespace) -> ServiceConfig:
         flags["risk"] = args.risk
     if args.demo_device_signal:
         flags["demo_device_signal"] = True
+    if args.no_demo_guest_limit:
+        flags["demo_guest_limit"] = False
     if args.dpop_nonces:
         flags["dpop_nonces"] = True
     return load(args, **flags)

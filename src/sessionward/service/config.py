@@ -15,6 +15,7 @@ flags, at top level or under a ``[service]`` table, plus an optional ``[policy]`
     ssf_issuer = "https://signals.example"  # Shared Signals pushed by this transmitter
     risk = false                      # hijack scoring is on unless this says so (docs/risk.md)
     demo_device_signal = true         # the demo shop sends the device signal (off by default)
+    demo_guest_limit = false          # no limit on new guest sessions (to audit the demo shop)
     dpop_nonces = true                # DPoP proofs must carry a server nonce (off by default)
 
     [policy]
@@ -88,6 +89,9 @@ class ServiceConfig:
       a ``context`` is not scored, so an application that sends none sees no change.
     * ``demo_device_signal`` (off by default): the demo shop serves ``device.js`` and scores
       the device signal (see docs/risk.md, "Device signal").
+    * ``demo_guest_limit`` (on by default): the demo shop starts at most so many guest
+      sessions per client address (docs/throttling.md); off, any number, as a token harvest
+      of ``sessionward audit`` against the shop needs.
     * ``dpop_nonces`` (off by default): every DPoP proof passed on in a ``dpop`` field must
       carry a current server nonce (RFC 9449 §8); ``dpop_nonce_key`` is the key the nonces are
       made with, base64 of at least 32 random bytes and the same on every host (default: a
@@ -121,6 +125,7 @@ class ServiceConfig:
     ssf_default_subjects: str = "ALL"
     risk: bool = True
     demo_device_signal: bool = False
+    demo_guest_limit: bool = True
     dpop_nonces: bool = False
     dpop_nonce_key: str | None = field(default=None, repr=False)
     policy: Policy = field(default_factory=Policy)
@@ -244,6 +249,7 @@ def _coerce(name: str, value: Any) -> Any:
         "webhook_private_targets": bool,
         "risk": bool,
         "demo_device_signal": bool,
+        "demo_guest_limit": bool,
         "dpop_nonces": bool,
     }
     if name == "trusted_proxies":

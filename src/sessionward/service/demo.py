@@ -162,7 +162,8 @@ class Shop:
         item = (await form_fields(request)).get("item", "")
         if item in PRODUCTS:
             handle = get_handle(request)
-            if handle.session is None:  # the first item starts a guest session: counted
+            if handle.session is None and self.rt.config.demo_guest_limit:
+                # The first item starts a guest session: counted.
                 refused = await self._over_limit(request, "guest-session", f"{ROOT}/")
                 if refused is not None:
                     return refused
