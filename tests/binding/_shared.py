@@ -1,0 +1,51 @@
+"""Setup the binding tests share: a scored manager and a DPoP-bound session on it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from proofs import Device
+
+from sessionward import Policy, SessionManager, SQLiteStore
+from sessionward.core import binding as states
+from sessionward.core.context import RequestContext
+from sessionward.core.dpop import DpopPolicy
+from sessionward.core.record import Session
+from sessionward.manager._sync.binding import Binder, DpopCheck
+from sessionward.manager.risk import RiskAssessor
+from sessionward.testing import FakeClock
+
+SAFARI = (
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko)"
+    " Version/17.4 Safari/605.1.15"
+)
+
+
+# -- the manager, in process ------------------------------------------------------------------
+
+
+@contextmanager
+def scored_manager(tmp_path: Path) -> Iterator[SessionManager]:
+    """A manager on a real SQLite file with hijack scoring on and a fake clock (renewal due
+    after 600 s)."""
+    policy = Policy(idle_timeout=3600, absolute_timeout=86400, rotate_after=600)
+    store = SQLiteStore(str(tmp_path / "s.db"))
+    with SessionManager(store, policy=policy, clock=FakeClock(), risk=RiskAssessor()) as m:
+        yield m
+
+
+def dpop_session(manager: SessionManager, device: Device, context: RequestContext) -> Session:
+    """Alice's session, bound to ``device``'s key from the start."""
+    state = states.dpop_state(device.thumbprint, manager.clock.now())
+    data = {states.BINDING_KEY: states.encode(state)}
+    return manager.issue("alice", data=data, context=context)
+
+
+def dpop_check(
+    manager: SessionManager, token: str, proof: str | None, *, method: str, url: str
+) -> DpopCheck:
+    return DpopCheck(
+        Binder(manager), DpopPolicy(), proof, method=method, url=url, access_token=token
+    )
