@@ -1,12 +1,18 @@
-"""Setup the binding tests share: a scored manager and a DPoP-bound session on it."""
+"""Setup the binding tests share: a scored manager and a DPoP-bound session on it, and the
+service on a real uvicorn."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+import httpx
 from proofs import Device
+from service._server import serve
+from service.conftest import Service, make_keys
 
 from sessionward import Policy, SessionManager, SQLiteStore
 from sessionward.core import binding as states
@@ -15,6 +21,8 @@ from sessionward.core.dpop import DpopPolicy
 from sessionward.core.record import Session
 from sessionward.manager._sync.binding import Binder, DpopCheck
 from sessionward.manager.risk import RiskAssessor
+from sessionward.service import ServiceConfig, create_app
+from sessionward.service.runtime import Runtime
 from sessionward.testing import FakeClock
 
 SAFARI = (
@@ -49,3 +57,31 @@ def dpop_check(
     return DpopCheck(
         Binder(manager), DpopPolicy(), proof, method=method, url=url, access_token=token
     )
+
+
+# -- the service ------------------------------------------------------------------------------
+
+
+def service_config(tmp_path: Path, *, state: str = "state.db", **extra: Any) -> ServiceConfig:
+    """The service on ``tmp_path/service.db``: no admin, no demo, keys never cached."""
+    return ServiceConfig(
+        store=str(tmp_path / "service.db"),
+        state=str(tmp_path / state),
+        admin=False,
+        demo=False,
+        policy=Policy(idle_timeout=3600, absolute_timeout=86400, rotate_after=None),
+        key_cache_seconds=0,
+        **extra,
+    )
+
+
+@contextmanager
+def running_service(config: ServiceConfig, clock: FakeClock) -> Iterator[Service]:
+    """The service on a real uvicorn (loopback), with an API key of each scope."""
+    app = create_app(config, clock=clock)
+    runtime: Runtime = app.state.runtime
+    try:
+        with serve(app) as base, httpx.Client(base_url=base, timeout=10) as client:
+            yield Service(app, runtime, clock, client, make_keys(runtime), Path(config.store))
+    finally:
+        asyncio.run(runtime.close())
