@@ -1,20 +1,28 @@
-"""Setup the binding tests share: a scored manager and a DPoP-bound session on it, and the
-service on a real uvicorn."""
+"""Setup the binding tests share: a scored manager and a DPoP-bound session on it, the service
+on a real uvicorn, and the two web flavours (Starlette on uvicorn, Flask on wsgiref) with the
+"this was me" app."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
+from flask import Flask, jsonify
 from proofs import Device
 from service._server import serve
 from service.conftest import Service, make_keys
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from web._servers import uvicorn_server, wsgi_server
 
-from sessionward import Policy, SessionManager, SQLiteStore
+from sessionward import AsyncSessionManager, AsyncSQLiteStore, Policy, SessionManager, SQLiteStore
 from sessionward.core import binding as states
 from sessionward.core.context import RequestContext
 from sessionward.core.dpop import DpopPolicy
@@ -24,6 +32,9 @@ from sessionward.manager.risk import RiskAssessor
 from sessionward.service import ServiceConfig, create_app
 from sessionward.service.runtime import Runtime
 from sessionward.testing import FakeClock
+from sessionward.web.asgi import SessionMiddleware
+from sessionward.web.flask import Sessionward, handle
+from sessionward.web.starlette import get_handle
 
 SAFARI = (
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko)"
@@ -85,3 +96,81 @@ def running_service(config: ServiceConfig, clock: FakeClock) -> Iterator[Service
             yield Service(app, runtime, clock, client, make_keys(runtime), Path(config.store))
     finally:
         asyncio.run(runtime.close())
+
+
+# -- the web flavours -------------------------------------------------------------------------
+
+SERVERS = {"asgi": uvicorn_server, "wsgi": wsgi_server}
+
+
+def flavour_manager(kind: str, path: str, clock: FakeClock, **options: Any) -> Any:
+    """The manager ``kind`` (``asgi`` or ``wsgi``) serves from: async or sync, on the SQLite
+    file ``path``."""
+    if kind == "asgi":
+        return AsyncSessionManager(AsyncSQLiteStore(path), clock=clock, **options)
+    return SessionManager(SQLiteStore(path), clock=clock, **options)
+
+
+#: The request headers of the owner's browser at home, and of the same browser abroad
+#: (Comcast, US), where hijack scoring challenges the session.
+OWNER = {"x-forwarded-for": "81.2.69.160", "user-agent": SAFARI, "accept-language": "en-GB"}
+ABROAD = {**OWNER, "x-forwarded-for": "73.1.2.3"}
+CONFIRM_POLICY = Policy(idle_timeout=86400, absolute_timeout=7 * 86400)
+
+
+def _confirm_asgi(manager: AsyncSessionManager, options: Callable[[str], dict[str, Any]]) -> Any:
+    async def login(request: Request) -> Response:
+        h = get_handle(request)
+        if h.challenge is not None:
+            await h.confirm()
+            return JSONResponse({"confirmed": True})
+        await h.login("alice")
+        return JSONResponse({"confirmed": False})
+
+    async def me(request: Request) -> Response:
+        session = get_handle(request).session
+        return JSONResponse({"user": session and session.user_id}, status_code=200)
+
+    def make(base: str) -> Starlette:
+        routes = [Route("/login", login, methods=["POST"]), Route("/me", me)]
+        middleware = Middleware(SessionMiddleware, manager=manager, **options(base))
+        return Starlette(routes=routes, middleware=[middleware])
+
+    return make
+
+
+def _confirm_flask(manager: SessionManager, options: Callable[[str], dict[str, Any]]) -> Any:
+    def make(base: str) -> Flask:
+        app = Flask(__name__)
+        Sessionward(app, manager, **options(base))
+
+        @app.post("/login")
+        def login() -> Any:
+            h = handle()
+            if h.challenge is not None:
+                h.confirm()
+                return jsonify(confirmed=True)
+            h.login("alice")
+            return jsonify(confirmed=False)
+
+        @app.get("/me")
+        def me() -> Any:
+            session = handle().session
+            return jsonify(user=session and session.user_id)
+
+        return app
+
+    return make
+
+
+@contextmanager
+def serving_confirm(
+    kind: str, path: str, clock: FakeClock, options: Callable[[str], dict[str, Any]]
+) -> Iterator[str]:
+    """An app of flavour ``kind`` with hijack scoring on (the adapter's ``options`` for its
+    base URL): ``POST /login`` signs alice in, or confirms ("this was me") a challenged
+    session; ``GET /me`` names the session's user. Yields the base URL."""
+    manager = flavour_manager(kind, path, clock, policy=CONFIRM_POLICY, risk=RiskAssessor())
+    make = _confirm_asgi(manager, options) if kind == "asgi" else _confirm_flask(manager, options)
+    with SERVERS[kind](make) as base:
+        yield base

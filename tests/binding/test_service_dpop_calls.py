@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from _shared import running_service, service_config
+from _shared import SAFARI, running_service, service_config
 from proofs import Device
 from service.conftest import Service
 
@@ -29,10 +29,6 @@ pytest.importorskip("ua_parser", reason="the risk extra is not installed")
 
 APP = "https://app.example"
 REFUSED = {"error": {"code": "invalid_token", "message": "invalid"}}
-SAFARI = (
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko)"
-    " Version/17.4 Safari/605.1.15"
-)
 OWNER = {"ip": "81.2.69.160", "user_agent": SAFARI, "accept_language": "en-GB,en;q=0.9"}
 #: Each call's body past the token, and the path the client's request went to.
 CALLS: dict[str, dict[str, Any]] = {
