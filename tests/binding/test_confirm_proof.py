@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -23,10 +24,9 @@ from sessionward.core.binding import BindingPolicy
 from sessionward.core.context import RequestContext
 from sessionward.core.dpop import DpopPolicy
 from sessionward.core.jwk import client_key
-from sessionward.core.record import Session
 from sessionward.errors import InvalidProof, RiskChallenge
 from sessionward.manager._async.binding import AsyncBinder, AsyncDpopCheck
-from sessionward.manager._sync.binding import Binder, CookieCheck, DpopCheck
+from sessionward.manager._sync.binding import Binder, CookieCheck
 from sessionward.manager._sync.proof import ProofCheck
 from sessionward.manager.risk import RiskAssessor
 from sessionward.testing import EventRecorder, FakeClock
@@ -42,12 +42,7 @@ def manager(tmp_path: Path) -> Iterator[SessionManager]:
         yield m
 
 
-def _dpop_session(manager: SessionManager, device: Device) -> Session:
-    return dpop_session(manager, device, HOME)
-
-
-def _check(manager: SessionManager, token: str, proof: str | None) -> DpopCheck:
-    return dpop_check(manager, token, proof, method="POST", url=URL)
+_check = partial(dpop_check, method="POST", url=URL)
 
 
 def _challenged(manager: SessionManager, token: str, proof: ProofCheck) -> None:
@@ -59,7 +54,7 @@ def test_a_dpop_bound_session_is_confirmed_only_with_its_keys_proof(
     manager: SessionManager,
 ) -> None:
     owner, thief = Device(), Device()
-    session = _dpop_session(manager, owner)
+    session = dpop_session(manager, owner, HOME)
     token = session.token
     assert token is not None
     now = manager.clock.now()

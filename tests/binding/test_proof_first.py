@@ -7,6 +7,7 @@ the owner's proven request then renews as usual."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ from sessionward.core.context import RequestContext
 from sessionward.core.jwk import client_key
 from sessionward.core.record import Session
 from sessionward.errors import InvalidProof
-from sessionward.manager._sync.binding import Binder, CookieCheck, DpopCheck
+from sessionward.manager._sync.binding import Binder, CookieCheck
 
 URL = "https://api.example/orders"
 OWNER = RequestContext(ip="198.51.100.7", user_agent="Owner/1.0", accept_language="en")
@@ -33,17 +34,12 @@ def manager(tmp_path: Path) -> Iterator[SessionManager]:
         yield m
 
 
-def _dpop_session(manager: SessionManager, device: Device) -> Session:
-    return dpop_session(manager, device, OWNER)
-
-
-def _check(manager: SessionManager, token: str, proof: str | None) -> DpopCheck:
-    return dpop_check(manager, token, proof, method="GET", url=URL)
+_check = partial(dpop_check, method="GET", url=URL)
 
 
 def test_a_dpop_bound_token_without_its_proof_changes_nothing(manager: SessionManager) -> None:
     device, thief = Device(), Device()
-    session = _dpop_session(manager, device)
+    session = dpop_session(manager, device, OWNER)
     token = session.token
     assert token is not None
     manager.clock.advance(601)  # type: ignore[attr-defined]  # renewal and touch due
