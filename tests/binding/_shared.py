@@ -1,6 +1,6 @@
 """Setup the binding tests share: a scored manager and a DPoP-bound session on it, the service
 on a real uvicorn, and the two web flavours (Starlette on uvicorn, Flask on wsgiref) with the
-"this was me" app."""
+handlers their tests share and the "this was me" app."""
 
 from __future__ import annotations
 
@@ -109,6 +109,41 @@ def flavour_manager(kind: str, path: str, clock: FakeClock, **options: Any) -> A
     if kind == "asgi":
         return AsyncSessionManager(AsyncSQLiteStore(path), clock=clock, **options)
     return SessionManager(SQLiteStore(path), clock=clock, **options)
+
+
+async def _login(request: Request) -> Response:
+    await get_handle(request).login("alice")
+    return JSONResponse({"ok": True})
+
+
+async def _me(request: Request) -> Response:
+    h = get_handle(request)
+    session = h.session
+    body = {"user": session.user_id if session else None, "proven": h.proven}
+    return JSONResponse(body, status_code=200 if session else 401)
+
+
+def _flask_login() -> Any:
+    handle().login("alice")
+    return jsonify(ok=True)
+
+
+def _flask_me() -> Any:
+    session = handle().session
+    body = {"user": session.user_id if session else None, "proven": handle().proven}
+    return jsonify(body), 200 if session else 401
+
+
+def login_and_me_routes(me_methods: list[str]) -> list[Route]:
+    """``POST /login`` signs alice in; ``/me`` answers with the session's user and whether its
+    request proved the bound key (401 without a session)."""
+    return [Route("/login", _login, methods=["POST"]), Route("/me", _me, methods=me_methods)]
+
+
+def add_login_and_me(app: Flask, me_methods: list[str]) -> None:
+    """:func:`login_and_me_routes` on a Flask app."""
+    app.post("/login")(_flask_login)
+    app.route("/me", methods=me_methods)(_flask_me)
 
 
 #: The request headers of the owner's browser at home, and of the same browser abroad

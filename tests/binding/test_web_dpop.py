@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from _shared import SERVERS, add_login_and_me, flavour_manager, login_and_me_routes
 from flask import Flask, jsonify
 from joserfc import jwk as jose_jwk
 from joserfc import jws as jose_jws
@@ -24,16 +25,8 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from web._servers import uvicorn_server, wsgi_server
 
-from sessionward import (
-    AsyncSessionManager,
-    AsyncSQLiteStore,
-    EventBus,
-    Policy,
-    SessionManager,
-    SQLiteStore,
-)
+from sessionward import AsyncSessionManager, EventBus, Policy, SessionManager, SQLiteStore
 from sessionward.core.binding import binding_of
 from sessionward.core.dpop import DpopPolicy, access_token_hash
 from sessionward.core.events import TheftSuspected, TokenRejected
@@ -48,16 +41,6 @@ DPOP = DpopPolicy(nonce_key=secrets.token_bytes(32), nonce_lifetime=60)
 
 
 def asgi_app(manager: AsyncSessionManager) -> Callable[[str], Any]:
-    async def login(request: Request) -> Response:
-        await get_handle(request).login("alice")
-        return JSONResponse({"ok": True})
-
-    async def me(request: Request) -> Response:
-        h = get_handle(request)
-        session = h.session
-        body = {"user": session.user_id if session else None, "proven": h.proven}
-        return JSONResponse(body, status_code=200 if session else 401)
-
     async def act(request: Request) -> Response:
         h = get_handle(request)
         if h.session is None:
@@ -68,11 +51,7 @@ def asgi_app(manager: AsyncSessionManager) -> Callable[[str], Any]:
         return JSONResponse({"acted": True})
 
     def make(base: str) -> Starlette:
-        routes = [
-            Route("/login", login, methods=["POST"]),
-            Route("/me", me, methods=["GET", "POST"]),
-            Route("/act", act, methods=["POST"]),
-        ]
+        routes = [*login_and_me_routes(["GET", "POST"]), Route("/act", act, methods=["POST"])]
         options: dict[str, Any] = {"manager": manager, "transport": "bearer", "dpop": DPOP}
         return Starlette(routes=routes, middleware=[Middleware(SessionMiddleware, **options)])
 
@@ -83,17 +62,7 @@ def flask_app(manager: SessionManager) -> Callable[[str], Any]:
     def make(base: str) -> Flask:
         app = Flask(__name__)
         Sessionward(app, manager, transport="bearer", dpop=DPOP)
-
-        @app.post("/login")
-        def login() -> Any:
-            handle().login("alice")
-            return jsonify(ok=True)
-
-        @app.route("/me", methods=["GET", "POST"])
-        def me() -> Any:
-            session = handle().session
-            body = {"user": session.user_id if session else None, "proven": handle().proven}
-            return jsonify(body), 200 if session else 401
+        add_login_and_me(app, ["GET", "POST"])
 
         @app.post("/act")
         def act() -> Any:
@@ -160,17 +129,10 @@ def api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Api]:
     recorder = EventRecorder()
     path = str(tmp_path / "s.db")
     mirror = SessionManager(SQLiteStore(path), policy=POLICY, clock=clock)
-    if request.param == "asgi":
-        manager: Any = AsyncSessionManager(
-            AsyncSQLiteStore(path), policy=POLICY, clock=clock, events=EventBus([recorder])
-        )
-        serve, make = uvicorn_server, asgi_app(manager)
-    else:
-        manager = SessionManager(
-            SQLiteStore(path), policy=POLICY, clock=clock, events=EventBus([recorder])
-        )
-        serve, make = wsgi_server, flask_app(manager)
-    with serve(make) as base:
+    kind = request.param
+    manager = flavour_manager(kind, path, clock, policy=POLICY, events=EventBus([recorder]))
+    make = asgi_app(manager) if kind == "asgi" else flask_app(manager)
+    with SERVERS[kind](make) as base:
         api = Api(base, clock, recorder, lambda token: _record(mirror, token))
         yield api
         api.http.close()
