@@ -1,10 +1,13 @@
 """Setup the binding tests share: a scored manager and a DPoP-bound session on it, the service
 on a real uvicorn, and the two web flavours (Starlette on uvicorn, Flask on wsgiref) with the
-handlers their tests share and the "this was me" app."""
+handlers their tests share and the "this was me" app, and a DPoP client that keeps the server's
+nonce."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,6 +15,9 @@ from typing import Any
 
 import httpx
 from flask import Flask, jsonify
+from joserfc import jwk as jose_jwk
+from joserfc import jws as jose_jws
+from joserfc.jws import JWSRegistry
 from proofs import Device
 from service._server import serve
 from service.conftest import Service, make_keys
@@ -25,7 +31,7 @@ from web._servers import uvicorn_server, wsgi_server
 from sessionward import AsyncSessionManager, AsyncSQLiteStore, Policy, SessionManager, SQLiteStore
 from sessionward.core import binding as states
 from sessionward.core.context import RequestContext
-from sessionward.core.dpop import DpopPolicy
+from sessionward.core.dpop import DpopPolicy, access_token_hash
 from sessionward.core.record import Session
 from sessionward.manager._sync.binding import Binder, DpopCheck
 from sessionward.manager.risk import RiskAssessor
@@ -209,3 +215,74 @@ def serving_confirm(
     make = _confirm_asgi(manager, options) if kind == "asgi" else _confirm_flask(manager, options)
     with SERVERS[kind](make) as base:
         yield base
+
+
+# -- a DPoP client ----------------------------------------------------------------------------
+
+
+class DpopClient:
+    """An HTTP client with a key: each call sends ``Authorization: <scheme> <token>`` and a
+    fresh proof for its method and URL with the server's latest nonce, kept from every answer.
+    ``proof`` sends a ready-made proof instead; ``url`` and ``htm`` sign another URL or method
+    than the request's."""
+
+    def __init__(self, base: str, clock: FakeClock) -> None:
+        self.base, self.clock = base, clock
+        self.http = httpx.Client(base_url=base, timeout=10)
+        self.nonce: str | None = None
+
+    def headers(self, path: str) -> dict[str, str]:
+        """What every call to ``path`` sends besides the token and the proof."""
+        return {}
+
+    def received(self, response: httpx.Response) -> None:
+        """Sees every answer."""
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        device: Device | None,
+        token: str | None = None,
+        *,
+        scheme: str = "DPoP",
+        url: str | None = None,
+        htm: str | None = None,
+        proof: str | None = None,
+    ) -> httpx.Response:
+        headers = self.headers(path)
+        if token is not None:
+            headers["authorization"] = f"{scheme} {token}"
+        if proof is None and device is not None:
+            proof = device.dpop(
+                htm or method,
+                url or self.base + path,
+                iat=self.clock.now(),
+                token=token,
+                nonce=self.nonce,
+            )
+        if proof is not None:
+            headers["dpop"] = proof
+        response = self.http.request(method, path, headers=headers)
+        self.nonce = response.headers.get("dpop-nonce", self.nonce)
+        self.received(response)
+        return response
+
+
+def joserfc_proof(
+    key: jose_jwk.ECKey, client: DpopClient, method: str, path: str, token: str | None = None
+) -> str:
+    """A DPoP proof that joserfc, another library than ours, signs with ``key`` (P-256) for
+    ``client``'s base URL and its latest nonce (``null`` before the first)."""
+    header = {"typ": "dpop+jwt", "alg": "ES256", "jwk": key.as_dict(private=False)}
+    claims: dict[str, Any] = {
+        "jti": secrets.token_urlsafe(16),
+        "htm": method,
+        "htu": client.base + path,
+        "iat": int(client.clock.now()),
+        "nonce": client.nonce,
+    }
+    if token is not None:
+        claims["ath"] = access_token_hash(token)
+    registry = JWSRegistry(algorithms=["ES256"])
+    return jose_jws.serialize_compact(header, json.dumps(claims), key, registry=registry)

@@ -5,20 +5,25 @@ proof of that key for that method, URL and token, with the server's current nonc
 
 from __future__ import annotations
 
-import json
 import secrets
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from _shared import SERVERS, add_login_and_me, flavour_manager, login_and_me_routes
+from _shared import (
+    SERVERS,
+    DpopClient,
+    add_login_and_me,
+    flavour_manager,
+    joserfc_proof,
+    login_and_me_routes,
+)
 from flask import Flask, jsonify
 from joserfc import jwk as jose_jwk
-from joserfc import jws as jose_jws
-from joserfc.jws import JWSRegistry
 from proofs import Device
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -28,7 +33,7 @@ from starlette.routing import Route
 
 from sessionward import AsyncSessionManager, EventBus, Policy, SessionManager, SQLiteStore
 from sessionward.core.binding import binding_of
-from sessionward.core.dpop import DpopPolicy, access_token_hash
+from sessionward.core.dpop import DpopPolicy
 from sessionward.core.events import TheftSuspected, TokenRejected
 from sessionward.core.record import Session
 from sessionward.testing import EventRecorder, FakeClock
@@ -79,40 +84,10 @@ def flask_app(manager: SessionManager) -> Callable[[str], Any]:
     return make
 
 
-class Api:
+class Api(DpopClient):
     def __init__(self, base: str, clock: FakeClock, recorder: EventRecorder, record: Any) -> None:
-        self.base, self.clock, self.recorder, self.record = base, clock, recorder, record
-        self.http = httpx.Client(base_url=base, timeout=10)
-        self.nonce: str | None = None
-
-    def call(
-        self,
-        method: str,
-        path: str,
-        device: Device | None,
-        token: str | None = None,
-        *,
-        scheme: str = "DPoP",
-        url: str | None = None,
-        htm: str | None = None,
-        proof: str | None = None,
-    ) -> httpx.Response:
-        headers = {}
-        if token is not None:
-            headers["authorization"] = f"{scheme} {token}"
-        if proof is None and device is not None:
-            proof = device.dpop(
-                htm or method,
-                url or self.base + path,
-                iat=self.clock.now(),
-                token=token,
-                nonce=self.nonce,
-            )
-        if proof is not None:
-            headers["dpop"] = proof
-        response = self.http.request(method, path, headers=headers)
-        self.nonce = response.headers.get("dpop-nonce", self.nonce)
-        return response
+        super().__init__(base, clock)
+        self.recorder, self.record = recorder, record
 
     def login(self, device: Device | None) -> str:
         response = self.call("POST", "/login", device)
@@ -254,21 +229,7 @@ def test_an_unbound_token_stays_a_bearer_token(api: Api) -> None:
 
 def test_proofs_made_by_joserfc_are_accepted(api: Api) -> None:
     key = jose_jwk.ECKey.generate_key("P-256")
-    registry = JWSRegistry(algorithms=["ES256"])
-
-    def proof(method: str, path: str, token: str | None) -> str:
-        header = {"typ": "dpop+jwt", "alg": "ES256", "jwk": key.as_dict(private=False)}
-        claims = {
-            "jti": secrets.token_urlsafe(16),
-            "htm": method,
-            "htu": api.base + path,
-            "iat": int(api.clock.now()),
-            "nonce": api.nonce,
-        }
-        if token is not None:
-            claims["ath"] = access_token_hash(token)
-        return jose_jws.serialize_compact(header, json.dumps(claims), key, registry=registry)
-
+    proof = partial(joserfc_proof, key, api)
     first = api.call("POST", "/login", None, proof=proof("POST", "/login", None))
     assert _error(first) == "use_dpop_nonce"
     login = api.call("POST", "/login", None, proof=proof("POST", "/login", None))
