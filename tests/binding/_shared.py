@@ -1,7 +1,7 @@
-"""Setup the binding tests share: a scored manager and a DPoP-bound session on it, the service
-on a real uvicorn, and the two web flavours (Starlette on uvicorn, Flask on wsgiref) with the
-handlers their tests share and the "this was me" app, and a DPoP client that keeps the server's
-nonce."""
+"""What the binding tests set up alike: a scored manager and a DPoP-bound session on it; the
+service on a real uvicorn; the two web flavours (Starlette on uvicorn, Flask on wsgiref) with
+the handlers their apps share and the "this was me" app; a DPoP client that keeps the server's
+nonce, and a proof signed by another library (joserfc)."""
 
 from __future__ import annotations
 
