@@ -21,6 +21,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -267,6 +268,22 @@ def _launch(kind: Any, served: Served, native: bool) -> Any:
     return kind.launch(executable_path=CHROMIUM, headless=True, args=args, timeout=60_000)
 
 
+@contextmanager
+def _signed_in(kind: Any, served: Served, native: bool) -> Iterator[tuple[Any, Any]]:
+    """Chromium's context and page, the page signed in at ``/login``; the browser is closed
+    afterwards (the context too when the test passed)."""
+    browser = _launch(kind, served, native)
+    try:
+        context = browser.new_context()
+        page = context.new_page()
+        page.set_default_timeout(20_000)
+        page.goto(served.base + "/login")
+        yield context, page
+        context.close()
+    finally:
+        browser.close()
+
+
 @pytest.fixture
 def native(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Served]:
     yield from _serve(tmp_path, fallback=False, algorithms=request.param)
@@ -298,6 +315,17 @@ def _challenged(refreshes: list[Hit]) -> bool:
     return False
 
 
+def _told_to_stop(log: Log, since: float) -> list[Hit]:
+    """Waits for the refreshes since ``since`` answered ``{"continue": false}``."""
+    told: list[Hit] = _wait(
+        "the refresh told to stop",
+        lambda: [
+            h for h in log.refreshes(since) if h.status == 200 and b'"continue":false' in h.body
+        ],
+    )
+    return told
+
+
 def _proactive(log: Log) -> Hit | None:
     """A refresh that succeeded with a cached challenge (no 403 just before it) while the
     bound cookie set before it was still alive."""
@@ -317,12 +345,7 @@ def _proactive(log: Log) -> Hit | None:
 def test_native_dbsc_in_headless_chromium(
     playwright_browser_type: Any, native: Served, tmp_path: Path
 ) -> None:
-    browser = _launch(playwright_browser_type, native, native=True)
-    try:
-        context = browser.new_context()
-        page = context.new_page()
-        page.set_default_timeout(20_000)
-        page.goto(native.base + "/login")
+    with _signed_in(playwright_browser_type, native, native=True) as (context, page):
         registration = _wait(
             "Chromium to register a key (it does so silently, or not at all)",
             native.log.registered,
@@ -376,14 +399,7 @@ def test_native_dbsc_in_headless_chromium(
         page.goto(native.base + "/end")
         time.sleep(LIFETIME + 0.5)
         page.goto(native.base + "/protected")
-        ended = _wait(
-            "the refresh told to stop",
-            lambda: [
-                h
-                for h in native.log.refreshes(ended_at)
-                if h.status == 200 and b'"continue":false' in h.body
-            ],
-        )
+        ended = _told_to_stop(native.log, ended_at)
         assert ended[0].bound_out in ("", None)
         after = ended[-1].at + 0.01
         time.sleep(LIFETIME + 0.5)
@@ -391,9 +407,6 @@ def test_native_dbsc_in_headless_chromium(
         page.goto(native.base + "/protected")
         assert native.log.refreshes(after) == [], "Chromium kept refreshing an ended session"
         assert _records(tmp_path) == []  # ended on the server too
-        context.close()
-    finally:
-        browser.close()
 
 
 _KEY_CHECK = """async () => {
@@ -416,12 +429,7 @@ _KEY_CHECK = """async () => {
 def test_webcrypto_fallback_with_native_dbsc_off(
     playwright_browser_type: Any, fallback: Served, tmp_path: Path
 ) -> None:
-    browser = _launch(playwright_browser_type, fallback, native=False)
-    try:
-        context = browser.new_context()
-        page = context.new_page()
-        page.set_default_timeout(20_000)
-        page.goto(fallback.base + "/login")
+    with _signed_in(playwright_browser_type, fallback, native=False) as (_, page):
         registration = _wait("the fallback script to register", fallback.log.registered)[0]
         assert registration.fallback
         assert registration.proof
@@ -442,19 +450,9 @@ def test_webcrypto_fallback_with_native_dbsc_off(
         served = _served_with_latest_cookie(fallback.log, since)
         assert b"alice proven=True" in served.body
         page.goto(fallback.base + "/end")
-        ended = _wait(
-            "the refresh told to stop",
-            lambda: [
-                h
-                for h in fallback.log.refreshes(since)
-                if h.status == 200 and b'"continue":false' in h.body
-            ],
-        )
+        ended = _told_to_stop(fallback.log, since)
         after = ended[-1].at + 0.01
         time.sleep(LIFETIME + 1)
         assert fallback.log.refreshes(after) == [], "the script kept refreshing"
         assert _records(tmp_path) == []
         assert page.evaluate(_KEY_CHECK) is None  # the script forgot the ended session
-        context.close()
-    finally:
-        browser.close()

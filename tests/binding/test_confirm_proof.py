@@ -8,55 +8,41 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
+from _shared import SAFARI, dpop_check, dpop_session, scored_manager
 from proofs import Device
 
 pytest.importorskip("geoip2fast", reason="the risk extra is not installed")
 pytest.importorskip("ua_parser", reason="the risk extra is not installed")
 
-from sessionward import AsyncMemoryStore, AsyncSessionManager, Policy, SessionManager, SQLiteStore
+from sessionward import AsyncMemoryStore, AsyncSessionManager, SessionManager
 from sessionward.core import binding as states
 from sessionward.core.binding import BindingPolicy
 from sessionward.core.context import RequestContext
 from sessionward.core.dpop import DpopPolicy
 from sessionward.core.jwk import client_key
-from sessionward.core.record import Session
 from sessionward.errors import InvalidProof, RiskChallenge
 from sessionward.manager._async.binding import AsyncBinder, AsyncDpopCheck
-from sessionward.manager._sync.binding import Binder, CookieCheck, DpopCheck
+from sessionward.manager._sync.binding import Binder, CookieCheck
 from sessionward.manager._sync.proof import ProofCheck
 from sessionward.manager.risk import RiskAssessor
 from sessionward.testing import EventRecorder, FakeClock
 
 URL = "https://api.example/account/confirm"
-SAFARI = (
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko)"
-    " Version/17.4 Safari/605.1.15"
-)
 HOME = RequestContext(ip="81.2.69.160", user_agent=SAFARI, accept_language="en-GB")
 ABROAD = RequestContext(ip="73.1.2.3", user_agent=SAFARI, accept_language="en-GB")
 
 
 @pytest.fixture
 def manager(tmp_path: Path) -> Iterator[SessionManager]:
-    policy = Policy(idle_timeout=3600, absolute_timeout=86400, rotate_after=600)
-    store = SQLiteStore(str(tmp_path / "s.db"))
-    with SessionManager(store, policy=policy, clock=FakeClock(), risk=RiskAssessor()) as m:
+    with scored_manager(tmp_path) as m:
         yield m
 
 
-def _dpop_session(manager: SessionManager, device: Device) -> Session:
-    state = states.dpop_state(device.thumbprint, manager.clock.now())
-    data = {states.BINDING_KEY: states.encode(state)}
-    return manager.issue("alice", data=data, context=HOME)
-
-
-def _check(manager: SessionManager, token: str, proof: str | None) -> DpopCheck:
-    return DpopCheck(
-        Binder(manager), DpopPolicy(), proof, method="POST", url=URL, access_token=token
-    )
+_check = partial(dpop_check, method="POST", url=URL)
 
 
 def _challenged(manager: SessionManager, token: str, proof: ProofCheck) -> None:
@@ -68,7 +54,7 @@ def test_a_dpop_bound_session_is_confirmed_only_with_its_keys_proof(
     manager: SessionManager,
 ) -> None:
     owner, thief = Device(), Device()
-    session = _dpop_session(manager, owner)
+    session = dpop_session(manager, owner, HOME)
     token = session.token
     assert token is not None
     now = manager.clock.now()

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 from proofs import Device
+from test_web_dbsc import _offer, _refresh
 from web._servers import Browserish, wsgi_server
 from web.test_django import COOKIE, POLICY
 
@@ -64,17 +65,17 @@ def _login(browser: Browserish) -> httpx.Response:
     return browser.post("/login", data={"user": "alice", "csrfmiddlewaretoken": token})
 
 
+def _register(browser: Browserish, device: Device) -> httpx.Response:
+    """Log in, then register ``device``'s key as the login's offer asks."""
+    path, challenge, authorization = _offer(_login(browser).headers[dbsc.REGISTRATION])
+    jwt = device.registration(challenge, authorization)
+    return browser.post(path, headers={"secure-session-response": jwt})
+
+
 def test_django_login_register_refresh_and_logout(served: str, manager: SessionManager) -> None:
     device, browser = Device(), Browserish(served, cookie_name=COOKIE)
     try:
-        offer = _login(browser).headers[dbsc.REGISTRATION]
-        params = dict(p.split("=", 1) for p in offer.split(";")[1:])
-        path, challenge, authorization = (
-            dbsc.item_text(params[k]) or "" for k in ("path", "challenge", "authorization")
-        )
-        registered = browser.post(
-            path, headers={"secure-session-response": device.registration(challenge, authorization)}
-        )
+        registered = _register(browser, device)
         assert registered.status_code == 200
         sid = registered.json()["session_identifier"]
         assert BOUND in browser.others
@@ -92,13 +93,10 @@ def test_django_login_register_refresh_and_logout(served: str, manager: SessionM
         browser.others[BOUND] = bound
         CLOCK.advance(LIFETIME)
         assert browser.get("/me").status_code == 401  # the bound cookie's lifetime is over
-        refresh = "/sessionward/dbsc/refresh"
-        asked = browser.post(refresh, headers={"sec-secure-session-id": sid})
+        asked = _refresh(browser, sid)
         assert asked.status_code == 403
         proof = device.refresh(dbsc.item_text(asked.headers[dbsc.CHALLENGE]) or "")
-        answered = browser.post(
-            refresh, headers={"sec-secure-session-id": sid, "secure-session-response": proof}
-        )
+        answered = _refresh(browser, sid, proof)
         assert answered.status_code == 200
         assert browser.others[BOUND] != bound
         assert browser.get("/me").json()["user"] == "alice"
@@ -106,7 +104,7 @@ def test_django_login_register_refresh_and_logout(served: str, manager: SessionM
         expired = [v for v in out.headers.get_list("set-cookie") if v.startswith(BOUND + "=;")]
         assert expired
         assert "Max-Age=0" in expired[0]
-        ended = browser.post(refresh, headers={"sec-secure-session-id": sid})
+        ended = _refresh(browser, sid)
         assert ended.json() == {"continue": False}
     finally:
         browser.close()
@@ -116,14 +114,7 @@ def test_django_an_unproven_request_writes_nothing(served: str, manager: Session
     device, browser = Device(), Browserish(served, cookie_name=COOKIE)
     thief = Browserish(served, cookie_name=COOKIE)
     try:
-        offer = _login(browser).headers[dbsc.REGISTRATION]
-        params = dict(p.split("=", 1) for p in offer.split(";")[1:])
-        path, challenge, authorization = (
-            dbsc.item_text(params[k]) or "" for k in ("path", "challenge", "authorization")
-        )
-        registered = browser.post(
-            path, headers={"secure-session-response": device.registration(challenge, authorization)}
-        )
+        registered = _register(browser, device)
         sid = registered.json()["session_identifier"]
         assert browser.token is not None
         session_id = browser.token[4:20]
@@ -133,12 +124,9 @@ def test_django_an_unproven_request_writes_nothing(served: str, manager: Session
         assert thief.get("/me").status_code == 401
         assert browser.get("/me").status_code == 401  # the owner's expired bound cookie
         assert manager.store.get(session_id) == before  # no touch, no context learned
-        refresh = "/sessionward/dbsc/refresh"
-        asked = browser.post(refresh, headers={"sec-secure-session-id": sid})
+        asked = _refresh(browser, sid)
         proof = device.refresh(dbsc.item_text(asked.headers[dbsc.CHALLENGE]) or "")
-        answered = browser.post(
-            refresh, headers={"sec-secure-session-id": sid, "secure-session-response": proof}
-        )
+        answered = _refresh(browser, sid, proof)
         assert answered.status_code == 200
         assert browser.get("/me").json()["user"] == "alice"
         after = manager.store.get(session_id)

@@ -10,19 +10,19 @@ import json
 import secrets
 import time
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import httpx
 import jwt as pyjwt
 import pytest
+from _shared import DpopClient, joserfc_proof
 from joserfc import jwk as jose_jwk
-from joserfc import jws as jose_jws
-from joserfc.jws import JWSRegistry
-from proofs import Device, b64
+from proofs import Device
 from web._servers import wsgi_server
 
 from sessionward import AsyncSessionManager, Policy, SessionManager
-from sessionward.core.dpop import DpopPolicy, access_token_hash
+from sessionward.core.dpop import DpopPolicy
 from sessionward.errors import InvalidProof, InvalidToken
 from sessionward.jwt import AsyncTokenService, KeySet, TokenService
 from sessionward.jwt.web import (
@@ -41,41 +41,24 @@ ISS, AUD = "https://issuer.example", "https://api.example"
 POLICY = Policy(idle_timeout=3600, absolute_timeout=86400, rotation_grace=30)
 
 
-class Api:
+class Api(DpopClient):
+    """A browser's client of the token endpoints: same-origin, and holding the refresh cookie
+    the ``/auth/`` endpoints set."""
+
     def __init__(self, base: str, clock: FakeClock, service: TokenService) -> None:
-        self.base, self.clock, self.service = base, clock, service
-        self.http = httpx.Client(base_url=base, timeout=10)
-        self.nonce: str | None = None
+        super().__init__(base, clock)
+        self.service = service
         self.refresh_cookie: str | None = None
 
-    def call(
-        self,
-        method: str,
-        path: str,
-        device: Device | None,
-        token: str | None = None,
-        *,
-        scheme: str = "DPoP",
-        url: str | None = None,
-        proof: str | None = None,
-    ) -> httpx.Response:
+    def headers(self, path: str) -> dict[str, str]:
         headers = {"sec-fetch-site": "same-origin"}
-        if token is not None:
-            headers["authorization"] = f"{scheme} {token}"
         if self.refresh_cookie is not None and path.startswith("/auth/"):
             headers["cookie"] = self.refresh_cookie
-        if proof is None and device is not None:
-            at = self.clock.now()
-            proof = device.dpop(
-                method, url or self.base + path, iat=at, token=token, nonce=self.nonce
-            )
-        if proof is not None:
-            headers["dpop"] = proof
-        response = self.http.request(method, path, headers=headers)
-        self.nonce = response.headers.get("dpop-nonce", self.nonce)
+        return headers
+
+    def received(self, response: httpx.Response) -> None:
         for value in response.headers.get_list("set-cookie"):
             self.refresh_cookie = value.split(";", 1)[0]
-        return response
 
     def login(self, device: Device) -> dict[str, Any]:
         response = self.call("POST", "/auth/login", device)
@@ -273,21 +256,7 @@ def test_a_bound_family_steps_up_only_with_a_proof_of_its_key(api: Api) -> None:
 
 def test_joserfc_proofs_are_accepted(api: Api) -> None:
     key = jose_jwk.ECKey.generate_key("P-256")
-    registry = JWSRegistry(algorithms=["ES256"])
-
-    def proof(method: str, path: str, token: str | None = None) -> str:
-        header = {"typ": "dpop+jwt", "alg": "ES256", "jwk": key.as_dict(private=False)}
-        claims: dict[str, Any] = {
-            "jti": b64(secrets.token_bytes(16)),
-            "htm": method,
-            "htu": api.base + path,
-            "iat": int(api.clock.now()),
-            "nonce": api.nonce,
-        }
-        if token is not None:
-            claims["ath"] = access_token_hash(token)
-        return jose_jws.serialize_compact(header, json.dumps(claims), key, registry=registry)
-
+    proof = partial(joserfc_proof, key, api)
     api.call("POST", "/auth/login", None, proof=proof("POST", "/auth/login"))  # the nonce
     login = api.call("POST", "/auth/login", None, proof=proof("POST", "/auth/login"))
     token = login.json()["access_token"]

@@ -7,22 +7,21 @@ the owner's proven request then renews as usual."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
+from _shared import dpop_check, dpop_session, scored_manager
 from proofs import Device
 
-from sessionward import Policy, SessionManager, SQLiteStore
+from sessionward import SessionManager
 from sessionward.core import binding as states
 from sessionward.core.binding import BindingPolicy
 from sessionward.core.context import RequestContext
-from sessionward.core.dpop import DpopPolicy
 from sessionward.core.jwk import client_key
 from sessionward.core.record import Session
 from sessionward.errors import InvalidProof
-from sessionward.manager._sync.binding import Binder, CookieCheck, DpopCheck
-from sessionward.manager.risk import RiskAssessor
-from sessionward.testing import FakeClock
+from sessionward.manager._sync.binding import Binder, CookieCheck
 
 URL = "https://api.example/orders"
 OWNER = RequestContext(ip="198.51.100.7", user_agent="Owner/1.0", accept_language="en")
@@ -31,27 +30,16 @@ THIEF = RequestContext(ip="203.0.113.9", user_agent="Thief/2.0", accept_language
 
 @pytest.fixture
 def manager(tmp_path: Path) -> Iterator[SessionManager]:
-    policy = Policy(idle_timeout=3600, absolute_timeout=86400, rotate_after=600)
-    store = SQLiteStore(str(tmp_path / "s.db"))
-    with SessionManager(store, policy=policy, clock=FakeClock(), risk=RiskAssessor()) as m:
+    with scored_manager(tmp_path) as m:
         yield m
 
 
-def _dpop_session(manager: SessionManager, device: Device) -> Session:
-    state = states.dpop_state(device.thumbprint, manager.clock.now())
-    data = {states.BINDING_KEY: states.encode(state)}
-    return manager.issue("alice", data=data, context=OWNER)
-
-
-def _check(manager: SessionManager, token: str, proof: str | None) -> DpopCheck:
-    return DpopCheck(
-        Binder(manager), DpopPolicy(), proof, method="GET", url=URL, access_token=token
-    )
+_check = partial(dpop_check, method="GET", url=URL)
 
 
 def test_a_dpop_bound_token_without_its_proof_changes_nothing(manager: SessionManager) -> None:
     device, thief = Device(), Device()
-    session = _dpop_session(manager, device)
+    session = dpop_session(manager, device, OWNER)
     token = session.token
     assert token is not None
     manager.clock.advance(601)  # type: ignore[attr-defined]  # renewal and touch due

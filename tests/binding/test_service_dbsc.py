@@ -5,25 +5,21 @@ with ``cryptography`` (ES256 and RS256) as Chromium signs them."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
+from _shared import running_service, service_config
 from proofs import Device
-from service._server import serve
-from service.conftest import Service, make_keys
+from service.conftest import Service
 
-from sessionward import Policy, SQLiteStore
+from sessionward import SQLiteStore
 from sessionward.core import dbsc
-from sessionward.service import ServiceConfig, create_app
 from sessionward.service.keys import create_key
 from sessionward.service.openapi import openapi_document
-from sessionward.service.runtime import Runtime
 from sessionward.testing import FakeClock
 
 BOUND = "__Host-id-bound"
@@ -42,23 +38,8 @@ def scoring_api(tmp_path: Path) -> Iterator[Service]:
 
 
 def _service(tmp_path: Path, *, risk: bool) -> Iterator[Service]:
-    clock = FakeClock(time.time())
-    config = ServiceConfig(
-        store=str(tmp_path / "service.db"),
-        state=str(tmp_path / "state.db"),
-        admin=False,
-        demo=False,
-        policy=Policy(idle_timeout=3600, absolute_timeout=86400, rotate_after=None),
-        key_cache_seconds=0,
-        risk=risk,
-    )
-    app = create_app(config, clock=clock)
-    runtime: Runtime = app.state.runtime
-    try:
-        with serve(app) as base, httpx.Client(base_url=base, timeout=10) as client:
-            yield Service(app, runtime, clock, client, make_keys(runtime), tmp_path / "service.db")
-    finally:
-        asyncio.run(runtime.close())
+    with running_service(service_config(tmp_path, risk=risk), FakeClock(time.time())) as service:
+        yield service
 
 
 def _post(api: Service, path: str, body: dict[str, Any], scope: str = "issue") -> Any:

@@ -7,24 +7,21 @@ was; the owner's proof works; an unbound session needs none."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from _shared import SAFARI, running_service, service_config
 from proofs import Device
-from service._server import serve
-from service.conftest import Service, make_keys
+from service.conftest import Service
 
-from sessionward import Policy, SQLiteStore
+from sessionward import SQLiteStore
 from sessionward.core.record import SessionRecord
-from sessionward.service import ServiceConfig, create_app
 from sessionward.service.openapi import openapi_document
-from sessionward.service.runtime import Runtime
 from sessionward.testing import FakeClock
 
 pytest.importorskip("geoip2fast", reason="the risk extra is not installed")  # for confirm
@@ -32,10 +29,6 @@ pytest.importorskip("ua_parser", reason="the risk extra is not installed")
 
 APP = "https://app.example"
 REFUSED = {"error": {"code": "invalid_token", "message": "invalid"}}
-SAFARI = (
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko)"
-    " Version/17.4 Safari/605.1.15"
-)
 OWNER = {"ip": "81.2.69.160", "user_agent": SAFARI, "accept_language": "en-GB,en;q=0.9"}
 #: Each call's body past the token, and the path the client's request went to.
 CALLS: dict[str, dict[str, Any]] = {
@@ -46,26 +39,9 @@ CALLS: dict[str, dict[str, Any]] = {
 }
 
 
-@contextmanager
-def _service(tmp_path: Path, **extra: Any) -> Iterator[Service]:
-    clock = FakeClock(time.time())
-    config = ServiceConfig(
-        store=str(tmp_path / "service.db"),
-        state=str(tmp_path / "state.db"),
-        admin=False,
-        demo=False,
-        policy=Policy(idle_timeout=3600, absolute_timeout=86400, rotate_after=None),
-        key_cache_seconds=0,
-        risk=True,
-        **extra,
-    )
-    app = create_app(config, clock=clock)
-    runtime: Runtime = app.state.runtime
-    try:
-        with serve(app) as base, httpx.Client(base_url=base, timeout=10) as client:
-            yield Service(app, runtime, clock, client, make_keys(runtime), tmp_path / "service.db")
-    finally:
-        asyncio.run(runtime.close())
+def _service(tmp_path: Path, **extra: Any) -> AbstractContextManager[Service]:
+    config = service_config(tmp_path, risk=True, **extra)
+    return running_service(config, FakeClock(time.time()))
 
 
 @pytest.fixture

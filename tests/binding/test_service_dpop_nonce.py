@@ -8,33 +8,29 @@ each other's without asking the store."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import secrets
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from _shared import running_service, service_config
 from joserfc import jwk as jose_jwk
 from joserfc import jws as jose_jws
 from joserfc.jws import JWSRegistry
 from proofs import Device
 from service._forms import TOTP, site_at
-from service._server import serve
 from service.conftest import Service, make_keys
 from service.test_jwt_api import key_file
 
-from sessionward import Policy
 from sessionward.core.dpop import DpopPolicy
 from sessionward.errors import ConfigError
-from sessionward.service import ServiceConfig, create_app
+from sessionward.service import ServiceConfig
 from sessionward.service.config import load_config
-from sessionward.service.runtime import Runtime
 from sessionward.testing import FakeClock
 
 APP = "https://app.example"
@@ -44,32 +40,13 @@ ADMIN_PASSWORD = "staple battery horse"  # noqa: S105 - a test account's
 
 
 def _config(tmp_path: Path, name: str = "service", **extra: Any) -> ServiceConfig:
-    return ServiceConfig(
-        store=str(tmp_path / "service.db"),
-        state=str(tmp_path / f"{name}-state.db"),
-        admin=False,
-        demo=False,
-        policy=Policy(idle_timeout=3600, absolute_timeout=86400, rotate_after=None),
-        key_cache_seconds=0,
-        jwt_keys=str(key_file(tmp_path)),
-        **extra,
-    )
-
-
-@contextmanager
-def _service(config: ServiceConfig, clock: FakeClock) -> Iterator[Service]:
-    app = create_app(config, clock=clock)
-    runtime: Runtime = app.state.runtime
-    try:
-        with serve(app) as base, httpx.Client(base_url=base, timeout=10) as client:
-            yield Service(app, runtime, clock, client, make_keys(runtime), Path(config.store))
-    finally:
-        asyncio.run(runtime.close())
+    keys = str(key_file(tmp_path))
+    return service_config(tmp_path, state=f"{name}-state.db", jwt_keys=keys, **extra)
 
 
 @pytest.fixture
 def api(tmp_path: Path) -> Iterator[Service]:
-    with _service(_config(tmp_path, dpop_nonces=True), FakeClock(time.time())) as service:
+    with running_service(_config(tmp_path, dpop_nonces=True), FakeClock(time.time())) as service:
         yield service
 
 
@@ -229,9 +206,13 @@ def test_nodes_sharing_the_nonce_key_accept_each_others_nonces(tmp_path: Path) -
     clock = FakeClock(time.time())
     key = base64.b64encode(secrets.token_bytes(32)).decode()
     with (
-        _service(_config(tmp_path, "a", dpop_nonces=True, dpop_nonce_key=key), clock) as node_a,
-        _service(_config(tmp_path, "b", dpop_nonces=True, dpop_nonce_key=key), clock) as node_b,
-        _service(_config(tmp_path, "c", dpop_nonces=True), clock) as node_c,
+        running_service(
+            _config(tmp_path, "a", dpop_nonces=True, dpop_nonce_key=key), clock
+        ) as node_a,
+        running_service(
+            _config(tmp_path, "b", dpop_nonces=True, dpop_nonce_key=key), clock
+        ) as node_b,
+        running_service(_config(tmp_path, "c", dpop_nonces=True), clock) as node_c,
     ):
         client = Client(node_a)
         _asked(client.post("/v1/sessions", {"user_id": "di", "dpop": client.dpop("/login")}))
@@ -244,7 +225,7 @@ def test_nodes_sharing_the_nonce_key_accept_each_others_nonces(tmp_path: Path) -
 
 def test_nonces_are_off_by_default_and_configured_by_name(tmp_path: Path) -> None:
     clock = FakeClock(time.time())
-    with _service(_config(tmp_path), clock) as api:
+    with running_service(_config(tmp_path), clock) as api:
         client = Client(api)
         issued = client.post("/v1/sessions", {"user_id": "ed", "dpop": client.dpop("/login")})
         assert issued.status_code == 201  # a proof without a nonce is fine

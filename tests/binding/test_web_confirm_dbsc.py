@@ -7,7 +7,7 @@ scored, so a thief holding it is neither challenged nor able to confirm."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,37 +17,20 @@ from proofs import Device
 pytest.importorskip("geoip2fast", reason="the risk extra is not installed")
 pytest.importorskip("ua_parser", reason="the risk extra is not installed")
 
-from flask import Flask, jsonify
-from starlette.applications import Starlette
-from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from _shared import ABROAD, OWNER, serving_confirm
 from test_web_dbsc import BOUND, _challenge, _offer, _refresh
-from web._servers import Browserish, uvicorn_server, wsgi_server
+from web._servers import Browserish
 
-from sessionward import AsyncSessionManager, AsyncSQLiteStore, Policy, SessionManager, SQLiteStore
 from sessionward.core import dbsc
 from sessionward.core.binding import BindingPolicy
-from sessionward.manager.risk import RiskAssessor
 from sessionward.testing import FakeClock
 from sessionward.web import CookiePolicy, CsrfPolicy
-from sessionward.web.asgi import SessionMiddleware
 from sessionward.web.binding import DeviceBinding
-from sessionward.web.flask import Sessionward, handle
-from sessionward.web.starlette import get_handle
-
-SAFARI = (
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko)"
-    " Version/17.4 Safari/605.1.15"
-)
-OWNER = {"x-forwarded-for": "81.2.69.160", "user-agent": SAFARI, "accept-language": "en-GB"}
-ABROAD = {**OWNER, "x-forwarded-for": "73.1.2.3"}  # Comcast, US: challenged
-POLICY = Policy(idle_timeout=86400, absolute_timeout=7 * 86400)
 
 
 def _options(base: str) -> dict[str, Any]:
     return {
+        "cookie": CookiePolicy(),
         "csrf": CsrfPolicy([base], keys=[secrets.token_bytes(32)], require_token=False),
         "binding": DeviceBinding(BindingPolicy(cookie_lifetime=300)),
         "trusted_proxies": ["127.0.0.1"],
@@ -55,64 +38,10 @@ def _options(base: str) -> dict[str, Any]:
     }
 
 
-def asgi_app(manager: AsyncSessionManager) -> Callable[[str], Any]:
-    async def login(request: Request) -> Response:
-        h = get_handle(request)
-        if h.challenge is not None:
-            await h.confirm()
-            return JSONResponse({"confirmed": True})
-        await h.login("alice")
-        return JSONResponse({"confirmed": False})
-
-    async def me(request: Request) -> Response:
-        session = get_handle(request).session
-        return JSONResponse({"user": session and session.user_id}, status_code=200)
-
-    def make(base: str) -> Starlette:
-        routes = [Route("/login", login, methods=["POST"]), Route("/me", me)]
-        options = {"manager": manager, **_options(base)}
-        return Starlette(routes=routes, middleware=[Middleware(SessionMiddleware, **options)])
-
-    return make
-
-
-def flask_app(manager: SessionManager) -> Callable[[str], Any]:
-    def make(base: str) -> Flask:
-        app = Flask(__name__)
-        Sessionward(app, manager, cookie=CookiePolicy(), **_options(base))
-
-        @app.post("/login")
-        def login() -> Any:
-            h = handle()
-            if h.challenge is not None:
-                h.confirm()
-                return jsonify(confirmed=True)
-            h.login("alice")
-            return jsonify(confirmed=False)
-
-        @app.get("/me")
-        def me() -> Any:
-            session = handle().session
-            return jsonify(user=session and session.user_id)
-
-        return app
-
-    return make
-
-
 @pytest.fixture(params=["asgi", "wsgi"])
 def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, FakeClock]]:
     clock = FakeClock()
-    path = str(tmp_path / "s.db")
-    if request.param == "asgi":
-        manager: Any = AsyncSessionManager(
-            AsyncSQLiteStore(path), policy=POLICY, clock=clock, risk=RiskAssessor()
-        )
-        serve, make = uvicorn_server, asgi_app(manager)
-    else:
-        manager = SessionManager(SQLiteStore(path), policy=POLICY, clock=clock, risk=RiskAssessor())
-        serve, make = wsgi_server, flask_app(manager)
-    with serve(make) as base:
+    with serving_confirm(request.param, str(tmp_path / "s.db"), clock, _options) as base:
         yield base, clock
 
 

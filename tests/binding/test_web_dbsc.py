@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from _shared import SERVERS, add_login_and_me, flavour_manager, login_and_me_routes
 from flask import Flask, jsonify
 from proofs import Device
 from starlette.applications import Starlette
@@ -18,16 +19,9 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from web._servers import Browserish, uvicorn_server, wsgi_server
+from web._servers import Browserish
 
-from sessionward import (
-    AsyncSessionManager,
-    AsyncSQLiteStore,
-    EventBus,
-    Policy,
-    SessionManager,
-    SQLiteStore,
-)
+from sessionward import AsyncSessionManager, EventBus, Policy, SessionManager, SQLiteStore
 from sessionward.core import dbsc
 from sessionward.core.binding import BindingPolicy, binding_of
 from sessionward.core.record import Session
@@ -44,29 +38,13 @@ BOUND = "__Host-id-bound"
 
 
 def asgi_app(manager: AsyncSessionManager, binding: DeviceBinding) -> Callable[[str], Any]:
-    async def login(request: Request) -> Response:
-        await get_handle(request).login("alice")
-        return JSONResponse({"ok": True})
-
-    async def me(request: Request) -> Response:
-        h = get_handle(request)
-        session = h.session
-        return JSONResponse(
-            {"user": session.user_id if session else None, "proven": h.proven},
-            status_code=200 if session else 401,
-        )
-
     async def logout(request: Request) -> Response:
         await get_handle(request).logout()
         return JSONResponse({"ok": True})
 
     def make(base: str) -> Starlette:
         csrf = CsrfPolicy([base], keys=[secrets.token_bytes(32)], require_token=False)
-        routes = [
-            Route("/login", login, methods=["POST"]),
-            Route("/me", me),
-            Route("/logout", logout, methods=["POST"]),
-        ]
+        routes = [*login_and_me_routes(["GET"]), Route("/logout", logout, methods=["POST"])]
         options: dict[str, Any] = {"manager": manager, "csrf": csrf, "binding": binding}
         return Starlette(routes=routes, middleware=[Middleware(SessionMiddleware, **options)])
 
@@ -78,17 +56,7 @@ def flask_app(manager: SessionManager, binding: DeviceBinding) -> Callable[[str]
         app = Flask(__name__)
         csrf = CsrfPolicy([base], keys=[secrets.token_bytes(32)], require_token=False)
         Sessionward(app, manager, csrf=csrf, binding=binding, cookie=CookiePolicy())
-
-        @app.post("/login")
-        def login() -> Any:
-            handle().login("alice")
-            return jsonify(ok=True)
-
-        @app.get("/me")
-        def me() -> Any:
-            session = handle().session
-            body = {"user": session.user_id if session else None, "proven": handle().proven}
-            return jsonify(body), 200 if session else 401
+        add_login_and_me(app, ["GET"])
 
         @app.post("/logout")
         def logout() -> Any:
@@ -131,24 +99,15 @@ def site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Site]:
     clock = FakeClock()
     recorder = EventRecorder()
     binding = DeviceBinding(BindingPolicy(cookie_lifetime=LIFETIME), excludes=("/static",))
-    if request.param == "asgi":
-        manager: Any = AsyncSessionManager(
-            AsyncSQLiteStore(str(tmp_path / "a.db")),
-            policy=POLICY,
-            clock=clock,
-            events=EventBus([recorder]),
-        )
-        serve, make = uvicorn_server, asgi_app(manager, binding)
-        mirror = SessionManager(SQLiteStore(str(tmp_path / "a.db")), policy=POLICY, clock=clock)
+    kind = request.param
+    path = str(tmp_path / ("a.db" if kind == "asgi" else "w.db"))
+    manager = flavour_manager(kind, path, clock, policy=POLICY, events=EventBus([recorder]))
+    if kind == "asgi":
+        make = asgi_app(manager, binding)
+        mirror = SessionManager(SQLiteStore(path), policy=POLICY, clock=clock)
     else:
-        manager = SessionManager(
-            SQLiteStore(str(tmp_path / "w.db")),
-            policy=POLICY,
-            clock=clock,
-            events=EventBus([recorder]),
-        )
-        serve, make, mirror = wsgi_server, flask_app(manager, binding), manager
-    with serve(make) as base:
+        make, mirror = flask_app(manager, binding), manager
+    with SERVERS[kind](make) as base:
         site = Site(base, clock, recorder, lambda sid: mirror.store.get(sid))
         yield site
         for client in site.clients:

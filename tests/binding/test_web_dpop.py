@@ -5,37 +5,35 @@ proof of that key for that method, URL and token, with the server's current nonc
 
 from __future__ import annotations
 
-import json
 import secrets
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from _shared import (
+    SERVERS,
+    DpopClient,
+    add_login_and_me,
+    flavour_manager,
+    joserfc_proof,
+    login_and_me_routes,
+)
 from flask import Flask, jsonify
 from joserfc import jwk as jose_jwk
-from joserfc import jws as jose_jws
-from joserfc.jws import JWSRegistry
 from proofs import Device
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from web._servers import uvicorn_server, wsgi_server
 
-from sessionward import (
-    AsyncSessionManager,
-    AsyncSQLiteStore,
-    EventBus,
-    Policy,
-    SessionManager,
-    SQLiteStore,
-)
+from sessionward import AsyncSessionManager, EventBus, Policy, SessionManager, SQLiteStore
 from sessionward.core.binding import binding_of
-from sessionward.core.dpop import DpopPolicy, access_token_hash
+from sessionward.core.dpop import DpopPolicy
 from sessionward.core.events import TheftSuspected, TokenRejected
 from sessionward.core.record import Session
 from sessionward.testing import EventRecorder, FakeClock
@@ -48,16 +46,6 @@ DPOP = DpopPolicy(nonce_key=secrets.token_bytes(32), nonce_lifetime=60)
 
 
 def asgi_app(manager: AsyncSessionManager) -> Callable[[str], Any]:
-    async def login(request: Request) -> Response:
-        await get_handle(request).login("alice")
-        return JSONResponse({"ok": True})
-
-    async def me(request: Request) -> Response:
-        h = get_handle(request)
-        session = h.session
-        body = {"user": session.user_id if session else None, "proven": h.proven}
-        return JSONResponse(body, status_code=200 if session else 401)
-
     async def act(request: Request) -> Response:
         h = get_handle(request)
         if h.session is None:
@@ -68,11 +56,7 @@ def asgi_app(manager: AsyncSessionManager) -> Callable[[str], Any]:
         return JSONResponse({"acted": True})
 
     def make(base: str) -> Starlette:
-        routes = [
-            Route("/login", login, methods=["POST"]),
-            Route("/me", me, methods=["GET", "POST"]),
-            Route("/act", act, methods=["POST"]),
-        ]
+        routes = [*login_and_me_routes(["GET", "POST"]), Route("/act", act, methods=["POST"])]
         options: dict[str, Any] = {"manager": manager, "transport": "bearer", "dpop": DPOP}
         return Starlette(routes=routes, middleware=[Middleware(SessionMiddleware, **options)])
 
@@ -83,17 +67,7 @@ def flask_app(manager: SessionManager) -> Callable[[str], Any]:
     def make(base: str) -> Flask:
         app = Flask(__name__)
         Sessionward(app, manager, transport="bearer", dpop=DPOP)
-
-        @app.post("/login")
-        def login() -> Any:
-            handle().login("alice")
-            return jsonify(ok=True)
-
-        @app.route("/me", methods=["GET", "POST"])
-        def me() -> Any:
-            session = handle().session
-            body = {"user": session.user_id if session else None, "proven": handle().proven}
-            return jsonify(body), 200 if session else 401
+        add_login_and_me(app, ["GET", "POST"])
 
         @app.post("/act")
         def act() -> Any:
@@ -110,40 +84,10 @@ def flask_app(manager: SessionManager) -> Callable[[str], Any]:
     return make
 
 
-class Api:
+class Api(DpopClient):
     def __init__(self, base: str, clock: FakeClock, recorder: EventRecorder, record: Any) -> None:
-        self.base, self.clock, self.recorder, self.record = base, clock, recorder, record
-        self.http = httpx.Client(base_url=base, timeout=10)
-        self.nonce: str | None = None
-
-    def call(
-        self,
-        method: str,
-        path: str,
-        device: Device | None,
-        token: str | None = None,
-        *,
-        scheme: str = "DPoP",
-        url: str | None = None,
-        htm: str | None = None,
-        proof: str | None = None,
-    ) -> httpx.Response:
-        headers = {}
-        if token is not None:
-            headers["authorization"] = f"{scheme} {token}"
-        if proof is None and device is not None:
-            proof = device.dpop(
-                htm or method,
-                url or self.base + path,
-                iat=self.clock.now(),
-                token=token,
-                nonce=self.nonce,
-            )
-        if proof is not None:
-            headers["dpop"] = proof
-        response = self.http.request(method, path, headers=headers)
-        self.nonce = response.headers.get("dpop-nonce", self.nonce)
-        return response
+        super().__init__(base, clock)
+        self.recorder, self.record = recorder, record
 
     def login(self, device: Device | None) -> str:
         response = self.call("POST", "/login", device)
@@ -160,17 +104,10 @@ def api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Api]:
     recorder = EventRecorder()
     path = str(tmp_path / "s.db")
     mirror = SessionManager(SQLiteStore(path), policy=POLICY, clock=clock)
-    if request.param == "asgi":
-        manager: Any = AsyncSessionManager(
-            AsyncSQLiteStore(path), policy=POLICY, clock=clock, events=EventBus([recorder])
-        )
-        serve, make = uvicorn_server, asgi_app(manager)
-    else:
-        manager = SessionManager(
-            SQLiteStore(path), policy=POLICY, clock=clock, events=EventBus([recorder])
-        )
-        serve, make = wsgi_server, flask_app(manager)
-    with serve(make) as base:
+    kind = request.param
+    manager = flavour_manager(kind, path, clock, policy=POLICY, events=EventBus([recorder]))
+    make = asgi_app(manager) if kind == "asgi" else flask_app(manager)
+    with SERVERS[kind](make) as base:
         api = Api(base, clock, recorder, lambda token: _record(mirror, token))
         yield api
         api.http.close()
@@ -292,21 +229,7 @@ def test_an_unbound_token_stays_a_bearer_token(api: Api) -> None:
 
 def test_proofs_made_by_joserfc_are_accepted(api: Api) -> None:
     key = jose_jwk.ECKey.generate_key("P-256")
-    registry = JWSRegistry(algorithms=["ES256"])
-
-    def proof(method: str, path: str, token: str | None) -> str:
-        header = {"typ": "dpop+jwt", "alg": "ES256", "jwk": key.as_dict(private=False)}
-        claims = {
-            "jti": secrets.token_urlsafe(16),
-            "htm": method,
-            "htu": api.base + path,
-            "iat": int(api.clock.now()),
-            "nonce": api.nonce,
-        }
-        if token is not None:
-            claims["ath"] = access_token_hash(token)
-        return jose_jws.serialize_compact(header, json.dumps(claims), key, registry=registry)
-
+    proof = partial(joserfc_proof, key, api)
     first = api.call("POST", "/login", None, proof=proof("POST", "/login", None))
     assert _error(first) == "use_dpop_nonce"
     login = api.call("POST", "/login", None, proof=proof("POST", "/login", None))
