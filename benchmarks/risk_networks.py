@@ -5,9 +5,9 @@
 Every prefix in the table comes from the GeoLite2-derived data shipped with geoip2fast: random
 public addresses (and, for the small VPN and Tor networks, a few known addresses) are looked
 up, and the block holding each is kept: the smaller of its country block and its AS block, so
-every address in it has one owner and one country. The roles and the rough market
-shares are ours (see the table below); the generator only reads the JSON, so traces do not
-depend on geoip2fast being installed.
+every address in it has one owner and one country; an address between AS blocks is skipped.
+The roles and the rough market shares are ours (see the table below); the generator only
+reads the JSON, so traces do not depend on geoip2fast being installed.
 """
 
 from __future__ import annotations
@@ -263,11 +263,14 @@ def main() -> None:
     def note(address: str) -> None:
         result = geo.lookup(address)
         if result.asn_name in wanted and result.asn_cidr and len(result.country_code) == 2:
+            block = _one_owner_one_country(address, result.cidr, result.asn_cidr)
+            if block is None:
+                return
             family = "v6" if ":" in address else "v4"
             cidrs = found.setdefault(
                 (result.asn_name, result.country_code), {"v4": set(), "v6": set()}
             )
-            cidrs[family].add(_one_owner_one_country(result.cidr, result.asn_cidr))
+            cidrs[family].add(block)
 
     rng = random.Random(20240618)
     random.seed(20240618)  # geoip2fast's IPv6 sampler uses the global generator
@@ -297,9 +300,12 @@ def main() -> None:
     print(f"{len(networks)} networks written to {OUT}; not found: {missing}")
 
 
-def _one_owner_one_country(country_block: str, owner_block: str) -> str:
+def _one_owner_one_country(address: str, country_block: str, owner_block: str) -> str | None:
     """The smaller of the two blocks holding the address: every address in it then has the
-    same owner and the same country."""
+    same owner and the same country. ``None`` if the address is not in the AS block: geoip2fast
+    names the AS block before an address that no AS block holds."""
+    if ipaddress.ip_address(address) not in ipaddress.ip_network(owner_block):
+        return None
     blocks = [ipaddress.ip_network(b) for b in (country_block, owner_block) if b]
     return str(max(blocks, key=lambda b: b.prefixlen))
 

@@ -6,9 +6,10 @@ Written apart from ``risk_traces.py`` so that a setting tuned on one corpus can 
 another whose artefacts differ. What differs on purpose:
 
 * Networks are not a curated list: random IPv4 /24 blocks are looked up in geoip2fast's data
-  and grouped by country and AS; a network's addresses are drawn from the blocks found.
-  Carriers, hosting providers and ISPs are told apart by words in the AS name, so hosting
-  networks include many that sessionward's hosting/VPN/Tor list does not name.
+  and grouped by country and AS (a block whose address no AS block holds is skipped); a
+  network's addresses are drawn from the blocks found. Carriers, hosting providers and ISPs
+  are told apart by words in the AS name, so hosting networks include many that
+  sessionward's hosting/VPN/Tor list does not name.
 * Owners move between places by a per-user Markov chain (home, work, phone carrier, cafe,
   VPN, travel), with more carrier churn (a new address every few requests, across the
   carrier's blocks), IPv6 privacy addresses that change every few requests, daily home
@@ -85,6 +86,9 @@ class Atlas:
             r = db.lookup(block + ".1")
             cc, asn = r.country_code, r.asn_name
             if r.is_private or not asn or len(str(cc)) != 2 or _SKIP.search(asn):
+                continue
+            # geoip2fast names the AS block before an address that no AS block holds.
+            if ipaddress.ip_address(block + ".1") not in ipaddress.ip_network(r.asn_cidr):
                 continue
             found.setdefault((str(cc), str(asn)), []).append(block + ".0/24")
         self.roles: dict[tuple[str, str], list[tuple[str, list[str], int]]] = {}

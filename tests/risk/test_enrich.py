@@ -95,7 +95,7 @@ def test_addresses_resolve_offline_to_owner_and_country(
         ("109.70.100.1", "tor"),  # Foundation for Applied Privacy
         ("185.65.134.1", "vpn"),  # 31173 Services (Mullvad)
         ("89.238.178.1", "vpn"),  # M247
-        ("52.95.110.1", "hosting"),  # AMAZON-02
+        ("52.94.0.1", "hosting"),  # AMAZON-02
         ("81.2.69.160", ""),  # a British ISP
     ],
 )
@@ -262,6 +262,70 @@ def test_database_ranges_hold_one_owner_and_country() -> None:
     assert last < first6 <= address_number("2a02:8010::1") <= last6  # IPv6 above IPv4
     private = geoip2fast_block("10.1.2.3")
     assert private[:2] == ("", "")
+
+
+# AMAZON-02's block 35.80.0.0/12 ends where the US country block 35.96.0.0/11 begins; no AS
+# block holds 35.96.0.0 to 35.127.255.255, and ROCKET-FIBER's 35.128.0.0/19 follows.
+AMAZON_LAST, GAP_FIRST, GAP_LAST, ROCKET_FIBER = (
+    "35.95.255.1",
+    "35.96.0.1",
+    "35.127.255.254",
+    "35.128.0.1",
+)
+
+
+@pytest.mark.parametrize(
+    ("address", "owner", "kind"),
+    [
+        (AMAZON_LAST, "AMAZON-02", "hosting"),
+        (GAP_FIRST, "", ""),
+        ("35.101.177.245", "", ""),
+        (GAP_LAST, "", ""),
+        (ROCKET_FIBER, "ROCKET-FIBER", ""),
+    ],
+)
+def test_an_address_between_as_blocks_keeps_its_country_and_has_no_owner(
+    address: str, owner: str, kind: str
+) -> None:
+    assert geoip2fast_lookup(address) == (owner, "US")
+    assert geoip2fast_block(address)[:2] == (owner, "US")
+    network = Enricher().signals(RequestContext(ip=address)).network
+    assert (network.asn, network.country, network.kind) == (owner, "US", kind)
+
+
+def test_a_cached_range_never_answers_for_an_address_beside_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from sessionward.risk import enrich
+
+    asked: list[str] = []
+
+    def counted(address: str) -> tuple[str, str, int, int]:
+        asked.append(address)
+        return geoip2fast_block(address)
+
+    monkeypatch.setattr(enrich, "geoip2fast_block", counted)
+    enricher = Enricher()
+    addresses = [AMAZON_LAST, GAP_FIRST, "35.101.177.245", GAP_LAST, ROCKET_FIBER, "35.95.0.1"]
+    found = [enricher.signals(RequestContext(ip=a)).network for a in addresses]
+    assert [n.asn for n in found] == ["AMAZON-02", "", "", "", "ROCKET-FIBER", "AMAZON-02"]
+    assert {n.country for n in found} == {"US"}
+    # The gap is one range: its first lookup answers for the rest of it, and for nothing else.
+    assert asked == [AMAZON_LAST, GAP_FIRST, ROCKET_FIBER]
+
+
+def test_every_database_range_holds_its_address_and_one_answer() -> None:
+    rng = random.Random(5)
+    for _ in range(1500):
+        address = str(ipaddress.IPv4Address(rng.randrange(1 << 24, 224 << 24)))
+        asn, country, first, last = geoip2fast_block(address)
+        assert (asn, country) == geoip2fast_lookup(address)
+        if first > last:
+            continue
+        assert first <= address_number(address) <= last
+        for number in (first, last, rng.randint(first, last)):
+            inside = str(ipaddress.IPv4Address(number))
+            assert geoip2fast_lookup(inside) == (asn, country), (address, inside)
 
 
 @pytest.mark.parametrize(

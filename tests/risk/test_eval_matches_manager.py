@@ -173,7 +173,7 @@ def _concurrent_users(traces: Sequence[Trace]) -> int:
 
 def test_replay_decides_every_event_as_the_manager_on_the_shop_corpus() -> None:
     traces = _corpus("risk_traces.py", 300, 5)
-    assert (len(traces), sum(len(t.events) for t in traces)) == (353, 18501)
+    assert (len(traces), sum(len(t.events) for t in traces)) == (310, 16053)
     assert _concurrent_users(traces) >= 10
 
     evaluated, managed = replay(traces), _through_manager(traces)
@@ -193,7 +193,7 @@ def test_replay_decides_every_event_as_the_manager_on_the_shop_corpus() -> None:
 
 def test_replay_decides_every_event_as_the_manager_on_the_check_corpus() -> None:
     traces = _corpus("risk_traces_check.py", 1000, 7)
-    assert (len(traces), sum(len(t.events) for t in traces)) == (1008, 67138)
+    assert (len(traces), sum(len(t.events) for t in traces)) == (1006, 74799)
 
     evaluated, managed = replay(traces), _through_manager(traces)
 

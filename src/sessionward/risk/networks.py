@@ -123,32 +123,75 @@ def _database() -> _GeoIP2Fast:
 
 def geoip2fast_lookup(address: str) -> tuple[str, str]:
     """The AS name and ISO country of ``address`` from geoip2fast's data; ``("", "")`` for
-    private, reserved and unlisted addresses."""
+    private, reserved and unlisted addresses, and no AS name (``""``, the country kept) for an
+    address that lies between the data's AS blocks."""
     result = _database().lookup(address)
     country = str(result.country_code or "")
     if result.is_private or not (len(country) == 2 and country.isalpha()):
         return "", ""
-    return str(result.asn_name or ""), country.upper()
+    as_block = _span(str(result.asn_cidr)) if result.asn_cidr else None
+    number = _number(address)
+    inside = as_block is not None and number is not None and as_block[0] <= number <= as_block[1]
+    return (str(result.asn_name or "") if inside else ""), country.upper()
 
 
 def geoip2fast_block(address: str) -> tuple[str, str, int, int]:
     """Like :func:`geoip2fast_lookup`, with the range of addresses (first and last, as
     integers) that share its AS name and country: the intersection of the database's country
-    block and AS block holding ``address``. An empty range (first > last) when there is none.
+    block and the AS block holding ``address``, or, between AS blocks, the country block's
+    part of that gap. An empty range (first > last) when there is none or it is not known.
     """
     result = _database().lookup(address)
     country = str(result.country_code or "")
-    known = not result.is_private and len(country) == 2 and country.isalpha()
-    # Both blocks, or no range: outside an AS block, the country's says nothing of the AS.
-    first, last = 0, -1
-    if result.cidr and result.asn_cidr:
-        country_block, as_block = _span(str(result.cidr)), _span(str(result.asn_cidr))
-        if country_block is not None and as_block is not None:
-            first = max(country_block[0], as_block[0])
-            last = min(country_block[1], as_block[1])
-    if not known:
+    asn, first, last = _owner_range(result, address)
+    if result.is_private or not (len(country) == 2 and country.isalpha()):
         return "", "", first, last
-    return str(result.asn_name or ""), country.upper(), first, last
+    return asn, country.upper(), first, last
+
+
+def _owner_range(result: Any, address: str) -> tuple[str, int, int]:
+    """The AS name of ``address`` and the range of addresses sharing it and the country."""
+    country_block = _span(str(result.cidr)) if result.cidr else None
+    as_block = _span(str(result.asn_cidr)) if result.asn_cidr else None
+    number = _number(address)
+    # Both blocks, or no range: without the AS block before it, the country's says nothing of
+    # the AS.
+    if country_block is None or as_block is None or number is None:
+        return "", 0, -1
+    if as_block[0] <= number <= as_block[1]:
+        first, last = max(country_block[0], as_block[0]), min(country_block[1], as_block[1])
+        return str(result.asn_name or ""), first, last
+    if as_block[1] < number:
+        return "", *_gap(str(result.asn_cidr), as_block[1], country_block)
+    return "", 0, -1
+
+
+def _gap(as_cidr: str, as_last: int, country_block: tuple[int, int]) -> tuple[int, int]:
+    """The part of ``country_block`` after the AS block ``as_cidr`` (which ends before the
+    address looked up) that no AS block covers, or an empty range.
+
+    geoip2fast answers an address with the last AS block starting at or before it, whether or
+    not the block reaches it. If the country block's last address gets the same block, no AS
+    block starts between the two; otherwise the gap's end is not known without more lookups.
+    """
+    country_first, country_last = country_block
+    if _database().lookup(_address(country_last)).asn_cidr != as_cidr:
+        return 0, -1
+    return max(country_first, as_last + 1), country_last
+
+
+def _number(address: str) -> int | None:
+    try:
+        return address_number(address)
+    except OSError:
+        return None
+
+
+def _address(number: int) -> str:
+    """The inverse of :func:`address_number`."""
+    if number < _V6_OFFSET:
+        return socket.inet_ntop(socket.AF_INET, number.to_bytes(4, "big"))
+    return socket.inet_ntop(socket.AF_INET6, (number - _V6_OFFSET).to_bytes(16, "big"))
 
 
 _V6_OFFSET = 1 << 32
