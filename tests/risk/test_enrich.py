@@ -231,18 +231,24 @@ def test_the_stolen_cookie_from_a_tor_exit_is_not_allowed() -> None:
     assert any(r.detail == "a Tor exit" for r in stolen.reasons)
 
 
-def test_a_new_block_inside_a_database_range_looked_up_before_needs_no_lookup(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+@pytest.fixture
+def asked(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The addresses the enricher looks up in geoip2fast's data (the real lookup, counted)."""
     from sessionward.risk import enrich
 
-    asked: list[str] = []
+    addresses: list[str] = []
 
     def counted(address: str) -> tuple[str, str, int, int]:
-        asked.append(address)
+        addresses.append(address)
         return geoip2fast_block(address)
 
     monkeypatch.setattr(enrich, "geoip2fast_block", counted)
+    return addresses
+
+
+def test_a_new_block_inside_a_database_range_looked_up_before_needs_no_lookup(
+    asked: list[str],
+) -> None:
     enricher = Enricher()
     # Comcast's 73.0.0.0/13 is one block of the data (AS and country); 81.2.69.0/24 another.
     addresses = ["73.1.2.3", "73.5.9.9", "73.7.0.1", "81.2.69.160", "73.200.9.9"]
@@ -293,18 +299,7 @@ def test_an_address_between_as_blocks_keeps_its_country_and_has_no_owner(
     assert (network.asn, network.country, network.kind) == (owner, "US", kind)
 
 
-def test_a_cached_range_never_answers_for_an_address_beside_it(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    from sessionward.risk import enrich
-
-    asked: list[str] = []
-
-    def counted(address: str) -> tuple[str, str, int, int]:
-        asked.append(address)
-        return geoip2fast_block(address)
-
-    monkeypatch.setattr(enrich, "geoip2fast_block", counted)
+def test_a_cached_range_never_answers_for_an_address_beside_it(asked: list[str]) -> None:
     enricher = Enricher()
     addresses = [AMAZON_LAST, GAP_FIRST, "35.101.177.245", GAP_LAST, ROCKET_FIBER, "35.95.0.1"]
     found = [enricher.signals(RequestContext(ip=a)).network for a in addresses]
