@@ -10,6 +10,8 @@ import pytest
 pytest.importorskip("geoip2fast", reason="the risk extra is not installed")
 pytest.importorskip("ua_parser", reason="the risk extra is not installed")
 
+from agents import FIREFOX, SAFARI
+
 from sessionward import InvalidToken, MemoryStore, Policy, RequestContext, SessionManager
 from sessionward.core.events import EventBus, RiskAssessed, SessionRevoked
 from sessionward.core.record import Session
@@ -17,11 +19,6 @@ from sessionward.errors import ConfigError, RiskChallenge, StepUpRequired
 from sessionward.manager.risk import RiskAssessor, decisions_of
 from sessionward.testing import EventRecorder, FakeClock
 
-SAFARI = (
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko)"
-    " Version/17.4 Safari/605.1.15"
-)
-FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
 HOURS = 3600.0
 
 

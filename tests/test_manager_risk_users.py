@@ -17,6 +17,7 @@ import pytest
 pytest.importorskip("geoip2fast", reason="the risk extra is not installed")
 pytest.importorskip("ua_parser", reason="the risk extra is not installed")
 
+from agents import IPHONE, SAFARI
 from conftest import CountingStore, SyncFacade
 
 from sessionward import AsyncSessionManager, MemoryStore, Policy, RequestContext, SessionManager
@@ -26,14 +27,6 @@ from sessionward.manager.risk import RiskAssessor, user_record_id
 from sessionward.stores import AsyncMemoryStore, AsyncSQLiteStore, SQLiteStore
 from sessionward.testing import FakeClock
 
-SAFARI = (
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko)"
-    " Version/17.4 Safari/605.1.15"
-)
-IPHONE = (
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like"
-    " Gecko) Version/17.4 Mobile/15E148 Safari/604.1"
-)
 HOURS = 3600.0
 DAYS = 24 * HOURS
 

@@ -12,6 +12,8 @@ from test_no_secrets_in_logs import exception_texts, leaks, record_texts
 pytest.importorskip("geoip2fast", reason="the risk extra is not installed")
 pytest.importorskip("ua_parser", reason="the risk extra is not installed")
 
+from agents import FIREFOX, SAFARI
+
 from sessionward import (
     EventBus,
     InvalidToken,
@@ -26,11 +28,6 @@ from sessionward.errors import RiskChallenge, RiskRevoked, StoreUnavailable
 from sessionward.manager.risk import RiskAssessor
 from sessionward.testing import EventRecorder, FakeClock
 
-SAFARI = (
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko)"
-    " Version/17.4 Safari/605.1.15"
-)
-FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
 HOME = RequestContext(ip="81.2.69.160", user_agent=SAFARI, accept_language="en-GB")
 GERMAN = RequestContext(ip="86.128.9.1", user_agent=SAFARI, accept_language="de-DE")
 ABROAD = RequestContext(ip="73.1.2.3", user_agent=SAFARI, accept_language="en-GB")

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from agents import SAFARI
 from flask import Flask, jsonify
 from joserfc import jwk as jose_jwk
 from joserfc import jws as jose_jws
@@ -41,12 +42,6 @@ from sessionward.testing import FakeClock
 from sessionward.web.asgi import SessionMiddleware
 from sessionward.web.flask import Sessionward, handle
 from sessionward.web.starlette import get_handle
-
-SAFARI = (
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko)"
-    " Version/17.4 Safari/605.1.15"
-)
-
 
 # -- the manager, in process ------------------------------------------------------------------
 

@@ -12,7 +12,8 @@ from functools import partial
 from pathlib import Path
 
 import pytest
-from _shared import SAFARI, dpop_check, dpop_session, scored_manager
+from _shared import dpop_check, dpop_session, scored_manager
+from agents import SAFARI
 from proofs import Device
 
 pytest.importorskip("geoip2fast", reason="the risk extra is not installed")

@@ -15,7 +15,8 @@ from typing import Any
 
 import httpx
 import pytest
-from _shared import SAFARI, running_service, service_config
+from _shared import running_service, service_config
+from agents import SAFARI
 from proofs import Device
 from service.conftest import Service
 

@@ -11,6 +11,8 @@ import pytest
 pytest.importorskip("geoip2fast", reason="the risk extra is not installed")
 pytest.importorskip("ua_parser", reason="the risk extra is not installed")
 
+from agents import SAFARI
+
 from sessionward import Policy, RequestContext, SessionManager
 from sessionward.errors import RiskChallenge, VersionConflict
 from sessionward.manager.risk import RiskAssessor, user_record_id
@@ -19,10 +21,6 @@ from sessionward.testing import FakeClock
 
 from .conftest import IndexedStore, RunnerFacade
 
-SAFARI = (
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko)"
-    " Version/17.4 Safari/605.1.15"
-)
 HOME = RequestContext(ip="81.2.69.160", user_agent=SAFARI, accept_language="en-GB")
 TABLET_HOME = RequestContext(ip="81.2.69.161", user_agent=SAFARI, accept_language="en-GB")
 ABROAD = RequestContext(ip="73.1.2.3", user_agent=SAFARI, accept_language="en-GB")

@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 pytest.importorskip("geoip2fast", reason="the risk extra is not installed")
 pytest.importorskip("ua_parser", reason="the risk extra is not installed")
 
+from agents import IPHONE
+
 from sessionward import ConfigError
 from sessionward.core.context import RequestContext
 from sessionward.core.risk import (
@@ -44,10 +46,6 @@ CHROME_WIN = (
     " Chrome/126.0.0.0 Safari/537.36"
 )
 FIREFOX_LINUX = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
-IPHONE = (
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like"
-    " Gecko) Version/17.4 Mobile/15E148 Safari/604.1"
-)
 IPAD = IPHONE.replace("iPhone; CPU iPhone OS", "iPad; CPU OS")
 ANDROID_PHONE = (
     "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko)"

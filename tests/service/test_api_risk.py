@@ -15,6 +15,8 @@ import pytest
 pytest.importorskip("geoip2fast", reason="the risk extra is not installed")
 pytest.importorskip("ua_parser", reason="the risk extra is not installed")
 
+from agents import FIREFOX, SAFARI
+
 from sessionward import Policy
 from sessionward.errors import ConfigError
 from sessionward.service import ServiceConfig, create_app
@@ -25,11 +27,6 @@ from sessionward.testing import FakeClock
 from ._server import serve
 from .conftest import Service, make_keys
 
-SAFARI = (
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko)"
-    " Version/17.4 Safari/605.1.15"
-)
-FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
 HOURS = 3600.0
 # The user's own request as the application saw it: Andrews & Arnold (GB), Safari on a Mac.
 OWNER = {"ip": "81.2.69.160", "user_agent": SAFARI, "accept_language": "en-GB,en;q=0.9"}

@@ -14,6 +14,8 @@ import pytest
 pytest.importorskip("geoip2fast", reason="the risk extra is not installed")
 pytest.importorskip("ua_parser", reason="the risk extra is not installed")
 
+from agents import IPHONE, SAFARI
+
 from sessionward import MemoryStore, Policy, RequestContext, SessionManager
 from sessionward.core.risk_types import Browser, Network
 from sessionward.manager.risk import RiskAssessor
@@ -22,14 +24,6 @@ from sessionward.testing import FakeClock
 
 from ._forms import TOTP, Site, site_at
 
-SAFARI = (
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko)"
-    " Version/17.4 Safari/605.1.15"
-)
-IPHONE = (
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15"
-    " (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1"
-)
 WINDOWS_FIREFOX = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0"
 OWNER = {"x-forwarded-for": "81.2.69.160", "user-agent": SAFARI, "accept-language": "en-GB"}
 THIEF = {**OWNER, "x-forwarded-for": "73.1.2.3"}  # Comcast (US), the owner's browser copied

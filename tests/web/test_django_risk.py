@@ -15,6 +15,7 @@ import pytest
 pytest.importorskip("geoip2fast", reason="the risk extra is not installed")
 pytest.importorskip("ua_parser", reason="the risk extra is not installed")
 
+from agents import FIREFOX, SAFARI
 from django.test import Client, override_settings
 
 from sessionward import Policy, SessionManager, SQLiteStore
@@ -28,11 +29,6 @@ from ._servers import Browserish, wsgi_server
 COOKIE = "__Host-id"
 ORIGIN = "http://testserver"
 HOURS = 3600.0
-SAFARI = (
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko)"
-    " Version/17.4 Safari/605.1.15"
-)
-FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
 OWNER = {"REMOTE_ADDR": "81.2.69.160", "HTTP_USER_AGENT": SAFARI, "HTTP_ACCEPT_LANGUAGE": "en-GB"}
 ABROAD = {**OWNER, "REMOTE_ADDR": "73.1.2.3"}  # the owner's browser, in the US
 THIEF = {**ABROAD, "HTTP_USER_AGENT": SAFARI.replace("Version/17.4", "Version/18.1")}

@@ -12,6 +12,7 @@ import pytest
 pytest.importorskip("geoip2fast", reason="the risk extra is not installed")
 pytest.importorskip("ua_parser", reason="the risk extra is not installed")
 
+from agents import SAFARI
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -27,10 +28,6 @@ from sessionward.web.starlette import get_handle, require_user
 
 from ._servers import Browserish, uvicorn_server
 
-SAFARI = (
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko)"
-    " Version/17.4 Safari/605.1.15"
-)
 OWNER = {"x-forwarded-for": "81.2.69.160", "user-agent": SAFARI, "accept-language": "en-GB"}
 # Another address (Comcast, US) and another user agent: the thief's Safari is a version on.
 THIEF = {
