@@ -137,13 +137,9 @@ class ServiceConfig:
             raise ConfigError("store must be a SQLite path or a redis:// / postgresql:// URL")
         if self.key_cache_seconds < 0:
             raise ConfigError("key_cache_seconds must not be negative")
-        if self.public_url and (
-            len(self.public_url) > _MAX_ORIGIN or _host_of(self.public_url) is None
-        ):
+        if self.public_url and _host_of(self.public_url) is None:
             raise ConfigError("public_url must be an origin such as https://sessions.example")
-        if self.admin_url is not None and (
-            len(self.admin_url) > _MAX_ORIGIN or _host_of(self.admin_url) is None
-        ):
+        if self.admin_url is not None and _host_of(self.admin_url) is None:
             raise ConfigError("admin_url must be an origin such as https://admin.example")
         if self.admin_url is not None and _host_of(self.admin_url) == _host_of(self.origin):
             raise ConfigError("admin_url must name a host other than the public URL's")
@@ -221,6 +217,10 @@ _MAX_ORIGIN = 2048
 
 
 def _host_of(url: str) -> str | None:
+    """The host of ``url`` when it is an origin (http or https, a host, at most a port, at
+    most ``_MAX_ORIGIN`` characters), else ``None``."""
+    if len(url) > _MAX_ORIGIN:
+        return None
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 (raises on a port that is not a number or out of range)
