@@ -160,7 +160,9 @@ class Guard:
 
     async def attempt(self, kind: str, account: str | None, address: str | None) -> None:
         """Reserve one attempt, or raise :class:`Throttled` (nothing is counted then)."""
-        sets = await self._sets(kind, account, address)
+        await self._reserve(await self._sets(kind, account, address))
+
+    async def _reserve(self, sets: list[_Set]) -> None:
         await self._refuse_if_full(sets)
         try:
             for window in sets:
@@ -175,7 +177,7 @@ class Guard:
         registration: every one counts, whatever its outcome), or raise :class:`Throttled`
         (nothing is counted then). The action that fills a window reports it."""
         sets = await self._sets(kind, None, address)
-        await self.attempt(kind, None, address)
+        await self._reserve(sets)
         await self._report_full(kind, sets, None)
 
     async def check(self, kind: str, account: str | None, address: str | None) -> None:
